@@ -1,0 +1,3 @@
+//! `hoist`: build container images from Dockerfiles, for one platform or many.
+
+fn main() {}

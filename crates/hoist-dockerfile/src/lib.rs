@@ -1,0 +1,24 @@
+//! Reading Dockerfiles exactly as BuildKit reads them.
+//!
+//! The pipeline, each stage a module:
+//!
+//! - [`parser`]: bytes → [`ast::Dockerfile`], an AST of [`ast::Node`]s that keep their
+//!   source line ranges, parser directives ([`parser::Directives`]), heredocs and warnings.
+//! - [`shell`]: BuildKit's shell-word lexer: `$VAR`, `${VAR:-word}` and friends, quoting,
+//!   escapes and word splitting ([`shell::Lexer`]).
+//! - [`instructions`]: AST nodes → typed [`instructions::Instruction`]s with every flag
+//!   parsed and validated, grouped into [`instructions::Stage`]s.
+//! - [`dockerignore`]: `.dockerignore` files and moby/patternmatcher matching
+//!   ([`dockerignore::PatternMatcher`]).
+//!
+//! Everything here is pure: no I/O, no async. Errors are one [`Error`] enum whose messages
+//! follow BuildKit's texts, and carry the line range of the offending instruction.
+
+pub mod ast;
+pub mod dockerignore;
+mod error;
+pub mod instructions;
+pub mod parser;
+pub mod shell;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! OCI and Docker image data model (being written).

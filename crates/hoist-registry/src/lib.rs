@@ -1,0 +1,1 @@
+//! Distribution API client (being written).

@@ -1,0 +1,34 @@
+//! Test fixtures shared by hoist's crates (a dev-dependency only).
+//!
+//! - [`conformance_dir`]: where the third-party conformance vectors live.
+//! - [`skip`]: the one way a test says it cannot run here, and why.
+
+use std::path::PathBuf;
+
+/// The environment variable that points at the conformance folder.
+pub const CONFORMANCE_ENV: &str = "HOIST_CONFORMANCE";
+
+/// The folder `sub` of the conformance data (`buildkit-shell-lexer`, ...), or `None` (after
+/// printing why) when it is absent. The data lives in `../shared/conformance` beside the
+/// repository unless `HOIST_CONFORMANCE` says otherwise; it is never copied into the project.
+pub fn conformance_dir(sub: &str) -> Option<PathBuf> {
+    let root = match std::env::var_os(CONFORMANCE_ENV) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
+    };
+    let dir = root.join(sub);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        skip(&format!(
+            "conformance data {} is absent (set {CONFORMANCE_ENV} to the conformance folder)",
+            dir.display()
+        ));
+        None
+    }
+}
+
+/// Says on stderr that a test is skipped and why. The test then returns early and passes.
+pub fn skip(why: &str) {
+    eprintln!("SKIPPED: {why}");
+}
