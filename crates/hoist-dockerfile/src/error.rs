@@ -14,6 +14,10 @@ pub enum Error {
     /// Shell-word expansion failed (`${VAR:?msg}`, an unterminated quote, ...).
     #[error("{message}")]
     Expand { message: String },
+    /// Shell-word expansion of `word` failed; prints as BuildKit does:
+    /// `failed to process "<word>": <reason>` (the word quoted as Go's `%q`).
+    #[error("failed to process {}: {reason}", crate::shell::go_quote(word))]
+    ShellWord { word: String, reason: String },
     /// A `.dockerignore` pattern is malformed.
     #[error("invalid .dockerignore pattern {pattern:?}: {message}")]
     Pattern { pattern: String, message: String },
