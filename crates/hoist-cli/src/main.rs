@@ -1,3 +1,20 @@
 //! `hoist`: build container images from Dockerfiles, for one platform or many.
+//!
+//! This crate is thin on purpose: `cli` turns the command line into typed arguments and each
+//! file under `commands/` turns one subcommand's arguments into a call of a library function.
 
-fn main() {}
+mod cli;
+mod commands;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("ERROR: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
