@@ -38,6 +38,8 @@ fn is_regex_only_meta(c: char) -> bool {
 /// Classifies `pattern` (already cleaned, without its `!`) and writes its regular
 /// expression when it needs one.
 pub(crate) fn classify(pattern: &str) -> Kind {
+    // Upstream scans with Go's `text/scanner`, which skips a byte-order mark at the start.
+    let pattern = pattern.strip_prefix('\u{feff}').unwrap_or(pattern);
     let mut regex = String::from("^");
     let mut kind = KindSoFar::Exact;
     let mut chars = pattern.chars().peekable();
@@ -138,6 +140,8 @@ mod tests {
             ("a+b{1}", Kind::Exact),
             ("[ab]", regex("^[ab]$")),
             ("a]b", regex("^a]b$")),
+            ("\u{feff}*.go", regex("^[^/]*\\.go$")),
+            ("\u{feff}**", Kind::Suffix),
         ];
         for (pattern, want) in cases {
             assert_eq!(classify(pattern), want, "classify({pattern:?})");

@@ -29,8 +29,9 @@ enum Compiled {
     Exact,
     /// The text the path must start with (the pattern without its trailing `**`).
     Prefix(String),
-    /// The text the path must end with (the pattern without its leading `**`).
-    Suffix(String),
+    /// The bytes the path must end with: the pattern without its first two bytes (its
+    /// leading `**`, except after a byte-order mark, where upstream cuts inside the mark).
+    Suffix(Vec<u8>),
     Regex(regex::Regex),
     /// Passed the syntax check but its regular expression does not compile
     /// (`[Local-Only]`: `l-O` is a reversed range). As upstream, this is reported each time
@@ -63,8 +64,15 @@ impl Pattern {
         })?;
         let compiled = match compile::classify(&cleaned) {
             compile::Kind::Exact => Compiled::Exact,
-            compile::Kind::Prefix => Compiled::Prefix(strip_stars(&cleaned, Side::End)),
-            compile::Kind::Suffix => Compiled::Suffix(strip_stars(&cleaned, Side::Start)),
+            compile::Kind::Prefix => Compiled::Prefix(
+                cleaned
+                    .strip_suffix("**")
+                    .unwrap_or(cleaned.as_str())
+                    .to_owned(),
+            ),
+            compile::Kind::Suffix => {
+                Compiled::Suffix(cleaned.as_bytes().get(2..).unwrap_or_default().to_vec())
+            }
             compile::Kind::Regex(go) => match go_regex::to_rust(&go) {
                 Ok(source) => match regex::Regex::new(&source) {
                     Ok(regex) => Compiled::Regex(regex),
@@ -104,9 +112,9 @@ impl Pattern {
             Compiled::Exact => path == self.cleaned,
             Compiled::Prefix(prefix) => path.starts_with(prefix.as_str()),
             Compiled::Suffix(suffix) => {
-                path.ends_with(suffix.as_str())
+                path.as_bytes().ends_with(suffix)
                     // `**/foo` also matches `foo` at the root.
-                    || suffix.strip_prefix('/') == Some(path)
+                    || suffix.strip_prefix(b"/") == Some(path.as_bytes())
             }
             Compiled::Regex(regex) => regex.is_match(path),
             Compiled::Invalid(reason) => {
@@ -127,20 +135,4 @@ impl fmt::Display for Pattern {
         }
         f.write_str(&self.cleaned)
     }
-}
-
-#[derive(Clone, Copy)]
-enum Side {
-    Start,
-    End,
-}
-
-/// The pattern without the `**` that made it a prefix or suffix pattern.
-fn strip_stars(pattern: &str, side: Side) -> String {
-    match side {
-        Side::Start => pattern.strip_prefix("**"),
-        Side::End => pattern.strip_suffix("**"),
-    }
-    .unwrap_or(pattern)
-    .to_owned()
 }
