@@ -7,9 +7,9 @@
 //! `docker build`) reads the Dockerfile from the directory that holds it and, in the same
 //! request, tries `<Dockerfile name>.dockerignore` **beside the Dockerfile**
 //! (`build/app.Dockerfile` → `build/app.Dockerfile.dockerignore`). When that file exists
-//! it is used — even when it is empty — and the context's `.dockerignore` is not read at
-//! all; only when it is absent does the frontend read `.dockerignore` at the **root of the
-//! context**. The two files are never merged. Details that follow from how it is done:
+//! it is used and the context's `.dockerignore` is not read at all; only when it is absent
+//! does the frontend read `.dockerignore` at the **root of the context**. The two files
+//! are never merged. Details that follow from how it is done:
 //!
 //! - the name is the Dockerfile's name as given, plus `.dockerignore`; when `Dockerfile`
 //!   is missing and BuildKit falls back to a lowercase `dockerfile`, the ignore file it
@@ -17,7 +17,15 @@
 //! - the per-Dockerfile file sits beside the Dockerfile even when the Dockerfile lives
 //!   outside the context;
 //! - a Dockerfile read from standard input (`-f -`) has no directory of its own, so only
-//!   the context's `.dockerignore` can apply.
+//!   the context's `.dockerignore` can apply;
+//! - an empty per-Dockerfile file still wins (it ignores nothing) with the frontend built
+//!   into BuildKit; a frontend image reached over gRPC receives an empty file as no bytes
+//!   and falls back to the context's file — an accident of the wire format we do not copy;
+//! - ignore files only filter local contexts: a Git or URL context is used whole;
+//! - a named local context (`--build-context name=dir`) is filtered by its own root
+//!   `.dockerignore` ([`DOCKERIGNORE`]), never by a per-Dockerfile file;
+//! - a file that cannot be read into patterns fails the build
+//!   (`failed parsing <name>: …`), as does a malformed pattern when it is used.
 //!
 //! The legacy (non-BuildKit) builder only ever read the context's `.dockerignore`.
 
