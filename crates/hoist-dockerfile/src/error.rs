@@ -21,6 +21,12 @@ pub enum Error {
     /// A `.dockerignore` pattern is malformed.
     #[error("invalid .dockerignore pattern {pattern:?}: {message}")]
     Pattern { pattern: String, message: String },
+    /// A `.dockerignore` file could not be read into patterns (a line too long).
+    #[error("invalid .dockerignore: line {line}: {message}")]
+    IgnoreFile { line: usize, message: String },
+    /// A [`crate::dockerignore::MatchInfo`] was handed to a matcher it did not come from.
+    #[error("match info holds {found} pattern results but the matcher has {expected} patterns; it comes from another matcher")]
+    MatchInfoMismatch { expected: usize, found: usize },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
