@@ -3,7 +3,8 @@
 use super::chmod::Chmod;
 use super::expand_all;
 use super::flags::{FlagSpec, Flags};
-use crate::ast::Node;
+use crate::ast::{Heredoc, Node};
+use crate::parser;
 use crate::{Error, Result};
 
 /// The sources and destination of a COPY or ADD.
@@ -206,7 +207,11 @@ fn sources(node: &Node, keyword: &str) -> Result<Sources, String> {
             Some(word) => {
                 let body = node.heredocs.iter().find(|h| h.name == word.name);
                 let data = body.map(|h| h.content.clone()).unwrap_or_default();
-                let data = if word.chomp { chomp(&data) } else { data };
+                let data = if word.chomp {
+                    parser::chomp_heredoc_content(&data)
+                } else {
+                    data
+                };
                 contents.push(SourceContent {
                     path: word.name,
                     data,
@@ -223,42 +228,10 @@ fn sources(node: &Node, keyword: &str) -> Result<Sources, String> {
     })
 }
 
-/// What a `[n]<<[-]NAME` word says (BuildKit's `ParseHeredoc` on one word).
-struct HeredocWord {
-    name: String,
-    chomp: bool,
-    expand: bool,
-}
-
-/// A word of the form `[digits]<<[-]NAME` where NAME may be quoted and holds no `<`.
-fn heredoc_word(word: &str) -> Option<HeredocWord> {
-    let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
-    let rest = rest.strip_prefix("<<")?;
-    let (chomp, rest) = match rest.strip_prefix('-') {
-        Some(after) => (true, after),
-        None => (false, rest),
-    };
-    if rest.is_empty() || rest.contains('<') {
-        return None;
-    }
-    let quoted = rest.contains(['\'', '"']);
-    let name: String = rest.chars().filter(|c| !matches!(c, '\'' | '"')).collect();
-    if name.is_empty() {
-        return None;
-    }
-    Some(HeredocWord {
-        name,
-        chomp,
-        expand: !quoted,
-    })
-}
-
-/// `<<-`: leading tabs removed from every line.
-fn chomp(content: &str) -> String {
-    content
-        .split_inclusive('\n')
-        .map(|line| line.trim_start_matches('\t'))
-        .collect()
+/// A word that is a heredoc marker (`<<EOF`, `<<-'EOF'`); malformed markers are plain
+/// words, as BuildKit's `MustParseHeredoc` treats them.
+fn heredoc_word(word: &str) -> Option<Heredoc> {
+    parser::parse_heredoc(word).ok().flatten()
 }
 
 #[cfg(test)]
@@ -274,10 +247,5 @@ mod tests {
         assert!(heredoc_word("<<").is_none());
         assert!(heredoc_word("file.txt").is_none());
         assert!(heredoc_word("<<<EOF").is_none());
-    }
-
-    #[test]
-    fn chomp_strips_leading_tabs() {
-        assert_eq!(chomp("\t\ta\n\tb\nc\n"), "a\nb\nc\n");
     }
 }
