@@ -387,6 +387,13 @@ fn copy_heredoc_sources() {
     assert!(c.sources.contents[0].expand);
     assert_eq!(c.sources.contents[1].data, "$kept\n");
     assert!(!c.sources.contents[1].expand);
+    let vars = |w: &str| -> hoist_dockerfile::Result<String> { Ok(w.replace("$USER", "root")) };
+    let expanded = c.sources.expand_contents(&vars).unwrap();
+    assert_eq!(expanded.contents[0].data, "hello root\n");
+    assert_eq!(
+        expanded.contents[1].data, "$kept\n",
+        "a quoted delimiter keeps the body"
+    );
     assert_eq!(
         error(&node("COPY", &[], &["a", "<<EOF"])),
         "COPY cannot accept a heredoc as a destination"

@@ -75,6 +75,34 @@ impl Sources {
     }
 }
 
+impl Sources {
+    /// Expands the bodies of heredoc sources whose delimiter was not quoted (BuildKit's
+    /// `ExpandRaw`; the engine passes an expander that keeps quotes and whitespace).
+    pub fn expand_contents<F>(&self, expand: &F) -> Result<Sources>
+    where
+        F: Fn(&str) -> Result<String>,
+    {
+        let contents = self
+            .contents
+            .iter()
+            .map(|content| {
+                Ok(SourceContent {
+                    data: if content.expand {
+                        expand(&content.data)?
+                    } else {
+                        content.data.clone()
+                    },
+                    ..content.clone()
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Sources {
+            contents,
+            ..self.clone()
+        })
+    }
+}
+
 impl Copy {
     /// Expands sources, destination, `--chown` and `--chmod` (not `--from`, which BuildKit
     /// refuses to expand, nor `--exclude`).

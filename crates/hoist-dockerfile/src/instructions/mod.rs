@@ -197,7 +197,7 @@ pub fn parse_command(node: &Node) -> Result<Command> {
     Ok(Command {
         instruction: parse_instruction(node)?,
         span: node.span,
-        source: node.original.clone(),
+        source: node.original.trim().to_string(),
     })
 }
 
