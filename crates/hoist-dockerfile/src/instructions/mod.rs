@@ -3,13 +3,16 @@
 //!
 //! - [`parse_instruction`] turns one [`Node`] into an [`Instruction`] (one typed struct per
 //!   Dockerfile instruction, every `--flag` parsed and validated: [`Run`] with typed
-//!   [`Mount`]s, [`Copy`] / [`Add`] with a typed [`Chmod`], [`Healthcheck`] with durations...).
-//! - [`parse_stages`] groups a whole [`Dockerfile`] into global [`MetaArg`]s and [`Stage`]s.
+//!   [`Mount`]s, [`Copy`](struct@Copy) / [`Add`] with a typed [`Chmod`], [`Healthcheck`] with durations...).
+//! - [`parse_stages`] groups a whole [`Dockerfile`](crate::ast::Dockerfile) into global [`MetaArg`]s and [`Stage`]s.
 //! - [`listing`] is the stable one-line-per-instruction text `hoist debug instructions` prints.
 //! - [`error_context`] prints the offending lines of a failed instruction the way buildx does.
 //!
 //! Error messages are BuildKit's texts (scripts grep them); every error is an
 //! [`Error::Instruction`] carrying the node's line span.
+//!
+//! The structs are named after the instructions, so `Copy` and `From` shadow the std names
+//! of a module that glob-imports this one: refer to them as `instructions::Copy`.
 //!
 //! Values that BuildKit expands with the shell lexer later (ENV, COPY sources, `--mount`
 //! options, ...) are kept as written; each such instruction has an `expand` method taking the
