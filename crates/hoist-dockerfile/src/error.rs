@@ -11,6 +11,11 @@ pub enum Error {
     /// An instruction could not be turned into a typed instruction.
     #[error("{message}")]
     Instruction { span: LineSpan, message: String },
+    /// A flag value is invalid once its variables are expanded (`--chmod=$MODE`,
+    /// `--mount=type=$T`); [`crate::instructions::Command::expand`] turns it into
+    /// [`Error::Instruction`] with the instruction's lines.
+    #[error("{message}")]
+    InvalidValue { message: String },
     /// Shell-word expansion failed (`${VAR:?msg}`, an unterminated quote, ...).
     #[error("{message}")]
     Expand { message: String },
