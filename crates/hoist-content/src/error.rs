@@ -37,6 +37,9 @@ pub enum Error {
     /// More bytes were written than expected; the ingest was abandoned.
     #[error("blob {digest} size mismatch: expected {expected} bytes, got more")]
     TooLarge { digest: Digest, expected: u64 },
+    /// The digest's algorithm is one hoist cannot compute, so the content cannot be verified.
+    #[error("cannot verify blob {digest}: unsupported digest algorithm")]
+    UnsupportedAlgorithm { digest: Digest },
     /// The blob is not in the store.
     #[error("blob {digest} not found in the content store")]
     NotFound { digest: Digest },

@@ -9,12 +9,11 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use hoist_oci::{Descriptor, Digest};
-use sha2::{Digest as _, Sha256, Sha384, Sha512};
+use hoist_oci::{Descriptor, Digest, Digester};
 use tempfile::TempPath;
 
 use crate::error::{Error, Result};
-use crate::store::{split_digest, sync_parent, ContentStore};
+use crate::store::{sync_parent, ContentStore};
 
 /// What a blob is expected to be: the digest of its bytes and their number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +67,7 @@ pub enum Written {
 pub struct Ingest {
     store: ContentStore,
     expected: Expected,
-    hasher: Hasher,
+    digester: Digester,
     written: u64,
     too_large: bool,
     /// The temp file; `None` when the blob was already present (or when only verifying).
@@ -77,16 +76,17 @@ pub struct Ingest {
 
 impl Ingest {
     pub(crate) fn begin(store: ContentStore, expected: Expected) -> Result<Self> {
+        let digester = digester_for(&expected.digest)?;
         let temp = if store.has(&expected.digest) {
             None
         } else {
-            let (_, encoded) = split_digest(&expected.digest);
+            let encoded = expected.digest.encoded();
             let prefix = format!("{}-", &encoded[..encoded.len().min(16)]);
             let (file, path) = store.temp_file(&prefix)?.into_parts();
             Some((BufWriter::with_capacity(128 * 1024, file), path))
         };
         Ok(Self {
-            hasher: Hasher::for_digest(&expected.digest),
+            digester,
             store,
             expected,
             written: 0,
@@ -96,15 +96,15 @@ impl Ingest {
     }
 
     /// An ingest that only hashes, to check a present blob.
-    pub(crate) fn verify_only(store: ContentStore, expected: Expected) -> Self {
-        Self {
-            hasher: Hasher::for_digest(&expected.digest),
+    pub(crate) fn verify_only(store: ContentStore, expected: Expected) -> Result<Self> {
+        Ok(Self {
+            digester: digester_for(&expected.digest)?,
             store,
             expected,
             written: 0,
             too_large: false,
             temp: None,
-        }
+        })
     }
 
     /// What this ingest expects.
@@ -141,7 +141,7 @@ impl Ingest {
             file.write_all(chunk)
                 .map_err(|e| Error::io("write", path_for_errors, e))?;
         }
-        self.hasher.update(chunk);
+        self.digester.update(chunk);
         self.written = total;
         Ok(())
     }
@@ -162,7 +162,7 @@ impl Ingest {
                 actual: self.written,
             });
         }
-        let actual = self.hasher.clone().finish(&expected.digest);
+        let (actual, _) = self.digester.clone().finish();
         if actual != expected.digest {
             return Err(Error::DigestMismatch {
                 expected: expected.digest.clone(),
@@ -209,7 +209,10 @@ impl Ingest {
 
 impl Write for Ingest {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let path = self.temp_path().unwrap_or(self.store.ingest_dir()).to_path_buf();
+        let path = self
+            .temp_path()
+            .unwrap_or(self.store.ingest_dir())
+            .to_path_buf();
         match self.write_chunk(buf, &path) {
             Ok(()) => Ok(buf.len()),
             Err(Error::Io { source, .. }) => Err(source),
@@ -225,57 +228,9 @@ impl Write for Ingest {
     }
 }
 
-/// The digest of `bytes` with the canonical algorithm (sha256).
-pub(crate) fn digest_of(bytes: &[u8]) -> Digest {
-    let mut hasher = Hasher::Sha256(Sha256::new());
-    hasher.update(bytes);
-    hasher.finish_sha256()
-}
-
-/// A running hash in the algorithm of the expected digest.
-#[derive(Debug, Clone)]
-enum Hasher {
-    Sha256(Sha256),
-    Sha384(Sha384),
-    Sha512(Sha512),
-}
-
-impl Hasher {
-    fn for_digest(digest: &Digest) -> Self {
-        match split_digest(digest).0 {
-            "sha384" => Self::Sha384(Sha384::new()),
-            "sha512" => Self::Sha512(Sha512::new()),
-            _ => Self::Sha256(Sha256::new()),
-        }
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Self::Sha256(h) => h.update(bytes),
-            Self::Sha384(h) => h.update(bytes),
-            Self::Sha512(h) => h.update(bytes),
-        }
-    }
-
-    fn finish_sha256(self) -> Digest {
-        self.finish_named("sha256")
-    }
-
-    fn finish(self, _like: &Digest) -> Digest {
-        let algorithm = match &self {
-            Self::Sha256(_) => "sha256",
-            Self::Sha384(_) => "sha384",
-            Self::Sha512(_) => "sha512",
-        };
-        self.finish_named(algorithm)
-    }
-
-    fn finish_named(self, algorithm: &str) -> Digest {
-        let encoded = match self {
-            Self::Sha256(h) => hex::encode(h.finalize()),
-            Self::Sha384(h) => hex::encode(h.finalize()),
-            Self::Sha512(h) => hex::encode(h.finalize()),
-        };
-        Digest::from_parts(algorithm, &encoded)
-    }
+/// A hasher in the algorithm of `digest`, or an error naming the digest.
+fn digester_for(digest: &Digest) -> Result<Digester> {
+    digest.digester().map_err(|_| Error::UnsupportedAlgorithm {
+        digest: digest.clone(),
+    })
 }

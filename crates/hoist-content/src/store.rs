@@ -93,8 +93,10 @@ impl ContentStore {
 
     /// Where the blob `digest` lives (whether or not it is present).
     pub fn path(&self, digest: &Digest) -> PathBuf {
-        let (algorithm, encoded) = split_digest(digest);
-        self.paths.blobs.join(algorithm).join(encoded)
+        self.paths
+            .blobs
+            .join(digest.algorithm())
+            .join(digest.encoded())
     }
 
     /// Whether the blob is present.
@@ -138,7 +140,7 @@ impl ContentStore {
     pub fn verify_blob(&self, digest: &Digest) -> Result<()> {
         let size = self.info(digest)?;
         let file = self.open_blob(digest)?;
-        let mut check = Ingest::verify_only(self.clone(), Expected::new(digest.clone(), size));
+        let mut check = Ingest::verify_only(self.clone(), Expected::new(digest.clone(), size))?;
         copy_into(file, &mut check, digest, &self.path(digest))?;
         check.finish_verify()
     }
@@ -159,22 +161,29 @@ impl ContentStore {
         }
         let digest = expected.digest.clone();
         let mut ingest = self.begin(expected)?;
-        let ingest_path = ingest.temp_path().unwrap_or(&self.paths.ingest).to_path_buf();
+        let ingest_path = ingest
+            .temp_path()
+            .unwrap_or(&self.paths.ingest)
+            .to_path_buf();
         copy_into(content, &mut ingest, &digest, &ingest_path)?;
         ingest.commit()
     }
 
     /// Stores a small document (a manifest, index or config) and describes it.
     pub fn put_bytes(&self, media_type: MediaType, bytes: &[u8]) -> Result<Descriptor> {
-        let digest = crate::ingest::digest_of(bytes);
+        let digest = Digest::sha256_of(bytes);
         let size = bytes.len() as u64;
         self.write_blob(Expected::new(digest.clone(), size), bytes)?;
         Ok(Descriptor::new(media_type, digest, size))
     }
 
-    /// The outcome of writing a blob that is already present: checks the size only.
+    /// The outcome of writing a blob that is already present: checks the size, and
+    /// refreshes the modification time so [`crate::GcOptions::min_blob_age`] spares it.
     pub(crate) fn already_present(&self, expected: &Expected) -> Result<Written> {
         let actual = self.info(&expected.digest)?;
+        // Best effort: a blob owned by another user cannot be touched, and needs not be.
+        let _ = File::open(self.path(&expected.digest))
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
         if actual != expected.size {
             return Err(Error::SizeMismatch {
                 digest: expected.digest.clone(),
@@ -245,11 +254,6 @@ fn copy_into(
         };
         sink.write_chunk(&buf[..n], sink_path)?;
     }
-}
-
-/// The algorithm and encoded parts of a digest (`sha256`, `<hex>`).
-pub(crate) fn split_digest(digest: &Digest) -> (&str, &str) {
-    (digest.algorithm(), digest.encoded())
 }
 
 /// fsyncs the directory holding `path`, so a rename into it survives a crash.
