@@ -80,7 +80,9 @@ fn gc_walks_indexes_and_keeps_extra_roots() {
         .put_bytes(MediaType::OciLayer, &bytes(2, 100))
         .unwrap();
 
-    let report = store.gc(std::slice::from_ref(&extra.manifest.digest)).unwrap();
+    let report = store
+        .gc(std::slice::from_ref(&extra.manifest.digest))
+        .unwrap();
     assert_eq!(report.removed, vec![garbage.digest]);
     for d in [
         &index,
