@@ -128,7 +128,7 @@ impl Ingest {
     }
 
     /// Hashes and stores a chunk; refuses bytes beyond the expected size.
-    pub(crate) fn write_chunk(&mut self, chunk: &[u8], path_for_errors: &Path) -> Result<()> {
+    pub(crate) fn write_chunk(&mut self, chunk: &[u8]) -> Result<()> {
         let total = self.written + chunk.len() as u64;
         if self.too_large || total > self.expected.size {
             self.too_large = true;
@@ -137,9 +137,9 @@ impl Ingest {
                 expected: self.expected.size,
             });
         }
-        if let Some((file, _)) = &mut self.temp {
+        if let Some((file, path)) = &mut self.temp {
             file.write_all(chunk)
-                .map_err(|e| Error::io("write", path_for_errors, e))?;
+                .map_err(|e| Error::io("write", path, e))?;
         }
         self.digester.update(chunk);
         self.written = total;
@@ -196,8 +196,10 @@ impl Ingest {
         file.sync_all()
             .map_err(|e| Error::io("fsync", &temp_path, e))?;
         drop(file);
-        if let Some(dir) = target.parent() {
+        if let Some(dir) = target.parent().filter(|dir| !dir.is_dir()) {
+            // blobs/<alg>/ for a new algorithm; made durable like the blob itself.
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+            sync_parent(dir)?;
         }
         temp_path
             .persist(&target)
@@ -209,11 +211,7 @@ impl Ingest {
 
 impl Write for Ingest {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let path = self
-            .temp_path()
-            .unwrap_or(self.store.ingest_dir())
-            .to_path_buf();
-        match self.write_chunk(buf, &path) {
+        match self.write_chunk(buf) {
             Ok(()) => Ok(buf.len()),
             Err(Error::Io { source, .. }) => Err(source),
             Err(other) => Err(io::Error::new(io::ErrorKind::InvalidData, other)),

@@ -64,11 +64,9 @@ impl ContentStore {
             ingest: state.ingest_dir(),
             lock: state.lock_path(),
         };
-        for dir in [&paths.layout, &paths.ingest, &paths.blobs] {
+        for dir in [&paths.ingest, &paths.blobs.join("sha256")] {
             fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
         }
-        fs::create_dir_all(paths.blobs.join("sha256"))
-            .map_err(|e| Error::io("create directory", &paths.blobs, e))?;
         let store = Self {
             paths: Arc::new(paths),
         };
@@ -141,7 +139,7 @@ impl ContentStore {
         let size = self.info(digest)?;
         let file = self.open_blob(digest)?;
         let mut check = Ingest::verify_only(self.clone(), Expected::new(digest.clone(), size))?;
-        copy_into(file, &mut check, digest, &self.path(digest))?;
+        copy_into(file, &mut check)?;
         check.finish_verify()
     }
 
@@ -159,13 +157,8 @@ impl ContentStore {
         if self.has(&expected.digest) {
             return self.already_present(&expected);
         }
-        let digest = expected.digest.clone();
         let mut ingest = self.begin(expected)?;
-        let ingest_path = ingest
-            .temp_path()
-            .unwrap_or(&self.paths.ingest)
-            .to_path_buf();
-        copy_into(content, &mut ingest, &digest, &ingest_path)?;
+        copy_into(content, &mut ingest)?;
         ingest.commit()
     }
 
@@ -233,12 +226,7 @@ impl ContentStore {
 }
 
 /// Copies `content` into `sink`, telling a failed read (the source) from a failed write.
-fn copy_into(
-    mut content: impl Read,
-    sink: &mut Ingest,
-    digest: &Digest,
-    sink_path: &Path,
-) -> Result<()> {
+fn copy_into(mut content: impl Read, sink: &mut Ingest) -> Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match content.read(&mut buf) {
@@ -247,12 +235,12 @@ fn copy_into(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(source) => {
                 return Err(Error::ReadContent {
-                    digest: digest.clone(),
+                    digest: sink.expected().digest.clone(),
                     source,
                 })
             }
         };
-        sink.write_chunk(&buf[..n], sink_path)?;
+        sink.write_chunk(&buf[..n])?;
     }
 }
 
