@@ -70,6 +70,8 @@ pub struct Ingest {
     digester: Digester,
     written: u64,
     too_large: bool,
+    /// A write to the temp file failed, so its bytes may differ from what was hashed.
+    broken: bool,
     /// The temp file; `None` when the blob was already present (or when only verifying).
     temp: Option<(BufWriter<File>, TempPath)>,
 }
@@ -81,7 +83,7 @@ impl Ingest {
             None
         } else {
             let encoded = expected.digest.encoded();
-            let prefix = format!("{}-", &encoded[..encoded.len().min(16)]);
+            let prefix = format!("{}-", encoded.get(..16).unwrap_or(encoded));
             let (file, path) = store.temp_file(&prefix)?.into_parts();
             Some((BufWriter::with_capacity(128 * 1024, file), path))
         };
@@ -91,6 +93,7 @@ impl Ingest {
             expected,
             written: 0,
             too_large: false,
+            broken: false,
             temp,
         })
     }
@@ -103,6 +106,7 @@ impl Ingest {
             expected,
             written: 0,
             too_large: false,
+            broken: false,
             temp: None,
         })
     }
@@ -129,6 +133,7 @@ impl Ingest {
 
     /// Hashes and stores a chunk; refuses bytes beyond the expected size.
     pub(crate) fn write_chunk(&mut self, chunk: &[u8]) -> Result<()> {
+        self.check_not_broken()?;
         let total = self.written + chunk.len() as u64;
         if self.too_large || total > self.expected.size {
             self.too_large = true;
@@ -138,16 +143,28 @@ impl Ingest {
             });
         }
         if let Some((file, path)) = &mut self.temp {
-            file.write_all(chunk)
-                .map_err(|e| Error::io("write", path, e))?;
+            if let Err(e) = file.write_all(chunk) {
+                self.broken = true;
+                return Err(Error::io("write", path, e));
+            }
         }
         self.digester.update(chunk);
         self.written = total;
         Ok(())
     }
 
+    fn check_not_broken(&self) -> Result<()> {
+        if self.broken {
+            return Err(Error::IngestBroken {
+                digest: self.expected.digest.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks size and digest; `Ok` when the bytes are exactly the expected blob.
     fn check(&self) -> Result<()> {
+        self.check_not_broken()?;
         let expected = &self.expected;
         if self.too_large {
             return Err(Error::TooLarge {
