@@ -12,6 +12,30 @@
 //! The store is safe to share between threads and between processes: blob writes go through
 //! unique temp files and `rename(2)`, and every read-modify-write of `index.json` (and GC)
 //! holds an `flock(2)` on `<root>/content.lock`.
+//!
+//! ```
+//! use std::io::Write;
+//! use hoist_content::{ContentStore, Written};
+//! use hoist_oci::{Descriptor, MediaType};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let tmp = tempfile::tempdir()?;
+//! let store = ContentStore::open(tmp.path())?;
+//!
+//! // Stream a blob whose descriptor is known (a layer being pulled, say).
+//! let layer = vec![0u8; 1024];
+//! let expected = Descriptor::of_bytes(MediaType::OciLayer, &layer);
+//! let mut ingest = store.begin(&expected)?;
+//! ingest.write_all(&layer)?;
+//! assert_eq!(ingest.commit()?, Written::Stored);
+//!
+//! // Store a small JSON document and name it.
+//! let manifest = store.put_bytes(MediaType::OciManifest, br#"{"schemaVersion":2}"#)?;
+//! store.set_name("example.com/app:v1", &manifest)?;
+//! assert_eq!(store.get_name("example.com/app:v1")?, Some(manifest));
+//! # Ok(())
+//! # }
+//! ```
 
 mod error;
 mod gc;
