@@ -6,7 +6,8 @@
 //! - [`ContentStore`]: blobs under `<root>/content/blobs/<alg>/<hex>`, written only through
 //!   an [`Ingest`] that hashes while writing and verifies digest and size before an atomic,
 //!   fsynced rename; names (`index.json` `org.opencontainers.image.ref.name` entries)
-//!   updated under an exclusive file lock; garbage collection ([`GcOptions`], [`GcReport`]);
+//!   updated under an exclusive file lock; garbage collection ([`GcOptions`], [`GcReport`])
+//!   that keeps what names and live [`Lease`]s reach;
 //! - [`Error`]: the one error type.
 //!
 //! The store is safe to share between threads and between processes: blob writes go through
@@ -40,6 +41,7 @@
 mod error;
 mod gc;
 mod ingest;
+mod lease;
 mod lock;
 mod names;
 mod state_dir;
@@ -48,5 +50,6 @@ mod store;
 pub use error::{Error, Result};
 pub use gc::{GcOptions, GcReport};
 pub use ingest::{Expected, Ingest, Written};
+pub use lease::Lease;
 pub use state_dir::{Environment, StateDir, SYSTEM_ROOT};
 pub use store::ContentStore;

@@ -7,6 +7,7 @@
 //! <root>/content/index.json         an image index; names are ref.name annotations
 //! <root>/content/blobs/<alg>/<hex>  the blobs, named by the digest of their bytes
 //! <root>/ingest/                    temp files of blobs being written
+//! <root>/leases/                    GC roots of live writers (see `Lease`)
 //! <root>/content.lock               flock()ed to update index.json or collect garbage
 //! ```
 //!
@@ -45,6 +46,7 @@ pub(crate) struct Paths {
     pub(crate) layout: PathBuf,
     pub(crate) blobs: PathBuf,
     pub(crate) ingest: PathBuf,
+    pub(crate) leases: PathBuf,
     pub(crate) index: PathBuf,
     pub(crate) lock: PathBuf,
 }
@@ -62,6 +64,7 @@ impl ContentStore {
             index: layout.join("index.json"),
             layout,
             ingest: state.ingest_dir(),
+            leases: state.leases_dir(),
             lock: state.lock_path(),
         };
         for dir in [&paths.ingest, &paths.blobs.join("sha256")] {
