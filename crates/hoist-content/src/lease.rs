@@ -93,8 +93,9 @@ impl ContentStore {
 }
 
 impl Lease {
-    /// Protects `digest` (and, if it is a manifest or index, what it references) from
-    /// garbage collection until this lease is dropped. Call it before writing the blob.
+    /// Protects `digest` from garbage collection until this lease is dropped; call it before
+    /// writing or reusing the blob. A leased manifest or index also protects what it
+    /// references, but only once it is stored itself, so lease every blob you write.
     pub fn add(&self, digest: &Digest) -> Result<()> {
         let mut digests = self.digests.lock().unwrap_or_else(|e| e.into_inner());
         if digests.contains(digest) {
