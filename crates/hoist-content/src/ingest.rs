@@ -131,8 +131,10 @@ impl Ingest {
         self.temp.as_ref().map(|(_, path)| path.as_ref())
     }
 
-    /// Hashes and stores a chunk; refuses bytes beyond the expected size.
-    pub(crate) fn write_chunk(&mut self, chunk: &[u8]) -> Result<()> {
+    /// Appends `chunk` (hashing it and writing it to the temp file): `write_all` with the
+    /// store's typed errors — [`Error::TooLarge`] past the expected size, [`Error::Io`]
+    /// naming the temp file, [`Error::IngestBroken`] after an earlier failed write.
+    pub fn append(&mut self, chunk: &[u8]) -> Result<()> {
         self.check_not_broken()?;
         let total = self.written + chunk.len() as u64;
         if self.too_large || total > self.expected.size {
@@ -228,7 +230,7 @@ impl Ingest {
 
 impl Write for Ingest {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.write_chunk(buf) {
+        match self.append(buf) {
             Ok(()) => Ok(buf.len()),
             Err(Error::Io { source, .. }) => Err(source),
             Err(other) => Err(io::Error::new(io::ErrorKind::InvalidData, other)),

@@ -243,7 +243,7 @@ fn copy_into(mut content: impl Read, sink: &mut Ingest) -> Result<()> {
                 })
             }
         };
-        sink.write_chunk(&buf[..n])?;
+        sink.append(&buf[..n])?;
     }
 }
 
