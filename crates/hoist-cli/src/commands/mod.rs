@@ -1,11 +1,13 @@
 //! One module per subcommand; `run` dispatches.
 
+mod debug;
+
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Debug(_) => anyhow::bail!("hoist debug is not wired yet"),
+        Command::Debug(cmd) => debug::run(cmd),
     }
 }
