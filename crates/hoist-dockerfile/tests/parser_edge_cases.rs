@@ -298,3 +298,16 @@ fn directives_struct() {
         ("x", "x // y", 2)
     );
 }
+
+#[test]
+fn empty_and_odd_keywords_dump_like_buildkit() {
+    // a lone continuation makes an instruction with an empty keyword
+    assert_eq!(dump("\\\n"), "(\"\")");
+    let df = parser::parse("FROM a\n\\\n \n").unwrap();
+    assert_eq!(df.dump(), "(from \"a\")\n(\"\")");
+    assert_eq!(df.warnings[0].short, "Empty continuation line found in: ");
+    // only ASCII blanks split the keyword: `RUN\u{a0}` is an unknown instruction
+    let df = parser::parse("\u{a0}FROM a\n\u{2028}RUN\u{a0} x\n").unwrap();
+    assert_eq!(df.dump(), "(from \"a\")\n(run\u{a0} \"\")");
+    assert_eq!(df.children[1].original, "RUN\u{a0} x");
+}
