@@ -11,6 +11,9 @@
 //! - the escape character is always `\`, whatever `# escape=` says;
 //! - the words buffer is shared with nested `${...}` words, so text before such a
 //!   substitution in the same word is dropped, as in BuildKit.
+//!
+//! One deliberate difference: `${...}` nested more than [`MAX_NESTING`] deep is an error
+//! here (Go's growable stacks let BuildKit recurse without limit; ours would overflow).
 
 /// How the lexer treats quotes and escapes.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +25,9 @@ pub(crate) struct Mode {
 }
 
 const ESCAPE: char = '\\';
+
+/// How deep `${...}` substitutions may nest before the lexer gives up.
+pub(crate) const MAX_NESTING: usize = 200;
 
 /// Splits `src` into words the way `ProcessWords` does with an empty environment and
 /// `SkipUnsetEnv`. Errors are the lexer's (unterminated quotes, bad substitutions).
@@ -37,6 +43,7 @@ pub(crate) fn process_words(src: &str, mode: Mode) -> Result<Vec<String>, String
         raw_quotes: mode.raw_quotes,
         raw_escapes: mode.raw_escapes,
         buf: String::new(),
+        depth: 0,
     };
     lex.stop_on(None, mode.raw_escapes)
         .map(|(_, words)| words)
@@ -50,6 +57,8 @@ struct Lexer {
     raw_escapes: bool,
     /// The words buffer, shared by every nesting level as in BuildKit.
     buf: String,
+    /// Current `${...}` nesting.
+    depth: usize,
 }
 
 #[derive(Default)]
@@ -294,7 +303,13 @@ impl Lexer {
     }
 
     fn nested(&mut self, stop: char, raw_escapes: bool, at_end: &str) -> Result<String, String> {
-        match self.stop_on(Some(stop), raw_escapes) {
+        if self.depth >= MAX_NESTING {
+            return Err("substitutions nested too deeply".to_string());
+        }
+        self.depth += 1;
+        let out = self.stop_on(Some(stop), raw_escapes);
+        self.depth -= 1;
+        match out {
             Ok((word, _)) => Ok(word),
             Err(_) if self.peek().is_none() => Err(at_end.to_string()),
             Err(e) => Err(e),

@@ -13,6 +13,17 @@
 //! Module map: `lines` (physical lines), `directives`, `line_parsers` (keyword, flags and
 //! per-instruction arguments), `json` (exec form), `heredoc` + `heredoc_words` (heredoc
 //! markers), `dump`, `gotext` (the Go library semantics BuildKit's output depends on).
+//!
+//! Where we differ from BuildKit, on purpose:
+//!
+//! - Text that is not UTF-8 is rejected by [`parse_bytes`]; Go carries the raw bytes along.
+//! - BuildKit's byte-wise steps (flag extraction, the HEALTHCHECK type word, the first byte of
+//!   a comment line) can cut a multi-byte character; Go keeps the broken bytes, we write
+//!   U+FFFD there. Only text with U+0085/U+00A0-style bytes in those places is affected.
+//! - `${...}` nested deeper than 200 levels on a heredoc line makes that line heredoc-free
+//!   (Go recurses without limit); a heredoc file descriptor above `u32::MAX` saturates.
+//! - Errors carry the 1-based line of the offending text (BuildKit sometimes reports the
+//!   line before it).
 
 mod directives;
 mod dump;
