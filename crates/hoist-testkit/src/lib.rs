@@ -3,7 +3,7 @@
 //! - [`conformance_dir`]: where the third-party conformance vectors live.
 //! - [`skip`]: the one way a test says it cannot run here, and why.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The environment variable that points at the conformance folder.
 pub const CONFORMANCE_ENV: &str = "HOIST_CONFORMANCE";
@@ -14,7 +14,13 @@ pub const CONFORMANCE_ENV: &str = "HOIST_CONFORMANCE";
 pub fn conformance_dir(sub: &str) -> Option<PathBuf> {
     let root = match std::env::var_os(CONFORMANCE_ENV) {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
+        // `shared/` sits beside the repository; look upwards so that git worktrees nested
+        // deeper than the main checkout find it too.
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|dir| dir.join("shared/conformance"))
+            .find(|dir| dir.is_dir())
+            .unwrap_or_else(|| PathBuf::from("../shared/conformance")),
     };
     let dir = root.join(sub);
     if dir.is_dir() {
