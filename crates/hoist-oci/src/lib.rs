@@ -13,12 +13,12 @@ mod descriptor;
 mod digest;
 mod error;
 mod media_type;
-mod platform;
+pub mod platform;
 pub mod reference;
 
 pub use descriptor::Descriptor;
 pub use digest::{Algorithm, Digest, DigestWriter, Digester};
 pub use error::{DigestErrorKind, Error, ReferenceErrorKind, Result};
 pub use media_type::{media_types, Compression, MediaType};
-pub use platform::Platform;
+pub use platform::{MatchComparer, Matcher, Platform};
 pub use reference::{AnyReference, Reference};
