@@ -9,9 +9,12 @@
 //! - [`Manifest`], [`Index`], [`ImageConfig`] (with Docker's extensions), [`ImageLayout`];
 //! - [`Parsed<T>`]: a document with its exact bytes and their digest ([`AnyManifest`] when
 //!   either a manifest or an index may come);
-//! - [`go_json`]: Go `encoding/json` compatible serialisation, for byte-identical documents.
+//! - [`go_json`]: Go `encoding/json` compatible serialisation, for byte-identical documents;
+//! - [`OciLayoutWriter`] / [`OciLayout`]: OCI image layouts as directories or tars;
+//!   [`DockerArchiveWriter`] / [`DockerArchive`]: `docker save` tars.
 //!
-//! Everything here is plain data: no I/O beyond `std::io` readers and writers handed in.
+//! The data model does no I/O; the layout and archive code works on `std::io` readers and
+//! writers handed in (and `std::fs` for layout directories), all synchronous.
 //!
 //! ## Why not the `oci-spec` crate
 //!
@@ -27,8 +30,10 @@ pub mod annotations;
 mod config;
 mod descriptor;
 mod digest;
+pub mod docker_archive;
 mod error;
 pub mod go_json;
+pub mod layout;
 mod manifest;
 mod media_type;
 mod parsed;
@@ -38,7 +43,9 @@ pub mod reference;
 pub use config::{ContainerConfig, EmptyObject, Healthcheck, History, ImageConfig, RootFs};
 pub use descriptor::Descriptor;
 pub use digest::{Algorithm, Digest, DigestWriter, Digester};
+pub use docker_archive::{ArchiveManifestItem, DockerArchive, DockerArchiveWriter};
 pub use error::{DigestErrorKind, Error, ReferenceErrorKind, Result};
+pub use layout::{OciLayout, OciLayoutWriter};
 pub use manifest::{ImageLayout, Index, Manifest, IMAGE_LAYOUT_VERSION};
 pub use media_type::{media_types, Compression, MediaType};
 pub use parsed::{AnyManifest, Document, Parsed};
