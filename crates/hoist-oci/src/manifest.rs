@@ -256,3 +256,40 @@ impl ImageLayout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+
+    fn entry(platform: Option<&str>) -> Descriptor {
+        let mut d = Descriptor::of_bytes(
+            MediaType::OciManifest,
+            platform.unwrap_or("none").as_bytes(),
+        );
+        d.platform = platform.map(|p| Platform::parse(p).unwrap());
+        d
+    }
+
+    #[test]
+    fn select_prefers_exact_platform_then_compatible_then_platformless() {
+        let index = Index::new_oci(vec![
+            entry(None),
+            entry(Some("linux/386")),
+            entry(Some("linux/arm64")),
+            entry(Some("linux/amd64")),
+        ]);
+        let pick = |p: &str| {
+            index
+                .select_platform(&Platform::parse(p).unwrap())
+                .and_then(|d| d.platform.as_ref().map(Platform::format))
+        };
+        assert_eq!(pick("linux/amd64").as_deref(), Some("linux/amd64"));
+        assert_eq!(pick("linux/aarch64").as_deref(), Some("linux/arm64"));
+        // Nothing matches s390x except the entry without a platform.
+        assert_eq!(pick("linux/s390x"), None);
+        assert!(index
+            .select_platform(&Platform::parse("linux/s390x").unwrap())
+            .is_some_and(|d| d.digest == Digest::sha256_of(b"none")));
+    }
+}

@@ -112,3 +112,27 @@ fn docker_archive_round_trip() {
     std::io::Read::read_to_end(&mut archive.open_layer(&item, 1).unwrap(), &mut layer).unwrap();
     assert_eq!(layer, layers[1].blob);
 }
+
+#[test]
+fn fixture_image_serialises_to_known_bytes() {
+    // Plain layers only: gzip output depends on the compressor's version.
+    let layers = vec![plain_layer(
+        &[("etc/motd", "welcome\n")],
+        MediaType::OciLayer,
+    )];
+    let config = config_for(&layers);
+    assert_eq!(
+        String::from_utf8(config.raw().to_vec()).unwrap(),
+        concat!(
+            r#"{"architecture":"amd64","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:"#,
+            r#"/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["/bin/sh"]},"created":"2024-01-01T00:00:00Z","#,
+            r#""history":[{"created":"2024-01-01T00:00:00Z","created_by":"hoist test"}],"os":"linux","#,
+            r#""rootfs":{"type":"layers","diff_ids":["sha256:f5daf4d72bdbdf3a361915f8d51180468121dde51dcae777aed083be53b3382c"]}}"#
+        )
+    );
+    let manifest = manifest_for(&config, &layers);
+    assert_eq!(
+        manifest.digest().as_str(),
+        "sha256:b678d83a10903bcf8e9130adaf2224b17b528d510d0165712765a79fef54067a"
+    );
+}

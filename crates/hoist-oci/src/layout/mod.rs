@@ -225,13 +225,13 @@ impl<S: LayoutSource> OciLayout<S> {
 
     /// Reads and parses the manifest `descriptor` points at.
     pub fn read_manifest(&mut self, descriptor: &Descriptor) -> Result<Parsed<Manifest>> {
-        let bytes = self.read_blob(&descriptor.digest)?;
+        let bytes = self.source.read(&blob_path(&descriptor.digest))?;
         Parsed::from_bytes_verified(bytes, &descriptor.digest)
     }
 
     /// Reads and parses the image config `descriptor` points at.
     pub fn read_config(&mut self, descriptor: &Descriptor) -> Result<Parsed<ImageConfig>> {
-        let bytes = self.read_blob(&descriptor.digest)?;
+        let bytes = self.source.read(&blob_path(&descriptor.digest))?;
         Parsed::from_bytes_verified(bytes, &descriptor.digest)
     }
 

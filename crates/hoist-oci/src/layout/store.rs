@@ -59,6 +59,8 @@ pub trait LayoutSink {
     fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<()>;
 
     /// Streams `size` bytes of `reader` to `path`, failing unless they hash to `expected`.
+    /// A directory sink leaves nothing behind on failure; a tar sink has already written the
+    /// entry, so the archive must be discarded.
     fn write_blob(
         &mut self,
         path: &str,
