@@ -209,6 +209,8 @@ impl Index {
 
     /// The manifest to use for `matcher`, as containerd picks it: among manifests whose
     /// platform matches (or that carry none), the one `matcher` prefers, ties in index order.
+    /// A descriptor without a platform comes last; like containerd, check its config's
+    /// platform before using it.
     pub fn select(&self, matcher: &MatchComparer) -> Option<&Descriptor> {
         let mut candidates: Vec<&Descriptor> = self
             .manifests
