@@ -190,6 +190,14 @@ impl AnyManifest {
     /// Decodes `raw`, using `media_type` (e.g. the registry's `Content-Type`) when given,
     /// else the document's `mediaType`, else whether it has `manifests` or `config`.
     pub fn from_bytes(raw: Vec<u8>, media_type: Option<&MediaType>) -> Result<Self> {
+        if let Some(mt @ (MediaType::DockerManifestV1 | MediaType::DockerManifestV1Signed)) =
+            media_type
+        {
+            return Err(Error::Invalid {
+                kind: "manifest",
+                reason: format!("{mt} (docker schema 1) is not supported"),
+            });
+        }
         let is_index = match media_type.filter(|m| m.is_index() || m.is_manifest()) {
             Some(mt) => mt.is_index(),
             None => {
