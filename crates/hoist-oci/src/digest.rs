@@ -135,6 +135,15 @@ impl Digest {
         })
     }
 
+    /// A digest that only matched the reference grammar's looser rule (`algorithm:hex` with
+    /// 32+ hex digits), as distribution's `WithDigest` accepts it.
+    pub(crate) fn from_reference_grammar(s: &str) -> Self {
+        Self {
+            value: s.to_owned(),
+            colon: s.find(':').unwrap_or(0),
+        }
+    }
+
     /// go-digest `NewDigestFromEncoded`, validated.
     pub fn from_parts(algorithm: &str, encoded: &str) -> Result<Self> {
         Self::parse(&format!("{algorithm}:{encoded}"))
@@ -164,6 +173,13 @@ impl Digest {
         let mut digester = Digester::new(algorithm);
         digester.update(bytes);
         digester.finish().0
+    }
+
+    /// The `algorithm` digest of everything `reader` yields, and its length.
+    pub fn of_reader(algorithm: Algorithm, reader: &mut dyn io::Read) -> io::Result<(Self, u64)> {
+        let mut digester = Digester::new(algorithm);
+        io::copy(reader, &mut digester)?;
+        Ok(digester.finish())
     }
 
     /// The whole `algorithm:encoded` text.
@@ -428,6 +444,12 @@ mod tests {
         assert_eq!(digest, Digest::sha256_of(b"hello world"));
         digest.verify(b"hello world").unwrap();
         assert!(digest.verify(b"hello").is_err());
+    }
+
+    #[test]
+    fn of_reader_matches_of_bytes() {
+        let (d, n) = Digest::of_reader(Algorithm::Sha512, &mut &b"abc"[..]).unwrap();
+        assert_eq!((d, n), (Digest::sha512_of(b"abc"), 3));
     }
 
     #[test]
