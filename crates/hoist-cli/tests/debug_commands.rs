@@ -116,3 +116,24 @@ fn missing_file_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("failed to read /nonexistent/Dockerfile"));
 }
+
+#[test]
+fn examples_parse_and_convert() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let dockerfile = entry.unwrap().path().join("Dockerfile");
+        let out = hoist(
+            &["debug", "instructions", dockerfile.to_str().unwrap()],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            dockerfile.display(),
+            text(&out.stderr)
+        );
+        seen += 1;
+    }
+    assert!(seen >= 2);
+}
