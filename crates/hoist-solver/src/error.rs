@@ -65,9 +65,9 @@ pub enum Error {
         #[source]
         source: SharedError,
     },
-    /// The task running a vertex panicked.
-    #[error("vertex {vertex} panicked")]
-    Panicked { vertex: VertexInfo },
+    /// The op of a vertex panicked.
+    #[error("vertex {vertex} panicked: {message}")]
+    Panicked { vertex: VertexInfo, message: String },
     /// The solve was cancelled before this vertex could finish.
     #[error("solve cancelled")]
     Cancelled,
@@ -86,7 +86,7 @@ impl Error {
             | Self::ContentChecksum { vertex, .. }
             | Self::CacheLoad { vertex, .. }
             | Self::CacheSave { vertex, .. }
-            | Self::Panicked { vertex } => Some(vertex),
+            | Self::Panicked { vertex, .. } => Some(vertex),
             Self::Cancelled | Self::InvalidDigest { .. } => None,
         }
     }

@@ -6,6 +6,8 @@
 //! - `Cached` (its result came from the cache store, or another vertex with the same cache
 //!   key produced it);
 //! - `Started`, any number of `Log`s, then `Done`, `Error` or `Cancelled`.
+//! - `Error` alone, when it failed before its op could start (its cache map or a content
+//!   checksum could not be computed, or the cache lookup failed).
 //!
 //! A vertex that is never reached (its inputs failed, the solve was cancelled before it could
 //! start, or a cache hit above made it unnecessary) reports nothing.

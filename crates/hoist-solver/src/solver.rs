@@ -15,11 +15,13 @@
 //! digests) that share a key run once. A permit is held only while an op runs, never while
 //! waiting for inputs, so any graph completes with any parallelism of at least one.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::{try_join_all, BoxFuture, Shared};
 use futures::FutureExt as _;
@@ -107,6 +109,15 @@ impl<O: Op> Solver<O> {
     }
 }
 
+impl<O: Op> Clone for Solver<O> {
+    /// Another handle to the same solver (same memo, cache, permits and cancellation).
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
 impl<O: Op> fmt::Debug for Solver<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Solver")
@@ -146,7 +157,7 @@ impl<O: Op> SolverBuilder<O> {
 
     /// How many ops may run at once (at least one). Defaults to the number of CPUs.
     pub fn parallelism(mut self, parallelism: usize) -> Self {
-        self.parallelism = parallelism.max(1);
+        self.parallelism = parallelism.clamp(1, Semaphore::MAX_PERMITS);
         self
     }
 
@@ -267,6 +278,21 @@ impl<O: Op> Inner<O> {
         }
     }
 
+    /// Reports `error`, a failure of its own vertex before any op ran, as an `Error` event.
+    fn failed(&self, error: Error) -> Error {
+        if let Some(vertex) = error.vertex() {
+            let message = error_chain(&error);
+            self.emit(
+                vertex,
+                EventKind::Error {
+                    duration: Duration::ZERO,
+                    message,
+                },
+            );
+        }
+        error
+    }
+
     fn key_of(self: &Arc<Self>, vertex: &Arc<Vertex<O>>) -> Memo<KeyInfo> {
         let mut state = self.lock();
         if let Some(memo) = state.keys.get(&vertex.digest()) {
@@ -294,18 +320,18 @@ impl<O: Op> Inner<O> {
         let map = tokio::select! {
             biased;
             () = self.cancel.cancelled() => return Err(Error::Cancelled),
-            map = vertex.op().cache_map() => map.map_err(|e| Error::CacheMap {
+            map = vertex.op().cache_map() => map.map_err(|e| self.failed(Error::CacheMap {
                 vertex: info.clone(),
                 source: Arc::new(e),
-            })?,
+            }))?,
         };
         let inputs = vertex.inputs().len();
         if let Some(input) = map.content_inputs().find(|&i| i >= inputs) {
-            return Err(Error::CacheMapInput {
+            return Err(self.failed(Error::CacheMapInput {
                 vertex: info.clone(),
                 input,
                 inputs,
-            });
+            }));
         }
         let parts = try_join_all(
             vertex
@@ -352,15 +378,15 @@ impl<O: Op> Inner<O> {
                 let value = self.result_of(input);
                 let checksum = Arc::clone(checksum);
                 let vertex = vertex.clone();
+                let inner = Arc::clone(self);
                 async move {
-                    let digest =
-                        checksum(value.await?)
-                            .await
-                            .map_err(|e| Error::ContentChecksum {
-                                vertex,
-                                input: index,
-                                source: SharedError::from(e),
-                            })?;
+                    let digest = checksum(value.await?).await.map_err(|e| {
+                        inner.failed(Error::ContentChecksum {
+                            vertex,
+                            input: index,
+                            source: SharedError::from(e),
+                        })
+                    })?;
                     Ok((KeyPart::Content(digest), false))
                 }
                 .boxed()
@@ -416,10 +442,12 @@ impl<O: Op> Inner<O> {
             return Err(Error::Cancelled);
         }
         if !forced {
-            let hit = self.cache.load(key).await.map_err(|e| Error::CacheLoad {
-                vertex: info.clone(),
-                key,
-                source: SharedError::from(e),
+            let hit = self.cache.load(key).await.map_err(|e| {
+                self.failed(Error::CacheLoad {
+                    vertex: info.clone(),
+                    key,
+                    source: SharedError::from(e),
+                })
             })?;
             if let Some(value) = hit {
                 self.emit(info, EventKind::Cached);
@@ -441,7 +469,7 @@ impl<O: Op> Inner<O> {
         let outcome = tokio::select! {
             biased;
             () = self.cancel.cancelled() => None,
-            outcome = vertex.op().exec(&ctx, &inputs) => Some(outcome),
+            outcome = AssertUnwindSafe(vertex.op().exec(&ctx, &inputs)).catch_unwind() => Some(outcome),
         };
         drop(permit);
         let duration = started.elapsed();
@@ -451,7 +479,21 @@ impl<O: Op> Inner<O> {
                 self.emit(info, EventKind::Cancelled { duration });
                 return Err(Error::Cancelled);
             }
-            Some(Err(e)) => {
+            Some(Err(panic)) => {
+                let message = panic_message(panic.as_ref());
+                self.emit(
+                    info,
+                    EventKind::Error {
+                        duration,
+                        message: message.clone(),
+                    },
+                );
+                return Err(Error::Panicked {
+                    vertex: info.clone(),
+                    message,
+                });
+            }
+            Some(Ok(Err(e))) => {
                 let message = error_chain(&e);
                 self.emit(info, EventKind::Error { duration, message });
                 return Err(Error::Op {
@@ -459,7 +501,7 @@ impl<O: Op> Inner<O> {
                     source: Arc::new(e),
                 });
             }
-            Some(Ok(value)) => Arc::new(value),
+            Some(Ok(Ok(value))) => Arc::new(value),
         };
         if let Err(e) = self.cache.save(key, Arc::clone(&value)).await {
             let error = Error::CacheSave {
@@ -490,11 +532,25 @@ where
         match task.await {
             Ok(outcome) => outcome,
             Err(e) if e.is_cancelled() => Err(Error::Cancelled),
-            Err(_) => Err(Error::Panicked { vertex }),
+            Err(e) => Err(Error::Panicked {
+                vertex,
+                message: panic_message(e.into_panic().as_ref()),
+            }),
         }
     }
     .boxed()
     .shared()
+}
+
+/// The text a panic was raised with.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
 }
 
 /// `error: source: source…`, as one line for a progress event.

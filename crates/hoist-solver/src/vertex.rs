@@ -169,6 +169,9 @@ impl VertexOptions {
 /// A node of a build graph: an op, the vertices whose results it consumes, a name for
 /// progress and some options. Vertices are immutable and shared as `Arc<Vertex>`; a graph
 /// is the set of vertices reachable from its targets (it cannot have cycles).
+///
+/// Vertices with equal digests are interchangeable: a solver evaluates the first one it
+/// meets and uses its op, name and options for all of them.
 pub struct Vertex<O: Op> {
     op: O,
     inputs: Vec<Arc<Vertex<O>>>,

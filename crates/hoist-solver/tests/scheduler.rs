@@ -168,10 +168,39 @@ async fn panicking_op_fails_its_vertex() {
     let env = Env::new();
     let boom = env.vertex("boom", Kind::Panic, &[]);
     let top = env.vertex("top", Kind::Add, &[&boom]);
-    let solver = Solver::builder().build();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let solver = Solver::builder().events(tx).build();
     let err = within(solver.solve_one(&top)).await.unwrap_err();
+    drop(solver);
+    let events = drain(rx).await;
     assert!(matches!(err, Error::Panicked { .. }), "{err:?}");
     assert_eq!(&*err.vertex().unwrap().name, "boom");
+    assert_eq!(
+        err.to_string(),
+        r#"vertex "boom" panicked: toy op boom panics"#
+    );
+    assert_eq!(kinds_of(&events, "boom"), ["started", "error"]);
+    assert!(kinds_of(&events, "top").is_empty());
+}
+
+#[tokio::test]
+async fn failing_content_checksum_reports_an_error_on_its_vertex() {
+    let env = Env::new();
+    *env.world.lock().unwrap() = vec![1, 2, 3];
+    let source = env.vertex("context", Kind::Source, &[]);
+    let pick = env.vertex("copy", Kind::Pick(7), &[&source]);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let solver = Solver::builder().events(tx).build();
+    let err = within(solver.solve_one(&pick)).await.unwrap_err();
+    drop(solver);
+    let events = drain(rx).await;
+    assert_eq!(
+        err.to_string(),
+        r#"failed to checksum input 0 of vertex "copy": no element 7"#
+    );
+    assert_eq!(kinds_of(&events, "context"), ["started", "done"]);
+    assert_eq!(kinds_of(&events, "copy"), ["error"]);
+    assert_eq!(env.runs("copy"), 0);
 }
 
 #[tokio::test]
