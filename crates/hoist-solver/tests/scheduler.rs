@@ -266,3 +266,17 @@ async fn random_dag_of_1000_vertices_runs_each_once_without_deadlock() {
         assert!(env.max_running() <= parallelism);
     }
 }
+
+#[tokio::test]
+async fn long_chain_does_not_overflow_the_stack() {
+    let env = Env::new();
+    let mut top = env.vertex("v0", Kind::Const(1), &[]);
+    for i in 1..5000 {
+        top = env.vertex(&format!("v{i}"), Kind::Add, &[&top, &top]);
+    }
+    let solver = Solver::builder().parallelism(2).build();
+    let out = within(solver.solve_one(&top)).await.unwrap();
+    // 2^4999 wraps to 0 in i64 arithmetic.
+    assert_eq!(*out, vec![0]);
+    assert_eq!(env.total_runs(), 5000);
+}
