@@ -84,10 +84,10 @@ pub(crate) fn resolve_in_root(root: &Path, path: &Path, follow_final: bool) -> i
         }
         links += 1;
         if links > MAX_SYMLINKS {
-            return Err(io::Error::new(
-                io::ErrorKind::Other,
-                format!("too many levels of symbolic links at {}", here.display()),
-            ));
+            return Err(io::Error::other(format!(
+                "too many levels of symbolic links at {}",
+                here.display()
+            )));
         }
         let target = std::fs::read_link(&here)?;
         resolved.pop();
