@@ -347,3 +347,13 @@ fn layer_digests_are_deterministic_per_compression() {
         }
     }
 }
+
+#[test]
+fn sockets_left_by_a_step_are_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("run")).unwrap();
+    let _listener =
+        std::os::unix::net::UnixListener::bind(dir.path().join("run/agent.sock")).unwrap();
+    std::fs::write(dir.path().join("run/pid"), b"1").unwrap();
+    assert_eq!(tar_names(&full(dir.path())), ["run/", "run/pid"]);
+}

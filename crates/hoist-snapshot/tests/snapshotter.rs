@@ -197,12 +197,12 @@ fn overlay_logic_builds_lowerdir_chains_and_unmounts_on_commit() {
         calls,
         vec![
             format!(
-                "mount {r}/active/child/merged lowerdir={},upperdir={r}/active/child/upper,workdir={r}/active/child/work",
+                "mount {r}/active/child/merged lowerdir={},upperdir={r}/active/child/upper,workdir={r}/active/child/work,index=off,redirect_dir=off,metacopy=off",
                 fs(&id1)
             ),
             format!("unmount {r}/active/child/merged"),
             format!(
-                "mount {r}/active/top/merged lowerdir={}:{}:{},upperdir={r}/active/top/upper,workdir={r}/active/top/work",
+                "mount {r}/active/top/merged lowerdir={}:{}:{},upperdir={r}/active/top/upper,workdir={r}/active/top/work,index=off,redirect_dir=off,metacopy=off",
                 fs(&id2),
                 fs(&id1),
                 fs(&id3)

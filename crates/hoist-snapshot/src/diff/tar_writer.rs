@@ -155,10 +155,9 @@ impl<W: Write> TarWriter<W> {
         } else if file_type.is_fifo() {
             header.set_entry_type(EntryType::Fifo);
         } else {
-            return Err(Error::Unrepresentable {
-                path: disk.to_path_buf(),
-                reason: "sockets cannot be stored in a layer".to_owned(),
-            });
+            // A socket (say a gpg-agent's, left by a RUN step) means nothing once its
+            // process is gone; like containerd and moby, leave it out of the layer.
+            return Ok(());
         }
         if !file_type.is_dir() && meta.nlink() > 1 && !self.links.contains_key(&hardlink_key) {
             self.links.insert(hardlink_key, name.clone());

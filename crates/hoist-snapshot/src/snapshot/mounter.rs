@@ -20,7 +20,12 @@ pub struct OverlayMount {
 }
 
 impl OverlayMount {
-    /// The mount data string: `lowerdir=a:b[,upperdir=u,workdir=w]`.
+    /// The mount data string: `lowerdir=a:b`, plus for a writable mount
+    /// `,upperdir=u,workdir=w,index=off,redirect_dir=off,metacopy=off`.
+    ///
+    /// A writable mount turns off the features that would make its upper directory an
+    /// incomplete record of the change (renamed directories as redirect xattrs, metadata-only
+    /// copy-ups), whatever the kernel's defaults, so the upper directory can be diffed as is.
     pub fn options(&self) -> Result<String> {
         let mut all = self
             .lower
@@ -40,7 +45,7 @@ impl OverlayMount {
         let mut out = format!("lowerdir={}", lower.join(":"));
         if let (Some(upper), Some(work)) = (&self.upper, &self.work) {
             out.push_str(&format!(
-                ",upperdir={},workdir={}",
+                ",upperdir={},workdir={},index=off,redirect_dir=off,metacopy=off",
                 upper.display(),
                 work.display()
             ));
