@@ -146,6 +146,27 @@ fn tar_lists_sorted_entries_with_expected_headers() {
         }
     }
 
+    // PAX headers are named like Go's archive/tar names them.
+    let mut raw = tar::Archive::new(&tar[..]);
+    let pax_names: Vec<String> = raw
+        .entries()
+        .unwrap()
+        .raw(true)
+        .map(|e| e.unwrap())
+        .filter(|e| e.header().entry_type() == tar::EntryType::XHeader)
+        .map(|e| String::from_utf8(e.path_bytes().into_owned()).unwrap())
+        .collect();
+    assert_eq!(
+        pax_names,
+        [
+            // `d{120}/` cannot be split into prefix + name; its header name is cut to 100.
+            format!("{d}/PaxHeaders.0")[..100].to_owned(),
+            "PaxHeaders.0/longlink".to_owned(),
+            format!("PaxHeaders.0/{}", "n".repeat(200))[..100].to_owned(),
+            "PaxHeaders.0/xattrs".to_owned(),
+        ]
+    );
+
     // An independent reader agrees.
     let file = dir.path().join("../layer-check.tar");
     std::fs::write(&file, &tar).unwrap();

@@ -3,8 +3,8 @@
 //! USTAR headers carry mode (`& 0o7777`), uid, gid, whole-second mtime, size, type, link
 //! name and device numbers; user and group names stay empty and there is no atime or ctime.
 //! A PAX extended header (`x`) comes first when a name or link target does not fit, an id
-//! does not fit in octal, or the entry has xattrs (`SCHILY.xattr.*`), records in a fixed
-//! order. Directory names end in `/`. The second and later names of a hardlinked inode are
+//! does not fit in octal, or the entry has xattrs (`SCHILY.xattr.*`), its records sorted by
+//! key and itself named `dir/PaxHeaders.0/base`, as Go's `archive/tar` writes them. Directory names end in `/`. The second and later names of a hardlinked inode are
 //! written as hardlinks to the first name in tar order.
 //!
 //! The header bytes are assembled by hand on top of `tar::Header` because `tar` 0.4 writes
@@ -207,6 +207,8 @@ impl<W: Write> TarWriter<W> {
             }
         }
         leading.append(&mut pax);
+        // Sorted by key, as Go's archive/tar writes them.
+        leading.sort();
         if !leading.is_empty() {
             self.pax(name, &leading)?;
         }
@@ -221,18 +223,25 @@ impl<W: Write> TarWriter<W> {
         }
         let mut header = Header::new_ustar();
         header.set_entry_type(EntryType::XHeader);
-        header.set_mode(0o644);
+        header.set_mode(0);
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(0);
         header.set_size(body.len() as u64);
-        let trimmed = name.strip_suffix(b"/").unwrap_or(name);
-        let base = Path::new(OsStr::from_bytes(trimmed))
-            .file_name()
-            .map(|b| b.as_bytes().to_vec())
-            .unwrap_or_default();
-        let mut pax_name = b"PaxHeaders.0/".to_vec();
-        pax_name.extend_from_slice(&base);
+        // `dir/PaxHeaders.0/base`, cut to 100 bytes, as Go's archive/tar names it.
+        let split = name.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+        let (dir, base) = if split == name.len() {
+            // A directory `a/b/`: Go's path.Split gives ("a/b/", "").
+            (name, &b""[..])
+        } else {
+            name.split_at(split)
+        };
+        let mut pax_name = dir.to_vec();
+        pax_name.extend_from_slice(b"PaxHeaders.0");
+        if !base.is_empty() {
+            pax_name.push(b'/');
+            pax_name.extend_from_slice(base);
+        }
         pax_name.truncate(100);
         set_name_field(&mut header, &pax_name);
         header.set_cksum();
