@@ -5,6 +5,9 @@
 //!   (`..`, absolute names, symlinked parents and hardlinks are all resolved inside it).
 //! - [`diff_to_tar`] writes the change between two trees as a deterministic layer tar, from
 //!   an overlayfs upper directory or by comparing two trees ([`DiffSource`]).
+//! - [`write_layer`] does both at once: diff → tar → compressor → your writer, returning the
+//!   [`Layer`] (descriptor + diff_id).
+//! - [`apply_layer_to_snapshot`] unpacks a layer into a new committed snapshot.
 //! - [`LayerWriter`] compresses (gzip with a fixed header, zstd, or none) and hashes a layer
 //!   in one pass, giving a [`Layer`] (descriptor + diff_id).
 //! - [`Snapshotter`] / [`AnySnapshotter`] prepare writable snapshots on top of committed
@@ -27,10 +30,10 @@ pub use apply::{
 pub use compression::{
     decompress, detect_compression, Layer, LayerOptions, LayerWriter, MediaTypes,
 };
-pub use diff::{diff_to_tar, DiffSource, DiffStats};
+pub use diff::{diff_to_tar, write_layer, DiffSource, DiffStats};
 pub use error::{Error, Result};
 pub use hoist_oci::Compression;
 pub use snapshot::{
-    copy_tree, AnySnapshotter, CopySnapshotter, KernelMounter, Mount, Mounter, OverlayMount,
-    OverlaySnapshotter, SnapshotId, Snapshotter,
+    apply_layer_to_snapshot, copy_tree, AnySnapshotter, CopySnapshotter, KernelMounter, Mount,
+    Mounter, OverlayMount, OverlaySnapshotter, SnapshotId, Snapshotter,
 };

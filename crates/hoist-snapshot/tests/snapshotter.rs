@@ -270,3 +270,66 @@ fn probe_falls_back_to_copy_when_overlay_cannot_mount() {
         "probe left files behind"
     );
 }
+
+#[test]
+fn layers_unpack_into_committed_snapshots() {
+    use hoist_snapshot::{apply_layer_to_snapshot, write_layer, LayerOptions};
+    // Two layers made from trees: base, then a change with a whiteout.
+    let trees = tempfile::tempdir().unwrap();
+    let (t1, t2) = (trees.path().join("1"), trees.path().join("2"));
+    std::fs::create_dir_all(t1.join("etc")).unwrap();
+    std::fs::write(t1.join("etc/a"), b"a").unwrap();
+    std::fs::write(t1.join("etc/b"), b"b").unwrap();
+    hoist_snapshot::copy_tree(&t1, &t2).unwrap();
+    std::fs::remove_file(t2.join("etc/a")).unwrap();
+    std::fs::write(t2.join("etc/c"), b"c").unwrap();
+    let (l1, layer1, _) = write_layer(
+        DiffSource::Trees {
+            lower: None,
+            upper: &t1,
+        },
+        Vec::new(),
+        LayerOptions::default(),
+    )
+    .unwrap();
+    let (l2, _, stats) = write_layer(
+        DiffSource::Trees {
+            lower: Some(&t1),
+            upper: &t2,
+        },
+        Vec::new(),
+        LayerOptions::default(),
+    )
+    .unwrap();
+    assert_eq!((stats.added, stats.deleted), (2, 1));
+    assert_eq!(layer1.descriptor.size, l1.len() as u64);
+
+    let root = tempfile::tempdir().unwrap();
+    let copy = CopySnapshotter::open(&root.path().join("copy")).unwrap();
+    let mut backends: Vec<Box<dyn Snapshotter>> = vec![Box::new(copy)];
+    if support::is_root() {
+        let any = AnySnapshotter::probe(&root.path().join("any")).unwrap();
+        eprintln!("also checking the {} snapshotter", any.name());
+        backends.push(Box::new(any));
+    }
+    for s in &backends {
+        let opts = ApplyOptions::default();
+        let (id1, _) = apply_layer_to_snapshot(s.as_ref(), "l1", &[], &l1[..], &opts).unwrap();
+        let (id2, _) =
+            apply_layer_to_snapshot(s.as_ref(), "l2", std::slice::from_ref(&id1), &l2[..], &opts)
+                .unwrap();
+        let view = s.view("v", std::slice::from_ref(&id2)).unwrap();
+        let got = support::listing(view.path());
+        assert_eq!(
+            got,
+            [Path::new("etc"), Path::new("etc/b"), Path::new("etc/c")]
+        );
+        s.remove("v").unwrap();
+        // A broken layer leaves no snapshot behind.
+        let err =
+            apply_layer_to_snapshot(s.as_ref(), "bad", &[id2], &b"\x1f\x8bnot gzip"[..], &opts)
+                .unwrap_err();
+        assert!(matches!(err, Error::ReadLayer { .. }), "{err}");
+        assert!(matches!(s.remove("bad"), Err(Error::NotFound { .. })));
+    }
+}

@@ -20,6 +20,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::compression::{Layer, LayerOptions, LayerWriter};
 use crate::error::{Error, Result};
 
 /// Where a layer's change comes from.
@@ -67,6 +68,19 @@ pub fn diff_to_tar(source: DiffSource<'_>, out: impl Write) -> Result<DiffStats>
         DiffSource::Trees { lower, upper } => compare::changes(lower, upper)?,
     };
     tar_writer::write_changes(&changes, out)
+}
+
+/// Writes the change described by `source` as a compressed layer to `out`, hashing both
+/// streams on the way, and returns `out` with the [`Layer`] and what was written.
+pub fn write_layer<W: Write>(
+    source: DiffSource<'_>,
+    out: W,
+    options: LayerOptions,
+) -> Result<(W, Layer, DiffStats)> {
+    let mut writer = LayerWriter::new(out, options)?;
+    let stats = diff_to_tar(source, &mut writer)?;
+    let (out, layer) = writer.finish()?;
+    Ok((out, layer, stats))
 }
 
 /// The names in `dir`, sorted by their bytes.

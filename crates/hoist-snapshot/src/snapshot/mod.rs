@@ -28,6 +28,7 @@ pub use copy::{copy_tree, CopySnapshotter};
 pub use mounter::{KernelMounter, Mounter, OverlayMount};
 pub use overlay::OverlaySnapshotter;
 
+use crate::apply::{apply_layer, ApplyOptions, ApplyReport};
 use crate::diff::DiffStats;
 use crate::error::Result;
 use crate::meta::running_as_root;
@@ -159,5 +160,28 @@ impl Snapshotter for AnySnapshotter {
     }
     fn diff(&self, id: &SnapshotId, out: &mut dyn Write) -> Result<DiffStats> {
         self.inner().diff(id, out)
+    }
+}
+
+/// Unpacks a layer (plain, gzip or zstd tar) into a new snapshot `key` on `parents` and
+/// commits it: the "tar → snapshot" step of pulling an image. On failure the half-written
+/// snapshot is removed.
+pub fn apply_layer_to_snapshot(
+    snapshotter: &dyn Snapshotter,
+    key: &str,
+    parents: &[SnapshotId],
+    layer: impl std::io::Read,
+    options: &ApplyOptions,
+) -> Result<(SnapshotId, ApplyReport)> {
+    let mount = snapshotter.prepare(key, parents)?;
+    let applied = apply_layer(layer, mount.path(), options);
+    match applied {
+        Ok(report) => Ok((snapshotter.commit(key)?, report)),
+        Err(e) => {
+            // The apply error is the one worth reporting; a failed cleanup leaves an
+            // active snapshot that `remove` can retry.
+            let _ = snapshotter.remove(key);
+            Err(e)
+        }
     }
 }
