@@ -114,6 +114,27 @@ impl Applier<'_> {
         let raw = entry.path_bytes().into_owned();
         let rel = clean_relative(Path::new(OsStr::from_bytes(&raw)));
         let kind = entry.header().entry_type();
+        // Decide what to skip before touching anything at the entry's path.
+        match kind {
+            EntryType::Regular
+            | EntryType::Continuous
+            | EntryType::GNUSparse
+            | EntryType::Directory
+            | EntryType::Symlink
+            | EntryType::Link
+            | EntryType::Fifo => {}
+            EntryType::Char | EntryType::Block if self.options.create_devices => {}
+            EntryType::Char | EntryType::Block => {
+                self.skip(name, "device node skipped: creating devices needs root");
+                return Ok(());
+            }
+            // Global PAX records (`git archive` writes one) carry nothing a layer applies.
+            EntryType::XGlobalHeader => return Ok(()),
+            other => {
+                self.skip(name, format!("unsupported tar entry type {other:?}"));
+                return Ok(());
+            }
+        }
         let Some(base) = rel.file_name().map(OsStr::to_owned) else {
             // The root itself (`./`): only its metadata can change.
             if kind == EntryType::Directory {
@@ -132,6 +153,15 @@ impl Applier<'_> {
         std::fs::create_dir_all(&parent)
             .map_err(Error::entry_io("create parent directory of", name))?;
         let target = parent.join(&base);
+        let link_source = if kind == EntryType::Link {
+            let source = self.hardlink_source(&link_name(entry, name)?, name)?;
+            if source == target {
+                return Ok(());
+            }
+            Some(source)
+        } else {
+            None
+        };
         self.clear_for(&target, kind == EntryType::Directory, name)?;
         let meta = read_meta(entry, name)?;
         let chown = self.options.preserve_ownership;
@@ -148,7 +178,8 @@ impl Applier<'_> {
                 false
             }
             EntryType::Directory => {
-                if !target.is_dir() {
+                // `clear_for` left either a real directory or nothing.
+                if std::fs::symlink_metadata(&target).is_err() {
                     std::fs::create_dir(&target)
                         .map_err(Error::entry_io("create directory", name))?;
                 }
@@ -162,27 +193,18 @@ impl Applier<'_> {
                 true
             }
             EntryType::Link => {
-                let link = link_name(entry, name)?;
-                let source = self.hardlink_source(&link, name)?;
-                if source != target {
-                    std::fs::hard_link(&source, &target)
+                if let Some(source) = &link_source {
+                    std::fs::hard_link(source, &target)
                         .map_err(Error::entry_io("create hardlink", name))?;
                 }
                 self.unpacked.insert(target);
                 return Ok(());
             }
             EntryType::Fifo | EntryType::Char | EntryType::Block => {
-                if kind != EntryType::Fifo && !self.options.create_devices {
-                    self.skip(name, "device node skipped: creating devices needs root");
-                    return Ok(());
-                }
                 self.mknod(entry.header(), kind, &target, &meta, name)?;
                 false
             }
-            other => {
-                self.skip(name, format!("unsupported tar entry type {other:?}"));
-                return Ok(());
-            }
+            _ => return Ok(()),
         };
         let mut notes = Vec::new();
         apply_meta(&target, is_symlink, &meta, chown, &mut |n| notes.push(n)).map_err(

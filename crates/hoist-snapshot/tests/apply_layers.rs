@@ -217,3 +217,22 @@ fn gnu_tar_layers_apply_like_ours() {
     let ino = |p: &str| std::fs::metadata(dst.path().join(p)).unwrap().ino();
     assert_eq!(ino("a/b/file"), ino("a/hard"));
 }
+
+#[test]
+fn skipped_device_keeps_the_file_below_it() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    apply(&RawTar::new().file("dev/null", b"placeholder").finish(), r);
+    let options = ApplyOptions {
+        preserve_ownership: false,
+        create_devices: false,
+    };
+    let tar = RawTar::new()
+        .char_device("dev/null", 1, 3)
+        .hardlink("self", "self")
+        .finish();
+    let report = apply_layer(&tar[..], r, &options).unwrap_err();
+    // A hardlink to itself names nothing that exists: an error naming the entry.
+    assert!(report.to_string().contains("layer entry self"), "{report}");
+    assert_eq!(std::fs::read(r.join("dev/null")).unwrap(), b"placeholder");
+}
