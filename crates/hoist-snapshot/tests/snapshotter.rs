@@ -333,3 +333,47 @@ fn layers_unpack_into_committed_snapshots() {
         assert!(matches!(s.remove("bad"), Err(Error::NotFound { .. })));
     }
 }
+
+#[test]
+fn failed_overlay_mount_leaves_no_snapshot_and_stale_mounts_remove() {
+    /// Fails the first mount, then says "not mounted" to every unmount.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        mounts: Mutex<u32>,
+    }
+    impl Mounter for Flaky {
+        fn mount_overlay(&self, _: &OverlayMount, target: &Path) -> hoist_snapshot::Result<()> {
+            let mut n = self.mounts.lock().unwrap();
+            *n += 1;
+            if *n == 1 {
+                return Err(Error::Mount {
+                    action: "mount overlay on",
+                    target: target.to_path_buf(),
+                    source: std::io::Error::from_raw_os_error(1),
+                });
+            }
+            Ok(())
+        }
+        fn unmount(&self, target: &Path) -> hoist_snapshot::Result<()> {
+            Err(Error::Mount {
+                action: "unmount",
+                target: target.to_path_buf(),
+                source: std::io::Error::from_raw_os_error(22),
+            })
+        }
+    }
+    let root = tempfile::tempdir().unwrap();
+    let s = OverlaySnapshotter::open(root.path(), Box::new(Flaky::default())).unwrap();
+    s.prepare("base", &[]).unwrap();
+    let base = s.commit("base").unwrap();
+    let err = s.prepare("k", std::slice::from_ref(&base)).unwrap_err();
+    assert!(
+        err.to_string().contains("failed to mount overlay on"),
+        "{err}"
+    );
+    assert!(!root.path().join("active/k").exists());
+    // The key is free again; a snapshot whose overlay vanished still removes.
+    s.prepare("k", std::slice::from_ref(&base)).unwrap();
+    s.remove("k").unwrap();
+    assert!(!root.path().join("active/k").exists());
+}

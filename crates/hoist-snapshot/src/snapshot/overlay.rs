@@ -79,11 +79,20 @@ impl OverlaySnapshotter {
         Ok(())
     }
 
+    /// Unmounts an active snapshot's overlay; one that is not mounted (`EINVAL`, say after
+    /// a reboot) counts as unmounted.
     fn unmount_active(&self, meta: &ActiveMeta) -> Result<()> {
-        if let Some(target) = &meta.mounted {
-            self.mounter.unmount(target)?;
+        let Some(target) = &meta.mounted else {
+            return Ok(());
+        };
+        match self.mounter.unmount(target) {
+            Err(Error::Mount { source, .. })
+                if source.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+            {
+                Ok(())
+            }
+            other => other,
         }
-        Ok(())
     }
 }
 
@@ -115,7 +124,11 @@ impl Snapshotter for OverlaySnapshotter {
         // Recorded before mounting so that `remove` can clean up whatever happens next.
         meta.mounted = Some(merged.clone());
         self.layout.write_active(key, &meta)?;
-        self.mounter.mount_overlay(&overlay, &merged)?;
+        if let Err(e) = self.mounter.mount_overlay(&overlay, &merged) {
+            // Nothing is mounted: drop the half-made snapshot so the key can be reused.
+            let _ = remove_tree(&dir);
+            return Err(e);
+        }
         Ok(Mount::Overlay {
             target: merged,
             overlay,
@@ -151,7 +164,10 @@ impl Snapshotter for OverlaySnapshotter {
                     upper: None,
                     work: None,
                 };
-                self.mounter.mount_overlay(&overlay, &merged)?;
+                if let Err(e) = self.mounter.mount_overlay(&overlay, &merged) {
+                    let _ = remove_tree(&dir);
+                    return Err(e);
+                }
                 Ok(Mount::Overlay {
                     target: merged,
                     overlay,
