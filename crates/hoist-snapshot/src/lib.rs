@@ -1,0 +1,39 @@
+//! Snapshots of root filesystems and the layers between them.
+//!
+//! - [`apply_layer`] unpacks a layer tar (plain, gzip or zstd) onto a directory: OCI
+//!   whiteouts applied, metadata preserved, and nothing ever written outside the directory
+//!   (`..`, absolute names, symlinked parents and hardlinks are all resolved inside it).
+//! - [`diff_to_tar`] writes the change between two trees as a deterministic layer tar, from
+//!   an overlayfs upper directory or by comparing two trees ([`DiffSource`]).
+//! - [`write_layer`] does both at once: diff → tar → compressor → your writer, returning the
+//!   [`Layer`] (descriptor + diff_id).
+//! - [`apply_layer_to_snapshot`] unpacks a layer into a new committed snapshot.
+//! - [`LayerWriter`] compresses (gzip with a fixed header, zstd, or none) and hashes a layer
+//!   in one pass, giving a [`Layer`] (descriptor + diff_id).
+//! - [`Snapshotter`] / [`AnySnapshotter`] prepare writable snapshots on top of committed
+//!   ones, with overlayfs ([`OverlaySnapshotter`]) or full copies ([`CopySnapshotter`]),
+//!   chosen by [`AnySnapshotter::probe`]. Kernel mounts sit behind [`Mounter`].
+//!
+//! All of it is synchronous filesystem code, to be run on blocking threads.
+
+mod apply;
+mod compression;
+mod diff;
+mod error;
+mod meta;
+mod root_path;
+mod snapshot;
+
+pub use apply::{
+    apply_layer, ApplyOptions, ApplyReport, Skipped, WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
+};
+pub use compression::{
+    decompress, detect_compression, Layer, LayerOptions, LayerWriter, MediaTypes,
+};
+pub use diff::{diff_to_tar, write_layer, DiffSource, DiffStats};
+pub use error::{Error, Result};
+pub use hoist_oci::Compression;
+pub use snapshot::{
+    apply_layer_to_snapshot, copy_tree, AnySnapshotter, CopySnapshotter, KernelMounter, Mount,
+    Mounter, OverlayMount, OverlaySnapshotter, SnapshotId, Snapshotter,
+};

@@ -1,0 +1,217 @@
+//! The on-disk layout both snapshotters share: committed snapshots with their parents, and
+//! active (prepared or view) snapshots with what is needed to commit or remove them.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::SnapshotId;
+use crate::error::{Error, Result};
+
+/// `meta.json` of a committed snapshot.
+#[derive(Debug, Serialize, Deserialize)]
+struct CommittedMeta {
+    parents: Vec<SnapshotId>,
+}
+
+/// `meta.json` of an active snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct ActiveMeta {
+    /// The parents, bottom-most first.
+    pub parents: Vec<SnapshotId>,
+    /// The directory that becomes the committed tree (`None` for views).
+    pub tree: Option<PathBuf>,
+    /// Where an overlay is mounted, to unmount before commit or removal.
+    pub mounted: Option<PathBuf>,
+}
+
+/// The directories of one snapshotter.
+#[derive(Debug, Clone)]
+pub(super) struct Layout {
+    root: PathBuf,
+}
+
+/// Checks that `name` is usable as a key or id: `[A-Za-z0-9._-]{1,200}`, not starting '.'.
+pub(super) fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidKey {
+            key: name.to_owned(),
+        })
+    }
+}
+
+impl Layout {
+    pub fn open(root: &Path) -> Result<Self> {
+        for dir in ["committed", "active"] {
+            let path = root.join(dir);
+            std::fs::create_dir_all(&path).map_err(Error::io("create directory", &path))?;
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn committed_fs(&self, id: &SnapshotId) -> Result<PathBuf> {
+        let dir = self.committed_dir(id)?;
+        Ok(dir.join("fs"))
+    }
+
+    fn committed_dir(&self, id: &SnapshotId) -> Result<PathBuf> {
+        let dir = self.root.join("committed").join(id.as_str());
+        if dir.join("meta.json").is_file() {
+            Ok(dir)
+        } else {
+            Err(Error::NotFound {
+                key: id.to_string(),
+            })
+        }
+    }
+
+    pub fn parents(&self, id: &SnapshotId) -> Result<Vec<SnapshotId>> {
+        let path = self.committed_dir(id)?.join("meta.json");
+        let bytes = std::fs::read(&path).map_err(Error::io("read", &path))?;
+        let meta: CommittedMeta =
+            serde_json::from_slice(&bytes).map_err(|source| Error::Metadata { path, source })?;
+        Ok(meta.parents)
+    }
+
+    /// Creates `active/<key>` for a new snapshot.
+    pub fn begin_active(&self, key: &str, parents: &[SnapshotId]) -> Result<PathBuf> {
+        check_name(key)?;
+        for parent in parents {
+            self.committed_dir(parent)?;
+        }
+        let dir = self.root.join("active").join(key);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists {
+                key: key.to_owned(),
+            }),
+            Err(e) => Err(Error::io("create directory", &dir)(e)),
+        }
+    }
+
+    pub fn write_active(&self, key: &str, meta: &ActiveMeta) -> Result<()> {
+        let path = self.root.join("active").join(key).join("meta.json");
+        let bytes = serde_json::to_vec(meta).map_err(|source| Error::Metadata {
+            path: path.clone(),
+            source,
+        })?;
+        std::fs::write(&path, bytes).map_err(Error::io("write", &path))
+    }
+
+    pub fn read_active(&self, key: &str) -> Result<(PathBuf, ActiveMeta)> {
+        check_name(key)?;
+        let dir = self.root.join("active").join(key);
+        let path = dir.join("meta.json");
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound {
+                    key: key.to_owned(),
+                })
+            }
+            Err(e) => return Err(Error::io("read", &path)(e)),
+        };
+        let meta =
+            serde_json::from_slice(&bytes).map_err(|source| Error::Metadata { path, source })?;
+        Ok((dir, meta))
+    }
+
+    /// Moves `tree` in as a new committed snapshot and returns its id. Ids count up from 1;
+    /// `create_dir` makes concurrent commits pick different ones.
+    pub fn commit_tree(&self, tree: &Path, parents: Vec<SnapshotId>) -> Result<SnapshotId> {
+        let committed = self.root.join("committed");
+        let mut next = 1 + std::fs::read_dir(&committed)
+            .map_err(Error::io("read directory", &committed))?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        let (id, dir) = loop {
+            let dir = committed.join(next.to_string());
+            match std::fs::create_dir(&dir) {
+                Ok(()) => break (SnapshotId(next.to_string()), dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => next += 1,
+                Err(e) => return Err(Error::io("create directory", &dir)(e)),
+            }
+        };
+        let fs = dir.join("fs");
+        std::fs::rename(tree, &fs).map_err(Error::io("move snapshot tree to", &fs))?;
+        let path = dir.join("meta.json");
+        let bytes =
+            serde_json::to_vec(&CommittedMeta { parents }).map_err(|source| Error::Metadata {
+                path: path.clone(),
+                source,
+            })?;
+        // Written last: a committed snapshot exists once its meta.json does.
+        std::fs::write(&path, bytes).map_err(Error::io("write", &path))?;
+        Ok(id)
+    }
+
+    pub fn remove_committed(&self, id: &SnapshotId) -> Result<()> {
+        let dir = self.committed_dir(id)?;
+        for other in self.committed_ids()? {
+            if self.parents(&other)?.contains(id) {
+                return Err(Error::Unsupported(format!(
+                    "snapshot {id} is a parent of snapshot {other}; remove that first"
+                )));
+            }
+        }
+        let meta = dir.join("meta.json");
+        std::fs::remove_file(&meta).map_err(Error::io("remove", &meta))?;
+        remove_tree(&dir)
+    }
+
+    fn committed_ids(&self) -> Result<Vec<SnapshotId>> {
+        let committed = self.root.join("committed");
+        let mut out = Vec::new();
+        for entry in
+            std::fs::read_dir(&committed).map_err(Error::io("read directory", &committed))?
+        {
+            let entry = entry.map_err(Error::io("read directory", &committed))?;
+            if let Some(name) = entry.file_name().to_str() {
+                if entry.path().join("meta.json").is_file() {
+                    out.push(SnapshotId(name.to_owned()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Removes a directory tree, first making directories writable (overlay work dirs are
+/// mode 000, which stops a non-root caller).
+pub(super) fn remove_tree(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(first) => {
+            for entry in walkdir::WalkDir::new(dir)
+                .follow_links(false)
+                .into_iter()
+                .flatten()
+            {
+                if entry.file_type().is_dir() {
+                    let _ = std::fs::set_permissions(
+                        entry.path(),
+                        std::fs::Permissions::from_mode(0o700),
+                    );
+                }
+            }
+            std::fs::remove_dir_all(dir).map_err(|_| Error::io("remove", dir)(first))
+        }
+    }
+}

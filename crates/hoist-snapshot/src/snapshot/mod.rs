@@ -1,0 +1,187 @@
+//! [`Snapshotter`]: writable snapshots prepared on top of committed ones, as BuildKit and
+//! containerd use them: `prepare` a key on parents, write into its directory, `commit` it
+//! into an immutable [`SnapshotId`], `diff` a committed snapshot into a layer tar.
+//!
+//! Two backends behind the closed enum [`AnySnapshotter`]: [`OverlaySnapshotter`] (each
+//! committed snapshot stores only its own change; a prepared one is an overlay of the
+//! parents' chains) and [`CopySnapshotter`] (each snapshot is a full tree; prepare copies).
+//! [`AnySnapshotter::probe`] picks overlay when a test mount works, copy otherwise.
+//!
+//! On disk, under the snapshotter's root:
+//! ```text
+//! committed/<id>/fs          the snapshot's tree (overlay: its upper dir only)
+//! committed/<id>/meta.json   {"parents": [...]} bottom-most first
+//! active/<key>/...           prepared snapshots and views
+//! ```
+
+mod copy;
+mod layout;
+mod mounter;
+mod overlay;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use copy::{copy_tree, CopySnapshotter};
+pub use mounter::{KernelMounter, Mounter, OverlayMount};
+pub use overlay::OverlaySnapshotter;
+
+use crate::apply::{apply_layer, ApplyOptions, ApplyReport};
+use crate::diff::DiffStats;
+use crate::error::Result;
+use crate::meta::running_as_root;
+
+/// The id of a committed (immutable) snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SnapshotId(String);
+
+impl SnapshotId {
+    /// Parses an id as [`SnapshotId::as_str`] wrote it.
+    pub fn parse(s: &str) -> Result<Self> {
+        layout::check_name(s)?;
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SnapshotId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a prepared snapshot or view can be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// A plain directory (no mount needed).
+    Dir(PathBuf),
+    /// An overlay already mounted at `target`.
+    Overlay {
+        /// The mount point.
+        target: PathBuf,
+        /// What is mounted there.
+        overlay: OverlayMount,
+    },
+}
+
+impl Mount {
+    /// The directory to read or write the snapshot's tree in.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Dir(path) => path,
+            Self::Overlay { target, .. } => target,
+        }
+    }
+}
+
+/// A snapshot backend.
+pub trait Snapshotter {
+    /// Makes a writable snapshot `key` whose initial tree is `parents` stacked (the first at
+    /// the bottom, later ones on top).
+    fn prepare(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount>;
+    /// Makes a read-only view `key` of `parents` stacked; the caller must not write to it.
+    fn view(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount>;
+    /// Turns the prepared snapshot `key` into an immutable snapshot (unmounting it).
+    fn commit(&self, key: &str) -> Result<SnapshotId>;
+    /// Removes the prepared snapshot or view `key` (unmounting it), discarding its changes.
+    fn remove(&self, key: &str) -> Result<()>;
+    /// Removes the committed snapshot `id`; fails while another snapshot has it as a parent.
+    fn remove_committed(&self, id: &SnapshotId) -> Result<()>;
+    /// The parents `id` was prepared on.
+    fn parents(&self, id: &SnapshotId) -> Result<Vec<SnapshotId>>;
+    /// Writes what `id` changed relative to its parents as an uncompressed layer tar.
+    fn diff(&self, id: &SnapshotId, out: &mut dyn Write) -> Result<DiffStats>;
+}
+
+/// The snapshot backends hoist has.
+#[derive(Debug)]
+pub enum AnySnapshotter {
+    /// overlayfs.
+    Overlay(OverlaySnapshotter),
+    /// Full copies.
+    Copy(CopySnapshotter),
+}
+
+impl AnySnapshotter {
+    /// Opens a snapshotter at `root`, overlay when [`OverlaySnapshotter::supported`] says a
+    /// test mount under `root` works (root only), copy otherwise.
+    pub fn probe(root: &Path) -> Result<Self> {
+        if running_as_root() && OverlaySnapshotter::supported(root, &KernelMounter) {
+            Ok(Self::Overlay(OverlaySnapshotter::open(
+                root,
+                Box::new(KernelMounter),
+            )?))
+        } else {
+            Ok(Self::Copy(CopySnapshotter::open(root)?))
+        }
+    }
+
+    /// "overlay" or "copy".
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Overlay(_) => "overlay",
+            Self::Copy(_) => "copy",
+        }
+    }
+
+    fn inner(&self) -> &dyn Snapshotter {
+        match self {
+            Self::Overlay(s) => s,
+            Self::Copy(s) => s,
+        }
+    }
+}
+
+impl Snapshotter for AnySnapshotter {
+    fn prepare(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount> {
+        self.inner().prepare(key, parents)
+    }
+    fn view(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount> {
+        self.inner().view(key, parents)
+    }
+    fn commit(&self, key: &str) -> Result<SnapshotId> {
+        self.inner().commit(key)
+    }
+    fn remove(&self, key: &str) -> Result<()> {
+        self.inner().remove(key)
+    }
+    fn remove_committed(&self, id: &SnapshotId) -> Result<()> {
+        self.inner().remove_committed(id)
+    }
+    fn parents(&self, id: &SnapshotId) -> Result<Vec<SnapshotId>> {
+        self.inner().parents(id)
+    }
+    fn diff(&self, id: &SnapshotId, out: &mut dyn Write) -> Result<DiffStats> {
+        self.inner().diff(id, out)
+    }
+}
+
+/// Unpacks a layer (plain, gzip or zstd tar) into a new snapshot `key` on `parents` and
+/// commits it: the "tar → snapshot" step of pulling an image. On failure the half-written
+/// snapshot is removed.
+pub fn apply_layer_to_snapshot(
+    snapshotter: &dyn Snapshotter,
+    key: &str,
+    parents: &[SnapshotId],
+    layer: impl std::io::Read,
+    options: &ApplyOptions,
+) -> Result<(SnapshotId, ApplyReport)> {
+    let mount = snapshotter.prepare(key, parents)?;
+    let applied = apply_layer(layer, mount.path(), options);
+    match applied {
+        Ok(report) => Ok((snapshotter.commit(key)?, report)),
+        Err(e) => {
+            // The apply error is the one worth reporting; a failed cleanup leaves an
+            // active snapshot that `remove` can retry.
+            let _ = snapshotter.remove(key);
+            Err(e)
+        }
+    }
+}
