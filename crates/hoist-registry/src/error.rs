@@ -195,8 +195,8 @@ pub enum RegistryError {
         source: std::io::Error,
     },
     /// The content store refused a blob or could not be read.
-    #[error("content store: {0}")]
-    Content(#[from] hoist_content::ContentError),
+    // #[error("content store: {0}")]
+    // Content(#[from] hoist_content::Error),
     /// A background task failed (panicked or was cancelled).
     #[error("internal task failed: {0}")]
     Task(String),
