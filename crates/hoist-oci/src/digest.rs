@@ -135,6 +135,15 @@ impl Digest {
         })
     }
 
+    /// A digest that only matched the reference grammar's looser rule (`algorithm:hex` with
+    /// 32+ hex digits), as distribution's `WithDigest` accepts it.
+    pub(crate) fn from_reference_grammar(s: &str) -> Self {
+        Self {
+            value: s.to_owned(),
+            colon: s.find(':').unwrap_or(0),
+        }
+    }
+
     /// go-digest `NewDigestFromEncoded`, validated.
     pub fn from_parts(algorithm: &str, encoded: &str) -> Result<Self> {
         Self::parse(&format!("{algorithm}:{encoded}"))

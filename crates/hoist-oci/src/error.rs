@@ -88,6 +88,10 @@ pub enum ReferenceErrorKind {
     NameNotCanonical,
     /// A digest that matched the grammar but failed go-digest validation.
     Digest(DigestErrorKind),
+    /// A 64-hex repository name, which would be ambiguous with an image ID.
+    HexRepositoryName,
+    /// A malformed `FamiliarMatch` pattern (Go's `path.ErrBadPattern`).
+    BadPattern,
 }
 
 /// The go-digest error a digest inside a reference produced.
@@ -114,6 +118,8 @@ impl std::fmt::Display for ReferenceErrorKind {
             Self::Digest(DigestErrorKind::InvalidFormat) => "invalid checksum digest format",
             Self::Digest(DigestErrorKind::InvalidLength) => "invalid checksum digest length",
             Self::Digest(DigestErrorKind::Unsupported) => "unsupported digest algorithm",
+            Self::HexRepositoryName => "cannot specify 64-byte hexadecimal strings",
+            Self::BadPattern => "syntax error in pattern",
         })
     }
 }
