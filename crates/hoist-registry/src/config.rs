@@ -186,12 +186,14 @@ impl RegistryConfig {
                             .collect()
                     }
                     "keypair" => hc.keypairs = keypairs(value).map_err(|m| invalid(&at, m))?,
-                    other => return Err(invalid(
-                        &at,
-                        format!(
+                    other => {
+                        return Err(invalid(
+                            &at,
+                            format!(
                             "unknown key {other:?} (known: mirrors, http, insecure, ca, keypair)"
                         ),
-                    )),
+                        ))
+                    }
                 }
             }
             for mirror in &hc.mirrors {
