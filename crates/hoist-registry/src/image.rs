@@ -182,11 +182,13 @@ impl RegistryClient {
             .into_iter()
             .map(|desc| self.fetch_blob(repo, desc, store))
             .collect();
-        futures::stream::iter(fetches)
+        // Every transfer runs to its end even when one fails, so no writer is cut off while
+        // its temp file exists; the first error is then reported.
+        let results: Vec<Result<_>> = futures::stream::iter(fetches)
             .buffer_unordered(self.inner.config.max_concurrent_transfers.max(1))
-            .try_collect::<Vec<_>>()
-            .await
-            .map(drop)
+            .collect()
+            .await;
+        results.into_iter().try_for_each(|r| r.map(drop))
     }
 
     /// Pushes the image or index `root` from `store` to `target`: blobs (skipping those the

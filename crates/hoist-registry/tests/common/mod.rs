@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::io::Write as _;
 
 use hoist_content::ContentStore;
