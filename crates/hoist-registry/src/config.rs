@@ -102,6 +102,9 @@ pub struct RegistryConfig {
     pub max_manifest_size: u64,
     /// Timeout for connecting to a registry.
     pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of an answer; a stalled transfer then fails (and is
+    /// retried like a cut connection).
+    pub read_timeout: Duration,
     /// The `User-Agent` sent.
     pub user_agent: String,
 }
@@ -119,6 +122,7 @@ impl Default for RegistryConfig {
             chunk_size: 8 * 1024 * 1024,
             max_manifest_size: DEFAULT_MAX_MANIFEST_SIZE,
             connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(120),
             user_agent: concat!("hoist/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }

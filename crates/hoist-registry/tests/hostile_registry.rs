@@ -585,3 +585,108 @@ async fn failed_upload_restarts_with_a_new_session() {
                 .any(|l| l.starts_with("PUT /v2/lib/app/blobs/uploads/s1?"))
     );
 }
+
+#[tokio::test]
+async fn pulls_try_mirrors_first_and_fall_back_to_the_registry() {
+    let fx = fixture();
+    let mirror = {
+        let fx = fx.clone();
+        Hostile::start(move |req| fx.serve(req).unwrap_or(Resp::status(404))).await
+    };
+    let origin = Hostile::start(|req| {
+        if req.path == "/v2/" {
+            Resp::ok("{}")
+        } else {
+            Resp::status(500)
+        }
+    })
+    .await;
+    let settings = format!(
+        "[registry.\"{}\"]\nmirrors = [\"{}\"]\n",
+        origin.host(),
+        mirror.host()
+    );
+    let mut cfg = RegistryConfig::parse(&settings, std::path::Path::new("test.toml")).unwrap();
+    cfg.retry = config(2).retry;
+    let client = RegistryClient::new(cfg, Credentials::anonymous());
+    let (_d, store) = temp_store();
+    client
+        .pull_image(&reference(&origin.host(), "lib/app:v1"), &amd64(), &store)
+        .await
+        .unwrap();
+    assert!(store.has(&fx.layer.0.digest));
+    assert_eq!(origin.count("GET /v2/lib"), 0, "{:?}", origin.requests());
+    assert_eq!(origin.count("HEAD /v2/lib"), 0, "{:?}", origin.requests());
+
+    // A mirror without the image: the registry itself answers.
+    let empty_mirror = Hostile::start(|req| {
+        if req.path == "/v2/" {
+            Resp::ok("{}")
+        } else {
+            Resp::status(404)
+        }
+    })
+    .await;
+    let origin = {
+        let fx = fx.clone();
+        Hostile::start(move |req| fx.serve(req).unwrap_or(Resp::status(404))).await
+    };
+    let settings = format!(
+        "[registry.\"{}\"]\nmirrors = [\"{}\"]\n",
+        origin.host(),
+        empty_mirror.host()
+    );
+    let cfg = RegistryConfig::parse(&settings, std::path::Path::new("test.toml")).unwrap();
+    let client = RegistryClient::new(cfg, Credentials::anonymous());
+    let (_e, store) = temp_store();
+    client
+        .pull_image(&reference(&origin.host(), "lib/app:v1"), &amd64(), &store)
+        .await
+        .unwrap();
+    assert!(store.has(&fx.layer.0.digest));
+    assert!(empty_mirror.count("HEAD /v2/lib/app/manifests/v1") >= 1);
+}
+
+#[tokio::test]
+async fn identity_token_is_exchanged_with_a_refresh_grant() {
+    let fx = fixture();
+    let realm: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+    let server = {
+        let realm = realm.clone();
+        Hostile::start(move |req| {
+            if req.path == "/token" {
+                let form: Vec<(String, String)> = url::form_urlencoded::parse(&req.body)
+                    .into_owned()
+                    .collect();
+                let has = |k: &str, v: &str| form.contains(&(k.to_owned(), v.to_owned()));
+                if req.method != "POST"
+                    || !has("grant_type", "refresh_token")
+                    || !has("refresh_token", "my-refresh")
+                    || !has("scope", "repository:lib/app:pull")
+                {
+                    return Resp::status(400);
+                }
+                return Resp::ok(r#"{"access_token":"AT","expires_in":120}"#);
+            }
+            if req.header("authorization").as_deref() != Some("Bearer AT") {
+                let value = format!(r#"Bearer realm="{}",service="s""#, realm.get().unwrap());
+                return Resp::status(401).header("www-authenticate", &value);
+            }
+            fx.serve(req).unwrap_or(Resp::status(404))
+        })
+        .await
+    };
+    realm.set(format!("http://{}/token", server.addr)).unwrap();
+    let client = RegistryClient::new(
+        config(2),
+        Credentials::anonymous().with(
+            &server.host(),
+            hoist_registry::Auth::IdentityToken("my-refresh".into()),
+        ),
+    );
+    let resolved = client
+        .resolve(&reference(&server.host(), "lib/app:v1"))
+        .await
+        .unwrap();
+    assert_eq!(resolved.descriptor.digest, fixture().manifest_digest);
+}

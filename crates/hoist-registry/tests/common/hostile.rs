@@ -19,6 +19,7 @@ pub struct Req {
     pub path: String,
     pub query: String,
     pub headers: hyper::HeaderMap,
+    pub body: Bytes,
 }
 
 impl Req {
@@ -105,14 +106,19 @@ impl Hostile {
                             let handler = handler.clone();
                             let log = log.clone();
                             async move {
+                                let (parts, body) = request.into_parts();
+                                let body = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
                                 let req = Req {
-                                    method: request.method().to_string(),
-                                    path: request.uri().path().to_owned(),
-                                    query: request.uri().query().unwrap_or("").to_owned(),
-                                    headers: request.headers().clone(),
+                                    method: parts.method.to_string(),
+                                    path: parts.uri.path().to_owned(),
+                                    query: parts.uri.query().unwrap_or("").to_owned(),
+                                    headers: parts.headers,
+                                    body,
                                 };
-                                // Drain the request body (pushes).
-                                let _ = request.into_body().collect().await;
                                 log.lock().unwrap().push(req.line());
                                 Ok::<_, Infallible>(respond(handler(&req)))
                             }
