@@ -5,27 +5,12 @@
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use hoist_content::{ContentStore, Expected};
-use hoist_oci::{Descriptor, MatchComparer, MediaType, Platform, Reference};
+use hoist_oci::{Descriptor, Index, Manifest, MatchComparer, MediaType, Platform, Reference};
 
 use crate::blob::{run_blocking, BlobSource};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{is_index_type, Resolved};
 use crate::{RegistryClient, Repository};
-
-/// The descriptors a manifest refers to (all other fields are ignored here).
-#[derive(serde::Deserialize)]
-struct ManifestRefs {
-    config: Descriptor,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
-/// The descriptors an index refers to.
-#[derive(serde::Deserialize)]
-struct IndexRefs {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
 
 /// What [`RegistryClient::pull_image`] stored.
 #[derive(Debug, Clone)]
@@ -56,11 +41,11 @@ fn invalid(reference: &str, registry: &str, message: String) -> RegistryError {
     }
 }
 
-fn parse_manifest(resolved_what: &str, registry: &str, bytes: &[u8]) -> Result<ManifestRefs> {
+fn parse_manifest(resolved_what: &str, registry: &str, bytes: &[u8]) -> Result<Manifest> {
     serde_json::from_slice(bytes).map_err(|err| invalid(resolved_what, registry, err.to_string()))
 }
 
-fn parse_index(resolved_what: &str, registry: &str, bytes: &[u8]) -> Result<IndexRefs> {
+fn parse_index(resolved_what: &str, registry: &str, bytes: &[u8]) -> Result<Index> {
     serde_json::from_slice(bytes).map_err(|err| invalid(resolved_what, registry, err.to_string()))
 }
 
@@ -168,7 +153,7 @@ impl RegistryClient {
     async fn fetch_blobs(
         &self,
         repo: &Repository,
-        refs: &ManifestRefs,
+        refs: &Manifest,
         store: &ContentStore,
     ) -> Result<()> {
         let blobs: Vec<&Descriptor> = std::iter::once(&refs.config)
