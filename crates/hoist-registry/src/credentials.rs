@@ -153,10 +153,18 @@ pub struct DockerConfigFile {
 impl DockerConfigFile {
     /// `$DOCKER_CONFIG/config.json`, else `$HOME/.docker/config.json`.
     pub fn default_path() -> Option<PathBuf> {
-        if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        Self::path_from(std::env::var_os("DOCKER_CONFIG"), std::env::var_os("HOME"))
+    }
+
+    /// [`DockerConfigFile::default_path`] from the values of `DOCKER_CONFIG` and `HOME`.
+    pub fn path_from(
+        docker_config: Option<std::ffi::OsString>,
+        home: Option<std::ffi::OsString>,
+    ) -> Option<PathBuf> {
+        if let Some(dir) = docker_config.filter(|d| !d.is_empty()) {
             return Some(PathBuf::from(dir).join("config.json"));
         }
-        let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+        let home = home.filter(|h| !h.is_empty())?;
         Some(PathBuf::from(home).join(".docker").join("config.json"))
     }
 
@@ -573,6 +581,22 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn config_location_follows_docker_config_then_home() {
+        let path = |dc: Option<&str>, home: Option<&str>| {
+            DockerConfigFile::path_from(dc.map(Into::into), home.map(Into::into))
+        };
+        assert_eq!(
+            path(Some("/etc/dc"), Some("/root")),
+            Some(PathBuf::from("/etc/dc/config.json"))
+        );
+        assert_eq!(
+            path(Some(""), Some("/home/u")),
+            Some(PathBuf::from("/home/u/.docker/config.json"))
+        );
+        assert_eq!(path(None, None), None);
     }
 
     #[test]

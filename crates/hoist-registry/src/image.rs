@@ -281,6 +281,92 @@ impl RegistryClient {
     }
 }
 
+impl RegistryClient {
+    /// Copies the image or index `source` names to `target` (another repository, on the same
+    /// registry or another): blobs are mounted when both are on one registry, else fetched
+    /// into `store` (verified) and uploaded from there; manifests go by digest, then the root
+    /// under `target`'s tag. What `imagetools create` needs to gather sources into one
+    /// repository. Returns the root's descriptor (unchanged: the same bytes).
+    pub async fn copy_image(
+        &self,
+        source: &Reference,
+        target: &Reference,
+        store: &ContentStore,
+    ) -> Result<Descriptor> {
+        let from = Repository::from(source);
+        let to = Repository::from(target);
+        let root = self.resolve(source).await?;
+        self.copy_children(&from, &to, &root, store, 0).await?;
+        self.push_manifest(
+            target,
+            root.bytes.clone(),
+            root.descriptor.media_type.clone(),
+        )
+        .await
+    }
+
+    fn copy_children<'a>(
+        &'a self,
+        from: &'a Repository,
+        to: &'a Repository,
+        node: &'a Resolved,
+        store: &'a ContentStore,
+        depth: usize,
+    ) -> futures::future::BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let what = node.descriptor.digest.to_string();
+            if node.is_index() {
+                if depth > 4 {
+                    return Err(invalid(
+                        &what,
+                        &from.registry,
+                        "indexes nested too deep".into(),
+                    ));
+                }
+                let refs = parse_index(&what, &from.registry, &node.bytes)?;
+                for child in &refs.manifests {
+                    if !child.media_type.is_manifest() && !child.media_type.is_index() {
+                        continue;
+                    }
+                    let fetched = self.fetch_manifest(from, child).await?;
+                    self.copy_children(from, to, &fetched, store, depth + 1)
+                        .await?;
+                    let by_digest = Reference::with_name(&format!("{}/{}", to.registry, to.path))
+                        .map(|r| r.with_digest(child.digest.clone()))
+                        .map_err(|err| invalid(&what, &to.registry, err.to_string()))?;
+                    self.push_manifest(&by_digest, fetched.bytes, fetched.descriptor.media_type)
+                        .await?;
+                }
+                return Ok(());
+            }
+            let refs = parse_manifest(&what, &from.registry, &node.bytes)?;
+            let blobs: Vec<&Descriptor> = std::iter::once(&refs.config)
+                .chain(refs.layers.iter())
+                .filter(|d| !d.media_type.is_non_distributable())
+                .collect();
+            let copies: Vec<_> = blobs
+                .into_iter()
+                .map(|desc| async move {
+                    if self.blob_exists(to, &desc.digest).await?.is_some() {
+                        return Ok(());
+                    }
+                    if self.mount_blob(to, &desc.digest, from).await? {
+                        return Ok(());
+                    }
+                    self.fetch_blob(from, desc, store).await?;
+                    let source = BlobSource::File(store.path(&desc.digest));
+                    self.push_blob(to, desc, source).await.map(drop)
+                })
+                .collect();
+            let results: Vec<Result<()>> = futures::stream::iter(copies)
+                .buffer_unordered(self.inner.config.max_concurrent_transfers.max(1))
+                .collect()
+                .await;
+            results.into_iter().collect()
+        })
+    }
+}
+
 /// Picks the manifest for `platform` from the index `root`.
 fn select_platform(
     reference: &Reference,

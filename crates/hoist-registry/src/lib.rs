@@ -24,7 +24,10 @@
 //!     digest when the reference has no tag), [`RegistryClient::tag`];
 //!   - [`RegistryClient::push_image`] / [`RegistryClient::push_image_with`]: an image or
 //!     index from the store, children first, with optional cross-repository mounts
-//!     ([`PushOptions`]).
+//!     ([`PushOptions`]);
+//!   - [`RegistryClient::copy_image`]`(&Reference, &Reference, &ContentStore)`: an image or
+//!     index from one repository to another (blobs mounted within a registry, passed through
+//!     the store across registries), as `imagetools create` needs.
 //! - [`Repository`]: a registry host plus repository path (`docker.io` + `library/busybox`).
 //! - [`RegistryConfig`] (settings: [`HostConfig`] per host from a buildkitd.toml-shaped file
 //!   via [`RegistryConfig::load`], [`RetryPolicy`], concurrency, chunk sizes, manifest limit).

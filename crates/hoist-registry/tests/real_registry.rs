@@ -336,3 +336,42 @@ async fn basic_auth_registry_push_pull_login_logout() {
     let err = logged_out.resolve(&target).await.unwrap_err();
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn copy_image_within_and_across_registries() {
+    let Some(one) = TestRegistry::start() else {
+        return;
+    };
+    let Some(two) = TestRegistry::start() else {
+        return;
+    };
+    let (_a, src) = temp_store();
+    let x86 = build_image(&src, &amd64(), &[vec![("a", b"amd64 layer".to_vec())]]);
+    let arm = build_image(&src, &arm64(), &[vec![("a", b"arm64 layer".to_vec())]]);
+    let index = build_index(
+        &src,
+        &[
+            (x86.manifest.clone(), amd64()),
+            (arm.manifest.clone(), arm64()),
+        ],
+    );
+    let client = RegistryClient::new(config(), Credentials::anonymous());
+    let source = reference(&format!("{}/src/app:1", one.host()));
+    client.push_image(&src, &index, &source).await.unwrap();
+
+    let (_s, scratch) = temp_store();
+    // Same registry: blobs are mounted, nothing needs the scratch store.
+    let same = reference(&format!("{}/dst/app:copied", one.host()));
+    let copied = client.copy_image(&source, &same, &scratch).await.unwrap();
+    assert_eq!(copied.digest, index.digest);
+    assert!(blob_files(&scratch).is_empty(), "mounts need no local copy");
+    // Another registry: blobs travel through the scratch store.
+    let other = reference(&format!("{}/elsewhere/app:copied", two.host()));
+    client.copy_image(&source, &other, &scratch).await.unwrap();
+    for target in [&same, &other] {
+        let (_b, dst) = temp_store();
+        let pulled = client.pull_image(target, &arm64(), &dst).await.unwrap();
+        assert_eq!(pulled.root.digest, index.digest);
+        assert_same_blob(&src, &dst, &arm.layers[0]);
+    }
+}
