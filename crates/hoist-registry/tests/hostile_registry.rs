@@ -690,3 +690,30 @@ async fn identity_token_is_exchanged_with_a_refresh_grant() {
         .unwrap();
     assert_eq!(resolved.descriptor.digest, fixture().manifest_digest);
 }
+
+#[tokio::test]
+async fn connection_cut_mid_manifest_is_retried() {
+    let fx = fixture();
+    let cuts = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let cuts = cuts.clone();
+        Hostile::start(move |req| {
+            let resp = fx.serve(req).unwrap_or(Resp::status(404));
+            if req.method == "GET"
+                && req.path.contains("/manifests/")
+                && cuts.fetch_add(1, Ordering::SeqCst) == 0
+            {
+                return resp.cut_after(20);
+            }
+            resp
+        })
+        .await
+    };
+    let client = RegistryClient::new(config(3), Credentials::anonymous());
+    let resolved = client
+        .resolve(&reference(&server.host(), "lib/app:v1"))
+        .await
+        .unwrap();
+    assert_eq!(resolved.descriptor.digest, fixture().manifest_digest);
+    assert_eq!(cuts.load(Ordering::SeqCst), 2);
+}
