@@ -717,3 +717,55 @@ async fn connection_cut_mid_manifest_is_retried() {
     assert_eq!(resolved.descriptor.digest, fixture().manifest_digest);
     assert_eq!(cuts.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn large_blob_is_sent_in_ranged_patches_from_disk() {
+    let received = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let ranges = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let server = {
+        let received = received.clone();
+        let ranges = ranges.clone();
+        Hostile::start(move |req| match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/v2/") => Resp::ok("{}"),
+            ("HEAD", _) => Resp::status(404),
+            ("POST", "/v2/lib/app/blobs/uploads/") => {
+                Resp::status(202).header("location", "/v2/lib/app/blobs/uploads/u0")
+            }
+            ("PATCH", p) if p.starts_with("/v2/lib/app/blobs/uploads/u") => {
+                let mut got = received.lock().unwrap();
+                ranges
+                    .lock()
+                    .unwrap()
+                    .push(req.header("content-range").unwrap_or_default());
+                got.extend_from_slice(&req.body);
+                let next = format!("/v2/lib/app/blobs/uploads/u{}", got.len());
+                Resp::status(202)
+                    .header("location", &next)
+                    .header("range", &format!("0-{}", got.len() - 1))
+            }
+            ("PUT", "/v2/lib/app/blobs/uploads/u10") if req.body.is_empty() => Resp::status(201),
+            _ => Resp::status(400),
+        })
+        .await
+    };
+    let mut cfg = config(2);
+    cfg.monolithic_push_limit = 5;
+    cfg.chunk_size = 4;
+    let client = RegistryClient::new(cfg, Credentials::anonymous());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blob");
+    std::fs::write(&file, b"0123456789").unwrap();
+    let desc = Descriptor::of_bytes(MediaType::OciLayer, b"0123456789");
+    let repo = Repository::new(server.host(), "lib/app");
+    client
+        .push_blob(&repo, &desc, hoist_registry::BlobSource::File(file))
+        .await
+        .unwrap();
+    assert_eq!(*ranges.lock().unwrap(), ["0-3", "4-7", "8-9"]);
+    assert_eq!(received.lock().unwrap().as_slice(), b"0123456789");
+    let last = server.requests().last().cloned().unwrap();
+    assert!(
+        last.starts_with("PUT /v2/lib/app/blobs/uploads/u10?digest=sha256%3A"),
+        "{last}"
+    );
+}
