@@ -354,6 +354,7 @@ impl RegistryClient {
                                 service: service.as_deref(),
                                 scopes,
                                 auth: auth.as_ref(),
+                                retry: &self.inner.config.retry,
                             },
                         )
                         .await?;
@@ -543,6 +544,7 @@ impl RegistryClient {
                         service: service.as_deref(),
                         scopes: &BTreeSet::new(),
                         auth: state.auth.as_ref(),
+                        retry: &self.inner.config.retry,
                     },
                 )
                 .await

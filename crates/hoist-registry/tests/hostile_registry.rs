@@ -125,7 +125,10 @@ async fn token_auth_challenge_flow_and_token_cache() {
                 Resp::status(401).header("www-authenticate", &value)
             };
             if req.path == "/token" {
-                token_requests.fetch_add(1, Ordering::SeqCst);
+                // The token service hiccups once.
+                if token_requests.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Resp::status(503);
+                }
                 // Credentials must reach the token service, Basic-encoded.
                 if req.header("authorization").as_deref() != Some("Basic YWxpY2U6cHc=") {
                     return Resp::status(401);
@@ -170,10 +173,10 @@ async fn token_auth_challenge_flow_and_token_cache() {
         .unwrap();
     assert_eq!(pulled.manifest.digest, fixture().manifest_digest);
     assert_eq!(blob_files(&store).len(), 3);
-    // One token, reused for HEAD, GET manifest and both blobs.
+    // One token (after one 503), reused for HEAD, GET manifest and both blobs.
     assert_eq!(
         token_requests.load(Ordering::SeqCst),
-        1,
+        2,
         "{:?}",
         server.requests()
     );
