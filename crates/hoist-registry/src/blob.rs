@@ -1,7 +1,8 @@
 //! Blobs on the wire. Pull: `GET` streamed into a content-store [`hoist_content::Ingest`] on
 //! a blocking thread while the bytes are hashed and counted; only when digest and size both
 //! match is the ingest committed, so nothing corrupt or half-written ever becomes visible. A
-//! connection cut mid-blob restarts the download (the partial temp file is dropped).
+//! connection cut mid-blob resumes with `Range: bytes=N-` (or starts the ingest over when the
+//! registry ignores ranges); a download that fails for good drops its temp file.
 //!
 //! Push: `HEAD` to skip blobs the repository has, cross-repository mount
 //! (`POST ?mount=&from=`), then an upload session: one `PUT` for small blobs, `PATCH` chunks
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use hoist_content::{ContentStore, Expected, Written};
 use hoist_oci::{Descriptor, Digest};
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
@@ -49,7 +50,73 @@ pub enum PushOutcome {
 
 enum IngestMsg {
     Chunk(Bytes),
+    /// Drop what was written and begin the ingest again.
+    Restart,
     Commit,
+}
+
+/// A download in progress: what was received and hashed, and the channel to the writer.
+struct Progress {
+    digester: hoist_oci::Digester,
+    received: u64,
+    tx: tokio::sync::mpsc::Sender<IngestMsg>,
+}
+
+impl Progress {
+    async fn push(&mut self, chunk: Bytes) -> Result<()> {
+        self.digester.update(&chunk);
+        self.received += chunk.len() as u64;
+        self.tx
+            .send(IngestMsg::Chunk(chunk))
+            .await
+            .map_err(|_| RegistryError::Task("the blob writer stopped".to_owned()))
+    }
+
+    async fn restart(&mut self, digest: &Digest) -> Result<()> {
+        self.digester = digest
+            .digester()
+            .map_err(|err| RegistryError::Task(err.to_string()))?;
+        self.received = 0;
+        self.tx
+            .send(IngestMsg::Restart)
+            .await
+            .map_err(|_| RegistryError::Task("the blob writer stopped".to_owned()))
+    }
+}
+
+/// The writer: a blocking thread owning the ingest; it commits only on `Commit`, and drops
+/// the ingest (deleting its temp file) when the channel closes without one.
+fn spawn_writer(
+    store: ContentStore,
+    expected: Expected,
+    mut rx: tokio::sync::mpsc::Receiver<IngestMsg>,
+) -> tokio::task::JoinHandle<Result<Option<Written>>> {
+    tokio::task::spawn_blocking(move || -> Result<Option<Written>> {
+        let mut ingest = store.begin(expected.clone())?;
+        while let Some(msg) = rx.blocking_recv() {
+            match msg {
+                IngestMsg::Chunk(chunk) => {
+                    let path = ingest
+                        .temp_path()
+                        .map(|p| p.to_path_buf())
+                        .unwrap_or_else(|| store.ingest_dir().to_path_buf());
+                    ingest
+                        .write_all(&chunk)
+                        .map_err(|source| hoist_content::Error::Io {
+                            action: "write",
+                            path,
+                            source,
+                        })?;
+                }
+                IngestMsg::Restart => {
+                    drop(ingest);
+                    ingest = store.begin(expected.clone())?;
+                }
+                IngestMsg::Commit => return Ok(Some(ingest.commit()?)),
+            }
+        }
+        Ok(None)
+    })
 }
 
 /// Why one download attempt failed.
@@ -115,6 +182,10 @@ impl RegistryClient {
         .await
     }
 
+    /// One blob from one host. A single writer thread owns the ingest for the whole
+    /// download; when the connection breaks, the next attempt asks for the rest with
+    /// `Range: bytes=N-` and appends, or starts the ingest over when the registry sends the
+    /// whole blob again.
     async fn fetch_blob_on(
         &self,
         host: &str,
@@ -122,33 +193,86 @@ impl RegistryClient {
         descriptor: &Descriptor,
         store: &ContentStore,
     ) -> Result<Written> {
+        let digest = &descriptor.digest;
+        let mismatch = |message: String| RegistryError::Mismatch {
+            kind: "blob",
+            digest: digest.to_string(),
+            registry: host.to_owned(),
+            message,
+        };
+        let digester = digest
+            .digester()
+            .map_err(|err| mismatch(format!("cannot verify: {err}")))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<IngestMsg>(16);
+        let writer = spawn_writer(store.clone(), Expected::from(descriptor), rx);
+        let mut progress = Progress {
+            digester,
+            received: 0,
+            tx,
+        };
         let policy = self.inner.config.retry.clone();
         let mut attempt = 0;
-        loop {
+        let outcome = loop {
             match self
-                .fetch_blob_once(host, repository, descriptor, store)
+                .fetch_blob_attempt(host, repository, descriptor, &mut progress)
                 .await
             {
-                Ok(written) => return Ok(written),
-                Err(Attempt::Retry(err)) => {
-                    if attempt + 1 >= policy.attempts.max(1) {
-                        return Err(err);
-                    }
+                Ok(()) => break Ok(()),
+                Err(Attempt::Retry(err)) if attempt + 1 < policy.attempts.max(1) => {
+                    drop(err);
                     tokio::time::sleep(policy.delay(attempt)).await;
                     attempt += 1;
                 }
-                Err(Attempt::Fail(err)) => return Err(err),
+                Err(Attempt::Retry(err) | Attempt::Fail(err)) => break Err(err),
             }
+        };
+        if let Err(err) = outcome {
+            // Closing the channel without `Commit` drops the ingest; wait for its temp file
+            // to be gone so the caller sees a clean store.
+            drop(progress);
+            let joined = writer.await;
+            // A writer that stopped has the better error (disk full, say).
+            if let (RegistryError::Task(_), Ok(Err(writer_err))) = (&err, joined) {
+                return Err(writer_err);
+            }
+            return Err(err);
+        }
+        let Progress {
+            digester,
+            received,
+            tx,
+        } = progress;
+        let (actual, _) = digester.finish();
+        if received != descriptor.size || actual != *digest {
+            drop(tx);
+            let _ = writer.await;
+            return Err(if received != descriptor.size {
+                mismatch(format!(
+                    "expected {} bytes, received {received}",
+                    descriptor.size
+                ))
+            } else {
+                mismatch(format!("received bytes hash to {actual}"))
+            });
+        }
+        if tx.send(IngestMsg::Commit).await.is_err() {
+            return Err(writer_error(writer.await));
+        }
+        drop(tx);
+        match writer.await {
+            Ok(Ok(Some(written))) => Ok(written),
+            other => Err(writer_error(other)),
         }
     }
 
-    async fn fetch_blob_once(
+    /// One `GET` (ranged when bytes were received before), streaming into `progress`.
+    async fn fetch_blob_attempt(
         &self,
         host: &str,
         repository: &Repository,
         descriptor: &Descriptor,
-        store: &ContentStore,
-    ) -> std::result::Result<Written, Attempt> {
+        progress: &mut Progress,
+    ) -> std::result::Result<(), Attempt> {
         let digest = &descriptor.digest;
         let mismatch = |message: String| {
             Attempt::Fail(RegistryError::Mismatch {
@@ -158,114 +282,68 @@ impl RegistryClient {
                 message,
             })
         };
-        let mut digester = digest
-            .digester()
-            .map_err(|err| mismatch(format!("cannot verify: {err}")))?;
         let state = self.host(host).await.map_err(Attempt::Fail)?;
         let url = self
             .api_url(&state, &repository.path, &format!("blobs/{digest}"))
             .map_err(Attempt::Fail)?;
         let scopes: BTreeSet<String> = [repository_scope(&repository.path, false)].into();
-        let call = Call::new(Method::GET, url.clone(), scopes);
+        let mut call = Call::new(Method::GET, url.clone(), scopes);
+        let resume_from = progress.received;
+        if resume_from > 0 {
+            call = call.header(RANGE, &format!("bytes={resume_from}-"));
+        }
         let resp = self.send(&state, &call).await.map_err(Attempt::Fail)?;
         let what = format!("blob {digest} in {repository}");
         // `send` has already retried retryable statuses; what is left is final.
         let mut resp = check_status(host, &what, &Method::GET, resp)
             .await
             .map_err(Attempt::Fail)?;
+        let resumed = resume_from > 0
+            && resp.status() == StatusCode::PARTIAL_CONTENT
+            && resp
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with(&format!("bytes {resume_from}-")));
+        if !resumed {
+            if resp.status() == StatusCode::PARTIAL_CONTENT {
+                return Err(Attempt::Fail(RegistryError::Protocol {
+                    registry: host.to_owned(),
+                    message: format!("answered {what} with a range that was not asked for"),
+                }));
+            }
+            if resume_from > 0 {
+                // The whole blob again: start over.
+                progress.restart(digest).await.map_err(Attempt::Fail)?;
+            }
+        }
+        let expected_len = descriptor.size - progress.received;
         if let Some(len) = resp.content_length() {
-            if len != descriptor.size {
+            if len != expected_len {
                 return Err(mismatch(format!(
-                    "expected {} bytes, the registry announces {len}",
-                    descriptor.size
+                    "expected {expected_len} more bytes, the registry announces {len}"
                 )));
             }
         }
-
-        // The writer: a blocking thread owning the ingest; it commits only on `Commit`.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<IngestMsg>(16);
-        let ingest_store = store.clone();
-        let expected = Expected::from(descriptor);
-        let writer = tokio::task::spawn_blocking(move || -> Result<Option<Written>> {
-            let mut ingest = ingest_store.begin(expected)?;
-            while let Some(msg) = rx.blocking_recv() {
-                match msg {
-                    IngestMsg::Chunk(chunk) => {
-                        let path = ingest
-                            .temp_path()
-                            .map(|p| p.to_path_buf())
-                            .unwrap_or_else(|| ingest_store.ingest_dir().to_path_buf());
-                        ingest
-                            .write_all(&chunk)
-                            .map_err(|source| hoist_content::Error::Io {
-                                action: "write",
-                                path,
-                                source,
-                            })?;
-                    }
-                    IngestMsg::Commit => return Ok(Some(ingest.commit()?)),
-                }
-            }
-            // The sender went away without `Commit`: drop the ingest, store nothing.
-            Ok(None)
-        });
-        let abort = |writer: tokio::task::JoinHandle<Result<Option<Written>>>| async move {
-            // Wait until the temp file is gone, so a retry or the caller sees a clean store.
-            let _ = writer.await;
-        };
-
-        let mut received: u64 = 0;
         loop {
             let chunk = match resp.chunk().await {
                 Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
+                Ok(None) => return Ok(()),
                 Err(source) => {
-                    drop(tx);
-                    abort(writer).await;
-                    let err = RegistryError::Http {
+                    return Err(Attempt::Retry(RegistryError::Http {
                         method: "GET".to_owned(),
                         url: url.to_string(),
                         source,
-                    };
-                    return Err(Attempt::Retry(err));
+                    }))
                 }
             };
-            received += chunk.len() as u64;
-            if received > descriptor.size {
-                drop(tx);
-                abort(writer).await;
+            if progress.received + chunk.len() as u64 > descriptor.size {
                 return Err(mismatch(format!(
                     "expected {} bytes, received more",
                     descriptor.size
                 )));
             }
-            digester.update(&chunk);
-            if tx.send(IngestMsg::Chunk(chunk)).await.is_err() {
-                // The writer stopped: its error says why.
-                return Err(Attempt::Fail(writer_error(writer.await)));
-            }
-        }
-        if received != descriptor.size {
-            drop(tx);
-            abort(writer).await;
-            return Err(mismatch(format!(
-                "expected {} bytes, received {received}",
-                descriptor.size
-            )));
-        }
-        let (actual, _) = digester.finish();
-        if actual != *digest {
-            drop(tx);
-            abort(writer).await;
-            return Err(mismatch(format!("received bytes hash to {actual}")));
-        }
-        if tx.send(IngestMsg::Commit).await.is_err() {
-            return Err(Attempt::Fail(writer_error(writer.await)));
-        }
-        drop(tx);
-        match writer.await {
-            Ok(Ok(Some(written))) => Ok(written),
-            other => Err(Attempt::Fail(writer_error(other))),
+            progress.push(chunk).await.map_err(Attempt::Fail)?;
         }
     }
 

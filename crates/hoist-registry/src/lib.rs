@@ -45,8 +45,9 @@
 //!   `WWW-Authenticate` challenge names, for scopes `repository:<path>:pull[,push]`, cached
 //!   per registry and scope set until shortly before they expire.
 //! - Retries: idempotent requests (GET, HEAD, PUT of manifests, mounts) are retried on
-//!   connection errors, 429 (honouring `Retry-After`) and 5xx with exponential backoff; a
-//!   blob download cut mid-way restarts; an upload that fails restarts with a new session.
+//!   connection errors, 429 (honouring `Retry-After`, capped at the policy's `max_delay`)
+//!   and 5xx with exponential backoff; a blob download cut mid-way resumes with a `Range`
+//!   request; an upload that fails restarts with a new session.
 //!   Digest or size mismatches are never retried and never stored.
 //! - Mirrors (`[registry."host"] mirrors = [...]`) are tried in order for pulls only.
 //!

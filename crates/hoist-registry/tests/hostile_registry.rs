@@ -279,7 +279,58 @@ async fn too_many_requests_waits_for_retry_after() {
 }
 
 #[tokio::test]
-async fn connection_cut_mid_blob_is_retried_from_scratch() {
+async fn connection_cut_mid_blob_resumes_with_a_range_request() {
+    let fx = fixture();
+    let layer = fx.layer.clone();
+    let ranges = Arc::new(std::sync::Mutex::new(Vec::<Option<String>>::new()));
+    let server = {
+        let ranges = ranges.clone();
+        Hostile::start(move |req| {
+            if !req.path.ends_with(layer.0.digest.as_str()) {
+                return fx.serve(req).unwrap_or(Resp::status(404));
+            }
+            let range = req.header("range");
+            let first = {
+                let mut seen = ranges.lock().unwrap();
+                seen.push(range.clone());
+                seen.len() == 1
+            };
+            if first {
+                return Resp::ok(layer.1.clone()).cut_after(layer.1.len() / 2);
+            }
+            let from: usize = range
+                .as_deref()
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.strip_suffix('-'))
+                .and_then(|n| n.parse().ok())
+                .unwrap();
+            let total = layer.1.len();
+            let mut resp = Resp::ok(layer.1.slice(from..)).header(
+                "content-range",
+                &format!("bytes {from}-{}/{total}", total - 1),
+            );
+            resp.status = 206;
+            resp
+        })
+        .await
+    };
+    let client = RegistryClient::new(config(3), Credentials::anonymous());
+    let (_d, store) = temp_store();
+    let repo = Repository::new(server.host(), "lib/app");
+    let fx = fixture();
+    client.fetch_blob(&repo, &fx.layer.0, &store).await.unwrap();
+    assert_eq!(store.read_blob(&fx.layer.0.digest).unwrap(), fx.layer.1);
+    let ranges = ranges.lock().unwrap().clone();
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert_eq!(ranges[0], None);
+    assert!(
+        ranges[1].as_deref().is_some_and(|r| r != "bytes=0-"),
+        "{ranges:?}"
+    );
+}
+
+#[tokio::test]
+async fn connection_cut_mid_blob_restarts_when_ranges_are_ignored() {
     let fx = fixture();
     let layer = fx.layer.clone();
     let cuts = Arc::new(AtomicUsize::new(0));
@@ -291,6 +342,7 @@ async fn connection_cut_mid_blob_is_retried_from_scratch() {
             {
                 return Resp::ok(layer.1.clone()).cut_after(layer.1.len() / 2);
             }
+            // Ranges ignored: the whole blob, 200.
             fx.serve(req).unwrap_or(Resp::status(404))
         })
         .await
@@ -302,6 +354,18 @@ async fn connection_cut_mid_blob_is_retried_from_scratch() {
     client.fetch_blob(&repo, &fx.layer.0, &store).await.unwrap();
     assert_eq!(store.read_blob(&fx.layer.0.digest).unwrap(), fx.layer.1);
     assert_eq!(cuts.load(Ordering::SeqCst), 2);
+    assert_store_clean_but(&store, &[&fx.layer.0.digest]);
+}
+
+/// Only these blobs in the store, and no temp file left in the ingest dir.
+fn assert_store_clean_but(store: &hoist_content::ContentStore, digests: &[&Digest]) {
+    let mut want: Vec<_> = digests.iter().map(|d| store.path(d)).collect();
+    want.sort();
+    assert_eq!(blob_files(store), want);
+    let leftovers: Vec<_> = std::fs::read_dir(store.ingest_dir())
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "ingest leftovers: {leftovers:?}");
 }
 
 #[tokio::test]

@@ -156,11 +156,13 @@ fn respond(resp: Resp) -> hyper::Response<BoxBody<Bytes, std::io::Error>> {
             .boxed(),
         Some(n) => {
             let first = resp.body.slice(..n.min(full_len));
-            let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
-                Ok(Frame::data(first)),
-                Err(std::io::Error::other("connection cut on purpose")),
-            ];
-            StreamBody::new(futures::stream::iter(frames)).boxed()
+            // The data, a pause so it is flushed to the client, then a broken connection.
+            let data = futures::stream::iter([Ok::<_, std::io::Error>(Frame::data(first))]);
+            let cut = futures::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Err(std::io::Error::other("connection cut on purpose"))
+            });
+            StreamBody::new(futures::StreamExt::chain(data, cut)).boxed()
         }
     };
     let mut builder = hyper::Response::builder().status(resp.status);
