@@ -346,6 +346,10 @@ pub async fn fetch_token(
                 for scope in req.scopes {
                     query.append_pair("scope", scope);
                 }
+                // Older token services key the grant on `account`, as docker sends it.
+                if let Some(Auth::Basic { username, .. }) = other {
+                    query.append_pair("account", username);
+                }
             }
             let mut builder = http.get(url.clone());
             match other {

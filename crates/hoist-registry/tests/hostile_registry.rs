@@ -143,6 +143,10 @@ async fn token_auth_challenge_flow_and_token_cache() {
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default();
                 assert!(
+                    query.contains(&("account".into(), "alice".into())),
+                    "{query:?}"
+                );
+                assert!(
                     query.contains(&("service".into(), "hostile.test".into())),
                     "{query:?}"
                 );
