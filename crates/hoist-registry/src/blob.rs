@@ -552,6 +552,12 @@ impl RegistryClient {
             .await?;
         let resp = check_status(registry, &what, &Method::POST, resp).await?;
         let mut location = self.location(&state, &resp)?;
+        let min_chunk: u64 = resp
+            .headers()
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
         let size = descriptor.size;
         let body_of = |offset: u64, len: u64| match source {
             BlobSource::Bytes(bytes) => {
@@ -582,7 +588,9 @@ impl RegistryClient {
             check_status(registry, &what, &Method::PUT, resp).await?;
             return Ok(());
         }
-        let chunk = self.inner.config.chunk_size.max(1);
+        // The registry's stated minimum (OCI-Chunk-Min-Length, from the POST) wins over a
+        // smaller configured chunk.
+        let chunk = self.inner.config.chunk_size.max(min_chunk).max(1);
         let mut offset = 0;
         while offset < size {
             let len = chunk.min(size - offset);
@@ -596,6 +604,24 @@ impl RegistryClient {
                 .idempotent(false);
             let resp = self.send(&state, &call).await?;
             let resp = check_status(registry, &what, &Method::PATCH, resp).await?;
+            // The registry acknowledges what it holds as `Range: 0-<last byte>`.
+            let acknowledged = resp
+                .headers()
+                .get(reqwest::header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit('-').next())
+                .and_then(|end| end.trim().parse::<u64>().ok());
+            if let Some(end) = acknowledged {
+                if end != offset + len - 1 {
+                    return Err(RegistryError::Protocol {
+                        registry: registry.clone(),
+                        message: format!(
+                            "{what}: after bytes {offset}-{} the registry holds 0-{end}",
+                            offset + len - 1
+                        ),
+                    });
+                }
+            }
             location = self.location(&state, &resp)?;
             offset += len;
         }
@@ -632,6 +658,8 @@ impl RegistryClient {
 /// Whether a failed upload is worth restarting from a new session.
 fn upload_retryable(err: &RegistryError) -> bool {
     match err {
+        // A lost Location or a wrong acknowledged range: a new session starts clean.
+        RegistryError::Protocol { .. } => true,
         RegistryError::Http { source, .. } => is_retryable_transport(source),
         RegistryError::Status { status, .. } => {
             is_retryable_status(StatusCode::from_u16(*status).unwrap_or_default())

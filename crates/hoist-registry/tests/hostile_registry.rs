@@ -789,8 +789,8 @@ async fn connection_cut_mid_manifest_is_retried() {
     assert_eq!(cuts.load(Ordering::SeqCst), 2);
 }
 
-#[tokio::test]
-async fn large_blob_is_sent_in_ranged_patches_from_disk() {
+/// Pushes `0123456789` with 4-byte chunks; the registry may ask for a larger minimum.
+async fn push_in_patches(min_chunk: Option<u64>) -> (Vec<String>, Vec<String>) {
     let received = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
     let ranges = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let server = {
@@ -800,7 +800,11 @@ async fn large_blob_is_sent_in_ranged_patches_from_disk() {
             ("GET", "/v2/") => Resp::ok("{}"),
             ("HEAD", _) => Resp::status(404),
             ("POST", "/v2/lib/app/blobs/uploads/") => {
-                Resp::status(202).header("location", "/v2/lib/app/blobs/uploads/u0")
+                let resp = Resp::status(202).header("location", "/v2/lib/app/blobs/uploads/u0");
+                match min_chunk {
+                    Some(n) => resp.header("oci-chunk-min-length", &n.to_string()),
+                    None => resp,
+                }
             }
             ("PATCH", p) if p.starts_with("/v2/lib/app/blobs/uploads/u") => {
                 let mut got = received.lock().unwrap();
@@ -832,11 +836,21 @@ async fn large_blob_is_sent_in_ranged_patches_from_disk() {
         .push_blob(&repo, &desc, hoist_registry::BlobSource::File(file))
         .await
         .unwrap();
-    assert_eq!(*ranges.lock().unwrap(), ["0-3", "4-7", "8-9"]);
     assert_eq!(received.lock().unwrap().as_slice(), b"0123456789");
-    let last = server.requests().last().cloned().unwrap();
+    let ranges = ranges.lock().unwrap().clone();
+    (ranges, server.requests())
+}
+
+#[tokio::test]
+async fn large_blob_is_sent_in_ranged_patches_from_disk() {
+    let (ranges, requests) = push_in_patches(None).await;
+    assert_eq!(ranges, ["0-3", "4-7", "8-9"]);
+    let last = requests.last().cloned().unwrap();
     assert!(
         last.starts_with("PUT /v2/lib/app/blobs/uploads/u10?digest=sha256%3A"),
         "{last}"
     );
+    // The registry's minimum chunk size wins over a smaller configured one.
+    let (ranges, _) = push_in_patches(Some(6)).await;
+    assert_eq!(ranges, ["0-5", "6-9"]);
 }
