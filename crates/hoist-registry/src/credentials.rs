@@ -291,21 +291,23 @@ impl DockerConfigFile {
     pub fn set_basic(&mut self, host: &str, username: &str, password: &str) {
         let encoded =
             base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-        let entry = self.auth_entry(host);
-        entry.insert("auth".to_owned(), Value::String(encoded));
-        entry.remove("identitytoken");
+        self.edit_auth_entry(host, |entry| {
+            entry.insert("auth".to_owned(), Value::String(encoded));
+            entry.remove("identitytoken");
+        });
     }
 
     /// Records that `host` has credentials kept by a helper: an empty `auths` entry, as docker
     /// writes, so nothing secret stays inline.
     pub fn set_in_helper(&mut self, host: &str) {
-        let entry = self.auth_entry(host);
-        entry.remove("auth");
-        entry.remove("identitytoken");
+        self.edit_auth_entry(host, |entry| {
+            entry.remove("auth");
+            entry.remove("identitytoken");
+        });
     }
 
-    fn auth_entry(&mut self, host: &str) -> &mut Map<String, Value> {
-        let key = config_key(host);
+    /// Runs `edit` on `host`'s `auths` entry, creating it (and `auths`) as objects if needed.
+    fn edit_auth_entry(&mut self, host: &str, edit: impl FnOnce(&mut Map<String, Value>)) {
         let auths = self
             .doc
             .entry("auths")
@@ -313,18 +315,16 @@ impl DockerConfigFile {
         if !auths.is_object() {
             *auths = Value::Object(Map::new());
         }
-        let Value::Object(auths) = auths else {
-            unreachable!("auths was just made an object")
-        };
-        let entry = auths
-            .entry(key)
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !entry.is_object() {
-            *entry = Value::Object(Map::new());
-        }
-        match entry {
-            Value::Object(map) => map,
-            _ => unreachable!("entry was just made an object"),
+        if let Value::Object(auths) = auths {
+            let entry = auths
+                .entry(config_key(host))
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            if let Value::Object(entry) = entry {
+                edit(entry);
+            }
         }
     }
 
