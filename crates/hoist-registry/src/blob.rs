@@ -26,6 +26,7 @@ use crate::client::{
     RegistryClient,
 };
 use crate::error::{RegistryError, Result};
+use crate::progress::{emit, Direction, ProgressHook, TransferEvent, TransferOutcome};
 use crate::Repository;
 
 /// Where the bytes of a blob to push come from.
@@ -60,12 +61,31 @@ struct Progress {
     digester: hoist_oci::Digester,
     received: u64,
     tx: tokio::sync::mpsc::Sender<IngestMsg>,
+    hook: Option<ProgressHook>,
+    digest: Digest,
+    size: u64,
+    reported: u64,
 }
 
+/// Bytes between two [`TransferEvent::Bytes`] reports.
+const REPORT_EVERY: u64 = 1024 * 1024;
+
 impl Progress {
+    fn report(&mut self) {
+        self.reported = self.received;
+        emit(&self.hook, || TransferEvent::Bytes {
+            digest: self.digest.clone(),
+            done: self.received,
+            size: self.size,
+        });
+    }
+
     async fn push(&mut self, chunk: Bytes) -> Result<()> {
         self.digester.update(&chunk);
         self.received += chunk.len() as u64;
+        if self.received - self.reported >= REPORT_EVERY || self.received == self.size {
+            self.report();
+        }
         self.tx
             .send(IngestMsg::Chunk(chunk))
             .await
@@ -77,6 +97,7 @@ impl Progress {
             .digester()
             .map_err(|err| RegistryError::Task(err.to_string()))?;
         self.received = 0;
+        self.report();
         self.tx
             .send(IngestMsg::Restart)
             .await
@@ -167,7 +188,10 @@ impl RegistryClient {
             let store = store.clone();
             let expected = Expected::from(descriptor);
             // Checks the size of the present blob (and refreshes it for GC).
-            return Ok(run_blocking(move || store.write_blob(expected, std::io::empty())).await??);
+            let written =
+                run_blocking(move || store.write_blob(expected, std::io::empty())).await??;
+            self.finished(descriptor, TransferOutcome::AlreadyPresent);
+            return Ok(written);
         }
         self.try_pull_hosts(repository, |client, host| {
             let repo = repository.clone();
@@ -205,10 +229,20 @@ impl RegistryClient {
             .map_err(|err| mismatch(format!("cannot verify: {err}")))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<IngestMsg>(16);
         let writer = spawn_writer(store.clone(), Expected::from(descriptor), rx);
+        let hook = self.inner.config.progress.clone();
+        emit(&hook, || TransferEvent::Started {
+            digest: digest.clone(),
+            size: descriptor.size,
+            direction: Direction::Download,
+        });
         let mut progress = Progress {
             digester,
             received: 0,
             tx,
+            hook,
+            digest: digest.clone(),
+            size: descriptor.size,
+            reported: 0,
         };
         let policy = self.inner.config.retry.clone();
         let mut attempt = 0;
@@ -241,6 +275,8 @@ impl RegistryClient {
             digester,
             received,
             tx,
+            hook,
+            ..
         } = progress;
         let (actual, _) = digester.finish();
         if received != descriptor.size || actual != *digest {
@@ -260,7 +296,14 @@ impl RegistryClient {
         }
         drop(tx);
         match writer.await {
-            Ok(Ok(Some(written))) => Ok(written),
+            Ok(Ok(Some(written))) => {
+                emit(&hook, || TransferEvent::Finished {
+                    digest: digest.clone(),
+                    size: descriptor.size,
+                    outcome: TransferOutcome::Downloaded,
+                });
+                Ok(written)
+            }
             other => Err(writer_error(other)),
         }
     }
@@ -465,6 +508,7 @@ impl RegistryClient {
     ) -> Result<PushOutcome> {
         if let Some(size) = self.blob_exists(repository, &descriptor.digest).await? {
             if size == descriptor.size || size == 0 {
+                self.finished(descriptor, TransferOutcome::Exists);
                 return Ok(PushOutcome::Exists);
             }
         }
@@ -482,6 +526,7 @@ impl RegistryClient {
     ) -> Result<PushOutcome> {
         if let Some(size) = self.blob_exists(repository, &descriptor.digest).await? {
             if size == descriptor.size || size == 0 {
+                self.finished(descriptor, TransferOutcome::Exists);
                 return Ok(PushOutcome::Exists);
             }
         }
@@ -490,6 +535,7 @@ impl RegistryClient {
                 .mount_blob(repository, &descriptor.digest, from)
                 .await?
             {
+                self.finished(descriptor, TransferOutcome::Mounted);
                 return Ok(PushOutcome::Mounted);
             }
         }
@@ -497,7 +543,37 @@ impl RegistryClient {
         Ok(PushOutcome::Uploaded)
     }
 
+    fn finished(&self, descriptor: &Descriptor, outcome: TransferOutcome) {
+        emit(&self.inner.config.progress, || TransferEvent::Finished {
+            digest: descriptor.digest.clone(),
+            size: descriptor.size,
+            outcome,
+        });
+    }
+
     async fn upload_blob(
+        &self,
+        repository: &Repository,
+        descriptor: &Descriptor,
+        source: &BlobSource,
+    ) -> Result<()> {
+        emit(&self.inner.config.progress, || TransferEvent::Started {
+            digest: descriptor.digest.clone(),
+            size: descriptor.size,
+            direction: Direction::Upload,
+        });
+        self.upload_blob_retrying(repository, descriptor, source)
+            .await?;
+        emit(&self.inner.config.progress, || TransferEvent::Bytes {
+            digest: descriptor.digest.clone(),
+            done: descriptor.size,
+            size: descriptor.size,
+        });
+        self.finished(descriptor, TransferOutcome::Uploaded);
+        Ok(())
+    }
+
+    async fn upload_blob_retrying(
         &self,
         repository: &Repository,
         descriptor: &Descriptor,
@@ -624,6 +700,13 @@ impl RegistryClient {
             }
             location = self.location(&state, &resp)?;
             offset += len;
+            if offset < size {
+                emit(&self.inner.config.progress, || TransferEvent::Bytes {
+                    digest: digest.clone(),
+                    done: offset,
+                    size,
+                });
+            }
         }
         location
             .query_pairs_mut()

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{RegistryError, Result};
+use crate::progress::ProgressHook;
 
 /// Settings for one registry host (`[registry."host"]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,6 +108,8 @@ pub struct RegistryConfig {
     pub read_timeout: Duration,
     /// The `User-Agent` sent.
     pub user_agent: String,
+    /// Where blob transfer progress is reported, if anywhere.
+    pub progress: Option<ProgressHook>,
 }
 
 /// The default manifest limit: 4 MiB, as containerd and distribution use.
@@ -124,6 +127,7 @@ impl Default for RegistryConfig {
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(120),
             user_agent: concat!("hoist/", env!("CARGO_PKG_VERSION")).to_owned(),
+            progress: None,
         }
     }
 }

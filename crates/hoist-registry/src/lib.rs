@@ -31,6 +31,7 @@
 //! - [`Repository`]: a registry host plus repository path (`docker.io` + `library/busybox`).
 //! - [`RegistryConfig`] (settings: [`HostConfig`] per host from a buildkitd.toml-shaped file
 //!   via [`RegistryConfig::load`], [`RetryPolicy`], concurrency, chunk sizes, manifest limit).
+//! - [`ProgressHook`] (in [`RegistryConfig::progress`]): [`TransferEvent`]s as blobs move.
 //! - [`Credentials`] (overrides plus the docker `config.json`, its `credsStore` and
 //!   `credHelpers`), [`Auth`], [`DockerConfigFile`].
 //! - [`login`] / [`login_with`] and [`logout`] / [`logout_with`]: verify and store
@@ -73,6 +74,7 @@ mod error;
 mod image;
 mod login;
 mod manifest;
+pub mod progress;
 
 use std::fmt;
 
@@ -84,6 +86,7 @@ pub use error::{RegistryError, Result};
 pub use image::{PulledImage, PushOptions};
 pub use login::{login, login_with, logout, logout_with, LoginOptions};
 pub use manifest::{Resolved, DOCKER_CONTENT_DIGEST, MANIFEST_MEDIA_TYPES};
+pub use progress::{Direction, ProgressHook, TransferEvent, TransferOutcome};
 
 /// A repository on a registry: the host as written in references (`docker.io`,
 /// `localhost:5000`) and the path within it (`library/busybox`).
