@@ -7,9 +7,10 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use hoist_content::{ContentStore, Expected};
 use hoist_oci::{Descriptor, Index, Manifest, MatchComparer, MediaType, Platform, Reference};
 
-use crate::blob::{run_blocking, BlobSource};
+use crate::download::run_blocking;
 use crate::error::{RegistryError, Result};
 use crate::manifest::{is_index_type, Resolved};
+use crate::upload::BlobSource;
 use crate::{RegistryClient, Repository};
 
 /// What [`RegistryClient::pull_image`] stored.

@@ -66,19 +66,19 @@
 //! ```
 
 pub mod auth;
-mod blob;
 mod client;
 pub mod config;
 pub mod credentials;
+mod download;
 mod error;
 mod image;
 mod login;
 mod manifest;
 pub mod progress;
+mod upload;
 
 use std::fmt;
 
-pub use blob::{BlobSource, PushOutcome};
 pub use client::{RegistryClient, DOCKER_HUB_API_HOST};
 pub use config::{HostConfig, KeyPair, RegistryConfig, RetryPolicy};
 pub use credentials::{Auth, Credentials, DockerConfigFile};
@@ -87,6 +87,7 @@ pub use image::{PulledImage, PushOptions};
 pub use login::{login, login_with, logout, logout_with, LoginOptions};
 pub use manifest::{Resolved, DOCKER_CONTENT_DIGEST, MANIFEST_MEDIA_TYPES};
 pub use progress::{Direction, ProgressHook, TransferEvent, TransferOutcome};
+pub use upload::{BlobSource, PushOutcome};
 
 /// A repository on a registry: the host as written in references (`docker.io`,
 /// `localhost:5000`) and the path within it (`library/busybox`).

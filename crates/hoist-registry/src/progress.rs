@@ -5,7 +5,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use hoist_oci::Digest;
+use hoist_oci::{Descriptor, Digest};
+
+use crate::RegistryClient;
 
 /// Which way a blob moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,5 +91,16 @@ impl fmt::Debug for ProgressHook {
 pub(crate) fn emit(hook: &Option<ProgressHook>, event: impl FnOnce() -> TransferEvent) {
     if let Some(hook) = hook {
         hook.emit(&event());
+    }
+}
+
+impl RegistryClient {
+    /// Reports that `descriptor`'s blob is in place, and how.
+    pub(crate) fn finished(&self, descriptor: &Descriptor, outcome: TransferOutcome) {
+        emit(&self.inner.config.progress, || TransferEvent::Finished {
+            digest: descriptor.digest.clone(),
+            size: descriptor.size,
+            outcome,
+        });
     }
 }
