@@ -213,15 +213,18 @@ impl RegistryClient {
                 Err(err) => last_err = Some(err),
             }
         }
-        // HTTPS failed and plain HTTP got a 400 ("HTTP request to an HTTPS server"): the
-        // HTTPS error (an unknown certificate, say) is the one that explains.
-        let prefer_first = matches!(
-            (&first_err, &last_err),
-            (
-                Some(RegistryError::Http { .. }),
-                Some(RegistryError::Status { status: 400, .. })
-            )
-        );
+        // HTTPS failed, and plain HTTP reached the server but got a 400 ("HTTP request to an
+        // HTTPS server") or a closed connection: it speaks TLS, and the HTTPS error (an
+        // unknown certificate, say) is the one that explains.
+        let prefer_first = match (&first_err, &last_err) {
+            (Some(RegistryError::Http { .. }), Some(RegistryError::Status { status, .. })) => {
+                *status == 400
+            }
+            (Some(RegistryError::Http { .. }), Some(RegistryError::Http { source, .. })) => {
+                !source.is_connect() && !source.is_timeout()
+            }
+            _ => false,
+        };
         let (first_err, last_err) = if prefer_first {
             (last_err, first_err)
         } else {
