@@ -1,0 +1,312 @@
+//! Inside the container's pid 1: mount the standard file systems into the rootfs,
+//! `pivot_root` into it, switch to the user and exec the command.
+//!
+//! Every path inside the rootfs is resolved with [`safe_path::scoped_join`], so a symlink in
+//! an image (`/proc -> /`) cannot make a mount land on the host. Nothing of the container
+//! runs yet while this happens, so the paths cannot change under us.
+
+use std::convert::Infallible;
+use std::fmt::Display;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::unistd::{Gid, Uid};
+
+use super::protocol::{InitRequest, Report};
+use crate::{Network, RunSpec};
+
+/// Host devices bind-mounted into the container's `/dev`.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// `result.step(|| "what was being done")` turns an error into a [`Report::Failed`].
+trait StepExt<T> {
+    fn step(self, what: impl FnOnce() -> String) -> Result<T, Report>;
+}
+
+impl<T, E: Display> StepExt<T> for Result<T, E> {
+    fn step(self, what: impl FnOnce() -> String) -> Result<T, Report> {
+        self.map_err(|e| Report::failed(what(), e))
+    }
+}
+
+/// `mount --make-rprivate /` in the fresh mount namespace.
+pub(super) fn make_mounts_private() -> Result<(), Report> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .step(|| "make mounts private".to_owned())
+}
+
+pub(super) fn prepare_and_exec(request: &InitRequest) -> Result<Infallible, Report> {
+    let spec = &request.spec;
+    let root = spec
+        .rootfs
+        .canonicalize()
+        .step(|| format!("open rootfs {}", spec.rootfs.display()))?;
+    // pivot_root needs the new root to be a mount point.
+    bind(&root, &root, MsFlags::empty())?;
+    mount_system(&root)?;
+    bind_file(&request.hosts, &scoped(&root, "/etc/hosts")?)?;
+    bind_file(&request.resolv_conf, &scoped(&root, "/etc/resolv.conf")?)?;
+    for extra in &spec.mounts {
+        let target = scoped(&root, &extra.target)?;
+        if extra.source.is_dir() {
+            mkdir_all(&target)?;
+            bind(&extra.source, &target, MsFlags::empty())?;
+        } else {
+            bind_file(&extra.source, &target)?;
+        }
+        if extra.readonly {
+            remount_readonly(&target)?;
+        }
+    }
+    for tmpfs in &spec.tmpfs {
+        let target = scoped(&root, &tmpfs.target)?;
+        mkdir_all(&target)?;
+        let data = tmpfs.size.map(|size| format!("size={size}"));
+        mount(
+            Some("tmpfs"),
+            &target,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            data.as_deref(),
+        )
+        .step(|| format!("mount tmpfs on {}", tmpfs.target.display()))?;
+    }
+    nix::unistd::sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
+    if spec.network == Network::None {
+        loopback::bring_up().step(|| "bring up the loopback interface".to_owned())?;
+    }
+    enter_root(&root)?;
+    std::fs::create_dir_all(&spec.cwd)
+        .step(|| format!("create working directory {}", spec.cwd.display()))?;
+    switch_user(spec)?;
+    nix::unistd::chdir(&spec.cwd)
+        .step(|| format!("change to working directory {}", spec.cwd.display()))?;
+    exec(spec)
+}
+
+/// `/proc`, a minimal `/dev` and a read-only `/sys` inside `root`.
+fn mount_system(root: &Path) -> Result<(), Report> {
+    let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+    let proc = scoped(root, "/proc")?;
+    mkdir_all(&proc)?;
+    mount(
+        Some("proc"),
+        &proc,
+        Some("proc"),
+        nosuid_noexec_nodev,
+        None::<&str>,
+    )
+    .step(|| "mount /proc".to_owned())?;
+
+    let dev = scoped(root, "/dev")?;
+    mkdir_all(&dev)?;
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )
+    .step(|| "mount tmpfs on /dev".to_owned())?;
+    for device in DEVICES {
+        bind_file(&Path::new("/dev").join(device), &dev.join(device))?;
+    }
+    let pts = dev.join("pts");
+    mkdir_all(&pts)?;
+    mount(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )
+    .step(|| "mount /dev/pts".to_owned())?;
+    let shm = dev.join("shm");
+    mkdir_all(&shm)?;
+    mount(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        nosuid_noexec_nodev,
+        Some("mode=1777,size=65536k"),
+    )
+    .step(|| "mount /dev/shm".to_owned())?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(target, dev.join(link))
+            .step(|| format!("create /dev/{link}"))?;
+    }
+
+    let sys = scoped(root, "/sys")?;
+    mkdir_all(&sys)?;
+    mount(
+        Some("sysfs"),
+        &sys,
+        Some("sysfs"),
+        nosuid_noexec_nodev | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .step(|| "mount /sys".to_owned())
+}
+
+/// `root` becomes `/`; the old root is detached (the `pivot_root(".", ".")` idiom, which
+/// needs no directory for the old root).
+fn enter_root(root: &Path) -> Result<(), Report> {
+    nix::unistd::chdir(root).step(|| format!("change to rootfs {}", root.display()))?;
+    nix::unistd::pivot_root(".", ".").step(|| format!("pivot_root to {}", root.display()))?;
+    umount2(".", MntFlags::MNT_DETACH).step(|| "detach the old root".to_owned())?;
+    nix::unistd::chdir("/").step(|| "change to /".to_owned())
+}
+
+/// Supplementary groups, then gid, then uid (after which no privilege is left to change them).
+fn switch_user(spec: &RunSpec) -> Result<(), Report> {
+    let user = &spec.user;
+    let gids: Vec<Gid> = user
+        .additional_gids
+        .iter()
+        .copied()
+        .map(Gid::from_raw)
+        .collect();
+    nix::unistd::setgroups(&gids)
+        .step(|| format!("set supplementary groups {:?}", user.additional_gids))?;
+    nix::unistd::setgid(Gid::from_raw(user.gid)).step(|| format!("set gid {}", user.gid))?;
+    nix::unistd::setuid(Uid::from_raw(user.uid)).step(|| format!("set uid {}", user.uid))
+}
+
+fn exec(spec: &RunSpec) -> Result<Infallible, Report> {
+    let name = spec.args.first().map(String::as_str).unwrap_or_default();
+    let program = if name.contains('/') {
+        PathBuf::from(name)
+    } else {
+        find_in_path(name, spec.path_var()).ok_or_else(|| Report::CommandNotFound {
+            command: name.to_owned(),
+        })?
+    };
+    let mut command = Command::new(&program);
+    command
+        .arg0(name)
+        .args(&spec.args[1..])
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
+    let error = command.exec();
+    if error.kind() == std::io::ErrorKind::NotFound && !name.contains('/') {
+        return Err(Report::CommandNotFound {
+            command: name.to_owned(),
+        });
+    }
+    Err(Report::failed(format!("exec {}", program.display()), error))
+}
+
+/// The first executable regular file named `name` in `path_var`'s directories.
+fn find_in_path(name: &str, path_var: &str) -> Option<PathBuf> {
+    path_var
+        .split(':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// `path` (absolute, inside the container) as a host path under `root`, symlinks resolved
+/// inside `root`.
+fn scoped(root: &Path, path: impl AsRef<Path>) -> Result<PathBuf, Report> {
+    let path = path.as_ref();
+    safe_path::scoped_join(root, path).step(|| format!("resolve {} in the rootfs", path.display()))
+}
+
+fn mkdir_all(path: &Path) -> Result<(), Report> {
+    std::fs::create_dir_all(path).step(|| format!("create directory {}", path.display()))
+}
+
+fn bind(source: &Path, target: &Path, extra: MsFlags) -> Result<(), Report> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC | extra,
+        None::<&str>,
+    )
+    .step(|| format!("bind-mount {} on {}", source.display(), target.display()))
+}
+
+/// Binds a file, creating an empty file (and its parents) as the mount point when missing.
+fn bind_file(source: &Path, target: &Path) -> Result<(), Report> {
+    if let Some(parent) = target.parent() {
+        mkdir_all(parent)?;
+    }
+    if !target.exists() {
+        std::fs::File::create(target)
+            .step(|| format!("create mount point {}", target.display()))?;
+    }
+    bind(source, target, MsFlags::empty())
+}
+
+fn remount_readonly(target: &Path) -> Result<(), Report> {
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .step(|| format!("remount {} read-only", target.display()))
+}
+
+/// Bringing `lo` up in a fresh network namespace. There is no safe wrapper for
+/// `SIOCSIFFLAGS` in nix or rustix, and netlink crates would be far more code for one flag,
+/// so this is the one `unsafe` use of the crate.
+mod loopback {
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+
+    pub(super) fn bring_up() -> std::io::Result<()> {
+        let sock = socket(
+            AddressFamily::Inet,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        let mut name = [0 as libc::c_char; libc::IFNAMSIZ];
+        name[0] = b'l' as libc::c_char;
+        name[1] = b'o' as libc::c_char;
+        let mut request = libc::ifreq {
+            ifr_name: name,
+            ifr_ifru: libc::__c_anonymous_ifr_ifru { ifru_flags: 0 },
+        };
+        // SAFETY: `request` is a valid, initialised `ifreq` that outlives the call, which is
+        // what SIOCGIFFLAGS reads and writes; `sock` is an open socket.
+        #[allow(unsafe_code)]
+        let got = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) };
+        if got < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: SIOCGIFFLAGS succeeded, so the kernel filled in `ifru_flags`.
+        #[allow(unsafe_code)]
+        let flags = unsafe { request.ifr_ifru.ifru_flags };
+        request.ifr_ifru.ifru_flags = flags | (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        // SAFETY: as above; SIOCSIFFLAGS only reads `request`.
+        #[allow(unsafe_code)]
+        let set = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &request) };
+        if set < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
