@@ -15,6 +15,7 @@
 //! `docs/dev/runtime.md`.
 
 mod builtin;
+mod defaults;
 mod error;
 mod etc_files;
 mod executor;

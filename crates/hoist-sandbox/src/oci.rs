@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{json, Value};
 
+use crate::defaults;
 use crate::etc_files::EtcFiles;
 use crate::output::{pump, OutputSink};
 use crate::{Error, ExitStatus, Network, Result, RunSpec};
@@ -19,24 +20,6 @@ pub const KNOWN_RUNTIMES: &[&str] = &["runc", "crun"];
 
 /// Where runtimes keep container state unless told otherwise.
 pub const DEFAULT_STATE_ROOT: &str = "/run/hoist/runtime";
-
-/// Docker's default capability set, given to processes running as root.
-const DEFAULT_CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 
 /// Runs processes through an OCI runtime binary (runc, crun).
 #[derive(Debug, Clone)]
@@ -180,11 +163,11 @@ fn command_not_found(message: &str) -> Option<String> {
 
 /// The OCI runtime config for `spec`: the same namespaces and mounts as the built-in runtime.
 pub(crate) fn config_json(spec: &RunSpec, hosts: &Path, resolv_conf: &Path) -> Value {
-    let caps: &[&str] = if spec.user.uid == 0 {
-        DEFAULT_CAPABILITIES
-    } else {
-        &[]
-    };
+    let bounding: Vec<&str> = defaults::CAPABILITIES
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    let kept: &[&str] = if spec.user.uid == 0 { &bounding } else { &[] };
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -228,7 +211,7 @@ pub(crate) fn config_json(spec: &RunSpec, hosts: &Path, resolv_conf: &Path) -> V
             "args": spec.args,
             "env": spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "cwd": spec.cwd,
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "capabilities": {"bounding": bounding, "effective": kept, "permitted": kept},
             "noNewPrivileges": false,
         },
         "root": {"path": spec.rootfs, "readonly": false},
@@ -236,11 +219,8 @@ pub(crate) fn config_json(spec: &RunSpec, hosts: &Path, resolv_conf: &Path) -> V
         "mounts": mounts,
         "linux": {
             "namespaces": namespaces,
-            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-                            "/proc/scsi", "/sys/firmware"],
-            "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq",
-                              "/proc/sys", "/proc/sysrq-trigger"],
+            "maskedPaths": defaults::MASKED_PATHS,
+            "readonlyPaths": defaults::READONLY_PATHS,
         },
     })
 }
@@ -292,7 +272,14 @@ mod tests {
             json!({"uid": 1000, "gid": 1000, "additionalGids": [10]})
         );
         assert_eq!(config["process"]["args"], json!(["sh", "-c", "true"]));
-        assert_eq!(config["process"]["capabilities"]["bounding"], json!([]));
+        assert_eq!(config["process"]["capabilities"]["effective"], json!([]));
+        assert_eq!(
+            config["process"]["capabilities"]["bounding"]
+                .as_array()
+                .unwrap()
+                .len(),
+            14
+        );
         assert_eq!(config["root"]["path"], json!("/rootfs"));
         assert!(config["linux"]["namespaces"]
             .as_array()

@@ -5,8 +5,8 @@ mod fixture;
 
 use std::path::{Path, PathBuf};
 
-use fixture::{busybox, busybox_rootfs, executors, run};
-use hoist_sandbox::{ExitStatus, RunSpec};
+use fixture::{busybox, busybox_rootfs, executors, run, sh};
+use hoist_sandbox::ExitStatus;
 
 const HANDLER: &str = "/proc/sys/fs/binfmt_misc/qemu-aarch64";
 const DEB_ENV: &str = "HOIST_TEST_BUSYBOX_ARM64_DEB";
@@ -17,10 +17,14 @@ fn arm64_busybox_deb() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(DEB_ENV) {
         return Some(PathBuf::from(path));
     }
-    std::fs::read_dir(APT_ARCHIVES).ok()?.flatten().map(|e| e.path()).find(|path| {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        name.starts_with("busybox-static_") && name.ends_with("_arm64.deb")
-    })
+    std::fs::read_dir(APT_ARCHIVES)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("busybox-static_") && name.ends_with("_arm64.deb")
+        })
 }
 
 #[test]
@@ -29,7 +33,9 @@ fn arm64_busybox_runs_under_qemu_binfmt() {
         return;
     }
     if !Path::new(HANDLER).exists() {
-        hoist_testkit::skip(&format!("{HANDLER} is absent: no QEMU handler for arm64 is registered"));
+        hoist_testkit::skip(&format!(
+            "{HANDLER} is absent: no QEMU handler for arm64 is registered"
+        ));
         return;
     }
     let Some(deb) = arm64_busybox_deb() else {
@@ -49,8 +55,14 @@ fn arm64_busybox_runs_under_qemu_binfmt() {
     assert!(status.success(), "dpkg-deb -x {} failed", deb.display());
     let rootfs = busybox_rootfs(&unpacked.path().join("bin/busybox"));
     for executor in executors() {
-        let (status, output) = run(&executor, &RunSpec::new(rootfs.path(), ["uname", "-m"]));
-        assert_eq!(status, ExitStatus::Code(0), "{}: {}", executor.name(), output.stderr_text());
+        let (status, output) = run(&executor, &sh(rootfs.path(), "uname -m"));
+        assert_eq!(
+            status,
+            ExitStatus::Code(0),
+            "{}: {}",
+            executor.name(),
+            output.stderr_text()
+        );
         assert_eq!(output.stdout_text(), "aarch64\n", "{}", executor.name());
     }
 }

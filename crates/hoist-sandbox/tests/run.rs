@@ -417,3 +417,29 @@ fn invalid_spec_is_rejected_before_anything_runs() {
         "invalid run spec: rootfs relative is not an absolute path"
     );
 }
+
+#[test]
+fn capabilities_and_proc_paths_are_confined() {
+    let Some(busybox) = busybox() else { return };
+    let rootfs = busybox_rootfs(&busybox);
+    for executor in executors() {
+        let name = executor.name();
+        let script = "grep -E '^Cap(Bnd|Eff)' /proc/self/status; \
+                      test -s /proc/kcore || echo kcore-masked; \
+                      echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null || echo sys-readonly";
+        let (_, output) = run(&executor, &sh(rootfs.path(), script));
+        assert_eq!(
+            output.stdout_text(),
+            "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nkcore-masked\nsys-readonly\n",
+            "{name}"
+        );
+        let mut spec = sh(rootfs.path(), "grep -E '^Cap(Bnd|Eff)' /proc/self/status");
+        spec.user = resolve_user("alice", rootfs.path()).unwrap();
+        let (_, output) = run(&executor, &spec);
+        assert_eq!(
+            output.stdout_text(),
+            "CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n",
+            "{name}"
+        );
+    }
+}

@@ -14,9 +14,10 @@ use std::process::Command;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::{Gid, Uid};
+use rustix::thread::{CapabilitySet, CapabilitySets};
 
 use super::protocol::{InitRequest, Report};
-use crate::{Network, RunSpec};
+use crate::{defaults, Network, RunSpec};
 
 /// Host devices bind-mounted into the container's `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -85,6 +86,7 @@ pub(super) fn prepare_and_exec(request: &InitRequest) -> Result<Infallible, Repo
         loopback::bring_up().step(|| "bring up the loopback interface".to_owned())?;
     }
     enter_root(&root)?;
+    confine_proc_and_sys()?;
     std::fs::create_dir_all(&spec.cwd)
         .step(|| format!("create working directory {}", spec.cwd.display()))?;
     switch_user(spec)?;
@@ -172,8 +174,47 @@ fn enter_root(root: &Path) -> Result<(), Report> {
     nix::unistd::chdir("/").step(|| "change to /".to_owned())
 }
 
+/// Docker's masked and read-only paths (run after `pivot_root`, so `/dev/null` is ours).
+fn confine_proc_and_sys() -> Result<(), Report> {
+    for path in defaults::READONLY_PATHS {
+        let path = Path::new(path);
+        if path.exists() {
+            bind(path, path, MsFlags::empty())?;
+            remount_readonly(path)?;
+        }
+    }
+    for path in defaults::MASKED_PATHS {
+        let path = Path::new(path);
+        match std::fs::symlink_metadata(path) {
+            Err(_) => continue,
+            Ok(meta) if meta.is_dir() => mount(
+                Some("tmpfs"),
+                path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                None::<&str>,
+            )
+            .step(|| format!("mask {}", path.display()))?,
+            Ok(_) => bind(Path::new("/dev/null"), path, MsFlags::empty())?,
+        }
+    }
+    Ok(())
+}
+
 /// Supplementary groups, then gid, then uid (after which no privilege is left to change them).
+/// Every process loses the capabilities outside Docker's default set from its bounding set;
+/// root keeps the default set, other users keep nothing (the kernel clears them on setuid).
 fn switch_user(spec: &RunSpec) -> Result<(), Report> {
+    let keep = defaults::capability_set();
+    for (name, cap) in CapabilitySet::all().iter_names() {
+        if !keep.contains(cap) {
+            match rustix::thread::remove_capability_from_bounding_set(cap) {
+                // A capability this kernel does not know.
+                Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+                Err(e) => return Err(Report::failed(format!("drop capability {name}"), e)),
+            }
+        }
+    }
     let user = &spec.user;
     let gids: Vec<Gid> = user
         .additional_gids
@@ -184,7 +225,16 @@ fn switch_user(spec: &RunSpec) -> Result<(), Report> {
     nix::unistd::setgroups(&gids)
         .step(|| format!("set supplementary groups {:?}", user.additional_gids))?;
     nix::unistd::setgid(Gid::from_raw(user.gid)).step(|| format!("set gid {}", user.gid))?;
-    nix::unistd::setuid(Uid::from_raw(user.uid)).step(|| format!("set uid {}", user.uid))
+    nix::unistd::setuid(Uid::from_raw(user.uid)).step(|| format!("set uid {}", user.uid))?;
+    if user.uid == 0 {
+        let sets = CapabilitySets {
+            effective: keep,
+            permitted: keep,
+            inheritable: CapabilitySet::empty(),
+        };
+        rustix::thread::set_capabilities(None, sets).step(|| "set capabilities".to_owned())?;
+    }
+    Ok(())
 }
 
 fn exec(spec: &RunSpec) -> Result<Infallible, Report> {
