@@ -43,6 +43,9 @@ pub enum Error {
     /// Preparing the container (mounts, pivot_root, user switch, exec) failed inside the helper.
     #[error("failed to {step} in the sandbox: {detail}")]
     Setup { step: String, detail: String },
+    /// The run was cancelled through its [`crate::CancelToken`]; its processes were killed.
+    #[error("the run was cancelled")]
+    Cancelled,
     /// The OCI runtime binary failed before the container process ran.
     #[error("{runtime} failed: {detail}")]
     Runtime { runtime: PathBuf, detail: String },

@@ -1,14 +1,25 @@
 //! The backend seam: [`Executor`] and the closed [`AnyExecutor`].
 
 use crate::output::OutputSink;
-use crate::{BuiltinExecutor, ExitStatus, OciRuntimeExecutor, Result, RunSpec};
+use crate::{BuiltinExecutor, CancelToken, ExitStatus, OciRuntimeExecutor, Result, RunSpec};
 
 /// Runs one process described by a [`RunSpec`] to completion.
 ///
 /// Runs are blocking (they wait for the process); async callers use a blocking thread.
 pub trait Executor {
-    /// Runs `spec`, handing its output to `sink` line by line as it comes.
-    fn run(&self, spec: &RunSpec, sink: &mut dyn OutputSink) -> Result<ExitStatus>;
+    /// Runs `spec`, handing its output to `sink` line by line as it comes; once `cancel` is
+    /// set, kills the process tree and returns [`crate::Error::Cancelled`].
+    fn run_cancellable(
+        &self,
+        spec: &RunSpec,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> Result<ExitStatus>;
+
+    /// [`run_cancellable`](Executor::run_cancellable) with a token nobody cancels.
+    fn run(&self, spec: &RunSpec, sink: &mut dyn OutputSink) -> Result<ExitStatus> {
+        self.run_cancellable(spec, sink, &CancelToken::new())
+    }
 }
 
 /// Every backend, chosen by configuration.
@@ -20,23 +31,16 @@ pub enum AnyExecutor {
     OciRuntime(OciRuntimeExecutor),
 }
 
-impl Executor for BuiltinExecutor {
-    fn run(&self, spec: &RunSpec, sink: &mut dyn OutputSink) -> Result<ExitStatus> {
-        BuiltinExecutor::run(self, spec, sink)
-    }
-}
-
-impl Executor for OciRuntimeExecutor {
-    fn run(&self, spec: &RunSpec, sink: &mut dyn OutputSink) -> Result<ExitStatus> {
-        OciRuntimeExecutor::run(self, spec, sink)
-    }
-}
-
 impl Executor for AnyExecutor {
-    fn run(&self, spec: &RunSpec, sink: &mut dyn OutputSink) -> Result<ExitStatus> {
+    fn run_cancellable(
+        &self,
+        spec: &RunSpec,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> Result<ExitStatus> {
         match self {
-            AnyExecutor::Builtin(builtin) => builtin.run(spec, sink),
-            AnyExecutor::OciRuntime(oci) => oci.run(spec, sink),
+            AnyExecutor::Builtin(builtin) => builtin.run_cancellable(spec, sink, cancel),
+            AnyExecutor::OciRuntime(oci) => oci.run_cancellable(spec, sink, cancel),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`Executor`] with the closed [`AnyExecutor`] over the backends:
 //!   [`BuiltinExecutor`] (namespaces + `pivot_root`, nothing to install; the default) and
 //!   [`OciRuntimeExecutor`] (runc or crun on a generated bundle).
+//! - [`CancelToken`]: stop a run from another thread.
 //! - [`OutputSink`]: output streamed line by line while the process runs;
 //!   [`CollectedOutput`] keeps it all.
 //! - [`init_if_requested`]: every binary using [`BuiltinExecutor::new`] calls it first in
@@ -15,6 +16,7 @@
 //! `docs/dev/runtime.md`.
 
 mod builtin;
+mod cancel;
 mod defaults;
 mod error;
 mod etc_files;
@@ -26,6 +28,7 @@ mod user;
 
 pub use builtin::init::init_if_requested;
 pub use builtin::BuiltinExecutor;
+pub use cancel::CancelToken;
 pub use error::{Error, Result};
 pub use executor::{AnyExecutor, Executor};
 pub use oci::{OciRuntimeExecutor, DEFAULT_STATE_ROOT, KNOWN_RUNTIMES};

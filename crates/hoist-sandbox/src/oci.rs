@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::defaults;
 use crate::etc_files::EtcFiles;
 use crate::output::{pump, OutputSink};
-use crate::{Error, ExitStatus, Network, Result, RunSpec};
+use crate::{CancelToken, Error, Executor, ExitStatus, Network, Result, RunSpec};
 
 /// Runtime binaries looked for by [`OciRuntimeExecutor::detect`], in order.
 pub const KNOWN_RUNTIMES: &[&str] = &["runc", "crun"];
@@ -59,8 +59,21 @@ impl OciRuntimeExecutor {
         &self.runtime
     }
 
-    /// Runs `spec` to completion, streaming its output to `sink`.
-    pub fn run(&self, spec: &RunSpec, sink: &mut dyn OutputSink) -> Result<ExitStatus> {
+    /// `runtime --root <state root> <args>`.
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.runtime);
+        command.arg("--root").arg(&self.state_root);
+        command
+    }
+}
+
+impl Executor for OciRuntimeExecutor {
+    fn run_cancellable(
+        &self,
+        spec: &RunSpec,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> Result<ExitStatus> {
         spec.validate()?;
         let etc = EtcFiles::write(spec)?;
         let bundle = tempfile::Builder::new()
@@ -76,9 +89,9 @@ impl OciRuntimeExecutor {
             .map_err(|e| Error::io("create", &self.state_root, e))?;
         let log = bundle.path().join("runtime.log");
 
-        let mut child = Command::new(&self.runtime)
-            .arg("--root")
-            .arg(&self.state_root)
+        let id = container_id();
+        let mut child = self
+            .command()
             .arg("--log")
             .arg(&log)
             .arg("--log-format")
@@ -86,7 +99,7 @@ impl OciRuntimeExecutor {
             .arg("run")
             .arg("--bundle")
             .arg(bundle.path())
-            .arg(container_id())
+            .arg(&id)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -96,12 +109,27 @@ impl OciRuntimeExecutor {
                 source,
             })?;
         if let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) {
-            pump(stdout, stderr, sink);
+            // Killing `runtime run` would leave the container running: ask the runtime to
+            // kill the container instead (again each poll, in case it was still being created).
+            let mut kill = || {
+                let _ = self
+                    .command()
+                    .arg("kill")
+                    .arg(&id)
+                    .arg("KILL")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            };
+            pump(stdout, stderr, sink, cancel, &mut kill);
         }
         let status = child.wait().map_err(|source| Error::Spawn {
             program: self.runtime.clone(),
             source,
         })?;
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         let errors = runtime_errors(&std::fs::read_to_string(&log).unwrap_or_default());
         if !status.success() && !errors.is_empty() {
             let detail = errors.join("; ");

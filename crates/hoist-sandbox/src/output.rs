@@ -4,6 +4,8 @@
 use std::io::{BufRead, BufReader, Read};
 use std::sync::mpsc;
 
+use crate::cancel::{CancelToken, POLL_INTERVAL};
+
 /// Longest piece handed to a sink at once; longer lines arrive in pieces of this size.
 pub const MAX_LINE: usize = 64 * 1024;
 
@@ -56,19 +58,30 @@ impl OutputSink for CollectedOutput {
 }
 
 /// Reads `stdout` and `stderr` on two threads and hands their lines to `sink` on this thread
-/// until both are closed.
+/// until both are closed. While `cancel` is set, `kill` is called every poll interval until
+/// the outputs close (the process tree is gone).
 pub(crate) fn pump(
     stdout: impl Read + Send + 'static,
     stderr: impl Read + Send + 'static,
     sink: &mut dyn OutputSink,
+    cancel: &CancelToken,
+    kill: &mut dyn FnMut(),
 ) {
     let (tx, rx) = mpsc::channel::<(OutputStream, Vec<u8>)>();
     let readers = [
         spawn_reader(OutputStream::Stdout, Box::new(stdout), tx.clone()),
         spawn_reader(OutputStream::Stderr, Box::new(stderr), tx),
     ];
-    for (stream, line) in rx {
-        sink.line(stream, &line);
+    loop {
+        match rx.recv_timeout(POLL_INTERVAL) {
+            Ok((stream, line)) => sink.line(stream, &line),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if cancel.is_cancelled() {
+                    kill();
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
     }
     for reader in readers {
         // A reader thread only ends by returning; a panic in it would already have closed
@@ -113,7 +126,13 @@ mod tests {
     fn pump_delivers_lines_with_newlines_and_the_unterminated_tail() {
         let mut lines = Vec::new();
         let mut sink = |stream: OutputStream, line: &[u8]| lines.push((stream, line.to_vec()));
-        pump(&b"one\ntwo\nthree"[..], &b"err\n"[..], &mut sink);
+        pump(
+            &b"one\ntwo\nthree"[..],
+            &b"err\n"[..],
+            &mut sink,
+            &CancelToken::new(),
+            &mut || {},
+        );
         let out: Vec<_> = lines
             .iter()
             .filter(|(s, _)| *s == OutputStream::Stdout)
@@ -131,7 +150,13 @@ mod tests {
         let long = vec![b'x'; MAX_LINE + 10];
         let mut collected = Vec::new();
         let mut sink = |_: OutputStream, line: &[u8]| collected.push(line.len());
-        pump(std::io::Cursor::new(long), &b""[..], &mut sink);
+        pump(
+            std::io::Cursor::new(long),
+            &b""[..],
+            &mut sink,
+            &CancelToken::new(),
+            &mut || {},
+        );
         assert_eq!(collected, vec![MAX_LINE, 10]);
     }
 }

@@ -443,3 +443,46 @@ fn capabilities_and_proc_paths_are_confined() {
         );
     }
 }
+
+#[test]
+fn cancel_kills_the_process_tree() {
+    let Some(busybox) = busybox() else { return };
+    let rootfs = busybox_rootfs(&busybox);
+    for executor in executors() {
+        let name = executor.name();
+        let marker = format!("{}{}", 500_000 + std::process::id() % 100_000, name.len());
+        // A child of pid 1 too, to see that the whole tree goes.
+        let spec = sh(
+            rootfs.path(),
+            &format!("sleep {marker} & echo started; wait"),
+        );
+        let cancel = hoist_sandbox::CancelToken::new();
+        let mut sink = {
+            let cancel = cancel.clone();
+            move |_: OutputStream, line: &[u8]| {
+                if line == b"started\n" {
+                    cancel.cancel();
+                }
+            }
+        };
+        let started = std::time::Instant::now();
+        let err = executor
+            .run_cancellable(&spec, &mut sink, &cancel)
+            .unwrap_err();
+        assert!(matches!(err, Error::Cancelled), "{name}: {err:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{name}: cancelling took {:?}",
+            started.elapsed()
+        );
+        let wanted = format!("sleep\0{marker}\0");
+        let survivors = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|entry| {
+                std::fs::read(entry.path().join("cmdline")).unwrap_or_default() == wanted.as_bytes()
+            })
+            .count();
+        assert_eq!(survivors, 0, "{name}: `sleep {marker}` survived the cancel");
+    }
+}

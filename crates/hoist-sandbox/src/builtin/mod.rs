@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 
 use crate::etc_files::EtcFiles;
 use crate::output::{pump, OutputSink};
-use crate::{Error, ExitStatus, Result, RunSpec};
+use crate::{CancelToken, Error, Executor, ExitStatus, Result, RunSpec};
 use protocol::{InitRequest, Report, INIT_ENV};
 
 /// Where the running binary is; the helper then is this binary, whose `main` must call
@@ -60,9 +60,15 @@ impl BuiltinExecutor {
     pub fn helper(&self) -> &Path {
         &self.helper
     }
+}
 
-    /// Runs `spec` to completion, streaming its output to `sink`.
-    pub fn run(&self, spec: &RunSpec, sink: &mut dyn OutputSink) -> Result<ExitStatus> {
+impl Executor for BuiltinExecutor {
+    fn run_cancellable(
+        &self,
+        spec: &RunSpec,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> Result<ExitStatus> {
         spec.validate()?;
         if !spec.rootfs.is_dir() {
             return Err(Error::io(
@@ -101,13 +107,21 @@ impl BuiltinExecutor {
             .and_then(|bytes| socket.write_all(&bytes))
             .and_then(|()| socket.shutdown(std::net::Shutdown::Write));
         if let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) {
-            pump(stdout, stderr, sink);
+            // Killing the helper kills the container's pid 1 (its parent-death signal), and
+            // with it the whole pid namespace.
+            let mut kill = || {
+                let _ = child.kill();
+            };
+            pump(stdout, stderr, sink, cancel, &mut kill);
         }
         let mut replies = String::new();
         let received = socket.read_to_string(&mut replies);
         let helper_status = child
             .wait()
             .map_err(|e| protocol_error(format!("wait for the helper: {e}")))?;
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         let mut reports = Vec::new();
         for line in replies.lines().filter(|l| !l.is_empty()) {
             let report: Report = serde_json::from_str(line)
