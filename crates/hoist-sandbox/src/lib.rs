@@ -21,6 +21,7 @@ mod defaults;
 mod error;
 mod etc_files;
 mod executor;
+mod mounts;
 mod oci;
 mod output;
 mod spec;

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::defaults;
 use crate::etc_files::EtcFiles;
+use crate::mounts::{self, Mount};
 use crate::output::{pump, OutputSink};
 use crate::{CancelToken, Error, Executor, ExitStatus, Network, Result, RunSpec};
 
@@ -205,32 +206,10 @@ pub(crate) fn config_json(spec: &RunSpec, hosts: &Path, resolv_conf: &Path) -> V
     if spec.network == Network::None {
         namespaces.push(json!({"type": "network"}));
     }
-    let nosuid_noexec_nodev = json!(["nosuid", "noexec", "nodev"]);
-    let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": nosuid_noexec_nodev}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
-               "options": ["nosuid", "noexec", "nodev", "ro"]}),
-        json!({"destination": "/etc/hosts", "type": "bind", "source": hosts, "options": ["rbind", "rprivate"]}),
-        json!({"destination": "/etc/resolv.conf", "type": "bind", "source": resolv_conf, "options": ["rbind", "rprivate"]}),
-    ];
-    for bind in &spec.mounts {
-        let access = if bind.readonly { "ro" } else { "rw" };
-        mounts.push(
-            json!({"destination": bind.target, "type": "bind", "source": bind.source,
-                           "options": ["rbind", "rprivate", access]}),
-        );
-    }
-    for tmpfs in &spec.tmpfs {
-        let mut options = vec!["nosuid".to_owned(), "nodev".to_owned()];
-        options.extend(tmpfs.size.map(|size| format!("size={size}")));
-        mounts.push(json!({"destination": tmpfs.target, "type": "tmpfs", "source": "tmpfs", "options": options}));
-    }
+    let mounts: Vec<Value> = mounts::plan(spec, hosts, resolv_conf)
+        .iter()
+        .map(Mount::to_oci)
+        .collect();
     json!({
         "ociVersion": "1.0.2",
         "process": {

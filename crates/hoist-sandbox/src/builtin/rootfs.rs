@@ -17,6 +17,7 @@ use nix::unistd::{Gid, Uid};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
 use super::protocol::{InitRequest, Report};
+use crate::mounts::{self, Flag, Kind, Mount};
 use crate::{defaults, Network, RunSpec};
 
 /// Host devices bind-mounted into the container's `/dev`.
@@ -53,33 +54,8 @@ pub(super) fn prepare_and_exec(request: &InitRequest) -> Result<Infallible, Repo
         .step(|| format!("open rootfs {}", spec.rootfs.display()))?;
     // pivot_root needs the new root to be a mount point.
     bind(&root, &root, MsFlags::empty())?;
-    mount_system(&root)?;
-    bind_file(&request.hosts, &scoped(&root, "/etc/hosts")?)?;
-    bind_file(&request.resolv_conf, &scoped(&root, "/etc/resolv.conf")?)?;
-    for extra in &spec.mounts {
-        let target = scoped(&root, &extra.target)?;
-        if extra.source.is_dir() {
-            mkdir_all(&target)?;
-            bind(&extra.source, &target, MsFlags::empty())?;
-        } else {
-            bind_file(&extra.source, &target)?;
-        }
-        if extra.readonly {
-            remount_readonly(&target)?;
-        }
-    }
-    for tmpfs in &spec.tmpfs {
-        let target = scoped(&root, &tmpfs.target)?;
-        mkdir_all(&target)?;
-        let data = tmpfs.size.map(|size| format!("size={size}"));
-        mount(
-            Some("tmpfs"),
-            &target,
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            data.as_deref(),
-        )
-        .step(|| format!("mount tmpfs on {}", tmpfs.target.display()))?;
+    for planned in mounts::plan(spec, &request.hosts, &request.resolv_conf) {
+        apply(&root, &planned)?;
     }
     nix::unistd::sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
     if spec.network == Network::None {
@@ -95,53 +71,62 @@ pub(super) fn prepare_and_exec(request: &InitRequest) -> Result<Infallible, Repo
     exec(spec)
 }
 
-/// `/proc`, a minimal `/dev` and a read-only `/sys` inside `root`.
-fn mount_system(root: &Path) -> Result<(), Report> {
-    let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
-    let proc = scoped(root, "/proc")?;
-    mkdir_all(&proc)?;
-    mount(
-        Some("proc"),
-        &proc,
-        Some("proc"),
-        nosuid_noexec_nodev,
-        None::<&str>,
-    )
-    .step(|| "mount /proc".to_owned())?;
+/// Performs one planned mount inside `root`, creating its mount point.
+fn apply(root: &Path, planned: &Mount) -> Result<(), Report> {
+    let target = scoped(root, &planned.target)?;
+    match &planned.kind {
+        Kind::Fs {
+            fstype,
+            source,
+            flags,
+            data,
+        } => {
+            mkdir_all(&target)?;
+            let flags = flags
+                .iter()
+                .fold(MsFlags::empty(), |all, flag| all | ms_flag(*flag));
+            mount(
+                Some(*source),
+                &target,
+                Some(*fstype),
+                flags,
+                data.as_deref(),
+            )
+            .step(|| format!("mount {fstype} on {}", planned.target.display()))?;
+            if planned.target == Path::new(mounts::DEV) {
+                populate_dev(&target)?;
+            }
+        }
+        Kind::Bind { source, readonly } => {
+            if source.is_dir() {
+                mkdir_all(&target)?;
+                bind(source, &target, MsFlags::empty())?;
+            } else {
+                bind_file(source, &target)?;
+            }
+            if *readonly {
+                remount_readonly(&target)?;
+            }
+        }
+    }
+    Ok(())
+}
 
-    let dev = scoped(root, "/dev")?;
-    mkdir_all(&dev)?;
-    mount(
-        Some("tmpfs"),
-        &dev,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        Some("mode=755,size=65536k"),
-    )
-    .step(|| "mount tmpfs on /dev".to_owned())?;
+fn ms_flag(flag: Flag) -> MsFlags {
+    match flag {
+        Flag::NoSuid => MsFlags::MS_NOSUID,
+        Flag::NoExec => MsFlags::MS_NOEXEC,
+        Flag::NoDev => MsFlags::MS_NODEV,
+        Flag::StrictAtime => MsFlags::MS_STRICTATIME,
+        Flag::ReadOnly => MsFlags::MS_RDONLY,
+    }
+}
+
+/// The host's harmless devices and the usual symlinks in the fresh `/dev` tmpfs.
+fn populate_dev(dev: &Path) -> Result<(), Report> {
     for device in DEVICES {
         bind_file(&Path::new("/dev").join(device), &dev.join(device))?;
     }
-    let pts = dev.join("pts");
-    mkdir_all(&pts)?;
-    mount(
-        Some("devpts"),
-        &pts,
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
-    )
-    .step(|| "mount /dev/pts".to_owned())?;
-    let shm = dev.join("shm");
-    mkdir_all(&shm)?;
-    mount(
-        Some("shm"),
-        &shm,
-        Some("tmpfs"),
-        nosuid_noexec_nodev,
-        Some("mode=1777,size=65536k"),
-    )
-    .step(|| "mount /dev/shm".to_owned())?;
     for (link, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -152,17 +137,7 @@ fn mount_system(root: &Path) -> Result<(), Report> {
         std::os::unix::fs::symlink(target, dev.join(link))
             .step(|| format!("create /dev/{link}"))?;
     }
-
-    let sys = scoped(root, "/sys")?;
-    mkdir_all(&sys)?;
-    mount(
-        Some("sysfs"),
-        &sys,
-        Some("sysfs"),
-        nosuid_noexec_nodev | MsFlags::MS_RDONLY,
-        None::<&str>,
-    )
-    .step(|| "mount /sys".to_owned())
+    Ok(())
 }
 
 /// `root` becomes `/`; the old root is detached (the `pivot_root(".", ".")` idiom, which
