@@ -147,6 +147,26 @@ fn id_as_named_user_and_as_uid_gid() {
 }
 
 #[test]
+fn stdin_is_empty_and_not_the_helper_socket() {
+    let Some(busybox) = busybox() else { return };
+    let rootfs = busybox_rootfs(&busybox);
+    for executor in executors() {
+        let script = "readlink /proc/self/fd/0; cat; echo end";
+        let (status, output) = run(&executor, &sh(rootfs.path(), script));
+        assert_eq!(status, ExitStatus::Code(0), "{}", executor.name());
+        let text = output.stdout_text();
+        match executor {
+            // Never the helper's socket, which the command could use to forge reports.
+            hoist_sandbox::AnyExecutor::Builtin(_) => assert_eq!(text, "/dev/null\nend\n"),
+            // runc hands the container an empty pipe.
+            hoist_sandbox::AnyExecutor::OciRuntime(_) => {
+                assert!(text.ends_with("]\nend\n"), "{text}")
+            }
+        }
+    }
+}
+
+#[test]
 fn hostname_and_etc_files() {
     let Some(busybox) = busybox() else { return };
     let rootfs = busybox_rootfs(&busybox);

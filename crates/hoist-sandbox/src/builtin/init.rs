@@ -50,6 +50,16 @@ fn helper_main() -> i32 {
             )
         }
     };
+    // The command's stdin is /dev/null, never the socket (it could forge reports).
+    let stdin_replaced = std::fs::File::open("/dev/null")
+        .and_then(|null| nix::unistd::dup2_stdin(null).map_err(std::io::Error::from));
+    if let Err(e) = stdin_replaced {
+        return report(
+            &mut socket,
+            &Report::failed("open /dev/null as stdin", e),
+            HELPER_FAILED,
+        );
+    }
     if let Err(failure) = enter_namespaces(&request) {
         return report(&mut socket, &failure, HELPER_FAILED);
     }
