@@ -1,9 +1,9 @@
 //! The built-in runtime: Linux namespaces, bind mounts and `pivot_root`, with nothing
 //! installed beyond hoist.
 //!
-//! [`BuiltinExecutor::run`] starts a fresh helper process (the hoist binary itself through
-//! `/proc/self/exe`, or the `hoist-sandbox-init` binary) so no `fork` ever happens in the
-//! caller's multi-threaded process. The helper ([`init`]) unshares the namespaces, forks the
+//! [`BuiltinExecutor`] starts a fresh helper process for each run (the hoist binary itself
+//! through `/proc/self/exe`, or the `hoist-sandbox-init` binary) so no `fork` ever happens in
+//! the caller's multi-threaded process. The helper ([`init`]) unshares the namespaces, forks the
 //! container's pid 1 (it is single-threaded, so that is sound), which prepares the root
 //! ([`rootfs`]) and execs the command. Setup failures and the exit status come back over a
 //! socket ([`protocol`]); stdout and stderr are pipes read line by line.
