@@ -216,7 +216,7 @@ pub(crate) fn config_json(spec: &RunSpec, hosts: &Path, resolv_conf: &Path) -> V
             "terminal": false,
             "user": {"uid": spec.user.uid, "gid": spec.user.gid, "additionalGids": spec.user.additional_gids},
             "args": spec.args,
-            "env": spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "env": spec.env_strings(),
             "cwd": spec.cwd,
             "capabilities": {"bounding": bounding, "effective": kept, "permitted": kept},
             "noNewPrivileges": false,

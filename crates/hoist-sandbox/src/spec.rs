@@ -63,6 +63,22 @@ impl RunSpec {
             .map_or(DEFAULT_PATH, |(_, value)| value.as_str())
     }
 
+    /// The environment as `NAME=value` strings; a name given twice keeps its first place and
+    /// its last value.
+    pub fn env_strings(&self) -> Vec<String> {
+        let mut merged: Vec<(&str, &str)> = Vec::with_capacity(self.env.len());
+        for (name, value) in &self.env {
+            match merged.iter_mut().find(|(seen, _)| seen == name) {
+                Some(entry) => entry.1 = value,
+                None => merged.push((name, value)),
+            }
+        }
+        merged
+            .into_iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect()
+    }
+
     /// Checks what both backends rely on: a command, absolute paths, a usable hostname.
     pub(crate) fn validate(&self) -> crate::Result<()> {
         let invalid = |reason: String| Err(crate::Error::InvalidSpec { reason });
@@ -182,5 +198,21 @@ impl fmt::Display for ExitStatus {
             ExitStatus::Code(code) => write!(f, "exit code: {code}"),
             ExitStatus::Signal(signal) => write!(f, "killed by signal {signal}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_strings_keep_the_first_place_and_the_last_value() {
+        let mut spec = RunSpec::new("/r", ["true"]);
+        spec.env = vec![
+            ("A".into(), "1".into()),
+            ("B".into(), "2".into()),
+            ("A".into(), "3".into()),
+        ];
+        assert_eq!(spec.env_strings(), ["A=3", "B=2"]);
     }
 }

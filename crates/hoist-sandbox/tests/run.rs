@@ -506,3 +506,40 @@ fn cancel_kills_the_process_tree() {
         assert_eq!(survivors, 0, "{name}: `sleep {marker}` survived the cancel");
     }
 }
+
+#[test]
+fn exec_failures_say_why() {
+    let Some(busybox) = busybox() else { return };
+    let rootfs = busybox_rootfs(&busybox);
+    // A dynamically linked program without its interpreter, and one for no known format.
+    std::fs::copy("/bin/true", rootfs.path().join("bin/dynamic-true")).unwrap();
+    let garbage = rootfs.path().join("bin/garbage");
+    std::fs::write(&garbage, [0u8; 64]).unwrap();
+    std::fs::set_permissions(
+        &garbage,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let executor = &executors()[0];
+    let mut output = hoist_sandbox::CollectedOutput::default();
+    let cases = [
+        (
+            "dynamic-true",
+            "is its ELF interpreter or a library missing",
+        ),
+        (
+            "garbage",
+            "Exec format error (os error 8) (a program for another architecture?",
+        ),
+        (
+            "/bin/absent",
+            "failed to exec /bin/absent in the sandbox: No such file or directory",
+        ),
+    ];
+    for (command, expected) in cases {
+        let err = executor
+            .run(&RunSpec::new(rootfs.path(), [command]), &mut output)
+            .unwrap_err();
+        assert!(err.to_string().contains(expected), "{command}: {err}");
+    }
+}

@@ -6,11 +6,11 @@
 //! runs yet while this happens, so the paths cannot change under us.
 
 use std::convert::Infallible;
+use std::ffi::CString;
 use std::fmt::Display;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::{Gid, Uid};
@@ -221,19 +221,47 @@ fn exec(spec: &RunSpec) -> Result<Infallible, Report> {
             command: name.to_owned(),
         })?
     };
-    let mut command = Command::new(&program);
-    command
-        .arg0(name)
-        .args(&spec.args[1..])
-        .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)));
-    let error = command.exec();
-    if error.kind() == std::io::ErrorKind::NotFound && !name.contains('/') {
+    // execve itself, not execvp: no retry through /bin/sh when the kernel refuses the format.
+    let cstring = |text: &[u8]| {
+        CString::new(text).map_err(|_| {
+            Report::failed(
+                format!("exec {name}"),
+                "an argument or environment entry contains a NUL byte",
+            )
+        })
+    };
+    let path = cstring(program.as_os_str().as_bytes())?;
+    let argv = spec
+        .args
+        .iter()
+        .map(|arg| cstring(arg.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envp = spec
+        .env_strings()
+        .iter()
+        .map(|entry| cstring(entry.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Err(error) = nix::unistd::execve(&path, &argv, &envp);
+    let error = std::io::Error::from(error);
+    let found = program.exists();
+    if !found && !name.contains('/') {
         return Err(Report::CommandNotFound {
             command: name.to_owned(),
         });
     }
-    Err(Report::failed(format!("exec {}", program.display()), error))
+    let hint = match error.raw_os_error() {
+        Some(libc::ENOENT) if found => {
+            " (the program exists: is its ELF interpreter or a library missing from the rootfs?)"
+        }
+        Some(libc::ENOEXEC) => {
+            " (a program for another architecture? running it needs a QEMU binfmt_misc handler)"
+        }
+        _ => "",
+    };
+    Err(Report::failed(
+        format!("exec {}", program.display()),
+        format!("{error}{hint}"),
+    ))
 }
 
 /// The first executable regular file named `name` in `path_var`'s directories.
