@@ -1,0 +1,40 @@
+//! Run one process in a prepared root file system, the way a Dockerfile `RUN` step needs.
+//!
+//! - [`RunSpec`]: what to run (rootfs, args, env, cwd, [`User`], hostname, [`Network`],
+//!   [`BindMount`]s, [`TmpfsMount`]s); [`ExitStatus`]: how it ended.
+//! - [`resolve_user`]: a `USER` string to numeric ids, from the rootfs's passwd and group.
+//! - [`Executor`] with the closed [`AnyExecutor`] over the backends:
+//!   [`BuiltinExecutor`] (namespaces + `pivot_root`, nothing to install; the default) and
+//!   [`OciRuntimeExecutor`] (runc or crun on a generated bundle).
+//! - [`CancelToken`]: stop a run from another thread.
+//! - [`OutputSink`]: output streamed line by line while the process runs;
+//!   [`CollectedOutput`] keeps it all.
+//! - [`init_if_requested`]: every binary using [`BuiltinExecutor::new`] calls it first in
+//!   `main`, since the built-in runtime re-executes the binary as its helper.
+//!
+//! Why the built-in runtime is hand-written rather than youki's `libcontainer`:
+//! `docs/dev/runtime.md`.
+
+mod builtin;
+mod cancel;
+mod defaults;
+mod error;
+mod etc_files;
+mod executor;
+mod mounts;
+mod oci;
+mod output;
+mod spec;
+mod user;
+
+pub use builtin::init::init_if_requested;
+pub use builtin::BuiltinExecutor;
+pub use cancel::CancelToken;
+pub use error::{Error, Result};
+pub use executor::{AnyExecutor, Executor};
+pub use oci::{OciRuntimeExecutor, DEFAULT_STATE_ROOT, KNOWN_RUNTIMES};
+pub use output::{CollectedOutput, OutputSink, OutputStream, MAX_LINE};
+pub use spec::{
+    BindMount, ExitStatus, Network, RunSpec, TmpfsMount, User, DEFAULT_HOSTNAME, DEFAULT_PATH,
+};
+pub use user::resolve_user;

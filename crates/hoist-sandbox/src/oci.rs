@@ -1,0 +1,305 @@
+//! The OCI runtime backend: writes a bundle (`config.json` pointing at the prepared rootfs)
+//! and runs `runc run` or `crun run` on it in the foreground.
+//!
+//! The config is built with `serde_json::json!` rather than the `oci-spec` crate: it is a
+//! few dozen fixed fields, and `oci-spec`'s builders would add more compile time than code.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{json, Value};
+
+use crate::defaults;
+use crate::etc_files::EtcFiles;
+use crate::mounts::{self, Mount};
+use crate::output::{pump, OutputSink};
+use crate::{CancelToken, Error, Executor, ExitStatus, Network, Result, RunSpec};
+
+/// Runtime binaries looked for by [`OciRuntimeExecutor::detect`], in order.
+pub const KNOWN_RUNTIMES: &[&str] = &["runc", "crun"];
+
+/// Where runtimes keep container state unless told otherwise.
+pub const DEFAULT_STATE_ROOT: &str = "/run/hoist/runtime";
+
+/// Runs processes through an OCI runtime binary (runc, crun).
+#[derive(Debug, Clone)]
+pub struct OciRuntimeExecutor {
+    runtime: PathBuf,
+    state_root: PathBuf,
+}
+
+impl OciRuntimeExecutor {
+    /// Uses the runtime binary at `runtime` with state under [`DEFAULT_STATE_ROOT`].
+    pub fn new(runtime: impl Into<PathBuf>) -> Self {
+        OciRuntimeExecutor {
+            runtime: runtime.into(),
+            state_root: PathBuf::from(DEFAULT_STATE_ROOT),
+        }
+    }
+
+    /// The first of [`KNOWN_RUNTIMES`] found in `PATH`, if any.
+    pub fn detect() -> Option<Self> {
+        let path = std::env::var_os("PATH")?;
+        KNOWN_RUNTIMES.iter().find_map(|name| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(name))
+                .find(|candidate| candidate.is_file())
+                .map(Self::new)
+        })
+    }
+
+    /// Keeps the runtime's container state under `dir` (its `--root`).
+    pub fn with_state_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_root = dir.into();
+        self
+    }
+
+    /// The runtime binary.
+    pub fn runtime(&self) -> &Path {
+        &self.runtime
+    }
+
+    /// `runtime --root <state root> <args>`.
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.runtime);
+        command.arg("--root").arg(&self.state_root);
+        command
+    }
+}
+
+impl Executor for OciRuntimeExecutor {
+    fn run_cancellable(
+        &self,
+        spec: &RunSpec,
+        sink: &mut dyn OutputSink,
+        cancel: &CancelToken,
+    ) -> Result<ExitStatus> {
+        spec.validate()?;
+        let etc = EtcFiles::write(spec)?;
+        let bundle = tempfile::Builder::new()
+            .prefix("hoist-bundle-")
+            .tempdir()
+            .map_err(|e| Error::io("create temp dir in", std::env::temp_dir(), e))?;
+        let config_path = bundle.path().join("config.json");
+        let config = config_json(spec, &etc.hosts(), &etc.resolv_conf());
+        let bytes = serde_json::to_vec_pretty(&config)
+            .map_err(|e| Error::io("serialise", &config_path, std::io::Error::other(e)))?;
+        std::fs::write(&config_path, bytes).map_err(|e| Error::io("write", &config_path, e))?;
+        std::fs::create_dir_all(&self.state_root)
+            .map_err(|e| Error::io("create", &self.state_root, e))?;
+        let log = bundle.path().join("runtime.log");
+
+        let id = container_id();
+        let mut child = self
+            .command()
+            .arg("--log")
+            .arg(&log)
+            .arg("--log-format")
+            .arg("json")
+            .arg("run")
+            .arg("--bundle")
+            .arg(bundle.path())
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| Error::Spawn {
+                program: self.runtime.clone(),
+                source,
+            })?;
+        if let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) {
+            // Killing `runtime run` would leave the container running: ask the runtime to
+            // kill the container instead (again each poll, in case it was still being created).
+            let mut kill = || {
+                let _ = self
+                    .command()
+                    .arg("kill")
+                    .arg(&id)
+                    .arg("KILL")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            };
+            pump(stdout, stderr, sink, cancel, &mut kill);
+        }
+        let status = child.wait().map_err(|source| Error::Spawn {
+            program: self.runtime.clone(),
+            source,
+        })?;
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let errors = runtime_errors(&std::fs::read_to_string(&log).unwrap_or_default());
+        if !status.success() && !errors.is_empty() {
+            let detail = errors.join("; ");
+            return Err(match command_not_found(&detail) {
+                Some(command) => Error::CommandNotFound { command },
+                None => Error::Runtime {
+                    runtime: self.runtime.clone(),
+                    detail,
+                },
+            });
+        }
+        // The runtime reports a signal as 128 + n, like a shell; BuildKit reports it so too.
+        match status.code() {
+            Some(code) => Ok(ExitStatus::Code(code)),
+            None => Err(Error::Runtime {
+                runtime: self.runtime.clone(),
+                detail: format!("the runtime itself ended: {status}"),
+            }),
+        }
+    }
+}
+
+/// A container id unique on this host for the life of the process.
+fn container_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "hoist-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The `msg` of every error-level entry of a runtime's JSON log.
+fn runtime_errors(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| matches!(entry["level"].as_str(), Some("error" | "fatal")))
+        .filter_map(|entry| entry["msg"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The command named by runc's (`exec: "x": executable file not found in $PATH`) or crun's
+/// (``executable file `x` not found in $PATH``) error.
+fn command_not_found(message: &str) -> Option<String> {
+    if let Some(rest) = message.split("exec: \"").nth(1) {
+        if let Some((command, tail)) = rest.split_once('"') {
+            if tail.contains("not found in $PATH") {
+                return Some(command.to_owned());
+            }
+        }
+    }
+    let rest = message.split("executable file `").nth(1)?;
+    let (command, tail) = rest.split_once('`')?;
+    tail.contains("not found").then(|| command.to_owned())
+}
+
+/// The OCI runtime config for `spec`: the same namespaces and mounts as the built-in runtime.
+pub(crate) fn config_json(spec: &RunSpec, hosts: &Path, resolv_conf: &Path) -> Value {
+    let bounding: Vec<&str> = defaults::CAPABILITIES
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    let kept: &[&str] = if spec.user.uid == 0 { &bounding } else { &[] };
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if spec.network == Network::None {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let mounts: Vec<Value> = mounts::plan(spec, hosts, resolv_conf)
+        .iter()
+        .map(Mount::to_oci)
+        .collect();
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": spec.user.uid, "gid": spec.user.gid, "additionalGids": spec.user.additional_gids},
+            "args": spec.args,
+            "env": spec.env_strings(),
+            "cwd": spec.cwd,
+            "capabilities": {"bounding": bounding, "effective": kept, "permitted": kept},
+            "noNewPrivileges": false,
+        },
+        "root": {"path": spec.rootfs, "readonly": false},
+        "hostname": spec.hostname,
+        "mounts": mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "maskedPaths": defaults::MASKED_PATHS,
+            "readonlyPaths": defaults::READONLY_PATHS,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BindMount, TmpfsMount, User};
+
+    #[test]
+    fn command_not_found_reads_runc_and_crun_messages() {
+        let runc = "runc run failed: unable to start container process: exec: \"nope\": executable file not found in $PATH";
+        assert_eq!(command_not_found(runc).as_deref(), Some("nope"));
+        let crun = "executable file `nope` not found in $PATH: No such file or directory";
+        assert_eq!(command_not_found(crun).as_deref(), Some("nope"));
+        assert_eq!(
+            command_not_found("container_linux.go: permission denied"),
+            None
+        );
+    }
+
+    #[test]
+    fn runtime_errors_keep_error_entries_only() {
+        let log = "{\"level\":\"warning\",\"msg\":\"w\"}\nnot json\n{\"level\":\"error\",\"msg\":\"boom\"}\n";
+        assert_eq!(runtime_errors(log), vec!["boom".to_owned()]);
+    }
+
+    #[test]
+    fn config_json_maps_the_spec() {
+        let mut spec = RunSpec::new("/rootfs", ["sh", "-c", "true"]);
+        spec.user = User {
+            uid: 1000,
+            gid: 1000,
+            additional_gids: vec![10],
+        };
+        spec.network = Network::None;
+        spec.mounts.push(BindMount {
+            source: "/src".into(),
+            target: "/dst".into(),
+            readonly: true,
+        });
+        spec.tmpfs.push(TmpfsMount {
+            target: "/tmp".into(),
+            size: Some(1024),
+        });
+        let config = config_json(&spec, Path::new("/h"), Path::new("/r"));
+        assert_eq!(
+            config["process"]["user"],
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [10]})
+        );
+        assert_eq!(config["process"]["args"], json!(["sh", "-c", "true"]));
+        assert_eq!(config["process"]["capabilities"]["effective"], json!([]));
+        assert_eq!(
+            config["process"]["capabilities"]["bounding"]
+                .as_array()
+                .unwrap()
+                .len(),
+            14
+        );
+        assert_eq!(config["root"]["path"], json!("/rootfs"));
+        assert!(config["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "network"})));
+        let mounts = config["mounts"].as_array().unwrap();
+        assert!(mounts.contains(
+            &json!({"destination": "/dst", "type": "bind", "source": "/src",
+                                         "options": ["rbind", "rprivate", "ro"]})
+        ));
+        assert!(mounts.contains(
+            &json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                                         "options": ["nosuid", "nodev", "size=1024"]})
+        ));
+    }
+}
