@@ -188,3 +188,53 @@ fn hoist_reads_skopeo_written_docker_archive() {
         assert_eq!(&digester.finish().0, diff_id, "layer {i}");
     }
 }
+
+#[test]
+fn podman_loads_hoist_docker_archive() {
+    if !tool("podman") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("docker.tar");
+    let layers = two_layers();
+    let config = config_for(&layers);
+    let mut w = DockerArchiveWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
+    for l in &layers {
+        w.add_layer(&l.descriptor.digest, l.blob.len() as u64, &mut &l.blob[..])
+            .unwrap();
+    }
+    let tag: Reference = "hoist-test:podman".parse().unwrap();
+    let descs: Vec<_> = layers.iter().map(|l| l.descriptor.clone()).collect();
+    w.add_image(&config, &descs, &[tag]).unwrap();
+    w.finish().unwrap();
+
+    // A private podman store, so the test neither needs nor touches the machine's images.
+    let podman = |args: &[&str]| {
+        let mut cmd = Command::new("podman");
+        cmd.arg("--root")
+            .arg(dir.path().join("storage"))
+            .arg("--runroot")
+            .arg(dir.path().join("run"))
+            .arg("--storage-driver")
+            .arg("vfs")
+            .args(args);
+        run(&mut cmd)
+    };
+    let loaded = podman(&["load", "--input", path.to_str().unwrap()]);
+    assert!(loaded.contains("hoist-test:podman"), "{loaded}");
+    let layers_json = podman(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RootFS.Layers}}",
+        "hoist-test:podman",
+    ]);
+    let loaded_diff_ids: Vec<String> = serde_json::from_str(layers_json.trim()).unwrap();
+    let expected: Vec<String> = config
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(loaded_diff_ids, expected);
+}
