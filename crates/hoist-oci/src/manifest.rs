@@ -135,8 +135,22 @@ impl Manifest {
         self.media_type.clone().unwrap_or(MediaType::OciManifest)
     }
 
-    /// Checks what the OCI manifest schema checks beyond types (Docker schema 2 manifests
-    /// may have no layers; OCI ones need at least one).
+    /// [`Manifest::validate`] plus the schema's `minItems: 1` on `layers` for OCI manifests
+    /// (Docker schema 2 manifests may have none), for checking documents against the spec.
+    pub fn validate_schema(&self) -> Result<()> {
+        self.validate()?;
+        if self.layers.is_empty() && !self.is_docker() {
+            return Err(invalid(
+                "manifest",
+                "layers is empty, expected at least one",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the OCI manifest schema's rules beyond types, except one: a manifest with no
+    /// layers is accepted, because BuildKit writes them (`FROM scratch` with only config
+    /// changes) and registries store them. [`Manifest::validate_schema`] adds that rule.
     pub fn validate(&self) -> Result<()> {
         const KIND: &str = "manifest";
         check_schema_version(KIND, self.schema_version)?;
@@ -148,9 +162,6 @@ impl Manifest {
             }
         }
         self.config.validate()?;
-        if self.layers.is_empty() && !self.is_docker() {
-            return Err(invalid(KIND, "layers is empty, expected at least one"));
-        }
         for layer in &self.layers {
             layer.validate()?;
         }

@@ -20,8 +20,14 @@ pub trait Document: Serialize + DeserializeOwned {
     /// What to call it in errors (`manifest`, `index`, ...).
     const KIND: &'static str;
 
-    /// Checks the rules of its schema that decoding does not.
+    /// Checks the rules of its schema that decoding does not (what reading requires).
     fn validate(&self) -> Result<()>;
+
+    /// Every rule of its JSON schema, including ones real producers break and readers
+    /// therefore tolerate (see [`Manifest::validate_schema`]).
+    fn validate_schema(&self) -> Result<()> {
+        self.validate()
+    }
 
     /// The deterministic bytes hoist writes for it (Go's `encoding/json` style).
     fn to_canonical_bytes(&self) -> Result<Vec<u8>>;
@@ -31,6 +37,9 @@ impl Document for Manifest {
     const KIND: &'static str = "manifest";
     fn validate(&self) -> Result<()> {
         Manifest::validate(self)
+    }
+    fn validate_schema(&self) -> Result<()> {
+        Manifest::validate_schema(self)
     }
     /// `json.MarshalIndent(m, "", "  ")`, as BuildKit writes manifests.
     fn to_canonical_bytes(&self) -> Result<Vec<u8>> {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 fn check<T: Document>(raw: Vec<u8>) -> Result<(), String> {
     Parsed::<T>::from_bytes(raw)
-        .map(|_| ())
+        .and_then(|parsed| parsed.value().validate_schema())
         .map_err(|e| e.to_string())
 }
 

@@ -136,3 +136,13 @@ fn fixture_image_serialises_to_known_bytes() {
         "sha256:b678d83a10903bcf8e9130adaf2224b17b528d510d0165712765a79fef54067a"
     );
 }
+
+/// BuildKit writes OCI manifests with no layers (`FROM scratch` + `ENV`); reading one must
+/// work, while the strict schema check still flags it.
+#[test]
+fn oci_manifest_without_layers_is_read() {
+    let raw = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+    let parsed = hoist_oci::Parsed::<hoist_oci::Manifest>::from_bytes(raw.to_vec()).unwrap();
+    assert!(parsed.value().layers.is_empty());
+    assert!(parsed.value().validate_schema().is_err());
+}
