@@ -1,1 +1,8 @@
 //! Distribution API client (being written).
+
+pub mod auth;
+pub mod config;
+pub mod credentials;
+mod error;
+
+pub use error::{RegistryError, Result};

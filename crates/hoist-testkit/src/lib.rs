@@ -2,8 +2,12 @@
 //!
 //! - [`conformance_dir`]: where the third-party conformance vectors live.
 //! - [`skip`]: the one way a test says it cannot run here, and why.
+//! - [`registry::TestRegistry`]: a real Distribution registry (Debian's `docker-registry`) on a
+//!   free loopback port, optionally behind htpasswd Basic auth, killed on drop.
 
 use std::path::PathBuf;
+
+pub mod registry;
 
 /// The environment variable that points at the conformance folder.
 pub const CONFORMANCE_ENV: &str = "HOIST_CONFORMANCE";

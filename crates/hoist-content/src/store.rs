@@ -1,0 +1,265 @@
+//! [`ContentStore`]: blobs in an OCI image layout, written only through verified ingests.
+//!
+//! On disk, under the state dir root:
+//!
+//! ```text
+//! <root>/content/oci-layout         {"imageLayoutVersion":"1.0.0"}
+//! <root>/content/index.json         an image index; names are ref.name annotations
+//! <root>/content/blobs/<alg>/<hex>  the blobs, named by the digest of their bytes
+//! <root>/ingest/                    temp files of blobs being written
+//! <root>/content.lock               flock()ed to update index.json or collect garbage
+//! ```
+//!
+//! A blob becomes visible only by `rename(2)` from `ingest/` after its digest and size were
+//! checked and its bytes fsynced, so a reader never sees a partial or wrong blob, and a crash
+//! leaves at most a temp file that [`ContentStore::gc`] later removes.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hoist_oci::{Descriptor, Digest, MediaType};
+use tempfile::NamedTempFile;
+
+use crate::error::{Error, Result};
+use crate::ingest::{Expected, Ingest, Written};
+use crate::state_dir::StateDir;
+
+/// The content of `oci-layout`.
+const OCI_LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
+/// The content of a new, empty `index.json`.
+const EMPTY_INDEX: &str = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[]}";
+
+/// The local content store: an OCI image layout of verified blobs plus names.
+///
+/// Cheap to clone (the paths are shared); safe to use from many threads and many processes at
+/// once on the same root.
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    paths: Arc<Paths>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Paths {
+    pub(crate) layout: PathBuf,
+    pub(crate) blobs: PathBuf,
+    pub(crate) ingest: PathBuf,
+    pub(crate) index: PathBuf,
+    pub(crate) lock: PathBuf,
+}
+
+impl ContentStore {
+    /// Opens the store under the state dir `root`, creating the layout if missing.
+    ///
+    /// Creation is race-free: the two layout files are created with no-clobber renames, so a
+    /// concurrent `open` never overwrites an `index.json` another process already filled.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        let state = StateDir::new(root.as_ref());
+        let layout = state.content_dir();
+        let paths = Paths {
+            blobs: layout.join("blobs"),
+            index: layout.join("index.json"),
+            layout,
+            ingest: state.ingest_dir(),
+            lock: state.lock_path(),
+        };
+        for dir in [&paths.layout, &paths.ingest, &paths.blobs] {
+            fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        }
+        fs::create_dir_all(paths.blobs.join("sha256"))
+            .map_err(|e| Error::io("create directory", &paths.blobs, e))?;
+        let store = Self {
+            paths: Arc::new(paths),
+        };
+        store.create_if_missing(&store.paths.layout.join("oci-layout"), OCI_LAYOUT)?;
+        store.create_if_missing(&store.paths.index, EMPTY_INDEX)?;
+        Ok(store)
+    }
+
+    /// The OCI image layout directory (`<root>/content`), readable by skopeo and umoci.
+    pub fn layout_dir(&self) -> &Path {
+        &self.paths.layout
+    }
+
+    /// The directory of in-progress ingests (`<root>/ingest`).
+    pub fn ingest_dir(&self) -> &Path {
+        &self.paths.ingest
+    }
+
+    pub(crate) fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// Where the blob `digest` lives (whether or not it is present).
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.paths
+            .blobs
+            .join(digest.algorithm())
+            .join(digest.encoded())
+    }
+
+    /// Whether the blob is present.
+    pub fn has(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// The size in bytes of a present blob.
+    pub fn info(&self, digest: &Digest) -> Result<u64> {
+        let path = self.path(digest);
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(meta.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound {
+                digest: digest.clone(),
+            }),
+            Err(e) => Err(Error::io("stat blob", &path, e)),
+        }
+    }
+
+    /// Opens a present blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let path = self.path(digest);
+        File::open(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound {
+                digest: digest.clone(),
+            },
+            _ => Error::io("open blob", &path, e),
+        })
+    }
+
+    /// Reads a whole blob into memory; meant for small blobs such as manifests and configs.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut file = self.open_blob(digest)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Error::io("read blob", &self.path(digest), e))?;
+        Ok(bytes)
+    }
+
+    /// Re-hashes a present blob and checks it against its name (an integrity check).
+    pub fn verify_blob(&self, digest: &Digest) -> Result<()> {
+        let size = self.info(digest)?;
+        let file = self.open_blob(digest)?;
+        let mut check = Ingest::verify_only(self.clone(), Expected::new(digest.clone(), size))?;
+        copy_into(file, &mut check, digest, &self.path(digest))?;
+        check.finish_verify()
+    }
+
+    /// Starts writing a blob expected to have `expected`'s digest and size. Write its bytes,
+    /// then call [`Ingest::commit`]; dropping the ingest instead leaves nothing behind.
+    pub fn begin(&self, expected: impl Into<Expected>) -> Result<Ingest> {
+        Ingest::begin(self.clone(), expected.into())
+    }
+
+    /// Writes a blob from `content`, verifying digest and size before it becomes visible.
+    ///
+    /// When the blob is already present this is a no-op that does not read `content`.
+    pub fn write_blob(&self, expected: impl Into<Expected>, content: impl Read) -> Result<Written> {
+        let expected = expected.into();
+        if self.has(&expected.digest) {
+            return self.already_present(&expected);
+        }
+        let digest = expected.digest.clone();
+        let mut ingest = self.begin(expected)?;
+        let ingest_path = ingest
+            .temp_path()
+            .unwrap_or(&self.paths.ingest)
+            .to_path_buf();
+        copy_into(content, &mut ingest, &digest, &ingest_path)?;
+        ingest.commit()
+    }
+
+    /// Stores a small document (a manifest, index or config) and describes it.
+    pub fn put_bytes(&self, media_type: MediaType, bytes: &[u8]) -> Result<Descriptor> {
+        let digest = Digest::sha256_of(bytes);
+        let size = bytes.len() as u64;
+        self.write_blob(Expected::new(digest.clone(), size), bytes)?;
+        Ok(Descriptor::new(media_type, digest, size))
+    }
+
+    /// The outcome of writing a blob that is already present: checks the size, and
+    /// refreshes the modification time so [`crate::GcOptions::min_blob_age`] spares it.
+    pub(crate) fn already_present(&self, expected: &Expected) -> Result<Written> {
+        let actual = self.info(&expected.digest)?;
+        // Best effort: a blob owned by another user cannot be touched, and needs not be.
+        let _ = File::open(self.path(&expected.digest))
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        if actual != expected.size {
+            return Err(Error::SizeMismatch {
+                digest: expected.digest.clone(),
+                expected: expected.size,
+                actual,
+            });
+        }
+        Ok(Written::AlreadyPresent)
+    }
+
+    /// A new temp file in `ingest/`, world-readable so the layout stays readable by tools.
+    pub(crate) fn temp_file(&self, prefix: &str) -> Result<NamedTempFile> {
+        use std::os::unix::fs::PermissionsExt;
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .permissions(fs::Permissions::from_mode(0o644))
+            .tempfile_in(&self.paths.ingest)
+            .map_err(|e| Error::io("create temp file in", &self.paths.ingest, e))
+    }
+
+    /// Atomically replaces `path` with `bytes`: temp file, fsync, rename, fsync directory.
+    pub(crate) fn replace_file(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let mut temp = self.temp_file(".replace-")?;
+        temp.write_all(bytes)
+            .and_then(|()| temp.as_file().sync_all())
+            .map_err(|e| Error::io("write", temp.path(), e))?;
+        temp.persist(path)
+            .map_err(|e| Error::io("rename temp file to", path, e.error))?;
+        sync_parent(path)
+    }
+
+    /// Creates `path` with `bytes` unless it exists, without ever overwriting it.
+    fn create_if_missing(&self, path: &Path, bytes: &str) -> Result<()> {
+        if path.exists() {
+            return Ok(());
+        }
+        let mut temp = self.temp_file(".init-")?;
+        temp.write_all(bytes.as_bytes())
+            .and_then(|()| temp.as_file().sync_all())
+            .map_err(|e| Error::io("write", temp.path(), e))?;
+        match temp.persist_noclobber(path) {
+            Ok(_) => sync_parent(path),
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(Error::io("create", path, e.error)),
+        }
+    }
+}
+
+/// Copies `content` into `sink`, telling a failed read (the source) from a failed write.
+fn copy_into(
+    mut content: impl Read,
+    sink: &mut Ingest,
+    digest: &Digest,
+    sink_path: &Path,
+) -> Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match content.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(Error::ReadContent {
+                    digest: digest.clone(),
+                    source,
+                })
+            }
+        };
+        sink.write_chunk(&buf[..n], sink_path)?;
+    }
+}
+
+/// fsyncs the directory holding `path`, so a rename into it survives a crash.
+pub(crate) fn sync_parent(path: &Path) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
