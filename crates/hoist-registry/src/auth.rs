@@ -254,9 +254,17 @@ impl TokenCache {
     }
 
     /// Remembers a token valid for `lifetime`.
-    pub fn put(&self, registry: &str, scopes: &BTreeSet<String>, token: String, lifetime: Duration) {
+    pub fn put(
+        &self,
+        registry: &str,
+        scopes: &BTreeSet<String>,
+        token: String,
+        lifetime: Duration,
+    ) {
         // Renew a little early so a token never expires between check and use.
-        let margin = (lifetime / 10).max(Duration::from_secs(5)).min(lifetime / 2);
+        let margin = (lifetime / 10)
+            .max(Duration::from_secs(5))
+            .min(lifetime / 2);
         let renew_at = Instant::now() + lifetime - margin;
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         tokens.insert(Self::key(registry, scopes), CachedToken { token, renew_at });
@@ -440,7 +448,9 @@ mod tests {
             r#"Bearer service="x""#,
             r#"Bearer realm="a" junk"#,
         ] {
-            let err = parse_challenges("reg.example", header).unwrap_err().to_string();
+            let err = parse_challenges("reg.example", header)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("reg.example"), "{err}");
         }
     }

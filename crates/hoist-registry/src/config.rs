@@ -141,16 +141,14 @@ impl RegistryConfig {
             key: key.to_owned(),
             message,
         };
-        let doc: toml::Table = text
-            .parse()
-            .map_err(|err: toml::de::Error| {
-                let line = err
-                    .span()
-                    .and_then(|span| text.get(..span.start))
-                    .map(|before| before.matches('\n').count() + 1);
-                let key = line.map_or("(file)".to_owned(), |l| format!("line {l}"));
-                invalid(&key, err.message().to_owned())
-            })?;
+        let doc: toml::Table = text.parse().map_err(|err: toml::de::Error| {
+            let line = err
+                .span()
+                .and_then(|span| text.get(..span.start))
+                .map(|before| before.matches('\n').count() + 1);
+            let key = line.map_or("(file)".to_owned(), |l| format!("line {l}"));
+            invalid(&key, err.message().to_owned())
+        })?;
         let mut config = RegistryConfig::default();
         let Some(registries) = doc.get("registry") else {
             return Ok(config);
@@ -192,8 +190,8 @@ impl RegistryConfig {
                         return Err(invalid(
                             &at,
                             format!(
-                                "unknown key {other:?} (known: mirrors, http, insecure, ca, keypair)"
-                            ),
+                            "unknown key {other:?} (known: mirrors, http, insecure, ca, keypair)"
+                        ),
                         ))
                     }
                 }
@@ -365,7 +363,12 @@ cert = "/c.pem"
         ] {
             assert!(is_loopback(host), "{host}");
         }
-        for host in ["docker.io", "10.0.0.1:5000", "[fe80::1]:5000", "localhost.example"] {
+        for host in [
+            "docker.io",
+            "10.0.0.1:5000",
+            "[fe80::1]:5000",
+            "localhost.example",
+        ] {
             assert!(!is_loopback(host), "{host}");
         }
     }

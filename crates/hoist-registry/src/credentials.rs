@@ -260,8 +260,8 @@ impl DockerConfigFile {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
                 .map_err(|err| invalid(format!("auth is not base64: {err}")))?;
-            let decoded = String::from_utf8(decoded)
-                .map_err(|_| invalid("auth is not UTF-8".to_owned()))?;
+            let decoded =
+                String::from_utf8(decoded).map_err(|_| invalid("auth is not UTF-8".to_owned()))?;
             let (username, password) = decoded
                 .split_once(':')
                 .ok_or_else(|| invalid("auth is not user:password".to_owned()))?;
@@ -530,7 +530,10 @@ mod tests {
             .auth_for("r.example")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("config.json") && err.contains("r.example"), "{err}");
+        assert!(
+            err.contains("config.json") && err.contains("r.example"),
+            "{err}"
+        );
     }
 
     #[test]

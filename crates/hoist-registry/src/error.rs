@@ -65,7 +65,9 @@ pub enum RegistryError {
         message: String,
     },
     /// A `WWW-Authenticate` header could not be understood.
-    #[error("registry {registry} sent an invalid WWW-Authenticate challenge {header:?}: {message}")]
+    #[error(
+        "registry {registry} sent an invalid WWW-Authenticate challenge {header:?}: {message}"
+    )]
     BadChallenge {
         /// The registry host.
         registry: String,
@@ -195,8 +197,8 @@ pub enum RegistryError {
         source: std::io::Error,
     },
     /// The content store refused a blob or could not be read.
-    // #[error("content store: {0}")]
-    // Content(#[from] hoist_content::Error),
+    #[error("content store: {0}")]
+    Content(#[from] hoist_content::Error),
     /// A background task failed (panicked or was cancelled).
     #[error("internal task failed: {0}")]
     Task(String),

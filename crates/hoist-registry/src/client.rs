@@ -1,0 +1,693 @@
+//! [`RegistryClient`]: one client for many registries. This module holds the transport every
+//! operation goes through: per-host setup (scheme, TLS, the `/v2/` ping that learns the auth
+//! challenge, credentials), authorisation of each request, and retries.
+//!
+//! Retries: a request marked idempotent is sent again on connection errors, `429` (after
+//! `Retry-After` when given) and `500/502/503/504`, with exponential backoff
+//! ([`crate::RetryPolicy`]). A `401` is answered once per request by getting a fresh token
+//! for the scopes the challenge names.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use tokio::io::AsyncSeekExt as _;
+use url::Url;
+
+use crate::auth::{fetch_token, parse_challenges, Challenge, TokenCache, TokenRequest};
+use crate::config::{is_loopback, HostConfig, RegistryConfig};
+use crate::credentials::{Auth, Credentials};
+use crate::error::{RegistryError, Result};
+use crate::Repository;
+
+/// The host Docker Hub's API answers on, for references naming `docker.io`.
+pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
+
+/// A Distribution API client. Cheap to clone; clones share connections, tokens and the
+/// per-host state learnt so far.
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: RegistryConfig,
+    credentials: Credentials,
+    tokens: TokenCache,
+    hosts: tokio::sync::Mutex<HashMap<String, Arc<HostState>>>,
+}
+
+/// What we know about one registry host after setting it up.
+#[derive(Debug)]
+pub(crate) struct HostState {
+    /// The host as written in references (`docker.io`, `127.0.0.1:5000`).
+    pub(crate) host: String,
+    /// `scheme://api-host/`.
+    pub(crate) base: Url,
+    http: reqwest::Client,
+    challenge: Mutex<Option<Challenge>>,
+    auth: Option<Auth>,
+}
+
+/// A request body that can be produced again for a retry.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    Empty,
+    Bytes(Bytes),
+    /// `len` bytes of a file from `offset`.
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+/// One request as the transport sends it (again, on retries).
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) scopes: BTreeSet<String>,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Body,
+    pub(crate) idempotent: bool,
+}
+
+impl Call {
+    pub(crate) fn new(method: Method, url: Url, scopes: BTreeSet<String>) -> Self {
+        let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT);
+        Call {
+            method,
+            url,
+            scopes,
+            headers: HeaderMap::new(),
+            body: Body::Empty,
+            idempotent,
+        }
+    }
+
+    pub(crate) fn header(mut self, name: reqwest::header::HeaderName, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.insert(name, value);
+        }
+        self
+    }
+
+    pub(crate) fn body(mut self, body: Body) -> Self {
+        self.body = body;
+        self
+    }
+
+    pub(crate) fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = idempotent;
+        self
+    }
+}
+
+/// Whether a transport error is worth a retry (connection trouble, not a bad request).
+pub(crate) fn is_retryable_transport(err: &reqwest::Error) -> bool {
+    err.is_connect() || err.is_timeout() || err.is_request() || err.is_body() || err.is_decode()
+}
+
+/// Whether a status is worth a retry.
+pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+}
+
+/// The delay a `Retry-After` header asks for (delta-seconds or an HTTP date).
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+impl RegistryClient {
+    /// A client with these settings and credentials. Nothing is contacted until first use.
+    pub fn new(config: RegistryConfig, credentials: Credentials) -> Self {
+        RegistryClient {
+            inner: Arc::new(Inner {
+                config,
+                credentials,
+                tokens: TokenCache::default(),
+                hosts: tokio::sync::Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The settings this client was made with.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.inner.config
+    }
+
+    /// Sets up `host` once: picks the scheme, builds its TLS settings, looks up credentials
+    /// and pings `/v2/` to learn how it wants to be authenticated.
+    pub(crate) async fn host(&self, host: &str) -> Result<Arc<HostState>> {
+        let mut hosts = self.inner.hosts.lock().await;
+        if let Some(state) = hosts.get(host) {
+            return Ok(state.clone());
+        }
+        let state = Arc::new(self.setup_host(host).await?);
+        hosts.insert(host.to_owned(), state.clone());
+        Ok(state)
+    }
+
+    /// Forgets what was learnt about `host` (after a login, say).
+    pub async fn forget_host(&self, host: &str) {
+        self.inner.hosts.lock().await.remove(host);
+    }
+
+    async fn setup_host(&self, host: &str) -> Result<HostState> {
+        let hc = self.inner.config.host(host);
+        let http = self.http_client(host, &hc)?;
+        let api_host = if host == "docker.io" || host == "index.docker.io" {
+            DOCKER_HUB_API_HOST
+        } else {
+            host
+        };
+        let schemes: &[&str] = match hc.plain_http {
+            Some(true) => &["http"],
+            Some(false) => &["https"],
+            None if is_loopback(host) || hc.insecure => &["https", "http"],
+            None => &["https"],
+        };
+        let auth = self.inner.credentials.lookup(host).await?;
+        let mut last_err = None;
+        for (i, scheme) in schemes.iter().enumerate() {
+            let base = Url::parse(&format!("{scheme}://{api_host}/")).map_err(|err| {
+                RegistryError::Protocol {
+                    registry: host.to_owned(),
+                    message: format!("{api_host:?} is not a valid host: {err}"),
+                }
+            })?;
+            let state = HostState {
+                host: host.to_owned(),
+                base,
+                http: http.clone(),
+                challenge: Mutex::new(None),
+                auth: auth.clone(),
+            };
+            let last = i + 1 == schemes.len();
+            match self.ping(&state, last).await {
+                Ok(challenge) => {
+                    *state.challenge.lock().unwrap_or_else(|e| e.into_inner()) = challenge;
+                    return Ok(state);
+                }
+                Err(err) => last_err = Some(err),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| RegistryError::Protocol {
+            registry: host.to_owned(),
+            message: "no scheme to try".to_owned(),
+        }))
+    }
+
+    fn http_client(&self, host: &str, hc: &HostConfig) -> Result<reqwest::Client> {
+        let config = &self.inner.config;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .connect_timeout(config.connect_timeout)
+            .redirect(reqwest::redirect::Policy::limited(10));
+        if hc.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        for ca in &hc.ca {
+            let tls = |message: String| RegistryError::Tls {
+                host: host.to_owned(),
+                path: ca.clone(),
+                message,
+            };
+            let pem = std::fs::read(ca).map_err(|err| tls(err.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| tls(err.to_string()))?;
+            if certs.is_empty() {
+                return Err(tls("no certificate in the file".to_owned()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(pair) = hc.keypairs.first() {
+            let tls = |path: &PathBuf, message: String| RegistryError::Tls {
+                host: host.to_owned(),
+                path: path.clone(),
+                message,
+            };
+            let mut pem = std::fs::read(&pair.cert).map_err(|e| tls(&pair.cert, e.to_string()))?;
+            pem.push(b'\n');
+            pem.extend(std::fs::read(&pair.key).map_err(|e| tls(&pair.key, e.to_string()))?);
+            let identity =
+                reqwest::Identity::from_pem(&pem).map_err(|e| tls(&pair.cert, e.to_string()))?;
+            builder = builder.identity(identity);
+        }
+        builder.build().map_err(|err| RegistryError::Tls {
+            host: host.to_owned(),
+            path: PathBuf::new(),
+            message: err.to_string(),
+        })
+    }
+
+    /// `GET /v2/`: 200 means anonymous access, 401 carries the challenge to answer later.
+    async fn ping(&self, state: &HostState, retry: bool) -> Result<Option<Challenge>> {
+        let url = state
+            .base
+            .join("v2/")
+            .map_err(|err| RegistryError::Protocol {
+                registry: state.host.clone(),
+                message: err.to_string(),
+            })?;
+        let attempts = if retry {
+            self.inner.config.retry.attempts.max(1)
+        } else {
+            1
+        };
+        let mut attempt = 0;
+        loop {
+            let result = state.http.get(url.clone()).send().await;
+            let retry_in = match &result {
+                Err(err) if is_retryable_transport(err) => {
+                    Some(self.inner.config.retry.delay(attempt))
+                }
+                Ok(resp) if is_retryable_status(resp.status()) => Some(
+                    retry_after(resp.headers())
+                        .unwrap_or_else(|| self.inner.config.retry.delay(attempt))
+                        .min(self.inner.config.retry.max_delay),
+                ),
+                _ => None,
+            };
+            if let Some(delay) = retry_in {
+                if attempt + 1 < attempts {
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                    continue;
+                }
+            }
+            let resp = result.map_err(|source| RegistryError::Http {
+                method: "GET".to_owned(),
+                url: url.to_string(),
+                source,
+            })?;
+            return match resp.status() {
+                StatusCode::UNAUTHORIZED => {
+                    let challenges = challenges_of(&state.host, resp.headers())?;
+                    Ok(pick_challenge(challenges))
+                }
+                status if status.is_success() => Ok(None),
+                // Some registries answer 404 or 403 on /v2/ but serve the API all the same.
+                StatusCode::NOT_FOUND | StatusCode::FORBIDDEN => Ok(None),
+                status => Err(RegistryError::Status {
+                    method: "GET".to_owned(),
+                    url: url.to_string(),
+                    status: status.as_u16(),
+                    message: String::new(),
+                }),
+            };
+        }
+    }
+
+    /// Adds the `Authorization` header the host's challenge calls for.
+    async fn authorize(
+        &self,
+        state: &HostState,
+        scopes: &BTreeSet<String>,
+    ) -> Result<Option<HeaderValue>> {
+        let challenge = state
+            .challenge
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let value = match (&challenge, &state.auth) {
+            (_, Some(Auth::BearerToken(token))) => format!("Bearer {token}"),
+            (Some(Challenge::Basic { .. }), Some(Auth::Basic { username, password })) => {
+                use base64::Engine as _;
+                let raw = format!("{username}:{password}");
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                )
+            }
+            (Some(Challenge::Bearer { realm, service, .. }), auth) => {
+                let token = match self.inner.tokens.get(&state.host, scopes) {
+                    Some(token) => token,
+                    None => {
+                        let (token, lifetime) = fetch_token(
+                            &state.http,
+                            TokenRequest {
+                                registry: &state.host,
+                                realm,
+                                service: service.as_deref(),
+                                scopes,
+                                auth: auth.as_ref(),
+                            },
+                        )
+                        .await?;
+                        self.inner
+                            .tokens
+                            .put(&state.host, scopes, token.clone(), lifetime);
+                        token
+                    }
+                };
+                format!("Bearer {token}")
+            }
+            _ => return Ok(None),
+        };
+        Ok(HeaderValue::from_str(&value).ok())
+    }
+
+    /// Builds the reqwest body for one attempt.
+    async fn make_body(&self, body: &Body) -> Result<reqwest::Body> {
+        Ok(match body {
+            Body::Empty => reqwest::Body::from(Bytes::new()),
+            Body::Bytes(bytes) => reqwest::Body::from(bytes.clone()),
+            Body::File { path, offset, len } => {
+                let read_err = |source| RegistryError::ReadFile {
+                    path: path.clone(),
+                    source,
+                };
+                let mut file = tokio::fs::File::open(path).await.map_err(read_err)?;
+                file.seek(std::io::SeekFrom::Start(*offset))
+                    .await
+                    .map_err(read_err)?;
+                use tokio::io::AsyncReadExt as _;
+                let stream =
+                    tokio_util::io::ReaderStream::with_capacity(file.take(*len), 256 * 1024);
+                reqwest::Body::wrap_stream(stream)
+            }
+        })
+    }
+
+    /// Sends `call` to `state`'s host, answering one `401` with fresh credentials and
+    /// retrying idempotent calls as the policy says. Returns any final answer; callers check
+    /// its status (see [`check_status`]).
+    pub(crate) async fn send(&self, state: &HostState, call: &Call) -> Result<reqwest::Response> {
+        let policy = &self.inner.config.retry;
+        let mut scopes = call.scopes.clone();
+        let mut attempt: u32 = 0;
+        let mut reauthorized = false;
+        loop {
+            let mut request = state
+                .http
+                .request(call.method.clone(), call.url.clone())
+                .headers(call.headers.clone());
+            if let Some(value) = self.authorize(state, &scopes).await? {
+                request = request.header(AUTHORIZATION, value);
+            }
+            match &call.body {
+                Body::Empty if call.method == Method::GET || call.method == Method::HEAD => {}
+                Body::Empty => {
+                    request = request.header(reqwest::header::CONTENT_LENGTH, "0");
+                }
+                Body::File { len, .. } => {
+                    request = request
+                        .header(reqwest::header::CONTENT_LENGTH, len.to_string())
+                        .body(self.make_body(&call.body).await?);
+                }
+                other => request = request.body(self.make_body(other).await?),
+            }
+            let can_retry = call.idempotent && attempt + 1 < policy.attempts.max(1);
+            match request.send().await {
+                Err(err) => {
+                    if can_retry && is_retryable_transport(&err) {
+                        tokio::time::sleep(policy.delay(attempt)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(RegistryError::Http {
+                        method: call.method.to_string(),
+                        url: call.url.to_string(),
+                        source: err,
+                    });
+                }
+                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !reauthorized => {
+                    reauthorized = true;
+                    let challenges = challenges_of(&state.host, resp.headers())?;
+                    let Some(challenge) = pick_challenge(challenges) else {
+                        return Ok(resp);
+                    };
+                    self.inner.tokens.forget(&state.host, &scopes);
+                    if let Challenge::Bearer {
+                        scope: Some(wanted),
+                        ..
+                    } = &challenge
+                    {
+                        scopes.extend(
+                            wanted
+                                .split(' ')
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_owned),
+                        );
+                    }
+                    let had_none =
+                        state.auth.is_none() && matches!(challenge, Challenge::Basic { .. });
+                    *state.challenge.lock().unwrap_or_else(|e| e.into_inner()) = Some(challenge);
+                    if had_none {
+                        // Basic auth with no credentials: asking again cannot help.
+                        return Ok(resp);
+                    }
+                }
+                Ok(resp) if can_retry && is_retryable_status(resp.status()) => {
+                    let delay = retry_after(resp.headers())
+                        .unwrap_or_else(|| policy.delay(attempt))
+                        .min(policy.max_delay);
+                    drop(resp);
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Ok(resp) => return Ok(resp),
+            }
+        }
+    }
+
+    /// Runs a pull-side operation against `repository`'s mirrors in order, then the registry
+    /// itself; the first success wins, and the registry's own error is the one reported.
+    pub(crate) async fn try_pull_hosts<T, F, Fut>(
+        &self,
+        repository: &Repository,
+        op: F,
+    ) -> Result<T>
+    where
+        F: Fn(RegistryClient, String) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mirrors = self.inner.config.host(&repository.registry).mirrors;
+        for mirror in mirrors {
+            if let Ok(found) = op(self.clone(), mirror).await {
+                return Ok(found);
+            }
+        }
+        op(self.clone(), repository.registry.clone()).await
+    }
+
+    /// Checks that the client's credentials for `host` are accepted: `GET /v2/` with them for
+    /// Basic registries, a token request without scope for Bearer ones. A registry that lets
+    /// anyone in accepts any credentials, as with docker.
+    pub async fn verify_credentials(&self, host: &str) -> Result<()> {
+        self.forget_host(host).await;
+        let state = self.host(host).await?;
+        let challenge = state
+            .challenge
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(challenge) = challenge else {
+            return Ok(());
+        };
+        let refused = |message: String| RegistryError::Unauthorized {
+            registry: host.to_owned(),
+            what: "login".to_owned(),
+            message,
+        };
+        match challenge {
+            Challenge::Basic { .. } => {
+                let url = state
+                    .base
+                    .join("v2/")
+                    .map_err(|err| RegistryError::Protocol {
+                        registry: host.to_owned(),
+                        message: err.to_string(),
+                    })?;
+                let resp = self
+                    .send(&state, &Call::new(Method::GET, url, BTreeSet::new()))
+                    .await?;
+                if resp.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(refused(format!("the registry answered {}", resp.status())))
+                }
+            }
+            Challenge::Bearer { realm, service, .. } => {
+                if state.auth.is_none() {
+                    return Err(refused("no credentials given".to_owned()));
+                }
+                fetch_token(
+                    &state.http,
+                    TokenRequest {
+                        registry: host,
+                        realm: &realm,
+                        service: service.as_deref(),
+                        scopes: &BTreeSet::new(),
+                        auth: state.auth.as_ref(),
+                    },
+                )
+                .await
+                .map(drop)
+            }
+        }
+    }
+
+    /// The API URL `v2/<repository>/<rest>` on `state`'s host.
+    pub(crate) fn api_url(&self, state: &HostState, repository: &str, rest: &str) -> Result<Url> {
+        state
+            .base
+            .join(&format!("v2/{repository}/{rest}"))
+            .map_err(|err| RegistryError::Protocol {
+                registry: state.host.clone(),
+                message: format!("cannot build the URL for {repository}/{rest}: {err}"),
+            })
+    }
+}
+
+fn challenges_of(registry: &str, headers: &HeaderMap) -> Result<Vec<Challenge>> {
+    let mut out = Vec::new();
+    for value in headers.get_all(WWW_AUTHENTICATE) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        out.extend(parse_challenges(registry, &text)?);
+    }
+    Ok(out)
+}
+
+/// Bearer is preferred over Basic, as docker does.
+fn pick_challenge(challenges: Vec<Challenge>) -> Option<Challenge> {
+    let mut basic = None;
+    for c in challenges {
+        match c {
+            Challenge::Bearer { .. } => return Some(c),
+            Challenge::Basic { .. } => basic = basic.or(Some(c)),
+        }
+    }
+    basic
+}
+
+/// The Distribution error body: `{"errors":[{"code","message","detail"}]}`.
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorEntry {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Turns a non-success answer into the error it means (`what` names the object asked about);
+/// passes successes through.
+pub(crate) async fn check_status(
+    registry: &str,
+    what: &str,
+    method: &Method,
+    resp: reqwest::Response,
+) -> Result<reqwest::Response> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let url = resp.url().to_string();
+    let body = if *method == Method::HEAD {
+        Bytes::new()
+    } else {
+        resp.bytes().await.unwrap_or_default()
+    };
+    let message = match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(parsed) if !parsed.errors.is_empty() => parsed
+            .errors
+            .iter()
+            .map(|e| {
+                if e.message.is_empty() {
+                    e.code.clone()
+                } else {
+                    format!("{}: {}", e.code, e.message)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => String::from_utf8_lossy(&body[..body.len().min(300)])
+            .trim()
+            .to_owned(),
+    };
+    Err(match status {
+        StatusCode::NOT_FOUND => RegistryError::NotFound {
+            registry: registry.to_owned(),
+            what: what.to_owned(),
+        },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => RegistryError::Unauthorized {
+            registry: registry.to_owned(),
+            what: what.to_owned(),
+            message: if message.is_empty() {
+                status.to_string()
+            } else {
+                message
+            },
+        },
+        _ => RegistryError::Status {
+            method: method.to_string(),
+            url,
+            status: status.as_u16(),
+            message,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        let later =
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(100));
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+        let got = retry_after(&h).unwrap();
+        assert!(
+            got > Duration::from_secs(90) && got <= Duration::from_secs(100),
+            "{got:?}"
+        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn bearer_is_preferred() {
+        let got = pick_challenge(vec![
+            Challenge::Basic { realm: None },
+            Challenge::Bearer {
+                realm: "https://t".into(),
+                service: None,
+                scope: None,
+                error: None,
+            },
+        ]);
+        assert!(matches!(got, Some(Challenge::Bearer { .. })));
+    }
+}

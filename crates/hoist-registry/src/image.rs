@@ -1,0 +1,350 @@
+//! Whole images: pull one platform (or every platform) of a reference into the content store,
+//! and push an image or index from the store to a registry. Children always go before their
+//! parents — layers and config before the manifest, manifests before the index — on both
+//! sides, so a manifest that is visible always has its blobs.
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use hoist_content::{ContentStore, Expected};
+use hoist_oci::{Descriptor, MatchComparer, MediaType, Platform, Reference};
+
+use crate::blob::{run_blocking, BlobSource};
+use crate::error::{RegistryError, Result};
+use crate::manifest::{is_index_type, Resolved};
+use crate::{RegistryClient, Repository};
+
+/// The descriptors a manifest refers to (all other fields are ignored here).
+#[derive(serde::Deserialize)]
+struct ManifestRefs {
+    config: Descriptor,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+/// The descriptors an index refers to.
+#[derive(serde::Deserialize)]
+struct IndexRefs {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+/// What [`RegistryClient::pull_image`] stored.
+#[derive(Debug, Clone)]
+pub struct PulledImage {
+    /// What the reference resolved to: an index, or the manifest itself.
+    pub root: Descriptor,
+    /// The platform's manifest (with its `platform` when chosen from an index).
+    pub manifest: Descriptor,
+    /// The image config.
+    pub config: Descriptor,
+    /// The layers, in order.
+    pub layers: Vec<Descriptor>,
+}
+
+/// Options for [`RegistryClient::push_image_with`].
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// Repositories of the same registry that may hold the blobs already: each blob is
+    /// mounted from them before any upload is tried.
+    pub mount_from: Vec<Repository>,
+}
+
+fn invalid(reference: &str, registry: &str, message: String) -> RegistryError {
+    RegistryError::InvalidManifest {
+        reference: reference.to_owned(),
+        registry: registry.to_owned(),
+        message,
+    }
+}
+
+fn parse_manifest(resolved_what: &str, registry: &str, bytes: &[u8]) -> Result<ManifestRefs> {
+    serde_json::from_slice(bytes).map_err(|err| invalid(resolved_what, registry, err.to_string()))
+}
+
+fn parse_index(resolved_what: &str, registry: &str, bytes: &[u8]) -> Result<IndexRefs> {
+    serde_json::from_slice(bytes).map_err(|err| invalid(resolved_what, registry, err.to_string()))
+}
+
+impl RegistryClient {
+    /// Pulls the image `reference` names for `platform` into `store`: picks the best match
+    /// from an index (containerd's `Only` rules: `linux/arm64` accepts `linux/arm64/v8`,
+    /// `linux/amd64` does not accept `linux/386`), then fetches config and layers
+    /// concurrently, verified, and stores the manifest (and index) last. A reference naming
+    /// a single manifest is pulled as it is. The store is not given a name; see
+    /// [`ContentStore::set_name`].
+    pub async fn pull_image(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        store: &ContentStore,
+    ) -> Result<PulledImage> {
+        let repo = Repository::from(reference);
+        let root = self.resolve(reference).await?;
+        let (manifest, index) = if root.is_index() {
+            let chosen = select_platform(reference, &repo, &root, platform)?;
+            let manifest = self.fetch_manifest(&repo, &chosen).await?;
+            let mut descriptor = manifest.descriptor.clone();
+            descriptor.platform = chosen.platform.clone();
+            (
+                Resolved {
+                    descriptor,
+                    bytes: manifest.bytes,
+                },
+                Some(root),
+            )
+        } else {
+            (root, None)
+        };
+        if manifest.is_index() {
+            return Err(invalid(
+                &reference.to_string(),
+                &repo.registry,
+                format!("{} is an index inside an index", manifest.descriptor.digest),
+            ));
+        }
+        let refs = parse_manifest(&reference.to_string(), &repo.registry, &manifest.bytes)?;
+        self.fetch_blobs(&repo, &refs, store).await?;
+        store_document(store, &manifest).await?;
+        let root_descriptor = match &index {
+            Some(index) => {
+                store_document(store, index).await?;
+                index.descriptor.clone()
+            }
+            None => manifest.descriptor.clone(),
+        };
+        Ok(PulledImage {
+            root: root_descriptor,
+            manifest: manifest.descriptor,
+            config: refs.config,
+            layers: refs.layers,
+        })
+    }
+
+    /// Pulls everything `reference` names into `store`: for an index, every manifest it
+    /// lists (nested indexes included) with their configs and layers; then the root.
+    pub async fn pull_all(
+        &self,
+        reference: &Reference,
+        store: &ContentStore,
+    ) -> Result<Descriptor> {
+        let repo = Repository::from(reference);
+        let root = self.resolve(reference).await?;
+        self.pull_tree(&repo, &root, store, 0).await?;
+        Ok(root.descriptor)
+    }
+
+    fn pull_tree<'a>(
+        &'a self,
+        repo: &'a Repository,
+        node: &'a Resolved,
+        store: &'a ContentStore,
+        depth: usize,
+    ) -> futures::future::BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let what = node.descriptor.digest.to_string();
+            if node.is_index() {
+                if depth > 4 {
+                    return Err(invalid(
+                        &what,
+                        &repo.registry,
+                        "indexes nested too deep".into(),
+                    ));
+                }
+                let refs = parse_index(&what, &repo.registry, &node.bytes)?;
+                for child in &refs.manifests {
+                    if !child.media_type.is_manifest() && !child.media_type.is_index() {
+                        continue;
+                    }
+                    let fetched = self.fetch_manifest(repo, child).await?;
+                    self.pull_tree(repo, &fetched, store, depth + 1).await?;
+                }
+            } else {
+                let refs = parse_manifest(&what, &repo.registry, &node.bytes)?;
+                self.fetch_blobs(repo, &refs, store).await?;
+            }
+            store_document(store, node).await
+        })
+    }
+
+    async fn fetch_blobs(
+        &self,
+        repo: &Repository,
+        refs: &ManifestRefs,
+        store: &ContentStore,
+    ) -> Result<()> {
+        let blobs: Vec<&Descriptor> = std::iter::once(&refs.config)
+            .chain(refs.layers.iter())
+            // Foreign layers live elsewhere (their `urls`); registries do not serve them.
+            .filter(|d| !d.media_type.is_non_distributable())
+            .collect();
+        // Futures made up front: a closure inside the stream trips rustc's higher-ranked
+        // lifetime inference once this runs inside a boxed `Send` future.
+        let fetches: Vec<_> = blobs
+            .into_iter()
+            .map(|desc| self.fetch_blob(repo, desc, store))
+            .collect();
+        // Every transfer runs to its end even when one fails, so no writer is cut off while
+        // its temp file exists; the first error is then reported.
+        let results: Vec<Result<_>> = futures::stream::iter(fetches)
+            .buffer_unordered(self.inner.config.max_concurrent_transfers.max(1))
+            .collect()
+            .await;
+        results.into_iter().try_for_each(|r| r.map(drop))
+    }
+
+    /// Pushes the image or index `root` from `store` to `target`: blobs (skipping those the
+    /// repository has), then manifests by digest, then the root under `target`'s tag (or by
+    /// digest when it has none). Returns the root's descriptor.
+    pub async fn push_image(
+        &self,
+        store: &ContentStore,
+        root: &Descriptor,
+        target: &Reference,
+    ) -> Result<Descriptor> {
+        self.push_image_with(store, root, target, &PushOptions::default())
+            .await
+    }
+
+    /// [`RegistryClient::push_image`] with options (cross-repository mounts).
+    pub async fn push_image_with(
+        &self,
+        store: &ContentStore,
+        root: &Descriptor,
+        target: &Reference,
+        options: &PushOptions,
+    ) -> Result<Descriptor> {
+        let repo = Repository::from(target);
+        self.push_children(store, &repo, root, options, 0).await?;
+        let bytes = read_store(store, root).await?;
+        self.push_manifest(target, bytes.into(), root.media_type.clone())
+            .await
+    }
+
+    /// Pushes what `node` refers to (not `node` itself).
+    fn push_children<'a>(
+        &'a self,
+        store: &'a ContentStore,
+        repo: &'a Repository,
+        node: &'a Descriptor,
+        options: &'a PushOptions,
+        depth: usize,
+    ) -> futures::future::BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let what = node.digest.to_string();
+            let bytes = read_store(store, node).await?;
+            if is_index_type(&node.media_type) {
+                if depth > 4 {
+                    return Err(invalid(
+                        &what,
+                        &repo.registry,
+                        "indexes nested too deep".into(),
+                    ));
+                }
+                let refs = parse_index(&what, &repo.registry, &bytes)?;
+                for child in &refs.manifests {
+                    if !store.has(&child.digest) {
+                        // Not here: fine if the registry has it (an index made by reference).
+                        let by_digest =
+                            Reference::with_name(&format!("{}/{}", repo.registry, repo.path))
+                                .map(|r| r.with_digest(child.digest.clone()))
+                                .map_err(|err| invalid(&what, &repo.registry, err.to_string()))?;
+                        if self.head_manifest(&by_digest).await?.is_some() {
+                            continue;
+                        }
+                        return Err(RegistryError::NotFound {
+                            registry: "the content store".to_owned(),
+                            what: format!("manifest {} listed by index {what}", child.digest),
+                        });
+                    }
+                    self.push_children(store, repo, child, options, depth + 1)
+                        .await?;
+                    let child_bytes = read_store(store, child).await?;
+                    let by_digest =
+                        Reference::with_name(&format!("{}/{}", repo.registry, repo.path))
+                            .map(|r| r.with_digest(child.digest.clone()))
+                            .map_err(|err| invalid(&what, &repo.registry, err.to_string()))?;
+                    self.push_manifest(&by_digest, child_bytes.into(), child.media_type.clone())
+                        .await?;
+                }
+                return Ok(());
+            }
+            let refs = parse_manifest(&what, &repo.registry, &bytes)?;
+            let blobs: Vec<&Descriptor> = std::iter::once(&refs.config)
+                .chain(refs.layers.iter())
+                .filter(|d| !d.media_type.is_non_distributable())
+                .collect();
+            let what = &what;
+            let pushes: Vec<_> = blobs
+                .into_iter()
+                .map(|desc| async move {
+                    let source = BlobSource::File(store.path(&desc.digest));
+                    if !store.has(&desc.digest) {
+                        return Err(RegistryError::NotFound {
+                            registry: "the content store".to_owned(),
+                            what: format!("blob {} of manifest {what}", desc.digest),
+                        });
+                    }
+                    self.push_blob_or_mount(repo, desc, source, &options.mount_from)
+                        .await
+                })
+                .collect();
+            futures::stream::iter(pushes)
+                .buffer_unordered(self.inner.config.max_concurrent_transfers.max(1))
+                .try_collect::<Vec<_>>()
+                .await
+                .map(drop)
+        })
+    }
+}
+
+/// Picks the manifest for `platform` from the index `root`.
+fn select_platform(
+    reference: &Reference,
+    repo: &Repository,
+    root: &Resolved,
+    platform: &Platform,
+) -> Result<Descriptor> {
+    let what = reference.to_string();
+    let refs = parse_index(&what, &repo.registry, &root.bytes)?;
+    let candidates: Vec<&Descriptor> = refs
+        .manifests
+        .iter()
+        .filter(|d| d.platform.is_some() && d.media_type != MediaType::OciIndex)
+        .collect();
+    let platforms: Vec<Platform> = candidates
+        .iter()
+        .filter_map(|d| d.platform.clone())
+        .collect();
+    let comparer = MatchComparer::only(platform);
+    match comparer.best(&platforms) {
+        Some(i) if i < candidates.len() => Ok(candidates[i].clone()),
+        _ => Err(RegistryError::NoMatchingPlatform {
+            reference: what,
+            platform: platform.format(),
+            available: if platforms.is_empty() {
+                "no platforms".to_owned()
+            } else {
+                platforms
+                    .iter()
+                    .map(Platform::format)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        }),
+    }
+}
+
+/// Stores a fetched (already verified) manifest or index.
+async fn store_document(store: &ContentStore, doc: &Resolved) -> Result<()> {
+    let store = store.clone();
+    let expected = Expected::from(&doc.descriptor);
+    let bytes = doc.bytes.clone();
+    run_blocking(move || store.write_blob(expected, &bytes[..])).await??;
+    Ok(())
+}
+
+/// Reads a document (manifest, index) from the store.
+async fn read_store(store: &ContentStore, descriptor: &Descriptor) -> Result<Vec<u8>> {
+    let store = store.clone();
+    let digest = descriptor.digest.clone();
+    Ok(run_blocking(move || store.read_blob(&digest)).await??)
+}
