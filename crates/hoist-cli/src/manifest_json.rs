@@ -1,0 +1,209 @@
+//! The JSON shapes of image manifests and indexes that the `imagetools` and `manifest`
+//! commands read and write: [`Index`] (OCI index / Docker manifest list), [`ImageManifest`]
+//! (OCI / Docker schema 2 image manifest) and [`ConfigPlatform`] (the platform fields of an
+//! image config). Field order follows Go's image-spec structs so output matches buildx.
+//!
+//! This is glue until `hoist-oci` owns manifest and index types; it keeps only what these
+//! commands need and leaves everything else to the raw bytes, which are never re-serialised
+//! when they are pushed or copied.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use hoist_oci::{media_types, Descriptor, MediaType, Platform};
+use serde::{Deserialize, Serialize};
+
+/// An OCI image index or Docker manifest list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    /// Always 2.
+    pub schema_version: u32,
+    /// The index's own media type (optional in OCI, present in Docker lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<MediaType>,
+    /// The manifests it points at.
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+    /// Index annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// An OCI or Docker schema 2 image manifest (only the parts that point at blobs).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageManifest {
+    /// The manifest's media type, when it says.
+    #[serde(default)]
+    pub media_type: Option<MediaType>,
+    /// The image config blob.
+    pub config: Descriptor,
+    /// The layer blobs.
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+}
+
+impl ImageManifest {
+    /// Parses manifest bytes.
+    pub fn parse(bytes: &[u8]) -> anyhow::Result<Self> {
+        serde_json::from_slice(bytes).context("invalid image manifest JSON")
+    }
+
+    /// Config and layers: every blob this manifest needs, config first.
+    pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
+        std::iter::once(&self.config).chain(self.layers.iter())
+    }
+}
+
+impl Index {
+    /// Parses index bytes.
+    pub fn parse(bytes: &[u8]) -> anyhow::Result<Self> {
+        serde_json::from_slice(bytes).context("invalid image index JSON")
+    }
+}
+
+/// The platform fields of an image config (`architecture`, `os`, `os.version`,
+/// `os.features`, `variant`), every one optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ConfigPlatform {
+    /// CPU architecture.
+    #[serde(default)]
+    pub architecture: String,
+    /// Operating system.
+    #[serde(default)]
+    pub os: String,
+    /// Operating system version.
+    #[serde(default, rename = "os.version")]
+    pub os_version: String,
+    /// Operating system features.
+    #[serde(default, rename = "os.features")]
+    pub os_features: Vec<String>,
+    /// CPU variant.
+    #[serde(default)]
+    pub variant: String,
+}
+
+impl ConfigPlatform {
+    /// Reads the platform fields of image config bytes.
+    pub fn parse(bytes: &[u8]) -> anyhow::Result<Self> {
+        serde_json::from_slice(bytes).context("invalid image config JSON")
+    }
+
+    /// As a [`Platform`] (not normalised).
+    pub fn to_platform(&self) -> Platform {
+        Platform {
+            architecture: self.architecture.clone(),
+            os: self.os.clone(),
+            os_version: self.os_version.clone(),
+            os_features: self.os_features.clone(),
+            variant: self.variant.clone(),
+            features: Vec::new(),
+        }
+    }
+}
+
+/// Whether `media_type` is an OCI index or a Docker manifest list.
+pub fn is_index(media_type: &MediaType) -> bool {
+    matches!(
+        media_type,
+        MediaType::OciIndex | MediaType::DockerManifestList
+    )
+}
+
+/// Whether `media_type` is an OCI or Docker schema 2 image manifest.
+pub fn is_image_manifest(media_type: &MediaType) -> bool {
+    matches!(
+        media_type,
+        MediaType::OciManifest | MediaType::DockerManifest
+    )
+}
+
+/// buildx's `detectMediaType`: the `mediaType` field when present, else a Docker manifest
+/// when there is a `config`, schema 1 when there are `fsLayers`, else a Docker manifest list.
+pub fn detect_media_type(bytes: &[u8]) -> anyhow::Result<MediaType> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe {
+        #[serde(default)]
+        media_type: Option<String>,
+        #[serde(default)]
+        config: Option<serde_json::Value>,
+        #[serde(default)]
+        fs_layers: Vec<serde_json::Value>,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).context("invalid manifest JSON")?;
+    Ok(match probe.media_type.filter(|m| !m.is_empty()) {
+        Some(mt) => MediaType::from_string(&mt),
+        None if probe.config.is_some() => MediaType::from_string(media_types::DOCKER_MANIFEST),
+        None if !probe.fs_layers.is_empty() => {
+            MediaType::from_string(media_types::DOCKER_MANIFEST_V1)
+        }
+        None => MediaType::from_string(media_types::DOCKER_MANIFEST_LIST),
+    })
+}
+
+/// `value` as Go's `json.MarshalIndent(value, "", indent)` writes it: keys in the order
+/// given, `indent` per level, and `<`, `>`, `&` escaped as `\u003c`, `\u003e`, `\u0026`.
+pub fn to_go_json<T: Serialize + ?Sized>(value: &T, indent: &str) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    value.serialize(&mut ser).context("cannot serialise JSON")?;
+    Ok(go_html_escape(out))
+}
+
+/// Go's encoder escapes `<`, `>` and `&` everywhere in its output (they only occur inside
+/// strings in JSON).
+fn go_html_escape(bytes: Vec<u8>) -> Vec<u8> {
+    if !bytes.iter().any(|b| matches!(b, b'<' | b'>' | b'&')) {
+        return bytes;
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    for b in bytes {
+        match b {
+            b'<' => out.extend_from_slice(b"\\u003c"),
+            b'>' => out.extend_from_slice(b"\\u003e"),
+            b'&' => out.extend_from_slice(b"\\u0026"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_media_types_like_buildx() {
+        let mt = |s: &str| detect_media_type(s.as_bytes()).unwrap();
+        assert_eq!(
+            mt(r#"{"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#),
+            MediaType::OciIndex
+        );
+        assert_eq!(mt(r#"{"config":{}}"#), MediaType::DockerManifest);
+        assert_eq!(mt(r#"{"fsLayers":[{}]}"#), MediaType::DockerManifestV1);
+        assert_eq!(mt(r#"{"manifests":[]}"#), MediaType::DockerManifestList);
+    }
+
+    #[test]
+    fn go_json_escapes_html_and_indents() {
+        let v = serde_json::json!({"a": "<&>", "b": [1]});
+        let out = String::from_utf8(to_go_json(&v, "   ").unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "{\n   \"a\": \"\\u003c\\u0026\\u003e\",\n   \"b\": [\n      1\n   ]\n}"
+        );
+    }
+
+    #[test]
+    fn config_platform_reads_dotted_keys() {
+        let p = ConfigPlatform::parse(
+            br#"{"architecture":"arm","os":"linux","variant":"v7","os.version":"1","rootfs":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.to_platform().format(), "linux/arm/v7");
+        assert_eq!(p.os_version, "1");
+    }
+}
