@@ -77,7 +77,7 @@ async fn annotate_sets_platform_and_checks_os_arch() {
     let (_dir, store, remote) = setup();
     let list = format!("{REG}/app:multi");
     let member = format!("{REG}/app:amd64");
-    create(&store, &remote, &list, &[member.clone()], false)
+    create(&store, &remote, &list, std::slice::from_ref(&member), false)
         .await
         .unwrap();
     let ann = Annotation {
@@ -178,7 +178,7 @@ async fn inspect_local_list_member_and_remote() {
     let (_dir, store, remote) = setup();
     let list = format!("{REG}/app:multi");
     let member = format!("{REG}/app:amd64");
-    create(&store, &remote, &list, &[member.clone()], false)
+    create(&store, &remote, &list, std::slice::from_ref(&member), false)
         .await
         .unwrap();
     let out = inspect(&store, &remote, None, &list, false).await.unwrap();
