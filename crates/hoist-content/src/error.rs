@@ -37,6 +37,9 @@ pub enum Error {
     /// More bytes were written than expected; the ingest was abandoned.
     #[error("blob {digest} size mismatch: expected {expected} bytes, got more")]
     TooLarge { digest: Digest, expected: u64 },
+    /// A write to the ingest's temp file failed earlier, so the ingest cannot be committed.
+    #[error("cannot commit blob {digest}: an earlier write to its temp file failed")]
+    IngestBroken { digest: Digest },
     /// The digest's algorithm is one hoist cannot compute, so the content cannot be verified.
     #[error("cannot verify blob {digest}: unsupported digest algorithm")]
     UnsupportedAlgorithm { digest: Digest },

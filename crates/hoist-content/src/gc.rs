@@ -1,16 +1,18 @@
 //! Garbage collection: removes blobs no name reaches, and ingests left by dead writers.
 //!
-//! Roots are every `index.json` entry (named or not) plus the caller's extra roots. From a
+//! Roots are every `index.json` entry (named or not), the digests of live leases, and the
+//! caller's extra roots. From a
 //! root, manifests and indexes are walked through their JSON (`manifests`, `config`,
 //! `layers`, `blobs`, `subject`, and schema 1 `fsLayers`), so configs and layers of a named
 //! image are kept. Only the few fields needed are read, with `serde_json`, so documents of
 //! kinds hoist does not model (artifacts, attestations) are walked as well. Missing blobs
 //! (an image pulled in part) are not an error.
 //!
-//! GC holds the store lock, so no name changes while it decides. Blob writers do not take
-//! the lock: a blob written but not yet named is unreachable, so callers either pass it as an
-//! extra root or set [`GcOptions::min_blob_age`] to spare recent blobs. Rewriting a present
-//! blob refreshes its modification time for that reason.
+//! GC holds the store lock, so no name or lease changes while it decides. Blob writers do
+//! not take the lock: a blob written but not yet named is unreachable unless a
+//! [`crate::Lease`] holds it (the way to write-then-name safely), the caller passes it as an
+//! extra root, or [`GcOptions::min_blob_age`] spares recent blobs. Rewriting a present blob
+//! refreshes its modification time for that last reason.
 
 use std::collections::HashSet;
 use std::fs;
@@ -76,7 +78,9 @@ impl ContentStore {
     pub fn gc_with(&self, options: &GcOptions) -> Result<GcReport> {
         let _lock = self.lock()?;
         let now = SystemTime::now();
-        let reachable = self.reachable(&options.extra_roots)?;
+        let mut roots = self.leased_digests()?;
+        roots.extend(options.extra_roots.iter().cloned());
+        let reachable = self.reachable(&roots)?;
         let mut report = GcReport::default();
         for (digest, path, meta) in self.list_blobs()? {
             if reachable.contains(&digest) || age(&meta, now) < options.min_blob_age {
@@ -104,7 +108,7 @@ impl ContentStore {
         Ok(report)
     }
 
-    /// Every present blob reachable from the roots.
+    /// Every digest reachable from `index.json` and `extra_roots`.
     fn reachable(&self, extra_roots: &[Digest]) -> Result<HashSet<Digest>> {
         let index = self.read_index()?;
         let mut queue: Vec<(Digest, Option<MediaType>)> =

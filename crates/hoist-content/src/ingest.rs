@@ -70,6 +70,8 @@ pub struct Ingest {
     digester: Digester,
     written: u64,
     too_large: bool,
+    /// A write to the temp file failed, so its bytes may differ from what was hashed.
+    broken: bool,
     /// The temp file; `None` when the blob was already present (or when only verifying).
     temp: Option<(BufWriter<File>, TempPath)>,
 }
@@ -81,7 +83,7 @@ impl Ingest {
             None
         } else {
             let encoded = expected.digest.encoded();
-            let prefix = format!("{}-", &encoded[..encoded.len().min(16)]);
+            let prefix = format!("{}-", encoded.get(..16).unwrap_or(encoded));
             let (file, path) = store.temp_file(&prefix)?.into_parts();
             Some((BufWriter::with_capacity(128 * 1024, file), path))
         };
@@ -91,6 +93,7 @@ impl Ingest {
             expected,
             written: 0,
             too_large: false,
+            broken: false,
             temp,
         })
     }
@@ -103,6 +106,7 @@ impl Ingest {
             expected,
             written: 0,
             too_large: false,
+            broken: false,
             temp: None,
         })
     }
@@ -127,8 +131,11 @@ impl Ingest {
         self.temp.as_ref().map(|(_, path)| path.as_ref())
     }
 
-    /// Hashes and stores a chunk; refuses bytes beyond the expected size.
-    pub(crate) fn write_chunk(&mut self, chunk: &[u8], path_for_errors: &Path) -> Result<()> {
+    /// Appends `chunk` (hashing it and writing it to the temp file): `write_all` with the
+    /// store's typed errors — [`Error::TooLarge`] past the expected size, [`Error::Io`]
+    /// naming the temp file, [`Error::IngestBroken`] after an earlier failed write.
+    pub fn append(&mut self, chunk: &[u8]) -> Result<()> {
+        self.check_not_broken()?;
         let total = self.written + chunk.len() as u64;
         if self.too_large || total > self.expected.size {
             self.too_large = true;
@@ -137,17 +144,29 @@ impl Ingest {
                 expected: self.expected.size,
             });
         }
-        if let Some((file, _)) = &mut self.temp {
-            file.write_all(chunk)
-                .map_err(|e| Error::io("write", path_for_errors, e))?;
+        if let Some((file, path)) = &mut self.temp {
+            if let Err(e) = file.write_all(chunk) {
+                self.broken = true;
+                return Err(Error::io("write", path, e));
+            }
         }
         self.digester.update(chunk);
         self.written = total;
         Ok(())
     }
 
+    fn check_not_broken(&self) -> Result<()> {
+        if self.broken {
+            return Err(Error::IngestBroken {
+                digest: self.expected.digest.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks size and digest; `Ok` when the bytes are exactly the expected blob.
     fn check(&self) -> Result<()> {
+        self.check_not_broken()?;
         let expected = &self.expected;
         if self.too_large {
             return Err(Error::TooLarge {
@@ -196,8 +215,10 @@ impl Ingest {
         file.sync_all()
             .map_err(|e| Error::io("fsync", &temp_path, e))?;
         drop(file);
-        if let Some(dir) = target.parent() {
+        if let Some(dir) = target.parent().filter(|dir| !dir.is_dir()) {
+            // blobs/<alg>/ for a new algorithm; made durable like the blob itself.
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+            sync_parent(dir)?;
         }
         temp_path
             .persist(&target)
@@ -209,11 +230,7 @@ impl Ingest {
 
 impl Write for Ingest {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let path = self
-            .temp_path()
-            .unwrap_or(self.store.ingest_dir())
-            .to_path_buf();
-        match self.write_chunk(buf, &path) {
+        match self.append(buf) {
             Ok(()) => Ok(buf.len()),
             Err(Error::Io { source, .. }) => Err(source),
             Err(other) => Err(io::Error::new(io::ErrorKind::InvalidData, other)),

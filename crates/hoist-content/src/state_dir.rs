@@ -43,6 +43,7 @@ impl Environment {
 ///
 /// - `content/` — the OCI image layout (see [`ContentStore`]),
 /// - `ingest/` — temp files of blobs being written,
+/// - `leases/` — blobs live writers need kept (see [`crate::Lease`]),
 /// - `content.lock` — the lock taken to update names and to collect garbage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateDir {
@@ -94,6 +95,11 @@ impl StateDir {
     /// Where blobs are written before they are verified: `<root>/ingest`.
     pub fn ingest_dir(&self) -> PathBuf {
         self.root.join("ingest")
+    }
+
+    /// Where live writers list the blobs garbage collection must keep: `<root>/leases`.
+    pub fn leases_dir(&self) -> PathBuf {
+        self.root.join("leases")
     }
 
     /// The lock file guarding names and garbage collection: `<root>/content.lock`.

@@ -7,6 +7,7 @@
 //! <root>/content/index.json         an image index; names are ref.name annotations
 //! <root>/content/blobs/<alg>/<hex>  the blobs, named by the digest of their bytes
 //! <root>/ingest/                    temp files of blobs being written
+//! <root>/leases/                    GC roots of live writers (see `Lease`)
 //! <root>/content.lock               flock()ed to update index.json or collect garbage
 //! ```
 //!
@@ -45,6 +46,7 @@ pub(crate) struct Paths {
     pub(crate) layout: PathBuf,
     pub(crate) blobs: PathBuf,
     pub(crate) ingest: PathBuf,
+    pub(crate) leases: PathBuf,
     pub(crate) index: PathBuf,
     pub(crate) lock: PathBuf,
 }
@@ -62,13 +64,12 @@ impl ContentStore {
             index: layout.join("index.json"),
             layout,
             ingest: state.ingest_dir(),
+            leases: state.leases_dir(),
             lock: state.lock_path(),
         };
-        for dir in [&paths.layout, &paths.ingest, &paths.blobs] {
+        for dir in [&paths.ingest, &paths.blobs.join("sha256")] {
             fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
         }
-        fs::create_dir_all(paths.blobs.join("sha256"))
-            .map_err(|e| Error::io("create directory", &paths.blobs, e))?;
         let store = Self {
             paths: Arc::new(paths),
         };
@@ -141,7 +142,7 @@ impl ContentStore {
         let size = self.info(digest)?;
         let file = self.open_blob(digest)?;
         let mut check = Ingest::verify_only(self.clone(), Expected::new(digest.clone(), size))?;
-        copy_into(file, &mut check, digest, &self.path(digest))?;
+        copy_into(file, &mut check)?;
         check.finish_verify()
     }
 
@@ -159,13 +160,8 @@ impl ContentStore {
         if self.has(&expected.digest) {
             return self.already_present(&expected);
         }
-        let digest = expected.digest.clone();
         let mut ingest = self.begin(expected)?;
-        let ingest_path = ingest
-            .temp_path()
-            .unwrap_or(&self.paths.ingest)
-            .to_path_buf();
-        copy_into(content, &mut ingest, &digest, &ingest_path)?;
+        copy_into(content, &mut ingest)?;
         ingest.commit()
     }
 
@@ -233,12 +229,7 @@ impl ContentStore {
 }
 
 /// Copies `content` into `sink`, telling a failed read (the source) from a failed write.
-fn copy_into(
-    mut content: impl Read,
-    sink: &mut Ingest,
-    digest: &Digest,
-    sink_path: &Path,
-) -> Result<()> {
+fn copy_into(mut content: impl Read, sink: &mut Ingest) -> Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match content.read(&mut buf) {
@@ -247,12 +238,12 @@ fn copy_into(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(source) => {
                 return Err(Error::ReadContent {
-                    digest: digest.clone(),
+                    digest: sink.expected().digest.clone(),
                     source,
                 })
             }
         };
-        sink.write_chunk(&buf[..n], sink_path)?;
+        sink.append(&buf[..n])?;
     }
 }
 

@@ -179,6 +179,16 @@ fn long_content_is_refused_early() {
     let write = ingest.write_all(&data);
     assert_eq!(write.unwrap_err().kind(), io::ErrorKind::InvalidData);
     assert!(matches!(ingest.commit(), Err(Error::TooLarge { .. })));
+
+    // Through `append`: the typed error, and the ingest stays refused.
+    let mut ingest = store.begin((digest.clone(), 4000)).unwrap();
+    ingest.append(&data[..4000]).unwrap();
+    let err = ingest.append(b"x").unwrap_err();
+    assert!(
+        matches!(&err, Error::TooLarge { digest: d, .. } if d == &digest),
+        "{err:?}"
+    );
+    assert!(matches!(ingest.commit(), Err(Error::TooLarge { .. })));
     assert!(blob_files(&store).is_empty());
     assert!(files(store.ingest_dir()).is_empty());
 }

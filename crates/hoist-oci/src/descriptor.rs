@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::error::{Error, Result};
 use crate::media_type::MediaType;
 use crate::platform::Platform;
 
@@ -60,6 +61,49 @@ impl Descriptor {
     pub fn with_platform(mut self, platform: Platform) -> Self {
         self.platform = Some(platform);
         self
+    }
+
+    /// Checks what the OCI content-descriptor schema checks beyond types: media types match
+    /// the `type/subtype` grammar, `urls` are absolute URIs, `data` is padded base64.
+    /// (`digest` is checked when it is decoded.)
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |reason: String| Error::Invalid {
+            kind: "descriptor",
+            reason,
+        };
+        if !self.media_type.is_valid() {
+            return Err(invalid(format!(
+                "invalid media type {:?}",
+                self.media_type.as_str()
+            )));
+        }
+        if let Some(artifact_type) = &self.artifact_type {
+            if !artifact_type.is_valid() {
+                return Err(invalid(format!(
+                    "invalid artifact type {:?}",
+                    artifact_type.as_str()
+                )));
+            }
+        }
+        for u in &self.urls {
+            if url::Url::parse(u).is_err() {
+                return Err(invalid(format!("url {u:?} is not an absolute uri")));
+            }
+        }
+        if let Some(data) = &self.data {
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .map_err(|e| invalid(format!("data is not base64: {e}")))?;
+            if decoded.len() as u64 != self.size {
+                return Err(invalid(format!(
+                    "data holds {} bytes but size is {}",
+                    decoded.len(),
+                    self.size
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The `org.opencontainers.image.ref.name` annotation, if any.

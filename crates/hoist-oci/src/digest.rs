@@ -175,6 +175,13 @@ impl Digest {
         digester.finish().0
     }
 
+    /// The `algorithm` digest of everything `reader` yields, and its length.
+    pub fn of_reader(algorithm: Algorithm, reader: &mut dyn io::Read) -> io::Result<(Self, u64)> {
+        let mut digester = Digester::new(algorithm);
+        io::copy(reader, &mut digester)?;
+        Ok(digester.finish())
+    }
+
     /// The whole `algorithm:encoded` text.
     pub fn as_str(&self) -> &str {
         &self.value
@@ -437,6 +444,12 @@ mod tests {
         assert_eq!(digest, Digest::sha256_of(b"hello world"));
         digest.verify(b"hello world").unwrap();
         assert!(digest.verify(b"hello").is_err());
+    }
+
+    #[test]
+    fn of_reader_matches_of_bytes() {
+        let (d, n) = Digest::of_reader(Algorithm::Sha512, &mut &b"abc"[..]).unwrap();
+        assert_eq!((d, n), (Digest::sha512_of(b"abc"), 3));
     }
 
     #[test]

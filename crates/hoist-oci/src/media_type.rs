@@ -127,6 +127,14 @@ impl MediaType {
         Ok(Self::from_string(s))
     }
 
+    /// Whether the text matches the OCI media type grammar.
+    pub fn is_valid(&self) -> bool {
+        match self {
+            Self::Other(s) => valid_media_type(s),
+            _ => true,
+        }
+    }
+
     /// An image manifest (OCI or Docker schema 2).
     pub fn is_manifest(&self) -> bool {
         matches!(self, Self::OciManifest | Self::DockerManifest)

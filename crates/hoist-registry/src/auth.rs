@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::client::{is_retryable_status, is_retryable_transport, retry_after};
+use crate::config::RetryPolicy;
 use crate::credentials::Auth;
 use crate::error::{RegistryError, Result};
 
@@ -290,6 +292,8 @@ pub struct TokenRequest<'a> {
     pub scopes: &'a BTreeSet<String>,
     /// Credentials to present, if any.
     pub auth: Option<&'a Auth>,
+    /// How transient failures of the token service are retried.
+    pub retry: &'a RetryPolicy,
 }
 
 /// Gets a bearer token and its lifetime from a token service.
@@ -342,6 +346,10 @@ pub async fn fetch_token(
                 for scope in req.scopes {
                     query.append_pair("scope", scope);
                 }
+                // Older token services key the grant on `account`, as docker sends it.
+                if let Some(Auth::Basic { username, .. }) = other {
+                    query.append_pair("account", username);
+                }
             }
             let mut builder = http.get(url.clone());
             match other {
@@ -356,15 +364,38 @@ pub async fn fetch_token(
             builder
         }
     };
-    let response = request
-        .send()
-        .await
-        .map_err(|err| fail(format!("request failed: {err}")))?;
-    let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|err| fail(format!("reading the answer failed: {err}")))?;
+    // Token services fail transiently like registries do: same retry rules.
+    let mut attempt: u32 = 0;
+    let (status, body) = loop {
+        let can_retry = attempt + 1 < req.retry.attempts.max(1);
+        let this = request
+            .try_clone()
+            .ok_or_else(|| fail("the token request cannot be repeated".to_owned()))?;
+        match this.send().await {
+            Err(err) if can_retry && is_retryable_transport(&err) => {
+                tokio::time::sleep(req.retry.delay(attempt)).await;
+            }
+            Err(err) => return Err(fail(format!("request failed: {err}"))),
+            Ok(resp) if can_retry && is_retryable_status(resp.status()) => {
+                let delay = retry_after(resp.headers())
+                    .unwrap_or_else(|| req.retry.delay(attempt))
+                    .min(req.retry.max_delay);
+                tokio::time::sleep(delay).await;
+            }
+            Ok(resp) => {
+                let status = resp.status();
+                match resp.bytes().await {
+                    Ok(body) => break (status, body),
+                    Err(err) if can_retry => {
+                        drop(err);
+                        tokio::time::sleep(req.retry.delay(attempt)).await;
+                    }
+                    Err(err) => return Err(fail(format!("reading the answer failed: {err}"))),
+                }
+            }
+        }
+        attempt += 1;
+    };
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         return Err(RegistryError::Unauthorized {
             registry: req.registry.to_owned(),

@@ -39,7 +39,8 @@ pub(crate) struct Inner {
     pub(crate) config: RegistryConfig,
     credentials: Credentials,
     tokens: TokenCache,
-    hosts: tokio::sync::Mutex<HashMap<String, Arc<HostState>>>,
+    /// One set-up cell per host, so hosts are set up concurrently but each only once.
+    hosts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<HostState>>>>>,
 }
 
 /// What we know about one registry host after setting it up.
@@ -140,7 +141,7 @@ impl RegistryClient {
                 config,
                 credentials,
                 tokens: TokenCache::default(),
-                hosts: tokio::sync::Mutex::new(HashMap::new()),
+                hosts: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -153,18 +154,22 @@ impl RegistryClient {
     /// Sets up `host` once: picks the scheme, builds its TLS settings, looks up credentials
     /// and pings `/v2/` to learn how it wants to be authenticated.
     pub(crate) async fn host(&self, host: &str) -> Result<Arc<HostState>> {
-        let mut hosts = self.inner.hosts.lock().await;
-        if let Some(state) = hosts.get(host) {
-            return Ok(state.clone());
-        }
-        let state = Arc::new(self.setup_host(host).await?);
-        hosts.insert(host.to_owned(), state.clone());
-        Ok(state)
+        let cell = {
+            let mut hosts = self.inner.hosts.lock().unwrap_or_else(|e| e.into_inner());
+            hosts.entry(host.to_owned()).or_default().clone()
+        };
+        cell.get_or_try_init(|| async { Ok(Arc::new(self.setup_host(host).await?)) })
+            .await
+            .cloned()
     }
 
     /// Forgets what was learnt about `host` (after a login, say).
     pub async fn forget_host(&self, host: &str) {
-        self.inner.hosts.lock().await.remove(host);
+        self.inner
+            .hosts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(host);
     }
 
     async fn setup_host(&self, host: &str) -> Result<HostState> {
@@ -217,6 +222,7 @@ impl RegistryClient {
         let mut builder = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
             .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
             .redirect(reqwest::redirect::Policy::limited(10));
         if hc.insecure {
             builder = builder.danger_accept_invalid_certs(true);
@@ -348,6 +354,7 @@ impl RegistryClient {
                                 service: service.as_deref(),
                                 scopes,
                                 auth: auth.as_ref(),
+                                retry: &self.inner.config.retry,
                             },
                         )
                         .await?;
@@ -537,6 +544,7 @@ impl RegistryClient {
                         service: service.as_deref(),
                         scopes: &BTreeSet::new(),
                         auth: state.auth.as_ref(),
+                        retry: &self.inner.config.retry,
                     },
                 )
                 .await

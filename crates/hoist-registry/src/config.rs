@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{RegistryError, Result};
+use crate::progress::ProgressHook;
 
 /// Settings for one registry host (`[registry."host"]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -102,8 +103,13 @@ pub struct RegistryConfig {
     pub max_manifest_size: u64,
     /// Timeout for connecting to a registry.
     pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of an answer; a stalled transfer then fails (and is
+    /// retried like a cut connection).
+    pub read_timeout: Duration,
     /// The `User-Agent` sent.
     pub user_agent: String,
+    /// Where blob transfer progress is reported, if anywhere.
+    pub progress: Option<ProgressHook>,
 }
 
 /// The default manifest limit: 4 MiB, as containerd and distribution use.
@@ -119,7 +125,9 @@ impl Default for RegistryConfig {
             chunk_size: 8 * 1024 * 1024,
             max_manifest_size: DEFAULT_MAX_MANIFEST_SIZE,
             connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(120),
             user_agent: concat!("hoist/", env!("CARGO_PKG_VERSION")).to_owned(),
+            progress: None,
         }
     }
 }

@@ -153,10 +153,18 @@ pub struct DockerConfigFile {
 impl DockerConfigFile {
     /// `$DOCKER_CONFIG/config.json`, else `$HOME/.docker/config.json`.
     pub fn default_path() -> Option<PathBuf> {
-        if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        Self::path_from(std::env::var_os("DOCKER_CONFIG"), std::env::var_os("HOME"))
+    }
+
+    /// [`DockerConfigFile::default_path`] from the values of `DOCKER_CONFIG` and `HOME`.
+    pub fn path_from(
+        docker_config: Option<std::ffi::OsString>,
+        home: Option<std::ffi::OsString>,
+    ) -> Option<PathBuf> {
+        if let Some(dir) = docker_config.filter(|d| !d.is_empty()) {
             return Some(PathBuf::from(dir).join("config.json"));
         }
-        let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+        let home = home.filter(|h| !h.is_empty())?;
         Some(PathBuf::from(home).join(".docker").join("config.json"))
     }
 
@@ -283,21 +291,23 @@ impl DockerConfigFile {
     pub fn set_basic(&mut self, host: &str, username: &str, password: &str) {
         let encoded =
             base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-        let entry = self.auth_entry(host);
-        entry.insert("auth".to_owned(), Value::String(encoded));
-        entry.remove("identitytoken");
+        self.edit_auth_entry(host, |entry| {
+            entry.insert("auth".to_owned(), Value::String(encoded));
+            entry.remove("identitytoken");
+        });
     }
 
     /// Records that `host` has credentials kept by a helper: an empty `auths` entry, as docker
     /// writes, so nothing secret stays inline.
     pub fn set_in_helper(&mut self, host: &str) {
-        let entry = self.auth_entry(host);
-        entry.remove("auth");
-        entry.remove("identitytoken");
+        self.edit_auth_entry(host, |entry| {
+            entry.remove("auth");
+            entry.remove("identitytoken");
+        });
     }
 
-    fn auth_entry(&mut self, host: &str) -> &mut Map<String, Value> {
-        let key = config_key(host);
+    /// Runs `edit` on `host`'s `auths` entry, creating it (and `auths`) as objects if needed.
+    fn edit_auth_entry(&mut self, host: &str, edit: impl FnOnce(&mut Map<String, Value>)) {
         let auths = self
             .doc
             .entry("auths")
@@ -305,18 +315,16 @@ impl DockerConfigFile {
         if !auths.is_object() {
             *auths = Value::Object(Map::new());
         }
-        let Value::Object(auths) = auths else {
-            unreachable!("auths was just made an object")
-        };
-        let entry = auths
-            .entry(key)
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !entry.is_object() {
-            *entry = Value::Object(Map::new());
-        }
-        match entry {
-            Value::Object(map) => map,
-            _ => unreachable!("entry was just made an object"),
+        if let Value::Object(auths) = auths {
+            let entry = auths
+                .entry(config_key(host))
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            if let Value::Object(entry) = entry {
+                edit(entry);
+            }
         }
     }
 
@@ -573,6 +581,22 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn config_location_follows_docker_config_then_home() {
+        let path = |dc: Option<&str>, home: Option<&str>| {
+            DockerConfigFile::path_from(dc.map(Into::into), home.map(Into::into))
+        };
+        assert_eq!(
+            path(Some("/etc/dc"), Some("/root")),
+            Some(PathBuf::from("/etc/dc/config.json"))
+        );
+        assert_eq!(
+            path(Some(""), Some("/home/u")),
+            Some(PathBuf::from("/home/u/.docker/config.json"))
+        );
+        assert_eq!(path(None, None), None);
     }
 
     #[test]

@@ -5,27 +5,13 @@
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use hoist_content::{ContentStore, Expected};
-use hoist_oci::{Descriptor, MatchComparer, MediaType, Platform, Reference};
+use hoist_oci::{Descriptor, Index, Manifest, MatchComparer, MediaType, Platform, Reference};
 
-use crate::blob::{run_blocking, BlobSource};
+use crate::download::run_blocking;
 use crate::error::{RegistryError, Result};
 use crate::manifest::{is_index_type, Resolved};
+use crate::upload::BlobSource;
 use crate::{RegistryClient, Repository};
-
-/// The descriptors a manifest refers to (all other fields are ignored here).
-#[derive(serde::Deserialize)]
-struct ManifestRefs {
-    config: Descriptor,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
-/// The descriptors an index refers to.
-#[derive(serde::Deserialize)]
-struct IndexRefs {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
 
 /// What [`RegistryClient::pull_image`] stored.
 #[derive(Debug, Clone)]
@@ -56,11 +42,11 @@ fn invalid(reference: &str, registry: &str, message: String) -> RegistryError {
     }
 }
 
-fn parse_manifest(resolved_what: &str, registry: &str, bytes: &[u8]) -> Result<ManifestRefs> {
+fn parse_manifest(resolved_what: &str, registry: &str, bytes: &[u8]) -> Result<Manifest> {
     serde_json::from_slice(bytes).map_err(|err| invalid(resolved_what, registry, err.to_string()))
 }
 
-fn parse_index(resolved_what: &str, registry: &str, bytes: &[u8]) -> Result<IndexRefs> {
+fn parse_index(resolved_what: &str, registry: &str, bytes: &[u8]) -> Result<Index> {
     serde_json::from_slice(bytes).map_err(|err| invalid(resolved_what, registry, err.to_string()))
 }
 
@@ -168,7 +154,7 @@ impl RegistryClient {
     async fn fetch_blobs(
         &self,
         repo: &Repository,
-        refs: &ManifestRefs,
+        refs: &Manifest,
         store: &ContentStore,
     ) -> Result<()> {
         let blobs: Vec<&Descriptor> = std::iter::once(&refs.config)
@@ -292,6 +278,92 @@ impl RegistryClient {
                 .try_collect::<Vec<_>>()
                 .await
                 .map(drop)
+        })
+    }
+}
+
+impl RegistryClient {
+    /// Copies the image or index `source` names to `target` (another repository, on the same
+    /// registry or another): blobs are mounted when both are on one registry, else fetched
+    /// into `store` (verified) and uploaded from there; manifests go by digest, then the root
+    /// under `target`'s tag. What `imagetools create` needs to gather sources into one
+    /// repository. Returns the root's descriptor (unchanged: the same bytes).
+    pub async fn copy_image(
+        &self,
+        source: &Reference,
+        target: &Reference,
+        store: &ContentStore,
+    ) -> Result<Descriptor> {
+        let from = Repository::from(source);
+        let to = Repository::from(target);
+        let root = self.resolve(source).await?;
+        self.copy_children(&from, &to, &root, store, 0).await?;
+        self.push_manifest(
+            target,
+            root.bytes.clone(),
+            root.descriptor.media_type.clone(),
+        )
+        .await
+    }
+
+    fn copy_children<'a>(
+        &'a self,
+        from: &'a Repository,
+        to: &'a Repository,
+        node: &'a Resolved,
+        store: &'a ContentStore,
+        depth: usize,
+    ) -> futures::future::BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let what = node.descriptor.digest.to_string();
+            if node.is_index() {
+                if depth > 4 {
+                    return Err(invalid(
+                        &what,
+                        &from.registry,
+                        "indexes nested too deep".into(),
+                    ));
+                }
+                let refs = parse_index(&what, &from.registry, &node.bytes)?;
+                for child in &refs.manifests {
+                    if !child.media_type.is_manifest() && !child.media_type.is_index() {
+                        continue;
+                    }
+                    let fetched = self.fetch_manifest(from, child).await?;
+                    self.copy_children(from, to, &fetched, store, depth + 1)
+                        .await?;
+                    let by_digest = Reference::with_name(&format!("{}/{}", to.registry, to.path))
+                        .map(|r| r.with_digest(child.digest.clone()))
+                        .map_err(|err| invalid(&what, &to.registry, err.to_string()))?;
+                    self.push_manifest(&by_digest, fetched.bytes, fetched.descriptor.media_type)
+                        .await?;
+                }
+                return Ok(());
+            }
+            let refs = parse_manifest(&what, &from.registry, &node.bytes)?;
+            let blobs: Vec<&Descriptor> = std::iter::once(&refs.config)
+                .chain(refs.layers.iter())
+                .filter(|d| !d.media_type.is_non_distributable())
+                .collect();
+            let copies: Vec<_> = blobs
+                .into_iter()
+                .map(|desc| async move {
+                    if self.blob_exists(to, &desc.digest).await?.is_some() {
+                        return Ok(());
+                    }
+                    if self.mount_blob(to, &desc.digest, from).await? {
+                        return Ok(());
+                    }
+                    self.fetch_blob(from, desc, store).await?;
+                    let source = BlobSource::File(store.path(&desc.digest));
+                    self.push_blob(to, desc, source).await.map(drop)
+                })
+                .collect();
+            let results: Vec<Result<()>> = futures::stream::iter(copies)
+                .buffer_unordered(self.inner.config.max_concurrent_transfers.max(1))
+                .collect()
+                .await;
+            results.into_iter().collect()
         })
     }
 }

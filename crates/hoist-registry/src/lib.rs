@@ -24,10 +24,14 @@
 //!     digest when the reference has no tag), [`RegistryClient::tag`];
 //!   - [`RegistryClient::push_image`] / [`RegistryClient::push_image_with`]: an image or
 //!     index from the store, children first, with optional cross-repository mounts
-//!     ([`PushOptions`]).
+//!     ([`PushOptions`]);
+//!   - [`RegistryClient::copy_image`]`(&Reference, &Reference, &ContentStore)`: an image or
+//!     index from one repository to another (blobs mounted within a registry, passed through
+//!     the store across registries), as `imagetools create` needs.
 //! - [`Repository`]: a registry host plus repository path (`docker.io` + `library/busybox`).
 //! - [`RegistryConfig`] (settings: [`HostConfig`] per host from a buildkitd.toml-shaped file
 //!   via [`RegistryConfig::load`], [`RetryPolicy`], concurrency, chunk sizes, manifest limit).
+//! - [`ProgressHook`] (in [`RegistryConfig::progress`]): [`TransferEvent`]s as blobs move.
 //! - [`Credentials`] (overrides plus the docker `config.json`, its `credsStore` and
 //!   `credHelpers`), [`Auth`], [`DockerConfigFile`].
 //! - [`login`] / [`login_with`] and [`logout`] / [`logout_with`]: verify and store
@@ -42,8 +46,9 @@
 //!   `WWW-Authenticate` challenge names, for scopes `repository:<path>:pull[,push]`, cached
 //!   per registry and scope set until shortly before they expire.
 //! - Retries: idempotent requests (GET, HEAD, PUT of manifests, mounts) are retried on
-//!   connection errors, 429 (honouring `Retry-After`) and 5xx with exponential backoff; a
-//!   blob download cut mid-way restarts; an upload that fails restarts with a new session.
+//!   connection errors, 429 (honouring `Retry-After`, capped at the policy's `max_delay`)
+//!   and 5xx with exponential backoff; a blob download cut mid-way resumes with a `Range`
+//!   request; an upload that fails restarts with a new session.
 //!   Digest or size mismatches are never retried and never stored.
 //! - Mirrors (`[registry."host"] mirrors = [...]`) are tried in order for pulls only.
 //!
@@ -61,18 +66,19 @@
 //! ```
 
 pub mod auth;
-mod blob;
 mod client;
 pub mod config;
 pub mod credentials;
+mod download;
 mod error;
 mod image;
 mod login;
 mod manifest;
+pub mod progress;
+mod upload;
 
 use std::fmt;
 
-pub use blob::{BlobSource, PushOutcome};
 pub use client::{RegistryClient, DOCKER_HUB_API_HOST};
 pub use config::{HostConfig, KeyPair, RegistryConfig, RetryPolicy};
 pub use credentials::{Auth, Credentials, DockerConfigFile};
@@ -80,6 +86,8 @@ pub use error::{RegistryError, Result};
 pub use image::{PulledImage, PushOptions};
 pub use login::{login, login_with, logout, logout_with, LoginOptions};
 pub use manifest::{Resolved, DOCKER_CONTENT_DIGEST, MANIFEST_MEDIA_TYPES};
+pub use progress::{Direction, ProgressHook, TransferEvent, TransferOutcome};
+pub use upload::{BlobSource, PushOutcome};
 
 /// A repository on a registry: the host as written in references (`docker.io`,
 /// `localhost:5000`) and the path within it (`library/busybox`).

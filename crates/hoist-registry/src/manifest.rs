@@ -182,7 +182,7 @@ impl RegistryClient {
         self.get_manifest(host, repo, target, expected).await
     }
 
-    /// `GET` of one manifest, verified.
+    /// `GET` of one manifest, verified; a connection cut while the body arrives is retried.
     pub(crate) async fn get_manifest(
         &self,
         host: &str,
@@ -190,6 +190,27 @@ impl RegistryClient {
         target: &str,
         expected: ExpectedManifest,
     ) -> Result<Resolved> {
+        let policy = self.inner.config.retry.clone();
+        let mut attempt = 0;
+        loop {
+            match self.get_manifest_once(host, repo, target, &expected).await {
+                Ok(resolved) => return Ok(resolved),
+                Err(Failure { retry: true, .. }) if attempt + 1 < policy.attempts.max(1) => {
+                    tokio::time::sleep(policy.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(failure) => return Err(failure.error),
+            }
+        }
+    }
+
+    async fn get_manifest_once(
+        &self,
+        host: &str,
+        repo: &Repository,
+        target: &str,
+        expected: &ExpectedManifest,
+    ) -> std::result::Result<Resolved, Failure> {
         let limit = self.inner.config.max_manifest_size;
         let reference = format!(
             "{repo}{}{target}",
@@ -201,7 +222,7 @@ impl RegistryClient {
             limit,
         };
         if expected.size.is_some_and(|s| s > limit) {
-            return Err(too_large());
+            return Err(too_large().into());
         }
         let state = self.host(host).await?;
         let url = self.api_url(&state, &repo.path, &format!("manifests/{target}"))?;
@@ -211,7 +232,7 @@ impl RegistryClient {
         let what = format!("manifest {reference}");
         let mut resp = check_status(host, &what, &Method::GET, resp).await?;
         if resp.content_length().is_some_and(|len| len > limit) {
-            return Err(too_large());
+            return Err(too_large().into());
         }
         let header_digest = header_digest(resp.headers());
         let content_type = resp
@@ -221,14 +242,17 @@ impl RegistryClient {
             .map(|v| bare_media_type(v).to_owned());
         let mut buf = BytesMut::new();
         loop {
-            let chunk = resp.chunk().await.map_err(|source| RegistryError::Http {
-                method: "GET".to_owned(),
-                url: url.to_string(),
-                source,
+            let chunk = resp.chunk().await.map_err(|source| Failure {
+                error: RegistryError::Http {
+                    method: "GET".to_owned(),
+                    url: url.to_string(),
+                    source,
+                },
+                retry: true,
             })?;
             let Some(chunk) = chunk else { break };
             if buf.len() as u64 + chunk.len() as u64 > limit {
-                return Err(too_large());
+                return Err(too_large().into());
             }
             buf.extend_from_slice(&chunk);
         }
@@ -250,7 +274,8 @@ impl RegistryClient {
                 return Err(mismatch(
                     &digest,
                     format!("expected {size} bytes, received {}", bytes.len()),
-                ));
+                )
+                .into());
             }
         }
         let mut digester = digest
@@ -259,17 +284,15 @@ impl RegistryClient {
         digester.update(&bytes);
         let (actual, _) = digester.finish();
         if actual != digest {
-            return Err(mismatch(
-                &digest,
-                format!("received bytes hash to {actual}"),
-            ));
+            return Err(mismatch(&digest, format!("received bytes hash to {actual}")).into());
         }
         if let Some(claimed) = &header_digest {
             if claimed.algorithm() == digest.algorithm() && *claimed != digest {
                 return Err(mismatch(
                     &digest,
                     format!("the registry's Docker-Content-Digest says {claimed}"),
-                ));
+                )
+                .into());
             }
         }
         let media_type = manifest_media_type(content_type.as_deref(), &bytes).ok_or_else(|| {
@@ -358,6 +381,21 @@ impl RegistryClient {
         )
         .await
         .map(drop)
+    }
+}
+
+/// A failed manifest fetch, and whether another attempt may help (the body was cut).
+struct Failure {
+    error: RegistryError,
+    retry: bool,
+}
+
+impl From<RegistryError> for Failure {
+    fn from(error: RegistryError) -> Self {
+        Failure {
+            error,
+            retry: false,
+        }
     }
 }
 

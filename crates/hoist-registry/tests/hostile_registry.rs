@@ -1,6 +1,6 @@
-//! Against an in-process registry that misbehaves on purpose: token auth, 500s, 429 with
-//! Retry-After, connections cut mid-blob, blobs that do not match their digest, manifests
-//! lying about their size or digest. Nothing corrupt or half-written may reach the store.
+//! Against an in-process registry that misbehaves on purpose: token auth (and identity
+//! tokens), 500s and 503s, 429 with Retry-After, manifests cut mid-way or lying about their
+//! size or digest, mirrors. Blob transfers are in `hostile_blobs.rs`.
 
 mod common;
 
@@ -9,101 +9,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::hostile::{Hostile, Req, Resp};
+use common::hostile::{Hostile, Resp};
+use common::served::{amd64, assert_store_clean, config, fixture, reference};
 use common::{blob_files, temp_store};
-use hoist_oci::{Descriptor, Digest, MediaType, Platform, Reference};
-use hoist_registry::{Credentials, RegistryClient, RegistryConfig, RegistryError, Repository};
-
-/// A one-layer image held in memory, as the fake registry serves it.
-#[derive(Clone)]
-struct Fixture {
-    manifest: Bytes,
-    manifest_digest: Digest,
-    config: (Descriptor, Bytes),
-    layer: (Descriptor, Bytes),
-}
-
-fn fixture() -> Fixture {
-    let layer_bytes = Bytes::from(vec![42u8; 64 * 1024]);
-    let layer = Descriptor::of_bytes(MediaType::OciLayerGzip, &layer_bytes);
-    let config_bytes = Bytes::from_static(
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
-    );
-    let config = Descriptor::of_bytes(MediaType::OciConfig, &config_bytes);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": MediaType::OciManifest.as_str(),
-        "config": config,
-        "layers": [layer],
-    }))
-    .unwrap();
-    Fixture {
-        manifest_digest: Digest::sha256_of(&manifest),
-        manifest: manifest.into(),
-        config: (config, config_bytes),
-        layer: (layer, layer_bytes),
-    }
-}
-
-impl Fixture {
-    /// The well-behaved answers for `lib/app`; `None` for anything else.
-    fn serve(&self, req: &Req) -> Option<Resp> {
-        let manifest_resp = |head: bool| {
-            let resp = Resp::ok(if head {
-                Bytes::new()
-            } else {
-                self.manifest.clone()
-            })
-            .header("content-type", MediaType::OciManifest.as_str())
-            .header("docker-content-digest", self.manifest_digest.as_str());
-            if head {
-                resp.header("content-length", &self.manifest.len().to_string())
-            } else {
-                resp
-            }
-        };
-        let path = req.path.as_str();
-        if path == "/v2/" {
-            return Some(Resp::ok("{}"));
-        }
-        if path == "/v2/lib/app/manifests/v1"
-            || path == format!("/v2/lib/app/manifests/{}", self.manifest_digest)
-        {
-            return Some(manifest_resp(req.method == "HEAD"));
-        }
-        for (desc, bytes) in [&self.config, &self.layer] {
-            if path == format!("/v2/lib/app/blobs/{}", desc.digest) {
-                return Some(Resp::ok(bytes.clone()));
-            }
-        }
-        None
-    }
-}
-
-fn config(attempts: u32) -> RegistryConfig {
-    let mut config = RegistryConfig::default();
-    config.retry.attempts = attempts;
-    config.retry.initial_delay = Duration::from_millis(10);
-    config.retry.max_delay = Duration::from_secs(3);
-    config
-}
-
-fn reference(host: &str, rest: &str) -> Reference {
-    Reference::parse_docker(&format!("{host}/{rest}")).unwrap()
-}
-
-fn amd64() -> Platform {
-    Platform::new("linux", "amd64")
-}
-
-/// Nothing in the store: no blob, and no temp file left in the ingest dir.
-fn assert_store_clean(store: &hoist_content::ContentStore) {
-    assert_eq!(blob_files(store), Vec::<std::path::PathBuf>::new());
-    let leftovers: Vec<_> = std::fs::read_dir(store.ingest_dir())
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(leftovers.is_empty(), "ingest leftovers: {leftovers:?}");
-}
+use hoist_oci::{Descriptor, Digest, MediaType};
+use hoist_registry::{Credentials, RegistryClient, RegistryConfig, RegistryError};
 
 #[tokio::test]
 async fn token_auth_challenge_flow_and_token_cache() {
@@ -125,7 +35,10 @@ async fn token_auth_challenge_flow_and_token_cache() {
                 Resp::status(401).header("www-authenticate", &value)
             };
             if req.path == "/token" {
-                token_requests.fetch_add(1, Ordering::SeqCst);
+                // The token service hiccups once.
+                if token_requests.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Resp::status(503);
+                }
                 // Credentials must reach the token service, Basic-encoded.
                 if req.header("authorization").as_deref() != Some("Basic YWxpY2U6cHc=") {
                     return Resp::status(401);
@@ -139,6 +52,10 @@ async fn token_auth_challenge_flow_and_token_cache() {
                     .find(|(k, _)| k == "scope")
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default();
+                assert!(
+                    query.contains(&("account".into(), "alice".into())),
+                    "{query:?}"
+                );
                 assert!(
                     query.contains(&("service".into(), "hostile.test".into())),
                     "{query:?}"
@@ -170,10 +87,10 @@ async fn token_auth_challenge_flow_and_token_cache() {
         .unwrap();
     assert_eq!(pulled.manifest.digest, fixture().manifest_digest);
     assert_eq!(blob_files(&store).len(), 3);
-    // One token, reused for HEAD, GET manifest and both blobs.
+    // One token (after one 503), reused for HEAD, GET manifest and both blobs.
     assert_eq!(
         token_requests.load(Ordering::SeqCst),
-        1,
+        2,
         "{:?}",
         server.requests()
     );
@@ -273,128 +190,6 @@ async fn too_many_requests_waits_for_retry_after() {
     );
     assert!(store.has(&fixture().layer.0.digest));
     assert_eq!(limited.load(Ordering::SeqCst), 2);
-}
-
-#[tokio::test]
-async fn connection_cut_mid_blob_is_retried_from_scratch() {
-    let fx = fixture();
-    let layer = fx.layer.clone();
-    let cuts = Arc::new(AtomicUsize::new(0));
-    let server = {
-        let cuts = cuts.clone();
-        Hostile::start(move |req| {
-            if req.path.ends_with(layer.0.digest.as_str())
-                && cuts.fetch_add(1, Ordering::SeqCst) == 0
-            {
-                return Resp::ok(layer.1.clone()).cut_after(layer.1.len() / 2);
-            }
-            fx.serve(req).unwrap_or(Resp::status(404))
-        })
-        .await
-    };
-    let client = RegistryClient::new(config(3), Credentials::anonymous());
-    let (_d, store) = temp_store();
-    let repo = Repository::new(server.host(), "lib/app");
-    let fx = fixture();
-    client.fetch_blob(&repo, &fx.layer.0, &store).await.unwrap();
-    assert_eq!(store.read_blob(&fx.layer.0.digest).unwrap(), fx.layer.1);
-    assert_eq!(cuts.load(Ordering::SeqCst), 2);
-}
-
-#[tokio::test]
-async fn connection_always_cut_fails_cleanly() {
-    let fx = fixture();
-    let layer = fx.layer.clone();
-    let server = Hostile::start(move |req| {
-        if req.path.ends_with(layer.0.digest.as_str()) {
-            return Resp::ok(layer.1.clone()).cut_after(1000);
-        }
-        fx.serve(req).unwrap_or(Resp::status(404))
-    })
-    .await;
-    let client = RegistryClient::new(config(3), Credentials::anonymous());
-    let (_d, store) = temp_store();
-    let repo = Repository::new(server.host(), "lib/app");
-    let fx = fixture();
-    let err = client
-        .fetch_blob(&repo, &fx.layer.0, &store)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, RegistryError::Http { .. }), "{err}");
-    assert!(
-        err.to_string().contains(fx.layer.0.digest.as_str()),
-        "{err}"
-    );
-    assert_eq!(
-        server.count(&format!("GET /v2/lib/app/blobs/{}", fx.layer.0.digest)),
-        3
-    );
-    assert_store_clean(&store);
-}
-
-#[tokio::test]
-async fn blob_not_matching_its_digest_is_refused_and_not_stored() {
-    let fx = fixture();
-    let layer = fx.layer.clone();
-    let server = Hostile::start(move |req| {
-        if req.path.ends_with(layer.0.digest.as_str()) {
-            // Same length, one byte flipped.
-            let mut evil = layer.1.to_vec();
-            evil[100] ^= 1;
-            return Resp::ok(evil);
-        }
-        fx.serve(req).unwrap_or(Resp::status(404))
-    })
-    .await;
-    let client = RegistryClient::new(config(3), Credentials::anonymous());
-    let (_d, store) = temp_store();
-    let err = client
-        .pull_image(&reference(&server.host(), "lib/app:v1"), &amd64(), &store)
-        .await
-        .unwrap_err();
-    let fx = fixture();
-    assert!(
-        matches!(err, RegistryError::Mismatch { kind: "blob", .. }),
-        "{err}"
-    );
-    let text = err.to_string();
-    assert!(
-        text.contains(fx.layer.0.digest.as_str()) && text.contains(&server.host()),
-        "{text}"
-    );
-    // Not retried: a digest mismatch is not a transient fault.
-    assert_eq!(
-        server.count(&format!("GET /v2/lib/app/blobs/{}", fx.layer.0.digest)),
-        1
-    );
-    // The config may have landed (it is valid); the layer and manifest must not.
-    assert!(!store.has(&fx.layer.0.digest));
-    assert!(!store.has(&fx.manifest_digest));
-    let leftovers: Vec<_> = std::fs::read_dir(store.ingest_dir())
-        .map(|d| d.flatten().collect())
-        .unwrap_or_default();
-    assert!(leftovers.is_empty());
-
-    // A blob longer than its descriptor says is refused too.
-    let long = fixture();
-    let layer = long.layer.clone();
-    let server = Hostile::start(move |req| {
-        if req.path.ends_with(layer.0.digest.as_str()) {
-            let mut more = layer.1.to_vec();
-            more.extend_from_slice(b"extra");
-            return Resp::ok(more);
-        }
-        long.serve(req).unwrap_or(Resp::status(404))
-    })
-    .await;
-    let (_e, store) = temp_store();
-    let repo = Repository::new(server.host(), "lib/app");
-    let err = client
-        .fetch_blob(&repo, &fx.layer.0, &store)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, RegistryError::Mismatch { .. }), "{err}");
-    assert_store_clean(&store);
 }
 
 #[tokio::test]
@@ -539,49 +334,133 @@ async fn manifests_lying_about_size_or_digest_are_refused() {
 }
 
 #[tokio::test]
-async fn failed_upload_restarts_with_a_new_session() {
-    let posts = Arc::new(AtomicUsize::new(0));
-    let puts = Arc::new(AtomicUsize::new(0));
+async fn pulls_try_mirrors_first_and_fall_back_to_the_registry() {
+    let fx = fixture();
+    let mirror = {
+        let fx = fx.clone();
+        Hostile::start(move |req| fx.serve(req).unwrap_or(Resp::status(404))).await
+    };
+    let origin = Hostile::start(|req| {
+        if req.path == "/v2/" {
+            Resp::ok("{}")
+        } else {
+            Resp::status(500)
+        }
+    })
+    .await;
+    let settings = format!(
+        "[registry.\"{}\"]\nmirrors = [\"{}\"]\n",
+        origin.host(),
+        mirror.host()
+    );
+    let mut cfg = RegistryConfig::parse(&settings, std::path::Path::new("test.toml")).unwrap();
+    cfg.retry = config(2).retry;
+    let client = RegistryClient::new(cfg, Credentials::anonymous());
+    let (_d, store) = temp_store();
+    client
+        .pull_image(&reference(&origin.host(), "lib/app:v1"), &amd64(), &store)
+        .await
+        .unwrap();
+    assert!(store.has(&fx.layer.0.digest));
+    assert_eq!(origin.count("GET /v2/lib"), 0, "{:?}", origin.requests());
+    assert_eq!(origin.count("HEAD /v2/lib"), 0, "{:?}", origin.requests());
+
+    // A mirror without the image: the registry itself answers.
+    let empty_mirror = Hostile::start(|req| {
+        if req.path == "/v2/" {
+            Resp::ok("{}")
+        } else {
+            Resp::status(404)
+        }
+    })
+    .await;
+    let origin = {
+        let fx = fx.clone();
+        Hostile::start(move |req| fx.serve(req).unwrap_or(Resp::status(404))).await
+    };
+    let settings = format!(
+        "[registry.\"{}\"]\nmirrors = [\"{}\"]\n",
+        origin.host(),
+        empty_mirror.host()
+    );
+    let cfg = RegistryConfig::parse(&settings, std::path::Path::new("test.toml")).unwrap();
+    let client = RegistryClient::new(cfg, Credentials::anonymous());
+    let (_e, store) = temp_store();
+    client
+        .pull_image(&reference(&origin.host(), "lib/app:v1"), &amd64(), &store)
+        .await
+        .unwrap();
+    assert!(store.has(&fx.layer.0.digest));
+    assert!(empty_mirror.count("HEAD /v2/lib/app/manifests/v1") >= 1);
+}
+
+#[tokio::test]
+async fn identity_token_is_exchanged_with_a_refresh_grant() {
+    let fx = fixture();
+    let realm: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
     let server = {
-        let posts = posts.clone();
-        let puts = puts.clone();
-        Hostile::start(move |req| match (req.method.as_str(), req.path.as_str()) {
-            ("GET", "/v2/") => Resp::ok("{}"),
-            ("HEAD", p) if p.contains("/blobs/") => Resp::status(404),
-            ("POST", "/v2/lib/app/blobs/uploads/") => {
-                let n = posts.fetch_add(1, Ordering::SeqCst);
-                Resp::status(202).header("location", &format!("/v2/lib/app/blobs/uploads/s{n}"))
-            }
-            ("PUT", p) if p.starts_with("/v2/lib/app/blobs/uploads/") => {
-                // The first session dies with a 503.
-                if puts.fetch_add(1, Ordering::SeqCst) == 0 {
-                    Resp::status(503)
-                } else {
-                    assert!(req.query.contains("digest=sha256%3A"), "{}", req.query);
-                    Resp::status(201)
+        let realm = realm.clone();
+        Hostile::start(move |req| {
+            if req.path == "/token" {
+                let form: Vec<(String, String)> = url::form_urlencoded::parse(&req.body)
+                    .into_owned()
+                    .collect();
+                let has = |k: &str, v: &str| form.contains(&(k.to_owned(), v.to_owned()));
+                if req.method != "POST"
+                    || !has("grant_type", "refresh_token")
+                    || !has("refresh_token", "my-refresh")
+                    || !has("scope", "repository:lib/app:pull")
+                {
+                    return Resp::status(400);
                 }
+                return Resp::ok(r#"{"access_token":"AT","expires_in":120}"#);
             }
-            _ => Resp::status(404),
+            if req.header("authorization").as_deref() != Some("Bearer AT") {
+                let value = format!(r#"Bearer realm="{}",service="s""#, realm.get().unwrap());
+                return Resp::status(401).header("www-authenticate", &value);
+            }
+            fx.serve(req).unwrap_or(Resp::status(404))
+        })
+        .await
+    };
+    realm.set(format!("http://{}/token", server.addr)).unwrap();
+    let client = RegistryClient::new(
+        config(2),
+        Credentials::anonymous().with(
+            &server.host(),
+            hoist_registry::Auth::IdentityToken("my-refresh".into()),
+        ),
+    );
+    let resolved = client
+        .resolve(&reference(&server.host(), "lib/app:v1"))
+        .await
+        .unwrap();
+    assert_eq!(resolved.descriptor.digest, fixture().manifest_digest);
+}
+
+#[tokio::test]
+async fn connection_cut_mid_manifest_is_retried() {
+    let fx = fixture();
+    let cuts = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let cuts = cuts.clone();
+        Hostile::start(move |req| {
+            let resp = fx.serve(req).unwrap_or(Resp::status(404));
+            if req.method == "GET"
+                && req.path.contains("/manifests/")
+                && cuts.fetch_add(1, Ordering::SeqCst) == 0
+            {
+                return resp.cut_after(20);
+            }
+            resp
         })
         .await
     };
     let client = RegistryClient::new(config(3), Credentials::anonymous());
-    let repo = Repository::new(server.host(), "lib/app");
-    let bytes = Bytes::from_static(b"some blob");
-    let desc = Descriptor::of_bytes(MediaType::OciLayer, &bytes);
-    let outcome = client
-        .push_blob(&repo, &desc, hoist_registry::BlobSource::Bytes(bytes))
+    let resolved = client
+        .resolve(&reference(&server.host(), "lib/app:v1"))
         .await
         .unwrap();
-    assert_eq!(outcome, hoist_registry::PushOutcome::Uploaded);
-    assert_eq!(posts.load(Ordering::SeqCst), 2, "{:?}", server.requests());
-    assert!(
-        server
-            .requests()
-            .contains(&"PUT /v2/lib/app/blobs/uploads/s1".to_owned())
-            || server
-                .requests()
-                .iter()
-                .any(|l| l.starts_with("PUT /v2/lib/app/blobs/uploads/s1?"))
-    );
+    assert_eq!(resolved.descriptor.digest, fixture().manifest_digest);
+    assert_eq!(cuts.load(Ordering::SeqCst), 2);
 }

@@ -336,3 +336,139 @@ async fn basic_auth_registry_push_pull_login_logout() {
     let err = logged_out.resolve(&target).await.unwrap_err();
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn copy_image_within_and_across_registries() {
+    let Some(one) = TestRegistry::start() else {
+        return;
+    };
+    let Some(two) = TestRegistry::start() else {
+        return;
+    };
+    let (_a, src) = temp_store();
+    let x86 = build_image(&src, &amd64(), &[vec![("a", b"amd64 layer".to_vec())]]);
+    let arm = build_image(&src, &arm64(), &[vec![("a", b"arm64 layer".to_vec())]]);
+    let index = build_index(
+        &src,
+        &[
+            (x86.manifest.clone(), amd64()),
+            (arm.manifest.clone(), arm64()),
+        ],
+    );
+    let client = RegistryClient::new(config(), Credentials::anonymous());
+    let source = reference(&format!("{}/src/app:1", one.host()));
+    client.push_image(&src, &index, &source).await.unwrap();
+
+    let (_s, scratch) = temp_store();
+    // Same registry: blobs are mounted, nothing needs the scratch store.
+    let same = reference(&format!("{}/dst/app:copied", one.host()));
+    let copied = client.copy_image(&source, &same, &scratch).await.unwrap();
+    assert_eq!(copied.digest, index.digest);
+    assert!(blob_files(&scratch).is_empty(), "mounts need no local copy");
+    // Another registry: blobs travel through the scratch store.
+    let other = reference(&format!("{}/elsewhere/app:copied", two.host()));
+    client.copy_image(&source, &other, &scratch).await.unwrap();
+    for target in [&same, &other] {
+        let (_b, dst) = temp_store();
+        let pulled = client.pull_image(target, &arm64(), &dst).await.unwrap();
+        assert_eq!(pulled.root.digest, index.digest);
+        assert_same_blob(&src, &dst, &arm.layers[0]);
+    }
+}
+
+#[tokio::test]
+async fn progress_events_follow_each_blob() {
+    use hoist_registry::{Direction, ProgressHook, TransferEvent, TransferOutcome};
+    use std::sync::{Arc, Mutex};
+
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let events = Arc::new(Mutex::new(Vec::<TransferEvent>::new()));
+    let mut cfg = config();
+    cfg.monolithic_push_limit = 1024;
+    cfg.chunk_size = 1024;
+    cfg.progress = Some(ProgressHook::new({
+        let events = events.clone();
+        move |e| events.lock().unwrap().push(e.clone())
+    }));
+    let client = RegistryClient::new(cfg, Credentials::anonymous());
+    let (_a, src) = temp_store();
+    let mut state = 7u32;
+    let noise: Vec<u8> = (0..5000)
+        .map(|_| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (state >> 16) as u8
+        })
+        .collect();
+    let image = build_image(&src, &amd64(), &[vec![("noise", noise)]]);
+    let layer = image.layers[0].clone();
+    assert!(layer.size > 2048, "{}", layer.size);
+    let target = reference(&format!("{}/progress/app:1", reg.host()));
+    client
+        .push_image(&src, &image.manifest, &target)
+        .await
+        .unwrap();
+    let pushed = std::mem::take(&mut *events.lock().unwrap());
+    let of_layer: Vec<&TransferEvent> = pushed
+        .iter()
+        .filter(|e| match e {
+            TransferEvent::Started { digest, .. }
+            | TransferEvent::Bytes { digest, .. }
+            | TransferEvent::Finished { digest, .. } => *digest == layer.digest,
+        })
+        .collect();
+    assert!(matches!(
+        of_layer.first(),
+        Some(TransferEvent::Started {
+            direction: Direction::Upload,
+            ..
+        })
+    ));
+    assert!(
+        of_layer
+            .iter()
+            .filter(|e| matches!(e, TransferEvent::Bytes { .. }))
+            .count()
+            >= 2,
+        "chunks are reported: {of_layer:?}"
+    );
+    assert_eq!(
+        of_layer.last(),
+        Some(&&TransferEvent::Finished {
+            digest: layer.digest.clone(),
+            size: layer.size,
+            outcome: TransferOutcome::Uploaded
+        })
+    );
+
+    client
+        .push_image(&src, &image.manifest, &target)
+        .await
+        .unwrap();
+    let again = std::mem::take(&mut *events.lock().unwrap());
+    assert!(
+        again.iter().all(|e| matches!(
+            e,
+            TransferEvent::Finished {
+                outcome: TransferOutcome::Exists,
+                ..
+            }
+        )),
+        "{again:?}"
+    );
+
+    let (_b, dst) = temp_store();
+    client.pull_image(&target, &amd64(), &dst).await.unwrap();
+    let pulled = std::mem::take(&mut *events.lock().unwrap());
+    assert!(pulled.contains(&TransferEvent::Finished {
+        digest: layer.digest.clone(),
+        size: layer.size,
+        outcome: TransferOutcome::Downloaded
+    }));
+    assert!(pulled.contains(&TransferEvent::Bytes {
+        digest: layer.digest.clone(),
+        done: layer.size,
+        size: layer.size
+    }));
+}

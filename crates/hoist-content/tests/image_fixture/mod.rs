@@ -27,31 +27,45 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Stores an image whose only layer is an empty tar (plus `marker` in a label, so images
-/// with different markers have different configs and manifests).
-pub fn tiny_image(store: &ContentStore, marker: &str) -> TinyImage {
+/// The layer, config and manifest of an image whose only layer is an empty tar, with
+/// `marker` in a label so images with different markers differ in config and manifest.
+pub fn tiny_image_blobs(marker: &str) -> [(Descriptor, Vec<u8>); 3] {
     let layer_bytes = vec![0u8; 1024]; // an empty tar archive: two zero blocks
-    let layer = store.put_bytes(MediaType::OciLayer, &layer_bytes).unwrap();
-    let config_json = format!(
+    let layer = Descriptor::of_bytes(MediaType::OciLayer, &layer_bytes);
+    let config_bytes = format!(
         r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"marker":"{marker}"}}}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
         layer.digest
-    );
-    let config = store
-        .put_bytes(MediaType::OciConfig, config_json.as_bytes())
-        .unwrap();
-    let manifest_json = format!(
+    )
+    .into_bytes();
+    let config = Descriptor::of_bytes(MediaType::OciConfig, &config_bytes);
+    let manifest_bytes = format!(
         r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{}","size":{}}},"layers":[{{"mediaType":"{}","digest":"{}","size":{}}}]}}"#,
         MediaType::OciManifest,
-        MediaType::OciConfig,
+        config.media_type,
         config.digest,
         config.size,
-        MediaType::OciLayer,
+        layer.media_type,
         layer.digest,
         layer.size
-    );
-    let manifest = store
-        .put_bytes(MediaType::OciManifest, manifest_json.as_bytes())
-        .unwrap();
+    )
+    .into_bytes();
+    let manifest = Descriptor::of_bytes(MediaType::OciManifest, &manifest_bytes);
+    [
+        (layer, layer_bytes),
+        (config, config_bytes),
+        (manifest, manifest_bytes),
+    ]
+}
+
+/// Stores a tiny image (see [`tiny_image_blobs`]).
+pub fn tiny_image(store: &ContentStore, marker: &str) -> TinyImage {
+    let [layer, config, manifest] = tiny_image_blobs(marker).map(|(descriptor, bytes)| {
+        let stored = store
+            .put_bytes(descriptor.media_type.clone(), &bytes)
+            .unwrap();
+        assert_eq!(stored, descriptor);
+        stored
+    });
     TinyImage {
         manifest,
         config,

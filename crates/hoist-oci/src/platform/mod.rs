@@ -365,6 +365,16 @@ impl Platform {
         }
     }
 
+    /// A comma-separated list as `--platform` takes it (`linux/amd64,linux/arm64`), each
+    /// parsed with [`Platform::parse`] and normalised; empty items are skipped.
+    pub fn parse_list(list: &str) -> Result<Vec<Self>> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Self::parse(s).map(|p| p.normalize()))
+            .collect()
+    }
+
     /// containerd's `Normalize`: canonical os, architecture and variant; os features sorted
     /// and de-duplicated.
     pub fn normalize(&self) -> Self {
@@ -450,5 +460,8 @@ mod tests {
         assert_eq!(p("linux/armhf").format(), "linux/arm/v7");
         assert_eq!(p("linux/x86_64").format(), "linux/amd64");
         assert_eq!(p("arm64").format(), "linux/arm64");
+        let list = Platform::parse_list("linux/amd64, linux/arm/v7,").unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[1].format(), "linux/arm/v7");
     }
 }

@@ -19,6 +19,7 @@ pub struct Req {
     pub path: String,
     pub query: String,
     pub headers: hyper::HeaderMap,
+    pub body: Bytes,
 }
 
 impl Req {
@@ -105,14 +106,19 @@ impl Hostile {
                             let handler = handler.clone();
                             let log = log.clone();
                             async move {
+                                let (parts, body) = request.into_parts();
+                                let body = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
                                 let req = Req {
-                                    method: request.method().to_string(),
-                                    path: request.uri().path().to_owned(),
-                                    query: request.uri().query().unwrap_or("").to_owned(),
-                                    headers: request.headers().clone(),
+                                    method: parts.method.to_string(),
+                                    path: parts.uri.path().to_owned(),
+                                    query: parts.uri.query().unwrap_or("").to_owned(),
+                                    headers: parts.headers,
+                                    body,
                                 };
-                                // Drain the request body (pushes).
-                                let _ = request.into_body().collect().await;
                                 log.lock().unwrap().push(req.line());
                                 Ok::<_, Infallible>(respond(handler(&req)))
                             }
@@ -150,11 +156,13 @@ fn respond(resp: Resp) -> hyper::Response<BoxBody<Bytes, std::io::Error>> {
             .boxed(),
         Some(n) => {
             let first = resp.body.slice(..n.min(full_len));
-            let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
-                Ok(Frame::data(first)),
-                Err(std::io::Error::other("connection cut on purpose")),
-            ];
-            StreamBody::new(futures::stream::iter(frames)).boxed()
+            // The data, a pause so it is flushed to the client, then a broken connection.
+            let data = futures::stream::iter([Ok::<_, std::io::Error>(Frame::data(first))]);
+            let cut = futures::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Err(std::io::Error::other("connection cut on purpose"))
+            });
+            StreamBody::new(futures::StreamExt::chain(data, cut)).boxed()
         }
     };
     let mut builder = hyper::Response::builder().status(resp.status);

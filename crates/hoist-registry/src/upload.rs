@@ -1,19 +1,13 @@
-//! Blobs on the wire. Pull: `GET` streamed into a content-store [`hoist_content::Ingest`] on
-//! a blocking thread while the bytes are hashed and counted; only when digest and size both
-//! match is the ingest committed, so nothing corrupt or half-written ever becomes visible. A
-//! connection cut mid-blob restarts the download (the partial temp file is dropped).
-//!
-//! Push: `HEAD` to skip blobs the repository has, cross-repository mount
+//! Blob uploads: `HEAD` to skip blobs the repository has, cross-repository mount
 //! (`POST ?mount=&from=`), then an upload session: one `PUT` for small blobs, `PATCH` chunks
-//! then a closing `PUT` for large ones, read from disk for each attempt. A failed upload is
-//! restarted from a new session under the retry policy.
+//! (at least the registry's `OCI-Chunk-Min-Length`) then a closing `PUT` for large ones, read
+//! from disk for each attempt. A failed upload is restarted from a new session under the
+//! retry policy.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use hoist_content::{ContentStore, Expected, Written};
 use hoist_oci::{Descriptor, Digest};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode};
@@ -25,6 +19,7 @@ use crate::client::{
     RegistryClient,
 };
 use crate::error::{RegistryError, Result};
+use crate::progress::{emit, Direction, TransferEvent, TransferOutcome};
 use crate::Repository;
 
 /// Where the bytes of a blob to push come from.
@@ -45,19 +40,6 @@ pub enum PushOutcome {
     Mounted,
     /// The bytes were uploaded.
     Uploaded,
-}
-
-enum IngestMsg {
-    Chunk(Bytes),
-    Commit,
-}
-
-/// Why one download attempt failed.
-enum Attempt {
-    /// Worth another try (connection cut, retryable status).
-    Retry(RegistryError),
-    /// Final.
-    Fail(RegistryError),
 }
 
 impl RegistryClient {
@@ -85,250 +67,6 @@ impl RegistryClient {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
         ))
-    }
-
-    /// Downloads the blob `descriptor` describes from `repository` into `store`, verifying
-    /// digest and size as the bytes arrive. Nothing is stored unless both match. Mirrors are
-    /// tried first.
-    pub async fn fetch_blob(
-        &self,
-        repository: &Repository,
-        descriptor: &Descriptor,
-        store: &ContentStore,
-    ) -> Result<Written> {
-        if store.has(&descriptor.digest) {
-            let store = store.clone();
-            let expected = Expected::from(descriptor);
-            // Checks the size of the present blob (and refreshes it for GC).
-            return Ok(run_blocking(move || store.write_blob(expected, std::io::empty())).await??);
-        }
-        self.try_pull_hosts(repository, |client, host| {
-            let repo = repository.clone();
-            let descriptor = descriptor.clone();
-            let store = store.clone();
-            async move {
-                client
-                    .fetch_blob_on(&host, &repo, &descriptor, &store)
-                    .await
-            }
-        })
-        .await
-    }
-
-    async fn fetch_blob_on(
-        &self,
-        host: &str,
-        repository: &Repository,
-        descriptor: &Descriptor,
-        store: &ContentStore,
-    ) -> Result<Written> {
-        let policy = self.inner.config.retry.clone();
-        let mut attempt = 0;
-        loop {
-            match self
-                .fetch_blob_once(host, repository, descriptor, store)
-                .await
-            {
-                Ok(written) => return Ok(written),
-                Err(Attempt::Retry(err)) => {
-                    if attempt + 1 >= policy.attempts.max(1) {
-                        return Err(err);
-                    }
-                    tokio::time::sleep(policy.delay(attempt)).await;
-                    attempt += 1;
-                }
-                Err(Attempt::Fail(err)) => return Err(err),
-            }
-        }
-    }
-
-    async fn fetch_blob_once(
-        &self,
-        host: &str,
-        repository: &Repository,
-        descriptor: &Descriptor,
-        store: &ContentStore,
-    ) -> std::result::Result<Written, Attempt> {
-        let digest = &descriptor.digest;
-        let mismatch = |message: String| {
-            Attempt::Fail(RegistryError::Mismatch {
-                kind: "blob",
-                digest: digest.to_string(),
-                registry: host.to_owned(),
-                message,
-            })
-        };
-        let mut digester = digest
-            .digester()
-            .map_err(|err| mismatch(format!("cannot verify: {err}")))?;
-        let state = self.host(host).await.map_err(Attempt::Fail)?;
-        let url = self
-            .api_url(&state, &repository.path, &format!("blobs/{digest}"))
-            .map_err(Attempt::Fail)?;
-        let scopes: BTreeSet<String> = [repository_scope(&repository.path, false)].into();
-        let call = Call::new(Method::GET, url.clone(), scopes);
-        let resp = self.send(&state, &call).await.map_err(Attempt::Fail)?;
-        let what = format!("blob {digest} in {repository}");
-        // `send` has already retried retryable statuses; what is left is final.
-        let mut resp = check_status(host, &what, &Method::GET, resp)
-            .await
-            .map_err(Attempt::Fail)?;
-        if let Some(len) = resp.content_length() {
-            if len != descriptor.size {
-                return Err(mismatch(format!(
-                    "expected {} bytes, the registry announces {len}",
-                    descriptor.size
-                )));
-            }
-        }
-
-        // The writer: a blocking thread owning the ingest; it commits only on `Commit`.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<IngestMsg>(16);
-        let ingest_store = store.clone();
-        let expected = Expected::from(descriptor);
-        let writer = tokio::task::spawn_blocking(move || -> Result<Option<Written>> {
-            let mut ingest = ingest_store.begin(expected)?;
-            while let Some(msg) = rx.blocking_recv() {
-                match msg {
-                    IngestMsg::Chunk(chunk) => {
-                        let path = ingest
-                            .temp_path()
-                            .map(|p| p.to_path_buf())
-                            .unwrap_or_else(|| ingest_store.ingest_dir().to_path_buf());
-                        ingest
-                            .write_all(&chunk)
-                            .map_err(|source| hoist_content::Error::Io {
-                                action: "write",
-                                path,
-                                source,
-                            })?;
-                    }
-                    IngestMsg::Commit => return Ok(Some(ingest.commit()?)),
-                }
-            }
-            // The sender went away without `Commit`: drop the ingest, store nothing.
-            Ok(None)
-        });
-        let abort = |writer: tokio::task::JoinHandle<Result<Option<Written>>>| async move {
-            // Wait until the temp file is gone, so a retry or the caller sees a clean store.
-            let _ = writer.await;
-        };
-
-        let mut received: u64 = 0;
-        loop {
-            let chunk = match resp.chunk().await {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(source) => {
-                    drop(tx);
-                    abort(writer).await;
-                    let err = RegistryError::Http {
-                        method: "GET".to_owned(),
-                        url: url.to_string(),
-                        source,
-                    };
-                    return Err(Attempt::Retry(err));
-                }
-            };
-            received += chunk.len() as u64;
-            if received > descriptor.size {
-                drop(tx);
-                abort(writer).await;
-                return Err(mismatch(format!(
-                    "expected {} bytes, received more",
-                    descriptor.size
-                )));
-            }
-            digester.update(&chunk);
-            if tx.send(IngestMsg::Chunk(chunk)).await.is_err() {
-                // The writer stopped: its error says why.
-                return Err(Attempt::Fail(writer_error(writer.await)));
-            }
-        }
-        if received != descriptor.size {
-            drop(tx);
-            abort(writer).await;
-            return Err(mismatch(format!(
-                "expected {} bytes, received {received}",
-                descriptor.size
-            )));
-        }
-        let (actual, _) = digester.finish();
-        if actual != *digest {
-            drop(tx);
-            abort(writer).await;
-            return Err(mismatch(format!("received bytes hash to {actual}")));
-        }
-        if tx.send(IngestMsg::Commit).await.is_err() {
-            return Err(Attempt::Fail(writer_error(writer.await)));
-        }
-        drop(tx);
-        match writer.await {
-            Ok(Ok(Some(written))) => Ok(written),
-            other => Err(Attempt::Fail(writer_error(other))),
-        }
-    }
-
-    /// Downloads a small blob (a config) into memory, verified; refuses more than `limit`
-    /// bytes.
-    pub async fn fetch_blob_bytes(
-        &self,
-        repository: &Repository,
-        descriptor: &Descriptor,
-        limit: u64,
-    ) -> Result<Bytes> {
-        let host = repository.registry.clone();
-        let digest = &descriptor.digest;
-        let mismatch = |message: String| RegistryError::Mismatch {
-            kind: "blob",
-            digest: digest.to_string(),
-            registry: host.clone(),
-            message,
-        };
-        if descriptor.size > limit {
-            return Err(mismatch(format!(
-                "{} bytes is more than the {limit} allowed here",
-                descriptor.size
-            )));
-        }
-        let state = self.host(&host).await?;
-        let url = self.api_url(&state, &repository.path, &format!("blobs/{digest}"))?;
-        let scopes: BTreeSet<String> = [repository_scope(&repository.path, false)].into();
-        let resp = self
-            .send(&state, &Call::new(Method::GET, url.clone(), scopes))
-            .await?;
-        let what = format!("blob {digest} in {repository}");
-        let mut resp = check_status(&host, &what, &Method::GET, resp).await?;
-        let mut buf = bytes::BytesMut::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|source| RegistryError::Http {
-            method: "GET".to_owned(),
-            url: url.to_string(),
-            source,
-        })? {
-            if buf.len() as u64 + chunk.len() as u64 > descriptor.size {
-                return Err(mismatch(format!(
-                    "expected {} bytes, received more",
-                    descriptor.size
-                )));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        if buf.len() as u64 != descriptor.size {
-            return Err(mismatch(format!(
-                "expected {} bytes, received {}",
-                descriptor.size,
-                buf.len()
-            )));
-        }
-        let mut digester = digest
-            .digester()
-            .map_err(|err| mismatch(format!("cannot verify: {err}")))?;
-        digester.update(&buf);
-        let (actual, _) = digester.finish();
-        if actual != *digest {
-            return Err(mismatch(format!("received bytes hash to {actual}")));
-        }
-        Ok(buf.freeze())
     }
 
     /// Mounts the blob `digest` from `from` into `repository` (same registry). `true` when
@@ -387,6 +125,7 @@ impl RegistryClient {
     ) -> Result<PushOutcome> {
         if let Some(size) = self.blob_exists(repository, &descriptor.digest).await? {
             if size == descriptor.size || size == 0 {
+                self.finished(descriptor, TransferOutcome::Exists);
                 return Ok(PushOutcome::Exists);
             }
         }
@@ -404,6 +143,7 @@ impl RegistryClient {
     ) -> Result<PushOutcome> {
         if let Some(size) = self.blob_exists(repository, &descriptor.digest).await? {
             if size == descriptor.size || size == 0 {
+                self.finished(descriptor, TransferOutcome::Exists);
                 return Ok(PushOutcome::Exists);
             }
         }
@@ -412,6 +152,7 @@ impl RegistryClient {
                 .mount_blob(repository, &descriptor.digest, from)
                 .await?
             {
+                self.finished(descriptor, TransferOutcome::Mounted);
                 return Ok(PushOutcome::Mounted);
             }
         }
@@ -420,6 +161,28 @@ impl RegistryClient {
     }
 
     async fn upload_blob(
+        &self,
+        repository: &Repository,
+        descriptor: &Descriptor,
+        source: &BlobSource,
+    ) -> Result<()> {
+        emit(&self.inner.config.progress, || TransferEvent::Started {
+            digest: descriptor.digest.clone(),
+            size: descriptor.size,
+            direction: Direction::Upload,
+        });
+        self.upload_blob_retrying(repository, descriptor, source)
+            .await?;
+        emit(&self.inner.config.progress, || TransferEvent::Bytes {
+            digest: descriptor.digest.clone(),
+            done: descriptor.size,
+            size: descriptor.size,
+        });
+        self.finished(descriptor, TransferOutcome::Uploaded);
+        Ok(())
+    }
+
+    async fn upload_blob_retrying(
         &self,
         repository: &Repository,
         descriptor: &Descriptor,
@@ -474,6 +237,12 @@ impl RegistryClient {
             .await?;
         let resp = check_status(registry, &what, &Method::POST, resp).await?;
         let mut location = self.location(&state, &resp)?;
+        let min_chunk: u64 = resp
+            .headers()
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
         let size = descriptor.size;
         let body_of = |offset: u64, len: u64| match source {
             BlobSource::Bytes(bytes) => {
@@ -504,7 +273,9 @@ impl RegistryClient {
             check_status(registry, &what, &Method::PUT, resp).await?;
             return Ok(());
         }
-        let chunk = self.inner.config.chunk_size.max(1);
+        // The registry's stated minimum (OCI-Chunk-Min-Length, from the POST) wins over a
+        // smaller configured chunk.
+        let chunk = self.inner.config.chunk_size.max(min_chunk).max(1);
         let mut offset = 0;
         while offset < size {
             let len = chunk.min(size - offset);
@@ -518,8 +289,33 @@ impl RegistryClient {
                 .idempotent(false);
             let resp = self.send(&state, &call).await?;
             let resp = check_status(registry, &what, &Method::PATCH, resp).await?;
+            // The registry acknowledges what it holds as `Range: 0-<last byte>`.
+            let acknowledged = resp
+                .headers()
+                .get(reqwest::header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit('-').next())
+                .and_then(|end| end.trim().parse::<u64>().ok());
+            if let Some(end) = acknowledged {
+                if end != offset + len - 1 {
+                    return Err(RegistryError::Protocol {
+                        registry: registry.clone(),
+                        message: format!(
+                            "{what}: after bytes {offset}-{} the registry holds 0-{end}",
+                            offset + len - 1
+                        ),
+                    });
+                }
+            }
             location = self.location(&state, &resp)?;
             offset += len;
+            if offset < size {
+                emit(&self.inner.config.progress, || TransferEvent::Bytes {
+                    digest: digest.clone(),
+                    done: offset,
+                    size,
+                });
+            }
         }
         location
             .query_pairs_mut()
@@ -554,29 +350,12 @@ impl RegistryClient {
 /// Whether a failed upload is worth restarting from a new session.
 fn upload_retryable(err: &RegistryError) -> bool {
     match err {
+        // A lost Location or a wrong acknowledged range: a new session starts clean.
+        RegistryError::Protocol { .. } => true,
         RegistryError::Http { source, .. } => is_retryable_transport(source),
         RegistryError::Status { status, .. } => {
             is_retryable_status(StatusCode::from_u16(*status).unwrap_or_default())
         }
         _ => false,
     }
-}
-
-fn writer_error(
-    joined: std::result::Result<Result<Option<Written>>, tokio::task::JoinError>,
-) -> RegistryError {
-    match joined {
-        Ok(Err(err)) => err,
-        Ok(Ok(_)) => RegistryError::Task("the blob writer stopped early".to_owned()),
-        Err(err) => RegistryError::Task(err.to_string()),
-    }
-}
-
-/// Runs sync file work on a blocking thread.
-pub(crate) async fn run_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|err| RegistryError::Task(err.to_string()))
 }
