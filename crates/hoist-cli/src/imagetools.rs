@@ -21,7 +21,7 @@ use futures::future::try_join_all;
 use hoist_oci::{Descriptor, Digest, MediaType, Platform, Reference};
 use serde::{Deserialize, Serialize};
 
-use crate::manifest_json::{self, ConfigPlatform, ImageManifest, Index};
+use crate::manifest_json::{self, ConfigPlatform, Index};
 use crate::remote::{Fetched, Remote, MAX_CONFIG_SIZE};
 
 pub use template::render_template;
@@ -327,7 +327,7 @@ async fn combine<R: Remote>(
     };
     for source in sources {
         if manifest_json::is_index(&source.descriptor.media_type) {
-            for d in Index::parse(&source.bytes)?.manifests {
+            for d in manifest_json::parse_index(&source.bytes)?.manifests {
                 add(d);
             }
         } else {
@@ -342,11 +342,10 @@ async fn combine<R: Remote>(
     } else {
         MediaType::OciIndex
     };
-    let index = Index {
-        schema_version: 2,
-        media_type: Some(media_type.clone()),
-        manifests: entries,
-        annotations: BTreeMap::new(),
+    let index = if all_docker {
+        Index::new_docker(entries)
+    } else {
+        Index::new_oci(entries)
     };
     let bytes = manifest_json::to_go_json(&index, "  ")?;
     let descriptor = Descriptor::of_bytes(media_type, &bytes);
@@ -359,7 +358,7 @@ async fn config_platform<R: Remote>(
     repository: &Reference,
     manifest_bytes: &[u8],
 ) -> anyhow::Result<Platform> {
-    let manifest = ImageManifest::parse(manifest_bytes)?;
+    let manifest = manifest_json::parse_manifest(manifest_bytes)?;
     let config = remote
         .fetch_blob_bytes(repository, &manifest.config, MAX_CONFIG_SIZE)
         .await
@@ -385,15 +384,14 @@ pub async fn copy_chain<R: Remote>(
         descriptor.media_type.clone()
     };
     if manifest_json::is_index(&media_type) {
-        let index = Index::parse(&fetched.bytes)?;
+        let index = manifest_json::parse_index(&fetched.bytes)?;
         for child in &index.manifests {
             Box::pin(copy_chain(remote, from, child, to)).await?;
         }
     } else {
-        let manifest = ImageManifest::parse(&fetched.bytes)?;
+        let manifest = manifest_json::parse_manifest(&fetched.bytes)?;
         try_join_all(
-            manifest
-                .blobs()
+            manifest_json::blobs(&manifest)
                 .filter(|b| !b.media_type.is_non_distributable())
                 .map(|b| async move {
                     remote
@@ -441,7 +439,7 @@ pub async fn inspect<R: Remote>(remote: &R, name: &str) -> anyhow::Result<Inspec
         fetched.descriptor.media_type = manifest_json::detect_media_type(&fetched.bytes)?;
     }
     let index = if manifest_json::is_index(&fetched.descriptor.media_type) {
-        Some(Index::parse(&fetched.bytes)?)
+        Some(manifest_json::parse_index(&fetched.bytes)?)
     } else {
         None
     };
@@ -575,7 +573,7 @@ pub async fn template_input<R: Remote>(
     let manifest = match &inspection.index {
         None => {
             if manifest_json::is_image_manifest(&desc.media_type) {
-                let m = ImageManifest::parse(&inspection.fetched.bytes)?;
+                let m = manifest_json::parse_manifest(&inspection.fetched.bytes)?;
                 let config = remote
                     .fetch_blob_bytes(repo, &m.config, MAX_CONFIG_SIZE)
                     .await?;
@@ -595,7 +593,7 @@ pub async fn template_input<R: Remote>(
                     continue;
                 }
                 let fetched = remote.fetch_manifest(repo, child).await?;
-                let m = ImageManifest::parse(&fetched.bytes)?;
+                let m = manifest_json::parse_manifest(&fetched.bytes)?;
                 let config = remote
                     .fetch_blob_bytes(repo, &m.config, MAX_CONFIG_SIZE)
                     .await?;

@@ -1,66 +1,27 @@
-//! The JSON shapes of image manifests and indexes that the `imagetools` and `manifest`
-//! commands read and write: [`Index`] (OCI index / Docker manifest list), [`ImageManifest`]
-//! (OCI / Docker schema 2 image manifest) and [`ConfigPlatform`] (the platform fields of an
-//! image config). Field order follows Go's image-spec structs so output matches buildx.
-//!
-//! This is glue until `hoist-oci` owns manifest and index types; it keeps only what these
-//! commands need and leaves everything else to the raw bytes, which are never re-serialised
-//! when they are pushed or copied.
-
-use std::collections::BTreeMap;
+//! Reading and writing the JSON documents of the `imagetools` and `manifest` commands:
+//! hoist-oci's [`Index`] and [`Manifest`] parsed with errors for the CLI,
+//! [`ConfigPlatform`] (only the platform fields of an image config, every one optional, so
+//! odd configs still give a platform), buildx's media type detection, and Go-compatible
+//! indented output. Raw bytes are never re-serialised when they are pushed or copied.
 
 use anyhow::Context as _;
-use hoist_oci::{media_types, Descriptor, MediaType, Platform};
+use hoist_oci::{go_json, media_types, Descriptor, MediaType, Platform};
+pub use hoist_oci::{Index, Manifest};
 use serde::{Deserialize, Serialize};
 
-/// An OCI image index or Docker manifest list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Index {
-    /// Always 2.
-    pub schema_version: u32,
-    /// The index's own media type (optional in OCI, present in Docker lists).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<MediaType>,
-    /// The manifests it points at.
-    #[serde(default)]
-    pub manifests: Vec<Descriptor>,
-    /// Index annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+/// Parses index (or manifest list) bytes.
+pub fn parse_index(bytes: &[u8]) -> anyhow::Result<Index> {
+    serde_json::from_slice(bytes).context("invalid image index JSON")
 }
 
-/// An OCI or Docker schema 2 image manifest (only the parts that point at blobs).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ImageManifest {
-    /// The manifest's media type, when it says.
-    #[serde(default)]
-    pub media_type: Option<MediaType>,
-    /// The image config blob.
-    pub config: Descriptor,
-    /// The layer blobs.
-    #[serde(default)]
-    pub layers: Vec<Descriptor>,
+/// Parses image manifest bytes.
+pub fn parse_manifest(bytes: &[u8]) -> anyhow::Result<Manifest> {
+    serde_json::from_slice(bytes).context("invalid image manifest JSON")
 }
 
-impl ImageManifest {
-    /// Parses manifest bytes.
-    pub fn parse(bytes: &[u8]) -> anyhow::Result<Self> {
-        serde_json::from_slice(bytes).context("invalid image manifest JSON")
-    }
-
-    /// Config and layers: every blob this manifest needs, config first.
-    pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
-        std::iter::once(&self.config).chain(self.layers.iter())
-    }
-}
-
-impl Index {
-    /// Parses index bytes.
-    pub fn parse(bytes: &[u8]) -> anyhow::Result<Self> {
-        serde_json::from_slice(bytes).context("invalid image index JSON")
-    }
+/// Config and layers: every blob a manifest needs, config first.
+pub fn blobs(manifest: &Manifest) -> impl Iterator<Item = &Descriptor> {
+    std::iter::once(&manifest.config).chain(manifest.layers.iter())
 }
 
 /// The platform fields of an image config (`architecture`, `os`, `os.version`,
@@ -143,32 +104,9 @@ pub fn detect_media_type(bytes: &[u8]) -> anyhow::Result<MediaType> {
     })
 }
 
-/// `value` as Go's `json.MarshalIndent(value, "", indent)` writes it: keys in the order
-/// given, `indent` per level, and `<`, `>`, `&` escaped as `\u003c`, `\u003e`, `\u0026`.
+/// `value` as Go's `json.MarshalIndent(value, "", indent)` writes it (hoist-oci's `go_json`).
 pub fn to_go_json<T: Serialize + ?Sized>(value: &T, indent: &str) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    value.serialize(&mut ser).context("cannot serialise JSON")?;
-    Ok(go_html_escape(out))
-}
-
-/// Go's encoder escapes `<`, `>` and `&` everywhere in its output (they only occur inside
-/// strings in JSON).
-fn go_html_escape(bytes: Vec<u8>) -> Vec<u8> {
-    if !bytes.iter().any(|b| matches!(b, b'<' | b'>' | b'&')) {
-        return bytes;
-    }
-    let mut out = Vec::with_capacity(bytes.len() + 16);
-    for b in bytes {
-        match b {
-            b'<' => out.extend_from_slice(b"\\u003c"),
-            b'>' => out.extend_from_slice(b"\\u003e"),
-            b'&' => out.extend_from_slice(b"\\u0026"),
-            other => out.push(other),
-        }
-    }
-    out
+    go_json::to_vec_indent(value, "", indent).context("cannot serialise JSON")
 }
 
 #[cfg(test)]

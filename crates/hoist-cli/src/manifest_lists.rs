@@ -12,7 +12,7 @@ use hoist_oci::{Descriptor, MediaType, Platform, Reference};
 use serde::{Deserialize, Serialize};
 
 use crate::imagetools::copy_chain;
-use crate::manifest_json::{self, to_go_json, ConfigPlatform, ImageManifest, Index};
+use crate::manifest_json::{self, to_go_json, ConfigPlatform};
 use crate::remote::{Remote, MAX_CONFIG_SIZE};
 
 /// One member of a local manifest list, serialised like docker's `types.ImageManifest`.
@@ -194,7 +194,7 @@ async fn fetch_image_manifest<R: Remote>(
     if !manifest_json::is_image_manifest(&descriptor.media_type) {
         bail!("{reference} is not a manifest");
     }
-    let manifest = ImageManifest::parse(&fetched.bytes)?;
+    let manifest = manifest_json::parse_manifest(&fetched.bytes)?;
     let config = remote
         .fetch_blob_bytes(reference, &manifest.config, MAX_CONFIG_SIZE)
         .await?;
@@ -440,7 +440,7 @@ pub async fn inspect<R: Remote>(
         let stored = fetch_image_manifest(remote, &named).await?;
         return print_manifest(&stored, verbose);
     }
-    let index = Index::parse(&fetched.bytes)?;
+    let index = manifest_json::parse_index(&fetched.bytes)?;
     let mut members = Vec::new();
     for child in &index.manifests {
         let child_ref = named.with_digest(child.digest.clone());

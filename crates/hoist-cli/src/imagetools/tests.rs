@@ -80,7 +80,7 @@ async fn combines_two_images_with_platforms_from_configs_and_copies_blobs() {
     .await
     .unwrap();
     assert_eq!(created.descriptor.media_type, MediaType::OciIndex);
-    let index = Index::parse(&created.bytes).unwrap();
+    let index = manifest_json::parse_index(&created.bytes).unwrap();
     assert_eq!(index.manifests.len(), 2);
     assert_eq!(index.manifests[0].digest, amd.digest);
     assert_eq!(
@@ -133,7 +133,7 @@ async fn indexes_are_flattened_and_append_keeps_the_old_entries() {
     );
     req.append = true;
     let created = create(&remote, &req).await.unwrap();
-    let platforms: Vec<String> = Index::parse(&created.bytes)
+    let platforms: Vec<String> = manifest_json::parse_index(&created.bytes)
         .unwrap()
         .manifests
         .iter()
@@ -172,7 +172,7 @@ async fn digests_and_descriptors_use_the_default_repository() {
     let mut req = request(&[&repo("app:multi")], &[amd.digest.as_str(), &desc]);
     req.dry_run = true;
     let created = create(&remote, &req).await.unwrap();
-    let index = Index::parse(&created.bytes).unwrap();
+    let index = manifest_json::parse_index(&created.bytes).unwrap();
     assert_eq!(
         index.manifests[1].platform.as_ref().unwrap().format(),
         "linux/arm/v7",

@@ -188,13 +188,13 @@ impl Remote for MemoryRemote {
             let repos = self.repos.lock().unwrap();
             let r = repos.get(&repo);
             if manifest_json::is_index(media_type) {
-                for m in manifest_json::Index::parse(&bytes)?.manifests {
+                for m in manifest_json::parse_index(&bytes)?.manifests {
                     if !r.is_some_and(|r| r.manifests.contains_key(&m.digest)) {
                         bail!("manifest blob unknown: {} in {repo}", m.digest);
                     }
                 }
             } else {
-                for b in manifest_json::ImageManifest::parse(&bytes)?.blobs() {
+                for b in manifest_json::blobs(&manifest_json::parse_manifest(&bytes)?) {
                     if !r.is_some_and(|r| r.blobs.contains_key(&b.digest)) {
                         bail!("blob unknown: {} in {repo}", b.digest);
                     }
