@@ -486,3 +486,49 @@ fn login_and_logout_against_an_htpasswd_registry() {
     let err = sb.fails(&["imagetools", "inspect", &format!("{host}/private/app:v1")]);
     assert!(!err.is_empty());
 }
+
+#[test]
+fn registry_config_file_is_read() {
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let host = reg.host();
+    let sb = Sandbox::new();
+    push_image(
+        &format!("{host}/cfg/app:v1"),
+        &Platform::new("linux", "amd64"),
+        Credentials::anonymous(),
+    );
+    let config = sb.dir.path().join("buildkitd.toml");
+    std::fs::write(
+        &config,
+        format!("debug = true\n[registry.\"{host}\"]\nhttp = true\n"),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let text = sb.ok(&[
+        "--config",
+        config,
+        "imagetools",
+        "inspect",
+        &format!("{host}/cfg/app:v1"),
+    ]);
+    assert!(
+        text.starts_with(&format!("Name:      {host}/cfg/app:v1\n")),
+        "{text}"
+    );
+
+    // `http = false` forbids the plain-HTTP fallback, so the registry cannot be reached.
+    std::fs::write(config, format!("[registry.\"{host}\"]\nhttp = false\n")).unwrap();
+    sb.fails(&[
+        "--config",
+        config,
+        "imagetools",
+        "inspect",
+        &format!("{host}/cfg/app:v1"),
+    ]);
+
+    std::fs::write(config, "[registry.\"x\"]\nhttp = \"yes\"\n").unwrap();
+    let err = sb.fails(&["--config", config, "imagetools", "inspect", "x/y:z"]);
+    assert!(err.contains(config), "{err}");
+}
