@@ -187,6 +187,7 @@ impl RegistryClient {
             None => &["https"],
         };
         let auth = self.inner.credentials.lookup(host).await?;
+        let mut first_err: Option<RegistryError> = None;
         let mut last_err = None;
         for (i, scheme) in schemes.iter().enumerate() {
             let base = Url::parse(&format!("{scheme}://{api_host}/")).map_err(|err| {
@@ -208,13 +209,33 @@ impl RegistryClient {
                     *state.challenge.lock().unwrap_or_else(|e| e.into_inner()) = challenge;
                     return Ok(state);
                 }
+                Err(err) if first_err.is_none() => first_err = Some(err),
                 Err(err) => last_err = Some(err),
             }
         }
-        Err(last_err.unwrap_or_else(|| RegistryError::Protocol {
-            registry: host.to_owned(),
-            message: "no scheme to try".to_owned(),
-        }))
+        // HTTPS failed, and plain HTTP reached the server but got a 400 ("HTTP request to an
+        // HTTPS server") or a closed connection: it speaks TLS, and the HTTPS error (an
+        // unknown certificate, say) is the one that explains.
+        let prefer_first = match (&first_err, &last_err) {
+            (Some(RegistryError::Http { .. }), Some(RegistryError::Status { status, .. })) => {
+                *status == 400
+            }
+            (Some(RegistryError::Http { .. }), Some(RegistryError::Http { source, .. })) => {
+                !source.is_connect() && !source.is_timeout()
+            }
+            _ => false,
+        };
+        let (first_err, last_err) = if prefer_first {
+            (last_err, first_err)
+        } else {
+            (first_err, last_err)
+        };
+        Err(last_err
+            .or(first_err)
+            .unwrap_or_else(|| RegistryError::Protocol {
+                registry: host.to_owned(),
+                message: "no scheme to try".to_owned(),
+            }))
     }
 
     fn http_client(&self, host: &str, hc: &HostConfig) -> Result<reqwest::Client> {

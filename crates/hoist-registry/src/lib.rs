@@ -51,6 +51,11 @@
 //!   request; an upload that fails restarts with a new session.
 //!   Digest or size mismatches are never retried and never stored.
 //! - Mirrors (`[registry."host"] mirrors = [...]`) are tried in order for pulls only.
+//! - A reference naming a single manifest is pulled whatever its platform (as BuildKit does,
+//!   leaving any warning to the caller, who has [`PulledImage::config`]).
+//! - Not done: the referrers API, tag listing, OAuth password grants (identity tokens are
+//!   exchanged with the refresh-token grant), resuming a broken upload session (it is
+//!   restarted instead).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), hoist_registry::RegistryError> {

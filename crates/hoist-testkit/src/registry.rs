@@ -23,6 +23,16 @@ pub const REGISTRY_BIN: &str = "docker-registry";
 /// How long to wait for `/v2/` to answer after starting the server.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How to start a [`TestRegistry`].
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Require HTTP Basic auth with this user and password (htpasswd, bcrypt).
+    pub basic_auth: Option<(String, String)>,
+    /// Serve HTTPS with a certificate for `127.0.0.1`/`localhost` signed by a throwaway CA
+    /// (made with `openssl`); see [`TestRegistry::tls_ca`].
+    pub tls: bool,
+}
+
 /// A running `docker-registry` on loopback. Killed (and its storage removed) on drop.
 #[derive(Debug)]
 pub struct TestRegistry {
@@ -30,18 +40,32 @@ pub struct TestRegistry {
     dir: tempfile::TempDir,
     addr: SocketAddr,
     basic_auth: Option<(String, String)>,
+    tls: bool,
 }
 
 impl TestRegistry {
     /// Starts an anonymous registry (anyone may pull and push), or `None` after saying why.
     pub fn start() -> Option<Self> {
-        Self::launch(None)
+        Self::start_with(RegistryOptions::default())
     }
 
     /// Starts a registry that requires HTTP Basic auth with this one user (htpasswd, bcrypt),
     /// or `None` after saying why.
     pub fn start_with_basic_auth(user: &str, password: &str) -> Option<Self> {
-        Self::launch(Some((user.to_owned(), password.to_owned())))
+        Self::start_with(RegistryOptions {
+            basic_auth: Some((user.to_owned(), password.to_owned())),
+            tls: false,
+        })
+    }
+
+    /// Starts a registry as `options` say, or `None` after saying why.
+    pub fn start_with(options: RegistryOptions) -> Option<Self> {
+        Self::launch(options)
+    }
+
+    /// The PEM file of the CA that signed the registry's certificate (TLS registries only).
+    pub fn tls_ca(&self) -> Option<PathBuf> {
+        self.tls.then(|| self.dir.path().join("ca.pem"))
     }
 
     /// `127.0.0.1:PORT`, the registry host as it appears in image references.
@@ -49,9 +73,10 @@ impl TestRegistry {
         self.addr.to_string()
     }
 
-    /// `http://127.0.0.1:PORT`, the base URL (the API is under `/v2/`).
+    /// `http://127.0.0.1:PORT` (or `https://`), the base URL (the API is under `/v2/`).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The socket address the registry listens on.
@@ -81,7 +106,8 @@ impl TestRegistry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
-    fn launch(basic_auth: Option<(String, String)>) -> Option<Self> {
+    fn launch(options: RegistryOptions) -> Option<Self> {
+        let RegistryOptions { basic_auth, tls } = options;
         let Some(bin) = find_in_path(REGISTRY_BIN) else {
             crate::skip(&format!(
                 "{REGISTRY_BIN} is not installed (apt-get install -y docker-registry)"
@@ -116,6 +142,19 @@ impl TestRegistry {
                 )
             }
         };
+        let tls_yaml = if tls {
+            if let Err(why) = make_certificates(dir.path()) {
+                crate::skip(&why);
+                return None;
+            }
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("server.pem").display(),
+                dir.path().join("server.key").display()
+            )
+        } else {
+            String::new()
+        };
         // A port picked by the kernel may be taken again before the server binds it; try a few.
         let mut last_err = String::new();
         for _ in 0..5 {
@@ -131,7 +170,7 @@ impl TestRegistry {
                 "version: 0.1\n\
                  log:\n  level: warn\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: {addr}\n  secret: hoist-test-secret\n\
+                 http:\n  addr: {addr}\n  secret: hoist-test-secret\n{tls_yaml}\
                  {auth_yaml}",
                 storage = dir.path().join("storage").display(),
             );
@@ -170,13 +209,14 @@ impl TestRegistry {
                 }
             };
             let mut child = child;
-            match wait_ready(&mut child, addr) {
+            match wait_ready(&mut child, addr, tls) {
                 Ok(()) => {
                     return Some(TestRegistry {
                         child,
                         dir,
                         addr,
                         basic_auth,
+                        tls,
                     })
                 }
                 Err(err) => {
@@ -200,11 +240,23 @@ impl Drop for TestRegistry {
 }
 
 /// Polls `GET /v2/` until it answers 200 (anonymous) or 401 (auth required).
-fn wait_ready(child: &mut Child, addr: SocketAddr) -> Result<(), String> {
+fn wait_ready(child: &mut Child, addr: SocketAddr, tls: bool) -> Result<(), String> {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("{REGISTRY_BIN} exited with {status}"));
+        }
+        // A TLS port answers plain HTTP with 400 and may close before the request is even
+        // written, so for TLS an accepted connection is the sign of life.
+        if tls {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("nothing listens on {addr}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
         }
         let answer = probe_v2(addr);
         match answer {
@@ -249,6 +301,90 @@ fn htpasswd_line(user: &str, password: &str) -> Result<String, String> {
     Ok(format!("{line}\n"))
 }
 
+/// A throwaway CA (`ca.pem`) and a server certificate for `127.0.0.1` and `localhost`
+/// signed by it (`server.pem`, `server.key`), made with `openssl` in `dir`.
+fn make_certificates(dir: &Path) -> Result<(), String> {
+    if find_in_path("openssl").is_none() {
+        return Err("openssl is not installed (apt-get install -y openssl)".to_owned());
+    }
+    let ext = dir.join("server.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|err| format!("cannot write {}: {err}", ext.display()))?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=hoist test CA",
+            ][..],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ][..],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .map_err(|err| format!("cannot run openssl: {err}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// One plain HTTP/1.1 `GET /v2/`, returning the status code.
 fn probe_v2(addr: SocketAddr) -> std::io::Result<u16> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
@@ -280,6 +416,19 @@ mod tests {
         let addr = reg.addr();
         drop(reg);
         assert!(probe_v2(addr).is_err());
+    }
+
+    #[test]
+    fn tls_registry_serves_https_with_its_own_ca() {
+        let Some(reg) = TestRegistry::start_with(RegistryOptions {
+            basic_auth: None,
+            tls: true,
+        }) else {
+            return;
+        };
+        assert!(reg.url().starts_with("https://"));
+        assert!(reg.tls_ca().unwrap().is_file());
+        assert!(TcpStream::connect(reg.addr()).is_ok());
     }
 
     #[test]
