@@ -259,3 +259,54 @@ async fn inspect_renders_like_buildx() {
         created.descriptor.digest.as_str()
     );
 }
+
+#[test]
+fn inspection_shows_os_version_features_urls_and_annotations_like_buildx() {
+    let reference = Reference::parse_normalized("reg.example/win:1").unwrap();
+    let mut win = Platform::new("windows", "amd64");
+    win.os_version = "10.0.20348.1".into();
+    win.os_features = vec!["win32k".into()];
+    let mut entry = Descriptor::of_bytes(MediaType::DockerManifest, b"m").with_platform(win);
+    entry.urls = vec!["https://a.example/x".into()];
+    entry.annotations = BTreeMap::from([
+        (
+            "org.opencontainers.image.created".to_owned(),
+            "2024".to_owned(),
+        ),
+        ("a".to_owned(), "b".to_owned()),
+    ]);
+    let bare = Descriptor::of_bytes(MediaType::OciManifest, b"n");
+    let index = Index::new_docker(vec![entry.clone(), bare.clone()]);
+    let bytes = manifest_json::to_go_json(&index, "   ").unwrap();
+    let inspection = Inspection {
+        name: "reg.example/win:1".into(),
+        reference: reference.clone(),
+        fetched: Fetched {
+            descriptor: Descriptor::of_bytes(MediaType::DockerManifestList, &bytes),
+            bytes,
+        },
+        index: Some(index),
+    };
+    let text = render_inspection(&inspection);
+    // buildx flushes its tabwriter at "Annotations:", so the entries after it start a new
+    // alignment block (narrower here, as no longer label follows).
+    let tail = text.split("Manifests: \n").nth(1).unwrap();
+    assert_eq!(
+        tail,
+        format!(
+            "  Name:        {reference}@{}\n\
+             \x20 MediaType:   application/vnd.docker.distribution.manifest.v2+json\n\
+             \x20 Platform:    windows/amd64\n\
+             \x20 OSVersion:   10.0.20348.1\n\
+             \x20 OSFeatures:  win32k\n\
+             \x20 URLs:        https://a.example/x\n\
+             \x20 Annotations: \n\
+             \x20   a:                                b\n\
+             \x20   org.opencontainers.image.created: 2024\n\
+             \x20            \n\
+             \x20 Name:      {reference}@{}\n\
+             \x20 MediaType: application/vnd.oci.image.manifest.v1+json\n",
+            entry.digest, bare.digest
+        )
+    );
+}
