@@ -119,6 +119,10 @@ pub struct ImagetoolsCreateArgs {
     /// Show final image instead of pushing.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
+    /// When only a single source is specified, prefer outputting an image index or
+    /// manifest list instead of performing a carbon copy.
+    #[arg(long = "prefer-index", default_value_t = true, action = clap::ArgAction::Set)]
+    pub prefer_index: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -96,7 +96,7 @@ pub fn parse_source(text: &str) -> anyhow::Result<Source> {
 }
 
 /// What `imagetools create` was asked to do.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CreateRequest {
     /// `-t` targets, as typed.
     pub tags: Vec<String>,
@@ -106,6 +106,21 @@ pub struct CreateRequest {
     pub append: bool,
     /// `--dry-run`: build the index but push nothing.
     pub dry_run: bool,
+    /// `--prefer-index` (buildx's default): a single image source still becomes an index;
+    /// when false it is copied as it is.
+    pub prefer_index: bool,
+}
+
+impl Default for CreateRequest {
+    fn default() -> Self {
+        CreateRequest {
+            tags: Vec::new(),
+            sources: Vec::new(),
+            append: false,
+            dry_run: false,
+            prefer_index: true,
+        }
+    }
 }
 
 /// A source ready to combine: where to read it and its descriptor.
@@ -182,7 +197,7 @@ pub async fn create<R: Remote>(remote: &R, request: &CreateRequest) -> anyhow::R
             .map(|(source, reference)| resolve_source(remote, source, reference)),
     )
     .await?;
-    let (bytes, descriptor) = combine(remote, resolved.clone()).await?;
+    let (bytes, descriptor) = combine(remote, resolved.clone(), request.prefer_index).await?;
     let mut created = Created {
         bytes,
         descriptor,
@@ -279,6 +294,7 @@ async fn resolve_source<R: Remote>(
 async fn combine<R: Remote>(
     remote: &R,
     mut sources: Vec<Resolved>,
+    prefer_index: bool,
 ) -> anyhow::Result<(Vec<u8>, Descriptor)> {
     for source in &mut sources {
         let mt = &source.descriptor.media_type;
@@ -307,7 +323,7 @@ async fn combine<R: Remote>(
         }
     }
     if let [only] = sources.as_slice() {
-        if manifest_json::is_index(&only.descriptor.media_type) {
+        if manifest_json::is_index(&only.descriptor.media_type) || !prefer_index {
             return Ok((only.bytes.clone(), only.descriptor.clone()));
         }
     }

@@ -21,6 +21,7 @@ pub fn run(ctx: &Context, args: ImagetoolsCreateArgs) -> anyhow::Result<ExitCode
         sources,
         append: args.append,
         dry_run: args.dry_run,
+        prefer_index: args.prefer_index,
     };
     let remote = ctx.remote(&[])?;
     let created = block_on(imagetools::create(&remote, &request))??;

@@ -161,6 +161,20 @@ async fn a_single_index_source_is_pushed_as_it_is() {
 }
 
 #[tokio::test]
+async fn a_single_image_becomes_an_index_unless_prefer_index_is_off() {
+    let remote = MemoryRemote::default();
+    let amd = remote.put_image(&repo("app"), "amd64", "linux", "amd64");
+    let mut req = request(&[&repo("copy:v1")], &[&repo("app:amd64")]);
+    let created = create(&remote, &req).await.unwrap();
+    assert_eq!(created.descriptor.media_type, MediaType::OciIndex);
+    req.prefer_index = false;
+    let created = create(&remote, &req).await.unwrap();
+    assert_eq!(created.descriptor.digest, amd.digest);
+    let (mt, _) = remote.tagged(&repo("copy"), "v1").unwrap();
+    assert_eq!(mt, MediaType::OciManifest);
+}
+
+#[tokio::test]
 async fn digests_and_descriptors_use_the_default_repository() {
     let remote = MemoryRemote::default();
     let amd = remote.put_image(&repo("app"), "amd64", "linux", "amd64");
