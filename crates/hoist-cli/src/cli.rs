@@ -123,6 +123,9 @@ pub struct ImagetoolsCreateArgs {
     /// manifest list instead of performing a carbon copy.
     #[arg(long = "prefer-index", default_value_t = true, action = clap::ArgAction::Set)]
     pub prefer_index: bool,
+    /// Add annotation to the image (`index:k=v`, `manifest-descriptor[linux/amd64]:k=v`).
+    #[arg(long = "annotation")]
+    pub annotations: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

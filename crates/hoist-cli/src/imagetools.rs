@@ -12,6 +12,7 @@
 //!
 //! The output of [`render_inspection`] is buildx's default text output.
 
+mod annotations;
 mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::manifest_json::{self, ConfigPlatform, Index};
 use crate::remote::{Fetched, Remote, MAX_CONFIG_SIZE};
 
+pub use annotations::{parse_annotations, Annotation};
 pub use template::render_template;
 
 /// One source of `imagetools create` as written by the user.
@@ -109,6 +111,8 @@ pub struct CreateRequest {
     /// `--prefer-index` (buildx's default): a single image source still becomes an index;
     /// when false it is copied as it is.
     pub prefer_index: bool,
+    /// `--annotation [TYPES:]KEY=VALUE` values.
+    pub annotations: Vec<String>,
 }
 
 impl Default for CreateRequest {
@@ -119,6 +123,7 @@ impl Default for CreateRequest {
             append: false,
             dry_run: false,
             prefer_index: true,
+            annotations: Vec::new(),
         }
     }
 }
@@ -158,6 +163,8 @@ pub async fn create<R: Remote>(remote: &R, request: &CreateRequest) -> anyhow::R
         .iter()
         .map(|t| Reference::parse_normalized(t).with_context(|| format!("invalid tag {t:?}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let annotations = parse_annotations(&request.annotations)
+        .map_err(|err| err.context("failed to parse annotations"))?;
     let mut texts = request.sources.clone();
     if request.append {
         if let Some(first) = request.tags.first() {
@@ -197,7 +204,8 @@ pub async fn create<R: Remote>(remote: &R, request: &CreateRequest) -> anyhow::R
             .map(|(source, reference)| resolve_source(remote, source, reference)),
     )
     .await?;
-    let (bytes, descriptor) = combine(remote, resolved.clone(), request.prefer_index).await?;
+    let (bytes, descriptor) =
+        combine(remote, resolved.clone(), request.prefer_index, &annotations).await?;
     let mut created = Created {
         bytes,
         descriptor,
@@ -295,6 +303,7 @@ async fn combine<R: Remote>(
     remote: &R,
     mut sources: Vec<Resolved>,
     prefer_index: bool,
+    annotations: &[Annotation],
 ) -> anyhow::Result<(Vec<u8>, Descriptor)> {
     for source in &mut sources {
         let mt = &source.descriptor.media_type;
@@ -322,7 +331,7 @@ async fn combine<R: Remote>(
             source.descriptor.platform = Some(platform);
         }
     }
-    if let [only] = sources.as_slice() {
+    if let ([only], true) = (sources.as_slice(), annotations.is_empty()) {
         if manifest_json::is_index(&only.descriptor.media_type) || !prefer_index {
             return Ok((only.bytes.clone(), only.descriptor.clone()));
         }
@@ -361,7 +370,10 @@ async fn combine<R: Remote>(
     let index = if all_docker {
         Index::new_docker(entries)
     } else {
-        Index::new_oci(entries)
+        // Annotations are only allowed on OCI indexes.
+        let mut index = Index::new_oci(entries);
+        index.annotations = annotations::apply(annotations, &mut index.manifests)?;
+        index
     };
     let bytes = manifest_json::to_go_json(&index, "  ")?;
     let descriptor = Descriptor::of_bytes(media_type, &bytes);

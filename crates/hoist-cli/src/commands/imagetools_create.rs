@@ -22,6 +22,7 @@ pub fn run(ctx: &Context, args: ImagetoolsCreateArgs) -> anyhow::Result<ExitCode
         append: args.append,
         dry_run: args.dry_run,
         prefer_index: args.prefer_index,
+        annotations: args.annotations,
     };
     let remote = ctx.remote(&[])?;
     let created = block_on(imagetools::create(&remote, &request))??;

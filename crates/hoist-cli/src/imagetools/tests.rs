@@ -324,3 +324,27 @@ fn inspection_shows_os_version_features_urls_and_annotations_like_buildx() {
         )
     );
 }
+
+#[tokio::test]
+async fn annotations_go_on_the_oci_index_and_its_descriptors() {
+    let remote = MemoryRemote::default();
+    remote.put_image(&repo("app"), "amd64", "linux", "amd64");
+    remote.put_image(&repo("app"), "arm64", "linux", "arm64");
+    let mut req = request(&[], &[&repo("app:amd64"), &repo("app:arm64")]);
+    req.dry_run = true;
+    req.annotations = vec![
+        "index:org.opencontainers.image.title=t".into(),
+        "manifest-descriptor[linux/amd64]:k=v".into(),
+    ];
+    let created = create(&remote, &req).await.unwrap();
+    let index = manifest_json::parse_index(&created.bytes).unwrap();
+    assert_eq!(index.annotations["org.opencontainers.image.title"], "t");
+    assert_eq!(index.manifests[0].annotations["k"], "v");
+    assert!(index.manifests[1].annotations.is_empty());
+    req.annotations = vec!["bad".into()];
+    let err = create(&remote, &req).await.unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        "failed to parse annotations: invalid annotation \"bad\", expected key=value"
+    );
+}
