@@ -106,12 +106,13 @@ pub struct ImagetoolsInspectArgs {
 #[derive(Debug, Args)]
 pub struct ImagetoolsCreateArgs {
     /// Sources: references, digests or descriptor JSON.
+    #[arg(value_name = "SOURCE")]
     pub sources: Vec<String>,
     /// Set reference for new image.
-    #[arg(short = 't', long = "tag")]
+    #[arg(short = 't', long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
     /// Read source descriptor from file.
-    #[arg(short = 'f', long = "file")]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Append to existing manifest.
     #[arg(long = "append")]
@@ -121,10 +122,18 @@ pub struct ImagetoolsCreateArgs {
     pub dry_run: bool,
     /// When only a single source is specified, prefer outputting an image index or
     /// manifest list instead of performing a carbon copy.
-    #[arg(long = "prefer-index", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(
+        long = "prefer-index",
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub prefer_index: bool,
     /// Add annotation to the image (`index:k=v`, `manifest-descriptor[linux/amd64]:k=v`).
-    #[arg(long = "annotation")]
+    #[arg(long = "annotation", value_name = "ANNOTATION")]
     pub annotations: Vec<String>,
 }
 
@@ -145,9 +154,10 @@ pub enum ManifestCommand {
 #[derive(Debug, Args)]
 pub struct ManifestCreateArgs {
     /// The manifest list to create.
+    #[arg(value_name = "MANIFEST_LIST")]
     pub list: String,
     /// The manifests to put in it.
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "MANIFEST")]
     pub manifests: Vec<String>,
     /// Amend an existing manifest list.
     #[arg(short = 'a', long)]
@@ -208,7 +218,7 @@ pub struct ManifestPushArgs {
 #[derive(Debug, Args)]
 pub struct ManifestRmArgs {
     /// The manifest lists to delete.
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "MANIFEST_LIST")]
     pub lists: Vec<String>,
 }
 
