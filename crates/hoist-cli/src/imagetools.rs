@@ -217,18 +217,24 @@ pub async fn create<R: Remote>(remote: &R, request: &CreateRequest) -> anyhow::R
     }
     for tag in &tags {
         let tag = tag.tag_name_only();
-        for source in &resolved {
-            if source.repository.domain() == tag.domain() && source.repository.path() == tag.path()
-            {
-                continue;
-            }
-            copy_chain(remote, &source.repository, &source.descriptor, &tag).await?;
-            created.copied.push((
-                source.descriptor.digest.clone(),
-                source.repository.clone(),
+        // Sources from other repositories are copied into the tag's, concurrently.
+        let foreign: Vec<&Resolved> = resolved
+            .iter()
+            .filter(|s| s.repository.domain() != tag.domain() || s.repository.path() != tag.path())
+            .collect();
+        try_join_all(
+            foreign
+                .iter()
+                .map(|s| copy_chain(remote, &s.repository, &s.descriptor, &tag)),
+        )
+        .await?;
+        created.copied.extend(foreign.iter().map(|s| {
+            (
+                s.descriptor.digest.clone(),
+                s.repository.clone(),
                 tag.clone(),
-            ));
-        }
+            )
+        }));
         remote
             .push_manifest(&tag, created.bytes.clone(), &created.descriptor.media_type)
             .await
