@@ -14,6 +14,14 @@ pub struct Cli {
     /// State directory (content store, cache); default /var/lib/hoist as root.
     #[arg(long, global = true, env = "HOIST_ROOT")]
     pub root: Option<PathBuf>,
+    /// Registry settings file (buildkitd.toml-shaped `[registry."host"]` tables).
+    #[arg(
+        long = "config",
+        global = true,
+        env = "HOIST_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -23,6 +31,16 @@ pub enum Command {
     /// Look inside hoist's frontend: the parsed AST and typed instructions.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Commands to work on images in registry.
+    #[command(subcommand)]
+    Imagetools(ImagetoolsCommand),
+    /// Manage local manifest lists and push them to a registry (like `docker manifest`).
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+    /// Log in to a registry (credentials go to the docker config, ~/.docker/config.json).
+    Login(LoginArgs),
+    /// Log out from a registry.
+    Logout(LogoutArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,10 +49,196 @@ pub enum DebugCommand {
     Parse(DebugFileArgs),
     /// Print the typed instructions, one per line, with their stage.
     Instructions(DebugFileArgs),
+    /// Push an image of an OCI layout (a state dir's content store) to a registry.
+    #[command(hide = true)]
+    PushLayout(PushLayoutArgs),
+    /// Pull an image (every platform) from a registry into an OCI layout.
+    #[command(hide = true)]
+    PullLayout(PullLayoutArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct DebugFileArgs {
     /// The Dockerfile to read, or `-` for standard input.
     pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PushLayoutArgs {
+    /// The state dir whose `content/` layout holds the image.
+    pub layout_root: PathBuf,
+    /// The name of the image in the layout's index.json.
+    pub name: String,
+    /// Where to push it.
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PullLayoutArgs {
+    /// What to pull.
+    pub source: String,
+    /// The state dir whose `content/` layout receives it.
+    pub layout_root: PathBuf,
+    /// The name to give it in the layout's index.json.
+    pub name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagetoolsCommand {
+    /// Show details of an image in the registry.
+    Inspect(ImagetoolsInspectArgs),
+    /// Create a new image based on source images.
+    Create(ImagetoolsCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagetoolsInspectArgs {
+    /// The image reference.
+    pub name: String,
+    /// Show original, unformatted JSON manifest.
+    #[arg(long)]
+    pub raw: bool,
+    /// Format the output: `json`, or a template such as `{{json .Manifest}}`.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagetoolsCreateArgs {
+    /// Sources: references, digests or descriptor JSON.
+    #[arg(value_name = "SOURCE")]
+    pub sources: Vec<String>,
+    /// Set reference for new image.
+    #[arg(short = 't', long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Read source descriptor from file.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Append to existing manifest.
+    #[arg(long = "append")]
+    pub append: bool,
+    /// Show final image instead of pushing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// When only a single source is specified, prefer outputting an image index or
+    /// manifest list instead of performing a carbon copy.
+    #[arg(
+        long = "prefer-index",
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub prefer_index: bool,
+    /// Add annotation to the image (`index:k=v`, `manifest-descriptor[linux/amd64]:k=v`).
+    #[arg(long = "annotation", value_name = "ANNOTATION")]
+    pub annotations: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Create a local manifest list for annotating and pushing to a registry.
+    Create(ManifestCreateArgs),
+    /// Add additional information to a local image manifest.
+    Annotate(ManifestAnnotateArgs),
+    /// Display an image manifest, or manifest list.
+    Inspect(ManifestInspectArgs),
+    /// Push a manifest list to a repository.
+    Push(ManifestPushArgs),
+    /// Delete one or more manifest lists from local storage.
+    Rm(ManifestRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestCreateArgs {
+    /// The manifest list to create.
+    #[arg(value_name = "MANIFEST_LIST")]
+    pub list: String,
+    /// The manifests to put in it.
+    #[arg(required = true, value_name = "MANIFEST")]
+    pub manifests: Vec<String>,
+    /// Amend an existing manifest list.
+    #[arg(short = 'a', long)]
+    pub amend: bool,
+    /// Allow communication with an insecure registry.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestAnnotateArgs {
+    /// The manifest list.
+    pub list: String,
+    /// The manifest in it to annotate.
+    pub manifest: String,
+    /// Set operating system.
+    #[arg(long, default_value = "")]
+    pub os: String,
+    /// Set architecture.
+    #[arg(long, default_value = "")]
+    pub arch: String,
+    /// Set operating system version.
+    #[arg(long = "os-version", default_value = "")]
+    pub os_version: String,
+    /// Set operating system feature.
+    #[arg(long = "os-features", value_delimiter = ',')]
+    pub os_features: Vec<String>,
+    /// Set architecture variant.
+    #[arg(long, default_value = "")]
+    pub variant: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestInspectArgs {
+    /// `[MANIFEST_LIST] MANIFEST`.
+    #[arg(num_args = 1..=2, required = true, value_name = "REF")]
+    pub refs: Vec<String>,
+    /// Allow communication with an insecure registry.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Output additional info including layers and platform.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestPushArgs {
+    /// The manifest list to push.
+    pub list: String,
+    /// Remove the local manifest list after push.
+    #[arg(short = 'p', long)]
+    pub purge: bool,
+    /// Allow push to an insecure registry.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestRmArgs {
+    /// The manifest lists to delete.
+    #[arg(required = true, value_name = "MANIFEST_LIST")]
+    pub lists: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry (default: Docker Hub).
+    pub server: Option<String>,
+    /// Username.
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Password or personal access token.
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Take the password from stdin.
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry (default: Docker Hub).
+    pub server: Option<String>,
 }

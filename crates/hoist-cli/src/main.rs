@@ -5,6 +5,10 @@
 
 mod cli;
 mod commands;
+mod imagetools;
+mod manifest_json;
+mod manifest_lists;
+mod remote;
 
 use clap::Parser;
 

@@ -12,13 +12,16 @@ use anyhow::Context;
 use hoist_dockerfile::ast::Dockerfile;
 use hoist_dockerfile::{instructions, parser};
 
-use crate::cli::{DebugCommand, DebugFileArgs};
+use crate::cli::DebugFileArgs;
 
-pub fn run(cmd: DebugCommand) -> anyhow::Result<ExitCode> {
-    match cmd {
-        DebugCommand::Parse(args) => show(&args, |df| Ok(df.dump())),
-        DebugCommand::Instructions(args) => show(&args, instructions::listing),
-    }
+/// `hoist debug parse`: the AST in BuildKit's dump format.
+pub fn parse(args: &DebugFileArgs) -> anyhow::Result<ExitCode> {
+    show(args, |df| Ok(df.dump()))
+}
+
+/// `hoist debug instructions`: the typed instructions, one per line, with their stage.
+pub fn instructions(args: &DebugFileArgs) -> anyhow::Result<ExitCode> {
+    show(args, instructions::listing)
 }
 
 fn show(
