@@ -1,0 +1,1 @@
+//! Dockerfile stages → build graph + image config (in progress).
