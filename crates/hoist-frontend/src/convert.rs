@@ -258,7 +258,7 @@ impl<'a> Converter<'a> {
                         .resolved(&request)
                         .ok_or_else(|| Error::ImageNotResolved {
                             reference: request.reference.to_string(),
-                            platform: request.platform.clone(),
+                            platform: request.platform.format_all(),
                         })?;
                 let mut config = resolved.config.clone();
                 config.created = None;
@@ -315,7 +315,7 @@ impl<'a> Converter<'a> {
                 };
                 let mut state = base;
                 state.config.config.on_build.clear();
-                triggers.extend(state.onbuild_commands.drain(..));
+                triggers.append(&mut state.onbuild_commands);
                 state.cmd_set = false;
                 state.name = stage.display_name.clone();
                 state.ignore_cache = self.opts.ignores_cache(stage.name.as_deref());

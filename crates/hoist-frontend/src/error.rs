@@ -1,7 +1,6 @@
 //! The crate's one error type.
 
 use hoist_dockerfile::ast::LineSpan;
-use hoist_oci::Platform;
 
 /// What can go wrong while planning or converting a Dockerfile. Messages are BuildKit's
 /// texts (scripts grep them); errors tied to an instruction carry its line span.
@@ -24,7 +23,8 @@ pub enum Error {
     #[error("image {reference} for {platform} was not resolved")]
     ImageNotResolved {
         reference: String,
-        platform: Platform,
+        /// The platform, formatted (`linux/arm64`).
+        platform: String,
     },
     /// A build option is invalid (a platform that does not parse...).
     #[error("{message}")]

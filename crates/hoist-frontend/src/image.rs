@@ -115,10 +115,7 @@ pub(crate) fn go_duration(d: Duration) -> String {
     if hours > 0 || minutes > 0 {
         out.push_str(&format!("{minutes}m"));
     }
-    out.push_str(&trim_fraction(
-        u128::from(secs) * 1_000_000_000 + sub,
-        1_000_000_000,
-    ));
+    out.push_str(&trim_fraction(secs * 1_000_000_000 + sub, 1_000_000_000));
     out.push('s');
     out
 }

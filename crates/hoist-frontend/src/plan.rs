@@ -48,6 +48,7 @@ impl ImageResolver for BTreeMap<ImageRequest, ResolvedImage> {
 
 /// What a stage starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // a handful per build; boxing would only add noise
 pub enum Base {
     /// `FROM scratch`.
     Scratch,

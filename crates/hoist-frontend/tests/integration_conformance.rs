@@ -17,6 +17,7 @@ use support::{options, resolve_all};
 const FOLDER: &str = "buildkit-dockerfile-integration";
 
 #[test]
+#[allow(clippy::print_stdout)] // the runner's count is its output
 fn integration_conformance() {
     let Some(root) = hoist_testkit::conformance_dir(FOLDER) else {
         return;
