@@ -700,7 +700,7 @@ fn uppercase_keyword(text: &str) -> String {
 }
 
 /// Parses an ONBUILD trigger, located on the `FROM` line of the stage that runs it.
-fn parse_trigger(trigger: &str, span: LineSpan) -> Result<Command> {
+pub(crate) fn parse_trigger(trigger: &str, span: LineSpan) -> Result<Command> {
     let parsed = parser::parse(trigger).map_err(|e| Error::at(span, e.to_string()))?;
     if parsed.children.len() != 1 {
         return Err(Error::at(

@@ -505,3 +505,44 @@ impl Plan {
         &self.platforms.target
     }
 }
+
+impl Plan {
+    /// Images the ONBUILD triggers of already resolved base images name (`ONBUILD COPY
+    /// --from=img`) that `resolver` does not have yet. Resolve them too before
+    /// [`crate::convert`]; an empty list means everything is there.
+    pub fn pending_images(
+        &self,
+        resolver: &dyn ImageResolver,
+        opts: &BuildOptions,
+    ) -> Result<Vec<ImageRequest>> {
+        let mut scratch = self.clone();
+        let mut pending = Vec::new();
+        for stage in self.stages.iter().filter(|s| s.reachable) {
+            let Base::Image(request) = &stage.base else {
+                continue;
+            };
+            let Some(resolved) = resolver.resolved(request) else {
+                continue;
+            };
+            for trigger in &resolved.config.config.on_build {
+                let command = crate::convert::parse_trigger(trigger, stage.span)?;
+                for source in link_trigger(&mut scratch, opts, &command)?
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(StagePlan {
+                        base: Base::Image(needed),
+                        is_dockerfile_stage: false,
+                        ..
+                    }) = scratch.stages.get(source)
+                    {
+                        if resolver.resolved(needed).is_none() && !pending.contains(needed) {
+                            pending.push(needed.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(pending)
+    }
+}

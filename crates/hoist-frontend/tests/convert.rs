@@ -483,3 +483,32 @@ fn check_snapshot(name: &str, actual: &str) {
         .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_SNAPSHOTS=1)", path.display()));
     assert_eq!(actual, expected, "snapshot {name} differs");
 }
+
+#[test]
+fn onbuild_copy_from_an_image_is_reported_as_pending() {
+    let df = hoist_dockerfile::parser::parse("FROM example/base\nRUN true\n").unwrap();
+    let o = options();
+    let p = plan(&df, &o).unwrap();
+    let mut resolved = resolve_all(&p.images);
+    for image in resolved.values_mut() {
+        image.config.config.on_build = vec!["COPY --from=example/tools /bin/tool /bin/".into()];
+    }
+    let pending = p.pending_images(&resolved, &o).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        pending[0].reference.to_string(),
+        "docker.io/example/tools:latest"
+    );
+    let err = hoist_frontend::convert(&p, &resolved, &o).unwrap_err();
+    assert!(matches!(err, Error::ImageNotResolved { .. }), "{err}");
+    resolved.extend(resolve_all(&pending));
+    assert!(p.pending_images(&resolved, &o).unwrap().is_empty());
+    let c = hoist_frontend::convert(&p, &resolved, &o).unwrap();
+    assert_eq!(
+        new_history(&c),
+        [
+            "COPY /bin/tool /bin/ # buildkit",
+            "RUN /bin/sh -c true # buildkit"
+        ]
+    );
+}
