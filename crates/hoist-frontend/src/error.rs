@@ -48,6 +48,16 @@ impl Error {
         }
     }
 
+    /// The error as buildx prints it: the Dockerfile lines with the offending ones marked,
+    /// then `ERROR: <message>` (just the latter when the error has no span).
+    pub fn excerpt(&self, filename: &str, source: &str) -> String {
+        let lines = self
+            .span()
+            .map(|span| hoist_dockerfile::instructions::source_excerpt(filename, source, span))
+            .unwrap_or_default();
+        format!("{lines}ERROR: {self}\n")
+    }
+
     pub(crate) fn at(span: LineSpan, message: impl Into<String>) -> Error {
         Error::Instruction {
             span,

@@ -512,3 +512,13 @@ fn onbuild_copy_from_an_image_is_reported_as_pending() {
         ]
     );
 }
+
+#[test]
+fn errors_print_their_lines() {
+    let source = "FROM busybox AS a\nCOPY --from=a x y\n";
+    let err = build(source, &options()).unwrap_err();
+    assert_eq!(
+        err.excerpt("Dockerfile", source),
+        "Dockerfile:2\n--------------------\n   1 |     FROM busybox AS a\n   2 | >>> COPY --from=a x y\n   3 |     \n--------------------\nERROR: circular dependency detected on stage: a\n"
+    );
+}
