@@ -660,7 +660,7 @@ impl<'a> Converter<'a> {
                     })],
                 }),
                 inputs,
-                Some(state.platform.clone()),
+                None,
                 self.vertex_name(state, &command.source),
                 state.ignore_cache,
             )?;

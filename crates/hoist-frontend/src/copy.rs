@@ -292,7 +292,7 @@ impl Converter<'_> {
                     })],
                 }),
                 Vec::new(),
-                Some(state.platform.clone()),
+                None,
                 "preparing inline document",
             )?;
             let mut copy = with_flags(Copy::new(inputs.index(file), &path, &dest));
@@ -307,7 +307,7 @@ impl Converter<'_> {
         let copied = self.graph.add_with_cache(
             Op::File(FileOp { base, actions }),
             inputs.outputs,
-            Some(state.platform.clone()),
+            None,
             name.clone(),
             state.ignore_cache,
         )?;

@@ -15,6 +15,13 @@
 //! do not depend on it (the context, `FROM --platform=$BUILDPLATFORM` stages) come out with
 //! identical digests, so the solver runs them once.
 //!
+//! Which vertices carry a platform: image sources (the manifest chosen) and execs (the
+//! binaries run). File ops and merges do not — copying, creating directories and resolving
+//! `--chown` names in the destination's `/etc/passwd` do the same on every platform, so a
+//! file op differs between platforms only when its inputs do. (BuildKit stamps every op with
+//! the stage's platform; leaving it off file ops lets `COPY --from=<build-platform stage>`
+//! into `FROM scratch` run once for all targets.)
+//!
 //! Semantics follow BuildKit: ARG/ENV scoping (global ARGs visible in a stage only after a
 //! bare `ARG NAME`), proxy build args given to RUN without being declared yet kept out of
 //! history and digests, WORKDIR creating its directory, ENTRYPOINT resetting an inherited CMD,

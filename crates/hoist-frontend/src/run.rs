@@ -91,7 +91,7 @@ impl Converter<'_> {
                                 })],
                             }),
                             Vec::new(),
-                            Some(state.platform.clone()),
+                            None,
                             "preparing inline document",
                         )?;
                         mounts.push(Mount {

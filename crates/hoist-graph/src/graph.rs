@@ -35,8 +35,9 @@ pub type Input = Output;
 pub struct Vertex {
     pub op: Op,
     pub inputs: Vec<Input>,
-    /// The platform the result depends on (images, execs, file ops of a stage), `None` when
-    /// it depends on none (context sources, downloads, merges).
+    /// The platform the result depends on (an image's manifest, the binaries an exec runs),
+    /// `None` when it depends on none (context sources, downloads, file ops, merges: those
+    /// differ between platforms only through their inputs).
     pub platform: Option<Platform>,
     /// What progress shows (`[builder 2/4] RUN make`); not part of the digest.
     pub name: String,

@@ -16,8 +16,9 @@
 //! indexes of its inputs and its platform, serialised as JSON with fields in declaration
 //! order ([`Vertex::definition`]). Metadata is not part of it, nor are an exec's proxy
 //! variables (BuildKit keeps them out of the cache key too). So a vertex that does not depend
-//! on the target platform — the context source, a stage built `FROM --platform=$BUILDPLATFORM`
-//! — has the same digest in the graphs of every target platform, and the solver runs it once.
+//! on the target platform — the context source, a file op on platform-independent inputs, a
+//! stage built `FROM --platform=$BUILDPLATFORM` — has the same digest in the graphs of every
+//! target platform, and the solver runs it once.
 //!
 //! [`Graph::render`] prints one line per vertex, for snapshot tests and `hoist debug graph`.
 //!
