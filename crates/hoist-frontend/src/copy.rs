@@ -134,8 +134,7 @@ impl Converter<'_> {
             Chmod::Symbolic(s) => Some(FileMode::Symbolic(s.text.clone())),
             Chmod::Unexpanded(_) => None,
         });
-        if let Some(checksum) = &request.checksum {
-            let _ = checksum;
+        if request.checksum.is_some() {
             if !request.is_add {
                 return Err(Error::at(span, "checksum can't be specified for COPY"));
             }

@@ -520,3 +520,50 @@ fn errors_print_their_lines() {
         "Dockerfile:2\n--------------------\n   1 |     FROM busybox AS a\n   2 | >>> COPY --from=a x y\n   3 |     \n--------------------\nERROR: circular dependency detected on stage: a\n"
     );
 }
+
+#[test]
+fn named_contexts_replace_stages_images_and_from_names() {
+    use hoist_frontend::NamedContext;
+    let mut o = options();
+    o.named_contexts
+        .insert("base".into(), NamedContext::Image("alpine:3.20".into()));
+    o.named_contexts
+        .insert("busybox".into(), NamedContext::Local("bb".into()));
+    o.named_contexts
+        .insert("assets".into(), NamedContext::Local("assets-dir".into()));
+    let df = "FROM ubuntu AS base\nRUN never\nFROM base\nCOPY --from=busybox /bin/sh /sh\nCOPY --from=assets . /assets\n";
+    let p = plan(&hoist_dockerfile::parser::parse(df).unwrap(), &o).unwrap();
+    let images: Vec<String> = p.images.iter().map(|r| r.reference.to_string()).collect();
+    assert_eq!(images, ["docker.io/library/alpine:3.20"]);
+    let c = build(df, &o).unwrap();
+    let text = c.graph.render(c.target.unwrap());
+    assert!(text.contains("local \"bb\""), "{text}");
+    assert!(text.contains("local \"assets-dir\""), "{text}");
+    assert!(!text.contains("never"), "{text}");
+}
+
+#[test]
+fn no_cache_filter_marks_the_stage_vertices() {
+    let mut o = options();
+    o.no_cache_filter = Some(["b".to_string()].into_iter().collect());
+    let c = build("FROM busybox AS a\nRUN one\nFROM a AS b\nRUN two\n", &o).unwrap();
+    let rendered = c.graph.render(c.target.unwrap());
+    let flagged: Vec<&str> = rendered
+        .lines()
+        .filter(|l| l.ends_with("no-cache"))
+        .collect();
+    assert_eq!(flagged.len(), 1);
+    assert!(flagged[0].contains("two"));
+}
+
+#[test]
+fn unused_stages_are_not_built() {
+    let c = build(
+        "FROM busybox AS unused\nRUN expensive\nFROM alpine AS used\nRUN cheap\n",
+        &options(),
+    )
+    .unwrap();
+    assert!(!c.stages[0].dispatched);
+    assert!(c.stages[1].dispatched);
+    assert!(!c.graph.render_all().contains("expensive"));
+}
