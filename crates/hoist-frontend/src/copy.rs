@@ -295,7 +295,6 @@ impl Converter<'_> {
                 "preparing inline document",
             )?;
             let mut copy = with_flags(Copy::new(inputs.index(file), &path, &dest));
-            copy.exclude_patterns.clear();
             copy.create_dest_path = true;
             actions.push(FileAction::Copy(copy));
         }

@@ -121,9 +121,13 @@ impl Converter<'_> {
             args = with_shell(&state.config, &args);
         }
 
+        let mut ssh_count = 0;
         for (i, mount) in run.mounts.iter().enumerate() {
             let source = sources.get(i).copied().flatten();
-            if let Some(m) = self.run_mount(state, mount, source, &mut inputs)? {
+            if let Some(m) = self.run_mount(state, mount, source, ssh_count, &mut inputs)? {
+                if matches!(m.kind, MountKind::Ssh { .. }) {
+                    ssh_count += 1;
+                }
                 mounts.push(m);
             }
         }
@@ -163,12 +167,14 @@ impl Converter<'_> {
         Ok(())
     }
 
-    /// One `--mount`; `None` for a secret exposed only as a variable.
+    /// One `--mount`; `ssh_index` counts the SSH mounts before it (their default targets
+    /// are numbered).
     fn run_mount(
         &mut self,
         state: &StageState,
         mount: &instructions::Mount,
         source: Option<usize>,
+        ssh_index: usize,
         inputs: &mut Inputs,
     ) -> Result<Option<Mount>> {
         let target_or_dir = |target: &str| {
@@ -223,7 +229,7 @@ impl Converter<'_> {
                     .unwrap_or_else(|| "default".to_string());
                 let target = match mount.target.as_deref().filter(|t| !t.is_empty()) {
                     Some(t) => target_or_dir(t),
-                    None => "/run/buildkit/ssh_agent.0".to_string(),
+                    None => format!("/run/buildkit/ssh_agent.{ssh_index}"),
                 };
                 return Ok(Some(Mount {
                     source: MountSource::Scratch,
