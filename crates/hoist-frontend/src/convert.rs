@@ -11,9 +11,7 @@ use hoist_graph::{FileAction, FileBase, FileOp, Graph, Mkdir, Op, Output, Owner,
 use hoist_oci::{EmptyObject, ImageConfig, Platform};
 
 use crate::args::{proxy_env, EnvList};
-use crate::image::{
-    self, add_env, commit, empty_image, go_duration, go_list, go_quoted_list, with_shell,
-};
+use crate::image::{self, add_env, empty_image, go_duration, go_list, go_quoted_list, with_shell};
 use crate::plan::{link_trigger, mark_reachable, Base, ImageResolver, Plan, PlannedCommand};
 use crate::{BuildOptions, Error, Result};
 
@@ -32,6 +30,9 @@ pub struct Converted {
     pub config: ImageConfig,
     /// One entry per plan stage, in plan order.
     pub stages: Vec<StageInfo>,
+    /// `SOURCE_DATE_EPOCH` (Unix seconds) when given: the exporter uses it as the image's
+    /// creation time and to clamp file times.
+    pub source_date_epoch: Option<i64>,
 }
 
 /// What became of one stage of the plan.
@@ -95,6 +96,21 @@ pub(crate) struct StageState {
     pub name: String,
     /// ONBUILD instructions of this stage (triggers for stages built on it).
     pub onbuild_commands: Vec<String>,
+    /// `SOURCE_DATE_EPOCH` as RFC 3339, the `created` time of history entries.
+    pub created: Option<String>,
+}
+
+impl StageState {
+    /// Appends a history entry (see [`image::commit`]).
+    pub fn commit(&mut self, created_by: String, with_layer: bool, buildkit_suffix: bool) {
+        image::commit(
+            &mut self.config,
+            created_by,
+            self.created.clone(),
+            with_layer,
+            buildkit_suffix,
+        );
+    }
 }
 
 pub(crate) struct Converter<'a> {
@@ -177,6 +193,7 @@ impl<'a> Converter<'a> {
                 target: state.output,
                 config,
                 stages,
+                source_date_epoch: self.plan.epoch,
             },
             self.ctx_paths,
         ))
@@ -299,6 +316,7 @@ impl<'a> Converter<'a> {
             ignore_cache,
             name,
             onbuild_commands: Vec::new(),
+            created: self.plan.epoch.map(image::rfc3339),
         })
     }
 
@@ -401,7 +419,7 @@ impl<'a> Converter<'a> {
                     state.env.set(&kv.key, &kv.value);
                     add_env(&mut state.config.config.env, &kv.key, &kv.value);
                 }
-                commit(&mut state.config, message, false, false);
+                state.commit(message, false, false);
             }
             Instruction::Run(run) => self.dispatch_run(state, run, &planned.sources, &command)?,
             Instruction::Workdir(w) => self.dispatch_workdir(state, &w.path, &command)?,
@@ -422,7 +440,7 @@ impl<'a> Converter<'a> {
                         .insert(kv.key.clone(), kv.value.clone());
                     message.push_str(&format!(" {}={}", kv.key, kv.value));
                 }
-                commit(&mut state.config, message, false, false);
+                state.commit(message, false, false);
             }
             Instruction::OnBuild(onbuild) => {
                 state
@@ -440,12 +458,7 @@ impl<'a> Converter<'a> {
                 state.config.config.cmd = args.clone();
                 state.config.config.args_escaped = true;
                 state.cmd_set = true;
-                commit(
-                    &mut state.config,
-                    format!("CMD {}", go_quoted_list(&args)),
-                    false,
-                    false,
-                );
+                state.commit(format!("CMD {}", go_quoted_list(&args)), false, false);
             }
             Instruction::Entrypoint(ep) => {
                 let mut args = ep.line.words();
@@ -456,8 +469,7 @@ impl<'a> Converter<'a> {
                 if !state.cmd_set {
                     state.config.config.cmd.clear();
                 }
-                commit(
-                    &mut state.config,
+                state.commit(
                     format!("ENTRYPOINT {}", go_quoted_list(&args)),
                     false,
                     false,
@@ -498,7 +510,7 @@ impl<'a> Converter<'a> {
                     retries
                 );
                 state.config.config.healthcheck = Some(health);
-                commit(&mut state.config, message, false, false);
+                state.commit(message, false, false);
             }
             Instruction::Expose(expose) => {
                 let mut ports = Vec::new();
@@ -514,22 +526,12 @@ impl<'a> Converter<'a> {
                         .exposed_ports
                         .insert(port.clone(), EmptyObject {});
                 }
-                commit(
-                    &mut state.config,
-                    format!("EXPOSE {}", go_list(&ports)),
-                    false,
-                    false,
-                );
+                state.commit(format!("EXPOSE {}", go_list(&ports)), false, false);
             }
             Instruction::User(user) => {
                 state.user = user.user.clone();
                 state.config.config.user = user.user.clone();
-                commit(
-                    &mut state.config,
-                    format!("USER {}", user.user),
-                    false,
-                    false,
-                );
+                state.commit(format!("USER {}", user.user), false, false);
             }
             Instruction::Volume(volume) => {
                 for v in &volume.volumes {
@@ -545,40 +547,20 @@ impl<'a> Converter<'a> {
                         .volumes
                         .insert(v.clone(), EmptyObject {});
                 }
-                commit(
-                    &mut state.config,
-                    format!("VOLUME {}", go_list(&volume.volumes)),
-                    false,
-                    false,
-                );
+                state.commit(format!("VOLUME {}", go_list(&volume.volumes)), false, false);
             }
             Instruction::StopSignal(signal) => {
                 check_signal(&signal.signal).map_err(|m| Error::at(span, m))?;
                 state.config.config.stop_signal = signal.signal.clone();
-                commit(
-                    &mut state.config,
-                    format!("STOPSIGNAL {}", signal.signal),
-                    false,
-                    false,
-                );
+                state.commit(format!("STOPSIGNAL {}", signal.signal), false, false);
             }
             Instruction::Shell(shell) => {
                 state.config.config.shell = shell.shell.clone();
-                commit(
-                    &mut state.config,
-                    format!("SHELL {}", go_list(&shell.shell)),
-                    false,
-                    false,
-                );
+                state.commit(format!("SHELL {}", go_list(&shell.shell)), false, false);
             }
             Instruction::Maintainer(m) => {
                 state.config.author = Some(m.maintainer.clone());
-                commit(
-                    &mut state.config,
-                    format!("MAINTAINER {}", m.maintainer),
-                    false,
-                    false,
-                );
+                state.commit(format!("MAINTAINER {}", m.maintainer), false, false);
             }
             Instruction::Arg(arg) => self.dispatch_arg(state, arg)?,
         }
@@ -615,12 +597,7 @@ impl<'a> Converter<'a> {
                 None => key,
             });
         }
-        commit(
-            &mut state.config,
-            format!("ARG {}", parts.join(" ")),
-            false,
-            false,
-        );
+        state.commit(format!("ARG {}", parts.join(" ")), false, false);
         Ok(())
     }
 
@@ -657,6 +634,7 @@ impl<'a> Converter<'a> {
                         mode: 0o755,
                         make_parents: true,
                         owner,
+                        created: self.plan.epoch,
                     })],
                 }),
                 inputs,
@@ -667,12 +645,7 @@ impl<'a> Converter<'a> {
             state.output = Some(out);
             with_layer = true;
         }
-        commit(
-            &mut state.config,
-            format!("WORKDIR {wd}"),
-            with_layer,
-            false,
-        );
+        state.commit(format!("WORKDIR {wd}"), with_layer, false);
         Ok(())
     }
 

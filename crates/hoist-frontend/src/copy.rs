@@ -8,7 +8,7 @@ use hoist_graph::{
 };
 
 use crate::convert::{Converter, StageState};
-use crate::image::{self, commit};
+use crate::image;
 use crate::{Error, Result};
 
 /// What a COPY or ADD asks for, once expanded.
@@ -320,7 +320,7 @@ impl Converter<'_> {
             _ => copied,
         };
         state.output = Some(out);
-        commit(&mut state.config, message, true, true);
+        state.commit(message, true, true);
         Ok(())
     }
 

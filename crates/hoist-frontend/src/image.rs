@@ -48,6 +48,7 @@ pub(crate) fn with_shell(config: &ImageConfig, args: &[String]) -> Vec<String> {
 pub(crate) fn commit(
     config: &mut ImageConfig,
     created_by: String,
+    created: Option<String>,
     with_layer: bool,
     with_buildkit_suffix: bool,
 ) {
@@ -57,7 +58,7 @@ pub(crate) fn commit(
         created_by
     };
     config.history.push(History {
-        created: None,
+        created,
         created_by: Some(created_by),
         author: None,
         comment: Some(HISTORY_COMMENT.to_string()),
@@ -130,6 +131,28 @@ fn trim_fraction(value: u128, unit: u128) -> String {
     let width = unit.ilog10() as usize;
     let digits = format!("{frac:0width$}");
     format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// Unix seconds as RFC 3339 in UTC (`2024-01-02T03:04:05Z`), as Go's `time.Time` marshals.
+pub(crate) fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }
 
 /// Go's `path.Clean`.
@@ -224,6 +247,13 @@ mod tests {
         assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
         assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(go_duration(Duration::from_millis(150)), "150ms");
+    }
+
+    #[test]
+    fn epochs_format_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 
     #[test]

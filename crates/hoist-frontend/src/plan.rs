@@ -101,6 +101,8 @@ pub struct Plan {
     pub(crate) global_args: EnvList,
     pub(crate) lexer: Lexer,
     pub(crate) platforms: Platforms,
+    /// `SOURCE_DATE_EPOCH` in Unix seconds, from the build args or a global ARG default.
+    pub(crate) epoch: Option<i64>,
 }
 
 /// Plans the build of `dockerfile` with `opts` (see the module docs).
@@ -133,6 +135,14 @@ pub fn plan_stages(
     };
     let defaults = default_args(&platforms, &opts.build_args, &target_name);
     let global_args = meta_args(defaults, &lexer, meta, &opts.build_args)?;
+    // Only the numeric form: BuildKit also accepts `context` and named contexts, whose
+    // times are read from the files.
+    let epoch = opts
+        .build_args
+        .get("SOURCE_DATE_EPOCH")
+        .map(String::as_str)
+        .or_else(|| global_args.get("SOURCE_DATE_EPOCH"))
+        .and_then(|v| v.parse::<i64>().ok());
 
     let mut planner = Planner {
         opts,
@@ -180,6 +190,7 @@ pub fn plan_stages(
         global_args,
         lexer,
         platforms,
+        epoch,
     })
 }
 

@@ -10,7 +10,7 @@ use hoist_graph::{
 };
 
 use crate::convert::{Converter, StageState};
-use crate::image::{self, commit, with_shell};
+use crate::image::{self, with_shell};
 use crate::{Error, Result};
 
 /// Mounts with their inputs, collected while building an exec.
@@ -163,7 +163,7 @@ impl Converter<'_> {
         )?;
         state.output = Some(out);
         let message = format!("RUN {}", run_command_string(&args, state));
-        commit(&mut state.config, message, true, true);
+        state.commit(message, true, true);
         Ok(())
     }
 
@@ -318,6 +318,7 @@ impl Converter<'_> {
                             user: mount.uid.unwrap_or(0).to_string(),
                             group: Some(mount.gid.unwrap_or(0).to_string()),
                         }),
+                        created: None,
                     })],
                 }),
                 ins,

@@ -567,3 +567,28 @@ fn unused_stages_are_not_built() {
     assert!(c.stages[1].dispatched);
     assert!(!c.graph.render_all().contains("expensive"));
 }
+
+#[test]
+fn source_date_epoch_dates_history_and_workdirs() {
+    let mut o = options();
+    o.build_args
+        .insert("SOURCE_DATE_EPOCH".into(), "1700000000".into());
+    let c = build("FROM busybox\nWORKDIR /app\nENV A=1\n", &o).unwrap();
+    assert_eq!(c.source_date_epoch, Some(1_700_000_000));
+    let created: Vec<Option<String>> = c.config.history.iter().map(|h| h.created.clone()).collect();
+    assert_eq!(
+        created,
+        [
+            None,
+            Some("2023-11-14T22:13:20Z".to_string()),
+            Some("2023-11-14T22:13:20Z".to_string())
+        ]
+    );
+    let mkdir = c.graph.get(c.target.unwrap().vertex).unwrap();
+    match &mkdir.op {
+        Op::File(f) => assert!(
+            matches!(&f.actions[0], FileAction::Mkdir(m) if m.created == Some(1_700_000_000))
+        ),
+        other => panic!("{other:?}"),
+    }
+}

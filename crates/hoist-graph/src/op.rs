@@ -326,6 +326,10 @@ pub struct Mkdir {
     pub make_parents: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
+    /// The modification time to give new directories, in Unix seconds (from
+    /// `SOURCE_DATE_EPOCH`); the current time when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
 }
 
 /// Creates a file with the given content.

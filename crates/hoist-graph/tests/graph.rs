@@ -66,6 +66,7 @@ fn build(platform: &Platform) -> (Graph, Output, Output, Output) {
                         mode: 0o755,
                         make_parents: true,
                         owner: None,
+                        created: None,
                     }),
                     FileAction::Copy(Copy::new(1, "/src", "/app/")),
                 ],
