@@ -43,9 +43,9 @@ pub struct Vertex {
     pub name: String,
     /// Run even when a cached result exists (`--no-cache-filter`); not part of the digest.
     pub ignore_cache: bool,
-    /// The sha256 of [`Vertex::definition`].
+    /// The sha256 of [`Vertex::definition_bytes`].
     pub digest: Digest,
-    /// The exact bytes the digest is of.
+    /// The exact bytes the digest is of: the JSON of a [`Definition`].
     pub definition_bytes: Vec<u8>,
 }
 

@@ -14,7 +14,7 @@
 //!
 //! A vertex's digest is the sha256 of its *definition*: the op, the digests and output
 //! indexes of its inputs and its platform, serialised as JSON with fields in declaration
-//! order ([`Vertex::definition`]). Metadata is not part of it, nor are an exec's proxy
+//! order ([`Definition`], kept as [`Vertex::definition_bytes`]). Metadata is not part of it, nor are an exec's proxy
 //! variables (BuildKit keeps them out of the cache key too). So a vertex that does not depend
 //! on the target platform — the context source, a file op on platform-independent inputs, a
 //! stage built `FROM --platform=$BUILDPLATFORM` — has the same digest in the graphs of every
