@@ -1,0 +1,79 @@
+//! [`BuildOptions`]: what a build asks of the frontend, typed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hoist_oci::Platform;
+
+/// Options of one conversion (one target platform). A multi-platform build converts once
+/// per platform with the same options but `target_platform`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// `--build-arg NAME=value`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`: the stage to build; the last stage when `None`.
+    pub target: Option<String>,
+    /// `--platform`: the platform to build for; `None` builds for `build_platform` and
+    /// keeps the base image's platform in the config (BuildKit's implicit target).
+    pub target_platform: Option<Platform>,
+    /// The platform the builder runs on (`$BUILDPLATFORM`).
+    pub build_platform: Platform,
+    /// `--label NAME=value`, added to the final image's labels.
+    pub labels: BTreeMap<String, String>,
+    /// `--build-context NAME=...`: stages, images and `COPY --from` names replaced.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+    /// `--no-cache-filter`: stages whose steps run even when cached (`None`: no filter).
+    pub no_cache_filter: Option<BTreeSet<String>>,
+    /// `--no-cache`: every step runs.
+    pub no_cache: bool,
+    /// The `.dockerignore` patterns of the main context.
+    pub context_excludes: Vec<String>,
+    /// The default network of RUN steps (`--network`).
+    pub network: hoist_graph::Network,
+}
+
+impl BuildOptions {
+    /// Options for building for `build_platform` with no arguments.
+    pub fn new(build_platform: Platform) -> BuildOptions {
+        BuildOptions {
+            build_args: BTreeMap::new(),
+            target: None,
+            target_platform: None,
+            build_platform,
+            labels: BTreeMap::new(),
+            named_contexts: BTreeMap::new(),
+            no_cache_filter: None,
+            no_cache: false,
+            context_excludes: Vec::new(),
+            network: hoist_graph::Network::Sandbox,
+        }
+    }
+
+    /// The same options for `platform`.
+    pub fn for_platform(&self, platform: Platform) -> BuildOptions {
+        BuildOptions {
+            target_platform: Some(platform),
+            ..self.clone()
+        }
+    }
+
+    /// Whether the steps of stage `name` ignore the cache.
+    pub(crate) fn ignores_cache(&self, stage: Option<&str>) -> bool {
+        if self.no_cache {
+            return true;
+        }
+        match (&self.no_cache_filter, stage) {
+            (Some(filter), _) if filter.is_empty() => true,
+            (Some(filter), Some(name)) => filter.iter().any(|f| f.eq_ignore_ascii_case(name)),
+            _ => false,
+        }
+    }
+}
+
+/// What `--build-context NAME=...` stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// `docker-image://ref`: an image, resolved like a `FROM`.
+    Image(String),
+    /// A local directory sent by the client under this local name.
+    Local(String),
+}
