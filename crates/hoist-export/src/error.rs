@@ -66,6 +66,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Copying a final filesystem into a `local` destination failed.
+    #[error("failed to copy the filesystem to {dest}: {source}")]
+    CopyTree {
+        /// The destination directory.
+        dest: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: hoist_snapshot::Error,
+    },
     /// Writing to standard output failed.
     #[error("failed to write to stdout: {0}")]
     Stdout(#[source] io::Error),

@@ -19,12 +19,15 @@
 //! PlatformImage.rootfs ─► local dir | tar (one folder per platform when split)
 //! ```
 
+mod archive;
+mod assemble;
 mod docker;
 mod error;
 mod exporter;
 mod image;
 mod output;
 mod result;
+mod rootfs;
 
 pub use error::{Error, Result};
 pub use exporter::{Exporter, DEFAULT_DOCKER_SOCKET};
