@@ -16,7 +16,6 @@ use std::sync::Arc;
 use hoist_content::{ContentStore, Expected, Lease};
 use hoist_oci::{
     go_json, Compression, Descriptor, Digest, ImageConfig, Index, Manifest, MediaType, Parsed,
-    Platform,
 };
 use hoist_snapshot::{LayerOptions, LayerWriter, MediaTypes};
 

@@ -30,6 +30,7 @@ pub(crate) fn write_local(images: &[PlatformImage], output: &LocalOutput) -> Res
             reason: format!("destination directory {} is a file", output.dest.display()),
         });
     }
+    std::fs::create_dir_all(&output.dest).map_err(Error::io("create directory", &output.dest))?;
     let split = split(images, output.platform_split);
     for image in images {
         let target: PathBuf = if split {
