@@ -16,7 +16,8 @@ use crate::assemble::{Assembled, Assembler};
 use crate::error::{Error, Result};
 use crate::image::{ExportRequest, PlatformImage};
 use crate::output::{
-    DockerDest, DockerOutput, ImageFormat, ImageOutput, OciOutput, Output, TarOutput,
+    DockerDest, DockerOutput, ImageFormat, ImageOutput, LayoutDest, LocalOutput, OciOutput, Output,
+    TarOutput,
 };
 use crate::result::{ExportResult, ExportedImage, OutputResult};
 use crate::{archive, docker, rootfs};
@@ -121,6 +122,7 @@ impl Exporter {
                     output: output.type_name().to_owned(),
                 });
             }
+            check_dest(output)?;
             match output {
                 Output::Docker(_) if request.images.len() > 1 => {
                     return Err(Error::Unsupported(DOCKER_MANIFEST_LISTS.into()));
@@ -239,6 +241,36 @@ impl Exporter {
             }
         }
         Ok(exported(&assembled, root, &o.names))
+    }
+}
+
+/// Destinations buildx refuses before building: a directory given as a file, a file given
+/// as a directory.
+fn check_dest(output: &Output) -> Result<()> {
+    match output {
+        Output::Oci(OciOutput {
+            dest: LayoutDest::Tar(dest),
+            ..
+        })
+        | Output::Docker(DockerOutput {
+            dest: DockerDest::File(dest),
+            ..
+        })
+        | Output::Tar(TarOutput { dest, .. }) => archive::check_file_dest(dest),
+        Output::Oci(OciOutput {
+            dest: LayoutDest::Dir(dir),
+            ..
+        })
+        | Output::Local(LocalOutput { dest: dir, .. }) => {
+            if dir.exists() && !dir.is_dir() {
+                return Err(Error::OutputDest {
+                    output: output.type_name().into(),
+                    reason: format!("destination directory {} is a file", dir.display()),
+                });
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 

@@ -239,9 +239,17 @@ impl Output {
             });
         }
         let mut kind = None;
-        let mut attrs = Vec::new();
+        let mut attrs: Vec<(String, String)> = Vec::new();
         for field in &fields {
             let Some((key, value)) = field.split_once('=') else {
+                // `name=a,b` unquoted: a bare field right after `name=` is another name.
+                if let Some((last_key, names)) = attrs.last_mut() {
+                    if last_key == "name" && !field.is_empty() {
+                        names.push(',');
+                        names.push_str(field);
+                        continue;
+                    }
+                }
                 return Err(Error::OutputSyntax {
                     spec: spec.to_owned(),
                     reason: format!("invalid value {field:?}, expected key=value"),
@@ -316,6 +324,20 @@ impl Output {
             format: ImageFormat::DOCKER,
             annotations: Annotations::default(),
         })
+    }
+
+    /// Gives the `-t` tags as names to an image-shaped output that has none (`image`,
+    /// `oci`, `docker`), as buildx does; `local` and `tar` outputs have no names.
+    pub fn apply_tags(&mut self, tags: &[Reference]) {
+        let names = match self {
+            Output::Image(o) => &mut o.names,
+            Output::Oci(o) => &mut o.names,
+            Output::Docker(o) => &mut o.names,
+            Output::Local(_) | Output::Tar(_) => return,
+        };
+        if names.is_empty() {
+            *names = tags.to_vec();
+        }
     }
 
     /// The `type=` name of this output's exporter.

@@ -349,6 +349,33 @@ async fn docker_output_refuses_several_platforms() {
 }
 
 #[tokio::test]
+async fn destinations_of_the_wrong_kind_are_refused_before_writing() {
+    let fx = Fixture::new();
+    let dir = fx.path("a-dir");
+    std::fs::create_dir(&dir).unwrap();
+    let file = fx.path("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let cases = [
+        (
+            format!("type=oci,dest={}", dir.display()),
+            format!("destination file {} is a directory", dir.display()),
+        ),
+        (
+            format!("type=local,dest={}", file.display()),
+            format!("destination directory {} is a file", file.display()),
+        ),
+    ];
+    for (spec, want) in cases {
+        let request = ExportRequest {
+            images: fx.images(&["linux/amd64"]),
+            outputs: vec![Output::parse(&spec).unwrap()],
+        };
+        let err = fx.exporter().export(&request).await.unwrap_err();
+        assert_eq!(err.to_string(), want, "{spec}");
+    }
+}
+
+#[tokio::test]
 async fn docker_load_without_daemon_names_the_socket() {
     let fx = Fixture::new();
     let socket = fx.path("no-docker.sock");

@@ -69,6 +69,32 @@ fn image_with_every_option() {
 }
 
 #[test]
+fn unquoted_names_continue_after_name() {
+    let Output::Image(o) = parse("type=image,name=r.io/a:1,r.io/b:2,push=true") else {
+        panic!()
+    };
+    assert_eq!(o.names, vec![name("r.io/a:1"), name("r.io/b:2")]);
+    assert!(o.push);
+    assert_eq!(
+        err("type=image,push=true,stray"),
+        "invalid output \"type=image,push=true,stray\": invalid value \"stray\", expected key=value"
+    );
+}
+
+#[test]
+fn tags_become_names_of_image_outputs_without_names() {
+    let tags = [name("app:1")];
+    let mut docker = parse("type=docker,dest=x.tar");
+    docker.apply_tags(&tags);
+    let Output::Docker(o) = docker else { panic!() };
+    assert_eq!(o.names, tags);
+    let mut named = parse("type=image,name=other");
+    named.apply_tags(&tags);
+    let Output::Image(o) = named else { panic!() };
+    assert_eq!(o.names, vec![name("other")]);
+}
+
+#[test]
 fn image_defaults_are_oci_gzip_not_pushed() {
     let Output::Image(o) = parse("type=image,name=app") else {
         panic!()
