@@ -97,6 +97,7 @@ impl Exporter {
                     blocking(&run, move |run| rootfs::write_tar(&run.images, &o)).await?;
                     None
                 }
+                Output::CacheOnly => None,
             };
             result.outputs.push(OutputResult {
                 output_type: output.type_name(),

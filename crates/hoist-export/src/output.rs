@@ -27,6 +27,8 @@ pub enum Output {
     Local(LocalOutput),
     /// `type=tar`: the final filesystem as a tar.
     Tar(TarOutput),
+    /// `type=cacheonly`: nothing is exported (the build only fills the cache).
+    CacheOnly,
 }
 
 /// `type=image` / `type=registry` options.
@@ -217,7 +219,7 @@ impl Annotations {
 }
 
 /// The exporter type names, as `type=` spells them.
-const TYPES: &str = "image, registry, oci, docker, local, tar";
+const TYPES: &str = "image, registry, oci, docker, local, tar, cacheonly";
 
 impl Output {
     /// Parses one `-o` value: `type=oci,dest=out.tar`, `type=registry,name=r/app:1`, or a
@@ -283,6 +285,7 @@ impl Output {
             "docker" => Output::Docker(parse_docker(&mut attrs)?),
             "local" => Output::Local(parse_local(&mut attrs)?),
             "tar" => Output::Tar(parse_tar(&mut attrs)?),
+            "cacheonly" => Output::CacheOnly,
             other => {
                 return Err(Error::OutputSyntax {
                     spec: spec.to_owned(),
@@ -333,7 +336,7 @@ impl Output {
             Output::Image(o) => &mut o.names,
             Output::Oci(o) => &mut o.names,
             Output::Docker(o) => &mut o.names,
-            Output::Local(_) | Output::Tar(_) => return,
+            Output::Local(_) | Output::Tar(_) | Output::CacheOnly => return,
         };
         if names.is_empty() {
             *names = tags.to_vec();
@@ -348,6 +351,7 @@ impl Output {
             Output::Docker(_) => "docker",
             Output::Local(_) => "local",
             Output::Tar(_) => "tar",
+            Output::CacheOnly => "cacheonly",
         }
     }
 

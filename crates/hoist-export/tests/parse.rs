@@ -191,6 +191,12 @@ fn local_tar_and_shorthands() {
 }
 
 #[test]
+fn cacheonly_exports_nothing() {
+    assert_eq!(parse("type=cacheonly"), Output::CacheOnly);
+    assert!(err("type=cacheonly,dest=x").contains("invalid dest=\"x\": unknown key"));
+}
+
+#[test]
 fn push_and_load_shorthands() {
     let tags = [name("localhost:5000/app:1")];
     let Output::Image(o) = Output::push_shorthand(&tags) else {
