@@ -376,6 +376,31 @@ async fn destinations_of_the_wrong_kind_are_refused_before_writing() {
 }
 
 #[tokio::test]
+async fn configs_contradicting_their_layers_or_platform_are_refused() {
+    let fx = Fixture::new();
+    let good = fx.image("linux/amd64", Compression::Gzip);
+    let mut wrong_diff_ids = good.clone();
+    wrong_diff_ids.config.rootfs.diff_ids.reverse();
+    let mut short_history = good.clone();
+    short_history.config.history.pop();
+    let mut wrong_platform = good.clone();
+    wrong_platform.platform = Platform::new("linux", "arm64");
+    let cases = [
+        (wrong_diff_ids, "image for linux/amd64: the config lists 2 diff ids that differ from the 2 layers' diff ids"),
+        (short_history, "image for linux/amd64: the config history has 1 entries that made a layer, but there are 2 layers"),
+        (wrong_platform, "image for linux/arm64: the config is for linux/amd64"),
+    ];
+    for (image, want) in cases {
+        let request = ExportRequest {
+            images: vec![image],
+            outputs: vec![Output::parse("type=image,name=app").unwrap()],
+        };
+        let err = fx.exporter().export(&request).await.unwrap_err();
+        assert_eq!(err.to_string(), want);
+    }
+}
+
+#[tokio::test]
 async fn docker_load_without_daemon_names_the_socket() {
     let fx = Fixture::new();
     let socket = fx.path("no-docker.sock");
