@@ -203,6 +203,21 @@ async fn oci_tar_is_read_by_skopeo_and_dir_by_umoci() {
         assert_eq!(v["Digest"], image.descriptor.digest.to_string());
     }
 
+    if have("umoci") {
+        // The tar itself, unpacked as a layout directory.
+        let from_tar = fx.path("from-tar");
+        tar::Archive::new(std::fs::File::open(&tar).unwrap())
+            .unpack(&from_tar)
+            .unwrap();
+        let bundle = fx.path("bundle-from-tar");
+        run(Command::new("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:1", from_tar.display()))
+            .arg(&bundle));
+        assert!(bundle.join("rootfs/app/msg").is_file());
+    }
+
     let dir = fx.path("layout");
     fx.export(
         &images,
@@ -646,6 +661,39 @@ async fn local_and_tar_outputs_split_by_platform() {
             "{want} missing from {names:?}"
         );
     }
+    let merged_tar = fx.path("merged.tar");
+    fx.export(
+        &multi,
+        &format!(
+            "type=tar,dest={},platform-split=false",
+            merged_tar.display()
+        ),
+    )
+    .await;
+    let names = tar_names(&merged_tar);
+    assert_eq!(
+        names.iter().filter(|n| *n == "bin/hello").count(),
+        1,
+        "each path once: {names:?}"
+    );
+    let mut archive = tar::Archive::new(std::fs::File::open(&merged_tar).unwrap());
+    let hello = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().as_os_str() == "bin/hello")
+        .map(|mut e| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+            text
+        });
+    assert_eq!(
+        hello.as_deref(),
+        Some("hello from linux/arm/v7\n"),
+        "later platforms win"
+    );
+    assert!(!names.iter().any(|n| n.starts_with("linux_")), "{names:?}");
+
     let flat = fx.path("flat.tar");
     fx.export(&single, &format!("type=tar,dest={}", flat.display()))
         .await;
