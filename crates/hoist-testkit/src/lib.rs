@@ -7,12 +7,16 @@
 //! - [`images`]: busybox base images (linux/amd64, arm64, arm/v7) from Debian's
 //!   `busybox-static`, as root filesystems ([`images::busybox_rootfs`]) or pushed to a
 //!   [`registry::TestRegistry`] ([`images::BaseImages`]).
+//! - [`integration`]: BuildKit's Dockerfile integration cases as typed data
+//!   ([`integration::cases`]), materialised into temporary build contexts with upstream's
+//!   modes ([`integration::IntegrationCase::materialize`]).
 //! - [`TestkitError`]: what could not be made.
 
 use std::path::{Path, PathBuf};
 
 mod error;
 pub mod images;
+pub mod integration;
 pub mod registry;
 
 pub use error::{Result, TestkitError};
