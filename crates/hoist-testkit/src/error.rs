@@ -64,6 +64,9 @@ pub enum TestkitError {
         /// What is wrong.
         message: String,
     },
+    /// Images were to be pushed to no repository at all.
+    #[error("no repository to push the base images to")]
+    NoRepository,
     /// An OCI document could not be made.
     #[error(transparent)]
     Oci(#[from] hoist_oci::Error),

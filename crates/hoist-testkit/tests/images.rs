@@ -299,3 +299,62 @@ async fn base_images_push_reads_back_with_skopeo_and_hoist_registry() {
         pushed.manifest(Arch::Amd64).map(|d| &d.digest)
     );
 }
+
+#[tokio::test]
+async fn busybox_stands_in_for_alpine_in_its_own_repositories() {
+    if !has_debs() {
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let Some(images) = BaseImages::get() else {
+        return;
+    };
+    images.push(&registry).await.unwrap();
+    let alpine = images
+        .push_repositories(&registry, &hoist_testkit::images::ALPINE_STAND_IN)
+        .await
+        .unwrap();
+    assert_eq!(
+        alpine.reference("latest"),
+        format!("{}/alpine:latest", registry.host())
+    );
+    let client = RegistryClient::new(RegistryConfig::default(), Credentials::anonymous());
+    for path in ["alpine", "library/alpine"] {
+        let reference = Reference::parse(&format!("{}/{path}:latest", registry.host())).unwrap();
+        let resolved = client.resolve(&reference).await.unwrap();
+        assert_eq!(resolved.descriptor.digest, images.index.descriptor.digest);
+    }
+}
+
+#[test]
+fn base_images_write_an_oci_layout_skopeo_reads() {
+    if !has_debs() {
+        return;
+    }
+    let Some(images) = BaseImages::get() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    images.write_oci_layout(dir.path()).unwrap();
+    let layout = hoist_oci::OciLayout::open_dir(dir.path()).unwrap();
+    assert_eq!(
+        layout.find("latest").map(|d| &d.digest),
+        Some(&images.index.descriptor.digest)
+    );
+    if Command::new("skopeo").arg("--version").output().is_err() {
+        return;
+    }
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:latest", dir.path().display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(&out.stdout[..], &images.index.bytes[..]);
+}

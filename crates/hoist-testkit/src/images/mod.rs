@@ -19,7 +19,14 @@
 //!   manifest per architecture, and the index), byte for byte the same on every run;
 //! - [`BaseImages::push`] puts them in a registry as `busybox:latest` (the index),
 //!   `busybox:amd64|arm64|arm`, and the same under `library/busybox`, so a client with the
-//!   registry as a `docker.io` mirror resolves `FROM busybox` to it.
+//!   registry as a `docker.io` mirror resolves `FROM busybox` to it;
+//!   [`BaseImages::push_repositories`] with [`ALPINE_STAND_IN`] does the same for `alpine`
+//!   (for Dockerfiles that need only a shell and busybox applets);
+//! - [`BaseImages::write_oci_layout`] writes them as an OCI layout directory instead.
+//!
+//! Debian's busybox has no `adduser`/`addgroup` applets; the rootfs carries shell stand-ins
+//! ([`ADDUSER`], [`ADDGROUP`]) taking busybox's flags, since Dockerfiles written against
+//! Docker's busybox image use them.
 //!
 //! When a .deb or `dpkg-deb` is missing, [`BaseImages::get`] says which command installs it
 //! (through [`crate::skip`]) and returns `None`.
@@ -27,12 +34,13 @@
 mod layer;
 mod rootfs;
 
+use std::path::Path;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
 use hoist_oci::{
     ContainerConfig, Descriptor, Digest, History, ImageConfig, Index, Manifest, MediaType,
-    Platform, Reference, RootFs,
+    OciLayoutWriter, Platform, Reference, RootFs,
 };
 use hoist_registry::{
     BlobSource, Credentials, HostConfig, RegistryClient, RegistryConfig, Repository,
@@ -55,6 +63,11 @@ pub const CREATED: &str = "2024-01-01T00:00:00Z";
 
 /// The repositories [`BaseImages::push`] fills.
 pub const REPOSITORIES: [&str; 2] = ["busybox", "library/busybox"];
+
+/// Repositories for [`BaseImages::push_repositories`] that make the busybox image stand in
+/// for `alpine`: enough for Dockerfiles that use only a POSIX shell and busybox applets (no
+/// `apk`), as BuildKit's integration cases that name alpine do.
+pub const ALPINE_STAND_IN: [&str; 2] = ["alpine", "library/alpine"];
 
 /// A blob with its descriptor.
 #[derive(Debug, Clone)]
@@ -179,6 +192,17 @@ impl BaseImages {
     /// Pushes the images into `registry` (using its Basic auth and CA when it has them):
     /// see [`BaseImages::push_with`].
     pub async fn push(&self, registry: &TestRegistry) -> Result<PushedImages> {
+        self.push_repositories(registry, &REPOSITORIES).await
+    }
+
+    /// Pushes the images into each of `repositories` of `registry` (the first gets the
+    /// uploads, the others mount from it), tagged as [`BaseImages::push_with`] says. What
+    /// went into the first is returned.
+    pub async fn push_repositories(
+        &self,
+        registry: &TestRegistry,
+        repositories: &[&str],
+    ) -> Result<PushedImages> {
         let mut config = RegistryConfig::default();
         if let Some(ca) = registry.tls_ca() {
             config.hosts.insert(
@@ -194,21 +218,45 @@ impl BaseImages {
             credentials = credentials.with_basic(&registry.host(), user, password);
         }
         let client = RegistryClient::new(config, credentials);
-        self.push_with(&client, &registry.host()).await
+        self.push_with(&client, &registry.host(), repositories)
+            .await
     }
 
-    /// Pushes with `client` to `host`, in each of [`REPOSITORIES`]: blobs, then each
-    /// manifest under its architecture's tag, then the index as `latest`. Blobs already in
-    /// the registry are skipped, and the second repository mounts them from the first.
-    pub async fn push_with(&self, client: &RegistryClient, host: &str) -> Result<PushedImages> {
-        let [first, rest @ ..] = REPOSITORIES;
+    /// Pushes with `client` to `host`, in each of `repositories` (such as [`REPOSITORIES`]):
+    /// blobs, then each manifest under its architecture's tag, then the index as `latest`.
+    /// Blobs already in the registry are skipped, and later repositories mount them from the
+    /// first.
+    pub async fn push_with(
+        &self,
+        client: &RegistryClient,
+        host: &str,
+        repositories: &[&str],
+    ) -> Result<PushedImages> {
+        let [first, rest @ ..] = repositories else {
+            return Err(TestkitError::NoRepository);
+        };
         let pushed = self.push_repository(client, host, first, &[]).await?;
-        let first = Repository::new(host, first);
+        let first = Repository::new(host, *first);
         for path in rest {
             self.push_repository(client, host, path, std::slice::from_ref(&first))
                 .await?;
         }
         Ok(pushed)
+    }
+
+    /// Writes the images as an OCI image layout in `dir` (created when missing): every blob,
+    /// and `index.json` naming the index `latest` (`oci:DIR:latest` for skopeo).
+    pub fn write_oci_layout(&self, dir: &Path) -> Result<()> {
+        let mut layout = OciLayoutWriter::create_dir(dir)?;
+        for image in &self.images {
+            for blob in [&image.layer, &image.config_blob, &image.manifest] {
+                layout.add_blob_bytes(&blob.descriptor.digest, &blob.bytes)?;
+            }
+        }
+        layout.add_blob_bytes(&self.index.descriptor.digest, &self.index.bytes)?;
+        layout.add_manifest(self.index.descriptor.clone(), Some("latest"));
+        layout.finish()?;
+        Ok(())
     }
 
     async fn push_repository(
