@@ -168,8 +168,15 @@ pub fn busybox_deb(arch: Arch) -> Result<PathBuf> {
         deb_arch: arch.deb_arch(),
         dir: dir.clone(),
         install: format!(
-            "run scripts/install-deps.sh as root, or: dpkg --add-architecture {a}; apt-get update; \
-             mkdir -p {d}; cd {d}; apt-get download busybox-static:{a}",
+            "run scripts/install-deps.sh as root, or: {add}mkdir -p {d}; cd {d}; \
+             apt-get download busybox-static:{a}",
+            add = match arch {
+                Arch::Amd64 => String::new(),
+                Arch::Arm64 | Arch::Arm => format!(
+                    "dpkg --add-architecture {}; apt-get update; ",
+                    arch.deb_arch()
+                ),
+            },
             a = arch.deb_arch(),
             d = dir.display()
         ),
