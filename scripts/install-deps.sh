@@ -20,3 +20,39 @@ systemctl disable --now docker-registry >/dev/null 2>&1 || true
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" >/dev/null 2>&1 || true
 done
+
+# Base images for the end-to-end tests (hoist_testkit::images) come from Debian's
+# busybox-static for each architecture: the foreign architectures must be known to dpkg, and
+# the .debs are downloaded once into a cache (HOIST_TEST_DEBS overrides where).
+if [ "$(id -u)" -eq 0 ]; then
+  added=
+  for a in arm64 armhf; do
+    dpkg --print-foreign-architectures | grep -qx "$a" || { dpkg --add-architecture "$a"; added=1; }
+  done
+  [ -z "$added" ] || apt-get update -qq || echo "install-deps: apt-get update failed in part; going on"
+  debs=${HOIST_TEST_DEBS:-/var/cache/hoist-test/debs}
+  mkdir -p "$debs"
+  for a in amd64 arm64 armhf; do
+    if ! ls "$debs"/busybox-static_*_"$a".deb >/dev/null 2>&1; then
+      ( cd "$debs" && apt-get download -qq "busybox-static:$a" >/dev/null 2>&1 ) \
+        || { apt-get update -qq || true; ( cd "$debs" && apt-get download -qq "busybox-static:$a" >/dev/null ); } \
+        || echo "install-deps: could not download busybox-static:$a (tests needing it will skip)"
+    fi
+  done
+  # QEMU user emulation for foreign-architecture RUN steps: binfmt_misc handlers with the
+  # F flag (the interpreter is opened at registration, so it works inside any rootfs).
+  mountpoint -q /proc/sys/fs/binfmt_misc \
+    || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
+    || echo "install-deps: cannot mount binfmt_misc (emulated RUN steps will skip)"
+  if [ -w /proc/sys/fs/binfmt_misc/register ]; then
+    for q in aarch64 arm ppc64le s390x riscv64; do
+      conf=/usr/lib/binfmt.d/qemu-$q.conf
+      [ -e "/proc/sys/fs/binfmt_misc/qemu-$q" ] || [ ! -f "$conf" ] && continue
+      # Debian's files already end in the F flag; add it when one does not.
+      line=$(grep -v '^#' "$conf" | head -n1)
+      case "${line##*:}" in *F*) ;; *) line="${line}F" ;; esac
+      printf '%s' "$line" > /proc/sys/fs/binfmt_misc/register \
+        || echo "install-deps: could not register qemu-$q in binfmt_misc"
+    done
+  fi
+fi

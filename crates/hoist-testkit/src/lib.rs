@@ -4,10 +4,22 @@
 //! - [`skip`]: the one way a test says it cannot run here, and why.
 //! - [`registry::TestRegistry`]: a real Distribution registry (Debian's `docker-registry`) on a
 //!   free loopback port, optionally behind htpasswd Basic auth, killed on drop.
+//! - [`images`]: busybox base images (linux/amd64, arm64, arm/v7) from Debian's
+//!   `busybox-static`, as root filesystems ([`images::busybox_rootfs`]) or pushed to a
+//!   [`registry::TestRegistry`] ([`images::BaseImages`]).
+//! - [`integration`]: BuildKit's Dockerfile integration cases as typed data
+//!   ([`integration::cases`]), materialised into temporary build contexts with upstream's
+//!   modes ([`integration::IntegrationCase::materialize`]).
+//! - [`TestkitError`]: what could not be made.
 
 use std::path::{Path, PathBuf};
 
+mod error;
+pub mod images;
+pub mod integration;
 pub mod registry;
+
+pub use error::{Result, TestkitError};
 
 /// The environment variable that points at the conformance folder.
 pub const CONFORMANCE_ENV: &str = "HOIST_CONFORMANCE";
@@ -41,4 +53,12 @@ pub fn conformance_dir(sub: &str) -> Option<PathBuf> {
 /// Says on stderr that a test is skipped and why. The test then returns early and passes.
 pub fn skip(why: &str) {
     eprintln!("SKIPPED: {why}");
+}
+
+/// The file `name` in one of the `PATH` directories.
+pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }

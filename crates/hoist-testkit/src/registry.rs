@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::find_in_path;
+
 /// The Debian package's server binary.
 pub const REGISTRY_BIN: &str = "docker-registry";
 
@@ -268,13 +270,6 @@ fn wait_ready(child: &mut Child, addr: SocketAddr, tls: bool) -> Result<(), Stri
             _ => std::thread::sleep(Duration::from_millis(50)),
         }
     }
-}
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
 }
 
 fn free_port() -> std::io::Result<u16> {
