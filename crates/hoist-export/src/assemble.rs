@@ -1,0 +1,287 @@
+//! Turning [`PlatformImage`]s into stored documents: layers converted to the wanted
+//! compression and media types, a config, a manifest per platform and, for more than one
+//! platform, an index; everything written to the content store under a [`Lease`].
+//!
+//! Layers already in the wanted compression are reused as they are (only the media type
+//! family changes, which does not touch the bytes); others, or all with
+//! `force-compression=true`, are streamed through [`hoist_snapshot::decompress`] and a
+//! [`LayerWriter`] into the store. Converted blobs are remembered per [`Assembler`], so an
+//! export with several outputs converts each layer once.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom};
+use std::sync::Arc;
+
+use hoist_content::{ContentStore, Expected, Lease};
+use hoist_oci::{
+    go_json, Compression, Descriptor, Digest, ImageConfig, Index, Manifest, MediaType, Parsed,
+    Platform,
+};
+use hoist_snapshot::{LayerOptions, LayerWriter, MediaTypes};
+
+use crate::error::{Error, Result};
+use crate::image::{ExportLayer, PlatformImage};
+use crate::output::{AnnotationTarget, Annotations, ImageFormat};
+
+/// One platform's stored image.
+#[derive(Debug, Clone)]
+pub(crate) struct AssembledManifest {
+    /// The manifest's descriptor (platform and descriptor annotations set).
+    pub descriptor: Descriptor,
+    /// The config, with its exact bytes.
+    pub config: Parsed<ImageConfig>,
+    /// The config's descriptor.
+    pub config_descriptor: Descriptor,
+    /// The layers as the manifest lists them.
+    pub layers: Vec<Descriptor>,
+}
+
+/// A stored image: the root (index or single manifest) and its platforms.
+#[derive(Debug, Clone)]
+pub(crate) struct Assembled {
+    /// The index for several platforms, else the one manifest.
+    pub root: Descriptor,
+    /// The index bytes when there is one.
+    pub index: Option<Vec<u8>>,
+    /// One entry per platform, in request order.
+    pub manifests: Vec<AssembledManifest>,
+}
+
+impl Assembled {
+    /// The config digest when there is exactly one platform.
+    pub fn single_config(&self) -> Option<Digest> {
+        match self.manifests.as_slice() {
+            [one] => Some(one.config_descriptor.digest.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Assembles images into one store, remembering converted layers.
+#[derive(Debug)]
+pub(crate) struct Assembler {
+    store: ContentStore,
+    lease: Arc<Lease>,
+    /// (source blob, compression, level) → converted layer.
+    converted: HashMap<(Digest, Compression, Option<i32>), Descriptor>,
+}
+
+impl Assembler {
+    pub fn new(store: ContentStore, lease: Arc<Lease>) -> Self {
+        Self {
+            store,
+            lease,
+            converted: HashMap::new(),
+        }
+    }
+
+    /// Writes config, manifests and index for `images` in `format`.
+    pub fn assemble(
+        &mut self,
+        images: &[PlatformImage],
+        format: &ImageFormat,
+        annotations: &Annotations,
+    ) -> Result<Assembled> {
+        if images.is_empty() {
+            return Err(Error::Unsupported("no image to export".into()));
+        }
+        let oci = media_types_oci(format);
+        let mut manifests = Vec::with_capacity(images.len());
+        for image in images {
+            manifests.push(self.assemble_one(image, format, oci, annotations)?);
+        }
+        if let [one] = manifests.as_slice() {
+            return Ok(Assembled {
+                root: one.descriptor.clone(),
+                index: None,
+                manifests,
+            });
+        }
+        let entries: Vec<Descriptor> = manifests.iter().map(|m| m.descriptor.clone()).collect();
+        let mut index = if oci {
+            Index::new_oci(entries)
+        } else {
+            Index::new_docker(entries)
+        };
+        index.annotations = annotations.for_target(AnnotationTarget::Index, None);
+        let bytes = go_json::to_vec_indent(&index, "", "  ")?;
+        let root = self.put(index.descriptor_media_type(), &bytes)?;
+        Ok(Assembled {
+            root,
+            index: Some(bytes),
+            manifests,
+        })
+    }
+
+    fn assemble_one(
+        &mut self,
+        image: &PlatformImage,
+        format: &ImageFormat,
+        oci: bool,
+        annotations: &Annotations,
+    ) -> Result<AssembledManifest> {
+        let platform_name = image.platform.format();
+        let mut layers = Vec::with_capacity(image.layers.len());
+        for layer in &image.layers {
+            layers.push(self.convert_layer(layer, format, oci, &platform_name)?);
+        }
+        let mut config = image.config.clone();
+        config.rootfs.kind = "layers".into();
+        config.rootfs.diff_ids = image.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let config = Parsed::from_value(config)?;
+        let config_type = if oci {
+            MediaType::OciConfig
+        } else {
+            MediaType::DockerConfig
+        };
+        let config_descriptor = self.put(config_type, config.raw())?;
+
+        let mut manifest = if oci {
+            Manifest::new_oci(config_descriptor.clone(), layers.clone())
+        } else {
+            Manifest::new_docker(config_descriptor.clone(), layers.clone())
+        };
+        manifest.annotations =
+            annotations.for_target(AnnotationTarget::Manifest, Some(&image.platform));
+        // Serialised directly: a manifest with no layers (a `FROM scratch` image with only
+        // config changes) is valid to BuildKit and registries, not to the strict schema check.
+        manifest.validate()?;
+        let bytes = go_json::to_vec_indent(&manifest, "", "  ")?;
+        let mut descriptor = self.put(manifest.descriptor_media_type(), &bytes)?;
+        descriptor.platform = Some(image.platform.clone());
+        descriptor.annotations =
+            annotations.for_target(AnnotationTarget::ManifestDescriptor, Some(&image.platform));
+        Ok(AssembledManifest {
+            descriptor,
+            config,
+            config_descriptor,
+            layers,
+        })
+    }
+
+    /// Stores a small document under the lease.
+    fn put(&self, media_type: MediaType, bytes: &[u8]) -> Result<Descriptor> {
+        self.lease.add(&Digest::sha256_of(bytes))?;
+        Ok(self.store.put_bytes(media_type, bytes)?)
+    }
+
+    /// The layer as the output wants it: the same blob when its compression already
+    /// matches (media type family adjusted), else recompressed into the store.
+    fn convert_layer(
+        &mut self,
+        layer: &ExportLayer,
+        format: &ImageFormat,
+        oci: bool,
+        platform: &str,
+    ) -> Result<Descriptor> {
+        let source = &layer.descriptor;
+        let Some(current) = source.media_type.layer_compression() else {
+            return Err(Error::InvalidImage {
+                platform: platform.to_owned(),
+                reason: format!(
+                    "layer {} has media type {}, not a layer type",
+                    source.digest, source.media_type
+                ),
+            });
+        };
+        self.lease.add(&source.digest)?;
+        let family = if oci {
+            MediaTypes::Oci
+        } else {
+            MediaTypes::Docker
+        };
+        if current == format.compression && !format.force_compression {
+            let mut descriptor = source.clone();
+            descriptor.media_type = convert_media_type(&source.media_type, family, current);
+            return Ok(descriptor);
+        }
+        let key = (
+            source.digest.clone(),
+            format.compression,
+            format.compression_level,
+        );
+        if let Some(done) = self.converted.get(&key) {
+            let mut descriptor = done.clone();
+            descriptor.media_type = family.layer(format.compression);
+            return Ok(descriptor);
+        }
+        let descriptor = self.recompress(layer, format, family, platform)?;
+        self.converted.insert(key, descriptor.clone());
+        Ok(descriptor)
+    }
+
+    /// decompress → [`LayerWriter`] → temp file in the store's ingest dir → verified ingest.
+    fn recompress(
+        &self,
+        layer: &ExportLayer,
+        format: &ImageFormat,
+        family: MediaTypes,
+        platform: &str,
+    ) -> Result<Descriptor> {
+        let digest = &layer.descriptor.digest;
+        let recompress_err = |source| Error::Recompress {
+            digest: digest.clone(),
+            source,
+        };
+        let blob = self.store.open_blob(digest)?;
+        let mut reader = hoist_snapshot::decompress(blob).map_err(recompress_err)?;
+        let ingest_dir = self.store.ingest_dir();
+        let temp = tempfile::Builder::new()
+            .prefix("export-")
+            .tempfile_in(ingest_dir)
+            .map_err(Error::io("create temp file in", ingest_dir))?;
+        let (temp_file, temp_path) = temp.into_parts();
+        let options = LayerOptions {
+            compression: format.compression,
+            level: format.compression_level,
+            media_types: family,
+        };
+        let mut writer =
+            LayerWriter::new(BufWriter::new(temp_file), options).map_err(recompress_err)?;
+        std::io::copy(&mut reader, &mut writer).map_err(|source| Error::Recompress {
+            digest: digest.clone(),
+            source: hoist_snapshot::Error::ReadLayer { source },
+        })?;
+        let (out, written) = writer.finish().map_err(recompress_err)?;
+        if written.diff_id != layer.diff_id {
+            return Err(Error::InvalidImage {
+                platform: platform.to_owned(),
+                reason: format!(
+                    "layer {digest} uncompresses to {}, but its diff id is given as {}",
+                    written.diff_id, layer.diff_id
+                ),
+            });
+        }
+        let mut file: File = out
+            .into_inner()
+            .map_err(|e| Error::io("write", &*temp_path)(e.into_error()))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(Error::io("rewind", &*temp_path))?;
+        self.lease.add(&written.descriptor.digest)?;
+        self.store.write_blob(
+            Expected::new(written.descriptor.digest.clone(), written.descriptor.size),
+            file,
+        )?;
+        Ok(written.descriptor)
+    }
+}
+
+/// Whether an output with `format` gets OCI media types. zstd layers have no Docker
+/// schema 2 media type Docker itself reads, so, as BuildKit does, zstd forces OCI types.
+pub(crate) fn media_types_oci(format: &ImageFormat) -> bool {
+    format.oci_media_types || format.compression == Compression::Zstd
+}
+
+/// The media type of a reused layer in the wanted family, keeping non-distributable
+/// types as they are.
+fn convert_media_type(
+    current: &MediaType,
+    family: MediaTypes,
+    compression: Compression,
+) -> MediaType {
+    if current.is_non_distributable() {
+        return current.clone();
+    }
+    family.layer(compression)
+}

@@ -1,0 +1,278 @@
+//! [`Exporter`]: runs an [`ExportRequest`] against the content store, a registry, the Docker
+//! daemon and the local filesystem.
+//!
+//! Every output is checked before any work starts (destinations, stdout, platform counts),
+//! then written in request order. Filesystem and hashing work runs on blocking threads;
+//! pushes and the Docker load are async.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use hoist_content::ContentStore;
+use hoist_registry::RegistryClient;
+
+use crate::assemble::{Assembled, Assembler};
+use crate::error::{Error, Result};
+use crate::image::{ExportRequest, PlatformImage};
+use crate::output::{
+    DockerDest, DockerOutput, ImageFormat, ImageOutput, OciOutput, Output, TarOutput,
+};
+use crate::result::{ExportResult, ExportedImage, OutputResult};
+use crate::{archive, docker, rootfs};
+
+/// Where the Docker daemon's API listens.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// buildx's message when a docker output gets more than one platform.
+pub(crate) const DOCKER_MANIFEST_LISTS: &str =
+    "docker exporter does not currently support exporting manifest lists";
+
+/// Writes built images to outputs.
+#[derive(Debug, Clone)]
+pub struct Exporter {
+    store: ContentStore,
+    registry: Option<RegistryClient>,
+    docker_socket: PathBuf,
+}
+
+/// State shared by the blocking tasks of one export.
+#[derive(Debug)]
+struct Run {
+    images: Vec<PlatformImage>,
+    assembler: Mutex<Assembler>,
+}
+
+impl Exporter {
+    /// An exporter writing into `store` (where the layers already are).
+    pub fn new(store: ContentStore) -> Self {
+        Self {
+            store,
+            registry: None,
+            docker_socket: PathBuf::from(DEFAULT_DOCKER_SOCKET),
+        }
+    }
+
+    /// Uses `client` for pushes.
+    pub fn with_registry(mut self, client: RegistryClient) -> Self {
+        self.registry = Some(client);
+        self
+    }
+
+    /// Loads `type=docker` outputs without `dest` through this socket instead of
+    /// [`DEFAULT_DOCKER_SOCKET`].
+    pub fn with_docker_socket(mut self, socket: impl Into<PathBuf>) -> Self {
+        self.docker_socket = socket.into();
+        self
+    }
+
+    /// The content store written to.
+    pub fn store(&self) -> &ContentStore {
+        &self.store
+    }
+
+    /// Writes every output of `request`, in order. Documents written to the store are held
+    /// by a lease until the export ends (named images stay).
+    pub async fn export(&self, request: &ExportRequest) -> Result<ExportResult> {
+        self.check(request)?;
+        let lease = Arc::new(self.store.lease()?);
+        let run = Arc::new(Run {
+            images: request.images.clone(),
+            assembler: Mutex::new(Assembler::new(self.store.clone(), Arc::clone(&lease))),
+        });
+        let mut result = ExportResult::default();
+        for output in &request.outputs {
+            let image = match output {
+                Output::Image(o) => Some(self.export_image(&run, o).await?),
+                Output::Oci(o) => Some(self.export_oci(&run, o).await?),
+                Output::Docker(o) => Some(self.export_docker(&run, o).await?),
+                Output::Local(o) => {
+                    let o = o.clone();
+                    blocking(&run, move |run| rootfs::write_local(&run.images, &o)).await?;
+                    None
+                }
+                Output::Tar(o) => {
+                    let o: TarOutput = o.clone();
+                    blocking(&run, move |run| rootfs::write_tar(&run.images, &o)).await?;
+                    None
+                }
+            };
+            result.outputs.push(OutputResult {
+                output_type: output.type_name(),
+                image,
+            });
+        }
+        drop(run);
+        drop(lease);
+        Ok(result)
+    }
+
+    /// Refuses, before anything is written, what cannot be exported.
+    fn check(&self, request: &ExportRequest) -> Result<()> {
+        if request.images.is_empty() {
+            return Err(Error::Unsupported("no image to export".into()));
+        }
+        if request.outputs.iter().filter(|o| o.writes_stdout()).count() > 1 {
+            return Err(Error::MultipleStdout);
+        }
+        for output in &request.outputs {
+            if output.writes_stdout() && std::io::stdout().is_terminal() {
+                return Err(Error::StdoutIsTerminal {
+                    output: output.type_name().to_owned(),
+                });
+            }
+            match output {
+                Output::Docker(_) if request.images.len() > 1 => {
+                    return Err(Error::Unsupported(DOCKER_MANIFEST_LISTS.into()));
+                }
+                Output::Image(o) if o.push && self.registry.is_none() => {
+                    return Err(Error::NoRegistryClient {
+                        reference: o.names.first().map(ToString::to_string).unwrap_or_default(),
+                    });
+                }
+                Output::Local(_) | Output::Tar(_) => {
+                    if let Some(image) = request.images.iter().find(|i| i.rootfs.is_none()) {
+                        return Err(Error::InvalidImage {
+                            platform: image.platform.format(),
+                            reason: format!(
+                                "the {} output needs the final filesystem, and none was given",
+                                output.type_name()
+                            ),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn assemble(
+        &self,
+        run: &Arc<Run>,
+        format: ImageFormat,
+        annotations: crate::output::Annotations,
+    ) -> Result<Assembled> {
+        blocking(run, move |run| {
+            let mut assembler = run
+                .assembler
+                .lock()
+                .map_err(|_| Error::Task("a previous export step panicked".into()))?;
+            assembler.assemble(&run.images, &format, &annotations)
+        })
+        .await
+    }
+
+    async fn export_image(&self, run: &Arc<Run>, o: &ImageOutput) -> Result<ExportedImage> {
+        let assembled = self.assemble(run, o.format, o.annotations.clone()).await?;
+        let root = strip_platform(&assembled);
+        if o.store {
+            let store = self.store.clone();
+            let names: Vec<String> = o.names.iter().map(ToString::to_string).collect();
+            let named = root.clone();
+            blocking(run, move |_| {
+                for name in &names {
+                    store.set_name(name, &named)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        if o.push {
+            let Some(client) = &self.registry else {
+                return Err(Error::NoRegistryClient {
+                    reference: o.names.first().map(ToString::to_string).unwrap_or_default(),
+                });
+            };
+            for name in &o.names {
+                let target = if o.push_by_digest {
+                    name.without_tag()
+                } else {
+                    name.tag_name_only()
+                };
+                client
+                    .push_image(&self.store, &root, &target)
+                    .await
+                    .map_err(|source| Error::Push {
+                        reference: target.to_string(),
+                        source,
+                    })?;
+            }
+        }
+        Ok(exported(&assembled, root, &o.names))
+    }
+
+    async fn export_oci(&self, run: &Arc<Run>, o: &OciOutput) -> Result<ExportedImage> {
+        let assembled = self.assemble(run, o.format, o.annotations.clone()).await?;
+        let root = strip_platform(&assembled);
+        let store = self.store.clone();
+        let (written, out, layout_root) = (assembled.clone(), o.clone(), root.clone());
+        blocking(run, move |_| {
+            archive::write_oci(&store, &written, &layout_root, &out)
+        })
+        .await?;
+        Ok(exported(&assembled, root, &o.names))
+    }
+
+    async fn export_docker(&self, run: &Arc<Run>, o: &DockerOutput) -> Result<ExportedImage> {
+        if run.images.len() > 1 {
+            return Err(Error::Unsupported(DOCKER_MANIFEST_LISTS.into()));
+        }
+        let assembled = self.assemble(run, o.format, o.annotations.clone()).await?;
+        let root = strip_platform(&assembled);
+        let store = self.store.clone();
+        let (written, out) = (assembled.clone(), o.clone());
+        match &o.dest {
+            DockerDest::File(dest) => {
+                let dest = dest.clone();
+                blocking(run, move |_| {
+                    archive::write_docker_to(&store, &written, &out.names, &dest)
+                })
+                .await?;
+            }
+            DockerDest::Load => {
+                let archive = blocking(run, move |_| {
+                    archive::write_docker_temp(&store, &written, &out.names)
+                })
+                .await?;
+                docker::load(&self.docker_socket, archive.path()).await?;
+            }
+        }
+        Ok(exported(&assembled, root, &o.names))
+    }
+}
+
+/// The root descriptor as reported and named: a single manifest without the platform its
+/// index entry would carry.
+fn strip_platform(assembled: &Assembled) -> hoist_oci::Descriptor {
+    let mut root = assembled.root.clone();
+    if assembled.index.is_none() {
+        root.platform = None;
+        root.annotations.clear();
+    }
+    root
+}
+
+fn exported(
+    assembled: &Assembled,
+    root: hoist_oci::Descriptor,
+    names: &[hoist_oci::Reference],
+) -> ExportedImage {
+    ExportedImage {
+        descriptor: root,
+        config_digest: assembled.single_config(),
+        names: names.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Runs `f` on a blocking thread with the export's shared state.
+async fn blocking<T, F>(run: &Arc<Run>, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Run) -> Result<T> + Send + 'static,
+{
+    let run = Arc::clone(run);
+    tokio::task::spawn_blocking(move || f(&run))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+}
