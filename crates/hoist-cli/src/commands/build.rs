@@ -24,11 +24,17 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         bail!("a build context read from stdin is not supported yet: give a directory");
     }
     if args.context.contains("://") || args.context.starts_with("git@") {
-        bail!("remote build contexts ({}) are not supported yet: give a directory", args.context);
+        bail!(
+            "remote build contexts ({}) are not supported yet: give a directory",
+            args.context
+        );
     }
     let context = PathBuf::from(&args.context);
     if !context.is_dir() {
-        bail!("unable to prepare context: path {:?} not found", args.context);
+        bail!(
+            "unable to prepare context: path {:?} not found",
+            args.context
+        );
     }
     let (dockerfile_name, dockerfile) = read_dockerfile(&args, &context)?;
     let options = build_options(&args)?;
@@ -92,7 +98,10 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
 
 /// The Dockerfile's name (for messages) and bytes: `-f -` from stdin, `-f FILE`, or
 /// `PATH/Dockerfile`.
-fn read_dockerfile(args: &BuildArgs, context: &std::path::Path) -> anyhow::Result<(String, Vec<u8>)> {
+fn read_dockerfile(
+    args: &BuildArgs,
+    context: &std::path::Path,
+) -> anyhow::Result<(String, Vec<u8>)> {
     match args.file.as_deref() {
         Some("-") => {
             let mut bytes = Vec::new();
@@ -117,7 +126,11 @@ fn read_dockerfile(args: &BuildArgs, context: &std::path::Path) -> anyhow::Resul
 
 /// `KEY=VALUE` pairs; a bare `KEY` takes its value from the environment (skipped when
 /// unset), as buildx does for `--build-arg`.
-fn key_values(values: &[String], flag: &str, from_env: bool) -> anyhow::Result<BTreeMap<String, String>> {
+fn key_values(
+    values: &[String],
+    flag: &str,
+    from_env: bool,
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for value in values {
         match value.split_once('=') {
@@ -171,14 +184,20 @@ fn outputs(args: &BuildArgs) -> anyhow::Result<Vec<Output>> {
         match outputs.first_mut() {
             None => outputs.push(Output::push_shorthand(&tags)),
             Some(Output::Image(image)) => image.push = true,
-            Some(other) => bail!("push and {:?} output can't be used together", other.type_name()),
+            Some(other) => bail!(
+                "push and {:?} output can't be used together",
+                other.type_name()
+            ),
         }
     }
     if args.load {
         match outputs.first() {
             None => outputs.push(Output::load_shorthand(&tags)),
             Some(Output::Docker(_)) => {}
-            Some(other) => bail!("load and {:?} output can't be used together", other.type_name()),
+            Some(other) => bail!(
+                "load and {:?} output can't be used together",
+                other.type_name()
+            ),
         }
     }
     if outputs.is_empty() && !tags.is_empty() {
