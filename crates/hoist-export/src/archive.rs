@@ -147,12 +147,7 @@ pub(crate) fn with_file_dest(
             out.flush().map_err(Error::Stdout)
         }
         FileDest::File(path) => {
-            if path.is_dir() {
-                return Err(Error::OutputDest {
-                    output: String::new(),
-                    reason: format!("destination file {} is a directory", path.display()),
-                });
-            }
+            check_file_dest(dest)?;
             let file = File::create(path).map_err(Error::io("create", path))?;
             let mut out = BufWriter::new(file);
             write(&mut out)?;
@@ -162,6 +157,17 @@ pub(crate) fn with_file_dest(
             file.sync_all().map_err(Error::io("sync", path))?;
             Ok(())
         }
+    }
+}
+
+/// buildx's check of a file destination: it must not be a directory.
+pub(crate) fn check_file_dest(dest: &FileDest) -> Result<()> {
+    match dest {
+        FileDest::File(path) if path.is_dir() => Err(Error::OutputDest {
+            output: "file".into(),
+            reason: format!("destination file {} is a directory", path.display()),
+        }),
+        _ => Ok(()),
     }
 }
 

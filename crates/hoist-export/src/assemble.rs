@@ -16,7 +16,6 @@ use std::sync::Arc;
 use hoist_content::{ContentStore, Expected, Lease};
 use hoist_oci::{
     go_json, Compression, Descriptor, Digest, ImageConfig, Index, Manifest, MediaType, Parsed,
-    Platform,
 };
 use hoist_snapshot::{LayerOptions, LayerWriter, MediaTypes};
 
@@ -122,6 +121,7 @@ impl Assembler {
         annotations: &Annotations,
     ) -> Result<AssembledManifest> {
         let platform_name = image.platform.format();
+        check_image(image)?;
         let mut layers = Vec::with_capacity(image.layers.len());
         for layer in &image.layers {
             layers.push(self.convert_layer(layer, format, oci, &platform_name)?);
@@ -265,6 +265,43 @@ impl Assembler {
         )?;
         Ok(written.descriptor)
     }
+}
+
+/// Refuses an image whose config contradicts its layers or platform: such images are
+/// rejected by Docker and podman, and always point at an engine bug.
+fn check_image(image: &PlatformImage) -> Result<()> {
+    let invalid = |reason: String| Error::InvalidImage {
+        platform: image.platform.format(),
+        reason,
+    };
+    let config = &image.config;
+    let diff_ids: Vec<&Digest> = image.layers.iter().map(|l| &l.diff_id).collect();
+    let given: Vec<&Digest> = config.rootfs.diff_ids.iter().collect();
+    if !given.is_empty() && given != diff_ids {
+        return Err(invalid(format!(
+            "the config lists {} diff ids that differ from the {} layers' diff ids",
+            given.len(),
+            diff_ids.len()
+        )));
+    }
+    if !config.history.is_empty() && config.non_empty_history_len() != image.layers.len() {
+        return Err(invalid(format!(
+            "the config history has {} entries that made a layer, but there are {} layers",
+            config.non_empty_history_len(),
+            image.layers.len()
+        )));
+    }
+    let from_config = config.platform().normalize();
+    let wanted = image.platform.normalize();
+    if (from_config.os.as_str(), from_config.architecture.as_str())
+        != (wanted.os.as_str(), wanted.architecture.as_str())
+    {
+        return Err(invalid(format!(
+            "the config is for {}",
+            config.platform().format()
+        )));
+    }
+    Ok(())
 }
 
 /// Whether an output with `format` gets OCI media types. zstd layers have no Docker

@@ -16,7 +16,8 @@ use crate::assemble::{Assembled, Assembler};
 use crate::error::{Error, Result};
 use crate::image::{ExportRequest, PlatformImage};
 use crate::output::{
-    DockerDest, DockerOutput, ImageFormat, ImageOutput, OciOutput, Output, TarOutput,
+    DockerDest, DockerOutput, ImageFormat, ImageOutput, LayoutDest, LocalOutput, OciOutput, Output,
+    TarOutput,
 };
 use crate::result::{ExportResult, ExportedImage, OutputResult};
 use crate::{archive, docker, rootfs};
@@ -74,6 +75,9 @@ impl Exporter {
     /// Writes every output of `request`, in order. Documents written to the store are held
     /// by a lease until the export ends (named images stay).
     pub async fn export(&self, request: &ExportRequest) -> Result<ExportResult> {
+        if request.outputs.is_empty() {
+            return Ok(ExportResult::default());
+        }
         self.check(request)?;
         let lease = Arc::new(self.store.lease()?);
         let run = Arc::new(Run {
@@ -96,6 +100,7 @@ impl Exporter {
                     blocking(&run, move |run| rootfs::write_tar(&run.images, &o)).await?;
                     None
                 }
+                Output::CacheOnly => None,
             };
             result.outputs.push(OutputResult {
                 output_type: output.type_name(),
@@ -121,6 +126,7 @@ impl Exporter {
                     output: output.type_name().to_owned(),
                 });
             }
+            check_dest(output)?;
             match output {
                 Output::Docker(_) if request.images.len() > 1 => {
                     return Err(Error::Unsupported(DOCKER_MANIFEST_LISTS.into()));
@@ -239,6 +245,36 @@ impl Exporter {
             }
         }
         Ok(exported(&assembled, root, &o.names))
+    }
+}
+
+/// Destinations buildx refuses before building: a directory given as a file, a file given
+/// as a directory.
+fn check_dest(output: &Output) -> Result<()> {
+    match output {
+        Output::Oci(OciOutput {
+            dest: LayoutDest::Tar(dest),
+            ..
+        })
+        | Output::Docker(DockerOutput {
+            dest: DockerDest::File(dest),
+            ..
+        })
+        | Output::Tar(TarOutput { dest, .. }) => archive::check_file_dest(dest),
+        Output::Oci(OciOutput {
+            dest: LayoutDest::Dir(dir),
+            ..
+        })
+        | Output::Local(LocalOutput { dest: dir, .. }) => {
+            if dir.exists() && !dir.is_dir() {
+                return Err(Error::OutputDest {
+                    output: output.type_name().into(),
+                    reason: format!("destination directory {} is a file", dir.display()),
+                });
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 

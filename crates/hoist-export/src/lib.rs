@@ -18,6 +18,38 @@
 //!   under a lease ─► named in the store | pushed | OCI layout | docker-archive | loaded
 //! PlatformImage.rootfs ─► local dir | tar (one folder per platform when split)
 //! ```
+//!
+//! How the engine calls it:
+//!
+//! ```no_run
+//! # async fn demo(
+//! #     store: hoist_content::ContentStore,
+//! #     client: hoist_registry::RegistryClient,
+//! #     images: Vec<hoist_export::PlatformImage>,
+//! # ) -> Result<(), hoist_export::Error> {
+//! use hoist_export::{ExportRequest, Exporter, Output};
+//!
+//! // `-o type=registry,name=…` and `-o out` (a local dir), parsed once at the edge.
+//! let outputs = Output::parse_all(&["type=registry,name=localhost:5000/app:1", "out"])?;
+//! let request = ExportRequest { images, outputs };
+//! let result = Exporter::new(store).with_registry(client).export(&request).await?;
+//! let metadata_file = result.metadata().to_json()?; // `--metadata-file` contents
+//! # let _ = metadata_file;
+//! # Ok(()) }
+//! ```
+//!
+//! Behaviour worth knowing:
+//! - Layers already in the wanted compression are reused byte for byte (only their media
+//!   type family follows `oci-mediatypes`); others, and all with `force-compression=true`,
+//!   are recompressed by streaming (decompress → [`hoist_snapshot::LayerWriter`]) into the
+//!   store, checked against their diff IDs. `compression=zstd` forces OCI media types.
+//! - `rootfs.diff_ids` of the written config are the layers' diff IDs; everything else in
+//!   the config is written as given, as Go's `encoding/json` would.
+//! - One platform gives a manifest as the root; more give an OCI index (Docker manifest
+//!   list with `oci-mediatypes=false`) whose entries carry each platform exactly.
+//! - `image.name` metadata holds the names normalised (`docker.io/library/app:latest`), not
+//!   as typed.
+//! - `insecure=true` is parsed but applied by whoever configures the registry client.
 
 mod archive;
 mod assemble;

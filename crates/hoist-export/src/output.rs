@@ -27,6 +27,8 @@ pub enum Output {
     Local(LocalOutput),
     /// `type=tar`: the final filesystem as a tar.
     Tar(TarOutput),
+    /// `type=cacheonly`: nothing is exported (the build only fills the cache).
+    CacheOnly,
 }
 
 /// `type=image` / `type=registry` options.
@@ -217,7 +219,7 @@ impl Annotations {
 }
 
 /// The exporter type names, as `type=` spells them.
-const TYPES: &str = "image, registry, oci, docker, local, tar";
+const TYPES: &str = "image, registry, oci, docker, local, tar, cacheonly";
 
 impl Output {
     /// Parses one `-o` value: `type=oci,dest=out.tar`, `type=registry,name=r/app:1`, or a
@@ -239,9 +241,17 @@ impl Output {
             });
         }
         let mut kind = None;
-        let mut attrs = Vec::new();
+        let mut attrs: Vec<(String, String)> = Vec::new();
         for field in &fields {
             let Some((key, value)) = field.split_once('=') else {
+                // `name=a,b` unquoted: a bare field right after `name=` is another name.
+                if let Some((last_key, names)) = attrs.last_mut() {
+                    if last_key == "name" && !field.is_empty() {
+                        names.push(',');
+                        names.push_str(field);
+                        continue;
+                    }
+                }
                 return Err(Error::OutputSyntax {
                     spec: spec.to_owned(),
                     reason: format!("invalid value {field:?}, expected key=value"),
@@ -275,6 +285,7 @@ impl Output {
             "docker" => Output::Docker(parse_docker(&mut attrs)?),
             "local" => Output::Local(parse_local(&mut attrs)?),
             "tar" => Output::Tar(parse_tar(&mut attrs)?),
+            "cacheonly" => Output::CacheOnly,
             other => {
                 return Err(Error::OutputSyntax {
                     spec: spec.to_owned(),
@@ -318,6 +329,20 @@ impl Output {
         })
     }
 
+    /// Gives the `-t` tags as names to an image-shaped output that has none (`image`,
+    /// `oci`, `docker`), as buildx does; `local` and `tar` outputs have no names.
+    pub fn apply_tags(&mut self, tags: &[Reference]) {
+        let names = match self {
+            Output::Image(o) => &mut o.names,
+            Output::Oci(o) => &mut o.names,
+            Output::Docker(o) => &mut o.names,
+            Output::Local(_) | Output::Tar(_) | Output::CacheOnly => return,
+        };
+        if names.is_empty() {
+            *names = tags.to_vec();
+        }
+    }
+
     /// The `type=` name of this output's exporter.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -326,6 +351,7 @@ impl Output {
             Output::Docker(_) => "docker",
             Output::Local(_) => "local",
             Output::Tar(_) => "tar",
+            Output::CacheOnly => "cacheonly",
         }
     }
 

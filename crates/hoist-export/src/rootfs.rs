@@ -3,13 +3,13 @@
 //! `platform-split=true`) each goes under its own folder (`linux_amd64/`, `linux_arm_v7/`),
 //! and with `platform-split=false` they are merged, later platforms over earlier ones.
 
-use std::io::Write;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::archive::{platform_dir, with_file_dest};
 use crate::error::{Error, Result};
 use crate::image::PlatformImage;
-use crate::output::{LocalOutput, TarOutput};
+use crate::output::{FileDest, LocalOutput, TarOutput};
 
 fn rootfs(image: &PlatformImage) -> Result<&Path> {
     image.rootfs.as_deref().ok_or_else(|| Error::InvalidImage {
@@ -30,6 +30,7 @@ pub(crate) fn write_local(images: &[PlatformImage], output: &LocalOutput) -> Res
             reason: format!("destination directory {} is a file", output.dest.display()),
         });
     }
+    std::fs::create_dir_all(&output.dest).map_err(Error::io("create directory", &output.dest))?;
     let split = split(images, output.platform_split);
     for image in images {
         let target: PathBuf = if split {
@@ -46,44 +47,49 @@ pub(crate) fn write_local(images: &[PlatformImage], output: &LocalOutput) -> Res
     Ok(())
 }
 
-/// Writes every image's filesystem as one tar to `output.dest`.
+/// Writes every image's filesystem as one tar to `output.dest`. Merged platforms
+/// (`platform-split=false`) give each path once, from the last platform that has it.
 pub(crate) fn write_tar(images: &[PlatformImage], output: &TarOutput) -> Result<()> {
     let split = split(images, output.platform_split);
+    let mut entries = BTreeMap::new();
+    for image in images {
+        let source = rootfs(image)?;
+        let prefix = split.then(|| PathBuf::from(platform_dir(&image.platform)));
+        collect_tree(source, prefix.as_deref(), &mut entries)?;
+    }
     with_file_dest(&output.dest, |out| {
         let mut builder = tar::Builder::new(out);
         builder.follow_symlinks(false);
         builder.mode(tar::HeaderMode::Complete);
-        for image in images {
-            let source = rootfs(image)?;
-            let prefix = split.then(|| PathBuf::from(platform_dir(&image.platform)));
-            append_tree(&mut builder, source, prefix.as_deref())?;
+        for (name, source) in &entries {
+            builder
+                .append_path_with_name(source, name)
+                .map_err(Error::io("add to tar", source))?;
         }
         builder
             .into_inner()
-            .map_err(Error::io("finish tar of", &output_label(output)))?
+            .map_err(Error::io("finish tar of", output_label(output)))?
             .flush()
-            .map_err(Error::io("write", &output_label(output)))
+            .map_err(Error::io("write", output_label(output)))
     })
 }
 
 fn output_label(output: &TarOutput) -> PathBuf {
     match &output.dest {
-        crate::output::FileDest::Stdout => PathBuf::from("-"),
-        crate::output::FileDest::File(path) => path.clone(),
+        FileDest::Stdout => PathBuf::from("-"),
+        FileDest::File(path) => path.clone(),
     }
 }
 
-/// Appends `root`'s entries (names sorted, so the tar is the same every time) under
-/// `prefix`; the prefix directory itself first.
-fn append_tree<W: Write>(
-    builder: &mut tar::Builder<W>,
+/// Maps each entry of `root` to its name in the tar (under `prefix`, the prefix directory
+/// itself included). A `BTreeMap` of paths orders parents before their children and
+/// names in byte order, so the tar is the same every time.
+fn collect_tree(
     root: &Path,
     prefix: Option<&Path>,
+    entries: &mut BTreeMap<PathBuf, PathBuf>,
 ) -> Result<()> {
-    let walk = walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name();
-    for entry in walk {
+    for entry in walkdir::WalkDir::new(root).follow_links(false) {
         let entry = entry.map_err(|e| {
             let path = e.path().unwrap_or(root).to_path_buf();
             Error::io("walk", path)(e.into())
@@ -95,9 +101,7 @@ fn append_tree<W: Write>(
             (None, true) => continue,
             (None, false) => relative.to_path_buf(),
         };
-        builder
-            .append_path_with_name(entry.path(), &name)
-            .map_err(Error::io("add to tar", entry.path()))?;
+        entries.insert(name, entry.path().to_path_buf());
     }
     Ok(())
 }
