@@ -76,9 +76,9 @@ pub async fn build(
         let mut pending: Vec<ImageRequest> = plan.images.clone();
         while !pending.is_empty() {
             for image in pending {
-                if !resolved.contains_key(&image) {
-                    let found = resolve_image(&worker, &image, events.as_ref()).await?;
-                    resolved.insert(image, found);
+                if let std::collections::btree_map::Entry::Vacant(entry) = resolved.entry(image) {
+                    let found = resolve_image(&worker, entry.key(), events.as_ref()).await?;
+                    entry.insert(found);
                 }
             }
             pending = plan.pending_images(&resolved, opts)?;
@@ -140,6 +140,8 @@ pub async fn build(
             None
         };
         let mut config = conv.config;
+        config.rootfs.kind = "layers".to_owned();
+        config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
         align_history(&mut config, layers.len());
         images.push(PlatformImage {
             platform,
