@@ -99,21 +99,27 @@ pub async fn build(
         builder = builder.events(events.clone());
     }
     let solver = builder.build();
+    // Every step of every target is asked for, not only the targets: the solver stops at
+    // the first cache hit from the top, and BuildKit's progress reports each step CACHED.
+    let mut to_solve = Vec::new();
     let mut targets = Vec::new();
     for (_, conv) in &converted {
         let vertices = solver_vertices(&conv.graph, &worker, &contexts)?;
-        if let Some(target) = &conv.target {
-            let vertex = vertices
-                .get(&target.vertex)
-                .ok_or_else(|| Error::InvalidGraph("target vertex missing".into()))?;
-            targets.push(Some(Arc::clone(vertex)));
-        } else {
+        let Some(target) = &conv.target else {
             targets.push(None);
+            continue;
+        };
+        for id in conv.graph.ancestors(target.vertex) {
+            let vertex = vertices
+                .get(&id)
+                .ok_or_else(|| Error::InvalidGraph(format!("vertex {} missing", id.0)))?;
+            if id == target.vertex {
+                targets.push(Some(to_solve.len()));
+            }
+            to_solve.push(Arc::clone(vertex));
         }
     }
-    let to_solve: Vec<_> = targets.iter().flatten().cloned().collect();
     let solved = solver.solve(&to_solve).await.map_err(Error::from_solve)?;
-    let mut solved = solved.into_iter();
 
     let needs_rootfs = request
         .outputs
@@ -122,10 +128,7 @@ pub async fn build(
     let mut views = Vec::new();
     let mut images = Vec::new();
     for ((platform, conv), target) in converted.into_iter().zip(&targets) {
-        let result: Option<Arc<Ref>> = match target {
-            Some(_) => solved.next(),
-            None => None,
-        };
+        let result: Option<Arc<Ref>> = target.and_then(|i| solved.get(i).cloned());
         let layers = result
             .as_ref()
             .map(|r| r.layers.clone())
