@@ -428,6 +428,10 @@ fn failing_run_reports_its_exit_code() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("about to fail"), "{stderr}");
     assert!(
+        stderr.contains("------\n > RUN echo about to fail && exit 3:\nabout to fail\n------\n"),
+        "{stderr}"
+    );
+    assert!(
         stderr.contains("did not complete successfully: exit code: 3"),
         "{stderr}"
     );

@@ -77,6 +77,15 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
                 hoist_engine::Error::Dockerfile(e) => {
                     hoist_dockerfile::instructions::error_context(&dockerfile_name, &source, e)
                 }
+                hoist_engine::Error::Step { step, output, .. } => {
+                    // BuildKit's block: the failing step and its last lines, then the error.
+                    let mut text = format!("------\n > {step}:\n");
+                    for line in output {
+                        text.push_str(line);
+                        text.push('\n');
+                    }
+                    format!("{text}------\nERROR: {err}\n")
+                }
                 other => format!("ERROR: {other}\n"),
             };
             eprint!("{text}");
