@@ -427,6 +427,11 @@ fn failing_run_reports_its_exit_code() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("about to fail"), "{stderr}");
+    assert!(stderr.contains("Dockerfile:2\n"), "{stderr}");
+    assert!(
+        stderr.contains(">>> RUN echo about to fail && exit 3"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("------\n > RUN echo about to fail && exit 3:\nabout to fail\n------\n"),
         "{stderr}"
@@ -444,5 +449,5 @@ fn dockerfile_error_names_file_and_line() {
     let out = setup.build_output(&[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("Dockerfile:3"), "{stderr}");
+    assert!(stderr.contains("\nDockerfile:3\n"), "{stderr}");
 }
