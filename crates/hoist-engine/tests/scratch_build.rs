@@ -159,3 +159,37 @@ fn two_platforms_give_an_index_of_two_manifests() {
         .collect();
     assert_eq!(platforms, ["amd64", "arm64"]);
 }
+
+#[test]
+fn copy_is_keyed_by_the_files_it_reads() {
+    let case = Case::new(&[
+        (
+            "Dockerfile",
+            "FROM scratch\nCOPY a.txt /a\nCOPY b*.txt /b/\n",
+        ),
+        ("a.txt", "a\n"),
+        ("b1.txt", "b\n"),
+    ]);
+    case.build(&[], &[]);
+    case.write("b1.txt", "changed\n");
+    let (_, events) = case.build(&[], &[]);
+    let outcomes = outcomes(&events);
+    assert_eq!(
+        outcomes.get("COPY a.txt /a"),
+        Some(&"cached"),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.get("COPY b*.txt /b/"),
+        Some(&"done"),
+        "{outcomes:?}"
+    );
+
+    // A new file matching the wildcard is a change too.
+    case.write("b2.txt", "new\n");
+    let out = case.path("out");
+    let (_, events) = case.build(&[], &[format!("type=local,dest={}", out.display())]);
+    assert!(outcomes_ran(&events, "COPY b*.txt"), "{events:?}");
+    assert_eq!(read(&out.join("b/b2.txt")), "new\n");
+    assert_eq!(read(&out.join("a")), "a\n");
+}
