@@ -68,7 +68,7 @@ pub(super) fn of_selection(
 ) -> Result<hoist_solver::Digest> {
     let snapshotter = worker.snapshotter();
     let key = worker.unique_key("checksum");
-    let view = snapshotter.view(&key, &[input.snapshot.clone()])?;
+    let view = snapshotter.view(&key, std::slice::from_ref(&input.snapshot))?;
     let digest = digest_paths(view.path(), selection);
     let _ = snapshotter.remove(&key);
     digest
