@@ -19,6 +19,7 @@ use sha2::Digest as _;
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "id", "ls", "touch", "mkdir", "true", "false", "sleep", "env", "pwd",
+    "stat",
 ];
 
 /// A registry with `busybox:latest`, a state dir and a context dir for one test.
@@ -321,13 +322,20 @@ fn multi_stage_copy_from_user_workdir_env_arg() {
          RUN echo \"$GREETING $NAME\" > out.txt && pwd > where.txt\n\
          FROM BASE\n\
          COPY --from=build /work/ /result/\n\
+         COPY --from=build --chown=app:app /work/out.txt /owned.txt\n\
+         RUN --mount=type=cache,target=/cache echo run >> /cache/log && cat /cache/log > /tmp/cache\n\
          USER app\n\
-         RUN id -un > /tmp/whoami && id -u >> /tmp/whoami\n",
+         RUN id -un > /tmp/whoami && id -u >> /tmp/whoami && stat -c %U:%G /owned.txt > /tmp/owner\n",
     );
     let out = setup.build_local(&["--build-arg", "GREETING=hey"]);
     assert_eq!(read(out.join("result/out.txt")), "hey world\n");
     assert_eq!(read(out.join("result/where.txt")), "/work\n");
     assert_eq!(read(out.join("tmp/whoami")), "app\n1000\n");
+    assert_eq!(read(out.join("tmp/owner")), "app:app\n");
+    assert_eq!(read(out.join("tmp/cache")), "run\n");
+    // The cache mount outlives the build: a forced rerun sees the first run's file.
+    let again = setup.build_local(&["--build-arg", "GREETING=hey", "--no-cache"]);
+    assert_eq!(read(again.join("tmp/cache")), "run\nrun\n");
 }
 
 #[test]

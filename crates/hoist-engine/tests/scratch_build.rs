@@ -193,3 +193,40 @@ fn copy_is_keyed_by_the_files_it_reads() {
     assert_eq!(read(&out.join("b/b2.txt")), "new\n");
     assert_eq!(read(&out.join("a")), "a\n");
 }
+
+#[test]
+fn add_unpacks_a_local_tar_and_copies_other_files() {
+    let case = Case::new(&[
+        (
+            "Dockerfile",
+            "FROM scratch\nADD files.tar /x/\nADD plain.txt /y/\nWORKDIR /w\n",
+        ),
+        ("plain.txt", "plain\n"),
+    ]);
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(4);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "in/tar.txt", &b"tar\n"[..])
+        .unwrap();
+    std::fs::write(case.path("ctx/files.tar"), builder.into_inner().unwrap()).unwrap();
+
+    let out = case.path("out");
+    let (result, _) = case.build(&[], &[format!("type=local,dest={}", out.display())]);
+    assert_eq!(read(&out.join("x/in/tar.txt")), "tar\n");
+    assert_eq!(read(&out.join("y/plain.txt")), "plain\n");
+    assert!(out.join("w").is_dir());
+    let image = &result.images[0];
+    let with_layer = image
+        .config
+        .history
+        .iter()
+        .filter(|h| !h.empty_layer)
+        .count();
+    assert_eq!(with_layer, image.layers.len(), "{:?}", image.config.history);
+}

@@ -95,6 +95,21 @@ fn prepare_and_run(
             None => (kv.clone(), String::new()),
         })
         .collect();
+    if let Some(proxy) = &exec.proxy {
+        // Proxy build args reach the process, in both spellings, as BuildKit passes them.
+        for (name, value) in [
+            ("HTTP_PROXY", &proxy.http_proxy),
+            ("HTTPS_PROXY", &proxy.https_proxy),
+            ("FTP_PROXY", &proxy.ftp_proxy),
+            ("NO_PROXY", &proxy.no_proxy),
+            ("ALL_PROXY", &proxy.all_proxy),
+        ] {
+            if let Some(value) = value {
+                spec.env.push((name.to_owned(), value.clone()));
+                spec.env.push((name.to_ascii_lowercase(), value.clone()));
+            }
+        }
+    }
     spec.cwd = PathBuf::from(if exec.cwd.is_empty() { "/" } else { &exec.cwd });
     let cwd = scoped_path::resolve(&rootfs, &spec.cwd.to_string_lossy(), true)?;
     create_dir_all(&cwd)?;
