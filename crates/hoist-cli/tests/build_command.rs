@@ -459,3 +459,42 @@ fn dockerfile_error_names_file_and_line() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("\nDockerfile:3\n"), "{stderr}");
 }
+
+#[test]
+fn two_concurrent_builds_share_one_state_dir() {
+    let Some(setup) = Setup::new() else { return };
+    setup.file(
+        "Dockerfile",
+        "FROM BASE\nRUN echo same > /same\nCOPY a.txt /\n",
+    );
+    setup.file("a.txt", "a\n");
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_hoist"))
+                .arg("--root")
+                .arg(setup.state())
+                .args(["build", "--progress=plain"])
+                .arg(setup.context())
+                .env("DOCKER_CONFIG", setup.dir.path().join("docker"))
+                .env_remove("HOIST_ROOT")
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let after = setup.build(&[]);
+    for (name, cached, _) in steps(&after) {
+        assert!(
+            cached || name.starts_with("[internal] load metadata"),
+            "{after}"
+        );
+    }
+}
