@@ -498,3 +498,33 @@ fn two_concurrent_builds_share_one_state_dir() {
         );
     }
 }
+
+#[test]
+fn heredocs_bind_mounts_tmpfs_and_copy_link() {
+    let Some(setup) = Setup::new() else { return };
+    setup.file(
+        "Dockerfile",
+        "FROM BASE AS src\n\
+         RUN mkdir /data && echo from-src > /data/f\n\
+         FROM BASE\n\
+         COPY --link a.txt /linked.txt\n\
+         RUN --mount=type=bind,from=src,source=/data,target=/mnt cat /mnt/f > /bound\n\
+         RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ls /scratch > /tmpfs\n\
+         RUN <<EOT\n\
+         echo line1 > /heredoc\n\
+         echo line2 >> /heredoc\n\
+         EOT\n\
+         COPY <<EOT /inline.txt\n\
+         inline\n\
+         EOT\n",
+    );
+    setup.file("a.txt", "linked\n");
+    let out = setup.build_local(&[]);
+    assert_eq!(read(out.join("linked.txt")), "linked\n");
+    assert_eq!(read(out.join("bound")), "from-src\n");
+    assert_eq!(read(out.join("tmpfs")), "x\n");
+    assert_eq!(read(out.join("heredoc")), "line1\nline2\n");
+    assert_eq!(read(out.join("inline.txt")), "inline\n");
+    assert!(!out.join("mnt/f").exists());
+    assert!(!out.join("scratch/x").exists());
+}
