@@ -25,6 +25,7 @@ mod mounts;
 mod oci;
 mod output;
 mod spec;
+mod stubs;
 mod user;
 
 pub use builtin::init::init_if_requested;

@@ -14,6 +14,7 @@ use crate::defaults;
 use crate::etc_files::EtcFiles;
 use crate::mounts::{self, Mount};
 use crate::output::{pump, OutputSink};
+use crate::stubs::MountStubs;
 use crate::{CancelToken, Error, Executor, ExitStatus, Network, Result, RunSpec};
 
 /// Runtime binaries looked for by [`OciRuntimeExecutor::detect`], in order.
@@ -77,6 +78,12 @@ impl Executor for OciRuntimeExecutor {
     ) -> Result<ExitStatus> {
         spec.validate()?;
         let etc = EtcFiles::write(spec)?;
+        let _stubs = MountStubs::record(
+            &spec.rootfs,
+            mounts::plan(spec, &etc.hosts(), &etc.resolv_conf())
+                .iter()
+                .map(|mount| mount.target.as_path()),
+        );
         let bundle = tempfile::Builder::new()
             .prefix("hoist-bundle-")
             .tempdir()

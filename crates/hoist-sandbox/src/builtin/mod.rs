@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::etc_files::EtcFiles;
+use crate::mounts;
 use crate::output::{pump, OutputSink};
+use crate::stubs::MountStubs;
 use crate::{CancelToken, Error, Executor, ExitStatus, Result, RunSpec};
 use protocol::{InitRequest, Report, INIT_ENV};
 
@@ -78,6 +80,12 @@ impl Executor for BuiltinExecutor {
             ));
         }
         let etc = EtcFiles::write(spec)?;
+        let _stubs = MountStubs::record(
+            &spec.rootfs,
+            mounts::plan(spec, &etc.hosts(), &etc.resolv_conf())
+                .iter()
+                .map(|mount| mount.target.as_path()),
+        );
         let request = InitRequest {
             spec: spec.clone(),
             hosts: etc.hosts(),
