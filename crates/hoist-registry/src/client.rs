@@ -41,6 +41,9 @@ pub(crate) struct Inner {
     tokens: TokenCache,
     /// One set-up cell per host, so hosts are set up concurrently but each only once.
     hosts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<HostState>>>>>,
+    /// One lock per blob being pushed or mounted into a repository (see
+    /// [`RegistryClient::lock_blob_transfer`]).
+    blob_transfers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// What we know about one registry host after setting it up.
@@ -134,6 +137,32 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 impl RegistryClient {
+    /// Waits until no other task of this client is pushing or mounting `digest` into
+    /// `repository`, and holds that place until the guard is dropped.
+    ///
+    /// Two transfers of one blob into one repository at once are not only wasted work: the
+    /// Distribution registry rewrites the repository's link file for the blob on each, and a
+    /// manifest `PUT` that reads the file mid-rewrite fails with `DIGEST_INVALID` +
+    /// `MANIFEST_BLOB_UNKNOWN`. Serialising them makes the second one find the blob there.
+    pub(crate) async fn lock_blob_transfer(
+        &self,
+        repository: &Repository,
+        digest: &hoist_oci::Digest,
+    ) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut transfers = self
+                .inner
+                .blob_transfers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Forget locks nobody holds or waits for.
+            transfers.retain(|_, lock| Arc::strong_count(lock) > 1);
+            let key = format!("{}/{}@{digest}", repository.registry, repository.path);
+            transfers.entry(key).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
     /// A client with these settings and credentials. Nothing is contacted until first use.
     pub fn new(config: RegistryConfig, credentials: Credentials) -> Self {
         RegistryClient {
@@ -142,6 +171,7 @@ impl RegistryClient {
                 credentials,
                 tokens: TokenCache::default(),
                 hosts: Mutex::new(HashMap::new()),
+                blob_transfers: Mutex::new(HashMap::new()),
             }),
         }
     }

@@ -70,8 +70,25 @@ impl RegistryClient {
     }
 
     /// Mounts the blob `digest` from `from` into `repository` (same registry). `true` when
-    /// the registry mounted it; `false` when it would not (the caller then uploads).
+    /// the blob is now there (mounted, or already present); `false` when the registry would
+    /// not mount it (the caller then uploads). One transfer per blob and repository at a time.
     pub async fn mount_blob(
+        &self,
+        repository: &Repository,
+        digest: &Digest,
+        from: &Repository,
+    ) -> Result<bool> {
+        let _transfer = self.lock_blob_transfer(repository, digest).await;
+        // Another task may have brought it in while we waited; mounting again would rewrite
+        // the registry's link under a concurrent manifest check.
+        if self.blob_exists(repository, digest).await?.is_some() {
+            return Ok(true);
+        }
+        self.mount_blob_locked(repository, digest, from).await
+    }
+
+    /// [`RegistryClient::mount_blob`] for a caller that holds the blob's transfer lock.
+    async fn mount_blob_locked(
         &self,
         repository: &Repository,
         digest: &Digest,
@@ -123,6 +140,9 @@ impl RegistryClient {
         descriptor: &Descriptor,
         source: BlobSource,
     ) -> Result<PushOutcome> {
+        let _transfer = self
+            .lock_blob_transfer(repository, &descriptor.digest)
+            .await;
         if let Some(size) = self.blob_exists(repository, &descriptor.digest).await? {
             if size == descriptor.size || size == 0 {
                 self.finished(descriptor, TransferOutcome::Exists);
@@ -141,6 +161,9 @@ impl RegistryClient {
         source: BlobSource,
         candidates: &[Repository],
     ) -> Result<PushOutcome> {
+        let _transfer = self
+            .lock_blob_transfer(repository, &descriptor.digest)
+            .await;
         if let Some(size) = self.blob_exists(repository, &descriptor.digest).await? {
             if size == descriptor.size || size == 0 {
                 self.finished(descriptor, TransferOutcome::Exists);
@@ -149,7 +172,7 @@ impl RegistryClient {
         }
         for from in candidates.iter().filter(|c| *c != repository) {
             if self
-                .mount_blob(repository, &descriptor.digest, from)
+                .mount_blob_locked(repository, &descriptor.digest, from)
                 .await?
             {
                 self.finished(descriptor, TransferOutcome::Mounted);

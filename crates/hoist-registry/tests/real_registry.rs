@@ -472,3 +472,54 @@ async fn progress_events_follow_each_blob() {
         size: layer.size
     }));
 }
+
+/// Regression: several tasks copying images that share a blob into one repository used to
+/// mount it there at the same time; the registry rewrites its link file on each mount, and a
+/// manifest PUT checking the blob mid-rewrite failed with `DIGEST_INVALID` +
+/// `MANIFEST_BLOB_UNKNOWN` (seen as a flaky `imagetools create`). Transfers of one blob into
+/// one repository now take turns, and a later one finds the blob there.
+#[tokio::test]
+async fn concurrent_mounts_of_a_shared_blob_keep_manifest_pushes_working() {
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let (_a, src) = temp_store();
+    let image = build_image(
+        &src,
+        &amd64(),
+        &[vec![("shared", b"shared layer".to_vec())]],
+    );
+    let client = RegistryClient::new(config(), Credentials::anonymous());
+    let base = reference(&format!("{}/team/base:1", reg.host()));
+    client
+        .push_image(&src, &image.manifest, &base)
+        .await
+        .unwrap();
+    let from = Repository::from(&base);
+    let manifest_bytes = Bytes::from(src.read_blob(&image.manifest.digest).unwrap());
+    let blobs: Vec<Descriptor> = image
+        .layers
+        .iter()
+        .chain([&image.config])
+        .cloned()
+        .collect();
+    for round in 0..8 {
+        let target = reference(&format!("{}/team/copy{round}:v1", reg.host()));
+        let tasks = (0..6).map(|_| {
+            let (client, from, target) = (client.clone(), from.clone(), target.clone());
+            let (blobs, bytes) = (blobs.clone(), manifest_bytes.clone());
+            tokio::spawn(async move {
+                let to = Repository::from(&target);
+                for blob in &blobs {
+                    assert!(client.mount_blob(&to, &blob.digest, &from).await.unwrap());
+                }
+                client
+                    .push_manifest(&target, bytes, MediaType::OciManifest)
+                    .await
+            })
+        });
+        for task in futures::future::join_all(tasks).await {
+            task.unwrap().unwrap();
+        }
+    }
+}
