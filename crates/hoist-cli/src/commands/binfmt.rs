@@ -13,12 +13,14 @@ use crate::cli::BinfmtArgs;
 
 pub fn run(args: &BinfmtArgs) -> anyhow::Result<ExitCode> {
     let binfmt = BinfmtMisc::new(&args.binfmt_misc_dir);
+    // Changes report one line per handler on stderr; `hoist binfmt` alone lists.
     if let Some(list) = &args.install {
         install(&binfmt, args, list)?;
     } else if let Some(list) = &args.uninstall {
         uninstall(&binfmt, list)?;
+    } else {
+        list(&binfmt, &args.format)?;
     }
-    list(&binfmt, &args.format)?;
     Ok(ExitCode::SUCCESS)
 }
 
