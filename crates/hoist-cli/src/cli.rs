@@ -50,8 +50,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct BinfmtArgs {
-    /// Register QEMU emulators: `all` or a comma-separated list (arm64,arm,riscv64,ppc64le,
-    /// s390x,386,mips64le,...).
+    /// Register QEMU emulators: `all` or a comma-separated list such as
+    /// arm64,arm,riscv64,ppc64le,s390x,386,mips64le.
     #[arg(long, value_name = "ARCHS", conflicts_with = "uninstall")]
     pub install: Option<String>,
     /// Remove the binfmt_misc handlers of a comma-separated list of architectures.
