@@ -30,6 +30,9 @@ pub struct Cli {
 pub enum Command {
     /// Start a build.
     Build(BuildArgs),
+    /// List the platforms this machine executes (native and binfmt_misc emulators), or
+    /// install/uninstall QEMU emulators.
+    Binfmt(BinfmtArgs),
     /// Look inside hoist's frontend: the parsed AST and typed instructions.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -43,6 +46,26 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out from a registry.
     Logout(LogoutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BinfmtArgs {
+    /// Register QEMU emulators: `all` or a comma-separated list such as
+    /// arm64,arm,riscv64,ppc64le,s390x,386,mips64le.
+    #[arg(long, value_name = "ARCHS", conflicts_with = "uninstall")]
+    pub install: Option<String>,
+    /// Remove the binfmt_misc handlers of a comma-separated list of architectures.
+    #[arg(long, value_name = "ARCHS")]
+    pub uninstall: Option<String>,
+    /// Output format of the listing: `table` or `json`.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// The binfmt_misc mount to use (tests point it at a private directory).
+    #[arg(long, hide = true, env = "HOIST_BINFMT_MISC_DIR", default_value = hoist_sandbox::binfmt::BINFMT_MISC_DIR)]
+    pub binfmt_misc_dir: PathBuf,
+    /// Where Debian's qemu-*.conf registration lines are.
+    #[arg(long, hide = true, env = "HOIST_BINFMT_CONF_DIR", default_value = hoist_sandbox::binfmt::BINFMT_CONF_DIR)]
+    pub binfmt_conf_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,6 +13,7 @@ use hoist_export::{ExportRequest, ExportResult, Exporter, Output, PlatformImage}
 use hoist_frontend::{BuildOptions, ImageRequest, ResolvedImage, MAIN_CONTEXT};
 use hoist_graph::VertexId;
 use hoist_oci::{History, ImageConfig, Platform};
+use hoist_sandbox::binfmt::{ExecSupport, Execution};
 use hoist_snapshot::Snapshotter as _;
 use hoist_solver::{Event, EventKind, Solver, Vertex, VertexInfo, VertexOptions};
 use tokio::sync::mpsc::UnboundedSender;
@@ -119,6 +120,7 @@ pub async fn build(
             to_solve.push(Arc::clone(vertex));
         }
     }
+    check_platforms(&converted)?;
     let solved = solver.solve(&to_solve).await.map_err(Error::from_solve)?;
 
     let needs_rootfs = request
@@ -167,6 +169,37 @@ pub async fn build(
         images,
         export: export?,
     })
+}
+
+/// Fails before anything runs when a `RUN` needed by a target is for a platform this
+/// machine cannot execute, natively or through a `binfmt_misc` emulator.
+fn check_platforms(converted: &[(Platform, hoist_frontend::Converted)]) -> Result<()> {
+    let mut support: Option<ExecSupport> = None;
+    for (_, conv) in converted {
+        let Some(target) = &conv.target else { continue };
+        for id in conv.graph.ancestors(target.vertex) {
+            let Some(vertex) = conv.graph.get(id) else {
+                continue;
+            };
+            let (hoist_graph::Op::Exec(_), Some(platform)) = (&vertex.op, &vertex.platform) else {
+                continue;
+            };
+            let support = match &mut support {
+                Some(s) => s,
+                None => support.insert(ExecSupport::detect()?),
+            };
+            if support.check(platform) == Execution::Unavailable {
+                let runs: Vec<String> = support.platforms().iter().map(Platform::format).collect();
+                return Err(Error::PlatformUnavailable {
+                    step: vertex.name.clone(),
+                    platform: platform.format(),
+                    arch: platform.normalize().architecture,
+                    runs: runs.join(", "),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The graph's vertices as solver vertices, by graph id (inputs come first in a graph).

@@ -66,6 +66,23 @@ pub enum Error {
     /// The build asked for something the engine does not do yet.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// A `RUN` targets a platform this machine can neither run natively nor emulate.
+    #[error(
+        "{step}: cannot run binaries of platform {platform} on this machine, which runs {runs}: \
+         no enabled binfmt_misc handler (QEMU emulator) matches it. To fix: register one with \
+         `hoist binfmt --install {arch}` (needs Debian's package qemu-user-static), or \
+         cross-compile in a stage `FROM --platform=$BUILDPLATFORM` so RUN steps run natively, \
+         or build {platform} on a native node"
+    )]
+    PlatformUnavailable {
+        /// The first step that would run (`[linux/s390x 2/2] RUN uname -m`).
+        step: String,
+        platform: String,
+        /// The architecture name `hoist binfmt --install` takes.
+        arch: String,
+        /// The platforms that do run here, comma-separated.
+        runs: String,
+    },
     /// A step's input was missing from the graph.
     #[error("invalid build graph: {0}")]
     InvalidGraph(String),

@@ -49,6 +49,16 @@ pub enum Error {
     /// The OCI runtime binary failed before the container process ran.
     #[error("{runtime} failed: {detail}")]
     Runtime { runtime: PathBuf, detail: String },
+    /// A `binfmt_misc` entry or `binfmt.d` line could not be read, or registering failed.
+    #[error("binfmt_misc {}: {reason}", path.display())]
+    Binfmt { path: PathBuf, reason: String },
+    /// No QEMU user-mode emulator for an architecture is installed.
+    #[error(
+        "no QEMU emulator for {arch} is installed (looked for {}): install Debian's package \
+         qemu-user-static (apt-get install qemu-user-static)",
+        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    EmulatorMissing { arch: String, tried: Vec<PathBuf> },
 }
 
 /// `Result` with this crate's [`Error`].

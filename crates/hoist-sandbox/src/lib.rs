@@ -9,12 +9,15 @@
 //! - [`CancelToken`]: stop a run from another thread.
 //! - [`OutputSink`]: output streamed line by line while the process runs;
 //!   [`CollectedOutput`] keeps it all.
+//! - [`binfmt`]: which platforms run here (native or through a `binfmt_misc` QEMU handler),
+//!   and registering or removing those handlers.
 //! - [`init_if_requested`]: every binary using [`BuiltinExecutor::new`] calls it first in
 //!   `main`, since the built-in runtime re-executes the binary as its helper.
 //!
 //! Why the built-in runtime is hand-written rather than youki's `libcontainer`:
 //! `docs/dev/runtime.md`.
 
+pub mod binfmt;
 mod builtin;
 mod cancel;
 mod defaults;

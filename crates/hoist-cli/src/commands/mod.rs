@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches. [`Context`] carries the global flags
 //! (`--root`, `--config`) and builds what commands share: the registry client, the state dir.
 
+mod binfmt;
 mod build;
 mod debug;
 mod debug_layout;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Build(args) => build::run(&ctx, args),
+        Command::Binfmt(args) => binfmt::run(&args),
         Command::Debug(DebugCommand::PushLayout(args)) => debug_layout::push(&ctx, args),
         Command::Debug(DebugCommand::PullLayout(args)) => debug_layout::pull(&ctx, args),
         Command::Debug(DebugCommand::Parse(args)) => debug::parse(&args),

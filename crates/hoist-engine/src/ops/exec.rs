@@ -5,12 +5,14 @@
 //!
 //! Cache mounts are one directory per id under `<state>/engine/cache-mounts`, kept across
 //! builds; `sharing=locked` holds an `flock` for the run, `private` is treated as `shared`.
+//! A RUN for a foreign platform logs which `binfmt_misc` emulator runs it.
 //! Secret and SSH mounts and `--security=insecure` are refused as unsupported.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use hoist_graph::{MountKind, MountSource, Network};
+use hoist_sandbox::binfmt::{native_platforms, ExecSupport, Execution};
 use hoist_sandbox::{BindMount, Executor as _, OutputStream, RunSpec, TmpfsMount};
 use hoist_snapshot::{SnapshotId, Snapshotter as _};
 use hoist_solver::{ExecContext, LogStream};
@@ -28,6 +30,9 @@ const LAST_LINES: usize = 6;
 struct Cleanup(Vec<String>, Vec<std::fs::File>);
 
 pub(super) async fn exec(op: &EngineOp, ctx: &ExecContext, inputs: Vec<Ref>) -> Result<Ref> {
+    if let Some(note) = emulation_note(op) {
+        ctx.log(LogStream::Stderr, note);
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(LogStream, String)>();
     let task = {
         let op = op.clone();
@@ -37,6 +42,29 @@ pub(super) async fn exec(op: &EngineOp, ctx: &ExecContext, inputs: Vec<Ref>) -> 
         ctx.log(stream, line);
     }
     task.await.map_err(|e| Error::Task(e.to_string()))?
+}
+
+/// `[emulated] qemu-aarch64 (binfmt_misc: <interpreter>)` when the RUN's platform is not
+/// native and an emulator runs it; the build checked beforehand that one does.
+fn emulation_note(op: &EngineOp) -> Option<String> {
+    let platform = op.vertex.platform.as_ref()?;
+    let wanted = platform.normalize();
+    if native_platforms()
+        .iter()
+        .any(|p| p.os == wanted.os && p.architecture == wanted.architecture)
+    {
+        return None;
+    }
+    match ExecSupport::detect().ok()?.check(platform) {
+        Execution::Emulated {
+            handler,
+            interpreter,
+        } => Some(format!(
+            "[emulated] {handler} (binfmt_misc: {})",
+            interpreter.display()
+        )),
+        Execution::Native | Execution::Unavailable => None,
+    }
 }
 
 fn run(
