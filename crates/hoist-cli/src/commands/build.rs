@@ -40,9 +40,19 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let options = build_options(&args)?;
     let mut platforms = Vec::new();
     for list in &args.platforms {
-        platforms.extend(
-            Platform::parse_list(list).with_context(|| format!("invalid platform {list:?}"))?,
-        );
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            // buildx: `local` is the platform of the machine doing the build.
+            let platform = if item == "local" {
+                Platform::host()
+            } else {
+                Platform::parse(item)
+                    .map(|p| p.normalize())
+                    .with_context(|| format!("invalid platform {item:?}"))?
+            };
+            if !platforms.contains(&platform) {
+                platforms.push(platform);
+            }
+        }
     }
     let outputs = outputs(&args)?;
     if outputs.is_empty() {
