@@ -3,6 +3,7 @@
 # linux/arm64 (QEMU through binfmt_misc), against the same command run directly in a chroot of
 # the arm64 busybox (the kernel starts qemu-aarch64 itself: raw emulation), and against
 # BuildKit inside dockerd (`DOCKER_BUILDKIT=1 docker build --platform linux/arm64`).
+# The sha256 work is the same in every column; only how it is started differs.
 # Prints wall times (hyperfine, 3 runs, no cache) and ratios. Run as root after
 # scripts/quickstart.sh (it provides localhost:5000/busybox and the arm64 rootfs); dockerd
 # must be running for the BuildKit column (it is skipped otherwise).
@@ -15,7 +16,8 @@ command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
 cargo build --release --locked -q
 HOIST=$PWD/target/release/hoist
 B=$(mktemp -d /tmp/hoist-bench-XXXX); trap 'rm -rf "$B"' EXIT
-CMD='dd if=/dev/zero bs=1M count=256 2>/dev/null | sha256sum > /sum'
+# Busybox applets only: the chroot of the raw run has no /dev.
+CMD='yes | head -c 268435456 | sha256sum > /sum'
 mkdir -p "$B/ctx"
 printf 'FROM localhost:5000/busybox:latest\nRUN %s\n' "$CMD" > "$B/ctx/Dockerfile"
 
@@ -25,8 +27,11 @@ runs=(
   "hoist arm64|$HOIST --root $B/state build --no-cache --progress quiet --platform linux/arm64 -o type=cacheonly $B/ctx"
   "raw qemu chroot arm64|chroot $ROOTFS /bin/sh -c '$CMD'"
 )
-if docker info >/dev/null 2>&1; then
-  runs+=("buildkit arm64|DOCKER_BUILDKIT=1 docker build -q --no-cache --platform linux/arm64 $B/ctx")
+# Debian's docker client (20.10) drives BuildKit in dockerd without the buildx plugin; these
+# machines have no bridge, so builds use the host network.
+DOCKER=/usr/bin/docker
+if [ -x $DOCKER ] && $DOCKER info >/dev/null 2>&1; then
+  runs+=("buildkit arm64|DOCKER_BUILDKIT=1 $DOCKER build -q --network=host --no-cache --platform linux/arm64 $B/ctx")
 fi
 args=()
 for r in "${runs[@]}"; do args+=(--command-name "${r%%|*}" "${r#*|}"); done
