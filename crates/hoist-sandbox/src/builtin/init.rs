@@ -31,6 +31,14 @@ pub fn init_if_requested() {
 }
 
 fn helper_main() -> i32 {
+    // If hoist dies (killed mid-build), take the run down with it: the container's pid 1
+    // already dies with this helper. The signal is tied to the thread that spawned us, which
+    // waits for us for the whole run. Had hoist died before this line, we are an orphan.
+    if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_err()
+        || nix::unistd::getppid() == nix::unistd::Pid::from_raw(1)
+    {
+        return HELPER_FAILED;
+    }
     // fd 0 is our end of the socket; keep a close-on-exec copy so the command never sees it.
     let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
         return HELPER_FAILED;
