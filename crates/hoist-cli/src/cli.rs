@@ -28,6 +28,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start a build.
+    Build(BuildArgs),
     /// Look inside hoist's frontend: the parsed AST and typed instructions.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -241,4 +243,57 @@ pub struct LoginArgs {
 pub struct LogoutArgs {
     /// The registry (default: Docker Hub).
     pub server: Option<String>,
+}
+
+/// `hoist build`: buildx's flags, same names and meanings.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Build context directory (`-` for a tar on stdin is not supported yet).
+    #[arg(value_name = "PATH")]
+    pub context: String,
+    /// Name of the Dockerfile (default: `PATH/Dockerfile`); `-` reads it from stdin.
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file: Option<String>,
+    /// Name and optionally a tag (format: `name:tag`).
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// Set build-time variables.
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Set the target build stage to build.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Set target platform for build (comma-separated or repeated).
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    pub platforms: Vec<String>,
+    /// Output destination (format: `type=local,dest=path`).
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub outputs: Vec<String>,
+    /// Shorthand for `--output=type=registry`.
+    #[arg(long)]
+    pub push: bool,
+    /// Shorthand for `--output=type=docker`.
+    #[arg(long)]
+    pub load: bool,
+    /// Set type of progress output (`auto`, `plain`, `tty`, `quiet`, `rawjson`).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "plain", "tty", "quiet", "rawjson"])]
+    pub progress: String,
+    /// Write build result metadata to a file.
+    #[arg(long = "metadata-file", value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Write the image ID to a file.
+    #[arg(long = "iidfile", value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Do not use cache when building the image.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Do not cache specified stages.
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+    /// Always attempt to pull all referenced images (hoist always resolves them).
+    #[arg(long)]
+    pub pull: bool,
+    /// Set metadata for an image.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
 }

@@ -8,11 +8,15 @@ mod commands;
 mod imagetools;
 mod manifest_json;
 mod manifest_lists;
+mod progress;
 mod remote;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // The built-in RUN sandbox re-executes this binary as its helper: that must happen
+    // before anything else (threads, the async runtime).
+    hoist_sandbox::init_if_requested();
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches. [`Context`] carries the global flags
 //! (`--root`, `--config`) and builds what commands share: the registry client, the state dir.
 
+mod build;
 mod debug;
 mod debug_layout;
 mod imagetools_create;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config: cli.config,
     };
     match cli.command {
+        Command::Build(args) => build::run(&ctx, args),
         Command::Debug(DebugCommand::PushLayout(args)) => debug_layout::push(&ctx, args),
         Command::Debug(DebugCommand::PullLayout(args)) => debug_layout::pull(&ctx, args),
         Command::Debug(DebugCommand::Parse(args)) => debug::parse(&args),

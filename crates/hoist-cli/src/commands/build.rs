@@ -1,0 +1,223 @@
+//! `hoist build`: buildx's flags turned into a [`hoist_engine::BuildRequest`], run on the
+//! in-process engine, with progress on stderr and `--metadata-file` / `--iidfile` written
+//! afterwards.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use hoist_engine::{BuildRequest, Worker};
+use hoist_export::Output;
+use hoist_frontend::BuildOptions;
+use hoist_oci::{Platform, Reference};
+use hoist_registry::{Credentials, RegistryClient};
+
+use super::{block_on, Context};
+use crate::cli::BuildArgs;
+use crate::progress::{self, ProgressMode};
+
+pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    if args.context == "-" {
+        bail!("a build context read from stdin is not supported yet: give a directory");
+    }
+    if args.context.contains("://") || args.context.starts_with("git@") {
+        bail!(
+            "remote build contexts ({}) are not supported yet: give a directory",
+            args.context
+        );
+    }
+    let context = PathBuf::from(&args.context);
+    if !context.is_dir() {
+        bail!(
+            "unable to prepare context: path {:?} not found",
+            args.context
+        );
+    }
+    let (dockerfile_name, dockerfile) = read_dockerfile(&args, &context)?;
+    let options = build_options(&args)?;
+    let mut platforms = Vec::new();
+    for list in &args.platforms {
+        platforms.extend(
+            Platform::parse_list(list).with_context(|| format!("invalid platform {list:?}"))?,
+        );
+    }
+    let outputs = outputs(&args)?;
+    if outputs.is_empty() {
+        eprintln!(
+            "WARNING: No output specified. Build result will only remain in the build cache. \
+             To push result image into registry use --push or to load image into docker use --load"
+        );
+    }
+    let request = BuildRequest {
+        dockerfile: dockerfile.clone(),
+        dockerfile_name: dockerfile_name.clone(),
+        context,
+        options,
+        platforms,
+        outputs,
+    };
+    let client = RegistryClient::new(ctx.registry_config(&[])?, Credentials::from_docker_config());
+    let worker = Arc::new(Worker::open(ctx.state_dir()?, client)?);
+    let mode = ProgressMode::parse(&args.progress);
+    let result = block_on(async move {
+        let (events, renderer) = progress::start(mode);
+        let result = hoist_engine::build(worker, request, Some(events)).await;
+        let _ = renderer.await;
+        result
+    })?;
+    let result = match result {
+        Ok(result) => result,
+        Err(err) => {
+            let source = String::from_utf8_lossy(&dockerfile);
+            let text = match &err {
+                hoist_engine::Error::Frontend(e) => e.excerpt(&dockerfile_name, &source),
+                hoist_engine::Error::Dockerfile(e) => {
+                    hoist_dockerfile::instructions::error_context(&dockerfile_name, &source, e)
+                }
+                other => format!("ERROR: {other}\n"),
+            };
+            eprint!("{text}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let metadata = result.export.metadata();
+    if let Some(path) = &args.metadata_file {
+        let json = metadata.to_json()?;
+        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.iidfile {
+        let id = metadata.config_digest.as_ref().or(metadata.digest.as_ref());
+        let id = id.map(ToString::to_string).unwrap_or_default();
+        std::fs::write(path, id).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Dockerfile's name (for messages) and bytes: `-f -` from stdin, `-f FILE`, or
+/// `PATH/Dockerfile`.
+fn read_dockerfile(
+    args: &BuildArgs,
+    context: &std::path::Path,
+) -> anyhow::Result<(String, Vec<u8>)> {
+    match args.file.as_deref() {
+        Some("-") => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("cannot read the Dockerfile from stdin")?;
+            Ok(("-".to_owned(), bytes))
+        }
+        Some(file) => {
+            let bytes = std::fs::read(file)
+                .with_context(|| format!("failed to read dockerfile: open {file}"))?;
+            Ok((file.to_owned(), bytes))
+        }
+        None => {
+            let path = context.join("Dockerfile");
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("failed to read dockerfile: open {}", path.display()))?;
+            Ok((path.to_string_lossy().into_owned(), bytes))
+        }
+    }
+}
+
+/// `KEY=VALUE` pairs; a bare `KEY` takes its value from the environment (skipped when
+/// unset), as buildx does for `--build-arg`.
+fn key_values(
+    values: &[String],
+    flag: &str,
+    from_env: bool,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for value in values {
+        match value.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_owned(), v.to_owned());
+            }
+            None if from_env && !value.is_empty() => {
+                if let Ok(v) = std::env::var(value) {
+                    out.insert(value.clone(), v);
+                }
+            }
+            None if !from_env && !value.is_empty() => {
+                out.insert(value.clone(), String::new());
+            }
+            _ => bail!("invalid {flag} {value:?}: expected KEY=VALUE"),
+        }
+    }
+    Ok(out)
+}
+
+fn build_options(args: &BuildArgs) -> anyhow::Result<BuildOptions> {
+    let mut options = BuildOptions::new(Platform::host());
+    options.build_args = key_values(&args.build_args, "--build-arg", true)?;
+    options.labels = key_values(&args.labels, "--label", false)?;
+    options.target = args.target.clone();
+    options.no_cache = args.no_cache;
+    if !args.no_cache_filter.is_empty() {
+        options.no_cache_filter = Some(
+            args.no_cache_filter
+                .iter()
+                .flat_map(|s| s.split(','))
+                .map(str::to_owned)
+                .collect::<BTreeSet<_>>(),
+        );
+    }
+    Ok(options)
+}
+
+/// `-o`, `--push`, `--load` and `-t` combined as buildx combines them.
+fn outputs(args: &BuildArgs) -> anyhow::Result<Vec<Output>> {
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| Reference::parse_docker(t).with_context(|| format!("invalid tag {t:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut outputs = Output::parse_all(&args.outputs)?;
+    if args.push && args.load {
+        bail!("push and load may not be set together at the moment");
+    }
+    if args.push {
+        match outputs.first_mut() {
+            None => outputs.push(Output::push_shorthand(&tags)),
+            Some(Output::Image(image)) => image.push = true,
+            Some(other) => bail!(
+                "push and {:?} output can't be used together",
+                other.type_name()
+            ),
+        }
+    }
+    if args.load {
+        match outputs.first() {
+            None => outputs.push(Output::load_shorthand(&tags)),
+            Some(Output::Docker(_)) => {}
+            Some(other) => bail!(
+                "load and {:?} output can't be used together",
+                other.type_name()
+            ),
+        }
+    }
+    if outputs.is_empty() && !tags.is_empty() {
+        // No output but names: keep the image under those names in hoist's own store.
+        outputs.push(Output::Image(hoist_export::ImageOutput {
+            names: tags.clone(),
+            store: true,
+            ..hoist_export::ImageOutput::default()
+        }));
+    }
+    for output in &mut outputs {
+        let names = match output {
+            Output::Image(o) => &mut o.names,
+            Output::Oci(o) => &mut o.names,
+            Output::Docker(o) => &mut o.names,
+            Output::Local(_) | Output::Tar(_) => continue,
+        };
+        if names.is_empty() {
+            names.clone_from(&tags);
+        }
+    }
+    Ok(outputs)
+}

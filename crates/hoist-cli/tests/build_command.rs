@@ -1,0 +1,409 @@
+//! `hoist build` end to end: the built binary against a `docker-registry` on loopback
+//! serving a busybox image made here (Debian's static `/bin/busybox` in one layer), RUN
+//! steps in the built-in sandbox, outputs read back with `umoci` or as local directories.
+//!
+//! Needs root (namespaces, overlayfs, chown), `docker-registry`, `/bin/busybox` (static)
+//! and `umoci`; each test says why and returns early when one is missing.
+
+use std::io::Write as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hoist_content::ContentStore;
+use hoist_oci::{Descriptor, MediaType, Platform, Reference};
+use hoist_registry::{Credentials, RegistryClient, RegistryConfig};
+use hoist_testkit::registry::TestRegistry;
+use sha2::Digest as _;
+
+const BUSYBOX: &str = "/bin/busybox";
+const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "id", "ls", "touch", "mkdir", "true", "false", "sleep", "env", "pwd",
+];
+
+/// A registry with `busybox:latest`, a state dir and a context dir for one test.
+struct Setup {
+    registry: TestRegistry,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// `None` (with the reason printed) when the test cannot run here.
+    fn new() -> Option<Setup> {
+        if std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .unwrap_or(1)
+            != 0
+        {
+            hoist_testkit::skip("hoist build runs RUN steps in namespaces: needs root");
+            return None;
+        }
+        if !Path::new(BUSYBOX).is_file() {
+            hoist_testkit::skip("no /bin/busybox (apt-get install busybox-static)");
+            return None;
+        }
+        let registry = TestRegistry::start()?;
+        push_busybox(&format!("{}/busybox:latest", registry.host()));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("ctx")).unwrap();
+        Some(Setup { registry, dir })
+    }
+
+    fn image(&self) -> String {
+        format!("{}/busybox:latest", self.registry.host())
+    }
+
+    fn context(&self) -> PathBuf {
+        self.dir.path().join("ctx")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Writes a context file (`Dockerfile` included); `BASE` in the text becomes the image.
+    fn file(&self, name: &str, text: &str) {
+        let path = self.context().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text.replace("BASE", &self.image())).unwrap();
+    }
+
+    fn hoist(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .arg("--root")
+            .arg(self.state())
+            .args(args)
+            .env("DOCKER_CONFIG", self.dir.path().join("docker"))
+            .env_remove("HOIST_ROOT")
+            .env_remove("HOIST_CONFIG")
+            .output()
+            .unwrap()
+    }
+
+    /// `hoist build --progress=plain ARGS CONTEXT`, failing the test when it fails; returns
+    /// the progress text.
+    fn build(&self, args: &[&str]) -> String {
+        let out = self.build_output(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "hoist build failed:\n{stderr}");
+        stderr
+    }
+
+    fn build_output(&self, args: &[&str]) -> Output {
+        let context = self.context();
+        let mut all = vec!["build", "--progress=plain"];
+        all.extend_from_slice(args);
+        all.push(context.to_str().unwrap());
+        self.hoist(&all)
+    }
+
+    /// Builds with `-o type=local` and returns the output directory.
+    fn build_local(&self, args: &[&str]) -> PathBuf {
+        let dest = self.dir.path().join(format!("out-{}", unique()));
+        let spec = format!("type=local,dest={}", dest.display());
+        let mut all = vec!["-o", spec.as_str()];
+        all.extend_from_slice(args);
+        self.build(&all);
+        dest
+    }
+
+    fn blobs(&self) -> usize {
+        std::fs::read_dir(self.state().join("content/blobs/sha256"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Builds the busybox image (one gzip layer: busybox, applet links, passwd with `app`) and
+/// pushes it to `target`.
+fn push_busybox(target: &str) {
+    let mut builder = tar::Builder::new(Vec::new());
+    let dir = |builder: &mut tar::Builder<Vec<u8>>, name: &str, mode: u32| {
+        let mut header = root_header();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(mode);
+        header.set_size(0);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, std::io::empty())
+            .unwrap();
+    };
+    let file = |builder: &mut tar::Builder<Vec<u8>>, name: &str, mode: u32, data: &[u8]| {
+        let mut header = root_header();
+        header.set_mode(mode);
+        header.set_size(data.len() as u64);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder.append_data(&mut header, name, data).unwrap();
+    };
+    for (name, mode) in [
+        ("bin/", 0o755),
+        ("etc/", 0o755),
+        ("tmp/", 0o1777),
+        ("home/app/", 0o755),
+    ] {
+        dir(&mut builder, name, mode);
+    }
+    file(
+        &mut builder,
+        "bin/busybox",
+        0o755,
+        &std::fs::read(BUSYBOX).unwrap(),
+    );
+    for applet in APPLETS {
+        let mut header = root_header();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_mode(0o777);
+        header.set_size(0);
+        header.set_mtime(0);
+        builder
+            .append_link(&mut header, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    file(
+        &mut builder,
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+    );
+    file(
+        &mut builder,
+        "etc/group",
+        0o644,
+        b"root:x:0:\napp:x:1000:\n",
+    );
+    let tar = builder.into_inner().unwrap();
+    let diff_id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&tar)));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let gz = gz.finish().unwrap();
+
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = ContentStore::open(store_dir.path()).unwrap();
+    let layer = store.put_bytes(MediaType::OciLayerGzip, &gz).unwrap();
+    let platform = Platform::host();
+    let config = serde_json::json!({
+        "architecture": platform.architecture,
+        "os": platform.os,
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created_by": "busybox test image"}],
+    });
+    let config = store
+        .put_bytes(MediaType::OciConfig, &serde_json::to_vec(&config).unwrap())
+        .unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MediaType::OciManifest.as_str(),
+        "config": config,
+        "layers": [layer],
+    });
+    let manifest: Descriptor = store
+        .put_bytes(
+            MediaType::OciManifest,
+            &serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+    let client = RegistryClient::new(RegistryConfig::default(), Credentials::default());
+    let target = Reference::parse_docker(target).unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(client.push_image(&store, &manifest, &target))
+        .unwrap();
+}
+
+/// A tar header owned by root.
+fn root_header() -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_uid(0);
+    header.set_gid(0);
+    header
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    let path = path.as_ref();
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// The `#N` numbers and names of the steps in plain progress, with whether each ran.
+fn steps(progress: &str) -> Vec<(String, bool, bool)> {
+    let mut out: Vec<(String, String, bool, bool)> = Vec::new();
+    for line in progress.lines() {
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some((n, text)) = rest.split_once(' ') else {
+            continue;
+        };
+        match out.iter_mut().find(|s| s.0 == n) {
+            None => out.push((n.to_owned(), text.to_owned(), false, false)),
+            Some(step) if text == "CACHED" => step.2 = true,
+            Some(step) if text.starts_with("DONE") => step.3 = true,
+            Some(_) => {}
+        }
+    }
+    out.into_iter()
+        .map(|(_, name, cached, done)| (name, cached, done))
+        .collect()
+}
+
+fn ran(progress: &str, name_part: &str) -> bool {
+    steps(progress)
+        .iter()
+        .any(|(name, _, done)| *done && name.contains(name_part))
+}
+
+#[test]
+fn build_run_and_copy_to_oci_tar_read_by_umoci() {
+    let Some(setup) = Setup::new() else { return };
+    if Command::new("umoci").arg("--version").output().is_err() {
+        hoist_testkit::skip("umoci is not installed");
+        return;
+    }
+    setup.file(
+        "Dockerfile",
+        "FROM BASE\nRUN echo hello > /hello.txt\nCOPY a.txt /data/a.txt\n",
+    );
+    setup.file("a.txt", "from the context\n");
+    let tar = setup.dir.path().join("image.tar");
+    let progress = setup.build(&[
+        "-t",
+        "example.com/app:v1",
+        "-o",
+        &format!("type=oci,dest={}", tar.display()),
+    ]);
+    assert!(ran(&progress, "RUN echo hello"), "{progress}");
+
+    let layout = setup.dir.path().join("layout");
+    std::fs::create_dir(&layout).unwrap();
+    let untar = Command::new("tar")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let bundle = setup.dir.path().join("bundle");
+    let out = Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:v1", layout.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci unpack: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read(bundle.join("rootfs/hello.txt")), "hello\n");
+    assert_eq!(read(bundle.join("rootfs/data/a.txt")), "from the context\n");
+    assert!(bundle.join("rootfs/bin/busybox").is_file());
+}
+
+#[test]
+fn multi_stage_copy_from_user_workdir_env_arg() {
+    let Some(setup) = Setup::new() else { return };
+    setup.file(
+        "Dockerfile",
+        "FROM BASE AS build\n\
+         ARG GREETING=hi\n\
+         ENV NAME=world\n\
+         WORKDIR /work\n\
+         RUN echo \"$GREETING $NAME\" > out.txt && pwd > where.txt\n\
+         FROM BASE\n\
+         COPY --from=build /work/ /result/\n\
+         USER app\n\
+         RUN id -un > /tmp/whoami && id -u >> /tmp/whoami\n",
+    );
+    let out = setup.build_local(&["--build-arg", "GREETING=hey"]);
+    assert_eq!(read(out.join("result/out.txt")), "hey world\n");
+    assert_eq!(read(out.join("result/where.txt")), "/work\n");
+    assert_eq!(read(out.join("tmp/whoami")), "app\n1000\n");
+}
+
+#[test]
+fn second_build_is_cached_and_writes_no_blob() {
+    let Some(setup) = Setup::new() else { return };
+    setup.file(
+        "Dockerfile",
+        "FROM BASE\nRUN echo one > /one\nCOPY a.txt /\nRUN cat /a.txt > /b.txt\n",
+    );
+    setup.file("a.txt", "a\n");
+    let first = setup.build(&[]);
+    assert!(ran(&first, "RUN echo one"), "{first}");
+    let blobs = setup.blobs();
+    let second = setup.build(&[]);
+    for (name, _, done) in steps(&second) {
+        assert!(
+            !done || name.starts_with("[internal]"),
+            "step {name:?} ran again:\n{second}"
+        );
+    }
+    assert!(second.contains("CACHED"), "{second}");
+    assert_eq!(setup.blobs(), blobs, "the cached build wrote blobs");
+}
+
+#[test]
+fn touching_unused_context_file_stays_cached_used_one_reruns() {
+    let Some(setup) = Setup::new() else { return };
+    setup.file(
+        "Dockerfile",
+        "FROM BASE\nRUN echo first > /first\nCOPY used.txt /\nRUN cat /used.txt > /copy.txt\n",
+    );
+    setup.file("used.txt", "v1\n");
+    setup.file("unused.txt", "x\n");
+    setup.build(&[]);
+
+    setup.file("unused.txt", "changed\n");
+    let again = setup.build(&[]);
+    for (name, _, done) in steps(&again) {
+        assert!(
+            !done || name.starts_with("[internal]"),
+            "step {name:?} ran again:\n{again}"
+        );
+    }
+
+    setup.file("used.txt", "v2\n");
+    let out = setup.dir.path().join("out");
+    let changed = setup.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert!(ran(&changed, "COPY used.txt"), "{changed}");
+    assert!(ran(&changed, "RUN cat /used.txt"), "{changed}");
+    assert!(!ran(&changed, "RUN echo first"), "{changed}");
+    assert_eq!(read(out.join("copy.txt")), "v2\n");
+}
+
+#[test]
+fn failing_run_reports_its_exit_code() {
+    let Some(setup) = Setup::new() else { return };
+    setup.file(
+        "Dockerfile",
+        "FROM BASE\nRUN echo about to fail && exit 3\n",
+    );
+    let out = setup.build_output(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("about to fail"), "{stderr}");
+    assert!(
+        stderr.contains("did not complete successfully: exit code: 3"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn dockerfile_error_names_file_and_line() {
+    let Some(setup) = Setup::new() else { return };
+    setup.file("Dockerfile", "FROM BASE\nRUN true\nCOPY\n");
+    let out = setup.build_output(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Dockerfile:3"), "{stderr}");
+}

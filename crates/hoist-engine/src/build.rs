@@ -1,0 +1,291 @@
+//! [`build`]: a Dockerfile and its context to exported images — parse, plan, resolve base
+//! images, convert per platform, solve every platform's graph together, export.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hoist_dockerfile::dockerignore::{
+    ignore_file_candidates, read_ignore_file, IgnoreFileLocation,
+};
+use hoist_export::{ExportRequest, ExportResult, Exporter, Output, PlatformImage};
+use hoist_frontend::{BuildOptions, ImageRequest, ResolvedImage, MAIN_CONTEXT};
+use hoist_graph::VertexId;
+use hoist_oci::{History, ImageConfig, Platform};
+use hoist_snapshot::Snapshotter as _;
+use hoist_solver::{Event, EventKind, Solver, Vertex, VertexInfo, VertexOptions};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::cache::DiskCacheStore;
+use crate::error::{Error, Result};
+use crate::ops::{EngineOp, LocalContexts};
+use crate::worker::{Ref, Worker};
+
+/// Everything one build needs, typed.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The Dockerfile's bytes.
+    pub dockerfile: Vec<u8>,
+    /// Its path as the user named it (`-` for stdin), for error excerpts and for finding
+    /// `<Dockerfile>.dockerignore`.
+    pub dockerfile_name: String,
+    /// The main build context directory.
+    pub context: PathBuf,
+    /// Frontend options (build args, target, labels, no-cache, ...). `context_excludes` is
+    /// filled from the context's `.dockerignore` when empty.
+    pub options: BuildOptions,
+    /// Target platforms; empty builds for the build platform.
+    pub platforms: Vec<Platform>,
+    /// Where the result goes.
+    pub outputs: Vec<Output>,
+}
+
+/// What a build produced.
+#[derive(Debug)]
+pub struct BuildResult {
+    /// One image per target platform.
+    pub images: Vec<PlatformImage>,
+    /// What the exporter wrote.
+    pub export: ExportResult,
+}
+
+/// Runs `request` on `worker`, sending progress to `events`.
+pub async fn build(
+    worker: Arc<Worker>,
+    mut request: BuildRequest,
+    events: Option<UnboundedSender<Event>>,
+) -> Result<BuildResult> {
+    let dockerfile = hoist_dockerfile::parser::parse_bytes(&request.dockerfile)?;
+    if request.options.context_excludes.is_empty() {
+        request.options.context_excludes = read_dockerignore(&request)?;
+    }
+    let platform_opts: Vec<BuildOptions> = if request.platforms.is_empty() {
+        vec![request.options.clone()]
+    } else {
+        request
+            .platforms
+            .iter()
+            .map(|p| request.options.for_platform(p.clone()))
+            .collect()
+    };
+    let mut resolved: BTreeMap<ImageRequest, ResolvedImage> = BTreeMap::new();
+    let mut converted = Vec::new();
+    for opts in &platform_opts {
+        let plan = hoist_frontend::plan(&dockerfile, opts)?;
+        let mut pending: Vec<ImageRequest> = plan.images.clone();
+        while !pending.is_empty() {
+            for image in pending {
+                if !resolved.contains_key(&image) {
+                    let found = resolve_image(&worker, &image, events.as_ref()).await?;
+                    resolved.insert(image, found);
+                }
+            }
+            pending = plan.pending_images(&resolved, opts)?;
+        }
+        let platform = plan.target_platform().clone();
+        converted.push((platform, hoist_frontend::convert(&plan, &resolved, opts)?));
+    }
+
+    let contexts: Arc<LocalContexts> = Arc::new(BTreeMap::from([(
+        MAIN_CONTEXT.to_owned(),
+        request.context.clone(),
+    )]));
+    let cache = DiskCacheStore::open(Arc::clone(&worker))?;
+    let mut builder = Solver::<EngineOp>::builder()
+        .cache(Arc::new(cache))
+        .no_cache(request.options.no_cache);
+    if let Some(events) = &events {
+        builder = builder.events(events.clone());
+    }
+    let solver = builder.build();
+    let mut targets = Vec::new();
+    for (_, conv) in &converted {
+        let vertices = solver_vertices(&conv.graph, &worker, &contexts)?;
+        if let Some(target) = &conv.target {
+            let vertex = vertices
+                .get(&target.vertex)
+                .ok_or_else(|| Error::InvalidGraph("target vertex missing".into()))?;
+            targets.push(Some(Arc::clone(vertex)));
+        } else {
+            targets.push(None);
+        }
+    }
+    let to_solve: Vec<_> = targets.iter().flatten().cloned().collect();
+    let solved = solver.solve(&to_solve).await.map_err(Error::from_solve)?;
+    let mut solved = solved.into_iter();
+
+    let needs_rootfs = request
+        .outputs
+        .iter()
+        .any(|o| matches!(o, Output::Local(_) | Output::Tar(_)));
+    let mut views = Vec::new();
+    let mut images = Vec::new();
+    for ((platform, conv), target) in converted.into_iter().zip(&targets) {
+        let result: Option<Arc<Ref>> = match target {
+            Some(_) => solved.next(),
+            None => None,
+        };
+        let layers = result
+            .as_ref()
+            .map(|r| r.layers.clone())
+            .unwrap_or_default();
+        let rootfs = if needs_rootfs {
+            let key = worker.unique_key("export");
+            let parents: Vec<_> = result.iter().map(|r| r.snapshot.clone()).collect();
+            let mount = worker.snapshotter().view(&key, &parents)?;
+            views.push(key);
+            Some(mount.path().to_path_buf())
+        } else {
+            None
+        };
+        let mut config = conv.config;
+        align_history(&mut config, layers.len());
+        images.push(PlatformImage {
+            platform,
+            config,
+            layers: layers.into_iter().map(Into::into).collect(),
+            rootfs,
+        });
+    }
+    let exporter = Exporter::new(worker.store().clone()).with_registry(worker.registry().clone());
+    let export = exporter
+        .export(&ExportRequest {
+            images: images.clone(),
+            outputs: request.outputs.clone(),
+        })
+        .await;
+    for key in &views {
+        let _ = worker.snapshotter().remove(key);
+    }
+    Ok(BuildResult {
+        images,
+        export: export?,
+    })
+}
+
+/// The graph's vertices as solver vertices, by graph id (inputs come first in a graph).
+fn solver_vertices(
+    graph: &hoist_graph::Graph,
+    worker: &Arc<Worker>,
+    contexts: &Arc<LocalContexts>,
+) -> Result<HashMap<VertexId, Arc<Vertex<EngineOp>>>> {
+    let mut out: HashMap<VertexId, Arc<Vertex<EngineOp>>> = HashMap::new();
+    for (id, vertex) in graph.vertices() {
+        let inputs = vertex
+            .inputs
+            .iter()
+            .map(|input| {
+                out.get(&input.vertex).cloned().ok_or_else(|| {
+                    Error::InvalidGraph(format!("vertex {:?} comes before its input", vertex.name))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let options = if vertex.ignore_cache {
+            VertexOptions::ignore_cache()
+        } else {
+            VertexOptions::default()
+        };
+        let op = EngineOp::new(vertex.clone(), Arc::clone(worker), Arc::clone(contexts));
+        out.insert(
+            id,
+            Vertex::with_options(vertex.name.clone(), op, inputs, options),
+        );
+    }
+    Ok(out)
+}
+
+/// Pulls a base image (manifest, config and layers) and reports it as BuildKit's
+/// `[internal] load metadata for ...` step.
+async fn resolve_image(
+    worker: &Worker,
+    image: &ImageRequest,
+    events: Option<&UnboundedSender<Event>>,
+) -> Result<ResolvedImage> {
+    let name = format!("[internal] load metadata for {}", image.reference);
+    let info = VertexInfo {
+        digest: hoist_solver::Digest::of(format!("{name} {}", image.platform.format()).as_bytes()),
+        name: Arc::from(name.as_str()),
+    };
+    let send = |kind: EventKind| {
+        if let Some(events) = events {
+            let _ = events.send(Event {
+                vertex: info.clone(),
+                kind,
+            });
+        }
+    };
+    send(EventKind::Started);
+    let started = Instant::now();
+    let pulled = worker
+        .registry()
+        .pull_image(&image.reference, &image.platform, worker.store())
+        .await;
+    let pulled = match pulled {
+        Ok(pulled) => pulled,
+        Err(e) => {
+            send(EventKind::Error {
+                duration: started.elapsed(),
+                message: e.to_string(),
+            });
+            return Err(e.into());
+        }
+    };
+    let bytes = worker.store().read_blob(&pulled.config.digest)?;
+    let config: ImageConfig = serde_json::from_slice(&bytes).map_err(|e| Error::CacheRecord {
+        path: worker.store().path(&pulled.config.digest),
+        reason: format!("image config of {}: {e}", image.reference),
+    })?;
+    send(EventKind::Done {
+        duration: started.elapsed(),
+    });
+    Ok(ResolvedImage {
+        digest: pulled.root.digest,
+        config,
+    })
+}
+
+/// The `.dockerignore` patterns: `<Dockerfile>.dockerignore` beside the Dockerfile first,
+/// then `.dockerignore` at the context root.
+fn read_dockerignore(request: &BuildRequest) -> Result<Vec<String>> {
+    for candidate in ignore_file_candidates(&request.dockerfile_name) {
+        let path = match candidate.location {
+            IgnoreFileLocation::BesideDockerfile => PathBuf::from(&candidate.path),
+            IgnoreFileLocation::ContextRoot => request.context.join(&candidate.path),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => return Ok(read_ignore_file(&text)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("read", &path)(e)),
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Makes the history list one non-empty entry per layer, as BuildKit's exporter does when
+/// they disagree: missing entries are added at the end, surplus ones marked empty.
+fn align_history(config: &mut ImageConfig, layers: usize) {
+    let with_layer = config.history.iter().filter(|h| !h.empty_layer).count();
+    if with_layer < layers {
+        for _ in with_layer..layers {
+            config.history.push(History {
+                created: config.created.clone(),
+                created_by: Some("hoist: layer without history".to_owned()),
+                author: None,
+                comment: None,
+                empty_layer: false,
+            });
+        }
+    } else if with_layer > layers {
+        let mut surplus = with_layer - layers;
+        for entry in config.history.iter_mut().rev() {
+            if surplus == 0 {
+                break;
+            }
+            if !entry.empty_layer {
+                entry.empty_layer = true;
+                surplus -= 1;
+            }
+        }
+    }
+}

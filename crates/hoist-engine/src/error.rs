@@ -1,0 +1,107 @@
+//! [`Error`]: everything the engine can fail with, naming the object that failed.
+
+use std::path::PathBuf;
+
+/// The engine's one error type.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A filesystem operation failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Dockerfile could not be read or converted.
+    #[error(transparent)]
+    Dockerfile(#[from] hoist_dockerfile::Error),
+    /// The frontend rejected the build.
+    #[error(transparent)]
+    Frontend(#[from] hoist_frontend::Error),
+    /// The content store failed.
+    #[error(transparent)]
+    Content(#[from] hoist_content::Error),
+    /// A snapshot operation failed.
+    #[error(transparent)]
+    Snapshot(#[from] hoist_snapshot::Error),
+    /// The sandbox could not run a process.
+    #[error(transparent)]
+    Sandbox(#[from] hoist_sandbox::Error),
+    /// A registry operation failed.
+    #[error(transparent)]
+    Registry(#[from] hoist_registry::RegistryError),
+    /// Exporting the result failed.
+    #[error(transparent)]
+    Export(#[from] hoist_export::Error),
+    /// An OCI document or reference was invalid.
+    #[error(transparent)]
+    Oci(#[from] hoist_oci::Error),
+    /// A build step failed: `step` is its name, `message` the op's error.
+    #[error("failed to solve: {message}")]
+    Step { step: String, message: String },
+    /// The solve failed other than in a step (cancelled, cache store failure).
+    #[error("failed to solve: {0}")]
+    Solve(hoist_solver::Error),
+    /// A `RUN` exited with a failure.
+    #[error("process \"{command}\" did not complete successfully: {status}{}", last_lines(.output))]
+    RunFailed {
+        command: String,
+        status: hoist_sandbox::ExitStatus,
+        /// The last lines the process wrote.
+        output: Vec<String>,
+    },
+    /// A `COPY`/`ADD` source matched nothing.
+    #[error("failed to compute cache key: \"{path}\": not found")]
+    SourceNotFound { path: String },
+    /// A cache record on disk could not be read or written.
+    #[error("cache record {}: {reason}", path.display())]
+    CacheRecord { path: PathBuf, reason: String },
+    /// The build asked for something the engine does not do yet.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// A step's input was missing from the graph.
+    #[error("invalid build graph: {0}")]
+    InvalidGraph(String),
+    /// A background task died.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+fn last_lines(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("\n------\n{}\n------", lines.join("\n"))
+    }
+}
+
+impl Error {
+    /// An [`Error::Io`] maker for `map_err`.
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// The error of a failed solve: [`Error::Step`] for an op's own failure.
+    pub(crate) fn from_solve(error: hoist_solver::Error) -> Error {
+        match &error {
+            hoist_solver::Error::Op { vertex, source } => Error::Step {
+                step: vertex.name.to_string(),
+                message: source.to_string(),
+            },
+            _ => Error::Solve(error),
+        }
+    }
+}
+
+/// `Result` with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

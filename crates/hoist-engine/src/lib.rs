@@ -1,0 +1,29 @@
+//! The build engine: hoist-graph vertices run as solver ops against a [`Worker`], with
+//! results cached on disk, and [`build`] tying frontend, solver and exporter together.
+//!
+//! - [`Worker`]: state dir, content store, snapshotter, RUN executor, registry client.
+//! - [`Ref`] / [`LayerRef`]: what every op produces — a committed snapshot and its layers.
+//! - [`EngineOp`]: the [`hoist_solver::Op`] over one [`hoist_graph::Vertex`] (image and
+//!   local sources, exec, file ops, merge); see the `ops` module docs.
+//! - [`DiskCacheStore`]: cache key → [`Ref`] records in the state dir, safe for two
+//!   processes, so a second build reuses every step and writes no blob.
+//! - [`build`]`(`[`Worker`]`, `[`BuildRequest`]`, events) -> `[`BuildResult`].
+//! - [`Error`]: the one error type.
+//!
+//! ```text
+//! Dockerfile ─parse─► plan ─► pull base images ─► convert (per platform) ─► graph
+//!   ─► solver (DiskCacheStore) ─► EngineOp::exec ─► snapshots + gzip layers in the store
+//!   ─► PlatformImage(s) ─► hoist-export
+//! ```
+
+mod build;
+mod cache;
+mod error;
+mod ops;
+mod worker;
+
+pub use build::{build, BuildRequest, BuildResult};
+pub use cache::DiskCacheStore;
+pub use error::{Error, Result};
+pub use ops::{EngineOp, LocalContexts};
+pub use worker::{LayerRef, Ref, Worker};

@@ -1,0 +1,183 @@
+//! Exec ops (`RUN`): prepare a snapshot on the root input, mount the other inputs, cache
+//! directories and tmpfs, resolve the user from the rootfs, run the process in the sandbox
+//! with its output forwarded as solver log lines, and commit. A failing process leaves no
+//! snapshot behind.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use hoist_graph::{MountKind, MountSource, Network};
+use hoist_sandbox::{BindMount, Executor as _, OutputStream, RunSpec, TmpfsMount};
+use hoist_snapshot::{SnapshotId, Snapshotter as _};
+use hoist_solver::{ExecContext, LogStream};
+use sha2::{Digest as _, Sha256};
+
+use super::{input, scoped_path, EngineOp};
+use crate::error::{Error, Result};
+use crate::worker::{create_dir_all, Ref};
+
+/// How many of the last output lines a failure reports.
+const LAST_LINES: usize = 6;
+
+/// Snapshot keys to remove once the run is over.
+#[derive(Default)]
+struct Cleanup(Vec<String>);
+
+pub(super) async fn exec(op: &EngineOp, ctx: &ExecContext, inputs: Vec<Ref>) -> Result<Ref> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(LogStream, String)>();
+    let task = {
+        let op = op.clone();
+        tokio::task::spawn_blocking(move || run(&op, &inputs, tx))
+    };
+    while let Some((stream, line)) = rx.recv().await {
+        ctx.log(stream, line);
+    }
+    task.await.map_err(|e| Error::Task(e.to_string()))?
+}
+
+fn run(
+    op: &EngineOp,
+    inputs: &[Ref],
+    lines: tokio::sync::mpsc::UnboundedSender<(LogStream, String)>,
+) -> Result<Ref> {
+    let hoist_graph::Op::Exec(exec) = &op.vertex.op else {
+        return Err(Error::InvalidGraph("not an exec".into()));
+    };
+    let root_mount = exec
+        .mounts
+        .get(exec.output_mount)
+        .filter(|m| m.target == "/")
+        .ok_or_else(|| Error::Unsupported("an exec whose output is not its root mount".into()))?;
+    let base = match root_mount.source {
+        MountSource::Input(i) => Some(input(inputs, i)?.clone()),
+        MountSource::Scratch => None,
+    };
+    let snapshotter = op.worker.snapshotter();
+    let key = op.worker.unique_key("exec");
+    let parents: Vec<SnapshotId> = base.iter().map(|b| b.snapshot.clone()).collect();
+    let mount = snapshotter.prepare(&key, &parents)?;
+    let mut cleanup = Cleanup::default();
+    let outcome = prepare_and_run(
+        op,
+        exec,
+        inputs,
+        mount.path().to_path_buf(),
+        &mut cleanup,
+        lines,
+    );
+    for view in &cleanup.0 {
+        let _ = snapshotter.remove(view);
+    }
+    match outcome {
+        Ok(()) => super::commit(op, &key, base.as_ref()),
+        Err(e) => {
+            let _ = snapshotter.remove(&key);
+            Err(e)
+        }
+    }
+}
+
+fn prepare_and_run(
+    op: &EngineOp,
+    exec: &hoist_graph::Exec,
+    inputs: &[Ref],
+    rootfs: PathBuf,
+    cleanup: &mut Cleanup,
+    lines: tokio::sync::mpsc::UnboundedSender<(LogStream, String)>,
+) -> Result<()> {
+    let snapshotter = op.worker.snapshotter();
+    let mut spec = RunSpec::new(&rootfs, exec.args.clone());
+    spec.env = exec
+        .env
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (kv.clone(), String::new()),
+        })
+        .collect();
+    spec.cwd = PathBuf::from(if exec.cwd.is_empty() { "/" } else { &exec.cwd });
+    let cwd = scoped_path::resolve(&rootfs, &spec.cwd.to_string_lossy(), true)?;
+    create_dir_all(&cwd)?;
+    spec.user = hoist_sandbox::resolve_user(&exec.user, &rootfs)?;
+    spec.network = match exec.network {
+        Network::None => hoist_sandbox::Network::None,
+        Network::Sandbox | Network::Host => hoist_sandbox::Network::Host,
+    };
+    for (index, mount) in exec.mounts.iter().enumerate() {
+        if index == exec.output_mount {
+            continue;
+        }
+        let target = PathBuf::from(&mount.target);
+        match &mount.kind {
+            MountKind::Bind => {
+                let source = match mount.source {
+                    MountSource::Input(i) => {
+                        let view = op.worker.unique_key("mount");
+                        let dir = if mount.readonly {
+                            snapshotter.view(&view, &[input(inputs, i)?.snapshot.clone()])?
+                        } else {
+                            snapshotter.prepare(&view, &[input(inputs, i)?.snapshot.clone()])?
+                        };
+                        cleanup.0.push(view);
+                        let selector = mount.selector.as_deref().unwrap_or("/");
+                        scoped_path::resolve(dir.path(), selector, true)?
+                    }
+                    MountSource::Scratch => {
+                        let view = op.worker.unique_key("scratch");
+                        let dir = snapshotter.prepare(&view, &[])?;
+                        cleanup.0.push(view);
+                        dir.path().to_path_buf()
+                    }
+                };
+                spec.mounts.push(BindMount {
+                    source,
+                    target,
+                    readonly: mount.readonly,
+                });
+            }
+            MountKind::Cache { id, .. } => {
+                let name = hex::encode(Sha256::digest(id.as_bytes()));
+                let dir = op.worker.engine_dir().join("cache-mounts").join(name);
+                create_dir_all(&dir)?;
+                spec.mounts.push(BindMount {
+                    source: dir,
+                    target,
+                    readonly: false,
+                });
+            }
+            MountKind::Tmpfs { size } => spec.tmpfs.push(TmpfsMount {
+                target,
+                size: (*size > 0).then_some(*size),
+            }),
+            MountKind::Secret { .. } | MountKind::Ssh { .. } => return Err(Error::Unsupported(
+                "RUN --mount=type=secret and type=ssh (no secrets or SSH agents are forwarded yet)"
+                    .into(),
+            )),
+        }
+    }
+    let mut last: VecDeque<String> = VecDeque::new();
+    let mut sink = |stream: OutputStream, line: &[u8]| {
+        let text = String::from_utf8_lossy(line)
+            .trim_end_matches('\n')
+            .to_owned();
+        if last.len() == LAST_LINES {
+            last.pop_front();
+        }
+        last.push_back(text.clone());
+        let stream = match stream {
+            OutputStream::Stdout => LogStream::Stdout,
+            OutputStream::Stderr => LogStream::Stderr,
+        };
+        let _ = lines.send((stream, text));
+    };
+    let status = op.worker.executor().run(&spec, &mut sink)?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::RunFailed {
+            command: exec.args.join(" "),
+            status,
+            output: last.into_iter().collect(),
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! Image sources: pull the image into the content store and unpack each layer once into a
+//! committed snapshot chain. Chains are shared between builds: `<engine>/layers/<key>`
+//! names the snapshot of a layer on top of the chain below it, where the key digests the
+//! compressed layer digests from the base up.
+
+use std::fs::File;
+
+use fs4::fs_std::FileExt;
+use hoist_oci::{ImageConfig, Reference};
+use hoist_snapshot::{apply_layer_to_snapshot, ApplyOptions, SnapshotId, Snapshotter};
+use sha2::{Digest as _, Sha256};
+
+use super::EngineOp;
+use crate::error::{Error, Result};
+use crate::worker::{create_dir_all, LayerRef, Ref, Worker};
+
+pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
+    let hoist_graph::Op::Source(hoist_graph::Source::Image {
+        reference,
+        platform,
+    }) = &op.vertex.op
+    else {
+        return Err(Error::InvalidGraph("not an image source".into()));
+    };
+    let reference = Reference::parse_normalized(reference)?;
+    let pulled = op
+        .worker
+        .registry()
+        .pull_image(&reference, platform, op.worker.store())
+        .await?;
+    let config_bytes = op.worker.store().read_blob(&pulled.config.digest)?;
+    let config: ImageConfig =
+        serde_json::from_slice(&config_bytes).map_err(|e| Error::CacheRecord {
+            path: op.worker.store().path(&pulled.config.digest),
+            reason: format!("image config of {reference}: {e}"),
+        })?;
+    if config.rootfs.diff_ids.len() != pulled.layers.len() {
+        return Err(Error::Unsupported(format!(
+            "image {reference} lists {} layers but {} diff ids",
+            pulled.layers.len(),
+            config.rootfs.diff_ids.len()
+        )));
+    }
+    let layers: Vec<LayerRef> = pulled
+        .layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .map(|(descriptor, diff_id)| LayerRef {
+            descriptor: descriptor.clone(),
+            diff_id: diff_id.clone(),
+        })
+        .collect();
+    op.blocking(move |op| {
+        let snapshot = unpack(&op.worker, &layers)?;
+        Ok(Ref { snapshot, layers })
+    })
+    .await
+}
+
+/// The snapshot of `layers` stacked, unpacking only the layers no earlier build unpacked.
+pub(crate) fn unpack(worker: &Worker, layers: &[LayerRef]) -> Result<SnapshotId> {
+    let dir = worker.engine_dir().join("layers");
+    create_dir_all(&dir)?;
+    let lock_path = worker.engine_dir().join("layers.lock");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(Error::io("open", &lock_path))?;
+    FileExt::lock_exclusive(&lock).map_err(Error::io("lock", &lock_path))?;
+    let snapshotter = worker.snapshotter();
+    let mut chain = Sha256::new();
+    let mut parent: Option<SnapshotId> = None;
+    if layers.is_empty() {
+        let key = worker.unique_key("empty");
+        snapshotter.prepare(&key, &[])?;
+        return Ok(snapshotter.commit(&key)?);
+    }
+    for layer in layers {
+        chain.update(layer.descriptor.digest.as_str().as_bytes());
+        chain.update(b"\n");
+        let name = hex::encode(chain.clone().finalize());
+        let record = dir.join(&name);
+        let known = std::fs::read_to_string(&record)
+            .ok()
+            .and_then(|id| SnapshotId::parse(id.trim()).ok())
+            .filter(|id| snapshotter.parents(id).is_ok());
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let blob = worker.store().open_blob(&layer.descriptor.digest)?;
+                let parents: Vec<SnapshotId> = parent.iter().cloned().collect();
+                let key = worker.unique_key("layer");
+                let (id, _) = apply_layer_to_snapshot(
+                    snapshotter,
+                    &key,
+                    &parents,
+                    std::io::BufReader::new(blob),
+                    &ApplyOptions::default(),
+                )?;
+                std::fs::write(&record, id.as_str()).map_err(Error::io("write", &record))?;
+                id
+            }
+        };
+        parent = Some(id);
+    }
+    parent.ok_or_else(|| Error::InvalidGraph("image without layers".into()))
+}

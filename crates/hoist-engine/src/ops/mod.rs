@@ -1,0 +1,142 @@
+//! [`EngineOp`]: the solver's [`hoist_solver::Op`] over one [`hoist_graph::Vertex`], run
+//! against a [`Worker`]. One module per kind of op:
+//!
+//! - [`image`]: pull an image and unpack its layers once into a snapshot chain;
+//! - [`local`]: copy the selected files of a local context into a snapshot, keyed by their
+//!   content;
+//! - [`exec`]: run a process in the sandbox on a snapshot of its input and commit the change;
+//! - [`file`]: copy, mkdir, mkfile and rm on a snapshot.
+//!
+//! Every op that changes a filesystem commits its snapshot and writes the change as one
+//! gzip layer into the content store: its result's layers are its input's plus that one.
+
+mod exec;
+mod file;
+mod image;
+mod local;
+mod scoped_path;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hoist_graph::{FileBase, Op, Source};
+use hoist_snapshot::{SnapshotId, Snapshotter};
+use hoist_solver::{CacheMap, Digest, ExecContext};
+
+use crate::error::{Error, Result};
+use crate::worker::{Ref, Worker};
+
+/// Local directories a build may read, by context name (`context` for the main one).
+pub type LocalContexts = BTreeMap<String, PathBuf>;
+
+/// One graph vertex as a solver op.
+#[derive(Debug, Clone)]
+pub struct EngineOp {
+    vertex: hoist_graph::Vertex,
+    worker: Arc<Worker>,
+    contexts: Arc<LocalContexts>,
+}
+
+impl EngineOp {
+    pub fn new(
+        vertex: hoist_graph::Vertex,
+        worker: Arc<Worker>,
+        contexts: Arc<LocalContexts>,
+    ) -> EngineOp {
+        EngineOp {
+            vertex,
+            worker,
+            contexts,
+        }
+    }
+
+    fn definition_digest(&self) -> Digest {
+        Digest::of(&self.vertex.definition_bytes)
+    }
+
+    /// Runs blocking filesystem work on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(EngineOp) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || work(this))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?
+    }
+}
+
+impl hoist_solver::Op for EngineOp {
+    type Output = Ref;
+    type Error = Error;
+
+    fn definition(&self) -> Vec<u8> {
+        self.vertex.definition_bytes.clone()
+    }
+
+    async fn cache_map(&self) -> Result<CacheMap<Ref>> {
+        match &self.vertex.op {
+            Op::Source(Source::Local { .. }) => {
+                let digest = self.definition_digest();
+                let content = self.blocking(|op| local::checksum(&op)).await?;
+                let mut bytes = digest.hex().into_bytes();
+                bytes.extend_from_slice(content.hex().as_bytes());
+                Ok(CacheMap::new(Digest::of(&bytes)))
+            }
+            _ => Ok(CacheMap::new(self.definition_digest())),
+        }
+    }
+
+    async fn exec(&self, ctx: &ExecContext, inputs: &[Arc<Ref>]) -> Result<Ref> {
+        let inputs: Vec<Ref> = inputs.iter().map(|r| (**r).clone()).collect();
+        match &self.vertex.op {
+            Op::Source(Source::Image { .. }) => image::exec(self).await,
+            Op::Source(Source::Local { .. }) => self.blocking(|op| local::exec(&op)).await,
+            Op::Source(source @ (Source::Git { .. } | Source::Http { .. })) => {
+                Err(Error::Unsupported(format!(
+                    "{} sources",
+                    hoist_graph::Op::Source(source.clone()).kind()
+                )))
+            }
+            Op::Exec(_) => exec::exec(self, ctx, inputs).await,
+            Op::File(file) => {
+                let base = match file.base {
+                    FileBase::Input(i) => Some(input(&inputs, i)?.clone()),
+                    FileBase::Scratch => None,
+                };
+                self.blocking(move |op| file::exec(&op, base, &inputs))
+                    .await
+            }
+            Op::Merge => self.blocking(move |op| merge(&op, &inputs)).await,
+        }
+    }
+}
+
+/// Input `index`, or an error naming it.
+fn input(inputs: &[Ref], index: usize) -> Result<&Ref> {
+    inputs
+        .get(index)
+        .ok_or_else(|| Error::InvalidGraph(format!("input {index} is missing")))
+}
+
+/// Stacks the inputs' snapshots (later ones on top); the layers are all of theirs.
+fn merge(op: &EngineOp, inputs: &[Ref]) -> Result<Ref> {
+    let snapshotter = op.worker.snapshotter();
+    let key = op.worker.unique_key("merge");
+    let parents: Vec<SnapshotId> = inputs.iter().map(|r| r.snapshot.clone()).collect();
+    snapshotter.prepare(&key, &parents)?;
+    let snapshot = snapshotter.commit(&key)?;
+    Ok(Ref {
+        snapshot,
+        layers: inputs.iter().flat_map(|r| r.layers.clone()).collect(),
+    })
+}
+
+/// Commits the prepared snapshot `key` and adds its change as a layer on `base`'s layers.
+fn commit(op: &EngineOp, key: &str, base: Option<&Ref>) -> Result<Ref> {
+    let snapshot = op.worker.snapshotter().commit(key)?;
+    let mut layers = base.map(|b| b.layers.clone()).unwrap_or_default();
+    layers.push(op.worker.commit_layer(&snapshot)?);
+    Ok(Ref { snapshot, layers })
+}
