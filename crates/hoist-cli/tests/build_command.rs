@@ -342,14 +342,49 @@ fn second_build_is_cached_and_writes_no_blob() {
     assert!(ran(&first, "RUN echo one"), "{first}");
     let blobs = setup.blobs();
     let second = setup.build(&[]);
-    for (name, _, done) in steps(&second) {
-        assert!(
-            !done || name.starts_with("[internal]"),
-            "step {name:?} ran again:\n{second}"
-        );
+    let steps = steps(&second);
+    assert_eq!(steps.len(), 6, "{second}");
+    for (name, cached, done) in steps {
+        if !name.starts_with("[internal] load metadata") {
+            assert!(cached && !done, "step {name:?} is not CACHED:\n{second}");
+        }
     }
-    assert!(second.contains("CACHED"), "{second}");
     assert_eq!(setup.blobs(), blobs, "the cached build wrote blobs");
+
+    let forced = setup.build(&["--no-cache"]);
+    assert!(ran(&forced, "RUN echo one"), "{forced}");
+}
+
+#[test]
+fn push_then_build_from_the_pushed_image_with_metadata_file() {
+    let Some(setup) = Setup::new() else { return };
+    setup.file("Dockerfile", "FROM BASE\nRUN echo pushed > /marker\n");
+    let name = format!("{}/app:1", setup.registry.host());
+    let metadata = setup.dir.path().join("metadata.json");
+    let iid = setup.dir.path().join("iid");
+    setup.build(&[
+        "--push",
+        "-t",
+        &name,
+        "--metadata-file",
+        metadata.to_str().unwrap(),
+        "--iidfile",
+        iid.to_str().unwrap(),
+    ]);
+    let meta: serde_json::Value = serde_json::from_str(&read(&metadata)).unwrap();
+    let digest = meta["containerimage.digest"].as_str().unwrap().to_owned();
+    assert!(digest.starts_with("sha256:"), "{meta}");
+    assert_eq!(
+        read(&iid),
+        meta["containerimage.config.digest"].as_str().unwrap()
+    );
+
+    setup.file(
+        "Dockerfile",
+        &format!("FROM {name}\nRUN cat /marker > /copied\n"),
+    );
+    let out = setup.build_local(&[]);
+    assert_eq!(read(out.join("copied")), "pushed\n");
 }
 
 #[test]

@@ -76,9 +76,9 @@ pub async fn build(
         let mut pending: Vec<ImageRequest> = plan.images.clone();
         while !pending.is_empty() {
             for image in pending {
-                if !resolved.contains_key(&image) {
-                    let found = resolve_image(&worker, &image, events.as_ref()).await?;
-                    resolved.insert(image, found);
+                if let std::collections::btree_map::Entry::Vacant(entry) = resolved.entry(image) {
+                    let found = resolve_image(&worker, entry.key(), events.as_ref()).await?;
+                    entry.insert(found);
                 }
             }
             pending = plan.pending_images(&resolved, opts)?;
@@ -99,21 +99,27 @@ pub async fn build(
         builder = builder.events(events.clone());
     }
     let solver = builder.build();
+    // Every step of every target is asked for, not only the targets: the solver stops at
+    // the first cache hit from the top, and BuildKit's progress reports each step CACHED.
+    let mut to_solve = Vec::new();
     let mut targets = Vec::new();
     for (_, conv) in &converted {
         let vertices = solver_vertices(&conv.graph, &worker, &contexts)?;
-        if let Some(target) = &conv.target {
-            let vertex = vertices
-                .get(&target.vertex)
-                .ok_or_else(|| Error::InvalidGraph("target vertex missing".into()))?;
-            targets.push(Some(Arc::clone(vertex)));
-        } else {
+        let Some(target) = &conv.target else {
             targets.push(None);
+            continue;
+        };
+        for id in conv.graph.ancestors(target.vertex) {
+            let vertex = vertices
+                .get(&id)
+                .ok_or_else(|| Error::InvalidGraph(format!("vertex {} missing", id.0)))?;
+            if id == target.vertex {
+                targets.push(Some(to_solve.len()));
+            }
+            to_solve.push(Arc::clone(vertex));
         }
     }
-    let to_solve: Vec<_> = targets.iter().flatten().cloned().collect();
     let solved = solver.solve(&to_solve).await.map_err(Error::from_solve)?;
-    let mut solved = solved.into_iter();
 
     let needs_rootfs = request
         .outputs
@@ -122,10 +128,7 @@ pub async fn build(
     let mut views = Vec::new();
     let mut images = Vec::new();
     for ((platform, conv), target) in converted.into_iter().zip(&targets) {
-        let result: Option<Arc<Ref>> = match target {
-            Some(_) => solved.next(),
-            None => None,
-        };
+        let result: Option<Arc<Ref>> = target.and_then(|i| solved.get(i).cloned());
         let layers = result
             .as_ref()
             .map(|r| r.layers.clone())
@@ -140,6 +143,8 @@ pub async fn build(
             None
         };
         let mut config = conv.config;
+        config.rootfs.kind = "layers".to_owned();
+        config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
         align_history(&mut config, layers.len());
         images.push(PlatformImage {
             platform,

@@ -209,15 +209,7 @@ fn outputs(args: &BuildArgs) -> anyhow::Result<Vec<Output>> {
         }));
     }
     for output in &mut outputs {
-        let names = match output {
-            Output::Image(o) => &mut o.names,
-            Output::Oci(o) => &mut o.names,
-            Output::Docker(o) => &mut o.names,
-            Output::Local(_) | Output::Tar(_) => continue,
-        };
-        if names.is_empty() {
-            names.clone_from(&tags);
-        }
+        output.apply_tags(&tags);
     }
     Ok(outputs)
 }
