@@ -127,11 +127,12 @@ fn steps(progress: &str) -> Vec<Step> {
     out.into_iter().map(|(_, step)| step).collect()
 }
 
-/// The Dockerfile steps (`[stage n/m] INSTR ...`, `[n/m] INSTR ...`) of plain progress.
+/// The Dockerfile steps of plain progress (`FROM ...`, `RUN ...`, `[stage] COPY ...`), without
+/// the `[internal]` ones (loading metadata and the context).
 fn dockerfile_steps(progress: &str) -> Vec<Step> {
     steps(progress)
         .into_iter()
-        .filter(|s| s.name.starts_with('[') && !s.name.contains("internal]"))
+        .filter(|s| !s.name.starts_with("[internal]"))
         .collect()
 }
 
@@ -169,7 +170,6 @@ fn docker_archive_loads_and_runs_in_podman() {
             .arg("--storage-driver")
             .arg("vfs")
             .args(args)
-            .env("CONTAINERS_CONF", store.join("none.conf"))
             .output()
             .unwrap()
     };
@@ -177,7 +177,11 @@ fn docker_archive_loads_and_runs_in_podman() {
     let load = podman(&["load", "-i", &archive_arg]);
     assert!(load.status.success(), "podman load: {}", text(&load));
     let inspect = podman(&["image", "inspect", "docker.io/hoist-e2e/hello:v1"]);
-    assert!(inspect.status.success(), "podman image inspect: {}", text(&inspect));
+    assert!(
+        inspect.status.success(),
+        "podman image inspect: {}",
+        text(&inspect)
+    );
     let config: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(
         config[0]["Config"]["Cmd"],
@@ -189,9 +193,21 @@ fn docker_archive_loads_and_runs_in_podman() {
         "run",
         "--rm",
         "--network=none",
-        "--cgroups=disabled",
+        "--runtime=runc",
+        "--ulimit=nofile=1024:1024",
+        "--ulimit=nproc=1024:1024",
         "docker.io/hoist-e2e/hello:v1",
     ]);
+    // Exit codes 125/126: podman itself or the OCI runtime cannot start a container on this
+    // machine (limits, cgroups); the load and inspect above still checked the archive.
+    if matches!(run.status.code(), Some(125 | 126)) {
+        hoist_testkit::skip(&format!(
+            "podman cannot run containers here: {}",
+            text(&run)
+        ));
+        let _ = std::fs::remove_dir_all(&store);
+        return;
+    }
     assert!(run.status.success(), "podman run: {}", text(&run));
     assert_eq!(String::from_utf8_lossy(&run.stdout), "built by hoist\n");
     let _ = std::fs::remove_dir_all(&store);
@@ -341,7 +357,10 @@ fn context_changes_invalidate_from_the_copy_that_uses_them() {
 #[test]
 fn dockerfile_error_exits_1_naming_file_and_line() {
     let Some(case) = Case::new() else { return };
-    case.file("Dockerfile", "FROM busybox\nRUN true\nNOTANINSTRUCTION foo\n");
+    case.file(
+        "Dockerfile",
+        "FROM busybox\nRUN true\nNOTANINSTRUCTION foo\n",
+    );
     let stderr = case.build_error(&[]);
     assert!(stderr.contains("Dockerfile:3"), "{stderr}");
     assert!(stderr.contains("NOTANINSTRUCTION"), "{stderr}");
@@ -391,12 +410,14 @@ fn copy_source_matching_nothing_is_an_error() {
     let stderr = case.build_error(&[]);
     assert!(stderr.contains("nothing-here.txt"), "{stderr}");
 
+    // A wildcard matching nothing is no error, as in BuildKit (conformance case 10); a
+    // wildcard-free path naming nothing is.
     case.file("Dockerfile", "FROM scratch\nCOPY nomatch-*.txt /\n");
+    case.build(&[]);
+    case.file("Dockerfile", "FROM scratch\nCOPY dir/missing.txt /\n");
+    std::fs::create_dir_all(case.ctx.join("dir")).unwrap();
     let stderr = case.build_error(&[]);
-    assert!(
-        stderr.contains("nomatch-*.txt") || stderr.contains("no source files"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("dir/missing.txt"), "{stderr}");
 }
 
 #[test]
@@ -417,7 +438,26 @@ fn symlink_out_of_the_context_does_not_reach_the_host() {
         "COPY followed a symlink out of the context:\n{stderr}"
     );
     assert_eq!(built.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("link") || stderr.contains("host-secret.txt"), "{stderr}");
+    assert!(
+        stderr.contains("link") || stderr.contains("host-secret.txt"),
+        "{stderr}"
+    );
+}
+
+/// The pids of processes whose command line is exactly `argv`.
+fn processes_running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
 }
 
 /// Every blob in the content store hashes to its name.
@@ -456,7 +496,7 @@ fn build_killed_mid_run_then_rebuilds() {
     let Some(case) = Case::new() else { return };
     case.file(
         "Dockerfile",
-        "FROM busybox\nRUN echo before > /before\nRUN echo sleeping && sleep 47\n",
+        "FROM busybox\nRUN echo before > /before\nRUN echo sleeping && sleep 4747\n",
     );
     let (_, spec) = case.local();
     let ctx = case.ctx.display().to_string();
@@ -496,6 +536,20 @@ fn build_killed_mid_run_then_rebuilds() {
     assert!(!status.success());
     let progress = reader.join().unwrap();
     assert!(seen, "the sleeping step never printed:\n{progress}");
+
+    // FIXME: killing `hoist` leaves the RUN step's process running (nothing ties the sandbox
+    // to the dead build: no PR_SET_PDEATHSIG, no PID namespace whose init dies with it). This
+    // asserts today's behaviour so that the fix shows up here; then assert none is left.
+    std::thread::sleep(Duration::from_millis(300));
+    let orphans = processes_running(&["sleep", "4747"]);
+    assert!(
+        !orphans.is_empty(),
+        "the killed build's RUN process is gone now: turn this FIXME into an assertion that \
+         nothing is left"
+    );
+    for pid in orphans {
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    }
 
     // Rebuild with the long step shortened: the earlier steps come from the cache, the
     // build succeeds, and the store is consistent.
