@@ -261,7 +261,7 @@ pub struct BuildArgs {
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
     /// Set the target build stage to build.
-    #[arg(long)]
+    #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
     /// Set target platform for build (comma-separated or repeated).
     #[arg(long = "platform", value_name = "PLATFORM")]
@@ -276,7 +276,12 @@ pub struct BuildArgs {
     #[arg(long)]
     pub load: bool,
     /// Set type of progress output (`auto`, `plain`, `tty`, `quiet`, `rawjson`).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "plain", "tty", "quiet", "rawjson"])]
+    #[arg(
+        long,
+        env = "BUILDKIT_PROGRESS",
+        default_value = "auto",
+        value_parser = ["auto", "plain", "tty", "quiet", "rawjson"]
+    )]
     pub progress: String,
     /// Write build result metadata to a file.
     #[arg(long = "metadata-file", value_name = "FILE")]

@@ -19,6 +19,7 @@ use sha2::Digest as _;
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "id", "ls", "touch", "mkdir", "true", "false", "sleep", "env", "pwd",
+    "stat",
 ];
 
 /// A registry with `busybox:latest`, a state dir and a context dir for one test.
@@ -321,13 +322,20 @@ fn multi_stage_copy_from_user_workdir_env_arg() {
          RUN echo \"$GREETING $NAME\" > out.txt && pwd > where.txt\n\
          FROM BASE\n\
          COPY --from=build /work/ /result/\n\
+         COPY --from=build --chown=app:app /work/out.txt /owned.txt\n\
+         RUN --mount=type=cache,target=/cache echo run >> /cache/log && cat /cache/log > /tmp/cache\n\
          USER app\n\
-         RUN id -un > /tmp/whoami && id -u >> /tmp/whoami\n",
+         RUN id -un > /tmp/whoami && id -u >> /tmp/whoami && stat -c %U:%G /owned.txt > /tmp/owner\n",
     );
     let out = setup.build_local(&["--build-arg", "GREETING=hey"]);
     assert_eq!(read(out.join("result/out.txt")), "hey world\n");
     assert_eq!(read(out.join("result/where.txt")), "/work\n");
     assert_eq!(read(out.join("tmp/whoami")), "app\n1000\n");
+    assert_eq!(read(out.join("tmp/owner")), "app:app\n");
+    assert_eq!(read(out.join("tmp/cache")), "run\n");
+    // The cache mount outlives the build: a forced rerun sees the first run's file.
+    let again = setup.build_local(&["--build-arg", "GREETING=hey", "--no-cache"]);
+    assert_eq!(read(again.join("tmp/cache")), "run\nrun\n");
 }
 
 #[test]
@@ -427,6 +435,15 @@ fn failing_run_reports_its_exit_code() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("about to fail"), "{stderr}");
+    assert!(stderr.contains("Dockerfile:2\n"), "{stderr}");
+    assert!(
+        stderr.contains(">>> RUN echo about to fail && exit 3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("------\n > RUN echo about to fail && exit 3:\nabout to fail\n------\n"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("did not complete successfully: exit code: 3"),
         "{stderr}"
@@ -440,5 +457,74 @@ fn dockerfile_error_names_file_and_line() {
     let out = setup.build_output(&[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("Dockerfile:3"), "{stderr}");
+    assert!(stderr.contains("\nDockerfile:3\n"), "{stderr}");
+}
+
+#[test]
+fn two_concurrent_builds_share_one_state_dir() {
+    let Some(setup) = Setup::new() else { return };
+    setup.file(
+        "Dockerfile",
+        "FROM BASE\nRUN echo same > /same\nCOPY a.txt /\n",
+    );
+    setup.file("a.txt", "a\n");
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_hoist"))
+                .arg("--root")
+                .arg(setup.state())
+                .args(["build", "--progress=plain"])
+                .arg(setup.context())
+                .env("DOCKER_CONFIG", setup.dir.path().join("docker"))
+                .env_remove("HOIST_ROOT")
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let after = setup.build(&[]);
+    for (name, cached, _) in steps(&after) {
+        assert!(
+            cached || name.starts_with("[internal] load metadata"),
+            "{after}"
+        );
+    }
+}
+
+#[test]
+fn heredocs_bind_mounts_tmpfs_and_copy_link() {
+    let Some(setup) = Setup::new() else { return };
+    setup.file(
+        "Dockerfile",
+        "FROM BASE AS src\n\
+         RUN mkdir /data && echo from-src > /data/f\n\
+         FROM BASE\n\
+         COPY --link a.txt /linked.txt\n\
+         RUN --mount=type=bind,from=src,source=/data,target=/mnt cat /mnt/f > /bound\n\
+         RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ls /scratch > /tmpfs\n\
+         RUN <<EOT\n\
+         echo line1 > /heredoc\n\
+         echo line2 >> /heredoc\n\
+         EOT\n\
+         COPY <<EOT /inline.txt\n\
+         inline\n\
+         EOT\n",
+    );
+    setup.file("a.txt", "linked\n");
+    let out = setup.build_local(&[]);
+    assert_eq!(read(out.join("linked.txt")), "linked\n");
+    assert_eq!(read(out.join("bound")), "from-src\n");
+    assert_eq!(read(out.join("tmpfs")), "x\n");
+    assert_eq!(read(out.join("heredoc")), "line1\nline2\n");
+    assert_eq!(read(out.join("inline.txt")), "inline\n");
+    assert!(!out.join("mnt/f").exists());
+    assert!(!out.join("scratch/x").exists());
 }

@@ -38,14 +38,19 @@ pub enum Error {
     /// An OCI document or reference was invalid.
     #[error(transparent)]
     Oci(#[from] hoist_oci::Error),
-    /// A build step failed: `step` is its name, `message` the op's error.
+    /// A build step failed: `step` is its name, `message` the op's error, `output` the last
+    /// lines a failed process wrote.
     #[error("failed to solve: {message}")]
-    Step { step: String, message: String },
+    Step {
+        step: String,
+        message: String,
+        output: Vec<String>,
+    },
     /// The solve failed other than in a step (cancelled, cache store failure).
     #[error("failed to solve: {0}")]
     Solve(hoist_solver::Error),
     /// A `RUN` exited with a failure.
-    #[error("process \"{command}\" did not complete successfully: {status}{}", last_lines(.output))]
+    #[error("process \"{command}\" did not complete successfully: {status}")]
     RunFailed {
         command: String,
         status: hoist_sandbox::ExitStatus,
@@ -69,14 +74,6 @@ pub enum Error {
     Task(String),
 }
 
-fn last_lines(lines: &[String]) -> String {
-    if lines.is_empty() {
-        String::new()
-    } else {
-        format!("\n------\n{}\n------", lines.join("\n"))
-    }
-}
-
 impl Error {
     /// An [`Error::Io`] maker for `map_err`.
     pub(crate) fn io(
@@ -97,6 +94,10 @@ impl Error {
             hoist_solver::Error::Op { vertex, source } => Error::Step {
                 step: vertex.name.to_string(),
                 message: source.to_string(),
+                output: match source.downcast_ref::<Error>() {
+                    Some(Error::RunFailed { output, .. }) => output.clone(),
+                    _ => Vec::new(),
+                },
             },
             _ => Error::Solve(error),
         }

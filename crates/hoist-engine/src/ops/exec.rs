@@ -2,6 +2,10 @@
 //! directories and tmpfs, resolve the user from the rootfs, run the process in the sandbox
 //! with its output forwarded as solver log lines, and commit. A failing process leaves no
 //! snapshot behind.
+//!
+//! Cache mounts are one directory per id under `<state>/engine/cache-mounts`, kept across
+//! builds; `sharing=locked` holds an `flock` for the run, `private` is treated as `shared`.
+//! Secret and SSH mounts and `--security=insecure` are refused as unsupported.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -19,9 +23,9 @@ use crate::worker::{create_dir_all, Ref};
 /// How many of the last output lines a failure reports.
 const LAST_LINES: usize = 6;
 
-/// Snapshot keys to remove once the run is over.
+/// Snapshot keys to remove, and cache-mount locks to release, once the run is over.
 #[derive(Default)]
-struct Cleanup(Vec<String>);
+struct Cleanup(Vec<String>, Vec<std::fs::File>);
 
 pub(super) async fn exec(op: &EngineOp, ctx: &ExecContext, inputs: Vec<Ref>) -> Result<Ref> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(LogStream, String)>();
@@ -86,6 +90,11 @@ fn prepare_and_run(
     lines: tokio::sync::mpsc::UnboundedSender<(LogStream, String)>,
 ) -> Result<()> {
     let snapshotter = op.worker.snapshotter();
+    if exec.security == hoist_graph::Security::Insecure {
+        return Err(Error::Unsupported(
+            "RUN --security=insecure (the sandbox has no privileged mode)".into(),
+        ));
+    }
     let mut spec = RunSpec::new(&rootfs, exec.args.clone());
     spec.env = exec
         .env
@@ -95,6 +104,21 @@ fn prepare_and_run(
             None => (kv.clone(), String::new()),
         })
         .collect();
+    if let Some(proxy) = &exec.proxy {
+        // Proxy build args reach the process, in both spellings, as BuildKit passes them.
+        for (name, value) in [
+            ("HTTP_PROXY", &proxy.http_proxy),
+            ("HTTPS_PROXY", &proxy.https_proxy),
+            ("FTP_PROXY", &proxy.ftp_proxy),
+            ("NO_PROXY", &proxy.no_proxy),
+            ("ALL_PROXY", &proxy.all_proxy),
+        ] {
+            if let Some(value) = value {
+                spec.env.push((name.to_owned(), value.clone()));
+                spec.env.push((name.to_ascii_lowercase(), value.clone()));
+            }
+        }
+    }
     spec.cwd = PathBuf::from(if exec.cwd.is_empty() { "/" } else { &exec.cwd });
     let cwd = scoped_path::resolve(&rootfs, &spec.cwd.to_string_lossy(), true)?;
     create_dir_all(&cwd)?;
@@ -135,10 +159,27 @@ fn prepare_and_run(
                     readonly: mount.readonly,
                 });
             }
-            MountKind::Cache { id, .. } => {
+            MountKind::Cache { id, sharing } => {
                 let name = hex::encode(Sha256::digest(id.as_bytes()));
-                let dir = op.worker.engine_dir().join("cache-mounts").join(name);
+                let dir = op.worker.engine_dir().join("cache-mounts").join(&name);
                 create_dir_all(&dir)?;
+                if *sharing == hoist_graph::Sharing::Locked {
+                    // One writer at a time, across processes too: held until the run ends.
+                    let path = op
+                        .worker
+                        .engine_dir()
+                        .join("cache-mounts")
+                        .join(format!("{name}.lock"));
+                    let lock = std::fs::File::options()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&path)
+                        .map_err(Error::io("open", &path))?;
+                    fs4::fs_std::FileExt::lock_exclusive(&lock)
+                        .map_err(Error::io("lock", &path))?;
+                    cleanup.1.push(lock);
+                }
                 spec.mounts.push(BindMount {
                     source: dir,
                     target,

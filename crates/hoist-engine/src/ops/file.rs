@@ -290,12 +290,12 @@ fn resolve_owner(owner: &Owner, root: &Path) -> Result<(u32, u32)> {
     Ok((user.uid, user.gid))
 }
 
-fn has_wildcard(path: &str) -> bool {
+pub(super) fn has_wildcard(path: &str) -> bool {
     path.contains(['*', '?', '['])
 }
 
 /// Every path in `root` matching `pattern` (wildcards allowed in any component), sorted.
-fn expand(root: &Path, pattern: &str) -> Result<Vec<PathBuf>> {
+pub(super) fn expand(root: &Path, pattern: &str) -> Result<Vec<PathBuf>> {
     let mut current = vec![root.to_path_buf()];
     for component in pattern.split('/').filter(|c| !c.is_empty() && *c != ".") {
         let mut next = Vec::new();

@@ -6,8 +6,6 @@
 //! target; not times nor owners), so touching a file the build does not read keeps every
 //! step cached.
 
-use std::io::Read as _;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use hoist_dockerfile::dockerignore::PatternMatcher;
@@ -114,34 +112,7 @@ pub(super) fn checksum(op: &EngineOp) -> Result<hoist_solver::Digest> {
     let (_, entries) = selection(op)?;
     let mut hash = Sha256::new();
     for entry in &entries {
-        let kind = entry.metadata.file_type();
-        hash.update(entry.rel.as_bytes());
-        hash.update(format!("\0{:o}\0", entry.metadata.permissions().mode()).as_bytes());
-        if kind.is_symlink() {
-            let target =
-                std::fs::read_link(&entry.path).map_err(Error::io("read link", &entry.path))?;
-            hash.update(b"link\0");
-            hash.update(target.to_string_lossy().as_bytes());
-        } else if kind.is_file() {
-            hash.update(format!("file\0{}\0", entry.metadata.len()).as_bytes());
-            let mut file =
-                std::fs::File::open(&entry.path).map_err(Error::io("open", &entry.path))?;
-            let mut content = Sha256::new();
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = file
-                    .read(&mut buf)
-                    .map_err(Error::io("read", &entry.path))?;
-                if n == 0 {
-                    break;
-                }
-                content.update(&buf[..n]);
-            }
-            hash.update(content.finalize());
-        } else {
-            hash.update(b"dir");
-        }
-        hash.update(b"\n");
+        super::checksum::hash_entry(&mut hash, &entry.rel, &entry.path, &entry.metadata, false)?;
     }
     Ok(hoist_solver::Digest::of(&hash.finalize()))
 }

@@ -10,6 +10,7 @@
 //! Every op that changes a filesystem commits its snapshot and writes the change as one
 //! gzip layer into the content store: its result's layers are its input's plus that one.
 
+mod checksum;
 mod exec;
 mod file;
 mod image;
@@ -67,6 +68,47 @@ impl EngineOp {
     }
 }
 
+impl EngineOp {
+    /// A file op is keyed by the content its copies read from their source inputs (not the
+    /// base it writes on), so `COPY a.txt` stays cached when only `b.txt` of the context
+    /// changed.
+    fn file_cache_map(&self, file: &hoist_graph::FileOp) -> CacheMap<Ref> {
+        let mut selections: BTreeMap<usize, checksum::Selection> = BTreeMap::new();
+        for action in &file.actions {
+            if let hoist_graph::FileAction::Copy(copy) = action {
+                if file.base == FileBase::Input(copy.src) {
+                    continue;
+                }
+                selections
+                    .entry(copy.src)
+                    .or_insert_with(|| checksum::Selection { paths: Vec::new() })
+                    .paths
+                    .push((
+                        copy.src_path.clone(),
+                        copy.allow_wildcard,
+                        copy.follow_symlinks,
+                    ));
+            }
+        }
+        let mut map = CacheMap::new(self.definition_digest());
+        for (input, selection) in selections {
+            let worker = Arc::clone(&self.worker);
+            map = map.content(input, move |value: Arc<Ref>| {
+                let worker = Arc::clone(&worker);
+                let selection = selection.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        checksum::of_selection(&worker, &value, &selection)
+                    })
+                    .await
+                    .map_err(|e| Error::Task(e.to_string()))?
+                }
+            });
+        }
+        map
+    }
+}
+
 impl hoist_solver::Op for EngineOp {
     type Output = Ref;
     type Error = Error;
@@ -84,6 +126,7 @@ impl hoist_solver::Op for EngineOp {
                 bytes.extend_from_slice(content.hex().as_bytes());
                 Ok(CacheMap::new(Digest::of(&bytes)))
             }
+            Op::File(file) => Ok(self.file_cache_map(file)),
             _ => Ok(CacheMap::new(self.definition_digest())),
         }
     }
