@@ -334,6 +334,20 @@ fn context_changes_invalidate_from_the_copy_that_uses_them() {
     let (out, spec) = case.local();
     case.build(&["-o", &spec]);
 
+    // Touching the copied file (a new mtime, the same content) keeps every step cached:
+    // context files are keyed by content and metadata other than times, as in BuildKit.
+    let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(case.ctx.join("used.txt"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let touched = case.build(&["-o", &spec]);
+    for step in dockerfile_steps(&touched) {
+        assert!(step.cached, "step {:?} not CACHED:\n{touched}", step.name);
+    }
+
     // Changing a file no COPY reads keeps every step cached.
     case.file("unused.txt", "u2, longer\n");
     let again = case.build(&["-o", &spec]);
