@@ -551,19 +551,21 @@ fn build_killed_mid_run_then_rebuilds() {
     let progress = reader.join().unwrap();
     assert!(seen, "the sleeping step never printed:\n{progress}");
 
-    // FIXME: killing `hoist` leaves the RUN step's process running (nothing ties the sandbox
-    // to the dead build: no PR_SET_PDEATHSIG, no PID namespace whose init dies with it). This
-    // asserts today's behaviour so that the fix shows up here; then assert none is left.
-    std::thread::sleep(Duration::from_millis(300));
-    let orphans = processes_running(&["sleep", "4747"]);
-    assert!(
-        !orphans.is_empty(),
-        "the killed build's RUN process is gone now: turn this FIXME into an assertion that \
-         nothing is left"
-    );
-    for pid in orphans {
+    // Nothing of the killed build keeps running: the sandbox helper dies with hoist (its
+    // parent-death signal) and takes the container's processes with it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut orphans = processes_running(&["sleep", "4747"]);
+    while !orphans.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        orphans = processes_running(&["sleep", "4747"]);
+    }
+    for pid in &orphans {
         let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
     }
+    assert!(
+        orphans.is_empty(),
+        "the killed build's RUN process is still running: {orphans:?}"
+    );
 
     // Rebuild with the long step shortened: the earlier steps come from the cache, the
     // build succeeds, and the store is consistent.
