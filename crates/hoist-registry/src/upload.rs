@@ -140,17 +140,8 @@ impl RegistryClient {
         descriptor: &Descriptor,
         source: BlobSource,
     ) -> Result<PushOutcome> {
-        let _transfer = self
-            .lock_blob_transfer(repository, &descriptor.digest)
-            .await;
-        if let Some(size) = self.blob_exists(repository, &descriptor.digest).await? {
-            if size == descriptor.size || size == 0 {
-                self.finished(descriptor, TransferOutcome::Exists);
-                return Ok(PushOutcome::Exists);
-            }
-        }
-        self.upload_blob(repository, descriptor, &source).await?;
-        Ok(PushOutcome::Uploaded)
+        self.push_blob_or_mount(repository, descriptor, source, &[])
+            .await
     }
 
     /// Tries to mount the blob from each of `candidates` (same registry), then pushes it.
