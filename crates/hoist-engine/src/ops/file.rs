@@ -178,10 +178,35 @@ fn copy_action(copy: &hoist_graph::Copy, src_root: &Path, root: &Path) -> Result
                         source: std::io::Error::from(std::io::ErrorKind::NotFound),
                     });
                 }
-                std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+                create_parents(parent, &filter)?;
             }
         }
         copy_tree(source, &target, &filter)?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` and whichever of its parents are missing. As in BuildKit, the directories
+/// COPY creates get the copy's `--chmod` mode and `--chown` owner (existing ones are left
+/// alone); without them, the umask's 0755 and the builder's ids.
+fn create_parents(dir: &Path, filter: &Filter) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut current = Some(dir);
+    while let Some(path) = current {
+        if std::fs::symlink_metadata(path).is_ok() {
+            break;
+        }
+        missing.push(path);
+        current = path.parent();
+    }
+    for path in missing.into_iter().rev() {
+        std::fs::create_dir(path).map_err(Error::io("create", path))?;
+        if let Some(mode) = filter.mode {
+            set_mode(path, mode)?;
+        }
+        if let Some((uid, gid)) = filter.owner {
+            chown(path, uid, gid)?;
+        }
     }
     Ok(())
 }
@@ -233,7 +258,11 @@ fn copy_tree(source: &Path, target: &Path, filter: &Filter) -> Result<()> {
                 }
             }
         }
-        if meta.is_dir() {
+        if meta.is_dir() && rel_text.is_empty() {
+            // A directory source gives its contents: the destination directory keeps its own
+            // owner and mode when it exists, and is made like a created parent when not.
+            create_parents(&dest, filter)?;
+        } else if meta.is_dir() {
             std::fs::create_dir_all(&dest).map_err(Error::io("create", &dest))?;
             dirs.push((dest.clone(), meta.clone()));
         } else if meta.file_type().is_symlink() {
