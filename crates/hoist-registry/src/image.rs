@@ -126,24 +126,13 @@ impl RegistryClient {
         depth: usize,
     ) -> futures::future::BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let what = node.descriptor.digest.to_string();
             if node.is_index() {
-                if depth > 4 {
-                    return Err(invalid(
-                        &what,
-                        &repo.registry,
-                        "indexes nested too deep".into(),
-                    ));
-                }
-                let refs = parse_index(&what, &repo.registry, &node.bytes)?;
-                for child in &refs.manifests {
-                    if !child.media_type.is_manifest() && !child.media_type.is_index() {
-                        continue;
-                    }
-                    let fetched = self.fetch_manifest(repo, child).await?;
+                for child in index_children(repo, node, depth)? {
+                    let fetched = self.fetch_manifest(repo, &child).await?;
                     self.pull_tree(repo, &fetched, store, depth + 1).await?;
                 }
             } else {
+                let what = node.descriptor.digest.to_string();
                 let refs = parse_manifest(&what, &repo.registry, &node.bytes)?;
                 self.fetch_blobs(repo, &refs, store).await?;
             }
@@ -306,6 +295,25 @@ impl RegistryClient {
         .await
     }
 
+    /// Makes the blob `descriptor` of `from` present in `to`: nothing when it is there
+    /// already, a cross-repository mount on the same registry, else a download into `store`
+    /// and an upload.
+    pub async fn copy_blob(
+        &self,
+        from: &Repository,
+        to: &Repository,
+        descriptor: &Descriptor,
+        store: &ContentStore,
+    ) -> Result<()> {
+        // `mount_blob` looks for the blob in `to` first, and mounts only on one registry.
+        if self.mount_blob(to, &descriptor.digest, from).await? {
+            return Ok(());
+        }
+        self.fetch_blob(from, descriptor, store).await?;
+        let source = BlobSource::File(store.path(&descriptor.digest));
+        self.push_blob(to, descriptor, source).await.map(drop)
+    }
+
     fn copy_children<'a>(
         &'a self,
         from: &'a Repository,
@@ -317,19 +325,8 @@ impl RegistryClient {
         Box::pin(async move {
             let what = node.descriptor.digest.to_string();
             if node.is_index() {
-                if depth > 4 {
-                    return Err(invalid(
-                        &what,
-                        &from.registry,
-                        "indexes nested too deep".into(),
-                    ));
-                }
-                let refs = parse_index(&what, &from.registry, &node.bytes)?;
-                for child in &refs.manifests {
-                    if !child.media_type.is_manifest() && !child.media_type.is_index() {
-                        continue;
-                    }
-                    let fetched = self.fetch_manifest(from, child).await?;
+                for child in index_children(from, node, depth)? {
+                    let fetched = self.fetch_manifest(from, &child).await?;
                     self.copy_children(from, to, &fetched, store, depth + 1)
                         .await?;
                     let by_digest = Reference::with_name(&format!("{}/{}", to.registry, to.path))
@@ -347,17 +344,7 @@ impl RegistryClient {
                 .collect();
             let copies: Vec<_> = blobs
                 .into_iter()
-                .map(|desc| async move {
-                    if self.blob_exists(to, &desc.digest).await?.is_some() {
-                        return Ok(());
-                    }
-                    if self.mount_blob(to, &desc.digest, from).await? {
-                        return Ok(());
-                    }
-                    self.fetch_blob(from, desc, store).await?;
-                    let source = BlobSource::File(store.path(&desc.digest));
-                    self.push_blob(to, desc, source).await.map(drop)
-                })
+                .map(|desc| self.copy_blob(from, to, desc, store))
                 .collect();
             let results: Vec<Result<()>> = futures::stream::iter(copies)
                 .buffer_unordered(self.inner.config.max_concurrent_transfers.max(1))
@@ -366,6 +353,25 @@ impl RegistryClient {
             results.into_iter().collect()
         })
     }
+}
+
+/// The manifests and indexes that the index `node` (at `depth` below the root) lists;
+/// indexes nested deeper than four are refused.
+fn index_children(repo: &Repository, node: &Resolved, depth: usize) -> Result<Vec<Descriptor>> {
+    let what = node.descriptor.digest.to_string();
+    if depth > 4 {
+        return Err(invalid(
+            &what,
+            &repo.registry,
+            "indexes nested too deep".into(),
+        ));
+    }
+    let refs = parse_index(&what, &repo.registry, &node.bytes)?;
+    Ok(refs
+        .manifests
+        .into_iter()
+        .filter(|child| child.media_type.is_manifest() || child.media_type.is_index())
+        .collect())
 }
 
 /// Picks the manifest for `platform` from the index `root`.

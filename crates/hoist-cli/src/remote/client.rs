@@ -5,7 +5,7 @@
 use anyhow::Context as _;
 use hoist_content::StateDir;
 use hoist_oci::{Descriptor, MediaType, Reference};
-use hoist_registry::{BlobSource, RegistryClient, Repository};
+use hoist_registry::{RegistryClient, Repository};
 
 use super::{Fetched, Remote};
 
@@ -66,36 +66,18 @@ impl Remote for ClientRemote {
         to: &Reference,
         descriptor: &Descriptor,
     ) -> anyhow::Result<()> {
-        let from = Repository::from(from);
-        let to = Repository::from(to);
-        if self
-            .client
-            .blob_exists(&to, &descriptor.digest)
-            .await?
-            .is_some()
-        {
-            return Ok(());
-        }
-        if from.registry == to.registry
-            && self
-                .client
-                .mount_blob(&to, &descriptor.digest, &from)
-                .await?
-        {
-            return Ok(());
-        }
         let store = self.state.open_content_store().with_context(|| {
             format!(
                 "cannot open the content store in {}",
                 self.state.root().display()
             )
         })?;
-        self.client.fetch_blob(&from, descriptor, &store).await?;
         self.client
-            .push_blob(
-                &to,
+            .copy_blob(
+                &Repository::from(from),
+                &Repository::from(to),
                 descriptor,
-                BlobSource::File(store.path(&descriptor.digest)),
+                &store,
             )
             .await?;
         Ok(())
