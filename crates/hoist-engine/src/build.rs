@@ -93,7 +93,10 @@ pub async fn build(
         request.context.clone(),
     )]));
     let cache = DiskCacheStore::open(Arc::clone(&worker))?;
+    // No bound on steps at once, as BuildKit without `max-parallelism`: RUN steps mostly wait
+    // (on sleeps, networks, emulators), and the kernel shares the CPUs among the busy ones.
     let mut builder = Solver::<EngineOp>::builder()
+        .parallelism(usize::MAX)
         .cache(Arc::new(cache))
         .no_cache(request.options.no_cache);
     if let Some(events) = &events {
