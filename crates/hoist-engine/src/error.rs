@@ -60,6 +60,9 @@ pub enum Error {
     /// A `COPY`/`ADD` source matched nothing.
     #[error("failed to compute cache key: \"{path}\": not found")]
     SourceNotFound { path: String },
+    /// A `--chmod` value in a copy is neither octal nor a symbolic mode.
+    #[error("invalid --chmod={mode}: not an octal or symbolic mode")]
+    InvalidChmod { mode: String },
     /// A cache record on disk could not be read or written.
     #[error("cache record {}: {reason}", path.display())]
     CacheRecord { path: PathBuf, reason: String },

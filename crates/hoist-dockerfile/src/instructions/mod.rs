@@ -35,7 +35,7 @@ mod stages;
 mod suggest;
 
 pub use arg::{Arg, ArgDef};
-pub use chmod::{Chmod, ModeClause, ModeOp, ModePerms, SymbolicMode};
+pub use chmod::{Chmod, ModeClass, ModeClause, ModeOp, ModePerm, SymbolicMode};
 pub use config::{Env, Expose, KeyValue, Label, Maintainer, StopSignal, User, Volume, Workdir};
 pub use files::{Add, Copy, SourceContent, Sources};
 pub use from::From;

@@ -11,7 +11,7 @@ use std::path::Path;
 use hoist_snapshot::Snapshotter as _;
 use sha2::{Digest as _, Sha256};
 
-use super::{file, scoped_path};
+use super::copy;
 use crate::error::{Error, Result};
 use crate::worker::{Ref, Worker};
 
@@ -53,11 +53,11 @@ pub(super) fn hash_entry(
     Ok(())
 }
 
-/// What a copy reads from one input: its source paths.
+/// What a file op's copies read from one input.
 #[derive(Debug, Clone)]
 pub(super) struct Selection {
-    /// `(src_path, wildcards allowed, follow symlinks)` per copy action.
-    pub(super) paths: Vec<(String, bool, bool)>,
+    /// The copy actions reading that input.
+    pub(super) copies: Vec<hoist_graph::Copy>,
 }
 
 /// The digest of what `selection` picks out of `input`'s filesystem.
@@ -69,43 +69,37 @@ pub(super) fn of_selection(
     let snapshotter = worker.snapshotter();
     let key = worker.unique_key("checksum");
     let view = snapshotter.view(&key, std::slice::from_ref(&input.snapshot))?;
-    let digest = digest_paths(view.path(), selection);
+    let digest = digest_copies(view.path(), selection);
     let _ = snapshotter.remove(&key);
     digest
 }
 
-fn digest_paths(root: &Path, selection: &Selection) -> Result<hoist_solver::Digest> {
+/// Each copy's sources and the entries it takes below them (as the copy itself selects
+/// them, see [`copy`]), by the paths the copy names them with. A required path (`COPY
+/// --parents`) that nothing selected fails here, as in BuildKit.
+fn digest_copies(root: &Path, selection: &Selection) -> Result<hoist_solver::Digest> {
     let mut hash = Sha256::new();
-    for (src, wildcard, follow) in &selection.paths {
-        hash.update(format!("source {src}\n").as_bytes());
-        let matches = if *wildcard && file::has_wildcard(src) {
-            file::expand(root, src)?
-        } else {
-            vec![scoped_path::resolve(root, src, *follow)?]
-        };
-        for matched in matches {
-            if std::fs::symlink_metadata(&matched).is_err() {
+    for action in &selection.copies {
+        hash.update(format!("source {}\n", action.src_path).as_bytes());
+        let selector = copy::Selector::new(action)?;
+        let mut taken = Vec::new();
+        for source in copy::sources(root, action)? {
+            let Ok(metadata) = std::fs::symlink_metadata(&source.host) else {
                 hash.update(b"missing\n");
                 continue;
-            }
-            for entry in walkdir::WalkDir::new(&matched).sort_by_file_name() {
-                let entry = entry.map_err(|e| Error::Io {
-                    action: "walk",
-                    path: matched.clone(),
-                    source: e.into(),
+            };
+            hash_entry(&mut hash, &source.path, &source.host, &metadata, true)?;
+            taken.push(source.path.clone());
+            if metadata.is_dir() {
+                selector.walk(&source.host, &mut |entry| {
+                    let path = copy::join(&source.path, &entry.rel);
+                    hash_entry(&mut hash, &path, &entry.host, &entry.meta, true)?;
+                    taken.push(path);
+                    Ok(())
                 })?;
-                let rel = entry
-                    .path()
-                    .strip_prefix(root)
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let metadata = entry
-                    .path()
-                    .symlink_metadata()
-                    .map_err(Error::io("stat", entry.path()))?;
-                hash_entry(&mut hash, &rel, entry.path(), &metadata, true)?;
             }
         }
+        copy::check_required(action, &taken)?;
     }
     Ok(hoist_solver::Digest::of(&hash.finalize()))
 }

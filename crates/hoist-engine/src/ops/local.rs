@@ -2,17 +2,21 @@
 //! those not excluded by `.dockerignore` (the source's exclude patterns) and, when the
 //! source lists include patterns or follow paths, only those — copied into a snapshot.
 //!
+//! Symlinks on the way to a followed path are followed inside the context (fsutil's
+//! `FollowLinks`): `COPY link/foo` sends `link` and what it points at.
+//!
 //! The cache key digests exactly the selected files (path, type, mode, size, content, link
 //! target; not times nor owners), so touching a file the build does not read keeps every
 //! step cached.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use hoist_dockerfile::dockerignore::PatternMatcher;
 use hoist_snapshot::Snapshotter as _;
 use sha2::{Digest as _, Sha256};
 
-use super::EngineOp;
+use super::{scoped_path, EngineOp};
 use crate::error::{Error, Result};
 use crate::worker::Ref;
 
@@ -42,11 +46,18 @@ fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
         .ok_or_else(|| Error::InvalidGraph(format!("no local context named {name:?}")))?
         .clone();
     let excludes = PatternMatcher::new(exclude_patterns)?;
-    let includes: Vec<&String> = include_patterns.iter().chain(follow_paths).collect();
+    let followed = follow_links(&dir, follow_paths)?;
+    // A link to the context's root makes the whole context needed (fsutil drops the filter).
+    let everything = followed.iter().any(|p| p.is_empty());
+    let includes: Vec<&String> = match everything {
+        true => Vec::new(),
+        false => include_patterns.iter().chain(&followed).collect(),
+    };
     let include_matchers = includes
         .iter()
         .map(|p| PatternMatcher::new([p.as_str()]))
         .collect::<hoist_dockerfile::Result<Vec<_>>>()?;
+    let ancestors = Ancestors::new(&includes)?;
     let mut entries = Vec::new();
     let mut walk = walkdir::WalkDir::new(&dir)
         .min_depth(1)
@@ -77,10 +88,7 @@ fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
                 .collect::<hoist_dockerfile::Result<Vec<_>>>()?
                 .into_iter()
                 .any(|m| m);
-            let ancestor = is_dir
-                && includes.iter().any(|p| {
-                    literal_prefix(p.trim_start_matches('/')).starts_with(&format!("{rel}/"))
-                });
+            let ancestor = is_dir && ancestors.may_hold(&rel)?;
             if !under && !ancestor {
                 if is_dir {
                     walk.skip_current_dir();
@@ -101,10 +109,138 @@ fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
     Ok((dir, entries))
 }
 
-/// The part of a pattern before its first wildcard.
-fn literal_prefix(pattern: &str) -> &str {
-    let end = pattern.find(['*', '?', '[', '\\']).unwrap_or(pattern.len());
-    &pattern[..end]
+/// Symlinks followed through one path before giving up on it (a loop).
+const MAX_LINKS: usize = 40;
+
+/// fsutil's `FollowLinks`: the follow paths, with every symlink met while resolving them
+/// (in any component, or matched by a wildcard in the last one) replaced by the link and
+/// the paths it leads to, so that a COPY naming a link, or a path through a linked
+/// directory, receives what the link points at. Paths stay inside the context: a target
+/// outside it (absolute, or `..` past the root) is read as a path in the context, as the
+/// copy will resolve it. `""` in the result stands for the whole context.
+fn follow_links(dir: &Path, paths: &[String]) -> Result<Vec<String>> {
+    let mut found = BTreeSet::new();
+    for path in paths {
+        resolve_links(dir, path, &mut found, 0)?;
+    }
+    Ok(found.into_iter().collect())
+}
+
+fn resolve_links(dir: &Path, path: &str, found: &mut BTreeSet<String>, depth: usize) -> Result<()> {
+    let clean = scoped_path::clean(path);
+    let parts: Vec<&str> = clean.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        found.insert(String::new());
+        return Ok(());
+    }
+    for i in 0..parts.len() {
+        let current = parts[..=i].join("/");
+        let rest = parts[i + 1..].join("/");
+        let targets = match depth < MAX_LINKS {
+            true => link_targets(dir, &current)?,
+            false => Vec::new(),
+        };
+        if (rest.is_empty() || !targets.is_empty()) && found.contains(&current) {
+            return Ok(());
+        }
+        if !targets.is_empty() {
+            found.insert(current);
+            for target in targets {
+                resolve_links(dir, &format!("{target}/{rest}"), found, depth + 1)?;
+            }
+            return Ok(());
+        }
+        if rest.is_empty() {
+            found.insert(current);
+        }
+    }
+    Ok(())
+}
+
+/// Where the symlinks at `path` (relative to `dir`; a wildcard in its last component
+/// matches every entry) point, as cleaned absolute paths in the context.
+fn link_targets(dir: &Path, path: &str) -> Result<Vec<String>> {
+    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let candidates = if super::copy::has_wildcard(name) {
+        let matcher = PatternMatcher::new([name])?;
+        let Ok(read) = std::fs::read_dir(dir.join(parent)) else {
+            return Ok(Vec::new());
+        };
+        let mut names = Vec::new();
+        for entry in read {
+            let entry = entry.map_err(Error::io("read", dir.join(parent)))?;
+            let entry_name = entry.file_name().to_string_lossy().into_owned();
+            if matcher.matches(&entry_name)? {
+                names.push(entry_name);
+            }
+        }
+        names.sort();
+        names
+    } else {
+        vec![name.to_string()]
+    };
+    let mut targets = Vec::new();
+    for candidate in candidates {
+        let host = dir.join(parent).join(&candidate);
+        if !host
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            continue;
+        }
+        let link = std::fs::read_link(&host).map_err(Error::io("read link", &host))?;
+        let link = link.to_string_lossy();
+        targets.push(match link.starts_with('/') {
+            true => scoped_path::clean(&link),
+            false => scoped_path::clean(&format!("{parent}/{link}")),
+        });
+    }
+    Ok(targets)
+}
+
+/// The directories on the way to what include patterns match: those whose components
+/// match a pattern's leading components, one by one (`x/*/c` needs `x` and every `x/*`; a
+/// `**` component may match whatever lies below).
+struct Ancestors {
+    /// Per pattern, a matcher per component (`None` for a component holding `**`).
+    patterns: Vec<Vec<Option<PatternMatcher>>>,
+}
+
+impl Ancestors {
+    fn new(patterns: &[&String]) -> Result<Ancestors> {
+        let mut compiled = Vec::new();
+        for pattern in patterns {
+            let mut components = Vec::new();
+            for component in pattern.split('/').filter(|c| !c.is_empty() && *c != ".") {
+                components.push(match component.contains("**") {
+                    true => None,
+                    false => Some(PatternMatcher::new([component])?),
+                });
+            }
+            compiled.push(components);
+        }
+        Ok(Ancestors { patterns: compiled })
+    }
+
+    /// Whether the directory `rel` may hold a path some pattern matches.
+    fn may_hold(&self, rel: &str) -> Result<bool> {
+        let parts: Vec<&str> = rel.split('/').collect();
+        'patterns: for components in &self.patterns {
+            // A directory as deep as the pattern is matched by it, or not an ancestor.
+            if components.len() <= parts.len() && !components.iter().any(Option::is_none) {
+                continue;
+            }
+            for (part, component) in parts.iter().zip(components) {
+                match component {
+                    None => return Ok(true),
+                    Some(matcher) if matcher.matches(part)? => {}
+                    Some(_) => continue 'patterns,
+                }
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
 }
 
 /// The digest of the selected files' content.
@@ -162,4 +298,64 @@ fn copy_entries(entries: &[Entry], root: &Path) -> Result<()> {
 fn set_times(path: &Path, metadata: &std::fs::Metadata) -> Result<()> {
     let mtime = filetime::FileTime::from_last_modification_time(metadata);
     filetime::set_file_mtime(path, mtime).map_err(Error::io("set times of", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn followed_links_bring_their_targets_inside_the_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        for (target, link) in [
+            ("bar", "foo"),
+            ("subfile", "sub/l0"),
+            ("second", "sub/l1"),
+            ("baz", "sub/second"),
+            ("sub", "link"),
+            ("/etc/passwd", "abs"),
+            ("../../../etc", "up"),
+            ("loop2", "loop1"),
+            ("loop1", "loop2"),
+        ] {
+            std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+        }
+        std::fs::write(root.join("sub/lfile"), "").unwrap();
+        let follow = |paths: &[&str]| {
+            let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+            follow_links(root, &paths).unwrap()
+        };
+        assert_eq!(follow(&["foo"]), ["bar", "foo"]);
+        assert_eq!(
+            follow(&["sub/l*"]),
+            ["sub/baz", "sub/l*", "sub/second", "sub/subfile"]
+        );
+        assert_eq!(follow(&["link/foo"]), ["link", "sub/foo"]);
+        assert_eq!(
+            follow(&["abs", "up/hostname"]),
+            ["abs", "etc/hostname", "etc/passwd", "up"]
+        );
+        assert_eq!(follow(&["loop1"]), ["loop1", "loop2"]);
+        assert_eq!(follow(&["plain/path"]), ["plain/path"]);
+    }
+
+    #[test]
+    fn ancestors_of_wildcard_patterns_are_walked() {
+        let a = String::from("x/*/c");
+        let b = String::from("d/**/e");
+        let ancestors = Ancestors::new(&[&a, &b]).unwrap();
+        for (rel, want) in [
+            ("x", true),
+            ("x/b", true),
+            ("x/b/c", false),
+            ("y", false),
+            ("d", true),
+            ("d/q/r/s", true),
+            ("e", false),
+        ] {
+            assert_eq!(ancestors.may_hold(rel).unwrap(), want, "{rel}");
+        }
+    }
 }

@@ -5,12 +5,14 @@
 //! - [`local`]: copy the selected files of a local context into a snapshot, keyed by their
 //!   content;
 //! - [`exec`]: run a process in the sandbox on a snapshot of its input and commit the change;
-//! - [`file`]: copy, mkdir, mkfile and rm on a snapshot.
+//! - [`file`]: copy, mkdir, mkfile and rm on a snapshot; [`copy`] has the copy action and
+//!   what it selects from its source.
 //!
 //! Every op that changes a filesystem commits its snapshot and writes the change as one
 //! gzip layer into the content store: its result's layers are its input's plus that one.
 
 mod checksum;
+mod copy;
 mod exec;
 mod file;
 mod image;
@@ -81,13 +83,9 @@ impl EngineOp {
                 }
                 selections
                     .entry(copy.src)
-                    .or_insert_with(|| checksum::Selection { paths: Vec::new() })
-                    .paths
-                    .push((
-                        copy.src_path.clone(),
-                        copy.allow_wildcard,
-                        copy.follow_symlinks,
-                    ));
+                    .or_insert_with(|| checksum::Selection { copies: Vec::new() })
+                    .copies
+                    .push(copy.clone());
             }
         }
         let mut map = CacheMap::new(self.definition_digest());

@@ -46,6 +46,26 @@ pub(crate) fn resolve(root: &Path, path: &str, follow: bool) -> Result<PathBuf> 
     Ok(join(root, &resolved))
 }
 
+/// `path` cleaned as a path inside the root: absolute, `.` and empty components dropped,
+/// `..` removing the previous component and stopping at `/` (Go's `path.Join("/", p)`).
+pub(crate) fn clean(path: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for part in components(path) {
+        if part == ".." {
+            parts.pop();
+        } else {
+            parts.push(part);
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The container path of `host`, a path under `root` (`/` for the root itself).
+pub(crate) fn container_path(root: &Path, host: &Path) -> String {
+    let rel = host.strip_prefix(root).unwrap_or(Path::new(""));
+    clean(&rel.to_string_lossy())
+}
+
 fn join(root: &Path, parts: &[String]) -> PathBuf {
     let mut path = root.to_path_buf();
     path.extend(parts);
@@ -85,5 +105,16 @@ mod tests {
         );
         assert_eq!(resolve(root, "/abs", false).unwrap(), root.join("abs"));
         assert_eq!(resolve(root, "/../../x", true).unwrap(), root.join("x"));
+    }
+
+    #[test]
+    fn paths_are_cleaned_inside_the_root() {
+        assert_eq!(clean("a//b/./c/"), "/a/b/c");
+        assert_eq!(clean("/../../etc/passwd"), "/etc/passwd");
+        assert_eq!(clean("a/../../b"), "/b");
+        assert_eq!(clean("."), "/");
+        let root = Path::new("/r");
+        assert_eq!(container_path(root, Path::new("/r/a/b")), "/a/b");
+        assert_eq!(container_path(root, root), "/");
     }
 }
