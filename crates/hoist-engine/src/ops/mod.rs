@@ -30,6 +30,8 @@ use hoist_solver::{CacheMap, Digest, ExecContext};
 use crate::error::{Error, Result};
 use crate::worker::{Ref, Worker};
 
+pub(crate) use image::pull_verified;
+
 /// Local directories a build may read, by context name (`context` for the main one).
 pub type LocalContexts = BTreeMap<String, PathBuf>;
 
