@@ -34,6 +34,10 @@ struct ServerState {
     files: BTreeMap<String, Served>,
     /// Full bodies sent (GET answered 200), by path.
     bodies_sent: BTreeMap<String, usize>,
+    /// Requests still to answer `503 Service Unavailable`.
+    unavailable: usize,
+    /// GETs still to answer with half the body and a closed connection.
+    cut_short: usize,
 }
 
 /// An HTTP/1.1 server on a free loopback port, one connection at a time.
@@ -69,6 +73,14 @@ impl Server {
             .insert(path.to_owned(), served);
     }
 
+    /// The next `unavailable` requests get a 503, then the next `cut_short` GETs half
+    /// their body.
+    fn fail_next(&self, unavailable: usize, cut_short: usize) {
+        let mut state = self.state.lock().unwrap();
+        state.unavailable = unavailable;
+        state.cut_short = cut_short;
+    }
+
     fn bodies_sent(&self, path: &str) -> usize {
         let state = self.state.lock().unwrap();
         state.bodies_sent.get(path).copied().unwrap_or(0)
@@ -98,6 +110,13 @@ fn handle(stream: TcpStream, state: &Mutex<ServerState>) -> std::io::Result<()> 
     let mut state = state.lock().unwrap();
     let served = state.files.get(&path).cloned();
     let mut out = stream;
+    if state.unavailable > 0 {
+        state.unavailable -= 1;
+        return write!(
+            out,
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    }
     let Some(served) = served else {
         let body = b"404 page not found\n";
         write!(
@@ -130,6 +149,10 @@ fn handle(stream: TcpStream, state: &Mutex<ServerState>) -> std::io::Result<()> 
         served.body.len()
     )?;
     if method == "GET" {
+        if state.cut_short > 0 {
+            state.cut_short -= 1;
+            return out.write_all(&served.body[..served.body.len() / 2]);
+        }
         *state.bodies_sent.entry(path).or_default() += 1;
         out.write_all(&served.body)?;
     }
@@ -384,6 +407,21 @@ fn add_url_of_a_tar_gz_is_not_extracted() {
     // No Last-Modified: the Unix epoch, as BuildKit sets it.
     let meta = std::fs::metadata(out.join("x/archive.tar.gz")).unwrap();
     assert_eq!(meta.modified().unwrap(), UNIX_EPOCH);
+}
+
+#[test]
+fn add_url_retries_unavailable_servers_and_bodies_cut_short() {
+    let Some(case) = Case::new() else { return };
+    let body = "x".repeat(64 * 1024);
+    case.server.serve("/flaky.txt", file(&body, Some("\"f\"")));
+    case.server.fail_next(2, 1);
+    case.dockerfile("FROM scratch\nADD URL/flaky.txt /\n");
+    let (_, out) = case.build();
+    assert_eq!(
+        std::fs::read_to_string(out.join("flaky.txt")).unwrap(),
+        body
+    );
+    assert_eq!(case.server.bodies_sent("/flaky.txt"), 1);
 }
 
 #[test]

@@ -171,7 +171,7 @@ pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
         (Some(wanted), None) => {
             // The blob went away since the key was made: fetch it again, and insist on the
             // content the key was computed from.
-            let fresh = download(op, &source, &HeaderMap::new()).await?;
+            let fresh = download(op, &source).await?;
             if fresh.digest != wanted.digest {
                 return Err(Error::ChecksumMismatch {
                     url: source.url.clone(),
@@ -196,7 +196,7 @@ async fn pinned(op: &EngineOp, source: &Source, checksum: &Digest) -> Result<Res
     }) {
         return Ok(record.resolved(source, None));
     }
-    download(op, source, &HeaderMap::new()).await
+    download(op, source).await
 }
 
 /// Learns the content digest of an unpinned source, downloading only when no recorded
@@ -208,7 +208,7 @@ async fn resolve(op: &EngineOp, source: &Source) -> Result<Resolved> {
         .filter(|r| !r.etag.is_empty() && op.worker.store().has(&r.digest))
         .collect();
     if records.is_empty() {
-        return download(op, source, &HeaderMap::new()).await;
+        return download(op, source).await;
     }
     let etags: Vec<&str> = records.iter().map(|r| r.etag.as_str()).collect();
     let mut conditional = HeaderMap::new();
@@ -240,38 +240,36 @@ async fn resolve(op: &EngineOp, source: &Source) -> Result<Resolved> {
             }
         }
     }
-    let policy = &op.worker.registry().config().retry;
-    let attempts = policy.attempts.max(1);
-    let mut attempt = 0;
-    loop {
-        let response = send(op, Method::GET, &source.url, &conditional).await?;
-        if response.status() == StatusCode::NOT_MODIFIED {
-            return matching(response.status(), response.headers()).ok_or_else(|| {
-                Error::Download {
-                    url: source.url.clone(),
-                    message: "the server answered 304 Not Modified for an ETag never seen"
-                        .to_owned(),
-                }
-            });
-        }
-        match save(op, source, response).await {
-            Err(Saving::Retry(_)) if attempt + 1 < attempts => {
-                tokio::time::sleep(policy.delay(attempt)).await;
-                attempt += 1;
-            }
-            Err(Saving::Retry(e) | Saving::Fail(e)) => return Err(e),
-            Ok(resolved) => return Ok(resolved),
-        }
-    }
+    get(op, source, &conditional, |response| {
+        matching(response.status(), response.headers())
+    })
+    .await
 }
 
-/// Downloads the source (retrying a body cut short), stores it and records its ETag.
-async fn download(op: &EngineOp, source: &Source, headers: &HeaderMap) -> Result<Resolved> {
+/// Downloads the source, stores it and records its ETag.
+async fn download(op: &EngineOp, source: &Source) -> Result<Resolved> {
+    get(op, source, &HeaderMap::new(), |_| None).await
+}
+
+/// `GET`s the source with `headers`, restarting a body cut short; a 304 answer is what
+/// `not_modified` makes of it, anything else successful is saved.
+async fn get(
+    op: &EngineOp,
+    source: &Source,
+    headers: &HeaderMap,
+    not_modified: impl Fn(&reqwest::Response) -> Option<Resolved>,
+) -> Result<Resolved> {
     let policy = &op.worker.registry().config().retry;
     let attempts = policy.attempts.max(1);
     let mut attempt = 0;
     loop {
         let response = send(op, Method::GET, &source.url, headers).await?;
+        if response.status() == StatusCode::NOT_MODIFIED {
+            return not_modified(&response).ok_or_else(|| Error::Download {
+                url: source.url.clone(),
+                message: "the server answered 304 Not Modified for an ETag never seen".to_owned(),
+            });
+        }
         match save(op, source, response).await {
             Err(Saving::Retry(_)) if attempt + 1 < attempts => {
                 tokio::time::sleep(policy.delay(attempt)).await;
