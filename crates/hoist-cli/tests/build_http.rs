@@ -422,6 +422,11 @@ fn add_url_retries_unavailable_servers_and_bodies_cut_short() {
         body
     );
     assert_eq!(case.server.bodies_sent("/flaky.txt"), 1);
+    // The HEAD shortcut failing falls back to the conditional GET: still no download.
+    case.server.fail_next(1, 0);
+    let (progress, _) = case.build();
+    assert!(cached(&progress, "ADD"), "{progress}");
+    assert_eq!(case.server.bodies_sent("/flaky.txt"), 1);
 }
 
 #[test]

@@ -390,8 +390,9 @@ async fn save(
     Ok(resolved)
 }
 
-/// Sends one request, retrying connection errors, 429 and 5xx as the registry client does.
-/// Any final answer is returned; callers check the status.
+/// Sends one request, retrying connection errors, 429 and 5xx as the registry client does
+/// (a `HEAD`, only ever a shortcut, is sent once). Any final answer is returned; callers
+/// check the status.
 async fn send(
     op: &EngineOp,
     method: Method,
@@ -400,7 +401,11 @@ async fn send(
 ) -> Result<reqwest::Response> {
     let client = client(&op.worker, url)?;
     let policy = &op.worker.registry().config().retry;
-    let attempts = policy.attempts.max(1);
+    let attempts = if method == Method::HEAD {
+        1
+    } else {
+        policy.attempts.max(1)
+    };
     let mut attempt = 0;
     loop {
         let last = attempt + 1 >= attempts;
