@@ -318,7 +318,9 @@ pub struct BuildArgs {
     /// Do not cache specified stages.
     #[arg(long = "no-cache-filter", value_name = "STAGE")]
     pub no_cache_filter: Vec<String>,
-    /// Always attempt to pull all referenced images (hoist always resolves them).
+    /// Always attempt to pull all referenced images. hoist resolves every base image's
+    /// tag against its registry on each build anyway; `--pull` also re-hashes the image's
+    /// blobs already in the local store and fetches again any missing or corrupt one.
     #[arg(long)]
     pub pull: bool,
     /// Set metadata for an image.

@@ -40,6 +40,10 @@ pub struct BuildRequest {
     pub platforms: Vec<Platform>,
     /// Where the result goes.
     pub outputs: Vec<Output>,
+    /// `--pull`: besides resolving every base image against its registry (which hoist
+    /// always does), re-hash the blobs of each that are already in the store and fetch
+    /// again any that are missing or corrupt.
+    pub pull: bool,
 }
 
 /// What a build produced.
@@ -78,7 +82,8 @@ pub async fn build(
         while !pending.is_empty() {
             for image in pending {
                 if let std::collections::btree_map::Entry::Vacant(entry) = resolved.entry(image) {
-                    let found = resolve_image(&worker, entry.key(), events.as_ref()).await?;
+                    let found =
+                        resolve_image(&worker, entry.key(), request.pull, events.as_ref()).await?;
                     entry.insert(found);
                 }
             }
@@ -241,6 +246,7 @@ fn solver_vertices(
 async fn resolve_image(
     worker: &Worker,
     image: &ImageRequest,
+    pull: bool,
     events: Option<&UnboundedSender<Event>>,
 ) -> Result<ResolvedImage> {
     let name = format!("[internal] load metadata for {}", image.reference);
@@ -258,10 +264,15 @@ async fn resolve_image(
     };
     send(EventKind::Started);
     let started = Instant::now();
-    let pulled = worker
-        .registry()
-        .pull_image(&image.reference, &image.platform, worker.store())
-        .await;
+    let pulled = if pull {
+        crate::ops::pull_verified(worker, &image.reference, &image.platform).await
+    } else {
+        worker
+            .registry()
+            .pull_image(&image.reference, &image.platform, worker.store())
+            .await
+            .map_err(Error::from)
+    };
     let pulled = match pulled {
         Ok(pulled) => pulled,
         Err(e) => {
@@ -269,7 +280,7 @@ async fn resolve_image(
                 duration: started.elapsed(),
                 message: e.to_string(),
             });
-            return Err(e.into());
+            return Err(e);
         }
     };
     let bytes = worker.store().read_blob(&pulled.config.digest)?;

@@ -86,6 +86,26 @@ pub enum Error {
         /// The platforms that do run here, comma-separated.
         runs: String,
     },
+    /// An `ADD <url>` download could not be made (connection, TLS, a body cut short).
+    #[error("failed to download {url}: {message}")]
+    Download { url: String, message: String },
+    /// An `ADD <url>` server answered with a status that is not a success.
+    #[error("failed to download {url}: invalid response status {status}")]
+    DownloadStatus { url: String, status: u16 },
+    /// The bytes of an `ADD --checksum=<digest> <url>` download hash to another digest.
+    #[error("digest mismatch for {url}: {actual} (expected: {expected})")]
+    ChecksumMismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    /// An `ADD --checksum` value is not a digest hoist can compute.
+    #[error("invalid checksum {checksum:?} for {url}: {reason}")]
+    InvalidChecksum {
+        url: String,
+        checksum: String,
+        reason: String,
+    },
     /// A step's input was missing from the graph.
     #[error("invalid build graph: {0}")]
     InvalidGraph(String),
@@ -118,6 +138,13 @@ impl Error {
                     Some(Error::RunFailed { output, .. }) => output.clone(),
                     _ => Vec::new(),
                 },
+            },
+            // A source that could not be resolved (an `ADD <url>` answering 404, say) is that
+            // step's failure too, in BuildKit's words.
+            hoist_solver::Error::CacheMap { vertex, source } => Error::Step {
+                step: vertex.name.to_string(),
+                message: format!("failed to load cache key: {source}"),
+                output: Vec::new(),
             },
             _ => Error::Solve(error),
         }

@@ -47,6 +47,7 @@ impl Case {
                 .map(|p| Platform::parse(p).unwrap())
                 .collect(),
             outputs: Output::parse_all(outputs).unwrap(),
+            pull: false,
         };
         let client = RegistryClient::new(RegistryConfig::default(), Credentials::default());
         let state = StateDir::new(self.dir.path().join("state"));

@@ -3,7 +3,7 @@
 //! afterwards.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read as _;
+use std::io::{IsTerminal as _, Read as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -55,6 +55,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let outputs = outputs(&args)?;
+    refuse_terminal_stdout(&outputs, std::io::stdout().is_terminal())?;
     if outputs.is_empty() {
         eprintln!(
             "WARNING: No output specified. Build result will only remain in the build cache. \
@@ -68,6 +69,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         options,
         platforms,
         outputs,
+        pull: args.pull,
     };
     let client = RegistryClient::new(ctx.registry_config(&[])?, Credentials::from_docker_config());
     let worker = Arc::new(Worker::open(ctx.state_dir()?, client)?);
@@ -221,6 +223,18 @@ fn build_options(args: &BuildArgs) -> anyhow::Result<BuildOptions> {
     Ok(options)
 }
 
+/// Refuses, before anything is built, an output that would write a tar to a terminal
+/// (buildx's check and message).
+fn refuse_terminal_stdout(outputs: &[Output], stdout_is_terminal: bool) -> anyhow::Result<()> {
+    match outputs.iter().find(|o| o.writes_stdout()) {
+        Some(output) if stdout_is_terminal => bail!(
+            "dest file is required for {} exporter. refusing to write to console",
+            output.type_name()
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// `-o`, `--push`, `--load` and `-t` combined as buildx combines them.
 fn outputs(args: &BuildArgs) -> anyhow::Result<Vec<Output>> {
     let tags = args
@@ -264,4 +278,22 @@ fn outputs(args: &BuildArgs) -> anyhow::Result<Vec<Output>> {
         output.apply_tags(&tags);
     }
     Ok(outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tar_to_a_terminal_is_refused_before_building() {
+        let outputs = Output::parse_all(&["type=tar,dest=-".to_owned()]).unwrap();
+        let err = refuse_terminal_stdout(&outputs, true).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dest file is required for tar exporter. refusing to write to console"
+        );
+        refuse_terminal_stdout(&outputs, false).unwrap();
+        let to_file = Output::parse_all(&["type=tar,dest=out.tar".to_owned()]).unwrap();
+        refuse_terminal_stdout(&to_file, true).unwrap();
+    }
 }

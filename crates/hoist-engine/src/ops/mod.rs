@@ -2,6 +2,7 @@
 //! against a [`Worker`]. One module per kind of op:
 //!
 //! - [`image`]: pull an image and unpack its layers once into a snapshot chain;
+//! - [`http`]: download one file (`ADD <url>`), keyed by its content digest;
 //! - [`local`]: copy the selected files of a local context into a snapshot, keyed by their
 //!   content;
 //! - [`exec`]: run a process in the sandbox on a snapshot of its input and commit the change;
@@ -15,6 +16,7 @@ mod checksum;
 mod copy;
 mod exec;
 mod file;
+mod http;
 mod image;
 mod local;
 mod scoped_path;
@@ -30,6 +32,8 @@ use hoist_solver::{CacheMap, Digest, ExecContext};
 use crate::error::{Error, Result};
 use crate::worker::{Ref, Worker};
 
+pub(crate) use image::pull_verified;
+
 /// Local directories a build may read, by context name (`context` for the main one).
 pub type LocalContexts = BTreeMap<String, PathBuf>;
 
@@ -39,6 +43,8 @@ pub struct EngineOp {
     vertex: hoist_graph::Vertex,
     worker: Arc<Worker>,
     contexts: Arc<LocalContexts>,
+    /// What an http source's cache key was computed from, for its run.
+    http: http::Slot,
 }
 
 impl EngineOp {
@@ -51,6 +57,7 @@ impl EngineOp {
             vertex,
             worker,
             contexts,
+            http: http::Slot::default(),
         }
     }
 
@@ -124,6 +131,7 @@ impl hoist_solver::Op for EngineOp {
                 bytes.extend_from_slice(content.hex().as_bytes());
                 Ok(CacheMap::new(Digest::of(&bytes)))
             }
+            Op::Source(Source::Http { .. }) => Ok(CacheMap::new(http::cache_key(self).await?)),
             Op::File(file) => Ok(self.file_cache_map(file)),
             _ => Ok(CacheMap::new(self.definition_digest())),
         }
@@ -134,12 +142,11 @@ impl hoist_solver::Op for EngineOp {
         match &self.vertex.op {
             Op::Source(Source::Image { .. }) => image::exec(self).await,
             Op::Source(Source::Local { .. }) => self.blocking(|op| local::exec(&op)).await,
-            Op::Source(source @ (Source::Git { .. } | Source::Http { .. })) => {
-                Err(Error::Unsupported(format!(
-                    "{} sources",
-                    hoist_graph::Op::Source(source.clone()).kind()
-                )))
-            }
+            Op::Source(Source::Http { .. }) => http::exec(self).await,
+            Op::Source(Source::Git { remote, .. }) => Err(Error::Unsupported(format!(
+                "ADD of a git repository ({remote}): git sources are not implemented; \
+                 clone it in a RUN step or fetch an archive of it by URL instead"
+            ))),
             Op::Exec(_) => exec::exec(self, ctx, inputs).await,
             Op::File(file) => {
                 let base = match file.base {
