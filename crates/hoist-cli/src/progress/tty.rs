@@ -179,6 +179,17 @@ fn columns(left: &str, right: &str, width: usize) -> String {
     format!("{left}{}{right}", " ".repeat(pad.max(1)))
 }
 
+/// Keeps a redrawn frame within a terminal `rows` high: lines that scrolled above the top
+/// could not be redrawn, so the oldest lines under the header go (the final frame is
+/// printed whole, as it is never redrawn).
+fn fit_height<T>(lines: &mut Vec<T>, rows: usize) {
+    let room = rows.saturating_sub(1).max(2);
+    if lines.len() > room {
+        let remove = lines.len() - room;
+        lines.drain(1..=remove);
+    }
+}
+
 /// `text` cut to `width` columns (wide characters count double).
 fn truncate(text: &str, width: usize) -> String {
     truncate_str(text, width, "").into_owned()
@@ -212,12 +223,8 @@ impl Screen {
     fn draw(&mut self, view: &TtyView, now: Instant, finished: bool) -> std::io::Result<()> {
         let (rows, cols) = self.term.size();
         let mut lines = view.lines(now, usize::from(cols), finished);
-        // Lines above the top of the screen cannot be redrawn: keep the header and the
-        // newest lines (the last frame is printed whole, it is not redrawn).
-        let room = usize::from(rows).saturating_sub(1).max(2);
-        if !finished && lines.len() > room {
-            let cut = lines.len() - (room - 1);
-            lines.drain(1..=cut.min(lines.len() - 1));
+        if !finished {
+            fit_height(&mut lines, usize::from(rows));
         }
         if self.drawn > 0 {
             self.term.move_cursor_up(self.drawn)?;
@@ -405,6 +412,23 @@ mod tests {
             " => [base 2/3] RUN for i in 1 2 3 4 5 6 7 8; do ec DONE 1.7s"
         );
         assert!(!view.has_running());
+    }
+
+    #[test]
+    fn redrawn_frames_fit_the_terminal_height() {
+        let (view, now) = view();
+        let mut lines = view.frame(now, 80, false);
+        fit_height(&mut lines, 6);
+        assert_eq!(
+            lines,
+            [
+                "[+] Building 2.5s (3/4)",
+                " => => # line 6",
+                " => => # line 7",
+                " => => # line 8",
+                " => [stage-2 1/1] RUN false                                           ERROR 0.1s",
+            ]
+        );
     }
 
     #[test]
