@@ -351,9 +351,26 @@ fn second_build_is_cached_and_writes_no_blob() {
     let blobs = setup.blobs();
     let second = setup.build(&[]);
     let steps = steps(&second);
-    assert_eq!(steps.len(), 6, "{second}");
+    let names: Vec<&str> = steps.iter().map(|(name, _, _)| name.as_str()).collect();
+    // BuildKit's names: the stage's steps numbered, FROM counted, the internal steps too.
+    for name in [
+        "[internal] load build definition from Dockerfile",
+        "[internal] load .dockerignore",
+        "[2/4] RUN echo one > /one",
+        "[3/4] COPY a.txt /",
+        "[4/4] RUN cat /a.txt > /b.txt",
+    ] {
+        assert!(names.contains(&name), "no step {name:?} in:\n{second}");
+    }
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("[1/4] FROM ") && n.contains("@sha256:")),
+        "{second}"
+    );
+    assert_eq!(steps.len(), 8, "{second}");
     for (name, cached, done) in steps {
-        if !name.starts_with("[internal] load metadata") {
+        if !name.starts_with("[internal] load") || name == "[internal] load build context" {
             assert!(cached && !done, "step {name:?} is not CACHED:\n{second}");
         }
     }
@@ -361,6 +378,77 @@ fn second_build_is_cached_and_writes_no_blob() {
 
     let forced = setup.build(&["--no-cache"]);
     assert!(ran(&forced, "RUN echo one"), "{forced}");
+}
+
+/// The vertex names of `--progress=rawjson` output (one `SolveStatus` object a line).
+fn rawjson_names(stderr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in stderr.lines().filter(|l| l.starts_with('{')) {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        for vertex in value["vertexes"].as_array().into_iter().flatten() {
+            let name = vertex["name"].as_str().unwrap().to_owned();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn rawjson_and_tty_progress_carry_buildkit_step_names() {
+    let Some(setup) = Setup::new() else { return };
+    setup.file(
+        "Dockerfile",
+        "FROM BASE AS base\nRUN echo one\nWORKDIR /app\n\
+         FROM scratch\nCOPY --from=base /bin/busybox /busybox\nCOPY a.txt /\n",
+    );
+    setup.file("a.txt", "a\n");
+    let archive = setup.dir.path().join("image.tar");
+    let output = format!("type=oci,dest={}", archive.display());
+    let context = setup.context();
+    let build = |progress: &str| {
+        let out = setup.hoist(&["build", progress, "-o", &output, context.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let raw = build("--progress=rawjson");
+    let names = rawjson_names(&raw);
+    for name in [
+        "[internal] load build definition from Dockerfile",
+        "[internal] load .dockerignore",
+        "[base 2/3] RUN echo one",
+        "[base 3/3] WORKDIR /app",
+        "[stage-1 1/2] COPY --from=base /bin/busybox /busybox",
+        "[stage-1 2/2] COPY a.txt /",
+        "exporting to oci image format",
+    ] {
+        assert!(names.iter().any(|n| n == name), "no {name:?} in {names:#?}");
+    }
+    let from = format!("[base 1/3] FROM {}@sha256:", setup.image());
+    assert!(names.iter().any(|n| n.starts_with(&from)), "{names:#?}");
+
+    // Forced tty without a terminal: the final frame is still written whole.
+    let tty = build("--progress=tty");
+    assert!(tty.contains("[+] Building "), "{tty}");
+    assert!(tty.contains(" FINISHED"), "{tty}");
+    let line = |part: &str| {
+        tty.lines()
+            .rev()
+            .find(|l| l.contains(part))
+            .unwrap_or_else(|| panic!("no {part:?} in:\n{tty}"))
+            .to_owned()
+    };
+    assert!(
+        line("[base 2/3] RUN echo one").ends_with("CACHED 0.0s"),
+        "{tty}"
+    );
+    assert!(
+        line("exporting to oci image format").contains(" DONE "),
+        "{tty}"
+    );
+    assert!(!tty.contains("#1 "), "plain text in the tty view:\n{tty}");
 }
 
 #[test]
@@ -441,7 +529,9 @@ fn failing_run_reports_its_exit_code() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("------\n > RUN echo about to fail && exit 3:\nabout to fail\n------\n"),
+        stderr.contains(
+            "------\n > [2/2] RUN echo about to fail && exit 3:\nabout to fail\n------\n"
+        ),
         "{stderr}"
     );
     assert!(
@@ -493,7 +583,8 @@ fn two_concurrent_builds_share_one_state_dir() {
     let after = setup.build(&[]);
     for (name, cached, _) in steps(&after) {
         assert!(
-            cached || name.starts_with("[internal] load metadata"),
+            cached
+                || (name.starts_with("[internal] load") && name != "[internal] load build context"),
             "{after}"
         );
     }

@@ -127,12 +127,13 @@ fn steps(progress: &str) -> Vec<Step> {
     out.into_iter().map(|(_, step)| step).collect()
 }
 
-/// The Dockerfile steps of plain progress (`FROM ...`, `RUN ...`, `[stage] COPY ...`), without
-/// the `[internal]` ones (loading metadata and the context).
+/// The Dockerfile steps of plain progress (`[1/3] FROM ...`, `[2/3] RUN ...`, `[stage 1/2]
+/// COPY ...`), without the `[internal]` ones (loading the Dockerfile, `.dockerignore`,
+/// metadata and the context) and the exporter's (`exporting to ...`).
 fn dockerfile_steps(progress: &str) -> Vec<Step> {
     steps(progress)
         .into_iter()
-        .filter(|s| !s.name.starts_with("[internal]"))
+        .filter(|s| !s.name.starts_with("[internal]") && !s.name.starts_with("exporting to"))
         .collect()
 }
 

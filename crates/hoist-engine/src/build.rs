@@ -61,9 +61,18 @@ pub async fn build(
     mut request: BuildRequest,
     events: Option<UnboundedSender<Event>>,
 ) -> Result<BuildResult> {
-    let dockerfile = hoist_dockerfile::parser::parse_bytes(&request.dockerfile)?;
+    request.options.multi_platform = request.platforms.len() > 1;
+    let step = InternalStep::start(
+        events.as_ref(),
+        format!(
+            "[internal] load build definition from {}",
+            dockerfile_base_name(&request.dockerfile_name)
+        ),
+    );
+    let dockerfile = step.finish(hoist_dockerfile::parser::parse_bytes(&request.dockerfile))?;
     if request.options.context_excludes.is_empty() {
-        request.options.context_excludes = read_dockerignore(&request)?;
+        let step = InternalStep::start(events.as_ref(), "[internal] load .dockerignore".into());
+        request.options.context_excludes = step.finish(read_dockerignore(&request))?;
     }
     let platform_opts: Vec<BuildOptions> = if request.platforms.is_empty() {
         vec![request.options.clone()]
@@ -83,7 +92,14 @@ pub async fn build(
             for image in pending {
                 if let std::collections::btree_map::Entry::Vacant(entry) = resolved.entry(image) {
                     let found =
-                        resolve_image(&worker, entry.key(), request.pull, events.as_ref()).await?;
+                        resolve_image(
+                            &worker,
+                            entry.key(),
+                            request.pull,
+                            opts.multi_platform,
+                            events.as_ref(),
+                        )
+                        .await?;
                     entry.insert(found);
                 }
             }
@@ -163,7 +179,14 @@ pub async fn build(
             rootfs,
         });
     }
-    let exporter = Exporter::new(worker.store().clone()).with_registry(worker.registry().clone());
+    let mut exporter =
+        Exporter::new(worker.store().clone()).with_registry(worker.registry().clone());
+    if let Some(events) = &events {
+        exporter = exporter.with_progress(Arc::new(ExportSteps {
+            events: events.clone(),
+            started: std::sync::Mutex::new(None),
+        }));
+    }
     let export = exporter
         .export(&ExportRequest {
             images: images.clone(),
@@ -242,28 +265,22 @@ fn solver_vertices(
 }
 
 /// Pulls a base image (manifest, config and layers) and reports it as BuildKit's
-/// `[internal] load metadata for ...` step.
+/// `[internal] load metadata for ...` step (`[linux/arm64 internal] ...` in multi-platform
+/// builds).
 async fn resolve_image(
     worker: &Worker,
     image: &ImageRequest,
     pull: bool,
+    multi_platform: bool,
     events: Option<&UnboundedSender<Event>>,
 ) -> Result<ResolvedImage> {
-    let name = format!("[internal] load metadata for {}", image.reference);
-    let info = VertexInfo {
-        digest: hoist_solver::Digest::of(format!("{name} {}", image.platform.format()).as_bytes()),
-        name: Arc::from(name.as_str()),
+    let prefix = if multi_platform {
+        format!("[{} internal]", image.platform.format_all())
+    } else {
+        "[internal]".to_owned()
     };
-    let send = |kind: EventKind| {
-        if let Some(events) = events {
-            let _ = events.send(Event {
-                vertex: info.clone(),
-                kind,
-            });
-        }
-    };
-    send(EventKind::Started);
-    let started = Instant::now();
+    let name = format!("{prefix} load metadata for {}", image.reference);
+    let step = InternalStep::start(events, name);
     let pulled = if pull {
         crate::ops::pull_verified(worker, &image.reference, &image.platform).await
     } else {
@@ -273,28 +290,119 @@ async fn resolve_image(
             .await
             .map_err(Error::from)
     };
-    let pulled = match pulled {
-        Ok(pulled) => pulled,
-        Err(e) => {
-            send(EventKind::Error {
-                duration: started.elapsed(),
-                message: e.to_string(),
-            });
-            return Err(e);
-        }
-    };
+    let pulled = step.finish(pulled)?;
     let bytes = worker.store().read_blob(&pulled.config.digest)?;
     let config: ImageConfig = serde_json::from_slice(&bytes).map_err(|e| Error::CacheRecord {
         path: worker.store().path(&pulled.config.digest),
         reason: format!("image config of {}: {e}", image.reference),
     })?;
-    send(EventKind::Done {
-        duration: started.elapsed(),
-    });
     Ok(ResolvedImage {
         digest: pulled.root.digest,
         config,
     })
+}
+
+/// One of BuildKit's steps that are not graph vertices (`[internal] load ...`), reported
+/// as started on creation and done or failed by [`InternalStep::finish`].
+struct InternalStep<'a> {
+    events: Option<&'a UnboundedSender<Event>>,
+    info: VertexInfo,
+    started: Instant,
+}
+
+impl<'a> InternalStep<'a> {
+    fn start(events: Option<&'a UnboundedSender<Event>>, name: String) -> InternalStep<'a> {
+        let step = InternalStep {
+            events,
+            info: internal_vertex(name),
+            started: Instant::now(),
+        };
+        step.send(EventKind::Started);
+        step
+    }
+
+    fn send(&self, kind: EventKind) {
+        if let Some(events) = self.events {
+            let _ = events.send(Event {
+                vertex: self.info.clone(),
+                kind,
+            });
+        }
+    }
+
+    /// Reports `result` and passes it on.
+    fn finish<T, E: std::fmt::Display>(
+        self,
+        result: std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let duration = self.started.elapsed();
+        match &result {
+            Ok(_) => self.send(EventKind::Done { duration }),
+            Err(e) => self.send(EventKind::Error {
+                duration,
+                message: e.to_string(),
+            }),
+        }
+        result
+    }
+}
+
+/// A progress identity for a step that is not in the graph: digested from its name, as
+/// nothing else identifies it.
+fn internal_vertex(name: String) -> VertexInfo {
+    VertexInfo {
+        digest: hoist_solver::Digest::of(name.as_bytes()),
+        name: Arc::from(name),
+    }
+}
+
+/// The Dockerfile's file name as BuildKit shows it (`Dockerfile` for stdin).
+fn dockerfile_base_name(name: &str) -> String {
+    match std::path::Path::new(name).file_name() {
+        Some(base) if name != "-" => base.to_string_lossy().into_owned(),
+        _ => "Dockerfile".to_owned(),
+    }
+}
+
+/// Reports each export output as BuildKit's `exporting to ...` step.
+#[derive(Debug)]
+struct ExportSteps {
+    events: UnboundedSender<Event>,
+    /// When the output being written started (outputs are written one at a time).
+    started: std::sync::Mutex<Option<Instant>>,
+}
+
+impl ExportSteps {
+    fn send(&self, output: &Output, kind: EventKind) {
+        if let Some(name) = output.progress_name() {
+            let _ = self.events.send(Event {
+                vertex: internal_vertex(name.to_owned()),
+                kind,
+            });
+        }
+    }
+}
+
+impl hoist_export::ExportProgress for ExportSteps {
+    fn started(&self, output: &Output) {
+        if let Ok(mut started) = self.started.lock() {
+            *started = Some(Instant::now());
+        }
+        self.send(output, EventKind::Started);
+    }
+
+    fn finished(&self, output: &Output, error: Option<&hoist_export::Error>) {
+        let started = self.started.lock().ok().and_then(|mut s| s.take());
+        let duration = started.map(|s| s.elapsed()).unwrap_or_default();
+        let kind = match error {
+            None => EventKind::Done { duration },
+            Some(e) => EventKind::Error {
+                duration,
+                message: e.to_string(),
+            },
+        };
+        self.send(output, kind);
+    }
 }
 
 /// The `.dockerignore` patterns: `<Dockerfile>.dockerignore` beside the Dockerfile first,

@@ -35,6 +35,16 @@ pub struct Exporter {
     store: ContentStore,
     registry: Option<RegistryClient>,
     docker_socket: PathBuf,
+    progress: Option<Arc<dyn ExportProgress>>,
+}
+
+/// Told when each output's export starts and ends, for build progress (BuildKit shows
+/// each exporter as a step, named by [`Output::progress_name`]).
+pub trait ExportProgress: std::fmt::Debug + Send + Sync {
+    /// `output` starts being written.
+    fn started(&self, output: &Output);
+    /// `output` is written (`error` is `None`) or failed.
+    fn finished(&self, output: &Output, error: Option<&Error>);
 }
 
 /// State shared by the blocking tasks of one export.
@@ -50,6 +60,7 @@ impl Exporter {
         Self {
             store,
             registry: None,
+            progress: None,
             docker_socket: PathBuf::from(DEFAULT_DOCKER_SOCKET),
         }
     }
@@ -64,6 +75,12 @@ impl Exporter {
     /// [`DEFAULT_DOCKER_SOCKET`].
     pub fn with_docker_socket(mut self, socket: impl Into<PathBuf>) -> Self {
         self.docker_socket = socket.into();
+        self
+    }
+
+    /// Reports each output's start and end to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn ExportProgress>) -> Self {
+        self.progress = Some(progress);
         self
     }
 
@@ -86,30 +103,41 @@ impl Exporter {
         });
         let mut result = ExportResult::default();
         for output in &request.outputs {
-            let image = match output {
-                Output::Image(o) => Some(self.export_image(&run, o).await?),
-                Output::Oci(o) => Some(self.export_oci(&run, o).await?),
-                Output::Docker(o) => Some(self.export_docker(&run, o).await?),
-                Output::Local(o) => {
-                    let o = o.clone();
-                    blocking(&run, move |run| rootfs::write_local(&run.images, &o)).await?;
-                    None
-                }
-                Output::Tar(o) => {
-                    let o: TarOutput = o.clone();
-                    blocking(&run, move |run| rootfs::write_tar(&run.images, &o)).await?;
-                    None
-                }
-                Output::CacheOnly => None,
-            };
+            if let Some(progress) = &self.progress {
+                progress.started(output);
+            }
+            let image = self.export_one(&run, output).await;
+            if let Some(progress) = &self.progress {
+                progress.finished(output, image.as_ref().err());
+            }
             result.outputs.push(OutputResult {
                 output_type: output.type_name(),
-                image,
+                image: image?,
             });
         }
         drop(run);
         drop(lease);
         Ok(result)
+    }
+
+    /// Writes one output; the image it made, for outputs that make one.
+    async fn export_one(&self, run: &Arc<Run>, output: &Output) -> Result<Option<ExportedImage>> {
+        Ok(match output {
+            Output::Image(o) => Some(self.export_image(run, o).await?),
+            Output::Oci(o) => Some(self.export_oci(run, o).await?),
+            Output::Docker(o) => Some(self.export_docker(run, o).await?),
+            Output::Local(o) => {
+                let o = o.clone();
+                blocking(run, move |run| rootfs::write_local(&run.images, &o)).await?;
+                None
+            }
+            Output::Tar(o) => {
+                let o: TarOutput = o.clone();
+                blocking(run, move |run| rootfs::write_tar(&run.images, &o)).await?;
+                None
+            }
+            Output::CacheOnly => None,
+        })
     }
 
     /// Refuses, before anything is written, what cannot be exported.

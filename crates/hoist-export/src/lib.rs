@@ -9,7 +9,8 @@
 //! - [`Exporter`]: holds the [`hoist_content::ContentStore`], an optional
 //!   [`hoist_registry::RegistryClient`] and the Docker API socket; [`Exporter::export`] writes
 //!   every output and returns an [`ExportResult`], whose [`ExportResult::metadata`] is
-//!   BuildKit's `containerimage.*` response ([`ExportMetadata`]);
+//!   BuildKit's `containerimage.*` response ([`ExportMetadata`]); [`ExportProgress`] hears
+//!   when each output starts and ends (shown as [`Output::progress_name`]);
 //! - [`Error`]: the one error type.
 //!
 //! ```text
@@ -62,7 +63,7 @@ mod result;
 mod rootfs;
 
 pub use error::{Error, Result};
-pub use exporter::{Exporter, DEFAULT_DOCKER_SOCKET};
+pub use exporter::{ExportProgress, Exporter, DEFAULT_DOCKER_SOCKET};
 pub use image::{ExportLayer, ExportRequest, PlatformImage};
 pub use output::{
     Annotation, AnnotationTarget, Annotations, DockerDest, DockerOutput, FileDest, ImageFormat,

@@ -355,6 +355,19 @@ impl Output {
         }
     }
 
+    /// The step BuildKit's exporter shows in progress (its `Name()`); `None` for
+    /// `cacheonly`, which exports nothing.
+    pub fn progress_name(&self) -> Option<&'static str> {
+        match self {
+            Output::Image(_) => Some("exporting to image"),
+            Output::Oci(_) => Some("exporting to oci image format"),
+            Output::Docker(_) => Some("exporting to docker image format"),
+            Output::Local(_) => Some("exporting to client directory"),
+            Output::Tar(_) => Some("exporting to client tarball"),
+            Output::CacheOnly => None,
+        }
+    }
+
     /// Whether this output writes to standard output.
     pub fn writes_stdout(&self) -> bool {
         matches!(

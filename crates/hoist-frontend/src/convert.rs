@@ -13,6 +13,7 @@ use hoist_oci::{EmptyObject, ImageConfig, Platform};
 use crate::args::{proxy_env, EnvList};
 use crate::image::{self, add_env, empty_image, go_duration, go_list, go_quoted_list, with_shell};
 use crate::plan::{link_trigger, mark_reachable, Base, ImageResolver, Plan, PlannedCommand};
+use crate::steps::StepCounter;
 use crate::{BuildOptions, Error, Result};
 
 /// The local name of the main build context.
@@ -93,7 +94,11 @@ pub(crate) struct StageState {
     pub build_args: Vec<(String, Option<String>)>,
     pub cmd_set: bool,
     pub ignore_cache: bool,
+    /// The stage's name in step names: its name, `stage-N`, or empty when the Dockerfile
+    /// has one stage.
     pub name: String,
+    /// The step numbering of step names (see [`StepCounter`]).
+    pub steps: StepCounter,
     /// ONBUILD instructions of this stage (triggers for stages built on it).
     pub onbuild_commands: Vec<String>,
     /// `SOURCE_DATE_EPOCH` as RFC 3339, the `created` time of history entries.
@@ -252,6 +257,7 @@ impl<'a> Converter<'a> {
         let target = self.plan.platforms.target.clone();
         let name = stage.display_name.clone();
         let ignore_cache = self.opts.ignores_cache(stage.name.as_deref());
+        let mut steps = StepCounter::for_stage(stage, self.opts);
         let (output, config, platform) = match stage.base.clone() {
             Base::Scratch => (None, empty_image(&target), target),
             Base::Context(local) => {
@@ -285,6 +291,12 @@ impl<'a> Converter<'a> {
                     None
                 } else {
                     let pinned = request.reference.with_digest(resolved.digest.clone());
+                    let step = steps.name(
+                        &name,
+                        self.opts.multi_platform.then_some(&request.platform),
+                        None,
+                        &format!("FROM {pinned}"),
+                    );
                     Some(self.graph.add(
                         Op::Source(Source::Image {
                             reference: pinned.to_string(),
@@ -292,7 +304,7 @@ impl<'a> Converter<'a> {
                         }),
                         Vec::new(),
                         Some(request.platform.clone()),
-                        format!("FROM {pinned}"),
+                        step,
                     )?)
                 };
                 (output, config, request.platform)
@@ -315,6 +327,7 @@ impl<'a> Converter<'a> {
             cmd_set: false,
             ignore_cache,
             name,
+            steps,
             onbuild_commands: Vec::new(),
             created: self.plan.epoch.map(image::rfc3339),
         })
@@ -336,6 +349,7 @@ impl<'a> Converter<'a> {
                 triggers.append(&mut state.onbuild_commands);
                 state.cmd_set = false;
                 state.name = stage.display_name.clone();
+                state.steps = StepCounter::for_stage(&stage, self.opts);
                 state.ignore_cache = self.opts.ignores_cache(stage.name.as_deref());
                 state
             }
@@ -389,9 +403,14 @@ impl<'a> Converter<'a> {
             }
             commands.push(PlannedCommand { command, sources });
         }
+        // BuildKit counts the triggers only once the base is resolved, after its FROM was
+        // named, so the FROM of a stage with triggers shows a smaller total than its steps.
+        state.steps.total += commands.len();
+        let triggers = commands.len();
         commands.extend(stage.commands.iter().cloned());
 
-        for planned in &commands {
+        for (i, planned) in commands.iter().enumerate() {
+            state.steps.onbuild = i < triggers;
             self.dispatch(&mut state, planned)
                 .map_err(|e| e.located(planned.command.span))?;
         }
@@ -649,14 +668,18 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
-    /// `[stage] INSTRUCTION text`, what progress shows for a vertex.
-    pub fn vertex_name(&self, state: &StageState, source: &str) -> String {
-        let text = uppercase_keyword(source);
-        if state.name.is_empty() {
-            text
-        } else {
-            format!("[{}] {text}", state.name)
-        }
+    /// `[stage 2/5] INSTRUCTION text`, what progress shows for the vertex of the next step
+    /// of `state` (each call takes the next number).
+    pub fn vertex_name(&self, state: &mut StageState, source: &str) -> String {
+        self.step_name(state, &uppercase_keyword(source))
+    }
+
+    /// [`Converter::vertex_name`] for a text already in shape.
+    pub fn step_name(&self, state: &mut StageState, text: &str) -> String {
+        let platform = self.opts.multi_platform.then_some(&state.platform);
+        state
+            .steps
+            .name(&state.name, platform, Some(&state.env), text)
     }
 }
 
@@ -665,7 +688,7 @@ fn nanos(d: std::time::Duration) -> i64 {
 }
 
 /// BuildKit's `uppercaseCmd`.
-fn uppercase_keyword(text: &str) -> String {
+pub(crate) fn uppercase_keyword(text: &str) -> String {
     match text.split_once(' ') {
         Some((k, rest)) => format!("{} {rest}", k.to_uppercase()),
         None => text.to_uppercase(),

@@ -7,7 +7,7 @@ use hoist_graph::{
     Copy, FileAction, FileBase, FileMode, FileOp, Mkfile, Op, Output, Owner, Source,
 };
 
-use crate::convert::{Converter, StageState};
+use crate::convert::{uppercase_keyword, Converter, StageState};
 use crate::image;
 use crate::{Error, Result};
 
@@ -162,6 +162,9 @@ impl Converter<'_> {
         }
 
         let link = request.link && request.chmod.is_none();
+        // One number for the step: its sources, its copy and its LINK share it.
+        let text = uppercase_keyword(&command.source);
+        let name = self.step_name(state, &text);
         let mut inputs = Inputs {
             outputs: Vec::new(),
         };
@@ -207,7 +210,7 @@ impl Converter<'_> {
                     }),
                     Vec::new(),
                     None,
-                    self.vertex_name(state, &command.source),
+                    name.clone(),
                 )?;
                 let mut copy = with_flags(Copy::new(inputs.index(git), "/", &dest));
                 copy.create_dest_path = true;
@@ -225,7 +228,7 @@ impl Converter<'_> {
                     }),
                     Vec::new(),
                     None,
-                    self.vertex_name(state, &command.source),
+                    name.clone(),
                 )?;
                 let mut copy = with_flags(Copy::new(
                     inputs.index(http),
@@ -301,7 +304,6 @@ impl Converter<'_> {
         message.push(' ');
         message.push_str(&request.sources.dest);
 
-        let name = self.vertex_name(state, &command.source);
         let copied = self.graph.add_with_cache(
             Op::File(FileOp { base, actions }),
             inputs.outputs,
@@ -310,13 +312,17 @@ impl Converter<'_> {
             state.ignore_cache,
         )?;
         let out = match (link, state.output) {
-            (true, Some(below)) => self.graph.add_with_cache(
-                Op::Merge,
-                vec![below, copied],
-                None,
-                format!("LINK {name}"),
-                state.ignore_cache,
-            )?,
+            (true, Some(below)) => {
+                state.steps.reuse_last();
+                let link_name = self.step_name(state, &format!("LINK {text}"));
+                self.graph.add_with_cache(
+                    Op::Merge,
+                    vec![below, copied],
+                    None,
+                    link_name,
+                    state.ignore_cache,
+                )?
+            }
             _ => copied,
         };
         state.output = Some(out);

@@ -37,6 +37,7 @@ mod image;
 mod options;
 mod plan;
 mod run;
+mod steps;
 
 pub use args::EnvList;
 pub use convert::{convert, Converted, StageInfo, MAIN_CONTEXT};

@@ -29,6 +29,9 @@ pub struct BuildOptions {
     pub context_excludes: Vec<String>,
     /// The default network of RUN steps (`--network`).
     pub network: hoist_graph::Network,
+    /// Several target platforms were asked for: step names start with the platform
+    /// (`[linux/arm64 base 2/3] RUN make`), as BuildKit's `MultiPlatformRequested`.
+    pub multi_platform: bool,
 }
 
 impl BuildOptions {
@@ -45,6 +48,7 @@ impl BuildOptions {
             no_cache: false,
             context_excludes: Vec::new(),
             network: hoist_graph::Network::Sandbox,
+            multi_platform: false,
         }
     }
 

@@ -1,9 +1,12 @@
 //! Build progress on stderr, as `--progress` asks: BuildKit's plain text (`#N [stage i/n]
-//! RUN …`, `#N CACHED`, log lines, `#N DONE 0.3s`), nothing (`quiet`), or one JSON object a
-//! line (`rawjson`, in the shape of BuildKit's `SolveStatus`: `vertexes` and `logs`).
-//! `auto` and `tty` render plain text: hoist has no interactive display yet.
+//! RUN …`, `#N CACHED`, log lines, `#N DONE 0.3s`), the interactive view redrawn in place
+//! ([`tty`]), nothing (`quiet`), or one JSON object a line (`rawjson`, in the shape of
+//! BuildKit's `SolveStatus`: `vertexes` and `logs`). `auto` is `tty` when stderr is a
+//! terminal and `plain` otherwise, as in buildx.
 
-use std::io::Write as _;
+pub mod tty;
+
+use std::io::{IsTerminal as _, Write as _};
 
 use base64::Engine as _;
 use hoist_solver::{Event, EventKind, LogStream, PlainRenderer};
@@ -14,16 +17,25 @@ use tokio::task::JoinHandle;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
     Plain,
+    Tty,
     Quiet,
     RawJson,
 }
 
 impl ProgressMode {
-    /// The mode of a `--progress` value (clap has checked it is one of buildx's).
+    /// The mode of a `--progress` value (clap has checked it is one of buildx's);
+    /// `auto` looks at whether stderr is a terminal.
     pub fn parse(value: &str) -> ProgressMode {
+        Self::parse_for(value, std::io::stderr().is_terminal())
+    }
+
+    /// [`ProgressMode::parse`] with the terminal question answered.
+    fn parse_for(value: &str, stderr_is_terminal: bool) -> ProgressMode {
         match value {
             "quiet" => ProgressMode::Quiet,
             "rawjson" => ProgressMode::RawJson,
+            "tty" => ProgressMode::Tty,
+            "auto" if stderr_is_terminal => ProgressMode::Tty,
             _ => ProgressMode::Plain,
         }
     }
@@ -32,11 +44,14 @@ impl ProgressMode {
 /// Starts rendering: send events to the sender; drop it, then await the handle, to finish.
 pub fn start(mode: ProgressMode) -> (UnboundedSender<Event>, JoinHandle<()>) {
     let (tx, mut rx) = unbounded_channel::<Event>();
+    if mode == ProgressMode::Tty {
+        return (tx, tokio::spawn(tty::run(rx)));
+    }
     let handle = tokio::spawn(async move {
         let mut renderer = PlainRenderer::new();
         while let Some(event) = rx.recv().await {
             let text = match mode {
-                ProgressMode::Quiet => continue,
+                ProgressMode::Quiet | ProgressMode::Tty => continue,
                 ProgressMode::Plain => renderer.render(&event),
                 ProgressMode::RawJson => raw_json(&event),
             };
@@ -79,4 +94,22 @@ fn raw_json(event: &Event) -> String {
         }),
     };
     format!("{value}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_is_tty_only_on_a_terminal() {
+        assert_eq!(ProgressMode::parse_for("auto", true), ProgressMode::Tty);
+        assert_eq!(ProgressMode::parse_for("auto", false), ProgressMode::Plain);
+        assert_eq!(ProgressMode::parse_for("tty", false), ProgressMode::Tty);
+        assert_eq!(ProgressMode::parse_for("plain", true), ProgressMode::Plain);
+        assert_eq!(
+            ProgressMode::parse_for("rawjson", true),
+            ProgressMode::RawJson
+        );
+        assert_eq!(ProgressMode::parse_for("quiet", true), ProgressMode::Quiet);
+    }
 }
