@@ -91,15 +91,14 @@ pub async fn build(
         while !pending.is_empty() {
             for image in pending {
                 if let std::collections::btree_map::Entry::Vacant(entry) = resolved.entry(image) {
-                    let found =
-                        resolve_image(
-                            &worker,
-                            entry.key(),
-                            request.pull,
-                            opts.multi_platform,
-                            events.as_ref(),
-                        )
-                        .await?;
+                    let found = resolve_image(
+                        &worker,
+                        entry.key(),
+                        request.pull,
+                        opts.multi_platform,
+                        events.as_ref(),
+                    )
+                    .await?;
                     entry.insert(found);
                 }
             }
