@@ -72,6 +72,7 @@ impl Case {
             options: BuildOptions::new(Platform::host()),
             platforms: Vec::new(),
             outputs: Output::parse_all(&[format!("type=local,dest={}", out.display())]).unwrap(),
+            pull: false,
         };
         let client = RegistryClient::new(RegistryConfig::default(), Credentials::default());
         let state = StateDir::new(self.dir.path().join("state"));
