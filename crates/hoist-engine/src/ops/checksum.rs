@@ -23,6 +23,20 @@ pub(super) fn hash_entry(
     metadata: &std::fs::Metadata,
     owners: bool,
 ) -> Result<()> {
+    hash_entry_with(hash, rel, path, metadata, owners, &mut |path| {
+        file_digest(path).map_err(Error::io("read", path))
+    })
+}
+
+/// Adds one entry to `hash`, taking a regular file's content digest from `content`.
+pub(super) fn hash_entry_with(
+    hash: &mut Sha256,
+    rel: &str,
+    path: &Path,
+    metadata: &std::fs::Metadata,
+    owners: bool,
+    content: &mut dyn FnMut(&Path) -> Result<[u8; 32]>,
+) -> Result<()> {
     let kind = metadata.file_type();
     hash.update(rel.as_bytes());
     hash.update(format!("\0{:o}\0", metadata.permissions().mode()).as_bytes());
@@ -35,22 +49,27 @@ pub(super) fn hash_entry(
         hash.update(target.to_string_lossy().as_bytes());
     } else if kind.is_file() {
         hash.update(format!("file\0{}\0", metadata.len()).as_bytes());
-        let mut file = std::fs::File::open(path).map_err(Error::io("open", path))?;
-        let mut content = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = file.read(&mut buf).map_err(Error::io("read", path))?;
-            if n == 0 {
-                break;
-            }
-            content.update(&buf[..n]);
-        }
-        hash.update(content.finalize());
+        hash.update(content(path)?);
     } else {
         hash.update(b"other");
     }
     hash.update(b"\n");
     Ok(())
+}
+
+/// The sha256 of a file's content.
+pub(super) fn file_digest(path: &Path) -> std::io::Result<[u8; 32]> {
+    let mut file = std::fs::File::open(path)?;
+    let mut content = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        content.update(&buf[..n]);
+    }
+    Ok(content.finalize().into())
 }
 
 /// What a file op's copies read from one input.
@@ -61,17 +80,55 @@ pub(super) struct Selection {
 }
 
 /// The digest of what `selection` picks out of `input`'s filesystem.
+///
+/// A committed snapshot never changes, so the digest of a selection over it is computed once
+/// and kept in the snapshot's metadata directory (as BuildKit keeps content hashes with each
+/// ref; it goes with the snapshot): a rebuild whose context is unchanged gets the same local
+/// snapshot back from the cache and reads none of its files again.
 pub(super) fn of_selection(
     worker: &Worker,
     input: &Ref,
     selection: &Selection,
 ) -> Result<hoist_solver::Digest> {
+    let memo = memo_path(worker, input, selection);
+    if let Some(digest) = memo.as_deref().and_then(read_memo) {
+        return Ok(digest);
+    }
     let snapshotter = worker.snapshotter();
     let key = worker.unique_key("checksum");
     let view = snapshotter.view(&key, std::slice::from_ref(&input.snapshot))?;
     let digest = digest_copies(view.path(), selection);
     let _ = snapshotter.remove(&key);
+    if let (Ok(digest), Some(memo)) = (&digest, &memo) {
+        // Only a speed-up: a memo that cannot be written is computed again next time.
+        let _ = write_memo(memo, digest);
+    }
     digest
+}
+
+/// Where the digest of `selection` over `input`'s snapshot is kept; `None` when the
+/// selection cannot be named (it is then always computed).
+fn memo_path(worker: &Worker, input: &Ref, selection: &Selection) -> Option<std::path::PathBuf> {
+    let copies = serde_json::to_vec(&selection.copies).ok()?;
+    let mut hash = Sha256::new();
+    hash.update(b"hoist checksum memo v1\0");
+    hash.update(&copies);
+    let dir = worker.snapshotter().metadata_dir(&input.snapshot).ok()?;
+    Some(dir.join("checksums").join(hex::encode(hash.finalize())))
+}
+
+fn read_memo(path: &Path) -> Option<hoist_solver::Digest> {
+    let text = std::fs::read_to_string(path).ok()?;
+    hoist_solver::Digest::parse(text.trim()).ok()
+}
+
+fn write_memo(path: &Path, digest: &hoist_solver::Digest) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(path);
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, digest.to_string().as_bytes())?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Each copy's sources and the entries it takes below them (as the copy itself selects

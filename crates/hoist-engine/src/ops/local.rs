@@ -16,6 +16,7 @@ use hoist_dockerfile::dockerignore::PatternMatcher;
 use hoist_snapshot::Snapshotter as _;
 use sha2::{Digest as _, Sha256};
 
+use super::stat_cache::StatCache;
 use super::{scoped_path, EngineOp};
 use crate::error::{Error, Result};
 use crate::worker::Ref;
@@ -243,17 +244,33 @@ impl Ancestors {
     }
 }
 
-/// The digest of the selected files' content.
+/// The digest of the selected files' content (files whose stat is unchanged since an
+/// earlier build are not read again: [`StatCache`]).
 pub(super) fn checksum(op: &EngineOp) -> Result<hoist_solver::Digest> {
-    let (_, entries) = selection(op)?;
+    let (dir, entries) = selection(op)?;
+    let mut stats = StatCache::open(&op.worker.engine_dir().join("contexts"), &dir);
     let mut hash = Sha256::new();
     for entry in &entries {
-        super::checksum::hash_entry(&mut hash, &entry.rel, &entry.path, &entry.metadata, false)?;
+        super::checksum::hash_entry_with(
+            &mut hash,
+            &entry.rel,
+            &entry.path,
+            &entry.metadata,
+            false,
+            &mut |path| {
+                stats
+                    .digest(&entry.rel, path, &entry.metadata)
+                    .map_err(Error::io("read", path))
+            },
+        )?;
     }
+    stats.save();
     Ok(hoist_solver::Digest::of(&hash.finalize()))
 }
 
-/// Copies the selection into a new committed snapshot.
+/// Copies the selection into a new committed snapshot. It gets no layer: a context is only
+/// ever read by copies (which make layers of their own), never the root of an image, so
+/// writing one would only cost a tar and a gzip of the whole context.
 pub(super) fn exec(op: &EngineOp) -> Result<Ref> {
     let (_, entries) = selection(op)?;
     let snapshotter = op.worker.snapshotter();
@@ -263,7 +280,10 @@ pub(super) fn exec(op: &EngineOp) -> Result<Ref> {
         let _ = snapshotter.remove(&key);
         return Err(e);
     }
-    super::commit(op, &key, None)
+    Ok(Ref {
+        snapshot: snapshotter.commit(&key)?,
+        layers: Vec::new(),
+    })
 }
 
 fn copy_entries(entries: &[Entry], root: &Path) -> Result<()> {

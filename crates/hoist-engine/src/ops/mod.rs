@@ -20,6 +20,7 @@ mod http;
 mod image;
 mod local;
 mod scoped_path;
+mod stat_cache;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

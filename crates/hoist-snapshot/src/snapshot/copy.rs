@@ -100,6 +100,10 @@ impl Snapshotter for CopySnapshotter {
         self.layout.parents(id)
     }
 
+    fn metadata_dir(&self, id: &SnapshotId) -> Result<PathBuf> {
+        self.layout.metadata_dir(id)
+    }
+
     fn diff(&self, id: &SnapshotId, out: &mut dyn Write) -> Result<DiffStats> {
         let upper = self.layout.committed_fs(id)?;
         let parents = self.layout.parents(id)?;

@@ -79,6 +79,11 @@ impl Layout {
         }
     }
 
+    /// `committed/<id>/meta.d`: removed with the snapshot's directory.
+    pub fn metadata_dir(&self, id: &SnapshotId) -> Result<PathBuf> {
+        Ok(self.committed_dir(id)?.join("meta.d"))
+    }
+
     pub fn parents(&self, id: &SnapshotId) -> Result<Vec<SnapshotId>> {
         let path = self.committed_dir(id)?.join("meta.json");
         let bytes = std::fs::read(&path).map_err(Error::io("read", &path))?;

@@ -98,6 +98,10 @@ pub trait Snapshotter {
     fn parents(&self, id: &SnapshotId) -> Result<Vec<SnapshotId>>;
     /// Writes what `id` changed relative to its parents as an uncompressed layer tar.
     fn diff(&self, id: &SnapshotId, out: &mut dyn Write) -> Result<DiffStats>;
+    /// A directory (created on demand by the caller) for the caller's own facts about the
+    /// committed snapshot `id`, such as content checksums; it goes when `id` is removed, so
+    /// nothing in it outlives the snapshot or is seen by a later snapshot with the same id.
+    fn metadata_dir(&self, id: &SnapshotId) -> Result<PathBuf>;
 }
 
 /// The snapshot backends hoist has.
@@ -160,6 +164,9 @@ impl Snapshotter for AnySnapshotter {
     }
     fn diff(&self, id: &SnapshotId, out: &mut dyn Write) -> Result<DiffStats> {
         self.inner().diff(id, out)
+    }
+    fn metadata_dir(&self, id: &SnapshotId) -> Result<PathBuf> {
+        self.inner().metadata_dir(id)
     }
 }
 

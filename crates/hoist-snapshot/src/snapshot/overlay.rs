@@ -203,6 +203,10 @@ impl Snapshotter for OverlaySnapshotter {
         self.layout.parents(id)
     }
 
+    fn metadata_dir(&self, id: &SnapshotId) -> Result<PathBuf> {
+        self.layout.metadata_dir(id)
+    }
+
     fn diff(&self, id: &SnapshotId, out: &mut dyn Write) -> Result<DiffStats> {
         let upper = self.layout.committed_fs(id)?;
         diff_to_tar(DiffSource::OverlayUpper { upper: &upper }, out)
