@@ -105,5 +105,8 @@ pub(crate) fn unpack(worker: &Worker, layers: &[LayerRef]) -> Result<SnapshotId>
         };
         parent = Some(id);
     }
-    parent.ok_or_else(|| Error::InvalidGraph("image without layers".into()))
+    let top = parent.ok_or_else(|| Error::InvalidGraph("image without layers".into()))?;
+    // Still under the layers lock: a concurrent prune sees the chain as in use.
+    worker.hold_snapshot(&top)?;
+    Ok(top)
 }
