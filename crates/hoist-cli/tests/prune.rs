@@ -192,7 +192,10 @@ impl Archive {
 #[test]
 fn du_lists_records_and_prune_all_empties_them_then_rebuilds() {
     let Some(case) = Case::new() else { return };
-    case.dockerfile("FROM busybox\nRUN echo one > /one\nRUN cat /one > /two\n");
+    case.dockerfile(
+        "FROM busybox\nRUN echo one > /one\nRUN cat /one > /two\n\
+         RUN --mount=type=cache,target=/var/cache/t echo c > /var/cache/t/c\n",
+    );
     let (_, spec) = case.oci_spec();
     case.build(&["-o", &spec]);
 
@@ -204,7 +207,18 @@ fn du_lists_records_and_prune_all_empties_them_then_rebuilds() {
         "{du}"
     );
     let rows = du_rows(&du);
-    assert!(rows.len() >= 3, "want the base image and two RUNs:\n{du}");
+    assert!(
+        rows.len() >= 5,
+        "want the base image, three RUNs, a cache mount:\n{du}"
+    );
+    let mounts = rows
+        .iter()
+        .filter(|r| r.split('\t').next().unwrap().trim_end().ends_with('*'));
+    assert_eq!(
+        mounts.count(),
+        1,
+        "the cache mount is not marked mutable:\n{du}"
+    );
     for row in &rows {
         assert!(row.contains("\ttrue \t"), "a record not reclaimable:\n{du}");
         assert!(row.ends_with(" ago"), "no last access time:\n{du}");
@@ -219,6 +233,7 @@ fn du_lists_records_and_prune_all_empties_them_then_rebuilds() {
     let verbose = case.run(&["du", "--verbose"]);
     assert!(verbose.contains("Usage count:\t1\n"), "{verbose}");
     assert!(verbose.contains("Type:\t\tregular\n"), "{verbose}");
+    assert!(verbose.contains("Type:\t\texec.cachemount\n"), "{verbose}");
 
     let pruned = case.run(&["prune", "-f", "--all"]);
     let total = pruned.lines().last().unwrap();
@@ -237,12 +252,15 @@ fn du_lists_records_and_prune_all_empties_them_then_rebuilds() {
     assert_eq!(committed_snapshots(&root), 0, "snapshots left");
     assert_eq!(case.env.blob_count(), 0, "blobs left with no name");
     assert_eq!(count_files(&root.join("engine/layers")), 0);
+    let mounts = std::fs::read_dir(root.join("engine/cache-mounts")).unwrap();
+    assert_eq!(mounts.count(), 0, "cache mounts left");
 
     // Nothing is left to reclaim, and the next build runs every step again.
     assert_eq!(case.run(&["prune", "-f", "--all"]), "Total:\t0B\n");
     let rebuilt = case.build(&["-o", &spec]);
     assert!(!step_cached(&rebuilt, "echo one"), "{rebuilt}");
     assert!(!step_cached(&rebuilt, "cat /one"), "{rebuilt}");
+    assert!(!step_cached(&rebuilt, "echo c"), "{rebuilt}");
     assert!(all_cached(&case.build(&["-o", &spec])));
 }
 

@@ -31,5 +31,5 @@ pub use build::{build, BuildRequest, BuildResult};
 pub use cache::{CacheRecord, DiskCacheStore};
 pub use error::{Error, Result};
 pub use ops::{EngineOp, LocalContexts};
-pub use prune::{disk_usage, prune, CacheUsage, PruneOptions, PruneReport};
+pub use prune::{disk_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind};
 pub use worker::{LayerRef, Ref, Worker};

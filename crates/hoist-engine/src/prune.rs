@@ -17,7 +17,9 @@
 //!    a layer chain it keeps, nor a running build), children first; when no build runs
 //!    (`engine/builds.lock` taken exclusive) also every other unreferenced snapshot, such
 //!    as those of records a `--no-cache` build replaced;
-//! 5. collects content garbage: blobs no name, lease or named lease keeps (sparing blobs
+//! 5. removes the chosen cache mounts (`RUN --mount=type=cache` directories), which are
+//!    in use whenever a build runs, so only chosen when none does;
+//! 6. collects content garbage: blobs no name, lease or named lease keeps (sparing blobs
 //!    younger than an hour while a build runs, as its pulls are not leased yet).
 
 use std::collections::{HashMap, HashSet};
@@ -54,11 +56,31 @@ pub struct PruneOptions {
     pub max_used_space: u64,
 }
 
-/// One cache record as `hoist du` shows it (buildx's `UsageInfo`).
+/// What a [`CacheUsage`] row is (BuildKit's record types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageKind {
+    /// A cache record: a step's result.
+    Regular,
+    /// A `RUN --mount=type=cache` directory (mutable; in use whenever a build runs).
+    CacheMount,
+}
+
+impl UsageKind {
+    /// BuildKit's name: `regular`, `exec.cachemount`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Regular => "regular",
+            Self::CacheMount => "exec.cachemount",
+        }
+    }
+}
+
+/// One cache record or cache mount as `hoist du` shows it (buildx's `UsageInfo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheUsage {
-    /// The cache key, in hex.
+    /// The cache key in hex (records), or the digest of the mount id (cache mounts).
     pub id: String,
+    pub kind: UsageKind,
     /// The ids of the records its snapshot was made on.
     pub parents: Vec<String>,
     pub created: SystemTime,
@@ -178,6 +200,41 @@ impl Cache {
         Ok(chains)
     }
 
+    /// `engine/cache-mounts/<hex>`: the directories of `RUN --mount=type=cache`. Their
+    /// times are the directory's (its top level's last change).
+    fn cache_mounts(&self, in_use: bool) -> Result<Vec<CacheUsage>> {
+        let dir = self.engine.join("cache-mounts");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("list", &dir)(e)),
+        };
+        let mut mounts = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(Error::io("list", &dir))?;
+            let path = entry.path();
+            let meta = match entry.metadata() {
+                Ok(meta) if meta.is_dir() => meta,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("stat", &path)(e)),
+            };
+            let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+            mounts.push(CacheUsage {
+                id: entry.file_name().to_string_lossy().into_owned(),
+                kind: UsageKind::CacheMount,
+                parents: Vec::new(),
+                created: meta.created().unwrap_or(modified),
+                last_used: Some(modified),
+                usage_count: 0,
+                size: tree_usage(&path),
+                in_use,
+                shared: false,
+            });
+        }
+        Ok(mounts)
+    }
+
     /// `roots` and every snapshot below them.
     fn closure(&self, roots: impl IntoIterator<Item = SnapshotId>) -> HashSet<SnapshotId> {
         let mut seen = HashSet::new();
@@ -201,6 +258,7 @@ fn row(
     let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
     CacheUsage {
         id: key.to_owned(),
+        kind: UsageKind::Regular,
         parents,
         created: at(record.created_ms),
         last_used: (record.last_used_ms != 0).then(|| at(record.last_used_ms)),
@@ -213,6 +271,28 @@ fn row(
             .last()
             .is_some_and(|l| named.contains(&l.descriptor.digest)),
     }
+}
+
+/// Bytes on disk under `dir` (blocks, each hardlinked inode once); what cannot be read
+/// counts as nothing.
+fn tree_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = HashSet::new();
+    walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .filter_map(|entry| entry.ok()?.metadata().ok())
+        .filter(|meta| meta.nlink() < 2 || meta.is_dir() || seen.insert((meta.dev(), meta.ino())))
+        .map(|meta| meta.blocks() * 512)
+        .sum()
+}
+
+/// Whether a build runs on the state dir (it holds `engine/builds.lock` shared).
+fn build_running(engine: &Path) -> Result<bool> {
+    let builds = builds_lock(engine)?;
+    let idle = FileExt::try_lock_exclusive(&builds)
+        .map_err(Error::io("lock", &engine.join("builds.lock")))?;
+    Ok(!idle)
 }
 
 /// Opens (creating) a lock file and takes it exclusive.
@@ -236,6 +316,7 @@ pub fn disk_usage(state: &StateDir) -> Result<Vec<CacheUsage>> {
         (records, live_uses(&use_leases_dir(&cache.engine))?)
     };
     let mut rows = cache.rows(&records, &uses)?;
+    rows.extend(cache.cache_mounts(build_running(&cache.engine)?)?);
     rows.sort_by(|a, b| (b.last_used, b.created, &a.id).cmp(&(a.last_used, a.created, &b.id)));
     Ok(rows)
 }
@@ -251,14 +332,28 @@ pub fn prune(state: &StateDir, options: &PruneOptions) -> Result<PruneReport> {
         .map_err(Error::io("lock", &cache.engine.join("builds.lock")))?;
     let uses = live_uses(&use_leases_dir(&cache.engine))?;
     let (records, unreadable) = cache.read_records()?;
-    let rows = cache.rows(&records, &uses)?;
+    let mut rows = cache.rows(&records, &uses)?;
+    rows.extend(cache.cache_mounts(!idle)?);
 
     let chosen = choose(&rows, options, now_ms());
     let mut report = PruneReport {
         build_running: !idle,
         ..PruneReport::default()
     };
-    for key in chosen.iter().map(|r| &r.id).chain(&unreadable) {
+    let (mounts, chosen_records): (Vec<&CacheUsage>, Vec<&CacheUsage>) = chosen
+        .iter()
+        .partition(|row| row.kind == UsageKind::CacheMount);
+    for mount in mounts {
+        // Only chosen when no build runs, so no RUN has it mounted.
+        let dir = cache.engine.join("cache-mounts").join(&mount.id);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => report.reclaimed += mount.size,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &dir)(e)),
+        }
+        let _ = std::fs::remove_file(dir.with_extension("lock"));
+    }
+    for key in chosen_records.iter().map(|r| &r.id).chain(&unreadable) {
         let path = cache.records.path(key);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
@@ -267,7 +362,7 @@ pub fn prune(state: &StateDir, options: &PruneOptions) -> Result<PruneReport> {
         }
         cache.store.remove_named_lease(&lease_name(key))?;
     }
-    let removed_keys: HashSet<&str> = chosen.iter().map(|r| r.id.as_str()).collect();
+    let removed_keys: HashSet<&str> = chosen_records.iter().map(|r| r.id.as_str()).collect();
     let (gone, kept): (Vec<_>, Vec<_>) = records
         .iter()
         .partition(|(key, _)| removed_keys.contains(key.as_str()));
@@ -371,6 +466,7 @@ mod tests {
     fn usage(id: &str, last_used_s: u64, size: u64) -> CacheUsage {
         CacheUsage {
             id: id.to_owned(),
+            kind: UsageKind::Regular,
             parents: Vec::new(),
             created: UNIX_EPOCH,
             last_used: Some(UNIX_EPOCH + Duration::from_secs(last_used_s)),

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::bail;
-use hoist_engine::CacheUsage;
+use hoist_engine::{CacheUsage, UsageKind};
 
 use super::{print, Context};
 use crate::cli::DuArgs;
@@ -61,9 +61,13 @@ pub fn table_row(row: &CacheUsage, now: SystemTime) -> String {
     if row.shared {
         size.push('*');
     }
+    let mut id = short_id(&row.id).to_owned();
+    if row.kind == UsageKind::CacheMount {
+        id.push('*');
+    }
     format!(
         "{:<40}\t{:<5}\t{:<10}\t{}",
-        short_id(&row.id),
+        id,
         !row.in_use,
         size,
         last_accessed(row, now)
@@ -79,7 +83,8 @@ pub fn verbose_block(row: &CacheUsage, now: SystemTime) -> String {
         table.line(&format!("Parent:\t{}", parents.join(",")));
     }
     table.line(&format!("Created at:\t{}", go_time(row.created)));
-    table.line("Mutable:\tfalse");
+    let mutable = row.kind == UsageKind::CacheMount;
+    table.line(&format!("Mutable:\t{mutable}"));
     table.line(&format!("Reclaimable:\t{}", !row.in_use));
     table.line(&format!("Shared:\t{}", row.shared));
     table.line(&format!("Size:\t{}", human_size(row.size)));
@@ -87,7 +92,7 @@ pub fn verbose_block(row: &CacheUsage, now: SystemTime) -> String {
     if row.last_used.is_some() {
         table.line(&format!("Last used:\t{}", last_accessed(row, now)));
     }
-    table.line("Type:\tregular");
+    table.line(&format!("Type:\t{}", row.kind.as_str()));
     table.line("");
     table.render()
 }
