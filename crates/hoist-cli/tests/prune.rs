@@ -376,3 +376,34 @@ fn prune_next_to_a_build_keeps_what_the_build_uses() {
     assert_eq!(du_rows(&case.run(&["du"])).len(), before + 1);
     assert!(all_cached(&case.build(&["-o", &spec])));
 }
+
+#[test]
+fn prune_without_all_keeps_cache_shared_with_named_images() {
+    let Some(case) = Case::new() else { return };
+    case.dockerfile("FROM busybox\nRUN echo named > /named\n");
+    // A tag and no output: the image is named in the state dir's store.
+    case.build(&["-t", "example.com/prune/named:v1"]);
+    let du = case.run(&["du"]);
+    let rows = du_rows(&du);
+    assert!(!rows.is_empty(), "{du}");
+    for row in &rows {
+        let size = row.split('\t').nth(3).unwrap().trim_end();
+        assert!(size.ends_with('*'), "a record not shown shared:\n{du}");
+    }
+    assert!(du.contains("\nShared:\t"), "{du}");
+
+    // No record goes (the pulled base's unnamed manifest and config may).
+    let pruned = case.run(&["prune", "-f"]);
+    assert!(
+        pruned.lines().count() == 1 && pruned.starts_with("Total:\t"),
+        "{pruned}"
+    );
+    assert_eq!(du_rows(&case.run(&["du"])).len(), rows.len());
+    assert!(all_cached(
+        &case.build(&["-t", "example.com/prune/named:v1"])
+    ));
+
+    let pruned = case.run(&["prune", "-f", "--all"]);
+    assert_eq!(du_rows(&pruned).len(), rows.len(), "{pruned}");
+    assert!(du_rows(&case.run(&["du"])).is_empty());
+}

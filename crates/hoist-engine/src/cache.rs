@@ -193,8 +193,9 @@ impl DiskCacheStore {
 
     fn save_sync(&self, key: CacheKey, value: &Ref) -> Result<()> {
         let hex = key.digest().hex();
-        let _lock = self.records.lock()?;
+        // Measured before locking: walking a big snapshot must not hold up other loads.
         let size = self.worker.new_usage(value);
+        let _lock = self.records.lock()?;
         self.worker
             .store()
             .set_named_lease(&lease_name(&hex), &value.blob_digests())?;
