@@ -348,6 +348,9 @@ pub struct PruneArgs {
     /// Amount of disk space always allowed to keep for cache.
     #[arg(long = "reserved-space", value_name = "BYTES")]
     pub reserved_space: Option<String>,
+    /// Target amount of free disk space after pruning.
+    #[arg(long = "min-free-space", value_name = "BYTES")]
+    pub min_free_space: Option<String>,
     /// Do not prompt for confirmation.
     #[arg(short = 'f', long)]
     pub force: bool,

@@ -407,3 +407,57 @@ fn prune_without_all_keeps_cache_shared_with_named_images() {
     assert_eq!(du_rows(&pruned).len(), rows.len(), "{pruned}");
     assert!(du_rows(&case.run(&["du"])).is_empty());
 }
+
+#[test]
+fn prune_removes_what_a_killed_build_left() {
+    let Some(case) = Case::new() else { return };
+    case.dockerfile("FROM busybox\nRUN echo before > /before\nRUN sleep 4848\n");
+    let (_, spec) = case.oci_spec();
+    let ctx = case.ctx.display().to_string();
+    let mut child = case
+        .env
+        .command(&["build", "--progress=plain", "-o", &spec, &ctx])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the RUN of the sleep to have its snapshot prepared, then SIGKILL the build.
+    let active = case.env.root().join("snapshots/active");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let preparing_exec = || {
+        std::fs::read_dir(&active)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("exec-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    // The base layer and the first RUN are committed; the second RUN sleeps prepared.
+    while std::time::Instant::now() < deadline
+        && !(preparing_exec() > 0 && committed_snapshots(&case.env.root()) >= 2)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success());
+    // The sandbox dies with hoist (its parent-death signal); give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        preparing_exec() > 0,
+        "the killed build left no prepared snapshot"
+    );
+
+    case.run(&["prune", "-f", "--all"]);
+    let left: Vec<_> = std::fs::read_dir(&active)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "active snapshots left: {left:?}");
+    assert_eq!(committed_snapshots(&case.env.root()), 0);
+
+    case.dockerfile("FROM busybox\nRUN echo before > /before\n");
+    case.build(&["-o", &spec]);
+}

@@ -16,7 +16,8 @@
 //! 4. removes the snapshots nothing references any more (neither a remaining record, nor
 //!    a layer chain it keeps, nor a running build), children first; when no build runs
 //!    (`engine/builds.lock` taken exclusive) also every other unreferenced snapshot, such
-//!    as those of records a `--no-cache` build replaced;
+//!    as those of records a `--no-cache` build replaced, and the prepared snapshots and
+//!    views killed builds left;
 //! 5. removes the chosen cache mounts (`RUN --mount=type=cache` directories), which are
 //!    in use whenever a build runs, so only chosen when none does;
 //! 6. collects content garbage: blobs no name, lease or named lease keeps (sparing blobs
@@ -54,6 +55,9 @@ pub struct PruneOptions {
     /// Prune least recently used records until the cache is at most this big
     /// (`--max-used-space`; `--keep-storage` as docker and older buildx meant it).
     pub max_used_space: u64,
+    /// Prune least recently used records until the state dir's file system has this much
+    /// free (`--min-free-space`), as far as removing cache can get there.
+    pub min_free_space: u64,
 }
 
 /// What a [`CacheUsage`] row is (BuildKit's record types).
@@ -108,8 +112,11 @@ pub struct PruneReport {
     pub removed_blobs: usize,
     /// A build was running, so only snapshots of removed records were considered.
     pub build_running: bool,
-    /// Snapshots that could not be removed, with why (they stay for a later prune).
-    pub failed: Vec<(SnapshotId, String)>,
+    /// How many prepared snapshots and views killed builds left were removed.
+    pub removed_active: usize,
+    /// Snapshots (ids, or keys of active ones) that could not be removed, with why; they
+    /// stay for a later prune.
+    pub failed: Vec<(String, String)>,
 }
 
 /// Cache records by key (hex).
@@ -287,6 +294,13 @@ fn tree_usage(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Bytes available to unprivileged users on the file system of `path`.
+fn free_space(path: &Path) -> Result<u64> {
+    let stat =
+        rustix::fs::statvfs(path).map_err(|e| Error::io("stat file system of", path)(e.into()))?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
 /// Whether a build runs on the state dir (it holds `engine/builds.lock` shared).
 fn build_running(engine: &Path) -> Result<bool> {
     let builds = builds_lock(engine)?;
@@ -335,7 +349,7 @@ pub fn prune(state: &StateDir, options: &PruneOptions) -> Result<PruneReport> {
     let mut rows = cache.rows(&records, &uses)?;
     rows.extend(cache.cache_mounts(!idle)?);
 
-    let chosen = choose(&rows, options, now_ms());
+    let chosen = choose(&rows, options, now_ms(), free_space(state.root())?);
     let mut report = PruneReport {
         build_running: !idle,
         ..PruneReport::default()
@@ -387,6 +401,14 @@ pub fn prune(state: &StateDir, options: &PruneOptions) -> Result<PruneReport> {
         candidates.extend(id);
     }
     if idle {
+        // No build runs: prepared snapshots and views are leftovers of killed builds, and
+        // they must go before the committed snapshots they are made on.
+        for key in cache.snapshotter.active()? {
+            match cache.snapshotter.remove(&key) {
+                Ok(()) => report.removed_active += 1,
+                Err(e) => report.failed.push((key, e.to_string())),
+            }
+        }
         candidates.extend(cache.snapshotter.committed()?);
     }
     let mut doomed: Vec<SnapshotId> = candidates
@@ -404,7 +426,7 @@ pub fn prune(state: &StateDir, options: &PruneOptions) -> Result<PruneReport> {
                 report.removed_snapshots += 1;
             }
             Err(hoist_snapshot::Error::NotFound { .. }) => {}
-            Err(e) => report.failed.push((id, e.to_string())),
+            Err(e) => report.failed.push((id.to_string(), e.to_string())),
         }
     }
 
@@ -423,7 +445,12 @@ pub fn prune(state: &StateDir, options: &PruneOptions) -> Result<PruneReport> {
 }
 
 /// The records to remove: those `options` select, least recently used first.
-fn choose(rows: &[CacheUsage], options: &PruneOptions, now_ms: u64) -> Vec<CacheUsage> {
+fn choose(
+    rows: &[CacheUsage],
+    options: &PruneOptions,
+    now_ms: u64,
+    free_space: u64,
+) -> Vec<CacheUsage> {
     let last_used_ms = |row: &CacheUsage| {
         row.last_used
             .unwrap_or(row.created)
@@ -443,20 +470,39 @@ fn choose(rows: &[CacheUsage], options: &PruneOptions, now_ms: u64) -> Vec<Cache
         })
         .collect();
     candidates.sort_by_key(|row| (last_used_ms(row), row.id.clone()));
-    if options.max_used_space == 0 && options.reserved_space == 0 {
-        return candidates.into_iter().cloned().collect();
-    }
     let mut total: u64 = rows.iter().map(|r| r.size).sum();
+    let Some(cap) = space_cap(options, total, free_space) else {
+        return candidates.into_iter().cloned().collect();
+    };
     let mut chosen = Vec::new();
     for row in candidates {
-        let under_cap = options.max_used_space > 0 && total <= options.max_used_space;
-        if under_cap || total.saturating_sub(row.size) < options.reserved_space {
+        if cap.is_some_and(|cap| total <= cap)
+            || total.saturating_sub(row.size) < options.reserved_space
+        {
             break;
         }
         total -= row.size;
         chosen.push(row.clone());
     }
     chosen
+}
+
+/// How big the cache may stay, as BuildKit computes it: `None` when no space option is
+/// given (remove every candidate); `Some(None)` when only `reserved_space` is (remove down
+/// to it); else the lower of `max_used_space` and what leaves `min_free_space` free.
+fn space_cap(options: &PruneOptions, total: u64, free_space: u64) -> Option<Option<u64>> {
+    if options.max_used_space == 0 && options.min_free_space == 0 {
+        return (options.reserved_space > 0).then_some(None);
+    }
+    let mut cap = u64::MAX;
+    if options.max_used_space > 0 {
+        cap = options.max_used_space;
+    }
+    if options.min_free_space > 0 {
+        let excess = options.min_free_space.saturating_sub(free_space);
+        cap = cap.min(total.saturating_sub(excess));
+    }
+    Some(Some(cap))
 }
 
 #[cfg(test)]
@@ -477,6 +523,11 @@ mod tests {
         }
     }
 
+    /// `choose` at second 100 000, with 1 GB free.
+    fn choose_now(rows: &[CacheUsage], options: &PruneOptions, now_ms: u64) -> Vec<CacheUsage> {
+        choose(rows, options, now_ms, 1_000_000_000)
+    }
+
     fn ids(rows: &[CacheUsage]) -> Vec<&str> {
         rows.iter().map(|r| r.id.as_str()).collect()
     }
@@ -486,13 +537,13 @@ mod tests {
         let mut rows = vec![usage("b", 20, 5), usage("a", 10, 5), usage("c", 30, 5)];
         rows[2].in_use = true;
         rows[1].shared = true;
-        let plain = choose(&rows, &PruneOptions::default(), 100_000);
+        let plain = choose_now(&rows, &PruneOptions::default(), 100_000);
         assert_eq!(ids(&plain), ["b"]);
         let all = PruneOptions {
             all: true,
             ..PruneOptions::default()
         };
-        assert_eq!(ids(&choose(&rows, &all, 100_000)), ["a", "b"]);
+        assert_eq!(ids(&choose_now(&rows, &all, 100_000)), ["a", "b"]);
     }
 
     #[test]
@@ -507,19 +558,36 @@ mod tests {
             max_used_space: 150,
             ..PruneOptions::default()
         };
-        assert_eq!(ids(&choose(&rows, &max, 100_000)), ["old", "mid"]);
+        assert_eq!(ids(&choose_now(&rows, &max, 100_000)), ["old", "mid"]);
         // Never below 150: "mid" would leave 100.
         let reserved = PruneOptions {
             reserved_space: 150,
             ..PruneOptions::default()
         };
-        assert_eq!(ids(&choose(&rows, &reserved, 100_000)), ["old"]);
+        assert_eq!(ids(&choose_now(&rows, &reserved, 100_000)), ["old"]);
         let both = PruneOptions {
             max_used_space: 250,
             reserved_space: 50,
             ..PruneOptions::default()
         };
-        assert_eq!(ids(&choose(&rows, &both, 100_000)), ["old"]);
+        assert_eq!(ids(&choose_now(&rows, &both, 100_000)), ["old"]);
+    }
+
+    #[test]
+    fn min_free_space_removes_what_is_missing() {
+        let rows = vec![
+            usage("new", 30, 100),
+            usage("old", 10, 100),
+            usage("mid", 20, 100),
+        ];
+        // 120 bytes short of the wanted free space: two records must go.
+        let free = PruneOptions {
+            min_free_space: 1_000,
+            ..PruneOptions::default()
+        };
+        assert_eq!(ids(&choose(&rows, &free, 100_000, 880)), ["old", "mid"]);
+        // Already free enough: nothing goes.
+        assert!(choose(&rows, &free, 100_000, 5_000).is_empty());
     }
 
     #[test]
@@ -529,7 +597,7 @@ mod tests {
             keep_duration: Some(Duration::from_secs(30)),
             ..PruneOptions::default()
         };
-        assert_eq!(ids(&choose(&rows, &until, 100_000)), ["stale"]);
+        assert_eq!(ids(&choose_now(&rows, &until, 100_000)), ["stale"]);
     }
 
     #[test]
@@ -539,6 +607,6 @@ mod tests {
             ids: vec!["abc".to_owned()],
             ..PruneOptions::default()
         };
-        assert_eq!(ids(&choose(&rows, &by_id, 100_000)), ["abc1"]);
+        assert_eq!(ids(&choose_now(&rows, &by_id, 100_000)), ["abc1"]);
     }
 }

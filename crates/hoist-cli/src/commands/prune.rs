@@ -1,5 +1,5 @@
 //! `hoist prune [-a] [--filter until=24h|id=PREFIX] [--keep-storage 1gb]
-//! [--max-used-space S] [--reserved-space S] [-f] [--verbose]`: removes build cache as
+//! [--max-used-space S] [--reserved-space S] [--min-free-space S] [-f] [--verbose]`: removes build cache as
 //! buildx's `prune` does, printing the records removed and `Total:` reclaimed.
 //!
 //! Without `-f` it asks `[y/N]` on a terminal and refuses when standard input is not one.
@@ -56,6 +56,12 @@ pub fn run(ctx: &Context, args: PruneArgs) -> anyhow::Result<ExitCode> {
         if report.build_running {
             eprintln!("a build is running: snapshots no record uses were left for a later prune");
         }
+        if report.removed_active > 0 {
+            eprintln!(
+                "removed {} snapshots left prepared by killed builds",
+                report.removed_active
+            );
+        }
         for (id, why) in &report.failed {
             eprintln!("WARNING: snapshot {id} was not removed: {why}");
         }
@@ -102,6 +108,7 @@ fn options(args: &PruneArgs) -> anyhow::Result<PruneOptions> {
         (keep, max) => keep.min(max),
     };
     options.reserved_space = bytes("--reserved-space", &args.reserved_space)?;
+    options.min_free_space = bytes("--min-free-space", &args.min_free_space)?;
     Ok(options)
 }
 

@@ -197,6 +197,21 @@ impl Layout {
         Ok(total)
     }
 
+    /// The keys of every active (prepared or view) snapshot.
+    pub fn active_keys(&self) -> Result<Vec<String>> {
+        let active = self.root.join("active");
+        let mut keys = Vec::new();
+        for entry in std::fs::read_dir(&active).map_err(Error::io("read directory", &active))? {
+            let entry = entry.map_err(Error::io("read directory", &active))?;
+            if let Some(name) = entry.file_name().to_str() {
+                if check_name(name).is_ok() {
+                    keys.push(name.to_owned());
+                }
+            }
+        }
+        Ok(keys)
+    }
+
     pub fn committed_ids(&self) -> Result<Vec<SnapshotId>> {
         let committed = self.root.join("committed");
         let mut out = Vec::new();

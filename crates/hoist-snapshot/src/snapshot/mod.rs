@@ -142,6 +142,11 @@ impl AnySnapshotter {
         self.layout().committed_ids()
     }
 
+    /// The keys of every active (prepared or view) snapshot, for [`Snapshotter::remove`].
+    pub fn active(&self) -> Result<Vec<String>> {
+        self.layout().active_keys()
+    }
+
     fn layout(&self) -> &layout::Layout {
         match self {
             Self::Overlay(s) => s.layout(),
