@@ -312,10 +312,22 @@ fn content_gc_keeps_every_blob_the_cache_refers_to() {
     let (_, spec) = case.oci_spec();
     case.build(&["-o", &spec]);
 
-    // Nothing names the build's blobs in index.json: only the records' named leases
-    // keep them (the base image's manifest and config, which no record points at, go).
+    // Nothing names the build's blobs in index.json: only the records' named leases keep
+    // them, the base image's manifest and config with its layers.
     let store = hoist_content::ContentStore::open(case.env.root()).unwrap();
     let report = store.gc(&[]).unwrap();
+    let leases = store.named_leases().unwrap();
+    assert!(!leases.is_empty());
+    for digest in leases.values().flatten() {
+        assert!(store.has(digest), "{digest} of a record was collected");
+    }
+    let base_config = leases.values().flatten().any(|digest| {
+        let bytes = store.read_blob(digest).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .is_ok_and(|json| json["rootfs"]["diff_ids"].is_array())
+    });
+    assert!(base_config, "no record keeps the base image's config");
+    // What the export assembled in the store for the archive is nobody's: it goes.
     assert!(!report.removed.is_empty(), "GC found nothing to collect");
 
     let (archive, spec) = case.oci_spec();

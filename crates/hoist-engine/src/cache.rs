@@ -7,9 +7,10 @@
 //! temp file and renamed, under an exclusive `flock` of `<state>/engine/cache.lock` (a hit
 //! rewrites the record's last-used time, so loads take it exclusive too).
 //!
-//! A record owns what it points at: its blobs are the content store's named lease
-//! `cache-<hex>` (set before the record is written, removed after it is deleted), so content
-//! GC keeps them; its snapshot is kept by prune as long as the record exists. A record whose
+//! A record owns what it points at: its blobs (layers; for an image source also the
+//! image's index, manifest and config) are the content store's named lease `cache-<hex>`
+//! (set before the record is written, removed after it is deleted), so content GC keeps
+//! them; its snapshot is kept by prune as long as the record exists. A record whose
 //! snapshot chain or blobs went missing anyway is a miss, and the rebuilt result replaces it.
 //! Every record a build loads or saves is marked in the build's use lease, so a concurrent
 //! prune leaves it alone.
@@ -198,7 +199,7 @@ impl DiskCacheStore {
         let _lock = self.records.lock()?;
         self.worker
             .store()
-            .set_named_lease(&lease_name(&hex), &value.blob_digests())?;
+            .set_named_lease(&lease_name(&hex), &self.worker.record_blobs(value))?;
         let now = now_ms();
         let record = CacheRecord {
             value: value.clone(),

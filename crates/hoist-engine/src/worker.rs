@@ -6,7 +6,7 @@
 //! take it exclusive, i.e. no build runs), a content [`Lease`] on every blob the build
 //! writes or uses, and a use lease naming the cache records and snapshots it uses.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,6 +83,9 @@ pub struct Worker {
     /// Records and snapshots this build uses, kept from prune until the build ends.
     uses: UseLease,
     held: Mutex<Held>,
+    /// The index, manifest and config of each image whose layer chain an image source
+    /// handed out, by the chain's top snapshot: its record keeps them too.
+    image_documents: Mutex<HashMap<SnapshotId, Vec<Digest>>>,
     /// The shared lock on `engine/builds.lock`, held while the worker lives.
     _builds: File,
 }
@@ -125,6 +128,7 @@ impl Worker {
             blobs,
             uses,
             held: Mutex::new(Held::default()),
+            image_documents: Mutex::new(HashMap::new()),
             _builds: builds,
         })
     }
@@ -222,6 +226,41 @@ impl Worker {
     /// use until the build ends. Call it under `engine/layers.lock`, where it was found.
     pub(crate) fn hold_snapshot(&self, id: &SnapshotId) -> Result<()> {
         self.uses.snapshot(id)
+    }
+
+    /// Notes the documents (index, manifest, config) of the image whose layers `snapshot`
+    /// stacks, so the record saved for it keeps them from content GC as it keeps its
+    /// layers; leases them for this build meanwhile.
+    pub(crate) fn note_image_documents(
+        &self,
+        snapshot: &SnapshotId,
+        digests: Vec<Digest>,
+    ) -> Result<()> {
+        for digest in &digests {
+            self.blobs.add(digest)?;
+        }
+        let mut documents = self
+            .image_documents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        documents.insert(snapshot.clone(), digests);
+        Ok(())
+    }
+
+    /// Every blob a record of `r` must keep: its layers, and for an image source the
+    /// image's documents noted by [`Worker::note_image_documents`].
+    pub(crate) fn record_blobs(&self, r: &Ref) -> Vec<Digest> {
+        let mut digests = r.blob_digests();
+        let documents = self
+            .image_documents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for digest in documents.get(&r.snapshot).into_iter().flatten() {
+            if !digests.contains(digest) {
+                digests.push(digest.clone());
+            }
+        }
+        digests
     }
 
     /// The bytes a new result brought over the records this build already holds (its

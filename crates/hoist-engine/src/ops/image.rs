@@ -50,8 +50,14 @@ pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
             diff_id: diff_id.clone(),
         })
         .collect();
+    let documents = vec![
+        pulled.root.digest.clone(),
+        pulled.manifest.digest.clone(),
+        pulled.config.digest.clone(),
+    ];
     op.blocking(move |op| {
         let snapshot = unpack(&op.worker, &layers)?;
+        op.worker.note_image_documents(&snapshot, documents)?;
         Ok(Ref { snapshot, layers })
     })
     .await
