@@ -12,7 +12,8 @@
 //!    whose layers images use unless `--all`); with a space limit, least recently used
 //!    first until the records' total size is at most `max_used_space`, never going below
 //!    `reserved_space`;
-//! 3. deletes each picked record, then its named lease;
+//! 3. deletes each picked record, then its named lease (records that do not parse are
+//!    garbage and go whatever the filters);
 //! 4. removes the snapshots nothing references any more (neither a remaining record, nor
 //!    a layer chain it keeps, nor a running build), children first; when no build runs
 //!    (`engine/builds.lock` taken exclusive) also every other unreferenced snapshot, such

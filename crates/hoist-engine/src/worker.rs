@@ -267,12 +267,16 @@ impl Worker {
     /// inputs): its snapshots down to the first that is an input's, and the blobs no input
     /// has. Best effort: what cannot be measured counts as nothing.
     pub(crate) fn new_usage(&self, r: &Ref) -> u64 {
-        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        // Copied, so other steps can mark what they hold while this one walks the disk.
+        let (held_snapshots, held_layers) = {
+            let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            (held.record_snapshots.clone(), held.layers.clone())
+        };
         let mut size = 0;
         let mut stack = vec![r.snapshot.clone()];
         let mut seen = HashSet::new();
         while let Some(id) = stack.pop() {
-            if held.record_snapshots.contains(&id) || !seen.insert(id.clone()) {
+            if held_snapshots.contains(&id) || !seen.insert(id.clone()) {
                 continue;
             }
             size += self.snapshotter.usage(&id).unwrap_or(0);
@@ -281,7 +285,7 @@ impl Worker {
         let mut blobs = HashSet::new();
         for layer in &r.layers {
             let digest = &layer.descriptor.digest;
-            if !held.layers.contains(digest) && blobs.insert(digest) {
+            if !held_layers.contains(digest) && blobs.insert(digest) {
                 size += self.store.info(digest).unwrap_or(layer.descriptor.size);
             }
         }
