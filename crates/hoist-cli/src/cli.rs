@@ -46,6 +46,10 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out from a registry.
     Logout(LogoutArgs),
+    /// Remove build cache.
+    Prune(PruneArgs),
+    /// Disk usage of the build cache.
+    Du(DuArgs),
 }
 
 #[derive(Debug, Args)]
@@ -326,4 +330,43 @@ pub struct BuildArgs {
     /// Set metadata for an image.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Also remove cache shared with images named in the state dir (BuildKit: include
+    /// internal/frontend images).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Provide filter values: `until=24h` (keep cache used within that long), `id=PREFIX`.
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
+    /// Remove least recently used cache until at most this much is left (e.g. `1gb`).
+    #[arg(long = "keep-storage", value_name = "BYTES")]
+    pub keep_storage: Option<String>,
+    /// Maximum amount of disk space allowed to keep for cache.
+    #[arg(long = "max-used-space", value_name = "BYTES")]
+    pub max_used_space: Option<String>,
+    /// Amount of disk space always allowed to keep for cache.
+    #[arg(long = "reserved-space", value_name = "BYTES")]
+    pub reserved_space: Option<String>,
+    /// Target amount of free disk space after pruning.
+    #[arg(long = "min-free-space", value_name = "BYTES")]
+    pub min_free_space: Option<String>,
+    /// Do not prompt for confirmation.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Provide a more verbose output.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DuArgs {
+    /// Provide filter values: `id=PREFIX`.
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
+    /// Provide a more verbose output.
+    #[arg(long)]
+    pub verbose: bool,
 }

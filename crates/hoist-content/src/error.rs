@@ -62,6 +62,9 @@ pub enum Error {
     /// A name that cannot be stored as `org.opencontainers.image.ref.name`.
     #[error("invalid image name {name:?}: {reason}")]
     InvalidName { name: String, reason: &'static str },
+    /// A named lease whose name cannot be a file name in `named-leases/`.
+    #[error("invalid named lease {name:?}: use 1 to 200 of [A-Za-z0-9._-], not starting with '.'")]
+    InvalidLeaseName { name: String },
     /// Neither root, nor `XDG_DATA_HOME`, nor `HOME` gave a state dir.
     #[error("cannot choose a state dir: HOME is not set to an absolute path (use --root)")]
     NoStateDir,

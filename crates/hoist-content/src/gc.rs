@@ -1,7 +1,7 @@
 //! Garbage collection: removes blobs no name reaches, and ingests left by dead writers.
 //!
-//! Roots are every `index.json` entry (named or not), the digests of live leases, and the
-//! caller's extra roots. From a
+//! Roots are every `index.json` entry (named or not), the digests of live leases and of
+//! named leases (the build cache's records), and the caller's extra roots. From a
 //! root, manifests and indexes are walked through their JSON (`manifests`, `config`,
 //! `layers`, `blobs`, `subject`, and schema 1 `fsLayers`), so configs and layers of a named
 //! image are kept. Only the few fields needed are read, with `serde_json`, so documents of
@@ -65,8 +65,8 @@ pub struct GcReport {
 }
 
 impl ContentStore {
-    /// Removes every blob not reachable from `index.json` or `extra_roots`, and ingest temp
-    /// files idle for an hour. See [`ContentStore::gc_with`].
+    /// Removes every blob not reachable from `index.json`, leases or `extra_roots`, and
+    /// ingest temp files idle for an hour. See [`ContentStore::gc_with`].
     pub fn gc(&self, extra_roots: &[Digest]) -> Result<GcReport> {
         self.gc_with(&GcOptions {
             extra_roots: extra_roots.to_vec(),
@@ -79,6 +79,7 @@ impl ContentStore {
         let _lock = self.lock()?;
         let now = SystemTime::now();
         let mut roots = self.leased_digests()?;
+        roots.extend(self.named_leases()?.into_values().flatten());
         roots.extend(options.extra_roots.iter().cloned());
         let reachable = self.reachable(&roots)?;
         let mut report = GcReport::default();
@@ -106,6 +107,12 @@ impl ContentStore {
             }
         }
         Ok(report)
+    }
+
+    /// Every digest `index.json` reaches (named entries or not, through their manifests
+    /// and indexes): what exported images use. Leases are not included.
+    pub fn referenced_by_index(&self) -> Result<HashSet<Digest>> {
+        self.reachable(&[])
     }
 
     /// Every digest reachable from `index.json` and `extra_roots`.

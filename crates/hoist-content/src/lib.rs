@@ -7,7 +7,8 @@
 //!   an [`Ingest`] that hashes while writing and verifies digest and size before an atomic,
 //!   fsynced rename; names (`index.json` `org.opencontainers.image.ref.name` entries)
 //!   updated under an exclusive file lock; garbage collection ([`GcOptions`], [`GcReport`])
-//!   that keeps what names and live [`Lease`]s reach;
+//!   that keeps what names, live [`Lease`]s and named leases
+//!   ([`ContentStore::set_named_lease`]) reach;
 //! - [`Error`]: the one error type.
 //!
 //! The store is safe to share between threads and between processes: blob writes go through
@@ -43,6 +44,7 @@ mod gc;
 mod ingest;
 mod lease;
 mod lock;
+mod named_lease;
 mod names;
 mod state_dir;
 mod store;

@@ -44,6 +44,7 @@ impl Environment {
 /// - `content/` — the OCI image layout (see [`ContentStore`]),
 /// - `ingest/` — temp files of blobs being written,
 /// - `leases/` — blobs live writers need kept (see [`crate::Lease`]),
+/// - `named-leases/` — blobs owners such as cache records keep across processes,
 /// - `content.lock` — the lock taken to update names and to collect garbage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateDir {
@@ -100,6 +101,12 @@ impl StateDir {
     /// Where live writers list the blobs garbage collection must keep: `<root>/leases`.
     pub fn leases_dir(&self) -> PathBuf {
         self.root.join("leases")
+    }
+
+    /// Where owners list the blobs GC must keep until they say otherwise:
+    /// `<root>/named-leases`.
+    pub fn named_leases_dir(&self) -> PathBuf {
+        self.root.join("named-leases")
     }
 
     /// The lock file guarding names and garbage collection: `<root>/content.lock`.

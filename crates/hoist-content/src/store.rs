@@ -8,6 +8,7 @@
 //! <root>/content/blobs/<alg>/<hex>  the blobs, named by the digest of their bytes
 //! <root>/ingest/                    temp files of blobs being written
 //! <root>/leases/                    GC roots of live writers (see `Lease`)
+//! <root>/named-leases/              GC roots that outlive processes (cache records)
 //! <root>/content.lock               flock()ed to update index.json or collect garbage
 //! ```
 //!
@@ -47,6 +48,7 @@ pub(crate) struct Paths {
     pub(crate) blobs: PathBuf,
     pub(crate) ingest: PathBuf,
     pub(crate) leases: PathBuf,
+    pub(crate) named_leases: PathBuf,
     pub(crate) index: PathBuf,
     pub(crate) lock: PathBuf,
 }
@@ -65,6 +67,7 @@ impl ContentStore {
             layout,
             ingest: state.ingest_dir(),
             leases: state.leases_dir(),
+            named_leases: state.named_leases_dir(),
             lock: state.lock_path(),
         };
         for dir in [&paths.ingest, &paths.blobs.join("sha256")] {

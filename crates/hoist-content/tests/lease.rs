@@ -134,3 +134,48 @@ fn child_role() {
     eprintln!("leased");
     std::process::abort();
 }
+
+#[test]
+fn a_named_lease_keeps_its_blobs_across_stores_until_removed() {
+    let (tmp, store) = store();
+    let image = tiny_image(&store, "named-lease");
+    let loose = store
+        .put_bytes(MediaType::OciLayerGzip, b"loose layer")
+        .unwrap();
+    store
+        .set_named_lease(
+            "cache-abc",
+            &[image.manifest.digest.clone(), loose.digest.clone()],
+        )
+        .unwrap();
+    // Another handle on the same root (another process) sees it.
+    let other = ContentStore::open(tmp.path()).unwrap();
+    assert!(other.gc(&[]).unwrap().removed.is_empty());
+    for d in [&image.manifest, &image.config, &image.layer, &loose] {
+        assert!(store.has(&d.digest), "{} was collected", d.digest);
+    }
+    assert_eq!(
+        other.named_lease("cache-abc").unwrap(),
+        Some(vec![image.manifest.digest.clone(), loose.digest.clone()])
+    );
+    assert_eq!(other.named_leases().unwrap().len(), 1);
+
+    // Replacing the lease drops what it no longer lists.
+    store
+        .set_named_lease("cache-abc", std::slice::from_ref(&loose.digest))
+        .unwrap();
+    assert_eq!(store.gc(&[]).unwrap().removed.len(), 3);
+    assert!(store.has(&loose.digest));
+
+    assert!(store.remove_named_lease("cache-abc").unwrap());
+    assert!(!store.remove_named_lease("cache-abc").unwrap());
+    assert_eq!(store.named_lease("cache-abc").unwrap(), None);
+    assert_eq!(store.gc(&[]).unwrap().removed, vec![loose.digest]);
+}
+
+#[test]
+fn a_named_lease_name_must_be_a_plain_file_name() {
+    let (_tmp, store) = store();
+    let err = store.set_named_lease("../escape", &[]).unwrap_err();
+    assert!(err.to_string().contains("invalid named lease"), "{err}");
+}

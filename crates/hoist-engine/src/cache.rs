@@ -1,77 +1,124 @@
 //! [`DiskCacheStore`]: the solver's [`CacheStore`] on disk, so that a second build (another
 //! process) reuses every step.
 //!
-//! One JSON record per cache key under `<state>/engine/cache/<hex>.json` holding the
-//! [`Ref`] (snapshot id and layer descriptors). Records are written to a temp file and
-//! renamed, under an exclusive `flock` of `<state>/engine/cache.lock`; reads take it shared.
-//! A record whose snapshot or blobs were removed since is a miss.
+//! One JSON [`CacheRecord`] per cache key under `<state>/engine/cache/<hex>.json` holding the
+//! [`Ref`] (snapshot id and layer descriptors) and its bookkeeping: when it was created and
+//! last used, how often it was used, and how many bytes it brought. Records are written to a
+//! temp file and renamed, under an exclusive `flock` of `<state>/engine/cache.lock` (a hit
+//! rewrites the record's last-used time, so loads take it exclusive too).
+//!
+//! A record owns what it points at: its blobs (layers; for an image source also the
+//! image's index, manifest and config) are the content store's named lease `cache-<hex>`
+//! (set before the record is written, removed after it is deleted), so content GC keeps
+//! them; its snapshot is kept by prune as long as the record exists. A record whose
+//! snapshot chain or blobs went missing anyway is a miss, and the rebuilt result replaces it.
+//! Every record a build loads or saves is marked in the build's use lease, so a concurrent
+//! prune leaves it alone.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use fs4::fs_std::FileExt;
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
 use hoist_solver::{BoxError, CacheKey, CacheStore};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::worker::{Ref, Worker};
 
-/// Cache records in the state dir.
-#[derive(Debug, Clone)]
-pub struct DiskCacheStore {
-    worker: Arc<Worker>,
-    dir: PathBuf,
-    lock: PathBuf,
+/// A cache record as stored: the result and its bookkeeping. Records written before the
+/// bookkeeping existed read with zeros, which prune treats as "long unused".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheRecord {
+    /// The step's result.
+    #[serde(flatten)]
+    pub value: Ref,
+    /// When the record was written, in milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub created_ms: u64,
+    /// When a build last used it (written or hit), in milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub last_used_ms: u64,
+    /// How many builds used it.
+    #[serde(default)]
+    pub usage_count: u64,
+    /// Bytes on disk the step brought: its snapshots (not its inputs') and the layer blobs
+    /// no input had.
+    #[serde(default)]
+    pub size: u64,
 }
 
-impl DiskCacheStore {
-    /// The store of `worker`'s state dir.
-    pub fn open(worker: Arc<Worker>) -> Result<DiskCacheStore> {
-        let dir = worker.engine_dir().join("cache");
-        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-        let lock = worker.engine_dir().join("cache.lock");
-        Ok(DiskCacheStore { worker, dir, lock })
+/// The name of a record's named lease in the content store.
+pub(crate) fn lease_name(key_hex: &str) -> String {
+    format!("cache-{key_hex}")
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The record directory and its lock: what the cache store and prune share.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordDir {
+    pub dir: PathBuf,
+    pub lock: PathBuf,
+}
+
+impl RecordDir {
+    /// The records of the engine directory `engine` (`<state>/engine`).
+    pub(crate) fn new(engine: &Path) -> RecordDir {
+        RecordDir {
+            dir: engine.join("cache"),
+            lock: engine.join("cache.lock"),
+        }
     }
 
-    fn record_path(&self, key: CacheKey) -> PathBuf {
-        self.dir.join(format!("{}.json", key.digest().hex()))
-    }
-
-    fn lock_file(&self) -> Result<File> {
-        File::options()
+    /// Blocks until this caller holds the records' exclusive lock.
+    pub(crate) fn lock(&self) -> Result<File> {
+        if let Some(parent) = self.lock.parent() {
+            std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+        }
+        let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&self.lock)
-            .map_err(Error::io("open", &self.lock))
+            .map_err(Error::io("open", &self.lock))?;
+        FileExt::lock_exclusive(&file).map_err(Error::io("lock", &self.lock))?;
+        Ok(file)
     }
 
-    fn load_sync(&self, key: CacheKey) -> Result<Option<Arc<Ref>>> {
-        let lock = self.lock_file()?;
-        FileExt::lock_shared(&lock).map_err(Error::io("lock", &self.lock))?;
-        let path = self.record_path(key);
+    pub(crate) fn path(&self, key_hex: &str) -> PathBuf {
+        self.dir.join(format!("{key_hex}.json"))
+    }
+
+    /// The record of `key_hex`, `None` when there is none. The caller holds the lock.
+    pub(crate) fn read(&self, key_hex: &str) -> Result<Option<CacheRecord>> {
+        let path = self.path(key_hex);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("read", &path)(e)),
         };
-        let record: Ref = serde_json::from_slice(&bytes).map_err(|e| Error::CacheRecord {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        if !self.worker.ref_is_complete(&record) {
-            return Ok(None);
-        }
-        Ok(Some(Arc::new(record)))
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::CacheRecord {
+                path,
+                reason: e.to_string(),
+            })
     }
 
-    fn save_sync(&self, key: CacheKey, value: &Ref) -> Result<()> {
-        let lock = self.lock_file()?;
-        FileExt::lock_exclusive(&lock).map_err(Error::io("lock", &self.lock))?;
-        let path = self.record_path(key);
-        let bytes = serde_json::to_vec(value).map_err(|e| Error::CacheRecord {
+    /// Writes the record of `key_hex` atomically. The caller holds the lock.
+    pub(crate) fn write(&self, key_hex: &str, record: &CacheRecord) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(Error::io("create", &self.dir))?;
+        let path = self.path(key_hex);
+        let bytes = serde_json::to_vec(record).map_err(|e| Error::CacheRecord {
             path: path.clone(),
             reason: e.to_string(),
         })?;
@@ -81,6 +128,88 @@ impl DiskCacheStore {
         tmp.persist(&path)
             .map_err(|e| Error::io("rename into", &path)(e.error))?;
         Ok(())
+    }
+
+    /// The key (hex) of every record file, sorted; temp files and others are skipped.
+    pub(crate) fn keys(&self) -> Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("list", &self.dir)(e)),
+        };
+        let mut keys = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(Error::io("list", &self.dir))?;
+            let name = entry.file_name();
+            let Some(hex) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                keys.push(hex.to_owned());
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+/// Cache records in the state dir.
+#[derive(Debug, Clone)]
+pub struct DiskCacheStore {
+    worker: Arc<Worker>,
+    records: RecordDir,
+}
+
+impl DiskCacheStore {
+    /// The store of `worker`'s state dir.
+    pub fn open(worker: Arc<Worker>) -> Result<DiskCacheStore> {
+        let records = RecordDir::new(&worker.engine_dir());
+        std::fs::create_dir_all(&records.dir).map_err(Error::io("create", &records.dir))?;
+        Ok(DiskCacheStore { worker, records })
+    }
+
+    fn load_sync(&self, key: CacheKey) -> Result<Option<Arc<Ref>>> {
+        let hex = key.digest().hex();
+        let _lock = self.records.lock()?;
+        // A record that does not parse (a crash mid-upgrade, a hand edit) is a miss: the
+        // rebuilt result replaces it.
+        let Ok(Some(mut record)) = self.records.read(&hex) else {
+            return Ok(None);
+        };
+        if !self.worker.ref_is_complete(&record.value) {
+            return Ok(None);
+        }
+        // Records from before named leases: give their blobs one now.
+        let store = self.worker.store();
+        let name = lease_name(&hex);
+        if store.named_lease(&name)?.is_none() {
+            store.set_named_lease(&name, &record.value.blob_digests())?;
+        }
+        self.worker.hold_record(&hex, &record.value)?;
+        record.last_used_ms = now_ms();
+        record.usage_count += 1;
+        self.records.write(&hex, &record)?;
+        Ok(Some(Arc::new(record.value)))
+    }
+
+    fn save_sync(&self, key: CacheKey, value: &Ref) -> Result<()> {
+        let hex = key.digest().hex();
+        // Measured before locking: walking a big snapshot must not hold up other loads.
+        let size = self.worker.new_usage(value);
+        let _lock = self.records.lock()?;
+        self.worker
+            .store()
+            .set_named_lease(&lease_name(&hex), &self.worker.record_blobs(value))?;
+        let now = now_ms();
+        let record = CacheRecord {
+            value: value.clone(),
+            created_ms: now,
+            last_used_ms: now,
+            usage_count: 1,
+            size,
+        };
+        self.records.write(&hex, &record)?;
+        self.worker.hold_record(&hex, value)
     }
 }
 
@@ -105,5 +234,32 @@ impl CacheStore<Ref> for DiskCacheStore {
                 .map_err(Into::into)
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_from_before_the_bookkeeping_reads_with_zeros() {
+        let old = r#"{"snapshot":"3","layers":[]}"#;
+        let record: CacheRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.value.snapshot.as_str(), "3");
+        assert_eq!(
+            (record.created_ms, record.last_used_ms, record.size),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn record_keys_skip_temp_and_foreign_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let records = RecordDir::new(tmp.path());
+        std::fs::create_dir_all(&records.dir).unwrap();
+        for name in ["ab01.json", ".tmpXYZ", "notes.txt", "zz.json"] {
+            std::fs::write(records.dir.join(name), "{}").unwrap();
+        }
+        assert_eq!(records.keys().unwrap(), vec!["ab01".to_owned()]);
     }
 }

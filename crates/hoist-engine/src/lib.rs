@@ -7,6 +7,9 @@
 //!   local sources, exec, file ops, merge); see the `ops` module docs.
 //! - [`DiskCacheStore`]: cache key → [`Ref`] records in the state dir, safe for two
 //!   processes, so a second build reuses every step and writes no blob.
+//! - [`disk_usage`] / [`prune`]: what the cache holds ([`CacheUsage`] per record) and
+//!   removing records least recently used first ([`PruneOptions`] → [`PruneReport`]) with
+//!   their snapshots and blobs, safely next to running builds.
 //! - [`build`]`(`[`Worker`]`, `[`BuildRequest`]`, events) -> `[`BuildResult`].
 //! - [`Error`]: the one error type.
 //!
@@ -20,10 +23,13 @@ mod build;
 mod cache;
 mod error;
 mod ops;
+mod prune;
+mod use_lease;
 mod worker;
 
 pub use build::{build, BuildRequest, BuildResult};
-pub use cache::DiskCacheStore;
+pub use cache::{CacheRecord, DiskCacheStore};
 pub use error::{Error, Result};
 pub use ops::{EngineOp, LocalContexts};
+pub use prune::{disk_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind};
 pub use worker::{LayerRef, Ref, Worker};

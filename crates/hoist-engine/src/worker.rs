@@ -1,10 +1,19 @@
 //! [`Worker`]: the state a build runs against — state dir, content store, snapshotter,
 //! RUN executor and registry client — and [`Ref`], what every op produces.
+//!
+//! A worker is one build's hold on the state dir, for as long as it lives: a shared `flock`
+//! of `<state>/engine/builds.lock` (prune removes unreferenced snapshots only when it can
+//! take it exclusive, i.e. no build runs), a content [`Lease`] on every blob the build
+//! writes or uses, and a use lease naming the cache records and snapshots it uses.
 
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use hoist_content::{ContentStore, StateDir};
+use fs4::fs_std::FileExt;
+use hoist_content::{ContentStore, Lease, StateDir};
 use hoist_oci::{Descriptor, Digest};
 use hoist_registry::RegistryClient;
 use hoist_sandbox::{AnyExecutor, BuiltinExecutor};
@@ -12,6 +21,7 @@ use hoist_snapshot::{AnySnapshotter, LayerOptions, LayerWriter, SnapshotId, Snap
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::use_lease::UseLease;
 
 /// One layer of a result: a blob in the content store and its uncompressed digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +47,27 @@ pub struct Ref {
     pub layers: Vec<LayerRef>,
 }
 
+impl Ref {
+    /// The digests of its layer blobs, base first, each once.
+    pub fn blob_digests(&self) -> Vec<Digest> {
+        let mut seen = HashSet::new();
+        self.layers
+            .iter()
+            .map(|l| l.descriptor.digest.clone())
+            .filter(|d| seen.insert(d.clone()))
+            .collect()
+    }
+}
+
+/// What this build holds through records it loaded or saved.
+#[derive(Debug, Default)]
+struct Held {
+    /// The snapshots of those records.
+    record_snapshots: HashSet<SnapshotId>,
+    /// Their layer blobs.
+    layers: HashSet<Digest>,
+}
+
 /// The build's shared state. Cheap to share behind an `Arc`; all methods are blocking
 /// filesystem code unless async.
 #[derive(Debug)]
@@ -47,6 +78,16 @@ pub struct Worker {
     executor: AnyExecutor,
     registry: RegistryClient,
     counter: AtomicU64,
+    /// Blobs this build writes or uses, kept from content GC until the build ends.
+    blobs: Lease,
+    /// Records and snapshots this build uses, kept from prune until the build ends.
+    uses: UseLease,
+    held: Mutex<Held>,
+    /// The index, manifest and config of each image whose layer chain an image source
+    /// handed out, by the chain's top snapshot: its record keeps them too.
+    image_documents: Mutex<HashMap<SnapshotId, Vec<Digest>>>,
+    /// The shared lock on `engine/builds.lock`, held while the worker lives.
+    _builds: File,
 }
 
 impl Worker {
@@ -73,6 +114,10 @@ impl Worker {
         let snapshotter = AnySnapshotter::probe(&snapshots)?;
         let engine = state.root().join("engine");
         std::fs::create_dir_all(&engine).map_err(Error::io("create", &engine))?;
+        let builds = builds_lock(&engine)?;
+        FileExt::lock_shared(&builds).map_err(Error::io("lock", &builds_lock_path(&engine)))?;
+        let blobs = store.lease()?;
+        let uses = UseLease::take(&use_leases_dir(&engine))?;
         Ok(Worker {
             state,
             store,
@@ -80,6 +125,11 @@ impl Worker {
             executor,
             registry,
             counter: AtomicU64::new(0),
+            blobs,
+            uses,
+            held: Mutex::new(Held::default()),
+            image_documents: Mutex::new(HashMap::new()),
+            _builds: builds,
         })
     }
 
@@ -128,6 +178,9 @@ impl Worker {
         let mut writer = LayerWriter::new(tmp.as_file(), LayerOptions::default())?;
         self.snapshotter.diff(id, &mut writer)?;
         let (_, layer) = writer.finish()?;
+        // Leased before it is written: a concurrent prune's content GC must not take it
+        // before the record naming it exists.
+        self.blobs.add(&layer.descriptor.digest)?;
         let file = std::fs::File::open(tmp.path()).map_err(Error::io("open", tmp.path()))?;
         self.store.write_blob(&layer.descriptor, file)?;
         Ok(LayerRef {
@@ -136,13 +189,130 @@ impl Worker {
         })
     }
 
-    /// Whether the record's snapshot and blobs are all still there.
+    /// Whether the record's snapshot, every snapshot below it, and its blobs are all still
+    /// there.
     pub(crate) fn ref_is_complete(&self, r: &Ref) -> bool {
-        self.snapshotter.parents(&r.snapshot).is_ok()
-            && r.layers
-                .iter()
-                .all(|l| self.store.has(&l.descriptor.digest))
+        let mut stack = vec![r.snapshot.clone()];
+        let mut seen = HashSet::new();
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            match self.snapshotter.parents(&id) {
+                Ok(parents) => stack.extend(parents),
+                Err(_) => return false,
+            }
+        }
+        r.layers
+            .iter()
+            .all(|l| self.store.has(&l.descriptor.digest))
     }
+
+    /// Marks the record `key_hex` (loaded or saved by this build) as in use until the build
+    /// ends: the record itself, its snapshot and its blobs.
+    pub(crate) fn hold_record(&self, key_hex: &str, r: &Ref) -> Result<()> {
+        self.uses.record(key_hex)?;
+        self.uses.snapshot(&r.snapshot)?;
+        for digest in r.blob_digests() {
+            self.blobs.add(&digest)?;
+        }
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.record_snapshots.insert(r.snapshot.clone());
+        held.layers.extend(r.blob_digests());
+        Ok(())
+    }
+
+    /// Marks a snapshot this build is about to use (an image's unpacked layer chain) as in
+    /// use until the build ends. Call it under `engine/layers.lock`, where it was found.
+    pub(crate) fn hold_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        self.uses.snapshot(id)
+    }
+
+    /// Notes the documents (index, manifest, config) of the image whose layers `snapshot`
+    /// stacks, so the record saved for it keeps them from content GC as it keeps its
+    /// layers; leases them for this build meanwhile.
+    pub(crate) fn note_image_documents(
+        &self,
+        snapshot: &SnapshotId,
+        digests: Vec<Digest>,
+    ) -> Result<()> {
+        for digest in &digests {
+            self.blobs.add(digest)?;
+        }
+        let mut documents = self
+            .image_documents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        documents.insert(snapshot.clone(), digests);
+        Ok(())
+    }
+
+    /// Every blob a record of `r` must keep: its layers, and for an image source the
+    /// image's documents noted by [`Worker::note_image_documents`].
+    pub(crate) fn record_blobs(&self, r: &Ref) -> Vec<Digest> {
+        let mut digests = r.blob_digests();
+        let documents = self
+            .image_documents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for digest in documents.get(&r.snapshot).into_iter().flatten() {
+            if !digests.contains(digest) {
+                digests.push(digest.clone());
+            }
+        }
+        digests
+    }
+
+    /// The bytes a new result brought over the records this build already holds (its
+    /// inputs): its snapshots down to the first that is an input's, and the blobs no input
+    /// has. Best effort: what cannot be measured counts as nothing.
+    pub(crate) fn new_usage(&self, r: &Ref) -> u64 {
+        // Copied, so other steps can mark what they hold while this one walks the disk.
+        let (held_snapshots, held_layers) = {
+            let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            (held.record_snapshots.clone(), held.layers.clone())
+        };
+        let mut size = 0;
+        let mut stack = vec![r.snapshot.clone()];
+        let mut seen = HashSet::new();
+        while let Some(id) = stack.pop() {
+            if held_snapshots.contains(&id) || !seen.insert(id.clone()) {
+                continue;
+            }
+            size += self.snapshotter.usage(&id).unwrap_or(0);
+            stack.extend(self.snapshotter.parents(&id).unwrap_or_default());
+        }
+        let mut blobs = HashSet::new();
+        for layer in &r.layers {
+            let digest = &layer.descriptor.digest;
+            if !held_layers.contains(digest) && blobs.insert(digest) {
+                size += self.store.info(digest).unwrap_or(layer.descriptor.size);
+            }
+        }
+        size
+    }
+}
+
+/// `<engine>/builds.lock`: every worker holds it shared; prune's sweep of unreferenced
+/// snapshots takes it exclusive.
+pub(crate) fn builds_lock_path(engine: &Path) -> PathBuf {
+    engine.join("builds.lock")
+}
+
+/// Opens (creating) `<engine>/builds.lock`, unlocked.
+pub(crate) fn builds_lock(engine: &Path) -> Result<File> {
+    let path = builds_lock_path(engine);
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(Error::io("open", &path))
+}
+
+/// `<engine>/leases`: the use leases of running builds.
+pub(crate) fn use_leases_dir(engine: &Path) -> PathBuf {
+    engine.join("leases")
 }
 
 /// Creates `path` as a directory with its parents, naming it on failure.

@@ -5,6 +5,7 @@ mod binfmt;
 mod build;
 mod debug;
 mod debug_layout;
+mod du;
 mod imagetools_create;
 mod imagetools_inspect;
 mod login;
@@ -14,6 +15,7 @@ mod manifest_create;
 mod manifest_inspect;
 mod manifest_push;
 mod manifest_rm;
+mod prune;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -51,6 +53,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Manifest(ManifestCommand::Rm(args)) => manifest_rm::run(&ctx, args),
         Command::Login(args) => login::run(&ctx, args),
         Command::Logout(args) => logout::run(&ctx, args),
+        Command::Prune(args) => prune::run(&ctx, args),
+        Command::Du(args) => du::run(&ctx, args),
     }
 }
 

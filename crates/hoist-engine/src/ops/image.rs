@@ -50,8 +50,14 @@ pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
             diff_id: diff_id.clone(),
         })
         .collect();
+    let documents = vec![
+        pulled.root.digest.clone(),
+        pulled.manifest.digest.clone(),
+        pulled.config.digest.clone(),
+    ];
     op.blocking(move |op| {
         let snapshot = unpack(&op.worker, &layers)?;
+        op.worker.note_image_documents(&snapshot, documents)?;
         Ok(Ref { snapshot, layers })
     })
     .await
@@ -105,7 +111,10 @@ pub(crate) fn unpack(worker: &Worker, layers: &[LayerRef]) -> Result<SnapshotId>
         };
         parent = Some(id);
     }
-    parent.ok_or_else(|| Error::InvalidGraph("image without layers".into()))
+    let top = parent.ok_or_else(|| Error::InvalidGraph("image without layers".into()))?;
+    // Still under the layers lock: a concurrent prune sees the chain as in use.
+    worker.hold_snapshot(&top)?;
+    Ok(top)
 }
 
 /// `hoist build --pull`: pulls the image, then re-hashes each of its blobs already in the

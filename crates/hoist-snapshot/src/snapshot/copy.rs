@@ -35,6 +35,10 @@ impl CopySnapshotter {
         self.layout.root()
     }
 
+    pub(super) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
     /// Copies `parents` bottom-most first into `into`.
     fn stack(&self, parents: &[SnapshotId], into: &Path) -> Result<()> {
         std::fs::create_dir_all(into).map_err(Error::io("create directory", into))?;

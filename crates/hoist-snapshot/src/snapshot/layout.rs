@@ -179,7 +179,45 @@ impl Layout {
         remove_tree(&dir)
     }
 
-    fn committed_ids(&self) -> Result<Vec<SnapshotId>> {
+    /// Bytes on disk of the committed snapshot's own tree (blocks, each hardlinked inode
+    /// counted once); parents are not included.
+    pub fn usage(&self, id: &SnapshotId) -> Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let fs = self.committed_fs(id)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut total = 0;
+        for entry in walkdir::WalkDir::new(&fs).follow_links(false) {
+            let entry = entry.map_err(|e| {
+                let path = e.path().unwrap_or(&fs).to_path_buf();
+                Error::io("walk", &path)(e.into())
+            })?;
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::io("stat", entry.path())(e.into()))?;
+            if meta.nlink() > 1 && !meta.is_dir() && !seen.insert((meta.dev(), meta.ino())) {
+                continue;
+            }
+            total += meta.blocks() * 512;
+        }
+        Ok(total)
+    }
+
+    /// The keys of every active (prepared or view) snapshot.
+    pub fn active_keys(&self) -> Result<Vec<String>> {
+        let active = self.root.join("active");
+        let mut keys = Vec::new();
+        for entry in std::fs::read_dir(&active).map_err(Error::io("read directory", &active))? {
+            let entry = entry.map_err(Error::io("read directory", &active))?;
+            if let Some(name) = entry.file_name().to_str() {
+                if check_name(name).is_ok() {
+                    keys.push(name.to_owned());
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    pub fn committed_ids(&self) -> Result<Vec<SnapshotId>> {
         let committed = self.root.join("committed");
         let mut out = Vec::new();
         for entry in

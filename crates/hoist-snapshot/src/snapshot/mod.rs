@@ -135,6 +135,29 @@ impl AnySnapshotter {
         }
     }
 
+    /// Bytes on disk of the committed snapshot `id`'s own tree, without its parents
+    /// (overlay: its upper dir; copy: its full tree, which is what it stores).
+    pub fn usage(&self, id: &SnapshotId) -> Result<u64> {
+        self.layout().usage(id)
+    }
+
+    /// Every committed snapshot, in no particular order.
+    pub fn committed(&self) -> Result<Vec<SnapshotId>> {
+        self.layout().committed_ids()
+    }
+
+    /// The keys of every active (prepared or view) snapshot, for [`Snapshotter::remove`].
+    pub fn active(&self) -> Result<Vec<String>> {
+        self.layout().active_keys()
+    }
+
+    fn layout(&self) -> &layout::Layout {
+        match self {
+            Self::Overlay(s) => s.layout(),
+            Self::Copy(s) => s.layout(),
+        }
+    }
+
     fn inner(&self) -> &dyn Snapshotter {
         match self {
             Self::Overlay(s) => s,

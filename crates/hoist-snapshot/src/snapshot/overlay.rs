@@ -218,4 +218,8 @@ impl OverlaySnapshotter {
     pub fn root(&self) -> &Path {
         self.layout.root()
     }
+
+    pub(super) fn layout(&self) -> &Layout {
+        &self.layout
+    }
 }
