@@ -100,7 +100,15 @@ fn dockerfile_steps(progress: &str) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// `[stage i/n] RUN …` or `FROM …`, not `[internal] …` nor `exporting to …`.
 fn is_instruction(step: &str) -> bool {
+    if step.starts_with("[internal]") {
+        return false;
+    }
+    let step = match step.strip_prefix('[') {
+        Some(rest) => rest.split_once("] ").map_or("", |(_, name)| name),
+        None => step,
+    };
     let word = step.split(' ').next().unwrap_or("");
     !word.is_empty() && word.bytes().all(|b| b.is_ascii_uppercase())
 }

@@ -455,6 +455,22 @@ fn copy_entry(
     dirs: &mut Vec<(PathBuf, std::fs::Metadata)>,
 ) -> Result<()> {
     let meta = &entry.meta;
+    if meta.is_file() {
+        // The common case first: nothing at the destination yet.
+        let owner = attributes.owner.unwrap_or((meta.uid(), meta.gid()));
+        let mtime = filetime::FileTime::from_last_modification_time(meta);
+        match super::file::copy_new_file(
+            &entry.host,
+            dest,
+            Some(owner),
+            attributes.mode.of_copy(meta),
+            mtime,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("copy", &entry.host)(e)),
+        }
+    }
     let existing = dest.symlink_metadata().ok();
     if let Some(existing) = &existing {
         if !(existing.is_dir() && meta.is_dir()) {

@@ -117,6 +117,44 @@ pub(super) fn set_mode(path: &Path, mode: u32) -> Result<()> {
         .map_err(Error::io("chmod", path))
 }
 
+/// Copies the regular file `src` to the new file `dest` (which must not exist: the error's
+/// kind is then `AlreadyExists`) with owner, mode and modification time set through the open
+/// descriptor: one path lookup for the destination instead of five, which is most of the
+/// cost of copying many small files onto an overlay.
+pub(super) fn copy_new_file(
+    src: &Path,
+    dest: &Path,
+    owner: Option<(u32, u32)>,
+    mode: u32,
+    mtime: filetime::FileTime,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut from = std::fs::File::open(src)?;
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode & 0o777)
+        .open(dest)?;
+    let copied = (|| {
+        // std's copy uses copy_file_range between two files.
+        std::io::copy(&mut from, &mut to)?;
+        if let Some((uid, gid)) = owner {
+            match std::os::unix::fs::fchown(&to, Some(uid), Some(gid)) {
+                // Without root the copy keeps the builder's ids (tests running unprivileged).
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+                other => other?,
+            }
+        }
+        // After the chown (which clears set-id bits) and past the umask.
+        to.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        filetime::set_file_handle_times(&to, None, Some(mtime))
+    })();
+    if copied.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    copied
+}
+
 pub(super) fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
     match std::os::unix::fs::lchown(path, Some(uid), Some(gid)) {
         // Without root the copy keeps the builder's ids (tests running unprivileged).

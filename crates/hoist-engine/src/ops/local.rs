@@ -288,14 +288,21 @@ pub(super) fn exec(op: &EngineOp) -> Result<Ref> {
 
 fn copy_entries(entries: &[Entry], root: &Path) -> Result<()> {
     let mut dirs = Vec::new();
+    // Directories known to exist, so each is created once, not stat'ed for every file.
+    let mut created = std::collections::HashSet::new();
+    created.insert(root.to_path_buf());
     for entry in entries {
         let dest = root.join(&entry.rel);
         if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+            if !created.contains(parent) {
+                std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+                created.insert(parent.to_path_buf());
+            }
         }
         let kind = entry.metadata.file_type();
         if kind.is_dir() {
             std::fs::create_dir_all(&dest).map_err(Error::io("create", &dest))?;
+            created.insert(dest.clone());
             dirs.push((dest, entry));
         } else if kind.is_symlink() {
             let target =
@@ -303,8 +310,10 @@ fn copy_entries(entries: &[Entry], root: &Path) -> Result<()> {
             std::os::unix::fs::symlink(&target, &dest)
                 .map_err(Error::io("create symlink", &dest))?;
         } else if kind.is_file() {
-            std::fs::copy(&entry.path, &dest).map_err(Error::io("copy", &entry.path))?;
-            set_times(&dest, &entry.metadata)?;
+            let mode = std::os::unix::fs::PermissionsExt::mode(&entry.metadata.permissions());
+            let mtime = filetime::FileTime::from_last_modification_time(&entry.metadata);
+            super::file::copy_new_file(&entry.path, &dest, None, mode & 0o7777, mtime)
+                .map_err(Error::io("copy", &entry.path))?;
         }
     }
     for (dest, entry) in dirs.into_iter().rev() {
