@@ -249,11 +249,12 @@ fn solver_vertices(
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let options = if vertex.ignore_cache {
-            VertexOptions::ignore_cache()
-        } else {
-            VertexOptions::default()
-        };
+        let mut options = VertexOptions::default();
+        options.ignore_cache = vertex.ignore_cache;
+        options.content_addressed = matches!(
+            vertex.op,
+            hoist_graph::Op::Source(hoist_graph::Source::Local { .. })
+        );
         let op = EngineOp::new(vertex.clone(), Arc::clone(worker), Arc::clone(contexts));
         out.insert(
             id,

@@ -83,7 +83,9 @@ fn outcomes(events: &[Event]) -> BTreeMap<String, &'static str> {
             continue;
         }
         let name = match name.strip_prefix('[') {
-            Some(rest) => rest.split_once("] ").map_or(name.clone(), |(_, n)| n.to_owned()),
+            Some(rest) => rest
+                .split_once("] ")
+                .map_or(name.clone(), |(_, n)| n.to_owned()),
             None => name,
         };
         out.insert(name, kind);

@@ -345,7 +345,8 @@ impl<O: Op> Inner<O> {
         let mut encoder = Encoder::new("hoist-solver/cache-key/v1");
         encoder.digest(&map.digest());
         encoder.u64(parts.len() as u64);
-        let mut forced = self.no_cache || vertex.options().ignore_cache;
+        let options = vertex.options();
+        let mut forced = (self.no_cache && !options.content_addressed) || options.ignore_cache;
         for (part, input_forced) in parts {
             forced |= input_forced;
             match part {

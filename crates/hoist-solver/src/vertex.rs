@@ -157,12 +157,20 @@ pub struct VertexOptions {
     /// Run the op even when the cache has its key (`--no-cache-filter`). The result is still
     /// saved, and still deduplicated within the solve.
     pub ignore_cache: bool,
+    /// The vertex's key digests its whole result (a local context keyed by the checksum of
+    /// its files), so a cached result *is* the result: the solver's `no_cache` does not
+    /// force it. BuildKit likewise re-syncs a local context incrementally under
+    /// `--no-cache` rather than copying it anew. `ignore_cache` still forces it.
+    pub content_addressed: bool,
 }
 
 impl VertexOptions {
     /// Options that force the vertex to run instead of loading it from the cache.
     pub fn ignore_cache() -> Self {
-        Self { ignore_cache: true }
+        Self {
+            ignore_cache: true,
+            ..Self::default()
+        }
     }
 }
 

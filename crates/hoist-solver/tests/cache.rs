@@ -165,3 +165,29 @@ async fn memory_store_saves_and_loads_by_key() {
     assert_eq!(store.load(key).await.unwrap().as_deref(), Some(&6));
     assert_eq!(store.len(), 1);
 }
+
+#[tokio::test]
+async fn no_cache_does_not_force_a_content_addressed_vertex() {
+    // A source keyed by its whole content (a local context): --no-cache reuses it, and
+    // still runs everything on top of it.
+    let graph = |env: &Arc<Env>| {
+        let mut options = VertexOptions::default();
+        options.content_addressed = true;
+        let base = env.vertex_with("base", Kind::Const(2), &[], options);
+        let mid = env.vertex("mid", Kind::Add, &[&base, &base]);
+        env.vertex("top", Kind::Mul, &[&mid, &base])
+    };
+    let env = Env::new();
+    let store: Store = Arc::new(MemoryCacheStore::new());
+    solver(&store).solve_one(&graph(&env)).await.unwrap();
+
+    let solver = Solver::builder()
+        .cache(store.clone())
+        .no_cache(true)
+        .build();
+    assert_eq!(*solver.solve_one(&graph(&env)).await.unwrap(), vec![8]);
+
+    assert_eq!(env.runs("base"), 1, "its cached result is its result");
+    assert_eq!(env.runs("mid"), 2);
+    assert_eq!(env.runs("top"), 2);
+}
