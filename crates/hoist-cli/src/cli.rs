@@ -330,6 +330,16 @@ pub struct BuildArgs {
     /// Set metadata for an image.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// What runs RUN steps: `builtin` (hoist's own namespaces runtime, needing nothing
+    /// installed) or an OCI runtime binary (`runc`, `crun`, or a path), as buildkitd's
+    /// `--oci-worker-binary`.
+    #[arg(
+        long,
+        env = "HOIST_RUNTIME",
+        default_value = "builtin",
+        value_name = "RUNTIME"
+    )]
+    pub runtime: String,
 }
 
 #[derive(Debug, Args)]

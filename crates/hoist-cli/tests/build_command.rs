@@ -619,3 +619,30 @@ fn heredocs_bind_mounts_tmpfs_and_copy_link() {
     assert!(!out.join("mnt/f").exists());
     assert!(!out.join("scratch/x").exists());
 }
+
+#[test]
+fn runtime_flag_runs_steps_with_runc_and_names_a_missing_runtime() {
+    let Some(setup) = Setup::new() else { return };
+    let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file());
+    setup.file(
+        "Dockerfile",
+        "FROM BASE\nWORKDIR /w\nRUN echo from $(hostname) > out && id -u >> out && pwd >> out\n",
+    );
+    let missing = setup.build_output(&["--runtime", "no-such-runtime"]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("OCI runtime \"no-such-runtime\" not found in PATH"),
+        "{stderr}"
+    );
+    let Some(runc) = runc else {
+        hoist_testkit::skip("runc is not installed (apt-get install runc)");
+        return;
+    };
+    let out = setup.build_local(&["--runtime", runc]);
+    let text = read(out.join("w/out"));
+    assert!(text.starts_with("from "), "{text}");
+    assert!(text.ends_with("0\n/w\n"), "{text}");
+}

@@ -5,8 +5,9 @@
 //! tar bytes ─► diff_id sha256 ─► gzip | zstd | none ─► sha256 + size ─► your writer
 //! ```
 //!
-//! gzip headers are fixed (no mtime, no file name, OS "unknown"), and zstd runs
-//! single-threaded, so the same tar always gives the same blob digest.
+//! gzip runs on every core ([`crate::parallel_gzip`]) with a fixed header (no mtime, no
+//! file name, OS "unknown") and output independent of the thread count; zstd runs
+//! single-threaded; so the same tar always gives the same blob digest.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
@@ -14,6 +15,7 @@ use flate2::read::MultiGzDecoder;
 use hoist_oci::{Compression, Descriptor, Digest, DigestWriter, Digester, MediaType};
 
 use crate::error::{Error, Result};
+use crate::parallel_gzip::ParallelGzip;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -105,7 +107,7 @@ pub struct Layer {
 
 enum Encoder<W: Write> {
     None(DigestWriter<W>),
-    Gzip(flate2::write::GzEncoder<DigestWriter<W>>),
+    Gzip(ParallelGzip<DigestWriter<W>>),
     Zstd(zstd::stream::write::Encoder<'static, DigestWriter<W>>),
 }
 
@@ -134,12 +136,10 @@ impl<W: Write> LayerWriter<W> {
             Compression::None => Encoder::None(hashed),
             Compression::Gzip => {
                 let level = options.level.unwrap_or(6).clamp(0, 9);
-                // No mtime, no file name; flate2 writes OS = 255 ("unknown").
                 let level = u32::try_from(level).unwrap_or(6);
                 Encoder::Gzip(
-                    flate2::GzBuilder::new()
-                        .mtime(0)
-                        .write(hashed, flate2::Compression::new(level)),
+                    ParallelGzip::new(hashed, level)
+                        .map_err(|source| Error::WriteLayer { source })?,
                 )
             }
             Compression::Zstd => {

@@ -21,6 +21,7 @@ mod compression;
 mod diff;
 mod error;
 mod meta;
+mod parallel_gzip;
 mod root_path;
 mod snapshot;
 

@@ -14,6 +14,7 @@ use hoist_export::Output;
 use hoist_frontend::BuildOptions;
 use hoist_oci::{Platform, Reference};
 use hoist_registry::{Credentials, RegistryClient};
+use hoist_sandbox::{AnyExecutor, BuiltinExecutor, OciRuntimeExecutor};
 
 use super::{block_on, Context};
 use crate::cli::BuildArgs;
@@ -72,7 +73,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         pull: args.pull,
     };
     let client = RegistryClient::new(ctx.registry_config(&[])?, Credentials::from_docker_config());
-    let worker = Arc::new(Worker::open(ctx.state_dir()?, client)?);
+    let executor = executor(&args.runtime)?;
+    let worker = Arc::new(Worker::with_executor(ctx.state_dir()?, client, executor)?);
     let mode = ProgressMode::parse(&args.progress);
     let result = block_on(async move {
         let (events, renderer) = progress::start(mode);
@@ -278,6 +280,34 @@ fn outputs(args: &BuildArgs) -> anyhow::Result<Vec<Output>> {
         output.apply_tags(&tags);
     }
     Ok(outputs)
+}
+
+/// The RUN executor `--runtime` names: `builtin`, or an OCI runtime binary by name (looked
+/// up in `PATH`) or path.
+fn executor(runtime: &str) -> anyhow::Result<AnyExecutor> {
+    if runtime == "builtin" {
+        return Ok(AnyExecutor::Builtin(BuiltinExecutor::new()));
+    }
+    let path = if runtime.contains('/') {
+        Some(PathBuf::from(runtime)).filter(|p| p.is_file())
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(runtime))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    let Some(path) = path else {
+        bail!(
+            "OCI runtime {runtime:?} not found{}: install runc or crun, or use --runtime=builtin",
+            if runtime.contains('/') {
+                ""
+            } else {
+                " in PATH"
+            }
+        );
+    };
+    Ok(AnyExecutor::OciRuntime(OciRuntimeExecutor::new(path)))
 }
 
 #[cfg(test)]
