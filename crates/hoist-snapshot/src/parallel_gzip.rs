@@ -9,8 +9,12 @@
 //! the blob is the same whatever the number of threads, and layer digests are reproducible
 //! from one machine to another.
 //!
+//! Pieces go to the threads in batches of one per core; a batch deflates while the caller
+//! fills the next one (the tar walk and the diff's sha256 run meanwhile), and is written
+//! before the next batch starts, so at most two batches are held.
+//!
 //! flate2 has no parallel encoder, and the one crate that offers one (gzp) brings its own
-//! thread pool and channels for what is here a scoped batch of at most one thread per core.
+//! thread pool and channels for what is here a batch of at most one thread per core.
 
 use std::io::{self, Write};
 
@@ -28,6 +32,8 @@ pub(crate) struct ParallelGzip<W: Write> {
     full: Vec<Vec<u8>>,
     /// The piece being filled.
     current: Vec<u8>,
+    /// The batch being deflated while the next one fills, in order.
+    in_flight: Vec<std::thread::JoinHandle<io::Result<Vec<u8>>>>,
     crc: crc32fast::Hasher,
     size: u64,
 }
@@ -50,47 +56,60 @@ impl<W: Write> ParallelGzip<W> {
             threads,
             full: Vec::new(),
             current: Vec::with_capacity(CHUNK),
+            in_flight: Vec::new(),
             crc: crc32fast::Hasher::new(),
             size: 0,
         })
     }
 
-    /// Deflates the pieces held (the last one final when `last`) and writes them in order.
-    fn drain(&mut self, last: bool) -> io::Result<()> {
-        let pieces = std::mem::take(&mut self.full);
-        let count = pieces.len();
-        let level = self.level;
-        let compressed: Vec<io::Result<Vec<u8>>> = if count == 1 {
-            vec![deflate(&pieces[0], level, last)]
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = pieces
-                    .iter()
-                    .enumerate()
-                    .map(|(i, piece)| {
-                        scope.spawn(move || deflate(piece, level, last && i + 1 == count))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err(io::Error::other("a gzip thread panicked")))
-                    })
-                    .collect()
-            })
-        };
-        for piece in compressed {
-            self.inner.write_all(&piece?)?;
+    /// Writes the batch in flight, once deflated.
+    fn write_in_flight(&mut self) -> io::Result<()> {
+        for handle in std::mem::take(&mut self.in_flight) {
+            let piece = handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a gzip thread panicked")))?;
+            self.inner.write_all(&piece)?;
         }
+        Ok(())
+    }
+
+    /// Hands the full pieces to threads (after writing the batch before them), so that they
+    /// deflate while the caller produces the next batch.
+    fn start_batch(&mut self) -> io::Result<()> {
+        self.write_in_flight()?;
+        let level = self.level;
+        self.in_flight = std::mem::take(&mut self.full)
+            .into_iter()
+            .map(|piece| std::thread::spawn(move || deflate(&piece, level, false)))
+            .collect();
         Ok(())
     }
 
     /// Ends the stream (final block and trailer) and returns the inner writer.
     pub(crate) fn finish(mut self) -> io::Result<W> {
+        self.write_in_flight()?;
         let current = std::mem::take(&mut self.current);
         self.full.push(current);
-        self.drain(true)?;
+        let level = self.level;
+        let count = self.full.len();
+        let pieces = std::mem::take(&mut self.full);
+        let compressed: Vec<io::Result<Vec<u8>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pieces
+                .iter()
+                .enumerate()
+                .map(|(i, piece)| scope.spawn(move || deflate(piece, level, i + 1 == count)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("a gzip thread panicked")))
+                })
+                .collect()
+        });
+        for piece in compressed {
+            self.inner.write_all(&piece?)?;
+        }
         let crc = self.crc.clone().finalize();
         // ISIZE is the input size modulo 2^32.
         let size = (self.size & 0xffff_ffff) as u32;
@@ -110,7 +129,7 @@ impl<W: Write> Write for ParallelGzip<W> {
             let full = std::mem::replace(&mut self.current, Vec::with_capacity(CHUNK));
             self.full.push(full);
             if self.full.len() >= self.threads {
-                self.drain(false)?;
+                self.start_batch()?;
             }
         }
         Ok(n)
