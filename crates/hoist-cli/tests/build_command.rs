@@ -646,3 +646,29 @@ fn runtime_flag_runs_steps_with_runc_and_names_a_missing_runtime() {
     assert!(text.starts_with("from "), "{text}");
     assert!(text.ends_with("0\n/w\n"), "{text}");
 }
+
+#[test]
+fn cache_mounts_take_owner_mode_and_seed_from_a_stage_and_private_ones_are_not_shared() {
+    let Some(setup) = Setup::new() else { return };
+    setup.file(
+        "Dockerfile",
+        "FROM BASE AS seed\n\
+         RUN mkdir -p /data && echo seeded > /data/x\n\
+         FROM BASE\n\
+         RUN --mount=type=cache,target=/c,uid=1000,gid=1000,mode=0700 stat -c '%u:%g %a' /c > /owner\n\
+         RUN --mount=type=cache,target=/s,from=seed,source=/data cat /s/x > /seeded\n\
+         RUN --mount=type=cache,id=p,target=/a,sharing=private --mount=type=cache,id=p,target=/b,sharing=private \\\n\
+             touch /a/mine && ls /b > /private\n\
+         RUN --mount=type=cache,id=q,target=/a --mount=type=cache,id=q,target=/b \\\n\
+             touch /a/ours && ls /b > /shared\n",
+    );
+    let out = setup.build_local(&[]);
+    assert_eq!(read(out.join("owner")), "1000:1000 700\n");
+    assert_eq!(read(out.join("seeded")), "seeded\n");
+    assert_eq!(
+        read(out.join("private")),
+        "",
+        "a private cache is one run's alone"
+    );
+    assert_eq!(read(out.join("shared")), "ours\n");
+}

@@ -4,7 +4,9 @@
 //! snapshot behind.
 //!
 //! Cache mounts are one directory per id under `<state>/engine/cache-mounts`, kept across
-//! builds; `sharing=locked` holds an `flock` for the run, `private` is treated as `shared`.
+//! builds, keyed by id and source (`from=`, or the owner/mode the frontend prepared), seeded
+//! from that source when first made; `sharing=locked` holds an `flock` for the run,
+//! `private` takes an instance no concurrent run holds.
 //! A RUN for a foreign platform logs which `binfmt_misc` emulator runs it.
 //! Secret and SSH mounts and `--security=insecure` are refused as unsupported.
 
@@ -188,25 +190,22 @@ fn prepare_and_run(
                 });
             }
             MountKind::Cache { id, sharing } => {
-                let name = hex::encode(Sha256::digest(id.as_bytes()));
-                let dir = op.worker.engine_dir().join("cache-mounts").join(&name);
-                create_dir_all(&dir)?;
-                if *sharing == hoist_graph::Sharing::Locked {
-                    // One writer at a time, across processes too: held until the run ends.
-                    let path = op
-                        .worker
-                        .engine_dir()
-                        .join("cache-mounts")
-                        .join(format!("{name}.lock"));
-                    let lock = std::fs::File::options()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&path)
-                        .map_err(Error::io("open", &path))?;
-                    fs4::fs_std::FileExt::lock_exclusive(&lock)
-                        .map_err(Error::io("lock", &path))?;
-                    cleanup.1.push(lock);
+                // BuildKit keys a cache by its id and, when it has one, its source.
+                let mut name = id.clone();
+                let seed = match mount.source {
+                    MountSource::Input(i) => {
+                        let snapshot = input(inputs, i)?.snapshot.clone();
+                        let selector = mount.selector.clone().unwrap_or_else(|| "/".into());
+                        name.push_str(&format!(":{snapshot}:{selector}"));
+                        Some((snapshot, selector))
+                    }
+                    MountSource::Scratch => None,
+                };
+                let name = hex::encode(Sha256::digest(name.as_bytes()));
+                let (dir, lock) = cache_mount_dir(op, &name, *sharing)?;
+                cleanup.1.extend(lock);
+                if !dir.exists() {
+                    create_cache_mount(op, &dir, seed.as_ref(), cleanup)?;
                 }
                 spec.mounts.push(BindMount {
                     source: dir,
@@ -248,5 +247,97 @@ fn prepare_and_run(
             status,
             output: last.into_iter().collect(),
         })
+    }
+}
+
+/// The directory of cache mount `name` this run uses, and the lock held for the run:
+/// `shared` uses the one directory with no lock; `locked` holds its lock exclusively (one
+/// run at a time, across processes); `private` takes the first instance (`name`, `name-1`,
+/// …) no other run holds, so concurrent runs never see each other's writes.
+fn cache_mount_dir(
+    op: &EngineOp,
+    name: &str,
+    sharing: hoist_graph::Sharing,
+) -> Result<(PathBuf, Option<std::fs::File>)> {
+    let root = op.worker.engine_dir().join("cache-mounts");
+    create_dir_all(&root)?;
+    let open_lock = |instance: &str| {
+        let path = root.join(format!("{instance}.lock"));
+        std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("open", &path))
+            .map(|file| (file, path))
+    };
+    match sharing {
+        hoist_graph::Sharing::Shared => Ok((root.join(name), None)),
+        hoist_graph::Sharing::Locked => {
+            let (lock, path) = open_lock(name)?;
+            fs4::fs_std::FileExt::lock_exclusive(&lock).map_err(Error::io("lock", &path))?;
+            Ok((root.join(name), Some(lock)))
+        }
+        hoist_graph::Sharing::Private => {
+            for n in 0u32.. {
+                let instance = if n == 0 {
+                    name.to_owned()
+                } else {
+                    format!("{name}-{n}")
+                };
+                let (lock, path) = open_lock(&instance)?;
+                match fs4::fs_std::FileExt::try_lock_exclusive(&lock) {
+                    Ok(true) => return Ok((root.join(instance), Some(lock))),
+                    Ok(false) => continue,
+                    Err(e) => return Err(Error::io("lock", &path)(e)),
+                }
+            }
+            Err(Error::InvalidGraph(format!(
+                "no free instance of cache mount {name}"
+            )))
+        }
+    }
+}
+
+/// Creates a cache mount's directory: empty, or a copy of its source (`from=`/`source=`,
+/// or the directory the frontend prepared with `uid`/`gid`/`mode`), owner and mode of the
+/// top directory included. Built beside `dir` and renamed into place, so a half-made cache
+/// is never seen.
+fn create_cache_mount(
+    op: &EngineOp,
+    dir: &std::path::Path,
+    seed: Option<&(SnapshotId, String)>,
+    cleanup: &mut Cleanup,
+) -> Result<()> {
+    let parent = dir.parent().unwrap_or(dir);
+    let tmp = tempfile::Builder::new()
+        .prefix(".new-")
+        .tempdir_in(parent)
+        .map_err(Error::io("create a directory in", parent))?;
+    if let Some((snapshot, selector)) = seed {
+        let snapshotter = op.worker.snapshotter();
+        let view = op.worker.unique_key("cache-seed");
+        let mount = snapshotter.view(&view, std::slice::from_ref(snapshot))?;
+        cleanup.0.push(view);
+        let source = scoped_path::resolve(mount.path(), selector, true)?;
+        if source.is_dir() {
+            super::file::copy_tree(&source, tmp.path())?;
+        }
+    } else {
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .map_err(Error::io("chmod", tmp.path()))?;
+    }
+    let made = tmp.keep();
+    match std::fs::rename(&made, dir) {
+        Ok(()) => Ok(()),
+        // Another run made it first: theirs is as good.
+        Err(_) if dir.is_dir() => {
+            let _ = std::fs::remove_dir_all(&made);
+            Ok(())
+        }
+        Err(e) => Err(Error::io("create", dir)(e)),
     }
 }
