@@ -149,6 +149,7 @@ fn committed_snapshots(root: &Path) -> usize {
 /// reference, and the blobs it holds.
 struct Archive {
     layers: Vec<String>,
+    diff_ids: Vec<String>,
     referenced: Vec<String>,
     held: Vec<String>,
 }
@@ -163,6 +164,7 @@ impl Archive {
             .collect();
         let mut archive = Archive {
             layers: Vec::new(),
+            diff_ids: Vec::new(),
             referenced: Vec::new(),
             held,
         };
@@ -181,6 +183,18 @@ impl Archive {
             }
             if json["config"].is_object() {
                 archive.referenced.push(digest(&json["config"]));
+                let hex = digest(&json["config"])
+                    .trim_start_matches("sha256:")
+                    .to_owned();
+                let config: serde_json::Value =
+                    serde_json::from_slice(&entries[&format!("blobs/sha256/{hex}")]).unwrap();
+                for d in config["rootfs"]["diff_ids"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    archive.diff_ids.push(d.as_str().unwrap().to_owned());
+                }
             }
         }
         archive
@@ -354,9 +368,10 @@ fn a_record_whose_blob_was_removed_rebuilds() {
     case.dockerfile("FROM busybox\nRUN echo lost > /lost\nRUN cat /lost > /found\n");
     let (archive, spec) = case.oci_spec();
     case.build(&["-o", &spec]);
-    // Layers are base first: the first RUN's is the one before last.
-    let layers = Archive::read(&archive).layers;
-    let lost = layers[layers.len() - 2].trim_start_matches("sha256:");
+    // Layers are base first: the first RUN's is the one before last. The record keeps it
+    // uncompressed (its blob is its diff id); the archive has its gzip variant.
+    let diff_ids = Archive::read(&archive).diff_ids;
+    let lost = diff_ids[diff_ids.len() - 2].trim_start_matches("sha256:");
     std::fs::remove_file(case.env.root().join("content/blobs/sha256").join(lost)).unwrap();
 
     let (archive, spec) = case.oci_spec();

@@ -109,6 +109,12 @@ impl StateDir {
         self.root.join("named-leases")
     }
 
+    /// `<root>/variants`: which blob another blob converts to (see
+    /// [`ContentStore::variant`](crate::ContentStore::variant)).
+    pub fn variants_dir(&self) -> PathBuf {
+        self.root.join("variants")
+    }
+
     /// The lock file guarding names and garbage collection: `<root>/content.lock`.
     pub fn lock_path(&self) -> PathBuf {
         self.root.join("content.lock")

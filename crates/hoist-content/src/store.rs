@@ -49,6 +49,7 @@ pub(crate) struct Paths {
     pub(crate) ingest: PathBuf,
     pub(crate) leases: PathBuf,
     pub(crate) named_leases: PathBuf,
+    pub(crate) variants: PathBuf,
     pub(crate) index: PathBuf,
     pub(crate) lock: PathBuf,
 }
@@ -68,6 +69,7 @@ impl ContentStore {
             ingest: state.ingest_dir(),
             leases: state.leases_dir(),
             named_leases: state.named_leases_dir(),
+            variants: state.variants_dir(),
             lock: state.lock_path(),
         };
         for dir in [&paths.ingest, &paths.blobs.join("sha256")] {
@@ -106,6 +108,70 @@ impl ContentStore {
     /// Whether the blob is present.
     pub fn has(&self, digest: &Digest) -> bool {
         self.path(digest).is_file()
+    }
+
+    /// The blob that `source` was converted to as `variant` (a name such as `gzip-6`), when
+    /// [`ContentStore::set_variant`] recorded one and that blob is still present (like
+    /// containerd's content labels, and BuildKit's compression variants). Take a lease on
+    /// the result before relying on it.
+    pub fn variant(&self, source: &Digest, variant: &str) -> Option<Descriptor> {
+        let path = self.variant_path(source, variant)?;
+        let bytes = fs::read(path).ok()?;
+        let descriptor: Descriptor = serde_json::from_slice(&bytes).ok()?;
+        self.has(&descriptor.digest).then_some(descriptor)
+    }
+
+    /// Records that `source` converted as `variant` is `result` (a blob of this store).
+    /// Replaced atomically; a record whose result is later collected is ignored.
+    pub fn set_variant(&self, source: &Digest, variant: &str, result: &Descriptor) -> Result<()> {
+        let Some(path) = self.variant_path(source, variant) else {
+            return Err(Error::InvalidName {
+                name: variant.to_owned(),
+                reason: "a variant is a name of [A-Za-z0-9.-]",
+            });
+        };
+        let dir = path.parent().unwrap_or(&self.paths.variants);
+        fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        let bytes = serde_json::to_vec(result).map_err(|e| Error::io("encode", &path, e.into()))?;
+        let mut tmp =
+            NamedTempFile::new_in(dir).map_err(|e| Error::io("create a file in", dir, e))?;
+        tmp.write_all(&bytes)
+            .map_err(|e| Error::io("write", tmp.path(), e))?;
+        tmp.persist(&path)
+            .map_err(|e| Error::io("write", &path, e.error))?;
+        Ok(())
+    }
+
+    /// Every recorded conversion whose result is present: `(source, result)` pairs.
+    pub fn variants(&self) -> Vec<(Digest, Descriptor)> {
+        let dir = self.paths.variants.join("sha256");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let name = entry.file_name().into_string().ok()?;
+                let (hex, _) = name.split_once('.')?;
+                let source = Digest::parse(&format!("sha256:{hex}")).ok()?;
+                let bytes = fs::read(entry.path()).ok()?;
+                let result: Descriptor = serde_json::from_slice(&bytes).ok()?;
+                self.has(&result.digest).then_some((source, result))
+            })
+            .collect()
+    }
+
+    fn variant_path(&self, source: &Digest, variant: &str) -> Option<PathBuf> {
+        let plain = !variant.is_empty()
+            && variant
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        plain.then(|| {
+            self.paths
+                .variants
+                .join(source.algorithm())
+                .join(format!("{}.{variant}", source.encoded()))
+        })
     }
 
     /// The size in bytes of a present blob.

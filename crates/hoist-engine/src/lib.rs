@@ -15,7 +15,7 @@
 //!
 //! ```text
 //! Dockerfile ─parse─► plan ─► pull base images ─► convert (per platform) ─► graph
-//!   ─► solver (DiskCacheStore) ─► EngineOp::exec ─► snapshots + gzip layers in the store
+//!   ─► solver (DiskCacheStore) ─► EngineOp::exec ─► snapshots + uncompressed layers in the store
 //!   ─► PlatformImage(s) ─► hoist-export
 //! ```
 

@@ -164,7 +164,13 @@ impl Cache {
 
     /// The rows of `records`, as `du` shows them.
     fn rows(&self, records: &[(String, CacheRecord)], uses: &LiveUses) -> Result<Vec<CacheUsage>> {
-        let named = self.store.referenced_by_index()?;
+        let mut named = self.store.referenced_by_index()?;
+        // A named image holds a build layer as its exported (compressed) variant.
+        for (source, result) in self.store.variants() {
+            if named.contains(&result.digest) {
+                named.insert(source);
+            }
+        }
         let mut by_snapshot: HashMap<&SnapshotId, Vec<&str>> = HashMap::new();
         for (key, record) in records {
             by_snapshot

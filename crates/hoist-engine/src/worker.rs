@@ -167,7 +167,7 @@ impl Worker {
         format!("{kind}-{}-{nanos}-{n}", std::process::id())
     }
 
-    /// Writes what the committed snapshot `id` changed over its parents as a gzip layer
+    /// Writes what the committed snapshot `id` changed over its parents as an uncompressed layer
     /// blob into the content store. A change of nothing is still a layer (the empty tar), as
     /// in BuildKit, so layers and history entries stay one for one.
     pub(crate) fn commit_layer(&self, id: &SnapshotId) -> Result<LayerRef> {
@@ -175,7 +175,13 @@ impl Worker {
         std::fs::create_dir_all(ingest).map_err(Error::io("create", ingest))?;
         let tmp = tempfile::NamedTempFile::new_in(ingest)
             .map_err(Error::io("create a file in", ingest))?;
-        let mut writer = LayerWriter::new(tmp.as_file(), LayerOptions::default())?;
+        // Uncompressed, as Docker's image store keeps layers: a step costs no gzip; exports
+        // compress each layer once (and remember it: `ContentStore::variant`).
+        let options = LayerOptions {
+            compression: hoist_oci::Compression::None,
+            ..LayerOptions::default()
+        };
+        let mut writer = LayerWriter::new(tmp.as_file(), options)?;
         self.snapshotter.diff(id, &mut writer)?;
         let (_, layer) = writer.finish()?;
         // Leased before it is written: a concurrent prune's content GC must not take it

@@ -206,7 +206,24 @@ impl Assembler {
             descriptor.media_type = family.layer(format.compression);
             return Ok(descriptor);
         }
+        // A conversion made by an earlier export (build layers are stored uncompressed and
+        // gzipped when first exported) is reused; `force-compression` always redoes it.
+        let variant = variant_name(format);
+        if !format.force_compression {
+            if let Some(mut done) = self.store.variant(&source.digest, &variant) {
+                self.lease.add(&done.digest)?;
+                if self.store.has(&done.digest) {
+                    done.media_type = family.layer(format.compression);
+                    self.converted.insert(key, done.clone());
+                    return Ok(done);
+                }
+            }
+        }
         let descriptor = self.recompress(layer, format, family, platform)?;
+        // Only a speed-up for the next export: a record that cannot be written is redone.
+        let _ = self
+            .store
+            .set_variant(&source.digest, &variant, &descriptor);
         self.converted.insert(key, descriptor.clone());
         Ok(descriptor)
     }
@@ -264,6 +281,20 @@ impl Assembler {
             file,
         )?;
         Ok(written.descriptor)
+    }
+}
+
+/// The name a conversion is remembered by: `gzip-6`, `zstd-3`, `uncompressed`, with the
+/// level when one was asked for (`gzip` alone for the default).
+fn variant_name(format: &ImageFormat) -> String {
+    let name = match format.compression {
+        hoist_oci::Compression::None => "uncompressed",
+        hoist_oci::Compression::Gzip => "gzip",
+        hoist_oci::Compression::Zstd => "zstd",
+    };
+    match format.compression_level {
+        Some(level) => format!("{name}-{level}"),
+        None => name.to_owned(),
     }
 }
 

@@ -10,7 +10,7 @@
 //!   what it selects from its source.
 //!
 //! Every op that changes a filesystem commits its snapshot and writes the change as one
-//! gzip layer into the content store: its result's layers are its input's plus that one.
+//! uncompressed layer into the content store (exports compress it): its result's layers are its input's plus that one.
 
 mod checksum;
 mod copy;
