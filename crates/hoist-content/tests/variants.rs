@@ -17,7 +17,10 @@ fn a_variant_is_found_until_its_result_is_gone() {
     store.set_variant(&source.digest, "gzip", &result).unwrap();
     assert_eq!(store.variant(&source.digest, "gzip"), Some(result.clone()));
     assert_eq!(store.variant(&source.digest, "zstd"), None);
-    assert_eq!(store.variants(), vec![(source.digest.clone(), result.clone())]);
+    assert_eq!(
+        store.variants(),
+        vec![(source.digest.clone(), result.clone())]
+    );
 
     // Reopened, as by the next build's export.
     let again = ContentStore::open(dir.path()).unwrap();
@@ -33,6 +36,8 @@ fn a_variant_name_is_a_plain_word() {
     let dir = tempfile::tempdir().unwrap();
     let store = ContentStore::open(dir.path()).unwrap();
     let blob = store.put_bytes(MediaType::OciLayer, b"x").unwrap();
-    let err = store.set_variant(&blob.digest, "../escape", &blob).unwrap_err();
+    let err = store
+        .set_variant(&blob.digest, "../escape", &blob)
+        .unwrap_err();
     assert!(err.to_string().contains("../escape"), "{err}");
 }
