@@ -364,14 +364,19 @@ fn is_git(src: &str) -> bool {
 /// The file name of a download: the URL path's last element, `__unnamed__` when none.
 fn url_file_name(url: &str) -> String {
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path = after_scheme
+    let raw = after_scheme
         .split(['?', '#'])
         .next()
         .unwrap_or_default()
         .split_once('/')
         .map_or("", |(_, p)| p);
+    // The name is the last element of the decoded path, as Go's url.Parse + path.Base give
+    // it (`a%20b.txt` is `a b.txt`).
+    let path = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
     match path.trim_end_matches('/').rsplit('/').next() {
-        Some(base) if !base.is_empty() && !path.ends_with('/') => base.to_string(),
+        Some(base) if !base.is_empty() && !path.ends_with('/') && base != "." && base != ".." => {
+            base.to_string()
+        }
         _ => "__unnamed__".to_string(),
     }
 }
@@ -406,5 +411,10 @@ mod tests {
         );
         assert_eq!(url_file_name("https://example.com/"), "__unnamed__");
         assert_eq!(url_file_name("https://example.com"), "__unnamed__");
+        assert_eq!(
+            url_file_name("https://example.com/dir/a%20b.txt"),
+            "a b.txt"
+        );
+        assert_eq!(url_file_name("https://example.com/x/%2e%2e"), "__unnamed__");
     }
 }
