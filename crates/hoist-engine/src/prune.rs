@@ -133,12 +133,7 @@ struct Cache {
 
 impl Cache {
     fn open(state: &StateDir) -> Result<Cache> {
-        let store = state.open_content_store()?;
-        let snapshots = state.root().join("snapshots");
-        std::fs::create_dir_all(&snapshots).map_err(Error::io("create", &snapshots))?;
-        let snapshotter = AnySnapshotter::probe(&snapshots)?;
-        let engine = state.root().join("engine");
-        std::fs::create_dir_all(&engine).map_err(Error::io("create", &engine))?;
+        let (store, snapshotter, engine) = crate::worker::open_state(state)?;
         Ok(Cache {
             records: RecordDir::new(&engine),
             engine,

@@ -108,12 +108,7 @@ impl Worker {
         executor: AnyExecutor,
     ) -> Result<Worker> {
         state.create()?;
-        let store = state.open_content_store()?;
-        let snapshots = state.root().join("snapshots");
-        std::fs::create_dir_all(&snapshots).map_err(Error::io("create", &snapshots))?;
-        let snapshotter = AnySnapshotter::probe(&snapshots)?;
-        let engine = state.root().join("engine");
-        std::fs::create_dir_all(&engine).map_err(Error::io("create", &engine))?;
+        let (store, snapshotter, engine) = open_state(&state)?;
         let builds = builds_lock(&engine)?;
         FileExt::lock_shared(&builds).map_err(Error::io("lock", &builds_lock_path(&engine)))?;
         let blobs = store.lease()?;
@@ -319,6 +314,19 @@ pub(crate) fn builds_lock(engine: &Path) -> Result<File> {
 /// `<engine>/leases`: the use leases of running builds.
 pub(crate) fn use_leases_dir(engine: &Path) -> PathBuf {
     engine.join("leases")
+}
+
+/// The state dir's content store, snapshotter (`<root>/snapshots`, overlay when the kernel
+/// allows) and engine directory (`<root>/engine`), created if missing: what a build and an
+/// inspection (du, prune) both open.
+pub(crate) fn open_state(state: &StateDir) -> Result<(ContentStore, AnySnapshotter, PathBuf)> {
+    let store = state.open_content_store()?;
+    let snapshots = state.root().join("snapshots");
+    create_dir_all(&snapshots)?;
+    let snapshotter = AnySnapshotter::probe(&snapshots)?;
+    let engine = state.root().join("engine");
+    create_dir_all(&engine)?;
+    Ok((store, snapshotter, engine))
 }
 
 /// Creates `path` as a directory with its parents, naming it on failure.

@@ -256,7 +256,7 @@ impl Converter<'_> {
                         None => ("/".to_string(), src.clone()),
                     };
                     let pattern = image::normalize_path("/", &pattern, false);
-                    if !contains_wildcards(&parent) && !contains_wildcards(&pattern) {
+                    if !has_wildcard(&parent) && !has_wildcard(&pattern) {
                         required.push(image::normalize_path(
                             "/",
                             &image::join(&parent, &pattern),
@@ -381,7 +381,9 @@ fn url_file_name(url: &str) -> String {
     }
 }
 
-fn contains_wildcards(name: &str) -> bool {
+/// Whether a COPY source holds a wildcard (`*`, `?`, `[`) that no `\` escapes: the
+/// frontend and the engine's copy agree on this through this one function.
+pub fn has_wildcard(name: &str) -> bool {
     let mut chars = name.chars();
     while let Some(c) = chars.next() {
         match c {

@@ -41,6 +41,7 @@ mod steps;
 
 pub use args::EnvList;
 pub use convert::{convert, Converted, StageInfo, MAIN_CONTEXT};
+pub use copy::has_wildcard;
 pub use error::{Error, Result};
 pub use image::DEFAULT_PATH;
 pub use options::{BuildOptions, NamedContext};

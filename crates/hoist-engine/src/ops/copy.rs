@@ -58,20 +58,7 @@ pub(super) fn sources(root: &Path, copy: &hoist_graph::Copy) -> Result<Vec<Sourc
     }
 }
 
-/// Whether a path holds a wildcard (`*`, `?`, `[`) that no `\` escapes.
-pub(super) fn has_wildcard(path: &str) -> bool {
-    let mut chars = path.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '*' | '?' | '[' => return true,
-            '\\' => {
-                chars.next();
-            }
-            _ => {}
-        }
-    }
-    false
-}
+pub(super) use hoist_frontend::has_wildcard;
 
 /// Every path in `root` matching `pattern`, sorted (BuildKit's `ResolveWildcards`): the
 /// components before the first wildcard are resolved following symlinks inside `root`, the
