@@ -475,12 +475,58 @@ fn push_then_build_from_the_pushed_image_with_metadata_file() {
         meta["containerimage.config.digest"].as_str().unwrap()
     );
 
+    // Build layers are kept uncompressed and gzipped on export; the conversion is
+    // remembered, so pushing the cached build again gives the very same layer blobs.
+    let again = format!("{}/app:2", setup.registry.host());
+    setup.build(&["--push", "-t", &again]);
+    if let (Some(first), Some(second)) = (skopeo_layers(&name), skopeo_layers(&again)) {
+        assert_eq!(first, second);
+        assert!(
+            first
+                .iter()
+                .all(|(media_type, _)| media_type.ends_with("+gzip")),
+            "{first:?}"
+        );
+    }
+
     setup.file(
         "Dockerfile",
         &format!("FROM {name}\nRUN cat /marker > /copied\n"),
     );
     let out = setup.build_local(&[]);
     assert_eq!(read(out.join("copied")), "pushed\n");
+}
+
+/// `(mediaType, digest)` of the layers of a pushed single-platform image, read by skopeo;
+/// `None` (with the reason printed) when skopeo is not installed.
+fn skopeo_layers(reference: &str) -> Option<Vec<(String, String)>> {
+    let Ok(out) = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+    else {
+        hoist_testkit::skip("no skopeo (apt-get install skopeo)");
+        return None;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    Some(
+        manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["mediaType"].as_str().unwrap().to_owned(),
+                    l["digest"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect(),
+    )
 }
 
 #[test]
