@@ -290,6 +290,10 @@ pub struct BuildArgs {
     /// Set the target build stage to build.
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
+    /// Additional build contexts (e.g., name=path): a directory, or
+    /// `docker-image://REF` for an image.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
     /// Set target platform for build (comma-separated or repeated).
     #[arg(long = "platform", value_name = "PLATFORM")]
     pub platforms: Vec<String>,

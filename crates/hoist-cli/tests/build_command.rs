@@ -718,3 +718,38 @@ fn cache_mounts_take_owner_mode_and_seed_from_a_stage_and_private_ones_are_not_s
     );
     assert_eq!(read(out.join("shared")), "ours\n");
 }
+
+#[test]
+fn build_contexts_name_a_directory_or_an_image() {
+    let Some(setup) = Setup::new() else { return };
+    let assets = setup.dir.path().join("assets");
+    std::fs::create_dir(&assets).unwrap();
+    std::fs::write(assets.join("a.txt"), "asset\n").unwrap();
+    setup.file(
+        "Dockerfile",
+        "FROM base\nCOPY --from=assets a.txt /from-assets.txt\n\
+         RUN cat /from-assets.txt > /seen && ls /bin/busybox >> /seen\n",
+    );
+    let assets_flag = format!("assets={}", assets.display());
+    let base_flag = format!("base=docker-image://{}", setup.image());
+    let out = setup.build_local(&[
+        "--build-context",
+        &assets_flag,
+        "--build-context",
+        &base_flag,
+    ]);
+    assert_eq!(read(out.join("seen")), "asset\n/bin/busybox\n");
+
+    // A directory may be a stage's whole filesystem.
+    setup.file("Dockerfile", "FROM assets\n");
+    let out = setup.build_local(&["--build-context", &assets_flag]);
+    assert_eq!(read(out.join("a.txt")), "asset\n");
+
+    let remote = setup.build_output(&["--build-context", "x=https://example.com/a.git"]);
+    assert!(!remote.status.success());
+    assert!(
+        String::from_utf8_lossy(&remote.stderr).contains("only directories and docker-image://"),
+        "{}",
+        String::from_utf8_lossy(&remote.stderr)
+    );
+}

@@ -44,6 +44,9 @@ pub struct BuildRequest {
     /// always does), re-hash the blobs of each that are already in the store and fetch
     /// again any that are missing or corrupt.
     pub pull: bool,
+    /// The directories of local named contexts (`--build-context NAME=DIR`), by the local
+    /// name `options.named_contexts` gives them.
+    pub named_contexts: BTreeMap<String, PathBuf>,
 }
 
 /// What a build produced.
@@ -108,10 +111,9 @@ pub async fn build(
         converted.push((platform, hoist_frontend::convert(&plan, &resolved, opts)?));
     }
 
-    let contexts: Arc<LocalContexts> = Arc::new(BTreeMap::from([(
-        MAIN_CONTEXT.to_owned(),
-        request.context.clone(),
-    )]));
+    let mut contexts = request.named_contexts.clone();
+    contexts.insert(MAIN_CONTEXT.to_owned(), request.context.clone());
+    let contexts: Arc<LocalContexts> = Arc::new(contexts);
     let cache = DiskCacheStore::open(Arc::clone(&worker))?;
     // No bound on steps at once, as BuildKit without `max-parallelism`: RUN steps mostly wait
     // (on sleeps, networks, emulators), and the kernel shares the CPUs among the busy ones.

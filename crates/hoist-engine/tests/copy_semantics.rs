@@ -73,6 +73,7 @@ impl Case {
             platforms: Vec::new(),
             outputs: Output::parse_all(&[format!("type=local,dest={}", out.display())]).unwrap(),
             pull: false,
+            named_contexts: Default::default(),
         };
         let client = RegistryClient::new(RegistryConfig::default(), Credentials::default());
         let state = StateDir::new(self.dir.path().join("state"));

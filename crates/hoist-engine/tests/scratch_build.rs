@@ -48,6 +48,7 @@ impl Case {
                 .collect(),
             outputs: Output::parse_all(outputs).unwrap(),
             pull: false,
+            named_contexts: Default::default(),
         };
         let client = RegistryClient::new(RegistryConfig::default(), Credentials::default());
         let state = StateDir::new(self.dir.path().join("state"));

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use hoist_engine::{BuildRequest, Worker};
 use hoist_export::Output;
-use hoist_frontend::BuildOptions;
+use hoist_frontend::{BuildOptions, NamedContext};
 use hoist_oci::{Platform, Reference};
 use hoist_registry::{Credentials, RegistryClient};
 use hoist_sandbox::{AnyExecutor, BuiltinExecutor, OciRuntimeExecutor};
@@ -38,7 +38,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let (dockerfile_name, dockerfile) = read_dockerfile(&args, &context)?;
-    let options = build_options(&args)?;
+    let mut options = build_options(&args)?;
+    let named_dirs = named_contexts(&args.build_contexts, &mut options)?;
     let mut platforms = Vec::new();
     for list in &args.platforms {
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -71,6 +72,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         platforms,
         outputs,
         pull: args.pull,
+        named_contexts: named_dirs,
     };
     let client = RegistryClient::new(ctx.registry_config(&[])?, Credentials::from_docker_config());
     let executor = executor(&args.runtime)?;
@@ -223,6 +225,46 @@ fn build_options(args: &BuildArgs) -> anyhow::Result<BuildOptions> {
         );
     }
     Ok(options)
+}
+
+/// `--build-context NAME=VALUE` as buildx reads it: `docker-image://REF` names an image, a
+/// directory is sent as a local context (under the local name NAME); the other kinds
+/// buildx knows are refused, naming the flag. Returns the directories by local name.
+fn named_contexts(
+    flags: &[String],
+    options: &mut BuildOptions,
+) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut dirs = BTreeMap::new();
+    for flag in flags {
+        let Some((name, value)) = flag
+            .split_once('=')
+            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        else {
+            bail!("invalid --build-context {flag:?}: expected NAME=VALUE");
+        };
+        let name = name.to_ascii_lowercase();
+        let context = if let Some(reference) = value.strip_prefix("docker-image://") {
+            NamedContext::Image(reference.to_owned())
+        } else if value.contains("://") || value.starts_with("git@") || value.starts_with("target:")
+        {
+            bail!(
+                "--build-context {name}={value}: only directories and docker-image:// \
+                 references are supported yet"
+            );
+        } else {
+            if name == hoist_frontend::MAIN_CONTEXT {
+                bail!("--build-context {name}: the name {name:?} is the main context's");
+            }
+            let dir = PathBuf::from(value);
+            if !dir.is_dir() {
+                bail!("--build-context {name}={value}: not a directory");
+            }
+            dirs.insert(name.clone(), dir);
+            NamedContext::Local(name.clone())
+        };
+        options.named_contexts.insert(name, context);
+    }
+    Ok(dirs)
 }
 
 /// Refuses, before anything is built, an output that would write a tar to a terminal
