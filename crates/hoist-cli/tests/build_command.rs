@@ -725,6 +725,9 @@ fn build_contexts_name_a_directory_or_an_image() {
     let assets = setup.dir.path().join("assets");
     std::fs::create_dir(&assets).unwrap();
     std::fs::write(assets.join("a.txt"), "asset\n").unwrap();
+    // A named context has its own .dockerignore.
+    std::fs::write(assets.join("secret.txt"), "no\n").unwrap();
+    std::fs::write(assets.join(".dockerignore"), "secret.txt\n").unwrap();
     setup.file(
         "Dockerfile",
         "FROM base\nCOPY --from=assets a.txt /from-assets.txt\n\
@@ -744,6 +747,7 @@ fn build_contexts_name_a_directory_or_an_image() {
     setup.file("Dockerfile", "FROM assets\n");
     let out = setup.build_local(&["--build-context", &assets_flag]);
     assert_eq!(read(out.join("a.txt")), "asset\n");
+    assert!(!out.join("secret.txt").exists());
 
     let remote = setup.build_output(&["--build-context", "x=https://example.com/a.git"]);
     assert!(!remote.status.success());

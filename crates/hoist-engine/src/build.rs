@@ -77,6 +77,19 @@ pub async fn build(
         let step = InternalStep::start(events.as_ref(), "[internal] load .dockerignore".into());
         request.options.context_excludes = step.finish(read_dockerignore(&request))?;
     }
+    // Each local named context is filtered by its own `.dockerignore`, as BuildKit reads it.
+    for (name, dir) in &request.named_contexts {
+        let path = dir.join(".dockerignore");
+        let patterns = match std::fs::read_to_string(&path) {
+            Ok(text) => read_ignore_file(&text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io("read", &path)(e)),
+        };
+        request
+            .options
+            .named_context_excludes
+            .insert(name.clone(), patterns);
+    }
     let platform_opts: Vec<BuildOptions> = if request.platforms.is_empty() {
         vec![request.options.clone()]
     } else {

@@ -266,7 +266,12 @@ impl<'a> Converter<'a> {
                     Op::Source(Source::Local {
                         name: local.clone(),
                         include_patterns: Vec::new(),
-                        exclude_patterns: Vec::new(),
+                        exclude_patterns: self
+                            .opts
+                            .named_context_excludes
+                            .get(&local)
+                            .cloned()
+                            .unwrap_or_default(),
                         follow_paths: Vec::new(),
                     }),
                     Vec::new(),

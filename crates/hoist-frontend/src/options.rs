@@ -27,6 +27,8 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// The `.dockerignore` patterns of the main context.
     pub context_excludes: Vec<String>,
+    /// The `.dockerignore` patterns of each local named context, by its local name.
+    pub named_context_excludes: BTreeMap<String, Vec<String>>,
     /// The default network of RUN steps (`--network`).
     pub network: hoist_graph::Network,
     /// Several target platforms were asked for: step names start with the platform
@@ -47,6 +49,7 @@ impl BuildOptions {
             no_cache_filter: None,
             no_cache: false,
             context_excludes: Vec::new(),
+            named_context_excludes: BTreeMap::new(),
             network: hoist_graph::Network::Sandbox,
             multi_platform: false,
         }
