@@ -74,42 +74,29 @@ impl<W: Write> ParallelGzip<W> {
     }
 
     /// Hands the full pieces to threads (after writing the batch before them), so that they
-    /// deflate while the caller produces the next batch.
-    fn start_batch(&mut self) -> io::Result<()> {
+    /// deflate while the caller produces the next batch; the last piece ends the stream
+    /// when `last`.
+    fn start_batch(&mut self, last: bool) -> io::Result<()> {
         self.write_in_flight()?;
         let level = self.level;
+        let count = self.full.len();
         self.in_flight = std::mem::take(&mut self.full)
             .into_iter()
-            .map(|piece| std::thread::spawn(move || deflate(&piece, level, false)))
+            .enumerate()
+            .map(|(i, piece)| {
+                let final_piece = last && i + 1 == count;
+                std::thread::spawn(move || deflate(&piece, level, final_piece))
+            })
             .collect();
         Ok(())
     }
 
     /// Ends the stream (final block and trailer) and returns the inner writer.
     pub(crate) fn finish(mut self) -> io::Result<W> {
-        self.write_in_flight()?;
         let current = std::mem::take(&mut self.current);
         self.full.push(current);
-        let level = self.level;
-        let count = self.full.len();
-        let pieces = std::mem::take(&mut self.full);
-        let compressed: Vec<io::Result<Vec<u8>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = pieces
-                .iter()
-                .enumerate()
-                .map(|(i, piece)| scope.spawn(move || deflate(piece, level, i + 1 == count)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(io::Error::other("a gzip thread panicked")))
-                })
-                .collect()
-        });
-        for piece in compressed {
-            self.inner.write_all(&piece?)?;
-        }
+        self.start_batch(true)?;
+        self.write_in_flight()?;
         let crc = self.crc.clone().finalize();
         // ISIZE is the input size modulo 2^32.
         let size = (self.size & 0xffff_ffff) as u32;
@@ -129,7 +116,7 @@ impl<W: Write> Write for ParallelGzip<W> {
             let full = std::mem::replace(&mut self.current, Vec::with_capacity(CHUNK));
             self.full.push(full);
             if self.full.len() >= self.threads {
-                self.start_batch()?;
+                self.start_batch(false)?;
             }
         }
         Ok(n)
