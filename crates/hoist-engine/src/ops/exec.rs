@@ -321,7 +321,7 @@ fn create_cache_mount(
         cleanup.0.push(view);
         let source = scoped_path::resolve(mount.path(), selector, true)?;
         if source.is_dir() {
-            super::file::copy_tree(&source, tmp.path())?;
+            hoist_snapshot::copy_tree(&source, tmp.path())?;
         }
     } else {
         std::fs::set_permissions(

@@ -155,56 +155,6 @@ pub(super) fn copy_new_file(
     copied
 }
 
-/// Copies the tree under `src` into the existing directory `dest` (whose owner and mode
-/// become `src`'s), keeping owners, modes, modification times and symlinks; symlinks are
-/// copied, never followed. Other file types (devices, sockets) are skipped.
-pub(super) fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt as _;
-    let mut dirs = Vec::new();
-    for entry in walkdir::WalkDir::new(src).follow_links(false) {
-        let entry = entry.map_err(|e| Error::Io {
-            action: "walk",
-            path: src.to_path_buf(),
-            source: e.into(),
-        })?;
-        let rel = entry.path().strip_prefix(src).unwrap_or(entry.path());
-        let to = dest.join(rel);
-        let meta = entry
-            .path()
-            .symlink_metadata()
-            .map_err(Error::io("stat", entry.path()))?;
-        let kind = meta.file_type();
-        if kind.is_dir() {
-            if !rel.as_os_str().is_empty() {
-                std::fs::create_dir(&to).map_err(Error::io("create", &to))?;
-            }
-            chown(&to, meta.uid(), meta.gid())?;
-            dirs.push((to, meta));
-        } else if kind.is_symlink() {
-            let link =
-                std::fs::read_link(entry.path()).map_err(Error::io("read link", entry.path()))?;
-            std::os::unix::fs::symlink(&link, &to).map_err(Error::io("create symlink", &to))?;
-            chown(&to, meta.uid(), meta.gid())?;
-        } else if kind.is_file() {
-            copy_new_file(
-                entry.path(),
-                &to,
-                Some((meta.uid(), meta.gid())),
-                meta.mode() & 0o7777,
-                filetime::FileTime::from_last_modification_time(&meta),
-            )
-            .map_err(Error::io("copy", entry.path()))?;
-        }
-    }
-    // Modes and times of directories last, deepest first, once their contents are in.
-    for (dir, meta) in dirs.into_iter().rev() {
-        set_mode(&dir, meta.mode() & 0o7777)?;
-        filetime::set_file_mtime(&dir, filetime::FileTime::from_last_modification_time(&meta))
-            .map_err(Error::io("set times of", &dir))?;
-    }
-    Ok(())
-}
-
 pub(super) fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
     match std::os::unix::fs::lchown(path, Some(uid), Some(gid)) {
         // Without root the copy keeps the builder's ids (tests running unprivileged).
