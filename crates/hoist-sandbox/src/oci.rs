@@ -41,13 +41,21 @@ impl OciRuntimeExecutor {
 
     /// The first of [`KNOWN_RUNTIMES`] found in `PATH`, if any.
     pub fn detect() -> Option<Self> {
-        let path = std::env::var_os("PATH")?;
-        KNOWN_RUNTIMES.iter().find_map(|name| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join(name))
-                .find(|candidate| candidate.is_file())
-                .map(Self::new)
-        })
+        KNOWN_RUNTIMES.iter().find_map(|name| Self::find(name))
+    }
+
+    /// The runtime `name`: a path (containing `/`) to an existing file, or a binary looked
+    /// up in `PATH`.
+    pub fn find(name: &str) -> Option<Self> {
+        if name.contains('/') {
+            let path = PathBuf::from(name);
+            return path.is_file().then(|| Self::new(path));
+        }
+        let paths = std::env::var_os("PATH")?;
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+            .map(Self::new)
     }
 
     /// Keeps the runtime's container state under `dir` (its `--root`).

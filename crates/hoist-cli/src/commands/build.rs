@@ -330,16 +330,7 @@ fn executor(runtime: &str) -> anyhow::Result<AnyExecutor> {
     if runtime == "builtin" {
         return Ok(AnyExecutor::Builtin(BuiltinExecutor::new()));
     }
-    let path = if runtime.contains('/') {
-        Some(PathBuf::from(runtime)).filter(|p| p.is_file())
-    } else {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(runtime))
-                .find(|candidate| candidate.is_file())
-        })
-    };
-    let Some(path) = path else {
+    let Some(found) = OciRuntimeExecutor::find(runtime) else {
         bail!(
             "OCI runtime {runtime:?} not found{}: install runc or crun, or use --runtime=builtin",
             if runtime.contains('/') {
@@ -349,7 +340,7 @@ fn executor(runtime: &str) -> anyhow::Result<AnyExecutor> {
             }
         );
     };
-    Ok(AnyExecutor::OciRuntime(OciRuntimeExecutor::new(path)))
+    Ok(AnyExecutor::OciRuntime(found))
 }
 
 #[cfg(test)]
