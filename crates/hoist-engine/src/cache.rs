@@ -116,18 +116,12 @@ impl RecordDir {
 
     /// Writes the record of `key_hex` atomically. The caller holds the lock.
     pub(crate) fn write(&self, key_hex: &str, record: &CacheRecord) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).map_err(Error::io("create", &self.dir))?;
         let path = self.path(key_hex);
         let bytes = serde_json::to_vec(record).map_err(|e| Error::CacheRecord {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        let tmp = tempfile::NamedTempFile::new_in(&self.dir)
-            .map_err(Error::io("create a file in", &self.dir))?;
-        std::fs::write(tmp.path(), &bytes).map_err(Error::io("write", tmp.path()))?;
-        tmp.persist(&path)
-            .map_err(|e| Error::io("rename into", &path)(e.error))?;
-        Ok(())
+        crate::worker::write_atomic(&path, &bytes)
     }
 
     /// The key (hex) of every record file, sorted; temp files and others are skipped.

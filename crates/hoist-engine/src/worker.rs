@@ -329,6 +329,19 @@ pub(crate) fn open_state(state: &StateDir) -> Result<(ContentStore, AnySnapshott
     Ok((store, snapshotter, engine))
 }
 
+/// Replaces the file `path` with `bytes` atomically (a temp file beside it, renamed over
+/// it), creating its directory if missing: readers see the old content or the new, never
+/// a part.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_dir_all(dir)?;
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io("create a file in", dir))?;
+    std::fs::write(tmp.path(), bytes).map_err(Error::io("write", tmp.path()))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("rename into", path)(e.error))?;
+    Ok(())
+}
+
 /// Creates `path` as a directory with its parents, naming it on failure.
 pub(crate) fn create_dir_all(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(Error::io("create", path))

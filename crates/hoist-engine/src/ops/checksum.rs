@@ -101,7 +101,7 @@ pub(super) fn of_selection(
     let _ = snapshotter.remove(&key);
     if let (Ok(digest), Some(memo)) = (&digest, &memo) {
         // Only a speed-up: a memo that cannot be written is computed again next time.
-        let _ = write_memo(memo, digest);
+        let _ = crate::worker::write_atomic(memo, digest.to_string().as_bytes());
     }
     digest
 }
@@ -120,15 +120,6 @@ fn memo_path(worker: &Worker, input: &Ref, selection: &Selection) -> Option<std:
 fn read_memo(path: &Path) -> Option<hoist_solver::Digest> {
     let text = std::fs::read_to_string(path).ok()?;
     hoist_solver::Digest::parse(text.trim()).ok()
-}
-
-fn write_memo(path: &Path, digest: &hoist_solver::Digest) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(path);
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, digest.to_string().as_bytes())?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// Each copy's sources and the entries it takes below them (as the copy itself selects

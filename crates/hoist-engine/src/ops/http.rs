@@ -666,11 +666,7 @@ fn add_record(worker: &Worker, source: &Source, record: Record) -> Result<()> {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(Error::io("create a file in", &dir))?;
-    std::fs::write(tmp.path(), bytes).map_err(Error::io("write", tmp.path()))?;
-    tmp.persist(&path)
-        .map_err(|e| Error::io("rename into", &path)(e.error))?;
-    Ok(())
+    crate::worker::write_atomic(&path, &bytes)
 }
 
 #[cfg(test)]

@@ -110,17 +110,9 @@ impl StatCache {
         if self.seen == self.recorded {
             return;
         }
-        let Some(dir) = self.path.parent() else {
-            return;
-        };
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(dir)?;
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-            serde_json::to_writer(std::io::BufWriter::new(tmp.as_file_mut()), &self.seen)?;
-            tmp.persist(&self.path).map_err(|e| e.error)?;
-            Ok(())
-        };
-        let _ = write();
+        if let Ok(bytes) = serde_json::to_vec(&self.seen) {
+            let _ = crate::worker::write_atomic(&self.path, &bytes);
+        }
     }
 }
 
