@@ -79,12 +79,7 @@ pub async fn build(
     }
     // Each local named context is filtered by its own `.dockerignore`, as BuildKit reads it.
     for (name, dir) in &request.named_contexts {
-        let path = dir.join(".dockerignore");
-        let patterns = match std::fs::read_to_string(&path) {
-            Ok(text) => read_ignore_file(&text)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::io("read", &path)(e)),
-        };
+        let patterns = read_ignore_at(&dir.join(".dockerignore"))?.unwrap_or_default();
         request
             .options
             .named_context_excludes
@@ -428,13 +423,20 @@ fn read_dockerignore(request: &BuildRequest) -> Result<Vec<String>> {
             IgnoreFileLocation::BesideDockerfile => PathBuf::from(&candidate.path),
             IgnoreFileLocation::ContextRoot => request.context.join(&candidate.path),
         };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => return Ok(read_ignore_file(&text)?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("read", &path)(e)),
+        if let Some(patterns) = read_ignore_at(&path)? {
+            return Ok(patterns);
         }
     }
     Ok(Vec::new())
+}
+
+/// The patterns of the ignore file at `path`; `None` when there is none.
+fn read_ignore_at(path: &std::path::Path) -> Result<Option<Vec<String>>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(read_ignore_file(&text)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path)(e)),
+    }
 }
 
 /// Makes the history list one non-empty entry per layer, as BuildKit's exporter does when
