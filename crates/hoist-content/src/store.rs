@@ -122,7 +122,8 @@ impl ContentStore {
     }
 
     /// Records that `source` converted as `variant` is `result` (a blob of this store).
-    /// Replaced atomically; a record whose result is later collected is ignored.
+    /// Replaced atomically (temp file, fsync, rename); a record whose result is later
+    /// collected is ignored.
     pub fn set_variant(&self, source: &Digest, variant: &str, result: &Descriptor) -> Result<()> {
         let Some(path) = self.variant_path(source, variant) else {
             return Err(Error::InvalidName {
@@ -133,13 +134,7 @@ impl ContentStore {
         let dir = path.parent().unwrap_or(&self.paths.variants);
         fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
         let bytes = serde_json::to_vec(result).map_err(|e| Error::io("encode", &path, e.into()))?;
-        let mut tmp =
-            NamedTempFile::new_in(dir).map_err(|e| Error::io("create a file in", dir, e))?;
-        tmp.write_all(&bytes)
-            .map_err(|e| Error::io("write", tmp.path(), e))?;
-        tmp.persist(&path)
-            .map_err(|e| Error::io("write", &path, e.error))?;
-        Ok(())
+        self.replace_file(&path, &bytes)
     }
 
     /// Every recorded conversion whose result is present: `(source, result)` pairs.
