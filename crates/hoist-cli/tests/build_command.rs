@@ -6,7 +6,6 @@
 //! and `umoci`; each test says why and returns early when one is missing.
 
 use std::io::Write as _;
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -31,11 +30,7 @@ struct Setup {
 impl Setup {
     /// `None` (with the reason printed) when the test cannot run here.
     fn new() -> Option<Setup> {
-        if std::fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .unwrap_or(1)
-            != 0
-        {
+        if !hoist_testkit::is_root() {
             hoist_testkit::skip("hoist build runs RUN steps in namespaces: needs root");
             return None;
         }

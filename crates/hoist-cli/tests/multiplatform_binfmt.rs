@@ -2,7 +2,6 @@
 //! laid out like `/proc/sys/fs/binfmt_misc` (`HOIST_BINFMT_MISC_DIR`), and, as root, one
 //! real register/unregister of the loong64 emulator with the previous state restored.
 
-use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -162,11 +161,7 @@ impl Drop for Restore {
 
 #[test]
 fn real_register_and_unregister_of_loong64_as_root() {
-    if std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(1)
-        != 0
-    {
+    if !hoist_testkit::is_root() {
         hoist_testkit::skip("registering binfmt_misc handlers needs root");
         return;
     }

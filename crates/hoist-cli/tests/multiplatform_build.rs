@@ -8,7 +8,6 @@
 //! Debian busybox .debs, `docker-registry`, `skopeo`, `umoci`, and (for emulated RUN steps)
 //! the qemu-aarch64 and qemu-arm binfmt_misc handlers; each test says why it skips.
 
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -28,11 +27,7 @@ struct Setup {
 impl Setup {
     /// `None` (with the reason printed) when the test cannot run here.
     fn new() -> Option<Setup> {
-        if std::fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .unwrap_or(1)
-            != 0
-        {
+        if !hoist_testkit::is_root() {
             hoist_testkit::skip("hoist build runs RUN steps in namespaces: needs root");
             return None;
         }

@@ -3,18 +3,9 @@
 
 use std::process::Command;
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn platform_local_is_the_host_and_duplicates_build_once() {
-    if !is_root() {
+    if !hoist_testkit::is_root() {
         hoist_testkit::skip("hoist build uses snapshots and namespaces: needs root");
         return;
     }

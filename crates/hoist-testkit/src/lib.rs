@@ -50,6 +50,20 @@ pub fn conformance_dir(sub: &str) -> Option<PathBuf> {
     }
 }
 
+/// Whether the test runs with effective uid 0 (`/proc/self/status` says so without unsafe
+/// code or a libc binding). Tests that build, mount or register handlers skip otherwise.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("Uid:"))
+                .and_then(|line| line.split_whitespace().nth(2).map(|uid| uid == "0"))
+        })
+        .unwrap_or(false)
+}
+
 /// Says on stderr that a test is skipped and why. The test then returns early and passes.
 pub fn skip(why: &str) {
     eprintln!("SKIPPED: {why}");

@@ -11,19 +11,6 @@ use hoist_registry::{Credentials, RegistryClient, RegistryConfig};
 use hoist_testkit::images::{busybox_deb, busybox_rootfs, Arch, BaseImages, DEFAULT_PATH};
 use hoist_testkit::registry::TestRegistry;
 
-fn is_root() -> bool {
-    // `/proc/self/status` says the effective uid without unsafe code or a libc binding.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("Uid:"))
-                .and_then(|line| line.split_whitespace().nth(2).map(|uid| uid == "0"))
-        })
-        .unwrap_or(false)
-}
-
 fn has_debs() -> bool {
     for arch in Arch::ALL {
         if let Err(err) = busybox_deb(arch) {
@@ -94,7 +81,7 @@ fn amd64_rootfs_runs_id_app_in_a_chroot() {
     if !cfg!(target_arch = "x86_64") || !has_debs() {
         return;
     }
-    if !is_root() {
+    if !hoist_testkit::is_root() {
         hoist_testkit::skip("chroot needs root");
         return;
     }
@@ -127,7 +114,7 @@ fn arm64_rootfs_runs_under_qemu_emulation() {
     if !has_debs() {
         return;
     }
-    if !is_root() {
+    if !hoist_testkit::is_root() {
         hoist_testkit::skip("chroot needs root");
         return;
     }
