@@ -381,6 +381,23 @@ fn dockerfile_error_exits_1_naming_file_and_line() {
     assert!(stderr.contains("NOTANINSTRUCTION"), "{stderr}");
 }
 
+/// The failing step's own lines are shown, from the location its graph vertex carries: an
+/// earlier stage with the same instruction text (which succeeds there) is not the one
+/// marked. (Matching step names against the Dockerfile's text marked line 3.)
+#[test]
+fn failing_step_shows_its_own_lines_when_another_stage_has_the_same_text() {
+    let Some(case) = Case::new() else { return };
+    case.file(
+        "Dockerfile",
+        "FROM busybox AS one\nRUN touch /ok\nRUN test -e /ok\nFROM busybox AS two\nRUN test -e /ok\nCOPY --from=one /ok /from-one\n",
+    );
+    let stderr = case.build_error(&[]);
+    assert!(stderr.contains("Dockerfile:5\n"), "{stderr}");
+    assert!(stderr.contains(" 5 | >>> RUN test -e /ok"), "{stderr}");
+    assert!(!stderr.contains(" 3 | >>>"), "{stderr}");
+    assert!(stderr.contains("[two 2/3] RUN test -e /ok"), "{stderr}");
+}
+
 #[test]
 fn missing_base_image_names_the_reference() {
     let Some(case) = Case::new() else { return };

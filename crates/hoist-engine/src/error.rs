@@ -39,16 +39,24 @@ pub enum Error {
     #[error(transparent)]
     Oci(#[from] hoist_oci::Error),
     /// A build step failed: `step` is its name, `message` the op's error, `output` the last
-    /// lines a failed process wrote.
+    /// lines a failed process wrote, `location` the Dockerfile lines the step comes from.
     #[error("failed to solve: {message}")]
     Step {
         step: String,
         message: String,
         output: Vec<String>,
+        location: Option<hoist_solver::SourceLines>,
+    },
+    /// A base image's config is not an image config.
+    #[error("invalid image config {digest} of {reference}: {reason}")]
+    ImageConfig {
+        reference: String,
+        digest: String,
+        reason: String,
     },
     /// The solve failed other than in a step (cancelled, cache store failure).
     #[error("failed to solve: {0}")]
-    Solve(hoist_solver::Error),
+    Solve(Box<hoist_solver::Error>),
     /// A `RUN` exited with a failure.
     #[error("process \"{command}\" did not complete successfully: {status}")]
     RunFailed {
@@ -138,6 +146,7 @@ impl Error {
                     Some(Error::RunFailed { output, .. }) => output.clone(),
                     _ => Vec::new(),
                 },
+                location: vertex.location,
             },
             // A source that could not be resolved (an `ADD <url>` answering 404, say) is that
             // step's failure too, in BuildKit's words.
@@ -145,8 +154,9 @@ impl Error {
                 step: vertex.name.to_string(),
                 message: format!("failed to load cache key: {source}"),
                 output: Vec::new(),
+                location: vertex.location,
             },
-            _ => Error::Solve(error),
+            _ => Error::Solve(Box::new(error)),
         }
     }
 }

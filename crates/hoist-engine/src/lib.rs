@@ -10,26 +10,41 @@
 //! - [`disk_usage`] / [`prune`]: what the cache holds ([`CacheUsage`] per record) and
 //!   removing records least recently used first ([`PruneOptions`] → [`PruneReport`]) with
 //!   their snapshots and blobs, safely next to running builds.
-//! - [`build`]`(`[`Worker`]`, `[`BuildRequest`]`, events) -> `[`BuildResult`].
+//! - [`build`]`(`[`Worker`]`, `[`BuildRequest`]`, events) -> `[`BuildResult`]: four stages a
+//!   daemon can call one by one — [`load_definition`] (parse, ignore files) → [`resolve`]
+//!   (the frontend session, base images config-only and concurrently) → [`solve`] (every
+//!   platform's graph together) → [`export`] (images finished and written); [`Progress`]
+//!   carries their steps next to the solver's events.
 //! - [`Error`]: the one error type.
 //!
 //! ```text
-//! Dockerfile ─parse─► plan ─► pull base images ─► convert (per platform) ─► graph
-//!   ─► solver (DiskCacheStore) ─► EngineOp::exec ─► snapshots + uncompressed layers in the store
-//!   ─► PlatformImage(s) ─► hoist-export
+//! load_definition: Dockerfile ─parse─► AST, .dockerignore
+//! resolve: hoist_frontend::solve(MetaResolver: index → manifest → config, all bases at once)
+//!   ─► a graph + image config per platform
+//! solve: solver (DiskCacheStore) ─► EngineOp::exec (image sources fetch layers here)
+//!   ─► snapshots + uncompressed layers in the store
+//! export: PlatformImage::new (diff IDs, history) ─► hoist-export
 //! ```
 
 mod build;
 mod cache;
+mod definition;
 mod error;
+mod export;
 mod ops;
 mod prune;
+mod resolve;
+mod solve;
+mod steps;
 mod use_lease;
 mod worker;
 
-pub use build::{build, BuildRequest, BuildResult};
+pub use build::{
+    build, export, load_definition, resolve, solve, BuildRequest, BuildResult, Loaded, Solved,
+};
 pub use cache::{CacheRecord, DiskCacheStore};
 pub use error::{Error, Result};
-pub use ops::{EngineOp, LocalContexts};
+pub use ops::{BuildInputs, EngineOp, LocalContexts};
 pub use prune::{disk_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind};
+pub use steps::Progress;
 pub use worker::{LayerRef, Ref, Worker};

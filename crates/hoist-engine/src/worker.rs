@@ -223,6 +223,14 @@ impl Worker {
         Ok(())
     }
 
+    /// Keeps `digests` (blobs this build uses) from content GC until the build ends.
+    pub(crate) fn lease_blobs(&self, digests: &[Digest]) -> Result<()> {
+        for digest in digests {
+            self.blobs.add(digest)?;
+        }
+        Ok(())
+    }
+
     /// Marks a snapshot this build is about to use (an image's unpacked layer chain) as in
     /// use until the build ends. Call it under `engine/layers.lock`, where it was found.
     pub(crate) fn hold_snapshot(&self, id: &SnapshotId) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use hoist_oci::{Descriptor, Digest, ImageConfig, Platform};
+use hoist_oci::{Descriptor, Digest, History, ImageConfig, Platform};
 
 use crate::output::Output;
 
@@ -39,6 +39,57 @@ pub struct PlatformImage {
     /// A directory holding the final filesystem, for `local` and `tar` outputs (which fail
     /// without it).
     pub rootfs: Option<PathBuf>,
+}
+
+impl PlatformImage {
+    /// The image of `platform` with `layers` (base first), finishing `config` as a frontend
+    /// left it: `rootfs` lists the layers' diff IDs, and the history has one entry that made
+    /// a layer per layer — as BuildKit's exporter does when they disagree, missing entries
+    /// are added at the end and surplus ones marked empty. `rootfs` is the final
+    /// filesystem, for `local` and `tar` outputs.
+    pub fn new(
+        platform: Platform,
+        mut config: ImageConfig,
+        layers: Vec<ExportLayer>,
+        rootfs: Option<PathBuf>,
+    ) -> PlatformImage {
+        config.rootfs.kind = "layers".to_owned();
+        config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
+        align_history(&mut config, layers.len());
+        PlatformImage {
+            platform,
+            config,
+            layers,
+            rootfs,
+        }
+    }
+}
+
+/// Makes the history list one non-empty entry per layer (see [`PlatformImage::new`]).
+fn align_history(config: &mut ImageConfig, layers: usize) {
+    let with_layer = config.history.iter().filter(|h| !h.empty_layer).count();
+    if with_layer < layers {
+        for _ in with_layer..layers {
+            config.history.push(History {
+                created: config.created.clone(),
+                created_by: Some("hoist: layer without history".to_owned()),
+                author: None,
+                comment: None,
+                empty_layer: false,
+            });
+        }
+    } else if with_layer > layers {
+        let mut surplus = with_layer - layers;
+        for entry in config.history.iter_mut().rev() {
+            if surplus == 0 {
+                break;
+            }
+            if !entry.empty_layer {
+                entry.empty_layer = true;
+                surplus -= 1;
+            }
+        }
+    }
 }
 
 /// Export these images (one per platform) to these outputs.

@@ -6,13 +6,13 @@ use std::collections::BTreeSet;
 
 use hoist_dockerfile::ast::LineSpan;
 use hoist_dockerfile::instructions::{self, Command, Instruction};
-use hoist_dockerfile::parser;
 use hoist_graph::{FileAction, FileBase, FileOp, Graph, Mkdir, Op, Output, Owner, Source};
 use hoist_oci::{EmptyObject, ImageConfig, Platform};
 
 use crate::args::{proxy_env, EnvList};
 use crate::image::{self, add_env, empty_image, go_duration, go_list, go_quoted_list, with_shell};
-use crate::plan::{link_trigger, mark_reachable, Base, ImageResolver, Plan, PlannedCommand};
+use crate::onbuild;
+use crate::plan::{mark_reachable, Base, ImageResolver, Plan, PlannedCommand};
 use crate::steps::StepCounter;
 use crate::{BuildOptions, Error, Result};
 
@@ -251,8 +251,17 @@ impl<'a> Converter<'a> {
         Ok(out)
     }
 
-    /// The state a stage starts from when its base is not another stage.
+    /// The state a stage starts from when its base is not another stage; the vertices it
+    /// adds are located on the stage's `FROM` line (or the instruction naming the image).
     fn base_state(&mut self, index: usize) -> Result<StageState> {
+        let mark = self.graph.len();
+        let state = self.unlocated_base_state(index)?;
+        self.graph
+            .locate_since(mark, range(self.plan.stages[index].span));
+        Ok(state)
+    }
+
+    fn unlocated_base_state(&mut self, index: usize) -> Result<StageState> {
         let stage = &self.plan.stages[index];
         let target = self.plan.platforms.target.clone();
         let name = stage.display_name.clone();
@@ -396,17 +405,16 @@ impl<'a> Converter<'a> {
 
         let mut commands = Vec::new();
         for trigger in &triggers {
-            let command = parse_trigger(trigger, stage.span)?;
-            let sources = link_trigger(&mut self.plan, self.opts, &command)?;
+            let planned = onbuild::link(&mut self.plan, self.opts, trigger, stage.span)?;
             self.states.resize(self.plan.stages.len(), None);
-            for source in sources.iter().flatten() {
+            for source in planned.sources.iter().flatten() {
                 if !self.plan.stages[*source].reachable {
                     mark_reachable(&mut self.plan.stages, *source);
                     let state = self.base_state(*source)?;
                     self.states[*source] = Some(state);
                 }
             }
-            commands.push(PlannedCommand { command, sources });
+            commands.push(planned);
         }
         // BuildKit counts the triggers only once the base is resolved, after its FROM was
         // named, so the FROM of a stage with triggers shows a smaller total than its steps.
@@ -416,8 +424,10 @@ impl<'a> Converter<'a> {
 
         for (i, planned) in commands.iter().enumerate() {
             state.steps.onbuild = i < triggers;
+            let mark = self.graph.len();
             self.dispatch(&mut state, planned)
                 .map_err(|e| e.located(planned.command.span))?;
+            self.graph.locate_since(mark, range(planned.command.span));
         }
         self.states[index] = Some(state);
         Ok(())
@@ -700,20 +710,12 @@ pub(crate) fn uppercase_keyword(text: &str) -> String {
     }
 }
 
-/// Parses an ONBUILD trigger, located on the `FROM` line of the stage that runs it.
-pub(crate) fn parse_trigger(trigger: &str, span: LineSpan) -> Result<Command> {
-    let parsed = parser::parse(trigger).map_err(|e| Error::at(span, e.to_string()))?;
-    if parsed.children.len() != 1 {
-        return Err(Error::at(
-            span,
-            "onbuild trigger should be a single expression",
-        ));
+/// A Dockerfile span as the graph's source range.
+fn range(span: LineSpan) -> hoist_graph::SourceRange {
+    hoist_graph::SourceRange {
+        start: span.start,
+        end: span.end,
     }
-    let node = &parsed.children[0];
-    let mut command =
-        instructions::parse_command(node).map_err(|e| Error::from(e).located(span))?;
-    command.span = span;
-    Ok(command)
 }
 
 /// One EXPOSE word → `port/proto` entries (ranges expanded).

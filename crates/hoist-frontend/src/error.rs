@@ -26,6 +26,16 @@ pub enum Error {
         /// The platform, formatted (`linux/arm64`).
         platform: String,
     },
+    /// A base image could not be resolved by the build's [`crate::MetaResolver`] (BuildKit's
+    /// `failed to resolve source metadata for REF`); `span` is the first `FROM` (or
+    /// instruction) naming it, `None` for an image only an ONBUILD trigger names.
+    #[error("failed to resolve source metadata for {reference}: {source}")]
+    Resolve {
+        reference: String,
+        span: Option<LineSpan>,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A build option is invalid (a platform that does not parse...).
     #[error("{message}")]
     Option { message: String },
@@ -39,6 +49,7 @@ impl Error {
     pub fn span(&self) -> Option<LineSpan> {
         match self {
             Error::Instruction { span, .. } => Some(*span),
+            Error::Resolve { span, .. } => *span,
             Error::Dockerfile(hoist_dockerfile::Error::Instruction { span, .. }) => Some(*span),
             Error::Dockerfile(hoist_dockerfile::Error::Parse { line, .. }) => Some(LineSpan {
                 start: *line,

@@ -1,5 +1,13 @@
-//! Dockerfile stages → a build graph and an image config, for one target platform at a time:
-//! BuildKit's `dockerfile2llb`, in two pure phases so that base images resolve outside.
+//! Dockerfile stages → a build graph and an image config per target platform: BuildKit's
+//! `dockerfile2llb`.
+//!
+//! The one entry point for a build is [`solve`]: the Dockerfile, the build's options and
+//! target platforms (given once) and a [`MetaResolver`] that resolves base images (the
+//! caller's I/O) → a [`Definition`] with one [`Target`] (graph, target output, image config)
+//! per platform. Every base image of every platform is resolved once, concurrently; the
+//! images named by the bases' ONBUILD triggers (module `onbuild`) make a second round.
+//!
+//! Inside, per platform, two pure phases (public for tests and tools):
 //!
 //! 1. [`plan`] (or [`plan_stages`]): which stages the target needs ([`Plan::stages`], unused
 //!    ones never built), and which base images must be resolved ([`Plan::images`]: every
@@ -34,9 +42,11 @@ mod convert;
 mod copy;
 mod error;
 mod image;
+mod onbuild;
 mod options;
 mod plan;
 mod run;
+mod session;
 mod steps;
 
 pub use args::EnvList;
@@ -48,3 +58,4 @@ pub use options::{BuildOptions, NamedContext};
 pub use plan::{
     plan, plan_stages, Base, ImageRequest, ImageResolver, Plan, ResolvedImage, StagePlan,
 };
+pub use session::{solve, Definition, MetaResolver, Target};

@@ -420,30 +420,33 @@ impl Planner<'_> {
     }
 }
 
-/// Links the `--from`s of ONBUILD triggers, adding image entries as needed; used by
-/// `convert`, which learns the triggers from resolved base images.
-pub(crate) fn link_trigger(
-    plan: &mut Plan,
-    opts: &BuildOptions,
-    command: &Command,
-) -> Result<Vec<Option<usize>>> {
-    let by_name = plan
-        .stages
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| s.name.clone().map(|n| (n, i)))
-        .collect();
-    let mut planner = Planner {
-        opts,
-        lexer: plan.lexer,
-        platforms: &plan.platforms,
-        global_args: &plan.global_args,
-        stages: std::mem::take(&mut plan.stages),
-        by_name,
-    };
-    let result = planner.command_sources(command);
-    plan.stages = planner.stages;
-    result
+impl Plan {
+    /// The plan stages `command`'s `--from`s read, adding entries for images (or named
+    /// contexts) not in the plan yet: linking a command that was not in the Dockerfile
+    /// (an ONBUILD trigger of a base image, see [`crate::onbuild`]).
+    pub(crate) fn link_sources(
+        &mut self,
+        opts: &BuildOptions,
+        command: &Command,
+    ) -> Result<Vec<Option<usize>>> {
+        let by_name = self
+            .stages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.name.clone().map(|n| (n, i)))
+            .collect();
+        let mut planner = Planner {
+            opts,
+            lexer: self.lexer,
+            platforms: &self.platforms,
+            global_args: &self.global_args,
+            stages: std::mem::take(&mut self.stages),
+            by_name,
+        };
+        let result = planner.command_sources(command);
+        self.stages = planner.stages;
+        result
+    }
 }
 
 /// BuildKit's `validateCircularDependency`.
@@ -514,46 +517,5 @@ impl Plan {
     /// The platform the conversion builds for.
     pub fn target_platform(&self) -> &Platform {
         &self.platforms.target
-    }
-}
-
-impl Plan {
-    /// Images the ONBUILD triggers of already resolved base images name (`ONBUILD COPY
-    /// --from=img`) that `resolver` does not have yet. Resolve them too before
-    /// [`crate::convert`]; an empty list means everything is there.
-    pub fn pending_images(
-        &self,
-        resolver: &dyn ImageResolver,
-        opts: &BuildOptions,
-    ) -> Result<Vec<ImageRequest>> {
-        let mut scratch = self.clone();
-        let mut pending = Vec::new();
-        for stage in self.stages.iter().filter(|s| s.reachable) {
-            let Base::Image(request) = &stage.base else {
-                continue;
-            };
-            let Some(resolved) = resolver.resolved(request) else {
-                continue;
-            };
-            for trigger in &resolved.config.config.on_build {
-                let command = crate::convert::parse_trigger(trigger, stage.span)?;
-                for source in link_trigger(&mut scratch, opts, &command)?
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(StagePlan {
-                        base: Base::Image(needed),
-                        is_dockerfile_stage: false,
-                        ..
-                    }) = scratch.stages.get(source)
-                    {
-                        if resolver.resolved(needed).is_none() && !pending.contains(needed) {
-                            pending.push(needed.clone());
-                        }
-                    }
-                }
-            }
-        }
-        Ok(pending)
     }
 }

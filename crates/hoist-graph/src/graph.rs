@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use hoist_oci::{Digest, Platform};
 use serde::{Deserialize, Serialize};
 
-use crate::op::{FileAction, FileBase, MountSource, Op};
+use crate::op::{FileAction, FileBase, MountSource, Op, Source};
 use crate::{Error, Result};
 
 /// A vertex's position in its [`Graph`].
@@ -43,10 +43,22 @@ pub struct Vertex {
     pub name: String,
     /// Run even when a cached result exists (`--no-cache-filter`); not part of the digest.
     pub ignore_cache: bool,
+    /// The source lines the vertex comes from (a Dockerfile instruction), for errors; not
+    /// part of the digest. Kept from the first instruction that made it when two make the
+    /// same vertex.
+    pub location: Option<SourceRange>,
     /// The sha256 of [`Vertex::definition_bytes`].
     pub digest: Digest,
     /// The exact bytes the digest is of: the JSON of a [`Definition`].
     pub definition_bytes: Vec<u8>,
+}
+
+/// A 1-based, inclusive range of lines of the build definition's source (BuildKit's
+/// `pb.Range` for a Dockerfile instruction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceRange {
+    pub start: usize,
+    pub end: usize,
 }
 
 /// What a vertex's digest is computed over.
@@ -150,10 +162,23 @@ impl Graph {
             platform,
             name,
             ignore_cache,
+            location: None,
             digest,
             definition_bytes,
         });
         Ok(Output::of(id))
+    }
+
+    /// Gives `location` to every vertex added since the graph had `mark` vertices
+    /// ([`Graph::len`] taken before adding them) that has none and is not a local source
+    /// (a context is read by many instructions and belongs to none). A frontend calls it
+    /// after converting one instruction.
+    pub fn locate_since(&mut self, mark: usize, location: SourceRange) {
+        for vertex in self.vertices.iter_mut().skip(mark) {
+            if vertex.location.is_none() && !matches!(vertex.op, Op::Source(Source::Local { .. })) {
+                vertex.location = Some(location);
+            }
+        }
     }
 
     /// The vertex `id`. Ids come from this graph, so an unknown one is a caller bug and

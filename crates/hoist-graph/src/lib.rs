@@ -5,7 +5,8 @@
 //!   (a process with [`Mount`]s), a [`FileOp`] (a chain of [`FileAction`]s: copy, mkdir,
 //!   mkfile, rm) or a merge of its inputs.
 //! - [`Vertex`]: an op, its [`Input`]s, the [`Platform`] its result depends on (if any), and
-//!   metadata that does not change what it produces (a display name, `ignore_cache`).
+//!   metadata that does not change what it produces (a display name, `ignore_cache`, the
+//!   [`SourceRange`] of the instruction it comes from).
 //! - [`Graph`]: an arena of vertices in topological order, deduplicated by [`Digest`].
 //!   [`Graph::add`] returns an [`Output`] (a vertex and one of its outputs), the value a
 //!   frontend passes around as "the state so far".
@@ -30,7 +31,7 @@ mod op;
 mod render;
 
 pub use error::{Error, Result};
-pub use graph::{Definition, Graph, Input, InputDefinition, Output, Vertex, VertexId};
+pub use graph::{Definition, Graph, Input, InputDefinition, Output, SourceRange, Vertex, VertexId};
 pub use op::{
     Copy, Exec, FileAction, FileBase, FileMode, FileOp, Mkdir, Mkfile, Mount, MountKind,
     MountSource, Network, Op, Owner, ProxyEnv, Rm, Security, Sharing, Source,

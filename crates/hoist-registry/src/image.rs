@@ -64,10 +64,75 @@ impl RegistryClient {
         store: &ContentStore,
     ) -> Result<PulledImage> {
         let repo = Repository::from(reference);
-        let root = self.resolve(reference).await?;
+        let found = self.find_image(reference, platform, store).await?;
+        self.fetch_blobs(&repo, &found.refs, store).await?;
+        found.store_documents(store).await?;
+        Ok(found.image)
+    }
+
+    /// Resolves the image `reference` names for `platform` without its layers: the index
+    /// (when it is one), the platform's manifest (chosen as [`RegistryClient::pull_image`]
+    /// does) and the config, each verified and stored in `store`; the layers are listed,
+    /// not fetched ([`RegistryClient::fetch_layers`] does that). What a build needs to
+    /// plan: BuildKit's `ResolveImageConfig`. A reference by digest whose documents are in
+    /// the store already makes no request for them.
+    pub async fn resolve_image(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        store: &ContentStore,
+    ) -> Result<PulledImage> {
+        let repo = Repository::from(reference);
+        let found = self.find_image(reference, platform, store).await?;
+        self.fetch_blob(&repo, &found.refs.config, store).await?;
+        found.store_documents(store).await?;
+        Ok(found.image)
+    }
+
+    /// Fetches the layers of `image` (from [`RegistryClient::resolve_image`]) that `store`
+    /// does not have, concurrently, verified.
+    pub async fn fetch_layers(
+        &self,
+        reference: &Reference,
+        image: &PulledImage,
+        store: &ContentStore,
+    ) -> Result<()> {
+        let repo = Repository::from(reference);
+        let fetches: Vec<_> = image
+            .layers
+            .iter()
+            .filter(|d| !d.media_type.is_non_distributable())
+            .map(|desc| self.fetch_blob(&repo, desc, store))
+            .collect();
+        let results: Vec<Result<_>> = futures::stream::iter(fetches)
+            .buffer_unordered(self.inner.config.max_concurrent_transfers.max(1))
+            .collect()
+            .await;
+        results.into_iter().try_for_each(|r| r.map(drop))
+    }
+
+    /// The root document `reference` names, the platform's manifest and its parsed refs,
+    /// nothing stored yet. Documents named by digest come from `store` when it has them.
+    async fn find_image(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        store: &ContentStore,
+    ) -> Result<FoundImage> {
+        let repo = Repository::from(reference);
+        let root = match reference.digest() {
+            Some(digest) => match stored_document(store, digest).await? {
+                Some(found) => found,
+                None => self.resolve(reference).await?,
+            },
+            None => self.resolve(reference).await?,
+        };
         let (manifest, index) = if root.is_index() {
             let chosen = select_platform(reference, &repo, &root, platform)?;
-            let manifest = self.fetch_manifest(&repo, &chosen).await?;
+            let manifest = match stored_document(store, &chosen.digest).await? {
+                Some(found) if found.descriptor.size == chosen.size => found,
+                _ => self.fetch_manifest(&repo, &chosen).await?,
+            };
             let mut descriptor = manifest.descriptor.clone();
             descriptor.platform = chosen.platform.clone();
             (
@@ -88,20 +153,19 @@ impl RegistryClient {
             ));
         }
         let refs = parse_manifest(&reference.to_string(), &repo.registry, &manifest.bytes)?;
-        self.fetch_blobs(&repo, &refs, store).await?;
-        store_document(store, &manifest).await?;
-        let root_descriptor = match &index {
-            Some(index) => {
-                store_document(store, index).await?;
-                index.descriptor.clone()
-            }
-            None => manifest.descriptor.clone(),
+        let image = PulledImage {
+            root: index
+                .as_ref()
+                .map_or_else(|| manifest.descriptor.clone(), |i| i.descriptor.clone()),
+            manifest: manifest.descriptor.clone(),
+            config: refs.config.clone(),
+            layers: refs.layers.clone(),
         };
-        Ok(PulledImage {
-            root: root_descriptor,
-            manifest: manifest.descriptor,
-            config: refs.config,
-            layers: refs.layers,
+        Ok(FoundImage {
+            image,
+            refs,
+            manifest,
+            index,
         })
     }
 
@@ -409,6 +473,66 @@ fn select_platform(
             },
         }),
     }
+}
+
+/// An image found by `find_image`: what to return, and the documents to store once its
+/// blobs are in.
+struct FoundImage {
+    image: PulledImage,
+    refs: Manifest,
+    manifest: Resolved,
+    index: Option<Resolved>,
+}
+
+impl FoundImage {
+    /// Stores the manifest, then the index: parents after children.
+    async fn store_documents(&self, store: &ContentStore) -> Result<()> {
+        store_document(store, &self.manifest).await?;
+        if let Some(index) = &self.index {
+            store_document(store, index).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A manifest or index the store holds under `digest`, with the media type its JSON
+/// declares (or its shape shows, for OCI documents that leave `mediaType` out); `None` when
+/// the store does not have it.
+async fn stored_document(
+    store: &ContentStore,
+    digest: &hoist_oci::Digest,
+) -> Result<Option<Resolved>> {
+    if !store.has(digest) {
+        return Ok(None);
+    }
+    let store = store.clone();
+    let wanted = digest.clone();
+    let bytes = match run_blocking(move || store.read_blob(&wanted)).await? {
+        Ok(bytes) => bytes,
+        Err(_) => return Ok(None),
+    };
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        #[serde(rename = "mediaType", default)]
+        media_type: Option<MediaType>,
+        #[serde(default)]
+        manifests: Option<serde_json::Value>,
+    }
+    let Ok(shape) = serde_json::from_slice::<Shape>(&bytes) else {
+        return Ok(None);
+    };
+    let media_type = match shape.media_type {
+        Some(media_type) => media_type,
+        None if shape.manifests.is_some() => MediaType::OciIndex,
+        None => MediaType::OciManifest,
+    };
+    if !media_type.is_manifest() && !media_type.is_index() {
+        return Ok(None);
+    }
+    Ok(Some(Resolved {
+        descriptor: Descriptor::new(media_type, digest.clone(), bytes.len() as u64),
+        bytes: bytes.into(),
+    }))
 }
 
 /// Stores a fetched (already verified) manifest or index.

@@ -59,4 +59,4 @@ pub use error::{BoxError, Error, SharedError};
 pub use progress::{Event, EventKind, LogStream, PlainRenderer};
 pub use solver::{Solver, SolverBuilder};
 pub use tokio_util::sync::CancellationToken;
-pub use vertex::{CacheMap, ExecContext, Op, Vertex, VertexInfo, VertexOptions};
+pub use vertex::{CacheMap, ExecContext, Op, SourceLines, Vertex, VertexInfo, VertexOptions};

@@ -120,15 +120,10 @@ impl PlainRenderer {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     fn vertex(name: &str) -> VertexInfo {
-        VertexInfo {
-            digest: Digest::of(name.as_bytes()),
-            name: Arc::from(name),
-        }
+        VertexInfo::new(Digest::of(name.as_bytes()), name)
     }
 
     #[test]

@@ -136,6 +136,27 @@ pub struct VertexInfo {
     pub digest: Digest,
     /// The name shown in progress (`[stage 1/3] RUN make`).
     pub name: Arc<str>,
+    /// The source lines it comes from, when it comes from a source ([`VertexOptions`]).
+    pub location: Option<SourceLines>,
+}
+
+impl VertexInfo {
+    /// A vertex identity outside any graph: a step a caller reports itself.
+    pub fn new(digest: Digest, name: impl Into<Arc<str>>) -> VertexInfo {
+        VertexInfo {
+            digest,
+            name: name.into(),
+            location: None,
+        }
+    }
+}
+
+/// 1-based, inclusive lines of the source a vertex was made from (a Dockerfile instruction),
+/// so that an error can show them. The solver only carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceLines {
+    pub start: usize,
+    pub end: usize,
 }
 
 impl fmt::Display for VertexInfo {
@@ -162,6 +183,8 @@ pub struct VertexOptions {
     /// force it. BuildKit likewise re-syncs a local context incrementally under
     /// `--no-cache` rather than copying it anew. `ignore_cache` still forces it.
     pub content_addressed: bool,
+    /// Where the vertex comes from, carried in its [`VertexInfo`] into events and errors.
+    pub location: Option<SourceLines>,
 }
 
 impl VertexOptions {
@@ -207,6 +230,7 @@ impl<O: Op> Vertex<O> {
             info: VertexInfo {
                 digest,
                 name: name.into(),
+                location: options.location,
             },
             options,
         })

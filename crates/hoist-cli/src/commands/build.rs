@@ -98,7 +98,12 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
                 hoist_engine::Error::Dockerfile(e) => {
                     hoist_dockerfile::instructions::error_context(&shown, &source, e)
                 }
-                hoist_engine::Error::Step { step, output, .. } => {
+                hoist_engine::Error::Step {
+                    step,
+                    output,
+                    location,
+                    ..
+                } => {
                     // BuildKit's block: the failing step and its last lines, then the error.
                     let mut text = format!("------\n > {step}:\n");
                     for line in output {
@@ -106,7 +111,11 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
                         text.push('\n');
                     }
                     text.push_str("------\n");
-                    if let Some(span) = step_span(&source, step) {
+                    if let Some(lines) = location {
+                        let span = hoist_dockerfile::ast::LineSpan {
+                            start: lines.start,
+                            end: lines.end,
+                        };
                         text.push_str(&hoist_dockerfile::instructions::source_excerpt(
                             &shown, &source, span,
                         ));
@@ -158,28 +167,6 @@ fn read_dockerfile(
             Ok((path.to_string_lossy().into_owned(), bytes))
         }
     }
-}
-
-/// The lines of the instruction a step name (`[stage 2/3] RUN make`) comes from: the first
-/// whose text, keyword aside, is the name's. `None` when no instruction matches.
-fn step_span(source: &str, step: &str) -> Option<hoist_dockerfile::ast::LineSpan> {
-    let text = match step.strip_prefix('[') {
-        Some(rest) => rest.split_once("] ")?.1,
-        None => step,
-    };
-    let (keyword, rest) = text.split_once(' ').unwrap_or((text, ""));
-    let dockerfile = hoist_dockerfile::parser::parse(source).ok()?;
-    dockerfile
-        .children
-        .iter()
-        .find(|node| {
-            let (k, r) = node
-                .original
-                .split_once(' ')
-                .unwrap_or((&node.original, ""));
-            k.eq_ignore_ascii_case(keyword) && r.trim() == rest.trim()
-        })
-        .map(|node| node.span)
 }
 
 /// `KEY=VALUE` pairs; a bare `KEY` takes its value from the environment (skipped when

@@ -280,17 +280,12 @@ pub async fn run(mut events: UnboundedReceiver<Event>) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use hoist_solver::{LogStream, VertexInfo};
 
     use super::*;
 
     fn vertex(name: &str) -> VertexInfo {
-        VertexInfo {
-            digest: Digest::of(name.as_bytes()),
-            name: Arc::from(name),
-        }
+        VertexInfo::new(Digest::of(name.as_bytes()), name)
     }
 
     fn event(name: &str, kind: EventKind) -> Event {

@@ -1,9 +1,10 @@
-//! Image sources: pull the image into the content store and unpack each layer once into a
-//! committed snapshot chain. Chains are shared between builds: `<engine>/layers/<key>`
+//! Image sources: fetch the layers of an image the build resolved (config-only) while
+//! planning, and unpack each layer once into a committed snapshot chain. Chains are shared between builds: `<engine>/layers/<key>`
 //! names the snapshot of a layer on top of the chain below it, where the key digests the
 //! compressed layer digests from the base up.
 
 use std::fs::File;
+use std::sync::Arc;
 
 use fs4::fs_std::FileExt;
 use hoist_oci::{ImageConfig, Reference};
@@ -22,26 +23,33 @@ pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
     else {
         return Err(Error::InvalidGraph("not an image source".into()));
     };
+    // Pinned to the digest the build resolved while planning: its documents are in the
+    // store, so this asks the registry for nothing but the missing layers.
     let reference = Reference::parse_normalized(reference)?;
-    let pulled = op
-        .worker
+    let worker = &op.worker;
+    let image = worker
         .registry()
-        .pull_image(&reference, platform, op.worker.store())
+        .resolve_image(&reference, platform, worker.store())
         .await?;
-    let config_bytes = op.worker.store().read_blob(&pulled.config.digest)?;
-    let config: ImageConfig =
-        serde_json::from_slice(&config_bytes).map_err(|e| Error::CacheRecord {
-            path: op.worker.store().path(&pulled.config.digest),
-            reason: format!("image config of {reference}: {e}"),
-        })?;
-    if config.rootfs.diff_ids.len() != pulled.layers.len() {
+    if op.inputs.pull {
+        let layers: Vec<_> = image.layers.iter().map(|l| l.digest.clone()).collect();
+        let w = Arc::clone(worker);
+        op.blocking(move |_| remove_corrupt_blobs(&w, &layers).map(drop))
+            .await?;
+    }
+    worker
+        .registry()
+        .fetch_layers(&reference, &image, worker.store())
+        .await?;
+    let config = read_config(worker, &image.config.digest, &reference)?;
+    if config.rootfs.diff_ids.len() != image.layers.len() {
         return Err(Error::Unsupported(format!(
             "image {reference} lists {} layers but {} diff ids",
-            pulled.layers.len(),
+            image.layers.len(),
             config.rootfs.diff_ids.len()
         )));
     }
-    let layers: Vec<LayerRef> = pulled
+    let layers: Vec<LayerRef> = image
         .layers
         .iter()
         .zip(&config.rootfs.diff_ids)
@@ -51,9 +59,9 @@ pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
         })
         .collect();
     let documents = vec![
-        pulled.root.digest.clone(),
-        pulled.manifest.digest.clone(),
-        pulled.config.digest.clone(),
+        image.root.digest.clone(),
+        image.manifest.digest.clone(),
+        image.config.digest.clone(),
     ];
     op.blocking(move |op| {
         let snapshot = unpack(&op.worker, &layers)?;
@@ -61,6 +69,20 @@ pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
         Ok(Ref { snapshot, layers })
     })
     .await
+}
+
+/// The image config `digest` of `reference`, from the store.
+pub(crate) fn read_config(
+    worker: &Worker,
+    digest: &hoist_oci::Digest,
+    reference: &Reference,
+) -> Result<ImageConfig> {
+    let bytes = worker.store().read_blob(digest)?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::ImageConfig {
+        reference: reference.to_string(),
+        digest: digest.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// The snapshot of `layers` stacked, unpacking only the layers no earlier build unpacked.
@@ -117,52 +139,12 @@ pub(crate) fn unpack(worker: &Worker, layers: &[LayerRef]) -> Result<SnapshotId>
     Ok(top)
 }
 
-/// `hoist build --pull`: pulls the image, then re-hashes each of its blobs already in the
-/// store (a pull trusts a present blob of the right size), removes those whose bytes no
-/// longer match their digest and pulls again so they are fetched anew. A present blob of
-/// the wrong size, which makes the pull itself fail, is removed and fetched the same way.
-pub(crate) async fn pull_verified(
-    worker: &Worker,
-    reference: &Reference,
-    platform: &hoist_oci::Platform,
-) -> Result<hoist_registry::PulledImage> {
-    // Each round removes at least one blob; an image has a handful.
-    for _ in 0..16 {
-        let pulled = worker
-            .registry()
-            .pull_image(reference, platform, worker.store())
-            .await;
-        let removed = match &pulled {
-            Err(hoist_registry::RegistryError::Content(
-                hoist_content::Error::SizeMismatch { digest, .. }
-                | hoist_content::Error::DigestMismatch {
-                    expected: digest, ..
-                },
-            )) => remove_corrupt_blobs(worker, std::slice::from_ref(digest))?,
-            Err(_) => 0,
-            Ok(image) => {
-                let mut digests = vec![
-                    image.root.digest.clone(),
-                    image.manifest.digest.clone(),
-                    image.config.digest.clone(),
-                ];
-                digests.extend(image.layers.iter().map(|l| l.digest.clone()));
-                remove_corrupt_blobs(worker, &digests)?
-            }
-        };
-        if removed == 0 {
-            return Ok(pulled?);
-        }
-    }
-    Ok(worker
-        .registry()
-        .pull_image(reference, platform, worker.store())
-        .await?)
-}
-
 /// Re-hashes the present blobs among `digests`, removing any whose bytes no longer match
 /// their name so that the next pull fetches them again. Returns how many were removed.
-fn remove_corrupt_blobs(worker: &Worker, digests: &[hoist_oci::Digest]) -> Result<usize> {
+pub(crate) fn remove_corrupt_blobs(
+    worker: &Worker,
+    digests: &[hoist_oci::Digest],
+) -> Result<usize> {
     let store = worker.store();
     let mut removed = 0;
     for digest in digests {

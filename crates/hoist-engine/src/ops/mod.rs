@@ -1,7 +1,8 @@
 //! [`EngineOp`]: the solver's [`hoist_solver::Op`] over one [`hoist_graph::Vertex`], run
 //! against a [`Worker`]. One module per kind of op:
 //!
-//! - [`image`]: pull an image and unpack its layers once into a snapshot chain;
+//! - [`image`]: fetch the layers of an image resolved while planning and unpack them once
+//!   into a snapshot chain;
 //! - [`http`]: download one file (`ADD <url>`), keyed by its content digest;
 //! - [`local`]: copy the selected files of a local context into a snapshot, keyed by their
 //!   content;
@@ -33,17 +34,27 @@ use hoist_solver::{CacheMap, Digest, ExecContext};
 use crate::error::{Error, Result};
 use crate::worker::{Ref, Worker};
 
-pub(crate) use image::pull_verified;
+pub(crate) use image::{read_config, remove_corrupt_blobs};
 
 /// Local directories a build may read, by context name (`context` for the main one).
 pub type LocalContexts = BTreeMap<String, PathBuf>;
+
+/// What the ops of one build read besides their vertex.
+#[derive(Debug, Clone, Default)]
+pub struct BuildInputs {
+    /// The local contexts, by name.
+    pub contexts: LocalContexts,
+    /// `--pull`: image sources re-hash the layers they find in the store and fetch the
+    /// corrupt or missing ones again.
+    pub pull: bool,
+}
 
 /// One graph vertex as a solver op.
 #[derive(Debug, Clone)]
 pub struct EngineOp {
     vertex: hoist_graph::Vertex,
     worker: Arc<Worker>,
-    contexts: Arc<LocalContexts>,
+    inputs: Arc<BuildInputs>,
     /// What an http source's cache key was computed from, for its run.
     http: http::Slot,
 }
@@ -52,12 +63,12 @@ impl EngineOp {
     pub fn new(
         vertex: hoist_graph::Vertex,
         worker: Arc<Worker>,
-        contexts: Arc<LocalContexts>,
+        inputs: Arc<BuildInputs>,
     ) -> EngineOp {
         EngineOp {
             vertex,
             worker,
-            contexts,
+            inputs,
             http: http::Slot::default(),
         }
     }

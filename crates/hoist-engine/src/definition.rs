@@ -1,0 +1,93 @@
+//! Stage 1 of a build, [`load_definition`]: the Dockerfile parsed and the ignore files of
+//! the main and named contexts read — everything later stages need from the request's
+//! files, reported as BuildKit's `[internal] load build definition from Dockerfile` and
+//! `[internal] load .dockerignore`.
+
+use std::path::{Path, PathBuf};
+
+use hoist_dockerfile::ast::Dockerfile;
+use hoist_dockerfile::dockerignore::{
+    ignore_file_candidates, read_ignore_file, IgnoreFileLocation,
+};
+use hoist_frontend::{BuildOptions, MAIN_CONTEXT};
+use hoist_oci::Platform;
+
+use crate::build::BuildRequest;
+use crate::error::{Error, Result};
+use crate::ops::BuildInputs;
+use crate::steps::Progress;
+
+/// A build's definition as loaded: what the frontend and the solver read.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub dockerfile: Dockerfile,
+    /// The request's options with the ignore patterns filled in.
+    pub options: BuildOptions,
+    pub platforms: Vec<Platform>,
+    /// The local contexts by name (the main one as `context`) and `--pull`.
+    pub inputs: BuildInputs,
+}
+
+/// Parses the request's Dockerfile and reads the ignore files of its contexts.
+pub fn load_definition(request: &BuildRequest, progress: &Progress) -> Result<Loaded> {
+    let step = progress.step(format!(
+        "[internal] load build definition from {}",
+        dockerfile_base_name(&request.dockerfile_name)
+    ));
+    let dockerfile = step.finish(hoist_dockerfile::parser::parse_bytes(&request.dockerfile))?;
+    let mut options = request.options.clone();
+    if options.context_excludes.is_empty() {
+        let step = progress.step("[internal] load .dockerignore".into());
+        options.context_excludes = step.finish(read_dockerignore(request))?;
+    }
+    // Each local named context is filtered by its own `.dockerignore`, as BuildKit reads it.
+    for (name, dir) in &request.named_contexts {
+        let patterns = read_ignore_at(&dir.join(".dockerignore"))?.unwrap_or_default();
+        options
+            .named_context_excludes
+            .insert(name.clone(), patterns);
+    }
+    let mut contexts = request.named_contexts.clone();
+    contexts.insert(MAIN_CONTEXT.to_owned(), request.context.clone());
+    Ok(Loaded {
+        dockerfile,
+        options,
+        platforms: request.platforms.clone(),
+        inputs: BuildInputs {
+            contexts,
+            pull: request.pull,
+        },
+    })
+}
+
+/// The Dockerfile's file name as BuildKit shows it (`Dockerfile` for stdin).
+pub(crate) fn dockerfile_base_name(name: &str) -> String {
+    match Path::new(name).file_name() {
+        Some(base) if name != "-" => base.to_string_lossy().into_owned(),
+        _ => "Dockerfile".to_owned(),
+    }
+}
+
+/// The `.dockerignore` patterns: `<Dockerfile>.dockerignore` beside the Dockerfile first,
+/// then `.dockerignore` at the context root.
+fn read_dockerignore(request: &BuildRequest) -> Result<Vec<String>> {
+    for candidate in ignore_file_candidates(&request.dockerfile_name) {
+        let path = match candidate.location {
+            IgnoreFileLocation::BesideDockerfile => PathBuf::from(&candidate.path),
+            IgnoreFileLocation::ContextRoot => request.context.join(&candidate.path),
+        };
+        if let Some(patterns) = read_ignore_at(&path)? {
+            return Ok(patterns);
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// The patterns of the ignore file at `path`; `None` when there is none.
+fn read_ignore_at(path: &Path) -> Result<Option<Vec<String>>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(read_ignore_file(&text)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path)(e)),
+    }
+}

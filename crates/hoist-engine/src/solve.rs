@@ -1,0 +1,145 @@
+//! Stage 3 of a build, [`solve`]: every target platform's graph becomes solver vertices
+//! ([`EngineOp`]s) and all of them are solved together, each cache key once, with the
+//! records in the state dir's [`DiskCacheStore`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hoist_frontend::Definition;
+use hoist_graph::VertexId;
+use hoist_oci::Platform;
+use hoist_sandbox::binfmt::{ExecSupport, Execution};
+use hoist_solver::{Solver, SourceLines, Vertex, VertexOptions};
+
+use crate::cache::DiskCacheStore;
+use crate::definition::Loaded;
+use crate::error::{Error, Result};
+use crate::ops::{BuildInputs, EngineOp};
+use crate::steps::Progress;
+use crate::worker::{Ref, Worker};
+
+/// The result of each target of a [`Definition`], in its order: `None` for a target with
+/// an empty filesystem (`FROM scratch` and only config changes).
+#[derive(Debug)]
+pub struct Solved {
+    pub results: Vec<Option<Arc<Ref>>>,
+}
+
+/// Solves every target of `definition` on `worker`. Fails before anything runs when a
+/// `RUN` needed by a target is for a platform this machine cannot execute.
+pub async fn solve(
+    worker: &Arc<Worker>,
+    loaded: &Loaded,
+    definition: &Definition,
+    progress: &Progress,
+) -> Result<Solved> {
+    check_platforms(definition)?;
+    let inputs = Arc::new(loaded.inputs.clone());
+    let cache = DiskCacheStore::open(Arc::clone(worker))?;
+    // No bound on steps at once, as BuildKit without `max-parallelism`: RUN steps mostly wait
+    // (on sleeps, networks, emulators), and the kernel shares the CPUs among the busy ones.
+    let mut builder = Solver::<EngineOp>::builder()
+        .parallelism(usize::MAX)
+        .cache(Arc::new(cache))
+        .no_cache(loaded.options.no_cache);
+    if let Some(events) = progress.events() {
+        builder = builder.events(events.clone());
+    }
+    let solver = builder.build();
+    // Every step of every target is asked for, not only the targets: the solver stops at
+    // the first cache hit from the top, and BuildKit's progress reports each step CACHED.
+    let mut to_solve = Vec::new();
+    let mut targets = Vec::new();
+    for target in &definition.targets {
+        let conv = &target.converted;
+        let Some(output) = &conv.target else {
+            targets.push(None);
+            continue;
+        };
+        let vertices = solver_vertices(&conv.graph, worker, &inputs)?;
+        for id in conv.graph.ancestors(output.vertex) {
+            let vertex = vertices
+                .get(&id)
+                .ok_or_else(|| Error::InvalidGraph(format!("vertex {} missing", id.0)))?;
+            if id == output.vertex {
+                targets.push(Some(to_solve.len()));
+            }
+            to_solve.push(Arc::clone(vertex));
+        }
+    }
+    let solved = solver.solve(&to_solve).await.map_err(Error::from_solve)?;
+    Ok(Solved {
+        results: targets
+            .into_iter()
+            .map(|t| t.and_then(|i| solved.get(i).cloned()))
+            .collect(),
+    })
+}
+
+/// Fails when a `RUN` needed by a target is for a platform this machine cannot execute,
+/// natively or through a `binfmt_misc` emulator.
+fn check_platforms(definition: &Definition) -> Result<()> {
+    let mut support: Option<ExecSupport> = None;
+    for target in &definition.targets {
+        let conv = &target.converted;
+        let Some(output) = &conv.target else { continue };
+        for id in conv.graph.ancestors(output.vertex) {
+            let Some(vertex) = conv.graph.get(id) else {
+                continue;
+            };
+            let (hoist_graph::Op::Exec(_), Some(platform)) = (&vertex.op, &vertex.platform) else {
+                continue;
+            };
+            let support = match &mut support {
+                Some(s) => s,
+                None => support.insert(ExecSupport::detect()?),
+            };
+            if support.check(platform) == Execution::Unavailable {
+                let runs: Vec<String> = support.platforms().iter().map(Platform::format).collect();
+                return Err(Error::PlatformUnavailable {
+                    step: vertex.name.clone(),
+                    platform: platform.format(),
+                    arch: platform.normalize().architecture,
+                    runs: runs.join(", "),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The graph's vertices as solver vertices, by graph id (inputs come first in a graph).
+fn solver_vertices(
+    graph: &hoist_graph::Graph,
+    worker: &Arc<Worker>,
+    inputs: &Arc<BuildInputs>,
+) -> Result<HashMap<VertexId, Arc<Vertex<EngineOp>>>> {
+    let mut out: HashMap<VertexId, Arc<Vertex<EngineOp>>> = HashMap::new();
+    for (id, vertex) in graph.vertices() {
+        let vertex_inputs = vertex
+            .inputs
+            .iter()
+            .map(|input| {
+                out.get(&input.vertex).cloned().ok_or_else(|| {
+                    Error::InvalidGraph(format!("vertex {:?} comes before its input", vertex.name))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut options = VertexOptions::default();
+        options.ignore_cache = vertex.ignore_cache;
+        options.content_addressed = matches!(
+            vertex.op,
+            hoist_graph::Op::Source(hoist_graph::Source::Local { .. })
+        );
+        options.location = vertex.location.map(|l| SourceLines {
+            start: l.start,
+            end: l.end,
+        });
+        let op = EngineOp::new(vertex.clone(), Arc::clone(worker), Arc::clone(inputs));
+        out.insert(
+            id,
+            Vertex::with_options(vertex.name.clone(), op, vertex_inputs, options),
+        );
+    }
+    Ok(out)
+}
