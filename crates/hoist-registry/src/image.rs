@@ -497,7 +497,7 @@ impl FoundImage {
 
 /// A manifest or index the store holds under `digest`, with the media type its JSON
 /// declares (or its shape shows, for OCI documents that leave `mediaType` out); `None` when
-/// the store does not have it.
+/// the store does not have it, or has bytes that no longer match the digest.
 async fn stored_document(
     store: &ContentStore,
     digest: &hoist_oci::Digest,
@@ -511,6 +511,10 @@ async fn stored_document(
         Ok(bytes) => bytes,
         Err(_) => return Ok(None),
     };
+    // A document whose bytes no longer match its name is asked for again.
+    if digest.verify(&bytes).is_err() {
+        return Ok(None);
+    }
     #[derive(serde::Deserialize)]
     struct Shape {
         #[serde(rename = "mediaType", default)]
