@@ -13,6 +13,12 @@
 //! - [`build`]`(`[`Worker`]`, `[`BuildRequest`]`, events) -> `[`BuildResult`].
 //! - [`Error`]: the one error type.
 //!
+//! What a front end (the `hoist` binary) needs of the crates below is re-exported here, so
+//! it depends on the engine alone: [`StateDir`] and [`ContentStore`], [`progress`] (the
+//! events [`build`] sends), [`runtime`] (`--runtime` as a [`runtime::Runtime`], and the
+//! built-in sandbox's `init_if_requested`) and [`binfmt`] (which platforms this machine
+//! executes, QEMU handler registration).
+//!
 //! ```text
 //! Dockerfile ─parse─► plan ─► pull base images ─► convert (per platform) ─► graph
 //!   ─► solver (DiskCacheStore) ─► EngineOp::exec ─► snapshots + uncompressed layers in the store
@@ -24,12 +30,26 @@ mod cache;
 mod error;
 mod ops;
 mod prune;
+pub mod runtime;
 mod use_lease;
 mod worker;
 
 pub use build::{build, BuildRequest, BuildResult};
 pub use cache::{CacheRecord, DiskCacheStore};
 pub use error::{Error, Result};
+pub use hoist_content::{ContentStore, StateDir};
 pub use ops::{EngineOp, LocalContexts};
 pub use prune::{disk_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind};
 pub use worker::{LayerRef, Ref, Worker};
+
+/// Build progress: the [`Event`](progress::Event)s [`build`] sends for each vertex, for a
+/// renderer to show.
+pub mod progress {
+    pub use hoist_solver::{Digest, Event, EventKind, LogStream, VertexInfo};
+}
+
+/// Which platforms this machine executes (native, and binfmt_misc handlers) and QEMU
+/// handler registration: hoist-sandbox's `binfmt`.
+pub mod binfmt {
+    pub use hoist_sandbox::binfmt::*;
+}
