@@ -65,10 +65,10 @@ pub struct BinfmtArgs {
     #[arg(long, default_value = "table")]
     pub format: String,
     /// The binfmt_misc mount to use (tests point it at a private directory).
-    #[arg(long, hide = true, env = "HOIST_BINFMT_MISC_DIR", default_value = hoist_sandbox::binfmt::BINFMT_MISC_DIR)]
+    #[arg(long, hide = true, env = "HOIST_BINFMT_MISC_DIR", default_value = hoist_engine::binfmt::BINFMT_MISC_DIR)]
     pub binfmt_misc_dir: PathBuf,
     /// Where Debian's qemu-*.conf registration lines are.
-    #[arg(long, hide = true, env = "HOIST_BINFMT_CONF_DIR", default_value = hoist_sandbox::binfmt::BINFMT_CONF_DIR)]
+    #[arg(long, hide = true, env = "HOIST_BINFMT_CONF_DIR", default_value = hoist_engine::binfmt::BINFMT_CONF_DIR)]
     pub binfmt_conf_dir: PathBuf,
 }
 

@@ -1,22 +1,20 @@
 //! `hoist`: build container images from Dockerfiles, for one platform or many.
 //!
-//! This crate is thin on purpose: `cli` turns the command line into typed arguments and each
-//! file under `commands/` turns one subcommand's arguments into a call of a library function.
+//! This crate is thin on purpose: `cli` turns the command line into typed arguments, each
+//! file under `commands/` turns one subcommand's arguments into a call of a library function
+//! (hoist-engine for builds and the state dir, hoist-images for `imagetools` and `manifest`)
+//! and prints the result; `progress` renders a build's events.
 
 mod cli;
 mod commands;
-mod imagetools;
-mod manifest_json;
-mod manifest_lists;
 mod progress;
-mod remote;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     // The built-in RUN sandbox re-executes this binary as its helper: that must happen
     // before anything else (threads, the async runtime).
-    hoist_sandbox::init_if_requested();
+    hoist_engine::runtime::init_if_requested();
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use hoist_sandbox::binfmt::{BinfmtMisc, Emulator, BINFMT_CONF_DIR};
+use hoist_engine::binfmt::{BinfmtMisc, Emulator, BINFMT_CONF_DIR};
 
 const AARCH64: &str = "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n\
     flags: POF\noffset 0\nmagic 7f454c460201010000000000000000000200b700\n\

@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use hoist_engine::binfmt::{ExecSupport, Execution};
 use hoist_oci::Platform;
-use hoist_sandbox::binfmt::{ExecSupport, Execution};
 use hoist_testkit::images::{BaseImages, PushedImages};
 use hoist_testkit::registry::TestRegistry;
 

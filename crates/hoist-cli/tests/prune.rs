@@ -336,7 +336,7 @@ fn content_gc_keeps_every_blob_the_cache_refers_to() {
 
     // Nothing names the build's blobs in index.json: only the records' named leases keep
     // them, the base image's manifest and config with its layers.
-    let store = hoist_content::ContentStore::open(case.env.root()).unwrap();
+    let store = hoist_engine::ContentStore::open(case.env.root()).unwrap();
     let report = store.gc(&[]).unwrap();
     let leases = store.named_leases().unwrap();
     assert!(!leases.is_empty());

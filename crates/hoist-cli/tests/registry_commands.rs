@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use hoist_content::ContentStore;
+use hoist_engine::ContentStore;
 use hoist_oci::{Descriptor, MediaType, Platform, Reference};
 use hoist_registry::{Credentials, RegistryClient, RegistryConfig};
 use hoist_testkit::registry::TestRegistry;

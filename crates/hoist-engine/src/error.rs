@@ -114,6 +114,15 @@ pub enum Error {
         checksum: String,
         reason: String,
     },
+    /// `--runtime` names an OCI runtime that is not there.
+    #[error(
+        "OCI runtime {runtime:?} not found{}: install runc or crun, or use --runtime=builtin",
+        if runtime.contains('/') { "" } else { " in PATH" }
+    )]
+    RuntimeNotFound {
+        /// The name or path given.
+        runtime: String,
+    },
     /// A step's input was missing from the graph.
     #[error("invalid build graph: {0}")]
     InvalidGraph(String),

@@ -17,6 +17,12 @@
 //!   carries their steps next to the solver's events.
 //! - [`Error`]: the one error type.
 //!
+//! What a front end (the `hoist` binary) needs of the crates below is re-exported here, so
+//! it depends on the engine alone: [`StateDir`] and [`ContentStore`], [`progress`] (the
+//! events [`build`] sends), [`runtime`] (`--runtime` as a [`runtime::Runtime`], and the
+//! built-in sandbox's `init_if_requested`) and [`binfmt`] (which platforms this machine
+//! executes, QEMU handler registration).
+//!
 //! ```text
 //! load_definition: Dockerfile ─parse─► AST, .dockerignore
 //! resolve: hoist_frontend::solve(MetaResolver: index → manifest → config, all bases at once)
@@ -34,6 +40,7 @@ mod export;
 mod ops;
 mod prune;
 mod resolve;
+pub mod runtime;
 mod solve;
 mod steps;
 mod use_lease;
@@ -44,7 +51,20 @@ pub use build::{
 };
 pub use cache::{CacheRecord, DiskCacheStore};
 pub use error::{Error, Result};
+pub use hoist_content::{ContentStore, StateDir};
 pub use ops::{BuildInputs, EngineOp, LocalContexts};
 pub use prune::{disk_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind};
 pub use steps::Progress;
 pub use worker::{LayerRef, Ref, Worker};
+
+/// Build progress: the [`Event`](progress::Event)s [`build`] sends for each vertex, for a
+/// renderer to show.
+pub mod progress {
+    pub use hoist_solver::{Digest, Event, EventKind, LogStream, VertexInfo};
+}
+
+/// Which platforms this machine executes (native, and binfmt_misc handlers) and QEMU
+/// handler registration: hoist-sandbox's `binfmt`.
+pub mod binfmt {
+    pub use hoist_sandbox::binfmt::*;
+}

@@ -9,8 +9,7 @@
 //! - [`Solver`] (built with [`SolverBuilder`]): evaluates one or many targets together;
 //! - [`CacheStore`]: results by [`CacheKey`] across solves; [`MemoryCacheStore`] keeps them
 //!   in memory;
-//! - [`Event`] / [`EventKind`]: progress, rendered as BuildKit's plain text by
-//!   [`PlainRenderer`];
+//! - [`Event`] / [`EventKind`]: progress (rendering it is the front end's business);
 //! - [`Error`]: the one error type.
 //!
 //! # Design
@@ -56,7 +55,7 @@ mod vertex;
 pub use cache::{CacheStore, MemoryCacheStore};
 pub use digest::{CacheKey, Digest};
 pub use error::{BoxError, Error, SharedError};
-pub use progress::{Event, EventKind, LogStream, PlainRenderer};
+pub use progress::{Event, EventKind, LogStream};
 pub use solver::{Solver, SolverBuilder};
 pub use tokio_util::sync::CancellationToken;
 pub use vertex::{CacheMap, ExecContext, Op, SourceLines, Vertex, VertexInfo, VertexOptions};

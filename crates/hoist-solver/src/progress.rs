@@ -1,5 +1,5 @@
-//! Progress: the [`Event`]s a solve sends while it works, and [`PlainRenderer`], which turns
-//! them into BuildKit's `--progress=plain` text.
+//! Progress: the [`Event`]s a solve sends while it works. Rendering them (BuildKit's plain
+//! text, an interactive view, JSON) is the front end's business.
 //!
 //! Every vertex that the solve touches reports exactly one of these sequences:
 //!
@@ -12,11 +12,8 @@
 //! A vertex that is never reached (its inputs failed, the solve was cancelled before it could
 //! start, or a cache hit above made it unnecessary) reports nothing.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::digest::Digest;
 use crate::vertex::VertexInfo;
 
 /// Something that happened to a vertex.
@@ -55,134 +52,4 @@ pub enum EventKind {
 pub enum LogStream {
     Stdout,
     Stderr,
-}
-
-/// Renders events as BuildKit's plain progress:
-///
-/// ```text
-/// #1 [base 1/2] FROM busybox
-/// #1 CACHED
-///
-/// #2 [base 2/2] RUN make
-/// #2 0.112 cc -o app main.c
-/// #2 DONE 0.3s
-/// ```
-///
-/// Vertices are numbered in the order their first event arrives. A blank line separates
-/// output of different vertices.
-#[derive(Debug, Default)]
-pub struct PlainRenderer {
-    numbers: HashMap<Digest, usize>,
-    last: Option<Digest>,
-}
-
-impl PlainRenderer {
-    /// A renderer that has seen nothing yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The text for `event`: whole lines, each ending in `\n`.
-    pub fn render(&mut self, event: &Event) -> String {
-        let mut out = String::new();
-        let digest = event.vertex.digest;
-        let next = self.numbers.len() + 1;
-        let (n, first) = match self.numbers.get(&digest) {
-            Some(&n) => (n, false),
-            None => {
-                self.numbers.insert(digest, next);
-                (next, true)
-            }
-        };
-        if self.last.is_some_and(|last| last != digest) {
-            out.push('\n');
-        }
-        self.last = Some(digest);
-        if first {
-            let _ = writeln!(out, "#{n} {}", event.vertex.name);
-        }
-        // Writing to a String cannot fail.
-        let _ = match &event.kind {
-            EventKind::Started => Ok(()),
-            EventKind::Cached => writeln!(out, "#{n} CACHED"),
-            EventKind::Log { elapsed, line, .. } => {
-                writeln!(out, "#{n} {:.3} {line}", elapsed.as_secs_f64())
-            }
-            EventKind::Done { duration } => {
-                writeln!(out, "#{n} DONE {:.1}s", duration.as_secs_f64())
-            }
-            EventKind::Error { message, .. } => writeln!(out, "#{n} ERROR: {message}"),
-            EventKind::Cancelled { .. } => writeln!(out, "#{n} CANCELED"),
-        };
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn vertex(name: &str) -> VertexInfo {
-        VertexInfo::new(Digest::of(name.as_bytes()), name)
-    }
-
-    #[test]
-    fn plain_progress_snapshot() {
-        let from = vertex("[base 1/2] FROM busybox");
-        let run = vertex("[base 2/2] RUN make");
-        let bad = vertex("[test 1/1] RUN false");
-        let events = [
-            (from.clone(), EventKind::Cached),
-            (run.clone(), EventKind::Started),
-            (bad.clone(), EventKind::Started),
-            (
-                run.clone(),
-                EventKind::Log {
-                    stream: LogStream::Stdout,
-                    elapsed: Duration::from_millis(112),
-                    line: "cc -o app main.c".into(),
-                },
-            ),
-            (
-                run.clone(),
-                EventKind::Done {
-                    duration: Duration::from_millis(340),
-                },
-            ),
-            (
-                bad.clone(),
-                EventKind::Error {
-                    duration: Duration::from_millis(20),
-                    message: "exit code: 1".into(),
-                },
-            ),
-            (
-                from,
-                EventKind::Cancelled {
-                    duration: Duration::ZERO,
-                },
-            ),
-        ];
-        let mut renderer = PlainRenderer::new();
-        let text: String = events
-            .into_iter()
-            .map(|(vertex, kind)| renderer.render(&Event { vertex, kind }))
-            .collect();
-        assert_eq!(
-            text,
-            "#1 [base 1/2] FROM busybox\n\
-             #1 CACHED\n\
-             \n\
-             #2 [base 2/2] RUN make\n\
-             \n\
-             #3 [test 1/1] RUN false\n\
-             \n\
-             #2 0.112 cc -o app main.c\n\
-             #2 DONE 0.3s\n\
-             \n\
-             #3 ERROR: exit code: 1\n\
-             \n\
-             #1 CANCELED\n"
-        );
-    }
 }

@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
+use hoist_engine::binfmt::{native_platforms, BinfmtMisc, Emulator, ExecSupport, EMULATORS};
 use hoist_oci::Platform;
-use hoist_sandbox::binfmt::{native_platforms, BinfmtMisc, Emulator, ExecSupport, EMULATORS};
 
 use super::print;
 use crate::cli::BinfmtArgs;

@@ -9,12 +9,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
+use hoist_engine::runtime::Runtime;
 use hoist_engine::{BuildRequest, Worker};
 use hoist_export::Output;
 use hoist_frontend::{BuildOptions, NamedContext};
 use hoist_oci::{Platform, Reference};
 use hoist_registry::{Credentials, RegistryClient};
-use hoist_sandbox::{AnyExecutor, BuiltinExecutor, OciRuntimeExecutor};
 
 use super::{block_on, Context};
 use crate::cli::BuildArgs;
@@ -75,7 +75,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         named_contexts: named_dirs,
     };
     let client = RegistryClient::new(ctx.registry_config(&[])?, Credentials::from_docker_config());
-    let executor = executor(&args.runtime)?;
+    let executor = Runtime::from_flag(&args.runtime).executor()?;
     let worker = Arc::new(Worker::with_executor(ctx.state_dir()?, client, executor)?);
     let mode = ProgressMode::parse(&args.progress);
     let result = block_on(async move {
@@ -309,25 +309,6 @@ fn outputs(args: &BuildArgs) -> anyhow::Result<Vec<Output>> {
         output.apply_tags(&tags);
     }
     Ok(outputs)
-}
-
-/// The RUN executor `--runtime` names: `builtin`, or an OCI runtime binary by name (looked
-/// up in `PATH`) or path.
-fn executor(runtime: &str) -> anyhow::Result<AnyExecutor> {
-    if runtime == "builtin" {
-        return Ok(AnyExecutor::Builtin(BuiltinExecutor::new()));
-    }
-    let Some(found) = OciRuntimeExecutor::find(runtime) else {
-        bail!(
-            "OCI runtime {runtime:?} not found{}: install runc or crun, or use --runtime=builtin",
-            if runtime.contains('/') {
-                ""
-            } else {
-                " in PATH"
-            }
-        );
-    };
-    Ok(AnyExecutor::OciRuntime(found))
 }
 
 #[cfg(test)]

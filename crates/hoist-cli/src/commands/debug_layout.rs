@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use hoist_content::ContentStore;
+use hoist_engine::ContentStore;
 use hoist_oci::Reference;
 use hoist_registry::{Credentials, RegistryClient};
 

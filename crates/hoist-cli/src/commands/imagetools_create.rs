@@ -6,7 +6,7 @@ use anyhow::Context as _;
 
 use super::{block_on, print, Context};
 use crate::cli::ImagetoolsCreateArgs;
-use crate::imagetools::{self, CreateRequest};
+use hoist_images::imagetools::{self, CreateRequest};
 
 pub fn run(ctx: &Context, args: ImagetoolsCreateArgs) -> anyhow::Result<ExitCode> {
     let mut sources = Vec::new();

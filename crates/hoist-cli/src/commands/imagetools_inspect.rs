@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::{block_on, print, Context};
 use crate::cli::ImagetoolsInspectArgs;
-use crate::imagetools;
+use hoist_images::imagetools;
 
 pub fn run(ctx: &Context, args: ImagetoolsInspectArgs) -> anyhow::Result<ExitCode> {
     let remote = ctx.remote(&[])?;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::Context;
 use crate::cli::ManifestAnnotateArgs;
-use crate::manifest_lists::{self, Annotation};
+use hoist_images::manifest_lists::{self, Annotation};
 
 pub fn run(ctx: &Context, args: ManifestAnnotateArgs) -> anyhow::Result<ExitCode> {
     let annotation = Annotation {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::{block_on, host_of, print, Context};
 use crate::cli::ManifestInspectArgs;
-use crate::manifest_lists;
+use hoist_images::manifest_lists;
 
 pub fn run(ctx: &Context, args: ManifestInspectArgs) -> anyhow::Result<ExitCode> {
     let (list, manifest) = match args.refs.as_slice() {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::Context;
 use crate::cli::ManifestRmArgs;
-use crate::manifest_lists;
+use hoist_images::manifest_lists;
 
 pub fn run(ctx: &Context, args: ManifestRmArgs) -> anyhow::Result<ExitCode> {
     manifest_lists::remove(&ctx.manifest_store()?, &args.lists)?;

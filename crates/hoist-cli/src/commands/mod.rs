@@ -22,13 +22,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use hoist_content::StateDir;
+use hoist_engine::StateDir;
+use hoist_images::manifest_lists::ManifestListStore;
+use hoist_images::remote::ClientRemote;
 use hoist_oci::Reference;
 use hoist_registry::{Credentials, RegistryClient, RegistryConfig};
 
 use crate::cli::{Cli, Command, DebugCommand, ImagetoolsCommand, ManifestCommand};
-use crate::manifest_lists::ManifestListStore;
-use crate::remote::ClientRemote;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Context {
@@ -97,7 +97,7 @@ impl Context {
             self.registry_config(insecure_hosts)?,
             Credentials::from_docker_config(),
         );
-        Ok(ClientRemote::new(client, self.state_dir()?))
+        Ok(ClientRemote::new(client, self.state_dir()?.root()))
     }
 }
 

@@ -1,17 +1,20 @@
 //! Build progress on stderr, as `--progress` asks: BuildKit's plain text (`#N [stage i/n]
-//! RUN …`, `#N CACHED`, log lines, `#N DONE 0.3s`), the interactive view redrawn in place
-//! ([`tty`]), nothing (`quiet`), or one JSON object a line (`rawjson`, in the shape of
+//! RUN …`, `#N CACHED`, log lines, `#N DONE 0.3s`; [`plain`]), the interactive view redrawn
+//! in place ([`tty`]), nothing (`quiet`), or one JSON object a line (`rawjson`, in the shape of
 //! BuildKit's `SolveStatus`: `vertexes` and `logs`). `auto` is `tty` when stderr is a
 //! terminal and `plain` otherwise, as in buildx.
 
+pub mod plain;
 pub mod tty;
 
 use std::io::{IsTerminal as _, Write as _};
 
 use base64::Engine as _;
-use hoist_solver::{Event, EventKind, LogStream, PlainRenderer};
+use hoist_engine::progress::{Event, EventKind, LogStream};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::task::JoinHandle;
+
+use plain::PlainRenderer;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use console::{measure_text_width, strip_ansi_codes, truncate_str, Style, Term};
-use hoist_solver::{Digest, Event, EventKind};
+use hoist_engine::progress::{Digest, Event, EventKind};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How often the view is redrawn while events arrive (not once per event).
@@ -280,7 +280,7 @@ pub async fn run(mut events: UnboundedReceiver<Event>) {
 
 #[cfg(test)]
 mod tests {
-    use hoist_solver::{LogStream, VertexInfo};
+    use hoist_engine::progress::{LogStream, VertexInfo};
 
     use super::*;
 

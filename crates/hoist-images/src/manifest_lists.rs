@@ -6,13 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _};
 use base64::Engine as _;
 use hoist_oci::{Descriptor, MediaType, Platform, Reference};
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::imagetools::copy_chain;
-use crate::manifest_json::{self, to_go_json, ConfigPlatform};
+use crate::manifest_json::{self, to_go_json, to_go_json_string, ConfigPlatform};
 use crate::remote::{Remote, MAX_CONFIG_SIZE};
 
 /// One member of a local manifest list, serialised like docker's `types.ImageManifest`.
@@ -44,9 +44,8 @@ pub struct StoredManifest {
 }
 
 impl StoredManifest {
-    fn new(reference: &Reference, descriptor: Descriptor, raw: &[u8]) -> anyhow::Result<Self> {
-        let parsed: serde_json::Value =
-            serde_json::from_slice(raw).context("invalid manifest JSON")?;
+    fn new(reference: &Reference, descriptor: Descriptor, raw: &[u8]) -> Result<Self> {
+        let parsed: serde_json::Value = manifest_json::parse_json(raw, "manifest")?;
         let (schema_v2, oci) = match descriptor.media_type {
             MediaType::DockerManifest => (Some(parsed), None),
             _ => (None, Some(parsed)),
@@ -61,15 +60,18 @@ impl StoredManifest {
     }
 
     /// The manifest bytes.
-    pub fn raw_bytes(&self) -> anyhow::Result<Vec<u8>> {
+    pub fn raw_bytes(&self) -> Result<Vec<u8>> {
         base64::engine::general_purpose::STANDARD
             .decode(&self.raw)
-            .with_context(|| format!("invalid Raw of manifest {}", self.reference))
+            .map_err(|source| Error::InvalidRaw {
+                reference: self.reference.clone(),
+                source,
+            })
     }
 }
 
 /// docker's `normalizeReference`: Docker Hub rules, and `:latest` unless there is a digest.
-pub fn normalize_reference(text: &str) -> anyhow::Result<Reference> {
+pub fn normalize_reference(text: &str) -> Result<Reference> {
     Ok(Reference::parse_normalized(text)?.tag_name_only())
 }
 
@@ -90,7 +92,6 @@ impl ManifestListStore {
     }
 
     /// Its folder.
-    #[cfg(test)]
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -103,37 +104,44 @@ impl ManifestListStore {
         self.list_dir(list).join(file_safe(&manifest.to_string()))
     }
 
-    fn read(path: &Path, reference: &Reference) -> anyhow::Result<StoredManifest> {
+    fn read(path: &Path, reference: &Reference) -> Result<StoredManifest> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                bail!(NotFound(reference.to_string()))
+                return Err(Error::NotFound {
+                    reference: reference.to_string(),
+                })
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Err(e) => return Err(io_error("read", path, e)),
         };
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("invalid manifest file {}", path.display()))
+        serde_json::from_slice(&bytes).map_err(|source| Error::InvalidManifestFile {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
-    /// The member `manifest` of `list`.
-    pub fn get(&self, list: &Reference, manifest: &Reference) -> anyhow::Result<StoredManifest> {
+    /// The member `manifest` of `list`; [`Error::NotFound`] when it is not there.
+    pub fn get(&self, list: &Reference, manifest: &Reference) -> Result<StoredManifest> {
         Self::read(&self.manifest_path(list, manifest), manifest)
     }
 
-    /// Every member of `list`, in file-name order; `No such manifest` when there is no list.
-    pub fn get_list(&self, list: &Reference) -> anyhow::Result<Vec<StoredManifest>> {
+    /// Every member of `list`, in file-name order; [`Error::NotFound`] (`No such manifest`)
+    /// when there is no list.
+    pub fn get_list(&self, list: &Reference) -> Result<Vec<StoredManifest>> {
         let dir = self.list_dir(list);
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                bail!(NotFound(list.to_string()))
+                return Err(Error::NotFound {
+                    reference: list.to_string(),
+                })
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+            Err(e) => return Err(io_error("read", &dir, e)),
         };
         let mut paths = entries
             .map(|e| e.map(|e| e.path()))
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("cannot read {}", dir.display()))?;
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| io_error("read", &dir, e))?;
         paths.sort();
         paths.iter().map(|p| Self::read(p, list)).collect()
     }
@@ -144,37 +152,36 @@ impl ManifestListStore {
         list: &Reference,
         manifest: &Reference,
         stored: &StoredManifest,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let dir = self.list_dir(list);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
         let path = self.manifest_path(list, manifest);
-        let bytes = serde_json::to_vec(stored)?;
+        let bytes = serde_json::to_vec(stored).map_err(|source| Error::InvalidJson {
+            kind: "manifest",
+            source,
+        })?;
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
         std::fs::write(&tmp, bytes)
             .and_then(|()| std::fs::rename(&tmp, &path))
-            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(|e| io_error("write", &path, e))
     }
 
     /// Removes `list` and its members.
-    pub fn remove(&self, list: &Reference) -> anyhow::Result<()> {
+    pub fn remove(&self, list: &Reference) -> Result<()> {
         let dir = self.list_dir(list);
         match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("cannot remove {}", dir.display()))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error("remove", &dir, e)),
             _ => Ok(()),
         }
     }
 }
 
-/// docker's store "not found" error.
-#[derive(Debug, thiserror::Error)]
-#[error("No such manifest: {0}")]
-pub struct NotFound(pub String);
-
-fn is_not_found(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<NotFound>().is_some()
+fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Fetches an image manifest (not a list) with the platform of its config, as docker's
@@ -182,17 +189,21 @@ fn is_not_found(err: &anyhow::Error) -> bool {
 async fn fetch_image_manifest<R: Remote>(
     remote: &R,
     reference: &Reference,
-) -> anyhow::Result<StoredManifest> {
+) -> Result<StoredManifest> {
     let fetched = remote.resolve(reference).await?;
     let mut descriptor = fetched.descriptor.clone();
     if descriptor.media_type.as_str().is_empty() {
         descriptor.media_type = manifest_json::detect_media_type(&fetched.bytes)?;
     }
     if manifest_json::is_index(&descriptor.media_type) {
-        bail!("{reference} is a manifest list");
+        return Err(Error::IsManifestList {
+            reference: reference.clone(),
+        });
     }
     if !manifest_json::is_image_manifest(&descriptor.media_type) {
-        bail!("{reference} is not a manifest");
+        return Err(Error::NotAManifest {
+            reference: reference.clone(),
+        });
     }
     let manifest = manifest_json::parse_manifest(&fetched.bytes)?;
     let config = remote
@@ -209,23 +220,21 @@ pub async fn create<R: Remote>(
     list: &str,
     manifests: &[String],
     amend: bool,
-) -> anyhow::Result<String> {
-    let target = normalize_reference(list)
-        .with_context(|| format!("error parsing name for manifest list {list}"))?;
+) -> Result<String> {
+    let target = normalize_reference(list).map_err(|err| Error::InvalidListName {
+        list: list.to_owned(),
+        source: Box::new(err),
+    })?;
     match store.get_list(&target) {
-        Ok(_) if !amend => {
-            bail!("refusing to amend an existing manifest list with no --amend flag")
-        }
-        Ok(_) => {}
-        Err(e) if is_not_found(&e) => {}
+        Ok(_) if !amend => return Err(Error::ListExists),
+        Ok(_) | Err(Error::NotFound { .. }) => {}
         Err(e) => return Err(e),
     }
     for text in manifests {
         let reference = normalize_reference(text)?;
         let stored = match store.get(&target, &reference) {
             Ok(s) if !s.raw.is_empty() => s,
-            Ok(_) => fetch_image_manifest(remote, &reference).await?,
-            Err(e) if is_not_found(&e) => fetch_image_manifest(remote, &reference).await?,
+            Ok(_) | Err(Error::NotFound { .. }) => fetch_image_manifest(remote, &reference).await?,
             Err(e) => return Err(e),
         };
         store.save(&target, &reference, &stored)?;
@@ -286,15 +295,23 @@ pub fn annotate(
     list: &str,
     manifest: &str,
     annotation: &Annotation,
-) -> anyhow::Result<()> {
-    let target = normalize_reference(list)
-        .with_context(|| format!("annotate: error parsing name for manifest list {list}"))?;
-    let image = normalize_reference(manifest)
-        .with_context(|| format!("annotate: error parsing name for manifest {manifest}"))?;
+) -> Result<()> {
+    let parse = |what: &'static str, name: &str| {
+        normalize_reference(name).map_err(|err| Error::InvalidAnnotateName {
+            what,
+            name: name.to_owned(),
+            source: Box::new(err),
+        })
+    };
+    let target = parse("manifest list", list)?;
+    let image = parse("manifest", manifest)?;
     let mut stored = match store.get(&target, &image) {
         Ok(s) => s,
-        Err(e) if is_not_found(&e) => {
-            bail!("manifest for image {manifest} does not exist in {list}")
+        Err(Error::NotFound { .. }) => {
+            return Err(Error::NotInList {
+                manifest: manifest.to_owned(),
+                list: list.to_owned(),
+            })
         }
         Err(e) => return Err(e),
     };
@@ -320,11 +337,10 @@ pub fn annotate(
         platform.os_version = annotation.os_version.clone();
     }
     if !VALID_OS_ARCH.contains(&(platform.os.as_str(), platform.architecture.as_str())) {
-        bail!(
-            "manifest entry for image has unsupported os/arch combination: {}/{}",
-            annotation.os,
-            annotation.arch
-        );
+        return Err(Error::UnsupportedPlatform {
+            os: annotation.os.clone(),
+            arch: annotation.arch.clone(),
+        });
     }
     store.save(&target, &image, &stored)
 }
@@ -350,7 +366,7 @@ struct DockerList {
 
 /// distribution's `manifestlist.FromDescriptors`: the list docker pushes and prints,
 /// indented with three spaces.
-fn docker_list_bytes(entries: Vec<ListEntry>) -> anyhow::Result<Vec<u8>> {
+fn docker_list_bytes(entries: Vec<ListEntry>) -> Result<Vec<u8>> {
     to_go_json(
         &DockerList {
             schema_version: 2,
@@ -361,14 +377,13 @@ fn docker_list_bytes(entries: Vec<ListEntry>) -> anyhow::Result<Vec<u8>> {
     )
 }
 
-fn list_entry(target: &Reference, stored: &StoredManifest) -> anyhow::Result<ListEntry> {
+fn list_entry(target: &Reference, stored: &StoredManifest) -> Result<ListEntry> {
     let member = Reference::parse_normalized(&stored.reference)?;
     if member.domain() != target.domain() {
-        bail!(
-            "cannot use source images from a different registry than the target image: {} != {}",
-            member.domain(),
-            target.domain()
-        );
+        return Err(Error::OtherRegistry {
+            member: member.domain().to_owned(),
+            target: target.domain().to_owned(),
+        });
     }
     Ok(ListEntry {
         media_type: stored.descriptor.media_type.clone(),
@@ -379,36 +394,29 @@ fn list_entry(target: &Reference, stored: &StoredManifest) -> anyhow::Result<Lis
 }
 
 /// Go's `json.Indent(raw, "", "\t")`: the same keys and values, tab-indented.
-fn tab_indent(raw: &[u8]) -> anyhow::Result<String> {
-    let value: serde_json::Value = serde_json::from_slice(raw).context("invalid manifest JSON")?;
-    Ok(String::from_utf8(to_go_json(&value, "\t")?)?)
+fn tab_indent(raw: &[u8]) -> Result<String> {
+    let value: serde_json::Value = manifest_json::parse_json(raw, "manifest")?;
+    to_go_json_string(&value, "\t")
 }
 
-fn print_manifest(stored: &StoredManifest, verbose: bool) -> anyhow::Result<String> {
+fn print_manifest(stored: &StoredManifest, verbose: bool) -> Result<String> {
     if verbose {
-        return Ok(format!(
-            "{}\n",
-            String::from_utf8(to_go_json(stored, "\t")?)?
-        ));
+        return Ok(format!("{}\n", to_go_json_string(stored, "\t")?));
     }
     Ok(format!("{}\n", tab_indent(&stored.raw_bytes()?)?))
 }
 
-fn print_list(
-    target: &Reference,
-    list: &[StoredManifest],
-    verbose: bool,
-) -> anyhow::Result<String> {
+fn print_list(target: &Reference, list: &[StoredManifest], verbose: bool) -> Result<String> {
     if verbose {
-        return Ok(format!("{}\n", String::from_utf8(to_go_json(list, "\t")?)?));
+        return Ok(format!("{}\n", to_go_json_string(list, "\t")?));
     }
     let entries = list
         .iter()
         .map(|m| list_entry(target, m))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     Ok(format!(
         "{}\n",
-        String::from_utf8(docker_list_bytes(entries)?)?
+        String::from_utf8_lossy(&docker_list_bytes(entries)?)
     ))
 }
 
@@ -419,7 +427,7 @@ pub async fn inspect<R: Remote>(
     list: Option<&str>,
     manifest: &str,
     verbose: bool,
-) -> anyhow::Result<String> {
+) -> Result<String> {
     let named = normalize_reference(manifest)?;
     if let Some(list) = list {
         let list = normalize_reference(list)?;
@@ -427,7 +435,7 @@ pub async fn inspect<R: Remote>(
     }
     match store.get_list(&named) {
         Ok(local) => return print_list(&named, &local, verbose),
-        Err(e) if is_not_found(&e) => {}
+        Err(Error::NotFound { .. }) => {}
         Err(e) => return Err(e),
     }
     let fetched = remote.resolve(&named).await?;
@@ -460,20 +468,19 @@ pub async fn push<R: Remote>(
     remote: &R,
     list: &str,
     purge: bool,
-) -> anyhow::Result<String> {
+) -> Result<String> {
     let target = normalize_reference(list)?;
     let members = store.get_list(&target)?;
     if members.is_empty() {
-        bail!("{target} not found");
+        return Err(Error::EmptyList { reference: target });
     }
     let mut entries = Vec::new();
     for m in &members {
         let p = m.descriptor.platform.as_ref();
         if p.is_none_or(|p| p.architecture.is_empty() || p.os.is_empty()) {
-            bail!(
-                "manifest {} must have an OS and Architecture to be pushed to a registry",
-                m.reference
-            );
+            return Err(Error::NoPlatform {
+                reference: m.reference.clone(),
+            });
         }
         entries.push(list_entry(&target, m)?);
     }
@@ -507,7 +514,7 @@ pub async fn push<R: Remote>(
 
 /// `docker manifest rm LIST...`: every list that exists is removed; the errors of the
 /// others are joined, one per line.
-pub fn remove(store: &ManifestListStore, lists: &[String]) -> anyhow::Result<()> {
+pub fn remove(store: &ManifestListStore, lists: &[String]) -> Result<()> {
     let mut errors = Vec::new();
     for list in lists {
         let result = normalize_reference(list).and_then(|target| {
@@ -515,13 +522,13 @@ pub fn remove(store: &ManifestListStore, lists: &[String]) -> anyhow::Result<()>
             store.remove(&target)
         });
         if let Err(e) = result {
-            errors.push(format!("{e:#}"));
+            errors.push(e);
         }
     }
     if errors.is_empty() {
         Ok(())
     } else {
-        bail!("{}", errors.join("\n"))
+        Err(Error::Remove(errors))
     }
 }
 

@@ -211,3 +211,23 @@ async fn rm_removes_existing_lists_and_reports_the_rest() {
         .get_list(&normalize_reference(&list).unwrap())
         .is_err());
 }
+
+#[test]
+fn rm_reports_each_failure_on_its_own_line_and_keeps_them_typed() {
+    let (_dir, store, _remote) = setup();
+    let err = remove(&store, &[format!("{REG}/gone:1"), "BAD".to_owned()]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "No such manifest: {REG}/gone:1\n\
+             invalid reference \"BAD\": repository name must be lowercase"
+        )
+    );
+    let Error::Remove(errors) = err else {
+        panic!("not a remove error: {err:?}");
+    };
+    assert!(
+        matches!(&errors[0], Error::NotFound { reference } if *reference == format!("{REG}/gone:1"))
+    );
+    assert!(matches!(&errors[1], Error::Oci(_)));
+}

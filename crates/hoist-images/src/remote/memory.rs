@@ -1,12 +1,17 @@
-//! An in-memory registry for unit tests: repositories of blobs and tagged manifests.
+//! [`MemoryRemote`]: an in-memory registry for tests (this crate's, and other crates' with
+//! the `testing` feature): repositories of blobs and tagged manifests, keyed by repository
+//! name (`reg.example:5000/app`). It fails as a registry does, with
+//! `hoist_registry::RegistryError`s: `NotFound` for what it lacks, a 400
+//! status (`MANIFEST_BLOB_UNKNOWN`) for a manifest pushed before its blobs or children.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use anyhow::{anyhow, bail};
 use hoist_oci::{Descriptor, Digest, MediaType, Reference};
+use hoist_registry::RegistryError;
 
 use super::{Fetched, Remote};
+use crate::error::Result;
 use crate::manifest_json;
 
 #[derive(Debug, Default)]
@@ -20,15 +25,51 @@ struct Repo {
 #[derive(Debug, Default)]
 pub struct MemoryRemote {
     repos: Mutex<BTreeMap<String, Repo>>,
-    /// `(from, to, digest)` of every blob copy that had to do something.
-    pub copies: Mutex<Vec<(String, String, Digest)>>,
+    copies: Mutex<Vec<(String, String, Digest)>>,
+}
+
+/// The registry host of a repository name.
+fn registry_of(repo: &str) -> String {
+    repo.split_once('/')
+        .map_or(repo, |(host, _)| host)
+        .to_owned()
+}
+
+fn not_found(repo: &str, what: String) -> RegistryError {
+    RegistryError::NotFound {
+        registry: registry_of(repo),
+        what,
+    }
+}
+
+/// A registry's answer to a manifest whose blobs or children it lacks.
+fn blob_unknown(reference: &Reference, digest: &Digest) -> RegistryError {
+    RegistryError::Status {
+        method: "PUT".to_owned(),
+        url: format!("memory://{reference}"),
+        status: 400,
+        message: format!("MANIFEST_BLOB_UNKNOWN: blob unknown to registry: {digest}"),
+    }
 }
 
 impl MemoryRemote {
+    /// The repositories; a test that panicked while holding the lock left them usable.
+    fn repos(&self) -> MutexGuard<'_, BTreeMap<String, Repo>> {
+        self.repos.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `(from, to, digest)` of every blob copy so far that had to do something.
+    pub fn copies(&self) -> Vec<(String, String, Digest)> {
+        self.copies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Stores a blob in `repo`; its descriptor.
     pub fn put_blob(&self, repo: &str, media_type: MediaType, bytes: &[u8]) -> Descriptor {
         let desc = Descriptor::of_bytes(media_type, bytes);
-        let mut repos = self.repos.lock().unwrap();
+        let mut repos = self.repos();
         repos
             .entry(repo.to_owned())
             .or_default()
@@ -46,7 +87,7 @@ impl MemoryRemote {
         bytes: &[u8],
     ) -> Descriptor {
         let desc = Descriptor::of_bytes(media_type.clone(), bytes);
-        let mut repos = self.repos.lock().unwrap();
+        let mut repos = self.repos();
         let r = repos.entry(repo.to_owned()).or_default();
         r.manifests
             .insert(desc.digest.clone(), (media_type, bytes.to_vec()));
@@ -71,13 +112,13 @@ impl MemoryRemote {
             "config": config,
             "layers": [layer],
         });
-        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let bytes = manifest.to_string().into_bytes();
         self.put_manifest(repo, Some(tag), MediaType::OciManifest, &bytes)
     }
 
     /// The blobs `repo` holds.
     pub fn blob_digests(&self, repo: &str) -> BTreeSet<Digest> {
-        let repos = self.repos.lock().unwrap();
+        let repos = self.repos();
         repos
             .get(repo)
             .map(|r| r.blobs.keys().cloned().collect())
@@ -86,17 +127,17 @@ impl MemoryRemote {
 
     /// The manifest bytes `repo:tag` points at.
     pub fn tagged(&self, repo: &str, tag: &str) -> Option<(MediaType, Vec<u8>)> {
-        let repos = self.repos.lock().unwrap();
+        let repos = self.repos();
         let r = repos.get(repo)?;
         r.manifests.get(r.tags.get(tag)?).cloned()
     }
 
-    fn get(&self, repo: &str, digest: &Digest) -> anyhow::Result<Fetched> {
-        let repos = self.repos.lock().unwrap();
+    fn get(&self, repo: &str, digest: &Digest) -> Result<Fetched> {
+        let repos = self.repos();
         let (mt, bytes) = repos
             .get(repo)
             .and_then(|r| r.manifests.get(digest))
-            .ok_or_else(|| anyhow!("{repo}@{digest}: not found"))?;
+            .ok_or_else(|| not_found(repo, format!("{repo}@{digest}")))?;
         Ok(Fetched {
             descriptor: Descriptor::of_bytes(mt.clone(), bytes),
             bytes: bytes.clone(),
@@ -105,18 +146,18 @@ impl MemoryRemote {
 }
 
 impl Remote for MemoryRemote {
-    async fn resolve(&self, reference: &Reference) -> anyhow::Result<Fetched> {
+    async fn resolve(&self, reference: &Reference) -> Result<Fetched> {
         let repo = reference.name();
         let digest = match reference.digest() {
             Some(d) => d.clone(),
             None => {
                 let tag = reference.tag().unwrap_or("latest");
-                let repos = self.repos.lock().unwrap();
+                let repos = self.repos();
                 repos
                     .get(&repo)
                     .and_then(|r| r.tags.get(tag))
                     .cloned()
-                    .ok_or_else(|| anyhow!("{reference}: not found"))?
+                    .ok_or_else(|| not_found(&repo, reference.to_string()))?
             }
         };
         self.get(&repo, &digest)
@@ -126,7 +167,7 @@ impl Remote for MemoryRemote {
         &self,
         repository: &Reference,
         descriptor: &Descriptor,
-    ) -> anyhow::Result<Fetched> {
+    ) -> Result<Fetched> {
         self.get(&repository.name(), &descriptor.digest)
     }
 
@@ -135,13 +176,15 @@ impl Remote for MemoryRemote {
         repository: &Reference,
         descriptor: &Descriptor,
         _limit: u64,
-    ) -> anyhow::Result<Vec<u8>> {
-        let repos = self.repos.lock().unwrap();
+    ) -> Result<Vec<u8>> {
+        let repos = self.repos();
         repos
             .get(&repository.name())
             .and_then(|r| r.blobs.get(&descriptor.digest))
             .cloned()
-            .ok_or_else(|| anyhow!("blob {} not found", descriptor.digest))
+            .ok_or_else(|| {
+                not_found(&repository.name(), format!("blob {}", descriptor.digest)).into()
+            })
     }
 
     async fn copy_blob(
@@ -149,8 +192,8 @@ impl Remote for MemoryRemote {
         from: &Reference,
         to: &Reference,
         descriptor: &Descriptor,
-    ) -> anyhow::Result<()> {
-        let mut repos = self.repos.lock().unwrap();
+    ) -> Result<()> {
+        let mut repos = self.repos();
         if repos
             .get(&to.name())
             .is_some_and(|r| r.blobs.contains_key(&descriptor.digest))
@@ -162,7 +205,7 @@ impl Remote for MemoryRemote {
             .and_then(|r| r.blobs.get(&descriptor.digest))
             .cloned()
         else {
-            bail!("blob {} not found in {}", descriptor.digest, from.name());
+            return Err(not_found(&from.name(), format!("blob {}", descriptor.digest)).into());
         };
         repos
             .entry(to.name())
@@ -171,7 +214,7 @@ impl Remote for MemoryRemote {
             .insert(descriptor.digest.clone(), bytes);
         self.copies
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .push((from.name(), to.name(), descriptor.digest.clone()));
         Ok(())
     }
@@ -181,22 +224,22 @@ impl Remote for MemoryRemote {
         reference: &Reference,
         bytes: Vec<u8>,
         media_type: &MediaType,
-    ) -> anyhow::Result<Descriptor> {
+    ) -> Result<Descriptor> {
         // A registry refuses a manifest whose blobs or children it lacks.
         let repo = reference.name();
         {
-            let repos = self.repos.lock().unwrap();
+            let repos = self.repos();
             let r = repos.get(&repo);
             if manifest_json::is_index(media_type) {
                 for m in manifest_json::parse_index(&bytes)?.manifests {
                     if !r.is_some_and(|r| r.manifests.contains_key(&m.digest)) {
-                        bail!("manifest blob unknown: {} in {repo}", m.digest);
+                        return Err(blob_unknown(reference, &m.digest).into());
                     }
                 }
             } else {
                 for b in manifest_json::blobs(&manifest_json::parse_manifest(&bytes)?) {
                     if !r.is_some_and(|r| r.blobs.contains_key(&b.digest)) {
-                        bail!("blob unknown: {} in {repo}", b.digest);
+                        return Err(blob_unknown(reference, &b.digest).into());
                     }
                 }
             }

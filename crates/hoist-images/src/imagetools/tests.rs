@@ -31,7 +31,7 @@ fn sources_parse_as_digest_reference_or_descriptor() {
     ))
     .unwrap();
     assert_eq!(s.descriptor.platform.unwrap().architecture, "s390x");
-    let err = format!("{:#}", parse_source("sha256:nothex").unwrap_err());
+    let err = crate::error::chain(&parse_source("sha256:nothex").unwrap_err());
     assert!(
         err.starts_with("failed to parse source \"sha256:nothex\", valid sources are digests"),
         "{err}"
@@ -60,7 +60,7 @@ async fn refuses_like_buildx() {
     let req = request(&[&repo("a:1")], &[&repo("b:1"), d]);
     let err = create(&remote, &req).await.unwrap_err();
     assert_eq!(
-        format!("{err:#}"),
+        crate::error::chain(&err),
         format!("multiple repositories specified, cannot infer repository for \"{d}\"")
     );
 }
@@ -141,7 +141,7 @@ async fn indexes_are_flattened_and_append_keeps_the_old_entries() {
         .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64", "linux/s390x"]);
     // Same repository: nothing copied.
-    assert!(remote.copies.lock().unwrap().is_empty());
+    assert!(remote.copies().is_empty());
     assert!(created.copied.is_empty());
 }
 
@@ -344,7 +344,7 @@ async fn annotations_go_on_the_oci_index_and_its_descriptors() {
     req.annotations = vec!["bad".into()];
     let err = create(&remote, &req).await.unwrap_err();
     assert_eq!(
-        format!("{err:#}"),
+        crate::error::chain(&err),
         "failed to parse annotations: invalid annotation \"bad\", expected key=value"
     );
 }

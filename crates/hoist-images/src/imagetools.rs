@@ -17,11 +17,11 @@ mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{anyhow, bail, Context as _};
 use futures::future::try_join_all;
 use hoist_oci::{Descriptor, Digest, MediaType, Platform, Reference};
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::manifest_json::{self, ConfigPlatform, Index};
 use crate::remote::{Fetched, Remote, MAX_CONFIG_SIZE};
 
@@ -60,11 +60,10 @@ pub struct SourceDescriptor {
 }
 
 /// buildx's `parseSource`: a digest, else a reference, else descriptor JSON.
-pub fn parse_source(text: &str) -> anyhow::Result<Source> {
-    let wrap = |err: anyhow::Error| {
-        err.context(format!(
-            "failed to parse source {text:?}, valid sources are digests, references and descriptors"
-        ))
+pub fn parse_source(text: &str) -> Result<Source> {
+    let wrap = |err: Error| Error::InvalidSource {
+        text: text.to_owned(),
+        source: Box::new(err),
     };
     match Digest::parse(text) {
         Ok(digest) => {
@@ -89,8 +88,8 @@ pub fn parse_source(text: &str) -> anyhow::Result<Source> {
         Err(err) if !text.trim_start().starts_with('{') => return Err(wrap(err.into())),
         Err(_) => {}
     }
-    let descriptor: SourceDescriptor = serde_json::from_str(text)
-        .map_err(|err| wrap(anyhow!("invalid descriptor JSON: {err}")))?;
+    let descriptor: SourceDescriptor =
+        serde_json::from_str(text).map_err(|err| wrap(Error::InvalidDescriptor(err)))?;
     Ok(Source {
         reference: None,
         descriptor,
@@ -151,20 +150,25 @@ pub struct Created {
 
 /// `imagetools create`: checks the request, resolves the sources, combines them and (unless
 /// a dry run) copies foreign sources and pushes the result to every tag.
-pub async fn create<R: Remote>(remote: &R, request: &CreateRequest) -> anyhow::Result<Created> {
+pub async fn create<R: Remote>(remote: &R, request: &CreateRequest) -> Result<Created> {
     if request.sources.is_empty() {
-        bail!("no sources specified");
+        return Err(Error::NoSources);
     }
     if !request.dry_run && request.tags.is_empty() {
-        bail!("can't push with no tags specified, please set --tag or --dry-run");
+        return Err(Error::NoTags);
     }
     let tags = request
         .tags
         .iter()
-        .map(|t| Reference::parse_normalized(t).with_context(|| format!("invalid tag {t:?}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|t| {
+            Reference::parse_normalized(t).map_err(|source| Error::InvalidTag {
+                tag: t.clone(),
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let annotations = parse_annotations(&request.annotations)
-        .map_err(|err| err.context("failed to parse annotations"))?;
+        .map_err(|err| Error::InvalidAnnotations(Box::new(err)))?;
     let mut texts = request.sources.clone();
     if request.append {
         if let Some(first) = request.tags.first() {
@@ -174,7 +178,7 @@ pub async fn create<R: Remote>(remote: &R, request: &CreateRequest) -> anyhow::R
     let sources = texts
         .iter()
         .map(|t| parse_source(t))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
 
     let mut repos: BTreeSet<String> = tags.iter().map(Reference::name).collect();
     repos.extend(
@@ -183,7 +187,7 @@ pub async fn create<R: Remote>(remote: &R, request: &CreateRequest) -> anyhow::R
             .filter_map(|s| s.reference.as_ref().map(Reference::name)),
     );
     if repos.is_empty() {
-        bail!("no repositories specified, please set a reference in tag or source");
+        return Err(Error::NoRepositories);
     }
     let default_repo = if repos.len() == 1 {
         repos.iter().next().cloned()
@@ -196,7 +200,7 @@ pub async fn create<R: Remote>(remote: &R, request: &CreateRequest) -> anyhow::R
         .iter()
         .zip(&texts)
         .map(|(source, text)| locate_source(source, text, default_repo.as_deref()))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     let resolved = try_join_all(
         sources
             .iter()
@@ -238,7 +242,10 @@ pub async fn create<R: Remote>(remote: &R, request: &CreateRequest) -> anyhow::R
         remote
             .push_manifest(&tag, created.bytes.clone(), &created.descriptor.media_type)
             .await
-            .with_context(|| format!("cannot push {tag}"))?;
+            .map_err(|err| Error::Push {
+                reference: tag.clone(),
+                source: Box::new(err),
+            })?;
         created.pushed.push(tag);
     }
     Ok(created)
@@ -246,19 +253,19 @@ pub async fn create<R: Remote>(remote: &R, request: &CreateRequest) -> anyhow::R
 
 /// The reference a source is fetched by: its own (with `:latest` added), or the default
 /// repository at the source's digest.
-fn locate_source(
-    source: &Source,
-    text: &str,
-    default_repo: Option<&str>,
-) -> anyhow::Result<Reference> {
+fn locate_source(source: &Source, text: &str, default_repo: Option<&str>) -> Result<Reference> {
     if let Some(reference) = &source.reference {
         return Ok(reference.tag_name_only());
     }
     let Some(repo) = default_repo else {
-        bail!("multiple repositories specified, cannot infer repository for {text:?}");
+        return Err(Error::AmbiguousRepository {
+            text: text.to_owned(),
+        });
     };
     let Some(digest) = &source.descriptor.digest else {
-        bail!("source {text:?} has no digest");
+        return Err(Error::SourceWithoutDigest {
+            text: text.to_owned(),
+        });
     };
     Ok(Reference::parse_normalized(repo)?.with_digest(digest.clone()))
 }
@@ -268,21 +275,23 @@ async fn resolve_source<R: Remote>(
     remote: &R,
     source: &Source,
     repository: Reference,
-) -> anyhow::Result<Resolved> {
+) -> Result<Resolved> {
     let given = &source.descriptor;
     let fetched = remote
         .resolve(&repository)
         .await
-        .with_context(|| format!("cannot resolve {repository}"))?;
+        .map_err(|err| Error::Resolve {
+            reference: repository.clone(),
+            source: Box::new(err),
+        })?;
     let mut descriptor = fetched.descriptor.clone();
     if let Some(size) = given.size.filter(|s| *s != 0) {
         if size != descriptor.size {
-            bail!(
-                "invalid size mismatch for {}, {} != {}",
-                descriptor.digest,
-                size,
-                descriptor.size
-            );
+            return Err(Error::SizeMismatch {
+                digest: descriptor.digest,
+                given: size,
+                actual: descriptor.size,
+            });
         }
     }
     if descriptor.media_type.as_str().is_empty() {
@@ -310,14 +319,14 @@ async fn combine<R: Remote>(
     mut sources: Vec<Resolved>,
     prefer_index: bool,
     annotations: &[Annotation],
-) -> anyhow::Result<(Vec<u8>, Descriptor)> {
+) -> Result<(Vec<u8>, Descriptor)> {
     for source in &mut sources {
         let mt = &source.descriptor.media_type;
         if matches!(
             mt,
             MediaType::DockerManifestV1 | MediaType::DockerManifestV1Signed
         ) {
-            bail!("schema1 manifests are not allowed in manifest lists");
+            return Err(Error::Schema1InList);
         }
         if manifest_json::is_image_manifest(mt) {
             let mut platform = source.descriptor.platform.clone().unwrap_or_default();
@@ -386,17 +395,28 @@ async fn combine<R: Remote>(
     Ok((bytes, descriptor))
 }
 
+/// Image config bytes as a JSON value.
+fn config_json(digest: &Digest, config: &[u8]) -> Result<serde_json::Value> {
+    serde_json::from_slice(config).map_err(|source| Error::InvalidConfig {
+        digest: digest.clone(),
+        source,
+    })
+}
+
 /// The normalised platform in the config of the manifest `manifest_bytes`.
 async fn config_platform<R: Remote>(
     remote: &R,
     repository: &Reference,
     manifest_bytes: &[u8],
-) -> anyhow::Result<Platform> {
+) -> Result<Platform> {
     let manifest = manifest_json::parse_manifest(manifest_bytes)?;
     let config = remote
         .fetch_blob_bytes(repository, &manifest.config, MAX_CONFIG_SIZE)
         .await
-        .with_context(|| format!("cannot fetch config {}", manifest.config.digest))?;
+        .map_err(|err| Error::FetchConfig {
+            digest: manifest.config.digest.clone(),
+            source: Box::new(err),
+        })?;
     Ok(ConfigPlatform::parse(&config)?.to_platform().normalize())
 }
 
@@ -407,11 +427,15 @@ pub async fn copy_chain<R: Remote>(
     from: &Reference,
     descriptor: &Descriptor,
     to: &Reference,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let fetched = remote
         .fetch_manifest(from, descriptor)
         .await
-        .with_context(|| format!("cannot fetch {}@{}", from.name(), descriptor.digest))?;
+        .map_err(|err| Error::FetchManifest {
+            repository: from.name(),
+            digest: descriptor.digest.clone(),
+            source: Box::new(err),
+        })?;
     let media_type = if descriptor.media_type.as_str().is_empty() {
         manifest_json::detect_media_type(&fetched.bytes)?
     } else {
@@ -431,7 +455,11 @@ pub async fn copy_chain<R: Remote>(
                     remote
                         .copy_blob(from, to, b)
                         .await
-                        .with_context(|| format!("cannot copy blob {} to {}", b.digest, to.name()))
+                        .map_err(|err| Error::CopyBlob {
+                            digest: b.digest.clone(),
+                            repository: to.name(),
+                            source: Box::new(err),
+                        })
                 }),
         )
         .await?;
@@ -443,7 +471,10 @@ pub async fn copy_chain<R: Remote>(
     remote
         .push_manifest(&by_digest, fetched.bytes, &media_type)
         .await
-        .with_context(|| format!("cannot push {by_digest}"))?;
+        .map_err(|err| Error::Push {
+            reference: by_digest.clone(),
+            source: Box::new(err),
+        })?;
     Ok(())
 }
 
@@ -461,14 +492,20 @@ pub struct Inspection {
 }
 
 /// `imagetools inspect`: resolves `name`.
-pub async fn inspect<R: Remote>(remote: &R, name: &str) -> anyhow::Result<Inspection> {
+pub async fn inspect<R: Remote>(remote: &R, name: &str) -> Result<Inspection> {
     let reference = Reference::parse_normalized(name)
-        .with_context(|| format!("invalid reference {name:?}"))?
+        .map_err(|source| Error::InvalidReference {
+            name: name.to_owned(),
+            source,
+        })?
         .tag_name_only();
     let mut fetched = remote
         .resolve(&reference)
         .await
-        .with_context(|| format!("cannot resolve {reference}"))?;
+        .map_err(|err| Error::Resolve {
+            reference: reference.clone(),
+            source: Box::new(err),
+        })?;
     if fetched.descriptor.media_type.as_str().is_empty() {
         fetched.descriptor.media_type = manifest_json::detect_media_type(&fetched.bytes)?;
     }
@@ -600,7 +637,7 @@ pub struct TemplateInput {
 pub async fn template_input<R: Remote>(
     remote: &R,
     inspection: &Inspection,
-) -> anyhow::Result<TemplateInput> {
+) -> Result<TemplateInput> {
     let desc = &inspection.fetched.descriptor;
     let repo = &inspection.reference;
     let mut configs: BTreeMap<String, serde_json::Value> = BTreeMap::new();
@@ -611,8 +648,7 @@ pub async fn template_input<R: Remote>(
                 let config = remote
                     .fetch_blob_bytes(repo, &m.config, MAX_CONFIG_SIZE)
                     .await?;
-                let value: serde_json::Value = serde_json::from_slice(&config)
-                    .with_context(|| format!("invalid image config {}", m.config.digest))?;
+                let value = config_json(&m.config.digest, &config)?;
                 configs.insert(String::new(), value);
             }
             TemplateManifest::Manifest(desc.clone())
@@ -631,8 +667,7 @@ pub async fn template_input<R: Remote>(
                 let config = remote
                     .fetch_blob_bytes(repo, &m.config, MAX_CONFIG_SIZE)
                     .await?;
-                let value: serde_json::Value = serde_json::from_slice(&config)
-                    .with_context(|| format!("invalid image config {}", m.config.digest))?;
+                let value = config_json(&m.config.digest, &config)?;
                 let key = match &child.platform {
                     Some(p) => p.format(),
                     None => ConfigPlatform::parse(&config)?.to_platform().format(),

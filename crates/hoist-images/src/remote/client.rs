@@ -2,29 +2,58 @@
 //! repositories of one registry by cross-repository mount; between registries they are
 //! downloaded into the local content store (streamed, verified) and uploaded from there.
 
-use anyhow::Context as _;
-use hoist_content::StateDir;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::PathBuf;
+
+use hoist_content::ContentStore;
 use hoist_oci::{Descriptor, MediaType, Reference};
 use hoist_registry::{RegistryClient, Repository};
 
 use super::{Fetched, Remote};
+use crate::error::{Error, Result};
 
 /// The registry client plus the state dir whose content store relays cross-registry copies.
 #[derive(Debug, Clone)]
 pub struct ClientRemote {
     client: RegistryClient,
-    state: StateDir,
+    state_root: PathBuf,
 }
 
 impl ClientRemote {
-    /// Wraps `client`; cross-registry copies pass through `state`'s content store.
-    pub fn new(client: RegistryClient, state: StateDir) -> Self {
-        ClientRemote { client, state }
+    /// Wraps `client`; cross-registry copies pass through the content store of the state
+    /// dir at `state_root`, opened (and the dir created) only when a copy needs it.
+    pub fn new(client: RegistryClient, state_root: impl Into<PathBuf>) -> Self {
+        ClientRemote {
+            client,
+            state_root: state_root.into(),
+        }
+    }
+
+    /// The relay store; a missing state dir is created private (0700), as hoist creates it
+    /// everywhere.
+    fn relay_store(&self) -> Result<ContentStore> {
+        let root = &self.state_root;
+        let relay_error = |source| Error::RelayStore {
+            root: root.clone(),
+            source,
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|source| {
+                relay_error(hoist_content::Error::Io {
+                    action: "create state dir",
+                    path: root.clone(),
+                    source,
+                })
+            })?;
+        ContentStore::open(root).map_err(relay_error)
     }
 }
 
 impl Remote for ClientRemote {
-    async fn resolve(&self, reference: &Reference) -> anyhow::Result<Fetched> {
+    async fn resolve(&self, reference: &Reference) -> Result<Fetched> {
         let resolved = self.client.resolve(reference).await?;
         Ok(Fetched {
             descriptor: resolved.descriptor,
@@ -36,7 +65,7 @@ impl Remote for ClientRemote {
         &self,
         repository: &Reference,
         descriptor: &Descriptor,
-    ) -> anyhow::Result<Fetched> {
+    ) -> Result<Fetched> {
         let resolved = self
             .client
             .fetch_manifest(&Repository::from(repository), descriptor)
@@ -52,7 +81,7 @@ impl Remote for ClientRemote {
         repository: &Reference,
         descriptor: &Descriptor,
         limit: u64,
-    ) -> anyhow::Result<Vec<u8>> {
+    ) -> Result<Vec<u8>> {
         let bytes = self
             .client
             .fetch_blob_bytes(&Repository::from(repository), descriptor, limit)
@@ -65,13 +94,8 @@ impl Remote for ClientRemote {
         from: &Reference,
         to: &Reference,
         descriptor: &Descriptor,
-    ) -> anyhow::Result<()> {
-        let store = self.state.open_content_store().with_context(|| {
-            format!(
-                "cannot open the content store in {}",
-                self.state.root().display()
-            )
-        })?;
+    ) -> Result<()> {
+        let store = self.relay_store()?;
         self.client
             .copy_blob(
                 &Repository::from(from),
@@ -88,7 +112,7 @@ impl Remote for ClientRemote {
         reference: &Reference,
         bytes: Vec<u8>,
         media_type: &MediaType,
-    ) -> anyhow::Result<Descriptor> {
+    ) -> Result<Descriptor> {
         Ok(self
             .client
             .push_manifest(reference, bytes.into(), media_type.clone())

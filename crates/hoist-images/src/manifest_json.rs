@@ -1,22 +1,31 @@
 //! Reading and writing the JSON documents of the `imagetools` and `manifest` commands:
-//! hoist-oci's [`Index`] and [`Manifest`] parsed with errors for the CLI,
+//! hoist-oci's [`Index`] and [`Manifest`] parsed with this crate's errors,
 //! [`ConfigPlatform`] (only the platform fields of an image config, every one optional, so
 //! odd configs still give a platform), buildx's media type detection, and Go-compatible
 //! indented output. Raw bytes are never re-serialised when they are pushed or copied.
 
-use anyhow::Context as _;
 use hoist_oci::{go_json, media_types, Descriptor, MediaType, Platform};
 pub use hoist_oci::{Index, Manifest};
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
+
 /// Parses index (or manifest list) bytes.
-pub fn parse_index(bytes: &[u8]) -> anyhow::Result<Index> {
-    serde_json::from_slice(bytes).context("invalid image index JSON")
+pub fn parse_index(bytes: &[u8]) -> Result<Index> {
+    parse_json(bytes, "image index")
 }
 
 /// Parses image manifest bytes.
-pub fn parse_manifest(bytes: &[u8]) -> anyhow::Result<Manifest> {
-    serde_json::from_slice(bytes).context("invalid image manifest JSON")
+pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
+    parse_json(bytes, "image manifest")
+}
+
+/// Parses JSON `bytes` that should be a `kind` (named in the error).
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    kind: &'static str,
+) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| Error::InvalidJson { kind, source })
 }
 
 /// Config and layers: every blob a manifest needs, config first.
@@ -47,8 +56,8 @@ pub struct ConfigPlatform {
 
 impl ConfigPlatform {
     /// Reads the platform fields of image config bytes.
-    pub fn parse(bytes: &[u8]) -> anyhow::Result<Self> {
-        serde_json::from_slice(bytes).context("invalid image config JSON")
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        parse_json(bytes, "image config")
     }
 
     /// As a [`Platform`] (not normalised).
@@ -82,7 +91,7 @@ pub fn is_image_manifest(media_type: &MediaType) -> bool {
 
 /// buildx's `detectMediaType`: the `mediaType` field when present, else a Docker manifest
 /// when there is a `config`, schema 1 when there are `fsLayers`, else a Docker manifest list.
-pub fn detect_media_type(bytes: &[u8]) -> anyhow::Result<MediaType> {
+pub fn detect_media_type(bytes: &[u8]) -> Result<MediaType> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Probe {
@@ -93,7 +102,7 @@ pub fn detect_media_type(bytes: &[u8]) -> anyhow::Result<MediaType> {
         #[serde(default)]
         fs_layers: Vec<serde_json::Value>,
     }
-    let probe: Probe = serde_json::from_slice(bytes).context("invalid manifest JSON")?;
+    let probe: Probe = parse_json(bytes, "manifest")?;
     Ok(match probe.media_type.filter(|m| !m.is_empty()) {
         Some(mt) => MediaType::from_string(&mt),
         None if probe.config.is_some() => MediaType::from_string(media_types::DOCKER_MANIFEST),
@@ -105,8 +114,13 @@ pub fn detect_media_type(bytes: &[u8]) -> anyhow::Result<MediaType> {
 }
 
 /// `value` as Go's `json.MarshalIndent(value, "", indent)` writes it (hoist-oci's `go_json`).
-pub fn to_go_json<T: Serialize + ?Sized>(value: &T, indent: &str) -> anyhow::Result<Vec<u8>> {
-    go_json::to_vec_indent(value, "", indent).context("cannot serialise JSON")
+pub fn to_go_json<T: Serialize + ?Sized>(value: &T, indent: &str) -> Result<Vec<u8>> {
+    go_json::to_vec_indent(value, "", indent).map_err(Error::Serialise)
+}
+
+/// [`to_go_json`] as text (Go's JSON is always UTF-8).
+pub fn to_go_json_string<T: Serialize + ?Sized>(value: &T, indent: &str) -> Result<String> {
+    Ok(String::from_utf8_lossy(&to_go_json(value, indent)?).into_owned())
 }
 
 #[cfg(test)]
@@ -128,7 +142,7 @@ mod tests {
     #[test]
     fn go_json_escapes_html_and_indents() {
         let v = serde_json::json!({"a": "<&>", "b": [1]});
-        let out = String::from_utf8(to_go_json(&v, "   ").unwrap()).unwrap();
+        let out = to_go_json_string(&v, "   ").unwrap();
         assert_eq!(
             out,
             "{\n   \"a\": \"\\u003c\\u0026\\u003e\",\n   \"b\": [\n      1\n   ]\n}"

@@ -1,13 +1,16 @@
 //! [`Remote`]: the registry operations the `imagetools` and `manifest` commands need
 //! (resolve, fetch manifests and small blobs, copy blobs between repositories, push
 //! manifests), as a trait so their logic is unit-tested against an in-memory registry
-//! ([`memory::MemoryRemote`], tests only) and run against real ones through
-//! `hoist_registry::RegistryClient` ([`client`]).
+//! (`memory::MemoryRemote`: in this crate's tests, and for other crates' tests with the
+//! `testing` feature) and run against real ones through `hoist_registry::RegistryClient`
+//! ([`ClientRemote`]).
 
 use hoist_oci::{Descriptor, MediaType, Reference};
 
+use crate::error::Result;
+
 mod client;
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 
 pub use client::ClientRemote;
@@ -22,17 +25,18 @@ pub struct Fetched {
 }
 
 /// Registry operations. Repositories are [`Reference`]s whose tag and digest are ignored.
-#[allow(async_fn_in_trait)] // only implemented and called inside this crate
+// The futures are awaited where they are made (never spawned), so they need no `Send` bound.
+#[allow(async_fn_in_trait)]
 pub trait Remote {
     /// The manifest or index `reference` names (by tag or digest).
-    async fn resolve(&self, reference: &Reference) -> anyhow::Result<Fetched>;
+    async fn resolve(&self, reference: &Reference) -> Result<Fetched>;
 
     /// The manifest or index `descriptor` points at, from `repository`.
     async fn fetch_manifest(
         &self,
         repository: &Reference,
         descriptor: &Descriptor,
-    ) -> anyhow::Result<Fetched>;
+    ) -> Result<Fetched>;
 
     /// A small blob (an image config) of `repository`, verified, at most `limit` bytes.
     async fn fetch_blob_bytes(
@@ -40,7 +44,7 @@ pub trait Remote {
         repository: &Reference,
         descriptor: &Descriptor,
         limit: u64,
-    ) -> anyhow::Result<Vec<u8>>;
+    ) -> Result<Vec<u8>>;
 
     /// Makes the blob `descriptor` of `from` present in `to`: nothing when it is there,
     /// a cross-repository mount within one registry, else a copy of the bytes.
@@ -49,7 +53,7 @@ pub trait Remote {
         from: &Reference,
         to: &Reference,
         descriptor: &Descriptor,
-    ) -> anyhow::Result<()>;
+    ) -> Result<()>;
 
     /// Pushes manifest or index bytes under `reference`'s tag (or by digest).
     async fn push_manifest(
@@ -57,7 +61,7 @@ pub trait Remote {
         reference: &Reference,
         bytes: Vec<u8>,
         media_type: &MediaType,
-    ) -> anyhow::Result<Descriptor>;
+    ) -> Result<Descriptor>;
 }
 
 /// Image configs larger than this are refused (they are JSON of a few KiB).

@@ -6,8 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::bail;
 use hoist_oci::{Descriptor, Platform};
+
+use crate::error::{Error, Result};
 
 /// Where an annotation goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,11 +51,13 @@ pub struct Annotation {
 }
 
 /// Parses `--annotation` values.
-pub fn parse_annotations(inputs: &[String]) -> anyhow::Result<Vec<Annotation>> {
+pub fn parse_annotations(inputs: &[String]) -> Result<Vec<Annotation>> {
     let mut out = Vec::new();
     for input in inputs.iter().filter(|i| !i.is_empty()) {
         let Some((k, value)) = input.split_once('=') else {
-            bail!("invalid annotation {input:?}, expected key=value");
+            return Err(Error::AnnotationWithoutValue {
+                input: input.clone(),
+            });
         };
         let Some((types, key)) = k.split_once(':') else {
             out.push(Annotation {
@@ -76,23 +79,29 @@ pub fn parse_annotations(inputs: &[String]) -> anyhow::Result<Vec<Annotation>> {
                     {
                         (name, Some(p))
                     }
-                    _ => bail!(
-                        "invalid annotation type {type_and_platform:?}, expected type and optional platform in square brackets"
-                    ),
+                    _ => {
+                        return Err(Error::InvalidAnnotationType {
+                            text: type_and_platform.to_owned(),
+                        })
+                    }
                 },
                 None => (type_and_platform, None),
             };
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
-                bail!(
-                    "invalid annotation type {type_and_platform:?}, expected type and optional platform in square brackets"
-                );
+                return Err(Error::InvalidAnnotationType {
+                    text: type_and_platform.to_owned(),
+                });
             }
             let target = match name {
                 "index" => AnnotationTarget::Index,
                 "index-descriptor" => AnnotationTarget::IndexDescriptor,
                 "manifest" => AnnotationTarget::Manifest,
                 "manifest-descriptor" => AnnotationTarget::ManifestDescriptor,
-                other => bail!("unknown annotation type {other:?}"),
+                other => {
+                    return Err(Error::UnknownAnnotationType {
+                        name: other.to_owned(),
+                    })
+                }
             };
             let platform = platform
                 .map(|p| Platform::parse(p).map(|p| p.normalize()))
@@ -113,7 +122,7 @@ pub fn parse_annotations(inputs: &[String]) -> anyhow::Result<Vec<Annotation>> {
 pub fn apply(
     annotations: &[Annotation],
     manifests: &mut [Descriptor],
-) -> anyhow::Result<BTreeMap<String, String>> {
+) -> Result<BTreeMap<String, String>> {
     let mut index = BTreeMap::new();
     for a in annotations {
         match a.target {
@@ -133,12 +142,15 @@ pub fn apply(
                 }
             }
             AnnotationTarget::Manifest | AnnotationTarget::Untyped => {
-                bail!("{:?} annotations are not supported yet", a.target.name())
+                return Err(Error::UnsupportedAnnotation {
+                    name: a.target.name(),
+                })
             }
-            AnnotationTarget::IndexDescriptor => bail!(
-                "{:?} annotations are invalid while creating an image",
-                a.target.name()
-            ),
+            AnnotationTarget::IndexDescriptor => {
+                return Err(Error::InvalidAnnotationTarget {
+                    name: a.target.name(),
+                })
+            }
         }
     }
     Ok(index)
@@ -149,7 +161,7 @@ mod tests {
     use super::*;
     use hoist_oci::MediaType;
 
-    fn parse(v: &[&str]) -> anyhow::Result<Vec<Annotation>> {
+    fn parse(v: &[&str]) -> Result<Vec<Annotation>> {
         parse_annotations(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     }
 

@@ -7,21 +7,21 @@
 //! Written by hand: the only Go-template crates on crates.io implement far more than this
 //! needs and are little used.
 
-use anyhow::{anyhow, bail};
 use serde_json::Value;
 
-use crate::manifest_json::to_go_json;
+use crate::error::{Error, Result};
+use crate::manifest_json::to_go_json_string;
 
 /// Renders `template` against `input`.
-pub fn render_template(template: &str, input: &Value) -> anyhow::Result<String> {
+pub fn render_template(template: &str, input: &Value) -> Result<String> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| anyhow!("template: unclosed action in {template:?}"))?;
+        let end = after.find("}}").ok_or_else(|| Error::UnclosedAction {
+            template: template.to_owned(),
+        })?;
         let action = after[..end].trim_matches('-').trim();
         out.push_str(&eval(action, input)?);
         rest = &after[end + 2..];
@@ -30,7 +30,7 @@ pub fn render_template(template: &str, input: &Value) -> anyhow::Result<String> 
     Ok(out)
 }
 
-fn eval(action: &str, input: &Value) -> anyhow::Result<String> {
+fn eval(action: &str, input: &Value) -> Result<String> {
     let words: Vec<&str> = action.split_whitespace().collect();
     match words.as_slice() {
         [path] if path.starts_with('.') => {
@@ -43,13 +43,15 @@ fn eval(action: &str, input: &Value) -> anyhow::Result<String> {
         }
         ["json", path] if path.starts_with('.') => {
             let value = lookup(input, path)?;
-            Ok(String::from_utf8(to_go_json(value, "  ")?)?)
+            to_go_json_string(value, "  ")
         }
-        _ => bail!("template: unsupported action {{{{{action}}}}} (supported: {{{{.Field}}}} and {{{{json .Field}}}})"),
+        _ => Err(Error::UnsupportedAction {
+            action: action.to_owned(),
+        }),
     }
 }
 
-fn lookup<'a>(input: &'a Value, path: &str) -> anyhow::Result<&'a Value> {
+fn lookup<'a>(input: &'a Value, path: &str) -> Result<&'a Value> {
     let mut value = input;
     for field in path.split('.').filter(|f| !f.is_empty()) {
         value = match value {
@@ -59,7 +61,12 @@ fn lookup<'a>(input: &'a Value, path: &str) -> anyhow::Result<&'a Value> {
                 .map(|(_, v)| v)
                 .unwrap_or(&Value::Null),
             Value::Null => &Value::Null,
-            _ => bail!("template: can't evaluate field {field} in {path}"),
+            _ => {
+                return Err(Error::NotAnObject {
+                    field: field.to_owned(),
+                    path: path.to_owned(),
+                })
+            }
         };
     }
     Ok(value)

@@ -1,0 +1,66 @@
+//! What runs `RUN` steps: [`Runtime`], `hoist build --runtime` as a typed request, turned
+//! into the sandbox's executor by [`Runtime::executor`]; and [`init_if_requested`], the
+//! entry point of the built-in runtime, which a binary embedding the engine calls first
+//! thing in `main` (the runtime re-executes that binary as its helper).
+
+use crate::error::{Error, Result};
+
+pub use hoist_sandbox::{init_if_requested, AnyExecutor};
+
+/// The program that runs `RUN` steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runtime {
+    /// hoist's own sandbox (namespaces and `pivot_root`, no other program needed).
+    Builtin,
+    /// An OCI runtime such as runc or crun: a binary looked up in `PATH`, or a path.
+    Oci(String),
+}
+
+impl Runtime {
+    /// The runtime a `--runtime` value names: `builtin`, else an OCI runtime.
+    pub fn from_flag(value: &str) -> Runtime {
+        match value {
+            "builtin" => Runtime::Builtin,
+            other => Runtime::Oci(other.to_owned()),
+        }
+    }
+
+    /// Its executor, for [`Worker::with_executor`](crate::Worker::with_executor);
+    /// [`Error::RuntimeNotFound`] when the OCI runtime is not there.
+    pub fn executor(&self) -> Result<AnyExecutor> {
+        match self {
+            Runtime::Builtin => Ok(AnyExecutor::Builtin(hoist_sandbox::BuiltinExecutor::new())),
+            Runtime::Oci(name) => hoist_sandbox::OciRuntimeExecutor::find(name)
+                .map(AnyExecutor::OciRuntime)
+                .ok_or_else(|| Error::RuntimeNotFound {
+                    runtime: name.clone(),
+                }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_oci_runtime_is_named_with_the_fix() {
+        assert_eq!(Runtime::from_flag("builtin"), Runtime::Builtin);
+        let missing = Runtime::from_flag("no-such-runtime-here");
+        assert_eq!(
+            missing.executor().unwrap_err().to_string(),
+            "OCI runtime \"no-such-runtime-here\" not found in PATH: install runc or crun, \
+             or use --runtime=builtin"
+        );
+        let by_path = Runtime::from_flag("/nonexistent/runc");
+        assert_eq!(
+            by_path.executor().unwrap_err().to_string(),
+            "OCI runtime \"/nonexistent/runc\" not found: install runc or crun, \
+             or use --runtime=builtin"
+        );
+        assert!(matches!(
+            Runtime::Builtin.executor(),
+            Ok(AnyExecutor::Builtin(_))
+        ));
+    }
+}
