@@ -14,7 +14,7 @@ use hoist_oci::Platform;
 
 use crate::build::BuildRequest;
 use crate::error::{Error, Result};
-use crate::ops::BuildInputs;
+use crate::ops::LocalContexts;
 use crate::steps::Progress;
 
 /// A build's definition as loaded: what the frontend and the solver read.
@@ -24,8 +24,10 @@ pub struct Loaded {
     /// The request's options with the ignore patterns filled in.
     pub options: BuildOptions,
     pub platforms: Vec<Platform>,
-    /// The local contexts by name (the main one as `context`) and `--pull`.
-    pub inputs: BuildInputs,
+    /// The local contexts by name (the main one as `context`).
+    pub contexts: LocalContexts,
+    /// `--pull` (see [`BuildRequest::pull`]).
+    pub pull: bool,
 }
 
 /// Parses the request's Dockerfile and reads the ignore files of its contexts.
@@ -53,10 +55,8 @@ pub fn load_definition(request: &BuildRequest, progress: &Progress) -> Result<Lo
         dockerfile,
         options,
         platforms: request.platforms.clone(),
-        inputs: BuildInputs {
-            contexts,
-            pull: request.pull,
-        },
+        contexts,
+        pull: request.pull,
     })
 }
 

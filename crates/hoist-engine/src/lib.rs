@@ -52,7 +52,7 @@ pub use build::{
 pub use cache::{CacheRecord, DiskCacheStore};
 pub use error::{Error, Result};
 pub use hoist_content::{ContentStore, StateDir};
-pub use ops::{BuildInputs, EngineOp, LocalContexts};
+pub use ops::{EngineOp, LocalContexts};
 pub use prune::{disk_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind};
 pub use steps::Progress;
 pub use worker::{LayerRef, Ref, Worker};

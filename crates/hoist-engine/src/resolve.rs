@@ -2,7 +2,7 @@
 //! resolves each base image config-only (index → manifest → config, never a layer) into
 //! the content store, all of a build's images at once, each reported as BuildKit's
 //! `[internal] load metadata for …`; the image sources fetch layers later, when a step
-//! needs them.
+//! needs them. `--pull` is the exception: it pulls and re-verifies whole images here.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use hoist_oci::Digest;
 
 use crate::definition::Loaded;
 use crate::error::{Error, Result};
-use crate::ops::{read_config, remove_corrupt_blobs};
+use crate::ops::{pull_verified, read_config};
 use crate::steps::Progress;
 use crate::worker::Worker;
 
@@ -23,7 +23,7 @@ pub async fn resolve(
 ) -> Result<Definition> {
     let resolver = WorkerResolver {
         worker,
-        pull: loaded.inputs.pull,
+        pull: loaded.pull,
         multi_platform: loaded.platforms.len() > 1,
         progress,
     };
@@ -63,38 +63,23 @@ impl MetaResolver for WorkerResolver<'_> {
 impl WorkerResolver<'_> {
     async fn resolve_config(&self, request: &ImageRequest) -> Result<ResolvedImage> {
         let worker = self.worker;
-        let mut image = self.resolve_documents(request).await?;
-        if self.pull {
-            // `--pull`: documents already in the store are re-hashed; a corrupt one is
-            // removed and fetched again.
-            let documents = documents(&image);
-            let w = Arc::clone(worker);
-            let removed = tokio::task::spawn_blocking(move || remove_corrupt_blobs(&w, &documents))
-                .await
-                .map_err(|e| Error::Task(e.to_string()))??;
-            if removed > 0 {
-                image = self.resolve_documents(request).await?;
-            }
-        }
+        let image = if self.pull {
+            // `--pull` asks for the whole image now, re-hashing every blob the store has
+            // and fetching the corrupt or missing ones again, so that a cached build (whose
+            // image source does not run) exports sound base layers too.
+            pull_verified(worker, &request.reference, &request.platform).await?
+        } else {
+            worker
+                .registry()
+                .resolve_image(&request.reference, &request.platform, worker.store())
+                .await?
+        };
+        worker.lease_blobs(&documents(&image))?;
         let config = read_config(worker, &image.config.digest, &request.reference)?;
         Ok(ResolvedImage {
             digest: image.root.digest,
             config,
         })
-    }
-
-    /// The image's index, manifest and config in the store, leased for this build.
-    async fn resolve_documents(
-        &self,
-        request: &ImageRequest,
-    ) -> Result<hoist_registry::PulledImage> {
-        let worker = self.worker;
-        let image = worker
-            .registry()
-            .resolve_image(&request.reference, &request.platform, worker.store())
-            .await?;
-        worker.lease_blobs(&documents(&image))?;
-        Ok(image)
     }
 }
 

@@ -14,7 +14,7 @@ use hoist_solver::{Solver, SourceLines, Vertex, VertexOptions};
 use crate::cache::DiskCacheStore;
 use crate::definition::Loaded;
 use crate::error::{Error, Result};
-use crate::ops::{BuildInputs, EngineOp};
+use crate::ops::{EngineOp, LocalContexts};
 use crate::steps::Progress;
 use crate::worker::{Ref, Worker};
 
@@ -34,7 +34,7 @@ pub async fn solve(
     progress: &Progress,
 ) -> Result<Solved> {
     check_platforms(definition)?;
-    let inputs = Arc::new(loaded.inputs.clone());
+    let contexts = Arc::new(loaded.contexts.clone());
     let cache = DiskCacheStore::open(Arc::clone(worker))?;
     // No bound on steps at once, as BuildKit without `max-parallelism`: RUN steps mostly wait
     // (on sleeps, networks, emulators), and the kernel shares the CPUs among the busy ones.
@@ -56,7 +56,7 @@ pub async fn solve(
             targets.push(None);
             continue;
         };
-        let vertices = solver_vertices(&conv.graph, worker, &inputs)?;
+        let vertices = solver_vertices(&conv.graph, worker, &contexts)?;
         for id in conv.graph.ancestors(output.vertex) {
             let vertex = vertices
                 .get(&id)
@@ -112,7 +112,7 @@ fn check_platforms(definition: &Definition) -> Result<()> {
 fn solver_vertices(
     graph: &hoist_graph::Graph,
     worker: &Arc<Worker>,
-    inputs: &Arc<BuildInputs>,
+    contexts: &Arc<LocalContexts>,
 ) -> Result<HashMap<VertexId, Arc<Vertex<EngineOp>>>> {
     let mut out: HashMap<VertexId, Arc<Vertex<EngineOp>>> = HashMap::new();
     for (id, vertex) in graph.vertices() {
@@ -135,7 +135,7 @@ fn solver_vertices(
             start: l.start,
             end: l.end,
         });
-        let op = EngineOp::new(vertex.clone(), Arc::clone(worker), Arc::clone(inputs));
+        let op = EngineOp::new(vertex.clone(), Arc::clone(worker), Arc::clone(contexts));
         out.insert(
             id,
             Vertex::with_options(vertex.name.clone(), op, vertex_inputs, options),

@@ -4,7 +4,6 @@
 //! compressed layer digests from the base up.
 
 use std::fs::File;
-use std::sync::Arc;
 
 use fs4::fs_std::FileExt;
 use hoist_oci::{ImageConfig, Reference};
@@ -31,12 +30,6 @@ pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
         .registry()
         .resolve_image(&reference, platform, worker.store())
         .await?;
-    if op.inputs.pull {
-        let layers: Vec<_> = image.layers.iter().map(|l| l.digest.clone()).collect();
-        let w = Arc::clone(worker);
-        op.blocking(move |_| remove_corrupt_blobs(&w, &layers).map(drop))
-            .await?;
-    }
     worker
         .registry()
         .fetch_layers(&reference, &image, worker.store())
@@ -139,12 +132,52 @@ pub(crate) fn unpack(worker: &Worker, layers: &[LayerRef]) -> Result<SnapshotId>
     Ok(top)
 }
 
+/// `hoist build --pull`: pulls the image, then re-hashes each of its blobs already in the
+/// store (a pull trusts a present blob of the right size), removes those whose bytes no
+/// longer match their digest and pulls again so they are fetched anew. A present blob of
+/// the wrong size, which makes the pull itself fail, is removed and fetched the same way.
+pub(crate) async fn pull_verified(
+    worker: &Worker,
+    reference: &Reference,
+    platform: &hoist_oci::Platform,
+) -> Result<hoist_registry::PulledImage> {
+    // Each round removes at least one blob; an image has a handful.
+    for _ in 0..16 {
+        let pulled = worker
+            .registry()
+            .pull_image(reference, platform, worker.store())
+            .await;
+        let removed = match &pulled {
+            Err(hoist_registry::RegistryError::Content(
+                hoist_content::Error::SizeMismatch { digest, .. }
+                | hoist_content::Error::DigestMismatch {
+                    expected: digest, ..
+                },
+            )) => remove_corrupt_blobs(worker, std::slice::from_ref(digest))?,
+            Err(_) => 0,
+            Ok(image) => {
+                let mut digests = vec![
+                    image.root.digest.clone(),
+                    image.manifest.digest.clone(),
+                    image.config.digest.clone(),
+                ];
+                digests.extend(image.layers.iter().map(|l| l.digest.clone()));
+                remove_corrupt_blobs(worker, &digests)?
+            }
+        };
+        if removed == 0 {
+            return Ok(pulled?);
+        }
+    }
+    Ok(worker
+        .registry()
+        .pull_image(reference, platform, worker.store())
+        .await?)
+}
+
 /// Re-hashes the present blobs among `digests`, removing any whose bytes no longer match
 /// their name so that the next pull fetches them again. Returns how many were removed.
-pub(crate) fn remove_corrupt_blobs(
-    worker: &Worker,
-    digests: &[hoist_oci::Digest],
-) -> Result<usize> {
+fn remove_corrupt_blobs(worker: &Worker, digests: &[hoist_oci::Digest]) -> Result<usize> {
     let store = worker.store();
     let mut removed = 0;
     for digest in digests {

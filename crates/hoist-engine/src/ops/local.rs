@@ -42,7 +42,6 @@ fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
         return Err(Error::InvalidGraph("not a local source".into()));
     };
     let dir = op
-        .inputs
         .contexts
         .get(name)
         .ok_or_else(|| Error::InvalidGraph(format!("no local context named {name:?}")))?

@@ -34,27 +34,17 @@ use hoist_solver::{CacheMap, Digest, ExecContext};
 use crate::error::{Error, Result};
 use crate::worker::{Ref, Worker};
 
-pub(crate) use image::{read_config, remove_corrupt_blobs};
+pub(crate) use image::{pull_verified, read_config};
 
 /// Local directories a build may read, by context name (`context` for the main one).
 pub type LocalContexts = BTreeMap<String, PathBuf>;
-
-/// What the ops of one build read besides their vertex.
-#[derive(Debug, Clone, Default)]
-pub struct BuildInputs {
-    /// The local contexts, by name.
-    pub contexts: LocalContexts,
-    /// `--pull`: image sources re-hash the layers they find in the store and fetch the
-    /// corrupt or missing ones again.
-    pub pull: bool,
-}
 
 /// One graph vertex as a solver op.
 #[derive(Debug, Clone)]
 pub struct EngineOp {
     vertex: hoist_graph::Vertex,
     worker: Arc<Worker>,
-    inputs: Arc<BuildInputs>,
+    contexts: Arc<LocalContexts>,
     /// What an http source's cache key was computed from, for its run.
     http: http::Slot,
 }
@@ -63,12 +53,12 @@ impl EngineOp {
     pub fn new(
         vertex: hoist_graph::Vertex,
         worker: Arc<Worker>,
-        inputs: Arc<BuildInputs>,
+        contexts: Arc<LocalContexts>,
     ) -> EngineOp {
         EngineOp {
             vertex,
             worker,
-            inputs,
+            contexts,
             http: http::Slot::default(),
         }
     }
