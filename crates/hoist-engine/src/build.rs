@@ -302,8 +302,8 @@ async fn resolve_image(
     };
     let pulled = step.finish(pulled)?;
     let bytes = worker.store().read_blob(&pulled.config.digest)?;
-    let config: ImageConfig = serde_json::from_slice(&bytes).map_err(|e| Error::CacheRecord {
-        path: worker.store().path(&pulled.config.digest),
+    let config: ImageConfig = serde_json::from_slice(&bytes).map_err(|e| Error::InvalidBlob {
+        digest: pulled.config.digest.clone(),
         reason: format!("image config of {}: {e}", image.reference),
     })?;
     Ok(ResolvedImage {

@@ -1,6 +1,8 @@
 //! The build engine: hoist-graph vertices run as solver ops against a [`Worker`], with
 //! results cached on disk, and [`build`] tying frontend, solver and exporter together.
 //!
+//! - [`StateDir`]: where hoist keeps its state (`/var/lib/hoist`, `$XDG_DATA_HOME/hoist`,
+//!   or `--root`) and how the engine lays it out (content store, `snapshots/`, `engine/`).
 //! - [`Worker`]: state dir, content store, snapshotter, RUN executor, registry client.
 //! - [`Ref`] / [`LayerRef`]: what every op produces — a committed snapshot and its layers.
 //! - [`EngineOp`]: the [`hoist_solver::Op`] over one [`hoist_graph::Vertex`] (image and
@@ -24,6 +26,7 @@ mod cache;
 mod error;
 mod ops;
 mod prune;
+mod state_dir;
 mod use_lease;
 mod worker;
 
@@ -32,4 +35,5 @@ pub use cache::{CacheRecord, DiskCacheStore};
 pub use error::{Error, Result};
 pub use ops::{EngineOp, LocalContexts};
 pub use prune::{disk_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind};
+pub use state_dir::{Environment, StateDir, SYSTEM_ROOT};
 pub use worker::{LayerRef, Ref, Worker};

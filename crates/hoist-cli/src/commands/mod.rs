@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use hoist_content::StateDir;
+use hoist_engine::StateDir;
 use hoist_oci::Reference;
 use hoist_registry::{Credentials, RegistryClient, RegistryConfig};
 

@@ -3,7 +3,7 @@
 //! downloaded into the local content store (streamed, verified) and uploaded from there.
 
 use anyhow::Context as _;
-use hoist_content::StateDir;
+use hoist_engine::StateDir;
 use hoist_oci::{Descriptor, MediaType, Reference};
 use hoist_registry::{RegistryClient, Repository};
 
