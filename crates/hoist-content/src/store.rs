@@ -1,6 +1,6 @@
 //! [`ContentStore`]: blobs in an OCI image layout, written only through verified ingests.
 //!
-//! On disk, under the state dir root:
+//! On disk, under the directory `root` given to [`ContentStore::open`] (hoist's state dir):
 //!
 //! ```text
 //! <root>/content/oci-layout         {"imageLayoutVersion":"1.0.0"}
@@ -9,6 +9,7 @@
 //! <root>/ingest/                    temp files of blobs being written
 //! <root>/leases/                    GC roots of live writers (see `Lease`)
 //! <root>/named-leases/              GC roots that outlive processes (cache records)
+//! <root>/variants/                  which blob another converts to (see `set_variant`)
 //! <root>/content.lock               flock()ed to update index.json or collect garbage
 //! ```
 //!
