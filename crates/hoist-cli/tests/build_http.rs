@@ -353,7 +353,8 @@ fn add_url_checksum_is_verified() {
         "{stderr}"
     );
     // Nothing half-written is left in the store's ingest dir.
-    let ingest = case.env.root().join("content/ingest");
+    let ingest = case.env.root().join("ingest");
+    assert!(ingest.is_dir(), "{}", ingest.display());
     let left: Vec<_> = std::fs::read_dir(&ingest)
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();

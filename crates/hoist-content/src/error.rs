@@ -65,9 +65,6 @@ pub enum Error {
     /// A named lease whose name cannot be a file name in `named-leases/`.
     #[error("invalid named lease {name:?}: use 1 to 200 of [A-Za-z0-9._-], not starting with '.'")]
     InvalidLeaseName { name: String },
-    /// Neither root, nor `XDG_DATA_HOME`, nor `HOME` gave a state dir.
-    #[error("cannot choose a state dir: HOME is not set to an absolute path (use --root)")]
-    NoStateDir,
 }
 
 impl Error {

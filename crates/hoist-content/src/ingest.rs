@@ -1,19 +1,23 @@
 //! [`Ingest`]: one blob being written, hashed as it goes, visible only after [`Ingest::commit`].
 //!
-//! The bytes go to a uniquely named temp file in `<root>/ingest/`. `commit` checks the size
-//! and digest, fsyncs the file, renames it into `blobs/` and fsyncs that directory. Dropping
-//! an ingest without committing deletes its temp file; a process that dies mid-write leaves
-//! a temp file nobody can mistake for a blob, which garbage collection removes later.
+//! An ingest either expects a blob from the start ([`ContentStore::begin`]: a pull, whose
+//! descriptor is known) or learns what it wrote ([`ContentStore::writer`]: a layer, a
+//! download, a recompressed export, whose digest is known only at the end). Either way the
+//! bytes go once, to a uniquely named temp file in `<root>/ingest/`; `commit` checks size
+//! and digest against every expectation given, fsyncs the file, renames it into `blobs/`
+//! and fsyncs that directory. Dropping an ingest without committing deletes its temp file;
+//! a process that dies mid-write leaves a temp file nobody can mistake for a blob, which
+//! garbage collection removes later.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
 
-use hoist_oci::{Descriptor, Digest, Digester};
+use hoist_oci::{Descriptor, Digest, Digester, MediaType};
 use tempfile::TempPath;
 
+use crate::atomic_file::sync_parent;
 use crate::error::{Error, Result};
-use crate::store::{sync_parent, ContentStore};
+use crate::store::ContentStore;
 
 /// What a blob is expected to be: the digest of its bytes and their number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +62,25 @@ pub enum Written {
     AlreadyPresent,
 }
 
+/// A committed blob: what its bytes hash to, how many there are, and whether this commit
+/// stored them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The digest of the bytes (in the expected algorithm, else sha256).
+    pub digest: Digest,
+    /// The number of bytes.
+    pub size: u64,
+    /// Stored now, or present before.
+    pub written: Written,
+}
+
+impl Committed {
+    /// The blob described as `media_type`.
+    pub fn descriptor(&self, media_type: MediaType) -> Descriptor {
+        Descriptor::new(media_type, self.digest.clone(), self.size)
+    }
+}
+
 /// A blob being written. Implements [`Write`]; finish with [`Ingest::commit`].
 ///
 /// When the blob is already present at [`ContentStore::begin`], no temp file is made: the
@@ -66,7 +89,8 @@ pub enum Written {
 #[derive(Debug)]
 pub struct Ingest {
     store: ContentStore,
-    expected: Expected,
+    /// What the bytes must be, when known from the start.
+    expected: Option<Expected>,
     digester: Digester,
     written: u64,
     too_large: bool,
@@ -83,14 +107,26 @@ impl Ingest {
             None
         } else {
             let encoded = expected.digest.encoded();
-            let prefix = format!("{}-", encoded.get(..16).unwrap_or(encoded));
-            let (file, path) = store.temp_file(&prefix)?.into_parts();
-            Some((BufWriter::with_capacity(128 * 1024, file), path))
+            Some(temp_writer(&store, encoded.get(..16).unwrap_or(encoded))?)
         };
         Ok(Self {
             digester,
             store,
-            expected,
+            expected: Some(expected),
+            written: 0,
+            too_large: false,
+            broken: false,
+            temp,
+        })
+    }
+
+    /// An ingest of a blob not known yet, hashed in sha256.
+    pub(crate) fn unknown(store: ContentStore) -> Result<Self> {
+        let temp = Some(temp_writer(&store, "new")?);
+        Ok(Self {
+            digester: Digester::sha256(),
+            store,
+            expected: None,
             written: 0,
             too_large: false,
             broken: false,
@@ -103,7 +139,7 @@ impl Ingest {
         Ok(Self {
             digester: digester_for(&expected.digest)?,
             store,
-            expected,
+            expected: Some(expected),
             written: 0,
             too_large: false,
             broken: false,
@@ -111,9 +147,9 @@ impl Ingest {
         })
     }
 
-    /// What this ingest expects.
-    pub fn expected(&self) -> &Expected {
-        &self.expected
+    /// What this ingest was begun expecting, if anything.
+    pub fn expected(&self) -> Option<&Expected> {
+        self.expected.as_ref()
     }
 
     /// The number of bytes written so far.
@@ -121,14 +157,15 @@ impl Ingest {
         self.written
     }
 
+    /// The digest of the bytes written so far: what an ingest from
+    /// [`ContentStore::writer`] will commit as (lease it before committing).
+    pub fn digest(&self) -> Digest {
+        self.digester.clone().finish().0
+    }
+
     /// Whether the blob was already present when the ingest began (nothing will be stored).
     pub fn is_present(&self) -> bool {
         self.temp.is_none()
-    }
-
-    /// The temp file being written, if any.
-    pub fn temp_path(&self) -> Option<&Path> {
-        self.temp.as_ref().map(|(_, path)| path.as_ref())
     }
 
     /// Appends `chunk` (hashing it and writing it to the temp file): `write_all` with the
@@ -137,12 +174,14 @@ impl Ingest {
     pub fn append(&mut self, chunk: &[u8]) -> Result<()> {
         self.check_not_broken()?;
         let total = self.written + chunk.len() as u64;
-        if self.too_large || total > self.expected.size {
-            self.too_large = true;
-            return Err(Error::TooLarge {
-                digest: self.expected.digest.clone(),
-                expected: self.expected.size,
-            });
+        if let Some(expected) = &self.expected {
+            if self.too_large || total > expected.size {
+                self.too_large = true;
+                return Err(Error::TooLarge {
+                    digest: expected.digest.clone(),
+                    expected: expected.size,
+                });
+            }
         }
         if let Some((file, path)) = &mut self.temp {
             if let Err(e) = file.write_all(chunk) {
@@ -158,59 +197,91 @@ impl Ingest {
     fn check_not_broken(&self) -> Result<()> {
         if self.broken {
             return Err(Error::IngestBroken {
-                digest: self.expected.digest.clone(),
+                digest: self.display_digest(),
             });
         }
         Ok(())
     }
 
-    /// Checks size and digest; `Ok` when the bytes are exactly the expected blob.
-    fn check(&self) -> Result<()> {
+    /// The digest to name in an error: the expected one, else what was written.
+    fn display_digest(&self) -> Digest {
+        match &self.expected {
+            Some(expected) => expected.digest.clone(),
+            None => self.digest(),
+        }
+    }
+
+    /// Checks size and digest against `expected` (the ingest's own expectation, and the
+    /// commit's); returns what the bytes are.
+    fn check(&self, also: Option<&Expected>) -> Result<(Digest, u64)> {
         self.check_not_broken()?;
-        let expected = &self.expected;
-        if self.too_large {
+        if let (true, Some(expected)) = (self.too_large, &self.expected) {
             return Err(Error::TooLarge {
                 digest: expected.digest.clone(),
                 expected: expected.size,
             });
         }
-        if self.written != expected.size {
-            return Err(Error::SizeMismatch {
-                digest: expected.digest.clone(),
-                expected: expected.size,
-                actual: self.written,
-            });
+        let (actual, size) = self.digester.clone().finish();
+        for expected in self.expected.iter().chain(also) {
+            if size != expected.size {
+                return Err(Error::SizeMismatch {
+                    digest: expected.digest.clone(),
+                    expected: expected.size,
+                    actual: size,
+                });
+            }
+            if actual != expected.digest {
+                return Err(Error::DigestMismatch {
+                    expected: expected.digest.clone(),
+                    actual,
+                });
+            }
         }
-        let (actual, _) = self.digester.clone().finish();
-        if actual != expected.digest {
-            return Err(Error::DigestMismatch {
-                expected: expected.digest.clone(),
-                actual,
-            });
-        }
-        Ok(())
+        Ok((actual, size))
     }
 
     pub(crate) fn finish_verify(self) -> Result<()> {
-        self.check()
+        self.check(None).map(drop)
     }
 
-    /// Verifies digest and size, then makes the blob visible atomically and durably.
+    /// Verifies the bytes against what the ingest was begun expecting and against
+    /// `expected` (either may be absent), then makes the blob visible atomically and
+    /// durably under the digest of its bytes.
     ///
     /// On a mismatch the temp file is deleted and the error names the expected and actual
-    /// digest (or size); no blob appears.
-    pub fn commit(mut self) -> Result<Written> {
-        self.check()?;
-        let Some((writer, temp_path)) = self.temp.take() else {
-            return self.store.already_present(&self.expected);
+    /// digest (or size); no blob appears. An ingest from [`ContentStore::writer`] hashes in
+    /// sha256, so an `expected` digest in another algorithm never matches.
+    pub fn commit(mut self, expected: Option<Expected>) -> Result<Committed> {
+        let (digest, size) = self.check(expected.as_ref())?;
+        let stored = Expected::new(digest, size);
+        let written = match self.temp.take() {
+            None => self.store.already_present(&stored)?,
+            Some((writer, temp_path)) => self.persist(writer, temp_path, &stored)?,
         };
+        let Expected { digest, size } = stored;
+        Ok(Committed {
+            digest,
+            size,
+            written,
+        })
+    }
+
+    /// fsyncs the temp file and renames it to the blob `stored`, unless that appeared
+    /// meanwhile.
+    fn persist(
+        &self,
+        writer: BufWriter<File>,
+        temp_path: TempPath,
+        stored: &Expected,
+    ) -> Result<Written> {
         let file = writer
             .into_inner()
             .map_err(|e| Error::io("write", &temp_path, e.into_error()))?;
-        let target = self.store.path(&self.expected.digest);
+        let target = self.store.path(&stored.digest);
         if target.is_file() {
-            // A concurrent writer won; its bytes are the same, ours are dropped.
-            return Ok(Written::AlreadyPresent);
+            // Stored before, or a concurrent writer won; the bytes are the same, ours are
+            // dropped.
+            return self.store.already_present(stored);
         }
         file.sync_all()
             .map_err(|e| Error::io("fsync", &temp_path, e))?;
@@ -243,6 +314,12 @@ impl Write for Ingest {
             None => Ok(()),
         }
     }
+}
+
+/// A buffered temp file in the store's `ingest/`, named `<prefix>-<random>`.
+fn temp_writer(store: &ContentStore, prefix: &str) -> Result<(BufWriter<File>, TempPath)> {
+    let (file, path) = store.temp_file(&format!("{prefix}-"))?.into_parts();
+    Ok((BufWriter::with_capacity(128 * 1024, file), path))
 }
 
 /// A hasher in the algorithm of `digest`, or an error naming the digest.

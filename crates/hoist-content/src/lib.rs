@@ -1,14 +1,17 @@
 //! The local content store: an OCI image layout of verified blobs, with names and GC.
 //!
 //! Principal types:
-//! - [`StateDir`]: where hoist keeps its state (`/var/lib/hoist`, `$XDG_DATA_HOME/hoist`,
-//!   or `--root`);
-//! - [`ContentStore`]: blobs under `<root>/content/blobs/<alg>/<hex>`, written only through
-//!   an [`Ingest`] that hashes while writing and verifies digest and size before an atomic,
-//!   fsynced rename; names (`index.json` `org.opencontainers.image.ref.name` entries)
+//! - [`ContentStore`]: blobs under `<root>/content/blobs/<alg>/<hex>` (`root` is a plain
+//!   directory the caller chooses), written only through an [`Ingest`] that hashes while
+//!   writing, once, to the store's own temp file, and verifies digest and size (known from
+//!   the start, [`ContentStore::begin`], or at the end, [`ContentStore::writer`] and
+//!   [`Ingest::commit`]) before an atomic, fsynced rename; blobs are read back through
+//!   [`ContentStore::open_blob`], never by path; names (`index.json` `org.opencontainers.image.ref.name` entries)
 //!   updated under an exclusive file lock; garbage collection ([`GcOptions`], [`GcReport`])
 //!   that keeps what names, live [`Lease`]s and named leases
 //!   ([`ContentStore::set_named_lease`]) reach;
+//! - [`write_atomic`]: the one durable replace of a small file (temp file, fsync, rename,
+//!   fsync of the directory), used by the store and by the engine's records;
 //! - [`Error`]: the one error type.
 //!
 //! The store is safe to share between threads and between processes: blob writes go through
@@ -29,7 +32,13 @@
 //! let expected = Descriptor::of_bytes(MediaType::OciLayer, &layer);
 //! let mut ingest = store.begin(&expected)?;
 //! ingest.write_all(&layer)?;
-//! assert_eq!(ingest.commit()?, Written::Stored);
+//! assert_eq!(ingest.commit(None)?.written, Written::Stored);
+//!
+//! // Stream a blob made on the fly (a layer being built): its digest comes at the end.
+//! let mut writer = store.writer()?;
+//! writer.write_all(b"a tar, say")?;
+//! let stored = writer.commit(None)?;
+//! assert_eq!(stored.descriptor(MediaType::OciLayer), Descriptor::of_bytes(MediaType::OciLayer, b"a tar, say"));
 //!
 //! // Store a small JSON document and name it.
 //! let manifest = store.put_bytes(MediaType::OciManifest, br#"{"schemaVersion":2}"#)?;
@@ -39,6 +48,7 @@
 //! # }
 //! ```
 
+mod atomic_file;
 mod error;
 mod gc;
 mod ingest;
@@ -46,12 +56,11 @@ mod lease;
 mod lock;
 mod named_lease;
 mod names;
-mod state_dir;
 mod store;
 
+pub use atomic_file::write_atomic;
 pub use error::{Error, Result};
 pub use gc::{GcOptions, GcReport};
-pub use ingest::{Expected, Ingest, Written};
+pub use ingest::{Committed, Expected, Ingest, Written};
 pub use lease::Lease;
-pub use state_dir::{Environment, StateDir, SYSTEM_ROOT};
 pub use store::ContentStore;

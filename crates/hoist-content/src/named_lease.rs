@@ -15,8 +15,9 @@ use std::io;
 
 use hoist_oci::Digest;
 
+use crate::atomic_file::{sync_parent, write_atomic};
 use crate::error::{Error, Result};
-use crate::store::{sync_parent, ContentStore};
+use crate::store::ContentStore;
 
 impl ContentStore {
     /// Makes `digests` (and what they reference) GC roots under `name` until the lease is
@@ -26,14 +27,13 @@ impl ContentStore {
     pub fn set_named_lease(&self, name: &str, digests: &[Digest]) -> Result<()> {
         validate_lease_name(name)?;
         let dir = &self.paths().named_leases;
-        fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
         let mut text = String::new();
         for digest in digests {
             text.push_str(digest.as_str());
             text.push('\n');
         }
         let _lock = self.lock()?;
-        self.replace_file(&dir.join(name), text.as_bytes())
+        write_atomic(&dir.join(name), text.as_bytes())
     }
 
     /// Removes the named lease `name`; returns whether it existed. Its blobs stay until

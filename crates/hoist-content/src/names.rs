@@ -14,6 +14,7 @@ use hoist_oci::annotations::REF_NAME;
 use hoist_oci::Descriptor;
 use serde_json::{Map, Value};
 
+use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
 use crate::store::ContentStore;
 
@@ -138,7 +139,7 @@ impl ContentStore {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        self.replace_file(path, &bytes)
+        write_atomic(path, &bytes)
     }
 }
 

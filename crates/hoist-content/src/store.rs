@@ -1,6 +1,6 @@
 //! [`ContentStore`]: blobs in an OCI image layout, written only through verified ingests.
 //!
-//! On disk, under the state dir root:
+//! On disk, under the directory `root` given to [`ContentStore::open`] (hoist's state dir):
 //!
 //! ```text
 //! <root>/content/oci-layout         {"imageLayoutVersion":"1.0.0"}
@@ -9,24 +9,26 @@
 //! <root>/ingest/                    temp files of blobs being written
 //! <root>/leases/                    GC roots of live writers (see `Lease`)
 //! <root>/named-leases/              GC roots that outlive processes (cache records)
+//! <root>/variants/                  which blob another converts to (see `set_variant`)
 //! <root>/content.lock               flock()ed to update index.json or collect garbage
 //! ```
 //!
 //! A blob becomes visible only by `rename(2)` from `ingest/` after its digest and size were
 //! checked and its bytes fsynced, so a reader never sees a partial or wrong blob, and a crash
-//! leaves at most a temp file that [`ContentStore::gc`] later removes.
+//! leaves at most a temp file that [`ContentStore::gc`] later removes. Those paths are the
+//! store's own: callers write through an [`Ingest`] and read through [`ContentStore::open_blob`].
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hoist_oci::{Descriptor, Digest, MediaType};
 use tempfile::NamedTempFile;
 
+use crate::atomic_file::{create_atomic, write_atomic};
 use crate::error::{Error, Result};
 use crate::ingest::{Expected, Ingest, Written};
-use crate::state_dir::StateDir;
 
 /// The content of `oci-layout`.
 const OCI_LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
@@ -55,22 +57,23 @@ pub(crate) struct Paths {
 }
 
 impl ContentStore {
-    /// Opens the store under the state dir `root`, creating the layout if missing.
+    /// Opens the store kept in the directory `root` (the module docs list what it puts
+    /// there), creating the layout if missing.
     ///
     /// Creation is race-free: the two layout files are created with no-clobber renames, so a
     /// concurrent `open` never overwrites an `index.json` another process already filled.
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
-        let state = StateDir::new(root.as_ref());
-        let layout = state.content_dir();
+        let root = root.as_ref();
+        let layout = root.join("content");
         let paths = Paths {
             blobs: layout.join("blobs"),
             index: layout.join("index.json"),
             layout,
-            ingest: state.ingest_dir(),
-            leases: state.leases_dir(),
-            named_leases: state.named_leases_dir(),
-            variants: state.variants_dir(),
-            lock: state.lock_path(),
+            ingest: root.join("ingest"),
+            leases: root.join("leases"),
+            named_leases: root.join("named-leases"),
+            variants: root.join("variants"),
+            lock: root.join("content.lock"),
         };
         for dir in [&paths.ingest, &paths.blobs.join("sha256")] {
             fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
@@ -78,8 +81,11 @@ impl ContentStore {
         let store = Self {
             paths: Arc::new(paths),
         };
-        store.create_if_missing(&store.paths.layout.join("oci-layout"), OCI_LAYOUT)?;
-        store.create_if_missing(&store.paths.index, EMPTY_INDEX)?;
+        create_atomic(
+            &store.paths.layout.join("oci-layout"),
+            OCI_LAYOUT.as_bytes(),
+        )?;
+        create_atomic(&store.paths.index, EMPTY_INDEX.as_bytes())?;
         Ok(store)
     }
 
@@ -89,7 +95,7 @@ impl ContentStore {
     }
 
     /// The directory of in-progress ingests (`<root>/ingest`).
-    pub fn ingest_dir(&self) -> &Path {
+    pub(crate) fn ingest_dir(&self) -> &Path {
         &self.paths.ingest
     }
 
@@ -98,7 +104,7 @@ impl ContentStore {
     }
 
     /// Where the blob `digest` lives (whether or not it is present).
-    pub fn path(&self, digest: &Digest) -> PathBuf {
+    pub(crate) fn path(&self, digest: &Digest) -> PathBuf {
         self.paths
             .blobs
             .join(digest.algorithm())
@@ -131,10 +137,8 @@ impl ContentStore {
                 reason: "a variant is a name of [A-Za-z0-9.-]",
             });
         };
-        let dir = path.parent().unwrap_or(&self.paths.variants);
-        fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
         let bytes = serde_json::to_vec(result).map_err(|e| Error::io("encode", &path, e.into()))?;
-        self.replace_file(&path, &bytes)
+        write_atomic(&path, &bytes)
     }
 
     /// Every recorded conversion whose result is present: `(source, result)` pairs.
@@ -206,14 +210,45 @@ impl ContentStore {
         let size = self.info(digest)?;
         let file = self.open_blob(digest)?;
         let mut check = Ingest::verify_only(self.clone(), Expected::new(digest.clone(), size))?;
-        copy_into(file, &mut check)?;
+        copy_into(file, &mut check, digest)?;
         check.finish_verify()
+    }
+
+    /// Removes the blob `digest` if it fails [`ContentStore::verify_blob`] (a file that does
+    /// not hash to its name is garbage no reader may get); returns whether it did. A missing
+    /// blob is not an error.
+    pub fn remove_if_corrupt(&self, digest: &Digest) -> Result<bool> {
+        // Under the lock, so two callers that both find it corrupt cannot remove a good
+        // copy the first one's caller stored again in between.
+        let _lock = self.lock()?;
+        match self.verify_blob(digest) {
+            Ok(()) | Err(Error::NotFound { .. }) => Ok(false),
+            Err(
+                Error::DigestMismatch { .. } | Error::SizeMismatch { .. } | Error::TooLarge { .. },
+            ) => {
+                let path = self.path(digest);
+                match fs::remove_file(&path) {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                    Err(e) => Err(Error::io("remove corrupt blob", &path, e)),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Starts writing a blob expected to have `expected`'s digest and size. Write its bytes,
     /// then call [`Ingest::commit`]; dropping the ingest instead leaves nothing behind.
     pub fn begin(&self, expected: impl Into<Expected>) -> Result<Ingest> {
         Ingest::begin(self.clone(), expected.into())
+    }
+
+    /// Starts writing a blob whose digest is not known yet (a layer being made, a download):
+    /// the bytes are hashed (sha256) as they are written, once, to the store's own temp
+    /// file; [`Ingest::commit`] stores them under their digest, after checking whatever it
+    /// is given to expect. Dropping the ingest instead leaves nothing behind.
+    pub fn writer(&self) -> Result<Ingest> {
+        Ingest::unknown(self.clone())
     }
 
     /// Writes a blob from `content`, verifying digest and size before it becomes visible.
@@ -224,9 +259,10 @@ impl ContentStore {
         if self.has(&expected.digest) {
             return self.already_present(&expected);
         }
+        let digest = expected.digest.clone();
         let mut ingest = self.begin(expected)?;
-        copy_into(content, &mut ingest)?;
-        ingest.commit()
+        copy_into(content, &mut ingest, &digest)?;
+        Ok(ingest.commit(None)?.written)
     }
 
     /// Stores a small document (a manifest, index or config) and describes it.
@@ -263,37 +299,10 @@ impl ContentStore {
             .tempfile_in(&self.paths.ingest)
             .map_err(|e| Error::io("create temp file in", &self.paths.ingest, e))
     }
-
-    /// Atomically replaces `path` with `bytes`: temp file, fsync, rename, fsync directory.
-    pub(crate) fn replace_file(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let mut temp = self.temp_file(".replace-")?;
-        temp.write_all(bytes)
-            .and_then(|()| temp.as_file().sync_all())
-            .map_err(|e| Error::io("write", temp.path(), e))?;
-        temp.persist(path)
-            .map_err(|e| Error::io("rename temp file to", path, e.error))?;
-        sync_parent(path)
-    }
-
-    /// Creates `path` with `bytes` unless it exists, without ever overwriting it.
-    fn create_if_missing(&self, path: &Path, bytes: &str) -> Result<()> {
-        if path.exists() {
-            return Ok(());
-        }
-        let mut temp = self.temp_file(".init-")?;
-        temp.write_all(bytes.as_bytes())
-            .and_then(|()| temp.as_file().sync_all())
-            .map_err(|e| Error::io("write", temp.path(), e))?;
-        match temp.persist_noclobber(path) {
-            Ok(_) => sync_parent(path),
-            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(Error::io("create", path, e.error)),
-        }
-    }
 }
 
 /// Copies `content` into `sink`, telling a failed read (the source) from a failed write.
-fn copy_into(mut content: impl Read, sink: &mut Ingest) -> Result<()> {
+fn copy_into(mut content: impl Read, sink: &mut Ingest, digest: &Digest) -> Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match content.read(&mut buf) {
@@ -302,19 +311,11 @@ fn copy_into(mut content: impl Read, sink: &mut Ingest) -> Result<()> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(source) => {
                 return Err(Error::ReadContent {
-                    digest: sink.expected().digest.clone(),
+                    digest: digest.clone(),
                     source,
                 })
             }
         };
         sink.append(&buf[..n])?;
     }
-}
-
-/// fsyncs the directory holding `path`, so a rename into it survives a crash.
-pub(crate) fn sync_parent(path: &Path) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("fsync directory", dir, e))
 }

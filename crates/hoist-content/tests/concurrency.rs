@@ -39,7 +39,7 @@ fn writer(store: &ContentStore, id: &str) {
         // Rewrite the shared blob in between, through the writer this time.
         let mut ingest = store.begin((digest.clone(), shared.len() as u64)).unwrap();
         ingest.write_all(&shared).unwrap();
-        ingest.commit().unwrap();
+        ingest.commit(None).unwrap();
     }
 }
 
@@ -64,7 +64,7 @@ fn check_writers(store: &ContentStore, ids: &[String]) {
     let shared = bytes(SHARED_SEED, SHARED_LEN);
     let digest = Digest::sha256_of(&shared);
     assert_eq!(store.read_blob(&digest).unwrap(), shared);
-    let leftovers: Vec<_> = std::fs::read_dir(store.ingest_dir())
+    let leftovers: Vec<_> = std::fs::read_dir(image_fixture::ingest_dir(store))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -136,7 +136,9 @@ fn a_process_killed_mid_write_leaves_no_blob() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!store.has(&digest));
-    let leftovers = std::fs::read_dir(store.ingest_dir()).unwrap().count();
+    let leftovers = std::fs::read_dir(image_fixture::ingest_dir(&store))
+        .unwrap()
+        .count();
     assert_eq!(
         leftovers, 1,
         "the crashed writer's temp file stays in ingest/"
@@ -168,7 +170,7 @@ fn gc_with_a_grace_period_never_breaks_a_tagger() {
     let garbage = store
         .put_bytes(MediaType::OciLayer, &bytes(9, 100))
         .unwrap();
-    std::fs::File::open(store.path(&garbage.digest))
+    std::fs::File::open(image_fixture::blob_path(&store, &garbage.digest))
         .unwrap()
         .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
         .unwrap();

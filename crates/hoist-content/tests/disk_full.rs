@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hoist_content::{ContentStore, Environment, Error};
+use hoist_content::{ContentStore, Error};
 use hoist_oci::Digest;
 use image_fixture::{bytes, tiny_image};
 
@@ -21,7 +21,7 @@ struct SmallDisk {
 
 impl SmallDisk {
     fn mount() -> Option<Self> {
-        if !Environment::current().is_root {
+        if !hoist_testkit::is_root() {
             hoist_testkit::skip("mounting a small tmpfs to fill needs root");
             return None;
         }
@@ -55,7 +55,10 @@ impl Drop for SmallDisk {
 }
 
 fn ingest_is_empty(store: &ContentStore) -> bool {
-    fs::read_dir(store.ingest_dir()).unwrap().next().is_none()
+    fs::read_dir(image_fixture::ingest_dir(store))
+        .unwrap()
+        .next()
+        .is_none()
 }
 
 /// Fills the disk with one file; returns its path.
@@ -90,7 +93,7 @@ fn a_full_disk_fails_writes_cleanly() {
     // Through the writer: after a failed write the ingest refuses to commit.
     let mut ingest = store.begin((digest.clone(), data.len() as u64)).unwrap();
     assert!(ingest.write_all(&data).is_err());
-    let err = ingest.commit().unwrap_err();
+    let err = ingest.commit(None).unwrap_err();
     assert!(
         matches!(&err, Error::IngestBroken { digest: d } if d == &digest),
         "{err:?}"

@@ -130,7 +130,7 @@ fn gc_spares_recent_blobs_when_asked() {
     assert!(store.has(&fresh.digest));
     // Old enough now: backdate it.
     let old = SystemTime::now() - Duration::from_secs(3600);
-    fs::File::open(store.path(&fresh.digest))
+    fs::File::open(image_fixture::blob_path(&store, &fresh.digest))
         .unwrap()
         .set_modified(old)
         .unwrap();
@@ -140,7 +140,7 @@ fn gc_spares_recent_blobs_when_asked() {
     );
     // Writing a present blob again refreshes its age.
     store.put_bytes(MediaType::OciLayer, &bytes(3, 10)).unwrap();
-    fs::File::open(store.path(&fresh.digest))
+    fs::File::open(image_fixture::blob_path(&store, &fresh.digest))
         .unwrap()
         .set_modified(old)
         .unwrap();
@@ -151,8 +151,8 @@ fn gc_spares_recent_blobs_when_asked() {
 #[test]
 fn gc_removes_stale_ingests_only() {
     let (_tmp, store) = store();
-    let stale = store.ingest_dir().join("abc-stale");
-    let active = store.ingest_dir().join("abc-active");
+    let stale = image_fixture::ingest_dir(&store).join("abc-stale");
+    let active = image_fixture::ingest_dir(&store).join("abc-active");
     fs::write(&stale, vec![1u8; 500]).unwrap();
     fs::write(&active, vec![1u8; 70]).unwrap();
     fs::File::options()

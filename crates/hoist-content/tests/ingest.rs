@@ -8,7 +8,7 @@ use std::path::Path;
 
 use hoist_content::{ContentStore, Error, Expected, Written};
 use hoist_oci::{Descriptor, Digest, MediaType};
-use image_fixture::bytes;
+use image_fixture::{blob_path, bytes, ingest_dir};
 
 fn store() -> (tempfile::TempDir, ContentStore) {
     let tmp = tempfile::tempdir().unwrap();
@@ -78,14 +78,14 @@ fn write_blob_verifies_and_stores() {
         .unwrap();
     assert_eq!(via_reader, data);
     assert_eq!(
-        store.path(&digest),
+        blob_path(&store, &digest),
         store
             .layout_dir()
             .join("blobs/sha256")
             .join(digest.encoded())
     );
     store.verify_blob(&digest).unwrap();
-    assert!(files(store.ingest_dir()).is_empty());
+    assert!(files(&ingest_dir(&store)).is_empty());
 }
 
 #[test]
@@ -101,8 +101,113 @@ fn ingest_writer_commits() {
     assert_eq!(ingest.written(), data.len() as u64);
     // Not visible before commit.
     assert!(!store.has(&descriptor.digest));
-    assert_eq!(ingest.commit().unwrap(), Written::Stored);
+    assert_eq!(ingest.commit(None).unwrap().written, Written::Stored);
     assert_eq!(store.read_blob(&descriptor.digest).unwrap(), data);
+}
+
+#[test]
+fn writer_learns_the_digest_and_stores_once() {
+    let (_tmp, store) = store();
+    let data = bytes(12, 300_000);
+    let digest = Digest::sha256_of(&data);
+    let mut writer = store.writer().unwrap();
+    assert_eq!(writer.expected(), None);
+    for chunk in data.chunks(4096) {
+        writer.write_all(chunk).unwrap();
+    }
+    assert_eq!(writer.digest(), digest);
+    assert_eq!(writer.written(), data.len() as u64);
+    assert!(!store.has(&digest), "not visible before commit");
+    let stored = writer.commit(None).unwrap();
+    assert_eq!((&stored.digest, stored.size), (&digest, data.len() as u64));
+    assert_eq!(stored.written, Written::Stored);
+    assert_eq!(
+        stored.descriptor(MediaType::OciLayer),
+        Descriptor::of_bytes(MediaType::OciLayer, &data)
+    );
+    assert_eq!(store.read_blob(&digest).unwrap(), data);
+    assert!(files(&ingest_dir(&store)).is_empty());
+
+    // The same bytes again: present, and checked against what the caller expects.
+    let mut again = store.writer().unwrap();
+    again.write_all(&data).unwrap();
+    let stored = again
+        .commit(Some(Expected::new(digest.clone(), data.len() as u64)))
+        .unwrap();
+    assert_eq!(stored.written, Written::AlreadyPresent);
+    assert_eq!(blob_files(&store).len(), 1);
+    assert!(files(&ingest_dir(&store)).is_empty());
+}
+
+#[test]
+fn writer_commit_checks_the_expected_digest_and_size() {
+    let (_tmp, store) = store();
+    let data = bytes(13, 10_000);
+    let actual = Digest::sha256_of(&data);
+    let wrong = Digest::sha256_of(b"what the caller thought");
+
+    let mut writer = store.writer().unwrap();
+    writer.write_all(&data).unwrap();
+    let err = writer
+        .commit(Some(Expected::new(wrong.clone(), data.len() as u64)))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::DigestMismatch { expected, actual: got } if expected == &wrong && got == &actual),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(wrong.as_str()) && message.contains(actual.as_str()),
+        "{message}"
+    );
+
+    let mut writer = store.writer().unwrap();
+    writer.write_all(&data).unwrap();
+    let err = writer
+        .commit(Some(Expected::new(actual.clone(), 9_999)))
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::SizeMismatch {
+                expected: 9_999,
+                actual: 10_000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(blob_files(&store).is_empty());
+    assert!(files(&ingest_dir(&store)).is_empty());
+}
+
+#[test]
+fn dropped_writer_leaves_nothing() {
+    let (_tmp, store) = store();
+    let mut writer = store.writer().unwrap();
+    writer.write_all(&bytes(14, 200_000)).unwrap();
+    assert_eq!(files(&ingest_dir(&store)).len(), 1);
+    drop(writer);
+    assert!(files(&ingest_dir(&store)).is_empty());
+    assert!(blob_files(&store).is_empty());
+}
+
+#[test]
+fn remove_if_corrupt_removes_only_corrupt_blobs() {
+    let (_tmp, store) = store();
+    let good = store
+        .put_bytes(MediaType::OciLayer, &bytes(15, 4096))
+        .unwrap();
+    let bad = store
+        .put_bytes(MediaType::OciLayer, &bytes(16, 4096))
+        .unwrap();
+    fs::write(blob_path(&store, &bad.digest), bytes(17, 4096)).unwrap();
+    let absent = Digest::sha256_of(b"absent");
+    assert!(!store.remove_if_corrupt(&good.digest).unwrap());
+    assert!(store.remove_if_corrupt(&bad.digest).unwrap());
+    assert!(!store.remove_if_corrupt(&absent).unwrap());
+    assert!(store.has(&good.digest));
+    assert!(!store.has(&bad.digest));
 }
 
 #[test]
@@ -139,7 +244,7 @@ fn digest_mismatch_is_an_error_and_stores_nothing() {
     assert!(!store.has(&wrong));
     assert!(!store.has(&actual));
     assert!(blob_files(&store).is_empty());
-    assert!(files(store.ingest_dir()).is_empty());
+    assert!(files(&ingest_dir(&store)).is_empty());
 }
 
 #[test]
@@ -157,7 +262,7 @@ fn short_content_is_a_size_mismatch() {
     assert!(err.to_string().contains(digest.as_str()), "{err}");
     assert!(!store.has(&digest));
     assert!(blob_files(&store).is_empty());
-    assert!(files(store.ingest_dir()).is_empty());
+    assert!(files(&ingest_dir(&store)).is_empty());
 }
 
 #[test]
@@ -178,7 +283,7 @@ fn long_content_is_refused_early() {
     let mut ingest = store.begin((digest.clone(), 4000)).unwrap();
     let write = ingest.write_all(&data);
     assert_eq!(write.unwrap_err().kind(), io::ErrorKind::InvalidData);
-    assert!(matches!(ingest.commit(), Err(Error::TooLarge { .. })));
+    assert!(matches!(ingest.commit(None), Err(Error::TooLarge { .. })));
 
     // Through `append`: the typed error, and the ingest stays refused.
     let mut ingest = store.begin((digest.clone(), 4000)).unwrap();
@@ -188,9 +293,9 @@ fn long_content_is_refused_early() {
         matches!(&err, Error::TooLarge { digest: d, .. } if d == &digest),
         "{err:?}"
     );
-    assert!(matches!(ingest.commit(), Err(Error::TooLarge { .. })));
+    assert!(matches!(ingest.commit(None), Err(Error::TooLarge { .. })));
     assert!(blob_files(&store).is_empty());
-    assert!(files(store.ingest_dir()).is_empty());
+    assert!(files(&ingest_dir(&store)).is_empty());
 }
 
 #[test]
@@ -200,14 +305,13 @@ fn dropped_ingest_leaves_nothing() {
     let digest = Digest::sha256_of(&data);
     let mut ingest = store.begin((digest.clone(), data.len() as u64)).unwrap();
     ingest.write_all(&data[..20_000]).unwrap();
-    let temp = ingest.temp_path().unwrap().to_path_buf();
-    assert!(temp.starts_with(store.ingest_dir()));
-    assert!(temp.exists());
+    ingest.flush().unwrap();
+    let temps = files(&ingest_dir(&store));
+    assert_eq!(temps.len(), 1, "{temps:?}");
     drop(ingest);
-    assert!(!temp.exists());
     assert!(!store.has(&digest));
     assert!(blob_files(&store).is_empty());
-    assert!(files(store.ingest_dir()).is_empty());
+    assert!(files(&ingest_dir(&store)).is_empty());
 }
 
 #[test]
@@ -235,7 +339,7 @@ fn failing_reader_stores_nothing() {
     );
     assert!(err.to_string().contains("peer gone"), "{err}");
     assert!(!store.has(&digest));
-    assert!(files(store.ingest_dir()).is_empty());
+    assert!(files(&ingest_dir(&store)).is_empty());
 }
 
 #[test]
@@ -258,12 +362,18 @@ fn writing_a_present_blob_is_a_no_op() {
     // The writer notices too, stores nothing, and still checks what it is given.
     let mut ingest = store.begin((digest.clone(), 1000)).unwrap();
     assert!(ingest.is_present());
-    assert!(ingest.temp_path().is_none());
     ingest.write_all(&data).unwrap();
-    assert_eq!(ingest.commit().unwrap(), Written::AlreadyPresent);
+    assert!(files(&ingest_dir(&store)).is_empty(), "no temp file");
+    assert_eq!(
+        ingest.commit(None).unwrap().written,
+        Written::AlreadyPresent
+    );
     let mut wrong = store.begin((digest.clone(), 1000)).unwrap();
     wrong.write_all(&bytes(8, 1000)).unwrap();
-    assert!(matches!(wrong.commit(), Err(Error::DigestMismatch { .. })));
+    assert!(matches!(
+        wrong.commit(None),
+        Err(Error::DigestMismatch { .. })
+    ));
 
     // A wrong expected size is reported, not ignored.
     let err = store
@@ -308,7 +418,7 @@ fn verify_blob_detects_corruption() {
     store.verify_blob(&descriptor.digest).unwrap();
     let mut corrupt = data.clone();
     corrupt[100] ^= 1;
-    fs::write(store.path(&descriptor.digest), &corrupt).unwrap();
+    fs::write(blob_path(&store, &descriptor.digest), &corrupt).unwrap();
     let err = store.verify_blob(&descriptor.digest).unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err:?}");
 }
@@ -320,7 +430,7 @@ fn sha512_blobs_are_verified_and_stored_under_their_algorithm() {
     let digest = Digest::sha512_of(&data);
     store.write_blob((digest.clone(), 2048), &data[..]).unwrap();
     assert_eq!(
-        store.path(&digest),
+        blob_path(&store, &digest),
         store
             .layout_dir()
             .join("blobs/sha512")
@@ -339,9 +449,7 @@ fn temp_files_left_by_a_crash_are_invisible() {
     let data = bytes(11, 8192);
     let digest = Digest::sha256_of(&data);
     // What a process killed mid-write leaves behind: a partial temp file in ingest/.
-    let leftover = store
-        .ingest_dir()
-        .join(format!("{}-crashed", &digest.encoded()[..16]));
+    let leftover = ingest_dir(&store).join(format!("{}-crashed", &digest.encoded()[..16]));
     fs::write(&leftover, &data[..3000]).unwrap();
     assert!(!store.has(&digest));
     assert!(matches!(store.info(&digest), Err(Error::NotFound { .. })));

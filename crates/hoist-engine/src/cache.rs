@@ -121,7 +121,7 @@ impl RecordDir {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        crate::worker::write_atomic(&path, &bytes)
+        Ok(hoist_content::write_atomic(&path, &bytes)?)
     }
 
     /// The key (hex) of every record file, sorted; temp files and others are skipped.

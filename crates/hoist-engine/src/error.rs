@@ -74,6 +74,16 @@ pub enum Error {
     /// A cache record on disk could not be read or written.
     #[error("cache record {}: {reason}", path.display())]
     CacheRecord { path: PathBuf, reason: String },
+    /// A blob of the content store is not what the step needs (an image config that does
+    /// not parse, a download of the wrong size).
+    #[error("blob {digest}: {reason}")]
+    InvalidBlob {
+        digest: hoist_oci::Digest,
+        reason: String,
+    },
+    /// Neither `--root`, nor `XDG_DATA_HOME`, nor `HOME` gave a state dir.
+    #[error("cannot choose a state dir: HOME is not set to an absolute path (use --root)")]
+    NoStateDir,
     /// The build asked for something the engine does not do yet.
     #[error("unsupported: {0}")]
     Unsupported(String),

@@ -1,6 +1,8 @@
 //! The build engine: hoist-graph vertices run as solver ops against a [`Worker`], with
 //! results cached on disk, and [`build`] tying frontend, solver and exporter together.
 //!
+//! - [`StateDir`]: where hoist keeps its state (`/var/lib/hoist`, `$XDG_DATA_HOME/hoist`,
+//!   or `--root`) and how the engine lays it out (content store, `snapshots/`, `engine/`).
 //! - [`Worker`]: state dir, content store, snapshotter, RUN executor, registry client.
 //! - [`Ref`] / [`LayerRef`]: what every op produces — a committed snapshot and its layers.
 //! - [`EngineOp`]: the [`hoist_solver::Op`] over one [`hoist_graph::Vertex`] (image and
@@ -42,6 +44,7 @@ mod prune;
 mod resolve;
 pub mod runtime;
 mod solve;
+mod state_dir;
 mod steps;
 mod use_lease;
 mod worker;
@@ -51,9 +54,10 @@ pub use build::{
 };
 pub use cache::{CacheRecord, DiskCacheStore};
 pub use error::{Error, Result};
-pub use hoist_content::{ContentStore, StateDir};
+pub use hoist_content::ContentStore;
 pub use ops::{EngineOp, LocalContexts};
 pub use prune::{disk_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind};
+pub use state_dir::{Environment, StateDir, SYSTEM_ROOT};
 pub use steps::Progress;
 pub use worker::{LayerRef, Ref, Worker};
 

@@ -30,12 +30,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fs4::fs_std::FileExt;
-use hoist_content::{ContentStore, GcOptions, StateDir};
+use hoist_content::{ContentStore, GcOptions};
 use hoist_oci::Digest;
 use hoist_snapshot::{AnySnapshotter, SnapshotId, Snapshotter as _};
 
 use crate::cache::{lease_name, now_ms, CacheRecord, RecordDir};
 use crate::error::{Error, Result};
+use crate::state_dir::StateDir;
 use crate::use_lease::{live_uses, LiveUses};
 use crate::worker::{builds_lock, use_leases_dir};
 
@@ -133,7 +134,7 @@ struct Cache {
 
 impl Cache {
     fn open(state: &StateDir) -> Result<Cache> {
-        let (store, snapshotter, engine) = crate::worker::open_state(state)?;
+        let (store, snapshotter, engine) = state.open()?;
         Ok(Cache {
             records: RecordDir::new(&engine),
             engine,

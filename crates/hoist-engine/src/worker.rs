@@ -13,14 +13,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use fs4::fs_std::FileExt;
-use hoist_content::{ContentStore, Lease, StateDir};
-use hoist_oci::{Descriptor, Digest};
+use hoist_content::{ContentStore, Lease};
+use hoist_oci::{Descriptor, Digest, MediaType};
 use hoist_registry::RegistryClient;
 use hoist_sandbox::{AnyExecutor, BuiltinExecutor};
-use hoist_snapshot::{AnySnapshotter, LayerOptions, LayerWriter, SnapshotId, Snapshotter};
+use hoist_snapshot::{AnySnapshotter, SnapshotId, Snapshotter};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::state_dir::StateDir;
 use crate::use_lease::UseLease;
 
 /// One layer of a result: a blob in the content store and its uncompressed digest.
@@ -108,7 +109,7 @@ impl Worker {
         executor: AnyExecutor,
     ) -> Result<Worker> {
         state.create()?;
-        let (store, snapshotter, engine) = open_state(&state)?;
+        let (store, snapshotter, engine) = state.open()?;
         let builds = builds_lock(&engine)?;
         FileExt::lock_shared(&builds).map_err(Error::io("lock", &builds_lock_path(&engine)))?;
         let blobs = store.lease()?;
@@ -150,7 +151,7 @@ impl Worker {
 
     /// `<state>/engine`: the engine's own files (cache records, layer chains, cache mounts).
     pub fn engine_dir(&self) -> PathBuf {
-        self.state.root().join("engine")
+        self.state.engine_dir()
     }
 
     /// A snapshot key no other prepare of this or another process uses.
@@ -165,28 +166,21 @@ impl Worker {
     /// Writes what the committed snapshot `id` changed over its parents as an uncompressed layer
     /// blob into the content store. A change of nothing is still a layer (the empty tar), as
     /// in BuildKit, so layers and history entries stay one for one.
+    ///
+    /// The tar streams straight into a store writer: written to disk once, hashed once.
+    /// Uncompressed, as Docker's image store keeps layers, so a step costs no gzip (exports
+    /// compress each layer once and remember it: `ContentStore::variant`), and the blob's
+    /// digest is the layer's diff id.
     pub(crate) fn commit_layer(&self, id: &SnapshotId) -> Result<LayerRef> {
-        let ingest = self.store.ingest_dir();
-        std::fs::create_dir_all(ingest).map_err(Error::io("create", ingest))?;
-        let tmp = tempfile::NamedTempFile::new_in(ingest)
-            .map_err(Error::io("create a file in", ingest))?;
-        // Uncompressed, as Docker's image store keeps layers: a step costs no gzip; exports
-        // compress each layer once (and remember it: `ContentStore::variant`).
-        let options = LayerOptions {
-            compression: hoist_oci::Compression::None,
-            ..LayerOptions::default()
-        };
-        let mut writer = LayerWriter::new(tmp.as_file(), options)?;
-        self.snapshotter.diff(id, &mut writer)?;
-        let (_, layer) = writer.finish()?;
-        // Leased before it is written: a concurrent prune's content GC must not take it
+        let mut blob = self.store.writer()?;
+        self.snapshotter.diff(id, &mut blob)?;
+        // Leased before it is visible: a concurrent prune's content GC must not take it
         // before the record naming it exists.
-        self.blobs.add(&layer.descriptor.digest)?;
-        let file = std::fs::File::open(tmp.path()).map_err(Error::io("open", tmp.path()))?;
-        self.store.write_blob(&layer.descriptor, file)?;
+        self.blobs.add(&blob.digest())?;
+        let stored = blob.commit(None)?;
         Ok(LayerRef {
-            descriptor: layer.descriptor,
-            diff_id: layer.diff_id,
+            descriptor: stored.descriptor(MediaType::OciLayer),
+            diff_id: stored.digest,
         })
     }
 
@@ -324,33 +318,70 @@ pub(crate) fn use_leases_dir(engine: &Path) -> PathBuf {
     engine.join("leases")
 }
 
-/// The state dir's content store, snapshotter (`<root>/snapshots`, overlay when the kernel
-/// allows) and engine directory (`<root>/engine`), created if missing: what a build and an
-/// inspection (du, prune) both open.
-pub(crate) fn open_state(state: &StateDir) -> Result<(ContentStore, AnySnapshotter, PathBuf)> {
-    let store = state.open_content_store()?;
-    let snapshots = state.root().join("snapshots");
-    create_dir_all(&snapshots)?;
-    let snapshotter = AnySnapshotter::probe(&snapshots)?;
-    let engine = state.root().join("engine");
-    create_dir_all(&engine)?;
-    Ok((store, snapshotter, engine))
-}
-
-/// Replaces the file `path` with `bytes` atomically (a temp file beside it, renamed over
-/// it), creating its directory if missing: readers see the old content or the new, never
-/// a part.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    create_dir_all(dir)?;
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io("create a file in", dir))?;
-    std::fs::write(tmp.path(), bytes).map_err(Error::io("write", tmp.path()))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io("rename into", path)(e.error))?;
-    Ok(())
-}
-
 /// Creates `path` as a directory with its parents, naming it on failure.
 pub(crate) fn create_dir_all(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(Error::io("create", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use hoist_registry::{Credentials, RegistryConfig};
+
+    use super::*;
+
+    /// The bytes this thread has handed to `write(2)` and its kin so far (`wchar` of
+    /// `/proc/thread-self/io`): exact, and blind to other test threads.
+    fn thread_wchar() -> u64 {
+        let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+        io.lines()
+            .find_map(|line| line.strip_prefix("wchar: "))
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    }
+
+    #[test]
+    fn commit_layer_writes_each_byte_once() {
+        const SIZE: usize = 8 << 20;
+        let tmp = tempfile::tempdir().unwrap();
+        let registry = RegistryClient::new(RegistryConfig::default(), Credentials::default());
+        let worker = Worker::open(StateDir::new(tmp.path().join("state")), registry).unwrap();
+        let key = worker.unique_key("test");
+        let mount = worker.snapshotter().prepare(&key, &[]).unwrap();
+        let content: Vec<u8> = (0..SIZE).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(mount.path().join("big"), &content).unwrap();
+        let id = worker.snapshotter().commit(&key).unwrap();
+
+        let before = thread_wchar();
+        let layer = worker.commit_layer(&id).unwrap();
+        let written = thread_wchar() - before;
+
+        // The tar holds the file and a few headers; a temp copy would write it twice.
+        let blob_size = layer.descriptor.size;
+        assert!(blob_size > SIZE as u64);
+        assert!(
+            written >= blob_size && written < blob_size + 64 * 1024,
+            "committing a {blob_size}-byte layer wrote {written} bytes"
+        );
+        // Hashed once: the blob's digest is the diff id, and it is right.
+        assert_eq!(layer.diff_id, layer.descriptor.digest);
+        worker
+            .store()
+            .verify_blob(&layer.descriptor.digest)
+            .unwrap();
+        let mut tar = Vec::new();
+        worker
+            .store()
+            .open_blob(&layer.descriptor.digest)
+            .unwrap()
+            .read_to_end(&mut tar)
+            .unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(entry.path().unwrap().to_str(), Some("big"));
+        let mut back = Vec::new();
+        entry.read_to_end(&mut back).unwrap();
+        assert!(back == content, "the layer holds the file's bytes");
+    }
 }

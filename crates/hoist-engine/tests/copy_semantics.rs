@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hoist_content::StateDir;
+use hoist_engine::StateDir;
 use hoist_engine::{build, BuildRequest, Worker};
 use hoist_export::Output;
 use hoist_frontend::BuildOptions;

@@ -12,8 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hoist_content::StateDir;
-use hoist_engine::{load_definition, resolve, solve, BuildRequest, Progress, Worker};
+use hoist_engine::{load_definition, resolve, solve, BuildRequest, Progress, StateDir, Worker};
 use hoist_frontend::BuildOptions;
 use hoist_oci::Platform;
 use hoist_registry::{Credentials, RegistryClient, RegistryConfig};

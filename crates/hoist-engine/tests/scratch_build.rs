@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use hoist_content::StateDir;
+use hoist_engine::StateDir;
 use hoist_engine::{build, BuildRequest, BuildResult, Worker};
 use hoist_export::Output;
 use hoist_frontend::BuildOptions;

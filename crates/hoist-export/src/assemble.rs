@@ -9,8 +9,7 @@
 //! export with several outputs converts each layer once.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom};
+
 use std::sync::Arc;
 
 use hoist_content::{ContentStore, Expected, Lease};
@@ -228,7 +227,7 @@ impl Assembler {
         Ok(descriptor)
     }
 
-    /// decompress → [`LayerWriter`] → temp file in the store's ingest dir → verified ingest.
+    /// decompress → [`LayerWriter`] → a store writer: the new blob is written once.
     fn recompress(
         &self,
         layer: &ExportLayer,
@@ -243,24 +242,17 @@ impl Assembler {
         };
         let blob = self.store.open_blob(digest)?;
         let mut reader = hoist_snapshot::decompress(blob).map_err(recompress_err)?;
-        let ingest_dir = self.store.ingest_dir();
-        let temp = tempfile::Builder::new()
-            .prefix("export-")
-            .tempfile_in(ingest_dir)
-            .map_err(Error::io("create temp file in", ingest_dir))?;
-        let (temp_file, temp_path) = temp.into_parts();
         let options = LayerOptions {
             compression: format.compression,
             level: format.compression_level,
             media_types: family,
         };
-        let mut writer =
-            LayerWriter::new(BufWriter::new(temp_file), options).map_err(recompress_err)?;
+        let mut writer = LayerWriter::new(self.store.writer()?, options).map_err(recompress_err)?;
         std::io::copy(&mut reader, &mut writer).map_err(|source| Error::Recompress {
             digest: digest.clone(),
             source: hoist_snapshot::Error::ReadLayer { source },
         })?;
-        let (out, written) = writer.finish().map_err(recompress_err)?;
+        let (blob, written) = writer.finish().map_err(recompress_err)?;
         if written.diff_id != layer.diff_id {
             return Err(Error::InvalidImage {
                 platform: platform.to_owned(),
@@ -270,16 +262,9 @@ impl Assembler {
                 ),
             });
         }
-        let mut file: File = out
-            .into_inner()
-            .map_err(|e| Error::io("write", &*temp_path)(e.into_error()))?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(Error::io("rewind", &*temp_path))?;
+        // Leased before it is visible, as every blob an export writes.
         self.lease.add(&written.descriptor.digest)?;
-        self.store.write_blob(
-            Expected::new(written.descriptor.digest.clone(), written.descriptor.size),
-            file,
-        )?;
+        blob.commit(Some(Expected::from(&written.descriptor)))?;
         Ok(written.descriptor)
     }
 }

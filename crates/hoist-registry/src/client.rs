@@ -69,6 +69,13 @@ pub(crate) enum Body {
         offset: u64,
         len: u64,
     },
+    /// `len` bytes of a content-store blob from `offset`.
+    Blob {
+        store: hoist_content::ContentStore,
+        digest: hoist_oci::Digest,
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// One request as the transport sends it (again, on retries).
@@ -432,14 +439,22 @@ impl RegistryClient {
                     path: path.clone(),
                     source,
                 };
-                let mut file = tokio::fs::File::open(path).await.map_err(read_err)?;
-                file.seek(std::io::SeekFrom::Start(*offset))
-                    .await
-                    .map_err(read_err)?;
-                use tokio::io::AsyncReadExt as _;
-                let stream =
-                    tokio_util::io::ReaderStream::with_capacity(file.take(*len), 256 * 1024);
-                reqwest::Body::wrap_stream(stream)
+                let file = tokio::fs::File::open(path).await.map_err(read_err)?;
+                file_body(file, *offset, *len).await.map_err(read_err)?
+            }
+            Body::Blob {
+                store,
+                digest,
+                offset,
+                len,
+            } => {
+                let file = tokio::fs::File::from_std(store.open_blob(digest)?);
+                file_body(file, *offset, *len).await.map_err(|source| {
+                    hoist_content::Error::ReadContent {
+                        digest: digest.clone(),
+                        source,
+                    }
+                })?
             }
         })
     }
@@ -465,7 +480,7 @@ impl RegistryClient {
                 Body::Empty => {
                     request = request.header(reqwest::header::CONTENT_LENGTH, "0");
                 }
-                Body::File { len, .. } => {
+                Body::File { len, .. } | Body::Blob { len, .. } => {
                     request = request
                         .header(reqwest::header::CONTENT_LENGTH, len.to_string())
                         .body(self.make_body(&call.body).await?);
@@ -708,6 +723,18 @@ pub(crate) async fn check_status(
             message,
         },
     })
+}
+
+/// A streamed body of `len` bytes of `file` from `offset`.
+async fn file_body(
+    mut file: tokio::fs::File,
+    offset: u64,
+    len: u64,
+) -> std::io::Result<reqwest::Body> {
+    use tokio::io::AsyncReadExt as _;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
+    Ok(reqwest::Body::wrap_stream(stream))
 }
 
 #[cfg(test)]

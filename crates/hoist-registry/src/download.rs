@@ -1,11 +1,10 @@
 //! Blob downloads: `GET` streamed into a content-store [`hoist_content::Ingest`] on a
-//! blocking thread while the bytes are hashed and counted; only when digest and size both
-//! match is the ingest committed, so nothing corrupt or half-written ever becomes visible. A
+//! blocking thread, which hashes the bytes as it writes them (once) while this side counts
+//! them; only when digest and size both match is the ingest committed, so nothing corrupt or half-written ever becomes visible. A
 //! connection cut mid-blob resumes with `Range: bytes=N-` (or starts the ingest over when the
 //! registry ignores ranges); a download that fails for good drops its temp file.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 
 use bytes::Bytes;
 use hoist_content::{ContentStore, Expected, Written};
@@ -26,9 +25,8 @@ enum IngestMsg {
     Commit,
 }
 
-/// A download in progress: what was received and hashed, and the channel to the writer.
+/// A download in progress: what was received, and the channel to the writer (which hashes).
 struct Progress {
-    digester: hoist_oci::Digester,
     received: u64,
     tx: tokio::sync::mpsc::Sender<IngestMsg>,
     hook: Option<ProgressHook>,
@@ -51,7 +49,6 @@ impl Progress {
     }
 
     async fn push(&mut self, chunk: Bytes) -> Result<()> {
-        self.digester.update(&chunk);
         self.received += chunk.len() as u64;
         if self.received - self.reported >= REPORT_EVERY || self.received == self.size {
             self.report();
@@ -62,10 +59,7 @@ impl Progress {
             .map_err(|_| RegistryError::Task("the blob writer stopped".to_owned()))
     }
 
-    async fn restart(&mut self, digest: &Digest) -> Result<()> {
-        self.digester = digest
-            .digester()
-            .map_err(|err| RegistryError::Task(err.to_string()))?;
+    async fn restart(&mut self) -> Result<()> {
         self.received = 0;
         self.report();
         self.tx
@@ -86,24 +80,12 @@ fn spawn_writer(
         let mut ingest = store.begin(expected.clone())?;
         while let Some(msg) = rx.blocking_recv() {
             match msg {
-                IngestMsg::Chunk(chunk) => {
-                    let path = ingest
-                        .temp_path()
-                        .map(|p| p.to_path_buf())
-                        .unwrap_or_else(|| store.ingest_dir().to_path_buf());
-                    ingest
-                        .write_all(&chunk)
-                        .map_err(|source| hoist_content::Error::Io {
-                            action: "write",
-                            path,
-                            source,
-                        })?;
-                }
+                IngestMsg::Chunk(chunk) => ingest.append(&chunk)?,
                 IngestMsg::Restart => {
                     drop(ingest);
                     ingest = store.begin(expected.clone())?;
                 }
-                IngestMsg::Commit => return Ok(Some(ingest.commit()?)),
+                IngestMsg::Commit => return Ok(Some(ingest.commit(None)?.written)),
             }
         }
         Ok(None)
@@ -168,7 +150,8 @@ impl RegistryClient {
             registry: host.to_owned(),
             message,
         };
-        let digester = digest
+        // The writer hashes; an algorithm it cannot compute is refused before any request.
+        digest
             .digester()
             .map_err(|err| mismatch(format!("cannot verify: {err}")))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<IngestMsg>(16);
@@ -180,7 +163,6 @@ impl RegistryClient {
             direction: Direction::Download,
         });
         let mut progress = Progress {
-            digester,
             received: 0,
             tx,
             hook,
@@ -216,30 +198,26 @@ impl RegistryClient {
             return Err(err);
         }
         let Progress {
-            digester,
-            received,
-            tx,
-            hook,
-            ..
+            received, tx, hook, ..
         } = progress;
-        let (actual, _) = digester.finish();
-        if received != descriptor.size || actual != *digest {
+        if received != descriptor.size {
             drop(tx);
             let _ = writer.await;
-            return Err(if received != descriptor.size {
-                mismatch(format!(
-                    "expected {} bytes, received {received}",
-                    descriptor.size
-                ))
-            } else {
-                mismatch(format!("received bytes hash to {actual}"))
-            });
+            return Err(mismatch(format!(
+                "expected {} bytes, received {received}",
+                descriptor.size
+            )));
         }
         if tx.send(IngestMsg::Commit).await.is_err() {
             return Err(writer_error(writer.await));
         }
         drop(tx);
         match writer.await {
+            // The commit checked the digest (and dropped the temp file).
+            Ok(Err(RegistryError::Content(hoist_content::Error::DigestMismatch {
+                actual,
+                ..
+            }))) => Err(mismatch(format!("received bytes hash to {actual}"))),
             Ok(Ok(Some(written))) => {
                 emit(&hook, || TransferEvent::Finished {
                     digest: digest.clone(),
@@ -301,7 +279,7 @@ impl RegistryClient {
             }
             if resume_from > 0 {
                 // The whole blob again: start over.
-                progress.restart(digest).await.map_err(Attempt::Fail)?;
+                progress.restart().await.map_err(Attempt::Fail)?;
             }
         }
         let expected_len = descriptor.size - progress.received;

@@ -315,7 +315,7 @@ impl RegistryClient {
             let pushes: Vec<_> = blobs
                 .into_iter()
                 .map(|desc| async move {
-                    let source = BlobSource::File(store.path(&desc.digest));
+                    let source = BlobSource::Store(store.clone());
                     if !store.has(&desc.digest) {
                         return Err(RegistryError::NotFound {
                             registry: "the content store".to_owned(),
@@ -374,7 +374,7 @@ impl RegistryClient {
             return Ok(());
         }
         self.fetch_blob(from, descriptor, store).await?;
-        let source = BlobSource::File(store.path(&descriptor.digest));
+        let source = BlobSource::Store(store.clone());
         self.push_blob(to, descriptor, source).await.map(drop)
     }
 

@@ -19,7 +19,7 @@
 //!     [`RegistryClient::fetch_blob_bytes`] (small blobs into memory);
 //!   - [`RegistryClient::blob_exists`], [`RegistryClient::mount_blob`],
 //!     [`RegistryClient::push_blob`] / [`RegistryClient::push_blob_or_mount`]
-//!     (a [`BlobSource`] file or bytes; one `PUT` for small blobs, `PATCH` chunks for large);
+//!     (a [`BlobSource`]: a content-store blob, a file or bytes; one `PUT` for small blobs, `PATCH` chunks for large);
 //!   - [`RegistryClient::push_manifest`]`(&Reference, bytes, MediaType)` (by tag, or by
 //!     digest when the reference has no tag), [`RegistryClient::tag`];
 //!   - [`RegistryClient::push_image`] / [`RegistryClient::push_image_with`]: an image or

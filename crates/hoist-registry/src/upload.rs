@@ -27,6 +27,9 @@ use crate::Repository;
 pub enum BlobSource {
     /// Bytes in memory (configs, small generated blobs).
     Bytes(Bytes),
+    /// The blob of the descriptor pushed, in a content store, streamed (opened for each
+    /// attempt).
+    Store(hoist_content::ContentStore),
     /// A file on disk, streamed (re-opened for each attempt).
     File(PathBuf),
 }
@@ -202,6 +205,17 @@ impl RegistryClient {
         descriptor: &Descriptor,
         source: &BlobSource,
     ) -> Result<()> {
+        if let BlobSource::Store(store) = source {
+            let len = store.info(&descriptor.digest)?;
+            if len != descriptor.size {
+                return Err(hoist_content::Error::SizeMismatch {
+                    digest: descriptor.digest.clone(),
+                    expected: descriptor.size,
+                    actual: len,
+                }
+                .into());
+            }
+        }
         if let BlobSource::File(path) = source {
             let len = tokio::fs::metadata(path)
                 .await
@@ -270,6 +284,12 @@ impl RegistryClient {
             }
             BlobSource::File(path) => Body::File {
                 path: path.clone(),
+                offset,
+                len,
+            },
+            BlobSource::Store(store) => Body::Blob {
+                store: store.clone(),
+                digest: digest.clone(),
                 offset,
                 len,
             },

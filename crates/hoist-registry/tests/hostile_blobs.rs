@@ -168,10 +168,10 @@ async fn blob_not_matching_its_digest_is_refused_and_not_stored() {
     // The config may have landed (it is valid); the layer and manifest must not.
     assert!(!store.has(&fx.layer.0.digest));
     assert!(!store.has(&fx.manifest_digest));
-    let leftovers: Vec<_> = std::fs::read_dir(store.ingest_dir())
-        .map(|d| d.flatten().collect())
-        .unwrap_or_default();
-    assert!(leftovers.is_empty());
+    assert_eq!(
+        common::ingest_files(&store),
+        Vec::<std::path::PathBuf>::new()
+    );
 
     // A blob longer than its descriptor says is refused too.
     let long = fixture();

@@ -2,7 +2,8 @@
 //! compressed and hashed in a single pass ([`LayerWriter`]).
 //!
 //! ```text
-//! tar bytes ─► diff_id sha256 ─► gzip | zstd | none ─► sha256 + size ─► your writer
+//! tar bytes ─► diff_id sha256 ─► gzip | zstd ─► sha256 + size ─► your writer
+//!                             └─► none (the blob digest is the diff_id) ─► your writer
 //! ```
 //!
 //! gzip runs on every core ([`crate::parallel_gzip`]) with a fixed header (no mtime, no
@@ -106,7 +107,8 @@ pub struct Layer {
 }
 
 enum Encoder<W: Write> {
-    None(DigestWriter<W>),
+    /// Uncompressed: the blob is the tar, so its digest is the diff id (hashed once).
+    None(W),
     Gzip(ParallelGzip<DigestWriter<W>>),
     Zstd(zstd::stream::write::Encoder<'static, DigestWriter<W>>),
 }
@@ -131,10 +133,10 @@ impl<W: Write> std::fmt::Debug for LayerWriter<W> {
 impl<W: Write> LayerWriter<W> {
     /// Starts a layer written to `out`.
     pub fn new(out: W, options: LayerOptions) -> Result<Self> {
-        let hashed = DigestWriter::new(out);
         let encoder = match options.compression {
-            Compression::None => Encoder::None(hashed),
+            Compression::None => Encoder::None(out),
             Compression::Gzip => {
+                let hashed = DigestWriter::new(out);
                 let level = options.level.unwrap_or(6).clamp(0, 9);
                 let level = u32::try_from(level).unwrap_or(6);
                 Encoder::Gzip(
@@ -145,7 +147,7 @@ impl<W: Write> LayerWriter<W> {
             Compression::Zstd => {
                 let level = options.level.unwrap_or(3);
                 Encoder::Zstd(
-                    zstd::stream::write::Encoder::new(hashed, level)
+                    zstd::stream::write::Encoder::new(DigestWriter::new(out), level)
                         .map_err(|source| Error::WriteLayer { source })?,
                 )
             }
@@ -159,14 +161,19 @@ impl<W: Write> LayerWriter<W> {
 
     /// Ends the compressed stream and returns the inner writer and the layer's digests.
     pub fn finish(self) -> Result<(W, Layer)> {
-        let hashed = match self.encoder {
-            Encoder::None(w) => w,
-            Encoder::Gzip(w) => w.finish().map_err(|source| Error::WriteLayer { source })?,
-            Encoder::Zstd(w) => w.finish().map_err(|source| Error::WriteLayer { source })?,
-        };
-        let (mut out, digest, size) = hashed.finish();
-        out.flush().map_err(|source| Error::WriteLayer { source })?;
         let (diff_id, diff_size) = self.diff.finish();
+        let (mut out, digest, size) = match self.encoder {
+            Encoder::None(w) => (w, diff_id.clone(), diff_size),
+            Encoder::Gzip(w) => w
+                .finish()
+                .map_err(|source| Error::WriteLayer { source })?
+                .finish(),
+            Encoder::Zstd(w) => w
+                .finish()
+                .map_err(|source| Error::WriteLayer { source })?
+                .finish(),
+        };
+        out.flush().map_err(|source| Error::WriteLayer { source })?;
         let media_type = self.options.media_types.layer(self.options.compression);
         Ok((
             out,

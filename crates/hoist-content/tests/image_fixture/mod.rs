@@ -12,6 +12,21 @@ pub struct TinyImage {
     pub layer: Descriptor,
 }
 
+/// The store's temp-file directory, `<root>/ingest` (the store keeps its paths to itself;
+/// these tests check its documented layout).
+pub fn ingest_dir(store: &ContentStore) -> std::path::PathBuf {
+    store.layout_dir().parent().unwrap().join("ingest")
+}
+
+/// Where the OCI layout keeps the blob `digest`: `blobs/<alg>/<hex>`.
+pub fn blob_path(store: &ContentStore, digest: &hoist_oci::Digest) -> std::path::PathBuf {
+    store
+        .layout_dir()
+        .join("blobs")
+        .join(digest.algorithm())
+        .join(digest.encoded())
+}
+
 /// `len` deterministic pseudo-random bytes, different for each `seed`.
 pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed

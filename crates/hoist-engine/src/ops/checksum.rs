@@ -101,7 +101,7 @@ pub(super) fn of_selection(
     let _ = snapshotter.remove(&key);
     if let (Ok(digest), Some(memo)) = (&digest, &memo) {
         // Only a speed-up: a memo that cannot be written is computed again next time.
-        let _ = crate::worker::write_atomic(memo, digest.to_string().as_bytes());
+        let _ = hoist_content::write_atomic(memo, digest.to_string().as_bytes());
     }
     digest
 }

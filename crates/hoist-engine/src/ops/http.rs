@@ -21,11 +21,10 @@
 //! download; anything else downloads again. As in BuildKit, the key digests filename,
 //! mode, content digest and Last-Modified, not the URL.
 //!
-//! Downloads go to a temp file in the content store's ingest dir, hashed on the way, and
-//! become a verified blob (named by their sha256) only when complete; the step's snapshot is
-//! made from that blob. A failure leaves neither blob nor temp file.
+//! Downloads stream into a content-store writer, which hashes them on the way and makes
+//! them a blob (named by their sha256) only when complete: the bytes reach the disk once.
+//! The step's snapshot is made from that blob. A failure leaves neither blob nor temp file.
 
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -302,22 +301,11 @@ async fn save(
             status: status.as_u16(),
         }));
     }
-    let ingest = op.worker.store().ingest_dir().to_path_buf();
-    let tmp = op
-        .blocking(move |_| {
-            create_dir_all(&ingest)?;
-            tempfile::Builder::new()
-                .prefix("http-")
-                .tempfile_in(&ingest)
-                .map_err(Error::io("create a file in", &ingest))
-        })
+    let store = op.worker.store().clone();
+    let mut blob = op
+        .blocking(move |_| Ok(store.writer()?))
         .await
         .map_err(Saving::Fail)?;
-    let file = tmp
-        .reopen()
-        .map_err(|e| Saving::Fail(Error::io("open", tmp.path())(e)))?;
-    let mut file = std::io::BufWriter::new(file);
-    let mut sha256 = Digester::sha256();
     let mut pinned = source
         .checksum
         .as_ref()
@@ -330,19 +318,16 @@ async fn save(
             Ok(None) => break,
             Err(e) => return Err(Saving::Retry(download_error(&source.url, &e))),
         };
-        sha256.update(&chunk);
         if let Some(d) = &mut pinned {
             d.update(&chunk);
         }
-        // Small synchronous writes of what the network delivers; the blob copy below is
-        // the bulk file work and runs on a blocking thread.
-        file.write_all(&chunk)
-            .map_err(|e| Saving::Fail(Error::io("write", tmp.path())(e)))?;
+        // Small buffered writes of what the network delivers (the writer hashes them); the
+        // commit's fsync runs on a blocking thread.
+        blob.append(&chunk)
+            .map_err(|e| Saving::Fail(Error::from(e)))?;
     }
-    file.flush()
-        .map_err(|e| Saving::Fail(Error::io("write", tmp.path())(e)))?;
-    drop(file);
-    let (digest, size) = sha256.finish();
+    let digest = blob.digest();
+    let size = blob.written();
     if let Some(expected) = &source.checksum {
         let actual = match pinned {
             Some(d) => d.finish().0,
@@ -375,11 +360,7 @@ async fn save(
     });
     let source = source.clone();
     op.blocking(move |op| {
-        let blob = std::fs::File::open(tmp.path()).map_err(Error::io("open", tmp.path()))?;
-        op.worker
-            .store()
-            .write_blob(Expected::new(digest, size), blob)?;
-        drop(tmp);
+        blob.commit(Some(Expected::new(digest, size)))?;
         if let Some(record) = record {
             add_record(&op.worker, &source, record)?;
         }
@@ -565,12 +546,9 @@ fn write_file(op: &EngineOp, resolved: &Resolved, root: &Path) -> Result<()> {
         .map_err(Error::io("create", &path))?;
     let copied = std::io::copy(&mut blob, &mut file).map_err(Error::io("write", &path))?;
     if copied != resolved.size {
-        return Err(Error::CacheRecord {
-            path: op.worker.store().path(&resolved.digest),
-            reason: format!(
-                "blob of {} has {copied} bytes, {} expected",
-                resolved.digest, resolved.size
-            ),
+        return Err(Error::InvalidBlob {
+            digest: resolved.digest.clone(),
+            reason: format!("has {copied} bytes, {} expected", resolved.size),
         });
     }
     // The umask may have narrowed the create mode; set it exactly.
@@ -666,7 +644,7 @@ fn add_record(worker: &Worker, source: &Source, record: Record) -> Result<()> {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    crate::worker::write_atomic(&path, &bytes)
+    Ok(hoist_content::write_atomic(&path, &bytes)?)
 }
 
 #[cfg(test)]

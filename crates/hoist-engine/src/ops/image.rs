@@ -178,27 +178,10 @@ pub(crate) async fn pull_verified(
 /// Re-hashes the present blobs among `digests`, removing any whose bytes no longer match
 /// their name so that the next pull fetches them again. Returns how many were removed.
 fn remove_corrupt_blobs(worker: &Worker, digests: &[hoist_oci::Digest]) -> Result<usize> {
-    let store = worker.store();
     let mut removed = 0;
     for digest in digests {
-        let corrupt = match store.verify_blob(digest) {
-            Ok(()) | Err(hoist_content::Error::NotFound { .. }) => false,
-            Err(
-                hoist_content::Error::DigestMismatch { .. }
-                | hoist_content::Error::SizeMismatch { .. }
-                | hoist_content::Error::TooLarge { .. },
-            ) => true,
-            Err(e) => return Err(e.into()),
-        };
-        if corrupt {
-            // The store has no call to drop one blob; a blob that fails its own digest is
-            // garbage, and removing its file is what garbage collection does.
-            let path = store.path(digest);
-            match std::fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove corrupt blob", &path)(e)),
-            }
+        if worker.store().remove_if_corrupt(digest)? {
+            removed += 1;
         }
     }
     Ok(removed)

@@ -111,7 +111,7 @@ impl StatCache {
             return;
         }
         if let Ok(bytes) = serde_json::to_vec(&self.seen) {
-            let _ = crate::worker::write_atomic(&self.path, &bytes);
+            let _ = hoist_content::write_atomic(&self.path, &bytes);
         }
     }
 }

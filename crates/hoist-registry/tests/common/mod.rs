@@ -100,6 +100,26 @@ pub fn temp_store() -> (tempfile::TempDir, ContentStore) {
     (dir, store)
 }
 
+/// The store's temp files: `<root>/ingest` beside the layout `<root>/content` (the store
+/// keeps the path to itself; the tests know its documented layout).
+pub fn ingest_files(store: &ContentStore) -> Vec<std::path::PathBuf> {
+    let dir = store.layout_dir().parent().unwrap().join("ingest");
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Where the OCI layout keeps the blob `digest`.
+pub fn blob_path(store: &ContentStore, digest: &hoist_oci::Digest) -> std::path::PathBuf {
+    store
+        .layout_dir()
+        .join("blobs")
+        .join(digest.algorithm())
+        .join(digest.encoded())
+}
+
 /// Every blob file under the store's layout (to prove nothing half-written is visible).
 pub fn blob_files(store: &ContentStore) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

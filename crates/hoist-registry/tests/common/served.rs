@@ -6,8 +6,8 @@ use bytes::Bytes;
 use hoist_oci::{Descriptor, Digest, MediaType, Platform, Reference};
 use hoist_registry::RegistryConfig;
 
-use super::blob_files;
 use super::hostile::{Req, Resp};
+use super::{blob_files, blob_path, ingest_files};
 
 /// A one-layer image held in memory, as the fake registry serves it.
 #[derive(Clone)]
@@ -94,19 +94,15 @@ pub fn amd64() -> Platform {
 /// Nothing in the store: no blob, and no temp file left in the ingest dir.
 pub fn assert_store_clean(store: &hoist_content::ContentStore) {
     assert_eq!(blob_files(store), Vec::<std::path::PathBuf>::new());
-    let leftovers: Vec<_> = std::fs::read_dir(store.ingest_dir())
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let leftovers = ingest_files(store);
     assert!(leftovers.is_empty(), "ingest leftovers: {leftovers:?}");
 }
 
 /// Only these blobs in the store, and no temp file left in the ingest dir.
 pub fn assert_store_clean_but(store: &hoist_content::ContentStore, digests: &[&Digest]) {
-    let mut want: Vec<_> = digests.iter().map(|d| store.path(d)).collect();
+    let mut want: Vec<_> = digests.iter().map(|d| blob_path(store, d)).collect();
     want.sort();
     assert_eq!(blob_files(store), want);
-    let leftovers: Vec<_> = std::fs::read_dir(store.ingest_dir())
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let leftovers = ingest_files(store);
     assert!(leftovers.is_empty(), "ingest leftovers: {leftovers:?}");
 }

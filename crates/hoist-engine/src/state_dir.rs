@@ -3,14 +3,17 @@
 //! The root is `/var/lib/hoist` when running as root, `$XDG_DATA_HOME/hoist` (or
 //! `~/.local/share/hoist`) otherwise, and `--root` overrides both. Choosing the root is pure
 //! path logic over an [`Environment`], so it is tested without touching the process
-//! environment; only [`StateDir::create`] and [`StateDir::open_content_store`] touch the disk.
+//! environment; only [`StateDir::create`] and the `open` functions touch the disk.
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use hoist_content::ContentStore;
+use hoist_snapshot::AnySnapshotter;
+
 use crate::error::{Error, Result};
-use crate::store::ContentStore;
+use crate::worker::create_dir_all;
 
 /// The system-wide state dir used when running as root.
 pub const SYSTEM_ROOT: &str = "/var/lib/hoist";
@@ -37,15 +40,14 @@ impl Environment {
     }
 }
 
-/// The root of hoist's state: the content store and, later, caches and snapshots.
+/// The root of hoist's state: the content store, the snapshots and the engine's records.
 ///
 /// Layout under the root:
 ///
-/// - `content/` — the OCI image layout (see [`ContentStore`]),
-/// - `ingest/` — temp files of blobs being written,
-/// - `leases/` — blobs live writers need kept (see [`crate::Lease`]),
-/// - `named-leases/` — blobs owners such as cache records keep across processes,
-/// - `content.lock` — the lock taken to update names and to collect garbage.
+/// - the content store's files (`content/`, the OCI image layout, and its `ingest/`,
+///   `leases/`, `named-leases/`, `variants/`, `content.lock`; see [`ContentStore`]),
+/// - `snapshots/` — the snapshotter's (see [`AnySnapshotter`]),
+/// - `engine/` — cache records, layer chains, cache mounts, http records, locks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateDir {
     root: PathBuf,
@@ -88,36 +90,14 @@ impl StateDir {
         &self.root
     }
 
-    /// The OCI image layout of the content store: `<root>/content`.
-    pub fn content_dir(&self) -> PathBuf {
-        self.root.join("content")
+    /// `<root>/engine`: the engine's own files (cache records, layer chains, cache mounts).
+    pub fn engine_dir(&self) -> PathBuf {
+        self.root.join("engine")
     }
 
-    /// Where blobs are written before they are verified: `<root>/ingest`.
-    pub fn ingest_dir(&self) -> PathBuf {
-        self.root.join("ingest")
-    }
-
-    /// Where live writers list the blobs garbage collection must keep: `<root>/leases`.
-    pub fn leases_dir(&self) -> PathBuf {
-        self.root.join("leases")
-    }
-
-    /// Where owners list the blobs GC must keep until they say otherwise:
-    /// `<root>/named-leases`.
-    pub fn named_leases_dir(&self) -> PathBuf {
-        self.root.join("named-leases")
-    }
-
-    /// `<root>/variants`: which blob another blob converts to (see
-    /// [`ContentStore::variant`](crate::ContentStore::variant)).
-    pub fn variants_dir(&self) -> PathBuf {
-        self.root.join("variants")
-    }
-
-    /// The lock file guarding names and garbage collection: `<root>/content.lock`.
-    pub fn lock_path(&self) -> PathBuf {
-        self.root.join("content.lock")
+    /// `<root>/snapshots`: the snapshotter's directory.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
     }
 
     /// Creates the root directory (mode 0700 for the directories it creates) if missing.
@@ -126,13 +106,25 @@ impl StateDir {
             .recursive(true)
             .mode(0o700)
             .create(&self.root)
-            .map_err(|source| Error::io("create state dir", &self.root, source))
+            .map_err(Error::io("create state dir", &self.root))
     }
 
     /// Creates the state dir if needed and opens its content store.
     pub fn open_content_store(&self) -> Result<ContentStore> {
         self.create()?;
-        ContentStore::open(&self.root)
+        Ok(ContentStore::open(&self.root)?)
+    }
+
+    /// The content store, snapshotter (overlay when the kernel allows) and engine
+    /// directory, created if missing: what a build and an inspection (du, prune) both open.
+    pub(crate) fn open(&self) -> Result<(ContentStore, AnySnapshotter, PathBuf)> {
+        let store = self.open_content_store()?;
+        let snapshots = self.snapshots_dir();
+        create_dir_all(&snapshots)?;
+        let snapshotter = AnySnapshotter::probe(&snapshots)?;
+        let engine = self.engine_dir();
+        create_dir_all(&engine)?;
+        Ok((store, snapshotter, engine))
     }
 }
 
@@ -178,8 +170,8 @@ mod tests {
     fn override_wins() {
         let dir = StateDir::resolve(Some(PathBuf::from("/tmp/r"))).unwrap();
         assert_eq!(dir.root(), Path::new("/tmp/r"));
-        assert_eq!(dir.content_dir(), Path::new("/tmp/r/content"));
-        assert_eq!(dir.ingest_dir(), Path::new("/tmp/r/ingest"));
+        assert_eq!(dir.engine_dir(), Path::new("/tmp/r/engine"));
+        assert_eq!(dir.snapshots_dir(), Path::new("/tmp/r/snapshots"));
     }
 
     #[test]
