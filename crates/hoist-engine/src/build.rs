@@ -171,9 +171,10 @@ pub async fn build(
         let rootfs = if needs_rootfs {
             let key = worker.unique_key("export");
             let parents: Vec<_> = result.iter().map(|r| r.snapshot.clone()).collect();
-            let mount = worker.snapshotter().view(&key, &parents)?;
-            views.push(key);
-            Some(mount.path().to_path_buf())
+            let view = worker.snapshotter().view(&key, &parents)?;
+            let rootfs = view.path().to_path_buf();
+            views.push(view);
+            Some(rootfs)
         } else {
             None
         };
@@ -202,9 +203,7 @@ pub async fn build(
             outputs: request.outputs.clone(),
         })
         .await;
-    for key in &views {
-        let _ = worker.snapshotter().remove(key);
-    }
+    drop(views);
     Ok(BuildResult {
         images,
         export: export?,
