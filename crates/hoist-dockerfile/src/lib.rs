@@ -11,12 +11,18 @@
 //! - [`dockerignore`]: `.dockerignore` files and moby/patternmatcher matching
 //!   ([`dockerignore::PatternMatcher`]).
 //!
+//! Two small readers of Go's text formats live here too, the lowest crate that needs them:
+//! [`go_duration`] (`time.Duration` printed and parsed) and [`go_csv`] (one `encoding/csv`
+//! record split into fields, as BuildKit reads `--mount` and buildx reads `-o`).
+//!
 //! Everything here is pure: no I/O, no async. Errors are one [`Error`] enum whose messages
 //! follow BuildKit's texts, and carry the line range of the offending instruction.
 
 pub mod ast;
 pub mod dockerignore;
 mod error;
+pub mod go_csv;
+pub mod go_duration;
 pub mod instructions;
 pub mod parser;
 pub mod shell;

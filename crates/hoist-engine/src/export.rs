@@ -27,10 +27,8 @@ pub async fn export(
     let needs_rootfs = outputs
         .iter()
         .any(|o| matches!(o, Output::Local(_) | Output::Tar(_)));
-    let mut views = Views {
-        worker,
-        keys: Vec::new(),
-    };
+    // Each view is removed when its guard drops, once the export has ended however it ends.
+    let mut views = Vec::new();
     let mut images = Vec::new();
     for (target, result) in definition.targets.into_iter().zip(solved.results) {
         let layers = result
@@ -40,9 +38,10 @@ pub async fn export(
         let rootfs = if needs_rootfs {
             let key = worker.unique_key("export");
             let parents: Vec<_> = result.iter().map(|r| r.snapshot.clone()).collect();
-            let mount = worker.snapshotter().view(&key, &parents)?;
-            views.keys.push(key);
-            Some(mount.path().to_path_buf())
+            let view = worker.snapshotter().view(&key, &parents)?;
+            let path = view.path().to_path_buf();
+            views.push(view);
+            Some(path)
         } else {
             None
         };
@@ -63,20 +62,10 @@ pub async fn export(
             images: images.clone(),
             outputs: outputs.to_vec(),
         })
-        .await?;
-    Ok(BuildResult { images, export })
-}
-
-/// The export's snapshot views, removed when it ends, however it ends.
-struct Views<'a> {
-    worker: &'a Worker,
-    keys: Vec<String>,
-}
-
-impl Drop for Views<'_> {
-    fn drop(&mut self) {
-        for key in &self.keys {
-            let _ = self.worker.snapshotter().remove(key);
-        }
-    }
+        .await;
+    drop(views);
+    Ok(BuildResult {
+        images,
+        export: export?,
+    })
 }

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use fs4::fs_std::FileExt;
 use hoist_content::{ContentStore, Lease};
@@ -78,6 +78,8 @@ pub struct Worker {
     snapshotter: AnySnapshotter,
     executor: AnyExecutor,
     registry: RegistryClient,
+    /// The HTTP clients of `ADD <url>` downloads, by host, each set up on first use.
+    http_clients: Mutex<HashMap<String, reqwest::Client>>,
     counter: AtomicU64,
     /// Blobs this build writes or uses, kept from content GC until the build ends.
     blobs: Lease,
@@ -120,6 +122,7 @@ impl Worker {
             snapshotter,
             executor,
             registry,
+            http_clients: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
             blobs,
             uses,
@@ -147,6 +150,28 @@ impl Worker {
 
     pub fn registry(&self) -> &RegistryClient {
         &self.registry
+    }
+
+    /// The HTTP client for `ADD <url>` downloads from `url`'s host, set up once per worker
+    /// and host from the registry config ([`hoist_registry::RegistryConfig::http_client`]):
+    /// its user agent and timeouts, and the host's CAs, `insecure` and client certificate
+    /// when the config names that host; proxies come from the environment.
+    pub(crate) fn http_client(&self, url: &reqwest::Url) -> Result<reqwest::Client> {
+        let host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => String::new(),
+        };
+        let mut clients = self
+            .http_clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(&host) {
+            return Ok(client.clone());
+        }
+        let client = self.registry.config().http_client(&host)?;
+        clients.insert(host, client.clone());
+        Ok(client)
     }
 
     /// `<state>/engine`: the engine's own files (cache records, layer chains, cache mounts).

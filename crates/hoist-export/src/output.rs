@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use hoist_dockerfile::go_csv::{self, CsvError};
 use hoist_oci::{Compression, Platform, Reference};
 
 use crate::error::{Error, Result};
@@ -386,64 +387,22 @@ impl Output {
     }
 }
 
-/// Splits a CSV line the way Go's `encoding/csv` does for buildx: fields separated by
-/// commas, a field starting with `"` runs to the matching quote (`""` is a quote).
+/// Splits an output spec into its CSV fields as buildx does (Go's `encoding/csv`, so a bare
+/// `"` inside an unquoted field is refused); a spec of nothing but empty fields is no output.
 fn split_fields(spec: &str) -> Result<Vec<String>> {
-    let mut fields = Vec::new();
-    let mut chars = spec.chars().peekable();
-    loop {
-        let mut field = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => field.push(c),
-                    None => {
-                        return Err(Error::OutputSyntax {
-                            spec: spec.to_owned(),
-                            reason: "unterminated quoted field".into(),
-                        })
-                    }
-                }
-            }
-            match chars.next() {
-                None => {
-                    fields.push(field);
-                    break;
-                }
-                Some(',') => fields.push(field),
-                Some(c) => {
-                    return Err(Error::OutputSyntax {
-                        spec: spec.to_owned(),
-                        reason: format!("unexpected {c:?} after a quoted field"),
-                    })
-                }
-            }
-        } else {
-            let mut ended = true;
-            for c in chars.by_ref() {
-                if c == ',' {
-                    ended = false;
-                    break;
-                }
-                field.push(c);
-            }
-            fields.push(field);
-            if ended {
-                break;
-            }
-        }
-    }
+    let syntax = |reason: String| Error::OutputSyntax {
+        spec: spec.to_owned(),
+        reason,
+    };
+    let fields = go_csv::fields(spec).map_err(|e| {
+        syntax(match e {
+            CsvError::Unterminated => "unterminated quoted field".into(),
+            CsvError::AfterQuote(c) => format!("unexpected {c:?} after a quoted field"),
+            CsvError::BareQuote => e.to_string(),
+        })
+    })?;
     if fields.iter().all(|f| f.is_empty()) {
-        return Err(Error::OutputSyntax {
-            spec: spec.to_owned(),
-            reason: "empty output".into(),
-        });
+        return Err(syntax("empty output".into()));
     }
     Ok(fields)
 }

@@ -247,6 +247,8 @@ fn errors_name_the_key_and_value() {
         ("type=ftp,dest=x", "invalid output \"type=ftp,dest=x\": unknown output type \"ftp\""),
         ("", "invalid output \"\": empty output"),
         ("type=oci,\"dest=x", "invalid output \"type=oci,\\\"dest=x\": unterminated quoted field"),
+        ("type=oci,\"dest=x\"y", "invalid output \"type=oci,\\\"dest=x\\\"y\": unexpected 'y' after a quoted field"),
+        ("type=oci,dest=x\"y", "invalid output \"type=oci,dest=x\\\"y\": bare \" in non-quoted-field"),
     ];
     let mut failures = Vec::new();
     for (spec, want) in cases {

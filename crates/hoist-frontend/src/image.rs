@@ -1,8 +1,6 @@
 //! Image config helpers: the empty image, history entries and the Go formatting BuildKit's
 //! `created_by` texts use, and POSIX path normalisation for WORKDIR and COPY destinations.
 
-use std::time::Duration;
-
 use hoist_dockerfile::shell::go_quote;
 use hoist_oci::{History, ImageConfig, Platform};
 
@@ -89,49 +87,8 @@ pub(crate) fn go_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
-/// Go's `time.Duration.String()`: `1h2m3.5s`, `150ms`, `0s`.
-pub(crate) fn go_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        return "0s".to_string();
-    }
-    if nanos < 1_000 {
-        return format!("{nanos}ns");
-    }
-    if nanos < 1_000_000 {
-        return format!("{}µs", trim_fraction(nanos, 1_000));
-    }
-    if nanos < 1_000_000_000 {
-        return format!("{}ms", trim_fraction(nanos, 1_000_000));
-    }
-    let total_secs = nanos / 1_000_000_000;
-    let sub = nanos % 1_000_000_000;
-    let hours = total_secs / 3600;
-    let minutes = (total_secs % 3600) / 60;
-    let secs = total_secs % 60;
-    let mut out = String::new();
-    if hours > 0 {
-        out.push_str(&format!("{hours}h"));
-    }
-    if hours > 0 || minutes > 0 {
-        out.push_str(&format!("{minutes}m"));
-    }
-    out.push_str(&trim_fraction(secs * 1_000_000_000 + sub, 1_000_000_000));
-    out.push('s');
-    out
-}
-
-/// `value / unit` with the fraction's trailing zeros dropped (`1.5`, `2`).
-fn trim_fraction(value: u128, unit: u128) -> String {
-    let whole = value / unit;
-    let frac = value % unit;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let width = unit.ilog10() as usize;
-    let digits = format!("{frac:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
-}
+/// Go's `time.Duration.String()`, as the history texts print healthcheck timings.
+pub(crate) use hoist_dockerfile::go_duration::format as go_duration;
 
 /// Unix seconds as RFC 3339 in UTC (`2024-01-02T03:04:05Z`), as Go's `time.Time` marshals.
 pub(crate) fn rfc3339(secs: i64) -> String {
@@ -238,16 +195,6 @@ pub(crate) fn normalize_workdir(current: &str, requested: &str) -> Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_print_as_go_does() {
-        assert_eq!(go_duration(Duration::ZERO), "0s");
-        assert_eq!(go_duration(Duration::from_secs(30)), "30s");
-        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
-        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(go_duration(Duration::from_millis(150)), "150ms");
-    }
 
     #[test]
     fn epochs_format_as_rfc3339() {

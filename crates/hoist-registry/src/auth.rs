@@ -7,10 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::client::{is_retryable_status, is_retryable_transport, retry_after};
-use crate::config::RetryPolicy;
 use crate::credentials::Auth;
 use crate::error::{RegistryError, Result};
+use crate::retry::{is_retryable_status, is_retryable_transport, retry_after, RetryPolicy};
 
 /// One authentication challenge from a `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,22 +364,19 @@ pub async fn fetch_token(
         }
     };
     // Token services fail transiently like registries do: same retry rules.
-    let mut attempt: u32 = 0;
+    let mut attempts = req.retry.attempts();
     let (status, body) = loop {
-        let can_retry = attempt + 1 < req.retry.attempts.max(1);
+        let can_retry = attempts.can_retry();
         let this = request
             .try_clone()
             .ok_or_else(|| fail("the token request cannot be repeated".to_owned()))?;
         match this.send().await {
-            Err(err) if can_retry && is_retryable_transport(&err) => {
-                tokio::time::sleep(req.retry.delay(attempt)).await;
-            }
+            Err(err) if can_retry && is_retryable_transport(&err) => attempts.wait(None).await,
             Err(err) => return Err(fail(format!("request failed: {err}"))),
             Ok(resp) if can_retry && is_retryable_status(resp.status()) => {
-                let delay = retry_after(resp.headers())
-                    .unwrap_or_else(|| req.retry.delay(attempt))
-                    .min(req.retry.max_delay);
-                tokio::time::sleep(delay).await;
+                let asked = retry_after(resp.headers());
+                drop(resp);
+                attempts.wait(asked).await;
             }
             Ok(resp) => {
                 let status = resp.status();
@@ -388,13 +384,12 @@ pub async fn fetch_token(
                     Ok(body) => break (status, body),
                     Err(err) if can_retry => {
                         drop(err);
-                        tokio::time::sleep(req.retry.delay(attempt)).await;
+                        attempts.wait(None).await;
                     }
                     Err(err) => return Err(fail(format!("reading the answer failed: {err}"))),
                 }
             }
         }
-        attempt += 1;
     };
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         return Err(RegistryError::Unauthorized {

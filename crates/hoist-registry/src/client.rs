@@ -4,24 +4,24 @@
 //!
 //! Retries: a request marked idempotent is sent again on connection errors, `429` (after
 //! `Retry-After` when given) and `500/502/503/504`, with exponential backoff
-//! ([`crate::RetryPolicy`]). A `401` is answered once per request by getting a fresh token
+//! ([`crate::retry`]). A `401` is answered once per request by getting a fresh token
 //! for the scopes the challenge names.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use tokio::io::AsyncSeekExt as _;
 use url::Url;
 
 use crate::auth::{fetch_token, parse_challenges, Challenge, TokenCache, TokenRequest};
-use crate::config::{is_loopback, HostConfig, RegistryConfig};
+use crate::config::{is_loopback, RegistryConfig};
 use crate::credentials::{Auth, Credentials};
 use crate::error::{RegistryError, Result};
+use crate::retry::{self, is_retryable_status, is_retryable_transport, retry_after};
 use crate::Repository;
 
 /// The host Docker Hub's API answers on, for references naming `docker.io`.
@@ -120,29 +120,6 @@ impl Call {
     }
 }
 
-/// Whether a transport error is worth a retry (connection trouble, not a bad request).
-pub(crate) fn is_retryable_transport(err: &reqwest::Error) -> bool {
-    err.is_connect() || err.is_timeout() || err.is_request() || err.is_body() || err.is_decode()
-}
-
-/// Whether a status is worth a retry.
-pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
-}
-
-/// The delay a `Retry-After` header asks for (delta-seconds or an HTTP date).
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
 impl RegistryClient {
     /// Waits until no other task of this client is pushing or mounting `digest` into
     /// `repository`, and holds that place until the guard is dropped.
@@ -211,7 +188,7 @@ impl RegistryClient {
 
     async fn setup_host(&self, host: &str) -> Result<HostState> {
         let hc = self.inner.config.host(host);
-        let http = self.http_client(host, &hc)?;
+        let http = self.inner.config.http_client(host)?;
         let api_host = if host == "docker.io" || host == "index.docker.io" {
             DOCKER_HUB_API_HOST
         } else {
@@ -275,52 +252,6 @@ impl RegistryClient {
             }))
     }
 
-    fn http_client(&self, host: &str, hc: &HostConfig) -> Result<reqwest::Client> {
-        let config = &self.inner.config;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(config.user_agent.clone())
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
-            .redirect(reqwest::redirect::Policy::limited(10));
-        if hc.insecure {
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-        for ca in &hc.ca {
-            let tls = |message: String| RegistryError::Tls {
-                host: host.to_owned(),
-                path: ca.clone(),
-                message,
-            };
-            let pem = std::fs::read(ca).map_err(|err| tls(err.to_string()))?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| tls(err.to_string()))?;
-            if certs.is_empty() {
-                return Err(tls("no certificate in the file".to_owned()));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if let Some(pair) = hc.keypairs.first() {
-            let tls = |path: &PathBuf, message: String| RegistryError::Tls {
-                host: host.to_owned(),
-                path: path.clone(),
-                message,
-            };
-            let mut pem = std::fs::read(&pair.cert).map_err(|e| tls(&pair.cert, e.to_string()))?;
-            pem.push(b'\n');
-            pem.extend(std::fs::read(&pair.key).map_err(|e| tls(&pair.key, e.to_string()))?);
-            let identity =
-                reqwest::Identity::from_pem(&pem).map_err(|e| tls(&pair.cert, e.to_string()))?;
-            builder = builder.identity(identity);
-        }
-        builder.build().map_err(|err| RegistryError::Tls {
-            host: host.to_owned(),
-            path: PathBuf::new(),
-            message: err.to_string(),
-        })
-    }
-
     /// `GET /v2/`: 200 means anonymous access, 401 carries the challenge to answer later.
     async fn ping(&self, state: &HostState, retry: bool) -> Result<Option<Challenge>> {
         let url = state
@@ -330,52 +261,31 @@ impl RegistryClient {
                 registry: state.host.clone(),
                 message: err.to_string(),
             })?;
-        let attempts = if retry {
-            self.inner.config.retry.attempts.max(1)
+        let policy = if retry {
+            self.inner.config.retry.clone()
         } else {
-            1
+            self.inner.config.retry.once()
         };
-        let mut attempt = 0;
-        loop {
-            let result = state.http.get(url.clone()).send().await;
-            let retry_in = match &result {
-                Err(err) if is_retryable_transport(err) => {
-                    Some(self.inner.config.retry.delay(attempt))
-                }
-                Ok(resp) if is_retryable_status(resp.status()) => Some(
-                    retry_after(resp.headers())
-                        .unwrap_or_else(|| self.inner.config.retry.delay(attempt))
-                        .min(self.inner.config.retry.max_delay),
-                ),
-                _ => None,
-            };
-            if let Some(delay) = retry_in {
-                if attempt + 1 < attempts {
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                    continue;
-                }
+        let result = retry::send(policy.attempts(), || state.http.get(url.clone())).await;
+        let resp = result.map_err(|source| RegistryError::Http {
+            method: "GET".to_owned(),
+            url: url.to_string(),
+            source,
+        })?;
+        match resp.status() {
+            StatusCode::UNAUTHORIZED => {
+                let challenges = challenges_of(&state.host, resp.headers())?;
+                Ok(pick_challenge(challenges))
             }
-            let resp = result.map_err(|source| RegistryError::Http {
+            status if status.is_success() => Ok(None),
+            // Some registries answer 404 or 403 on /v2/ but serve the API all the same.
+            StatusCode::NOT_FOUND | StatusCode::FORBIDDEN => Ok(None),
+            status => Err(RegistryError::Status {
                 method: "GET".to_owned(),
                 url: url.to_string(),
-                source,
-            })?;
-            return match resp.status() {
-                StatusCode::UNAUTHORIZED => {
-                    let challenges = challenges_of(&state.host, resp.headers())?;
-                    Ok(pick_challenge(challenges))
-                }
-                status if status.is_success() => Ok(None),
-                // Some registries answer 404 or 403 on /v2/ but serve the API all the same.
-                StatusCode::NOT_FOUND | StatusCode::FORBIDDEN => Ok(None),
-                status => Err(RegistryError::Status {
-                    method: "GET".to_owned(),
-                    url: url.to_string(),
-                    status: status.as_u16(),
-                    message: String::new(),
-                }),
-            };
+                status: status.as_u16(),
+                message: String::new(),
+            }),
         }
     }
 
@@ -463,9 +373,8 @@ impl RegistryClient {
     /// retrying idempotent calls as the policy says. Returns any final answer; callers check
     /// its status (see [`check_status`]).
     pub(crate) async fn send(&self, state: &HostState, call: &Call) -> Result<reqwest::Response> {
-        let policy = &self.inner.config.retry;
+        let mut attempts = self.inner.config.retry.attempts();
         let mut scopes = call.scopes.clone();
-        let mut attempt: u32 = 0;
         let mut reauthorized = false;
         loop {
             let mut request = state
@@ -487,12 +396,11 @@ impl RegistryClient {
                 }
                 other => request = request.body(self.make_body(other).await?),
             }
-            let can_retry = call.idempotent && attempt + 1 < policy.attempts.max(1);
+            let can_retry = call.idempotent && attempts.can_retry();
             match request.send().await {
                 Err(err) => {
                     if can_retry && is_retryable_transport(&err) {
-                        tokio::time::sleep(policy.delay(attempt)).await;
-                        attempt += 1;
+                        attempts.wait(None).await;
                         continue;
                     }
                     return Err(RegistryError::Http {
@@ -529,12 +437,9 @@ impl RegistryClient {
                     }
                 }
                 Ok(resp) if can_retry && is_retryable_status(resp.status()) => {
-                    let delay = retry_after(resp.headers())
-                        .unwrap_or_else(|| policy.delay(attempt))
-                        .min(policy.max_delay);
+                    let asked = retry_after(resp.headers());
                     drop(resp);
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
+                    attempts.wait(asked).await;
                 }
                 Ok(resp) => return Ok(resp),
             }
@@ -740,28 +645,6 @@ async fn file_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        let later =
-            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(100));
-        h.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
-        let got = retry_after(&h).unwrap();
-        assert!(
-            got > Duration::from_secs(90) && got <= Duration::from_secs(100),
-            "{got:?}"
-        );
-        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h), None);
-    }
 
     #[test]
     fn bearer_is_preferred() {

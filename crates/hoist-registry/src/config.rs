@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use crate::error::{RegistryError, Result};
 use crate::progress::ProgressHook;
+use crate::retry::RetryPolicy;
 
 /// Settings for one registry host (`[registry."host"]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,38 +53,6 @@ pub struct KeyPair {
     pub key: PathBuf,
     /// The certificate chain (`cert`).
     pub cert: PathBuf,
-}
-
-/// How idempotent requests are retried on connection errors, 429 and 5xx answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (1 means no retry).
-    pub attempts: u32,
-    /// Delay before the first retry; doubled each time.
-    pub initial_delay: Duration,
-    /// Upper bound for one delay, `Retry-After` included.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 5,
-            initial_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delay before retry number `retry` (0 for the first retry).
-    pub fn delay(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.min(16)).unwrap_or(u32::MAX);
-        self.initial_delay
-            .checked_mul(factor)
-            .unwrap_or(self.max_delay)
-            .min(self.max_delay)
-    }
 }
 
 /// Everything a [`crate::RegistryClient`] needs to know besides credentials.
@@ -220,6 +189,55 @@ impl RegistryConfig {
     /// The settings for `host` (defaults when it has no table).
     pub fn host(&self, host: &str) -> HostConfig {
         self.hosts.get(host).cloned().unwrap_or_default()
+    }
+
+    /// The HTTP client for `host` (as written in references: `docker.io`, `host:port`): this
+    /// config's user agent and timeouts, up to 10 redirects, proxies from the environment,
+    /// and the host's `insecure`, `ca` and first `keypair`. Its CA and key files are read now.
+    pub fn http_client(&self, host: &str) -> Result<reqwest::Client> {
+        let hc = self.host(host);
+        let mut builder = reqwest::Client::builder()
+            .user_agent(self.user_agent.clone())
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .redirect(reqwest::redirect::Policy::limited(10));
+        if hc.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        for ca in &hc.ca {
+            let tls = |message: String| RegistryError::Tls {
+                host: host.to_owned(),
+                path: ca.clone(),
+                message,
+            };
+            let pem = std::fs::read(ca).map_err(|err| tls(err.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| tls(err.to_string()))?;
+            if certs.is_empty() {
+                return Err(tls("no certificate in the file".to_owned()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(pair) = hc.keypairs.first() {
+            let tls = |path: &PathBuf, message: String| RegistryError::Tls {
+                host: host.to_owned(),
+                path: path.clone(),
+                message,
+            };
+            let mut pem = std::fs::read(&pair.cert).map_err(|e| tls(&pair.cert, e.to_string()))?;
+            pem.push(b'\n');
+            pem.extend(std::fs::read(&pair.key).map_err(|e| tls(&pair.key, e.to_string()))?);
+            let identity =
+                reqwest::Identity::from_pem(&pem).map_err(|e| tls(&pair.cert, e.to_string()))?;
+            builder = builder.identity(identity);
+        }
+        builder.build().map_err(|err| RegistryError::Tls {
+            host: host.to_owned(),
+            path: PathBuf::new(),
+            message: err.to_string(),
+        })
     }
 }
 

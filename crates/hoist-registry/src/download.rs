@@ -170,18 +170,16 @@ impl RegistryClient {
             size: descriptor.size,
             reported: 0,
         };
-        let policy = self.inner.config.retry.clone();
-        let mut attempt = 0;
+        let mut attempts = self.inner.config.retry.attempts();
         let outcome = loop {
             match self
                 .fetch_blob_attempt(host, repository, descriptor, &mut progress)
                 .await
             {
                 Ok(()) => break Ok(()),
-                Err(Attempt::Retry(err)) if attempt + 1 < policy.attempts.max(1) => {
+                Err(Attempt::Retry(err)) if attempts.can_retry() => {
                     drop(err);
-                    tokio::time::sleep(policy.delay(attempt)).await;
-                    attempt += 1;
+                    attempts.wait(None).await;
                 }
                 Err(Attempt::Retry(err) | Attempt::Fail(err)) => break Err(err),
             }

@@ -31,6 +31,10 @@
 //! - [`Repository`]: a registry host plus repository path (`docker.io` + `library/busybox`).
 //! - [`RegistryConfig`] (settings: [`HostConfig`] per host from a buildkitd.toml-shaped file
 //!   via [`RegistryConfig::load`], [`RetryPolicy`], concurrency, chunk sizes, manifest limit).
+//! - [`retry`]: the one retry policy of hoist's HTTP code ([`RetryPolicy`], [`retry::Attempts`],
+//!   `Retry-After`, which failures are retryable), also used by the engine's `ADD <url>`.
+//! - [`RegistryConfig::http_client`]: the HTTP client for a host as this config sets it up
+//!   (user agent, timeouts, the host's CAs, `insecure`, client certificate).
 //! - [`ProgressHook`] (in [`RegistryConfig::progress`]): [`TransferEvent`]s as blobs move.
 //! - [`Credentials`] (overrides plus the docker `config.json`, its `credsStore` and
 //!   `credHelpers`), [`Auth`], [`DockerConfigFile`].
@@ -80,18 +84,20 @@ mod image;
 mod login;
 mod manifest;
 pub mod progress;
+pub mod retry;
 mod upload;
 
 use std::fmt;
 
 pub use client::{RegistryClient, DOCKER_HUB_API_HOST};
-pub use config::{HostConfig, KeyPair, RegistryConfig, RetryPolicy};
+pub use config::{HostConfig, KeyPair, RegistryConfig};
 pub use credentials::{Auth, Credentials, DockerConfigFile};
 pub use error::{RegistryError, Result};
 pub use image::{PulledImage, PushOptions};
 pub use login::{login, login_with, logout, logout_with, LoginOptions};
 pub use manifest::{Resolved, DOCKER_CONTENT_DIGEST, MANIFEST_MEDIA_TYPES};
 pub use progress::{Direction, ProgressHook, TransferEvent, TransferOutcome};
+pub use retry::RetryPolicy;
 pub use upload::{BlobSource, PushOutcome};
 
 /// A repository on a registry: the host as written in references (`docker.io`,

@@ -14,12 +14,10 @@ use reqwest::{Method, StatusCode};
 use url::Url;
 
 use crate::auth::repository_scope;
-use crate::client::{
-    check_status, is_retryable_status, is_retryable_transport, Body, Call, HostState,
-    RegistryClient,
-};
+use crate::client::{check_status, Body, Call, HostState, RegistryClient};
 use crate::error::{RegistryError, Result};
 use crate::progress::{emit, Direction, TransferEvent, TransferOutcome};
+use crate::retry::{is_retryable_status, is_retryable_transport};
 use crate::Repository;
 
 /// Where the bytes of a blob to push come from.
@@ -234,14 +232,12 @@ impl RegistryClient {
                 });
             }
         }
-        let policy = self.inner.config.retry.clone();
-        let mut attempt = 0;
+        let mut attempts = self.inner.config.retry.attempts();
         loop {
             match self.upload_once(repository, descriptor, source).await {
                 Ok(()) => return Ok(()),
-                Err(err) if attempt + 1 < policy.attempts.max(1) && upload_retryable(&err) => {
-                    tokio::time::sleep(policy.delay(attempt)).await;
-                    attempt += 1;
+                Err(err) if attempts.can_retry() && upload_retryable(&err) => {
+                    attempts.wait(None).await;
                 }
                 Err(err) => return Err(err),
             }

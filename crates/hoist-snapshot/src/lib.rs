@@ -12,7 +12,8 @@
 //!   in one pass, giving a [`Layer`] (descriptor + diff_id).
 //! - [`Snapshotter`] / [`AnySnapshotter`] prepare writable snapshots on top of committed
 //!   ones, with overlayfs ([`OverlaySnapshotter`]) or full copies ([`CopySnapshotter`]),
-//!   chosen by [`AnySnapshotter::probe`]. Kernel mounts sit behind [`Mounter`].
+//!   chosen by [`AnySnapshotter::probe`]. Kernel mounts sit behind [`Mounter`]. Views
+//!   ([`Snapshotter::view`]) are [`ActiveSnapshot`] guards, removed when dropped.
 //!
 //! All of it is synchronous filesystem code, to be run on blocking threads.
 
@@ -35,6 +36,6 @@ pub use diff::{diff_to_tar, write_layer, DiffSource, DiffStats};
 pub use error::{Error, Result};
 pub use hoist_oci::Compression;
 pub use snapshot::{
-    apply_layer_to_snapshot, copy_tree, AnySnapshotter, CopySnapshotter, KernelMounter, Mount,
-    Mounter, OverlayMount, OverlaySnapshotter, SnapshotId, Snapshotter,
+    apply_layer_to_snapshot, copy_tree, ActiveSnapshot, AnySnapshotter, CopySnapshotter,
+    KernelMounter, Mount, Mounter, OverlayMount, OverlaySnapshotter, SnapshotId, Snapshotter,
 };

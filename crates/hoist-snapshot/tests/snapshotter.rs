@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hoist_snapshot::{
-    apply_layer, diff_to_tar, AnySnapshotter, ApplyOptions, CopySnapshotter, DiffSource, Error,
-    Mount, Mounter, OverlayMount, OverlaySnapshotter, SnapshotId, Snapshotter,
+    apply_layer, diff_to_tar, ActiveSnapshot, AnySnapshotter, ApplyOptions, CopySnapshotter,
+    DiffSource, Error, Mount, Mounter, OverlayMount, OverlaySnapshotter, SnapshotId, Snapshotter,
 };
 use support::tar_names;
 
@@ -42,7 +42,7 @@ fn exercise(s: &dyn Snapshotter) -> (SnapshotId, SnapshotId, PathBuf) {
     let id2 = s.commit("child").unwrap();
     assert_eq!(s.parents(&id2).unwrap(), vec![id1.clone()]);
 
-    let view = s.view("look", std::slice::from_ref(&id2)).unwrap();
+    let view = s.mount_view("look", std::slice::from_ref(&id2)).unwrap();
     let v = view.path().to_path_buf();
     (id1, id2, v)
 }
@@ -134,6 +134,39 @@ fn copy_snapshotter_stacks_several_parents_bottom_first() {
     assert_eq!(tar_names(&layer_of(&s, &m)), ["g"]);
 }
 
+#[test]
+fn views_are_removed_when_dropped_even_when_a_later_view_fails() {
+    let root = tempfile::tempdir().unwrap();
+    let s = AnySnapshotter::Copy(CopySnapshotter::open(root.path()).unwrap());
+    s.prepare("base", &[]).unwrap();
+    let base = s.commit("base").unwrap();
+    let missing = SnapshotId::parse("999").unwrap();
+    // Views made in a loop whose last one fails: the `?` drops the earlier ones.
+    let views = |parents: &[SnapshotId]| -> hoist_snapshot::Result<Vec<_>> {
+        let mut views = Vec::new();
+        for (i, parent) in parents.iter().enumerate() {
+            views.push(s.view(&format!("v{i}"), std::slice::from_ref(parent))?);
+        }
+        Ok(views)
+    };
+    let err = views(&[base.clone(), base.clone(), missing]).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    assert_eq!(s.active().unwrap(), Vec::<String>::new());
+
+    let view = s.view("kept", std::slice::from_ref(&base)).unwrap();
+    assert_eq!(view.key(), "kept");
+    assert!(view.path().is_dir());
+    assert_eq!(s.active().unwrap(), ["kept"]);
+    drop(view);
+    assert_eq!(s.active().unwrap(), Vec::<String>::new());
+
+    // `release` reports what drop would swallow.
+    let view = s.view("gone", std::slice::from_ref(&base)).unwrap();
+    s.remove("gone").unwrap();
+    assert!(matches!(view.release(), Err(Error::NotFound { .. })));
+    s.remove_committed(&base).unwrap();
+}
+
 /// Records mount calls instead of making them.
 #[derive(Debug, Default, Clone)]
 struct FakeMounter {
@@ -182,10 +215,10 @@ fn overlay_logic_builds_lowerdir_chains_and_unmounts_on_commit() {
 
     // Chains are expanded top-most first; several parents stack bottom-first.
     s.prepare("top", &[id3.clone(), id2.clone()]).unwrap();
-    s.view("v", std::slice::from_ref(&id2)).unwrap();
+    s.mount_view("v", std::slice::from_ref(&id2)).unwrap();
     s.remove("v").unwrap();
     s.remove("top").unwrap();
-    let single = s.view("single", std::slice::from_ref(&id1)).unwrap();
+    let single = s.mount_view("single", std::slice::from_ref(&id1)).unwrap();
     assert_eq!(
         single,
         Mount::Dir(root.path().join(format!("committed/{id1}/fs")))
@@ -318,13 +351,13 @@ fn layers_unpack_into_committed_snapshots() {
         let (id2, _) =
             apply_layer_to_snapshot(s.as_ref(), "l2", std::slice::from_ref(&id1), &l2[..], &opts)
                 .unwrap();
-        let view = s.view("v", std::slice::from_ref(&id2)).unwrap();
+        let view = ActiveSnapshot::view(s.as_ref(), "v", std::slice::from_ref(&id2)).unwrap();
         let got = support::listing(view.path());
         assert_eq!(
             got,
             [Path::new("etc"), Path::new("etc/b"), Path::new("etc/c")]
         );
-        s.remove("v").unwrap();
+        view.release().unwrap();
         // A broken layer leaves no snapshot behind.
         let err =
             apply_layer_to_snapshot(s.as_ref(), "bad", &[id2], &b"\x1f\x8bnot gzip"[..], &opts)

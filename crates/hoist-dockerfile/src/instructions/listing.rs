@@ -11,7 +11,6 @@
 //! left out, so the text changes only when the parsed meaning changes.
 
 use std::fmt::{self, Write as _};
-use std::time::Duration;
 
 use super::{
     parse_stages, Add, Arg, Chmod, Cmd, CommandLine, Copy, Entrypoint, Env, Expose, From,
@@ -320,60 +319,12 @@ impl fmt::Display for Healthcheck {
             ("start-interval", cmd.start_interval),
         ] {
             if !value.is_zero() {
-                write!(f, " --{name}={}", go_duration(value))?;
+                write!(f, " --{name}={}", crate::go_duration::format(value))?;
             }
         }
         if cmd.retries != 0 {
             write!(f, " --retries={}", cmd.retries)?;
         }
         write!(f, " {:?}", cmd.test)
-    }
-}
-
-/// A duration the way Go prints one (`1m30s`, `500ms`, `1.5s`, `2h0m0s`).
-fn go_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos < 1_000_000_000 {
-        let (unit, size) = match nanos {
-            0..=999 => ("ns", 1),
-            1_000..=999_999 => ("µs", 1_000),
-            _ => ("ms", 1_000_000),
-        };
-        return format!("{}{unit}", fraction(nanos, size));
-    }
-    let hours = nanos / 3_600_000_000_000;
-    let minutes = nanos / 60_000_000_000 % 60;
-    let seconds = fraction(nanos % 60_000_000_000, 1_000_000_000);
-    match (hours, minutes) {
-        (0, 0) => format!("{seconds}s"),
-        (0, m) => format!("{m}m{seconds}s"),
-        (h, m) => format!("{h}h{m}m{seconds}s"),
-    }
-}
-
-/// `value / size` with the fraction printed without trailing zeros.
-fn fraction(value: u128, size: u128) -> String {
-    let whole = value / size;
-    let rest = value % size;
-    if rest == 0 {
-        return whole.to_string();
-    }
-    let digits = size.to_string().len() - 1;
-    let rest = format!("{rest:0digits$}");
-    format!("{whole}.{}", rest.trim_end_matches('0'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations_print_like_go() {
-        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(go_duration(Duration::from_millis(500)), "500ms");
-        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(go_duration(Duration::from_secs(7200)), "2h0m0s");
-        assert_eq!(go_duration(Duration::from_nanos(1_500)), "1.5µs");
-        assert_eq!(go_duration(Duration::from_secs(30)), "30s");
     }
 }

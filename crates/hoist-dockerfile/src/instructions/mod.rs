@@ -39,7 +39,7 @@ pub use chmod::{Chmod, ModeClass, ModeClause, ModeOp, ModePerm, SymbolicMode};
 pub use config::{Env, Expose, KeyValue, Label, Maintainer, StopSignal, User, Volume, Workdir};
 pub use files::{Add, Copy, SourceContent, Sources};
 pub use from::From;
-pub use healthcheck::{parse_go_duration, Healthcheck, HealthcheckCmd};
+pub use healthcheck::{Healthcheck, HealthcheckCmd};
 pub use listing::listing;
 pub use location::{error_context, source_excerpt};
 pub use mount::{Mount, MountType, Sharing};

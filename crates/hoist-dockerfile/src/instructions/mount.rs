@@ -155,8 +155,8 @@ type Expander<'a> = &'a dyn Fn(&str) -> Result<String>;
 /// Reads the fields of `spec`. With `expand`, every value goes through it; without, values
 /// holding `$` are deferred.
 fn parse_fields(spec: &str, expand: Option<Expander<'_>>) -> Result<Mount> {
-    let fields =
-        csv_fields(spec).map_err(|e| invalid(format!("failed to parse csv mounts: {e}")))?;
+    let fields = crate::go_csv::fields(spec)
+        .map_err(|e| invalid(format!("failed to parse csv mounts: {e}")))?;
     let mut m = Mount {
         spec: spec.to_string(),
         expanded: true,
@@ -410,52 +410,6 @@ fn ram_in_bytes(value: &str) -> Option<u64> {
     (bytes.is_finite() && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
-/// Splits one CSV record on commas. A field that starts with `"` is quoted: `""` inside it is
-/// a quote, and the closing quote must end the field. Written by hand because this is all of
-/// CSV that mount and device options use.
-pub(super) fn csv_fields(record: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut chars = record.chars().peekable();
-    loop {
-        let mut field = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    None => return Err("extraneous or missing \" in quoted-field".to_string()),
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => field.push(c),
-                }
-            }
-            match chars.next() {
-                None => {
-                    fields.push(field);
-                    return Ok(fields);
-                }
-                Some(',') => fields.push(field),
-                Some(_) => return Err("extraneous or missing \" in quoted-field".to_string()),
-            }
-        } else {
-            loop {
-                match chars.next() {
-                    None => {
-                        fields.push(field);
-                        return Ok(fields);
-                    }
-                    Some(',') => break,
-                    Some('"') => return Err("bare \" in non-quoted-field".to_string()),
-                    Some(c) => field.push(c),
-                }
-            }
-            fields.push(field);
-        }
-    }
-}
-
 impl Mount {
     /// The options in a canonical order, defaults left out (`type=cache,target=/x`); the
     /// spec as written while values are unexpanded.
@@ -466,7 +420,7 @@ impl Mount {
         let mut parts = vec![format!("type={}", self.kind)];
         let mut push = |key: &str, value: &Option<String>| {
             if let Some(v) = value {
-                parts.push(quote_csv(&format!("{key}={v}")));
+                parts.push(crate::go_csv::quote(&format!("{key}={v}")));
             }
         };
         push("from", &self.from);
@@ -497,13 +451,5 @@ impl Mount {
             parts.push(format!("gid={gid}"));
         }
         parts.join(",")
-    }
-}
-
-fn quote_csv(value: &str) -> String {
-    if value.contains([',', '"']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_string()
     }
 }

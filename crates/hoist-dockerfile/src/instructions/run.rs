@@ -135,7 +135,7 @@ pub(super) fn parse(node: &Node) -> Result<Run, String> {
 /// is the name when none was given yet.
 fn parse_device(spec: &str) -> Result<Device, String> {
     let fields =
-        mount::csv_fields(spec).map_err(|e| format!("failed to parse csv devices: {e}"))?;
+        crate::go_csv::fields(spec).map_err(|e| format!("failed to parse csv devices: {e}"))?;
     let mut name = String::new();
     let mut required = false;
     for field in fields {

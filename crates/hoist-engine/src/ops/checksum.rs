@@ -94,11 +94,12 @@ pub(super) fn of_selection(
     if let Some(digest) = memo.as_deref().and_then(read_memo) {
         return Ok(digest);
     }
-    let snapshotter = worker.snapshotter();
-    let key = worker.unique_key("checksum");
-    let view = snapshotter.view(&key, std::slice::from_ref(&input.snapshot))?;
+    let view = worker.snapshotter().view(
+        &worker.unique_key("checksum"),
+        std::slice::from_ref(&input.snapshot),
+    )?;
     let digest = digest_copies(view.path(), selection);
-    let _ = snapshotter.remove(&key);
+    drop(view);
     if let (Ok(digest), Some(memo)) = (&digest, &memo) {
         // Only a speed-up: a memo that cannot be written is computed again next time.
         let _ = hoist_content::write_atomic(memo, digest.to_string().as_bytes());

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use hoist_graph::{MountKind, MountSource, Network};
 use hoist_sandbox::binfmt::{native_platforms, ExecSupport, Execution};
 use hoist_sandbox::{BindMount, Executor as _, OutputStream, RunSpec, TmpfsMount};
-use hoist_snapshot::{SnapshotId, Snapshotter as _};
+use hoist_snapshot::{ActiveSnapshot, AnySnapshotter, SnapshotId, Snapshotter as _};
 use hoist_solver::{ExecContext, LogStream};
 use sha2::{Digest as _, Sha256};
 
@@ -27,9 +27,10 @@ use crate::worker::{create_dir_all, Ref};
 /// How many of the last output lines a failure reports.
 const LAST_LINES: usize = 6;
 
-/// Snapshot keys to remove, and cache-mount locks to release, once the run is over.
+/// The run's mount snapshots (views and throwaway writable ones, removed when dropped) and
+/// cache-mount locks, released once the run is over.
 #[derive(Default)]
-struct Cleanup(Vec<String>, Vec<std::fs::File>);
+struct Cleanup<'a>(Vec<ActiveSnapshot<'a, AnySnapshotter>>, Vec<std::fs::File>);
 
 pub(super) async fn exec(op: &EngineOp, ctx: &ExecContext, inputs: Vec<Ref>) -> Result<Ref> {
     if let Some(note) = emulation_note(op) {
@@ -99,9 +100,7 @@ fn run(
         &mut cleanup,
         lines,
     );
-    for view in &cleanup.0 {
-        let _ = snapshotter.remove(view);
-    }
+    drop(cleanup);
     match outcome {
         Ok(()) => super::commit(op, &key, base.as_ref()),
         Err(e) => {
@@ -111,12 +110,12 @@ fn run(
     }
 }
 
-fn prepare_and_run(
-    op: &EngineOp,
+fn prepare_and_run<'a>(
+    op: &'a EngineOp,
     exec: &hoist_graph::Exec,
     inputs: &[Ref],
     rootfs: PathBuf,
-    cleanup: &mut Cleanup,
+    cleanup: &mut Cleanup<'a>,
     lines: tokio::sync::mpsc::UnboundedSender<(LogStream, String)>,
 ) -> Result<()> {
     let snapshotter = op.worker.snapshotter();
@@ -166,21 +165,24 @@ fn prepare_and_run(
             MountKind::Bind => {
                 let source = match mount.source {
                     MountSource::Input(i) => {
-                        let view = op.worker.unique_key("mount");
+                        let key = op.worker.unique_key("mount");
+                        let parents = [input(inputs, i)?.snapshot.clone()];
                         let dir = if mount.readonly {
-                            snapshotter.view(&view, &[input(inputs, i)?.snapshot.clone()])?
+                            snapshotter.view(&key, &parents)?
                         } else {
-                            snapshotter.prepare(&view, &[input(inputs, i)?.snapshot.clone()])?
+                            ActiveSnapshot::prepare(snapshotter, &key, &parents)?
                         };
-                        cleanup.0.push(view);
                         let selector = mount.selector.as_deref().unwrap_or("/");
-                        scoped_path::resolve(dir.path(), selector, true)?
+                        let source = scoped_path::resolve(dir.path(), selector, true)?;
+                        cleanup.0.push(dir);
+                        source
                     }
                     MountSource::Scratch => {
-                        let view = op.worker.unique_key("scratch");
-                        let dir = snapshotter.prepare(&view, &[])?;
-                        cleanup.0.push(view);
-                        dir.path().to_path_buf()
+                        let key = op.worker.unique_key("scratch");
+                        let dir = ActiveSnapshot::prepare(snapshotter, &key, &[])?;
+                        let source = dir.path().to_path_buf();
+                        cleanup.0.push(dir);
+                        source
                     }
                 };
                 spec.mounts.push(BindMount {
@@ -205,7 +207,7 @@ fn prepare_and_run(
                 let (dir, lock) = cache_mount_dir(op, &name, *sharing)?;
                 cleanup.1.extend(lock);
                 if !dir.exists() {
-                    create_cache_mount(op, &dir, seed.as_ref(), cleanup)?;
+                    create_cache_mount(op, &dir, seed.as_ref())?;
                 }
                 spec.mounts.push(BindMount {
                     source: dir,
@@ -307,7 +309,6 @@ fn create_cache_mount(
     op: &EngineOp,
     dir: &std::path::Path,
     seed: Option<&(SnapshotId, String)>,
-    cleanup: &mut Cleanup,
 ) -> Result<()> {
     let parent = dir.parent().unwrap_or(dir);
     let tmp = tempfile::Builder::new()
@@ -315,11 +316,11 @@ fn create_cache_mount(
         .tempdir_in(parent)
         .map_err(Error::io("create a directory in", parent))?;
     if let Some((snapshot, selector)) = seed {
-        let snapshotter = op.worker.snapshotter();
-        let view = op.worker.unique_key("cache-seed");
-        let mount = snapshotter.view(&view, std::slice::from_ref(snapshot))?;
-        cleanup.0.push(view);
-        let source = scoped_path::resolve(mount.path(), selector, true)?;
+        let view = op.worker.snapshotter().view(
+            &op.worker.unique_key("cache-seed"),
+            std::slice::from_ref(snapshot),
+        )?;
+        let source = scoped_path::resolve(view.path(), selector, true)?;
         if source.is_dir() {
             hoist_snapshot::copy_tree(&source, tmp.path())?;
         }

@@ -22,17 +22,10 @@ pub(super) fn exec(op: &EngineOp, base: Option<Ref>, inputs: &[Ref]) -> Result<R
     let parents: Vec<SnapshotId> = base.iter().map(|b| b.snapshot.clone()).collect();
     let mount = snapshotter.prepare(&key, &parents)?;
     let root = mount.path().to_path_buf();
-    let mut views = Vec::new();
-    let mut outcome = Ok(());
-    for action in &file.actions {
-        outcome = apply(op, action, &root, inputs, &mut views);
-        if outcome.is_err() {
-            break;
-        }
-    }
-    for view in &views {
-        let _ = snapshotter.remove(view);
-    }
+    let outcome = file
+        .actions
+        .iter()
+        .try_for_each(|action| apply(op, action, &root, inputs));
     match outcome {
         Ok(()) => super::commit(op, &key, base.as_ref()),
         Err(e) => {
@@ -42,21 +35,14 @@ pub(super) fn exec(op: &EngineOp, base: Option<Ref>, inputs: &[Ref]) -> Result<R
     }
 }
 
-fn apply(
-    op: &EngineOp,
-    action: &FileAction,
-    root: &Path,
-    inputs: &[Ref],
-    views: &mut Vec<String>,
-) -> Result<()> {
+fn apply(op: &EngineOp, action: &FileAction, root: &Path, inputs: &[Ref]) -> Result<()> {
     match action {
         FileAction::Copy(copy) => {
-            let view = op.worker.unique_key("copy-src");
-            let src = op
-                .worker
-                .snapshotter()
-                .view(&view, &[input(inputs, copy.src)?.snapshot.clone()])?;
-            views.push(view);
+            // The source view goes (is unmounted and removed) when `src` drops.
+            let src = op.worker.snapshotter().view(
+                &op.worker.unique_key("copy-src"),
+                &[input(inputs, copy.src)?.snapshot.clone()],
+            )?;
             copy::copy_action(copy, src.path(), root)
         }
         FileAction::Mkdir(mkdir) => {

@@ -9,8 +9,10 @@
 //! - it gets mode 0600 and owner 0:0 (`ADD --chmod/--chown` apply later, in the copy), and
 //!   the response's `Last-Modified` as mtime (the Unix epoch without one);
 //! - statuses outside 200..400 fail naming the URL and status; connection errors, 429 and
-//!   5xx are retried with the registry client's [`hoist_registry::RetryPolicy`], and a body
-//!   cut short restarts the download; proxies come from `HTTP(S)_PROXY`/`NO_PROXY`.
+//!   5xx are retried under the registry client's retry policy ([`hoist_registry::retry`],
+//!   honouring `Retry-After`), and a body cut short restarts the download; the client is
+//!   the worker's ([`Worker::http_client`]: the registry config's timeouts and, for a host
+//!   it names, TLS settings); proxies come from `HTTP(S)_PROXY`/`NO_PROXY`.
 //!
 //! Cache key. With `--checksum` the key is that digest (and the filename): nothing is
 //! fetched until the step runs, when the bytes are checked against it. Without, the key is
@@ -26,12 +28,13 @@
 //! The step's snapshot is made from that blob. A failure leaves neither blob nor temp file.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use fs4::fs_std::FileExt;
 use hoist_content::Expected;
 use hoist_oci::{Algorithm, Digest, Digester};
+use hoist_registry::retry;
 use hoist_snapshot::Snapshotter as _;
 use reqwest::header::{HeaderMap, CONTENT_DISPOSITION, ETAG, IF_NONE_MATCH, LAST_MODIFIED};
 use reqwest::{Method, StatusCode};
@@ -258,9 +261,7 @@ async fn get(
     headers: &HeaderMap,
     not_modified: impl Fn(&reqwest::Response) -> Option<Resolved>,
 ) -> Result<Resolved> {
-    let policy = &op.worker.registry().config().retry;
-    let attempts = policy.attempts.max(1);
-    let mut attempt = 0;
+    let mut attempts = op.worker.registry().config().retry.attempts();
     loop {
         let response = send(op, Method::GET, &source.url, headers).await?;
         if response.status() == StatusCode::NOT_MODIFIED {
@@ -270,10 +271,7 @@ async fn get(
             });
         }
         match save(op, source, response).await {
-            Err(Saving::Retry(_)) if attempt + 1 < attempts => {
-                tokio::time::sleep(policy.delay(attempt)).await;
-                attempt += 1;
-            }
+            Err(Saving::Retry(_)) if attempts.can_retry() => attempts.wait(None).await,
             Err(Saving::Retry(e) | Saving::Fail(e)) => return Err(e),
             Ok(resolved) => return Ok(resolved),
         }
@@ -371,65 +369,33 @@ async fn save(
     Ok(resolved)
 }
 
-/// Sends one request, retrying connection errors, 429 and 5xx as the registry client does
-/// (a `HEAD`, only ever a shortcut, is sent once). Any final answer is returned; callers
-/// check the status.
+/// Sends one request, retrying connection errors, 429 and 5xx under the registry config's
+/// [`hoist_registry::RetryPolicy`] (a `HEAD`, only ever a shortcut, is sent once). Any final
+/// answer is returned; callers check the status.
 async fn send(
     op: &EngineOp,
     method: Method,
     url: &str,
     headers: &HeaderMap,
 ) -> Result<reqwest::Response> {
-    let client = client(&op.worker, url)?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| Error::Download {
+        url: url.to_owned(),
+        message: e.to_string(),
+    })?;
+    let client = op.worker.http_client(&parsed)?;
     let policy = &op.worker.registry().config().retry;
     let attempts = if method == Method::HEAD {
-        1
+        policy.once().attempts()
     } else {
-        policy.attempts.max(1)
+        policy.attempts()
     };
-    let mut attempt = 0;
-    loop {
-        let last = attempt + 1 >= attempts;
-        let result = client
-            .request(method.clone(), url)
+    retry::send(attempts, || {
+        client
+            .request(method.clone(), parsed.clone())
             .headers(headers.clone())
-            .send()
-            .await;
-        let delay = match &result {
-            Err(e) if !last && (e.is_connect() || e.is_timeout() || e.is_request()) => {
-                policy.delay(attempt)
-            }
-            Ok(r) if !last && matches!(r.status().as_u16(), 429 | 500 | 502 | 503 | 504) => {
-                retry_after(r.headers())
-                    .unwrap_or_else(|| policy.delay(attempt))
-                    .min(policy.max_delay)
-            }
-            _ => return result.map_err(|e| download_error(url, &e)),
-        };
-        tokio::time::sleep(delay).await;
-        attempt += 1;
-    }
-}
-
-/// The HTTP client of this process for downloads: the registry client's user agent and
-/// timeouts, system proxies from the environment, up to 10 redirects.
-fn client(worker: &Worker, url: &str) -> Result<reqwest::Client> {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    if let Some(client) = CLIENT.get() {
-        return Ok(client.clone());
-    }
-    let config = worker.registry().config();
-    let client = reqwest::Client::builder()
-        .user_agent(config.user_agent.clone())
-        .connect_timeout(config.connect_timeout)
-        .read_timeout(config.read_timeout)
-        .redirect(reqwest::redirect::Policy::limited(10))
-        .build()
-        .map_err(|e| Error::Download {
-            url: url.to_owned(),
-            message: format!("cannot set up the HTTP client: {}", chain(&e)),
-        })?;
-    Ok(CLIENT.get_or_init(|| client).clone())
+    })
+    .await
+    .map_err(|e| download_error(url, &e))
 }
 
 fn download_error(url: &str, error: &reqwest::Error) -> Error {
@@ -452,20 +418,6 @@ fn chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     text
-}
-
-/// The delay a `Retry-After` header asks for (delta-seconds or an HTTP date).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = header(headers, reqwest::header::RETRY_AFTER)?;
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 fn header(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {

@@ -63,7 +63,7 @@ impl Snapshotter for CopySnapshotter {
         Ok(Mount::Dir(fs))
     }
 
-    fn view(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount> {
+    fn mount_view(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount> {
         let dir = self.layout.begin_active(key, parents)?;
         let meta = ActiveMeta {
             parents: parents.to_vec(),

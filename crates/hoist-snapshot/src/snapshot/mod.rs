@@ -7,6 +7,9 @@
 //! parents' chains) and [`CopySnapshotter`] (each snapshot is a full tree; prepare copies).
 //! [`AnySnapshotter::probe`] picks overlay when a test mount works, copy otherwise.
 //!
+//! Views and throwaway writable snapshots are held as [`ActiveSnapshot`]s
+//! ([`Snapshotter::view`]), removed when dropped.
+//!
 //! On disk, under the snapshotter's root:
 //! ```text
 //! committed/<id>/fs          the snapshot's tree (overlay: its upper dir only)
@@ -14,6 +17,7 @@
 //! active/<key>/...           prepared snapshots and views
 //! ```
 
+mod active;
 mod copy;
 mod layout;
 mod mounter;
@@ -24,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use active::ActiveSnapshot;
 pub use copy::{copy_tree, CopySnapshotter};
 pub use mounter::{KernelMounter, Mounter, OverlayMount};
 pub use overlay::OverlaySnapshotter;
@@ -86,8 +91,18 @@ pub trait Snapshotter {
     /// Makes a writable snapshot `key` whose initial tree is `parents` stacked (the first at
     /// the bottom, later ones on top).
     fn prepare(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount>;
-    /// Makes a read-only view `key` of `parents` stacked; the caller must not write to it.
-    fn view(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount>;
+    /// Makes a read-only view `key` of `parents` stacked; the caller must not write to it,
+    /// and must [`Snapshotter::remove`] it. Backends implement this; callers use
+    /// [`Snapshotter::view`] (or [`ActiveSnapshot::view`] on a `dyn Snapshotter`).
+    fn mount_view(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount>;
+    /// A read-only view `key` of `parents` stacked, removed when the guard is dropped or
+    /// [released](ActiveSnapshot::release); the caller must not write to it.
+    fn view(&self, key: &str, parents: &[SnapshotId]) -> Result<ActiveSnapshot<'_, Self>>
+    where
+        Self: Sized,
+    {
+        ActiveSnapshot::view(self, key, parents)
+    }
     /// Turns the prepared snapshot `key` into an immutable snapshot (unmounting it).
     fn commit(&self, key: &str) -> Result<SnapshotId>;
     /// Removes the prepared snapshot or view `key` (unmounting it), discarding its changes.
@@ -170,8 +185,8 @@ impl Snapshotter for AnySnapshotter {
     fn prepare(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount> {
         self.inner().prepare(key, parents)
     }
-    fn view(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount> {
-        self.inner().view(key, parents)
+    fn mount_view(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount> {
+        self.inner().mount_view(key, parents)
     }
     fn commit(&self, key: &str) -> Result<SnapshotId> {
         self.inner().commit(key)

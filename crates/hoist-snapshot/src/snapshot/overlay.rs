@@ -135,7 +135,7 @@ impl Snapshotter for OverlaySnapshotter {
         })
     }
 
-    fn view(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount> {
+    fn mount_view(&self, key: &str, parents: &[SnapshotId]) -> Result<Mount> {
         let lower = self.lowers(parents)?;
         let dir = self.layout.begin_active(key, parents)?;
         let mut meta = ActiveMeta {
