@@ -99,13 +99,7 @@ fn parse_digests(text: &str) -> Vec<Digest> {
 }
 
 fn validate_lease_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 200
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if hoist_oci::file_name::is_plain_name(name) {
         Ok(())
     } else {
         Err(Error::InvalidLeaseName {

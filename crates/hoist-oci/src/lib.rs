@@ -10,6 +10,8 @@
 //! - [`Parsed<T>`]: a document with its exact bytes and their digest ([`AnyManifest`] when
 //!   either a manifest or an index may come);
 //! - [`go_json`]: Go `encoding/json` compatible serialisation, for byte-identical documents;
+//! - [`file_name`]: the one rule for names hoist's stores keep as single file names (snapshot
+//!   keys, named leases);
 //! - [`OciLayoutWriter`] / [`OciLayout`]: OCI image layouts as directories or tars;
 //!   [`DockerArchiveWriter`] / [`DockerArchive`]: `docker save` tars.
 //!
@@ -31,6 +33,7 @@ mod config;
 mod descriptor;
 mod digest;
 pub mod docker_archive;
+pub mod file_name;
 mod error;
 pub mod go_json;
 pub mod layout;

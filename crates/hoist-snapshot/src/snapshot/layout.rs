@@ -31,15 +31,9 @@ pub(super) struct Layout {
     root: PathBuf,
 }
 
-/// Checks that `name` is usable as a key or id: `[A-Za-z0-9._-]{1,200}`, not starting '.'.
+/// Checks that `name` is usable as a key or id: a plain name ([`hoist_oci::file_name`]).
 pub(super) fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 200
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if hoist_oci::file_name::is_plain_name(name) {
         Ok(())
     } else {
         Err(Error::InvalidKey {
