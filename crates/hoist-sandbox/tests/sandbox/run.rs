@@ -42,6 +42,8 @@ fn exit_codes_and_signals_are_reported() {
             hoist_sandbox::AnyExecutor::OciRuntime(_) => {
                 assert_eq!(status, ExitStatus::Code(137), "{name}")
             }
+            #[cfg(feature = "testing")]
+            hoist_sandbox::AnyExecutor::Scripted(_) => unreachable!("no scripted executor here"),
         }
     }
 }
@@ -160,6 +162,8 @@ fn stdin_is_empty_and_not_the_helper_socket() {
             hoist_sandbox::AnyExecutor::OciRuntime(_) => {
                 assert!(text.ends_with("]\nend\n"), "{text}")
             }
+            #[cfg(feature = "testing")]
+            hoist_sandbox::AnyExecutor::Scripted(_) => unreachable!("no scripted executor here"),
         }
     }
 }
