@@ -6,5 +6,10 @@
 //! `conformance` are the conformance runners, which `cargo test conformance` selects and
 //! `scripts/test.sh` runs apart; no other test's path may contain that word.
 
+mod cache;
+mod case;
 mod copy_semantics;
+mod http;
+mod prune;
+mod run;
 mod scratch_build;
