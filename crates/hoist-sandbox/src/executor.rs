@@ -1,4 +1,5 @@
-//! The backend seam: [`Executor`] and the closed [`AnyExecutor`].
+//! The backend seam: [`Executor`] and the closed [`AnyExecutor`] (plus, with the `testing`
+//! feature, the scripted stand-in for tests of callers).
 
 use crate::output::OutputSink;
 use crate::{BuiltinExecutor, CancelToken, ExitStatus, OciRuntimeExecutor, Result, RunSpec};
@@ -29,6 +30,9 @@ pub enum AnyExecutor {
     Builtin(BuiltinExecutor),
     /// An OCI runtime binary (runc, crun).
     OciRuntime(OciRuntimeExecutor),
+    /// A test's closure in place of a process (the `testing` feature).
+    #[cfg(feature = "testing")]
+    Scripted(crate::ScriptedExecutor),
 }
 
 impl Executor for AnyExecutor {
@@ -41,6 +45,8 @@ impl Executor for AnyExecutor {
         match self {
             AnyExecutor::Builtin(builtin) => builtin.run_cancellable(spec, sink, cancel),
             AnyExecutor::OciRuntime(oci) => oci.run_cancellable(spec, sink, cancel),
+            #[cfg(feature = "testing")]
+            AnyExecutor::Scripted(scripted) => scripted.run_cancellable(spec, sink, cancel),
         }
     }
 }
@@ -54,6 +60,8 @@ impl AnyExecutor {
                 || oci.runtime().display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
             ),
+            #[cfg(feature = "testing")]
+            AnyExecutor::Scripted(_) => "scripted".to_owned(),
         }
     }
 }

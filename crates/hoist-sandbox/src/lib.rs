@@ -5,7 +5,9 @@
 //! - [`resolve_user`]: a `USER` string to numeric ids, from the rootfs's passwd and group.
 //! - [`Executor`] with the closed [`AnyExecutor`] over the backends:
 //!   [`BuiltinExecutor`] (namespaces + `pivot_root`, nothing to install; the default) and
-//!   [`OciRuntimeExecutor`] (runc or crun on a generated bundle).
+//!   [`OciRuntimeExecutor`] (runc or crun on a generated bundle); with the `testing`
+//!   feature also `ScriptedExecutor`, a closure run in place of a process, so callers
+//!   test what happens around a RUN without root.
 //! - [`CancelToken`]: stop a run from another thread.
 //! - [`OutputSink`]: output streamed line by line while the process runs;
 //!   [`CollectedOutput`] keeps it all.
@@ -27,6 +29,8 @@ mod executor;
 mod mounts;
 mod oci;
 mod output;
+#[cfg(feature = "testing")]
+mod scripted;
 mod spec;
 mod stubs;
 mod user;
@@ -38,6 +42,8 @@ pub use error::{Error, Result};
 pub use executor::{AnyExecutor, Executor};
 pub use oci::{OciRuntimeExecutor, DEFAULT_STATE_ROOT, KNOWN_RUNTIMES};
 pub use output::{CollectedOutput, OutputSink, OutputStream, MAX_LINE};
+#[cfg(feature = "testing")]
+pub use scripted::{Script, ScriptedExecutor};
 pub use spec::{
     BindMount, ExitStatus, Network, RunSpec, TmpfsMount, User, DEFAULT_HOSTNAME, DEFAULT_PATH,
 };

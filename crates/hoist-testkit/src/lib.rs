@@ -7,6 +7,8 @@
 //! - [`images`]: busybox base images (linux/amd64, arm64, arm/v7) from Debian's
 //!   `busybox-static`, as root filesystems ([`images::busybox_rootfs`]) or pushed to a
 //!   [`registry::TestRegistry`] ([`images::BaseImages`]).
+//! - [`http::FileServer`]: a small HTTP file server on loopback for `ADD <url>` tests
+//!   (`ETag`, `Last-Modified`, `304`s, a count of bodies sent, faults on demand).
 //! - [`integration`]: BuildKit's Dockerfile integration cases as typed data
 //!   ([`integration::cases`]), materialised into temporary build contexts with upstream's
 //!   modes ([`integration::IntegrationCase::materialize`]).
@@ -15,6 +17,7 @@
 use std::path::{Path, PathBuf};
 
 mod error;
+pub mod http;
 pub mod images;
 pub mod integration;
 pub mod registry;

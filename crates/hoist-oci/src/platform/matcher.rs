@@ -360,3 +360,23 @@ fn platform_vector(platform: &Platform) -> Vec<Platform> {
     }
     vector
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(spec: &str) -> Platform {
+        Platform::parse_with_host(spec, &Platform::new("linux", "amd64")).unwrap()
+    }
+
+    #[test]
+    fn only_picks_exact_platform_first_from_an_index() {
+        let candidates = ["linux/386", "linux/arm64", "linux/amd64", "windows/amd64"].map(parse);
+        let m = MatchComparer::only(&parse("linux/amd64"));
+        assert_eq!(m.best(&candidates), Some(2));
+        let m = MatchComparer::only(&parse("linux/arm64/v8"));
+        assert_eq!(m.best(&candidates), Some(1));
+        let m = MatchComparer::only(&parse("linux/s390x"));
+        assert_eq!(m.best(&candidates), None);
+    }
+}
