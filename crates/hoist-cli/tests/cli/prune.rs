@@ -5,13 +5,11 @@
 //!
 //! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`).
 
-mod build_env;
-
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use build_env::{count_files, BuildEnv};
+use crate::build_env::{count_files, BuildEnv};
 
 struct Case {
     env: BuildEnv,
@@ -156,7 +154,7 @@ struct Archive {
 
 impl Archive {
     fn read(path: &Path) -> Archive {
-        let entries = build_env::tar_entries(path);
+        let entries = crate::build_env::tar_entries(path);
         let held = entries
             .keys()
             .filter_map(|k| k.strip_prefix("blobs/sha256/"))

@@ -6,14 +6,12 @@
 //! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`); tests
 //! needing podman, umoci or skopeo say so and return early without them.
 
-mod build_env;
-
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use build_env::BuildEnv;
+use crate::build_env::BuildEnv;
 use sha2::Digest as _;
 
 /// An environment plus a build context for one test.

@@ -6,12 +6,10 @@
 //! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`); the
 //! terminal case needs util-linux's `script`.
 
-mod build_env;
-
 use std::io::{Read as _, Write as _};
 use std::process::{Command, Stdio};
 
-use build_env::BuildEnv;
+use crate::build_env::BuildEnv;
 use sha2::Digest as _;
 
 #[test]

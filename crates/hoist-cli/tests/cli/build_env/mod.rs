@@ -3,8 +3,6 @@
 //! file making it the `docker.io` mirror so that `FROM busybox` resolves to it, a state
 //! directory, and the built `hoist` binary run against them.
 
-#![allow(dead_code)] // each test binary uses its own part
-
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -7,8 +7,6 @@
 //!
 //! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`).
 
-mod build_env;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -18,7 +16,7 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use build_env::BuildEnv;
+use crate::build_env::BuildEnv;
 use sha2::Digest as _;
 
 /// One file the server serves.

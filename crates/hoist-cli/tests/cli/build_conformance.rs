@@ -13,15 +13,13 @@
 
 #![allow(clippy::print_stdout)] // conformance runners print their counts
 
-mod build_env;
-
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use build_env::{tar_entries, BuildEnv};
+use crate::build_env::{tar_entries, BuildEnv};
 use hoist_testkit::integration::{Export, IntegrationCase, Run};
 use serde_json::Value;
 

@@ -1,0 +1,20 @@
+//! End-to-end tests of the `hoist` binary: builds checked with real clients and a real
+//! registry, registry commands, progress and error output, prune.
+//!
+//! One test binary for the whole crate (each file under `tests/` would otherwise be its own
+//! binary linking every dependency); each module is one concern. Modules whose name holds
+//! `conformance` are the conformance runners, which `cargo test conformance` selects and
+//! `scripts/test.sh` runs apart; no other test's path may contain that word.
+
+mod build_command;
+mod build_conformance;
+mod build_e2e;
+mod build_env;
+mod build_http;
+mod build_stdio;
+mod debug_commands;
+mod multiplatform_binfmt;
+mod multiplatform_build;
+mod platform_local;
+mod prune;
+mod registry_commands;
