@@ -98,17 +98,7 @@ impl RegistryClient {
         store: &ContentStore,
     ) -> Result<()> {
         let repo = Repository::from(reference);
-        let fetches: Vec<_> = image
-            .layers
-            .iter()
-            .filter(|d| !d.media_type.is_non_distributable())
-            .map(|desc| self.fetch_blob(&repo, desc, store))
-            .collect();
-        let results: Vec<Result<_>> = futures::stream::iter(fetches)
-            .buffer_unordered(self.inner.config.max_concurrent_transfers.max(1))
-            .collect()
-            .await;
-        results.into_iter().try_for_each(|r| r.map(drop))
+        self.fetch_all(&repo, image.layers.iter(), store).await
     }
 
     /// The root document `reference` names, the platform's manifest and its parsed refs,
@@ -210,15 +200,26 @@ impl RegistryClient {
         refs: &Manifest,
         store: &ContentStore,
     ) -> Result<()> {
-        let blobs: Vec<&Descriptor> = std::iter::once(&refs.config)
-            .chain(refs.layers.iter())
-            // Foreign layers live elsewhere (their `urls`); registries do not serve them.
-            .filter(|d| !d.media_type.is_non_distributable())
-            .collect();
+        self.fetch_all(
+            repo,
+            std::iter::once(&refs.config).chain(refs.layers.iter()),
+            store,
+        )
+        .await
+    }
+
+    /// Fetches `blobs` of `repo` that `store` does not have, several at a time, verified.
+    async fn fetch_all(
+        &self,
+        repo: &Repository,
+        blobs: impl Iterator<Item = &Descriptor>,
+        store: &ContentStore,
+    ) -> Result<()> {
         // Futures made up front: a closure inside the stream trips rustc's higher-ranked
         // lifetime inference once this runs inside a boxed `Send` future.
         let fetches: Vec<_> = blobs
-            .into_iter()
+            // Foreign layers live elsewhere (their `urls`); registries do not serve them.
+            .filter(|d| !d.media_type.is_non_distributable())
             .map(|desc| self.fetch_blob(repo, desc, store))
             .collect();
         // Every transfer runs to its end even when one fails, so no writer is cut off while

@@ -2,165 +2,24 @@
 //! started by each test (files with `ETag` and `Last-Modified`, `If-None-Match` answered
 //! with 304), results read back from `-o type=local`.
 //!
-//! The server is a few lines of `std::net` on a thread: the tests need exact control of
-//! the headers and a count of the bodies sent, which a file server would not give.
+//! The server is hoist-testkit's `http::FileServer`: exact control of the headers and a
+//! count of the bodies sent.
 //!
 //! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`).
 
-use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use crate::build_env::BuildEnv;
+use hoist_testkit::http::{FileServer, Served};
 use sha2::Digest as _;
-
-/// One file the server serves.
-#[derive(Debug, Clone)]
-struct Served {
-    body: Vec<u8>,
-    etag: Option<String>,
-    last_modified: Option<String>,
-}
-
-#[derive(Debug, Default)]
-struct ServerState {
-    files: BTreeMap<String, Served>,
-    /// Full bodies sent (GET answered 200), by path.
-    bodies_sent: BTreeMap<String, usize>,
-    /// Requests still to answer `503 Service Unavailable`.
-    unavailable: usize,
-    /// GETs still to answer with half the body and a closed connection.
-    cut_short: usize,
-}
-
-/// An HTTP/1.1 server on a free loopback port, one connection at a time.
-struct Server {
-    port: u16,
-    state: Arc<Mutex<ServerState>>,
-}
-
-impl Server {
-    fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let state = Arc::new(Mutex::new(ServerState::default()));
-        let shared = Arc::clone(&state);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let _ = handle(stream, &shared);
-            }
-        });
-        Server { port, state }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn serve(&self, path: &str, served: Served) {
-        self.state
-            .lock()
-            .unwrap()
-            .files
-            .insert(path.to_owned(), served);
-    }
-
-    /// The next `unavailable` requests get a 503, then the next `cut_short` GETs half
-    /// their body.
-    fn fail_next(&self, unavailable: usize, cut_short: usize) {
-        let mut state = self.state.lock().unwrap();
-        state.unavailable = unavailable;
-        state.cut_short = cut_short;
-    }
-
-    fn bodies_sent(&self, path: &str) -> usize {
-        let state = self.state.lock().unwrap();
-        state.bodies_sent.get(path).copied().unwrap_or(0)
-    }
-}
-
-fn handle(stream: TcpStream, state: &Mutex<ServerState>) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let path = parts.next().unwrap_or_default().to_owned();
-    let mut if_none_match = None;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("if-none-match") {
-                if_none_match = Some(value.trim().to_owned());
-            }
-        }
-    }
-    let mut state = state.lock().unwrap();
-    let served = state.files.get(&path).cloned();
-    let mut out = stream;
-    if state.unavailable > 0 {
-        state.unavailable -= 1;
-        return write!(
-            out,
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-    }
-    let Some(served) = served else {
-        let body = b"404 page not found\n";
-        write!(
-            out,
-            "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )?;
-        return out.write_all(body);
-    };
-    let mut headers = String::new();
-    if let Some(etag) = &served.etag {
-        headers.push_str(&format!("ETag: {etag}\r\n"));
-    }
-    if let Some(date) = &served.last_modified {
-        headers.push_str(&format!("Last-Modified: {date}\r\n"));
-    }
-    let not_modified = match (&served.etag, &if_none_match) {
-        (Some(etag), Some(asked)) => asked.split(',').any(|e| e.trim() == etag),
-        _ => false,
-    };
-    if not_modified {
-        return write!(
-            out,
-            "HTTP/1.1 304 Not Modified\r\n{headers}Connection: close\r\n\r\n"
-        );
-    }
-    write!(
-        out,
-        "HTTP/1.1 200 OK\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        served.body.len()
-    )?;
-    if method == "GET" {
-        if state.cut_short > 0 {
-            state.cut_short -= 1;
-            return out.write_all(&served.body[..served.body.len() / 2]);
-        }
-        *state.bodies_sent.entry(path).or_default() += 1;
-        out.write_all(&served.body)?;
-    }
-    Ok(())
-}
 
 /// An environment, a server and a context for one test.
 struct Case {
     env: BuildEnv,
-    server: Server,
+    server: FileServer,
     ctx: PathBuf,
 }
 
@@ -170,7 +29,7 @@ impl Case {
         let ctx = env.fresh_dir("ctx");
         Some(Case {
             env,
-            server: Server::start(),
+            server: FileServer::start().unwrap(),
             ctx,
         })
     }
