@@ -7,4 +7,5 @@
 
 mod convert;
 mod integration_conformance;
+mod session;
 mod support;
