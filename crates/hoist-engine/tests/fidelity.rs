@@ -1,0 +1,160 @@
+//! Regressions of issue 15 where hoist's file ops differed from BuildKit's, through
+//! `hoist_engine::build` on `FROM scratch` Dockerfiles (no registry, no RUN): owners of the
+//! directories WORKDIR creates, escaped wildcards, copies onto symlinks, archives ADD
+//! unpacks. Tests about owners need root (without it the chowns are skipped) and say so.
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hoist_engine::StateDir;
+use hoist_engine::{build, BuildRequest, Worker};
+use hoist_export::Output;
+use hoist_frontend::BuildOptions;
+use hoist_oci::Platform;
+use hoist_registry::{Credentials, RegistryClient, RegistryConfig};
+
+/// The passwd and group files of the busybox images the end-to-end tests use.
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+
+/// A context in a temp dir; `build` exports the result to `out/`.
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new(dockerfile: &str, files: &[(&str, &[u8])]) -> Case {
+        let case = Case {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        case.file("Dockerfile", dockerfile.as_bytes());
+        for (name, bytes) in files {
+            case.file(name, bytes);
+        }
+        case
+    }
+
+    fn ctx(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("ctx").join(rel)
+    }
+
+    fn file(&self, name: &str, bytes: &[u8]) {
+        let path = self.ctx(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn out(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("out").join(rel)
+    }
+
+    /// Builds with a fresh worker on the case's state dir, exporting to `out/`.
+    fn build(&self) -> Result<(), String> {
+        let context = self.ctx("");
+        let out = self.dir.path().join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        let request = BuildRequest {
+            dockerfile: std::fs::read(context.join("Dockerfile")).unwrap(),
+            dockerfile_name: context.join("Dockerfile").display().to_string(),
+            context,
+            options: BuildOptions::new(Platform::host()),
+            platforms: Vec::new(),
+            outputs: Output::parse_all(&[format!("type=local,dest={}", out.display())]).unwrap(),
+            pull: false,
+            named_contexts: Default::default(),
+        };
+        let client = RegistryClient::new(RegistryConfig::default(), Credentials::default());
+        let state = StateDir::new(self.dir.path().join("state"));
+        let worker = Arc::new(Worker::open(state, client).unwrap());
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime
+            .block_on(build(worker, request, None))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn is_root() -> bool {
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !root {
+        hoist_testkit::skip("checks owners of files the build chowns: needs root");
+    }
+    root
+}
+
+fn owner(path: &Path) -> (u32, u32) {
+    let meta = path
+        .symlink_metadata()
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
+    (meta.uid(), meta.gid())
+}
+
+fn mode(path: &Path) -> u32 {
+    path.symlink_metadata().unwrap().mode() & 0o7777
+}
+
+#[test]
+fn workdir_as_root_needs_no_passwd_file() {
+    let case = Case::new(
+        "FROM scratch\nUSER root\nWORKDIR /x\nUSER 0:root\nWORKDIR /y\n",
+        &[],
+    );
+    case.build().unwrap();
+    assert!(case.out("x").is_dir());
+    assert!(case.out("y").is_dir());
+}
+
+#[test]
+fn workdir_of_an_unknown_user_builds_and_leaves_existing_dirs_alone() {
+    if !is_root() {
+        return;
+    }
+    // BuildKit's file ops take a name missing from passwd as root, and never touch a
+    // directory that already exists.
+    let case = Case::new(
+        "FROM scratch\nCOPY passwd /etc/passwd\nCOPY group /etc/group\n\
+         COPY --chown=7:8 --chmod=700 keep.txt /test/keep.txt\n\
+         USER docker:root\nWORKDIR /test\nWORKDIR /fresh/sub\n",
+        &[
+            ("passwd", PASSWD.as_bytes()),
+            ("group", GROUP.as_bytes()),
+            ("keep.txt", b"k"),
+        ],
+    );
+    case.build().unwrap();
+    assert_eq!(owner(&case.out("test")), (7, 8));
+    assert_eq!(owner(&case.out("fresh")), (0, 0));
+    assert_eq!(owner(&case.out("fresh/sub")), (0, 0));
+}
+
+#[test]
+fn workdir_creates_missing_parents_owned_by_the_user() {
+    if !is_root() {
+        return;
+    }
+    let case = Case::new(
+        "FROM scratch\nCOPY passwd /etc/passwd\nCOPY group /etc/group\n\
+         COPY --chmod=700 keep.txt /existing/keep.txt\n\
+         USER nobody\nWORKDIR /created/directory\nWORKDIR /existing\n\
+         USER 1234\nWORKDIR /num/dir\nUSER nobody:root\nWORKDIR /mixed\n",
+        &[
+            ("passwd", PASSWD.as_bytes()),
+            ("group", GROUP.as_bytes()),
+            ("keep.txt", b"k"),
+        ],
+    );
+    case.build().unwrap();
+    assert_eq!(owner(&case.out("created")), (65534, 65534));
+    assert_eq!(owner(&case.out("created/directory")), (65534, 65534));
+    assert_eq!(mode(&case.out("created")), 0o755);
+    // An existing directory keeps its owner and mode (0700: BuildKit gives the parents a
+    // copy creates the copy's mode).
+    assert_eq!(owner(&case.out("existing")), (0, 0));
+    assert_eq!(mode(&case.out("existing")), 0o700);
+    // A uid alone is also the gid.
+    assert_eq!(owner(&case.out("num")), (1234, 1234));
+    assert_eq!(owner(&case.out("num/dir")), (1234, 1234));
+    assert_eq!(owner(&case.out("mixed")), (65534, 0));
+}
