@@ -56,3 +56,21 @@ fn workdir_mkdir_is_the_path_as_written() {
     assert_eq!(mkdir.path, "/a/b/");
     assert!(mkdir.make_parents);
 }
+
+#[test]
+fn exec_form_followed_by_text_is_shell_form_as_in_current_buildkit() {
+    // Finding 7 of issue 15 came from dockerd 20.10, whose BuildKit decoded the first JSON
+    // value and ignored the rest (`["myentrypoint"]`). BuildKit 0.15 (commit 80518e257,
+    // "fix invalid usage of json.NewDecoder") decodes the whole text, so trailing text makes
+    // it invalid JSON and the instruction falls back to shell form; hoist follows that.
+    let c = build(
+        "FROM busybox\nENTRYPOINT [\"myentrypoint\"] # a comment\nCMD [\"a\"] [\"b\"]\n",
+        &options(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.config.config.entrypoint,
+        ["/bin/sh", "-c", "[\"myentrypoint\"] # a comment"]
+    );
+    assert_eq!(c.config.config.cmd, ["/bin/sh", "-c", "[\"a\"] [\"b\"]"]);
+}
