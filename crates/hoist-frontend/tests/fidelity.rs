@@ -74,3 +74,40 @@ fn exec_form_followed_by_text_is_shell_form_as_in_current_buildkit() {
     );
     assert_eq!(c.config.config.cmd, ["/bin/sh", "-c", "[\"a\"] [\"b\"]"]);
 }
+
+#[test]
+fn arg_name_is_not_expanded_as_in_current_buildkit() {
+    // Finding 8 of issue 15 came from dockerd 20.10, whose BuildKit expanded an ARG's name
+    // (`ARG ${src}=default` declared `file3`). Since BuildKit 0.14 (commit 47a52a17b, "avoid
+    // evaluating ARG default if unused") ARG is left out of the word expansion of other
+    // instructions and only its default is expanded, so the name is kept as written and
+    // `--build-arg file3=…` sets nothing; hoist follows that.
+    let mut opts = options();
+    opts.build_args.insert("file3".into(), "given".into());
+    let c = build(
+        "FROM busybox\nENV src file3\nARG ${src}=default\nRUN echo \"[$file3]\"\n",
+        &opts,
+    )
+    .unwrap();
+    let exec = target_exec(&c);
+    assert!(
+        exec.env.iter().any(|e| e == "${src}=default"),
+        "{:?}",
+        exec.env
+    );
+    assert!(
+        !exec.env.iter().any(|e| e.starts_with("file3=")),
+        "{:?}",
+        exec.env
+    );
+    let texts: Vec<_> = c
+        .config
+        .history
+        .iter()
+        .filter_map(|h| h.created_by.clone())
+        .collect();
+    assert!(
+        texts.contains(&"ARG ${src}=default".to_string()),
+        "{texts:?}"
+    );
+}
