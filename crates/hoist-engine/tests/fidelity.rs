@@ -158,3 +158,28 @@ fn workdir_creates_missing_parents_owned_by_the_user() {
     assert_eq!(owner(&case.out("num/dir")), (1234, 1234));
     assert_eq!(owner(&case.out("mixed")), (65534, 0));
 }
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+#[test]
+fn escaped_wildcard_source_to_a_file_name_writes_the_file() {
+    // The lexer turns `n\?pe` into the wildcard `n?pe` (as BuildKit's does), which matches
+    // `n?pe` and `nope`; a destination without a trailing `/` is a file name for each match
+    // in turn (the last one wins), not a directory, as in BuildKit (and dockerd 20.10).
+    let case = Case::new(
+        "FROM scratch\nCOPY ./app/n\\?pe/file.txt /app4/file.txt\n\
+         COPY ./app/n?pe/file.txt /app5/file.txt\n\
+         COPY ./app/only\\?/file.txt /app6/file.txt\n",
+        &[
+            ("app/n?pe/file.txt", b"q"),
+            ("app/nope/file.txt", b"n"),
+            ("app/only?/file.txt", b"o"),
+        ],
+    );
+    case.build().unwrap();
+    assert_eq!(read(&case.out("app4/file.txt")), "n");
+    assert_eq!(read(&case.out("app5/file.txt")), "n");
+    assert_eq!(read(&case.out("app6/file.txt")), "o");
+}

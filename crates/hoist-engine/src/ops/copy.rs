@@ -342,7 +342,10 @@ pub(super) fn copy_action(copy: &hoist_graph::Copy, src_root: &Path, root: &Path
         mode: ModeChange::of(copy.mode.as_ref())?,
     };
     let selector = Selector::new(copy)?;
-    let dest_is_dir_name = copy.dest.ends_with('/') || sources.len() > 1;
+    // Only a trailing `/` names a directory: each match of a wildcard goes to the
+    // destination in turn, into it when it is (by then) a directory and onto it when not, as
+    // BuildKit's copy does (so several files onto one file name leave the last).
+    let dest_is_dir_name = copy.dest.ends_with('/');
     let dest = scoped_path::resolve(root, &copy.dest, true)?;
     let mut taken = Vec::new();
     let mut dirs = Vec::new();
