@@ -46,6 +46,12 @@ impl Case {
         std::fs::write(path, bytes).unwrap();
     }
 
+    fn symlink(&self, target: &str, name: &str) {
+        let path = self.ctx(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, path).unwrap();
+    }
+
     fn out(&self, rel: &str) -> PathBuf {
         self.dir.path().join("out").join(rel)
     }
@@ -182,4 +188,49 @@ fn escaped_wildcard_source_to_a_file_name_writes_the_file() {
     assert_eq!(read(&case.out("app4/file.txt")), "n");
     assert_eq!(read(&case.out("app5/file.txt")), "n");
     assert_eq!(read(&case.out("app6/file.txt")), "o");
+}
+
+#[test]
+fn copy_dir_onto_symlink_to_dir_is_refused() {
+    // `base/` puts the symlink `/sub -> target` in the image (links inside a copied
+    // directory stay links); copying a directory `sub` onto it fails in BuildKit (and
+    // dockerd 20.10) rather than replacing the link or following it.
+    let case = Case::new(
+        "FROM scratch\nCOPY base/ /\nCOPY dir/ /\n",
+        &[("base/target/keep.txt", b"k"), ("dir/sub/file.txt", b"x")],
+    );
+    case.symlink("target", "base/sub");
+    let err = case.build().unwrap_err();
+    assert!(err.contains("cannot copy to non-directory: /sub"), "{err}");
+}
+
+#[test]
+fn copy_file_onto_directory_is_refused() {
+    let case = Case::new(
+        "FROM scratch\nCOPY base/ /\nCOPY dir/ /\n",
+        &[("base/d/inner/keep.txt", b"k"), ("dir/d", b"z")],
+    );
+    let err = case.build().unwrap_err();
+    assert!(
+        err.contains("cannot replace to directory /d with file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn copy_into_a_symlinked_destination_follows_it() {
+    // The destination named by the instruction is resolved following symlinks.
+    let case = Case::new(
+        "FROM scratch\nCOPY base/ /\nCOPY dir/ /sub/\n",
+        &[("base/target/keep.txt", b"k"), ("dir/file.txt", b"x")],
+    );
+    case.symlink("target", "base/sub");
+    case.build().unwrap();
+    assert_eq!(read(&case.out("target/file.txt")), "x");
+    assert!(case
+        .out("sub")
+        .symlink_metadata()
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
