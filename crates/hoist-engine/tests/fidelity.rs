@@ -234,3 +234,93 @@ fn copy_into_a_symlinked_destination_follows_it() {
         .file_type()
         .is_symlink());
 }
+
+/// A tar of `./` (owned by 1234:1234, mode 0700) and `./sub/f.txt`, compressed by `tool`
+/// (`None`: plain); `None` when the tool is not installed.
+fn archive(tool: Option<&str>) -> Option<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut root = tar::Header::new_gnu();
+    root.set_entry_type(tar::EntryType::Directory);
+    root.set_path("./").unwrap();
+    root.set_mode(0o700);
+    root.set_uid(1234);
+    root.set_gid(1234);
+    root.set_mtime(0);
+    root.set_size(0);
+    root.set_cksum();
+    builder.append(&root, std::io::empty()).unwrap();
+    let mut file = tar::Header::new_gnu();
+    file.set_path("./sub/f.txt").unwrap();
+    file.set_mode(0o644);
+    file.set_uid(0);
+    file.set_gid(0);
+    file.set_mtime(0);
+    file.set_size(3);
+    file.set_cksum();
+    builder.append(&file, &b"hi\n"[..]).unwrap();
+    let tar = builder.into_inner().unwrap();
+    let Some(tool) = tool else { return Some(tar) };
+    use std::io::Write as _;
+    let child = std::process::Command::new(tool)
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        hoist_testkit::skip(&format!("{tool} is not installed"));
+        return None;
+    };
+    child.stdin.take().unwrap().write_all(&tar).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{tool} failed");
+    Some(out.stdout)
+}
+
+#[test]
+fn add_unpacks_bzip2_xz_and_zstd_tarballs() {
+    let mut files = Vec::new();
+    for (name, tool) in [
+        ("a.tar.gz", "gzip"),
+        ("a.tar.bz2", "bzip2"),
+        ("a.tar.xz", "xz"),
+        ("a.tar.zst", "zstd"),
+    ] {
+        let Some(bytes) = archive(Some(tool)) else {
+            return;
+        };
+        files.push((name, bytes));
+    }
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let case = Case::new(
+        "FROM scratch\nADD a.tar.gz /gz/\nADD a.tar.bz2 /bz/\nADD a.tar.xz /xz/\nADD a.tar.zst /zst/\n",
+        &refs,
+    );
+    case.build().unwrap();
+    for dir in ["gz", "bz", "xz", "zst"] {
+        assert_eq!(
+            read(&case.out(&format!("{dir}/sub/f.txt"))),
+            "hi\n",
+            "{dir}"
+        );
+    }
+}
+
+#[test]
+fn add_archive_leaves_the_destination_directory_owner_alone() {
+    if !is_root() {
+        return;
+    }
+    // The archive's `./` (1234:1234, 0700) changes neither an existing destination nor one
+    // the ADD creates, as with moby's Untar (seen in dockerd 20.10).
+    let tar = archive(None).unwrap();
+    let case = Case::new(
+        "FROM scratch\nCOPY keep.txt /dest/keep.txt\nADD a.tar /dest/\nADD a.tar /new/\n",
+        &[("keep.txt", b"k"), ("a.tar", &tar)],
+    );
+    case.build().unwrap();
+    for dir in ["dest", "new"] {
+        assert_eq!(owner(&case.out(dir)), (0, 0), "{dir}");
+        assert_eq!(mode(&case.out(dir)), 0o755, "{dir}");
+    }
+    assert_eq!(read(&case.out("dest/sub/f.txt")), "hi\n");
+}

@@ -364,7 +364,7 @@ pub(super) fn copy_action(copy: &hoist_graph::Copy, src_root: &Path, root: &Path
             std::fs::create_dir_all(&dest).map_err(Error::io("create", &dest))?;
             let file =
                 std::fs::File::open(&source.host).map_err(Error::io("open", &source.host))?;
-            hoist_snapshot::apply_layer(file, &dest, &hoist_snapshot::ApplyOptions::default())?;
+            hoist_snapshot::unpack_archive(file, &dest, &Default::default())?;
             taken.push(source.path.clone());
             continue;
         }
@@ -518,13 +518,14 @@ fn finish(dest: &Path, meta: &std::fs::Metadata, attributes: &Attributes) -> Res
         .map_err(Error::io("set times of", dest))
 }
 
-/// Whether `path` is a tar archive, compressed or not (`ADD` unpacks those).
+/// Whether `path` is a tar archive, uncompressed or gzip, bzip2, xz or zstd (`ADD` unpacks
+/// those).
 fn is_archive(path: &Path) -> bool {
     use std::io::Read as _;
     let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
-    let Ok(mut reader) = hoist_snapshot::decompress(std::io::BufReader::new(file)) else {
+    let Ok(mut reader) = hoist_snapshot::decompress_archive(file) else {
         return false;
     };
     let mut header = [0u8; 512];
