@@ -68,6 +68,13 @@ pub enum Error {
     /// A `COPY`/`ADD` source matched nothing.
     #[error("failed to compute cache key: \"{path}\": not found")]
     SourceNotFound { path: String },
+    /// A copy met a file where it copies a directory (BuildKit refuses rather than replace
+    /// it; a symlink to a directory is no directory here). `path` as the container sees it.
+    #[error("cannot copy to non-directory: {path}")]
+    CopyToNonDirectory { path: String },
+    /// A copy met a directory where it copies a file. `path` as the container sees it.
+    #[error("cannot replace to directory {path} with file")]
+    CopyFileOverDirectory { path: String },
     /// A `--chmod` value in a copy is neither octal nor a symbolic mode.
     #[error("invalid --chmod={mode}: not an octal or symbolic mode")]
     InvalidChmod { mode: String },

@@ -394,8 +394,7 @@ impl<'a> Converter<'a> {
         }
         if !state.config.config.working_dir.is_empty() {
             let wd = state.config.config.working_dir.clone();
-            let normalized = image::normalize_workdir(&state.config.config.working_dir, &wd)
-                .unwrap_or_else(|| "/".to_string());
+            let normalized = image::normalize_workdir(&state.config.config.working_dir, &wd);
             state.config.config.working_dir = normalized.clone();
             state.dir = normalized;
         }
@@ -643,13 +642,7 @@ impl<'a> Converter<'a> {
         path: &str,
         command: &Command,
     ) -> Result<()> {
-        let wd =
-            image::normalize_workdir(&state.config.config.working_dir, path).ok_or_else(|| {
-                Error::at(
-                    command.span,
-                    "normalizing workdir: cannot normalize nothing",
-                )
-            })?;
+        let wd = image::normalize_workdir(&state.config.config.working_dir, path);
         state.config.config.working_dir = wd.clone();
         state.dir = wd.clone();
         let mut with_layer = false;

@@ -180,15 +180,21 @@ pub(crate) fn relative_to_workdir(dir: &str, dest: &str) -> String {
     normalize_path(dir, dest, true)
 }
 
-/// BuildKit's `NormalizeWorkdir` for Unix: relative to the current one, cleaned.
-pub(crate) fn normalize_workdir(current: &str, requested: &str) -> Option<String> {
-    if requested.is_empty() {
-        return None;
-    }
-    if requested.starts_with('/') {
-        Some(clean(requested))
+/// BuildKit's `NormalizeWorkdir` for Unix: an absolute path is kept as written (a trailing
+/// `/` and `..` included: they show in the image config), a relative one is joined to the
+/// current directory and cleaned, and an empty one is the current directory.
+pub(crate) fn normalize_workdir(current: &str, requested: &str) -> String {
+    let parent = if current.starts_with('/') {
+        current.to_string()
     } else {
-        Some(clean(&format!("/{current}/{requested}")))
+        join("/", current)
+    };
+    if requested.is_empty() {
+        parent
+    } else if requested.starts_with('/') {
+        requested.to_string()
+    } else {
+        join(&parent, requested)
     }
 }
 
@@ -211,8 +217,11 @@ mod tests {
         assert_eq!(relative_to_workdir("/work", "sub/"), "/work/sub/");
         assert_eq!(relative_to_workdir("/work", "/abs/x"), "/abs/x");
         assert_eq!(relative_to_workdir("/", "/."), "/.");
-        assert_eq!(normalize_workdir("/a", "b/../c").as_deref(), Some("/a/c"));
-        assert_eq!(normalize_workdir("", "x").as_deref(), Some("/x"));
+        assert_eq!(normalize_workdir("/a", "b/../c"), "/a/c");
+        assert_eq!(normalize_workdir("", "x"), "/x");
+        assert_eq!(normalize_workdir("/a", ""), "/a");
+        assert_eq!(normalize_workdir("/a", "/x/../y/"), "/x/../y/");
+        assert_eq!(normalize_workdir("/a/b/", "c/"), "/a/b/c");
     }
 
     #[test]

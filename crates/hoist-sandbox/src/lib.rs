@@ -2,7 +2,9 @@
 //!
 //! - [`RunSpec`]: what to run (rootfs, args, env, cwd, [`User`], hostname, [`Network`],
 //!   [`BindMount`]s, [`TmpfsMount`]s); [`ExitStatus`]: how it ended.
-//! - [`resolve_user`]: a `USER` string to numeric ids, from the rootfs's passwd and group.
+//! - [`resolve_user`]: a `USER` string to numeric ids, from the rootfs's passwd and group;
+//!   [`resolve_owner`]: the owner BuildKit's file ops give files (`COPY --chown`, WORKDIR);
+//!   [`home_dir`]: the `HOME` a process gets when its environment has none.
 //! - [`Executor`] with the closed [`AnyExecutor`] over the backends:
 //!   [`BuiltinExecutor`] (namespaces + `pivot_root`, nothing to install; the default) and
 //!   [`OciRuntimeExecutor`] (runc or crun on a generated bundle); with the `testing`
@@ -47,4 +49,4 @@ pub use scripted::{Script, ScriptedExecutor};
 pub use spec::{
     BindMount, ExitStatus, Network, RunSpec, TmpfsMount, User, DEFAULT_HOSTNAME, DEFAULT_PATH,
 };
-pub use user::resolve_user;
+pub use user::{home_dir, resolve_owner, resolve_user};

@@ -1,5 +1,7 @@
 //! [`resolve_user`]: turn a `USER` string into numeric ids using the rootfs's `/etc/passwd` and
-//! `/etc/group`, with the rules runc and BuildKit apply.
+//! `/etc/group`, with the rules runc and BuildKit apply to a process; [`resolve_owner`]: the
+//! laxer rules BuildKit's file ops apply to the owner of files they create; [`home_dir`]: the
+//! `HOME` runc gives a process.
 
 use std::path::Path;
 
@@ -84,6 +86,68 @@ pub fn resolve_user(user: &str, rootfs: &Path) -> Result<User> {
     })
 }
 
+/// Resolves `owner` (`user[:group]`) to the uid and gid BuildKit's file ops (WORKDIR's
+/// mkdir, `COPY --chown`, `ADD --chown`) give what they create. Unlike a process's user
+/// ([`resolve_user`]) nothing here is an error:
+///
+/// - `root` is 0 and a number is itself, with no passwd file read; a number alone is also
+///   the gid (`--chown=1000` is 1000:1000).
+/// - A name is looked up in `passwd` (its uid and gid); a name not there, or no passwd file
+///   at all, is 0:0.
+/// - A group, when given, replaces the gid: `root` or a number as is, a name from `group`;
+///   a group name not there leaves the user's gid.
+pub fn resolve_owner(owner: &str, rootfs: &Path) -> Result<(u32, u32)> {
+    let (user_part, group_part) = match owner.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (owner, None),
+    };
+    let (uid, mut gid) = match owner_id(user_part) {
+        Some(id) => (id, id),
+        None => read_etc(rootfs, "etc/passwd")?
+            .lines()
+            .filter_map(PasswdEntry::parse)
+            .find(|e| e.name == user_part)
+            .map_or((0, 0), |e| (e.uid, e.gid)),
+    };
+    if let Some(group) = group_part {
+        match owner_id(group) {
+            Some(id) => gid = id,
+            None => {
+                if let Some(entry) = read_etc(rootfs, "etc/group")?
+                    .lines()
+                    .filter_map(GroupEntry::parse)
+                    .find(|g| g.name == group)
+                {
+                    gid = entry.gid;
+                }
+            }
+        }
+    }
+    Ok((uid, gid))
+}
+
+/// `root` or a decimal id: the ids a file op takes without reading passwd or group.
+fn owner_id(part: &str) -> Option<u32> {
+    if part == "root" {
+        Some(0)
+    } else {
+        part.parse().ok()
+    }
+}
+
+/// The home directory of `uid` in `rootfs/etc/passwd`, or `/` when it has no entry (or
+/// there is no passwd file): the `HOME` runc puts in a process's environment when the
+/// environment has none.
+pub fn home_dir(uid: u32, rootfs: &Path) -> Result<String> {
+    Ok(read_etc(rootfs, "etc/passwd")?
+        .lines()
+        .filter_map(PasswdEntry::parse)
+        .find(|e| e.uid == uid)
+        .map(|e| e.home.to_owned())
+        .filter(|home| !home.is_empty())
+        .unwrap_or_else(|| "/".to_owned()))
+}
+
 /// The text of `rel` inside `rootfs`, or "" when it does not exist.
 fn read_etc(rootfs: &Path, rel: &str) -> Result<String> {
     let path = safe_path::scoped_join(rootfs, rel)
@@ -100,6 +164,7 @@ struct PasswdEntry<'a> {
     name: &'a str,
     uid: u32,
     gid: u32,
+    home: &'a str,
 }
 
 impl<'a> PasswdEntry<'a> {
@@ -112,7 +177,14 @@ impl<'a> PasswdEntry<'a> {
         let _password = fields.next()?;
         let uid = fields.next()?.trim().parse().ok()?;
         let gid = fields.next()?.trim().parse().ok()?;
-        Some(PasswdEntry { name, uid, gid })
+        let _gecos = fields.next();
+        let home = fields.next().unwrap_or("").trim();
+        Some(PasswdEntry {
+            name,
+            uid,
+            gid,
+            home,
+        })
     }
 }
 
@@ -218,6 +290,43 @@ mod tests {
             resolve_user("alice", dir.path()),
             Err(Error::UnknownUser { .. })
         ));
+    }
+
+    #[test]
+    fn resolve_owner_follows_buildkit_file_ops() {
+        let dir = rootfs();
+        let root = dir.path();
+        let cases: &[(&str, (u32, u32))] = &[
+            ("root", (0, 0)),
+            ("alice", (1000, 1000)),
+            ("bob", (1001, 100)),
+            ("1000", (1000, 1000)),
+            ("1234", (1234, 1234)),
+            ("1234:wheel", (1234, 10)),
+            ("alice:staff", (1000, 50)),
+            ("alice:root", (1000, 0)),
+            ("alice:nogroup", (1000, 1000)),
+            ("carol", (0, 0)),
+            ("carol:staff", (0, 50)),
+            ("docker:root", (0, 0)),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(&resolve_owner(input, root).unwrap(), expected, "{input}");
+        }
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(resolve_owner("root", empty.path()).unwrap(), (0, 0));
+        assert_eq!(resolve_owner("app:app", empty.path()).unwrap(), (0, 0));
+        assert_eq!(resolve_owner("5", empty.path()).unwrap(), (5, 5));
+    }
+
+    #[test]
+    fn home_dir_is_the_passwd_entry_of_the_uid_or_slash() {
+        let dir = rootfs();
+        assert_eq!(home_dir(0, dir.path()).unwrap(), "/root");
+        assert_eq!(home_dir(1000, dir.path()).unwrap(), "/home/alice");
+        assert_eq!(home_dir(4242, dir.path()).unwrap(), "/");
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(home_dir(0, empty.path()).unwrap(), "/");
     }
 
     #[test]

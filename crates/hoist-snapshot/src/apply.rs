@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use tar::EntryType;
 
-use crate::compression::decompress;
+use crate::compression::{decompress, decompress_archive};
 use crate::error::{Error, Result};
 use crate::meta::{apply_meta, running_as_root, FileMeta};
 use crate::root_path::{clean_relative, resolve_in_root};
@@ -70,11 +70,32 @@ pub struct ApplyReport {
 /// Unpacks the layer tar read from `reader` (compression detected by magic bytes) onto the
 /// directory `root`, which must exist.
 pub fn apply_layer(reader: impl Read, root: &Path, options: &ApplyOptions) -> Result<ApplyReport> {
-    let tar = decompress(reader)?;
+    apply_tar(decompress(reader)?, root, options, false)
+}
+
+/// Unpacks an archive that `ADD` found in its sources (a tar, plain or gzip, bzip2, xz or
+/// zstd: [`decompress_archive`]) into the existing directory `root`, as [`apply_layer`]
+/// does, except that the archive's `./` entry is ignored: `root` keeps its owner, mode and
+/// times, as moby's `Untar` (which BuildKit unpacks with) leaves an existing directory.
+pub fn unpack_archive(
+    reader: impl Read,
+    root: &Path,
+    options: &ApplyOptions,
+) -> Result<ApplyReport> {
+    apply_tar(decompress_archive(reader)?, root, options, true)
+}
+
+fn apply_tar(
+    tar: impl Read,
+    root: &Path,
+    options: &ApplyOptions,
+    keep_root_metadata: bool,
+) -> Result<ApplyReport> {
     let mut archive = tar::Archive::new(tar);
     let mut state = Applier {
         root,
         options,
+        keep_root_metadata,
         report: ApplyReport::default(),
         unpacked: HashSet::new(),
         dirs: Vec::new(),
@@ -95,6 +116,8 @@ pub fn apply_layer(reader: impl Read, root: &Path, options: &ApplyOptions) -> Re
 struct Applier<'a> {
     root: &'a Path,
     options: &'a ApplyOptions,
+    /// Ignore the `./` entry ([`unpack_archive`]).
+    keep_root_metadata: bool,
     report: ApplyReport,
     /// Paths placed by this layer, which an opaque marker must not delete.
     unpacked: HashSet<PathBuf>,
@@ -137,7 +160,7 @@ impl Applier<'_> {
         }
         let Some(base) = rel.file_name().map(OsStr::to_owned) else {
             // The root itself (`./`): only its metadata can change.
-            if kind == EntryType::Directory {
+            if kind == EntryType::Directory && !self.keep_root_metadata {
                 let meta = read_meta(entry, name)?;
                 self.dirs
                     .push((self.root.to_path_buf(), meta, name.to_owned()));

@@ -1,5 +1,6 @@
 //! Layer streams: reading a tar whatever its compression ([`decompress`]), and writing one
-//! compressed and hashed in a single pass ([`LayerWriter`]).
+//! compressed and hashed in a single pass ([`LayerWriter`]); archives `ADD` unpacks, which
+//! may also be bzip2 or xz ([`decompress_archive`]).
 //!
 //! ```text
 //! tar bytes ─► diff_id sha256 ─► gzip | zstd ─► sha256 + size ─► your writer
@@ -20,6 +21,8 @@ use crate::parallel_gzip::ParallelGzip;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+const BZIP2_MAGIC: [u8; 3] = *b"BZh";
+const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0x00];
 
 /// Guesses the compression of a layer stream from its first bytes.
 pub fn detect_compression(head: &[u8]) -> Compression {
@@ -46,6 +49,23 @@ pub fn decompress<'a, R: Read + 'a>(reader: R) -> Result<Box<dyn Read + 'a>> {
         ),
         Compression::None => Box::new(buffered),
     })
+}
+
+/// Wraps `reader` in the decompressor of a local archive `ADD` unpacks: what [`decompress`]
+/// reads, and bzip2 and xz too (moby's `DecompressStream`, which BuildKit's unpack uses;
+/// layers are only ever gzip or zstd).
+pub fn decompress_archive<'a, R: Read + 'a>(reader: R) -> Result<Box<dyn Read + 'a>> {
+    let mut buffered = BufReader::with_capacity(128 * 1024, reader);
+    let head = buffered
+        .fill_buf()
+        .map_err(|source| Error::ReadLayer { source })?;
+    if head.starts_with(&BZIP2_MAGIC) {
+        Ok(Box::new(bzip2::bufread::MultiBzDecoder::new(buffered)))
+    } else if head.starts_with(&XZ_MAGIC) {
+        Ok(Box::new(lzma_rust2::XzReader::new(buffered, true)))
+    } else {
+        decompress(buffered)
+    }
 }
 
 /// Which family of media types a layer descriptor gets.

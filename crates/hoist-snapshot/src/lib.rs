@@ -3,13 +3,16 @@
 //! - [`apply_layer`] unpacks a layer tar (plain, gzip or zstd) onto a directory: OCI
 //!   whiteouts applied, metadata preserved, and nothing ever written outside the directory
 //!   (`..`, absolute names, symlinked parents and hardlinks are all resolved inside it).
+//!   [`unpack_archive`] does the same for an archive `ADD` unpacks (also bzip2 or xz; the
+//!   directory it goes into keeps its own metadata).
 //! - [`diff_to_tar`] writes the change between two trees as a deterministic layer tar, from
 //!   an overlayfs upper directory or by comparing two trees ([`DiffSource`]).
 //! - [`write_layer`] does both at once: diff → tar → compressor → your writer, returning the
 //!   [`Layer`] (descriptor + diff_id).
 //! - [`apply_layer_to_snapshot`] unpacks a layer into a new committed snapshot.
 //! - [`LayerWriter`] compresses (gzip with a fixed header, zstd, or none) and hashes a layer
-//!   in one pass, giving a [`Layer`] (descriptor + diff_id).
+//!   in one pass, giving a [`Layer`] (descriptor + diff_id); [`decompress_archive`] reads
+//!   the archives `ADD` unpacks (also bzip2 and xz).
 //! - [`Snapshotter`] / [`AnySnapshotter`] prepare writable snapshots on top of committed
 //!   ones, with overlayfs ([`OverlaySnapshotter`]) or full copies ([`CopySnapshotter`]),
 //!   chosen by [`AnySnapshotter::probe`]. Kernel mounts sit behind [`Mounter`]. Views
@@ -27,10 +30,12 @@ mod root_path;
 mod snapshot;
 
 pub use apply::{
-    apply_layer, ApplyOptions, ApplyReport, Skipped, WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
+    apply_layer, unpack_archive, ApplyOptions, ApplyReport, Skipped, WHITEOUT_OPAQUE,
+    WHITEOUT_PREFIX,
 };
 pub use compression::{
-    decompress, detect_compression, Layer, LayerOptions, LayerWriter, MediaTypes,
+    decompress, decompress_archive, detect_compression, Layer, LayerOptions, LayerWriter,
+    MediaTypes,
 };
 pub use diff::{diff_to_tar, write_layer, DiffSource, DiffStats};
 pub use error::{Error, Result};

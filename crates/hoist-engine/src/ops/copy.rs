@@ -11,7 +11,9 @@
 //!   that does not match but holds a match is still created (BuildKit's delayed parent
 //!   directories), so `COPY --parents a/*/c /out/` makes `/out/b/c` and no `/out/b2`.
 //!   `required_paths` must each have been selected.
-//! - **Writing**: files and symlinks replace what is at the destination, directories merge;
+//! - **Writing**: files and symlinks replace files and symlinks at the destination,
+//!   directories merge into directories, and a directory onto a file (or a symlink, even to
+//!   a directory) or a file onto a directory is an error, as in BuildKit;
 //!   copies get the action's owner and mode (octal, or symbolic applied to each entry's
 //!   own mode); directories the copy creates for its destination get an octal mode, 0755
 //!   otherwise.
@@ -321,9 +323,11 @@ impl ModeChange {
 }
 
 /// The owner and mode copies get.
-struct Attributes {
+struct Attributes<'a> {
     owner: Option<(u32, u32)>,
     mode: ModeChange,
+    /// The destination root, to name paths in errors as the container sees them.
+    root: &'a Path,
 }
 
 /// Runs one copy action from the source filesystem `src_root` into `root`.
@@ -340,9 +344,13 @@ pub(super) fn copy_action(copy: &hoist_graph::Copy, src_root: &Path, root: &Path
             None => None,
         },
         mode: ModeChange::of(copy.mode.as_ref())?,
+        root,
     };
     let selector = Selector::new(copy)?;
-    let dest_is_dir_name = copy.dest.ends_with('/') || sources.len() > 1;
+    // Only a trailing `/` names a directory: each match of a wildcard goes to the
+    // destination in turn, into it when it is (by then) a directory and onto it when not, as
+    // BuildKit's copy does (so several files onto one file name leave the last).
+    let dest_is_dir_name = copy.dest.ends_with('/');
     let dest = scoped_path::resolve(root, &copy.dest, true)?;
     let mut taken = Vec::new();
     let mut dirs = Vec::new();
@@ -356,7 +364,7 @@ pub(super) fn copy_action(copy: &hoist_graph::Copy, src_root: &Path, root: &Path
             std::fs::create_dir_all(&dest).map_err(Error::io("create", &dest))?;
             let file =
                 std::fs::File::open(&source.host).map_err(Error::io("open", &source.host))?;
-            hoist_snapshot::apply_layer(file, &dest, &hoist_snapshot::ApplyOptions::default())?;
+            hoist_snapshot::unpack_archive(file, &dest, &Default::default())?;
             taken.push(source.path.clone());
             continue;
         }
@@ -393,7 +401,9 @@ pub(super) fn copy_action(copy: &hoist_graph::Copy, src_root: &Path, root: &Path
         // A directory source gives its contents: the destination directory keeps its own
         // owner and mode when it exists, and is made like a created parent when not.
         if target.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
-            std::fs::remove_file(&target).map_err(Error::io("replace", &target))?;
+            return Err(Error::CopyToNonDirectory {
+                path: scoped_path::container_path(root, &target),
+            });
         }
         create_parents(&target, &attributes)?;
         selector.walk(&source.host, &mut |entry| {
@@ -458,12 +468,23 @@ fn copy_entry(
             Err(e) => return Err(Error::io("copy", &entry.host)(e)),
         }
     }
+    // Directories merge and files replace files (a symlink is a file here, even one to a
+    // directory), but one kind never replaces the other: BuildKit fails instead.
     let existing = dest.symlink_metadata().ok();
     if let Some(existing) = &existing {
-        if !(existing.is_dir() && meta.is_dir()) {
-            if existing.is_dir() {
-                std::fs::remove_dir_all(dest).map_err(Error::io("replace", dest))?;
-            } else {
+        match (meta.is_dir(), existing.is_dir()) {
+            (true, true) => {}
+            (true, false) => {
+                return Err(Error::CopyToNonDirectory {
+                    path: scoped_path::container_path(attributes.root, dest),
+                })
+            }
+            (false, true) => {
+                return Err(Error::CopyFileOverDirectory {
+                    path: scoped_path::container_path(attributes.root, dest),
+                })
+            }
+            (false, false) => {
                 std::fs::remove_file(dest).map_err(Error::io("replace", dest))?;
             }
         }
@@ -497,13 +518,14 @@ fn finish(dest: &Path, meta: &std::fs::Metadata, attributes: &Attributes) -> Res
         .map_err(Error::io("set times of", dest))
 }
 
-/// Whether `path` is a tar archive, compressed or not (`ADD` unpacks those).
+/// Whether `path` is a tar archive, uncompressed or gzip, bzip2, xz or zstd (`ADD` unpacks
+/// those).
 fn is_archive(path: &Path) -> bool {
     use std::io::Read as _;
     let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
-    let Ok(mut reader) = hoist_snapshot::decompress(std::io::BufReader::new(file)) else {
+    let Ok(mut reader) = hoist_snapshot::decompress_archive(file) else {
         return false;
     };
     let mut header = [0u8; 512];

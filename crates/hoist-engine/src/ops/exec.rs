@@ -152,6 +152,11 @@ fn prepare_and_run<'a>(
     let cwd = scoped_path::resolve(&rootfs, &spec.cwd.to_string_lossy(), true)?;
     create_dir_all(&cwd)?;
     spec.user = hoist_sandbox::resolve_user(&exec.user, &rootfs)?;
+    if !spec.env.iter().any(|(name, _)| name == "HOME") {
+        // runc sets it so, which is what BuildKit's RUN sees.
+        let home = hoist_sandbox::home_dir(spec.user.uid, &rootfs)?;
+        spec.env.push(("HOME".to_owned(), home));
+    }
     spec.network = match exec.network {
         Network::None => hoist_sandbox::Network::None,
         Network::Sandbox | Network::Host => hoist_sandbox::Network::Host,

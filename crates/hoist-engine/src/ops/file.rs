@@ -47,21 +47,24 @@ fn apply(op: &EngineOp, action: &FileAction, root: &Path, inputs: &[Ref]) -> Res
         }
         FileAction::Mkdir(mkdir) => {
             let path = scoped_path::resolve(root, &mkdir.path, true)?;
+            let owner = match &mkdir.owner {
+                Some(owner) => Some(resolve_owner(owner, root)?),
+                None => None,
+            };
+            let new_dir = NewDir {
+                mode: mkdir.mode,
+                owner,
+                created: mkdir.created,
+            };
             if mkdir.make_parents {
-                std::fs::create_dir_all(&path).map_err(Error::io("create", &path))?;
-            } else if !path.is_dir() {
-                std::fs::create_dir(&path).map_err(Error::io("create", &path))?;
+                make_dirs(root, &path, &new_dir)
+            } else {
+                match std::fs::create_dir(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                    Err(e) => Err(Error::io("create", &path)(e)),
+                    Ok(()) => new_dir.finish(&path),
+                }
             }
-            set_mode(&path, mkdir.mode)?;
-            if let Some(owner) = &mkdir.owner {
-                let (uid, gid) = resolve_owner(owner, root)?;
-                chown(&path, uid, gid)?;
-            }
-            if let Some(created) = mkdir.created {
-                filetime::set_file_mtime(&path, filetime::FileTime::from_unix_time(created, 0))
-                    .map_err(Error::io("set times of", &path))?;
-            }
-            Ok(())
         }
         FileAction::Mkfile(mkfile) => {
             let path = scoped_path::resolve(root, &mkfile.path, false)?;
@@ -96,6 +99,57 @@ fn apply(op: &EngineOp, action: &FileAction, root: &Path, inputs: &[Ref]) -> Res
             Ok(())
         }
     }
+}
+
+/// How a directory a mkdir creates is set up.
+struct NewDir {
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    created: Option<i64>,
+}
+
+impl NewDir {
+    /// Mode, owner and modification time of the directory just created at `path`.
+    fn finish(&self, path: &Path) -> Result<()> {
+        set_mode(path, self.mode)?;
+        if let Some((uid, gid)) = self.owner {
+            chown(path, uid, gid)?;
+        }
+        if let Some(created) = self.created {
+            filetime::set_file_mtime(path, filetime::FileTime::from_unix_time(created, 0))
+                .map_err(Error::io("set times of", path))?;
+        }
+        Ok(())
+    }
+}
+
+/// BuildKit's `MkdirAll` for file ops: every missing directory from `root` down to `path`
+/// (a resolved host path inside `root`) is created and set up as `new_dir` says, parents
+/// included; directories that exist are left as they are (owner, mode and time).
+fn make_dirs(root: &Path, path: &Path, new_dir: &NewDir) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut current = path;
+    while current != root && current.starts_with(root) {
+        match std::fs::symlink_metadata(current) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => {
+                return Err(Error::io("create", current)(std::io::Error::from(
+                    std::io::ErrorKind::NotADirectory,
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(current),
+            Err(e) => return Err(Error::io("inspect", current)(e)),
+        }
+        let Some(parent) = current.parent() else {
+            break;
+        };
+        current = parent;
+    }
+    for dir in missing.into_iter().rev() {
+        std::fs::create_dir(dir).map_err(Error::io("create", dir))?;
+        new_dir.finish(dir)?;
+    }
+    Ok(())
 }
 
 pub(super) fn set_mode(path: &Path, mode: u32) -> Result<()> {
@@ -149,12 +203,13 @@ pub(super) fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
     }
 }
 
-/// `user[:group]` as numeric ids, names looked up in `root`'s passwd and group files.
+/// `user[:group]` as numeric ids, the way BuildKit's file ops read them (see
+/// [`hoist_sandbox::resolve_owner`]: names from `root`'s passwd and group files, and a name
+/// they lack is root rather than an error).
 pub(super) fn resolve_owner(owner: &Owner, root: &Path) -> Result<(u32, u32)> {
     let spec = match &owner.group {
         Some(group) => format!("{}:{group}", owner.user),
         None => owner.user.clone(),
     };
-    let user = hoist_sandbox::resolve_user(&spec, root)?;
-    Ok((user.uid, user.gid))
+    Ok(hoist_sandbox::resolve_owner(&spec, root)?)
 }

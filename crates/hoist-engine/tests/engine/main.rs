@@ -9,6 +9,7 @@
 mod cache;
 mod case;
 mod copy_semantics;
+mod fidelity;
 mod http;
 mod prune;
 mod resolve_bases;

@@ -6,6 +6,7 @@
 //! `scripts/test.sh` runs apart; no other test's path may contain that word.
 
 mod convert;
+mod fidelity;
 mod integration_conformance;
 mod session;
 mod support;
