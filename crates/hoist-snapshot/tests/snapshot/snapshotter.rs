@@ -421,10 +421,10 @@ fn orphaned_active_snapshots_are_removed_and_live_ones_kept() {
         std::fs::write(mount.path().join("f"), "base").unwrap();
         live.commit("base").unwrap()
     };
-    let held = live.prepare("held", &[base.clone()]).unwrap();
+    let held = live.prepare("held", std::slice::from_ref(&base)).unwrap();
     // A process that dies with a prepared snapshot: its leases go with it, its mount stays.
     let dead = AnySnapshotter::probe(root.path()).unwrap();
-    let orphan = dead.prepare("orphan", &[base.clone()]).unwrap();
+    let orphan = dead.prepare("orphan", std::slice::from_ref(&base)).unwrap();
     let orphan_path = orphan.path().to_path_buf();
     drop(dead);
     let mounted = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
