@@ -1,4 +1,5 @@
-//! Garbage collection: removes blobs no name reaches, and ingests left by dead writers.
+//! Garbage collection: removes blobs no name reaches, and ingests left by dead writers
+//! (temp files no live [`crate::Ingest`] holds locked, whatever their age).
 //!
 //! Roots are every `index.json` entry (named or not), the digests of live leases and of
 //! named leases (the build cache's records), and the caller's extra roots. From a
@@ -35,8 +36,6 @@ const MAX_WALKED_DOCUMENT: u64 = 16 * 1024 * 1024;
 pub struct GcOptions {
     /// Digests to keep (with everything they reference) besides the `index.json` entries.
     pub extra_roots: Vec<Digest>,
-    /// Ingest temp files untouched for this long belong to dead writers and are removed.
-    pub stale_ingest_after: Duration,
     /// Unreachable blobs modified more recently than this are kept (zero: none is spared).
     pub min_blob_age: Duration,
 }
@@ -45,10 +44,18 @@ impl Default for GcOptions {
     fn default() -> Self {
         Self {
             extra_roots: Vec::new(),
-            stale_ingest_after: Duration::from_secs(60 * 60),
             min_blob_age: Duration::ZERO,
         }
     }
+}
+
+/// Bytes [`ContentStore::garbage_usage`] found that nothing keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GarbageUsage {
+    /// Blobs no name, lease or named lease reaches.
+    pub blobs: u64,
+    /// Temp files of writers that died.
+    pub ingests: u64,
 }
 
 /// What garbage collection removed.
@@ -58,7 +65,7 @@ pub struct GcReport {
     pub removed: Vec<Digest>,
     /// Their total size in bytes.
     pub bytes: u64,
-    /// The number of stale ingest temp files removed.
+    /// The number of ingest temp files of dead writers removed.
     pub removed_ingests: usize,
     /// Their total size in bytes.
     pub ingest_bytes: u64,
@@ -66,7 +73,7 @@ pub struct GcReport {
 
 impl ContentStore {
     /// Removes every blob not reachable from `index.json`, leases or `extra_roots`, and
-    /// ingest temp files idle for an hour. See [`ContentStore::gc_with`].
+    /// the ingest temp files of dead writers. See [`ContentStore::gc_with`].
     pub fn gc(&self, extra_roots: &[Digest]) -> Result<GcReport> {
         self.gc_with(&GcOptions {
             extra_roots: extra_roots.to_vec(),
@@ -93,20 +100,55 @@ impl ContentStore {
             }
         }
         report.removed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        let ingest = self.ingest_dir();
-        for entry in read_dir(ingest)? {
-            let path = entry.path();
-            let meta = match entry.metadata() {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("stat", &path, e)),
-            };
-            if meta.is_file() && age(&meta, now) >= options.stale_ingest_after && remove(&path)? {
+        for (path, size, _lock) in self.dead_ingests()? {
+            // Removed while locked, so a writer that opened it meanwhile sees it unlinked.
+            if remove(&path)? {
                 report.removed_ingests += 1;
-                report.ingest_bytes += meta.len();
+                report.ingest_bytes += size;
             }
         }
         Ok(report)
+    }
+
+    /// The ingest temp files no live writer holds (see [`crate::Ingest`]), with their sizes,
+    /// each returned locked so that no writer takes it while the caller decides.
+    fn dead_ingests(&self) -> Result<Vec<(std::path::PathBuf, u64, fs::File)>> {
+        let mut dead = Vec::new();
+        for entry in read_dir(self.ingest_dir())? {
+            let path = entry.path();
+            let file = match fs::File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("open", &path, e)),
+            };
+            let meta = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
+            if !meta.is_file() {
+                continue;
+            }
+            let unheld = fs4::fs_std::FileExt::try_lock_exclusive(&file)
+                .map_err(|e| Error::io("lock", &path, e))?;
+            if unheld {
+                dead.push((path, meta.len(), file));
+            }
+        }
+        Ok(dead)
+    }
+
+    /// Bytes on disk that nothing keeps: blobs no name, lease or named lease reaches, and
+    /// the temp files of dead writers — what [`ContentStore::gc`] would remove now.
+    pub fn garbage_usage(&self) -> Result<GarbageUsage> {
+        let _lock = self.lock()?;
+        let mut roots = self.leased_digests()?;
+        roots.extend(self.named_leases()?.into_values().flatten());
+        let reachable = self.reachable(&roots)?;
+        let mut usage = GarbageUsage::default();
+        for (digest, _, meta) in self.list_blobs()? {
+            if !reachable.contains(&digest) {
+                usage.blobs += meta.len();
+            }
+        }
+        usage.ingests = self.dead_ingests()?.iter().map(|(_, size, _)| size).sum();
+        Ok(usage)
     }
 
     /// Every digest `index.json` reaches (named entries or not, through their manifests

@@ -7,7 +7,11 @@
 //! and digest against every expectation given, fsyncs the file, renames it into `blobs/`
 //! and fsyncs that directory. Dropping an ingest without committing deletes its temp file;
 //! a process that dies mid-write leaves a temp file nobody can mistake for a blob, which
-//! garbage collection removes later.
+//! the next garbage collection removes.
+//!
+//! A live ingest holds an exclusive `flock(2)` on its temp file for as long as it writes
+//! (the kernel drops it when the writer's process dies), so garbage collection tells a live
+//! writer's file from a dead one's by trying the lock, never by its age.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -285,7 +289,7 @@ impl Ingest {
         }
         file.sync_all()
             .map_err(|e| Error::io("fsync", &temp_path, e))?;
-        drop(file);
+        // `file` stays open, keeping the temp file locked as a live writer's, until renamed.
         if let Some(dir) = target.parent().filter(|dir| !dir.is_dir()) {
             // blobs/<alg>/ for a new algorithm; made durable like the blob itself.
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
@@ -294,6 +298,7 @@ impl Ingest {
         temp_path
             .persist(&target)
             .map_err(|e| Error::io("rename temp file to", &target, e.error))?;
+        drop(file);
         sync_parent(&target)?;
         Ok(Written::Stored)
     }
@@ -316,10 +321,23 @@ impl Write for Ingest {
     }
 }
 
-/// A buffered temp file in the store's `ingest/`, named `<prefix>-<random>`.
+/// A buffered temp file in the store's `ingest/`, named `<prefix>-<random>`, locked as
+/// this live writer's.
 fn temp_writer(store: &ContentStore, prefix: &str) -> Result<(BufWriter<File>, TempPath)> {
-    let (file, path) = store.temp_file(&format!("{prefix}-"))?.into_parts();
-    Ok((BufWriter::with_capacity(128 * 1024, file), path))
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let (file, path) = store.temp_file(&format!("{prefix}-"))?.into_parts();
+        fs4::fs_std::FileExt::lock_exclusive(&file).map_err(|e| Error::io("lock", &path, e))?;
+        // A GC that saw the file before it was locked took the lock first and removed it:
+        // then the file has no name any more, and a new one is made.
+        let linked = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .nlink();
+        if linked > 0 {
+            return Ok((BufWriter::with_capacity(128 * 1024, file), path));
+        }
+    }
 }
 
 /// A hasher in the algorithm of `digest`, or an error naming the digest.

@@ -60,7 +60,7 @@ mod store;
 
 pub use atomic_file::write_atomic;
 pub use error::{Error, Result};
-pub use gc::{GcOptions, GcReport};
+pub use gc::{GarbageUsage, GcOptions, GcReport};
 pub use ingest::{Committed, Expected, Ingest, Written};
 pub use lease::Lease;
 pub use store::ContentStore;

@@ -17,12 +17,13 @@
 //! 4. removes the snapshots nothing references any more (neither a remaining record, nor
 //!    a layer chain it keeps, nor a running build), children first; when no build runs
 //!    (`engine/builds.lock` taken exclusive) also every other unreferenced snapshot, such
-//!    as those of records a `--no-cache` build replaced, and the prepared snapshots and
-//!    views killed builds left;
+//!    as those of records a `--no-cache` build replaced; first, build or not, the prepared
+//!    snapshots and views killed builds left (their leases held by no live process);
 //! 5. removes the chosen cache mounts (`RUN --mount=type=cache` directories), which are
 //!    in use whenever a build runs, so only chosen when none does;
 //! 6. collects content garbage: blobs no name, lease or named lease keeps (sparing blobs
-//!    younger than an hour while a build runs, as its pulls are not leased yet).
+//!    younger than an hour while a build runs, as its pulls are not leased yet), and the
+//!    ingest temp files of dead writers.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -69,6 +70,10 @@ pub enum UsageKind {
     Regular,
     /// A `RUN --mount=type=cache` directory (mutable; in use whenever a build runs).
     CacheMount,
+    /// Disk use no record accounts for: snapshots no record or layer chain reaches,
+    /// prepared snapshots, blobs nothing keeps and ingest leftovers (one row; what a
+    /// prune with no build running removes).
+    Unreferenced,
 }
 
 impl UsageKind {
@@ -77,6 +82,7 @@ impl UsageKind {
         match self {
             Self::Regular => "regular",
             Self::CacheMount => "exec.cachemount",
+            Self::Unreferenced => "unreferenced",
         }
     }
 }
@@ -245,6 +251,27 @@ impl Cache {
         Ok(mounts)
     }
 
+    /// Bytes under the state dir that no record accounts for: committed snapshots no
+    /// record or running build reaches (an image's layer chain a record no longer holds), active snapshots, and the content
+    /// store's garbage (blobs nothing keeps, ingests of dead writers).
+    fn unreferenced_usage(&self, records: &Records, uses: &LiveUses) -> Result<u64> {
+        let reachable = self.closure(
+            records
+                .iter()
+                .map(|(_, r)| r.value.snapshot.clone())
+                .chain(uses.snapshots.iter().cloned()),
+        );
+        let snapshots: u64 = self
+            .snapshotter
+            .committed()?
+            .iter()
+            .filter(|id| !reachable.contains(*id))
+            .map(|id| self.snapshotter.usage(id).unwrap_or(0))
+            .sum();
+        let garbage = self.store.garbage_usage()?;
+        Ok(snapshots + self.snapshotter.active_usage()? + garbage.blobs + garbage.ingests)
+    }
+
     /// `roots` and every snapshot below them.
     fn closure(&self, roots: impl IntoIterator<Item = SnapshotId>) -> HashSet<SnapshotId> {
         let mut seen = HashSet::new();
@@ -333,8 +360,23 @@ pub fn disk_usage(state: &StateDir) -> Result<Vec<CacheUsage>> {
         (records, live_uses(&use_leases_dir(&cache.engine))?)
     };
     let mut rows = cache.rows(&records, &uses)?;
-    rows.extend(cache.cache_mounts(build_running(&cache.engine)?)?);
+    let running = build_running(&cache.engine)?;
+    rows.extend(cache.cache_mounts(running)?);
     rows.sort_by(|a, b| (b.last_used, b.created, &a.id).cmp(&(a.last_used, a.created, &b.id)));
+    let unreferenced = cache.unreferenced_usage(&records, &uses)?;
+    if unreferenced > 0 {
+        rows.push(CacheUsage {
+            id: "unreferenced".to_owned(),
+            kind: UsageKind::Unreferenced,
+            parents: Vec::new(),
+            created: SystemTime::now(),
+            last_used: None,
+            usage_count: 0,
+            size: unreferenced,
+            in_use: running,
+            shared: false,
+        });
+    }
     Ok(rows)
 }
 
@@ -403,15 +445,12 @@ pub fn prune(state: &StateDir, options: &PruneOptions) -> Result<PruneReport> {
         }
         candidates.extend(id);
     }
+    // Prepared snapshots and views no live process holds are leftovers of killed builds
+    // (running builds hold theirs); they go before the committed snapshots they are made on.
+    let orphans = cache.snapshotter.remove_orphans()?;
+    report.removed_active = orphans.removed.len();
+    report.failed.extend(orphans.failed);
     if idle {
-        // No build runs: prepared snapshots and views are leftovers of killed builds, and
-        // they must go before the committed snapshots they are made on.
-        for key in cache.snapshotter.active()? {
-            match cache.snapshotter.remove(&key) {
-                Ok(()) => report.removed_active += 1,
-                Err(e) => report.failed.push((key, e.to_string())),
-            }
-        }
         candidates.extend(cache.snapshotter.committed()?);
     }
     let mut doomed: Vec<SnapshotId> = candidates

@@ -114,6 +114,9 @@ impl Worker {
         let (store, snapshotter, engine) = state.open()?;
         let builds = builds_lock(&engine)?;
         FileExt::lock_shared(&builds).map_err(Error::io("lock", &builds_lock_path(&engine)))?;
+        // What killed builds left mounted goes now, not at the next prune: no live process
+        // holds those snapshots' leases. One that cannot be removed is retried by prune.
+        let _ = snapshotter.remove_orphans();
         let blobs = store.lease()?;
         let uses = UseLease::take(&use_leases_dir(&engine))?;
         Ok(Worker {

@@ -1,5 +1,6 @@
 //! The confinement both backends apply, Docker's defaults: the capabilities a root process
-//! keeps, and the `/proc` and `/sys` paths hidden or made read-only.
+//! keeps, the `/proc` and `/sys` paths hidden or made read-only, and the devices a process
+//! may use.
 
 use rustix::thread::CapabilitySet;
 
@@ -51,6 +52,53 @@ pub(crate) const READONLY_PATHS: &[&str] = &[
     "/proc/irq",
     "/proc/sys",
     "/proc/sysrq-trigger",
+];
+
+/// One rule of the device cgroup (the OCI `linux.resources.devices` entry): `kind` `c` or
+/// `b`, a major and minor number (`None`: any), and the access allowed (`r`, `w`, `m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeviceRule {
+    pub kind: char,
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    pub access: &'static str,
+}
+
+const fn char_device(major: i64, minor: Option<i64>, access: &'static str) -> DeviceRule {
+    DeviceRule {
+        kind: 'c',
+        major: Some(major),
+        minor,
+        access,
+    }
+}
+
+/// Docker's default device rules, allowed after everything is denied: any node may be made
+/// (`mknod`, as images carry them) but only these may be opened — null, zero, full, random,
+/// urandom, tty, console, ptmx and the pseudo-terminals. The built-in runtime has no device
+/// cgroup and gets the same effect from `nodev` mounts (see `builtin::rootfs`).
+pub(crate) const ALLOWED_DEVICES: &[DeviceRule] = &[
+    DeviceRule {
+        kind: 'c',
+        major: None,
+        minor: None,
+        access: "m",
+    },
+    DeviceRule {
+        kind: 'b',
+        major: None,
+        minor: None,
+        access: "m",
+    },
+    char_device(1, Some(3), "rwm"), // null
+    char_device(1, Some(5), "rwm"), // zero
+    char_device(1, Some(7), "rwm"), // full
+    char_device(1, Some(8), "rwm"), // random
+    char_device(1, Some(9), "rwm"), // urandom
+    char_device(5, Some(0), "rwm"), // tty
+    char_device(5, Some(1), "rwm"), // console
+    char_device(5, Some(2), "rwm"), // ptmx
+    char_device(136, None, "rwm"),  // pts/*
 ];
 
 #[cfg(test)]

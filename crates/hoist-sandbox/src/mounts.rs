@@ -144,7 +144,7 @@ impl Mount {
             Kind::Bind { source, readonly } => {
                 let access = if *readonly { "ro" } else { "rw" };
                 json!({"destination": self.target, "type": "bind", "source": source,
-                       "options": ["rbind", "rprivate", access]})
+                       "options": ["rbind", "rprivate", "nodev", access]})
             }
         }
     }
@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(
             mounts[5].to_oci(),
             json!({"destination": "/etc/hosts", "type": "bind", "source": "/h",
-                   "options": ["rbind", "rprivate", "rw"]})
+                   "options": ["rbind", "rprivate", "nodev", "rw"]})
         );
     }
 }

@@ -225,6 +225,10 @@ pub(crate) fn config_json(spec: &RunSpec, hosts: &Path, resolv_conf: &Path) -> V
         .iter()
         .map(Mount::to_oci)
         .collect();
+    // Deny every device, then allow Docker's defaults, as containerd's default spec does.
+    let devices: Vec<Value> = std::iter::once(json!({"allow": false, "access": "rwm"}))
+        .chain(defaults::ALLOWED_DEVICES.iter().map(device_rule))
+        .collect();
     json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -243,8 +247,20 @@ pub(crate) fn config_json(spec: &RunSpec, hosts: &Path, resolv_conf: &Path) -> V
             "namespaces": namespaces,
             "maskedPaths": defaults::MASKED_PATHS,
             "readonlyPaths": defaults::READONLY_PATHS,
+            "resources": {"devices": devices},
         },
     })
+}
+
+/// A `linux.resources.devices` entry allowing `rule` (a missing number matches any).
+fn device_rule(rule: &defaults::DeviceRule) -> Value {
+    let mut entry = json!({"allow": true, "type": rule.kind.to_string(), "access": rule.access});
+    for (field, number) in [("major", rule.major), ("minor", rule.minor)] {
+        if let Some(number) = number {
+            entry[field] = json!(number);
+        }
+    }
+    entry
 }
 
 #[cfg(test)]
@@ -310,8 +326,17 @@ mod tests {
         let mounts = config["mounts"].as_array().unwrap();
         assert!(mounts.contains(
             &json!({"destination": "/dst", "type": "bind", "source": "/src",
-                                         "options": ["rbind", "rprivate", "ro"]})
+                                         "options": ["rbind", "rprivate", "nodev", "ro"]})
         ));
+        let devices = config["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(devices[0], json!({"allow": false, "access": "rwm"}));
+        assert!(devices.contains(
+            &json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"})
+        ));
+        assert!(devices.contains(&json!({"allow": true, "type": "c", "access": "m"})));
+        assert!(!devices
+            .iter()
+            .any(|rule| rule["major"] == json!(10) && rule["allow"] == json!(true)));
         assert!(mounts.contains(
             &json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                                          "options": ["nosuid", "nodev", "size=1024"]})

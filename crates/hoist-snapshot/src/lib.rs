@@ -42,5 +42,6 @@ pub use error::{Error, Result};
 pub use hoist_oci::Compression;
 pub use snapshot::{
     apply_layer_to_snapshot, copy_tree, ActiveSnapshot, AnySnapshotter, CopySnapshotter,
-    KernelMounter, Mount, Mounter, OverlayMount, OverlaySnapshotter, SnapshotId, Snapshotter,
+    KernelMounter, Mount, Mounter, OrphanReport, OverlayMount, OverlaySnapshotter, SnapshotId,
+    Snapshotter,
 };

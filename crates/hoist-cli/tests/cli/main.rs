@@ -18,4 +18,5 @@ mod multiplatform_binfmt;
 mod multiplatform_build;
 mod platform_local;
 mod prune;
+mod prune_after_kill;
 mod registry_commands;

@@ -124,10 +124,12 @@ fn step_cached(progress: &str, part: &str) -> bool {
         .1
 }
 
-/// The data rows of `hoist du`'s table (not the header, not the summary).
-fn du_rows(du: &str) -> Vec<String> {
+/// The data rows of `hoist du`'s table (not the header, not the summary, not the line of
+/// what no record accounts for).
+pub(crate) fn du_rows(du: &str) -> Vec<String> {
     du.lines()
         .skip(1)
+        .filter(|l| !l.starts_with("unreferenced"))
         .take_while(|l| {
             !["Reclaimable:", "Shared:", "Total:"]
                 .iter()

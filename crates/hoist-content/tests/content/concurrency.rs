@@ -142,17 +142,23 @@ fn a_process_killed_mid_write_leaves_no_blob() {
         leftovers, 1,
         "the crashed writer's temp file stays in ingest/"
     );
-    // A fresh GC spares the young temp file (it could be a live writer) ...
-    assert_eq!(store.gc(&[]).unwrap().removed_ingests, 0);
-    // ... and removes it once stale.
-    let report = store
-        .gc_with(&GcOptions {
-            stale_ingest_after: Duration::ZERO,
-            ..GcOptions::default()
-        })
-        .unwrap();
+    // A live writer's temp file is spared ...
+    let mut live = store.writer().unwrap();
+    live.write_all(b"still writing").unwrap();
+    live.flush().unwrap();
+    assert_eq!(
+        store.garbage_usage().unwrap().ingests,
+        (data.len() / 2) as u64
+    );
+    // ... the dead writer's goes at once, young as it is.
+    let report = store.gc(&[]).unwrap();
     assert_eq!(report.removed_ingests, 1);
     assert_eq!(report.ingest_bytes, (data.len() / 2) as u64);
+    let live = live.commit(None).unwrap();
+    assert!(
+        store.has(&live.digest),
+        "GC removed a live writer's temp file"
+    );
     // The blob can still be written whole.
     assert_eq!(
         store

@@ -2,6 +2,7 @@
 
 use crate::image_fixture;
 use std::fs;
+use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use crate::image_fixture::{bytes, tiny_image};
@@ -148,22 +149,22 @@ fn gc_spares_recent_blobs_when_asked() {
 }
 
 #[test]
-fn gc_removes_stale_ingests_only() {
+fn gc_removes_ingests_of_dead_writers_whatever_their_age() {
     let (_tmp, store) = store();
-    let stale = image_fixture::ingest_dir(&store).join("abc-stale");
-    let active = image_fixture::ingest_dir(&store).join("abc-active");
-    fs::write(&stale, vec![1u8; 500]).unwrap();
-    fs::write(&active, vec![1u8; 70]).unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&stale)
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(2 * 3600))
-        .unwrap();
+    // A temp file nobody holds locked: its writer died (a second ago).
+    let dead = image_fixture::ingest_dir(&store).join("abc-dead");
+    fs::write(&dead, vec![1u8; 500]).unwrap();
+    let mut live = store.writer().unwrap();
+    live.write_all(&[2u8; 70]).unwrap();
+    live.flush().unwrap();
     let report = store.gc(&[]).unwrap();
     assert_eq!((report.removed_ingests, report.ingest_bytes), (1, 500));
-    assert!(!stale.exists());
-    assert!(active.exists());
+    assert!(!dead.exists());
+    let live = live.commit(None).unwrap();
+    assert!(
+        store.has(&live.digest),
+        "the live writer's temp file was removed"
+    );
 }
 
 #[test]

@@ -184,9 +184,25 @@ fn merge(op: &EngineOp, inputs: &[Ref]) -> Result<Ref> {
 }
 
 /// Commits the prepared snapshot `key` and adds its change as a layer on `base`'s layers.
+/// When that fails (no space for the layer, say) the snapshot goes at once: no record will
+/// name it, so it would take disk space nothing accounts for until a prune.
 fn commit(op: &EngineOp, key: &str, base: Option<&Ref>) -> Result<Ref> {
-    let snapshot = op.worker.snapshotter().commit(key)?;
+    let snapshotter = op.worker.snapshotter();
+    let snapshot = match snapshotter.commit(key) {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            let _ = snapshotter.remove(key);
+            return Err(e.into());
+        }
+    };
+    let layer = match op.worker.commit_layer(&snapshot) {
+        Ok(layer) => layer,
+        Err(e) => {
+            let _ = snapshotter.remove_committed(&snapshot);
+            return Err(e);
+        }
+    };
     let mut layers = base.map(|b| b.layers.clone()).unwrap_or_default();
-    layers.push(op.worker.commit_layer(&snapshot)?);
+    layers.push(layer);
     Ok(Ref { snapshot, layers })
 }

@@ -4,6 +4,13 @@
 //! Every path inside the rootfs is resolved with [`safe_path::scoped_join`], so a symlink in
 //! an image (`/proc -> /`) cannot make a mount land on the host. Nothing of the container
 //! runs yet while this happens, so the paths cannot change under us.
+//!
+//! Devices: this runtime has no device cgroup, so it keeps the process away from host
+//! devices with `nodev` instead. The rootfs, the `/dev` tmpfs and every bind mount are
+//! `nodev`: a device node an image layer brought, or one the command makes with `mknod`,
+//! cannot be opened (`EACCES`). The only usable nodes are Docker's default set, which
+//! `/dev` gets as bind mounts of the host's nodes (each a mount of its own, keeping the
+//! host `/dev`'s flags) and from the `devpts` instance (`ptmx`, `pts/*`).
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -54,6 +61,7 @@ pub(super) fn prepare_and_exec(request: &InitRequest) -> Result<Infallible, Repo
         .step(|| format!("open rootfs {}", spec.rootfs.display()))?;
     // pivot_root needs the new root to be a mount point.
     bind(&root, &root, MsFlags::empty())?;
+    remount_bind(&root, MsFlags::MS_NODEV)?;
     for planned in mounts::plan(spec, &request.hosts, &request.resolv_conf) {
         apply(&root, &planned)?;
     }
@@ -82,9 +90,13 @@ fn apply(root: &Path, planned: &Mount) -> Result<(), Report> {
             data,
         } => {
             mkdir_all(&target)?;
-            let flags = flags
+            let mut flags = flags
                 .iter()
                 .fold(MsFlags::empty(), |all, flag| all | ms_flag(*flag));
+            if planned.target == Path::new(mounts::DEV) {
+                // Nothing made in it can be opened; the devices bound in are mounts of their own.
+                flags |= MsFlags::MS_NODEV;
+            }
             mount(
                 Some(*source),
                 &target,
@@ -104,9 +116,12 @@ fn apply(root: &Path, planned: &Mount) -> Result<(), Report> {
             } else {
                 bind_file(source, &target)?;
             }
-            if *readonly {
-                remount_readonly(&target)?;
-            }
+            let readonly = if *readonly {
+                MsFlags::MS_RDONLY
+            } else {
+                MsFlags::empty()
+            };
+            remount_bind(&target, MsFlags::MS_NODEV | readonly)?;
         }
     }
     Ok(())
@@ -155,7 +170,7 @@ fn confine_proc_and_sys() -> Result<(), Report> {
         let path = Path::new(path);
         if path.exists() {
             bind(path, path, MsFlags::empty())?;
-            remount_readonly(path)?;
+            remount_bind(path, MsFlags::MS_RDONLY)?;
         }
     }
     for path in defaults::MASKED_PATHS {
@@ -310,15 +325,34 @@ fn bind_file(source: &Path, target: &Path) -> Result<(), Report> {
     bind(source, target, MsFlags::empty())
 }
 
-fn remount_readonly(target: &Path) -> Result<(), Report> {
+/// Adds `extra` (`MS_RDONLY`, `MS_NODEV`) to the bind mount at `target`, keeping the flags
+/// it has: a bind remount sets every per-mount flag at once, so one left out would be
+/// cleared (a `nosuid` source turning suid, say).
+fn remount_bind(target: &Path, extra: MsFlags) -> Result<(), Report> {
+    use rustix::fs::StatVfsMountFlags as St;
+    let have = rustix::fs::statvfs(target)
+        .step(|| format!("read the mount flags of {}", target.display()))?
+        .f_flag;
+    let kept = [
+        (St::RDONLY, MsFlags::MS_RDONLY),
+        (St::NOSUID, MsFlags::MS_NOSUID),
+        (St::NODEV, MsFlags::MS_NODEV),
+        (St::NOEXEC, MsFlags::MS_NOEXEC),
+        (St::NOATIME, MsFlags::MS_NOATIME),
+        (St::NODIRATIME, MsFlags::MS_NODIRATIME),
+        (St::RELATIME, MsFlags::MS_RELATIME),
+    ]
+    .into_iter()
+    .filter(|(st, _)| have.contains(*st))
+    .fold(MsFlags::empty(), |all, (_, ms)| all | ms);
     mount(
         None::<&str>,
         target,
         None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | kept | extra,
         None::<&str>,
     )
-    .step(|| format!("remount {} read-only", target.display()))
+    .step(|| format!("remount {} with {extra:?}", target.display()))
 }
 
 /// Bringing `lo` up in a fresh network namespace. There is no safe wrapper for

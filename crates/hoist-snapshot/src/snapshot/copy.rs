@@ -87,13 +87,13 @@ impl Snapshotter for CopySnapshotter {
             )));
         };
         let id = self.layout.commit_tree(&tree, meta.parents)?;
-        remove_tree(&dir)?;
+        self.layout.end_active(key, &dir)?;
         Ok(id)
     }
 
     fn remove(&self, key: &str) -> Result<()> {
         let (dir, _) = self.layout.read_active(key)?;
-        remove_tree(&dir)
+        self.layout.end_active(key, &dir)
     }
 
     fn remove_committed(&self, id: &SnapshotId) -> Result<()> {

@@ -1,7 +1,15 @@
 //! The on-disk layout both snapshotters share: committed snapshots with their parents, and
 //! active (prepared or view) snapshots with what is needed to commit or remove them.
+//!
+//! Each active snapshot has a lease: `active/<key>/lease`, flocked exclusive by the
+//! snapshotter that made it until it is committed or removed. The kernel drops the lock
+//! when that process dies, so an active snapshot whose lease can be taken belongs to no
+//! live process ([`Layout::take_orphan`]): a killed build's, to unmount and remove.
 
+use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,10 +33,40 @@ pub(super) struct ActiveMeta {
     pub mounted: Option<PathBuf>,
 }
 
-/// The directories of one snapshotter.
+/// The directories of one snapshotter, and the leases of the active snapshots it made.
 #[derive(Debug, Clone)]
 pub(super) struct Layout {
     root: PathBuf,
+    leases: Arc<Mutex<HashMap<String, File>>>,
+}
+
+/// The lease of an active snapshot no live process holds, taken by [`Layout::take_orphan`];
+/// held until dropped.
+#[derive(Debug)]
+pub(super) struct OrphanLease {
+    _file: File,
+}
+
+/// Opens (creating) a lease file and locks it exclusive, waiting (`wait`) or not; `None`
+/// when another holds it.
+fn lock_lease(path: &Path, wait: bool) -> Result<Option<File>> {
+    use rustix::fs::FlockOperation;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(Error::io("open", path))?;
+    let operation = if wait {
+        FlockOperation::LockExclusive
+    } else {
+        FlockOperation::NonBlockingLockExclusive
+    };
+    match rustix::fs::flock(&file, operation) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(Error::io("lock", path)(e.into())),
+    }
 }
 
 /// Checks that `name` is usable as a key or id: a plain name ([`hoist_oci::file_name`]).
@@ -50,6 +88,7 @@ impl Layout {
         }
         Ok(Self {
             root: root.to_path_buf(),
+            leases: Arc::default(),
         })
     }
 
@@ -86,20 +125,66 @@ impl Layout {
         Ok(meta.parents)
     }
 
-    /// Creates `active/<key>` for a new snapshot.
+    /// Creates `active/<key>` for a new snapshot, with its lease held.
     pub fn begin_active(&self, key: &str, parents: &[SnapshotId]) -> Result<PathBuf> {
         check_name(key)?;
         for parent in parents {
             self.committed_dir(parent)?;
         }
         let dir = self.root.join("active").join(key);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists {
-                key: key.to_owned(),
-            }),
-            Err(e) => Err(Error::io("create directory", &dir)(e)),
+        loop {
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::AlreadyExists {
+                        key: key.to_owned(),
+                    })
+                }
+                Err(e) => return Err(Error::io("create directory", &dir)(e)),
+            }
+            let path = dir.join("lease");
+            let lease = match lock_lease(&path, true) {
+                Ok(lease) => lease,
+                // Removed by a sweep that took it for an orphan before it was locked.
+                Err(_) if !dir.is_dir() => continue,
+                Err(e) => return Err(e),
+            };
+            // Swept between create_dir and the lock: the lease has no name any more.
+            if let Some(lease) = lease.filter(|file| {
+                use std::os::unix::fs::MetadataExt;
+                file.metadata().is_ok_and(|meta| meta.nlink() > 0)
+            }) {
+                self.leases
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key.to_owned(), lease);
+                return Ok(dir);
+            }
         }
+    }
+
+    /// Removes the active snapshot's directory `dir` and drops its lease.
+    pub fn end_active(&self, key: &str, dir: &Path) -> Result<()> {
+        let removed = remove_tree(dir);
+        if removed.is_ok() {
+            self.leases
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(key);
+        }
+        removed
+    }
+
+    /// The lease of the active snapshot `key` when no live process holds it (the lease
+    /// file is created for a snapshot that has none: made before leases, or mid-creation,
+    /// whose maker then sees it removed and starts again).
+    pub fn take_orphan(&self, key: &str) -> Result<Option<OrphanLease>> {
+        check_name(key)?;
+        let dir = self.root.join("active").join(key);
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        Ok(lock_lease(&dir.join("lease"), false)?.map(|file| OrphanLease { _file: file }))
     }
 
     pub fn write_active(&self, key: &str, meta: &ActiveMeta) -> Result<()> {
@@ -226,6 +311,21 @@ impl Layout {
         }
         Ok(out)
     }
+}
+
+/// Bytes on disk under `dir` (blocks, each hardlinked inode once, mount points not crossed);
+/// what cannot be read counts as nothing.
+pub(super) fn tree_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .same_file_system(true)
+        .into_iter()
+        .filter_map(|entry| entry.ok()?.metadata().ok())
+        .filter(|meta| meta.nlink() < 2 || meta.is_dir() || seen.insert((meta.dev(), meta.ino())))
+        .map(|meta| meta.blocks() * 512)
+        .sum()
 }
 
 /// Removes a directory tree, first making directories writable (overlay work dirs are

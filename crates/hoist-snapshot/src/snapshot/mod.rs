@@ -119,6 +119,15 @@ pub trait Snapshotter {
     fn metadata_dir(&self, id: &SnapshotId) -> Result<PathBuf>;
 }
 
+/// What [`AnySnapshotter::remove_orphans`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrphanReport {
+    /// The keys of the active snapshots removed.
+    pub removed: Vec<String>,
+    /// Those that could not be removed, with why; a later sweep retries them.
+    pub failed: Vec<(String, String)>,
+}
+
 /// The snapshot backends hoist has.
 #[derive(Debug)]
 pub enum AnySnapshotter {
@@ -164,6 +173,43 @@ impl AnySnapshotter {
     /// The keys of every active (prepared or view) snapshot, for [`Snapshotter::remove`].
     pub fn active(&self) -> Result<Vec<String>> {
         self.layout().active_keys()
+    }
+
+    /// Unmounts and removes every active snapshot no live process holds the lease of: what
+    /// a killed process left (its overlay still mounted on the host). Safe next to running
+    /// builds, whose active snapshots are leased.
+    pub fn remove_orphans(&self) -> Result<OrphanReport> {
+        let mut report = OrphanReport::default();
+        for key in self.active()? {
+            let Some(_lease) = self.layout().take_orphan(&key)? else {
+                continue;
+            };
+            let removed = match self.remove(&key) {
+                // Killed before its metadata was written: nothing was mounted yet.
+                Err(crate::Error::NotFound { .. }) => {
+                    let dir = self.layout().root().join("active").join(&key);
+                    self.layout().end_active(&key, &dir)
+                }
+                other => other,
+            };
+            match removed {
+                Ok(()) => report.removed.push(key),
+                Err(e) => report.failed.push((key, e.to_string())),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Bytes on disk of the active snapshots' own trees (a prepared overlay's upper dir, a
+    /// copy's tree; views of committed trees count nothing).
+    pub fn active_usage(&self) -> Result<u64> {
+        let mut total = 0;
+        for key in self.active()? {
+            if let Ok((_, meta)) = self.layout().read_active(&key) {
+                total += meta.tree.map_or(0, |tree| layout::tree_usage(&tree));
+            }
+        }
+        Ok(total)
     }
 
     fn layout(&self) -> &layout::Layout {

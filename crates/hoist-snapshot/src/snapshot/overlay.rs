@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::layout::{remove_tree, ActiveMeta, Layout};
+use super::layout::{ActiveMeta, Layout};
 use super::{Mount, Mounter, OverlayMount, SnapshotId, Snapshotter};
 use crate::diff::{diff_to_tar, DiffSource, DiffStats};
 use crate::error::{Error, Result};
@@ -126,7 +126,7 @@ impl Snapshotter for OverlaySnapshotter {
         self.layout.write_active(key, &meta)?;
         if let Err(e) = self.mounter.mount_overlay(&overlay, &merged) {
             // Nothing is mounted: drop the half-made snapshot so the key can be reused.
-            let _ = remove_tree(&dir);
+            let _ = self.layout.end_active(key, &dir);
             return Err(e);
         }
         Ok(Mount::Overlay {
@@ -165,7 +165,7 @@ impl Snapshotter for OverlaySnapshotter {
                     work: None,
                 };
                 if let Err(e) = self.mounter.mount_overlay(&overlay, &merged) {
-                    let _ = remove_tree(&dir);
+                    let _ = self.layout.end_active(key, &dir);
                     return Err(e);
                 }
                 Ok(Mount::Overlay {
@@ -185,14 +185,14 @@ impl Snapshotter for OverlaySnapshotter {
         };
         self.unmount_active(&meta)?;
         let id = self.layout.commit_tree(&tree, meta.parents)?;
-        remove_tree(&dir)?;
+        self.layout.end_active(key, &dir)?;
         Ok(id)
     }
 
     fn remove(&self, key: &str) -> Result<()> {
         let (dir, meta) = self.layout.read_active(key)?;
         self.unmount_active(&meta)?;
-        remove_tree(&dir)
+        self.layout.end_active(key, &dir)
     }
 
     fn remove_committed(&self, id: &SnapshotId) -> Result<()> {

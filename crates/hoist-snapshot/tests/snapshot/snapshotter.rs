@@ -410,3 +410,34 @@ fn failed_overlay_mount_leaves_no_snapshot_and_stale_mounts_remove() {
     s.remove("k").unwrap();
     assert!(!root.path().join("active/k").exists());
 }
+
+#[test]
+fn orphaned_active_snapshots_are_removed_and_live_ones_kept() {
+    let root = tempfile::tempdir().unwrap();
+    // Overlay (mounted on the host) when running as root, copy otherwise.
+    let live = AnySnapshotter::probe(root.path()).unwrap();
+    let base = {
+        let mount = live.prepare("base", &[]).unwrap();
+        std::fs::write(mount.path().join("f"), "base").unwrap();
+        live.commit("base").unwrap()
+    };
+    let held = live.prepare("held", std::slice::from_ref(&base)).unwrap();
+    // A process that dies with a prepared snapshot: its leases go with it, its mount stays.
+    let dead = AnySnapshotter::probe(root.path()).unwrap();
+    let orphan = dead.prepare("orphan", std::slice::from_ref(&base)).unwrap();
+    let orphan_path = orphan.path().to_path_buf();
+    drop(dead);
+    let mounted = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let sweeper = AnySnapshotter::probe(root.path()).unwrap();
+    let report = sweeper.remove_orphans().unwrap();
+    assert_eq!(report.removed, ["orphan"], "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert!(!mounted().contains(&orphan_path.display().to_string()));
+    assert_eq!(
+        std::fs::read_to_string(held.path().join("f")).unwrap(),
+        "base"
+    );
+    assert_eq!(sweeper.active().unwrap(), ["held"]);
+    live.remove("held").unwrap();
+    assert!(sweeper.remove_orphans().unwrap().removed.is_empty());
+}
