@@ -47,7 +47,7 @@ for case in "$@"; do
   out=$work/$name; rm -rf "$out"; mkdir -p "$out"
   flags=(); [ -f "$case/build-flags" ] && mapfile -t flags < <(grep -v '^\s*$' "$case/build-flags")
   # The same Dockerfile for both, its plain Docker Hub bases pointing at the local registry.
-  sed -E "s#(^[[:space:]]*FROM[[:space:]]+(--platform=[^[:space:]]+[[:space:]]+)?|--from=)(docker\.io/)?(library/)?(busybox|alpine)(:[A-Za-z0-9._-]+)?([[:space:]]|\$)#\1$DIFF_BASE\7#I" \
+  sed -E "s#(^[[:space:]]*FROM[[:space:]]+(--platform=[^[:space:]]+[[:space:]]+)?|--from=)(docker\.io/)?(library/)?(busybox|alpine)(:[^[:space:]]+)?([[:space:]]|\$)#\1$DIFF_BASE\7#I" \
     "$df" > "$out/Dockerfile"
   tag=hoist-differential/$(echo "$name" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9._\n-' '-'):latest
 
