@@ -52,7 +52,9 @@
 //! - Retries: idempotent requests (GET, HEAD, PUT of manifests, mounts) are retried on
 //!   connection errors, 429 (honouring `Retry-After`, capped at the policy's `max_delay`)
 //!   and 5xx with exponential backoff; a blob download cut mid-way resumes with a `Range`
-//!   request; an upload that fails restarts with a new session.
+//!   request; a chunked upload that fails resumes at the offset the registry reports for
+//!   the session (a new session only when the registry lost it), a single-`PUT` one restarts
+//!   in a new session.
 //!   Digest or size mismatches are never retried and never stored.
 //! - Mirrors (`[registry."host"] mirrors = [...]`) are tried in order for pulls only.
 //! - A reference naming a single manifest is pulled whatever its platform (as BuildKit does,

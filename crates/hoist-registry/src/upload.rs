@@ -1,11 +1,19 @@
 //! Blob uploads: `HEAD` to skip blobs the repository has, cross-repository mount
 //! (`POST ?mount=&from=`), then an upload session: one `PUT` for small blobs, `PATCH` chunks
 //! (at least the registry's `OCI-Chunk-Min-Length`) then a closing `PUT` for large ones, read
-//! from disk for each attempt. A failed upload is restarted from a new session under the
-//! retry policy.
+//! from disk for each request.
+//!
+//! Failures are tried again under the retry policy ([`crate::retry`]). A failed single `PUT`
+//! starts over in a new session. A chunked upload resumes: the session's status
+//! (`GET <upload URL>` → `204`, `Range: 0-<last byte held>`, `Location`) says where the
+//! registry stands, and the upload continues from there, sending again the part of a chunk
+//! the registry did not keep; a new session starts only when the registry no longer knows the
+//! upload (`404`). A resume that gets further than any before starts a fresh count of tries,
+//! so a registry failing often but not always still sees the upload through.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hoist_oci::{Descriptor, Digest};
@@ -232,129 +240,218 @@ impl RegistryClient {
                 });
             }
         }
-        let mut attempts = self.inner.config.retry.attempts();
+        let upload = Upload {
+            repository,
+            descriptor,
+            source,
+            state: self.host(&repository.registry).await?,
+            scopes: [repository_scope(&repository.path, true)].into(),
+            what: format!("upload of blob {} to {repository}", descriptor.digest),
+        };
+        let chunked = descriptor.size > self.inner.config.monolithic_push_limit;
+        let policy = &self.inner.config.retry;
+        let mut attempts = policy.attempts();
+        let mut session: Option<Session> = None;
+        // The most bytes the registry ever acknowledged: a resume that gets further than
+        // that is progress, and starts a fresh count of tries.
+        let mut furthest = 0;
         loop {
-            match self.upload_once(repository, descriptor, source).await {
+            let result = match session.as_mut() {
+                Some(session) if chunked => self.send_chunks(&upload, session).await,
+                Some(session) => self.send_whole(&upload, session).await,
+                None => match self.start_session(&upload).await {
+                    Ok(started) => {
+                        session = Some(started);
+                        continue;
+                    }
+                    Err(err) => Err(err),
+                },
+            };
+            // A chunk or closing PUT answered 404: the registry lost the session.
+            let lost = |err: &RegistryError| {
+                chunked && session.is_some() && matches!(err, RegistryError::NotFound { .. })
+            };
+            let err = match result {
                 Ok(()) => return Ok(()),
-                Err(err) if attempts.can_retry() && upload_retryable(&err) => {
-                    attempts.wait(None).await;
-                }
+                Err(err) if attempts.can_retry() && (upload_retryable(&err) || lost(&err)) => err,
                 Err(err) => return Err(err),
+            };
+            attempts.wait(None).await;
+            // A single PUT starts over; chunks resume where the registry says it is.
+            let Some(failed) = session.take().filter(|_| chunked) else {
+                continue;
+            };
+            match self.session_status(&upload, &failed).await {
+                Ok(Some(resumed)) => {
+                    if resumed.held > furthest {
+                        furthest = resumed.held;
+                        attempts = policy.attempts();
+                    }
+                    session = Some(resumed);
+                }
+                // The registry no longer knows the upload: it may have committed it before
+                // its answer to the closing PUT was lost; if not, a new session.
+                Ok(None) => {
+                    let exists = self
+                        .blob_exists(repository, &descriptor.digest)
+                        .await
+                        .unwrap_or(None);
+                    if exists == Some(descriptor.size) {
+                        return Ok(());
+                    }
+                }
+                Err(status_err) if attempts.can_retry() => drop(status_err),
+                Err(_) => return Err(err),
             }
         }
     }
 
-    async fn upload_once(
-        &self,
-        repository: &Repository,
-        descriptor: &Descriptor,
-        source: &BlobSource,
-    ) -> Result<()> {
-        let registry = &repository.registry;
-        let digest = &descriptor.digest;
-        let what = format!("upload of blob {digest} to {repository}");
-        let state = self.host(registry).await?;
-        let scopes: BTreeSet<String> = [repository_scope(&repository.path, true)].into();
-        let start = self.api_url(&state, &repository.path, "blobs/uploads/")?;
+    /// `POST`s a new upload session.
+    async fn start_session(&self, upload: &Upload<'_>) -> Result<Session> {
+        let registry = &upload.repository.registry;
+        let start = self.api_url(&upload.state, &upload.repository.path, "blobs/uploads/")?;
         let resp = self
-            .send(&state, &Call::new(Method::POST, start, scopes.clone()))
+            .send(
+                &upload.state,
+                &Call::new(Method::POST, start, upload.scopes.clone()),
+            )
             .await?;
-        let resp = check_status(registry, &what, &Method::POST, resp).await?;
-        let mut location = self.location(&state, &resp)?;
-        let min_chunk: u64 = resp
+        let resp = check_status(registry, &upload.what, &Method::POST, resp).await?;
+        let min_chunk = resp
             .headers()
             .get("oci-chunk-min-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
-        let size = descriptor.size;
-        let body_of = |offset: u64, len: u64| match source {
-            BlobSource::Bytes(bytes) => {
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                let end = usize::try_from(offset + len)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                Body::Bytes(bytes.slice(start..end))
-            }
-            BlobSource::File(path) => Body::File {
-                path: path.clone(),
-                offset,
-                len,
-            },
-            BlobSource::Store(store) => Body::Blob {
-                store: store.clone(),
-                digest: digest.clone(),
-                offset,
-                len,
-            },
-        };
-        let limit = self.inner.config.monolithic_push_limit;
-        if size <= limit {
-            location
-                .query_pairs_mut()
-                .append_pair("digest", digest.as_str());
-            let call = Call::new(Method::PUT, location, scopes)
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .body(body_of(0, size))
-                .idempotent(false);
-            let resp = self.send(&state, &call).await?;
-            check_status(registry, &what, &Method::PUT, resp).await?;
-            return Ok(());
+        Ok(Session {
+            location: self.location(&upload.state, &resp)?,
+            min_chunk,
+            held: 0,
+        })
+    }
+
+    /// Where a session stands after a failure: `GET` on its URL answers `204` with
+    /// `Range: 0-<last byte held>` and the `Location` to continue at. `None` when the registry
+    /// no longer knows the upload (`404`).
+    async fn session_status(
+        &self,
+        upload: &Upload<'_>,
+        session: &Session,
+    ) -> Result<Option<Session>> {
+        let registry = &upload.repository.registry;
+        let call = Call::new(Method::GET, session.location.clone(), upload.scopes.clone());
+        let resp = self.send(&upload.state, &call).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
         }
+        let what = format!("status of the {}", upload.what);
+        let resp = check_status(registry, &what, &Method::GET, resp).await?;
+        let range = resp
+            .headers()
+            .get(reqwest::header::RANGE)
+            .and_then(|v| v.to_str().ok());
+        let held = range
+            .and_then(held_bytes)
+            .filter(|held| *held <= upload.descriptor.size)
+            .ok_or_else(|| RegistryError::Protocol {
+                registry: registry.clone(),
+                message: format!("{what}: no usable Range in the answer ({range:?})"),
+            })?;
+        let location = if resp.headers().contains_key(LOCATION) {
+            self.location(&upload.state, &resp)?
+        } else {
+            session.location.clone()
+        };
+        Ok(Some(Session {
+            location,
+            min_chunk: session.min_chunk,
+            held,
+        }))
+    }
+
+    /// The whole blob in the one `PUT` that closes the session.
+    async fn send_whole(&self, upload: &Upload<'_>, session: &Session) -> Result<()> {
+        let mut location = session.location.clone();
+        location
+            .query_pairs_mut()
+            .append_pair("digest", upload.descriptor.digest.as_str());
+        let call = Call::new(Method::PUT, location, upload.scopes.clone())
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(upload.body(0, upload.descriptor.size))
+            .idempotent(false);
+        let resp = self.send(&upload.state, &call).await?;
+        check_status(
+            &upload.repository.registry,
+            &upload.what,
+            &Method::PUT,
+            resp,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `PATCH` chunks from what the session holds to the end, then the closing `PUT`;
+    /// `session` follows each acknowledged chunk, so a failure leaves it where it stood.
+    async fn send_chunks(&self, upload: &Upload<'_>, session: &mut Session) -> Result<()> {
+        let registry = &upload.repository.registry;
+        let what = &upload.what;
+        let digest = &upload.descriptor.digest;
+        let size = upload.descriptor.size;
         // The registry's stated minimum (OCI-Chunk-Min-Length, from the POST) wins over a
         // smaller configured chunk.
-        let chunk = self.inner.config.chunk_size.max(min_chunk).max(1);
-        let mut offset = 0;
-        while offset < size {
+        let chunk = self.inner.config.chunk_size.max(session.min_chunk).max(1);
+        while session.held < size {
+            let offset = session.held;
             let len = chunk.min(size - offset);
-            let call = Call::new(Method::PATCH, location.clone(), scopes.clone())
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .header(
-                    reqwest::header::CONTENT_RANGE,
-                    &format!("{offset}-{}", offset + len - 1),
-                )
-                .body(body_of(offset, len))
-                .idempotent(false);
-            let resp = self.send(&state, &call).await?;
-            let resp = check_status(registry, &what, &Method::PATCH, resp).await?;
-            // The registry acknowledges what it holds as `Range: 0-<last byte>`.
+            let call = Call::new(
+                Method::PATCH,
+                session.location.clone(),
+                upload.scopes.clone(),
+            )
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(
+                reqwest::header::CONTENT_RANGE,
+                &format!("{offset}-{}", offset + len - 1),
+            )
+            .body(upload.body(offset, len))
+            .idempotent(false);
+            let resp = self.send(&upload.state, &call).await?;
+            let resp = check_status(registry, what, &Method::PATCH, resp).await?;
+            // The registry acknowledges what it holds as `Range: 0-<last byte>`; one that
+            // holds something else is asked where it stands (see `session_status`).
             let acknowledged = resp
                 .headers()
                 .get(reqwest::header::RANGE)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit('-').next())
-                .and_then(|end| end.trim().parse::<u64>().ok());
-            if let Some(end) = acknowledged {
-                if end != offset + len - 1 {
-                    return Err(RegistryError::Protocol {
-                        registry: registry.clone(),
-                        message: format!(
-                            "{what}: after bytes {offset}-{} the registry holds 0-{end}",
-                            offset + len - 1
-                        ),
-                    });
-                }
+                .and_then(held_bytes);
+            if let Some(held) = acknowledged.filter(|held| *held != offset + len) {
+                return Err(RegistryError::Protocol {
+                    registry: registry.clone(),
+                    message: format!(
+                        "{what}: after bytes {offset}-{} the registry holds {held} bytes",
+                        offset + len - 1
+                    ),
+                });
             }
-            location = self.location(&state, &resp)?;
-            offset += len;
-            if offset < size {
+            session.location = self.location(&upload.state, &resp)?;
+            session.held = offset + len;
+            if session.held < size {
                 emit(&self.inner.config.progress, || TransferEvent::Bytes {
                     digest: digest.clone(),
-                    done: offset,
+                    done: session.held,
                     size,
                 });
             }
         }
+        let mut location = session.location.clone();
         location
             .query_pairs_mut()
             .append_pair("digest", digest.as_str());
-        let call = Call::new(Method::PUT, location, scopes)
+        let call = Call::new(Method::PUT, location, upload.scopes.clone())
             .header(CONTENT_TYPE, "application/octet-stream")
             .idempotent(false);
-        let resp = self.send(&state, &call).await?;
-        check_status(registry, &what, &Method::PUT, resp).await?;
+        let resp = self.send(&upload.state, &call).await?;
+        check_status(registry, what, &Method::PUT, resp).await?;
         Ok(())
     }
 
@@ -377,15 +474,99 @@ impl RegistryClient {
     }
 }
 
-/// Whether a failed upload is worth restarting from a new session.
+/// One blob upload: what is sent where, the same for every session and try.
+struct Upload<'a> {
+    repository: &'a Repository,
+    descriptor: &'a Descriptor,
+    source: &'a BlobSource,
+    state: Arc<HostState>,
+    scopes: BTreeSet<String>,
+    what: String,
+}
+
+impl Upload<'_> {
+    /// `len` bytes of the blob from `offset`, read anew for each request.
+    fn body(&self, offset: u64, len: u64) -> Body {
+        match self.source {
+            BlobSource::Bytes(bytes) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let end = usize::try_from(offset.saturating_add(len))
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                Body::Bytes(bytes.slice(start..end))
+            }
+            BlobSource::File(path) => Body::File {
+                path: path.clone(),
+                offset,
+                len,
+            },
+            BlobSource::Store(store) => Body::Blob {
+                store: store.clone(),
+                digest: self.descriptor.digest.clone(),
+                offset,
+                len,
+            },
+        }
+    }
+}
+
+/// An open upload session on the registry.
+#[derive(Debug)]
+struct Session {
+    /// Where the next request of the session goes (the last `Location` given).
+    location: Url,
+    /// The registry's `OCI-Chunk-Min-Length`, 0 when it stated none.
+    min_chunk: u64,
+    /// Bytes the registry holds: the offset the next chunk starts at.
+    held: u64,
+}
+
+/// The bytes an upload holds according to a `Range: 0-<last byte>` header.
+///
+/// `0-0` reads as nothing held: Distribution answers it for an empty upload (and, ambiguously,
+/// for a one-byte one, which sending that byte again would then spoil; the closing `PUT`'s
+/// digest check catches it).
+fn held_bytes(range: &str) -> Option<u64> {
+    let (first, last) = range.trim().split_once('-')?;
+    if first.trim() != "0" {
+        return None;
+    }
+    match last.trim().parse::<u64>().ok()? {
+        0 => Some(0),
+        last => last.checked_add(1),
+    }
+}
+
+/// Whether a failed upload is worth another try (resumed or in a new session).
 fn upload_retryable(err: &RegistryError) -> bool {
     match err {
-        // A lost Location or a wrong acknowledged range: a new session starts clean.
+        // A lost Location or a wrong acknowledged range: the session's status, or a new
+        // session, sorts it out.
         RegistryError::Protocol { .. } => true,
+        // The registry refused the chunk's offset (OCI: 416): its status says which it wants.
+        RegistryError::Status { status: 416, .. } => true,
         RegistryError::Http { source, .. } => is_retryable_transport(source),
         RegistryError::Status { status, .. } => {
             is_retryable_status(StatusCode::from_u16(*status).unwrap_or_default())
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_header_gives_the_bytes_held() {
+        assert_eq!(held_bytes("0-9"), Some(10));
+        assert_eq!(held_bytes(" 0-8388607 "), Some(8 * 1024 * 1024));
+        assert_eq!(held_bytes("0-0"), Some(0), "Distribution's empty upload");
+        assert_eq!(held_bytes("5-9"), None, "an upload holds a prefix");
+        assert_eq!(held_bytes("bytes=0-9"), None);
+        assert_eq!(held_bytes("0-"), None);
+        assert_eq!(held_bytes(&format!("0-{}", u64::MAX)), None);
     }
 }

@@ -13,6 +13,7 @@ mod build_env;
 mod build_http;
 mod build_stdio;
 mod debug_commands;
+mod differential;
 mod fidelity;
 mod multiplatform_binfmt;
 mod multiplatform_build;

@@ -12,3 +12,4 @@ mod hostile_blobs;
 mod hostile_registry;
 mod real_registry;
 mod tls_registry;
+mod upload_resume;

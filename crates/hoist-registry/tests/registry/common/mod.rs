@@ -1,6 +1,7 @@
 //! Images built in the test: small gzip layer tars, a config, an OCI manifest and index,
 //! written into a fresh content store.
 
+pub mod flaky_proxy;
 pub mod hostile;
 pub mod served;
 
