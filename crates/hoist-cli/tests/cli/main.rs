@@ -18,3 +18,4 @@ mod multiplatform_build;
 mod platform_local;
 mod prune;
 mod registry_commands;
+mod reproducible;
