@@ -14,16 +14,25 @@
 //! snapshot chain or blobs went missing anyway is a miss, and the rebuilt result replaces it.
 //! Every record a build loads or saves is marked in the build's use lease, so a concurrent
 //! prune leaves it alone.
+//!
+//! Work under way is shared between processes: the solver claims a key after a miss
+//! ([`CacheStore::claim`]) and looks again before running. A claim is an exclusive `flock`
+//! of `<state>/engine/running/<hex>.lock`, one file per key so unrelated steps run in
+//! parallel; a second build asking for the key waits for it (polling, so it can be
+//! cancelled), then finds the first's record. The holder removes the file before it lets go
+//! (a taker checks that the file it locked is still the one at the path), and a crashed
+//! holder's lock goes with its process.
 
 use std::fs::File;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fs4::fs_std::FileExt;
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
-use hoist_solver::{BoxError, CacheKey, CacheStore};
+use hoist_solver::{BoxError, CacheKey, CacheStore, Claim};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -147,11 +156,56 @@ impl RecordDir {
     }
 }
 
+/// How often a build waiting for another's claim on a key tries again.
+const CLAIM_POLL: Duration = Duration::from_millis(100);
+
+/// A claim on one cache key: the exclusive lock of its file under `engine/running/`.
+#[derive(Debug)]
+struct KeyClaim {
+    path: PathBuf,
+    _file: File,
+}
+
+impl KeyClaim {
+    /// The claim on the key whose lock file is `path`, `None` while another holds it.
+    fn try_take(path: &Path) -> Result<Option<KeyClaim>> {
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(Error::io("open", path))?;
+        if !FileExt::try_lock_exclusive(&file).map_err(Error::io("lock", path))? {
+            return Ok(None);
+        }
+        // The previous holder removes the file before unlocking it: locking a removed file
+        // claims nothing, so try again on the one at the path now.
+        let locked = file.metadata().map_err(Error::io("stat", path))?;
+        let current = std::fs::metadata(path).ok();
+        if current.is_none_or(|m| (m.dev(), m.ino()) != (locked.dev(), locked.ino())) {
+            return Ok(None);
+        }
+        Ok(Some(KeyClaim {
+            path: path.to_path_buf(),
+            _file: file,
+        }))
+    }
+}
+
+impl Drop for KeyClaim {
+    fn drop(&mut self) {
+        // Removed while still locked; closing the file then releases the lock.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Cache records in the state dir.
 #[derive(Debug, Clone)]
 pub struct DiskCacheStore {
     worker: Arc<Worker>,
     records: RecordDir,
+    /// `<state>/engine/running`: one lock file per key being worked on.
+    running: PathBuf,
 }
 
 impl DiskCacheStore {
@@ -159,7 +213,13 @@ impl DiskCacheStore {
     pub fn open(worker: Arc<Worker>) -> Result<DiskCacheStore> {
         let records = RecordDir::new(&worker.engine_dir());
         std::fs::create_dir_all(&records.dir).map_err(Error::io("create", &records.dir))?;
-        Ok(DiskCacheStore { worker, records })
+        let running = worker.engine_dir().join("running");
+        std::fs::create_dir_all(&running).map_err(Error::io("create", &running))?;
+        Ok(DiskCacheStore {
+            worker,
+            records,
+            running,
+        })
     }
 
     fn load_sync(&self, key: CacheKey) -> Result<Option<Arc<Ref>>> {
@@ -229,6 +289,20 @@ impl CacheStore<Ref> for DiskCacheStore {
         }
         .boxed()
     }
+
+    fn claim(&self, key: CacheKey) -> BoxFuture<'_, Result<Claim, BoxError>> {
+        let path = self.running.join(format!("{}.lock", key.digest().hex()));
+        async move {
+            // Each try is an open and a non-blocking flock: nothing that blocks a thread.
+            loop {
+                if let Some(claim) = KeyClaim::try_take(&path)? {
+                    return Ok(Box::new(claim) as Claim);
+                }
+                tokio::time::sleep(CLAIM_POLL).await;
+            }
+        }
+        .boxed()
+    }
 }
 
 #[cfg(test)]
@@ -244,6 +318,29 @@ mod tests {
             (record.created_ms, record.last_used_ms, record.size),
             (0, 0, 0)
         );
+    }
+
+    #[test]
+    fn a_key_claim_is_exclusive_and_leaves_no_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ab01.lock");
+        let claim = KeyClaim::try_take(&path).unwrap().expect("free");
+        assert!(KeyClaim::try_take(&path).unwrap().is_none(), "held");
+        // Another key is not held up.
+        let other = KeyClaim::try_take(&tmp.path().join("cd02.lock")).unwrap();
+        assert!(other.is_some());
+        drop(claim);
+        assert!(!path.exists(), "the holder removes its lock file");
+        assert!(KeyClaim::try_take(&path).unwrap().is_some(), "free again");
+    }
+
+    #[test]
+    fn a_dead_holders_lock_file_is_claimed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ab01.lock");
+        // A crashed holder: its lock went with its process, its file stayed.
+        std::fs::write(&path, "").unwrap();
+        assert!(KeyClaim::try_take(&path).unwrap().is_some());
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //! hoist-export), and the exporter writes them to every output, each reported as BuildKit's
 //! `exporting to …` step. Outputs that need the final filesystem (`local`, `tar`) get a
 //! read-only view of it for as long as the export runs.
+//!
+//! Every image is dated, as BuildKit's exporter dates it: `created` is `SOURCE_DATE_EPOCH`
+//! when the build has one, else the time the export started (one time for all platforms).
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use hoist_export::{ExportRequest, Exporter, Output, PlatformImage};
 use hoist_frontend::Definition;
@@ -30,7 +34,15 @@ pub async fn export(
     // Each view is removed when its guard drops, once the export has ended however it ends.
     let mut views = Vec::new();
     let mut images = Vec::new();
+    let now = build_time();
     for (target, result) in definition.targets.into_iter().zip(solved.results) {
+        let mut config = target.converted.config;
+        if config.created.is_none() {
+            config.created = Some(match target.converted.source_date_epoch {
+                Some(epoch) => hoist_oci::format_rfc3339(epoch, 0),
+                None => now.clone(),
+            });
+        }
         let layers = result
             .as_ref()
             .map(|r| r.layers.clone())
@@ -47,7 +59,7 @@ pub async fn export(
         };
         images.push(PlatformImage::new(
             target.platform,
-            target.converted.config,
+            config,
             layers.into_iter().map(Into::into).collect(),
             rootfs,
         ));
@@ -68,4 +80,13 @@ pub async fn export(
         images,
         export: export?,
     })
+}
+
+/// Now, as an image config's `created` (RFC 3339, nanoseconds).
+fn build_time() -> String {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
+    hoist_oci::format_rfc3339(secs, since_epoch.subsec_nanos())
 }

@@ -59,10 +59,14 @@ impl StateDir {
         Self { root: root.into() }
     }
 
-    /// The `--root` override when given, else the default for the current process.
+    /// The `--root` override when given, else the default for the current process. A
+    /// relative `--root` is made absolute here, against the current directory: the root's
+    /// paths reach places that need absolute ones (a RUN's rootfs, mount sources).
     pub fn resolve(root_override: Option<PathBuf>) -> Result<Self> {
         match root_override {
-            Some(root) => Ok(Self::new(root)),
+            Some(root) => std::path::absolute(&root)
+                .map(Self::new)
+                .map_err(Error::io("resolve the state dir", root)),
             None => Self::default_for(&Environment::current()),
         }
     }
@@ -172,6 +176,16 @@ mod tests {
         assert_eq!(dir.root(), Path::new("/tmp/r"));
         assert_eq!(dir.engine_dir(), Path::new("/tmp/r/engine"));
         assert_eq!(dir.snapshots_dir(), Path::new("/tmp/r/snapshots"));
+    }
+
+    #[test]
+    fn relative_override_is_made_absolute() {
+        let dir = StateDir::resolve(Some(PathBuf::from("state"))).unwrap();
+        assert!(dir.root().is_absolute(), "{}", dir.root().display());
+        assert_eq!(
+            dir.root(),
+            std::env::current_dir().unwrap().join("state").as_path()
+        );
     }
 
     #[test]

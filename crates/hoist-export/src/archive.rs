@@ -134,7 +134,8 @@ fn write_docker<W: Write>(
     Ok(archive.finish()?)
 }
 
-/// Runs `write` on the file `dest` names (created, refusing a directory) or on stdout.
+/// Runs `write` on the file `dest` names (created, refusing a directory; synced when it is
+/// a regular file) or on stdout.
 pub(crate) fn with_file_dest(
     dest: &FileDest,
     write: impl FnOnce(&mut dyn Write) -> Result<()>,
@@ -154,7 +155,11 @@ pub(crate) fn with_file_dest(
             let file = out
                 .into_inner()
                 .map_err(|e| Error::io("write", path)(e.into_error()))?;
-            file.sync_all().map_err(Error::io("sync", path))?;
+            // Only a regular file has anything to make durable: fsync on a character
+            // device or a pipe (`dest=/dev/null`, `dest=/dev/stdout`) fails with EINVAL.
+            if file.metadata().is_ok_and(|meta| meta.is_file()) {
+                file.sync_all().map_err(Error::io("sync", path))?;
+            }
             Ok(())
         }
     }

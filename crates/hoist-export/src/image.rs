@@ -43,10 +43,11 @@ pub struct PlatformImage {
 
 impl PlatformImage {
     /// The image of `platform` with `layers` (base first), finishing `config` as a frontend
-    /// left it: `rootfs` lists the layers' diff IDs, and the history has one entry that made
-    /// a layer per layer — as BuildKit's exporter does when they disagree, missing entries
-    /// are added at the end and surplus ones marked empty. `rootfs` is the final
-    /// filesystem, for `local` and `tar` outputs.
+    /// left it: `rootfs` lists the layers' diff IDs, history entries without a time get the
+    /// image's `created` (the build's), and the history has one entry that made a layer per
+    /// layer — as BuildKit's exporter does when they disagree, missing entries are added at
+    /// the end and surplus ones marked empty. `rootfs` is the final filesystem, for `local`
+    /// and `tar` outputs.
     pub fn new(
         platform: Platform,
         mut config: ImageConfig,
@@ -55,6 +56,11 @@ impl PlatformImage {
     ) -> PlatformImage {
         config.rootfs.kind = "layers".to_owned();
         config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
+        for entry in &mut config.history {
+            if entry.created.is_none() {
+                entry.created.clone_from(&config.created);
+            }
+        }
         align_history(&mut config, layers.len());
         PlatformImage {
             platform,

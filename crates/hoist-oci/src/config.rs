@@ -251,6 +251,35 @@ fn invalid(reason: String) -> Error {
     }
 }
 
+/// A time as RFC 3339 in UTC, as Go's `time.Time` marshals it (`RFC3339Nano`): Unix
+/// seconds `secs` plus `nanos`, the fraction without trailing zeros and left out when
+/// zero (`2024-01-02T03:04:05Z`, `2024-01-02T03:04:05.5Z`). Image configs and their
+/// history entries date themselves with it.
+pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let fraction = match nanos.min(999_999_999) {
+        0 => String::new(),
+        n => format!(".{n:09}").trim_end_matches('0').to_owned(),
+    };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
 /// Whether `s` is an RFC 3339 date-time (`2015-10-31T22:22:56.015925234Z`, offsets allowed).
 fn is_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
@@ -346,6 +375,22 @@ impl ImageConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_format_as_go_rfc3339_nano() {
+        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(1_700_000_000, 0), "2023-11-14T22:13:20Z");
+        assert_eq!(format_rfc3339(951_782_400, 0), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            format_rfc3339(1_700_000_000, 15_925_234),
+            "2023-11-14T22:13:20.015925234Z"
+        );
+        assert_eq!(
+            format_rfc3339(1_700_000_000, 500_000_000),
+            "2023-11-14T22:13:20.5Z"
+        );
+        assert!(is_rfc3339(&format_rfc3339(1_700_000_000, 1)));
+    }
 
     #[test]
     fn rfc3339_dates() {

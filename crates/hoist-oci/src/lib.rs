@@ -43,7 +43,9 @@ mod parsed;
 pub mod platform;
 pub mod reference;
 
-pub use config::{ContainerConfig, EmptyObject, Healthcheck, History, ImageConfig, RootFs};
+pub use config::{
+    format_rfc3339, ContainerConfig, EmptyObject, Healthcheck, History, ImageConfig, RootFs,
+};
 pub use descriptor::Descriptor;
 pub use digest::{Algorithm, Digest, DigestWriter, Digester};
 pub use docker_archive::{ArchiveManifestItem, DockerArchive, DockerArchiveWriter};

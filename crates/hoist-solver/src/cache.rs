@@ -24,7 +24,23 @@ pub trait CacheStore<T>: Send + Sync {
 
     /// Stores `value` under `key`.
     fn save(&self, key: CacheKey, value: Arc<T>) -> BoxFuture<'_, Result<(), BoxError>>;
+
+    /// Claims `key` for one "look up, run, save" against every other user of the store
+    /// (other processes sharing it on disk): resolves once no one else holds the claim, and
+    /// holds it until the returned guard is dropped. The solver claims a key after a miss,
+    /// looks it up again (whoever held the claim may have saved it) and runs only on a
+    /// second miss, so work under way elsewhere is waited for and shared.
+    ///
+    /// The default claims nothing: a store private to one solver needs none, as a solver
+    /// runs each key once anyway.
+    fn claim(&self, key: CacheKey) -> BoxFuture<'_, Result<Claim, BoxError>> {
+        let _ = key;
+        Box::pin(std::future::ready(Ok(Box::new(()) as Claim)))
+    }
 }
+
+/// A claim on a cache key ([`CacheStore::claim`]), released when dropped.
+pub type Claim = Box<dyn Send + Sync>;
 
 /// A [`CacheStore`] in a `HashMap`: shared between solvers of one process, gone at exit.
 pub struct MemoryCacheStore<T> {

@@ -30,7 +30,9 @@
 //!
 //! **Order of work.** A vertex computes its key first, then looks it up in the
 //! [`CacheStore`]; only on a miss are its inputs evaluated, so a cache hit near the targets
-//! skips everything below it. Ops run under a semaphore of `parallelism` permits, held only
+//! skips everything below it. With its inputs ready, it claims its key in the store
+//! ([`CacheStore::claim`]) and looks it up once more before running: a store shared by
+//! several processes makes the second one wait for the first's run and use its result. Ops run under a semaphore of `parallelism` permits, held only
 //! while `exec` runs, never while waiting for inputs: no graph can deadlock the scheduler.
 //!
 //! **Failure and cancellation.** An error fails every dependent without running it, carrying
@@ -52,7 +54,7 @@ mod progress;
 mod solver;
 mod vertex;
 
-pub use cache::{CacheStore, MemoryCacheStore};
+pub use cache::{CacheStore, Claim, MemoryCacheStore};
 pub use digest::{CacheKey, Digest};
 pub use error::{BoxError, Error, SharedError};
 pub use progress::{Event, EventKind, LogStream};

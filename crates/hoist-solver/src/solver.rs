@@ -458,6 +458,29 @@ impl<O: Op> Inner<O> {
 
         let inputs =
             try_join_all(vertex.inputs().iter().map(|input| self.result_of(input))).await?;
+        // Held until the result is saved: another process asking for the key meanwhile
+        // waits, then finds the record.
+        let _claim = if forced {
+            None
+        } else {
+            let load_error = |e| {
+                self.failed(Error::CacheLoad {
+                    vertex: info.clone(),
+                    key,
+                    source: SharedError::from(e),
+                })
+            };
+            let claim = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Err(Error::Cancelled),
+                claim = self.cache.claim(key) => claim.map_err(load_error)?,
+            };
+            if let Some(value) = self.cache.load(key).await.map_err(load_error)? {
+                self.emit(info, EventKind::Cached);
+                return Ok(value);
+            }
+            Some(claim)
+        };
         let permit = tokio::select! {
             biased;
             () = self.cancel.cancelled() => return Err(Error::Cancelled),

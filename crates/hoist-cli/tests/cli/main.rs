@@ -21,3 +21,4 @@ mod platform_local;
 mod prune;
 mod prune_after_kill;
 mod registry_commands;
+mod reproducible;

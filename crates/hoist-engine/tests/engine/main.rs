@@ -15,3 +15,4 @@ mod prune;
 mod resolve_bases;
 mod run;
 mod scratch_build;
+mod shared_work;

@@ -15,19 +15,19 @@ use hoist_snapshot::{DiffSource, LayerOptions};
 use serde_json::Value;
 use tempfile::TempDir;
 
-struct Fixture {
+pub(crate) struct Fixture {
     tmp: TempDir,
     store: ContentStore,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let store = ContentStore::open(tmp.path().join("state")).unwrap();
         Fixture { tmp, store }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
     }
 
@@ -95,7 +95,7 @@ impl Fixture {
         }
     }
 
-    fn images(&self, platforms: &[&str]) -> Vec<PlatformImage> {
+    pub(crate) fn images(&self, platforms: &[&str]) -> Vec<PlatformImage> {
         platforms
             .iter()
             .map(|p| self.image(p, Compression::Gzip))
@@ -106,7 +106,7 @@ impl Fixture {
         Exporter::new(self.store.clone())
     }
 
-    async fn export(&self, images: &[PlatformImage], spec: &str) -> ExportResult {
+    pub(crate) async fn export(&self, images: &[PlatformImage], spec: &str) -> ExportResult {
         let request = ExportRequest {
             images: images.to_vec(),
             outputs: vec![Output::parse(spec).unwrap()],

@@ -5,5 +5,6 @@
 //! `conformance` are the conformance runners, which `cargo test conformance` selects and
 //! `scripts/test.sh` runs apart; no other test's path may contain that word.
 
+mod device_dest;
 mod export;
 mod parse;

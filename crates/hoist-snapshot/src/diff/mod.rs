@@ -1,9 +1,10 @@
 //! [`diff_to_tar`]: the change between two filesystem trees as a deterministic layer tar.
 //!
 //! Two ways to find the change ([`DiffSource`]):
-//! - from an overlayfs upper directory: every entry in it is a change; a 0/0 character
-//!   device is a whiteout, a directory with the `trusted.overlay.opaque` (or
-//!   `user.overlay.opaque`) xattr set to `y` is opaque;
+//! - from an overlayfs upper directory: every entry in it is a change (but a directory
+//!   overlayfs only copied up, unchanged); a 0/0 character device is a whiteout, a
+//!   directory with the `trusted.overlay.opaque` (or `user.overlay.opaque`) xattr set to
+//!   `y` is opaque;
 //! - by comparing a lower tree (or none) with an upper tree, entry by entry: metadata
 //!   (type, mode, owner, size, mtime, device number, symlink target, xattrs) and, for
 //!   regular files whose metadata match, the bytes.
@@ -30,6 +31,10 @@ pub enum DiffSource<'a> {
     OverlayUpper {
         /// The upper directory.
         upper: &'a Path,
+        /// The lower directories it was mounted on, top-most first: a directory overlayfs
+        /// only copied up (its metadata as the lowers show it, nothing changed inside) is
+        /// left out. Empty: everything in `upper` is a change.
+        lowers: &'a [PathBuf],
     },
     /// Two full trees compared; `lower: None` means everything in `upper` is new.
     Trees {
@@ -64,7 +69,7 @@ pub struct DiffStats {
 /// `out` in a [`crate::LayerWriter`] to compress and hash it in the same pass).
 pub fn diff_to_tar(source: DiffSource<'_>, out: impl Write) -> Result<DiffStats> {
     let changes = match source {
-        DiffSource::OverlayUpper { upper } => overlay::changes(upper)?,
+        DiffSource::OverlayUpper { upper, lowers } => overlay::changes(upper, lowers)?,
         DiffSource::Trees { lower, upper } => compare::changes(lower, upper)?,
     };
     tar_writer::write_changes(&changes, out)

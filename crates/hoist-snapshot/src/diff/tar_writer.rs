@@ -29,7 +29,7 @@ use crate::meta::read_xattrs;
 const MAX_OCTAL_ID: u64 = 0o7777777;
 
 /// Xattrs that belong to overlayfs itself, never to a layer.
-fn is_overlay_xattr(name: &[u8]) -> bool {
+pub(super) fn is_overlay_xattr(name: &[u8]) -> bool {
     name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
 }
 

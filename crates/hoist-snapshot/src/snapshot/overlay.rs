@@ -209,7 +209,14 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn diff(&self, id: &SnapshotId, out: &mut dyn Write) -> Result<DiffStats> {
         let upper = self.layout.committed_fs(id)?;
-        diff_to_tar(DiffSource::OverlayUpper { upper: &upper }, out)
+        let lowers = self.lowers(&self.layout.parents(id)?)?;
+        diff_to_tar(
+            DiffSource::OverlayUpper {
+                upper: &upper,
+                lowers: &lowers,
+            },
+            out,
+        )
     }
 }
 

@@ -298,7 +298,10 @@ fn overlay_upper_dir_whiteouts_and_opaque_xattr() {
     xattr::set(u.join("var"), "trusted.overlay.opaque", b"y").unwrap();
     std::fs::write(u.join("var/new"), b"n").unwrap();
     pin_mtimes(u);
-    let tar = diff(DiffSource::OverlayUpper { upper: u });
+    let tar = diff(DiffSource::OverlayUpper {
+        upper: u,
+        lowers: &[],
+    });
     assert_eq!(
         tar_names(&tar),
         [
@@ -315,6 +318,47 @@ fn overlay_upper_dir_whiteouts_and_opaque_xattr() {
         let mut entry = entry.unwrap();
         assert!(entry.pax_extensions().unwrap().is_none());
     }
+}
+
+#[test]
+fn overlay_dirs_only_copied_up_are_left_out() {
+    // What a RUN leaves when it made and removed the `/etc/hosts` mount stub: `etc/`
+    // copied up with the lower's metadata and nothing in it.
+    let lower = tempfile::tempdir().unwrap();
+    let below = tempfile::tempdir().unwrap();
+    let upper = tempfile::tempdir().unwrap();
+    let (l, b, u) = (lower.path(), below.path(), upper.path());
+    for dir in ["etc", "usr/share", "opt"] {
+        std::fs::create_dir_all(b.join(dir)).unwrap();
+    }
+    std::fs::write(b.join("etc/passwd"), "root:x:0:0::/:/bin/sh\n").unwrap();
+    std::fs::create_dir_all(l.join("usr")).unwrap();
+    for dir in ["etc", "usr/share", "opt", "var"] {
+        std::fs::create_dir_all(u.join(dir)).unwrap();
+    }
+    std::fs::write(u.join("usr/share/new"), "n").unwrap();
+    pin_mtimes(l);
+    pin_mtimes(b);
+    pin_mtimes(u);
+    // `opt/` was touched by the step: its time is no longer the lower's.
+    let later = FileTime::from_unix_time(MTIME + 60, 0);
+    filetime::set_file_mtime(u.join("opt"), later).unwrap();
+    let lowers = [l.to_path_buf(), b.to_path_buf()];
+    let tar = diff(DiffSource::OverlayUpper {
+        upper: u,
+        lowers: &lowers,
+    });
+    // etc/ is gone; usr/ stays as the parent of a change; var/ is new.
+    assert_eq!(
+        tar_names(&tar),
+        ["opt/", "usr/", "usr/share/", "usr/share/new", "var/"]
+    );
+    // With no lowers every entry is a change, as before.
+    let tar = diff(DiffSource::OverlayUpper {
+        upper: u,
+        lowers: &[],
+    });
+    assert!(tar_names(&tar).contains(&"etc/".to_owned()));
 }
 
 #[test]

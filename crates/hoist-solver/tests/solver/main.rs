@@ -7,6 +7,7 @@
 
 mod cache;
 mod cancel;
+mod claim;
 mod progress;
 mod scheduler;
 mod toy;
