@@ -54,6 +54,7 @@
 
 mod archive;
 mod assemble;
+mod clamp;
 mod docker;
 mod error;
 mod exporter;
