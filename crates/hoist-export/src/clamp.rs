@@ -317,7 +317,7 @@ mod tests {
         assert_eq!(pax_record(b"mtime", b"1"), b"11 mtime=1\n".to_vec());
         assert_eq!(
             pax_record(b"mtime", b"1234567"),
-            b"18 mtime=1234567\n".to_vec()
+            b"17 mtime=1234567\n".to_vec()
         );
     }
 
