@@ -1,8 +1,10 @@
 //! Reproducible images and shared work (issue 15): the same Dockerfile with the same
 //! `SOURCE_DATE_EPOCH` gives the same image in fresh state dirs (a RUN's layer holds no
 //! `etc/` stamped by its mount stubs); an image is dated with the build time when there is
-//! no epoch; identical builds started together on one state dir run the step once and give
-//! one image; file outputs to `/dev/null` and a pipe; a relative `--root`.
+//! no epoch; with `rewrite-timestamp=true` a RUN's files are clamped to the epoch, so the
+//! RUN need not fix their times itself; identical builds started together on one state dir
+//! run the step once and give one image; file outputs to `/dev/null` and a pipe; a
+//! relative `--root`.
 //!
 //! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`).
 
@@ -142,8 +144,8 @@ impl OciArchive {
 #[test]
 fn same_dockerfile_and_epoch_give_the_same_image_in_fresh_state_dirs() {
     let Some(env) = BuildEnv::new() else { return };
-    // The file's own time is the command's to fix: hoist does not yet clamp file times
-    // to the epoch (BuildKit's rewrite-timestamp).
+    // The file's own time is the command's to fix here: without `rewrite-timestamp=true`
+    // hoist, as BuildKit, keeps the times files were written with.
     let ctx = context(
         &env,
         "FROM busybox\nRUN echo hi > /greeting && touch -t 202001020304 /greeting\n",
