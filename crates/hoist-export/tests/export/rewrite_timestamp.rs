@@ -237,3 +237,40 @@ async fn a_rewrite_follows_the_output_compression() {
     let tar = built.tar(top);
     assert!(times(&tar).iter().all(|(_, t)| *t <= EPOCH as u64));
 }
+
+#[tokio::test]
+async fn a_recorded_rewrite_is_reused_not_redone() {
+    let built = build(Some(EPOCH));
+    // A record planted for the top layer (naming the base's blob) shows which one is used.
+    let planted = &built.image.layers[0];
+    let mut record = planted.descriptor.clone();
+    record.annotations.insert(
+        "containerd.io/uncompressed".to_owned(),
+        planted.diff_id.to_string(),
+    );
+    let source = &built.image.layers[1].descriptor.digest;
+    built
+        .store
+        .set_variant(source, &format!("gzip.epoch-{EPOCH}"), &record)
+        .unwrap();
+    let (_, manifest, config) = built
+        .export("type=image,name=app,rewrite-timestamp=true")
+        .await;
+    assert_eq!(manifest.layers[1].digest, planted.descriptor.digest);
+    assert!(manifest.layers[1].annotations.is_empty());
+    assert_eq!(config.rootfs.diff_ids[1], planted.diff_id);
+    // Another epoch is another variant: rewritten now.
+    let mut other = built.image.clone();
+    other.source_date_epoch = Some(EPOCH + 1);
+    let request = ExportRequest {
+        images: vec![other],
+        outputs: vec![Output::parse("type=image,name=app,rewrite-timestamp=true").unwrap()],
+    };
+    let result = Exporter::new(built.store.clone())
+        .export(&request)
+        .await
+        .unwrap();
+    let root = result.outputs[0].image.clone().unwrap().descriptor;
+    let manifest: Manifest = serde_json::from_slice(&built.read(&root.digest)).unwrap();
+    assert_ne!(manifest.layers[1].digest, planted.descriptor.digest);
+}
