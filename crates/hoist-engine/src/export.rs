@@ -6,6 +6,9 @@
 //!
 //! Every image is dated, as BuildKit's exporter dates it: `created` is `SOURCE_DATE_EPOCH`
 //! when the build has one, else the time the export started (one time for all platforms).
+//! The epoch and the base image's diff IDs go with each image, for outputs with
+//! `rewrite-timestamp=true` (hoist-export clamps the file times of the layers after the
+//! base's).
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -37,8 +40,12 @@ pub async fn export(
     let now = build_time();
     for (target, result) in definition.targets.into_iter().zip(solved.results) {
         let mut config = target.converted.config;
+        let epoch = target.converted.source_date_epoch;
+        // The frontend leaves the base image's diff IDs in the config; the new layers'
+        // follow in `PlatformImage::new`.
+        let base_diff_ids = config.rootfs.diff_ids.clone();
         if config.created.is_none() {
-            config.created = Some(match target.converted.source_date_epoch {
+            config.created = Some(match epoch {
                 Some(epoch) => hoist_oci::format_rfc3339(epoch, 0),
                 None => now.clone(),
             });
@@ -57,12 +64,15 @@ pub async fn export(
         } else {
             None
         };
-        images.push(PlatformImage::new(
-            target.platform,
-            config,
-            layers.into_iter().map(Into::into).collect(),
-            rootfs,
-        ));
+        images.push(
+            PlatformImage::new(
+                target.platform,
+                config,
+                layers.into_iter().map(Into::into).collect(),
+                rootfs,
+            )
+            .with_source_date_epoch(epoch, base_diff_ids),
+        );
     }
     let mut exporter =
         Exporter::new(worker.store().clone()).with_registry(worker.registry().clone());

@@ -6,7 +6,13 @@
 //! family changes, which does not touch the bytes); others, or all with
 //! `force-compression=true`, are streamed through [`hoist_snapshot::decompress`] and a
 //! [`LayerWriter`] into the store. Converted blobs are remembered per [`Assembler`], so an
-//! export with several outputs converts each layer once.
+//! export with several outputs converts each layer once, and in the store as variants of
+//! their source (`gzip`, `zstd-3`), so a later export reuses them.
+//!
+//! With `rewrite-timestamp=true` and an epoch, every layer after the base image's own is
+//! streamed through [`crate::clamp`] on its way to the [`LayerWriter`]: a new blob with a
+//! new diff ID, which the config's `rootfs.diff_ids` then list. The rewrite is remembered
+//! as the variant `<compression>.epoch-<seconds>`, its diff ID in the record.
 
 use std::collections::HashMap;
 
@@ -18,6 +24,7 @@ use hoist_oci::{
 };
 use hoist_snapshot::{LayerOptions, LayerWriter, MediaTypes};
 
+use crate::clamp::clamp_times;
 use crate::error::{Error, Result};
 use crate::image::{ExportLayer, PlatformImage};
 use crate::output::{AnnotationTarget, Annotations, ImageFormat};
@@ -63,7 +70,12 @@ pub(crate) struct Assembler {
     lease: Arc<Lease>,
     /// (source blob, compression, level) → converted layer.
     converted: HashMap<(Digest, Compression, Option<i32>), Descriptor>,
+    /// (source blob, compression, level, epoch) → rewritten layer and its diff ID.
+    rewritten: HashMap<(Digest, Compression, Option<i32>, i64), ExportLayer>,
 }
+
+/// Where a variant record keeps the diff ID of a rewritten layer.
+const DIFF_ID_ANNOTATION: &str = "containerd.io/uncompressed";
 
 impl Assembler {
     pub fn new(store: ContentStore, lease: Arc<Lease>) -> Self {
@@ -71,6 +83,7 @@ impl Assembler {
             store,
             lease,
             converted: HashMap::new(),
+            rewritten: HashMap::new(),
         }
     }
 
@@ -121,13 +134,30 @@ impl Assembler {
     ) -> Result<AssembledManifest> {
         let platform_name = image.platform.format();
         check_image(image)?;
+        let epochs = if format.rewrite_timestamp {
+            image.layer_epochs()
+        } else {
+            vec![None; image.layers.len()]
+        };
         let mut layers = Vec::with_capacity(image.layers.len());
-        for layer in &image.layers {
-            layers.push(self.convert_layer(layer, format, oci, &platform_name)?);
+        let mut diff_ids = Vec::with_capacity(image.layers.len());
+        for (layer, epoch) in image.layers.iter().zip(epochs) {
+            let written = match epoch {
+                // Non-distributable layers are fetched from elsewhere by their digest.
+                Some(epoch) if !layer.descriptor.media_type.is_non_distributable() => {
+                    self.rewrite_layer(layer, format, oci, epoch, &platform_name)?
+                }
+                _ => ExportLayer {
+                    descriptor: self.convert_layer(layer, format, oci, &platform_name)?,
+                    diff_id: layer.diff_id.clone(),
+                },
+            };
+            layers.push(written.descriptor);
+            diff_ids.push(written.diff_id);
         }
         let mut config = image.config.clone();
         config.rootfs.kind = "layers".into();
-        config.rootfs.diff_ids = image.layers.iter().map(|l| l.diff_id.clone()).collect();
+        config.rootfs.diff_ids = diff_ids;
         let config = Parsed::from_value(config)?;
         let config_type = if oci {
             MediaType::OciConfig
@@ -218,7 +248,9 @@ impl Assembler {
                 }
             }
         }
-        let descriptor = self.recompress(layer, format, family, platform)?;
+        let descriptor = self
+            .recompress(layer, format, family, None, platform)?
+            .descriptor;
         // Only a speed-up for the next export: a record that cannot be written is redone.
         let _ = self
             .store
@@ -227,14 +259,72 @@ impl Assembler {
         Ok(descriptor)
     }
 
-    /// decompress → [`LayerWriter`] → a store writer: the new blob is written once.
+    /// The layer with its file times clamped to `epoch`, in the output's compression: from
+    /// this export's memory, a variant an earlier export recorded, or rewritten now.
+    fn rewrite_layer(
+        &mut self,
+        layer: &ExportLayer,
+        format: &ImageFormat,
+        oci: bool,
+        epoch: i64,
+        platform: &str,
+    ) -> Result<ExportLayer> {
+        let source = &layer.descriptor;
+        self.lease.add(&source.digest)?;
+        let family = if oci {
+            MediaTypes::Oci
+        } else {
+            MediaTypes::Docker
+        };
+        let key = (
+            source.digest.clone(),
+            format.compression,
+            format.compression_level,
+            epoch,
+        );
+        if let Some(done) = self.rewritten.get(&key) {
+            let mut done = done.clone();
+            done.descriptor.media_type = family.layer(format.compression);
+            return Ok(done);
+        }
+        let variant = format!("{}.epoch-{epoch}", variant_name(format));
+        if let Some(mut done) = self.store.variant(&source.digest, &variant) {
+            let diff_id = done
+                .annotations
+                .remove(DIFF_ID_ANNOTATION)
+                .and_then(|d| Digest::parse(&d).ok());
+            self.lease.add(&done.digest)?;
+            if let (Some(diff_id), true) = (diff_id, self.store.has(&done.digest)) {
+                done.media_type = family.layer(format.compression);
+                let done = ExportLayer {
+                    descriptor: done,
+                    diff_id,
+                };
+                self.rewritten.insert(key, done.clone());
+                return Ok(done);
+            }
+        }
+        let written = self.recompress(layer, format, family, Some(epoch), platform)?;
+        let mut record = written.descriptor.clone();
+        record
+            .annotations
+            .insert(DIFF_ID_ANNOTATION.to_owned(), written.diff_id.to_string());
+        // Only a speed-up for the next export: a record that cannot be written is redone.
+        let _ = self.store.set_variant(&source.digest, &variant, &record);
+        self.rewritten.insert(key, written.clone());
+        Ok(written)
+    }
+
+    /// decompress → (times clamped to `epoch`) → [`LayerWriter`] → a store writer: the new
+    /// blob is written once. The source must uncompress to the layer's diff ID.
     fn recompress(
         &self,
         layer: &ExportLayer,
         format: &ImageFormat,
         family: MediaTypes,
+        epoch: Option<i64>,
         platform: &str,
-    ) -> Result<Descriptor> {
+    ) -> Result<ExportLayer> {
         let digest = &layer.descriptor.digest;
         let recompress_err = |source| Error::Recompress {
             digest: digest.clone(),
@@ -248,24 +338,37 @@ impl Assembler {
             media_types: family,
         };
         let mut writer = LayerWriter::new(self.store.writer()?, options).map_err(recompress_err)?;
-        std::io::copy(&mut reader, &mut writer).map_err(|source| Error::Recompress {
-            digest: digest.clone(),
-            source: hoist_snapshot::Error::ReadLayer { source },
-        })?;
+        let source_diff_id = match epoch {
+            Some(epoch) => Some(clamp_times(&mut reader, &mut writer, epoch).map_err(
+                |source| Error::RewriteTimestamp {
+                    digest: digest.clone(),
+                    epoch,
+                    source,
+                },
+            )?),
+            None => {
+                std::io::copy(&mut reader, &mut writer).map_err(|source| Error::Recompress {
+                    digest: digest.clone(),
+                    source: hoist_snapshot::Error::ReadLayer { source },
+                })?;
+                None
+            }
+        };
         let (blob, written) = writer.finish().map_err(recompress_err)?;
-        if written.diff_id != layer.diff_id {
+        let uncompressed = source_diff_id.as_ref().unwrap_or(&written.diff_id);
+        if *uncompressed != layer.diff_id {
             return Err(Error::InvalidImage {
                 platform: platform.to_owned(),
                 reason: format!(
-                    "layer {digest} uncompresses to {}, but its diff id is given as {}",
-                    written.diff_id, layer.diff_id
+                    "layer {digest} uncompresses to {uncompressed}, but its diff id is given as {}",
+                    layer.diff_id
                 ),
             });
         }
         // Leased before it is visible, as every blob an export writes.
         self.lease.add(&written.descriptor.digest)?;
         blob.commit(Some(Expected::from(&written.descriptor)))?;
-        Ok(written.descriptor)
+        Ok(written.into())
     }
 }
 

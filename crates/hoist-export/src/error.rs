@@ -93,6 +93,17 @@ pub enum Error {
         #[source]
         source: hoist_snapshot::Error,
     },
+    /// Rewriting a layer's file times (`rewrite-timestamp=true`) failed.
+    #[error("failed to rewrite the file times of layer {digest} to {epoch}: {source}")]
+    RewriteTimestamp {
+        /// The layer's blob.
+        digest: hoist_oci::Digest,
+        /// The epoch the times were clamped to.
+        epoch: i64,
+        /// The underlying error (reading the layer, a malformed tar, writing the blob).
+        #[source]
+        source: io::Error,
+    },
     /// Pushing failed.
     #[error("failed to push {reference}: {source}")]
     Push {

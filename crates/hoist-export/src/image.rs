@@ -39,6 +39,12 @@ pub struct PlatformImage {
     /// A directory holding the final filesystem, for `local` and `tar` outputs (which fail
     /// without it).
     pub rootfs: Option<PathBuf>,
+    /// The build's `SOURCE_DATE_EPOCH` (Unix seconds): outputs with `rewrite-timestamp=true`
+    /// set later file times in the layers to it.
+    pub source_date_epoch: Option<i64>,
+    /// The base image's diff IDs: layers that are the base's at the same place, up to the
+    /// first that is not, keep their file times (as BuildKit keeps them).
+    pub base_diff_ids: Vec<Digest>,
 }
 
 impl PlatformImage {
@@ -67,7 +73,40 @@ impl PlatformImage {
             config,
             layers,
             rootfs,
+            source_date_epoch: None,
+            base_diff_ids: Vec::new(),
         }
+    }
+
+    /// The same image with the build's `SOURCE_DATE_EPOCH` and its base image's diff IDs,
+    /// for outputs with `rewrite-timestamp=true`.
+    pub fn with_source_date_epoch(
+        mut self,
+        epoch: Option<i64>,
+        base_diff_ids: Vec<Digest>,
+    ) -> Self {
+        self.source_date_epoch = epoch;
+        self.base_diff_ids = base_diff_ids;
+        self
+    }
+
+    /// The epoch each layer's times are clamped to under `rewrite-timestamp=true`: none for
+    /// the base image's own layers (those at the base's place with the base's diff ID,
+    /// until the first that differs), the build's epoch for the rest.
+    pub(crate) fn layer_epochs(&self) -> Vec<Option<i64>> {
+        let mut from_base = true;
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                from_base &= self.base_diff_ids.get(i) == Some(&layer.diff_id);
+                if from_base {
+                    None
+                } else {
+                    self.source_date_epoch
+                }
+            })
+            .collect()
     }
 }
 

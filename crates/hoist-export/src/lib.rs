@@ -44,8 +44,16 @@
 //!   type family follows `oci-mediatypes`); others, and all with `force-compression=true`,
 //!   are recompressed by streaming (decompress → [`hoist_snapshot::LayerWriter`]) into the
 //!   store, checked against their diff IDs. `compression=zstd` forces OCI media types.
-//! - `rootfs.diff_ids` of the written config are the layers' diff IDs; everything else in
-//!   the config is written as given, as Go's `encoding/json` would.
+//! - `rewrite-timestamp=true` (on `image`, `registry`, `oci`, `docker`), as BuildKit ≥ 0.13:
+//!   with the build's `SOURCE_DATE_EPOCH` ([`PlatformImage::with_source_date_epoch`]),
+//!   every time later than the epoch in the layers after the base image's own (header
+//!   `mtime`, GNU `atime`/`ctime`, PAX `mtime`/`atime`/`ctime`) is set to it; the layer is
+//!   written again in the output's compression with a new diff ID, and remembered as the
+//!   store variant `<compression>.epoch-<seconds>` of its source, so a rebuild does not
+//!   redo it. Without an epoch it does nothing.
+//! - `rootfs.diff_ids` of the written config are the layers' diff IDs (the rewritten ones
+//!   under `rewrite-timestamp`); everything else in the config is written as given, as Go's
+//!   `encoding/json` would.
 //! - One platform gives a manifest as the root; more give an OCI index (Docker manifest
 //!   list with `oci-mediatypes=false`) whose entries carry each platform exactly.
 //! - `image.name` metadata holds the names normalised (`docker.io/library/app:latest`), not
@@ -54,6 +62,7 @@
 
 mod archive;
 mod assemble;
+mod clamp;
 mod docker;
 mod error;
 mod exporter;

@@ -139,6 +139,10 @@ pub struct ImageFormat {
     /// `force-compression=true`: recompress every layer, even one already in the wanted
     /// compression (without it, only layers in another compression are converted).
     pub force_compression: bool,
+    /// `rewrite-timestamp=true`: every file time in the layers that is later than the
+    /// build's `SOURCE_DATE_EPOCH` becomes the epoch (the layers are rewritten at export;
+    /// the base image's own layers are kept). Without an epoch it does nothing.
+    pub rewrite_timestamp: bool,
 }
 
 impl ImageFormat {
@@ -148,6 +152,7 @@ impl ImageFormat {
         compression: Compression::Gzip,
         compression_level: None,
         force_compression: false,
+        rewrite_timestamp: false,
     };
 
     /// Docker media types, gzip.
@@ -517,6 +522,9 @@ impl Attrs {
         }
         if let Some(force) = self.take_bool("force-compression")? {
             format.force_compression = force;
+        }
+        if let Some(rewrite) = self.take_bool("rewrite-timestamp")? {
+            format.rewrite_timestamp = rewrite;
         }
         Ok(format)
     }

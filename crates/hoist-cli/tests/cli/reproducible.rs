@@ -1,8 +1,10 @@
 //! Reproducible images and shared work (issue 15): the same Dockerfile with the same
 //! `SOURCE_DATE_EPOCH` gives the same image in fresh state dirs (a RUN's layer holds no
 //! `etc/` stamped by its mount stubs); an image is dated with the build time when there is
-//! no epoch; identical builds started together on one state dir run the step once and give
-//! one image; file outputs to `/dev/null` and a pipe; a relative `--root`.
+//! no epoch; with `rewrite-timestamp=true` a RUN's files are clamped to the epoch, so the
+//! RUN need not fix their times itself; identical builds started together on one state dir
+//! run the step once and give one image; file outputs to `/dev/null` and a pipe; a
+//! relative `--root`.
 //!
 //! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`).
 
@@ -47,8 +49,19 @@ fn context(env: &BuildEnv, dockerfile: &str) -> PathBuf {
 
 /// Builds `ctx` into a fresh state dir as an OCI archive: the archive's files.
 fn build_oci(env: &BuildEnv, root: &Path, ctx: &Path, args: &[&str]) -> OciArchive {
+    build_oci_with(env, root, ctx, "", args)
+}
+
+/// As [`build_oci`], with `attrs` (`,key=value…`) added to the output.
+fn build_oci_with(
+    env: &BuildEnv,
+    root: &Path,
+    ctx: &Path,
+    attrs: &str,
+    args: &[&str],
+) -> OciArchive {
     let tar = env.fresh_dir("out").join("image.tar");
-    let output = format!("type=oci,dest={}", tar.display());
+    let output = format!("type=oci,dest={}{attrs}", tar.display());
     let mut all = vec!["-o", &output];
     all.extend_from_slice(args);
     succeeded(&build_command(env, root, ctx, &all).output().unwrap());
@@ -85,11 +98,20 @@ impl OciArchive {
         self.blob(manifest["config"]["digest"].as_str().unwrap())
     }
 
-    /// The entries of the image's last layer (gzip or plain tar).
-    fn last_layer_names(&self) -> Vec<String> {
+    /// The digests of the image's layers.
+    fn layer_digests(&self) -> Vec<String> {
         let manifest = self.manifest();
-        let layer = manifest["layers"].as_array().unwrap().last().unwrap();
-        let digest = layer["digest"].as_str().unwrap();
+        let layers = manifest["layers"].as_array().unwrap();
+        layers
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The entries of the image's last layer (gzip or plain tar), with their mtimes.
+    fn last_layer_entries(&self) -> Vec<(String, u64)> {
+        let digests = self.layer_digests();
+        let digest = digests.last().unwrap();
         let bytes = &self.0[&format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))];
         let mut plain = Vec::new();
         if bytes.starts_with(&[0x1f, 0x8b]) {
@@ -102,7 +124,19 @@ impl OciArchive {
         tar::Archive::new(&plain[..])
             .entries()
             .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.path().unwrap().display().to_string();
+                (name, e.header().mtime().unwrap())
+            })
+            .collect()
+    }
+
+    /// The entries of the image's last layer.
+    fn last_layer_names(&self) -> Vec<String> {
+        self.last_layer_entries()
+            .into_iter()
+            .map(|(name, _)| name)
             .collect()
     }
 }
@@ -110,8 +144,8 @@ impl OciArchive {
 #[test]
 fn same_dockerfile_and_epoch_give_the_same_image_in_fresh_state_dirs() {
     let Some(env) = BuildEnv::new() else { return };
-    // The file's own time is the command's to fix: hoist does not yet clamp file times
-    // to the epoch (BuildKit's rewrite-timestamp).
+    // The file's own time is the command's to fix here: without `rewrite-timestamp=true`
+    // hoist, as BuildKit, keeps the times files were written with.
     let ctx = context(
         &env,
         "FROM busybox\nRUN echo hi > /greeting && touch -t 202001020304 /greeting\n",
@@ -130,6 +164,57 @@ fn same_dockerfile_and_epoch_give_the_same_image_in_fresh_state_dirs() {
         "two builds of one Dockerfile with one SOURCE_DATE_EPOCH differ:\n{}\n{}",
         first.config(),
         second.config()
+    );
+}
+
+#[test]
+fn rewrite_timestamp_makes_a_run_that_writes_files_reproducible() {
+    let Some(env) = BuildEnv::new() else { return };
+    // No `touch -t`: /f and /d get the build's wall-clock times.
+    let ctx = context(&env, "FROM busybox\nRUN echo hi > /f && mkdir /d\n");
+    let build = |attrs: &str| {
+        let image = build_oci_with(
+            &env,
+            &env.fresh_dir("state"),
+            &ctx,
+            attrs,
+            &["--build-arg", EPOCH],
+        );
+        // A second apart at least, so that any build time in a layer would show.
+        std::thread::sleep(Duration::from_millis(1100));
+        image
+    };
+    let first = build(",rewrite-timestamp=true");
+    let second = build(",rewrite-timestamp=true");
+    let plain_first = build("");
+    let plain_second = build("");
+
+    assert_eq!(
+        first.manifest_digest(),
+        second.manifest_digest(),
+        "two builds with rewrite-timestamp=true differ:\n{}\n{}",
+        first.config(),
+        second.config()
+    );
+    let entries = first.last_layer_entries();
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["d/", "f"]);
+    assert!(
+        entries.iter().all(|(_, mtime)| *mtime == 1_700_000_000),
+        "{entries:?}"
+    );
+    // The base image's layers are kept; the RUN's is not what a plain export writes.
+    let (rewritten, plain) = (first.layer_digests(), plain_first.layer_digests());
+    assert_eq!(rewritten[..rewritten.len() - 1], plain[..plain.len() - 1]);
+    assert_ne!(rewritten.last(), plain.last());
+    let diff_ids = first.config()["rootfs"]["diff_ids"].clone();
+    assert_ne!(diff_ids, plain_first.config()["rootfs"]["diff_ids"]);
+
+    // Without the option the files keep the build's times, so the images differ.
+    assert_ne!(
+        plain_first.manifest_digest(),
+        plain_second.manifest_digest(),
+        "builds without rewrite-timestamp are not expected to match yet"
     );
 }
 

@@ -92,6 +92,8 @@ impl Fixture {
             config,
             layers,
             rootfs: Some(full),
+            source_date_epoch: None,
+            base_diff_ids: Vec::new(),
         }
     }
 

@@ -8,3 +8,4 @@
 mod device_dest;
 mod export;
 mod parse;
+mod rewrite_timestamp;

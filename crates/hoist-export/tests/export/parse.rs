@@ -26,7 +26,7 @@ fn name(s: &str) -> Reference {
 #[test]
 fn image_with_every_option() {
     let Output::Image(o) = parse(
-        r#"type=image,"name=r.io/a:1,r.io/b:2",push=true,push-by-digest=true,oci-mediatypes=false,compression=zstd,compression-level=9,force-compression=true,annotation.org.example.key=v,annotation-index.idx=i,annotation[linux/arm64].only=arm,annotation-manifest-descriptor.md=d,store=false"#,
+        r#"type=image,"name=r.io/a:1,r.io/b:2",push=true,push-by-digest=true,oci-mediatypes=false,compression=zstd,compression-level=9,force-compression=true,rewrite-timestamp=true,annotation.org.example.key=v,annotation-index.idx=i,annotation[linux/arm64].only=arm,annotation-manifest-descriptor.md=d,store=false"#,
     ) else {
         panic!("not an image output")
     };
@@ -39,6 +39,7 @@ fn image_with_every_option() {
             compression: Compression::Zstd,
             compression_level: Some(9),
             force_compression: true,
+            rewrite_timestamp: true,
         }
     );
     let arm = Platform::parse("linux/arm64").unwrap();
@@ -222,6 +223,14 @@ fn errors_name_the_key_and_value() {
         (
             "type=image,push=maybe",
             "image output: invalid push=\"maybe\": expected true or false",
+        ),
+        (
+            "type=oci,dest=x,rewrite-timestamp=yes",
+            "oci output: invalid rewrite-timestamp=\"yes\": expected true or false",
+        ),
+        (
+            "type=local,dest=x,rewrite-timestamp=true",
+            "local output: invalid rewrite-timestamp=\"true\": unknown key",
         ),
         (
             "type=image,compression=gzip,compression-level=12",
