@@ -14,8 +14,13 @@
 #           history's created_by texts (hoist `-o type=oci`; docker `build -t` then `save`)
 #   files   the `-o type=tar` exports: paths, types, modes, owners, symlink targets, contents
 #           by sha256 (mtimes ignored)
-#   run     whether the build succeeded, and the RUN steps' output lines (`--progress=plain`,
-#           the tar build made with `--no-cache` so every RUN step runs)
+#   run     whether the build succeeded, and the RUN steps' output lines (`--progress=plain`)
+#           of the tar build alone, made with `--no-cache` so every RUN step runs once (the
+#           image builds log to hoist-oci.log and docker-image.log, not compared)
+#
+# Top-level empty `dev`, `proc` and `sys` directories in only one export are not differences:
+# they are the runtime's mount points, which dockerd 20.10's BuildKit leaves in a RUN's layer
+# when the base image lacks them (current BuildKit's stub cleaner, like hoist, removes them).
 #
 # Base images: `FROM busybox`/`alpine` (and `--from=`) are rewritten in a copy of the
 # Dockerfile to $DIFF_BASE (default localhost:5000/busybox:latest, which
@@ -54,14 +59,14 @@ for case in "$@"; do
   "$HOIST" build --progress=plain --no-cache "${flags[@]}" -f "$out/Dockerfile" -o "type=tar,dest=$out/hoist.tar" "$ctx" >"$out/hoist.log" 2>&1
   echo $? > "$out/hoist.rc"
   if [ "$(cat "$out/hoist.rc")" = 0 ]; then
-    "$HOIST" build --progress=plain "${flags[@]}" -f "$out/Dockerfile" -o "type=oci,dest=$out/hoist-oci.tar" "$ctx" >>"$out/hoist.log" 2>&1
+    "$HOIST" build --progress=plain "${flags[@]}" -f "$out/Dockerfile" -o "type=oci,dest=$out/hoist-oci.tar" "$ctx" >"$out/hoist-oci.log" 2>&1
   fi
   DOCKER_BUILDKIT=1 "$DOCKER" build --progress=plain --no-cache --network=host "${flags[@]}" -f "$out/Dockerfile" \
     -o "type=tar,dest=$out/docker.tar" "$ctx" >"$out/docker.log" 2>&1
   echo $? > "$out/docker.rc"
   if [ "$(cat "$out/docker.rc")" = 0 ]; then
     DOCKER_BUILDKIT=1 "$DOCKER" build --progress=plain --no-cache --network=host "${flags[@]}" -f "$out/Dockerfile" \
-      -t "$tag" "$ctx" >>"$out/docker.log" 2>&1 \
+      -t "$tag" "$ctx" >"$out/docker-image.log" 2>&1 \
       && "$DOCKER" save -o "$out/docker-image.tar" "$tag" >/dev/null 2>&1
     "$DOCKER" rmi -f "$tag" >/dev/null 2>&1
   fi

@@ -10,6 +10,9 @@ import tarfile
 
 CONFIG_KEYS = ["Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes"]
 SHOWN = 4  # differences shown per kind before "+N more"
+# The runtime's mount points: dockerd 20.10's BuildKit leaves them in a RUN's layer when the
+# base image lacks them, current BuildKit and hoist remove them; not a difference when empty.
+MOUNT_POINTS = {"dev", "proc", "sys"}
 
 
 def read(path):
@@ -96,6 +99,11 @@ def main():
         diffs.append(f"run: output hoist {ho[:SHOWN]} docker {do[:SHOWN]}")
     try:
         h, d = tar_tree(f"{out}/hoist.tar"), tar_tree(f"{out}/docker.tar")
+        for tree, other in ((h, d), (d, h)):
+            for p in MOUNT_POINTS - other.keys():
+                empty = not any(q.startswith(p + "/") for q in tree)
+                if tree.get(p, ("",))[0] == "dir" and empty:
+                    del tree[p]
         items = [f"{p} only in hoist" for p in sorted(h.keys() - d.keys())]
         items += [f"{p} only in docker" for p in sorted(d.keys() - h.keys())]
         fields = ["type", "mode", "uid", "gid", "target", "sha256"]

@@ -2,16 +2,19 @@
 //! cases with `scripts/differential.sh`, which compares the two results (image config, the
 //! exported files, the RUN steps' output) and prints one line per case.
 //!
-//! The test runs a handful of cases and checks each line against what is known (see
-//! `docs/dev/conformance.md`, "Differential builds"); `HOIST_DIFFERENTIAL_ALL=1` runs every
-//! case and only prints the table. Needs root, a running dockerd (`docker info`; see
-//! `/work/shared/tools/peers.sh`), `docker-registry` and the busybox .debs; it says why and
-//! returns early when one is missing.
+//! `differential_against_dockerd` runs a handful of BuildKit's cases and checks each line
+//! against what is known (see `docs/dev/conformance.md`, "Differential builds");
+//! `HOIST_DIFFERENTIAL_ALL=1` runs every case and only prints the table.
+//! `own_corpus_against_dockerd` runs all of hoist's own corpus, `tests/cases` (see `corpus`),
+//! and checks each line against the case's `expected`. Needs root, a running dockerd
+//! (`docker info`; see `/work/shared/tools/peers.sh`), `docker-registry` and the busybox .debs
+//! (the corpus: peers.sh's `localhost:5000/busybox:latest`, the base its `expected` lines were
+//! recorded with); each test says why and returns early when one is missing.
 
 #![allow(clippy::print_stdout)] // the runner prints its table
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::build_env::BuildEnv;
@@ -27,16 +30,97 @@ const CHECKED: &[(&str, &str)] = &[
 
 const DOCKER: &str = "/usr/bin/docker";
 
-#[test]
-fn differential_against_dockerd() {
-    let docker_up = Command::new(DOCKER)
+/// Where `tests/cases` expects its base image: peers.sh's registry.
+const CORPUS_BASE: &str = "localhost:5000/busybox:latest";
+
+/// Whether dockerd answers; says why not when it does not.
+fn docker_up() -> bool {
+    let up = Command::new(DOCKER)
         .arg("info")
         .output()
         .is_ok_and(|out| out.status.success());
-    if !docker_up {
+    if !up {
         hoist_testkit::skip(
             "differential builds need dockerd running (bash /work/shared/tools/peers.sh)",
         );
+    }
+    up
+}
+
+/// Runs `scripts/differential.sh` over `dirs` with the base `base`; its table.
+fn run_differential(dirs: &[PathBuf], base: &str, root: &Path) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/differential.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .args(dirs)
+        .env("HOIST", env!("CARGO_BIN_EXE_hoist"))
+        .env("DOCKER", DOCKER)
+        .env("DIFF_BASE", base)
+        .env("HOIST_ROOT", root)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout).into_owned();
+    print!("{table}");
+    assert!(
+        !table.is_empty(),
+        "differential.sh printed nothing: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    table
+}
+
+/// The table's line for `id`.
+fn line_of<'a>(table: &'a str, id: &str) -> &'a str {
+    table
+        .lines()
+        .find(|line| line.split(' ').next() == Some(id))
+        .unwrap_or_else(|| panic!("no line for {id} in:\n{table}"))
+}
+
+#[test]
+fn own_corpus_against_dockerd() {
+    let cases = crate::corpus::cases();
+    use std::os::unix::fs::MetadataExt as _;
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        hoist_testkit::skip("hoist build runs RUN steps in namespaces and chowns: needs root");
+        return;
+    }
+    if !docker_up() {
+        return;
+    }
+    let registry = CORPUS_BASE.split('/').next().unwrap_or_default();
+    let reachable =
+        std::net::TcpStream::connect(registry.replace("localhost", "127.0.0.1")).is_ok();
+    if !reachable {
+        hoist_testkit::skip(&format!(
+            "the corpus is compared on {CORPUS_BASE} (bash /work/shared/tools/peers.sh)"
+        ));
+        return;
+    }
+    let root = tempfile::Builder::new()
+        .prefix("hoist-corpus-")
+        .tempdir()
+        .unwrap();
+    let dirs: Vec<PathBuf> = cases.iter().map(|case| case.dir.clone()).collect();
+    let table = run_differential(&dirs, CORPUS_BASE, &root.path().join("state"));
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|case| {
+            let line = line_of(&table, &case.name);
+            let want = format!("{} {}", case.name, case.expected);
+            (line != want).then(|| format!("{line}\n  expected: {want}"))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "differential results not as tests/cases/*/expected says:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn differential_against_dockerd() {
+    if !docker_up() {
         return;
     }
     let Some(cases) = hoist_testkit::integration::cases() else {
@@ -62,34 +146,13 @@ fn differential_against_dockerd() {
         dirs.push(dir);
         materialized.push(ctx);
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/differential.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .args(&dirs)
-        .env("HOIST", env!("CARGO_BIN_EXE_hoist"))
-        .env("DOCKER", DOCKER)
-        .env(
-            "DIFF_BASE",
-            format!("{}/busybox:latest", env.registry.host()),
-        )
-        .env("HOIST_ROOT", env.root())
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&output.stdout);
-    print!("{table}");
-    assert!(
-        !table.is_empty(),
-        "differential.sh printed nothing: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let base = format!("{}/busybox:latest", env.registry.host());
+    let table = run_differential(&dirs, &base, &env.root());
     if all {
         return;
     }
     for (id, want) in CHECKED {
-        let line = table
-            .lines()
-            .find(|line| line.split(' ').next() == Some(id))
-            .unwrap_or_else(|| panic!("no line for {id} in:\n{table}"));
+        let line = line_of(&table, id);
         assert_eq!(line, format!("{id} {want}"), "differential result of {id}");
     }
 }

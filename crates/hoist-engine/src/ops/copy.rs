@@ -361,7 +361,9 @@ pub(super) fn copy_action(copy: &hoist_graph::Copy, src_root: &Path, root: &Path
             });
         };
         if copy.attempt_unpack && meta.is_file() && is_archive(&source.host) {
-            std::fs::create_dir_all(&dest).map_err(Error::io("create", &dest))?;
+            // The destination and its missing parents are made as a copy's parents are
+            // (`--chown` owns them), as BuildKit's unpack does before untarring.
+            create_parents(&dest, &attributes)?;
             let file =
                 std::fs::File::open(&source.host).map_err(Error::io("open", &source.host))?;
             hoist_snapshot::unpack_archive(file, &dest, &Default::default())?;

@@ -324,3 +324,25 @@ fn add_archive_leaves_the_destination_directory_owner_alone() {
     }
     assert_eq!(read(&case.out("dest/sub/f.txt")), "hi\n");
 }
+
+#[test]
+fn add_archive_with_chown_creates_the_destination_owned_by_it() {
+    if !is_root() {
+        return;
+    }
+    // BuildKit makes an unpacked archive's missing destination (and parents) as a copy
+    // makes its parents, owned by `--chown` (seen in dockerd 20.10); an existing one keeps
+    // its owner. The entries keep the archive's owners in both.
+    let tar = archive(None).unwrap();
+    let case = Case::new(
+        "FROM scratch\nCOPY keep.txt /dest/keep.txt\nADD --chown=7:8 a.tar /dest/\n\
+         ADD --chown=7:8 a.tar /owned/deep/\n",
+        &[("keep.txt", b"k"), ("a.tar", &tar)],
+    );
+    case.build().unwrap();
+    assert_eq!(owner(&case.out("dest")), (0, 0));
+    assert_eq!(owner(&case.out("owned")), (7, 8));
+    assert_eq!(owner(&case.out("owned/deep")), (7, 8));
+    assert_eq!(mode(&case.out("owned/deep")), 0o755);
+    assert_eq!(read(&case.out("owned/deep/sub/f.txt")), "hi\n");
+}
