@@ -11,9 +11,10 @@
 //! - [`dockerignore`]: `.dockerignore` files and moby/patternmatcher matching
 //!   ([`dockerignore::PatternMatcher`]).
 //!
-//! Two small readers of Go's text formats live here too, the lowest crate that needs them:
-//! [`go_duration`] (`time.Duration` printed and parsed) and [`go_csv`] (one `encoding/csv`
-//! record split into fields, as BuildKit reads `--mount` and buildx reads `-o`).
+//! Small readers of Go's text formats live here too, the lowest crate that needs them:
+//! [`go_duration`] (`time.Duration` printed and parsed), [`go_csv`] (one `encoding/csv`
+//! record split into fields, as BuildKit reads `--mount` and buildx reads `-o`) and
+//! [`go_glob`] (`filepath.Match`, the wildcards of `COPY`/`ADD` sources).
 //!
 //! Everything here is pure: no I/O, no async. Errors are one [`Error`] enum whose messages
 //! follow BuildKit's texts, and carry the line range of the offending instruction.
@@ -23,6 +24,7 @@ pub mod dockerignore;
 mod error;
 pub mod go_csv;
 pub mod go_duration;
+pub mod go_glob;
 pub mod instructions;
 pub mod parser;
 pub mod shell;

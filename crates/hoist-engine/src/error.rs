@@ -75,6 +75,13 @@ pub enum Error {
     /// A copy met a directory where it copies a file. `path` as the container sees it.
     #[error("cannot replace to directory {path} with file")]
     CopyFileOverDirectory { path: String },
+    /// A `COPY`/`ADD` source's wildcards are malformed (Go's `filepath.Match` grammar).
+    #[error("invalid source pattern {pattern:?}: {source}")]
+    SourcePattern {
+        pattern: String,
+        #[source]
+        source: hoist_dockerfile::go_glob::BadPattern,
+    },
     /// A `--chmod` value in a copy is neither octal nor a symbolic mode.
     #[error("invalid --chmod={mode}: not an octal or symbolic mode")]
     InvalidChmod { mode: String },

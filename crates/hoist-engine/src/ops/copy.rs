@@ -77,7 +77,6 @@ pub(super) fn expand(root: &Path, pattern: &str, follow: bool) -> Result<Vec<Sou
     let base = scoped_path::resolve(root, &prefix, true)?;
     let mut current = vec![(scoped_path::container_path(root, &base), base)];
     for component in &components[first..] {
-        let matcher = PatternMatcher::new([*component])?;
         let mut next = Vec::new();
         for (path, host) in current {
             if !host.symlink_metadata().is_ok_and(|m| m.is_dir()) {
@@ -99,7 +98,14 @@ pub(super) fn expand(root: &Path, pattern: &str, follow: bool) -> Result<Vec<Sou
             names.sort();
             for name in names {
                 let text = name.to_string_lossy();
-                if matcher.matches(&text)? {
+                let matched =
+                    hoist_dockerfile::go_glob::matches(component, &text).map_err(|source| {
+                        Error::SourcePattern {
+                            pattern: pattern.to_owned(),
+                            source,
+                        }
+                    })?;
+                if matched {
                     next.push((format!("{parent}/{text}"), host.join(&name)));
                 }
             }

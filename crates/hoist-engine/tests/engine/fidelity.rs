@@ -190,6 +190,23 @@ fn escaped_wildcard_source_to_a_file_name_writes_the_file() {
     assert_eq!(read(&case.out("app6/file.txt")), "o");
 }
 
+/// Copy sources match with Go's `filepath.Match`, as fsutil resolves them: `[*]` is a
+/// literal `*`. (Matched as a `.dockerignore` pattern, the star inside the class became a
+/// wildcard and the pattern matched neither file.) The whole context is sent here
+/// (`COPY .`), so the context's own filtering plays no part.
+#[test]
+fn copy_source_class_with_a_star_matches_a_literal_star() {
+    let case = Case::new(
+        "FROM scratch\nCOPY . /all\nCOPY app/star[*].txt /star/\nCOPY app/st?r[x-z].txt /range/\n",
+        &[("app/star*.txt", b"s"), ("app/starx.txt", b"x")],
+    );
+    case.build().unwrap();
+    assert_eq!(read(&case.out("star/star*.txt")), "s");
+    assert!(!case.out("star/starx.txt").exists());
+    assert_eq!(read(&case.out("range/starx.txt")), "x");
+    assert!(!case.out("range/star*.txt").exists());
+}
+
 #[test]
 fn copy_dir_onto_symlink_to_dir_is_refused() {
     // `base/` puts the symlink `/sub -> target` in the image (links inside a copied
