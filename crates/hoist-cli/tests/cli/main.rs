@@ -22,3 +22,4 @@ mod prune;
 mod prune_after_kill;
 mod registry_commands;
 mod reproducible;
+mod secrets;
