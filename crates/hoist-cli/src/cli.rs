@@ -294,6 +294,10 @@ pub struct BuildArgs {
     /// `docker-image://REF` for an image.
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
+    /// Secret to expose to the build (format: `id=mysecret[,src=/local/secret]`, or
+    /// `id=ID,env=VAR`; `type=file|env` says how to read a bare `src`).
+    #[arg(long = "secret", value_name = "SPEC")]
+    pub secrets: Vec<String>,
     /// Set target platform for build (comma-separated or repeated).
     #[arg(long = "platform", value_name = "PLATFORM")]
     pub platforms: Vec<String>,

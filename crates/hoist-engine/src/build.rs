@@ -18,6 +18,7 @@ use hoist_solver::Event;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::error::Result;
+use crate::secrets::Secrets;
 use crate::steps::Progress;
 use crate::worker::Worker;
 
@@ -51,6 +52,9 @@ pub struct BuildRequest {
     /// The directories of local named contexts (`--build-context NAME=DIR`), by the local
     /// name `options.named_contexts` gives them.
     pub named_contexts: BTreeMap<String, PathBuf>,
+    /// `--secret`s by id, for `RUN --mount=type=secret`; their values reach no digest,
+    /// record, layer or progress line.
+    pub secrets: Secrets,
 }
 
 /// What a build produced.

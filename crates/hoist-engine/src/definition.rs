@@ -15,6 +15,7 @@ use hoist_oci::Platform;
 use crate::build::BuildRequest;
 use crate::error::{Error, Result};
 use crate::ops::LocalContexts;
+use crate::secrets::SecretStore;
 use crate::steps::Progress;
 
 /// A build's definition as loaded: what the frontend and the solver read.
@@ -28,10 +29,13 @@ pub struct Loaded {
     pub contexts: LocalContexts,
     /// `--pull` (see [`BuildRequest::pull`]).
     pub pull: bool,
+    /// The values of the build's secrets, read before any step runs.
+    pub secrets: SecretStore,
 }
 
 /// Parses the request's Dockerfile and reads the ignore files of its contexts.
 pub fn load_definition(request: &BuildRequest, progress: &Progress) -> Result<Loaded> {
+    let secrets = SecretStore::load(&request.secrets)?;
     let step = progress.step(format!(
         "[internal] load build definition from {}",
         dockerfile_base_name(&request.dockerfile_name)
@@ -57,6 +61,7 @@ pub fn load_definition(request: &BuildRequest, progress: &Progress) -> Result<Lo
         platforms: request.platforms.clone(),
         contexts,
         pull: request.pull,
+        secrets,
     })
 }
 

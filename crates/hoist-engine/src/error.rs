@@ -118,6 +118,16 @@ pub enum Error {
         /// The platforms that do run here, comma-separated.
         runs: String,
     },
+    /// `--secret id=ID,src=FILE` names a file that cannot be read.
+    #[error("secret {id}: cannot read {}: {source}", path.display())]
+    SecretFile {
+        id: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `RUN --mount=type=secret,required=true` for a secret the build was not given.
+    #[error("secret {id}: not found")]
+    SecretNotFound { id: String },
     /// An `ADD <url>` download could not be made (connection, TLS, a body cut short).
     #[error("failed to download {url}: {message}")]
     Download { url: String, message: String },

@@ -7,6 +7,9 @@
 //! - [`Ref`] / [`LayerRef`]: what every op produces — a committed snapshot and its layers.
 //! - [`EngineOp`]: the [`hoist_solver::Op`] over one [`hoist_graph::Vertex`] (image and
 //!   local sources, exec, file ops, merge); see the `ops` module docs.
+//! - [`Secrets`] / [`SecretStore`]: a build's `--secret`s by id and their values, read once
+//!   before any step for `RUN --mount=type=secret`; no value reaches a digest, record,
+//!   layer or progress line.
 //! - [`DiskCacheStore`]: cache key → [`Ref`] records in the state dir, safe for two
 //!   processes, so a second build reuses every step and writes no blob.
 //! - [`disk_usage`] / [`prune`]: what the cache holds ([`CacheUsage`] per record) and
@@ -43,6 +46,7 @@ mod ops;
 mod prune;
 mod resolve;
 pub mod runtime;
+mod secrets;
 mod solve;
 mod state_dir;
 mod steps;
@@ -57,6 +61,7 @@ pub use error::{Error, Result};
 pub use hoist_content::ContentStore;
 pub use ops::{EngineOp, LocalContexts};
 pub use prune::{disk_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind};
+pub use secrets::{SecretSource, SecretStore, Secrets};
 pub use state_dir::{Environment, StateDir, SYSTEM_ROOT};
 pub use steps::Progress;
 pub use worker::{LayerRef, Ref, Worker};

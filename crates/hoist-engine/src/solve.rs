@@ -15,6 +15,7 @@ use crate::cache::DiskCacheStore;
 use crate::definition::Loaded;
 use crate::error::{Error, Result};
 use crate::ops::{EngineOp, LocalContexts};
+use crate::secrets::SecretStore;
 use crate::steps::Progress;
 use crate::worker::{Ref, Worker};
 
@@ -35,6 +36,7 @@ pub async fn solve(
 ) -> Result<Solved> {
     check_platforms(definition)?;
     let contexts = Arc::new(loaded.contexts.clone());
+    let secrets = Arc::new(loaded.secrets.clone());
     let cache = DiskCacheStore::open(Arc::clone(worker))?;
     // No bound on steps at once, as BuildKit without `max-parallelism`: RUN steps mostly wait
     // (on sleeps, networks, emulators), and the kernel shares the CPUs among the busy ones.
@@ -56,7 +58,7 @@ pub async fn solve(
             targets.push(None);
             continue;
         };
-        let vertices = solver_vertices(&conv.graph, worker, &contexts)?;
+        let vertices = solver_vertices(&conv.graph, worker, &contexts, &secrets)?;
         for id in conv.graph.ancestors(output.vertex) {
             let vertex = vertices
                 .get(&id)
@@ -113,6 +115,7 @@ fn solver_vertices(
     graph: &hoist_graph::Graph,
     worker: &Arc<Worker>,
     contexts: &Arc<LocalContexts>,
+    secrets: &Arc<SecretStore>,
 ) -> Result<HashMap<VertexId, Arc<Vertex<EngineOp>>>> {
     let mut out: HashMap<VertexId, Arc<Vertex<EngineOp>>> = HashMap::new();
     for (id, vertex) in graph.vertices() {
@@ -135,7 +138,8 @@ fn solver_vertices(
             start: l.start,
             end: l.end,
         });
-        let op = EngineOp::new(vertex.clone(), Arc::clone(worker), Arc::clone(contexts));
+        let op = EngineOp::new(vertex.clone(), Arc::clone(worker), Arc::clone(contexts))
+            .with_secrets(Arc::clone(secrets));
         out.insert(
             id,
             Vertex::with_options(vertex.name.clone(), op, vertex_inputs, options),

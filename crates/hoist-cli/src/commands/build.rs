@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use hoist_engine::runtime::Runtime;
-use hoist_engine::{BuildRequest, Worker};
+use hoist_engine::{BuildRequest, SecretSource, Secrets, Worker};
 use hoist_export::Output;
 use hoist_frontend::{BuildOptions, NamedContext};
 use hoist_oci::{Platform, Reference};
@@ -73,6 +73,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         outputs,
         pull: args.pull,
         named_contexts: named_dirs,
+        secrets: secrets(&args.secrets)?,
     };
     let client = RegistryClient::new(ctx.registry_config(&[])?, Credentials::from_docker_config());
     let executor = Runtime::from_flag(&args.runtime).executor()?;
@@ -252,6 +253,57 @@ fn named_contexts(
         options.named_contexts.insert(name, context);
     }
     Ok(dirs)
+}
+
+/// `--secret` as buildx reads it: `id=`, `src=`/`source=` (a file), `env=` (a variable),
+/// `type=file|env` (with `env`, a `src` names the variable). With neither source, the
+/// variable named like the id when it is set, else the file of that name. A variable that is
+/// not set gives no secret (a RUN that requires it fails); a file is read by the engine,
+/// which names it when it cannot.
+fn secrets(flags: &[String]) -> anyhow::Result<Secrets> {
+    let mut secrets = Secrets::new();
+    for flag in flags {
+        let (mut id, mut file, mut env, mut kind) = (None, None, None, None);
+        for field in flag.split(',') {
+            let Some((key, value)) = field.split_once('=') else {
+                bail!("invalid field '{field}' must be a key=value pair");
+            };
+            match key.trim().to_ascii_lowercase().as_str() {
+                "type" => match value {
+                    "file" | "env" => kind = Some(value.to_owned()),
+                    _ => bail!("unsupported secret type {value:?}"),
+                },
+                "id" => id = Some(value.to_owned()),
+                "source" | "src" => file = Some(value.to_owned()),
+                "env" => env = Some(value.to_owned()),
+                _ => bail!("unexpected key '{key}' in '{field}'"),
+            }
+        }
+        if kind.as_deref() == Some("env") && env.as_deref().unwrap_or_default().is_empty() {
+            env = file.take();
+        }
+        let id = id.filter(|id| !id.is_empty());
+        let Some(id) = id else {
+            bail!("invalid --secret {flag:?}: secret ID missing");
+        };
+        let env = env.filter(|e| !e.is_empty());
+        let file = file.filter(|f| !f.is_empty());
+        let (env, file) = match (env, file) {
+            (None, None) if std::env::var_os(&id).is_some() => (Some(id.clone()), None),
+            (None, None) => (None, Some(id.clone())),
+            other => other,
+        };
+        let source = match (env, file) {
+            (Some(var), _) => match std::env::var_os(&var) {
+                Some(value) => SecretSource::Value(value.into_encoded_bytes()),
+                None => continue,
+            },
+            (None, Some(file)) => SecretSource::File(PathBuf::from(file)),
+            (None, None) => continue,
+        };
+        secrets.insert(id, source);
+    }
+    Ok(secrets)
 }
 
 /// Refuses, before anything is built, an output that would write a tar to a terminal

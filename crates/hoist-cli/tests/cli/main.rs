@@ -23,3 +23,4 @@ mod prune;
 mod prune_after_kill;
 mod registry_commands;
 mod reproducible;
+mod secrets;

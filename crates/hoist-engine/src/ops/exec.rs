@@ -8,7 +8,11 @@
 //! from that source when first made; `sharing=locked` holds an `flock` for the run,
 //! `private` takes an instance no concurrent run holds.
 //! A RUN for a foreign platform logs which `binfmt_misc` emulator runs it.
-//! Secret and SSH mounts and `--security=insecure` are refused as unsupported.
+//! A secret mount shows the build's secret as a read-only file (written for the run into
+//! a private temporary directory, on `/dev/shm` when there is one, removed afterwards; the
+//! sandbox removes the stub it mounts on) and/or as an environment variable of this run
+//! alone; a secret the build was not given is skipped, or fails the run when `required`.
+//! SSH mounts and `--security=insecure` are refused as unsupported.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -27,10 +31,14 @@ use crate::worker::{create_dir_all, Ref};
 /// How many of the last output lines a failure reports.
 const LAST_LINES: usize = 6;
 
-/// The run's mount snapshots (views and throwaway writable ones, removed when dropped) and
-/// cache-mount locks, released once the run is over.
+/// The run's mount snapshots (views and throwaway writable ones, removed when dropped),
+/// cache-mount locks and secret files, released once the run is over.
 #[derive(Default)]
-struct Cleanup<'a>(Vec<ActiveSnapshot<'a, AnySnapshotter>>, Vec<std::fs::File>);
+struct Cleanup<'a>(
+    Vec<ActiveSnapshot<'a, AnySnapshotter>>,
+    Vec<std::fs::File>,
+    Vec<tempfile::TempDir>,
+);
 
 pub(super) async fn exec(op: &EngineOp, ctx: &ExecContext, inputs: Vec<Ref>) -> Result<Ref> {
     if let Some(note) = emulation_note(op) {
@@ -224,10 +232,41 @@ fn prepare_and_run<'a>(
                 target,
                 size: (*size > 0).then_some(*size),
             }),
-            MountKind::Secret { .. } | MountKind::Ssh { .. } => return Err(Error::Unsupported(
-                "RUN --mount=type=secret and type=ssh (no secrets or SSH agents are forwarded yet)"
-                    .into(),
-            )),
+            MountKind::Secret {
+                id,
+                env,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                let Some(value) = op.secrets.get(id) else {
+                    if *required {
+                        return Err(Error::SecretNotFound { id: id.clone() });
+                    }
+                    continue;
+                };
+                if let Some(name) = env {
+                    let name = if name.is_empty() { id } else { name };
+                    spec.env.retain(|(k, _)| k != name);
+                    spec.env
+                        .push((name.clone(), String::from_utf8_lossy(value).into_owned()));
+                }
+                if !mount.target.is_empty() {
+                    let (dir, file) = secret_file(value, *mode, *uid, *gid)?;
+                    cleanup.2.push(dir);
+                    spec.mounts.push(BindMount {
+                        source: file,
+                        target,
+                        readonly: true,
+                    });
+                }
+            }
+            MountKind::Ssh { .. } => {
+                return Err(Error::Unsupported(
+                    "RUN --mount=type=ssh (no SSH agents are forwarded yet)".into(),
+                ))
+            }
         }
     }
     let mut last: VecDeque<String> = VecDeque::new();
@@ -255,6 +294,43 @@ fn prepare_and_run<'a>(
             output: last.into_iter().collect(),
         })
     }
+}
+
+/// Writes a secret's value for one run: a file with the mount's mode and owner in a new
+/// directory only root can enter, on `/dev/shm` (memory) when there is one. The directory
+/// goes when dropped.
+fn secret_file(
+    value: &[u8],
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<(tempfile::TempDir, PathBuf)> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+
+    let shm = std::path::Path::new("/dev/shm");
+    let parent = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("hoist-secret-")
+        .tempdir_in(&parent)
+        .map_err(Error::io("create a directory in", &parent))?;
+    let path = dir.path().join("secret");
+    let mut file = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(Error::io("create", &path))?;
+    file.write_all(value).map_err(Error::io("write", &path))?;
+    drop(file);
+    std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(Error::io("chown", &path))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o7777))
+        .map_err(Error::io("chmod", &path))?;
+    Ok((dir, path))
 }
 
 /// The directory of cache mount `name` this run uses, and the lock held for the run:

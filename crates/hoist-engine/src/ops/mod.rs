@@ -32,6 +32,7 @@ use hoist_snapshot::{SnapshotId, Snapshotter};
 use hoist_solver::{CacheMap, Digest, ExecContext};
 
 use crate::error::{Error, Result};
+use crate::secrets::SecretStore;
 use crate::worker::{Ref, Worker};
 
 pub(crate) use image::{pull_verified, read_config};
@@ -45,6 +46,8 @@ pub struct EngineOp {
     vertex: hoist_graph::Vertex,
     worker: Arc<Worker>,
     contexts: Arc<LocalContexts>,
+    /// The build's secrets, for exec ops' secret mounts.
+    secrets: Arc<SecretStore>,
     /// What an http source's cache key was computed from, for its run.
     http: http::Slot,
 }
@@ -59,8 +62,15 @@ impl EngineOp {
             vertex,
             worker,
             contexts,
+            secrets: Arc::default(),
             http: http::Slot::default(),
         }
+    }
+
+    /// The secrets its exec's `type=secret` mounts read (none by default).
+    pub fn with_secrets(mut self, secrets: Arc<SecretStore>) -> EngineOp {
+        self.secrets = secrets;
+        self
     }
 
     fn definition_digest(&self) -> Digest {

@@ -101,6 +101,7 @@ impl Case {
             outputs: Output::parse_all(&[format!("type=local,dest={}", out.display())]).unwrap(),
             pull: false,
             named_contexts: Default::default(),
+            secrets: Default::default(),
         };
         edit(&mut request);
         let (script, runs) = (Arc::clone(&self.script), Arc::clone(&self.runs));

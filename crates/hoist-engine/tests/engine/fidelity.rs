@@ -70,6 +70,7 @@ impl Case {
             outputs: Output::parse_all(&[format!("type=local,dest={}", out.display())]).unwrap(),
             pull: false,
             named_contexts: Default::default(),
+            secrets: Default::default(),
         };
         let client = RegistryClient::new(RegistryConfig::default(), Credentials::default());
         let state = StateDir::new(self.dir.path().join("state"));

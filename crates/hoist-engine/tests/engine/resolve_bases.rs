@@ -120,6 +120,7 @@ fn three_bases_resolve_config_only_and_at_once() {
         outputs: Vec::new(),
         pull: false,
         named_contexts: Default::default(),
+        secrets: Default::default(),
     };
     let client = RegistryClient::new(RegistryConfig::default(), Credentials::anonymous());
     let worker = Arc::new(Worker::open(StateDir::new(dir.path().join("state")), client).unwrap());
