@@ -1,0 +1,62 @@
+//! The rest of buildx's `build` flags: `-q/--quiet` (no progress, the image ID on stdout),
+//! multi-platform docker outputs refused before any step runs, `--load` reaching the daemon
+//! named by `DOCKER_HOST`, `registry.insecure=true` pushes, and `RUN --device`.
+//!
+//! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`).
+
+use std::process::Stdio;
+
+use crate::build_env::{tar_entries, BuildEnv};
+
+/// The config digest of the single image in an OCI layout tar.
+fn oci_tar_config_digest(tar: &std::path::Path) -> String {
+    let entries = tar_entries(tar);
+    let index: serde_json::Value = serde_json::from_slice(&entries["index.json"]).unwrap();
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest_path = format!("blobs/{}", manifest_digest.replace(':', "/"));
+    let manifest: serde_json::Value = serde_json::from_slice(&entries[&manifest_path]).unwrap();
+    manifest["config"]["digest"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn quiet_prints_only_the_image_id() {
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = env.fresh_dir("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo quiet > /q\n",
+    )
+    .unwrap();
+    let out = env.fresh_dir("out").join("image.tar");
+    let output = format!("type=oci,dest={}", out.display());
+    let ctx_arg = ctx.display().to_string();
+    let result = env
+        .command(&["build", "-q", "-o", &output, &ctx_arg])
+        .env_remove("BUILDKIT_PROGRESS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let stdout = String::from_utf8(result.stdout).unwrap();
+    assert_eq!(stdout, format!("{}\n", oci_tar_config_digest(&out)));
+    // No progress at all: no step lines, no exporter lines.
+    assert!(!stderr.contains("RUN echo quiet"), "{stderr}");
+    assert!(!stderr.contains("exporting"), "{stderr}");
+    assert!(stderr.trim().is_empty(), "{stderr}");
+}
+
+#[test]
+fn quiet_with_another_progress_mode_is_refused() {
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = env.fresh_dir("ctx");
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let ctx_arg = ctx.display().to_string();
+    let result = env.hoist(&["build", "--quiet", "--progress=plain", &ctx_arg]);
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("progress=plain and quiet cannot be used together"),
+        "{stderr}"
+    );
+}
