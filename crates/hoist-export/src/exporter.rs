@@ -25,10 +25,6 @@ use crate::{archive, docker, rootfs};
 /// Where the Docker daemon's API listens.
 pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
-/// buildx's message when a docker output gets more than one platform.
-pub(crate) const DOCKER_MANIFEST_LISTS: &str =
-    "docker exporter does not currently support exporting manifest lists";
-
 /// Writes built images to outputs.
 #[derive(Debug, Clone)]
 pub struct Exporter {
@@ -155,10 +151,8 @@ impl Exporter {
                 });
             }
             check_dest(output)?;
+            output.check_platform_count(request.images.len())?;
             match output {
-                Output::Docker(_) if request.images.len() > 1 => {
-                    return Err(Error::Unsupported(DOCKER_MANIFEST_LISTS.into()));
-                }
                 Output::Image(o) if o.push && self.registry.is_none() => {
                     return Err(Error::NoRegistryClient {
                         reference: o.names.first().map(ToString::to_string).unwrap_or_default(),
@@ -249,9 +243,6 @@ impl Exporter {
     }
 
     async fn export_docker(&self, run: &Arc<Run>, o: &DockerOutput) -> Result<ExportedImage> {
-        if run.images.len() > 1 {
-            return Err(Error::Unsupported(DOCKER_MANIFEST_LISTS.into()));
-        }
         let assembled = self.assemble(run, o.format, o.annotations.clone()).await?;
         let root = strip_platform(&assembled);
         let store = self.store.clone();

@@ -60,3 +60,52 @@ fn quiet_with_another_progress_mode_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn multi_platform_load_is_refused_before_any_step_runs() {
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = env.fresh_dir("ctx");
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN touch /ran\n").unwrap();
+    let ctx_arg = ctx.display().to_string();
+    let load_dest = format!(
+        "type=docker,dest={}",
+        env.fresh_dir("out").join("x.tar").display()
+    );
+    for (flags, message) in [
+        (
+            vec!["--load"],
+            "ERROR: docker exporter does not currently support exporting manifest lists",
+        ),
+        (
+            vec!["-o", "type=docker"],
+            "ERROR: docker exporter does not currently support exporting manifest lists",
+        ),
+        (
+            vec!["-o", load_dest.as_str()],
+            "ERROR: docker exporter does not support exporting manifest lists, \
+             use the oci exporter instead",
+        ),
+    ] {
+        let mut args = vec![
+            "build",
+            "--progress=plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "two:1",
+        ];
+        args.extend(flags.iter().copied());
+        args.push(&ctx_arg);
+        let blobs_before = env.blob_count();
+        let result = env.hoist(&args);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(1), "{flags:?}: {stderr}");
+        assert!(stderr.contains(message), "{flags:?}: {stderr}");
+        // Nothing started: no step at all in the progress, nothing pulled.
+        assert!(
+            !stderr.lines().any(|l| l.starts_with('#')),
+            "{flags:?}: a step ran:\n{stderr}"
+        );
+        assert_eq!(env.blob_count(), blobs_before, "{flags:?}");
+    }
+}
