@@ -7,7 +7,8 @@
 //!   [`Annotations`];
 //! - [`PlatformImage`] / [`ExportLayer`] / [`ExportRequest`]: what the engine hands over;
 //! - [`Exporter`]: holds the [`hoist_content::ContentStore`], an optional
-//!   [`hoist_registry::RegistryClient`] and the Docker API socket; [`Exporter::export`] writes
+//!   [`hoist_registry::RegistryClient`] and the Docker daemon's [`DockerEndpoint`] (by
+//!   default the one `DOCKER_HOST` or the current docker context names); [`Exporter::export`] writes
 //!   every output and returns an [`ExportResult`], whose [`ExportResult::metadata`] is
 //!   BuildKit's `containerimage.*` response ([`ExportMetadata`]); [`ExportProgress`] hears
 //!   when each output starts and ends (shown as [`Output::progress_name`]);
@@ -71,6 +72,7 @@ mod output;
 mod result;
 mod rootfs;
 
+pub use docker::DockerEndpoint;
 pub use error::{Error, Result};
 pub use exporter::{ExportProgress, Exporter, DEFAULT_DOCKER_SOCKET};
 pub use image::{ExportLayer, ExportRequest, PlatformImage};

@@ -109,3 +109,139 @@ fn multi_platform_load_is_refused_before_any_step_runs() {
         assert_eq!(env.blob_count(), blobs_before, "{flags:?}");
     }
 }
+
+/// A fake Docker daemon on a unix socket: answers one `POST /images/load` and hands back
+/// the request line and body it received.
+fn fake_docker_daemon(socket: &std::path::Path) -> std::thread::JoinHandle<(String, Vec<u8>)> {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line).unwrap();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let answer = b"{\"stream\":\"Loaded image: loaded:1\\n\"}\n";
+        let mut stream = stream;
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            answer.len()
+        )
+        .unwrap();
+        stream.write_all(answer).unwrap();
+        (request_line.trim_end().to_owned(), body)
+    })
+}
+
+/// The `RepoTags` of the one image in a docker-archive.
+fn docker_archive_repo_tags(archive: &[u8]) -> serde_json::Value {
+    let path = std::env::temp_dir().join(format!(
+        "hoist-loaded-{}-{}.tar",
+        std::process::id(),
+        crate::build_env::unique()
+    ));
+    std::fs::write(&path, archive).unwrap();
+    let entries = tar_entries(&path);
+    std::fs::remove_file(&path).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&entries["manifest.json"]).unwrap();
+    manifest[0]["RepoTags"].clone()
+}
+
+#[test]
+fn load_goes_to_the_daemon_docker_host_names() {
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = env.fresh_dir("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo loaded > /l\n",
+    )
+    .unwrap();
+    let ctx_arg = ctx.display().to_string();
+    let socket = env.fresh_dir("daemon").join("docker.sock");
+    let daemon = fake_docker_daemon(&socket);
+    let result = env
+        .command(&[
+            "build",
+            "--progress=plain",
+            "--load",
+            "-t",
+            "loaded:1",
+            &ctx_arg,
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let (request_line, body) = daemon.join().unwrap();
+    assert_eq!(request_line, "POST /images/load?quiet=1 HTTP/1.1");
+    assert_eq!(
+        docker_archive_repo_tags(&body),
+        serde_json::json!(["loaded:1"])
+    );
+}
+
+#[test]
+fn load_goes_to_the_current_docker_context() {
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = env.fresh_dir("ctx");
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nENV BY=context\n").unwrap();
+    let ctx_arg = ctx.display().to_string();
+    let socket = env.fresh_dir("daemon").join("docker.sock");
+    let docker_config = env.fresh_dir("docker-config");
+    std::fs::write(
+        docker_config.join("config.json"),
+        r#"{"currentContext":"elsewhere"}"#,
+    )
+    .unwrap();
+    // The docker CLI keeps a context's metadata under the sha256 of its name.
+    use sha2::Digest as _;
+    let id = hex::encode(sha2::Sha256::digest(b"elsewhere"));
+    let meta = docker_config.join("contexts/meta").join(id);
+    std::fs::create_dir_all(&meta).unwrap();
+    std::fs::write(
+        meta.join("meta.json"),
+        format!(
+            r#"{{"Name":"elsewhere","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"unix://{}","SkipTLSVerify":false}}}}}}"#,
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let daemon = fake_docker_daemon(&socket);
+    let result = env
+        .command(&[
+            "build",
+            "--progress=plain",
+            "--load",
+            "-t",
+            "ctx:1",
+            &ctx_arg,
+        ])
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .env("DOCKER_CONFIG", &docker_config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let (_, body) = daemon.join().unwrap();
+    assert_eq!(
+        docker_archive_repo_tags(&body),
+        serde_json::json!(["ctx:1"])
+    );
+}
