@@ -59,7 +59,8 @@
 //!   list with `oci-mediatypes=false`) whose entries carry each platform exactly.
 //! - `image.name` metadata holds the names normalised (`docker.io/library/app:latest`), not
 //!   as typed.
-//! - `insecure=true` is parsed but applied by whoever configures the registry client.
+//! - `insecure=true` / `registry.insecure=true` is parsed but applied by whoever configures
+//!   the registry client (`hoist build` marks the pushed-to hosts `insecure` for that build).
 
 mod archive;
 mod assemble;

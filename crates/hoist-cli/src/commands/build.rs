@@ -74,7 +74,12 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         pull: args.pull,
         named_contexts: named_dirs,
     };
-    let client = RegistryClient::new(ctx.registry_config(&[])?, Credentials::from_docker_config());
+    let insecure = insecure_push_hosts(&request.outputs);
+    let insecure: Vec<&str> = insecure.iter().map(String::as_str).collect();
+    let client = RegistryClient::new(
+        ctx.registry_config(&insecure)?,
+        Credentials::from_docker_config(),
+    );
     let executor = Runtime::from_flag(&args.runtime).executor()?;
     let worker = Arc::new(Worker::with_executor(ctx.state_dir()?, client, executor)?);
     let mode = progress_mode(&args)?;
@@ -272,6 +277,20 @@ fn named_contexts(
         options.named_contexts.insert(name, context);
     }
     Ok(dirs)
+}
+
+/// The registries that `registry.insecure=true` outputs push to: for this build, the client
+/// reaches them over unverified TLS or plain HTTP.
+fn insecure_push_hosts(outputs: &[Output]) -> BTreeSet<String> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Image(image) if image.push && image.insecure => Some(&image.names),
+            _ => None,
+        })
+        .flatten()
+        .map(|name| name.domain().to_owned())
+        .collect()
 }
 
 /// Refuses, before anything is built, an output that would write a tar to a terminal

@@ -245,3 +245,54 @@ fn load_goes_to_the_current_docker_context() {
         serde_json::json!(["ctx:1"])
     );
 }
+
+#[test]
+fn registry_insecure_pushes_to_a_registry_with_an_untrusted_certificate() {
+    use hoist_testkit::registry::{RegistryOptions, TestRegistry};
+    let Some(env) = BuildEnv::new() else { return };
+    let Some(tls) = TestRegistry::start_with(RegistryOptions {
+        basic_auth: None,
+        tls: true,
+    }) else {
+        return;
+    };
+    let ctx = env.fresh_dir("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo pushed > /p\n",
+    )
+    .unwrap();
+    let ctx_arg = ctx.display().to_string();
+    let host = tls.host();
+    let build = |output: &str| {
+        let result = env.hoist(&["build", "--progress=plain", "-o", output, &ctx_arg]);
+        let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+        (result.status.success(), stderr)
+    };
+    let repositories = tls.storage_dir().join("docker/registry/v2/repositories");
+
+    // Without the option the certificate is checked, and the TLS error is what is reported.
+    let (ok, stderr) = build(&format!("type=registry,name={host}/strict/app:1"));
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains(&format!("https://{host}/")), "{stderr}");
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+    assert!(!repositories.join("strict/app").exists());
+
+    for (repository, output) in [
+        ("insecure/registry", "type=registry,registry.insecure=true"),
+        (
+            "insecure/image",
+            "type=image,push=true,registry.insecure=true",
+        ),
+    ] {
+        let (ok, stderr) = build(&format!("{output},name={host}/{repository}:1"));
+        assert!(ok, "{output}: {stderr}");
+        assert!(
+            repositories
+                .join(repository)
+                .join("_manifests/tags/1")
+                .is_dir(),
+            "{output}: no tag in the registry"
+        );
+    }
+}
