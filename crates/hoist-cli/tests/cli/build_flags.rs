@@ -296,3 +296,37 @@ fn registry_insecure_pushes_to_a_registry_with_an_untrusted_certificate() {
         );
     }
 }
+
+#[test]
+fn run_device_is_refused_naming_the_device() {
+    let Some(env) = BuildEnv::new() else { return };
+    for (flag, shown) in [
+        (
+            "--device=vendor.com/gpu=all",
+            "RUN --device=vendor.com/gpu=all:",
+        ),
+        (
+            "--device=vendor.com/gpu=0,required",
+            "RUN --device=vendor.com/gpu=0,required:",
+        ),
+    ] {
+        let ctx = env.fresh_dir("ctx");
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            format!("FROM busybox\nRUN {flag} touch /ran\n"),
+        )
+        .unwrap();
+        let ctx_arg = ctx.display().to_string();
+        let result = env.hoist(&["build", "--progress=plain", &ctx_arg]);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(shown), "{stderr}");
+        assert!(stderr.contains("does not support CDI devices"), "{stderr}");
+        // The failing line is shown, and no RUN step started.
+        assert!(
+            stderr.contains(&format!(">>> RUN {flag} touch /ran")),
+            "{stderr}"
+        );
+        assert!(!stderr.lines().any(|l| l.contains("] RUN ")), "{stderr}");
+    }
+}
