@@ -310,6 +310,9 @@ pub struct BuildArgs {
     /// Shorthand for `--output=type=docker`.
     #[arg(long)]
     pub load: bool,
+    /// Suppress the build output and print image ID on success.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Set type of progress output (`auto`, `plain`, `tty`, `quiet`, `rawjson`).
     #[arg(
         long,

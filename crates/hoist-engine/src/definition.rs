@@ -1,7 +1,8 @@
 //! Stage 1 of a build, [`load_definition`]: the Dockerfile parsed and the ignore files of
 //! the main and named contexts read — everything later stages need from the request's
 //! files, reported as BuildKit's `[internal] load build definition from Dockerfile` and
-//! `[internal] load .dockerignore`.
+//! `[internal] load .dockerignore`. Outputs that cannot take the request's platforms (a
+//! docker output of several) are refused here, before anything is loaded or run.
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,10 @@ pub struct Loaded {
 
 /// Parses the request's Dockerfile and reads the ignore files of its contexts.
 pub fn load_definition(request: &BuildRequest, progress: &Progress) -> Result<Loaded> {
+    // What no output could take is refused before anything runs, as buildx does.
+    for output in &request.outputs {
+        output.check_platform_count(request.platforms.len().max(1))?;
+    }
     let secrets = SecretStore::load(&request.secrets)?;
     let step = progress.step(format!(
         "[internal] load build definition from {}",

@@ -122,7 +122,7 @@ fn write_docker<W: Write>(
 ) -> Result<W> {
     let [image] = assembled.manifests.as_slice() else {
         return Err(Error::Unsupported(
-            crate::exporter::DOCKER_MANIFEST_LISTS.into(),
+            crate::output::DOCKER_ARCHIVE_MANIFEST_LISTS.into(),
         ));
     };
     let mut archive = DockerArchiveWriter::new(out)?;

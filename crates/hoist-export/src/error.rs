@@ -122,23 +122,39 @@ pub enum Error {
     /// The Docker daemon could not be reached.
     #[error(
         "failed to load the image into Docker: cannot connect to the Docker daemon at \
-         unix://{socket}: {source} (is the docker daemon running? use -o type=docker,dest=<file> \
+         {endpoint}: {source} (is the docker daemon running? use -o type=docker,dest=<file> \
          to write an archive instead)"
     )]
     DockerUnreachable {
-        /// The API socket.
-        socket: PathBuf,
+        /// The API endpoint (`unix:///var/run/docker.sock`, `tcp://host:port`).
+        endpoint: String,
         /// The underlying error.
         #[source]
         source: io::Error,
     },
     /// The Docker daemon refused the load.
-    #[error("failed to load the image into Docker at unix://{socket}: {message}")]
+    #[error("failed to load the image into Docker at {endpoint}: {message}")]
     DockerLoad {
-        /// The API socket.
-        socket: PathBuf,
+        /// The API endpoint.
+        endpoint: String,
         /// What the daemon said, or what failed in the exchange.
         message: String,
+    },
+    /// `DOCKER_HOST` (or a context's endpoint) is not a daemon address hoist can use.
+    #[error("invalid docker host {host:?}: {reason}")]
+    DockerHost {
+        /// The value.
+        host: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The docker CLI's config or the current context's metadata could not be read.
+    #[error("cannot find the docker daemon from {path}: {reason}")]
+    DockerContext {
+        /// The file read.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
     },
     /// A blocking task panicked or was cancelled.
     #[error("export task failed: {0}")]

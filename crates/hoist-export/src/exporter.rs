@@ -13,6 +13,7 @@ use hoist_content::ContentStore;
 use hoist_registry::RegistryClient;
 
 use crate::assemble::{Assembled, Assembler};
+use crate::docker::DockerEndpoint;
 use crate::error::{Error, Result};
 use crate::image::{ExportRequest, PlatformImage};
 use crate::output::{
@@ -22,19 +23,16 @@ use crate::output::{
 use crate::result::{ExportResult, ExportedImage, OutputResult};
 use crate::{archive, docker, rootfs};
 
-/// Where the Docker daemon's API listens.
+/// Where the Docker daemon's API listens by default.
 pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
-
-/// buildx's message when a docker output gets more than one platform.
-pub(crate) const DOCKER_MANIFEST_LISTS: &str =
-    "docker exporter does not currently support exporting manifest lists";
 
 /// Writes built images to outputs.
 #[derive(Debug, Clone)]
 pub struct Exporter {
     store: ContentStore,
     registry: Option<RegistryClient>,
-    docker_socket: PathBuf,
+    /// `None`: found when loading, by [`DockerEndpoint::from_environment`].
+    docker: Option<DockerEndpoint>,
     progress: Option<Arc<dyn ExportProgress>>,
 }
 
@@ -61,7 +59,7 @@ impl Exporter {
             store,
             registry: None,
             progress: None,
-            docker_socket: PathBuf::from(DEFAULT_DOCKER_SOCKET),
+            docker: None,
         }
     }
 
@@ -71,10 +69,16 @@ impl Exporter {
         self
     }
 
-    /// Loads `type=docker` outputs without `dest` through this socket instead of
-    /// [`DEFAULT_DOCKER_SOCKET`].
-    pub fn with_docker_socket(mut self, socket: impl Into<PathBuf>) -> Self {
-        self.docker_socket = socket.into();
+    /// Loads `type=docker` outputs without `dest` through this unix socket instead of the
+    /// daemon the environment names.
+    pub fn with_docker_socket(self, socket: impl Into<PathBuf>) -> Self {
+        self.with_docker_endpoint(DockerEndpoint::Unix(socket.into()))
+    }
+
+    /// Loads `type=docker` outputs without `dest` into the daemon at `endpoint` instead of
+    /// the one the environment names ([`DockerEndpoint::from_environment`]).
+    pub fn with_docker_endpoint(mut self, endpoint: DockerEndpoint) -> Self {
+        self.docker = Some(endpoint);
         self
     }
 
@@ -155,10 +159,8 @@ impl Exporter {
                 });
             }
             check_dest(output)?;
+            output.check_platform_count(request.images.len())?;
             match output {
-                Output::Docker(_) if request.images.len() > 1 => {
-                    return Err(Error::Unsupported(DOCKER_MANIFEST_LISTS.into()));
-                }
                 Output::Image(o) if o.push && self.registry.is_none() => {
                     return Err(Error::NoRegistryClient {
                         reference: o.names.first().map(ToString::to_string).unwrap_or_default(),
@@ -249,9 +251,6 @@ impl Exporter {
     }
 
     async fn export_docker(&self, run: &Arc<Run>, o: &DockerOutput) -> Result<ExportedImage> {
-        if run.images.len() > 1 {
-            return Err(Error::Unsupported(DOCKER_MANIFEST_LISTS.into()));
-        }
         let assembled = self.assemble(run, o.format, o.annotations.clone()).await?;
         let root = strip_platform(&assembled);
         let store = self.store.clone();
@@ -269,7 +268,11 @@ impl Exporter {
                     archive::write_docker_temp(&store, &written, &out.names)
                 })
                 .await?;
-                docker::load(&self.docker_socket, archive.path()).await?;
+                let endpoint = match &self.docker {
+                    Some(endpoint) => endpoint.clone(),
+                    None => DockerEndpoint::from_environment()?,
+                };
+                docker::load(&endpoint, archive.path()).await?;
             }
         }
         Ok(exported(&assembled, root, &o.names))

@@ -7,7 +7,8 @@
 //!   [`Annotations`];
 //! - [`PlatformImage`] / [`ExportLayer`] / [`ExportRequest`]: what the engine hands over;
 //! - [`Exporter`]: holds the [`hoist_content::ContentStore`], an optional
-//!   [`hoist_registry::RegistryClient`] and the Docker API socket; [`Exporter::export`] writes
+//!   [`hoist_registry::RegistryClient`] and the Docker daemon's [`DockerEndpoint`] (by
+//!   default the one `DOCKER_HOST` or the current docker context names); [`Exporter::export`] writes
 //!   every output and returns an [`ExportResult`], whose [`ExportResult::metadata`] is
 //!   BuildKit's `containerimage.*` response ([`ExportMetadata`]); [`ExportProgress`] hears
 //!   when each output starts and ends (shown as [`Output::progress_name`]);
@@ -58,7 +59,8 @@
 //!   list with `oci-mediatypes=false`) whose entries carry each platform exactly.
 //! - `image.name` metadata holds the names normalised (`docker.io/library/app:latest`), not
 //!   as typed.
-//! - `insecure=true` is parsed but applied by whoever configures the registry client.
+//! - `insecure=true` / `registry.insecure=true` is parsed but applied by whoever configures
+//!   the registry client (`hoist build` marks the pushed-to hosts `insecure` for that build).
 
 mod archive;
 mod assemble;
@@ -71,6 +73,7 @@ mod output;
 mod result;
 mod rootfs;
 
+pub use docker::DockerEndpoint;
 pub use error::{Error, Result};
 pub use exporter::{ExportProgress, Exporter, DEFAULT_DOCKER_SOCKET};
 pub use image::{ExportLayer, ExportRequest, PlatformImage};

@@ -224,6 +224,14 @@ impl Annotations {
     }
 }
 
+/// buildx's message when `--load` (a docker output without `dest`) gets several platforms.
+pub(crate) const DOCKER_LOAD_MANIFEST_LISTS: &str =
+    "docker exporter does not currently support exporting manifest lists";
+
+/// buildx's message when a docker archive (`dest=`) gets several platforms.
+pub(crate) const DOCKER_ARCHIVE_MANIFEST_LISTS: &str =
+    "docker exporter does not support exporting manifest lists, use the oci exporter instead";
+
 /// The exporter type names, as `type=` spells them.
 const TYPES: &str = "image, registry, oci, docker, local, tar, cacheonly";
 
@@ -371,6 +379,22 @@ impl Output {
             Output::Local(_) => Some("exporting to client directory"),
             Output::Tar(_) => Some("exporting to client tarball"),
             Output::CacheOnly => None,
+        }
+    }
+
+    /// Refuses, as buildx does before anything is built, an output that cannot hold the
+    /// images of `platforms` target platforms: a docker archive, or an image loaded into the
+    /// daemon, is one image and never a manifest list.
+    pub fn check_platform_count(&self, platforms: usize) -> Result<()> {
+        match self {
+            Output::Docker(docker) if platforms > 1 => Err(Error::Unsupported(
+                match docker.dest {
+                    DockerDest::Load => DOCKER_LOAD_MANIFEST_LISTS,
+                    DockerDest::File(_) => DOCKER_ARCHIVE_MANIFEST_LISTS,
+                }
+                .into(),
+            )),
+            _ => Ok(()),
         }
     }
 

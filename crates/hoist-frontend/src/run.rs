@@ -42,6 +42,19 @@ impl Converter<'_> {
         command: &Command,
     ) -> Result<()> {
         let span = command.span;
+        // BuildKit gives CDI devices to RUN when its worker has them and the build is
+        // entitled; hoist's sandbox has none, so a device is refused, never dropped.
+        if let Some(device) = run.devices.first() {
+            let required = if device.required { ",required" } else { "" };
+            return Err(Error::at(
+                span,
+                format!(
+                    "RUN --device={}{required}: device {:?} cannot be provided: \
+                     hoist's sandbox does not support CDI devices",
+                    device.name, device.name
+                ),
+            ));
+        }
         let mut inputs = Inputs {
             outputs: Vec::new(),
         };

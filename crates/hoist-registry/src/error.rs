@@ -99,7 +99,7 @@ pub enum RegistryError {
         message: String,
     },
     /// The request could not be sent or its answer not read (connection, TLS, timeout).
-    #[error("{method} {url} failed: {source}")]
+    #[error("{method} {url} failed: {}", with_causes(source))]
     Http {
         /// HTTP method.
         method: String,
@@ -206,3 +206,19 @@ pub enum RegistryError {
 
 /// This crate's result type.
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// A transport error with its causes (`error sending request: … invalid peer certificate:
+/// UnknownIssuer`): reqwest's own text leaves out the TLS or connection error beneath it.
+fn with_causes(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
+}

@@ -75,10 +75,15 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         named_contexts: named_dirs,
         secrets: secrets(&args.secrets)?,
     };
-    let client = RegistryClient::new(ctx.registry_config(&[])?, Credentials::from_docker_config());
+    let insecure = insecure_push_hosts(&request.outputs);
+    let insecure: Vec<&str> = insecure.iter().map(String::as_str).collect();
+    let client = RegistryClient::new(
+        ctx.registry_config(&insecure)?,
+        Credentials::from_docker_config(),
+    );
     let executor = Runtime::from_flag(&args.runtime).executor()?;
     let worker = Arc::new(Worker::with_executor(ctx.state_dir()?, client, executor)?);
-    let mode = ProgressMode::parse(&args.progress);
+    let mode = progress_mode(&args)?;
     let result = block_on(async move {
         let (events, renderer) = progress::start(mode);
         let result = hoist_engine::build(worker, request, Some(events)).await;
@@ -134,12 +139,32 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         let json = metadata.to_json()?;
         std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    // buildx's image ID: the config digest of a single-platform image, else the root
+    // digest (an index's), else nothing.
+    let id = metadata.config_digest.as_ref().or(metadata.digest.as_ref());
+    let id = id.map(ToString::to_string).unwrap_or_default();
     if let Some(path) = &args.iidfile {
-        let id = metadata.config_digest.as_ref().or(metadata.digest.as_ref());
-        let id = id.map(ToString::to_string).unwrap_or_default();
-        std::fs::write(path, id).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.quiet {
+        super::print(format!("{id}\n"))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--progress`, with `-q` as buildx reads it: quiet progress, refused next to any other
+/// explicit mode.
+fn progress_mode(args: &BuildArgs) -> anyhow::Result<ProgressMode> {
+    if args.quiet {
+        if args.progress != "auto" && args.progress != "quiet" {
+            bail!(
+                "progress={} and quiet cannot be used together",
+                args.progress
+            );
+        }
+        return Ok(ProgressMode::Quiet);
+    }
+    Ok(ProgressMode::parse(&args.progress))
 }
 
 /// The Dockerfile's name (for messages) and bytes: `-f -` from stdin, `-f FILE`, or
@@ -304,6 +329,20 @@ fn secrets(flags: &[String]) -> anyhow::Result<Secrets> {
         secrets.insert(id, source);
     }
     Ok(secrets)
+}
+
+/// The registries that `registry.insecure=true` outputs push to: for this build, the client
+/// reaches them over unverified TLS or plain HTTP.
+fn insecure_push_hosts(outputs: &[Output]) -> BTreeSet<String> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Image(image) if image.push && image.insecure => Some(&image.names),
+            _ => None,
+        })
+        .flatten()
+        .map(|name| name.domain().to_owned())
+        .collect()
 }
 
 /// Refuses, before anything is built, an output that would write a tar to a terminal

@@ -10,6 +10,7 @@ mod build_command;
 mod build_conformance;
 mod build_e2e;
 mod build_env;
+mod build_flags;
 mod build_http;
 mod build_stdio;
 mod corpus;

@@ -328,7 +328,7 @@ fn load_of_two_platforms_fails_as_buildx() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("docker exporter does not currently support exporting manifest lists"),
+        stderr.contains("docker exporter does not support exporting manifest lists, use the oci exporter instead"),
         "{stderr}"
     );
 }

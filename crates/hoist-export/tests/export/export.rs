@@ -360,7 +360,7 @@ async fn docker_output_refuses_several_platforms() {
     let err = fx.exporter().export(&request).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "docker exporter does not currently support exporting manifest lists"
+        "docker exporter does not support exporting manifest lists, use the oci exporter instead"
     );
     assert!(!fx.path("x.tar").exists(), "nothing written");
 }
