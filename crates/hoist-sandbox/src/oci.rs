@@ -120,7 +120,7 @@ impl OciRuntimeExecutor {
     /// Runs the runtime only when the state root holds a hoist container.
     pub fn remove_orphans(&self) -> OrphanContainers {
         let mut report = OrphanContainers::default();
-        let ours = std::fs::read_dir(&self.state_root).map_or(false, |entries| {
+        let ours = std::fs::read_dir(&self.state_root).is_ok_and(|entries| {
             entries
                 .filter_map(std::result::Result::ok)
                 .any(|entry| entry.file_name().to_string_lossy().starts_with(ID_PREFIX))
