@@ -446,7 +446,10 @@ pub fn prune(state: &StateDir, options: &PruneOptions) -> Result<PruneReport> {
         candidates.extend(id);
     }
     // Prepared snapshots and views no live process holds are leftovers of killed builds
-    // (running builds hold theirs); they go before the committed snapshots they are made on.
+    // (running builds hold theirs); they go before the committed snapshots they are made on,
+    // and after the containers killed builds left running on them.
+    let containers = crate::runtime::remove_orphan_containers(None);
+    report.failed.extend(containers.failed);
     let orphans = cache.snapshotter.remove_orphans()?;
     report.removed_active = orphans.removed.len();
     report.failed.extend(orphans.failed);

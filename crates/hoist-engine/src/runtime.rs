@@ -1,7 +1,8 @@
 //! What runs `RUN` steps: [`Runtime`], `hoist build --runtime` as a typed request, turned
 //! into the sandbox's executor by [`Runtime::executor`]; and [`init_if_requested`], the
 //! entry point of the built-in runtime, which a binary embedding the engine calls first
-//! thing in `main` (the runtime re-executes that binary as its helper).
+//! thing in `main` (the runtime re-executes that binary as its helper);
+//! [`remove_orphan_containers`]: what killed builds left running in an OCI runtime.
 
 use crate::error::{Error, Result};
 
@@ -37,6 +38,37 @@ impl Runtime {
                 }),
         }
     }
+}
+
+/// Stops and deletes the OCI runtime containers of killed builds (with `executor`'s runtime
+/// when it is one, and with each of [`hoist_sandbox::KNOWN_RUNTIMES`] in `PATH`, under the
+/// default state root), before the snapshot sweep unmounts their root file systems. Nothing
+/// runs when no runtime is installed or no hoist container is there.
+pub(crate) fn remove_orphan_containers(
+    executor: Option<&AnyExecutor>,
+) -> hoist_sandbox::OrphanContainers {
+    let mut runtimes: Vec<hoist_sandbox::OciRuntimeExecutor> = match executor {
+        Some(AnyExecutor::OciRuntime(oci)) => vec![oci.clone()],
+        _ => Vec::new(),
+    };
+    for found in hoist_sandbox::KNOWN_RUNTIMES
+        .iter()
+        .filter_map(|name| hoist_sandbox::OciRuntimeExecutor::find(name))
+    {
+        let known = runtimes
+            .iter()
+            .any(|r| r.runtime() == found.runtime() && r.state_root() == found.state_root());
+        if !known {
+            runtimes.push(found);
+        }
+    }
+    let mut report = hoist_sandbox::OrphanContainers::default();
+    for runtime in runtimes {
+        let swept = runtime.remove_orphans();
+        report.removed.extend(swept.removed);
+        report.failed.extend(swept.failed);
+    }
+    report
 }
 
 #[cfg(test)]

@@ -114,8 +114,11 @@ impl Worker {
         let (store, snapshotter, engine) = state.open()?;
         let builds = builds_lock(&engine)?;
         FileExt::lock_shared(&builds).map_err(Error::io("lock", &builds_lock_path(&engine)))?;
-        // What killed builds left mounted goes now, not at the next prune: no live process
-        // holds those snapshots' leases. One that cannot be removed is retried by prune.
+        // What killed builds left running or mounted goes now, not at the next prune: no
+        // live process holds their containers' owner locks or their snapshots' leases.
+        // Containers first, so that their root file systems are no longer in use. One that
+        // cannot be removed is retried by prune.
+        let _ = crate::runtime::remove_orphan_containers(Some(&executor));
         let _ = snapshotter.remove_orphans();
         let blobs = store.lease()?;
         let uses = UseLease::take(&use_leases_dir(&engine))?;

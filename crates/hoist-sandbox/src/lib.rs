@@ -7,7 +7,8 @@
 //!   [`home_dir`]: the `HOME` a process gets when its environment has none.
 //! - [`Executor`] with the closed [`AnyExecutor`] over the backends:
 //!   [`BuiltinExecutor`] (namespaces + `pivot_root`, nothing to install; the default) and
-//!   [`OciRuntimeExecutor`] (runc or crun on a generated bundle); with the `testing`
+//!   [`OciRuntimeExecutor`] (runc or crun on a generated bundle; its `remove_orphans`
+//!   stops what killed builds left running, reported as [`OrphanContainers`]); with the `testing`
 //!   feature also `ScriptedExecutor`, a closure run in place of a process, so callers
 //!   test what happens around a RUN without root.
 //! - [`CancelToken`]: stop a run from another thread.
@@ -42,7 +43,7 @@ pub use builtin::BuiltinExecutor;
 pub use cancel::CancelToken;
 pub use error::{Error, Result};
 pub use executor::{AnyExecutor, Executor};
-pub use oci::{OciRuntimeExecutor, DEFAULT_STATE_ROOT, KNOWN_RUNTIMES};
+pub use oci::{OciRuntimeExecutor, OrphanContainers, DEFAULT_STATE_ROOT, KNOWN_RUNTIMES};
 pub use output::{CollectedOutput, OutputSink, OutputStream, MAX_LINE};
 #[cfg(feature = "testing")]
 pub use scripted::{Script, ScriptedExecutor};

@@ -1,13 +1,22 @@
 //! The OCI runtime backend: writes a bundle (`config.json` pointing at the prepared rootfs)
 //! and runs `runc run` or `crun run` on it in the foreground.
 //!
+//! A build killed with `kill -9` must not leave its container running: `runtime run` gets
+//! SIGKILL as its parent-death signal, and each container's bundle holds `owner.lock`,
+//! flocked by the hoist process running it. The kernel drops that lock when the process
+//! dies, so [`OciRuntimeExecutor::remove_orphans`] stops and deletes every hoist container
+//! whose lock it can take (a killed build's), and removes its bundle.
+//!
 //! The config is built with `serde_json::json!` rather than the `oci-spec` crate: it is a
 //! few dozen fixed fields, and `oci-spec`'s builders would add more compile time than code.
 
+use std::fs::File;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::defaults;
@@ -22,6 +31,30 @@ pub const KNOWN_RUNTIMES: &[&str] = &["runc", "crun"];
 
 /// Where runtimes keep container state unless told otherwise.
 pub const DEFAULT_STATE_ROOT: &str = "/run/hoist/runtime";
+
+/// The file in each bundle that the hoist process running its container holds flocked.
+const OWNER_LOCK: &str = "owner.lock";
+
+/// How the ids of hoist's containers and the names of their bundles begin.
+const ID_PREFIX: &str = "hoist-";
+const BUNDLE_PREFIX: &str = "hoist-bundle-";
+
+/// What [`OciRuntimeExecutor::remove_orphans`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrphanContainers {
+    /// The ids of the containers stopped and deleted.
+    pub removed: Vec<String>,
+    /// Those that could not be (or the listing that failed), with why; a later sweep retries.
+    pub failed: Vec<(String, String)>,
+}
+
+/// One entry of `runtime list --format json` (runc and crun both print these fields).
+#[derive(Debug, Deserialize)]
+struct Listed {
+    id: String,
+    #[serde(default)]
+    bundle: PathBuf,
+}
 
 /// Runs processes through an OCI runtime binary (runc, crun).
 #[derive(Debug, Clone)]
@@ -69,11 +102,170 @@ impl OciRuntimeExecutor {
         &self.runtime
     }
 
+    /// The runtime's state root (its `--root`).
+    pub fn state_root(&self) -> &Path {
+        &self.state_root
+    }
+
     /// `runtime --root <state root> <args>`.
     fn command(&self) -> Command {
         let mut command = Command::new(&self.runtime);
         command.arg("--root").arg(&self.state_root);
         command
+    }
+
+    /// Stops and deletes every container hoist started under this state root whose owner
+    /// (the hoist process that ran it) is dead, and removes its bundle: what a killed build
+    /// left running. Safe next to running builds, which hold their containers' owner locks.
+    /// Runs the runtime only when the state root holds a hoist container.
+    pub fn remove_orphans(&self) -> OrphanContainers {
+        let mut report = OrphanContainers::default();
+        let ours = std::fs::read_dir(&self.state_root).is_ok_and(|entries| {
+            entries
+                .filter_map(std::result::Result::ok)
+                .any(|entry| entry.file_name().to_string_lossy().starts_with(ID_PREFIX))
+        });
+        if !ours {
+            return report;
+        }
+        let listed = match self.list() {
+            Ok(listed) => listed,
+            Err(e) => {
+                report
+                    .failed
+                    .push((self.state_root.display().to_string(), e.to_string()));
+                return report;
+            }
+        };
+        for container in listed.into_iter().filter(|c| c.id.starts_with(ID_PREFIX)) {
+            let lock = container.bundle.join(OWNER_LOCK);
+            let _owner = match lock_owner(&lock, false) {
+                Ok(Some(owner)) => Some(owner),
+                // Its owner still runs it.
+                Ok(None) => continue,
+                // The bundle is gone: so is its owner.
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    None
+                }
+                Err(e) => {
+                    report.failed.push((container.id, e.to_string()));
+                    continue;
+                }
+            };
+            match self.stop_and_delete(&container.id) {
+                Ok(()) => {
+                    let is_bundle = container
+                        .bundle
+                        .file_name()
+                        .is_some_and(|name| name.to_string_lossy().starts_with(BUNDLE_PREFIX));
+                    if is_bundle {
+                        let _ = std::fs::remove_dir_all(&container.bundle);
+                    }
+                    report.removed.push(container.id);
+                }
+                Err(e) => report.failed.push((container.id, e.to_string())),
+            }
+        }
+        report
+    }
+
+    /// The containers under the state root.
+    fn list(&self) -> Result<Vec<Listed>> {
+        let out = self
+            .command()
+            .args(["list", "--format", "json"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| Error::Spawn {
+                program: self.runtime.clone(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(Error::Runtime {
+                runtime: self.runtime.clone(),
+                detail: format!("list: {}", String::from_utf8_lossy(&out.stderr).trim_end()),
+            });
+        }
+        // runc prints `null` for no container.
+        serde_json::from_slice::<Option<Vec<Listed>>>(&out.stdout)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| Error::Runtime {
+                runtime: self.runtime.clone(),
+                detail: format!("list printed no container list: {e}"),
+            })
+    }
+
+    /// `kill <id> KILL`, then `delete --force <id>` (which waits for it to stop and removes
+    /// its cgroup and state).
+    fn stop_and_delete(&self, id: &str) -> Result<()> {
+        // Fails when it has stopped already; delete says whether it is gone.
+        let _ = self
+            .command()
+            .args(["kill", id, "KILL"])
+            .stdin(Stdio::null())
+            .output();
+        let out = self
+            .command()
+            .args(["delete", "--force", id])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| Error::Spawn {
+                program: self.runtime.clone(),
+                source,
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(Error::Runtime {
+                runtime: self.runtime.clone(),
+                detail: format!(
+                    "delete {id}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim_end()
+                ),
+            })
+        }
+    }
+}
+
+/// Opens `path` and locks it exclusive, waiting (`wait`) or not; `None` when another
+/// process holds it. Created only when waiting (the owner's side).
+fn lock_owner(path: &Path, wait: bool) -> Result<Option<File>> {
+    use rustix::fs::FlockOperation;
+    let file = File::options()
+        .create(wait)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    let operation = if wait {
+        FlockOperation::LockExclusive
+    } else {
+        FlockOperation::NonBlockingLockExclusive
+    };
+    match rustix::fs::flock(&file, operation) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(Error::io("lock", path, e.into())),
+    }
+}
+
+/// Makes `command`'s child get SIGKILL when the thread that spawns it ends (hoist killed),
+/// so `runtime run` does not outlive hoist.
+fn die_with_parent(command: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and only makes the
+    // `prctl` and `getppid` system calls, which are async-signal-safe; it allocates nothing
+    // and takes no lock.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            // The parent died before the signal was set: it will never come.
+            if u32::try_from(nix::unistd::getppid().as_raw()).ok() != Some(parent) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
     }
 }
 
@@ -93,9 +285,11 @@ impl Executor for OciRuntimeExecutor {
                 .map(|mount| mount.target.as_path()),
         );
         let bundle = tempfile::Builder::new()
-            .prefix("hoist-bundle-")
+            .prefix(BUNDLE_PREFIX)
             .tempdir()
             .map_err(|e| Error::io("create temp dir in", std::env::temp_dir(), e))?;
+        // Held until the container is gone: while it is, remove_orphans leaves it alone.
+        let _owner = lock_owner(&bundle.path().join(OWNER_LOCK), true)?;
         let config_path = bundle.path().join("config.json");
         let config = config_json(spec, &etc.hosts(), &etc.resolv_conf());
         let bytes = serde_json::to_vec_pretty(&config)
@@ -106,8 +300,9 @@ impl Executor for OciRuntimeExecutor {
         let log = bundle.path().join("runtime.log");
 
         let id = container_id();
-        let mut child = self
-            .command()
+        let mut command = self.command();
+        die_with_parent(&mut command);
+        let mut child = command
             .arg("--log")
             .arg(&log)
             .arg("--log-format")
@@ -175,7 +370,7 @@ fn container_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!(
-        "hoist-{}-{}-{nanos}",
+        "{ID_PREFIX}{}-{}-{nanos}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )

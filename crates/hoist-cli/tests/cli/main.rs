@@ -22,6 +22,7 @@ mod multiplatform_build;
 mod platform_local;
 mod prune;
 mod prune_after_kill;
+mod prune_after_kill_runc;
 mod registry_commands;
 mod reproducible;
 mod secrets;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::build_env::{count_files, BuildEnv};
 
 /// The mount points under `root` in this (the host's) mount namespace.
-fn mounts_under(root: &Path) -> Vec<String> {
+pub(crate) fn mounts_under(root: &Path) -> Vec<String> {
     let root = root.display().to_string();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -23,7 +23,7 @@ fn mounts_under(root: &Path) -> Vec<String> {
         .collect()
 }
 
-fn entries(dir: &Path) -> Vec<String> {
+pub(crate) fn entries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(Result::ok)
@@ -53,7 +53,7 @@ fn spawn_build(env: &BuildEnv, dockerfile: &str) -> Child {
 }
 
 /// Polls `ready` for up to two minutes; whether it became true.
-fn wait_for(mut ready: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_for(mut ready: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         if ready() {
@@ -71,7 +71,7 @@ fn kill(mut child: Child) {
     std::thread::sleep(Duration::from_millis(300));
 }
 
-fn prune_all(env: &BuildEnv) {
+pub(crate) fn prune_all(env: &BuildEnv) {
     let out = env.command(&["prune", "-f", "--all"]).output().unwrap();
     assert!(
         out.status.success(),
@@ -81,7 +81,7 @@ fn prune_all(env: &BuildEnv) {
 }
 
 /// After a prune of everything: no snapshot, blob, ingest, layer chain or record, no mount.
-fn assert_nothing_left(root: &Path) {
+pub(crate) fn assert_nothing_left(root: &Path) {
     assert_eq!(mounts_under(root), Vec::<String>::new(), "mounts left");
     for dir in [
         "snapshots/active",

@@ -8,4 +8,5 @@
 mod devices;
 mod emulation;
 mod fixture;
+mod orphans;
 mod run;
