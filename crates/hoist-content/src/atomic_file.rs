@@ -18,10 +18,30 @@ use crate::error::{Error, Result};
 /// missing. The file is world-readable (0644 before the umask), as the OCI layout must be.
 /// A failure leaves the old file (or none) and no temp file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temp = written_temp_beside(path, bytes)?;
+    write_atomic_with(path, bytes, Durability::Durable)
+}
+
+/// What a replace must survive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// A crash or power loss: the file is fsynced before the rename, its directory after.
+    Durable,
+    /// Readers only: they see the old content or the new, but a power loss may lose the
+    /// update (or, rarely, leave an empty file). For facts a reader can do without — a
+    /// record's last-used time, a memo that is computed again — where an fsync per update
+    /// would cost every cached build.
+    Volatile,
+}
+
+/// [`write_atomic`] with the [`Durability`] the caller needs.
+pub fn write_atomic_with(path: &Path, bytes: &[u8], durability: Durability) -> Result<()> {
+    let temp = temp_beside(path, bytes, durability)?;
     temp.persist(path)
         .map_err(|e| Error::io("rename temp file to", path, e.error))?;
-    sync_parent(path)
+    match durability {
+        Durability::Durable => sync_parent(path),
+        Durability::Volatile => Ok(()),
+    }
 }
 
 /// Creates `path` with `bytes` atomically and durably unless it exists; never overwrites
@@ -31,7 +51,7 @@ pub(crate) fn create_atomic(path: &Path, bytes: &[u8]) -> Result<bool> {
     if path.exists() {
         return Ok(false);
     }
-    let temp = written_temp_beside(path, bytes)?;
+    let temp = temp_beside(path, bytes, Durability::Durable)?;
     match temp.persist_noclobber(path) {
         Ok(_) => sync_parent(path).map(|()| true),
         Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
@@ -40,8 +60,8 @@ pub(crate) fn create_atomic(path: &Path, bytes: &[u8]) -> Result<bool> {
 }
 
 /// A temp file in `path`'s directory (created, and made durable, if missing) holding
-/// `bytes`, fsynced; deleted when dropped unpersisted.
-fn written_temp_beside(path: &Path, bytes: &[u8]) -> Result<NamedTempFile> {
+/// `bytes`, fsynced when `durability` asks; deleted when dropped unpersisted.
+fn temp_beside(path: &Path, bytes: &[u8], durability: Durability) -> Result<NamedTempFile> {
     use std::os::unix::fs::PermissionsExt;
     let dir = parent(path);
     if !dir.is_dir() {
@@ -54,7 +74,10 @@ fn written_temp_beside(path: &Path, bytes: &[u8]) -> Result<NamedTempFile> {
         .tempfile_in(dir)
         .map_err(|e| Error::io("create temp file in", dir, e))?;
     temp.write_all(bytes)
-        .and_then(|()| temp.as_file().sync_all())
+        .and_then(|()| match durability {
+            Durability::Durable => temp.as_file().sync_all(),
+            Durability::Volatile => Ok(()),
+        })
         .map_err(|e| Error::io("write", temp.path(), e))?;
     Ok(temp)
 }
@@ -121,5 +144,15 @@ mod tests {
         assert!(!create_atomic(&path, b"two").unwrap());
         assert_eq!(fs::read(&path).unwrap(), b"one");
         assert_eq!(names(tmp.path()), ["layout"]);
+    }
+
+    #[test]
+    fn volatile_replace_is_atomic_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("record.json");
+        write_atomic(&path, b"old").unwrap();
+        write_atomic_with(&path, b"new", Durability::Volatile).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(names(dir.path()), ["record.json"]);
     }
 }

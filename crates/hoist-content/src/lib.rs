@@ -58,7 +58,7 @@ mod named_lease;
 mod names;
 mod store;
 
-pub use atomic_file::write_atomic;
+pub use atomic_file::{write_atomic, write_atomic_with, Durability};
 pub use error::{Error, Result};
 pub use gc::{GarbageUsage, GcOptions, GcReport};
 pub use ingest::{Committed, Expected, Ingest, Written};

@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fs4::fs_std::FileExt;
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
+use hoist_content::Durability;
 use hoist_solver::{BoxError, CacheKey, CacheStore, Claim};
 use serde::{Deserialize, Serialize};
 
@@ -123,14 +124,25 @@ impl RecordDir {
             })
     }
 
-    /// Writes the record of `key_hex` atomically. The caller holds the lock.
+    /// Writes the record of `key_hex` atomically and durably. The caller holds the lock.
     pub(crate) fn write(&self, key_hex: &str, record: &CacheRecord) -> Result<()> {
+        self.write_with(key_hex, record, Durability::Durable)
+    }
+
+    /// Writes the record of `key_hex` atomically, with `durability`. The caller holds the
+    /// lock.
+    fn write_with(
+        &self,
+        key_hex: &str,
+        record: &CacheRecord,
+        durability: Durability,
+    ) -> Result<()> {
         let path = self.path(key_hex);
         let bytes = serde_json::to_vec(record).map_err(|e| Error::CacheRecord {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        Ok(hoist_content::write_atomic(&path, &bytes)?)
+        Ok(hoist_content::write_atomic_with(&path, &bytes, durability)?)
     }
 
     /// The key (hex) of every record file, sorted; temp files and others are skipped.
@@ -242,7 +254,11 @@ impl DiskCacheStore {
         self.worker.hold_record(&hex, &record.value)?;
         record.last_used_ms = now_ms();
         record.usage_count += 1;
-        self.records.write(&hex, &record)?;
+        // Usage statistics need no fsync: losing an update only makes prune see the record
+        // as older (and a record that does not parse is a miss), while an fsync per hit would
+        // cost every cached step.
+        self.records
+            .write_with(&hex, &record, Durability::Volatile)?;
         Ok(Some(Arc::new(record.value)))
     }
 
