@@ -14,20 +14,27 @@ use hoist_frontend::BuildOptions;
 use hoist_oci::Platform;
 use hoist_registry::{Credentials, RegistryClient, RegistryConfig};
 
-/// A context in a temp dir; `build` exports the result to `out/`.
-struct Case {
+/// A context in a temp dir; `build` exports the result to `out/`. The `fidelity` tests use
+/// it too.
+pub(crate) struct Case {
     dir: tempfile::TempDir,
 }
 
 impl Case {
     /// Files (`name`, content); a name ending in `/` is a directory.
-    fn new(dockerfile: &str, files: &[(&str, &str)]) -> Case {
+    pub(crate) fn new(dockerfile: &str, files: &[(&str, &str)]) -> Case {
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(n, t)| (*n, t.as_bytes())).collect();
+        Case::with_bytes(dockerfile, &files)
+    }
+
+    /// [`Case::new`] with files of any bytes.
+    pub(crate) fn with_bytes(dockerfile: &str, files: &[(&str, &[u8])]) -> Case {
         let case = Case {
             dir: tempfile::tempdir().unwrap(),
         };
-        case.file("Dockerfile", dockerfile);
-        for (name, text) in files {
-            case.file(name, text);
+        case.file("Dockerfile", dockerfile.as_bytes());
+        for (name, bytes) in files {
+            case.file(name, bytes);
         }
         case
     }
@@ -36,17 +43,17 @@ impl Case {
         self.dir.path().join("ctx").join(rel)
     }
 
-    fn file(&self, name: &str, text: &str) {
+    fn file(&self, name: &str, bytes: &[u8]) {
         let path = self.ctx(name);
         if name.ends_with('/') {
             std::fs::create_dir_all(&path).unwrap();
             return;
         }
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
+        std::fs::write(path, bytes).unwrap();
     }
 
-    fn symlink(&self, target: &str, name: &str) {
+    pub(crate) fn symlink(&self, target: &str, name: &str) {
         let path = self.ctx(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(target, path).unwrap();
@@ -56,12 +63,12 @@ impl Case {
         std::fs::set_permissions(self.ctx(name), std::fs::Permissions::from_mode(mode)).unwrap();
     }
 
-    fn out(&self, rel: &str) -> PathBuf {
+    pub(crate) fn out(&self, rel: &str) -> PathBuf {
         self.dir.path().join("out").join(rel)
     }
 
     /// Builds with a fresh worker on the case's state dir, exporting to `out/`.
-    fn build(&self) -> Result<(), String> {
+    pub(crate) fn build(&self) -> Result<(), String> {
         let context = self.ctx("");
         let out = self.dir.path().join("out");
         let _ = std::fs::remove_dir_all(&out);
@@ -87,7 +94,7 @@ impl Case {
     }
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
@@ -142,7 +149,7 @@ fn symlink_sources_are_followed_and_keep_their_names() {
     assert!(!case.out("bar").exists());
 
     // The link's target is what the step reads: changing it is a change.
-    case.file("bar", "changed");
+    case.file("bar", b"changed");
     case.build().unwrap();
     assert_eq!(read(&case.out("foo")), "changed");
 }

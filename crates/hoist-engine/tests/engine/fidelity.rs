@@ -4,87 +4,17 @@
 //! unpacks. Tests about owners need root (without it the chowns are skipped) and say so.
 
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use hoist_engine::StateDir;
-use hoist_engine::{build, BuildRequest, Worker};
-use hoist_export::Output;
-use hoist_frontend::BuildOptions;
-use hoist_oci::Platform;
-use hoist_registry::{Credentials, RegistryClient, RegistryConfig};
+use crate::copy_semantics::{read, Case};
 
 /// The passwd and group files of the busybox images the end-to-end tests use.
 const PASSWD: &str =
     "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
 
-/// A context in a temp dir; `build` exports the result to `out/`.
-struct Case {
-    dir: tempfile::TempDir,
-}
-
-impl Case {
-    fn new(dockerfile: &str, files: &[(&str, &[u8])]) -> Case {
-        let case = Case {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        case.file("Dockerfile", dockerfile.as_bytes());
-        for (name, bytes) in files {
-            case.file(name, bytes);
-        }
-        case
-    }
-
-    fn ctx(&self, rel: &str) -> PathBuf {
-        self.dir.path().join("ctx").join(rel)
-    }
-
-    fn file(&self, name: &str, bytes: &[u8]) {
-        let path = self.ctx(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
-
-    fn symlink(&self, target: &str, name: &str) {
-        let path = self.ctx(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(target, path).unwrap();
-    }
-
-    fn out(&self, rel: &str) -> PathBuf {
-        self.dir.path().join("out").join(rel)
-    }
-
-    /// Builds with a fresh worker on the case's state dir, exporting to `out/`.
-    fn build(&self) -> Result<(), String> {
-        let context = self.ctx("");
-        let out = self.dir.path().join("out");
-        let _ = std::fs::remove_dir_all(&out);
-        let request = BuildRequest {
-            dockerfile: std::fs::read(context.join("Dockerfile")).unwrap(),
-            dockerfile_name: context.join("Dockerfile").display().to_string(),
-            context,
-            options: BuildOptions::new(Platform::host()),
-            platforms: Vec::new(),
-            outputs: Output::parse_all(&[format!("type=local,dest={}", out.display())]).unwrap(),
-            pull: false,
-            named_contexts: Default::default(),
-            secrets: Default::default(),
-        };
-        let client = RegistryClient::new(RegistryConfig::default(), Credentials::default());
-        let state = StateDir::new(self.dir.path().join("state"));
-        let worker = Arc::new(Worker::open(state, client).unwrap());
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime
-            .block_on(build(worker, request, None))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-}
-
 fn is_root() -> bool {
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let root = hoist_testkit::is_root();
     if !root {
         hoist_testkit::skip("checks owners of files the build chowns: needs root");
     }
@@ -104,7 +34,7 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn workdir_as_root_needs_no_passwd_file() {
-    let case = Case::new(
+    let case = Case::with_bytes(
         "FROM scratch\nUSER root\nWORKDIR /x\nUSER 0:root\nWORKDIR /y\n",
         &[],
     );
@@ -120,7 +50,7 @@ fn workdir_of_an_unknown_user_builds_and_leaves_existing_dirs_alone() {
     }
     // BuildKit's file ops take a name missing from passwd as root, and never touch a
     // directory that already exists.
-    let case = Case::new(
+    let case = Case::with_bytes(
         "FROM scratch\nCOPY passwd /etc/passwd\nCOPY group /etc/group\n\
          COPY --chown=7:8 --chmod=700 keep.txt /test/keep.txt\n\
          USER docker:root\nWORKDIR /test\nWORKDIR /fresh/sub\n",
@@ -141,7 +71,7 @@ fn workdir_creates_missing_parents_owned_by_the_user() {
     if !is_root() {
         return;
     }
-    let case = Case::new(
+    let case = Case::with_bytes(
         "FROM scratch\nCOPY passwd /etc/passwd\nCOPY group /etc/group\n\
          COPY --chmod=700 keep.txt /existing/keep.txt\n\
          USER nobody\nWORKDIR /created/directory\nWORKDIR /existing\n\
@@ -166,16 +96,12 @@ fn workdir_creates_missing_parents_owned_by_the_user() {
     assert_eq!(owner(&case.out("mixed")), (65534, 0));
 }
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
 #[test]
 fn escaped_wildcard_source_to_a_file_name_writes_the_file() {
     // The lexer turns `n\?pe` into the wildcard `n?pe` (as BuildKit's does), which matches
     // `n?pe` and `nope`; a destination without a trailing `/` is a file name for each match
     // in turn (the last one wins), not a directory, as in BuildKit (and dockerd 20.10).
-    let case = Case::new(
+    let case = Case::with_bytes(
         "FROM scratch\nCOPY ./app/n\\?pe/file.txt /app4/file.txt\n\
          COPY ./app/n?pe/file.txt /app5/file.txt\n\
          COPY ./app/only\\?/file.txt /app6/file.txt\n",
@@ -197,7 +123,7 @@ fn escaped_wildcard_source_to_a_file_name_writes_the_file() {
 /// (`COPY .`), so the context's own filtering plays no part.
 #[test]
 fn copy_source_class_with_a_star_matches_a_literal_star() {
-    let case = Case::new(
+    let case = Case::with_bytes(
         "FROM scratch\nCOPY . /all\nCOPY app/star[*].txt /star/\nCOPY app/st?r[x-z].txt /range/\n",
         &[("app/star*.txt", b"s"), ("app/starx.txt", b"x")],
     );
@@ -213,7 +139,7 @@ fn copy_dir_onto_symlink_to_dir_is_refused() {
     // `base/` puts the symlink `/sub -> target` in the image (links inside a copied
     // directory stay links); copying a directory `sub` onto it fails in BuildKit (and
     // dockerd 20.10) rather than replacing the link or following it.
-    let case = Case::new(
+    let case = Case::with_bytes(
         "FROM scratch\nCOPY base/ /\nCOPY dir/ /\n",
         &[("base/target/keep.txt", b"k"), ("dir/sub/file.txt", b"x")],
     );
@@ -224,7 +150,7 @@ fn copy_dir_onto_symlink_to_dir_is_refused() {
 
 #[test]
 fn copy_file_onto_directory_is_refused() {
-    let case = Case::new(
+    let case = Case::with_bytes(
         "FROM scratch\nCOPY base/ /\nCOPY dir/ /\n",
         &[("base/d/inner/keep.txt", b"k"), ("dir/d", b"z")],
     );
@@ -238,7 +164,7 @@ fn copy_file_onto_directory_is_refused() {
 #[test]
 fn copy_into_a_symlinked_destination_follows_it() {
     // The destination named by the instruction is resolved following symlinks.
-    let case = Case::new(
+    let case = Case::with_bytes(
         "FROM scratch\nCOPY base/ /\nCOPY dir/ /sub/\n",
         &[("base/target/keep.txt", b"k"), ("dir/file.txt", b"x")],
     );
@@ -309,7 +235,7 @@ fn add_unpacks_bzip2_xz_and_zstd_tarballs() {
         files.push((name, bytes));
     }
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-    let case = Case::new(
+    let case = Case::with_bytes(
         "FROM scratch\nADD a.tar.gz /gz/\nADD a.tar.bz2 /bz/\nADD a.tar.xz /xz/\nADD a.tar.zst /zst/\n",
         &refs,
     );
@@ -331,7 +257,7 @@ fn add_archive_leaves_the_destination_directory_owner_alone() {
     // The archive's `./` (1234:1234, 0700) changes neither an existing destination nor one
     // the ADD creates, as with moby's Untar (seen in dockerd 20.10).
     let tar = archive(None).unwrap();
-    let case = Case::new(
+    let case = Case::with_bytes(
         "FROM scratch\nCOPY keep.txt /dest/keep.txt\nADD a.tar /dest/\nADD a.tar /new/\n",
         &[("keep.txt", b"k"), ("a.tar", &tar)],
     );
@@ -352,7 +278,7 @@ fn add_archive_with_chown_creates_the_destination_owned_by_it() {
     // makes its parents, owned by `--chown` (seen in dockerd 20.10); an existing one keeps
     // its owner. The entries keep the archive's owners in both.
     let tar = archive(None).unwrap();
-    let case = Case::new(
+    let case = Case::with_bytes(
         "FROM scratch\nCOPY keep.txt /dest/keep.txt\nADD --chown=7:8 a.tar /dest/\n\
          ADD --chown=7:8 a.tar /owned/deep/\n",
         &[("keep.txt", b"k"), ("a.tar", &tar)],
