@@ -128,6 +128,11 @@ pub enum Error {
     /// `RUN --mount=type=secret,required=true` for a secret the build was not given.
     #[error("secret {id}: not found")]
     SecretNotFound { id: String },
+    /// A build context could not be made a directory: a piped or downloaded archive that
+    /// is not one or has an entry leaving its root, a remote context without the
+    /// Dockerfile, a download that is neither archive nor text.
+    #[error("unable to prepare context {input}: {reason}")]
+    Context { input: String, reason: String },
     /// An `ADD <url>` download could not be made (connection, TLS, a body cut short).
     #[error("failed to download {url}: {message}")]
     Download { url: String, message: String },

@@ -39,6 +39,7 @@
 
 mod build;
 mod cache;
+mod context;
 mod definition;
 mod error;
 mod export;
@@ -54,9 +55,11 @@ mod use_lease;
 mod worker;
 
 pub use build::{
-    build, export, load_definition, resolve, solve, BuildRequest, BuildResult, Loaded, Solved,
+    build, export, load_definition, prepare_contexts, resolve, solve, BuildRequest, BuildResult,
+    Loaded, Prepared, Solved,
 };
 pub use cache::{CacheRecord, DiskCacheStore};
+pub use context::{is_archive, ContextSource, TarStream, HEAD_LEN};
 pub use error::{Error, Result};
 pub use hoist_content::ContentStore;
 pub use ops::{EngineOp, LocalContexts};
