@@ -1,5 +1,5 @@
 //! [`ContextDir`]: the directory a remote or piped context is prepared in,
-//! `<state>/engine/contexts/<unique>/` (the files under `root/`, a download beside it),
+//! `<state>/engine/prepared-contexts/<unique>/` (the files under `root/`, a download beside it),
 //! removed when the guard drops — and, when a killed process could not drop it, by
 //! [`remove_orphans`].
 //!
@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// `<engine>/contexts`: where contexts are prepared.
+/// `<engine>/prepared-contexts`: where contexts are prepared (`<engine>/contexts` holds
+/// the stat caches of local ones).
 pub(crate) fn contexts_dir(engine: &Path) -> PathBuf {
-    engine.join("contexts")
+    engine.join("prepared-contexts")
 }
 
 /// One prepared context's directory, held by its lease; removed on drop.
@@ -26,7 +27,7 @@ pub(crate) struct ContextDir {
 }
 
 impl ContextDir {
-    /// Creates `<engine>/contexts/<unique>/` with its lease held and an empty `root/`.
+    /// Creates `<engine>/prepared-contexts/<unique>/` with its lease held and an empty `root/`.
     pub(crate) fn create(engine: &Path) -> Result<ContextDir> {
         let parent = contexts_dir(engine);
         std::fs::create_dir_all(&parent).map_err(Error::io("create", &parent))?;

@@ -4,7 +4,8 @@
 //! build's first stage, makes each one a local directory, so that everything after it is
 //! a local-directory build: the same files give the same image.
 //!
-//! What is not a local directory is prepared under `<state>/engine/contexts/<unique>/`
+//! What is not a local directory is prepared under
+//! `<state>/engine/prepared-contexts/<unique>/`
 //! ([`ContextDir`]: removed when the [`Prepared`] holding it drops, swept by the next build
 //! or prune when a killed process left it; its liveness is an `flock`, never an age).
 //!
@@ -33,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use archive::{is_archive, HEAD_LEN};
-pub(crate) use dir::remove_orphans;
+pub(crate) use dir::{contexts_dir, remove_orphans};
 
 use crate::build::BuildRequest;
 use crate::error::{Error, Result};

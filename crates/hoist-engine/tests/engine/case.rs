@@ -70,6 +70,11 @@ impl Case {
         std::fs::write(path, text).unwrap();
     }
 
+    /// The context directory (`ctx/`, holding the Dockerfile).
+    pub fn context_dir(&self) -> PathBuf {
+        self.dir.path().join("ctx")
+    }
+
     pub fn state(&self) -> StateDir {
         StateDir::new(self.dir.path().join("state"))
     }
