@@ -2,8 +2,7 @@
 //! the main and named contexts read (those that were local directories: BuildKit reads
 //! none of a remote or piped context) — everything later stages need from the request's
 //! files, reported as BuildKit's `[internal] load build definition from Dockerfile` and
-//! `[internal] load .dockerignore`. Outputs that cannot take the request's platforms (a
-//! docker output of several) are refused here, before anything is loaded or run.
+//! `[internal] load .dockerignore`.
 
 use std::path::{Path, PathBuf};
 
@@ -29,7 +28,7 @@ pub struct Loaded {
     pub platforms: Vec<Platform>,
     /// The local contexts by name (the main one as `context`).
     pub contexts: LocalContexts,
-    /// `--pull` (see [`BuildRequest::pull`]).
+    /// `--pull` (see [`crate::BuildRequest::pull`]).
     pub pull: bool,
     /// The values of the build's secrets, read before any step runs.
     pub secrets: SecretStore,
@@ -38,10 +37,6 @@ pub struct Loaded {
 /// Parses the prepared request's Dockerfile and reads the ignore files of its contexts.
 pub fn load_definition(prepared: &Prepared, progress: &Progress) -> Result<Loaded> {
     let request = &prepared.request;
-    // What no output could take is refused before anything runs, as buildx does.
-    for output in &request.outputs {
-        output.check_platform_count(request.platforms.len().max(1))?;
-    }
     let secrets = SecretStore::load(&request.secrets)?;
     let step = progress.step(format!(
         "[internal] load build definition from {}",

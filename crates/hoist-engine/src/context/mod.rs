@@ -178,12 +178,17 @@ pub struct Prepared {
 }
 
 /// Makes the request's main and named contexts local directories (see the module docs)
-/// and settles its Dockerfile. On failure nothing is left in the state dir.
+/// and settles its Dockerfile. On failure nothing is left in the state dir. Outputs that
+/// cannot take the request's platforms (a docker output of several) are refused first,
+/// before anything is downloaded, loaded or run, as buildx refuses them.
 pub async fn prepare_contexts(
     worker: &Worker,
     request: BuildRequest,
     progress: &Progress,
 ) -> Result<Prepared> {
+    for output in &request.outputs {
+        output.check_platform_count(request.platforms.len().max(1))?;
+    }
     let mut dirs = Vec::new();
     let mut contexts = LocalContexts::new();
     let mut ignore_files = BTreeSet::new();
