@@ -275,10 +275,13 @@ pub struct LogoutArgs {
 /// `hoist build`: buildx's flags, same names and meanings.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Build context directory (`-` for a tar on stdin is not supported yet).
-    #[arg(value_name = "PATH")]
+    /// Build context: a directory, an http(s) URL (a tarball, or a Dockerfile), a Git URL
+    /// (not supported yet), or `-` for stdin (a tar, plain or compressed, or a Dockerfile
+    /// with an empty context).
+    #[arg(value_name = "PATH | URL | -")]
     pub context: String,
-    /// Name of the Dockerfile (default: `PATH/Dockerfile`); `-` reads it from stdin.
+    /// Name of the Dockerfile (default: `PATH/Dockerfile`); `-` reads it from stdin. With a
+    /// URL or a tar on stdin, a relative name is read inside that context.
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     pub file: Option<String>,
     /// Name and optionally a tag (format: `name:tag`).
@@ -290,7 +293,8 @@ pub struct BuildArgs {
     /// Set the target build stage to build.
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
-    /// Additional build contexts (e.g., name=path): a directory, or
+    /// Additional build contexts (e.g., name=path): a directory, an http(s) URL (the
+    /// downloaded file, as `context`), a Git URL (not supported yet), or
     /// `docker-image://REF` for an image.
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,

@@ -1,6 +1,9 @@
-//! [`build`]: a Dockerfile and its context to exported images, as four stages a daemon can
+//! [`build`]: a Dockerfile and its context to exported images, as five stages a daemon can
 //! also call one by one:
 //!
+//! 0. [`prepare_contexts`]: every context a local directory (remote and piped ones
+//!    downloaded or unpacked under the state dir), the Dockerfile settled → [`Prepared`],
+//!    which holds those directories until it drops;
 //! 1. [`load_definition`]: parse the Dockerfile, read the ignore files → [`Loaded`];
 //! 2. [`resolve`]: the frontend session, every base image resolved (config only, all at
 //!    once) → a [`hoist_frontend::Definition`], one graph and config per platform;
@@ -8,7 +11,6 @@
 //! 4. [`export`]: the images finished and written to the outputs → [`BuildResult`].
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use hoist_export::{ExportResult, Output, PlatformImage};
@@ -17,11 +19,13 @@ use hoist_oci::Platform;
 use hoist_solver::Event;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::context::ContextSource;
 use crate::error::Result;
 use crate::secrets::Secrets;
 use crate::steps::Progress;
 use crate::worker::Worker;
 
+pub use crate::context::{prepare_contexts, Prepared};
 pub use crate::definition::{load_definition, Loaded};
 pub use crate::export::export;
 pub use crate::resolve::resolve;
@@ -30,13 +34,16 @@ pub use crate::solve::{solve, Solved};
 /// Everything one build needs, typed.
 #[derive(Debug, Clone)]
 pub struct BuildRequest {
-    /// The Dockerfile's bytes.
-    pub dockerfile: Vec<u8>,
+    /// The Dockerfile's bytes as the client read them (a file, stdin); `None` reads
+    /// `dockerfile_name` from the main context once it is prepared (a remote context's own
+    /// Dockerfile, as BuildKit reads it).
+    pub dockerfile: Option<Vec<u8>>,
     /// Its path as the user named it (`-` for stdin), for error excerpts and for finding
-    /// `<Dockerfile>.dockerignore`.
+    /// `<Dockerfile>.dockerignore`; with no `dockerfile`, its path inside the main context
+    /// (`Dockerfile` when the user named none).
     pub dockerfile_name: String,
-    /// The main build context directory.
-    pub context: PathBuf,
+    /// The main build context.
+    pub context: ContextSource,
     /// Frontend options (build args, target, labels, no-cache, ...). `context_excludes` is
     /// filled from the context's `.dockerignore` when empty; `target_platform` and
     /// `multi_platform` come from `platforms`.
@@ -49,9 +56,9 @@ pub struct BuildRequest {
     /// always does), re-hash the blobs of each that are already in the store and fetch
     /// again any that are missing or corrupt.
     pub pull: bool,
-    /// The directories of local named contexts (`--build-context NAME=DIR`), by the local
-    /// name `options.named_contexts` gives them.
-    pub named_contexts: BTreeMap<String, PathBuf>,
+    /// The sources of named contexts that are files (`--build-context NAME=DIR|URL`), by
+    /// the local name `options.named_contexts` gives them.
+    pub named_contexts: BTreeMap<String, ContextSource>,
     /// `--secret`s by id, for `RUN --mount=type=secret`; their values reach no digest,
     /// record, layer or progress line.
     pub secrets: Secrets,
@@ -73,8 +80,10 @@ pub async fn build(
     events: Option<UnboundedSender<Event>>,
 ) -> Result<BuildResult> {
     let progress = Progress::new(events);
-    let loaded = load_definition(&request, &progress)?;
+    let prepared = prepare_contexts(&worker, request, &progress).await?;
+    let loaded = load_definition(&prepared, &progress)?;
     let definition = resolve(&worker, &loaded, &progress).await?;
     let solved = solve(&worker, &loaded, &definition, &progress).await?;
-    export(&worker, definition, solved, &request.outputs, &progress).await
+    let outputs = &prepared.request.outputs;
+    export(&worker, definition, solved, outputs, &progress).await
 }

@@ -1,8 +1,8 @@
-//! Stage 1 of a build, [`load_definition`]: the Dockerfile parsed and the ignore files of
-//! the main and named contexts read — everything later stages need from the request's
+//! Stage 2 of a build, [`load_definition`]: the Dockerfile parsed and the ignore files of
+//! the main and named contexts read (those that were local directories: BuildKit reads
+//! none of a remote or piped context) — everything later stages need from the request's
 //! files, reported as BuildKit's `[internal] load build definition from Dockerfile` and
-//! `[internal] load .dockerignore`. Outputs that cannot take the request's platforms (a
-//! docker output of several) are refused here, before anything is loaded or run.
+//! `[internal] load .dockerignore`.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +13,7 @@ use hoist_dockerfile::dockerignore::{
 use hoist_frontend::{BuildOptions, MAIN_CONTEXT};
 use hoist_oci::Platform;
 
-use crate::build::BuildRequest;
+use crate::context::Prepared;
 use crate::error::{Error, Result};
 use crate::ops::LocalContexts;
 use crate::secrets::SecretStore;
@@ -28,43 +28,45 @@ pub struct Loaded {
     pub platforms: Vec<Platform>,
     /// The local contexts by name (the main one as `context`).
     pub contexts: LocalContexts,
-    /// `--pull` (see [`BuildRequest::pull`]).
+    /// `--pull` (see [`crate::BuildRequest::pull`]).
     pub pull: bool,
     /// The values of the build's secrets, read before any step runs.
     pub secrets: SecretStore,
 }
 
-/// Parses the request's Dockerfile and reads the ignore files of its contexts.
-pub fn load_definition(request: &BuildRequest, progress: &Progress) -> Result<Loaded> {
-    // What no output could take is refused before anything runs, as buildx does.
-    for output in &request.outputs {
-        output.check_platform_count(request.platforms.len().max(1))?;
-    }
+/// Parses the prepared request's Dockerfile and reads the ignore files of its contexts.
+pub fn load_definition(prepared: &Prepared, progress: &Progress) -> Result<Loaded> {
+    let request = &prepared.request;
     let secrets = SecretStore::load(&request.secrets)?;
     let step = progress.step(format!(
         "[internal] load build definition from {}",
-        dockerfile_base_name(&request.dockerfile_name)
+        dockerfile_base_name(&prepared.dockerfile_name)
     ));
-    let dockerfile = step.finish(hoist_dockerfile::parser::parse_bytes(&request.dockerfile))?;
+    let dockerfile = step.finish(hoist_dockerfile::parser::parse_bytes(&prepared.dockerfile))?;
     let mut options = request.options.clone();
-    if options.context_excludes.is_empty() {
-        let step = progress.step("[internal] load .dockerignore".into());
-        options.context_excludes = step.finish(read_dockerignore(request))?;
+    let main = prepared.contexts.get(MAIN_CONTEXT);
+    if let Some(dir) = main.filter(|_| prepared.reads_ignore_file(MAIN_CONTEXT)) {
+        if options.context_excludes.is_empty() {
+            let step = progress.step("[internal] load .dockerignore".into());
+            options.context_excludes =
+                step.finish(read_dockerignore(&prepared.dockerfile_name, dir))?;
+        }
     }
     // Each local named context is filtered by its own `.dockerignore`, as BuildKit reads it.
-    for (name, dir) in &request.named_contexts {
+    for (name, dir) in &prepared.contexts {
+        if name == MAIN_CONTEXT || !prepared.reads_ignore_file(name) {
+            continue;
+        }
         let patterns = read_ignore_at(&dir.join(".dockerignore"))?.unwrap_or_default();
         options
             .named_context_excludes
             .insert(name.clone(), patterns);
     }
-    let mut contexts = request.named_contexts.clone();
-    contexts.insert(MAIN_CONTEXT.to_owned(), request.context.clone());
     Ok(Loaded {
         dockerfile,
         options,
         platforms: request.platforms.clone(),
-        contexts,
+        contexts: prepared.contexts.clone(),
         pull: request.pull,
         secrets,
     })
@@ -79,12 +81,12 @@ pub(crate) fn dockerfile_base_name(name: &str) -> String {
 }
 
 /// The `.dockerignore` patterns: `<Dockerfile>.dockerignore` beside the Dockerfile first,
-/// then `.dockerignore` at the context root.
-fn read_dockerignore(request: &BuildRequest) -> Result<Vec<String>> {
-    for candidate in ignore_file_candidates(&request.dockerfile_name) {
+/// then `.dockerignore` at the context root `context`.
+fn read_dockerignore(dockerfile_name: &str, context: &Path) -> Result<Vec<String>> {
+    for candidate in ignore_file_candidates(dockerfile_name) {
         let path = match candidate.location {
             IgnoreFileLocation::BesideDockerfile => PathBuf::from(&candidate.path),
-            IgnoreFileLocation::ContextRoot => request.context.join(&candidate.path),
+            IgnoreFileLocation::ContextRoot => context.join(&candidate.path),
         };
         if let Some(patterns) = read_ignore_at(&path)? {
             return Ok(patterns);

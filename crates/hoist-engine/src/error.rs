@@ -128,10 +128,17 @@ pub enum Error {
     /// `RUN --mount=type=secret,required=true` for a secret the build was not given.
     #[error("secret {id}: not found")]
     SecretNotFound { id: String },
-    /// An `ADD <url>` download could not be made (connection, TLS, a body cut short).
+    /// A build context could not be made a directory: a piped or downloaded archive that
+    /// is not one or has an entry leaving its root, a remote context without the
+    /// Dockerfile, a download that is neither archive nor text.
+    #[error("unable to prepare context {input}: {reason}")]
+    Context { input: String, reason: String },
+    /// A download (`ADD <url>`, a remote context) could not be made (connection, TLS, a
+    /// body cut short).
     #[error("failed to download {url}: {message}")]
     Download { url: String, message: String },
-    /// An `ADD <url>` server answered with a status that is not a success.
+    /// A download's server (`ADD <url>`, a remote context) answered with a status that is
+    /// not a success.
     #[error("failed to download {url}: invalid response status {status}")]
     DownloadStatus { url: String, status: u16 },
     /// The bytes of an `ADD --checksum=<digest> <url>` download hash to another digest.

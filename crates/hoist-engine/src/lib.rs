@@ -15,8 +15,12 @@
 //! - [`disk_usage`] / [`prune`]: what the cache holds ([`CacheUsage`] per record) and
 //!   removing records least recently used first ([`PruneOptions`] → [`PruneReport`]) with
 //!   their snapshots and blobs, safely next to running builds.
-//! - [`build`]`(`[`Worker`]`, `[`BuildRequest`]`, events) -> `[`BuildResult`]: four stages a
-//!   daemon can call one by one — [`load_definition`] (parse, ignore files) → [`resolve`]
+//! - [`ContextSource`]: where a build context comes from (a directory, nothing, a tar on
+//!   stdin as a [`TarStream`], an http(s) URL, a Git URL); [`is_archive`] tells a tarball
+//!   from a Dockerfile by its first [`HEAD_LEN`] bytes, as buildx and BuildKit do.
+//! - [`build`]`(`[`Worker`]`, `[`BuildRequest`]`, events) -> `[`BuildResult`]: five stages a
+//!   daemon can call one by one — [`prepare_contexts`] (every context a local directory,
+//!   held by the [`Prepared`] it returns) → [`load_definition`] (parse, ignore files) → [`resolve`]
 //!   (the frontend session, base images config-only and concurrently) → [`solve`] (every
 //!   platform's graph together) → [`export`] (images finished and written); [`Progress`]
 //!   carries their steps next to the solver's events.
@@ -29,6 +33,7 @@
 //! executes, QEMU handler registration).
 //!
 //! ```text
+//! prepare_contexts: URL / stdin tar / git ─► <state>/engine/prepared-contexts/<unique>
 //! load_definition: Dockerfile ─parse─► AST, .dockerignore
 //! resolve: hoist_frontend::solve(MetaResolver: index → manifest → config, all bases at once)
 //!   ─► a graph + image config per platform
@@ -39,6 +44,7 @@
 
 mod build;
 mod cache;
+mod context;
 mod definition;
 mod error;
 mod export;
@@ -54,9 +60,11 @@ mod use_lease;
 mod worker;
 
 pub use build::{
-    build, export, load_definition, resolve, solve, BuildRequest, BuildResult, Loaded, Solved,
+    build, export, load_definition, prepare_contexts, resolve, solve, BuildRequest, BuildResult,
+    Loaded, Prepared, Solved,
 };
 pub use cache::{CacheRecord, DiskCacheStore};
+pub use context::{is_archive, ContextSource, TarStream, HEAD_LEN};
 pub use error::{Error, Result};
 pub use hoist_content::ContentStore;
 pub use ops::{EngineOp, LocalContexts};

@@ -451,6 +451,7 @@ pub fn prune(state: &StateDir, options: &PruneOptions) -> Result<PruneReport> {
     let containers = crate::runtime::remove_orphan_containers(None);
     report.failed.extend(containers.failed);
     let orphans = cache.snapshotter.remove_orphans()?;
+    crate::context::remove_orphans(&cache.engine)?;
     report.removed_active = orphans.removed.len();
     report.failed.extend(orphans.failed);
     if idle {

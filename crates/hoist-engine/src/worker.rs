@@ -120,6 +120,7 @@ impl Worker {
         // cannot be removed is retried by prune.
         let _ = crate::runtime::remove_orphan_containers(Some(&executor));
         let _ = snapshotter.remove_orphans();
+        let _ = crate::context::remove_orphans(&engine);
         let blobs = store.lease()?;
         let uses = UseLease::take(&use_leases_dir(&engine))?;
         Ok(Worker {

@@ -3,14 +3,14 @@
 //! afterwards.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{IsTerminal as _, Read as _};
+use std::io::{IsTerminal as _, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use hoist_engine::runtime::Runtime;
-use hoist_engine::{BuildRequest, SecretSource, Secrets, Worker};
+use hoist_engine::{BuildRequest, ContextSource, SecretSource, Secrets, TarStream, Worker};
 use hoist_export::Output;
 use hoist_frontend::{BuildOptions, NamedContext};
 use hoist_oci::{Platform, Reference};
@@ -21,25 +21,9 @@ use crate::cli::BuildArgs;
 use crate::progress::{self, ProgressMode};
 
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
-    if args.context == "-" {
-        bail!("a build context read from stdin is not supported yet: give a directory");
-    }
-    if args.context.contains("://") || args.context.starts_with("git@") {
-        bail!(
-            "remote build contexts ({}) are not supported yet: give a directory",
-            args.context
-        );
-    }
-    let context = PathBuf::from(&args.context);
-    if !context.is_dir() {
-        bail!(
-            "unable to prepare context: path {:?} not found",
-            args.context
-        );
-    }
-    let (dockerfile_name, dockerfile) = read_dockerfile(&args, &context)?;
+    let inputs = inputs(&args, &mut std::io::stdin().lock())?;
     let mut options = build_options(&args)?;
-    let named_dirs = named_contexts(&args.build_contexts, &mut options)?;
+    let named = named_contexts(&args.build_contexts, &mut options)?;
     let mut platforms = Vec::new();
     for list in &args.platforms {
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -64,6 +48,11 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
              To push result image into registry use --push or to load image into docker use --load"
         );
     }
+    let Inputs {
+        context,
+        dockerfile,
+        dockerfile_name,
+    } = inputs;
     let request = BuildRequest {
         dockerfile: dockerfile.clone(),
         dockerfile_name: dockerfile_name.clone(),
@@ -72,7 +61,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         platforms,
         outputs,
         pull: args.pull,
-        named_contexts: named_dirs,
+        named_contexts: named,
         secrets: secrets(&args.secrets)?,
     };
     let insecure = insecure_push_hosts(&request.outputs);
@@ -93,6 +82,11 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let result = match result {
         Ok(result) => result,
         Err(err) => {
+            // A remote context's Dockerfile was read by the engine: no excerpt of it.
+            let Some(dockerfile) = dockerfile else {
+                eprintln!("ERROR: {err}");
+                return Ok(ExitCode::FAILURE);
+            };
             let source = String::from_utf8_lossy(&dockerfile);
             // buildx names the Dockerfile by its base name in excerpts.
             let shown = match std::path::Path::new(&dockerfile_name).file_name() {
@@ -167,16 +161,102 @@ fn progress_mode(args: &BuildArgs) -> anyhow::Result<ProgressMode> {
     Ok(ProgressMode::parse(&args.progress))
 }
 
+/// The build's main context and Dockerfile, as buildx's `LoadInputs` reads the context
+/// argument and `-f`.
+#[derive(Debug)]
+struct Inputs {
+    context: ContextSource,
+    /// `None`: read `dockerfile_name` from the (remote or piped) context.
+    dockerfile: Option<Vec<u8>>,
+    dockerfile_name: String,
+}
+
+/// Reads the context argument and `-f` (with `stdin` for `-`):
+///
+/// - `-`: stdin, told apart by its first bytes: an archive is the context (its Dockerfile
+///   named by `-f`, inside it), anything else the Dockerfile of an empty context (and then
+///   `-f` is refused);
+/// - a directory: that directory, the Dockerfile from `-f -` (stdin), `-f FILE`, or
+///   `DIR/Dockerfile`;
+/// - a Git or http(s) URL: the Dockerfile from `-f -`, an absolute `-f`, else read inside
+///   the context by the name `-f` gives (`Dockerfile` by default).
+fn inputs(args: &BuildArgs, stdin: &mut dyn std::io::Read) -> anyhow::Result<Inputs> {
+    let file = args.file.as_deref();
+    if args.context.is_empty() {
+        bail!("please specify build context (e.g. \".\" for the current directory)");
+    }
+    let in_context = |context: ContextSource| Inputs {
+        context,
+        dockerfile: None,
+        dockerfile_name: file.unwrap_or("Dockerfile").to_owned(),
+    };
+    if args.context == "-" {
+        if file == Some("-") {
+            bail!("invalid argument: can't use stdin for both build context and dockerfile");
+        }
+        let mut head = Vec::with_capacity(hoist_engine::HEAD_LEN);
+        stdin
+            .take(hoist_engine::HEAD_LEN as u64)
+            .read_to_end(&mut head)
+            .context("failed to peek context header from STDIN")?;
+        if hoist_engine::is_archive(&head) {
+            // The rest is read by the engine as it unpacks the context.
+            let rest = std::io::stdin();
+            let stream = TarStream::new(std::io::Cursor::new(head).chain(rest));
+            return Ok(in_context(ContextSource::Tar(stream)));
+        }
+        if file.is_some() {
+            bail!("ambiguous Dockerfile source: both stdin and flag correspond to Dockerfiles");
+        }
+        let mut bytes = head;
+        stdin
+            .read_to_end(&mut bytes)
+            .context("cannot read the Dockerfile from stdin")?;
+        return Ok(Inputs {
+            context: ContextSource::Empty,
+            dockerfile: Some(bytes),
+            dockerfile_name: "-".to_owned(),
+        });
+    }
+    let dir = PathBuf::from(&args.context);
+    if dir.is_dir() {
+        let (dockerfile_name, dockerfile) = read_dockerfile(file, &dir, stdin)?;
+        return Ok(Inputs {
+            context: ContextSource::Local(dir),
+            dockerfile: Some(dockerfile),
+            dockerfile_name,
+        });
+    }
+    let Some(remote) = ContextSource::remote(&args.context) else {
+        bail!(
+            "unable to prepare context: path {:?} not found",
+            args.context
+        );
+    };
+    match file {
+        Some(file) if file == "-" || std::path::Path::new(file).is_absolute() => {
+            let (dockerfile_name, dockerfile) = read_dockerfile(Some(file), &dir, stdin)?;
+            Ok(Inputs {
+                context: remote,
+                dockerfile: Some(dockerfile),
+                dockerfile_name,
+            })
+        }
+        _ => Ok(in_context(remote)),
+    }
+}
+
 /// The Dockerfile's name (for messages) and bytes: `-f -` from stdin, `-f FILE`, or
 /// `PATH/Dockerfile`.
 fn read_dockerfile(
-    args: &BuildArgs,
+    file: Option<&str>,
     context: &std::path::Path,
+    stdin: &mut dyn std::io::Read,
 ) -> anyhow::Result<(String, Vec<u8>)> {
-    match args.file.as_deref() {
+    match file {
         Some("-") => {
             let mut bytes = Vec::new();
-            std::io::stdin()
+            stdin
                 .read_to_end(&mut bytes)
                 .context("cannot read the Dockerfile from stdin")?;
             Ok(("-".to_owned(), bytes))
@@ -240,44 +320,47 @@ fn build_options(args: &BuildArgs) -> anyhow::Result<BuildOptions> {
     Ok(options)
 }
 
-/// `--build-context NAME=VALUE` as buildx reads it: `docker-image://REF` names an image, a
-/// directory is sent as a local context (under the local name NAME); the other kinds
-/// buildx knows are refused, naming the flag. Returns the directories by local name.
+/// `--build-context NAME=VALUE` as buildx reads it: a Git or http(s) URL is a remote
+/// context, `docker-image://REF` names an image, anything else must be a directory; the
+/// files of each context are sent under the local name NAME. Returns their sources by
+/// local name.
 fn named_contexts(
     flags: &[String],
     options: &mut BuildOptions,
-) -> anyhow::Result<BTreeMap<String, PathBuf>> {
-    let mut dirs = BTreeMap::new();
-    for flag in flags {
-        let Some((name, value)) = flag
-            .split_once('=')
-            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
-        else {
-            bail!("invalid --build-context {flag:?}: expected NAME=VALUE");
+) -> anyhow::Result<BTreeMap<String, ContextSource>> {
+    let mut sources = BTreeMap::new();
+    for flag in flags.iter().filter(|f| !f.is_empty()) {
+        let Some((name, value)) = flag.split_once('=') else {
+            bail!("invalid context value: {flag}, expected key=value");
         };
-        let name = name.to_ascii_lowercase();
-        let context = if let Some(reference) = value.strip_prefix("docker-image://") {
+        if let Err(err) = Reference::parse_normalized(name) {
+            bail!("invalid context name {name}: {err}");
+        }
+        let name = name.to_owned();
+        let context = if let Some(remote) = ContextSource::remote(value) {
+            sources.insert(name.clone(), remote);
+            NamedContext::Local(name.clone())
+        } else if let Some(reference) = value.strip_prefix("docker-image://") {
             NamedContext::Image(reference.to_owned())
-        } else if value.contains("://") || value.starts_with("git@") || value.starts_with("target:")
-        {
-            bail!(
-                "--build-context {name}={value}: only directories and docker-image:// \
-                 references are supported yet"
-            );
+        } else if value.starts_with("target:") {
+            // A bake target; BuildKit knows no such source.
+            bail!("unsupported context source target for {name}");
         } else {
             if name == hoist_frontend::MAIN_CONTEXT {
                 bail!("--build-context {name}: the name {name:?} is the main context's");
             }
             let dir = PathBuf::from(value);
-            if !dir.is_dir() {
-                bail!("--build-context {name}={value}: not a directory");
+            let meta = std::fs::metadata(&dir)
+                .with_context(|| format!("failed to get build context {name}: stat {value}"))?;
+            if !meta.is_dir() {
+                bail!("failed to get build context path {value}: not a directory");
             }
-            dirs.insert(name.clone(), dir);
+            sources.insert(name.clone(), ContextSource::Local(dir));
             NamedContext::Local(name.clone())
         };
         options.named_contexts.insert(name, context);
     }
-    Ok(dirs)
+    Ok(sources)
 }
 
 /// `--secret` as buildx reads it: `id=`, `src=`/`source=` (a file), `env=` (a variable),

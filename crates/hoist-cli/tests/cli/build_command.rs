@@ -744,11 +744,11 @@ fn build_contexts_name_a_directory_or_an_image() {
     assert_eq!(read(out.join("a.txt")), "asset\n");
     assert!(!out.join("secret.txt").exists());
 
-    let remote = setup.build_output(&["--build-context", "x=https://example.com/a.git"]);
-    assert!(!remote.status.success());
+    let target = setup.build_output(&["--build-context", "x=target:other"]);
+    assert!(!target.status.success());
     assert!(
-        String::from_utf8_lossy(&remote.stderr).contains("only directories and docker-image://"),
+        String::from_utf8_lossy(&target.stderr).contains("unsupported context source target for x"),
         "{}",
-        String::from_utf8_lossy(&remote.stderr)
+        String::from_utf8_lossy(&target.stderr)
     );
 }

@@ -8,6 +8,7 @@
 
 mod build_command;
 mod build_conformance;
+mod build_context_sources;
 mod build_e2e;
 mod build_env;
 mod build_flags;

@@ -378,12 +378,22 @@ async fn send(
     url: &str,
     headers: &HeaderMap,
 ) -> Result<reqwest::Response> {
+    request(&op.worker, method, url, headers).await
+}
+
+/// [`send`] for any caller with a worker (a remote build context's download too).
+pub(crate) async fn request(
+    worker: &Worker,
+    method: Method,
+    url: &str,
+    headers: &HeaderMap,
+) -> Result<reqwest::Response> {
     let parsed = reqwest::Url::parse(url).map_err(|e| Error::Download {
         url: url.to_owned(),
         message: e.to_string(),
     })?;
-    let client = op.worker.http_client(&parsed)?;
-    let policy = &op.worker.registry().config().retry;
+    let client = worker.http_client(&parsed)?;
+    let policy = &worker.registry().config().retry;
     let attempts = if method == Method::HEAD {
         policy.once().attempts()
     } else {
@@ -398,7 +408,7 @@ async fn send(
     .map_err(|e| download_error(url, &e))
 }
 
-fn download_error(url: &str, error: &reqwest::Error) -> Error {
+pub(crate) fn download_error(url: &str, error: &reqwest::Error) -> Error {
     Error::Download {
         url: url.to_owned(),
         message: chain(error),

@@ -264,7 +264,12 @@ pub(super) fn checksum(op: &EngineOp) -> Result<hoist_solver::Digest> {
             },
         )?;
     }
-    stats.save();
+    // A prepared (remote or piped) context is a new directory each build: remembering its
+    // stats would only leave a file behind.
+    let engine = op.worker.engine_dir();
+    if !dir.starts_with(crate::context::contexts_dir(&engine)) {
+        stats.save();
+    }
     Ok(hoist_solver::Digest::of(&hash.finalize()))
 }
 

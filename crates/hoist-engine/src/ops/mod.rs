@@ -20,7 +20,7 @@ mod file;
 mod http;
 mod image;
 mod local;
-mod scoped_path;
+pub(crate) mod scoped_path;
 mod stat_cache;
 
 use std::collections::BTreeMap;
@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::secrets::SecretStore;
 use crate::worker::{Ref, Worker};
 
+pub(crate) use http::{download_error, request as http_request};
 pub(crate) use image::{pull_verified, read_config};
 
 /// Local directories a build may read, by context name (`context` for the main one).

@@ -70,6 +70,11 @@ impl Case {
         std::fs::write(path, text).unwrap();
     }
 
+    /// The context directory (`ctx/`, holding the Dockerfile).
+    pub fn context_dir(&self) -> PathBuf {
+        self.dir.path().join("ctx")
+    }
+
     pub fn state(&self) -> StateDir {
         StateDir::new(self.dir.path().join("state"))
     }
@@ -93,9 +98,9 @@ impl Case {
         let out = self.dir.path().join("out");
         let _ = std::fs::remove_dir_all(&out);
         let mut request = BuildRequest {
-            dockerfile: std::fs::read(context.join("Dockerfile")).unwrap(),
+            dockerfile: Some(std::fs::read(context.join("Dockerfile")).unwrap()),
             dockerfile_name: context.join("Dockerfile").display().to_string(),
-            context,
+            context: context.into(),
             options: BuildOptions::new(Platform::host()),
             platforms: Vec::new(),
             outputs: Output::parse_all(&[format!("type=local,dest={}", out.display())]).unwrap(),

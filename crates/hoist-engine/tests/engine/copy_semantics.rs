@@ -73,9 +73,9 @@ impl Case {
         let out = self.dir.path().join("out");
         let _ = std::fs::remove_dir_all(&out);
         let request = BuildRequest {
-            dockerfile: std::fs::read(context.join("Dockerfile")).unwrap(),
+            dockerfile: Some(std::fs::read(context.join("Dockerfile")).unwrap()),
             dockerfile_name: context.join("Dockerfile").display().to_string(),
-            context,
+            context: context.into(),
             options: BuildOptions::new(Platform::host()),
             platforms: Vec::new(),
             outputs: Output::parse_all(&[format!("type=local,dest={}", out.display())]).unwrap(),

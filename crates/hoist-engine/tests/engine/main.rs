@@ -12,6 +12,7 @@ mod copy_semantics;
 mod fidelity;
 mod http;
 mod prune;
+mod remote_context;
 mod resolve_bases;
 mod run;
 mod scratch_build;

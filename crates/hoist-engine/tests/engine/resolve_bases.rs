@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hoist_engine::{load_definition, resolve, solve, BuildRequest, Progress, StateDir, Worker};
+use hoist_engine::{
+    load_definition, prepare_contexts, resolve, solve, BuildRequest, Progress, StateDir, Worker,
+};
 use hoist_frontend::BuildOptions;
 use hoist_oci::Platform;
 use hoist_registry::{Credentials, RegistryClient, RegistryConfig};
@@ -112,9 +114,9 @@ fn three_bases_resolve_config_only_and_at_once() {
          COPY --from=a /bin/busybox /a\nCOPY --from=b /bin/busybox /b\n"
     );
     let request = BuildRequest {
-        dockerfile: dockerfile.into_bytes(),
+        dockerfile: Some(dockerfile.into_bytes()),
         dockerfile_name: "Dockerfile".into(),
-        context,
+        context: context.into(),
         options: BuildOptions::new(Platform::host()),
         platforms: vec![Platform::parse("linux/amd64").unwrap()],
         outputs: Vec::new(),
@@ -125,7 +127,10 @@ fn three_bases_resolve_config_only_and_at_once() {
     let client = RegistryClient::new(RegistryConfig::default(), Credentials::anonymous());
     let worker = Arc::new(Worker::open(StateDir::new(dir.path().join("state")), client).unwrap());
     let progress = Progress::default();
-    let loaded = load_definition(&request, &progress).unwrap();
+    let prepared = runtime
+        .block_on(prepare_contexts(&worker, request, &progress))
+        .unwrap();
+    let loaded = load_definition(&prepared, &progress).unwrap();
     let definition = runtime
         .block_on(resolve(&worker, &loaded, &progress))
         .unwrap();

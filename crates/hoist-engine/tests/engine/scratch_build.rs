@@ -38,9 +38,9 @@ impl Case {
         let context = self.dir.path().join("ctx");
         let dockerfile = std::fs::read(context.join("Dockerfile")).unwrap();
         let request = BuildRequest {
-            dockerfile,
+            dockerfile: Some(dockerfile),
             dockerfile_name: context.join("Dockerfile").display().to_string(),
-            context,
+            context: context.into(),
             options: BuildOptions::new(Platform::host()),
             platforms: platforms
                 .iter()
