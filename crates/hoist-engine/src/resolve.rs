@@ -3,11 +3,17 @@
 //! the content store, all of a build's images at once, each reported as BuildKit's
 //! `[internal] load metadata for …`; the image sources fetch layers later, when a step
 //! needs them. `--pull` is the exception: it pulls and re-verifies whole images here.
+//!
+//! Images in hoist's own store come first: a reference whose name (normalised, as
+//! `-o type=image,name=…` stores it: `docker.io/library/app:latest`) is in the content
+//! store's `index.json` resolves to the image stored under it, pinned by digest, so no
+//! registry is asked — a chain of builds works offline. This is what Docker's classic
+//! builder and BuildKit with the Docker image store do; `--pull` always asks the registry.
 
 use std::sync::Arc;
 
 use hoist_frontend::{Definition, ImageRequest, MetaResolver, ResolvedImage};
-use hoist_oci::Digest;
+use hoist_oci::{Digest, Reference};
 
 use crate::definition::Loaded;
 use crate::error::{Error, Result};
@@ -69,9 +75,15 @@ impl WorkerResolver<'_> {
             // image source does not run) exports sound base layers too.
             pull_verified(worker, &request.reference, &request.platform).await?
         } else {
+            // A digest-pinned reference whose documents the store has makes no request:
+            // the registry client reads them from the store, the layers too later.
+            let reference = match local_image(worker, &request.reference)? {
+                Some(digest) => request.reference.with_digest(digest),
+                None => request.reference.clone(),
+            };
             worker
                 .registry()
-                .resolve_image(&request.reference, &request.platform, worker.store())
+                .resolve_image(&reference, &request.platform, worker.store())
                 .await?
         };
         worker.lease_blobs(&documents(&image))?;
@@ -81,6 +93,18 @@ impl WorkerResolver<'_> {
             config,
         })
     }
+}
+
+/// The digest of the image the store names `reference` (a tag; a digest reference is
+/// found by digest anyway), when it has that name and the root document itself.
+fn local_image(worker: &Worker, reference: &Reference) -> Result<Option<Digest>> {
+    if reference.digest().is_some() {
+        return Ok(None);
+    }
+    let found = worker.store().get_name(&reference.to_string())?;
+    Ok(found
+        .map(|descriptor| descriptor.digest)
+        .filter(|digest| worker.store().has(digest)))
 }
 
 fn documents(image: &hoist_registry::PulledImage) -> Vec<Digest> {

@@ -11,6 +11,7 @@ mod case;
 mod copy_semantics;
 mod fidelity;
 mod http;
+mod local_images;
 mod prune;
 mod resolve_bases;
 mod run;
