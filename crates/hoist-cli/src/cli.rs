@@ -341,6 +341,11 @@ pub struct BuildArgs {
     /// Set metadata for an image.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// Add annotation to the image: `KEY=VALUE` (on the manifests), or `TYPES:KEY=VALUE`
+    /// with TYPES among `manifest`, `manifest-descriptor`, `index`, `index-descriptor`,
+    /// comma-separated, each optionally for one platform (`manifest[linux/arm64]`).
+    #[arg(long = "annotation", value_name = "ANNOTATION")]
+    pub annotations: Vec<String>,
     /// What runs RUN steps: `builtin` (hoist's own namespaces runtime, needing nothing
     /// installed) or an OCI runtime binary (`runc`, `crun`, or a path), as buildkitd's
     /// `--oci-worker-binary`.

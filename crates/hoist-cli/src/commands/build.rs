@@ -396,8 +396,11 @@ fn outputs(args: &BuildArgs) -> anyhow::Result<Vec<Output>> {
             ..hoist_export::ImageOutput::default()
         }));
     }
+    // buildx adds `--annotation` to every output's attributes.
+    let annotations = hoist_export::Annotations::parse_flags(&args.annotations)?;
     for output in &mut outputs {
         output.apply_tags(&tags);
+        output.add_annotations(&annotations);
     }
     Ok(outputs)
 }
