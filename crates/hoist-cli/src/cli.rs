@@ -292,8 +292,8 @@ pub struct BuildArgs {
     /// Set the target build stage to build.
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
-    /// Additional build contexts (e.g., name=path): a directory, or
-    /// `docker-image://REF` for an image.
+    /// Additional build contexts (e.g., name=path): a directory, `docker-image://REF` for
+    /// an image, or `oci-layout://DIR[:TAG|@DIGEST]` for an image in an OCI layout.
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
     /// Secret to expose to the build (format: `id=mysecret[,src=/local/secret]`, or

@@ -17,7 +17,8 @@
 //!   their snapshots and blobs, safely next to running builds.
 //! - [`build`]`(`[`Worker`]`, `[`BuildRequest`]`, events) -> `[`BuildResult`]: four stages a
 //!   daemon can call one by one — [`load_definition`] (parse, ignore files) → [`resolve`]
-//!   (the frontend session, base images config-only and concurrently) → [`solve`] (every
+//!   (the frontend session, base images config-only and concurrently, images of hoist's
+//!   own store and of `oci-layout://` named contexts without a registry) → [`solve`] (every
 //!   platform's graph together) → [`export`] (images finished and written); [`Progress`]
 //!   carries their steps next to the solver's events.
 //! - [`Error`]: the one error type.
@@ -42,6 +43,7 @@ mod cache;
 mod definition;
 mod error;
 mod export;
+mod oci_layout;
 mod ops;
 mod prune;
 mod resolve;

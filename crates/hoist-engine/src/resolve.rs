@@ -12,11 +12,14 @@
 
 use std::sync::Arc;
 
-use hoist_frontend::{Definition, ImageRequest, MetaResolver, ResolvedImage};
+use hoist_frontend::{
+    BuildOptions, Definition, ImageRequest, MetaResolver, NamedContext, ResolvedImage,
+};
 use hoist_oci::{Digest, Reference};
 
 use crate::definition::Loaded;
 use crate::error::{Error, Result};
+use crate::oci_layout;
 use crate::ops::{pull_verified, read_config};
 use crate::steps::Progress;
 use crate::worker::Worker;
@@ -27,19 +30,37 @@ pub async fn resolve(
     loaded: &Loaded,
     progress: &Progress,
 ) -> Result<Definition> {
+    let options = import_layouts(worker, &loaded.options, progress).await?;
     let resolver = WorkerResolver {
         worker,
         pull: loaded.pull,
         multi_platform: loaded.platforms.len() > 1,
         progress,
     };
-    Ok(hoist_frontend::solve(
-        &loaded.dockerfile,
-        &loaded.options,
-        &loaded.platforms,
-        &resolver,
-    )
-    .await?)
+    Ok(hoist_frontend::solve(&loaded.dockerfile, &options, &loaded.platforms, &resolver).await?)
+}
+
+/// `options` with each `oci-layout://` named context imported into the store and given to
+/// the frontend as an image pinned by digest (module `oci_layout`).
+async fn import_layouts(
+    worker: &Arc<Worker>,
+    options: &BuildOptions,
+    progress: &Progress,
+) -> Result<BuildOptions> {
+    let mut options = options.clone();
+    for (name, context) in options.named_contexts.iter_mut() {
+        let NamedContext::OciLayout(layout) = context else {
+            continue;
+        };
+        let step = progress.step(format!("[context {name}] load {layout}"));
+        let (worker, wanted) = (Arc::clone(worker), layout.clone());
+        let imported = tokio::task::spawn_blocking(move || oci_layout::import(&worker, &wanted))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))
+            .and_then(|imported| imported);
+        *context = NamedContext::Image(step.finish(imported)?.to_string());
+    }
+    Ok(options)
 }
 
 /// Resolves base images against the worker's registry client and content store.

@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _};
 use hoist_engine::runtime::Runtime;
 use hoist_engine::{BuildRequest, SecretSource, Secrets, Worker};
 use hoist_export::Output;
-use hoist_frontend::{BuildOptions, NamedContext};
+use hoist_frontend::{BuildOptions, NamedContext, OciLayoutRef};
 use hoist_oci::{Platform, Reference};
 use hoist_registry::{Credentials, RegistryClient};
 
@@ -240,7 +240,8 @@ fn build_options(args: &BuildArgs) -> anyhow::Result<BuildOptions> {
     Ok(options)
 }
 
-/// `--build-context NAME=VALUE` as buildx reads it: `docker-image://REF` names an image, a
+/// `--build-context NAME=VALUE` as buildx reads it: `docker-image://REF` names an image,
+/// `oci-layout://DIR[:TAG|@DIGEST]` an image in an OCI layout (imported by the engine), a
 /// directory is sent as a local context (under the local name NAME); the other kinds
 /// buildx knows are refused, naming the flag. Returns the directories by local name.
 fn named_contexts(
@@ -258,11 +259,16 @@ fn named_contexts(
         let name = name.to_ascii_lowercase();
         let context = if let Some(reference) = value.strip_prefix("docker-image://") {
             NamedContext::Image(reference.to_owned())
+        } else if let Some(layout) = value.strip_prefix("oci-layout://") {
+            NamedContext::OciLayout(
+                OciLayoutRef::parse(layout)
+                    .map_err(|e| anyhow::anyhow!("--build-context {name}: {e}"))?,
+            )
         } else if value.contains("://") || value.starts_with("git@") || value.starts_with("target:")
         {
             bail!(
                 "--build-context {name}={value}: only directories and docker-image:// \
-                 references are supported yet"
+                 references (and oci-layout:// directories) are supported yet"
             );
         } else {
             if name == hoist_frontend::MAIN_CONTEXT {

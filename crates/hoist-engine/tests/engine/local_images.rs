@@ -2,7 +2,8 @@
 //! (no push) is found by `FROM` and `COPY --from` under its normalised name before any
 //! registry is asked, so a chain of builds works with the registry gone; `--pull` still
 //! asks the registry, and fails naming the image. A local index gives each platform its
-//! manifest, as a registry's does.
+//! manifest, as a registry's does. An `oci-layout://` named context is imported into the
+//! store and used the same way.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use hoist_engine::{
     build, load_definition, resolve, BuildRequest, BuildResult, Progress, StateDir, Worker,
 };
 use hoist_export::Output;
-use hoist_frontend::BuildOptions;
+use hoist_frontend::{BuildOptions, NamedContext, OciLayoutRef};
 use hoist_oci::Platform;
 use hoist_registry::{Credentials, RegistryClient, RegistryConfig};
 use hoist_testkit::images::BaseImages;
@@ -174,4 +175,87 @@ fn a_local_index_gives_each_platform_its_manifest() {
     assert!(err.contains("docker.io/library/multi:latest"), "{err}");
     assert!(err.contains("linux/arm/v7"), "{err}");
     assert!(err.contains("linux/amd64, linux/arm64"), "{err}");
+}
+
+/// A request whose named context `base` is the layout `value` (what follows
+/// `oci-layout://`).
+fn with_layout(dir: &Dir, dockerfile: &str, platform: &str, value: &str) -> BuildRequest {
+    let mut request = dir.request(dockerfile, &[platform], &[]);
+    request.options.named_contexts.insert(
+        "base".into(),
+        NamedContext::OciLayout(OciLayoutRef::parse(value).unwrap()),
+    );
+    request
+}
+
+#[test]
+fn an_oci_layout_named_context_is_imported_and_used_without_a_registry() {
+    let Some(images) = BaseImages::get() else {
+        return;
+    };
+    let dir = Dir::new();
+    let layout = dir.path("busybox-layout");
+    images.write_oci_layout(&layout).unwrap();
+    let value = layout.display().to_string();
+
+    // FROM and COPY --from both name the context; no registry runs anywhere.
+    let mut request = with_layout(
+        &dir,
+        "FROM base\nCOPY --from=base /bin/busybox /copied\n",
+        "linux/amd64",
+        &value,
+    );
+    request.outputs =
+        Output::parse_all(&[format!("type=local,dest={}", dir.path("out").display())]).unwrap();
+    dir.build(request).unwrap();
+    assert!(dir.path("out/bin/busybox").exists());
+    assert!(dir.path("out/copied").exists());
+
+    // The layout's index gives each platform its manifest; by tag or by digest.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let worker = dir.worker();
+    let progress = Progress::default();
+    let index_digest = images.index.descriptor.digest.to_string();
+    for value in [format!("{value}:latest"), format!("{value}@{index_digest}")] {
+        let request = with_layout(&dir, "FROM base\n", "linux/arm64", &value);
+        let loaded = load_definition(&request, &progress).unwrap();
+        let definition = runtime
+            .block_on(resolve(&worker, &loaded, &progress))
+            .unwrap();
+        let (request, resolved) = definition.images.iter().next().unwrap();
+        assert_eq!(resolved.config.architecture, "arm64", "{value}");
+        assert_eq!(resolved.digest, images.index.descriptor.digest, "{value}");
+        assert_eq!(
+            request.reference.to_string(),
+            format!("oci-layout.invalid/busybox-layout@{index_digest}")
+        );
+    }
+
+    // Bad inputs are errors naming the layout.
+    let missing_manifest = "sha256:".to_owned() + &"0".repeat(64);
+    let cases = [
+        (
+            dir.path("nowhere").display().to_string(),
+            "is not a directory".to_owned(),
+        ),
+        (
+            format!("{value}:v9"),
+            "no image tagged \"v9\" in its index.json (tags: latest)".to_owned(),
+        ),
+        (
+            format!("{value}@{missing_manifest}"),
+            format!("{missing_manifest} is not in the layout"),
+        ),
+    ];
+    for (value, reason) in cases {
+        let request = with_layout(&dir, "FROM base\n", "linux/amd64", &value);
+        let loaded = load_definition(&request, &progress).unwrap();
+        let err = runtime
+            .block_on(resolve(&worker, &loaded, &progress))
+            .unwrap_err()
+            .to_string();
+        let shown = OciLayoutRef::parse(&value).unwrap().to_string();
+        assert!(err.starts_with(&format!("{shown}: ")), "{err}");
+        assert!(err.contains(&reason), "{err}");
+    }
 }
