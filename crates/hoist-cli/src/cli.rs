@@ -27,6 +27,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per process; boxing `BuildArgs` would only add noise where it is matched.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Start a build.
     Build(BuildArgs),
@@ -294,8 +296,9 @@ pub struct BuildArgs {
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
     /// Additional build contexts (e.g., name=path): a directory, an http(s) URL (the
-    /// downloaded file, as `context`), a Git URL (not supported yet), or
-    /// `docker-image://REF` for an image.
+    /// downloaded file, as `context`), a Git URL (not supported yet),
+    /// `docker-image://REF` for an image, or `oci-layout://DIR[:TAG|@DIGEST]` for an image in an
+    /// OCI layout.
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
     /// Secret to expose to the build (format: `id=mysecret[,src=/local/secret]`, or
@@ -345,6 +348,11 @@ pub struct BuildArgs {
     /// Set metadata for an image.
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// Add annotation to the image: `KEY=VALUE` (on the manifests), or `TYPES:KEY=VALUE`
+    /// with TYPES among `manifest`, `manifest-descriptor`, `index`, `index-descriptor`,
+    /// comma-separated, each optionally for one platform (`manifest[linux/arm64]`).
+    #[arg(long = "annotation", value_name = "ANNOTATION")]
+    pub annotations: Vec<String>,
     /// What runs RUN steps: `builtin` (hoist's own namespaces runtime, needing nothing
     /// installed) or an OCI runtime binary (`runc`, `crun`, or a path), as buildkitd's
     /// `--oci-worker-binary`.

@@ -47,6 +47,9 @@ pub enum Error {
         output: Vec<String>,
         location: Option<hoist_solver::SourceLines>,
     },
+    /// An `oci-layout://` named context could not be imported.
+    #[error("{layout}: {reason}")]
+    OciLayout { layout: String, reason: String },
     /// A base image's config is not an image config.
     #[error("invalid image config {digest} of {reference}: {reason}")]
     ImageConfig {

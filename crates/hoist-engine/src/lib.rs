@@ -21,7 +21,8 @@
 //! - [`build`]`(`[`Worker`]`, `[`BuildRequest`]`, events) -> `[`BuildResult`]: five stages a
 //!   daemon can call one by one — [`prepare_contexts`] (every context a local directory,
 //!   held by the [`Prepared`] it returns) → [`load_definition`] (parse, ignore files) → [`resolve`]
-//!   (the frontend session, base images config-only and concurrently) → [`solve`] (every
+//!   (the frontend session, base images config-only and concurrently, images of hoist's
+//!   own store and of `oci-layout://` named contexts without a registry) → [`solve`] (every
 //!   platform's graph together) → [`export`] (images finished and written); [`Progress`]
 //!   carries their steps next to the solver's events.
 //! - [`Error`]: the one error type.
@@ -48,6 +49,7 @@ mod context;
 mod definition;
 mod error;
 mod export;
+mod oci_layout;
 mod ops;
 mod prune;
 mod resolve;

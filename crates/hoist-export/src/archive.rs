@@ -11,7 +11,7 @@ use tempfile::NamedTempFile;
 
 use crate::assemble::Assembled;
 use crate::error::{Error, Result};
-use crate::output::{AnnotationTarget, FileDest, LayoutDest, OciOutput};
+use crate::output::{FileDest, LayoutDest, OciOutput};
 
 /// Writes `assembled` as an OCI layout where `output` says; `index.json` lists `root` once
 /// per name (tag as `org.opencontainers.image.ref.name`, full name as
@@ -22,22 +22,16 @@ pub(crate) fn write_oci(
     root: &Descriptor,
     output: &OciOutput,
 ) -> Result<()> {
-    let mut root = root.clone();
-    root.annotations.extend(
-        output
-            .annotations
-            .for_target(AnnotationTarget::IndexDescriptor, None),
-    );
     match &output.dest {
         LayoutDest::Dir(dir) => {
             let mut writer = OciLayoutWriter::create_dir(dir)?;
-            fill_layout(&mut writer, store, assembled, &root, &output.names)?;
+            fill_layout(&mut writer, store, assembled, root, &output.names)?;
             writer.finish()?;
         }
         LayoutDest::Tar(dest) => {
             with_file_dest(dest, |out| {
                 let mut writer = OciLayoutWriter::tar(out)?;
-                fill_layout(&mut writer, store, assembled, &root, &output.names)?;
+                fill_layout(&mut writer, store, assembled, root, &output.names)?;
                 writer.finish_tar()?;
                 Ok(())
             })?;

@@ -97,7 +97,8 @@ impl Assembler {
         if images.is_empty() {
             return Err(Error::Unsupported("no image to export".into()));
         }
-        let oci = media_types_oci(format);
+        // As BuildKit: annotations on an index or a descriptor need OCI media types.
+        let oci = media_types_oci(format) || annotations.need_oci_types();
         let mut manifests = Vec::with_capacity(images.len());
         for image in images {
             manifests.push(self.assemble_one(image, format, oci, annotations)?);
@@ -117,7 +118,9 @@ impl Assembler {
         };
         index.annotations = annotations.for_target(AnnotationTarget::Index, None);
         let bytes = go_json::to_vec_indent(&index, "", "  ")?;
-        let root = self.put(index.descriptor_media_type(), &bytes)?;
+        let mut root = self.put(index.descriptor_media_type(), &bytes)?;
+        // Where the index is listed: an OCI layout's `index.json`, the store's names.
+        root.annotations = annotations.for_target(AnnotationTarget::IndexDescriptor, None);
         Ok(Assembled {
             root,
             index: Some(bytes),

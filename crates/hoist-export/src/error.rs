@@ -35,6 +35,14 @@ pub enum Error {
         /// buildx's message.
         reason: String,
     },
+    /// A `--annotation` value does not parse (buildx's messages).
+    #[error("invalid annotation {value:?}: {reason}")]
+    AnnotationFlag {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// More than one output writes to stdout.
     #[error("multiple outputs configured to write to stdout")]
     MultipleStdout,

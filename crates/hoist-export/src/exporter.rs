@@ -160,6 +160,10 @@ impl Exporter {
             }
             check_dest(output)?;
             output.check_platform_count(request.images.len())?;
+            if let Some(annotations) = output.annotations() {
+                let platforms: Vec<_> = request.images.iter().map(|i| i.platform.clone()).collect();
+                annotations.check(&platforms)?;
+            }
             match output {
                 Output::Image(o) if o.push && self.registry.is_none() => {
                     return Err(Error::NoRegistryClient {
@@ -310,12 +314,12 @@ fn check_dest(output: &Output) -> Result<()> {
 }
 
 /// The root descriptor as reported and named: a single manifest without the platform its
-/// index entry would carry.
+/// index entry would carry (its `manifest-descriptor` annotations kept, as BuildKit keeps
+/// them on the descriptor an OCI layout's `index.json` lists).
 fn strip_platform(assembled: &Assembled) -> hoist_oci::Descriptor {
     let mut root = assembled.root.clone();
     if assembled.index.is_none() {
         root.platform = None;
-        root.annotations.clear();
     }
     root
 }

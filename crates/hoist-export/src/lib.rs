@@ -57,6 +57,11 @@
 //!   `encoding/json` would.
 //! - One platform gives a manifest as the root; more give an OCI index (Docker manifest
 //!   list with `oci-mediatypes=false`) whose entries carry each platform exactly.
+//! - Annotations ([`Annotations`], from `annotation*.` keys or
+//!   [`Annotations::parse_flags`] for `--annotation`) as BuildKit applies them: index and
+//!   descriptor annotations force OCI media types, index annotations on a single-platform
+//!   image and annotations for a platform not exported are refused; `index-descriptor`
+//!   ones go on the root's entry (an OCI layout's `index.json`, the store's name).
 //! - `image.name` metadata holds the names normalised (`docker.io/library/app:latest`), not
 //!   as typed.
 //! - `insecure=true` / `registry.insecure=true` is parsed but applied by whoever configures

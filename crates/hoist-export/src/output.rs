@@ -222,6 +222,132 @@ impl Annotations {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether any goes on an index or a descriptor: BuildKit then writes OCI media types
+    /// whatever `oci-mediatypes` says (Docker's manifest list and descriptors have no
+    /// annotations); manifest annotations alone keep the format asked for.
+    pub fn need_oci_types(&self) -> bool {
+        self.0
+            .iter()
+            .any(|a| a.target != AnnotationTarget::Manifest)
+    }
+
+    /// `hoist build --annotation` values as buildx reads them: `KEY=VALUE` (a manifest
+    /// annotation), or `TYPES:KEY=VALUE` where `TYPES` is a comma-separated list of
+    /// `manifest`, `index`, `manifest-descriptor` or `index-descriptor`, each with an
+    /// optional platform in brackets (`manifest[linux/arm64]`); one annotation per type.
+    pub fn parse_flags<S: AsRef<str>>(values: &[S]) -> Result<Annotations> {
+        let mut out = Vec::new();
+        for value in values.iter().map(AsRef::as_ref).filter(|v| !v.is_empty()) {
+            let bad = |reason: String| Error::AnnotationFlag {
+                value: value.to_owned(),
+                reason,
+            };
+            let Some((head, text)) = value.split_once('=') else {
+                return Err(bad("expected key=value".into()));
+            };
+            let Some((types, key)) = head.split_once(':') else {
+                out.push(Annotation {
+                    target: AnnotationTarget::Manifest,
+                    platform: None,
+                    key: head.to_owned(),
+                    value: text.to_owned(),
+                });
+                continue;
+            };
+            for typed in types.split(',') {
+                let (name, platform) = match typed.split_once('[') {
+                    Some((name, rest)) => match rest.strip_suffix(']') {
+                        Some(spec) if is_platform_text(spec) => (name, Some(spec)),
+                        _ => return Err(bad(type_syntax(typed))),
+                    },
+                    None => (typed, None),
+                };
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+                    return Err(bad(type_syntax(typed)));
+                }
+                let target = match name {
+                    "manifest" => AnnotationTarget::Manifest,
+                    "manifest-descriptor" => AnnotationTarget::ManifestDescriptor,
+                    "index" => AnnotationTarget::Index,
+                    "index-descriptor" => AnnotationTarget::IndexDescriptor,
+                    _ => return Err(bad(format!("unknown annotation type {name:?}"))),
+                };
+                let platform = match platform {
+                    Some(spec) => Some(
+                        Platform::parse(spec)
+                            .map_err(|e| bad(format!("invalid platform {spec:?}: {e}")))?,
+                    ),
+                    None => None,
+                };
+                if platform.is_some()
+                    && matches!(
+                        target,
+                        AnnotationTarget::Index | AnnotationTarget::IndexDescriptor
+                    )
+                {
+                    return Err(bad(format!(
+                        "a platform cannot be given for {name} annotations"
+                    )));
+                }
+                out.push(Annotation {
+                    target,
+                    platform,
+                    key: key.to_owned(),
+                    value: text.to_owned(),
+                });
+            }
+        }
+        Ok(Annotations(out))
+    }
+
+    /// Adds `more` after these (a later value for the same key and target wins).
+    pub fn extend(&mut self, more: &Annotations) {
+        self.0.extend(more.0.iter().cloned());
+    }
+
+    /// Refuses what BuildKit refuses for an export of `platforms`: index annotations when
+    /// the result is a single manifest, and an annotation for a platform not built.
+    pub(crate) fn check(&self, platforms: &[Platform]) -> Result<()> {
+        if platforms.len() == 1
+            && self.0.iter().any(|a| {
+                matches!(
+                    a.target,
+                    AnnotationTarget::Index | AnnotationTarget::IndexDescriptor
+                )
+            })
+        {
+            return Err(Error::Unsupported(
+                "index annotations not supported for single platform export".into(),
+            ));
+        }
+        for wanted in self.0.iter().filter_map(|a| a.platform.as_ref()) {
+            if !platforms
+                .iter()
+                .any(|p| p.normalize() == wanted.normalize())
+            {
+                return Err(Error::Unsupported(format!(
+                    "invalid annotation: no platform {} found in source",
+                    wanted.format()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// buildx's `[A-Za-z0-9_/-]+` inside an annotation type's brackets.
+fn is_platform_text(spec: &str) -> bool {
+    !spec.is_empty()
+        && spec
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'/' || b == b'-')
+}
+
+fn type_syntax(typed: &str) -> String {
+    format!(
+        "invalid annotation type {typed:?}, expected type and optional platform in square brackets"
+    )
 }
 
 /// buildx's message when `--load` (a docker output without `dest`) gets several platforms.
@@ -355,6 +481,29 @@ impl Output {
         if names.is_empty() {
             *names = tags.to_vec();
         }
+    }
+
+    /// The annotation options of an image-shaped output (`image`, `oci`, `docker`).
+    pub fn annotations(&self) -> Option<&Annotations> {
+        match self {
+            Output::Image(o) => Some(&o.annotations),
+            Output::Oci(o) => Some(&o.annotations),
+            Output::Docker(o) => Some(&o.annotations),
+            Output::Local(_) | Output::Tar(_) | Output::CacheOnly => None,
+        }
+    }
+
+    /// Adds `--annotation` values to an image-shaped output, after its own `annotation*.`
+    /// options, as buildx adds them to every output's attributes; outputs without a
+    /// manifest (`local`, `tar`, `cacheonly`) have nothing to annotate.
+    pub fn add_annotations(&mut self, more: &Annotations) {
+        let annotations = match self {
+            Output::Image(o) => &mut o.annotations,
+            Output::Oci(o) => &mut o.annotations,
+            Output::Docker(o) => &mut o.annotations,
+            Output::Local(_) | Output::Tar(_) | Output::CacheOnly => return,
+        };
+        annotations.extend(more);
     }
 
     /// The `type=` name of this output's exporter.

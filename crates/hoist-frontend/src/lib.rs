@@ -54,7 +54,7 @@ pub use convert::{convert, Converted, StageInfo, MAIN_CONTEXT};
 pub use copy::has_wildcard;
 pub use error::{Error, Result};
 pub use image::DEFAULT_PATH;
-pub use options::{BuildOptions, NamedContext};
+pub use options::{BuildOptions, LayoutSelect, NamedContext, OciLayoutRef};
 pub use plan::{
     plan, plan_stages, Base, ImageRequest, ImageResolver, Plan, ResolvedImage, StagePlan,
 };

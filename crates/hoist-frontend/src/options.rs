@@ -1,8 +1,9 @@
 //! [`BuildOptions`]: what a build asks of the frontend, typed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
-use hoist_oci::Platform;
+use hoist_oci::{Digest, Platform};
 
 /// Options of one conversion (one target platform). A multi-platform build converts once
 /// per platform with the same options but `target_platform`.
@@ -83,4 +84,69 @@ pub enum NamedContext {
     Image(String),
     /// A local directory sent by the client under this local name.
     Local(String),
+    /// `oci-layout://DIR[:TAG|@DIGEST]`: the image an OCI layout directory holds. The
+    /// frontend does no I/O, so the caller imports it into its store before planning and
+    /// hands it over as an [`NamedContext::Image`] pinned by digest; planning with one
+    /// still here is an error.
+    OciLayout(OciLayoutRef),
+}
+
+/// An image in an OCI layout directory, as `oci-layout://` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciLayoutRef {
+    /// The layout directory.
+    pub dir: PathBuf,
+    /// Which of its images.
+    pub select: LayoutSelect,
+}
+
+/// How an [`OciLayoutRef`] picks its image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayoutSelect {
+    /// `:TAG` (`latest` when neither is given): the `index.json` entry whose
+    /// `org.opencontainers.image.ref.name` is the tag.
+    Tag(String),
+    /// `@sha256:…`: the manifest or index with this digest.
+    Digest(Digest),
+}
+
+impl OciLayoutRef {
+    /// Parses what follows `oci-layout://`: `DIR`, `DIR:TAG`, `DIR@DIGEST` (buildx cuts at
+    /// the first `@`, then at the first `:`, so the directory holds neither).
+    pub fn parse(value: &str) -> std::result::Result<OciLayoutRef, String> {
+        let (rest, digest) = match value.split_once('@') {
+            Some((rest, digest)) => (rest, Some(digest)),
+            None => (value, None),
+        };
+        let (dir, tag) = match rest.split_once(':') {
+            Some((dir, tag)) => (dir, Some(tag)),
+            None => (rest, None),
+        };
+        if dir.is_empty() {
+            return Err(format!("oci-layout://{value}: no layout directory"));
+        }
+        let select = match (digest, tag) {
+            (Some(digest), _) => LayoutSelect::Digest(
+                Digest::parse(digest)
+                    .map_err(|e| format!("oci-layout://{value}: invalid digest: {e}"))?,
+            ),
+            (None, Some("")) => return Err(format!("oci-layout://{value}: empty tag")),
+            (None, Some(tag)) => LayoutSelect::Tag(tag.to_owned()),
+            (None, None) => LayoutSelect::Tag("latest".to_owned()),
+        };
+        Ok(OciLayoutRef {
+            dir: PathBuf::from(dir),
+            select,
+        })
+    }
+}
+
+impl std::fmt::Display for OciLayoutRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "oci-layout://{}", self.dir.display())?;
+        match &self.select {
+            LayoutSelect::Tag(tag) => write!(f, ":{tag}"),
+            LayoutSelect::Digest(digest) => write!(f, "@{digest}"),
+        }
+    }
 }

@@ -308,6 +308,10 @@ impl Planner<'_> {
     ) -> Result<Base> {
         match context {
             NamedContext::Local(name) => Ok(Base::Context(name.clone())),
+            NamedContext::OciLayout(layout) => Err(Error::at(
+                span,
+                format!("{layout} was not imported into the build's store before planning"),
+            )),
             NamedContext::Image(reference) => self
                 .image_request(reference, platform, span)
                 .map(Base::Image),

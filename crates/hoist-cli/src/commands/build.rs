@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _};
 use hoist_engine::runtime::Runtime;
 use hoist_engine::{BuildRequest, ContextSource, SecretSource, Secrets, TarStream, Worker};
 use hoist_export::Output;
-use hoist_frontend::{BuildOptions, NamedContext};
+use hoist_frontend::{BuildOptions, NamedContext, OciLayoutRef};
 use hoist_oci::{Platform, Reference};
 use hoist_registry::{Credentials, RegistryClient};
 
@@ -321,7 +321,8 @@ fn build_options(args: &BuildArgs) -> anyhow::Result<BuildOptions> {
 }
 
 /// `--build-context NAME=VALUE` as buildx reads it: a Git or http(s) URL is a remote
-/// context, `docker-image://REF` names an image, anything else must be a directory; the
+/// context, `docker-image://REF` names an image, `oci-layout://DIR[:TAG|@DIGEST]`
+/// an image in an OCI layout (imported by the engine), anything else must be a directory; the
 /// files of each context are sent under the local name NAME. Returns their sources by
 /// local name.
 fn named_contexts(
@@ -345,6 +346,11 @@ fn named_contexts(
         } else if value.starts_with("target:") {
             // A bake target; BuildKit knows no such source.
             bail!("unsupported context source target for {name}");
+        } else if let Some(layout) = value.strip_prefix("oci-layout://") {
+            NamedContext::OciLayout(
+                OciLayoutRef::parse(layout)
+                    .map_err(|e| anyhow::anyhow!("--build-context {name}: {e}"))?,
+            )
         } else {
             if name == hoist_frontend::MAIN_CONTEXT {
                 bail!("--build-context {name}: the name {name:?} is the main context's");
@@ -479,8 +485,11 @@ fn outputs(args: &BuildArgs) -> anyhow::Result<Vec<Output>> {
             ..hoist_export::ImageOutput::default()
         }));
     }
+    // buildx adds `--annotation` to every output's attributes.
+    let annotations = hoist_export::Annotations::parse_flags(&args.annotations)?;
     for output in &mut outputs {
         output.apply_tags(&tags);
+        output.add_annotations(&annotations);
     }
     Ok(outputs)
 }

@@ -13,6 +13,7 @@ mod build_e2e;
 mod build_env;
 mod build_flags;
 mod build_http;
+mod build_images;
 mod build_stdio;
 mod corpus;
 mod debug_commands;

@@ -11,6 +11,7 @@ mod case;
 mod copy_semantics;
 mod fidelity;
 mod http;
+mod local_images;
 mod prune;
 mod remote_context;
 mod resolve_bases;

@@ -27,6 +27,10 @@ impl Fixture {
         Fixture { tmp, store }
     }
 
+    pub(crate) fn store(&self) -> &ContentStore {
+        &self.store
+    }
+
     pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
     }

@@ -5,6 +5,7 @@
 //! `conformance` are the conformance runners, which `cargo test conformance` selects and
 //! `scripts/test.sh` runs apart; no other test's path may contain that word.
 
+mod annotations;
 mod device_dest;
 mod export;
 mod parse;

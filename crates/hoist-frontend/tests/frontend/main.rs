@@ -8,5 +8,6 @@
 mod convert;
 mod fidelity;
 mod integration_conformance;
+mod oci_layout_ref;
 mod session;
 mod support;
