@@ -475,15 +475,25 @@ fn resolve_with(git: &GitCli, git_ref: &GitRef) -> Result<Resolved> {
 }
 
 fn ls_remote(git: &GitCli, git_ref: &GitRef, args: &[&str]) -> Result<String> {
-    git.run(None, args)?.map_err(|f| Error::Git {
-        action: "list the refs for",
-        remote: git_ref.remote.redacted(),
-        reference: git_ref
-            .reference
-            .clone()
-            .unwrap_or_else(|| "HEAD".to_owned()),
-        command: f.command,
-        stderr: f.stderr,
+    git.run(None, args)?.map_err(|f| {
+        let mut stderr = f.stderr;
+        let denied = ["could not read Username", "Authentication failed", "401"];
+        if git_ref.remote.is_http() && denied.iter().any(|d| stderr.contains(d)) {
+            stderr.push_str(
+                " (a private repository? give its token as the build secret GIT_AUTH_TOKEN, \
+                 or a whole Authorization header as GIT_AUTH_HEADER)",
+            );
+        }
+        Error::Git {
+            action: "list the refs for",
+            remote: git_ref.remote.redacted(),
+            reference: git_ref
+                .reference
+                .clone()
+                .unwrap_or_else(|| "HEAD".to_owned()),
+            command: f.command,
+            stderr,
+        }
     })
 }
 

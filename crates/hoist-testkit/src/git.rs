@@ -431,6 +431,13 @@ impl Repo {
         Ok(repo)
     }
 
+    /// An existing repository (a checkout to inspect).
+    pub fn open(dir: &Path) -> Repo {
+        Repo {
+            dir: dir.to_path_buf(),
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
