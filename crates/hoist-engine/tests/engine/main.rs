@@ -10,6 +10,7 @@ mod cache;
 mod case;
 mod copy_semantics;
 mod fidelity;
+mod git;
 mod http;
 mod prune;
 mod resolve_bases;
