@@ -635,7 +635,6 @@ mod tests {
             assert_eq!(parsed.subdir.as_deref(), *subdir, "{input}");
             assert!(is_git_url(input), "{input}");
         }
-        println!("git refs: {}/{} passed", PARSED.len(), PARSED.len());
     }
 
     #[test]

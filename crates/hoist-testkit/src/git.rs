@@ -149,7 +149,7 @@ fn authorized(value: Option<&str>, tokens: &[String]) -> bool {
     } else {
         return false;
     };
-    tokens.iter().any(|t| *t == presented)
+    tokens.contains(&presented)
 }
 
 /// Reads one request, runs `git http-backend` for it and sends its answer.
