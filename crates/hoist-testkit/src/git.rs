@@ -5,6 +5,8 @@
 //!   `REQUEST_METHOD`, `CONTENT_TYPE`, the body on stdin, the `Status:` line and headers
 //!   parsed back), optionally answering `401` to requests without the right token.
 //! - [`GitDaemon`]: `git daemon` on a free port for `git://`.
+//! - [`SshServer`]: `sshd` on loopback letting in one generated key, and an `ssh-agent`
+//!   holding it, for `ssh://` remotes.
 //! - [`Repo`]: a repository with commits, tags, branches, other refs and submodules, made
 //!   with the git CLI under fixed names and dates.
 //!
@@ -579,4 +581,165 @@ mod tests {
         let out = ls_remote(&daemon.url("app.git"), &[]);
         assert!(String::from_utf8_lossy(&out.stdout).contains(&commit));
     }
+}
+
+/// `sshd` on a free loopback port letting in one generated key, and an `ssh-agent` holding
+/// that key, for `ssh://` remotes; both killed when dropped. Repositories are reached by
+/// their absolute path (`ssh://root@127.0.0.1:PORT/abs/path/app.git`) as the current user.
+#[derive(Debug)]
+pub struct SshServer {
+    sshd: Child,
+    agent: Child,
+    port: u16,
+    user: String,
+    dir: tempfile::TempDir,
+}
+
+impl SshServer {
+    /// Starts both; [`TestkitError::MissingTool`] when `sshd` or the ssh client tools are
+    /// not installed (Debian's `openssh-server` and `openssh-client`).
+    pub fn start() -> Result<SshServer> {
+        const SSHD: &str = "/usr/sbin/sshd";
+        if !Path::new(SSHD).is_file() {
+            return Err(TestkitError::MissingTool {
+                tool: "sshd",
+                install: "apt-get install openssh-server",
+            });
+        }
+        for tool in ["ssh", "ssh-keygen", "ssh-agent", "ssh-add"] {
+            if crate::find_in_path(tool).is_none() {
+                return Err(TestkitError::MissingTool {
+                    tool: "ssh",
+                    install: "apt-get install openssh-client",
+                });
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("hoist-sshd-")
+            .tempdir()
+            .map_err(TestkitError::io("create", std::env::temp_dir()))?;
+        let d = dir.path();
+        for key in ["host_key", "client_key"] {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key)))?;
+        }
+        let authorized = d.join("authorized_keys");
+        std::fs::copy(d.join("client_key.pub"), &authorized)
+            .map_err(TestkitError::io("write", &authorized))?;
+        // sshd insists on its privilege separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(TestkitError::io("find a free port on", "127.0.0.1:0"))?
+            .port();
+        let config = d.join("sshd_config");
+        let text = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\n\
+             UsePAM no\nPidFile {}\n",
+            d.join("host_key").display(),
+            authorized.display(),
+            d.join("sshd.pid").display(),
+        );
+        std::fs::write(&config, text).map_err(TestkitError::io("write", &config))?;
+        let sshd = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(TestkitError::io("run", SSHD))?;
+        let socket = d.join("agent.sock");
+        let agent = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(TestkitError::io("run ssh-agent in", d))?;
+        let user = std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "root".to_owned());
+        let server = SshServer {
+            sshd,
+            agent,
+            port,
+            user,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() || !socket.exists() {
+            if Instant::now() > deadline {
+                return Err(TestkitError::Command {
+                    command: format!("{SSHD} -p {port} / ssh-agent"),
+                    status: "not listening".into(),
+                    stderr: String::new(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        run(Command::new("ssh-add")
+            .arg("-q")
+            .arg(server.dir.path().join("client_key"))
+            .env("SSH_AUTH_SOCK", &socket))?;
+        Ok(server)
+    }
+
+    /// `ssh://USER@127.0.0.1:PORT<path>` for a repository at an absolute path.
+    pub fn url(&self, repo: &Path) -> String {
+        format!(
+            "ssh://{}@127.0.0.1:{}{}",
+            self.user,
+            self.port,
+            repo.display()
+        )
+    }
+
+    /// The agent's socket (`SSH_AUTH_SOCK`), which holds the one key sshd lets in.
+    pub fn agent_socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+
+    /// The `known_hosts` line of the server's host key.
+    pub fn known_hosts(&self) -> Result<String> {
+        let file = self.dir.path().join("host_key.pub");
+        let key = std::fs::read_to_string(&file).map_err(TestkitError::io("read", &file))?;
+        let mut fields = key.split_whitespace();
+        let (kind, data) = (
+            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or_default(),
+        );
+        Ok(format!("[127.0.0.1]:{} {kind} {data}\n", self.port))
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        for child in [&mut self.sshd, &mut self.agent] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs a fixture command that must succeed.
+fn run(command: &mut Command) -> Result<()> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(TestkitError::io("run", format!("{command:?}")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(TestkitError::Command {
+        command: format!("{command:?}"),
+        status: output.status.to_string(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
 }

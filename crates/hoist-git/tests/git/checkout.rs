@@ -372,3 +372,50 @@ fn a_commit_is_found_when_the_server_refuses_fetches_by_sha() {
     assert_eq!(commit.unwrap(), f.first);
     assert_eq!(read(dest.path(), "README"), "first\n");
 }
+
+#[test]
+fn ssh_remotes_use_the_agent_and_known_hosts() {
+    let ssh = match hoist_testkit::git::SshServer::start() {
+        Ok(ssh) => ssh,
+        Err(e) if e.is_missing_prerequisite() => {
+            return hoist_testkit::skip(&format!("ssh remotes: {e}"));
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let f = Fixture::new();
+    let url = format!("{}#v1", ssh.url(f.repo.dir()));
+    let git_ref = GitRef::parse(&url).unwrap();
+    let fetch = |auth: &Auth| {
+        let dest = tempfile::tempdir().unwrap();
+        let result = checkout(&git_ref, dest.path(), auth, f.cache.path());
+        (dest, result)
+    };
+
+    let (dest, out) = fetch(&Auth::none().with_ssh_agent(ssh.agent_socket()));
+    assert_eq!(out.unwrap().commit, f.first);
+    assert_eq!(read(dest.path(), "README"), "first\n");
+
+    let known = Auth::none()
+        .with_ssh_agent(ssh.agent_socket())
+        .with_known_hosts(&ssh.known_hosts().unwrap());
+    assert_eq!(fetch(&known).1.unwrap().commit, f.first);
+
+    let (_, denied) = fetch(&Auth::none());
+    let text = denied.unwrap_err().to_string();
+    assert!(
+        text.contains("Permission denied") && text.contains("v1"),
+        "{text}"
+    );
+
+    // Known hosts that do not list this server: refused, not trusted on first use.
+    let wrong_host = Auth::none()
+        .with_ssh_agent(ssh.agent_socket())
+        .with_known_hosts(
+            &ssh.known_hosts()
+                .unwrap()
+                .replace("[127.0.0.1]", "[127.0.0.2]"),
+        );
+    let (_, refused) = fetch(&wrong_host);
+    let text = refused.unwrap_err().to_string();
+    assert!(text.contains("Host key verification failed"), "{text}");
+}
