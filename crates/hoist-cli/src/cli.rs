@@ -278,7 +278,7 @@ pub struct LogoutArgs {
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Build context: a directory, an http(s) URL (a tarball, or a Dockerfile), a Git URL
-    /// (not supported yet), or `-` for stdin (a tar, plain or compressed, or a Dockerfile
+    /// (`#ref:dir`; `.git` kept with `--build-arg BUILDKIT_CONTEXT_KEEP_GIT_DIR=1`), or `-` for stdin (a tar, plain or compressed, or a Dockerfile
     /// with an empty context).
     #[arg(value_name = "PATH | URL | -")]
     pub context: String,
@@ -296,7 +296,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
     /// Additional build contexts (e.g., name=path): a directory, an http(s) URL (the
-    /// downloaded file, as `context`), a Git URL (not supported yet),
+    /// downloaded file, as `context`), a Git URL,
     /// `docker-image://REF` for an image, or `oci-layout://DIR[:TAG|@DIGEST]` for an image in an
     /// OCI layout.
     #[arg(long = "build-context", value_name = "NAME=VALUE")]

@@ -37,7 +37,7 @@ pub struct Loaded {
 /// Parses the prepared request's Dockerfile and reads the ignore files of its contexts.
 pub fn load_definition(prepared: &Prepared, progress: &Progress) -> Result<Loaded> {
     let request = &prepared.request;
-    let secrets = SecretStore::load(&request.secrets)?;
+    let secrets = prepared.secrets.clone();
     let step = progress.step(format!(
         "[internal] load build definition from {}",
         dockerfile_base_name(&prepared.dockerfile_name)

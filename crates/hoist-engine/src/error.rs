@@ -38,6 +38,9 @@ pub enum Error {
     /// An OCI document or reference was invalid.
     #[error(transparent)]
     Oci(#[from] hoist_oci::Error),
+    /// A git source could not be resolved or checked out.
+    #[error(transparent)]
+    Git(#[from] hoist_git::Error),
     /// A build step failed: `step` is its name, `message` the op's error, `output` the last
     /// lines a failed process wrote, `location` the Dockerfile lines the step comes from.
     #[error("failed to solve: {message}")]

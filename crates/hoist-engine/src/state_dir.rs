@@ -47,7 +47,8 @@ impl Environment {
 /// - the content store's files (`content/`, the OCI image layout, and its `ingest/`,
 ///   `leases/`, `named-leases/`, `variants/`, `content.lock`; see [`ContentStore`]),
 /// - `snapshots/` — the snapshotter's (see [`AnySnapshotter`]),
-/// - `engine/` — cache records, layer chains, cache mounts, http records, locks.
+/// - `engine/` — cache records, layer chains, cache mounts, http records, locks, and
+///   `engine/git/`: a bare repository per git remote, shared by builds (prune leaves it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateDir {
     root: PathBuf,

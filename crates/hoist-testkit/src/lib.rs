@@ -9,6 +9,9 @@
 //!   [`registry::TestRegistry`] ([`images::BaseImages`]).
 //! - [`http::FileServer`]: a small HTTP file server on loopback for `ADD <url>` tests
 //!   (`ETag`, `Last-Modified`, `304`s, a count of bodies sent, faults on demand).
+//! - [`git`]: git servers on loopback (`git http-backend` over smart HTTP, optionally
+//!   asking for a token; `git daemon` for `git://`) and [`git::Repo`] to make repositories
+//!   with commits, tags, branches and submodules.
 //! - [`integration`]: BuildKit's Dockerfile integration cases as typed data
 //!   ([`integration::cases`]), materialised into temporary build contexts with upstream's
 //!   modes ([`integration::IntegrationCase::materialize`]).
@@ -17,6 +20,7 @@
 use std::path::{Path, PathBuf};
 
 mod error;
+pub mod git;
 pub mod http;
 pub mod images;
 pub mod integration;

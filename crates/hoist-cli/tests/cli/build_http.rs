@@ -288,12 +288,44 @@ fn add_url_retries_unavailable_servers_and_bodies_cut_short() {
 }
 
 #[test]
-fn add_of_a_git_url_is_refused_clearly() {
+fn add_of_a_git_url_checks_out_the_ref_with_the_token_secret() {
     let Some(case) = Case::new() else { return };
-    case.dockerfile("FROM scratch\nADD https://example.invalid/repo.git /src/\n");
+    let git = hoist_testkit::git::GitHttpServer::start().unwrap();
+    let repo = hoist_testkit::git::Repo::init(&git.root().join("repo.git")).unwrap();
+    repo.write("dir/hello.txt", "hello from git\n").unwrap();
+    repo.commit("first").unwrap();
+    repo.tag("v1").unwrap();
+    git.require_token("cli-token");
+    let url = git.url("repo.git");
+    std::fs::write(
+        case.ctx.join("Dockerfile"),
+        format!("FROM scratch\nADD {url}#v1:dir /src/\n"),
+    )
+    .unwrap();
     let stderr = case.build_error();
     assert!(
-        stderr.contains("git sources are not implemented"),
+        stderr.contains(&url) && stderr.contains("GIT_AUTH_TOKEN"),
         "{stderr}"
     );
+
+    let token = case.env.fresh_dir("secret").join("token");
+    std::fs::write(&token, "cli-token").unwrap();
+    let dest = case.env.fresh_dir("out");
+    let secret = format!("id=GIT_AUTH_TOKEN,src={}", token.display());
+    let output = format!("type=local,dest={}", dest.display());
+    let ctx = case.ctx.display().to_string();
+    let out = case.env.hoist(&[
+        "build",
+        "--progress=plain",
+        "--secret",
+        &secret,
+        "-o",
+        &output,
+        &ctx,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("cli-token"), "{stderr}");
+    let hello = std::fs::read_to_string(dest.join("src/hello.txt")).unwrap();
+    assert_eq!(hello, "hello from git\n");
 }

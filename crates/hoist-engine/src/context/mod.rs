@@ -39,6 +39,7 @@ pub(crate) use dir::{contexts_dir, remove_orphans};
 use crate::build::BuildRequest;
 use crate::error::{Error, Result};
 use crate::ops::{scoped_path, LocalContexts};
+use crate::secrets::SecretStore;
 use crate::steps::Progress;
 use crate::worker::Worker;
 use dir::ContextDir;
@@ -75,7 +76,7 @@ impl ContextSource {
     /// `github.com/…`, or an http(s) URL whose path ends in `.git`), else an http(s) URL;
     /// `None` for anything else (a path).
     pub fn remote(value: &str) -> Option<ContextSource> {
-        if is_git_url(value) {
+        if hoist_git::is_git_url(value) {
             Some(ContextSource::Git(value.to_owned()))
         } else if is_http_url(value) {
             Some(ContextSource::Http(value.to_owned()))
@@ -97,45 +98,6 @@ impl ContextSource {
 
 fn is_http_url(value: &str) -> bool {
     value.starts_with("http://") || value.starts_with("https://")
-}
-
-/// BuildKit's `ParseGitRef`, as far as it decides whether a string is a Git URL.
-fn is_git_url(value: &str) -> bool {
-    if value.starts_with("./") || value.starts_with("../") {
-        return false;
-    }
-    if value.starts_with("github.com/") {
-        return true;
-    }
-    if let Some((scheme, rest)) = value.split_once("://") {
-        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return false;
-        }
-        return match scheme.to_ascii_lowercase().as_str() {
-            "git" | "ssh" => true,
-            // Only with the `.git` suffix on the path (before any query or fragment).
-            "http" | "https" => {
-                let end = rest.find(['?', '#']).unwrap_or(rest.len());
-                let path = rest[..end].split_once('/').map_or("", |(_, p)| p);
-                path.ends_with(".git")
-            }
-            _ => false,
-        };
-    }
-    is_scp_style(value)
-}
-
-/// `user@host:path` (BuildKit's `^([a-zA-Z0-9-_]+)@([a-zA-Z0-9-.]+):(.*?)…$`).
-fn is_scp_style(value: &str) -> bool {
-    let Some((user, rest)) = value.split_once('@') else {
-        return false;
-    };
-    let Some((host, _path)) = rest.split_once(':') else {
-        return false;
-    };
-    let user_ok = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
-    let host_ok = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
-    !user.is_empty() && user.bytes().all(user_ok) && !host.is_empty() && host.bytes().all(host_ok)
 }
 
 /// A tar archive to be read once (stdin). Clones share the stream: the first to prepare
@@ -174,6 +136,9 @@ pub struct Prepared {
     pub contexts: LocalContexts,
     /// The contexts that were local directories: only their `.dockerignore` applies.
     pub(crate) ignore_files: BTreeSet<String>,
+    /// The values of the build's secrets, read first (a Git context's credentials are
+    /// among them, and a missing secret file fails the build before any download).
+    pub secrets: SecretStore,
     _dirs: Vec<ContextDir>,
 }
 
@@ -189,10 +154,24 @@ pub async fn prepare_contexts(
     for output in &request.outputs {
         output.check_platform_count(request.platforms.len().max(1))?;
     }
+    let secrets = SecretStore::load(&request.secrets)?;
+    let git = GitSettings {
+        secrets: &secrets,
+        keep_git_dir: keep_git_dir(&request.options),
+        ssh_agent: None,
+    };
     let mut dirs = Vec::new();
     let mut contexts = LocalContexts::new();
     let mut ignore_files = BTreeSet::new();
-    let main = prepare(worker, &request.context, Role::Main, progress, &mut dirs).await?;
+    let main = prepare(
+        worker,
+        &request.context,
+        Role::Main,
+        &git,
+        progress,
+        &mut dirs,
+    )
+    .await?;
     let (dockerfile, dockerfile_name) = match &request.dockerfile {
         Some(bytes) => (bytes.clone(), request.dockerfile_name.clone()),
         None if main.downloaded_file => {
@@ -212,7 +191,7 @@ pub async fn prepare_contexts(
     contexts.insert(hoist_frontend::MAIN_CONTEXT.to_owned(), main.dir);
     for (name, source) in &request.named_contexts {
         let role = Role::Named(name);
-        let named = prepare(worker, source, role, progress, &mut dirs).await?;
+        let named = prepare(worker, source, role, &git, progress, &mut dirs).await?;
         if matches!(source, ContextSource::Local(_)) {
             ignore_files.insert(name.clone());
         }
@@ -224,8 +203,27 @@ pub async fn prepare_contexts(
         dockerfile_name,
         contexts,
         ignore_files,
+        secrets,
         _dirs: dirs,
     })
+}
+
+/// What Git contexts are checked out with.
+pub(crate) struct GitSettings<'a> {
+    /// The build's secrets (`GIT_AUTH_TOKEN[.host]`, `GIT_AUTH_HEADER[.host]`).
+    pub secrets: &'a SecretStore,
+    /// `--build-arg BUILDKIT_CONTEXT_KEEP_GIT_DIR=1`: the checkout keeps its `.git`.
+    pub keep_git_dir: bool,
+    /// The agent socket ssh remotes are fetched with (`--ssh default`).
+    pub ssh_agent: Option<PathBuf>,
+}
+
+/// BuildKit's `BUILDKIT_CONTEXT_KEEP_GIT_DIR` build argument, a Go boolean.
+fn keep_git_dir(options: &hoist_frontend::BuildOptions) -> bool {
+    options
+        .build_args
+        .get("BUILDKIT_CONTEXT_KEEP_GIT_DIR")
+        .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"))
 }
 
 /// Which context is prepared: the main one, or a named one.
@@ -246,6 +244,7 @@ async fn prepare(
     worker: &Worker,
     source: &ContextSource,
     role: Role<'_>,
+    git_settings: &GitSettings<'_>,
     progress: &Progress,
     dirs: &mut Vec<ContextDir>,
 ) -> Result<PreparedOne> {
@@ -285,8 +284,12 @@ async fn prepare(
             downloaded_file = step.finish(result)?;
         }
         ContextSource::Git(url) => {
-            let step = progress.step(format!("[internal] load git source {url}"));
-            step.finish(git::checkout(worker, url, &root).await)?;
+            let name = match role {
+                Role::Main => format!("[internal] load git source {url}"),
+                Role::Named(name) => format!("[context {name}] {url}"),
+            };
+            let step = progress.step(name);
+            step.finish(git::checkout(worker, url, &root, git_settings).await)?;
         }
     }
     dirs.push(held);

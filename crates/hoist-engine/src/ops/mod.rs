@@ -4,6 +4,8 @@
 //! - [`image`]: fetch the layers of an image resolved while planning and unpack them once
 //!   into a snapshot chain;
 //! - [`http`]: download one file (`ADD <url>`), keyed by its content digest;
+//! - [`git`]: check out one commit of a repository (`ADD <git url>`), keyed by the commit
+//!   its ref resolves to;
 //! - [`local`]: copy the selected files of a local context into a snapshot, keyed by their
 //!   content;
 //! - [`exec`]: run a process in the sandbox on a snapshot of its input and commit the change;
@@ -17,6 +19,7 @@ mod checksum;
 mod copy;
 mod exec;
 mod file;
+mod git;
 mod http;
 mod image;
 mod local;
@@ -51,6 +54,11 @@ pub struct EngineOp {
     secrets: Arc<SecretStore>,
     /// What an http source's cache key was computed from, for its run.
     http: http::Slot,
+    /// The commit a git source's ref resolved to for its cache key, for its run.
+    git: git::Slot,
+    /// The ssh agent socket git sources with ssh remotes authenticate with (none by
+    /// default: the lead wires `--ssh` here).
+    git_ssh_agent: Option<PathBuf>,
 }
 
 impl EngineOp {
@@ -65,12 +73,20 @@ impl EngineOp {
             contexts,
             secrets: Arc::default(),
             http: http::Slot::default(),
+            git: git::Slot::default(),
+            git_ssh_agent: None,
         }
     }
 
     /// The secrets its exec's `type=secret` mounts read (none by default).
     pub fn with_secrets(mut self, secrets: Arc<SecretStore>) -> EngineOp {
         self.secrets = secrets;
+        self
+    }
+
+    /// The ssh agent socket (`SSH_AUTH_SOCK`) for git sources with ssh remotes.
+    pub fn with_git_ssh_agent(mut self, socket: Option<PathBuf>) -> EngineOp {
+        self.git_ssh_agent = socket;
         self
     }
 
@@ -145,6 +161,7 @@ impl hoist_solver::Op for EngineOp {
                 Ok(CacheMap::new(Digest::of(&bytes)))
             }
             Op::Source(Source::Http { .. }) => Ok(CacheMap::new(http::cache_key(self).await?)),
+            Op::Source(Source::Git { .. }) => Ok(CacheMap::new(git::cache_key(self).await?)),
             Op::File(file) => Ok(self.file_cache_map(file)),
             _ => Ok(CacheMap::new(self.definition_digest())),
         }
@@ -156,10 +173,7 @@ impl hoist_solver::Op for EngineOp {
             Op::Source(Source::Image { .. }) => image::exec(self).await,
             Op::Source(Source::Local { .. }) => self.blocking(|op| local::exec(&op)).await,
             Op::Source(Source::Http { .. }) => http::exec(self).await,
-            Op::Source(Source::Git { remote, .. }) => Err(Error::Unsupported(format!(
-                "ADD of a git repository ({remote}): git sources are not implemented; \
-                 clone it in a RUN step or fetch an archive of it by URL instead"
-            ))),
+            Op::Source(Source::Git { .. }) => git::exec(self).await,
             Op::Exec(_) => exec::exec(self, ctx, inputs).await,
             Op::File(file) => {
                 let base = match file.base {

@@ -10,6 +10,8 @@ mod cache;
 mod case;
 mod copy_semantics;
 mod fidelity;
+mod git;
+mod git_context;
 mod http;
 mod local_images;
 mod prune;

@@ -325,7 +325,7 @@ fn bad_contexts_fail_naming_the_input_and_leave_nothing_behind() {
     );
     assert_no_contexts_left(&case);
 
-    // Git contexts wait for hoist-git.
+    // A Git context whose host does not resolve.
     let git = "https://example.invalid/repo.git";
     let text = failure(&case, ContextSource::Git(git.into()));
     assert!(
