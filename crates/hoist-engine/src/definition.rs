@@ -16,7 +16,9 @@ use hoist_oci::Platform;
 use crate::build::BuildRequest;
 use crate::error::{Error, Result};
 use crate::ops::LocalContexts;
+use crate::run_options::RunOptions;
 use crate::secrets::SecretStore;
+use crate::ssh::SshStore;
 use crate::steps::Progress;
 
 /// A build's definition as loaded: what the frontend and the solver read.
@@ -32,6 +34,10 @@ pub struct Loaded {
     pub pull: bool,
     /// The values of the build's secrets, read before any step runs.
     pub secrets: SecretStore,
+    /// The build's SSH agents, checked before any step runs.
+    pub ssh: SshStore,
+    /// The build-wide settings of RUN steps.
+    pub run: RunOptions,
 }
 
 /// Parses the request's Dockerfile and reads the ignore files of its contexts.
@@ -41,6 +47,7 @@ pub fn load_definition(request: &BuildRequest, progress: &Progress) -> Result<Lo
         output.check_platform_count(request.platforms.len().max(1))?;
     }
     let secrets = SecretStore::load(&request.secrets)?;
+    let ssh = SshStore::load(&request.ssh)?;
     let step = progress.step(format!(
         "[internal] load build definition from {}",
         dockerfile_base_name(&request.dockerfile_name)
@@ -67,6 +74,8 @@ pub fn load_definition(request: &BuildRequest, progress: &Progress) -> Result<Lo
         contexts,
         pull: request.pull,
         secrets,
+        ssh,
+        run: request.run.clone(),
     })
 }
 

@@ -32,13 +32,22 @@ use hoist_snapshot::{SnapshotId, Snapshotter};
 use hoist_solver::{CacheMap, Digest, ExecContext};
 
 use crate::error::{Error, Result};
+use crate::run_options::RunOptions;
 use crate::secrets::SecretStore;
+use crate::ssh::SshStore;
 use crate::worker::{Ref, Worker};
 
 pub(crate) use image::{pull_verified, read_config};
 
 /// Local directories a build may read, by context name (`context` for the main one).
 pub type LocalContexts = BTreeMap<String, PathBuf>;
+
+/// What exec ops take from the build besides their vertex.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunInputs {
+    pub ssh: SshStore,
+    pub options: RunOptions,
+}
 
 /// One graph vertex as a solver op.
 #[derive(Debug, Clone)]
@@ -48,6 +57,8 @@ pub struct EngineOp {
     contexts: Arc<LocalContexts>,
     /// The build's secrets, for exec ops' secret mounts.
     secrets: Arc<SecretStore>,
+    /// The build's SSH agents and RUN settings, for exec ops.
+    run: Arc<RunInputs>,
     /// What an http source's cache key was computed from, for its run.
     http: http::Slot,
 }
@@ -63,6 +74,7 @@ impl EngineOp {
             worker,
             contexts,
             secrets: Arc::default(),
+            run: Arc::default(),
             http: http::Slot::default(),
         }
     }
@@ -70,6 +82,12 @@ impl EngineOp {
     /// The secrets its exec's `type=secret` mounts read (none by default).
     pub fn with_secrets(mut self, secrets: Arc<SecretStore>) -> EngineOp {
         self.secrets = secrets;
+        self
+    }
+
+    /// The SSH agents and RUN settings its exec uses (none by default).
+    pub(crate) fn with_run_inputs(mut self, run: Arc<RunInputs>) -> EngineOp {
+        self.run = run;
         self
     }
 
