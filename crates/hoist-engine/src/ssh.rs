@@ -332,7 +332,7 @@ fn sign(key: &ssh_key::PrivateKey, data: &[u8], flags: u32) -> Option<Vec<u8>> {
     let signature = match key.key_data() {
         KeypairData::Rsa(rsa_key) => {
             use rsa::signature::{SignatureEncoding as _, Signer as _};
-            let private = rsa::RsaPrivateKey::try_from(rsa_key).ok()?;
+            let private = rsa_private_key(rsa_key)?;
             let (hash, bytes) = if flags & RSA_SHA2_512 != 0 {
                 let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(private);
                 (HashAlg::Sha512, signer.try_sign(data).ok()?.to_vec())
@@ -354,6 +354,21 @@ fn sign(key: &ssh_key::PrivateKey, data: &[u8], flags: u32) -> Option<Vec<u8>> {
     put_string(&mut blob, signature.algorithm().as_str().as_bytes());
     put_string(&mut blob, signature.as_bytes());
     Some(blob)
+}
+
+/// The `rsa` crate's key for an OpenSSH RSA key. Built from the components here because
+/// ssh-key 0.6.7's own conversion passes `p` twice where it means `p` and `q`, which the
+/// `rsa` crate rejects.
+fn rsa_private_key(key: &ssh_key::private::RsaKeypair) -> Option<rsa::RsaPrivateKey> {
+    let number =
+        |mpint: &ssh_key::Mpint| mpint.as_positive_bytes().map(rsa::BigUint::from_bytes_be);
+    rsa::RsaPrivateKey::from_components(
+        number(&key.public.n)?,
+        number(&key.public.e)?,
+        number(&key.private.d)?,
+        vec![number(&key.private.p)?, number(&key.private.q)?],
+    )
+    .ok()
 }
 
 /// One length-prefixed message; `None` at a clean end of stream.

@@ -14,5 +14,6 @@ mod http;
 mod prune;
 mod resolve_bases;
 mod run;
+mod run_inputs;
 mod scratch_build;
 mod shared_work;
