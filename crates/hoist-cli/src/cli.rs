@@ -31,7 +31,7 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Start a build.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// List the platforms this machine executes (native and binfmt_misc emulators), or
     /// install/uninstall QEMU emulators.
     Binfmt(BinfmtArgs),
@@ -305,6 +305,29 @@ pub struct BuildArgs {
     /// `id=ID,env=VAR`; `type=file|env` says how to read a bare `src`).
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
+    /// SSH agent socket or keys to expose to the build (format:
+    /// `default|<id>[=<socket>|<key>[,<key>]]`; `default` is `$SSH_AUTH_SOCK`).
+    #[arg(long = "ssh", value_name = "SPEC")]
+    pub ssh: Vec<String>,
+    /// Allow extra privileged entitlement (`network.host`, `security.insecure`).
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
+    /// Set the networking mode for the RUN instructions during build (`default`, `none`,
+    /// `host`).
+    #[arg(long, default_value = "default", value_name = "MODE")]
+    pub network: String,
+    /// Add a custom host-to-IP mapping (format: `host:ip`).
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+    /// Shared memory size for build containers (e.g. `128m`).
+    #[arg(long = "shm-size", value_name = "BYTES")]
+    pub shm_size: Option<String>,
+    /// Ulimit options (format: `type=soft[:hard]`, e.g. `nofile=1024:2048`).
+    #[arg(long = "ulimit", value_name = "ULIMIT")]
+    pub ulimits: Vec<String>,
+    /// Set the parent cgroup for the RUN instructions during build.
+    #[arg(long = "cgroup-parent", value_name = "CGROUP")]
+    pub cgroup_parent: Option<String>,
     /// Set target platform for build (comma-separated or repeated).
     #[arg(long = "platform", value_name = "PLATFORM")]
     pub platforms: Vec<String>,

@@ -21,7 +21,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::context::ContextSource;
 use crate::error::Result;
+use crate::run_options::RunOptions;
 use crate::secrets::Secrets;
+use crate::ssh::SshAgents;
 use crate::steps::Progress;
 use crate::worker::Worker;
 
@@ -62,6 +64,10 @@ pub struct BuildRequest {
     /// `--secret`s by id, for `RUN --mount=type=secret`; their values reach no digest,
     /// record, layer or progress line.
     pub secrets: Secrets,
+    /// `--ssh` agents by id, for `RUN --mount=type=ssh`.
+    pub ssh: SshAgents,
+    /// The build-wide settings of RUN steps (`--add-host`, `--ulimit`, `--allow`, ...).
+    pub run: RunOptions,
 }
 
 /// What a build produced.

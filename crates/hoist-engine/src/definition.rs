@@ -16,7 +16,9 @@ use hoist_oci::Platform;
 use crate::context::Prepared;
 use crate::error::{Error, Result};
 use crate::ops::LocalContexts;
+use crate::run_options::RunOptions;
 use crate::secrets::SecretStore;
+use crate::ssh::SshStore;
 use crate::steps::Progress;
 
 /// A build's definition as loaded: what the frontend and the solver read.
@@ -32,12 +34,17 @@ pub struct Loaded {
     pub pull: bool,
     /// The values of the build's secrets, read before any step runs.
     pub secrets: SecretStore,
+    /// The build's SSH agents, checked before any step runs.
+    pub ssh: SshStore,
+    /// The build-wide settings of RUN steps.
+    pub run: RunOptions,
 }
 
 /// Parses the prepared request's Dockerfile and reads the ignore files of its contexts.
 pub fn load_definition(prepared: &Prepared, progress: &Progress) -> Result<Loaded> {
     let request = &prepared.request;
     let secrets = prepared.secrets.clone();
+    let ssh = prepared.ssh.clone();
     let step = progress.step(format!(
         "[internal] load build definition from {}",
         dockerfile_base_name(&prepared.dockerfile_name)
@@ -69,6 +76,8 @@ pub fn load_definition(prepared: &Prepared, progress: &Progress) -> Result<Loade
         contexts: prepared.contexts.clone(),
         pull: request.pull,
         secrets,
+        ssh,
+        run: request.run.clone(),
     })
 }
 

@@ -139,6 +139,20 @@ pub enum Error {
     /// Dockerfile, a download that is neither archive nor text.
     #[error("unable to prepare context {input}: {reason}")]
     Context { input: String, reason: String },
+    /// An `--ssh` agent cannot be used: no `$SSH_AUTH_SOCK`, a missing socket or key file,
+    /// a key that does not parse.
+    #[error("ssh agent {id}: {reason}")]
+    SshAgent { id: String, reason: String },
+    /// `RUN --mount=type=ssh,required=true` for an id the build was not given (BuildKit's
+    /// words).
+    #[error("no SSH key {id:?} forwarded from the client")]
+    SshNotForwarded { id: String },
+    /// A step needs an entitlement the build did not grant with `--allow` (BuildKit's words).
+    #[error("failed to solve: {0} is not allowed")]
+    EntitlementNotAllowed(&'static str),
+    /// `--allow` names an entitlement hoist does not know.
+    #[error("unknown entitlement {0}")]
+    UnknownEntitlement(String),
     /// A download (`ADD <url>`, a remote context) could not be made (connection, TLS, a
     /// body cut short).
     #[error("failed to download {url}: {message}")]

@@ -10,6 +10,11 @@
 //! - [`Secrets`] / [`SecretStore`]: a build's `--secret`s by id and their values, read once
 //!   before any step for `RUN --mount=type=secret`; no value reaches a digest, record,
 //!   layer or progress line.
+//! - [`SshAgents`] / [`SshStore`]: a build's `--ssh` agents, checked and loaded before any
+//!   step, each `RUN --mount=type=ssh` served a socket of its own for the step's duration;
+//!   [`SshStore::socket_for`] gives host-side clients (git) the user's agent socket.
+//! - [`RunOptions`]: `--add-host`, `--shm-size`, `--ulimit`, `--cgroup-parent` and the
+//!   [`Entitlements`] of `--allow`, checked before any step runs.
 //! - [`DiskCacheStore`]: cache key → [`Ref`] records in the state dir, safe for two
 //!   processes, so a second build reuses every step and writes no blob.
 //! - [`disk_usage`] / [`prune`]: what the cache holds ([`CacheUsage`] per record) and
@@ -53,9 +58,11 @@ mod oci_layout;
 mod ops;
 mod prune;
 mod resolve;
+mod run_options;
 pub mod runtime;
 mod secrets;
 mod solve;
+mod ssh;
 mod state_dir;
 mod steps;
 mod use_lease;
@@ -69,9 +76,12 @@ pub use cache::{CacheRecord, DiskCacheStore};
 pub use context::{is_archive, ContextSource, TarStream, HEAD_LEN};
 pub use error::{Error, Result};
 pub use hoist_content::ContentStore;
+pub use hoist_sandbox::{HostEntry, Ulimit};
 pub use ops::{EngineOp, LocalContexts};
 pub use prune::{disk_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind};
+pub use run_options::{Entitlements, RunOptions};
 pub use secrets::{SecretSource, SecretStore, Secrets};
+pub use ssh::{ServedSocket, SocketOwner, SshAgents, SshStore};
 pub use state_dir::{Environment, StateDir, SYSTEM_ROOT};
 pub use steps::Progress;
 pub use worker::{LayerRef, Ref, Worker};

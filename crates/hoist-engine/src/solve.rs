@@ -14,7 +14,7 @@ use hoist_solver::{Solver, SourceLines, Vertex, VertexOptions};
 use crate::cache::DiskCacheStore;
 use crate::definition::Loaded;
 use crate::error::{Error, Result};
-use crate::ops::{EngineOp, LocalContexts};
+use crate::ops::{EngineOp, LocalContexts, RunInputs};
 use crate::secrets::SecretStore;
 use crate::steps::Progress;
 use crate::worker::{Ref, Worker};
@@ -35,8 +35,13 @@ pub async fn solve(
     progress: &Progress,
 ) -> Result<Solved> {
     check_platforms(definition)?;
+    check_execs(definition, loaded)?;
     let contexts = Arc::new(loaded.contexts.clone());
     let secrets = Arc::new(loaded.secrets.clone());
+    let run = Arc::new(RunInputs {
+        ssh: loaded.ssh.clone(),
+        options: loaded.run.clone(),
+    });
     let cache = DiskCacheStore::open(Arc::clone(worker))?;
     // No bound on steps at once, as BuildKit without `max-parallelism`: RUN steps mostly wait
     // (on sleeps, networks, emulators), and the kernel shares the CPUs among the busy ones.
@@ -58,7 +63,7 @@ pub async fn solve(
             targets.push(None);
             continue;
         };
-        let vertices = solver_vertices(&conv.graph, worker, &contexts, &secrets)?;
+        let vertices = solver_vertices(&conv.graph, worker, &contexts, &secrets, &run)?;
         for id in conv.graph.ancestors(output.vertex) {
             let vertex = vertices
                 .get(&id)
@@ -76,6 +81,32 @@ pub async fn solve(
             .map(|t| t.and_then(|i| solved.get(i).cloned()))
             .collect(),
     })
+}
+
+/// Fails, as BuildKit does when it loads a definition, when a `RUN` needed by a target asks
+/// for an entitlement the build did not grant, or requires an SSH agent it was not given.
+fn check_execs(definition: &Definition, loaded: &Loaded) -> Result<()> {
+    for target in &definition.targets {
+        let conv = &target.converted;
+        let Some(output) = &conv.target else { continue };
+        for id in conv.graph.ancestors(output.vertex) {
+            let Some(hoist_graph::Op::Exec(exec)) = conv.graph.get(id).map(|v| &v.op) else {
+                continue;
+            };
+            loaded.run.entitlements.check(exec.network, exec.security)?;
+            for mount in &exec.mounts {
+                if let hoist_graph::MountKind::Ssh {
+                    id, required: true, ..
+                } = &mount.kind
+                {
+                    if !loaded.ssh.contains(id) {
+                        return Err(Error::SshNotForwarded { id: id.clone() });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fails when a `RUN` needed by a target is for a platform this machine cannot execute,
@@ -116,6 +147,7 @@ fn solver_vertices(
     worker: &Arc<Worker>,
     contexts: &Arc<LocalContexts>,
     secrets: &Arc<SecretStore>,
+    run: &Arc<RunInputs>,
 ) -> Result<HashMap<VertexId, Arc<Vertex<EngineOp>>>> {
     let mut out: HashMap<VertexId, Arc<Vertex<EngineOp>>> = HashMap::new();
     for (id, vertex) in graph.vertices() {
@@ -139,7 +171,8 @@ fn solver_vertices(
             end: l.end,
         });
         let op = EngineOp::new(vertex.clone(), Arc::clone(worker), Arc::clone(contexts))
-            .with_secrets(Arc::clone(secrets));
+            .with_secrets(Arc::clone(secrets))
+            .with_run_inputs(Arc::clone(run));
         out.insert(
             id,
             Vertex::with_options(vertex.name.clone(), op, vertex_inputs, options),

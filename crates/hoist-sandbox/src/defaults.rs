@@ -101,6 +101,63 @@ pub(crate) const ALLOWED_DEVICES: &[DeviceRule] = &[
     char_device(136, None, "rwm"),  // pts/*
 ];
 
+/// The devices BuildKit's insecure mode adds (paths under `/dev`), besides the loop devices.
+const INSECURE_DEVICES: &[&str] = &["kmsg", "cuse", "fuse", "kvm", "net/tun", "loop-control"];
+
+/// A host device node given to a privileged container: its path under `/dev`, `c` or
+/// `b`, numbers and permission bits, read from the host's node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HostDevice {
+    pub name: String,
+    pub kind: char,
+    pub major: u32,
+    pub minor: u32,
+    pub mode: u32,
+}
+
+/// BuildKit's insecure-mode devices that this host has: kmsg, cuse, fuse, kvm, net/tun,
+/// loop-control and the loop devices (`/dev/loopN`, which BuildKit lists up to the first
+/// free one plus seven; here every one present). A node the host lacks is left out, as
+/// there is nothing to bind or allow.
+pub(crate) fn insecure_devices() -> Vec<HostDevice> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+
+    let mut names: Vec<String> = INSECURE_DEVICES.iter().map(|n| (*n).to_owned()).collect();
+    let mut loops: Vec<(u32, String)> = std::fs::read_dir("/dev")
+        .into_iter()
+        .flatten()
+        .filter_map(std::result::Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let number = name.strip_prefix("loop")?.parse::<u32>().ok()?;
+            Some((number, name))
+        })
+        .collect();
+    loops.sort();
+    names.extend(loops.into_iter().map(|(_, name)| name));
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let meta = std::fs::metadata(std::path::Path::new("/dev").join(&name)).ok()?;
+            let kind = if meta.file_type().is_char_device() {
+                'c'
+            } else if meta.file_type().is_block_device() {
+                'b'
+            } else {
+                return None;
+            };
+            let rdev = meta.rdev();
+            Some(HostDevice {
+                name,
+                kind,
+                major: rustix::fs::major(rdev),
+                minor: rustix::fs::minor(rdev),
+                mode: meta.mode() & 0o7777,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

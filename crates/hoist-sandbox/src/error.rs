@@ -24,6 +24,10 @@ pub enum Error {
     /// A group name was not found in the rootfs's `/etc/group`.
     #[error("unable to find group {name}: no matching entries in group file")]
     UnknownGroup { name: String },
+    /// A `--ulimit` value is not `name=soft[:hard]` with one of Docker's names (go-units'
+    /// messages).
+    #[error("{message}")]
+    InvalidUlimit { message: String },
     /// The run spec cannot be executed as given (empty command, relative path, ...).
     #[error("invalid run spec: {reason}")]
     InvalidSpec { reason: String },

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Error, Network, Result, RunSpec};
+use crate::{Error, HostEntry, Network, Result, RunSpec};
 
 /// Nameservers used when the host's resolv.conf only lists local ones (Docker's fallback).
 const FALLBACK_NAMESERVERS: &[&str] = &["8.8.8.8", "8.8.4.4"];
@@ -22,7 +22,7 @@ impl EtcFiles {
             .tempdir()
             .map_err(|e| Error::io("create temp dir in", std::env::temp_dir(), e))?;
         let hosts = dir.path().join("hosts");
-        std::fs::write(&hosts, hosts_file(&spec.hostname))
+        std::fs::write(&hosts, hosts_file(&spec.hostname, &spec.extra_hosts))
             .map_err(|e| Error::io("write", &hosts, e))?;
         let host_resolv = Path::new("/etc/resolv.conf");
         let host_text = match std::fs::read_to_string(host_resolv) {
@@ -45,9 +45,15 @@ impl EtcFiles {
     }
 }
 
-/// `localhost` and the sandbox's hostname on loopback.
-pub(crate) fn hosts_file(hostname: &str) -> String {
-    format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+/// `localhost` and the sandbox's hostname on loopback, then the extra entries
+/// (`--add-host`), one `ip<TAB>host` line each, as BuildKit writes them.
+pub(crate) fn hosts_file(hostname: &str, extra: &[HostEntry]) -> String {
+    let mut text =
+        format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for entry in extra {
+        text.push_str(&format!("{}\t{}\n", entry.ip, entry.host));
+    }
+    text
 }
 
 /// The host's resolv.conf without loopback nameservers (unreachable from a container's own
@@ -101,8 +107,19 @@ mod tests {
     #[test]
     fn hosts_file_names_the_sandbox() {
         assert_eq!(
-            hosts_file("box"),
+            hosts_file("box", &[]),
             "127.0.0.1\tlocalhost box\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         );
+        let extra = [
+            HostEntry {
+                host: "db".into(),
+                ip: "10.1.2.3".parse().unwrap(),
+            },
+            HostEntry {
+                host: "v6".into(),
+                ip: "fd00::1".parse().unwrap(),
+            },
+        ];
+        assert!(hosts_file("box", &extra).ends_with("ip6-loopback\n10.1.2.3\tdb\nfd00::1\tv6\n"));
     }
 }

@@ -1,7 +1,9 @@
 //! Run one process in a prepared root file system, the way a Dockerfile `RUN` step needs.
 //!
 //! - [`RunSpec`]: what to run (rootfs, args, env, cwd, [`User`], hostname, [`Network`],
-//!   [`BindMount`]s, [`TmpfsMount`]s); [`ExitStatus`]: how it ended.
+//!   [`BindMount`]s, [`TmpfsMount`]s, extra `/etc/hosts` [`HostEntry`]s, the `/dev/shm`
+//!   size, [`Ulimit`]s, [`Confinement`] — Docker's defaults or BuildKit's insecure mode —
+//!   and a cgroup parent); [`ExitStatus`]: how it ended.
 //! - [`resolve_user`]: a `USER` string to numeric ids, from the rootfs's passwd and group;
 //!   [`resolve_owner`]: the owner BuildKit's file ops give files (`COPY --chown`, WORKDIR);
 //!   [`home_dir`]: the `HOME` a process gets when its environment has none.
@@ -25,6 +27,7 @@
 pub mod binfmt;
 mod builtin;
 mod cancel;
+mod cgroup;
 mod defaults;
 mod error;
 mod etc_files;
@@ -36,6 +39,7 @@ mod output;
 mod scripted;
 mod spec;
 mod stubs;
+mod ulimit;
 mod user;
 
 pub use builtin::init::init_if_requested;
@@ -48,6 +52,8 @@ pub use output::{CollectedOutput, OutputSink, OutputStream, MAX_LINE};
 #[cfg(feature = "testing")]
 pub use scripted::{Script, ScriptedExecutor};
 pub use spec::{
-    BindMount, ExitStatus, Network, RunSpec, TmpfsMount, User, DEFAULT_HOSTNAME, DEFAULT_PATH,
+    BindMount, Confinement, ExitStatus, HostEntry, Network, RunSpec, TmpfsMount, User,
+    DEFAULT_HOSTNAME, DEFAULT_PATH,
 };
+pub use ulimit::Ulimit;
 pub use user::{home_dir, resolve_owner, resolve_user};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::RunSpec;
+use crate::{Confinement, RunSpec};
 
 /// One mount, at a path inside the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,9 +58,19 @@ const NOSUID_NOEXEC_NODEV: &[Flag] = &[Flag::NoSuid, Flag::NoExec, Flag::NoDev];
 /// bound from the host (OCI runtimes create them themselves).
 pub(crate) const DEV: &str = "/dev";
 
-/// `/proc`, a minimal `/dev` (with `pts` and `shm`), a read-only `/sys`, the generated
+/// `/proc`, a minimal `/dev` (with `pts` and `shm`, sized by `shm_size`), a read-only
+/// `/sys` (writable when privileged), the generated
 /// `/etc/hosts` and `/etc/resolv.conf`, then the spec's bind mounts and tmpfs mounts.
 pub(crate) fn plan(spec: &RunSpec, hosts: &Path, resolv_conf: &Path) -> Vec<Mount> {
+    let shm_data = match spec.shm_size {
+        Some(bytes) => format!("mode=1777,size={bytes}"),
+        None => "mode=1777,size=65536k".to_owned(),
+    };
+    // Insecure mode's `/sys` is writable, as containerd's `WithWriteableSysfs`.
+    let sys_flags: &'static [Flag] = match spec.confinement {
+        Confinement::Default => &[Flag::NoSuid, Flag::NoExec, Flag::NoDev, Flag::ReadOnly],
+        Confinement::Privileged => NOSUID_NOEXEC_NODEV,
+    };
     let fs = |target: &str, fstype, source, flags, data: Option<&str>| Mount {
         target: PathBuf::from(target),
         kind: Kind::Fs {
@@ -98,15 +108,9 @@ pub(crate) fn plan(spec: &RunSpec, hosts: &Path, resolv_conf: &Path) -> Vec<Moun
             "tmpfs",
             "shm",
             NOSUID_NOEXEC_NODEV,
-            Some("mode=1777,size=65536k"),
+            Some(&shm_data),
         ),
-        fs(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &[Flag::NoSuid, Flag::NoExec, Flag::NoDev, Flag::ReadOnly],
-            None,
-        ),
+        fs("/sys", "sysfs", "sysfs", sys_flags, None),
         bind(Path::new("/etc/hosts"), hosts, false),
         bind(Path::new("/etc/resolv.conf"), resolv_conf, false),
     ];
@@ -183,6 +187,22 @@ mod tests {
             "/scratch",
         ];
         assert_eq!(targets, expected.map(PathBuf::from));
+    }
+
+    #[test]
+    fn shm_size_and_privileged_sys_change_their_mounts() {
+        let mut spec = RunSpec::new("/rootfs", ["true"]);
+        spec.shm_size = Some(128 << 20);
+        spec.confinement = Confinement::Privileged;
+        let mounts = plan(&spec, Path::new("/h"), Path::new("/r"));
+        assert_eq!(
+            mounts[3].to_oci()["options"],
+            json!(["nosuid", "noexec", "nodev", "mode=1777", "size=134217728"])
+        );
+        assert_eq!(
+            mounts[4].to_oci()["options"],
+            json!(["nosuid", "noexec", "nodev"])
+        );
     }
 
     #[test]

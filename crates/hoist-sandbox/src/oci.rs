@@ -19,12 +19,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::defaults;
 use crate::etc_files::EtcFiles;
 use crate::mounts::{self, Mount};
 use crate::output::{pump, OutputSink};
 use crate::stubs::MountStubs;
-use crate::{CancelToken, Error, Executor, ExitStatus, Network, Result, RunSpec};
+use crate::{cgroup, defaults};
+use crate::{CancelToken, Confinement, Error, Executor, ExitStatus, Network, Result, RunSpec};
 
 /// Runtime binaries looked for by [`OciRuntimeExecutor::detect`], in order.
 pub const KNOWN_RUNTIMES: &[&str] = &["runc", "crun"];
@@ -291,7 +291,8 @@ impl Executor for OciRuntimeExecutor {
         // Held until the container is gone: while it is, remove_orphans leaves it alone.
         let _owner = lock_owner(&bundle.path().join(OWNER_LOCK), true)?;
         let config_path = bundle.path().join("config.json");
-        let config = config_json(spec, &etc.hosts(), &etc.resolv_conf());
+        let id = container_id();
+        let config = config_json(spec, &id, &etc.hosts(), &etc.resolv_conf());
         let bytes = serde_json::to_vec_pretty(&config)
             .map_err(|e| Error::io("serialise", &config_path, std::io::Error::other(e)))?;
         std::fs::write(&config_path, bytes).map_err(|e| Error::io("write", &config_path, e))?;
@@ -299,8 +300,14 @@ impl Executor for OciRuntimeExecutor {
             .map_err(|e| Error::io("create", &self.state_root, e))?;
         let log = bundle.path().join("runtime.log");
 
-        let id = container_id();
         let mut command = self.command();
+        if spec
+            .cgroup_parent
+            .as_deref()
+            .is_some_and(cgroup::is_systemd_slice)
+        {
+            command.arg("--systemd-cgroup");
+        }
         die_with_parent(&mut command);
         let mut child = command
             .arg("--log")
@@ -364,7 +371,7 @@ impl Executor for OciRuntimeExecutor {
 }
 
 /// A container id unique on this host for the life of the process.
-fn container_id() -> String {
+pub(crate) fn container_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -400,13 +407,29 @@ fn command_not_found(message: &str) -> Option<String> {
     tail.contains("not found").then(|| command.to_owned())
 }
 
-/// The OCI runtime config for `spec`: the same namespaces and mounts as the built-in runtime.
-pub(crate) fn config_json(spec: &RunSpec, hosts: &Path, resolv_conf: &Path) -> Value {
-    let bounding: Vec<&str> = defaults::CAPABILITIES
-        .iter()
-        .map(|(name, _)| *name)
-        .collect();
-    let kept: &[&str] = if spec.user.uid == 0 { &bounding } else { &[] };
+/// The OCI runtime config for `spec`, container `id`: the same namespaces and mounts as the
+/// built-in runtime.
+pub(crate) fn config_json(spec: &RunSpec, id: &str, hosts: &Path, resolv_conf: &Path) -> Value {
+    let privileged = spec.confinement == Confinement::Privileged;
+    let bounding: Vec<String> = if privileged {
+        all_capabilities()
+    } else {
+        defaults::CAPABILITIES
+            .iter()
+            .map(|(name, _)| (*name).to_owned())
+            .collect()
+    };
+    let kept: &[String] = if spec.user.uid == 0 || privileged {
+        &bounding
+    } else {
+        &[]
+    };
+    let mut capabilities = json!({"bounding": bounding, "effective": kept, "permitted": kept});
+    if privileged {
+        // BuildKit's insecure mode: users other than root keep them all too.
+        capabilities["inheritable"] = json!(kept);
+        capabilities["ambient"] = json!(kept);
+    }
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -420,31 +443,80 @@ pub(crate) fn config_json(spec: &RunSpec, hosts: &Path, resolv_conf: &Path) -> V
         .iter()
         .map(Mount::to_oci)
         .collect();
-    // Deny every device, then allow Docker's defaults, as containerd's default spec does.
-    let devices: Vec<Value> = std::iter::once(json!({"allow": false, "access": "rwm"}))
-        .chain(defaults::ALLOWED_DEVICES.iter().map(device_rule))
+    let (devices, device_nodes): (Vec<Value>, Vec<Value>) = if privileged {
+        // Every device allowed, BuildKit's extra nodes made (those the host has).
+        let nodes = defaults::insecure_devices()
+            .iter()
+            .map(|device| {
+                json!({"path": format!("/dev/{}", device.name), "type": device.kind.to_string(),
+                       "major": device.major, "minor": device.minor, "fileMode": device.mode,
+                       "uid": 0, "gid": 0})
+            })
+            .collect();
+        let allow = ['c', 'b']
+            .map(|kind| json!({"allow": true, "type": kind.to_string(), "access": "rwm"}));
+        (allow.to_vec(), nodes)
+    } else {
+        // Deny every device, then allow Docker's defaults, as containerd's default spec does.
+        let rules = std::iter::once(json!({"allow": false, "access": "rwm"}))
+            .chain(defaults::ALLOWED_DEVICES.iter().map(device_rule))
+            .collect();
+        (rules, Vec::new())
+    };
+    let (masked, readonly): (&[&str], &[&str]) = if privileged {
+        (&[], &[])
+    } else {
+        (defaults::MASKED_PATHS, defaults::READONLY_PATHS)
+    };
+    let rlimits: Vec<Value> = spec
+        .ulimits
+        .iter()
+        .map(|limit| {
+            json!({"type": limit.oci_type(), "soft": crate::Ulimit::raw(limit.soft),
+                   "hard": crate::Ulimit::raw(limit.hard)})
+        })
         .collect();
+    let mut process = json!({
+        "terminal": false,
+        "user": {"uid": spec.user.uid, "gid": spec.user.gid, "additionalGids": spec.user.additional_gids},
+        "args": spec.args,
+        "env": spec.env_strings(),
+        "cwd": spec.cwd,
+        "capabilities": capabilities,
+        "noNewPrivileges": false,
+    });
+    if !rlimits.is_empty() {
+        process["rlimits"] = json!(rlimits);
+    }
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "maskedPaths": masked,
+        "readonlyPaths": readonly,
+        "resources": {"devices": devices},
+    });
+    if !device_nodes.is_empty() {
+        linux["devices"] = json!(device_nodes);
+    }
+    if let Some(parent) = &spec.cgroup_parent {
+        linux["cgroupsPath"] = json!(cgroup::cgroups_path(parent, id));
+    }
     json!({
         "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": spec.user.uid, "gid": spec.user.gid, "additionalGids": spec.user.additional_gids},
-            "args": spec.args,
-            "env": spec.env_strings(),
-            "cwd": spec.cwd,
-            "capabilities": {"bounding": bounding, "effective": kept, "permitted": kept},
-            "noNewPrivileges": false,
-        },
+        "process": process,
         "root": {"path": spec.rootfs, "readonly": false},
         "hostname": spec.hostname,
         "mounts": mounts,
-        "linux": {
-            "namespaces": namespaces,
-            "maskedPaths": defaults::MASKED_PATHS,
-            "readonlyPaths": defaults::READONLY_PATHS,
-            "resources": {"devices": devices},
-        },
+        "linux": linux,
     })
+}
+
+/// The OCI names of every capability this kernel has (those in hoist's bounding set).
+fn all_capabilities() -> Vec<String> {
+    rustix::thread::CapabilitySet::all()
+        .iter_names()
+        .filter(|(_, cap)| rustix::thread::capability_is_in_bounding_set(*cap).unwrap_or(false))
+        .map(|(name, _)| format!("CAP_{name}"))
+        .collect()
 }
 
 /// A `linux.resources.devices` entry allowing `rule` (a missing number matches any).
@@ -499,7 +571,7 @@ mod tests {
             target: "/tmp".into(),
             size: Some(1024),
         });
-        let config = config_json(&spec, Path::new("/h"), Path::new("/r"));
+        let config = config_json(&spec, "c1", Path::new("/h"), Path::new("/r"));
         assert_eq!(
             config["process"]["user"],
             json!({"uid": 1000, "gid": 1000, "additionalGids": [10]})

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Ulimit;
+
 /// The `PATH` a process gets when its environment has none (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -32,6 +34,17 @@ pub struct RunSpec {
     pub mounts: Vec<BindMount>,
     /// Extra tmpfs mounts, applied after the bind mounts.
     pub tmpfs: Vec<TmpfsMount>,
+    /// Lines added to the generated `/etc/hosts` (`--add-host`), after the standard ones.
+    pub extra_hosts: Vec<HostEntry>,
+    /// The size of the `/dev/shm` tmpfs in bytes (`--shm-size`); 64 MiB when `None`.
+    pub shm_size: Option<u64>,
+    /// Resource limits set before the command starts (`--ulimit`); hoist's own otherwise.
+    pub ulimits: Vec<Ulimit>,
+    /// Docker's default confinement, or none of it (`RUN --security=insecure`).
+    pub confinement: Confinement,
+    /// The cgroup the run's cgroup is made under (`--cgroup-parent`): a path below the
+    /// cgroup root, or a systemd slice (`name.slice:prefix:`) for an OCI runtime.
+    pub cgroup_parent: Option<String>,
 }
 
 impl RunSpec {
@@ -51,6 +64,11 @@ impl RunSpec {
             network: Network::Host,
             mounts: Vec::new(),
             tmpfs: Vec::new(),
+            extra_hosts: Vec::new(),
+            shm_size: None,
+            ulimits: Vec::new(),
+            confinement: Confinement::Default,
+            cgroup_parent: None,
         }
     }
 
@@ -118,6 +136,21 @@ impl RunSpec {
                 self.hostname
             ));
         }
+        if let Some(parent) = &self.cgroup_parent {
+            if parent.split('/').any(|part| part == "..") || parent.contains('\0') {
+                return invalid(format!("cgroup parent {parent:?} leaves the cgroup root"));
+            }
+        }
+        if let Some(entry) = self
+            .extra_hosts
+            .iter()
+            .find(|entry| entry.host.is_empty() || entry.host.contains(char::is_whitespace))
+        {
+            return invalid(format!(
+                "host name {:?} for /etc/hosts is invalid",
+                entry.host
+            ));
+        }
         if let Some((name, _)) = self
             .env
             .iter()
@@ -155,6 +188,27 @@ pub enum Network {
     Host,
     /// A fresh network namespace with only `lo`, up (`RUN --network=none`).
     None,
+}
+
+/// How much of Docker's confinement a process gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Confinement {
+    /// Docker's defaults: its capability set, masked and read-only `/proc` and `/sys`
+    /// paths, only the harmless devices usable.
+    #[default]
+    Default,
+    /// BuildKit's insecure mode (`RUN --security=insecure`, with the `security.insecure`
+    /// entitlement): every capability (users other than root keep them too), nothing
+    /// masked, `/sys` writable, every device allowed and BuildKit's extra devices (`fuse`,
+    /// `kvm`, `net/tun`, `loop-control`, the loop devices...) present when the host has them.
+    Privileged,
+}
+
+/// One `/etc/hosts` line: `ip<TAB>host`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEntry {
+    pub host: String,
+    pub ip: std::net::IpAddr,
 }
 
 /// A host path bind-mounted into the container.

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use hoist_engine::runtime::Runtime;
-use hoist_engine::{BuildRequest, ContextSource, SecretSource, Secrets, TarStream, Worker};
+use hoist_engine::{
+    BuildRequest, ContextSource, RunOptions, SecretSource, Secrets, SshAgents, TarStream, Worker,
+};
 use hoist_export::Output;
 use hoist_frontend::{BuildOptions, NamedContext, OciLayoutRef};
 use hoist_oci::{Platform, Reference};
@@ -63,6 +65,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         pull: args.pull,
         named_contexts: named,
         secrets: secrets(&args.secrets)?,
+        ssh: ssh_agents(&args.ssh),
+        run: run_options(&args)?,
     };
     let insecure = insecure_push_hosts(&request.outputs);
     let insecure: Vec<&str> = insecure.iter().map(String::as_str).collect();
@@ -308,6 +312,7 @@ fn build_options(args: &BuildArgs) -> anyhow::Result<BuildOptions> {
     options.labels = key_values(&args.labels, "--label", false)?;
     options.target = args.target.clone();
     options.no_cache = args.no_cache;
+    options.network = network_mode(&args.network)?;
     if !args.no_cache_filter.is_empty() {
         options.no_cache_filter = Some(
             args.no_cache_filter
@@ -418,6 +423,112 @@ fn secrets(flags: &[String]) -> anyhow::Result<Secrets> {
         secrets.insert(id, source);
     }
     Ok(secrets)
+}
+
+/// `--network` as buildx reads it: the default network of RUN steps.
+fn network_mode(mode: &str) -> anyhow::Result<hoist_graph::Network> {
+    Ok(match mode {
+        "" | "default" => hoist_graph::Network::Sandbox,
+        "none" => hoist_graph::Network::None,
+        "host" => hoist_graph::Network::Host,
+        other => bail!(
+            "network mode {other:?} not supported by buildkit - you can define a custom \
+             network for your builder using the network driver-opt in buildx create"
+        ),
+    })
+}
+
+/// `--ssh ID[=PATH[,PATH…]]` as buildx splits it; what the paths are is checked by the
+/// engine before the build starts.
+fn ssh_agents(flags: &[String]) -> SshAgents {
+    let mut agents = SshAgents::new();
+    for flag in flags.iter().filter(|flag| !flag.is_empty()) {
+        let (id, paths) = match flag.split_once('=') {
+            Some((id, paths)) => (id, paths.split(',').map(PathBuf::from).collect()),
+            None => (flag.as_str(), Vec::new()),
+        };
+        agents.insert(id, paths);
+    }
+    agents
+}
+
+/// `--allow`, `--add-host`, `--shm-size`, `--ulimit` and `--cgroup-parent`; `--network
+/// host` grants `network.host`, as buildx does.
+fn run_options(args: &BuildArgs) -> anyhow::Result<RunOptions> {
+    let mut run = RunOptions::default();
+    for name in &args.allow {
+        run.entitlements.allow(name)?;
+    }
+    if args.network == "host" {
+        run.entitlements.network_host = true;
+    }
+    for flag in &args.add_hosts {
+        run.extra_hosts.extend(extra_hosts(flag)?);
+    }
+    if let Some(size) = &args.shm_size {
+        run.shm_size = Some(
+            mem_bytes(size).with_context(|| format!("invalid argument {size:?} for --shm-size"))?,
+        );
+    }
+    for ulimit in &args.ulimits {
+        run.ulimits.push(ulimit.parse()?);
+    }
+    run.cgroup_parent = args.cgroup_parent.clone().filter(|c| !c.is_empty());
+    Ok(run)
+}
+
+/// One `--add-host` as buildx reads it: `host:ip` or `host=ip`, several comma-separated
+/// addresses, IPv6 ones optionally in brackets; each address its own line.
+fn extra_hosts(flag: &str) -> anyhow::Result<Vec<hoist_engine::HostEntry>> {
+    let (host, ips) = flag
+        .split_once('=')
+        .or_else(|| flag.split_once(':'))
+        .filter(|(host, ip)| !host.is_empty() && !ip.is_empty())
+        .with_context(|| format!("invalid host {flag}"))?;
+    if ips == "host-gateway" {
+        bail!("invalid host {flag}: host-gateway is only known to the docker driver");
+    }
+    ips.split(',')
+        .map(|ip| {
+            let ip = ip
+                .strip_prefix('[')
+                .and_then(|ip| ip.strip_suffix(']'))
+                .unwrap_or(ip);
+            let ip = ip.parse().with_context(|| format!("invalid host {flag}"))?;
+            Ok(hoist_engine::HostEntry {
+                host: host.to_owned(),
+                ip,
+            })
+        })
+        .collect()
+}
+
+/// A size as Docker's `MemBytes` reads it: a number with an optional binary unit
+/// (`b`, `k`, `m`, `g`, `t`, `p`, each optionally followed by `b` or `ib`).
+fn mem_bytes(text: &str) -> anyhow::Result<u64> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits = lower
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(digits);
+    let unit = unit.trim_start();
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(unit);
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => bail!("invalid size: {text:?}"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid size: {text:?}"))?;
+    Ok((value * (1u64 << shift) as f64) as u64)
 }
 
 /// The registries that `registry.insecure=true` outputs push to: for this build, the client

@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config: cli.config,
     };
     match cli.command {
-        Command::Build(args) => build::run(&ctx, args),
+        Command::Build(args) => build::run(&ctx, *args),
         Command::Binfmt(args) => binfmt::run(&args),
         Command::Debug(DebugCommand::PushLayout(args)) => debug_layout::push(&ctx, args),
         Command::Debug(DebugCommand::PullLayout(args)) => debug_layout::pull(&ctx, args),

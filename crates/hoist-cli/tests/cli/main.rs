@@ -27,4 +27,5 @@ mod prune_after_kill;
 mod prune_after_kill_runc;
 mod registry_commands;
 mod reproducible;
+mod run_flags;
 mod secrets;

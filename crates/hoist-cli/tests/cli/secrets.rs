@@ -3,10 +3,10 @@
 //! missing `src=` file, and no trace of the value in the state dir, the exports or the
 //! progress output.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
-use crate::build_env::BuildEnv;
+use crate::build_env::{files_containing, BuildEnv};
 
 struct Case {
     env: BuildEnv,
@@ -159,32 +159,6 @@ fn secrets_missing_src_file_fails_before_any_step() {
         "{}",
         stderr(&out)
     );
-}
-
-/// Every regular file under `dir` (not following links) whose bytes contain `marker`.
-fn files_containing(dir: &Path, marker: &[u8]) -> Vec<PathBuf> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() {
-                stack.push(path);
-            } else if kind.is_file() {
-                let bytes = std::fs::read(&path).unwrap_or_default();
-                if bytes.windows(marker.len()).any(|w| w == marker) {
-                    hits.push(path);
-                }
-            }
-        }
-    }
-    hits
 }
 
 #[test]

@@ -44,14 +44,31 @@ pub(crate) async fn checkout(
     let mut auth = Auth::from_secrets(&git_ref.remote, |id| {
         settings.secrets.get(id).map(<[u8]>::to_vec)
     });
-    if let Some(socket) = &settings.ssh_agent {
-        auth = auth.with_ssh_agent(socket);
+    // Held while git runs: a key-file agent is served only as long as this lives.
+    let socket = match git_ref.remote.scheme() {
+        hoist_git::Scheme::Ssh => {
+            settings
+                .ssh
+                .host_socket(crate::ssh::DEFAULT_ID)
+                .map_err(|e| Error::Context {
+                    input: shown.clone(),
+                    reason: e.to_string(),
+                })?
+        }
+        _ => None,
+    };
+    if let Some(socket) = &socket {
+        auth = auth.with_ssh_agent(socket.path());
     }
     let cache_dir = worker.engine_dir().join("git");
     let root: PathBuf = root.to_owned();
-    tokio::task::spawn_blocking(move || hoist_git::checkout(&git_ref, &root, &auth, &cache_dir))
-        .await
-        .map_err(|e| Error::Task(e.to_string()))?
-        .map_err(|e| failed(&shown, e))?;
+    tokio::task::spawn_blocking(move || {
+        let checked_out = hoist_git::checkout(&git_ref, &root, &auth, &cache_dir);
+        drop(socket);
+        checked_out
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))?
+    .map_err(|e| failed(&shown, e))?;
     Ok(())
 }

@@ -40,6 +40,7 @@ use crate::build::BuildRequest;
 use crate::error::{Error, Result};
 use crate::ops::{scoped_path, LocalContexts};
 use crate::secrets::SecretStore;
+use crate::ssh::SshStore;
 use crate::steps::Progress;
 use crate::worker::Worker;
 use dir::ContextDir;
@@ -139,6 +140,8 @@ pub struct Prepared {
     /// The values of the build's secrets, read first (a Git context's credentials are
     /// among them, and a missing secret file fails the build before any download).
     pub secrets: SecretStore,
+    /// The build's `--ssh` agents, checked first (a Git context over ssh uses `default`).
+    pub ssh: SshStore,
     _dirs: Vec<ContextDir>,
 }
 
@@ -155,10 +158,11 @@ pub async fn prepare_contexts(
         output.check_platform_count(request.platforms.len().max(1))?;
     }
     let secrets = SecretStore::load(&request.secrets)?;
+    let ssh = SshStore::load(&request.ssh)?;
     let git = GitSettings {
         secrets: &secrets,
         keep_git_dir: keep_git_dir(&request.options),
-        ssh_agent: None,
+        ssh: &ssh,
     };
     let mut dirs = Vec::new();
     let mut contexts = LocalContexts::new();
@@ -204,6 +208,7 @@ pub async fn prepare_contexts(
         contexts,
         ignore_files,
         secrets,
+        ssh,
         _dirs: dirs,
     })
 }
@@ -214,8 +219,8 @@ pub(crate) struct GitSettings<'a> {
     pub secrets: &'a SecretStore,
     /// `--build-arg BUILDKIT_CONTEXT_KEEP_GIT_DIR=1`: the checkout keeps its `.git`.
     pub keep_git_dir: bool,
-    /// The agent socket ssh remotes are fetched with (`--ssh default`).
-    pub ssh_agent: Option<PathBuf>,
+    /// The build's `--ssh` agents: ssh remotes are fetched with `default`.
+    pub ssh: &'a SshStore,
 }
 
 /// BuildKit's `BUILDKIT_CONTEXT_KEEP_GIT_DIR` build argument, a Go boolean.

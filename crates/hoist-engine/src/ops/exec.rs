@@ -12,32 +12,41 @@
 //! a private temporary directory, on `/dev/shm` when there is one, removed afterwards; the
 //! sandbox removes the stub it mounts on) and/or as an environment variable of this run
 //! alone; a secret the build was not given is skipped, or fails the run when `required`.
-//! SSH mounts and `--security=insecure` are refused as unsupported.
+//! An SSH mount shows the build's agent for its id as a socket served for this run alone
+//! (see `crate::ssh`), owned and moded as the mount says; the first SSH mount's target is
+//! `SSH_AUTH_SOCK` unless the step sets it, as BuildKit does. An agent the build was not
+//! given is skipped (a required one was refused before any step ran).
+//! `--security=insecure` (its entitlement checked before any step ran) runs privileged;
+//! the build's `RunOptions` (`--add-host`, `--shm-size`, `--ulimit`, `--cgroup-parent`)
+//! apply to every run.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use hoist_graph::{MountKind, MountSource, Network};
 use hoist_sandbox::binfmt::{native_platforms, ExecSupport, Execution};
-use hoist_sandbox::{BindMount, Executor as _, OutputStream, RunSpec, TmpfsMount};
+use hoist_sandbox::{BindMount, Confinement, Executor as _, OutputStream, RunSpec, TmpfsMount};
 use hoist_snapshot::{ActiveSnapshot, AnySnapshotter, SnapshotId, Snapshotter as _};
 use hoist_solver::{ExecContext, LogStream};
 use sha2::{Digest as _, Sha256};
 
 use super::{input, scoped_path, EngineOp};
 use crate::error::{Error, Result};
+use crate::ssh::{ServedSocket, SocketOwner};
 use crate::worker::{create_dir_all, Ref};
 
 /// How many of the last output lines a failure reports.
 const LAST_LINES: usize = 6;
 
 /// The run's mount snapshots (views and throwaway writable ones, removed when dropped),
-/// cache-mount locks and secret files, released once the run is over.
+/// cache-mount locks, secret files and served SSH agent sockets, released once the run is
+/// over.
 #[derive(Default)]
 struct Cleanup<'a>(
     Vec<ActiveSnapshot<'a, AnySnapshotter>>,
     Vec<std::fs::File>,
     Vec<tempfile::TempDir>,
+    Vec<ServedSocket>,
 );
 
 pub(super) async fn exec(op: &EngineOp, ctx: &ExecContext, inputs: Vec<Ref>) -> Result<Ref> {
@@ -127,12 +136,15 @@ fn prepare_and_run<'a>(
     lines: tokio::sync::mpsc::UnboundedSender<(LogStream, String)>,
 ) -> Result<()> {
     let snapshotter = op.worker.snapshotter();
-    if exec.security == hoist_graph::Security::Insecure {
-        return Err(Error::Unsupported(
-            "RUN --security=insecure (the sandbox has no privileged mode)".into(),
-        ));
-    }
     let mut spec = RunSpec::new(&rootfs, exec.args.clone());
+    if exec.security == hoist_graph::Security::Insecure {
+        spec.confinement = Confinement::Privileged;
+    }
+    let options = &op.run.options;
+    spec.extra_hosts = options.extra_hosts.clone();
+    spec.shm_size = options.shm_size;
+    spec.ulimits = options.ulimits.clone();
+    spec.cgroup_parent = options.cgroup_parent.clone();
     spec.env = exec
         .env
         .iter()
@@ -262,11 +274,41 @@ fn prepare_and_run<'a>(
                     });
                 }
             }
-            MountKind::Ssh { .. } => {
-                return Err(Error::Unsupported(
-                    "RUN --mount=type=ssh (no SSH agents are forwarded yet)".into(),
-                ))
+            MountKind::Ssh {
+                id,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                let owner = SocketOwner {
+                    uid: *uid,
+                    gid: *gid,
+                    mode: *mode,
+                };
+                let Some(socket) = op.run.ssh.serve(id, owner)? else {
+                    if *required {
+                        return Err(Error::SshNotForwarded { id: id.clone() });
+                    }
+                    continue;
+                };
+                spec.mounts.push(BindMount {
+                    source: socket.path(),
+                    target,
+                    readonly: true,
+                });
+                cleanup.3.push(socket);
             }
+        }
+    }
+    let first_ssh = exec
+        .mounts
+        .iter()
+        .find(|mount| matches!(mount.kind, MountKind::Ssh { .. }));
+    if let Some(mount) = first_ssh {
+        if !spec.env.iter().any(|(name, _)| name == "SSH_AUTH_SOCK") {
+            spec.env
+                .push(("SSH_AUTH_SOCK".to_owned(), mount.target.clone()));
         }
     }
     let mut last: VecDeque<String> = VecDeque::new();

@@ -14,7 +14,8 @@
 //!   or the step fails before anything is fetched;
 //! - credentials come from the build's secrets `GIT_AUTH_TOKEN[.<host>]` and
 //!   `GIT_AUTH_HEADER[.<host>]` ([`hoist_git::Auth::from_secrets`]); ssh remotes use the
-//!   agent socket given with [`super::EngineOp::with_git_ssh_agent`] (none by default);
+//!   `--ssh` agent `default`, as in BuildKit (a key-file agent served on a private socket
+//!   while git runs);
 //! - a bare repository per remote under `<state>/engine/git/` keeps what was fetched, so a
 //!   second build fetches only what changed; prune does not remove it yet.
 //!
@@ -27,6 +28,7 @@ use hoist_snapshot::Snapshotter as _;
 
 use super::EngineOp;
 use crate::error::{Error, Result};
+use crate::ssh::{HostSocket, DEFAULT_ID as DEFAULT_SSH_ID};
 use crate::worker::Ref;
 
 /// The resolution of one op, shared by its clones between `cache_map` and `exec`.
@@ -54,12 +56,16 @@ fn git_ref(op: &EngineOp) -> Result<GitRef> {
     Ok(git_ref)
 }
 
-/// The credentials for `git_ref`'s remote from the build's secrets and ssh agent.
-fn auth(op: &EngineOp, git_ref: &GitRef) -> Auth {
+/// The credentials for `git_ref`'s remote: the build's secrets, and for ssh remotes the
+/// `--ssh` agent `default` (held open by the returned socket while git runs).
+fn auth(op: &EngineOp, git_ref: &GitRef) -> Result<(Auth, Option<HostSocket>)> {
     let auth = Auth::from_secrets(&git_ref.remote, |id| op.secrets.get(id).map(<[u8]>::to_vec));
-    match &op.git_ssh_agent {
-        Some(socket) => auth.with_ssh_agent(socket),
-        None => auth,
+    if !matches!(git_ref.remote.scheme(), hoist_git::Scheme::Ssh) {
+        return Ok((auth, None));
+    }
+    match op.run.ssh.host_socket(DEFAULT_SSH_ID)? {
+        Some(socket) => Ok((auth.with_ssh_agent(socket.path()), Some(socket))),
+        None => Ok((auth, None)),
     }
 }
 
@@ -68,7 +74,8 @@ pub(super) async fn cache_key(op: &EngineOp) -> Result<hoist_solver::Digest> {
     let resolved = op
         .blocking(|op| {
             let git_ref = git_ref(&op)?;
-            Ok(hoist_git::resolve_commit(&git_ref, &auth(&op, &git_ref))?)
+            let (auth, _socket) = auth(&op, &git_ref)?;
+            Ok(hoist_git::resolve_commit(&git_ref, &auth)?)
         })
         .await?;
     let git_ref = git_ref(op)?;
@@ -96,7 +103,7 @@ pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
         .clone();
     op.blocking(move |op| {
         let git_ref = git_ref(&op)?;
-        let auth = auth(&op, &git_ref);
+        let (auth, _socket) = auth(&op, &git_ref)?;
         let resolved = match known {
             Some(resolved) => resolved,
             None => hoist_git::resolve_commit(&git_ref, &auth)?,

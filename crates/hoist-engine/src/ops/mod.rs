@@ -35,7 +35,9 @@ use hoist_snapshot::{SnapshotId, Snapshotter};
 use hoist_solver::{CacheMap, Digest, ExecContext};
 
 use crate::error::{Error, Result};
+use crate::run_options::RunOptions;
 use crate::secrets::SecretStore;
+use crate::ssh::SshStore;
 use crate::worker::{Ref, Worker};
 
 pub(crate) use http::{download_error, request as http_request};
@@ -43,6 +45,13 @@ pub(crate) use image::{pull_verified, read_config};
 
 /// Local directories a build may read, by context name (`context` for the main one).
 pub type LocalContexts = BTreeMap<String, PathBuf>;
+
+/// What exec ops take from the build besides their vertex.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunInputs {
+    pub ssh: SshStore,
+    pub options: RunOptions,
+}
 
 /// One graph vertex as a solver op.
 #[derive(Debug, Clone)]
@@ -52,13 +61,12 @@ pub struct EngineOp {
     contexts: Arc<LocalContexts>,
     /// The build's secrets, for exec ops' secret mounts.
     secrets: Arc<SecretStore>,
+    /// The build's SSH agents and RUN settings, for exec ops.
+    run: Arc<RunInputs>,
     /// What an http source's cache key was computed from, for its run.
     http: http::Slot,
     /// The commit a git source's ref resolved to for its cache key, for its run.
     git: git::Slot,
-    /// The ssh agent socket git sources with ssh remotes authenticate with (none by
-    /// default: the lead wires `--ssh` here).
-    git_ssh_agent: Option<PathBuf>,
 }
 
 impl EngineOp {
@@ -72,9 +80,9 @@ impl EngineOp {
             worker,
             contexts,
             secrets: Arc::default(),
+            run: Arc::default(),
             http: http::Slot::default(),
             git: git::Slot::default(),
-            git_ssh_agent: None,
         }
     }
 
@@ -84,9 +92,9 @@ impl EngineOp {
         self
     }
 
-    /// The ssh agent socket (`SSH_AUTH_SOCK`) for git sources with ssh remotes.
-    pub fn with_git_ssh_agent(mut self, socket: Option<PathBuf>) -> EngineOp {
-        self.git_ssh_agent = socket;
+    /// The SSH agents and RUN settings its exec uses (none by default).
+    pub(crate) fn with_run_inputs(mut self, run: Arc<RunInputs>) -> EngineOp {
+        self.run = run;
         self
     }
 

@@ -107,6 +107,8 @@ impl Case {
             pull: false,
             named_contexts: Default::default(),
             secrets: Default::default(),
+            ssh: Default::default(),
+            run: Default::default(),
         };
         edit(&mut request);
         let (script, runs) = (Arc::clone(&self.script), Arc::clone(&self.runs));

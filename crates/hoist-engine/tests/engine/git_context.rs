@@ -6,7 +6,7 @@
 //! `GIT_AUTH_TOKEN` secret; a Git named context; and a repository or ref that does not
 //! exist fails naming it, leaving nothing under `<state>/engine/prepared-contexts`.
 
-use hoist_engine::{BuildRequest, ContextSource, SecretSource, Secrets};
+use hoist_engine::{BuildRequest, ContextSource, SecretSource, Secrets, SshAgents};
 use hoist_export::Output;
 use hoist_frontend::NamedContext;
 use hoist_testkit::git::{GitHttpServer, Repo};
@@ -184,5 +184,49 @@ fn a_missing_repository_or_ref_fails_naming_it() {
         text.contains(&url) && text.contains("no-such-ref"),
         "{text}"
     );
+    assert_no_contexts_left(&case);
+}
+
+#[test]
+fn an_ssh_git_context_and_add_use_the_default_ssh_agent() {
+    let ssh = match hoist_testkit::git::SshServer::start() {
+        Ok(ssh) => ssh,
+        Err(e) if e.is_missing_prerequisite() => {
+            return hoist_testkit::skip(&format!("ssh git contexts: {e}"));
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let (server, _repo) = served();
+    let repo_dir = server.root().join("app.git");
+    let url = format!("{}#v1:app", ssh.url(&repo_dir));
+    let case = Case::new("unused", &[]);
+
+    // No --ssh: git cannot authenticate, and says which remote.
+    let text = case
+        .build_with(from_git(url.clone()))
+        .err()
+        .expect("no agent, no access")
+        .to_string();
+    assert!(text.contains(&ssh.url(&repo_dir)), "{text}");
+    assert_no_contexts_left(&case);
+
+    // --ssh default=<the agent's socket>: the context and an ADD of the same repository.
+    let mut agents = SshAgents::new();
+    agents.insert("default", vec![ssh.agent_socket()]);
+    let built = case
+        .build_with(|request| {
+            from_git(url)(request);
+            request.dockerfile = Some(
+                format!(
+                    "FROM scratch\nCOPY a.txt /a.txt\nADD {}#v1:app/sub /added/\n",
+                    ssh.url(&repo_dir)
+                )
+                .into_bytes(),
+            );
+            request.ssh = agents;
+        })
+        .unwrap();
+    assert_eq!(built.read("a.txt"), "alpha\n");
+    assert_eq!(built.read("added/b.txt"), "beta\n");
     assert_no_contexts_left(&case);
 }

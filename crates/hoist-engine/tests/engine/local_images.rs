@@ -54,6 +54,8 @@ impl Dir {
             pull: false,
             named_contexts: Default::default(),
             secrets: Default::default(),
+            ssh: Default::default(),
+            run: Default::default(),
         }
     }
 

@@ -18,5 +18,6 @@ mod prune;
 mod remote_context;
 mod resolve_bases;
 mod run;
+mod run_inputs;
 mod scratch_build;
 mod shared_work;

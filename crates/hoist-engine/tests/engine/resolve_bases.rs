@@ -123,6 +123,8 @@ fn three_bases_resolve_config_only_and_at_once() {
         pull: false,
         named_contexts: Default::default(),
         secrets: Default::default(),
+        ssh: Default::default(),
+        run: Default::default(),
     };
     let client = RegistryClient::new(RegistryConfig::default(), Credentials::anonymous());
     let worker = Arc::new(Worker::open(StateDir::new(dir.path().join("state")), client).unwrap());

@@ -50,6 +50,8 @@ impl Case {
             pull: false,
             named_contexts: Default::default(),
             secrets: Default::default(),
+            ssh: Default::default(),
+            run: Default::default(),
         };
         let client = RegistryClient::new(RegistryConfig::default(), Credentials::default());
         let state = StateDir::new(self.dir.path().join("state"));

@@ -18,6 +18,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::cgroup::RunCgroup;
 use crate::etc_files::EtcFiles;
 use crate::mounts;
 use crate::output::{pump, OutputSink};
@@ -91,6 +92,10 @@ impl Executor for BuiltinExecutor {
             hosts: etc.hosts(),
             resolv_conf: etc.resolv_conf(),
         };
+        let cgroup = match &spec.cgroup_parent {
+            Some(parent) => Some(RunCgroup::create(parent, &crate::oci::container_id())?),
+            None => None,
+        };
         let protocol_error = |detail: String| Error::Protocol { detail };
         let (mut socket, helper_end) =
             UnixStream::pair().map_err(|e| protocol_error(format!("socketpair: {e}")))?;
@@ -110,6 +115,14 @@ impl Executor for BuiltinExecutor {
                 source,
             })?
         };
+        // The helper waits for the request, so it forks the container inside the cgroup.
+        if let Some(cgroup) = &cgroup {
+            if let Err(e) = cgroup.add(child.id()) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        }
         let sent = serde_json::to_vec(&request)
             .map_err(std::io::Error::other)
             .and_then(|bytes| socket.write_all(&bytes))

@@ -11,6 +11,11 @@
 //! cannot be opened (`EACCES`). The only usable nodes are Docker's default set, which
 //! `/dev` gets as bind mounts of the host's nodes (each a mount of its own, keeping the
 //! host `/dev`'s flags) and from the `devpts` instance (`ptmx`, `pts/*`).
+//!
+//! A privileged run (`Confinement::Privileged`, BuildKit's insecure mode) drops all of
+//! that: no `nodev` anywhere, BuildKit's extra devices bound in, `/proc` and `/sys` left
+//! unmasked, every capability kept. `--ulimit`s are set just before the user switch, while
+//! raising a hard limit is still allowed.
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -25,7 +30,7 @@ use rustix::thread::{CapabilitySet, CapabilitySets};
 
 use super::protocol::{InitRequest, Report};
 use crate::mounts::{self, Flag, Kind, Mount};
-use crate::{defaults, Network, RunSpec};
+use crate::{defaults, Confinement, Network, RunSpec};
 
 /// Host devices bind-mounted into the container's `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -59,18 +64,37 @@ pub(super) fn prepare_and_exec(request: &InitRequest) -> Result<Infallible, Repo
         .rootfs
         .canonicalize()
         .step(|| format!("open rootfs {}", spec.rootfs.display()))?;
+    let privileged = spec.confinement == Confinement::Privileged;
+    // Nothing of the rootfs or the binds may be a usable device node, unless privileged.
+    let nodev = if privileged {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_NODEV
+    };
     // pivot_root needs the new root to be a mount point.
     bind(&root, &root, MsFlags::empty())?;
-    remount_bind(&root, MsFlags::MS_NODEV)?;
+    remount_bind(&root, nodev)?;
     for planned in mounts::plan(spec, &request.hosts, &request.resolv_conf) {
-        apply(&root, &planned)?;
+        apply(&root, &planned, nodev)?;
+    }
+    if privileged {
+        let dev = scoped(&root, mounts::DEV)?;
+        for device in defaults::insecure_devices() {
+            let name = &device.name;
+            bind_file(&Path::new("/dev").join(name), &dev.join(name))?;
+        }
     }
     nix::unistd::sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
     if spec.network == Network::None {
         loopback::bring_up().step(|| "bring up the loopback interface".to_owned())?;
     }
     enter_root(&root)?;
-    confine_proc_and_sys()?;
+    if !privileged {
+        confine_proc_and_sys()?;
+    }
+    for limit in &spec.ulimits {
+        limit.apply().step(|| format!("set ulimit {limit}"))?;
+    }
     std::fs::create_dir_all(&spec.cwd)
         .step(|| format!("create working directory {}", spec.cwd.display()))?;
     switch_user(spec)?;
@@ -79,8 +103,9 @@ pub(super) fn prepare_and_exec(request: &InitRequest) -> Result<Infallible, Repo
     exec(spec)
 }
 
-/// Performs one planned mount inside `root`, creating its mount point.
-fn apply(root: &Path, planned: &Mount) -> Result<(), Report> {
+/// Performs one planned mount inside `root`, creating its mount point; `nodev` goes on
+/// `/dev` and every bind.
+fn apply(root: &Path, planned: &Mount, nodev: MsFlags) -> Result<(), Report> {
     let target = scoped(root, &planned.target)?;
     match &planned.kind {
         Kind::Fs {
@@ -95,7 +120,7 @@ fn apply(root: &Path, planned: &Mount) -> Result<(), Report> {
                 .fold(MsFlags::empty(), |all, flag| all | ms_flag(*flag));
             if planned.target == Path::new(mounts::DEV) {
                 // Nothing made in it can be opened; the devices bound in are mounts of their own.
-                flags |= MsFlags::MS_NODEV;
+                flags |= nodev;
             }
             mount(
                 Some(*source),
@@ -121,7 +146,7 @@ fn apply(root: &Path, planned: &Mount) -> Result<(), Report> {
             } else {
                 MsFlags::empty()
             };
-            remount_bind(&target, MsFlags::MS_NODEV | readonly)?;
+            remount_bind(&target, nodev | readonly)?;
         }
     }
     Ok(())
@@ -192,10 +217,20 @@ fn confine_proc_and_sys() -> Result<(), Report> {
 }
 
 /// Supplementary groups, then gid, then uid (after which no privilege is left to change them).
-/// Every process loses the capabilities outside Docker's default set from its bounding set;
-/// root keeps the default set, other users keep nothing (the kernel clears them on setuid).
+/// By default every process loses the capabilities outside Docker's default set from its
+/// bounding set; root keeps the default set, other users keep nothing (the kernel clears
+/// them on setuid). Privileged, every process keeps every capability this kernel has, other
+/// users too (through the ambient set), as BuildKit's insecure mode gives them.
 fn switch_user(spec: &RunSpec) -> Result<(), Report> {
-    let keep = defaults::capability_set();
+    let privileged = spec.confinement == Confinement::Privileged;
+    let keep = if privileged {
+        CapabilitySet::all()
+            .iter()
+            .filter(|cap| rustix::thread::capability_is_in_bounding_set(*cap).unwrap_or(false))
+            .fold(CapabilitySet::empty(), |set, cap| set | cap)
+    } else {
+        defaults::capability_set()
+    };
     for (name, cap) in CapabilitySet::all().iter_names() {
         if !keep.contains(cap) {
             match rustix::thread::remove_capability_from_bounding_set(cap) {
@@ -215,14 +250,29 @@ fn switch_user(spec: &RunSpec) -> Result<(), Report> {
     nix::unistd::setgroups(&gids)
         .step(|| format!("set supplementary groups {:?}", user.additional_gids))?;
     nix::unistd::setgid(Gid::from_raw(user.gid)).step(|| format!("set gid {}", user.gid))?;
+    if privileged && user.uid != 0 {
+        rustix::thread::set_keep_capabilities(true)
+            .step(|| "keep capabilities across setuid".to_owned())?;
+    }
     nix::unistd::setuid(Uid::from_raw(user.uid)).step(|| format!("set uid {}", user.uid))?;
-    if user.uid == 0 {
+    if user.uid == 0 || privileged {
         let sets = CapabilitySets {
             effective: keep,
             permitted: keep,
-            inheritable: CapabilitySet::empty(),
+            inheritable: if privileged {
+                keep
+            } else {
+                CapabilitySet::empty()
+            },
         };
         rustix::thread::set_capabilities(None, sets).step(|| "set capabilities".to_owned())?;
+    }
+    if privileged && user.uid != 0 {
+        // Ambient capabilities survive the exec of a program without file capabilities.
+        for cap in keep.iter() {
+            rustix::thread::configure_capability_in_ambient_set(cap, true)
+                .step(|| format!("raise ambient capability {cap:?}"))?;
+        }
     }
     Ok(())
 }

@@ -10,3 +10,4 @@ mod emulation;
 mod fixture;
 mod orphans;
 mod run;
+mod run_options;

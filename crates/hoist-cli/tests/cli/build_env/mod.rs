@@ -139,3 +139,29 @@ pub fn tar_entries(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     }
     out
 }
+
+/// Every regular file under `dir` (not following links) whose bytes contain `marker`.
+pub fn files_containing(dir: &Path, marker: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                if bytes.windows(marker.len()).any(|w| w == marker) {
+                    hits.push(path);
+                }
+            }
+        }
+    }
+    hits
+}
