@@ -6,6 +6,7 @@
 //! `conformance` are the conformance runners, which `cargo test conformance` selects and
 //! `scripts/test.sh` runs apart; no other test's path may contain that word.
 
+mod bad_inputs;
 mod build_command;
 mod build_conformance;
 mod build_context_sources;
