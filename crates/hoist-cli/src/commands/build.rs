@@ -86,21 +86,21 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let result = match result {
         Ok(result) => result,
         Err(err) => {
-            // A remote context's Dockerfile was read by the engine: no excerpt of it.
-            let Some(dockerfile) = dockerfile else {
-                eprintln!("ERROR: {err}");
-                return Ok(ExitCode::FAILURE);
-            };
-            let source = String::from_utf8_lossy(&dockerfile);
+            // A remote context's Dockerfile was read by the engine: no excerpt of it, but the
+            // failing step's output all the same.
+            let source = dockerfile.as_deref().map(String::from_utf8_lossy);
             // buildx names the Dockerfile by its base name in excerpts.
             let shown = match std::path::Path::new(&dockerfile_name).file_name() {
                 Some(name) if dockerfile_name != "-" => name.to_string_lossy().into_owned(),
                 _ => "Dockerfile".to_owned(),
             };
             let text = match &err {
-                hoist_engine::Error::Frontend(e) => e.excerpt(&shown, &source),
-                hoist_engine::Error::Dockerfile(e) => {
-                    hoist_dockerfile::instructions::error_context(&shown, &source, e)
+                hoist_engine::Error::Frontend(e) if source.is_some() => {
+                    e.excerpt(&shown, source.as_deref().unwrap_or_default())
+                }
+                hoist_engine::Error::Dockerfile(e) if source.is_some() => {
+                    let source = source.as_deref().unwrap_or_default();
+                    hoist_dockerfile::instructions::error_context(&shown, source, e)
                 }
                 hoist_engine::Error::Step {
                     step,
@@ -115,13 +115,13 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
                         text.push('\n');
                     }
                     text.push_str("------\n");
-                    if let Some(lines) = location {
+                    if let (Some(lines), Some(source)) = (location, source.as_deref()) {
                         let span = hoist_dockerfile::ast::LineSpan {
                             start: lines.start,
                             end: lines.end,
                         };
                         text.push_str(&hoist_dockerfile::instructions::source_excerpt(
-                            &shown, &source, span,
+                            &shown, source, span,
                         ));
                     }
                     format!("{text}ERROR: {err}\n")
