@@ -355,8 +355,9 @@ fn is_git(src: &str) -> bool {
         return true;
     }
     if src.starts_with("http://") || src.starts_with("https://") {
-        let without_fragment = src.split('#').next().unwrap_or(src);
-        return without_fragment.trim_end_matches('/').ends_with(".git");
+        // BuildKit's rule: the URL's path (before any query or fragment) ends in `.git`.
+        let path = src.split(['#', '?']).next().unwrap_or(src);
+        return path.ends_with(".git");
     }
     false
 }
@@ -406,6 +407,8 @@ mod tests {
         assert!(is_git("https://github.com/moby/buildkit.git#v0.10.1"));
         assert!(is_git("git@github.com:moby/buildkit.git"));
         assert!(!is_git("https://example.com/file.tar.gz"));
+        assert!(is_git("https://example.com/repo.git?ref=v1"));
+        assert!(!is_git("https://example.com/repo.git/"));
         assert!(is_http("https://example.com/file.tar.gz"));
         assert_eq!(
             url_file_name("https://example.com/a/file.txt?x=1"),
