@@ -62,7 +62,7 @@ impl Default for HistoryLimits {
 }
 
 /// How a build ended, or that it has not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BuildStatus {
     /// Still running: the process that runs it holds the record's lock.
