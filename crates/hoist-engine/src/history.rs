@@ -111,6 +111,8 @@ pub struct BuildError {
     pub lines: Option<(usize, usize)>,
     /// The last lines the failing process wrote.
     pub logs: Vec<String>,
+    /// The Dockerfile, when the failing step has lines in it (for an excerpt).
+    pub dockerfile: Option<String>,
 }
 
 /// How many vertices the build reached, finished and took from the cache (BuildKit's
@@ -293,6 +295,7 @@ impl HistoryStore {
                 vertices: HashMap::new(),
             })),
             tee: None,
+            dockerfile: request.dockerfile.clone(),
         })
     }
 
@@ -358,6 +361,8 @@ pub struct Recording {
     _lock: File,
     log: Arc<Mutex<EventLog>>,
     tee: Option<JoinHandle<()>>,
+    /// The Dockerfile as the client gave it, for the excerpt of a failing step.
+    dockerfile: Option<Vec<u8>>,
 }
 
 impl Recording {
@@ -413,7 +418,7 @@ impl Recording {
             }
             Err(error) => {
                 record.status = BuildStatus::Error;
-                record.error = Some(build_error(error));
+                record.error = Some(build_error(error, self.dockerfile.as_deref()));
             }
         }
         write_record(&self.dir, record)?;
@@ -720,24 +725,30 @@ fn recorded_images(result: &BuildResult) -> Vec<RecordedImage> {
         .collect()
 }
 
-fn build_error(error: &Error) -> BuildError {
+/// A failed build's error; a failing step's is the op's own message, as BuildKit records
+/// it (the client adds `failed to solve:`).
+fn build_error(error: &Error, dockerfile: Option<&[u8]>) -> BuildError {
     match error {
         Error::Step {
             step,
+            message,
             output,
             location,
-            ..
         } => BuildError {
-            message: error.to_string(),
+            message: message.clone(),
             step: Some(step.clone()),
             lines: location.map(|l| (l.start, l.end)),
             logs: output.clone(),
+            dockerfile: location
+                .and(dockerfile)
+                .map(|d| String::from_utf8_lossy(d).into_owned()),
         },
         other => BuildError {
             message: other.to_string(),
             step: None,
             lines: None,
             logs: Vec::new(),
+            dockerfile: None,
         },
     }
 }

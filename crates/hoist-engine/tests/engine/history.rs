@@ -115,7 +115,10 @@ fn a_failing_build_records_its_error_and_the_failing_step() {
     let record = store.get("^0").unwrap();
     assert_eq!(record.status, BuildStatus::Error);
     let recorded = record.error.expect("an error");
-    assert_eq!(recorded.message, error.to_string());
+    assert_eq!(
+        error.to_string(),
+        format!("failed to solve: {}", recorded.message)
+    );
     assert!(
         recorded.message.contains("did not complete successfully"),
         "{recorded:?}"
@@ -123,6 +126,10 @@ fn a_failing_build_records_its_error_and_the_failing_step() {
     assert_eq!(recorded.step.as_deref(), Some("[2/2] RUN make things"));
     assert_eq!(recorded.lines, Some((3, 3)));
     assert_eq!(recorded.logs, ["make: no rule for things"]);
+    assert_eq!(
+        recorded.dockerfile.as_deref(),
+        Some("FROM scratch\nCOPY a.txt /a.txt\nRUN make things\n")
+    );
     assert!(
         record.steps.completed < record.steps.total,
         "{:?}",
