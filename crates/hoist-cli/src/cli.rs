@@ -52,6 +52,9 @@ pub enum Command {
     Prune(PruneArgs),
     /// Disk usage of the build cache.
     Du(DuArgs),
+    /// Commands to work on build records.
+    #[command(subcommand)]
+    History(HistoryCommand),
 }
 
 #[derive(Debug, Args)]
@@ -425,4 +428,46 @@ pub struct DuArgs {
     /// Provide a more verbose output.
     #[arg(long)]
     pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// List build records.
+    Ls(HistoryLsArgs),
+    /// Inspect a build record (the latest when no ref is given).
+    Inspect(HistoryRefArgs),
+    /// Print the logs of a build record (the latest when no ref is given).
+    Logs(HistoryRefArgs),
+    /// Remove build records.
+    Rm(HistoryRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryLsArgs {
+    /// Format the output: `table` or `json` (one object a line).
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Provide filter values (e.g. `status=error`, `name!=app`); keys: ref, name, status.
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
+    /// Don't truncate output.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryRefArgs {
+    /// A build id, or `^N` for the N-th newest build (`^0` is the latest).
+    #[arg(value_name = "REF")]
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryRmArgs {
+    /// The build ids (or `^N`) to remove.
+    #[arg(value_name = "REF")]
+    pub refs: Vec<String>,
+    /// Remove all build records.
+    #[arg(long)]
+    pub all: bool,
 }

@@ -21,6 +21,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::context::ContextSource;
 use crate::error::Result;
+use crate::history::HistoryStore;
 use crate::run_options::RunOptions;
 use crate::secrets::Secrets;
 use crate::ssh::SshAgents;
@@ -79,8 +80,24 @@ pub struct BuildResult {
     pub export: ExportResult,
 }
 
-/// Runs `request` on `worker`, sending progress to `events`.
+/// Runs `request` on `worker`, sending progress to `events`; the build is recorded in the
+/// state dir's [`HistoryStore`], its events logged there as they pass, however it ends.
 pub async fn build(
+    worker: Arc<Worker>,
+    request: BuildRequest,
+    events: Option<UnboundedSender<Event>>,
+) -> Result<BuildResult> {
+    let mut recording = HistoryStore::new(worker.state()).start(&request)?;
+    let events = recording.tee(events);
+    let result = run_stages(worker, request, Some(events)).await;
+    let recorded = recording.finish(&result).await;
+    // The build's own error matters more than one of its record.
+    let result = result?;
+    recorded?;
+    Ok(result)
+}
+
+async fn run_stages(
     worker: Arc<Worker>,
     request: BuildRequest,
     events: Option<UnboundedSender<Event>>,

@@ -184,6 +184,15 @@ pub enum Error {
         /// The name or path given.
         runtime: String,
     },
+    /// No build record has this id (buildx's words).
+    #[error("no record found for ref {reference:?}")]
+    HistoryNotFound { reference: String },
+    /// A running build's record cannot be removed.
+    #[error("build {reference} is still running")]
+    HistoryRunning { reference: String },
+    /// A build record or its log could not be read or written.
+    #[error("build record {}: {reason}", path.display())]
+    HistoryRecord { path: PathBuf, reason: String },
     /// A step's input was missing from the graph.
     #[error("invalid build graph: {0}")]
     InvalidGraph(String),

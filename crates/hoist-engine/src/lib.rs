@@ -30,6 +30,10 @@
 //!   own store and of `oci-layout://` named contexts without a registry) → [`solve`] (every
 //!   platform's graph together) → [`export`] (images finished and written); [`Progress`]
 //!   carries their steps next to the solver's events.
+//! - [`HistoryStore`]: every build's [`BuildRecord`] (request, status, times, step counts,
+//!   images, error) and its progress events, kept under `engine/history/<ref>/` for
+//!   `hoist history`; [`build`] records each build through a [`Recording`], bounded as
+//!   BuildKit's history ([`HistoryLimits`]: 50 records, 48 hours).
 //! - [`Error`]: the one error type.
 //!
 //! What a front end (the `hoist` binary) needs of the crates below is re-exported here, so
@@ -54,6 +58,7 @@ mod context;
 mod definition;
 mod error;
 mod export;
+mod history;
 mod oci_layout;
 mod ops;
 mod prune;
@@ -75,6 +80,10 @@ pub use build::{
 pub use cache::{CacheRecord, DiskCacheStore};
 pub use context::{is_archive, ContextSource, TarStream, HEAD_LEN};
 pub use error::{Error, Result};
+pub use history::{
+    BuildError, BuildRecord, BuildStatus, HistoryLimits, HistoryStore, RecordedImage,
+    RecordedRequest, Recording, StepCounts,
+};
 pub use hoist_content::ContentStore;
 pub use hoist_sandbox::{HostEntry, Ulimit};
 pub use ops::{EngineOp, LocalContexts};

@@ -6,6 +6,7 @@ mod build;
 mod debug;
 mod debug_layout;
 mod du;
+mod history;
 mod imagetools_create;
 mod imagetools_inspect;
 mod login;
@@ -28,7 +29,7 @@ use hoist_images::remote::ClientRemote;
 use hoist_oci::Reference;
 use hoist_registry::{Credentials, RegistryClient, RegistryConfig};
 
-use crate::cli::{Cli, Command, DebugCommand, ImagetoolsCommand, ManifestCommand};
+use crate::cli::{Cli, Command, DebugCommand, HistoryCommand, ImagetoolsCommand, ManifestCommand};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Context {
@@ -55,6 +56,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logout(args) => logout::run(&ctx, args),
         Command::Prune(args) => prune::run(&ctx, args),
         Command::Du(args) => du::run(&ctx, args),
+        Command::History(HistoryCommand::Ls(args)) => history::ls(&ctx, &args),
+        Command::History(HistoryCommand::Inspect(args)) => history::inspect(&ctx, &args),
+        Command::History(HistoryCommand::Logs(args)) => history::logs(&ctx, &args),
+        Command::History(HistoryCommand::Rm(args)) => history::rm(&ctx, &args),
     }
 }
 

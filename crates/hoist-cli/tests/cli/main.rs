@@ -20,6 +20,7 @@ mod corpus;
 mod debug_commands;
 mod differential;
 mod fidelity;
+mod history;
 mod multiplatform_binfmt;
 mod multiplatform_build;
 mod platform_local;

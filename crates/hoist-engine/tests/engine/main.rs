@@ -12,6 +12,7 @@ mod copy_semantics;
 mod fidelity;
 mod git;
 mod git_context;
+mod history;
 mod http;
 mod local_images;
 mod prune;
