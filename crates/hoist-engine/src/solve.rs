@@ -41,6 +41,7 @@ pub async fn solve(
     let run = Arc::new(RunInputs {
         ssh: loaded.ssh.clone(),
         options: loaded.run.clone(),
+        changes: Arc::default(),
     });
     let cache = DiskCacheStore::open(Arc::clone(worker))?;
     // No bound on steps at once, as BuildKit without `max-parallelism`: RUN steps mostly wait
@@ -172,7 +173,8 @@ fn solver_vertices(
         });
         let op = EngineOp::new(vertex.clone(), Arc::clone(worker), Arc::clone(contexts))
             .with_secrets(Arc::clone(secrets))
-            .with_run_inputs(Arc::clone(run));
+            .with_run_inputs(Arc::clone(run))
+            .with_context_changes(Arc::clone(&run.changes));
         out.insert(
             id,
             Vertex::with_options(vertex.name.clone(), op, vertex_inputs, options),
