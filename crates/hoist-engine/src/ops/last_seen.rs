@@ -13,7 +13,7 @@
 //! step and writes nothing.
 //!
 //! A local source diffs its files while computing its key (it does so every build) and
-//! leaves the changed paths in the build's [`ContextChanges`], where the copies that read
+//! leaves the changed paths in the build's [`MissContext`], where the copies that read
 //! it find them by its name.
 
 use std::collections::{BTreeMap, HashMap};
@@ -32,19 +32,31 @@ use super::EngineOp;
 /// How many changed paths a reason names before "and N more".
 const SHOWN_PATHS: usize = 5;
 
-/// The paths each local source of a build found changed since its last record, by the
-/// source vertex's name.
+/// What a build's explanations share: whether it is a `--no-cache` build (the frontend
+/// marks every vertex `ignore_cache` then, as it does for `--no-cache-filter`), and the
+/// paths each local source found changed since its last record, by the source vertex's
+/// name.
 #[derive(Debug, Default)]
-pub(crate) struct ContextChanges(Mutex<HashMap<String, Vec<String>>>);
+pub(crate) struct MissContext {
+    no_cache: bool,
+    changes: Mutex<HashMap<String, Vec<String>>>,
+}
 
-impl ContextChanges {
+impl MissContext {
+    pub(crate) fn new(no_cache: bool) -> MissContext {
+        MissContext {
+            no_cache,
+            changes: Mutex::default(),
+        }
+    }
+
     fn set(&self, source: &str, changed: Vec<String>) {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         map.insert(source.to_owned(), changed);
     }
 
     fn get(&self, source: &str) -> Option<Vec<String>> {
-        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(source).cloned()
     }
 }
@@ -197,6 +209,7 @@ pub(super) fn explain_miss(op: &EngineOp, facts: &KeyFacts) -> String {
 fn reason(op: &EngineOp, old: Option<&LastSeen>, new: &LastSeen, facts: &KeyFacts) -> String {
     match facts.forced {
         Some(Forced::NoCache) => return "--no-cache".to_owned(),
+        Some(Forced::IgnoreCache) if op.changes.no_cache => return "--no-cache".to_owned(),
         Some(Forced::IgnoreCache) => return "--no-cache-filter".to_owned(),
         Some(Forced::Input(i)) => {
             if let Some(input) = facts.inputs.get(i) {
@@ -213,7 +226,7 @@ fn reason(op: &EngineOp, old: Option<&LastSeen>, new: &LastSeen, facts: &KeyFact
     }
     let mut reasons = Vec::new();
     if old.digest != new.digest {
-        reasons.push(definition_reason(op, old, new));
+        reasons.extend(definition_reason(op, old, new));
     }
     for (index, input) in facts.inputs.iter().enumerate() {
         if old.inputs.get(index) == new.inputs.get(index) {
@@ -231,8 +244,8 @@ fn reason(op: &EngineOp, old: Option<&LastSeen>, new: &LastSeen, facts: &KeyFact
     reasons.join("; ")
 }
 
-/// Why the op's own share of the key changed.
-fn definition_reason(op: &EngineOp, old: &LastSeen, new: &LastSeen) -> String {
+/// Why the op's own share of the key changed, when the op can tell more than that it did.
+fn definition_reason(op: &EngineOp, old: &LastSeen, new: &LastSeen) -> Option<String> {
     match &op.vertex.op {
         Op::Source(Source::Image { .. }) if old.image != new.image => {
             let pin = |p: &Option<String>| {
@@ -240,18 +253,18 @@ fn definition_reason(op: &EngineOp, old: &LastSeen, new: &LastSeen) -> String {
                     .map(|d| d.chars().take("sha256:".len() + 12).collect::<String>())
                     .unwrap_or_else(|| "none".to_owned())
             };
-            format!(
+            Some(format!(
                 "base image digest changed: {} -> {}",
                 pin(&old.image),
                 pin(&new.image)
-            )
+            ))
         }
-        Op::Source(Source::Local { .. }) => {
+        Op::Source(Source::Local { .. }) => Some(
             match op.changes.get(&op.vertex.name).filter(|c| !c.is_empty()) {
                 Some(changed) => format!("context files changed: {}", list(&changed)),
                 None => "context files changed".to_owned(),
-            }
-        }
+            },
+        ),
         Op::Exec(_) => {
             let mut names: Vec<&str> = old
                 .env
@@ -268,14 +281,14 @@ fn definition_reason(op: &EngineOp, old: &LastSeen, new: &LastSeen) -> String {
             names.sort_unstable();
             names.dedup();
             if !names.is_empty() {
-                format!("build arg or env changed: {}", names.join(", "))
+                Some(format!("build arg or env changed: {}", names.join(", ")))
             } else if old.command != new.command {
-                "command changed".to_owned()
+                Some("command changed".to_owned())
             } else {
-                "step definition changed".to_owned()
+                None
             }
         }
-        _ => "step definition changed".to_owned(),
+        _ => None,
     }
 }
 
@@ -330,7 +343,7 @@ fn list(paths: &[String]) -> String {
 }
 
 /// For a local source computing its key: compares `files` (path → entry digest) with its
-/// record, leaves the changed paths in the build's [`ContextChanges`] and keeps the new
+/// record, leaves the changed paths in the build's [`MissContext`] and keeps the new
 /// list when it changed.
 pub(super) fn local_files(op: &EngineOp, files: BTreeMap<String, String>) {
     let path = record_path(op);

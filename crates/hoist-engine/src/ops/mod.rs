@@ -46,7 +46,7 @@ use crate::worker::{Ref, Worker};
 
 pub(crate) use http::{download_error, request as http_request};
 pub(crate) use image::{pull_verified, read_config};
-pub(crate) use last_seen::ContextChanges;
+pub(crate) use last_seen::MissContext;
 
 /// Local directories a build may read, by context name (`context` for the main one).
 pub type LocalContexts = BTreeMap<String, PathBuf>;
@@ -56,8 +56,8 @@ pub type LocalContexts = BTreeMap<String, PathBuf>;
 pub(crate) struct RunInputs {
     pub ssh: SshStore,
     pub options: RunOptions,
-    /// The context files each local source found changed (see [`last_seen`]).
-    pub changes: Arc<ContextChanges>,
+    /// What miss explanations share (see [`last_seen`]).
+    pub misses: Arc<MissContext>,
 }
 
 /// One graph vertex as a solver op.
@@ -74,8 +74,8 @@ pub struct EngineOp {
     http: http::Slot,
     /// The commit a git source's ref resolved to for its cache key, for its run.
     git: git::Slot,
-    /// The context files each local source of the build found changed, for explanations.
-    changes: Arc<ContextChanges>,
+    /// What the build's miss explanations share (see [`last_seen`]).
+    changes: Arc<MissContext>,
 }
 
 impl EngineOp {
@@ -96,8 +96,8 @@ impl EngineOp {
         }
     }
 
-    /// The build's record of changed context files, shared by all its ops.
-    pub(crate) fn with_context_changes(mut self, changes: Arc<ContextChanges>) -> EngineOp {
+    /// What the build's miss explanations share, the same for all its ops.
+    pub(crate) fn with_miss_context(mut self, changes: Arc<MissContext>) -> EngineOp {
         self.changes = changes;
         self
     }
