@@ -502,6 +502,10 @@ enum LoggedKind {
     Cancelled {
         duration_ns: u64,
     },
+    /// Why the step was not cached (serialised as `cachemiss`).
+    CacheMiss {
+        reason: String,
+    },
 }
 
 impl LoggedEvent {
@@ -529,6 +533,9 @@ impl LoggedEvent {
             },
             EventKind::Cancelled { duration } => LoggedKind::Cancelled {
                 duration_ns: nanos(duration),
+            },
+            EventKind::CacheMiss { reason } => LoggedKind::CacheMiss {
+                reason: reason.clone(),
             },
             _ => return None,
         };
@@ -572,6 +579,7 @@ impl LoggedEvent {
             LoggedKind::Cancelled { duration_ns } => EventKind::Cancelled {
                 duration: Duration::from_nanos(duration_ns),
             },
+            LoggedKind::CacheMiss { reason } => EventKind::CacheMiss { reason },
         };
         Some(Event { vertex, kind })
     }

@@ -14,7 +14,7 @@ use hoist_solver::{Solver, SourceLines, Vertex, VertexOptions};
 use crate::cache::DiskCacheStore;
 use crate::definition::Loaded;
 use crate::error::{Error, Result};
-use crate::ops::{EngineOp, LocalContexts, RunInputs};
+use crate::ops::{EngineOp, LocalContexts, MissContext, RunInputs};
 use crate::secrets::SecretStore;
 use crate::steps::Progress;
 use crate::worker::{Ref, Worker};
@@ -41,6 +41,7 @@ pub async fn solve(
     let run = Arc::new(RunInputs {
         ssh: loaded.ssh.clone(),
         options: loaded.run.clone(),
+        misses: Arc::new(MissContext::new(loaded.options.no_cache)),
     });
     let cache = DiskCacheStore::open(Arc::clone(worker))?;
     // No bound on steps at once, as BuildKit without `max-parallelism`: RUN steps mostly wait
@@ -172,7 +173,8 @@ fn solver_vertices(
         });
         let op = EngineOp::new(vertex.clone(), Arc::clone(worker), Arc::clone(contexts))
             .with_secrets(Arc::clone(secrets))
-            .with_run_inputs(Arc::clone(run));
+            .with_run_inputs(Arc::clone(run))
+            .with_miss_context(Arc::clone(&run.misses));
         out.insert(
             id,
             Vertex::with_options(vertex.name.clone(), op, vertex_inputs, options),

@@ -10,6 +10,9 @@
 //! - [`CacheStore`]: results by [`CacheKey`] across solves; [`MemoryCacheStore`] keeps them
 //!   in memory;
 //! - [`Event`] / [`EventKind`]: progress (rendering it is the front end's business);
+//! - [`KeyFacts`]: what a key was made of, handed to [`Op::explain_miss`] before a vertex
+//!   runs (its answer is the [`EventKind::CacheMiss`] reason) and to [`Op::key_used`] on a
+//!   hit;
 //! - [`Error`]: the one error type.
 //!
 //! # Design
@@ -50,6 +53,7 @@
 mod cache;
 mod digest;
 mod error;
+mod miss;
 mod progress;
 mod solver;
 mod vertex;
@@ -57,6 +61,7 @@ mod vertex;
 pub use cache::{CacheStore, Claim, MemoryCacheStore};
 pub use digest::{CacheKey, Digest};
 pub use error::{BoxError, Error, SharedError};
+pub use miss::{Forced, InputFacts, KeyFacts, KeyShare};
 pub use progress::{Event, EventKind, LogStream};
 pub use solver::{Solver, SolverBuilder};
 pub use tokio_util::sync::CancellationToken;

@@ -5,7 +5,8 @@
 //!
 //! - `Cached` (its result came from the cache store, or another vertex with the same cache
 //!   key produced it);
-//! - `Started`, any number of `Log`s, then `Done`, `Error` or `Cancelled`.
+//! - optionally `CacheMiss` (why it was not cached, when its op could say), then
+//!   `Started`, any number of `Log`s, then `Done`, `Error` or `Cancelled`.
 //! - `Error` alone, when it failed before its op could start (its cache map or a content
 //!   checksum could not be computed, or the cache lookup failed).
 //!
@@ -29,6 +30,9 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EventKind {
+    /// The vertex missed the cache and is about to run; `reason` is the op's explanation
+    /// ([`Op::explain_miss`](crate::Op::explain_miss)). Sent only when the op gave one.
+    CacheMiss { reason: String },
     /// The op started running.
     Started,
     /// The result was reused without running the op.

@@ -16,7 +16,7 @@
 //! waiting for inputs, so any graph completes with any parallelism of at least one.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::{CacheStore, MemoryCacheStore};
 use crate::digest::{CacheKey, Digest, Encoder};
 use crate::error::{Error, SharedError};
+use crate::miss::{Forced, InputFacts, KeyFacts, KeyShare};
 use crate::progress::{Event, EventKind};
 use crate::vertex::{CacheMap, ExecContext, Op, Vertex, VertexInfo};
 
@@ -203,6 +204,7 @@ impl<O: Op> SolverBuilder<O> {
                     keys: HashMap::new(),
                     results: HashMap::new(),
                     runs: HashMap::new(),
+                    ran: HashSet::new(),
                 }),
             }),
         }
@@ -222,18 +224,13 @@ impl<O: Op> fmt::Debug for SolverBuilder<O> {
 type Memo<T> = Shared<BoxFuture<'static, Result<T, Error>>>;
 
 /// The outcome of the key step.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct KeyInfo {
     key: CacheKey,
     /// The vertex must run rather than load from the cache.
     forced: bool,
-}
-
-/// One input's share of a cache key.
-#[derive(Debug, Clone, Copy)]
-enum KeyPart {
-    Key(CacheKey),
-    Content(Digest),
+    /// What the key was made of, for the op's miss explanations.
+    facts: Arc<KeyFacts>,
 }
 
 struct State<O: Op> {
@@ -244,6 +241,8 @@ struct State<O: Op> {
     /// The run of each key, with the digest of the vertex that runs it. A forced run and a
     /// cache load of the same key are different runs.
     runs: HashMap<(CacheKey, bool), Run<O::Output>>,
+    /// The keys whose op ran (rather than loading from the cache) in this solve.
+    ran: HashSet<CacheKey>,
 }
 
 /// A memoised run of one key.
@@ -346,23 +345,46 @@ impl<O: Op> Inner<O> {
         encoder.digest(&map.digest());
         encoder.u64(parts.len() as u64);
         let options = vertex.options();
-        let mut forced = (self.no_cache && !options.content_addressed) || options.ignore_cache;
-        for (part, input_forced) in parts {
-            forced |= input_forced;
+        let mut forced = if options.ignore_cache {
+            Some(Forced::IgnoreCache)
+        } else if self.no_cache && !options.content_addressed {
+            Some(Forced::NoCache)
+        } else {
+            None
+        };
+        let mut inputs = Vec::with_capacity(parts.len());
+        for (index, ((part, input_forced), input)) in
+            parts.into_iter().zip(vertex.inputs()).enumerate()
+        {
+            if input_forced && forced.is_none() {
+                forced = Some(Forced::Input(index));
+            }
             match part {
-                KeyPart::Key(key) => {
+                KeyShare::Key(key) => {
                     encoder.u8(0);
                     encoder.digest(&key.digest());
                 }
-                KeyPart::Content(checksum) => {
+                KeyShare::Content(checksum) => {
                     encoder.u8(1);
                     encoder.digest(&checksum);
                 }
             }
+            inputs.push(InputFacts {
+                name: Arc::clone(&input.info().name),
+                share: part,
+                ran: false,
+            });
         }
+        let key = CacheKey::from_digest(encoder.finish());
         Ok(KeyInfo {
-            key: CacheKey::from_digest(encoder.finish()),
-            forced,
+            key,
+            forced: forced.is_some(),
+            facts: Arc::new(KeyFacts {
+                key,
+                digest: map.digest(),
+                inputs,
+                forced,
+            }),
         })
     }
 
@@ -373,7 +395,7 @@ impl<O: Op> Inner<O> {
         map: &CacheMap<O::Output>,
         index: usize,
         input: &Arc<Vertex<O>>,
-    ) -> BoxFuture<'static, Result<(KeyPart, bool), Error>> {
+    ) -> BoxFuture<'static, Result<(KeyShare, bool), Error>> {
         match map.content_fn(index) {
             Some(checksum) => {
                 let value = self.result_of(input);
@@ -388,7 +410,7 @@ impl<O: Op> Inner<O> {
                             source: SharedError::from(e),
                         })
                     })?;
-                    Ok((KeyPart::Content(digest), false))
+                    Ok((KeyShare::Content(digest), false))
                 }
                 .boxed()
             }
@@ -396,24 +418,43 @@ impl<O: Op> Inner<O> {
                 let key = self.key_of(input);
                 async move {
                     let key = key.await?;
-                    Ok((KeyPart::Key(key.key), key.forced))
+                    Ok((KeyShare::Key(key.key), key.forced))
                 }
                 .boxed()
             }
         }
     }
 
+    /// `facts` with each input marked when its op ran in this solve (the inputs are ready).
+    fn with_inputs_ran(&self, vertex: &Vertex<O>, facts: &KeyFacts) -> KeyFacts {
+        let mut facts = facts.clone();
+        for (input, fact) in vertex.inputs().iter().zip(&mut facts.inputs) {
+            let key = match fact.share {
+                KeyShare::Key(key) => Some(key),
+                // A content-keyed input's own key is memoised with its result.
+                KeyShare::Content(_) => self
+                    .lock()
+                    .keys
+                    .get(&input.digest())
+                    .cloned()
+                    .and_then(|memo| memo.now_or_never().and_then(Result::ok).map(|k| k.key)),
+            };
+            fact.ran = key.is_some_and(|k| self.lock().ran.contains(&k));
+        }
+        facts
+    }
+
     async fn compute_result(
         self: Arc<Self>,
         vertex: Arc<Vertex<O>>,
     ) -> Result<Arc<O::Output>, Error> {
-        let KeyInfo { key, forced } = self.key_of(&vertex).await?;
+        let KeyInfo { key, forced, facts } = self.key_of(&vertex).await?;
         let (runner, run) = {
             let mut state = self.lock();
             match state.runs.get(&(key, forced)) {
                 Some(run) => (run.runner, run.outcome.clone()),
                 None => {
-                    let work = Arc::clone(&self).run(Arc::clone(&vertex), key, forced);
+                    let work = Arc::clone(&self).run(Arc::clone(&vertex), facts, forced);
                     let outcome = spawn_memo(vertex.info().clone(), work);
                     let run = Run {
                         runner: vertex.digest(),
@@ -435,10 +476,11 @@ impl<O: Op> Inner<O> {
     async fn run(
         self: Arc<Self>,
         vertex: Arc<Vertex<O>>,
-        key: CacheKey,
+        facts: Arc<KeyFacts>,
         forced: bool,
     ) -> Result<Arc<O::Output>, Error> {
         let info = vertex.info();
+        let key = facts.key;
         if self.cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
@@ -451,6 +493,7 @@ impl<O: Op> Inner<O> {
                 })
             })?;
             if let Some(value) = hit {
+                vertex.op().key_used(&facts);
                 self.emit(info, EventKind::Cached);
                 return Ok(value);
             }
@@ -476,6 +519,7 @@ impl<O: Op> Inner<O> {
                 claim = self.cache.claim(key) => claim.map_err(load_error)?,
             };
             if let Some(value) = self.cache.load(key).await.map_err(load_error)? {
+                vertex.op().key_used(&facts);
                 self.emit(info, EventKind::Cached);
                 return Ok(value);
             }
@@ -487,6 +531,11 @@ impl<O: Op> Inner<O> {
             permit = self.permits.acquire() => permit.map_err(|_| Error::Cancelled)?,
         };
 
+        let facts = self.with_inputs_ran(&vertex, &facts);
+        if let Some(reason) = vertex.op().explain_miss(&facts) {
+            self.emit(info, EventKind::CacheMiss { reason });
+        }
+        self.lock().ran.insert(key);
         self.emit(info, EventKind::Started);
         let ctx = ExecContext::new(info.clone(), self.events.clone(), self.cancel.clone());
         let started = Instant::now();

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::digest::{Digest, Encoder};
 use crate::error::BoxError;
+use crate::miss::KeyFacts;
 use crate::progress::{Event, EventKind, LogStream};
 
 /// What a vertex does. The solver knows nothing else about it.
@@ -43,6 +44,24 @@ pub trait Op: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<CacheMap<Self::Output>, Self::Error>> + Send {
         std::future::ready(Ok(CacheMap::new(Digest::of(&self.definition()))))
+    }
+
+    /// Why the vertex missed the cache, for progress ([`EventKind::CacheMiss`]); called once
+    /// per run, with its inputs ready, just before it starts. An op that remembers what its
+    /// steps were made of (keyed by an identity of its own choosing that survives input
+    /// changes) compares `facts` with the last record here and keeps the new one. The
+    /// default says nothing.
+    fn explain_miss(&self, facts: &KeyFacts) -> Option<String> {
+        let _ = facts;
+        None
+    }
+
+    /// The vertex's result came from the cache under `facts.key`: an op keeping records as
+    /// [`explain_miss`](Op::explain_miss) does notes the key here. Called on the hot path of
+    /// a cached rebuild, so it should do no more than compare with what it has. The default
+    /// does nothing.
+    fn key_used(&self, facts: &KeyFacts) {
+        let _ = facts;
     }
 
     /// Runs the op over its inputs' results, in the order of [`Vertex::inputs`].

@@ -81,6 +81,9 @@ fn raw_json(event: &Event) -> String {
         EventKind::Cached => serde_json::json!({
             "vertexes": [{ "digest": digest, "name": name, "cached": true }]
         }),
+        EventKind::CacheMiss { reason } => serde_json::json!({
+            "vertexes": [{ "digest": digest, "name": name, "cacheMiss": reason }]
+        }),
         EventKind::Started => serde_json::json!({
             "vertexes": [{ "digest": digest, "name": name, "started": true }]
         }),

@@ -12,11 +12,13 @@ use hoist_engine::progress::{Digest, Event, EventKind};
 /// #1 CACHED
 ///
 /// #2 [base 2/2] RUN make
+/// #2 cache miss: parent step ran: [base 1/2] FROM busybox
 /// #2 0.112 cc -o app main.c
 /// #2 DONE 0.3s
 /// ```
 ///
-/// Vertices are numbered in the order their first event arrives. A blank line separates
+/// A step that runs says first why it was not cached (`#N cache miss: <reason>`, hoist's
+/// own line; see the README). Vertices are numbered in the order their first event arrives. A blank line separates
 /// output of different vertices.
 #[derive(Debug, Default)]
 pub struct PlainRenderer {
@@ -52,6 +54,7 @@ impl PlainRenderer {
         // Writing to a String cannot fail.
         let _ = match &event.kind {
             EventKind::Started => Ok(()),
+            EventKind::CacheMiss { reason } => writeln!(out, "#{n} cache miss: {reason}"),
             EventKind::Cached => writeln!(out, "#{n} CACHED"),
             EventKind::Log { elapsed, line, .. } => {
                 writeln!(out, "#{n} {:.3} {line}", elapsed.as_secs_f64())
@@ -87,6 +90,12 @@ mod tests {
         let bad = vertex("[test 1/1] RUN false");
         let events = [
             (from.clone(), EventKind::Cached),
+            (
+                run.clone(),
+                EventKind::CacheMiss {
+                    reason: "context files changed: src/main.c".into(),
+                },
+            ),
             (run.clone(), EventKind::Started),
             (bad.clone(), EventKind::Started),
             (
@@ -128,6 +137,7 @@ mod tests {
              #1 CACHED\n\
              \n\
              #2 [base 2/2] RUN make\n\
+             #2 cache miss: context files changed: src/main.c\n\
              \n\
              #3 [test 1/1] RUN false\n\
              \n\

@@ -98,6 +98,8 @@ impl TtyView {
         match &event.kind {
             EventKind::Started => step.status = Status::Running { since: now },
             EventKind::Cached => step.status = Status::Cached,
+            // The plain and JSON views say why; this one only shows the step run.
+            EventKind::CacheMiss { .. } => {}
             EventKind::Log { line, .. } => {
                 if step.logs.len() == LOG_TAIL {
                     step.logs.remove(0);

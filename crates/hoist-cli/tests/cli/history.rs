@@ -177,6 +177,8 @@ fn history_lists_inspects_prints_logs_and_removes_builds() {
     assert!(log.contains(" built-marker\n"), "{log}");
     assert!(log.contains("exporting to image\n"), "{log}");
     assert!(log.contains(" DONE "), "{log}");
+    // The cache-miss reasons are part of the log, as the live plain view printed them.
+    assert!(log.contains(" cache miss: "), "{log}");
     let (_, log) = case.run(&["history", "logs"]);
     assert!(
         log.contains("ERROR: process \"/bin/sh -c echo failing-marker"),

@@ -30,7 +30,7 @@ pub(super) fn hash_entry(
 
 /// Adds one entry to `hash`, taking a regular file's content digest from `content`.
 pub(super) fn hash_entry_with(
-    hash: &mut Sha256,
+    hash: &mut impl sha2::digest::Update,
     rel: &str,
     path: &Path,
     metadata: &std::fs::Metadata,
@@ -49,7 +49,7 @@ pub(super) fn hash_entry_with(
         hash.update(target.to_string_lossy().as_bytes());
     } else if kind.is_file() {
         hash.update(format!("file\0{}\0", metadata.len()).as_bytes());
-        hash.update(content(path)?);
+        hash.update(&content(path)?);
     } else {
         hash.update(b"other");
     }

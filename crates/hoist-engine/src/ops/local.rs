@@ -250,9 +250,11 @@ pub(super) fn checksum(op: &EngineOp) -> Result<hoist_solver::Digest> {
     let (dir, entries) = selection(op)?;
     let mut stats = StatCache::open(&op.worker.engine_dir().join("contexts"), &dir);
     let mut hash = Sha256::new();
+    let mut files = std::collections::BTreeMap::new();
     for entry in &entries {
+        let mut one = Sha256::new();
         super::checksum::hash_entry_with(
-            &mut hash,
+            &mut Both(&mut hash, &mut one),
             &entry.rel,
             &entry.path,
             &entry.metadata,
@@ -263,7 +265,9 @@ pub(super) fn checksum(op: &EngineOp) -> Result<hoist_solver::Digest> {
                     .map_err(Error::io("read", path))
             },
         )?;
+        files.insert(entry.rel.clone(), super::last_seen::entry_digest(one));
     }
+    super::last_seen::local_files(op, files);
     // A prepared (remote or piped) context is a new directory each build: remembering its
     // stats would only leave a file behind.
     let engine = op.worker.engine_dir();
@@ -271,6 +275,16 @@ pub(super) fn checksum(op: &EngineOp) -> Result<hoist_solver::Digest> {
         stats.save();
     }
     Ok(hoist_solver::Digest::of(&hash.finalize()))
+}
+
+/// Feeds two hashes at once: the context's and one entry's (for the step records).
+struct Both<'a>(&'a mut Sha256, &'a mut Sha256);
+
+impl sha2::digest::Update for Both<'_> {
+    fn update(&mut self, data: &[u8]) {
+        sha2::digest::Update::update(self.0, data);
+        sha2::digest::Update::update(self.1, data);
+    }
 }
 
 /// Copies the selection into a new committed snapshot. It gets no layer: a context is only

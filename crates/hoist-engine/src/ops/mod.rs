@@ -10,7 +10,10 @@
 //!   content;
 //! - [`exec`]: run a process in the sandbox on a snapshot of its input and commit the change;
 //! - [`file`]: copy, mkdir, mkfile and rm on a snapshot; [`copy`] has the copy action and
-//!   what it selects from its source.
+//!   what it selects from its source;
+//! - [`last_seen`]: a record of what each step was last made of, to say why one missed the
+//!   cache.
+
 //!
 //! Every op that changes a filesystem commits its snapshot and writes the change as one
 //! uncompressed layer into the content store (exports compress it): its result's layers are its input's plus that one.
@@ -22,6 +25,7 @@ mod file;
 mod git;
 mod http;
 mod image;
+mod last_seen;
 mod local;
 pub(crate) mod scoped_path;
 mod stat_cache;
@@ -32,7 +36,7 @@ use std::sync::Arc;
 
 use hoist_graph::{FileBase, Op, Source};
 use hoist_snapshot::{SnapshotId, Snapshotter};
-use hoist_solver::{CacheMap, Digest, ExecContext};
+use hoist_solver::{CacheMap, Digest, ExecContext, KeyFacts};
 
 use crate::error::{Error, Result};
 use crate::run_options::RunOptions;
@@ -42,6 +46,7 @@ use crate::worker::{Ref, Worker};
 
 pub(crate) use http::{download_error, request as http_request};
 pub(crate) use image::{pull_verified, read_config};
+pub(crate) use last_seen::MissContext;
 
 /// Local directories a build may read, by context name (`context` for the main one).
 pub type LocalContexts = BTreeMap<String, PathBuf>;
@@ -51,6 +56,8 @@ pub type LocalContexts = BTreeMap<String, PathBuf>;
 pub(crate) struct RunInputs {
     pub ssh: SshStore,
     pub options: RunOptions,
+    /// What miss explanations share (see [`last_seen`]).
+    pub misses: Arc<MissContext>,
 }
 
 /// One graph vertex as a solver op.
@@ -67,6 +74,8 @@ pub struct EngineOp {
     http: http::Slot,
     /// The commit a git source's ref resolved to for its cache key, for its run.
     git: git::Slot,
+    /// What the build's miss explanations share (see [`last_seen`]).
+    changes: Arc<MissContext>,
 }
 
 impl EngineOp {
@@ -83,7 +92,14 @@ impl EngineOp {
             run: Arc::default(),
             http: http::Slot::default(),
             git: git::Slot::default(),
+            changes: Arc::default(),
         }
+    }
+
+    /// What the build's miss explanations share, the same for all its ops.
+    pub(crate) fn with_miss_context(mut self, changes: Arc<MissContext>) -> EngineOp {
+        self.changes = changes;
+        self
     }
 
     /// The secrets its exec's `type=secret` mounts read (none by default).
@@ -173,6 +189,14 @@ impl hoist_solver::Op for EngineOp {
             Op::File(file) => Ok(self.file_cache_map(file)),
             _ => Ok(CacheMap::new(self.definition_digest())),
         }
+    }
+
+    fn explain_miss(&self, facts: &KeyFacts) -> Option<String> {
+        Some(last_seen::explain_miss(self, facts))
+    }
+
+    fn key_used(&self, facts: &KeyFacts) {
+        last_seen::key_used(self, facts);
     }
 
     async fn exec(&self, ctx: &ExecContext, inputs: &[Arc<Ref>]) -> Result<Ref> {

@@ -7,6 +7,7 @@
 //! `scripts/test.sh` runs apart; no other test's path may contain that word.
 
 mod cache;
+mod cache_misses;
 mod case;
 mod copy_semantics;
 mod fidelity;

@@ -2,12 +2,12 @@
 //! integer vertices). Every op records its runs in a shared [`Env`], keyed by its label.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hoist_solver::{
-    CacheMap, Digest, Event, EventKind, ExecContext, LogStream, Op, Vertex, VertexOptions,
+    CacheMap, Digest, Event, EventKind, ExecContext, KeyFacts, LogStream, Op, Vertex, VertexOptions,
 };
 use tokio::sync::{mpsc, Barrier, Notify};
 
@@ -55,6 +55,12 @@ pub struct Env {
     pub hanging: Notify,
     /// How many `Hang` ops were dropped (told to stop).
     pub dropped: AtomicUsize,
+    /// Ops explain their misses (as their label) and record the facts they were given.
+    pub explain: AtomicBool,
+    /// The facts each op was given on a miss, by label, in order.
+    pub misses: Mutex<Vec<(String, KeyFacts)>>,
+    /// The facts each op was given on a hit, by label, in order.
+    pub hits: Mutex<Vec<(String, KeyFacts)>>,
 }
 
 impl Env {
@@ -183,6 +189,22 @@ impl Op for Toy {
         })
     }
 
+    fn explain_miss(&self, facts: &KeyFacts) -> Option<String> {
+        if !self.env.explain.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut misses = self.env.misses.lock().unwrap();
+        misses.push((self.label.clone(), facts.clone()));
+        Some(format!("{} missed", self.label))
+    }
+
+    fn key_used(&self, facts: &KeyFacts) {
+        if self.env.explain.load(Ordering::SeqCst) {
+            let mut hits = self.env.hits.lock().unwrap();
+            hits.push((self.label.clone(), facts.clone()));
+        }
+    }
+
     async fn exec(
         &self,
         ctx: &ExecContext,
@@ -252,6 +274,7 @@ pub fn summary(events: &[Event]) -> Vec<(String, &'static str)> {
         .iter()
         .map(|e| {
             let kind = match e.kind {
+                EventKind::CacheMiss { .. } => "miss",
                 EventKind::Started => "started",
                 EventKind::Cached => "cached",
                 EventKind::Log { .. } => "log",
