@@ -21,6 +21,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::context::ContextSource;
 use crate::error::Result;
+use crate::remote_cache::{CacheOptions, LayeredCacheStore};
 use crate::run_options::RunOptions;
 use crate::secrets::Secrets;
 use crate::ssh::SshAgents;
@@ -68,6 +69,8 @@ pub struct BuildRequest {
     pub ssh: SshAgents,
     /// The build-wide settings of RUN steps (`--add-host`, `--ulimit`, `--allow`, ...).
     pub run: RunOptions,
+    /// `--cache-from` / `--cache-to`.
+    pub cache: CacheOptions,
 }
 
 /// What a build produced.
@@ -89,7 +92,15 @@ pub async fn build(
     let prepared = prepare_contexts(&worker, request, &progress).await?;
     let loaded = load_definition(&prepared, &progress)?;
     let definition = resolve(&worker, &loaded, &progress).await?;
-    let solved = solve(&worker, &loaded, &definition, &progress).await?;
+    let cache_options = &prepared.request.cache;
+    let imported = crate::remote_cache::import(&worker, &cache_options.imports, &progress).await;
+    let cache = LayeredCacheStore::new(Arc::clone(&worker), imported, progress.clone())?;
+    let solved =
+        crate::solve::solve_with_cache(&worker, &loaded, &definition, &progress, &cache).await?;
+    let finals: Vec<_> = solved.results.iter().flatten().cloned().collect();
     let outputs = &prepared.request.outputs;
-    export(&worker, definition, solved, outputs, &progress).await
+    let result = export(&worker, definition, solved, outputs, &progress).await?;
+    crate::remote_cache::export(&worker, &cache_options.exports, &cache, &finals, &progress)
+        .await?;
+    Ok(result)
 }

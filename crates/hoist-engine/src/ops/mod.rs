@@ -24,6 +24,8 @@ mod http;
 mod image;
 mod local;
 pub(crate) mod scoped_path;
+
+pub(crate) use image::unpack;
 mod stat_cache;
 
 use std::collections::BTreeMap;

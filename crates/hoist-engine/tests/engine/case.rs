@@ -109,6 +109,7 @@ impl Case {
             secrets: Default::default(),
             ssh: Default::default(),
             run: Default::default(),
+            cache: Default::default(),
         };
         edit(&mut request);
         let (script, runs) = (Arc::clone(&self.script), Arc::clone(&self.runs));

@@ -84,6 +84,7 @@ impl Case {
             secrets: Default::default(),
             ssh: Default::default(),
             run: Default::default(),
+            cache: Default::default(),
         };
         let client = RegistryClient::new(RegistryConfig::default(), Credentials::default());
         let state = StateDir::new(self.dir.path().join("state"));

@@ -56,6 +56,7 @@ impl Dir {
             secrets: Default::default(),
             ssh: Default::default(),
             run: Default::default(),
+            cache: Default::default(),
         }
     }
 

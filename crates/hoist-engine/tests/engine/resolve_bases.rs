@@ -125,6 +125,7 @@ fn three_bases_resolve_config_only_and_at_once() {
         secrets: Default::default(),
         ssh: Default::default(),
         run: Default::default(),
+        cache: Default::default(),
     };
     let client = RegistryClient::new(RegistryConfig::default(), Credentials::anonymous());
     let worker = Arc::new(Worker::open(StateDir::new(dir.path().join("state")), client).unwrap());
