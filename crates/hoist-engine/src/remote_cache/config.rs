@@ -275,7 +275,7 @@ mod tests {
             json["layers"][1].get("parent").is_none(),
             "Go omits index 0"
         );
-        assert_eq!(json["layers"][1]["annotations"]["diffID"].is_string(), true);
+        assert!(json["layers"][1]["annotations"]["diffID"].is_string());
         assert_eq!(json["records"][0]["layers"][0]["layer"], 1);
         assert_eq!(json["records"][0]["digest"], key(1).to_string());
     }

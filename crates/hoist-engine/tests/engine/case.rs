@@ -79,6 +79,11 @@ impl Case {
         StateDir::new(self.dir.path().join("state"))
     }
 
+    /// Removes the state dir: the next build starts with an empty cache.
+    pub fn reset_state(&self) {
+        let _ = std::fs::remove_dir_all(self.dir.path().join("state"));
+    }
+
     /// How many RUN steps ran so far.
     pub fn runs(&self) -> usize {
         self.runs.load(Ordering::SeqCst)

@@ -15,6 +15,7 @@ mod git_context;
 mod http;
 mod local_images;
 mod prune;
+mod remote_cache;
 mod remote_context;
 mod resolve_bases;
 mod run;
