@@ -337,6 +337,14 @@ pub struct BuildArgs {
     /// Output destination (format: `type=local,dest=path`).
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
+    /// External cache sources (e.g., `user/app:cache`, `type=local,src=path/to/dir`).
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+    /// Cache export destinations (e.g., `type=registry,ref=user/app:cache,mode=max`,
+    /// `type=local,dest=path/to/dir`); a failed export is a warning unless
+    /// `ignore-error=false`.
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
     /// Shorthand for `--output=type=registry`.
     #[arg(long)]
     pub push: bool,

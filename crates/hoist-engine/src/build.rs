@@ -22,6 +22,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::context::ContextSource;
 use crate::error::Result;
 use crate::history::HistoryStore;
+use crate::remote_cache::{CacheOptions, LayeredCacheStore};
 use crate::run_options::RunOptions;
 use crate::secrets::Secrets;
 use crate::ssh::SshAgents;
@@ -69,6 +70,35 @@ pub struct BuildRequest {
     pub ssh: SshAgents,
     /// The build-wide settings of RUN steps (`--add-host`, `--ulimit`, `--allow`, ...).
     pub run: RunOptions,
+    /// `--cache-from` / `--cache-to`.
+    pub cache: CacheOptions,
+}
+
+impl BuildRequest {
+    /// A request for `dockerfile` (`None`: read it from the context under
+    /// `dockerfile_name`) and `context`, built for the build platform with nothing else
+    /// asked: no outputs, secrets, ssh agents, caches or named contexts.
+    pub fn new(
+        dockerfile: Option<Vec<u8>>,
+        dockerfile_name: impl Into<String>,
+        context: ContextSource,
+        options: BuildOptions,
+    ) -> BuildRequest {
+        BuildRequest {
+            dockerfile,
+            dockerfile_name: dockerfile_name.into(),
+            context,
+            options,
+            platforms: Vec::new(),
+            outputs: Vec::new(),
+            pull: false,
+            named_contexts: BTreeMap::new(),
+            secrets: Secrets::new(),
+            ssh: SshAgents::default(),
+            run: RunOptions::default(),
+            cache: CacheOptions::default(),
+        }
+    }
 }
 
 /// What a build produced.
@@ -106,7 +136,15 @@ async fn run_stages(
     let prepared = prepare_contexts(&worker, request, &progress).await?;
     let loaded = load_definition(&prepared, &progress)?;
     let definition = resolve(&worker, &loaded, &progress).await?;
-    let solved = solve(&worker, &loaded, &definition, &progress).await?;
+    let cache_options = &prepared.request.cache;
+    let imported = crate::remote_cache::import(&worker, &cache_options.imports, &progress).await;
+    let cache = LayeredCacheStore::new(Arc::clone(&worker), imported, progress.clone())?;
+    let solved =
+        crate::solve::solve_with_cache(&worker, &loaded, &definition, &progress, &cache).await?;
+    let finals: Vec<_> = solved.results.iter().flatten().cloned().collect();
     let outputs = &prepared.request.outputs;
-    export(&worker, definition, solved, outputs, &progress).await
+    let result = export(&worker, definition, solved, outputs, &progress).await?;
+    crate::remote_cache::export(&worker, &cache_options.exports, &cache, &finals, &progress)
+        .await?;
+    Ok(result)
 }

@@ -50,6 +50,12 @@ pub enum Error {
         output: Vec<String>,
         location: Option<hoist_solver::SourceLines>,
     },
+    /// A `--cache-to` / `--cache-from` value is not valid.
+    #[error("invalid cache option {spec:?}: {reason}")]
+    CacheOption { spec: String, reason: String },
+    /// A cache import or export failed.
+    #[error("cache {cache}: {reason}")]
+    RemoteCache { cache: String, reason: String },
     /// An `oci-layout://` named context could not be imported.
     #[error("{layout}: {reason}")]
     OciLayout { layout: String, reason: String },

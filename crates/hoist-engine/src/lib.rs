@@ -17,6 +17,11 @@
 //!   [`Entitlements`] of `--allow`, checked before any step runs.
 //! - [`DiskCacheStore`]: cache key → [`Ref`] records in the state dir, safe for two
 //!   processes, so a second build reuses every step and writes no blob.
+//! - [`CacheOptions`]: `--cache-from` ([`CacheImport`]: registry or OCI layout dir) and
+//!   `--cache-to` ([`CacheExport`]: [`CacheDestination`], [`CacheMode`] min/max) in
+//!   BuildKit's cache format; imported records are a second, read-only store the solver
+//!   consults after the state dir's (layers fetched verified, unpacked like an image's);
+//!   a failing import or export is a warning (see `remote_cache`).
 //! - [`disk_usage`] / [`prune`]: what the cache holds ([`CacheUsage`] per record) and
 //!   removing records least recently used first ([`PruneOptions`] → [`PruneReport`]) with
 //!   their snapshots and blobs, safely next to running builds.
@@ -62,6 +67,7 @@ mod history;
 mod oci_layout;
 mod ops;
 mod prune;
+mod remote_cache;
 mod resolve;
 mod run_options;
 pub mod runtime;
@@ -88,6 +94,9 @@ pub use hoist_content::ContentStore;
 pub use hoist_sandbox::{HostEntry, Ulimit};
 pub use ops::{EngineOp, LocalContexts};
 pub use prune::{disk_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind};
+pub use remote_cache::{
+    CacheDestination, CacheExport, CacheImport, CacheMode, CacheOptions, LocalSelect,
+};
 pub use run_options::{Entitlements, RunOptions};
 pub use secrets::{SecretSource, SecretStore, Secrets};
 pub use ssh::{ServedSocket, SocketOwner, SshAgents, SshStore};

@@ -1,6 +1,7 @@
 //! Stage 3 of a build, [`solve`]: every target platform's graph becomes solver vertices
 //! ([`EngineOp`]s) and all of them are solved together, each cache key once, with the
-//! records in the state dir's [`DiskCacheStore`].
+//! records in the state dir's [`DiskCacheStore`](crate::DiskCacheStore) (and, with
+//! `--cache-from`, the imported ones after them: [`solve_with_cache`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,10 +12,10 @@ use hoist_oci::Platform;
 use hoist_sandbox::binfmt::{ExecSupport, Execution};
 use hoist_solver::{Solver, SourceLines, Vertex, VertexOptions};
 
-use crate::cache::DiskCacheStore;
 use crate::definition::Loaded;
 use crate::error::{Error, Result};
 use crate::ops::{EngineOp, LocalContexts, MissContext, RunInputs};
+use crate::remote_cache::{ImportedCache, LayeredCacheStore};
 use crate::secrets::SecretStore;
 use crate::steps::Progress;
 use crate::worker::{Ref, Worker};
@@ -34,6 +35,23 @@ pub async fn solve(
     definition: &Definition,
     progress: &Progress,
 ) -> Result<Solved> {
+    let cache = LayeredCacheStore::new(
+        Arc::clone(worker),
+        ImportedCache::default(),
+        progress.clone(),
+    )?;
+    solve_with_cache(worker, loaded, definition, progress, &cache).await
+}
+
+/// [`solve`] with `cache` as the solver's store: the state dir's records and those a
+/// build imported; `cache` then knows every record the build used, for `--cache-to`.
+pub(crate) async fn solve_with_cache(
+    worker: &Arc<Worker>,
+    loaded: &Loaded,
+    definition: &Definition,
+    progress: &Progress,
+    cache: &LayeredCacheStore,
+) -> Result<Solved> {
     check_platforms(definition)?;
     check_execs(definition, loaded)?;
     let contexts = Arc::new(loaded.contexts.clone());
@@ -43,12 +61,11 @@ pub async fn solve(
         options: loaded.run.clone(),
         misses: Arc::new(MissContext::new(loaded.options.no_cache)),
     });
-    let cache = DiskCacheStore::open(Arc::clone(worker))?;
     // No bound on steps at once, as BuildKit without `max-parallelism`: RUN steps mostly wait
     // (on sleeps, networks, emulators), and the kernel shares the CPUs among the busy ones.
     let mut builder = Solver::<EngineOp>::builder()
         .parallelism(usize::MAX)
-        .cache(Arc::new(cache))
+        .cache(Arc::new(cache.clone()))
         .no_cache(loaded.options.no_cache);
     if let Some(events) = progress.events() {
         builder = builder.events(events.clone());
@@ -58,6 +75,8 @@ pub async fn solve(
     // the first cache hit from the top, and BuildKit's progress reports each step CACHED.
     let mut to_solve = Vec::new();
     let mut targets = Vec::new();
+    // Local context sources: their records never leave this machine.
+    let mut private = Vec::new();
     for target in &definition.targets {
         let conv = &target.converted;
         let Some(output) = &conv.target else {
@@ -69,6 +88,11 @@ pub async fn solve(
             let vertex = vertices
                 .get(&id)
                 .ok_or_else(|| Error::InvalidGraph(format!("vertex {} missing", id.0)))?;
+            if let Some(hoist_graph::Op::Source(hoist_graph::Source::Local { .. })) =
+                conv.graph.get(id).map(|v| &v.op)
+            {
+                private.push(Arc::clone(vertex));
+            }
             if id == output.vertex {
                 targets.push(Some(to_solve.len()));
             }
@@ -76,6 +100,12 @@ pub async fn solve(
         }
     }
     let solved = solver.solve(&to_solve).await.map_err(Error::from_solve)?;
+    for vertex in &private {
+        // Known already (the solve computed it): no work.
+        if let Ok(key) = solver.cache_key(vertex).await {
+            cache.keep_private(key);
+        }
+    }
     Ok(Solved {
         results: targets
             .into_iter()

@@ -70,6 +70,15 @@ impl Step<'_> {
         self.progress.send(&self.info, kind);
     }
 
+    /// Reports a line the step wrote (a warning, a summary).
+    pub(crate) fn log(&self, line: String) {
+        self.send(EventKind::Log {
+            stream: hoist_solver::LogStream::Stderr,
+            elapsed: self.started.elapsed(),
+            line,
+        });
+    }
+
     /// Reports `result` and passes it on.
     pub(crate) fn finish<T, E: std::fmt::Display>(
         self,

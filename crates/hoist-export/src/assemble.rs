@@ -375,6 +375,31 @@ impl Assembler {
     }
 }
 
+/// Converts layers to a wanted compression for writers other than the image exporters
+/// (the engine's cache export), with the exporters' rules: a layer already in that
+/// compression is reused byte for byte, others are recompressed once and remembered as a
+/// store variant, so an image export and a cache export of one build share the blob.
+#[derive(Debug)]
+pub struct LayerConverter {
+    assembler: Assembler,
+}
+
+impl LayerConverter {
+    /// A converter writing into `store`; every blob it returns is added to `lease`.
+    pub fn new(store: ContentStore, lease: Arc<Lease>) -> Self {
+        Self {
+            assembler: Assembler::new(store, lease),
+        }
+    }
+
+    /// `layer` in `format`'s compression and media type family (`rewrite_timestamp` is not
+    /// applied). Blocking: it may compress the whole layer.
+    pub fn convert(&mut self, layer: &ExportLayer, format: &ImageFormat) -> Result<Descriptor> {
+        let oci = media_types_oci(format);
+        self.assembler.convert_layer(layer, format, oci, "cache")
+    }
+}
+
 /// The name a conversion is remembered by: `gzip-6`, `zstd-3`, `uncompressed`, with the
 /// level when one was asked for (`gzip` alone for the default).
 fn variant_name(format: &ImageFormat) -> String {

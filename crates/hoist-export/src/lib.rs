@@ -12,6 +12,8 @@
 //!   every output and returns an [`ExportResult`], whose [`ExportResult::metadata`] is
 //!   BuildKit's `containerimage.*` response ([`ExportMetadata`]); [`ExportProgress`] hears
 //!   when each output starts and ends (shown as [`Output::progress_name`]);
+//! - [`LayerConverter`]: the exporters' layer conversion (reuse, recompress once, store
+//!   variants) for other writers: the engine's cache export;
 //! - [`Error`]: the one error type.
 //!
 //! ```text
@@ -78,6 +80,7 @@ mod output;
 mod result;
 mod rootfs;
 
+pub use assemble::LayerConverter;
 pub use docker::DockerEndpoint;
 pub use error::{Error, Result};
 pub use exporter::{ExportProgress, Exporter, DEFAULT_DOCKER_SOCKET};

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use hoist_engine::runtime::Runtime;
 use hoist_engine::{
-    BuildRequest, ContextSource, RunOptions, SecretSource, Secrets, SshAgents, TarStream, Worker,
+    BuildRequest, CacheExport, CacheImport, CacheOptions, ContextSource, RunOptions, SecretSource,
+    Secrets, SshAgents, TarStream, Worker,
 };
 use hoist_export::Output;
 use hoist_frontend::{BuildOptions, NamedContext, OciLayoutRef};
@@ -67,6 +68,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         secrets: secrets(&args.secrets)?,
         ssh: ssh_agents(&args.ssh),
         run: run_options(&args)?,
+        cache: cache_options(&args)?,
     };
     let insecure = insecure_push_hosts(&request.outputs);
     let insecure: Vec<&str> = insecure.iter().map(String::as_str).collect();
@@ -529,6 +531,18 @@ fn mem_bytes(text: &str) -> anyhow::Result<u64> {
         .parse()
         .map_err(|_| anyhow::anyhow!("invalid size: {text:?}"))?;
     Ok((value * (1u64 << shift) as f64) as u64)
+}
+
+/// `--cache-from` / `--cache-to`, typed.
+fn cache_options(args: &BuildArgs) -> anyhow::Result<CacheOptions> {
+    Ok(CacheOptions {
+        imports: (args.cache_from.iter())
+            .map(|spec| CacheImport::parse(spec))
+            .collect::<Result<_, _>>()?,
+        exports: (args.cache_to.iter())
+            .map(|spec| CacheExport::parse(spec))
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 /// The registries that `registry.insecure=true` outputs push to: for this build, the client

@@ -28,6 +28,8 @@ mod image;
 mod last_seen;
 mod local;
 pub(crate) mod scoped_path;
+
+pub(crate) use image::unpack;
 mod stat_cache;
 
 use std::collections::BTreeMap;

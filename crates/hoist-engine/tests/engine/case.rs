@@ -79,6 +79,11 @@ impl Case {
         StateDir::new(self.dir.path().join("state"))
     }
 
+    /// Removes the state dir: the next build starts with an empty cache.
+    pub fn reset_state(&self) {
+        let _ = std::fs::remove_dir_all(self.dir.path().join("state"));
+    }
+
     /// How many RUN steps ran so far.
     pub fn runs(&self) -> usize {
         self.runs.load(Ordering::SeqCst)
@@ -98,17 +103,13 @@ impl Case {
         let out = self.dir.path().join("out");
         let _ = std::fs::remove_dir_all(&out);
         let mut request = BuildRequest {
-            dockerfile: Some(std::fs::read(context.join("Dockerfile")).unwrap()),
-            dockerfile_name: context.join("Dockerfile").display().to_string(),
-            context: context.into(),
-            options: BuildOptions::new(Platform::host()),
-            platforms: Vec::new(),
             outputs: Output::parse_all(&[format!("type=local,dest={}", out.display())]).unwrap(),
-            pull: false,
-            named_contexts: Default::default(),
-            secrets: Default::default(),
-            ssh: Default::default(),
-            run: Default::default(),
+            ..BuildRequest::new(
+                Some(std::fs::read(context.join("Dockerfile")).unwrap()),
+                context.join("Dockerfile").display().to_string(),
+                context.into(),
+                BuildOptions::new(Platform::host()),
+            )
         };
         edit(&mut request);
         let (script, runs) = (Arc::clone(&self.script), Arc::clone(&self.runs));

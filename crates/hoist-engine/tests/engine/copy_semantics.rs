@@ -73,17 +73,13 @@ impl Case {
         let out = self.dir.path().join("out");
         let _ = std::fs::remove_dir_all(&out);
         let request = BuildRequest {
-            dockerfile: Some(std::fs::read(context.join("Dockerfile")).unwrap()),
-            dockerfile_name: context.join("Dockerfile").display().to_string(),
-            context: context.into(),
-            options: BuildOptions::new(Platform::host()),
-            platforms: Vec::new(),
             outputs: Output::parse_all(&[format!("type=local,dest={}", out.display())]).unwrap(),
-            pull: false,
-            named_contexts: Default::default(),
-            secrets: Default::default(),
-            ssh: Default::default(),
-            run: Default::default(),
+            ..BuildRequest::new(
+                Some(std::fs::read(context.join("Dockerfile")).unwrap()),
+                context.join("Dockerfile").display().to_string(),
+                context.into(),
+                BuildOptions::new(Platform::host()),
+            )
         };
         let client = RegistryClient::new(RegistryConfig::default(), Credentials::default());
         let state = StateDir::new(self.dir.path().join("state"));

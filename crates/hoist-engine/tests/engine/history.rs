@@ -154,19 +154,12 @@ fn an_unknown_ref_is_an_error_naming_it() {
 }
 
 fn request(case: &Case) -> BuildRequest {
-    BuildRequest {
-        dockerfile: Some(b"FROM scratch\n".to_vec()),
-        dockerfile_name: "Dockerfile".into(),
-        context: case.context_dir().into(),
-        options: BuildOptions::new(Platform::host()),
-        platforms: Vec::new(),
-        outputs: Vec::new(),
-        pull: false,
-        named_contexts: Default::default(),
-        secrets: Default::default(),
-        ssh: Default::default(),
-        run: Default::default(),
-    }
+    BuildRequest::new(
+        Some(b"FROM scratch\n".to_vec()),
+        "Dockerfile",
+        case.context_dir().into(),
+        BuildOptions::new(Platform::host()),
+    )
 }
 
 #[test]

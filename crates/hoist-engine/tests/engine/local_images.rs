@@ -42,20 +42,17 @@ impl Dir {
 
     fn request(&self, dockerfile: &str, platforms: &[&str], outputs: &[String]) -> BuildRequest {
         BuildRequest {
-            dockerfile: Some(dockerfile.as_bytes().to_vec()),
-            dockerfile_name: "Dockerfile".into(),
-            context: ContextSource::Local(self.path("ctx")),
-            options: BuildOptions::new(Platform::host()),
             platforms: platforms
                 .iter()
                 .map(|p| Platform::parse(p).unwrap())
                 .collect(),
             outputs: Output::parse_all(outputs).unwrap(),
-            pull: false,
-            named_contexts: Default::default(),
-            secrets: Default::default(),
-            ssh: Default::default(),
-            run: Default::default(),
+            ..BuildRequest::new(
+                Some(dockerfile.as_bytes().to_vec()),
+                "Dockerfile",
+                ContextSource::Local(self.path("ctx")),
+                BuildOptions::new(Platform::host()),
+            )
         }
     }
 

@@ -17,6 +17,7 @@ mod history;
 mod http;
 mod local_images;
 mod prune;
+mod remote_cache;
 mod remote_context;
 mod resolve_bases;
 mod run;

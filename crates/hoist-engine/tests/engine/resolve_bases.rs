@@ -114,17 +114,13 @@ fn three_bases_resolve_config_only_and_at_once() {
          COPY --from=a /bin/busybox /a\nCOPY --from=b /bin/busybox /b\n"
     );
     let request = BuildRequest {
-        dockerfile: Some(dockerfile.into_bytes()),
-        dockerfile_name: "Dockerfile".into(),
-        context: context.into(),
-        options: BuildOptions::new(Platform::host()),
         platforms: vec![Platform::parse("linux/amd64").unwrap()],
-        outputs: Vec::new(),
-        pull: false,
-        named_contexts: Default::default(),
-        secrets: Default::default(),
-        ssh: Default::default(),
-        run: Default::default(),
+        ..BuildRequest::new(
+            Some(dockerfile.into_bytes()),
+            "Dockerfile",
+            context.into(),
+            BuildOptions::new(Platform::host()),
+        )
     };
     let client = RegistryClient::new(RegistryConfig::default(), Credentials::anonymous());
     let worker = Arc::new(Worker::open(StateDir::new(dir.path().join("state")), client).unwrap());

@@ -38,20 +38,17 @@ impl Case {
         let context = self.dir.path().join("ctx");
         let dockerfile = std::fs::read(context.join("Dockerfile")).unwrap();
         let request = BuildRequest {
-            dockerfile: Some(dockerfile),
-            dockerfile_name: context.join("Dockerfile").display().to_string(),
-            context: context.into(),
-            options: BuildOptions::new(Platform::host()),
             platforms: platforms
                 .iter()
                 .map(|p| Platform::parse(p).unwrap())
                 .collect(),
             outputs: Output::parse_all(outputs).unwrap(),
-            pull: false,
-            named_contexts: Default::default(),
-            secrets: Default::default(),
-            ssh: Default::default(),
-            run: Default::default(),
+            ..BuildRequest::new(
+                Some(dockerfile),
+                context.join("Dockerfile").display().to_string(),
+                context.into(),
+                BuildOptions::new(Platform::host()),
+            )
         };
         let client = RegistryClient::new(RegistryConfig::default(), Credentials::default());
         let state = StateDir::new(self.dir.path().join("state"));

@@ -1,0 +1,231 @@
+//! `--cache-to` / `--cache-from` end to end (issue 13): a cache exported with `mode=max`
+//! from one state dir makes every step CACHED in an empty one — no RUN runs (each writes
+//! the time, and the image is byte for byte the first one) — through a registry and
+//! through a local directory; one two-platform build's cache serves both platforms; a
+//! cache that is missing, or a destination that cannot be reached, is a warning (and fails
+//! the build with `ignore-error=false`).
+//!
+//! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`);
+//! the two-platform case also a binfmt_misc handler for linux/arm64.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hoist_engine::binfmt::{ExecSupport, Execution};
+use hoist_oci::Platform;
+
+use crate::build_env::{tar_entries, BuildEnv};
+
+const EPOCH: &str = "SOURCE_DATE_EPOCH=1700000000";
+
+/// Two stages, each RUN writing the time to the nanosecond: a RUN that ran again shows in
+/// the image.
+const DOCKERFILE: &str = "FROM busybox AS builder\n\
+    RUN date +%s%N > /built-at && echo builder-ran-$((1+1))\n\
+    FROM busybox\n\
+    COPY --from=builder /built-at /built-at\n\
+    RUN date +%s%N > /stamp && echo final-ran-$((1+1))\n";
+
+/// `hoist --root ROOT --config … build --progress=plain ARGS CTX`.
+fn build_command(env: &BuildEnv, root: &Path, ctx: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hoist"));
+    command
+        .arg("--root")
+        .arg(root)
+        .arg("--config")
+        .arg(env.config())
+        .args(["build", "--progress=plain", "--build-arg", EPOCH])
+        .args(args)
+        .arg(ctx)
+        .env("DOCKER_CONFIG", env.dir.path().join("docker"))
+        .env_remove("HOIST_ROOT")
+        .env_remove("HOIST_CONFIG");
+    command
+}
+
+fn succeeded(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "hoist build failed:\n{stderr}");
+    stderr
+}
+
+fn context(env: &BuildEnv) -> PathBuf {
+    let ctx = env.fresh_dir("ctx");
+    std::fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
+    ctx
+}
+
+/// Builds into the state dir `root` as an OCI archive with `args`: the root document's
+/// digest (the image's identity) and the progress text.
+fn build_oci(env: &BuildEnv, root: &Path, ctx: &Path, args: &[&str]) -> (String, String) {
+    let tar = env.fresh_dir("out").join("image.tar");
+    let output = format!("type=oci,dest={}", tar.display());
+    let mut all = vec!["-o", &output];
+    all.extend_from_slice(args);
+    let stderr = succeeded(&build_command(env, root, ctx, &all).output().unwrap());
+    let entries = tar_entries(&tar);
+    let index: serde_json::Value = serde_json::from_slice(&entries["index.json"]).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    (digest, stderr)
+}
+
+/// Whether a RUN's output shows (its command, which names it, does not expand `$((1+1))`).
+fn ran(progress: &str) -> bool {
+    progress.lines().any(|l| l.ends_with("-ran-2"))
+}
+
+/// Asserts that no RUN ran and every step of the Dockerfile was CACHED.
+fn all_cached(progress: &str, steps: usize) {
+    assert!(!ran(progress), "a RUN ran:\n{progress}");
+    let cached = progress.lines().filter(|l| l.ends_with(" CACHED")).count();
+    assert!(
+        cached >= steps,
+        "{cached} steps CACHED, not {steps}:\n{progress}"
+    );
+    for step in [
+        "FROM",
+        "RUN date +%s%N > /built-at",
+        "COPY --from=builder",
+        "RUN date +%s%N > /stamp",
+    ] {
+        let id = progress
+            .lines()
+            .find(|l| l.contains(step) && l.starts_with('#'))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no step {step:?}:\n{progress}"));
+        assert!(
+            progress.lines().any(|l| l == format!("{id} CACHED")),
+            "{step} not CACHED:\n{progress}"
+        );
+    }
+}
+
+#[test]
+fn a_registry_max_cache_rebuilds_the_same_image_in_an_empty_state_dir() {
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = context(&env);
+    let cache = format!("{}/app/cache:main", env.registry.host());
+    let to = format!("type=registry,ref={cache},mode=max");
+    let (first, progress) = build_oci(&env, &env.fresh_dir("state"), &ctx, &["--cache-to", &to]);
+    assert!(ran(&progress), "{progress}");
+    assert!(
+        progress.contains("exporting cache to registry"),
+        "{progress}"
+    );
+
+    let (second, progress) = build_oci(
+        &env,
+        &env.fresh_dir("state"),
+        &ctx,
+        &["--cache-from", &cache],
+    );
+    all_cached(&progress, 4);
+    assert_eq!(
+        first, second,
+        "the image from the cache differs:\n{progress}"
+    );
+}
+
+#[test]
+fn a_local_max_cache_rebuilds_the_same_image_in_an_empty_state_dir() {
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = context(&env);
+    let dir = env.fresh_dir("cache");
+    let to = format!("type=local,dest={},mode=max", dir.display());
+    let (first, _) = build_oci(&env, &env.fresh_dir("state"), &ctx, &["--cache-to", &to]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "latest"
+    );
+
+    let from = format!("type=local,src={}", dir.display());
+    let (second, progress) = build_oci(
+        &env,
+        &env.fresh_dir("state"),
+        &ctx,
+        &["--cache-from", &from],
+    );
+    all_cached(&progress, 4);
+    assert_eq!(
+        first, second,
+        "the image from the cache differs:\n{progress}"
+    );
+}
+
+#[test]
+fn one_two_platform_cache_serves_both_platforms() {
+    let Some(env) = BuildEnv::new() else { return };
+    let arm64 = Platform::parse("linux/arm64").unwrap();
+    match ExecSupport::detect() {
+        Ok(support) if support.check(&arm64) != Execution::Unavailable => {}
+        _ => {
+            hoist_testkit::skip(
+                "no binfmt_misc handler runs linux/arm64 binaries \
+                 (hoist binfmt --install arm64, from Debian's qemu-user-static)",
+            );
+            return;
+        }
+    }
+    let ctx = context(&env);
+    let cache = format!("{}/app/cache:multi", env.registry.host());
+    let to = format!("type=registry,ref={cache},mode=max");
+    let platforms = ["--platform", "linux/amd64,linux/arm64"];
+    let mut args = vec!["--cache-to", &to];
+    args.extend_from_slice(&platforms);
+    let (first, _) = build_oci(&env, &env.fresh_dir("state"), &ctx, &args);
+
+    let mut args = vec!["--cache-from", &cache];
+    args.extend_from_slice(&platforms);
+    let (second, progress) = build_oci(&env, &env.fresh_dir("state"), &ctx, &args);
+    // Both platforms' FROM and two RUNs, the COPY of each.
+    all_cached(&progress, 8);
+    assert_eq!(
+        first, second,
+        "the index from the cache differs:\n{progress}"
+    );
+}
+
+#[test]
+fn a_missing_cache_or_unreachable_destination_is_a_warning() {
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = context(&env);
+    let missing = format!("{}/app/cache:does-not-exist", env.registry.host());
+    let (_, progress) = build_oci(
+        &env,
+        &env.fresh_dir("state"),
+        &ctx,
+        &["--cache-from", &missing],
+    );
+    assert!(
+        progress.contains("WARNING: cache import from") && progress.contains("does-not-exist"),
+        "{progress}"
+    );
+    assert!(ran(&progress), "{progress}");
+
+    // A destination that is a file, not a directory.
+    let blocked = ctx.join("Dockerfile");
+    let to = format!("type=local,dest={}", blocked.display());
+    let (_, progress) = build_oci(&env, &env.fresh_dir("state"), &ctx, &["--cache-to", &to]);
+    assert!(progress.contains("WARNING: cache export to"), "{progress}");
+
+    let strict = format!("{to},ignore-error=false");
+    let out = build_command(
+        &env,
+        &env.fresh_dir("state"),
+        &ctx,
+        &["--cache-to", &strict],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "ignore-error=false must fail:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("ERROR:") && stderr.contains("Dockerfile"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,283 @@
+//! Writing `--cache-to`s after the image export: records selected by mode, layers in the
+//! wanted compression (converted once, shared with the image export through store
+//! variants), the cache config, and an index or image manifest — pushed to a registry
+//! (blobs it holds are not sent again, uploads concurrent) or written to an OCI layout.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use hoist_content::Expected;
+use hoist_export::{ExportLayer, LayerConverter};
+use hoist_oci::{Descriptor, Digest, Index, Manifest, MediaType, OciLayoutWriter};
+use hoist_registry::{BlobSource, PushOutcome, Repository};
+use hoist_solver::CacheKey;
+
+use super::config::{
+    build_config, CacheLayer, CACHE_CONFIG_MEDIA_TYPE, CREATED_AT_ANNOTATION,
+    UNCOMPRESSED_ANNOTATION,
+};
+use super::{CacheDestination, CacheExport, CacheMode, LayeredCacheStore};
+use crate::error::{Error, Result};
+use crate::steps::Progress;
+use crate::worker::{Ref, Worker};
+
+/// Writes every export; one that fails is a warning unless it says `ignore-error=false`.
+pub(crate) async fn export(
+    worker: &Arc<Worker>,
+    exports: &[CacheExport],
+    cache: &LayeredCacheStore,
+    finals: &[Arc<Ref>],
+    progress: &Progress,
+) -> Result<()> {
+    for export in exports {
+        let name = match export.destination {
+            CacheDestination::Registry { .. } => "exporting cache to registry",
+            CacheDestination::Local { .. } => "exporting cache to client directory",
+        };
+        let step = progress.step(name.to_owned());
+        let records = select(cache.used_results(), export.mode, finals);
+        match export_one(worker, export, &records).await {
+            Ok(summary) => {
+                step.log(summary);
+                let _ = step.finish(Ok::<(), Error>(()));
+            }
+            Err(e) if export.ignore_error => {
+                step.log(format!(
+                    "WARNING: cache export to {} failed (the build result stands; \
+                     ignore-error=false makes this fatal): {e}",
+                    export.destination.describe()
+                ));
+                let _ = step.finish(Ok::<(), Error>(()));
+            }
+            Err(e) => return step.finish(Err(e)),
+        }
+    }
+    Ok(())
+}
+
+/// The records `mode` exports: `max` all; `min` those whose layer chain is a prefix of a
+/// final image's (its own steps, not those of other stages). Results without layers have
+/// nothing to carry.
+fn select(
+    used: Vec<(CacheKey, Arc<Ref>)>,
+    mode: CacheMode,
+    finals: &[Arc<Ref>],
+) -> Vec<(CacheKey, Arc<Ref>)> {
+    used.into_iter()
+        .filter(|(_, value)| !value.layers.is_empty())
+        .filter(|(_, value)| match mode {
+            CacheMode::Max => true,
+            CacheMode::Min => finals.iter().any(|top| {
+                top.layers.len() >= value.layers.len()
+                    && top
+                        .layers
+                        .iter()
+                        .zip(&value.layers)
+                        .all(|(a, b)| a.descriptor.digest == b.descriptor.digest)
+            }),
+        })
+        .collect()
+}
+
+/// The root document written and the blobs it needs.
+struct Written {
+    root: Descriptor,
+    root_bytes: Vec<u8>,
+    blobs: Vec<Descriptor>,
+}
+
+async fn export_one(
+    worker: &Arc<Worker>,
+    export: &CacheExport,
+    records: &[(CacheKey, Arc<Ref>)],
+) -> Result<String> {
+    let (worker2, export2, records2) = (Arc::clone(worker), export.clone(), records.to_vec());
+    let written = tokio::task::spawn_blocking(move || assemble(&worker2, &export2, &records2))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+    let summary = match &export.destination {
+        CacheDestination::Registry { reference } => {
+            let repo = Repository::from(reference);
+            let limit = worker.registry().config().max_concurrent_transfers.max(1);
+            let outcomes: Vec<PushOutcome> = futures::stream::iter(written.blobs.iter().map(|d| {
+                let source = BlobSource::Store(worker.store().clone());
+                worker.registry().push_blob_or_mount(&repo, d, source, &[])
+            }))
+            .buffer_unordered(limit)
+            .try_collect()
+            .await?;
+            worker
+                .registry()
+                .push_manifest(
+                    reference,
+                    written.root_bytes.clone().into(),
+                    written.root.media_type.clone(),
+                )
+                .await?;
+            let sent = outcomes
+                .iter()
+                .filter(|o| **o == PushOutcome::Uploaded)
+                .count();
+            format!(
+                "{} records, {} blobs: {sent} uploaded, {} already there; manifest {}",
+                records.len(),
+                written.blobs.len(),
+                written.blobs.len() - sent,
+                written.root.digest
+            )
+        }
+        CacheDestination::Local { dest, tag } => {
+            let (dest, tag) = (dest.clone(), tag.clone());
+            let worker = Arc::clone(worker);
+            let root = written.root.clone();
+            let count = written.blobs.len();
+            let copied = tokio::task::spawn_blocking(move || -> Result<usize> {
+                let mut layout = OciLayoutWriter::create_dir(&dest)?;
+                let mut copied = 0;
+                for blob in &written.blobs {
+                    let path = dest.join(hoist_oci::layout::blob_path(&blob.digest));
+                    if std::fs::metadata(&path).is_ok_and(|m| m.len() == blob.size) {
+                        continue;
+                    }
+                    let mut reader = worker.store().open_blob(&blob.digest)?;
+                    layout.add_blob(&blob.digest, blob.size, &mut reader)?;
+                    copied += 1;
+                }
+                layout.add_blob_bytes(&written.root.digest, &written.root_bytes)?;
+                layout.add_manifest(written.root.clone(), Some(&tag));
+                layout.finish()?;
+                Ok(copied)
+            })
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+            format!(
+                "{} records, {count} blobs: {copied} written, {} already there; manifest {}",
+                records.len(),
+                count - copied,
+                root.digest
+            )
+        }
+    };
+    Ok(summary)
+}
+
+/// Converts the layers, writes the cache config and the root document into the content
+/// store (leased for the build), and lists the blobs to send.
+fn assemble(
+    worker: &Worker,
+    export: &CacheExport,
+    records: &[(CacheKey, Arc<Ref>)],
+) -> Result<Written> {
+    let store = worker.store();
+    let lease = Arc::new(store.lease()?);
+    let mut converter = LayerConverter::new(store.clone(), Arc::clone(&lease));
+    let created_at =
+        hoist_oci::format_rfc3339(i64::try_from(crate::cache::now_ms() / 1000).unwrap_or(0), 0);
+    let mut converted: HashMap<Digest, Descriptor> = HashMap::new();
+    let mut chains = Vec::with_capacity(records.len());
+    for (key, value) in records {
+        let mut chain = Vec::with_capacity(value.layers.len());
+        for layer in &value.layers {
+            let descriptor = match converted.get(&layer.descriptor.digest) {
+                Some(done) => done.clone(),
+                None => {
+                    let source = ExportLayer::from(layer.clone());
+                    let mut done = converter.convert(&source, &export.format)?;
+                    done.annotations = BTreeMap::new();
+                    converted.insert(layer.descriptor.digest.clone(), done.clone());
+                    done
+                }
+            };
+            chain.push(CacheLayer {
+                descriptor,
+                diff_id: layer.diff_id.clone(),
+            });
+        }
+        chains.push((*key, chain));
+    }
+    let config = build_config(&chains, &created_at);
+    // Layers in the order the config lists them, each once, annotated as BuildKit does.
+    let mut blobs: Vec<Descriptor> = Vec::new();
+    for (_, chain) in &chains {
+        for layer in chain {
+            if blobs.iter().any(|b| b.digest == layer.descriptor.digest) {
+                continue;
+            }
+            let mut descriptor = layer.descriptor.clone();
+            descriptor.annotations.insert(
+                UNCOMPRESSED_ANNOTATION.to_owned(),
+                layer.diff_id.to_string(),
+            );
+            descriptor
+                .annotations
+                .insert(CREATED_AT_ANNOTATION.to_owned(), created_at.clone());
+            blobs.push(descriptor);
+        }
+    }
+    let config_bytes = serde_json::to_vec(&config).map_err(|e| Error::RemoteCache {
+        cache: export.destination.describe(),
+        reason: format!("cannot encode the cache config: {e}"),
+    })?;
+    let config_descriptor = put(
+        worker,
+        &lease,
+        MediaType::from_string(CACHE_CONFIG_MEDIA_TYPE),
+        &config_bytes,
+    )?;
+    let oci = export.format.oci_media_types;
+    let root_bytes = if export.image_manifest {
+        let mut manifest = if oci {
+            Manifest::new_oci(config_descriptor.clone(), blobs.clone())
+        } else {
+            Manifest::new_docker(config_descriptor.clone(), blobs.clone())
+        };
+        manifest.annotations = BTreeMap::new();
+        serde_json::to_vec(&manifest)
+    } else {
+        let mut manifests = blobs.clone();
+        manifests.push(config_descriptor.clone());
+        let index = if oci {
+            Index::new_oci(manifests)
+        } else {
+            Index::new_docker(manifests)
+        };
+        serde_json::to_vec(&index)
+    }
+    .map_err(|e| Error::RemoteCache {
+        cache: export.destination.describe(),
+        reason: format!("cannot encode the cache manifest: {e}"),
+    })?;
+    let root_type = match (export.image_manifest, oci) {
+        (true, true) => MediaType::OciManifest,
+        (true, false) => MediaType::DockerManifest,
+        (false, true) => MediaType::OciIndex,
+        (false, false) => MediaType::DockerManifestList,
+    };
+    let root = put(worker, &lease, root_type, &root_bytes)?;
+    let mut all = blobs;
+    all.push(config_descriptor);
+    // The worker's own lease keeps them until the build ends (the pushes read them).
+    worker.lease_blobs(&all.iter().map(|d| d.digest.clone()).collect::<Vec<_>>())?;
+    worker.lease_blobs(std::slice::from_ref(&root.digest))?;
+    Ok(Written {
+        root,
+        root_bytes,
+        blobs: all,
+    })
+}
+
+/// Stores `bytes` (leased first) and returns its descriptor.
+fn put(
+    worker: &Worker,
+    lease: &hoist_content::Lease,
+    media_type: MediaType,
+    bytes: &[u8],
+) -> Result<Descriptor> {
+    let descriptor = Descriptor::of_bytes(media_type, bytes);
+    lease.add(&descriptor.digest)?;
+    worker
+        .store()
+        .write_blob(Expected::from(&descriptor), bytes)?;
+    Ok(descriptor)
+}

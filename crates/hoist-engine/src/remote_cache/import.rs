@@ -1,0 +1,241 @@
+//! Reading `--cache-from`s before the solve: the root document (an index listing layers
+//! and the cache config, or an image manifest whose config is the cache config), the
+//! cache config (verified against its digest), and the records hoist can use, by key.
+//! Layers are only fetched when a record is hit (`store`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hoist_oci::{Descriptor, Digest, Index, Manifest, MediaType, OciLayout};
+use hoist_registry::Repository;
+use hoist_solver::CacheKey;
+
+use super::config::{read_records, CacheConfig, CACHE_CONFIG_MEDIA_TYPE, UNCOMPRESSED_ANNOTATION};
+use super::{CacheImport, LocalSelect};
+use crate::error::{Error, Result};
+use crate::steps::Progress;
+use crate::worker::{LayerRef, Worker};
+
+/// The largest cache config read (BuildKit's are a few hundred kB for big builds).
+const MAX_CONFIG_SIZE: u64 = 64 << 20;
+
+/// Where an imported record's layers are fetched from.
+#[derive(Debug)]
+pub(crate) enum BlobOrigin {
+    Registry(Repository),
+    Local(PathBuf),
+}
+
+/// One imported record: its layer chain (descriptors without the cache's annotations, so
+/// images made of them are the images made of built layers) and where the blobs are.
+#[derive(Debug, Clone)]
+pub(crate) struct ImportedRecord {
+    pub layers: Vec<LayerRef>,
+    pub origin: Arc<BlobOrigin>,
+}
+
+/// Every usable record of a build's `--cache-from`s, by key (the first import holding a
+/// key wins).
+#[derive(Debug, Default)]
+pub(crate) struct ImportedCache {
+    records: HashMap<CacheKey, ImportedRecord>,
+}
+
+impl ImportedCache {
+    pub(crate) fn get(&self, key: &CacheKey) -> Option<&ImportedRecord> {
+        self.records.get(key)
+    }
+}
+
+/// Reads every import; one that fails is reported as a warning on its progress step and
+/// contributes nothing.
+pub(crate) async fn import(
+    worker: &Worker,
+    imports: &[super::CacheImport],
+    progress: &Progress,
+) -> ImportedCache {
+    let mut cache = ImportedCache::default();
+    for import in imports {
+        let step = progress.step(format!(
+            "importing cache manifest from {}",
+            import.describe()
+        ));
+        match import_one(worker, import).await {
+            Ok(records) => {
+                step.log(format!("{} cache records", records.len()));
+                for (key, record) in records {
+                    cache.records.entry(key).or_insert(record);
+                }
+            }
+            Err(e) => step.log(format!(
+                "WARNING: cache import from {} failed, building without it: {e}",
+                import.describe()
+            )),
+        }
+        let _ = step.finish(Ok::<(), Error>(()));
+    }
+    cache
+}
+
+async fn import_one(
+    worker: &Worker,
+    import: &CacheImport,
+) -> Result<Vec<(CacheKey, ImportedRecord)>> {
+    let bad = |reason: String| Error::RemoteCache {
+        cache: import.describe(),
+        reason,
+    };
+    let (root, origin) = match import {
+        CacheImport::Registry { reference } => {
+            let resolved = worker.registry().resolve(reference).await?;
+            let root = parse_root(&resolved.bytes).map_err(bad)?;
+            (root, BlobOrigin::Registry(Repository::from(reference)))
+        }
+        CacheImport::Local { src, select } => {
+            let (dir, select) = (src.clone(), select.clone());
+            let root = tokio::task::spawn_blocking(move || read_local_root(&dir, &select))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))?
+                .map_err(bad)?;
+            (root, BlobOrigin::Local(src.clone()))
+        }
+    };
+    let config_bytes = match &origin {
+        BlobOrigin::Registry(repo) => worker
+            .registry()
+            .fetch_blob_bytes(repo, &root.config, MAX_CONFIG_SIZE)
+            .await?
+            .to_vec(),
+        BlobOrigin::Local(src) => {
+            let (src, digest) = (src.clone(), root.config.digest.clone());
+            tokio::task::spawn_blocking(move || -> std::result::Result<Vec<u8>, String> {
+                let mut layout = OciLayout::open_dir(&src).map_err(|e| e.to_string())?;
+                layout.read_blob(&digest).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?
+            .map_err(bad)?
+        }
+    };
+    let config: CacheConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
+        bad(format!(
+            "cache config {} does not parse: {e}",
+            root.config.digest
+        ))
+    })?;
+    let origin = Arc::new(origin);
+    let by_digest: HashMap<&Digest, &Descriptor> =
+        root.layers.iter().map(|d| (&d.digest, d)).collect();
+    let mut out = Vec::new();
+    'records: for record in read_records(&config) {
+        let mut layers = Vec::with_capacity(record.layers.len());
+        for (blob, diff_id) in &record.layers {
+            let Some(descriptor) = by_digest.get(blob) else {
+                continue 'records;
+            };
+            let diff_id = diff_id.clone().or_else(|| {
+                descriptor
+                    .annotations
+                    .get(UNCOMPRESSED_ANNOTATION)
+                    .and_then(|d| Digest::parse(d).ok())
+            });
+            let diff_id = match (diff_id, descriptor.media_type.layer_compression()) {
+                (Some(d), Some(_)) => d,
+                (None, Some(hoist_oci::Compression::None)) => blob.clone(),
+                // Not a layer, or a compressed one whose diff ID nobody wrote down.
+                _ => continue 'records,
+            };
+            let media_type = oci_layer_type(&descriptor.media_type);
+            layers.push(LayerRef {
+                descriptor: Descriptor::new(media_type, blob.clone(), descriptor.size),
+                diff_id,
+            });
+        }
+        out.push((
+            record.key,
+            ImportedRecord {
+                layers,
+                origin: Arc::clone(&origin),
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// The OCI layer type of a layer type (Docker's are renamed; the bytes are the same).
+fn oci_layer_type(media_type: &MediaType) -> MediaType {
+    match media_type.layer_compression() {
+        Some(hoist_oci::Compression::Gzip) => MediaType::OciLayerGzip,
+        Some(hoist_oci::Compression::Zstd) => MediaType::OciLayerZstd,
+        Some(hoist_oci::Compression::None) => MediaType::OciLayer,
+        None => media_type.clone(),
+    }
+}
+
+/// A cache's root document, reduced to the config's descriptor and the layers'.
+#[derive(Debug)]
+pub(crate) struct CacheRoot {
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+}
+
+/// Reads a root document: an index listing the layers and the cache config, or a manifest
+/// whose config is the cache config.
+pub(crate) fn parse_root(bytes: &[u8]) -> std::result::Result<CacheRoot, String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("the cache manifest is not JSON: {e}"))?;
+    let is_cache_config = |d: &Descriptor| d.media_type.as_str() == CACHE_CONFIG_MEDIA_TYPE;
+    if value.get("manifests").is_some() {
+        let index: Index = serde_json::from_value(value)
+            .map_err(|e| format!("the cache index does not parse: {e}"))?;
+        let config = index
+            .manifests
+            .iter()
+            .find(|d| is_cache_config(d))
+            .cloned()
+            .ok_or_else(|| {
+                format!("the index lists no {CACHE_CONFIG_MEDIA_TYPE} (not a cache manifest)")
+            })?;
+        let layers = index
+            .manifests
+            .into_iter()
+            .filter(|d| !is_cache_config(d))
+            .collect();
+        return Ok(CacheRoot { config, layers });
+    }
+    let manifest: Manifest = serde_json::from_value(value)
+        .map_err(|e| format!("the cache manifest does not parse: {e}"))?;
+    if !is_cache_config(&manifest.config) {
+        return Err(format!(
+            "its config is {}, not {CACHE_CONFIG_MEDIA_TYPE} (an image, not a cache; inline \
+             cache is not supported yet)",
+            manifest.config.media_type
+        ));
+    }
+    Ok(CacheRoot {
+        config: manifest.config,
+        layers: manifest.layers,
+    })
+}
+
+/// The root document a local cache directory's `index.json` names (by tag or digest),
+/// its bytes checked against its digest.
+fn read_local_root(
+    src: &std::path::Path,
+    select: &LocalSelect,
+) -> std::result::Result<CacheRoot, String> {
+    if !src.is_dir() {
+        return Err(format!("{} is not a directory", src.display()));
+    }
+    let mut layout = OciLayout::open_dir(src).map_err(|e| format!("not an OCI layout: {e}"))?;
+    let digest = match select {
+        LocalSelect::Digest(digest) => digest.clone(),
+        LocalSelect::Tag(tag) => layout
+            .find(tag)
+            .map(|d| d.digest.clone())
+            .ok_or_else(|| format!("no cache tagged {tag:?} in its index.json"))?,
+    };
+    let bytes = layout.read_blob(&digest).map_err(|e| e.to_string())?;
+    parse_root(&bytes)
+}
