@@ -586,6 +586,7 @@ impl<O: Op> Inner<O> {
             self.emit(info, EventKind::Error { duration, message });
             return Err(error);
         }
+        vertex.op().key_used(&facts);
         self.emit(info, EventKind::Done { duration });
         Ok(value)
     }

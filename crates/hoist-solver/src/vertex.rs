@@ -49,14 +49,15 @@ pub trait Op: Send + Sync + 'static {
     /// Why the vertex missed the cache, for progress ([`EventKind::CacheMiss`]); called once
     /// per run, with its inputs ready, just before it starts. An op that remembers what its
     /// steps were made of (keyed by an identity of its own choosing that survives input
-    /// changes) compares `facts` with the last record here and keeps the new one. The
-    /// default says nothing.
+    /// changes) compares `facts` with the last record here; it keeps the new one only in
+    /// [`key_used`](Op::key_used), once the key has a result. The default says nothing.
     fn explain_miss(&self, facts: &KeyFacts) -> Option<String> {
         let _ = facts;
         None
     }
 
-    /// The vertex's result came from the cache under `facts.key`: an op keeping records as
+    /// The vertex has a result under `facts.key`, from the cache or from a run just saved
+    /// (never after a failed run): an op keeping records as
     /// [`explain_miss`](Op::explain_miss) does notes the key here. Called on the hot path of
     /// a cached rebuild, so it should do no more than compare with what it has. The default
     /// does nothing.

@@ -4,7 +4,8 @@
 //! `required` secret not given, an OCI layout that is not there. Each fails with an error
 //! naming the input, and leaves the state dir as it found it: no file added or removed
 //! outside the bare Git repositories of `engine/git/` (a fetch that found nothing may keep
-//! the repository it made, as BuildKit keeps its git snapshots), so no prepared context,
+//! the repository it made, as BuildKit keeps its git snapshots) and the build history (each
+//! failed build is recorded there, as in buildx), so no prepared context,
 //! ingest, active snapshot, lease, cache record or blob is left behind.
 
 use std::collections::BTreeSet;
@@ -15,13 +16,17 @@ use hoist_testkit::http::{FileServer, Served};
 
 use crate::build_env::BuildEnv;
 
-/// Every path under the state dir; left out: the bare Git repositories, and the directory
-/// prepared contexts go in (made by the first remote context; what matters is that nothing
-/// is left inside it).
+/// Every path under the state dir; left out: the bare Git repositories, the build history
+/// (a failed build is recorded, as buildx's history keeps it), and the directory prepared
+/// contexts go in (made by the first remote context; what matters is that nothing is left
+/// inside it).
 fn listing(root: &Path) -> BTreeSet<String> {
     walkdir::WalkDir::new(root)
         .into_iter()
-        .filter_entry(|e| !e.path().starts_with(root.join("engine/git")))
+        .filter_entry(|e| {
+            !e.path().starts_with(root.join("engine/git"))
+                && !e.path().starts_with(root.join("engine/history"))
+        })
         .filter(|e| {
             e.as_ref()
                 .map_or(true, |e| e.path() != root.join("engine/prepared-contexts"))

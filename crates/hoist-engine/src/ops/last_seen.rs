@@ -186,7 +186,8 @@ fn updated(op: &EngineOp, record: Option<&LastSeen>, facts: &KeyFacts) -> LastSe
     new
 }
 
-/// Notes a cache hit: the record follows the key the step was last built with.
+/// Notes a key with a result (a cache hit, or a run saved): the record follows the key the
+/// step was last built or used with, so a failed run leaves it as it was.
 pub(super) fn key_used(op: &EngineOp, facts: &KeyFacts) {
     let path = record_path(op);
     let old = load(&path);
@@ -196,14 +197,13 @@ pub(super) fn key_used(op: &EngineOp, facts: &KeyFacts) {
     store(&path, old.as_ref(), &updated(op, old.as_ref(), facts));
 }
 
-/// Why the step missed the cache, and keeps the new record.
+/// Why the step missed the cache (against the record of its last result; the new record
+/// is kept by [`key_used`] once this run's result is saved).
 pub(super) fn explain_miss(op: &EngineOp, facts: &KeyFacts) -> String {
     let path = record_path(op);
     let old = load(&path);
     let new = updated(op, old.as_ref(), facts);
-    let reason = reason(op, old.as_ref().filter(|o| !o.key.is_empty()), &new, facts);
-    store(&path, old.as_ref(), &new);
-    reason
+    reason(op, old.as_ref().filter(|o| !o.key.is_empty()), &new, facts)
 }
 
 fn reason(op: &EngineOp, old: Option<&LastSeen>, new: &LastSeen, facts: &KeyFacts) -> String {
@@ -222,7 +222,7 @@ fn reason(op: &EngineOp, old: Option<&LastSeen>, new: &LastSeen, facts: &KeyFact
         return "no record of an earlier build of this step".to_owned();
     };
     if old.key == new.key {
-        return "no cached result for the same inputs (pruned, or its last run failed)".to_owned();
+        return "no cached result for the same inputs (pruned)".to_owned();
     }
     let mut reasons = Vec::new();
     if old.digest != new.digest {

@@ -123,6 +123,18 @@ async fn misses_are_explained_with_the_key_facts_and_hits_noted() {
         assert!(matches!(pick.inputs[0].share, KeyShare::Content(_)));
     }
 
+    // Each run's key is noted once its result is saved, so a record follows only keys that
+    // have results.
+    let used: Vec<String> = env
+        .hits
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|h| h.0.clone())
+        .collect();
+    assert_eq!(used, ["source", "pick", "add"]);
+    env.hits.lock().unwrap().clear();
+
     // Nothing changed: the target hits, and so does the source its key reads the content of.
     env.misses.lock().unwrap().clear();
     Solver::builder()
