@@ -22,6 +22,9 @@ pub struct Cli {
         value_name = "FILE"
     )]
     pub config: Option<PathBuf>,
+    /// Override the configured builder instance (also `HOIST_BUILDER`, `BUILDX_BUILDER`).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub builder: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -55,6 +58,136 @@ pub enum Command {
     /// Commands to work on build records.
     #[command(subcommand)]
     History(HistoryCommand),
+    /// Create a new builder instance.
+    Create(CreateArgs),
+    /// Set the current builder instance.
+    Use(UseArgs),
+    /// List builder instances.
+    Ls(LsArgs),
+    /// Inspect current builder instance.
+    Inspect(InspectArgs),
+    /// Stop builder instance.
+    Stop(StopArgs),
+    /// Remove one or more builder instances.
+    Rm(RmArgs),
+    /// Manage builder instances (the same commands as at the top level).
+    #[command(subcommand)]
+    Builder(BuilderCommand),
+    /// Install hoist as the docker CLI's `docker builder` (alias `builder` → `hoist`, and
+    /// `~/.docker/cli-plugins/docker-hoist`).
+    Install,
+    /// Undo `hoist install`.
+    Uninstall,
+    /// The docker CLI plugin handshake: prints the plugin's metadata.
+    #[command(name = "docker-cli-plugin-metadata", hide = true)]
+    DockerCliPluginMetadata,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Create a new builder instance.
+    Create(CreateArgs),
+    /// Set the current builder instance.
+    Use(UseArgs),
+    /// List builder instances.
+    Ls(LsArgs),
+    /// Inspect current builder instance.
+    Inspect(InspectArgs),
+    /// Stop builder instance.
+    Stop(StopArgs),
+    /// Remove one or more builder instances.
+    Rm(RmArgs),
+}
+
+/// `hoist create`: buildx's flags.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Builder instance name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Driver to use (available: "embedded", "remote").
+    #[arg(long)]
+    pub driver: Option<String>,
+    /// Create/modify node with given name.
+    #[arg(long = "node", value_name = "NODE")]
+    pub node: Option<String>,
+    /// Fixed platforms for current node.
+    #[arg(long = "platform", value_name = "PLATFORMS")]
+    pub platforms: Vec<String>,
+    /// Options for the driver (`k=v`).
+    #[arg(long = "driver-opt", value_name = "OPT")]
+    pub driver_opts: Vec<String>,
+    /// BuildKit daemon flags.
+    #[arg(long = "buildkitd-flags", value_name = "FLAGS")]
+    pub buildkitd_flags: Option<String>,
+    /// BuildKit daemon config file.
+    #[arg(long = "buildkitd-config", value_name = "FILE")]
+    pub buildkitd_config: Option<PathBuf>,
+    /// Boot builder after creation.
+    #[arg(long)]
+    pub bootstrap: bool,
+    /// Append a node to builder instead of changing it.
+    #[arg(long)]
+    pub append: bool,
+    /// Remove a node from builder instead of changing it.
+    #[arg(long)]
+    pub leave: bool,
+    /// Set the current builder instance.
+    #[arg(long = "use")]
+    pub use_builder: bool,
+    /// `unix://PATH` or `tcp://HOST:PORT` of a BuildKit daemon (remote driver).
+    #[arg(value_name = "ENDPOINT")]
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UseArgs {
+    /// Set builder as default (hoist has no docker contexts: the same as without).
+    #[arg(long)]
+    pub default: bool,
+    /// The builder to use (default: `--builder`).
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Format the output: `table` or `json` (one object a line).
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Don't truncate output.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Ensure builder has booted before inspecting.
+    #[arg(long)]
+    pub bootstrap: bool,
+    /// The builder (default: the current one).
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The builder (default: the current one).
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The builders (default: the current one).
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Keep BuildKit state.
+    #[arg(long = "keep-state")]
+    pub keep_state: bool,
+    /// Remove all inactive builders.
+    #[arg(long = "all-inactive")]
+    pub all_inactive: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

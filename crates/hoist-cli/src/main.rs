@@ -15,7 +15,7 @@ fn main() -> std::process::ExitCode {
     // The built-in RUN sandbox re-executes this binary as its helper: that must happen
     // before anything else (threads, the async runtime).
     hoist_engine::runtime::init_if_requested();
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(commands::docker_plugin::plugin_args(std::env::args_os()));
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -24,6 +24,7 @@ use crate::cli::BuildArgs;
 use crate::progress::{self, ProgressMode};
 
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    ctx.check_build_builder()?;
     let inputs = inputs(&args, &mut std::io::stdin().lock())?;
     let mut options = build_options(&args)?;
     let named = named_contexts(&args.build_contexts, &mut options)?;

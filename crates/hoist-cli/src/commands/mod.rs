@@ -3,8 +3,15 @@
 
 mod binfmt;
 mod build;
+mod builder_create;
+mod builder_inspect;
+mod builder_ls;
+mod builder_rm;
+mod builder_stop;
+mod builder_use;
 mod debug;
 mod debug_layout;
+pub mod docker_plugin;
 mod du;
 mod history;
 mod imagetools_create;
@@ -23,18 +30,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use hoist_builder::BuilderStore;
 use hoist_engine::StateDir;
 use hoist_images::manifest_lists::ManifestListStore;
 use hoist_images::remote::ClientRemote;
 use hoist_oci::Reference;
 use hoist_registry::{Credentials, RegistryClient, RegistryConfig};
 
-use crate::cli::{Cli, Command, DebugCommand, HistoryCommand, ImagetoolsCommand, ManifestCommand};
+use crate::cli::{
+    BuilderCommand, Cli, Command, DebugCommand, HistoryCommand, ImagetoolsCommand, ManifestCommand,
+};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Context {
         root: cli.root,
         config: cli.config,
+        builder: cli.builder,
     };
     match cli.command {
         Command::Build(args) => build::run(&ctx, *args),
@@ -60,6 +71,27 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(HistoryCommand::Inspect(args)) => history::inspect(&ctx, &args),
         Command::History(HistoryCommand::Logs(args)) => history::logs(&ctx, &args),
         Command::History(HistoryCommand::Rm(args)) => history::rm(&ctx, &args),
+        Command::Create(args) | Command::Builder(BuilderCommand::Create(args)) => {
+            builder_create::run(&ctx, &args)
+        }
+        Command::Use(args) | Command::Builder(BuilderCommand::Use(args)) => {
+            builder_use::run(&ctx, &args)
+        }
+        Command::Ls(args) | Command::Builder(BuilderCommand::Ls(args)) => {
+            builder_ls::run(&ctx, &args)
+        }
+        Command::Inspect(args) | Command::Builder(BuilderCommand::Inspect(args)) => {
+            builder_inspect::run(&ctx, &args)
+        }
+        Command::Stop(args) | Command::Builder(BuilderCommand::Stop(args)) => {
+            builder_stop::run(&ctx, &args)
+        }
+        Command::Rm(args) | Command::Builder(BuilderCommand::Rm(args)) => {
+            builder_rm::run(&ctx, &args)
+        }
+        Command::Install => docker_plugin::install(),
+        Command::Uninstall => docker_plugin::uninstall(),
+        Command::DockerCliPluginMetadata => docker_plugin::metadata(),
     }
 }
 
@@ -68,12 +100,59 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub struct Context {
     root: Option<PathBuf>,
     config: Option<PathBuf>,
+    builder: Option<String>,
 }
 
 impl Context {
     /// The state dir (`--root`, else the default for this user).
     pub fn state_dir(&self) -> anyhow::Result<StateDir> {
         Ok(StateDir::resolve(self.root.clone())?)
+    }
+
+    /// The builder store (`HOIST_BUILDERS_DIR`, else `~/.config/hoist/builders`).
+    pub fn builder_store(&self) -> anyhow::Result<BuilderStore> {
+        let dir = hoist_builder::store::default_dir().context(
+            "cannot find the builder store: set HOIST_BUILDERS_DIR, XDG_CONFIG_HOME or HOME",
+        )?;
+        Ok(BuilderStore::new(dir))
+    }
+
+    /// The builder a command without a NAME works on: `--builder`, else `HOIST_BUILDER`,
+    /// else `BUILDX_BUILDER`, else the current selection (`default` unless `hoist use`).
+    pub fn builder_name(&self) -> anyhow::Result<String> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(name) = self
+            .builder
+            .clone()
+            .or_else(|| env("HOIST_BUILDER"))
+            .or_else(|| env("BUILDX_BUILDER"))
+        {
+            return Ok(name);
+        }
+        let store = self.builder_store()?;
+        if !store.dir().exists() {
+            // Nothing ever created: no store to make just to read the selection.
+            return Ok(hoist_builder::DEFAULT_BUILDER.to_owned());
+        }
+        Ok(store.txn()?.current()?.name)
+    }
+
+    /// Refuses a build on a builder other than the embedded engine: remote builds come with
+    /// hoistd's Solve.
+    pub fn check_build_builder(&self) -> anyhow::Result<()> {
+        let name = self.builder_name()?;
+        if name == hoist_builder::DEFAULT_BUILDER {
+            return Ok(());
+        }
+        let group = self.builder_store()?.txn()?.find(&name)?;
+        if group.driver != hoist_builder::driver::EMBEDDED {
+            anyhow::bail!(
+                "builder {:?} uses the {} driver: builds on it need hoistd's Solve, which is not available yet in hoist (build with the embedded builder `default`, or `--builder default`)",
+                group.name,
+                group.driver
+            );
+        }
+        Ok(())
     }
 
     /// The local manifest lists, under the state dir's `manifests/`.

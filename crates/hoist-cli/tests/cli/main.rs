@@ -16,6 +16,7 @@ mod build_flags;
 mod build_http;
 mod build_images;
 mod build_stdio;
+mod builders;
 mod cache_export;
 mod cache_misses;
 mod corpus;

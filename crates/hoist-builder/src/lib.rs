@@ -1,0 +1,34 @@
+//! Builders, as buildx has them: named groups of nodes, each reached through a driver.
+//!
+//! - [`BuilderStore`] / [`Txn`]: the builders on disk (`~/.config/hoist/builders`, see
+//!   [`store::default_dir`]), one buildx-shaped JSON file per builder and the current
+//!   selection, changed only under the store's `flock` by atomic replace.
+//! - [`NodeGroup`] / [`Node`]: one builder and its nodes (buildx's store types and their
+//!   `Update`/`Leave` rules).
+//! - [`create()`], [`leave`], [`remove`]: the store changes of `create`, `create --leave`
+//!   and `rm`, everything checked before anything is written.
+//! - [`Driver`] / [`AnyDriver`]: `embedded` (the in-process engine, the builder
+//!   [`DEFAULT_BUILDER`]) and `remote` (`unix://`, `tcp://`, mutual TLS options);
+//!   [`report`]: every node's status, asked in parallel, for `ls` and `inspect`.
+//!
+//! Not here yet: dialing a node (BuildKit's gRPC, with hoistd's client) and the drivers that
+//! manage daemons (`docker`, `docker-container`, `kubernetes`), which are refused by name.
+
+pub mod create;
+pub mod driver;
+mod error;
+mod name;
+mod node_group;
+pub mod report;
+pub mod store;
+
+pub use create::{create, leave, load_buildkitd_config, remove, CreateRequest};
+pub use driver::{AnyDriver, Driver, Endpoint, Info, Status};
+pub use error::{Error, Result};
+pub use name::{generate_name, validate_name};
+pub use node_group::{Node, NodeGroup, NodeUpdate, BUILDKITD_CONFIG_FILE};
+pub use report::{GroupReport, NodeReport};
+pub use store::{BuilderStore, Txn};
+
+/// The implicit builder: the embedded engine, selected unless another is.
+pub const DEFAULT_BUILDER: &str = "default";

@@ -1,0 +1,220 @@
+//! Requests `create` refuses, each leaving the store exactly as it was.
+
+use std::path::Path;
+
+use hoist_builder::{create, remove, BuilderStore, CreateRequest};
+
+use crate::store::request;
+
+/// Every file of the store with its bytes (the lock file aside).
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for sub in ["", "instances"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() && entry.file_name() != ".lock" {
+                let name = format!("{sub}/{}", entry.file_name().to_string_lossy());
+                out.push((name, std::fs::read(entry.path()).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn refused(store: &BuilderStore, req: CreateRequest) -> String {
+    let before = snapshot(store.dir());
+    let err = create(&store.txn().unwrap(), &req).unwrap_err().to_string();
+    assert_eq!(
+        snapshot(store.dir()),
+        before,
+        "store changed by a refused {req:?}"
+    );
+    err
+}
+
+fn remote(name: &str, endpoint: &str, opts: &[&str]) -> CreateRequest {
+    CreateRequest {
+        driver: Some("remote".to_owned()),
+        endpoint: Some(endpoint.to_owned()),
+        driver_opts: opts.iter().map(|s| (*s).to_owned()).collect(),
+        ..request(name)
+    }
+}
+
+#[test]
+fn bad_requests_leave_the_store_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BuilderStore::new(dir.path());
+    let mut first = request("taken");
+    first.use_builder = true;
+    create(&store.txn().unwrap(), &first).unwrap();
+
+    let driver = |d: &str| CreateRequest {
+        driver: Some(d.to_owned()),
+        ..request("x")
+    };
+    assert_eq!(
+        refused(&store, driver("warp")),
+        r#"failed to find driver "warp""#
+    );
+    for d in ["docker", "docker-container", "kubernetes"] {
+        assert_eq!(
+            refused(&store, driver(d)),
+            format!(
+                r#"driver "{d}" is not available yet in hoist (available: "embedded", "remote")"#
+            )
+        );
+    }
+    assert_eq!(
+        refused(&store, remote("x", "tcp://127.0.0.1:1", &["colour=blue"])),
+        "invalid driver option colour for remote driver"
+    );
+    assert_eq!(
+        refused(
+            &store,
+            remote("x", "tcp://127.0.0.1:1", &["cacert=rel.pem"])
+        ),
+        "non-absolute path 'rel.pem' provided for cacert"
+    );
+    assert_eq!(
+        refused(
+            &store,
+            remote("x", "tcp://127.0.0.1:1", &["cacert=/nonexistent/ca.pem"])
+        ),
+        r#"invalid driver option cacert="/nonexistent/ca.pem" for remote driver: no such file"#
+    );
+    assert_eq!(
+        refused(&store, remote("x", "tcp://127.0.0.1:1", &["servername=h"])),
+        "tls enabled, but missing keys cacert"
+    );
+    assert_eq!(
+        refused(&store, remote("x", "tcp://127.0.0.1:1", &["novalue"])),
+        r#"invalid value "novalue", expecting k=v"#
+    );
+    assert_eq!(
+        refused(&store, remote("x", "http://127.0.0.1:1", &[])),
+        r#"invalid endpoint "http://127.0.0.1:1": unrecognized url scheme http"#
+    );
+    assert_eq!(
+        refused(
+            &store,
+            CreateRequest {
+                driver_opts: vec!["a=b".to_owned()],
+                ..request("x")
+            }
+        ),
+        "invalid driver option a for embedded driver"
+    );
+    assert_eq!(
+        refused(&store, request("taken")),
+        r#"existing instance for "taken" but no append mode, specify the node name to make changes for existing instances"#
+    );
+    assert_eq!(
+        refused(&store, request("default")),
+        "default is a reserved name and cannot be used to identify builder instance"
+    );
+    assert_eq!(
+        refused(&store, request("9lives")),
+        "invalid name 9lives, name needs to start with a letter and may not contain symbols, except ._-"
+    );
+    assert_eq!(
+        refused(
+            &store,
+            CreateRequest {
+                append: true,
+                ..request("missing")
+            }
+        ),
+        r#"failed to find instance "missing" for append"#
+    );
+
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[registry.\"r.example\"]\nhttp = true\nmirrors = [\n",
+    )
+    .unwrap();
+    let err = refused(
+        &store,
+        CreateRequest {
+            buildkitd_config: Some(config.clone()),
+            ..request("x")
+        },
+    );
+    assert!(
+        err.starts_with(&format!(
+            "failed to load buildkit configuration file: invalid registry config {}: line 4:",
+            config.display()
+        )),
+        "{err}"
+    );
+
+    let before = snapshot(store.dir());
+    let txn = store.txn().unwrap();
+    assert_eq!(
+        remove(&txn, "ghost", false).unwrap_err().to_string(),
+        r#"no builder "ghost" found"#
+    );
+    assert!(remove(&txn, "default", false)
+        .unwrap_err()
+        .to_string()
+        .contains("default builder cannot be removed"));
+    drop(txn);
+    assert_eq!(snapshot(store.dir()), before);
+}
+
+#[test]
+fn buildkitd_config_is_kept_in_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BuilderStore::new(dir.path().join("store"));
+    let config = dir.path().join("buildkitd.toml");
+    let text = "[registry.\"r.example:5000\"]\n  http = true\n  insecure = true\n";
+    std::fs::write(&config, text).unwrap();
+    let group = create(
+        &store.txn().unwrap(),
+        &CreateRequest {
+            buildkitd_config: Some(config),
+            ..request("cfg")
+        },
+    )
+    .unwrap();
+    assert_eq!(group.nodes[0].files["buildkitd.toml"], text.as_bytes());
+    let stored = store.txn().unwrap().find("cfg").unwrap();
+    assert_eq!(stored, group);
+}
+
+#[test]
+fn append_and_leave_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BuilderStore::new(dir.path());
+    let txn = store.txn().unwrap();
+    create(
+        &txn,
+        &CreateRequest {
+            platforms: vec!["linux/amd64".into()],
+            ..remote("multi", "unix:///run/a.sock", &[])
+        },
+    )
+    .unwrap();
+    let mut second = remote("multi", "tcp://127.0.0.1:1234", &[]);
+    second.append = true;
+    second.platforms = vec!["linux/arm64".into()];
+    let group = create(&txn, &second).unwrap();
+    let names: Vec<&str> = group.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["multi0", "multi1"]);
+    let mut dup = remote("multi", "tcp://127.0.0.1:1234", &[]);
+    dup.append = true;
+    let before = snapshot(store.dir());
+    assert_eq!(
+        create(&txn, &dup).unwrap_err().to_string(),
+        "invalid duplicate endpoint tcp://127.0.0.1:1234"
+    );
+    assert_eq!(snapshot(store.dir()), before);
+    let group = hoist_builder::leave(&txn, Some("multi"), Some("multi0")).unwrap();
+    assert_eq!(group.nodes.len(), 1);
+    assert_eq!(txn.find("multi").unwrap().nodes[0].name, "multi1");
+}
