@@ -21,6 +21,8 @@ use hoist_proto::{pb, Timestamp};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::calls::Calls;
+
 /// What `ListWorkers` and `Info` report; fixed when the daemon starts.
 #[derive(Debug, Clone)]
 pub struct WorkerInfo {
@@ -52,11 +54,17 @@ pub fn version() -> BuildkitVersion {
 pub struct ControlService {
     state: StateDir,
     worker: WorkerInfo,
+    calls: Calls,
 }
 
 impl ControlService {
-    pub fn new(state: StateDir, worker: WorkerInfo) -> ControlService {
-        ControlService { state, worker }
+    /// Serves `state`'s cache as `worker`; each call is counted in `calls`.
+    pub fn new(state: StateDir, worker: WorkerInfo, calls: Calls) -> ControlService {
+        ControlService {
+            state,
+            worker,
+            calls,
+        }
     }
 }
 
@@ -75,6 +83,7 @@ impl Control for ControlService {
         &self,
         request: Request<ListWorkersRequest>,
     ) -> Result<Response<ListWorkersResponse>, Status> {
+        let _call = self.calls.begin();
         let filters = request.into_inner().filter;
         log("ListWorkers", &filters.join(","));
         let record = WorkerRecord {
@@ -92,6 +101,7 @@ impl Control for ControlService {
     }
 
     async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        let _call = self.calls.begin();
         log("Info", "");
         Ok(Response::new(InfoResponse {
             buildkit_version: Some(version()),
@@ -102,6 +112,7 @@ impl Control for ControlService {
         &self,
         request: Request<DiskUsageRequest>,
     ) -> Result<Response<DiskUsageResponse>, Status> {
+        let _call = self.calls.begin();
         let request = request.into_inner();
         log("DiskUsage", &request.filter.join(","));
         let filter = RecordFilter::parse(&request.filter)?;
@@ -122,6 +133,7 @@ impl Control for ControlService {
         &self,
         request: Request<PruneRequest>,
     ) -> Result<Response<Self::PruneStream>, Status> {
+        let call = self.calls.begin();
         let request = request.into_inner();
         log("Prune", &request.filter.join(","));
         let filter = RecordFilter::parse(&request.filter)?;
@@ -143,7 +155,12 @@ impl Control for ControlService {
         let report = blocking(move || hoist_engine::prune(&state, &options)).await?;
         let records: Vec<Result<UsageRecord, Status>> =
             report.removed.iter().map(to_usage_record).map(Ok).collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(records))))
+        // The call runs until its stream is sent (or dropped).
+        let stream = tokio_stream::StreamExt::map(tokio_stream::iter(records), move |record| {
+            let _running = &call;
+            record
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn solve(
@@ -222,9 +239,11 @@ impl RecordFilter {
                     .kinds
                     .get_or_insert_with(Vec::new)
                     .push(value.trim().trim_matches('"').to_owned()),
-                other => return Err(Status::invalid_argument(format!(
+                other => {
+                    return Err(Status::invalid_argument(format!(
                     "unsupported filter key {other:?} in {filter:?}: hoistd filters on id and type"
-                ))),
+                )))
+                }
             }
         }
         Ok(out)

@@ -2,7 +2,7 @@
 //! by running a command (buildx's `docker-container` and `kubernetes` drivers do this with
 //! `buildctl dial-stdio`). Bytes are copied both ways unchanged; when stdin ends, the write
 //! side of the connection is shut so the daemon sees the end, and the bridge ends when the
-//! daemon closes the connection.
+//! daemon closes the connection or the reader of stdout goes away.
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
@@ -44,7 +44,10 @@ async fn bridge(
     });
     let mut stdout = tokio::io::stdout();
     let copied = tokio::io::copy(&mut from_daemon, &mut stdout).await;
-    stdout.flush().await?;
     upstream.abort();
-    copied.map(drop)
+    match copied.and(stdout.flush().await) {
+        // The reader of stdout left: the client is gone, which ends the bridge as well.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }

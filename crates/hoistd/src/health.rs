@@ -12,16 +12,20 @@ use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::calls::{CallGuard, Calls};
+
 /// Health answers, following the daemon's shutdown signal.
 #[derive(Debug, Clone)]
 pub struct HealthService {
     stopping: watch::Receiver<bool>,
+    calls: Calls,
 }
 
 impl HealthService {
-    /// `stopping` turns true when the daemon starts shutting down.
-    pub fn new(stopping: watch::Receiver<bool>) -> HealthService {
-        HealthService { stopping }
+    /// `stopping` turns true when the daemon starts shutting down; each call is counted in
+    /// `calls` (a watch until its stream ends).
+    pub fn new(stopping: watch::Receiver<bool>, calls: Calls) -> HealthService {
+        HealthService { stopping, calls }
     }
 
     fn status(&self, service: &str) -> Option<ServingStatus> {
@@ -51,6 +55,7 @@ impl Health for HealthService {
         &self,
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
+        let _call = self.calls.begin();
         let service = request.into_inner().service;
         match self.status(&service) {
             Some(status) => Ok(Response::new(response(status))),
@@ -66,42 +71,43 @@ impl Health for HealthService {
         &self,
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let call = self.calls.begin();
         let service = request.into_inner().service;
         let Some(now) = self.status(&service) else {
             let once = tokio_stream::once(Ok(response(ServingStatus::ServiceUnknown)));
             return Ok(Response::new(Box::pin(once)));
         };
-        let mut stopping = self.stopping.clone();
-        let stream = async_stream(now, async move {
-            // An error means the daemon dropped the sender: it is stopping too.
-            let _ = stopping.wait_for(|stop| *stop).await;
-        });
-        Ok(Response::new(stream))
+        Ok(Response::new(watch_stream(
+            now,
+            self.stopping.clone(),
+            call,
+        )))
     }
 }
 
-/// `now`, then `NOT_SERVING` once `stopped` completes (unless `now` already was).
-fn async_stream(
+/// `now`, then (unless `now` already was) `NOT_SERVING` once `stopping` turns true; the
+/// call lasts as long as the stream.
+fn watch_stream(
     now: ServingStatus,
-    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+    mut stopping: watch::Receiver<bool>,
+    call: CallGuard,
 ) -> WatchStream {
-    let first = tokio_stream::once(Ok(response(now)));
-    if now == ServingStatus::NotServing {
-        return Box::pin(first);
-    }
-    let later = futures_once(stopped);
-    Box::pin(tokio_stream::StreamExt::chain(first, later))
-}
-
-fn futures_once(
-    stopped: impl std::future::Future<Output = ()> + Send + 'static,
-) -> impl Stream<Item = Result<HealthCheckResponse, Status>> + Send {
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
     tokio::spawn(async move {
+        let _call = call;
+        if tx.send(Ok(response(now))).await.is_err() || now == ServingStatus::NotServing {
+            return;
+        }
+        // An error means the daemon dropped the sender: it is stopping too.
+        let stopped = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
         tokio::select! {
-            () = stopped => { let _ = tx.send(Ok(response(ServingStatus::NotServing))).await; }
+            () = stopped => {
+                let _ = tx.send(Ok(response(ServingStatus::NotServing))).await;
+            }
             () = tx.closed() => {}
         }
     });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }

@@ -11,10 +11,12 @@
 //!   `Prune` on the state dir's build cache; `Solve`/`Status`/`Session` are `Unimplemented`
 //!   for now (docs/dev/hoistd.md).
 //! - [`health`]: the health service, `NOT_SERVING` once shutdown begins.
+//! - [`calls`]: the calls under way, which shutdown waits for.
 //! - [`serve`]: listeners (TLS and mutual TLS on tcp), serving, graceful shutdown.
 //! - [`dial_stdio`]: stdin/stdout bridged to the daemon's socket.
 
 pub mod address;
+pub mod calls;
 pub mod config;
 pub mod control;
 pub mod dial_stdio;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hoist_engine::binfmt::ExecSupport;
 use hoist_engine::StateDir;
@@ -16,10 +17,12 @@ use hoist_proto::control::control_server::ControlServer;
 use hoist_proto::health::health_server::HealthServer;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::address::Address;
+use crate::calls::Calls;
 use crate::config::TlsFiles;
 use crate::control::{
     ControlService, WorkerInfo, LABEL_EXECUTOR, LABEL_HOSTNAME, LABEL_NETWORK, LABEL_SNAPSHOTTER,
@@ -37,6 +40,10 @@ pub struct DaemonOptions {
     pub platforms: Vec<Platform>,
 }
 
+/// How long answers get to reach their clients after the last call ended, before the
+/// connections still open are closed at shutdown.
+const FLUSH_AFTER_LAST_CALL: Duration = Duration::from_secs(1);
+
 enum Bound {
     Unix(PathBuf, UnixListener),
     Tcp(String, TcpListener),
@@ -52,9 +59,14 @@ pub async fn run(options: DaemonOptions, shutdown: impl Future<Output = ()>) -> 
         bound.push(bind(address).await?);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let control = ControlServer::new(ControlService::new(options.state.clone(), worker.clone()));
-    let health = HealthServer::new(HealthService::new(stop_rx.clone()));
-    let mut servers = tokio::task::JoinSet::new();
+    let calls = Calls::default();
+    let control = ControlServer::new(ControlService::new(
+        options.state.clone(),
+        worker.clone(),
+        calls.clone(),
+    ));
+    let health = HealthServer::new(HealthService::new(stop_rx.clone(), calls.clone()));
+    let mut servers = JoinSet::new();
     let mut sockets = Vec::new();
     for listener in bound {
         let mut stop = stop_rx.clone();
@@ -62,7 +74,7 @@ pub async fn run(options: DaemonOptions, shutdown: impl Future<Output = ()>) -> 
             let _ = stop.wait_for(|s| *s).await;
         };
         let mut builder = Server::builder();
-        let (address, serving) = match listener {
+        let address = match listener {
             Bound::Unix(path, listener) => {
                 sockets.push(path.clone());
                 let address = format!("unix://{}", path.display());
@@ -70,10 +82,12 @@ pub async fn run(options: DaemonOptions, shutdown: impl Future<Output = ()>) -> 
                     .add_service(control.clone())
                     .add_service(health.clone());
                 let incoming = UnixListenerStream::new(listener);
-                (
-                    address,
-                    tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped)),
-                )
+                let label = address.clone();
+                servers.spawn(async move {
+                    let served = router.serve_with_incoming_shutdown(incoming, stopped).await;
+                    (label, served)
+                });
+                address
             }
             Bound::Tcp(hostport, listener) => {
                 let address = format!("tcp://{hostport}");
@@ -89,14 +103,15 @@ pub async fn run(options: DaemonOptions, shutdown: impl Future<Output = ()>) -> 
                     .add_service(control.clone())
                     .add_service(health.clone());
                 let incoming = TcpListenerStream::new(listener);
-                (
-                    address,
-                    tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped)),
-                )
+                let label = address.clone();
+                servers.spawn(async move {
+                    let served = router.serve_with_incoming_shutdown(incoming, stopped).await;
+                    (label, served)
+                });
+                address
             }
         };
         eprintln!("hoistd: listening on {address}");
-        servers.spawn(async move { (address, serving.await) });
     }
     eprintln!(
         "hoistd: worker {} ({}), state dir {}",
@@ -112,17 +127,35 @@ pub async fn run(options: DaemonOptions, shutdown: impl Future<Output = ()>) -> 
     shutdown.await;
     eprintln!("hoistd: shutting down: no new connections, waiting for running calls");
     let _ = stop_tx.send(true);
+    // The servers end by themselves once every connection is closed. A connection on
+    // which no call runs (a client that went silent) would hold them forever, so once the
+    // running calls are done, and their answers had a moment to leave, what is left is
+    // closed.
+    let drained = async {
+        calls.idle().await;
+        tokio::time::sleep(FLUSH_AFTER_LAST_CALL).await;
+    };
+    tokio::pin!(drained);
     let mut first_error = None;
-    while let Some(joined) = servers.join_next().await {
-        let Ok((address, served)) = joined else {
-            continue;
-        };
-        match served {
-            Ok(Ok(())) => {}
-            Ok(Err(source)) => {
-                first_error.get_or_insert(Error::Serve { address, source });
+    let mut draining = true;
+    loop {
+        tokio::select! {
+            joined = servers.join_next() => {
+                let Some(joined) = joined else { break };
+                match joined {
+                    Ok((_, Ok(()))) => {}
+                    Ok((address, Err(source))) => {
+                        first_error.get_or_insert(Error::Serve { address, source });
+                    }
+                    Err(err) if err.is_cancelled() => {}
+                    Err(err) => eprintln!("hoistd: a server failed: {err}"),
+                }
             }
-            Err(panicked) => eprintln!("hoistd: server for {address} failed: {panicked}"),
+            () = &mut drained, if draining => {
+                draining = false;
+                eprintln!("hoistd: no call running: closing the connections left open");
+                servers.abort_all();
+            }
         }
     }
     for socket in sockets {
