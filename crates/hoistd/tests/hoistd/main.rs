@@ -8,6 +8,7 @@
 
 mod control;
 mod dial_stdio;
+mod dockerd;
 mod robustness;
 mod tls;
 
