@@ -1,5 +1,6 @@
 //! Bad peers and stopping: garbage on either listener does not stop the daemon serving
-//! others; SIGTERM ends a health watch with `NOT_SERVING`, exits 0 and removes the socket;
+//! others, an oversized message fails its call only; SIGTERM ends a health watch with
+//! `NOT_SERVING`, does not wait for a silent connection, exits 0 and removes the socket;
 //! a second daemon refuses a socket that is being served.
 
 use std::time::Duration;
@@ -136,4 +137,26 @@ async fn sigterm_does_not_wait_for_a_silent_connection() {
         started.elapsed()
     );
     drop(silent);
+}
+
+#[tokio::test]
+async fn an_oversized_message_fails_that_call_only() {
+    let daemon = Daemon::start();
+    let mut client = daemon.control().await;
+    let huge = hoist_proto::control::DiskUsageRequest {
+        filter: vec!["x".repeat(5 * 1024 * 1024)],
+        ..Default::default()
+    };
+    let refused = client.disk_usage(huge).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        hoist_proto::tonic::Code::OutOfRange,
+        "{refused:?}"
+    );
+    // The same connection and the daemon go on.
+    let workers = client
+        .list_workers(ListWorkersRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(workers.into_inner().record.len(), 1);
 }
