@@ -1,6 +1,7 @@
 //! The tcp listener with mutual TLS: a client with a certificate the CA signed is served;
 //! one without a certificate, with a certificate of another CA, or speaking plain HTTP/2
-//! is refused — and the daemon goes on serving.
+//! is refused — and the daemon goes on serving, also while a connection on the TLS port
+//! stays silent.
 
 use std::time::Duration;
 
@@ -88,4 +89,15 @@ async fn plain_http2_on_the_tls_port_is_refused() {
     let mut daemon = Daemon::start();
     info_over_tcp(&daemon, None).await.unwrap_err();
     still_serves(&mut daemon).await;
+}
+
+#[tokio::test]
+async fn a_silent_connection_does_not_hold_up_other_handshakes() {
+    let mut daemon = Daemon::start();
+    // Connected to the TLS port, never a ClientHello.
+    let silent = tokio::net::TcpStream::connect(&daemon.tcp).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), still_serves(&mut daemon))
+        .await
+        .expect("a client is served while another connection is silent");
+    drop(silent);
 }
