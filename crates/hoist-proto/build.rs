@@ -1,0 +1,19 @@
+//! Compiles hoist's `.proto` files with `protox` (a protobuf compiler in Rust, so building
+//! needs no `protoc`) and generates prost messages and tonic clients and servers from them.
+
+const PROTOS: &[&str] = &[
+    "proto/pb/ops.proto",
+    "proto/moby/buildkit/v1/types/worker.proto",
+    "proto/moby/buildkit/v1/control.proto",
+    "proto/grpc/health/v1/health.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let descriptors = protox::compile(PROTOS, ["proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! hoist's protobuf schema for the part of BuildKit's gRPC API that `hoistd` serves (and
+//! that hoist's client will call), plus the standard gRPC health service.
+//!
+//! The `.proto` files under `proto/` are hoist's own, written from BuildKit's wire format:
+//! package, service and method names, field numbers and field types agree with BuildKit so
+//! buildctl, buildx and the docker CLI interoperate; field names are Rust-style and fields
+//! hoistd has no use for are left out (decoding skips them). `build.rs` compiles them with
+//! `protox` and `tonic-prost-build`, so no `protoc` is needed.
+//!
+//! Modules mirror the protobuf packages (generated code refers across them by path):
+//! - [`moby::buildkit::v1`] (also [`control`]): the `Control` service (`ListWorkers`, `Info`,
+//!   `DiskUsage`, `Prune`, `Solve`, `Status`, `Session`) and its messages: `UsageRecord`,
+//!   `StatusResponse` with `Vertex`, `VertexStatus`, `VertexLog`, `VertexWarning`,
+//!   `BytesMessage` (the session stream), …; `control_client`/`control_server`.
+//! - [`moby::buildkit::v1::types`] (also [`types`]): `WorkerRecord`, `GcPolicy`,
+//!   `BuildkitVersion`.
+//! - [`pb`]: the few LLB messages the above refer to (`Platform`, `Definition`,
+//!   `ProgressGroup`, `SourceInfo`, `Range`, `Position`).
+//! - [`grpc::health::v1`] (also [`health`]): `Health` with `Check` and `Watch`.
+//!
+//! Timestamps are `prost_types::Timestamp` (re-exported as [`Timestamp`]).
+
+pub use prost;
+pub use prost_types::Timestamp;
+pub use tonic;
+
+/// Generated code is not held to the workspace's lints.
+macro_rules! generated {
+    ($file:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $file));
+    };
+}
+
+pub mod moby {
+    pub mod buildkit {
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs)]
+            generated!("moby.buildkit.v1.rs");
+
+            pub mod types {
+                #![allow(clippy::all, clippy::pedantic, missing_docs)]
+                generated!("moby.buildkit.v1.types.rs");
+            }
+        }
+    }
+}
+
+pub mod pb {
+    #![allow(clippy::all, clippy::pedantic, missing_docs)]
+    generated!("pb.rs");
+}
+
+pub mod grpc {
+    pub mod health {
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs)]
+            generated!("grpc.health.v1.rs");
+        }
+    }
+}
+
+pub use grpc::health::v1 as health;
+pub use moby::buildkit::v1 as control;
+pub use moby::buildkit::v1::types;

@@ -1,0 +1,340 @@
+//! BuildKit's `moby.buildkit.v1.Control` service on hoist's engine.
+//!
+//! Served: `ListWorkers` (one worker: this machine), `Info`, `DiskUsage` and `Prune` (the
+//! state dir's build cache through `hoist_engine::{disk_usage, prune}`). `Solve`, `Status`
+//! and `Session` answer `Unimplemented` until the build path is wired (docs/dev/hoistd.md).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use hoist_engine::{CacheUsage, PruneOptions, StateDir, UsageKind};
+use hoist_oci::Platform;
+use hoist_proto::control::control_server::Control;
+use hoist_proto::control::{
+    BytesMessage, DiskUsageRequest, DiskUsageResponse, InfoRequest, InfoResponse,
+    ListWorkersRequest, ListWorkersResponse, PruneRequest, SolveRequest, SolveResponse,
+    StatusRequest, StatusResponse, UsageRecord,
+};
+use hoist_proto::types::{BuildkitVersion, WorkerRecord};
+use hoist_proto::{pb, Timestamp};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::calls::Calls;
+
+/// What `ListWorkers` and `Info` report; fixed when the daemon starts.
+#[derive(Debug, Clone)]
+pub struct WorkerInfo {
+    /// Stable for a host and state dir.
+    pub id: String,
+    /// Native platforms first, then those binfmt_misc runs (or the config's list).
+    pub platforms: Vec<Platform>,
+    pub labels: HashMap<String, String>,
+}
+
+/// BuildKit's worker label keys.
+pub const LABEL_EXECUTOR: &str = "org.mobyproject.buildkit.worker.executor";
+pub const LABEL_HOSTNAME: &str = "org.mobyproject.buildkit.worker.hostname";
+pub const LABEL_SNAPSHOTTER: &str = "org.mobyproject.buildkit.worker.snapshotter";
+pub const LABEL_NETWORK: &str = "org.mobyproject.buildkit.worker.network";
+
+/// hoist's answer to `Info` and the worker's version.
+pub fn version() -> BuildkitVersion {
+    BuildkitVersion {
+        package: "hoist".to_owned(),
+        version: concat!("v", env!("CARGO_PKG_VERSION")).to_owned(),
+        revision: option_env!("HOIST_REVISION").unwrap_or_default().to_owned(),
+        dockerfile_version: String::new(),
+    }
+}
+
+/// The control service over one state dir.
+#[derive(Debug, Clone)]
+pub struct ControlService {
+    state: StateDir,
+    worker: WorkerInfo,
+    calls: Calls,
+}
+
+impl ControlService {
+    /// Serves `state`'s cache as `worker`; each call is counted in `calls`.
+    pub fn new(state: StateDir, worker: WorkerInfo, calls: Calls) -> ControlService {
+        ControlService {
+            state,
+            worker,
+            calls,
+        }
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn log(kind: &str, detail: &str) {
+    eprintln!(
+        "hoistd: {kind}{}{detail}",
+        if detail.is_empty() { "" } else { " " }
+    );
+}
+
+#[tonic::async_trait]
+impl Control for ControlService {
+    async fn list_workers(
+        &self,
+        request: Request<ListWorkersRequest>,
+    ) -> Result<Response<ListWorkersResponse>, Status> {
+        let _call = self.calls.begin();
+        let filters = request.into_inner().filter;
+        log("ListWorkers", &filters.join(","));
+        let record = WorkerRecord {
+            id: self.worker.id.clone(),
+            labels: self.worker.labels.clone(),
+            platforms: self.worker.platforms.iter().map(to_pb_platform).collect(),
+            // hoistd collects no garbage by itself yet: no policy to report.
+            gc_policy: Vec::new(),
+            buildkit_version: Some(version()),
+        };
+        let keep = worker_matches(&record, &filters)?;
+        Ok(Response::new(ListWorkersResponse {
+            record: if keep { vec![record] } else { Vec::new() },
+        }))
+    }
+
+    async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        let _call = self.calls.begin();
+        log("Info", "");
+        Ok(Response::new(InfoResponse {
+            buildkit_version: Some(version()),
+        }))
+    }
+
+    async fn disk_usage(
+        &self,
+        request: Request<DiskUsageRequest>,
+    ) -> Result<Response<DiskUsageResponse>, Status> {
+        let _call = self.calls.begin();
+        let request = request.into_inner();
+        log("DiskUsage", &request.filter.join(","));
+        let filter = RecordFilter::parse(&request.filter)?;
+        let state = self.state.clone();
+        let rows = blocking(move || hoist_engine::disk_usage(&state)).await?;
+        Ok(Response::new(DiskUsageResponse {
+            record: rows
+                .iter()
+                .filter(|row| filter.matches(row))
+                .map(to_usage_record)
+                .collect(),
+        }))
+    }
+
+    type PruneStream = BoxStream<UsageRecord>;
+
+    async fn prune(
+        &self,
+        request: Request<PruneRequest>,
+    ) -> Result<Response<Self::PruneStream>, Status> {
+        let call = self.calls.begin();
+        let request = request.into_inner();
+        log("Prune", &request.filter.join(","));
+        let filter = RecordFilter::parse(&request.filter)?;
+        if filter.kinds.is_some() {
+            return Err(Status::invalid_argument(
+                "prune filters on type are not supported by hoistd; filter on id",
+            ));
+        }
+        let options = PruneOptions {
+            all: request.all,
+            keep_duration: (request.keep_duration > 0)
+                .then(|| Duration::from_nanos(request.keep_duration.unsigned_abs())),
+            ids: filter.ids,
+            reserved_space: request.reserved_space.max(0).unsigned_abs(),
+            max_used_space: request.max_used_space.max(0).unsigned_abs(),
+            min_free_space: request.min_free_space.max(0).unsigned_abs(),
+        };
+        let state = self.state.clone();
+        let report = blocking(move || hoist_engine::prune(&state, &options)).await?;
+        let records: Vec<Result<UsageRecord, Status>> =
+            report.removed.iter().map(to_usage_record).map(Ok).collect();
+        // The call runs until its stream is sent (or dropped).
+        let stream = tokio_stream::StreamExt::map(tokio_stream::iter(records), move |record| {
+            let _running = &call;
+            record
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn solve(
+        &self,
+        request: Request<SolveRequest>,
+    ) -> Result<Response<SolveResponse>, Status> {
+        let request = request.into_inner();
+        log(
+            "Solve",
+            &format!("ref={} frontend={:?}", request.r#ref, request.frontend),
+        );
+        Err(Status::unimplemented(
+            "hoistd does not run builds yet: Solve is not implemented (see docs/dev/hoistd.md)",
+        ))
+    }
+
+    type StatusStream = BoxStream<StatusResponse>;
+
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<Self::StatusStream>, Status> {
+        log("Status", &format!("ref={}", request.into_inner().r#ref));
+        Err(Status::unimplemented(
+            "hoistd does not run builds yet: Status is not implemented (see docs/dev/hoistd.md)",
+        ))
+    }
+
+    type SessionStream = BoxStream<BytesMessage>;
+
+    async fn session(
+        &self,
+        _: Request<Streaming<BytesMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        log("Session", "");
+        Err(Status::unimplemented(
+            "hoistd does not run builds yet: Session is not implemented (see docs/dev/hoistd.md)",
+        ))
+    }
+}
+
+/// Runs engine work (sync file I/O) off the async threads; engine errors become `Internal`
+/// with their message, which names the object.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> hoist_engine::Result<T> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| Status::internal(format!("engine task failed: {err}")))?
+        .map_err(|err| Status::internal(err.to_string()))
+}
+
+/// The containerd-style filters buildctl and buildx send for records: `id==X`, `id~=X`
+/// and `id=X` (a prefix, as `hoist du --filter id=` takes), `type==regular` etc.
+#[derive(Debug, Default)]
+struct RecordFilter {
+    ids: Vec<String>,
+    kinds: Option<Vec<String>>,
+}
+
+impl RecordFilter {
+    fn parse(filters: &[String]) -> Result<RecordFilter, Status> {
+        let mut out = RecordFilter::default();
+        for filter in filters
+            .iter()
+            .flat_map(|f| f.split(','))
+            .filter(|f| !f.is_empty())
+        {
+            let (key, value) = ["==", "~=", "="]
+                .iter()
+                .find_map(|op| filter.split_once(op))
+                .ok_or_else(|| Status::invalid_argument(format!("invalid filter {filter:?}")))?;
+            match key.trim() {
+                "id" => out.ids.push(value.trim().trim_matches('"').to_owned()),
+                "type" => out
+                    .kinds
+                    .get_or_insert_with(Vec::new)
+                    .push(value.trim().trim_matches('"').to_owned()),
+                other => {
+                    return Err(Status::invalid_argument(format!(
+                    "unsupported filter key {other:?} in {filter:?}: hoistd filters on id and type"
+                )))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn matches(&self, row: &CacheUsage) -> bool {
+        (self.ids.is_empty() || self.ids.iter().any(|id| row.id.starts_with(id.as_str())))
+            && self
+                .kinds
+                .as_ref()
+                .is_none_or(|kinds| kinds.iter().any(|k| k == row.kind.as_str()))
+    }
+}
+
+/// `ListWorkers` filters: `id==X`, `platforms==os/arch`; anything else is refused.
+fn worker_matches(record: &WorkerRecord, filters: &[String]) -> Result<bool, Status> {
+    for filter in filters
+        .iter()
+        .flat_map(|f| f.split(','))
+        .filter(|f| !f.is_empty())
+    {
+        let Some((key, value)) = filter.split_once("==") else {
+            return Err(Status::invalid_argument(format!(
+                "unsupported worker filter {filter:?}: expected KEY==VALUE"
+            )));
+        };
+        let value = value.trim_matches('"');
+        let matches = match key {
+            "id" => record.id == value,
+            "platforms" => record
+                .platforms
+                .iter()
+                .any(|p| format!("{}/{}", p.os, p.architecture) == value || pb_to_string(p) == value),
+            label if label.starts_with("labels.") => {
+                record.labels.get(&label["labels.".len()..]).map(String::as_str) == Some(value)
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "unsupported worker filter key {other:?}: hoistd filters on id, platforms and labels.KEY"
+                )))
+            }
+        };
+        if !matches {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn pb_to_string(p: &pb::Platform) -> String {
+    if p.variant.is_empty() {
+        format!("{}/{}", p.os, p.architecture)
+    } else {
+        format!("{}/{}/{}", p.os, p.architecture, p.variant)
+    }
+}
+
+fn to_pb_platform(platform: &Platform) -> pb::Platform {
+    pb::Platform {
+        architecture: platform.architecture.clone(),
+        os: platform.os.clone(),
+        variant: platform.variant.clone(),
+        os_version: platform.os_version.clone(),
+        os_features: platform.os_features.clone(),
+    }
+}
+
+fn timestamp(time: SystemTime) -> Timestamp {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(since.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A cache row as BuildKit's record: cache mounts are its mutable `exec.cachemount`s.
+pub fn to_usage_record(row: &CacheUsage) -> UsageRecord {
+    UsageRecord {
+        id: row.id.clone(),
+        mutable: row.kind == UsageKind::CacheMount,
+        in_use: row.in_use,
+        size: i64::try_from(row.size).unwrap_or(i64::MAX),
+        parent: row.parents.first().cloned().unwrap_or_default(),
+        created_at: Some(timestamp(row.created)),
+        last_used_at: row.last_used.map(timestamp),
+        usage_count: i64::try_from(row.usage_count).unwrap_or(i64::MAX),
+        description: String::new(),
+        record_type: row.kind.as_str().to_owned(),
+        shared: row.shared,
+        parents: row.parents.clone(),
+    }
+}

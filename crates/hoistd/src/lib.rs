@@ -1,0 +1,31 @@
+//! hoistd: hoist's build daemon, serving BuildKit's gRPC API (`moby.buildkit.v1.Control`
+//! and `grpc.health.v1.Health`, schema in hoist-proto) so BuildKit's clients can reach
+//! hoist's engine. The binary (`main.rs`) turns flags into [`DaemonOptions`] and calls
+//! [`serve::run`] or [`dial_stdio::run`].
+//!
+//! - [`address`]: `unix:///…` and `tcp://HOST:PORT` listener addresses ([`Address`]).
+//! - [`config`]: buildkitd.toml-shaped `--config` ([`DaemonConfig`]: root, `[grpc]`
+//!   addresses and TLS, `[worker.oci] platforms`, `[registry."host"]`).
+//! - [`control`]: the Control service ([`ControlService`]): `ListWorkers` (one worker, this
+//!   machine: native and binfmt_misc platforms, BuildKit's labels), `Info`, `DiskUsage` and
+//!   `Prune` on the state dir's build cache; `Solve`/`Status`/`Session` are `Unimplemented`
+//!   for now (docs/dev/hoistd.md).
+//! - [`health`]: the health service, `NOT_SERVING` once shutdown begins.
+//! - [`calls`]: the calls under way, which shutdown waits for.
+//! - [`serve`]: listeners (TLS and mutual TLS on tcp), serving, graceful shutdown.
+//! - [`dial_stdio`]: stdin/stdout bridged to the daemon's socket.
+
+pub mod address;
+pub mod calls;
+pub mod config;
+pub mod control;
+pub mod dial_stdio;
+pub mod error;
+pub mod health;
+pub mod serve;
+
+pub use address::Address;
+pub use config::{DaemonConfig, TlsFiles};
+pub use control::ControlService;
+pub use error::{Error, Result};
+pub use serve::DaemonOptions;
