@@ -161,7 +161,12 @@ impl Assembler {
         let mut config = image.config.clone();
         config.rootfs.kind = "layers".into();
         config.rootfs.diff_ids = diff_ids;
-        let config = Parsed::from_value(config)?;
+        let config = match &image.inline_cache {
+            None => Parsed::from_value(config)?,
+            Some(records) => {
+                Parsed::from_bytes(crate::image::config_with_inline_cache(&config, records)?)?
+            }
+        };
         let config_type = if oci {
             MediaType::OciConfig
         } else {

@@ -45,7 +45,14 @@ pub struct PlatformImage {
     /// The base image's diff IDs: layers that are the base's at the same place, up to the
     /// first that is not, keep their file times (as BuildKit keeps them).
     pub base_diff_ids: Vec<Digest>,
+    /// Inline cache: BuildKit's cache records (a JSON array) that go, base64-encoded as Go
+    /// encodes bytes, into the written config under [`INLINE_CACHE_KEY`]. `None` writes the
+    /// config exactly as without it.
+    pub inline_cache: Option<Vec<u8>>,
 }
+
+/// The image config key of BuildKit's inline cache.
+pub const INLINE_CACHE_KEY: &str = "moby.buildkit.cache.v0";
 
 impl PlatformImage {
     /// The image of `platform` with `layers` (base first), finishing `config` as a frontend
@@ -75,7 +82,14 @@ impl PlatformImage {
             rootfs,
             source_date_epoch: None,
             base_diff_ids: Vec::new(),
+            inline_cache: None,
         }
+    }
+
+    /// The same image with inline cache records (see [`PlatformImage::inline_cache`]).
+    pub fn with_inline_cache(mut self, records: Option<Vec<u8>>) -> Self {
+        self.inline_cache = records;
+        self
     }
 
     /// The same image with the build's `SOURCE_DATE_EPOCH` and its base image's diff IDs,
@@ -108,6 +122,42 @@ impl PlatformImage {
             })
             .collect()
     }
+}
+
+/// `config` (Go-exact JSON, as [`hoist_oci::Parsed::from_value`] writes it) with the
+/// inline cache `records` under [`INLINE_CACHE_KEY`]: base64, as Go encodes `[]byte`, and
+/// among the other keys in Go's order for a patched config (sorted, as BuildKit marshals
+/// it from a map). The other keys and their values are untouched.
+pub(crate) fn config_with_inline_cache(
+    config: &hoist_oci::ImageConfig,
+    records: &[u8],
+) -> crate::error::Result<Vec<u8>> {
+    use base64::Engine as _;
+    let invalid = |reason: String| crate::error::Error::InvalidImage {
+        platform: config.platform().format(),
+        reason,
+    };
+    let value = serde_json::to_value(config).map_err(|e| invalid(e.to_string()))?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err(invalid("the image config is not a JSON object".into()));
+    };
+    let encoded = base64::engine::general_purpose::STANDARD.encode(records);
+    let mut with_cache = serde_json::Map::new();
+    let mut pending = Some(serde_json::Value::String(encoded));
+    for (key, field) in fields {
+        if key.as_str() > INLINE_CACHE_KEY {
+            if let Some(cache) = pending.take() {
+                with_cache.insert(INLINE_CACHE_KEY.to_owned(), cache);
+            }
+        }
+        with_cache.insert(key, field);
+    }
+    if let Some(cache) = pending {
+        with_cache.insert(INLINE_CACHE_KEY.to_owned(), cache);
+    }
+    Ok(hoist_oci::go_json::to_vec(&serde_json::Value::Object(
+        with_cache,
+    ))?)
 }
 
 /// Makes the history list one non-empty entry per layer (see [`PlatformImage::new`]).
@@ -144,4 +194,42 @@ pub struct ExportRequest {
     pub images: Vec<PlatformImage>,
     /// Where they go; each output is written in turn.
     pub outputs: Vec<Output>,
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use hoist_oci::{ImageConfig, Parsed};
+
+    use super::*;
+
+    fn config() -> ImageConfig {
+        serde_json::from_str(
+            r#"{"architecture":"amd64","config":{},"created":"2024-01-01T00:00:00Z",
+                "history":[{"created_by":"RUN x"}],"os":"linux",
+                "rootfs":{"type":"layers","diff_ids":[]}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn inline_cache_goes_into_the_config_as_go_writes_bytes() {
+        let plain = Parsed::from_value(config()).unwrap();
+        let records = br#"[{"digest":"sha256:00"}]"#;
+        let with = config_with_inline_cache(&config(), records).unwrap();
+        let text = String::from_utf8(with.clone()).unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(records);
+        let field = format!(r#""{INLINE_CACHE_KEY}":"{encoded}","#);
+        assert!(
+            text.contains(&format!(r#"}}],{field}"os":"linux""#)),
+            "between history and os, as Go sorts a map: {text}"
+        );
+        // Everything else as without it.
+        assert_eq!(
+            text.replace(&field, ""),
+            String::from_utf8_lossy(plain.raw())
+        );
+        let parsed = Parsed::<ImageConfig>::from_bytes(with).unwrap();
+        assert_eq!(parsed.value(), plain.value());
+    }
 }

@@ -55,7 +55,10 @@
 //!   store variant `<compression>.epoch-<seconds>` of its source, so a rebuild does not
 //!   redo it. Without an epoch it does nothing.
 //! - `rootfs.diff_ids` of the written config are the layers' diff IDs (the rewritten ones
-//!   under `rewrite-timestamp`); everything else in the config is written as given, as Go's
+//!   under `rewrite-timestamp`); an image with [`PlatformImage::inline_cache`] also gets
+//!   BuildKit's `moby.buildkit.cache.v0` key ([`INLINE_CACHE_KEY`]), one without it
+//!   none (its config bytes are those of a build without inline cache); everything else
+//!   in the config is written as given, as Go's
 //!   `encoding/json` would.
 //! - One platform gives a manifest as the root; more give an OCI index (Docker manifest
 //!   list with `oci-mediatypes=false`) whose entries carry each platform exactly.
@@ -84,7 +87,7 @@ pub use assemble::LayerConverter;
 pub use docker::DockerEndpoint;
 pub use error::{Error, Result};
 pub use exporter::{ExportProgress, Exporter, DEFAULT_DOCKER_SOCKET};
-pub use image::{ExportLayer, ExportRequest, PlatformImage};
+pub use image::{ExportLayer, ExportRequest, PlatformImage, INLINE_CACHE_KEY};
 pub use output::{
     Annotation, AnnotationTarget, Annotations, DockerDest, DockerOutput, FileDest, ImageFormat,
     ImageOutput, LayoutDest, LocalOutput, OciOutput, Output, TarOutput,

@@ -92,6 +92,10 @@ pub enum CacheDestination {
     /// `type=local,dest=DIR[,tag=T]`: an OCI layout directory, the cache under `tag`
     /// (`latest` by default) in its `index.json`.
     Local { dest: PathBuf, tag: String },
+    /// `type=inline` (or the build argument `BUILDKIT_INLINE_CACHE=1`): the records whose
+    /// results are the final images' own layers, in each image's config under
+    /// `moby.buildkit.cache.v0` — wherever the image goes. Always `mode=min`, as BuildKit.
+    Inline,
 }
 
 /// Which records an export writes.
@@ -110,6 +114,7 @@ impl CacheDestination {
         match self {
             CacheDestination::Registry { reference } => reference.to_string(),
             CacheDestination::Local { dest, tag } => format!("{}:{tag}", dest.display()),
+            CacheDestination::Inline => "the image config".to_owned(),
         }
     }
 }
@@ -169,8 +174,8 @@ impl CacheImport {
 }
 
 impl CacheExport {
-    /// Parses a `--cache-to` value (`type=registry,ref=…` or `type=local,dest=…`, with
-    /// buildx's keys).
+    /// Parses a `--cache-to` value (`type=registry,ref=…`, `type=local,dest=…` or
+    /// `type=inline`, with buildx's keys).
     pub fn parse(spec: &str) -> Result<CacheExport> {
         let mut attrs = Attrs::parse(spec)?;
         let kind = attrs.take("type").unwrap_or_else(|| "registry".to_owned());
@@ -190,6 +195,11 @@ impl CacheExport {
                 let tag = attrs.take("tag").unwrap_or_else(|| "latest".to_owned());
                 let dest = PathBuf::from(dest);
                 (CacheDestination::Local { dest, tag }, oci_media_types)
+            }
+            "inline" => {
+                // The image's own layers and media types: nothing else to say.
+                let _ = attrs.take("mode");
+                (CacheDestination::Inline, false)
             }
             other => return Err(invalid(spec, unsupported_type(other))),
         };
@@ -244,10 +254,10 @@ fn invalid(spec: &str, reason: String) -> Error {
 
 fn unsupported_type(kind: &str) -> String {
     match kind {
-        "inline" | "gha" | "s3" | "azblob" => {
-            format!("type={kind} is not supported by hoist yet (registry and local are)")
+        "gha" | "s3" | "azblob" => {
+            format!("type={kind} is not supported by hoist yet (registry, local and inline are)")
         }
-        other => format!("unknown cache type {other:?} (registry or local)"),
+        other => format!("unknown cache type {other:?} (registry, local or inline)"),
     }
 }
 

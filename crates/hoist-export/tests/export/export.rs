@@ -98,6 +98,7 @@ impl Fixture {
             rootfs: Some(full),
             source_date_epoch: None,
             base_diff_ids: Vec::new(),
+            inline_cache: None,
         }
     }
 
