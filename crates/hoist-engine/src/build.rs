@@ -139,9 +139,25 @@ async fn run_stages(
     let cache_options = &prepared.request.cache;
     let imported = crate::remote_cache::import(&worker, &cache_options.imports, &progress).await;
     let cache = LayeredCacheStore::new(Arc::clone(&worker), imported, progress.clone())?;
-    let solved =
+    let mut solved =
         crate::solve::solve_with_cache(&worker, &loaded, &definition, &progress, &cache).await?;
     let finals: Vec<_> = solved.results.iter().flatten().cloned().collect();
+    if crate::remote_cache::inline_wanted(cache_options, &prepared.request.options.build_args) {
+        let used = cache.used_results();
+        let now = i64::try_from(crate::cache::now_ms() / 1000).unwrap_or(0);
+        solved.inline_cache = solved
+            .results
+            .iter()
+            .zip(&definition.targets)
+            .map(|(top, target)| {
+                // Dated by SOURCE_DATE_EPOCH when the build has one: the config stays
+                // reproducible.
+                let at = target.converted.source_date_epoch.unwrap_or(now);
+                let created_at = hoist_oci::format_rfc3339(at, 0);
+                crate::remote_cache::inline_records(&used, top.as_ref()?, &created_at)
+            })
+            .collect();
+    }
     let outputs = &prepared.request.outputs;
     let result = export(&worker, definition, solved, outputs, &progress).await?;
     crate::remote_cache::export(&worker, &cache_options.exports, &cache, &finals, &progress)

@@ -38,7 +38,9 @@ pub async fn export(
     let mut views = Vec::new();
     let mut images = Vec::new();
     let now = build_time();
+    let mut inline_cache = solved.inline_cache.into_iter();
     for (target, result) in definition.targets.into_iter().zip(solved.results) {
+        let inline_cache = inline_cache.next().flatten();
         let mut config = target.converted.config;
         let epoch = target.converted.source_date_epoch;
         // The frontend leaves the base image's diff IDs in the config; the new layers'
@@ -71,7 +73,8 @@ pub async fn export(
                 layers.into_iter().map(Into::into).collect(),
                 rootfs,
             )
-            .with_source_date_epoch(epoch, base_diff_ids),
+            .with_source_date_epoch(epoch, base_diff_ids)
+            .with_inline_cache(inline_cache),
         );
     }
     let mut exporter =

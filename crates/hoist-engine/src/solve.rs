@@ -25,6 +25,9 @@ use crate::worker::{Ref, Worker};
 #[derive(Debug)]
 pub struct Solved {
     pub results: Vec<Option<Arc<Ref>>>,
+    /// Each target's inline cache records (BuildKit's `moby.buildkit.cache.v0`), in the
+    /// order of `results`, for the export to put into its image's config; empty: none.
+    pub inline_cache: Vec<Option<Vec<u8>>>,
 }
 
 /// Solves every target of `definition` on `worker`. Fails before anything runs when a
@@ -111,6 +114,7 @@ pub(crate) async fn solve_with_cache(
             .into_iter()
             .map(|t| t.and_then(|i| solved.get(i).cloned()))
             .collect(),
+        inline_cache: Vec::new(),
     })
 }
 

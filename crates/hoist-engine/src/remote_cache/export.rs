@@ -34,6 +34,8 @@ pub(crate) async fn export(
         let name = match export.destination {
             CacheDestination::Registry { .. } => "exporting cache to registry",
             CacheDestination::Local { .. } => "exporting cache to client directory",
+            // Written with the images (`inline`).
+            CacheDestination::Inline => continue,
         };
         let step = progress.step(name.to_owned());
         let records = select(cache.used_results(), export.mode, finals);
@@ -158,6 +160,7 @@ async fn export_one(
                 root.digest
             )
         }
+        CacheDestination::Inline => String::new(),
     };
     Ok(summary)
 }

@@ -1,7 +1,9 @@
 //! Reading `--cache-from`s before the solve: the root document (an index listing layers
 //! and the cache config, or an image manifest whose config is the cache config), the
 //! cache config (verified against its digest), and the records hoist can use, by key.
-//! Layers are only fetched when a record is hit (`store`).
+//! A root that is an image (or an index of images) is read as inline cache: each image's
+//! config holds its records, its manifest the layers (`inline`). Layers are only fetched
+//! when a record is hit (`store`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,7 +14,7 @@ use hoist_registry::Repository;
 use hoist_solver::CacheKey;
 
 use super::config::{read_records, CacheConfig, CACHE_CONFIG_MEDIA_TYPE, UNCOMPRESSED_ANNOTATION};
-use super::{CacheImport, LocalSelect};
+use super::{inline, CacheImport, LocalSelect};
 use crate::error::{Error, Result};
 use crate::steps::Progress;
 use crate::worker::{LayerRef, Worker};
@@ -101,34 +103,98 @@ async fn import_one(
             (root, BlobOrigin::Local(src.clone()))
         }
     };
-    let config_bytes = match &origin {
-        BlobOrigin::Registry(repo) => worker
+    let origin = Arc::new(origin);
+    let images = match root {
+        Root::Cache(root) => {
+            let config_bytes = read_small(worker, &origin, &root.config, false)
+                .await
+                .map_err(|e| bad(e.to_string()))?;
+            let config: CacheConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
+                bad(format!(
+                    "cache config {} does not parse: {e}",
+                    root.config.digest
+                ))
+            })?;
+            return Ok(usable_records(&config, &root.layers, &origin));
+        }
+        Root::Image(manifest) => vec![manifest],
+        Root::ImageIndex(entries) => {
+            let mut manifests = Vec::new();
+            for entry in entries {
+                let bytes = read_small(worker, &origin, &entry, true)
+                    .await
+                    .map_err(|e| bad(e.to_string()))?;
+                let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+                    bad(format!(
+                        "image manifest {} does not parse: {e}",
+                        entry.digest
+                    ))
+                })?;
+                manifests.push(manifest);
+            }
+            manifests
+        }
+    };
+    // Inline cache: each image's records in its config, its own layers the results'.
+    let mut out = Vec::new();
+    for manifest in images {
+        if manifest.layers.is_empty() {
+            continue;
+        }
+        let config_bytes = read_small(worker, &origin, &manifest.config, false)
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        let config = inline::config_of_image(&manifest, &config_bytes)
+            .map_err(|e| bad(format!("image config {}: {e}", manifest.config.digest)))?;
+        if let Some(config) = config {
+            out.extend(usable_records(&config, &manifest.layers, &origin));
+        }
+    }
+    Ok(out)
+}
+
+/// A manifest (`manifest`) or a blob, small enough to hold in memory, from `origin`,
+/// checked against its digest.
+async fn read_small(
+    worker: &Worker,
+    origin: &Arc<BlobOrigin>,
+    descriptor: &Descriptor,
+    manifest: bool,
+) -> Result<Vec<u8>> {
+    match origin.as_ref() {
+        BlobOrigin::Registry(repo) if manifest => Ok(worker
             .registry()
-            .fetch_blob_bytes(repo, &root.config, MAX_CONFIG_SIZE)
+            .fetch_manifest(repo, descriptor)
             .await?
-            .to_vec(),
+            .bytes
+            .to_vec()),
+        BlobOrigin::Registry(repo) => Ok(worker
+            .registry()
+            .fetch_blob_bytes(repo, descriptor, MAX_CONFIG_SIZE)
+            .await?
+            .to_vec()),
         BlobOrigin::Local(src) => {
-            let (src, digest) = (src.clone(), root.config.digest.clone());
-            tokio::task::spawn_blocking(move || -> std::result::Result<Vec<u8>, String> {
-                let mut layout = OciLayout::open_dir(&src).map_err(|e| e.to_string())?;
-                layout.read_blob(&digest).map_err(|e| e.to_string())
+            let (src, digest) = (src.clone(), descriptor.digest.clone());
+            tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+                let mut layout = OciLayout::open_dir(&src)?;
+                Ok(layout.read_blob(&digest)?)
             })
             .await
             .map_err(|e| Error::Task(e.to_string()))?
-            .map_err(bad)?
         }
-    };
-    let config: CacheConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
-        bad(format!(
-            "cache config {} does not parse: {e}",
-            root.config.digest
-        ))
-    })?;
-    let origin = Arc::new(origin);
-    let by_digest: HashMap<&Digest, &Descriptor> =
-        root.layers.iter().map(|d| (&d.digest, d)).collect();
+    }
+}
+
+/// The records of `config` whose layers are all among `layers` (the root document's),
+/// each with its chain's descriptors and diff IDs.
+fn usable_records(
+    config: &CacheConfig,
+    layers: &[Descriptor],
+    origin: &Arc<BlobOrigin>,
+) -> Vec<(CacheKey, ImportedRecord)> {
+    let by_digest: HashMap<&Digest, &Descriptor> = layers.iter().map(|d| (&d.digest, d)).collect();
     let mut out = Vec::new();
-    'records: for record in read_records(&config) {
+    'records: for record in read_records(config) {
         let mut layers = Vec::with_capacity(record.layers.len());
         for (blob, diff_id) in &record.layers {
             let Some(descriptor) = by_digest.get(blob) else {
@@ -156,11 +222,11 @@ async fn import_one(
             record.key,
             ImportedRecord {
                 layers,
-                origin: Arc::clone(&origin),
+                origin: Arc::clone(origin),
             },
         ));
     }
-    Ok(out)
+    out
 }
 
 /// The OCI layer type of a layer type (Docker's are renamed; the bytes are the same).
@@ -180,43 +246,57 @@ pub(crate) struct CacheRoot {
     pub layers: Vec<Descriptor>,
 }
 
-/// Reads a root document: an index listing the layers and the cache config, or a manifest
-/// whose config is the cache config.
-pub(crate) fn parse_root(bytes: &[u8]) -> std::result::Result<CacheRoot, String> {
+/// What a `--cache-from` names.
+#[derive(Debug)]
+pub(crate) enum Root {
+    /// A cache manifest or index (a `type=registry` or `type=local` export).
+    Cache(CacheRoot),
+    /// An image, which may carry inline cache in its config.
+    Image(Manifest),
+    /// An index of images (the image manifests it lists), each of which may.
+    ImageIndex(Vec<Descriptor>),
+}
+
+/// Reads a root document: an index listing the layers and the cache config, a manifest
+/// whose config is the cache config, or else an image or an index of images (inline
+/// cache).
+pub(crate) fn parse_root(bytes: &[u8]) -> std::result::Result<Root, String> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| format!("the cache manifest is not JSON: {e}"))?;
     let is_cache_config = |d: &Descriptor| d.media_type.as_str() == CACHE_CONFIG_MEDIA_TYPE;
     if value.get("manifests").is_some() {
         let index: Index = serde_json::from_value(value)
             .map_err(|e| format!("the cache index does not parse: {e}"))?;
-        let config = index
-            .manifests
-            .iter()
-            .find(|d| is_cache_config(d))
-            .cloned()
-            .ok_or_else(|| {
-                format!("the index lists no {CACHE_CONFIG_MEDIA_TYPE} (not a cache manifest)")
-            })?;
+        let Some(config) = index.manifests.iter().find(|d| is_cache_config(d)).cloned() else {
+            // An image index: its image manifests (not attestations' or nested indexes').
+            let images = index
+                .manifests
+                .into_iter()
+                .filter(|d| {
+                    matches!(
+                        d.media_type,
+                        MediaType::OciManifest | MediaType::DockerManifest
+                    )
+                })
+                .collect();
+            return Ok(Root::ImageIndex(images));
+        };
         let layers = index
             .manifests
             .into_iter()
             .filter(|d| !is_cache_config(d))
             .collect();
-        return Ok(CacheRoot { config, layers });
+        return Ok(Root::Cache(CacheRoot { config, layers }));
     }
     let manifest: Manifest = serde_json::from_value(value)
         .map_err(|e| format!("the cache manifest does not parse: {e}"))?;
     if !is_cache_config(&manifest.config) {
-        return Err(format!(
-            "its config is {}, not {CACHE_CONFIG_MEDIA_TYPE} (an image, not a cache; inline \
-             cache is not supported yet)",
-            manifest.config.media_type
-        ));
+        return Ok(Root::Image(manifest));
     }
-    Ok(CacheRoot {
+    Ok(Root::Cache(CacheRoot {
         config: manifest.config,
         layers: manifest.layers,
-    })
+    }))
 }
 
 /// The root document a local cache directory's `index.json` names (by tag or digest),
@@ -224,7 +304,7 @@ pub(crate) fn parse_root(bytes: &[u8]) -> std::result::Result<CacheRoot, String>
 fn read_local_root(
     src: &std::path::Path,
     select: &LocalSelect,
-) -> std::result::Result<CacheRoot, String> {
+) -> std::result::Result<Root, String> {
     if !src.is_dir() {
         return Err(format!("{} is not a directory", src.display()));
     }

@@ -29,6 +29,7 @@
 mod config;
 mod export;
 mod import;
+mod inline;
 mod store;
 
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ use crate::error::{Error, Result};
 
 pub(crate) use export::export;
 pub(crate) use import::{import, ImportedCache};
+pub(crate) use inline::{records_for as inline_records, wanted as inline_wanted};
 pub(crate) use store::LayeredCacheStore;
 
 /// A build's cache imports and exports (`--cache-from`, `--cache-to`); empty by default.
@@ -168,6 +170,12 @@ impl CacheImport {
                     select,
                 })
             }
+            "inline" => Err(invalid(
+                spec,
+                "type=inline is for --cache-to; import an inline cache by the image's \
+                 reference (type=registry,ref=IMAGE)"
+                    .into(),
+            )),
             other => Err(invalid(spec, unsupported_type(other))),
         }
     }
