@@ -229,3 +229,204 @@ fn a_missing_cache_or_unreachable_destination_is_a_warning() {
         "{stderr}"
     );
 }
+
+/// Builds into the state dir `root` and pushes the image as `name`, with `args`: the
+/// pushed manifest's digest and the progress text.
+fn build_push(
+    env: &BuildEnv,
+    root: &Path,
+    ctx: &Path,
+    name: &str,
+    args: &[&str],
+) -> (String, String) {
+    let metadata = env.fresh_dir("meta").join("metadata.json");
+    let metadata_arg = metadata.to_str().unwrap().to_owned();
+    let mut all = vec!["--push", "-t", name, "--metadata-file", &metadata_arg];
+    all.extend_from_slice(args);
+    let stderr = succeeded(&build_command(env, root, ctx, &all).output().unwrap());
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&metadata).unwrap()).unwrap();
+    let digest = meta["containerimage.digest"].as_str().unwrap().to_owned();
+    (digest, stderr)
+}
+
+#[test]
+fn an_inline_cache_in_the_pushed_image_rebuilds_it_in_an_empty_state_dir() {
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = context(&env);
+    let image = format!("{}/app/inline:1", env.registry.host());
+    let (first, progress) = build_push(
+        &env,
+        &env.fresh_dir("state"),
+        &ctx,
+        &image,
+        &["--cache-to", "type=inline"],
+    );
+    assert!(ran(&progress), "{progress}");
+
+    let again = format!("{}/app/inline:2", env.registry.host());
+    let (second, progress) = build_push(
+        &env,
+        &env.fresh_dir("state"),
+        &ctx,
+        &again,
+        &["--cache-from", &image, "--cache-to", "type=inline"],
+    );
+    assert!(!progress.contains("WARNING"), "{progress}");
+    all_cached(&progress, 4);
+    assert_eq!(
+        first, second,
+        "the image from the inline cache differs:\n{progress}"
+    );
+
+    // The build argument asks for the same; without either, no inline cache: another
+    // image (the config lacks the key).
+    let by_arg = format!("{}/app/inline:3", env.registry.host());
+    let (third, _) = build_push(
+        &env,
+        &env.fresh_dir("state"),
+        &ctx,
+        &by_arg,
+        &[
+            "--cache-from",
+            &image,
+            "--build-arg",
+            "BUILDKIT_INLINE_CACHE=1",
+        ],
+    );
+    assert_eq!(first, third);
+    let plain = format!("{}/app/inline:4", env.registry.host());
+    let (fourth, progress) = build_push(
+        &env,
+        &env.fresh_dir("state"),
+        &ctx,
+        &plain,
+        &["--cache-from", &image],
+    );
+    all_cached(&progress, 4);
+    assert_ne!(first, fourth, "no inline cache asked, none written");
+}
+
+const DOCKER: &str = "/usr/bin/docker";
+
+/// Whether dockerd answers; says why not when it does not.
+fn docker_up() -> bool {
+    let up = Command::new(DOCKER)
+        .arg("info")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !up {
+        hoist_testkit::skip("the dockerd cases need dockerd running (`docker info` fails)");
+    }
+    up
+}
+
+/// `DOCKER_BUILDKIT=1 docker build --progress=plain ARGS CTX`, which must succeed: its
+/// progress text.
+fn docker_build(ctx: &Path, args: &[&str]) -> String {
+    let out = Command::new(DOCKER)
+        .args(["build", "--progress=plain"])
+        .args(args)
+        .arg(ctx)
+        .env("DOCKER_BUILDKIT", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "docker build failed:\n{text}");
+    text
+}
+
+/// A cache import dockerd's BuildKit did not complain about: the import step ran and
+/// nothing says it failed.
+fn docker_imported(progress: &str, cache: &str) {
+    assert!(
+        progress.contains(&format!("importing cache manifest from {cache}")),
+        "no cache import:\n{progress}"
+    );
+    let lower = progress.to_lowercase();
+    for bad in ["error", "failed to", "warning"] {
+        assert!(!lower.contains(bad), "{bad:?} in:\n{progress}");
+    }
+}
+
+#[test]
+fn dockerds_buildkit_and_hoist_accept_each_others_caches() {
+    let Some(env) = BuildEnv::new() else { return };
+    if !docker_up() {
+        return;
+    }
+    let host = env.registry.host();
+    let ctx = env.fresh_dir("ctx");
+    // Both tools pull the base from the test registry (dockerd takes 127.0.0.0/8 as
+    // insecure).
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        DOCKERFILE.replace("FROM busybox", &format!("FROM {host}/busybox")),
+    )
+    .unwrap();
+    let tag = format!("hoist-cache-test-{}", crate::build_env::unique());
+
+    // (a) hoist's inline cache, given to dockerd.
+    let inline = format!("{host}/app/inline-for-docker:1");
+    build_push(
+        &env,
+        &env.fresh_dir("state"),
+        &ctx,
+        &inline,
+        &["--cache-to", "type=inline"],
+    );
+    let progress = docker_build(&ctx, &["--cache-from", &inline, "-t", &tag]);
+    docker_imported(&progress, &inline);
+
+    // (c) hoist's registry cache, given to dockerd.
+    let cache = format!("{host}/app/cache-for-docker:1");
+    let to = format!("type=registry,ref={cache},mode=max");
+    build_oci(&env, &env.fresh_dir("state"), &ctx, &["--cache-to", &to]);
+    let progress = docker_build(&ctx, &["--cache-from", &cache, "-t", &tag]);
+    docker_imported(&progress, &cache);
+
+    // (b) dockerd's inline cache, given to hoist.
+    let pushed = format!("{host}/app/docker-inline:1");
+    docker_build(
+        &ctx,
+        &[
+            "--build-arg",
+            "BUILDKIT_INLINE_CACHE=1",
+            "--no-cache",
+            "-t",
+            &pushed,
+        ],
+    );
+    let out = Command::new(DOCKER)
+        .args(["push", &pushed])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker push failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, progress) = build_oci(
+        &env,
+        &env.fresh_dir("state"),
+        &ctx,
+        &["--cache-from", &pushed],
+    );
+    assert!(!progress.contains("WARNING"), "{progress}");
+    let records = progress
+        .lines()
+        .find(|l| l.ends_with(" cache records"))
+        .unwrap_or_else(|| panic!("no import summary:\n{progress}"));
+    assert!(
+        !records.ends_with(" 0 cache records"),
+        "dockerd's records not read: {records}\n{progress}"
+    );
+
+    for image in [&tag, &pushed] {
+        let _ = Command::new(DOCKER).args(["rmi", "-f", image]).output();
+    }
+}
