@@ -325,7 +325,7 @@ fn docker_up() -> bool {
 /// progress text.
 fn docker_build(ctx: &Path, args: &[&str]) -> String {
     let out = Command::new(DOCKER)
-        .args(["build", "--progress=plain"])
+        .args(["build", "--progress=plain", "--network=host"])
         .args(args)
         .arg(ctx)
         .env("DOCKER_BUILDKIT", "1")
