@@ -246,8 +246,9 @@ pub(crate) struct CacheRoot {
     pub layers: Vec<Descriptor>,
 }
 
-/// What a `--cache-from` names.
+/// What a `--cache-from` names (read once, briefly: its size does not matter).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Root {
     /// A cache manifest or index (a `type=registry` or `type=local` export).
     Cache(CacheRoot),

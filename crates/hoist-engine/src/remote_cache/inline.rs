@@ -122,3 +122,70 @@ pub(crate) fn config_of_image(
         .collect();
     Ok(Some(CacheConfig { layers, records }))
 }
+
+#[cfg(test)]
+mod tests {
+    use hoist_oci::{Descriptor, Digest, MediaType};
+
+    use super::*;
+    use crate::worker::LayerRef;
+
+    fn layer(n: u8) -> LayerRef {
+        LayerRef {
+            descriptor: Descriptor::new(MediaType::OciLayer, Digest::sha256_of(&[n]), 1),
+            diff_id: Digest::sha256_of(&[n]),
+        }
+    }
+
+    fn value(layers: &[u8]) -> Arc<Ref> {
+        Arc::new(Ref {
+            snapshot: hoist_snapshot::SnapshotId::parse("s").unwrap(),
+            layers: layers.iter().map(|&n| layer(n)).collect(),
+        })
+    }
+
+    fn key(n: u8) -> CacheKey {
+        CacheKey::from_digest(hoist_solver::Digest::of(&[n]))
+    }
+
+    #[test]
+    fn records_of_an_image_are_its_layer_prefixes_and_read_back() {
+        let top = value(&[1, 2, 3]);
+        let used = vec![
+            (key(1), value(&[1])),
+            (key(2), value(&[1, 2])),
+            (key(3), value(&[1, 9])),
+            (key(4), value(&[1, 2, 3])),
+        ];
+        let records = records_for(&used, &top, "2024-01-01T00:00:00Z").unwrap();
+        let manifest = Manifest::new_oci(
+            Descriptor::new(MediaType::OciConfig, Digest::sha256_of(b"c"), 1),
+            top.layers.iter().map(|l| l.descriptor.clone()).collect(),
+        );
+        use base64::Engine as _;
+        let image = serde_json::json!({
+            "rootfs": {"type": "layers", "diff_ids": top.layers.iter()
+                .map(|l| l.diff_id.to_string()).collect::<Vec<_>>()},
+            INLINE_CACHE_KEY: base64::engine::general_purpose::STANDARD.encode(&records),
+        });
+        let config = config_of_image(&manifest, &serde_json::to_vec(&image).unwrap())
+            .unwrap()
+            .unwrap();
+        let read = super::super::config::read_records(&config);
+        let got: Vec<(CacheKey, usize)> = read.iter().map(|r| (r.key, r.layers.len())).collect();
+        assert_eq!(
+            got,
+            vec![(key(1), 1), (key(2), 2), (key(4), 3)],
+            "key 3 is not a prefix"
+        );
+
+        let without = serde_json::json!({"rootfs": {"diff_ids": []}});
+        assert_eq!(
+            config_of_image(&manifest, &serde_json::to_vec(&without).unwrap()).unwrap(),
+            None
+        );
+        let mut corrupt = image.clone();
+        corrupt[INLINE_CACHE_KEY] = "!!".into();
+        assert!(config_of_image(&manifest, &serde_json::to_vec(&corrupt).unwrap()).is_err());
+    }
+}
