@@ -17,8 +17,9 @@
 //!   [`Entitlements`] of `--allow`, checked before any step runs.
 //! - [`DiskCacheStore`]: cache key → [`Ref`] records in the state dir, safe for two
 //!   processes, so a second build reuses every step and writes no blob.
-//! - [`CacheOptions`]: `--cache-from` ([`CacheImport`]: registry or OCI layout dir) and
-//!   `--cache-to` ([`CacheExport`]: [`CacheDestination`], [`CacheMode`] min/max) in
+//! - [`CacheOptions`]: `--cache-from` ([`CacheImport`]: registry or OCI layout dir; an
+//!   image there is read as inline cache) and `--cache-to` ([`CacheExport`]:
+//!   [`CacheDestination`] registry, local or inline, [`CacheMode`] min/max) in
 //!   BuildKit's cache format; imported records are a second, read-only store the solver
 //!   consults after the state dir's (layers fetched verified, unpacked like an image's);
 //!   a failing import or export is a warning (see `remote_cache`).

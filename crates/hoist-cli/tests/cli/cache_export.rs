@@ -3,10 +3,13 @@
 //! the time, and the image is byte for byte the first one) — through a registry and
 //! through a local directory; one two-platform build's cache serves both platforms; a
 //! cache that is missing, or a destination that cannot be reached, is a warning (and fails
-//! the build with `ignore-error=false`).
+//! the build with `ignore-error=false`); an inline cache in a pushed image does the same;
+//! dockerd's BuildKit imports hoist's inline and registry caches without an error, and
+//! hoist reads the records of an image dockerd pushed with `BUILDKIT_INLINE_CACHE=1`.
 //!
 //! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`);
-//! the two-platform case also a binfmt_misc handler for linux/arm64.
+//! the two-platform case also a binfmt_misc handler for linux/arm64; the dockerd case a
+//! running dockerd (skipped with a message otherwise).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

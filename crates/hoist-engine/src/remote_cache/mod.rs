@@ -8,8 +8,12 @@
 //!   structs; hoist's records (one per cache key, its result a layer chain) written into it
 //!   and read back out of it — and out of BuildKit's own, without error.
 //! - `import`: each `--cache-from` read before the solve (index or image manifest → cache
-//!   config → records by key); a source that is missing, unreachable or corrupt is a
-//!   warning, never a failed build.
+//!   config → records by key; an image or an index of images → inline cache); a source
+//!   that is missing, unreachable or corrupt is a warning, never a failed build.
+//! - `inline`: BuildKit's inline cache (`moby.buildkit.cache.v0`): `--cache-to type=inline`
+//!   or `BUILDKIT_INLINE_CACHE=1` gives each final image the records whose chains prefix
+//!   its layers (hoist-export writes them into the config); reading turns an image's
+//!   manifest and config back into a cache config.
 //! - `store`: [`LayeredCacheStore`], the solver's store for a build with imports: the state
 //!   dir's records first, then the imported ones (read-only). An imported hit fetches its
 //!   layers into the content store through verified ingests, unpacks them into a snapshot
