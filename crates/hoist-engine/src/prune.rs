@@ -21,7 +21,10 @@
 //!    snapshots and views killed builds left (their leases held by no live process);
 //! 5. removes the chosen cache mounts (`RUN --mount=type=cache` directories), which are
 //!    in use whenever a build runs, so only chosen when none does;
-//! 6. collects content garbage: blobs no name, lease or named lease keeps (sparing blobs
+//! 6. removes the chosen bare git repositories of `engine/git/` (each only when its lock
+//!    is free), and the last-seen step records (`engine/steps/`) whose key no longer has
+//!    a record;
+//! 7. collects content garbage: blobs no name, lease or named lease keeps (sparing blobs
 //!    younger than an hour while a build runs, as its pulls are not leased yet), and the
 //!    ingest temp files of dead writers.
 
