@@ -50,6 +50,14 @@ pub enum Error {
         output: Vec<String>,
         location: Option<hoist_solver::SourceLines>,
     },
+    /// A gc setting of the `--config` file is not valid: `key` is its TOML path
+    /// (`worker.oci.gcpolicy[1].keepDuration`).
+    #[error("invalid gc setting {key} in {}: {reason}", path.display())]
+    GcConfig {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
     /// A `--cache-to` / `--cache-from` value is not valid.
     #[error("invalid cache option {spec:?}: {reason}")]
     CacheOption { spec: String, reason: String },

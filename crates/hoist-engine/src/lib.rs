@@ -25,7 +25,12 @@
 //!   a failing import or export is a warning (see `remote_cache`).
 //! - [`disk_usage`] / [`prune`]: what the cache holds ([`CacheUsage`] per record) and
 //!   removing records least recently used first ([`PruneOptions`] → [`PruneReport`]) with
-//!   their snapshots and blobs, safely next to running builds.
+//!   their snapshots and blobs, safely next to running builds; rows for cache mounts and
+//!   the bare git repositories of `engine/git/` too, and last-seen step records go with
+//!   their keys' records.
+//! - [`GcConfig`] / [`gc`]: automatic gc after a build, BuildKit's `[worker.oci]` gc
+//!   settings and policies (or its default, a share of the disk) run through the same
+//!   prune, keeping what the build used; nothing but a read when nothing exceeds.
 //! - [`ContextSource`]: where a build context comes from (a directory, nothing, a tar on
 //!   stdin as a [`TarStream`], an http(s) URL, a Git URL); [`is_archive`] tells a tarball
 //!   from a Dockerfile by its first [`HEAD_LEN`] bytes, as buildx and BuildKit do.
@@ -64,6 +69,7 @@ mod context;
 mod definition;
 mod error;
 mod export;
+mod gc;
 mod history;
 mod oci_layout;
 mod ops;
@@ -87,6 +93,7 @@ pub use build::{
 pub use cache::{CacheRecord, DiskCacheStore};
 pub use context::{is_archive, ContextSource, TarStream, HEAD_LEN};
 pub use error::{Error, Result};
+pub use gc::{gc, parse_size, DiskSpace, GcConfig, GcPolicy, GcReport};
 pub use history::{
     BuildError, BuildRecord, BuildStatus, HistoryLimits, HistoryStore, RecordedImage,
     RecordedRequest, Recording, StepCounts,
@@ -94,7 +101,9 @@ pub use history::{
 pub use hoist_content::ContentStore;
 pub use hoist_sandbox::{HostEntry, Ulimit};
 pub use ops::{EngineOp, LocalContexts};
-pub use prune::{disk_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind};
+pub use prune::{
+    disk_usage, history_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind,
+};
 pub use remote_cache::{
     CacheDestination, CacheExport, CacheImport, CacheMode, CacheOptions, LocalSelect,
 };

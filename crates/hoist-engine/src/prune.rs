@@ -21,7 +21,10 @@
 //!    snapshots and views killed builds left (their leases held by no live process);
 //! 5. removes the chosen cache mounts (`RUN --mount=type=cache` directories), which are
 //!    in use whenever a build runs, so only chosen when none does;
-//! 6. collects content garbage: blobs no name, lease or named lease keeps (sparing blobs
+//! 6. removes the chosen bare git repositories of `engine/git/` (each only when its lock
+//!    is free), and the last-seen step records (`engine/steps/`) whose key no longer has
+//!    a record;
+//! 7. collects content garbage: blobs no name, lease or named lease keeps (sparing blobs
 //!    younger than an hour while a build runs, as its pulls are not leased yet), and the
 //!    ingest temp files of dead writers.
 
@@ -61,6 +64,12 @@ pub struct PruneOptions {
     /// Prune least recently used records until the state dir's file system has this much
     /// free (`--min-free-space`), as far as removing cache can get there.
     pub min_free_space: u64,
+    /// Only rows of these kinds (a gc policy's `type==…` filters); `None`: any. An empty
+    /// list matches nothing (a policy naming only BuildKit types hoist has no rows of).
+    pub kinds: Option<Vec<UsageKind>>,
+    /// Keep rows used at or after this time (the build an automatic gc follows keeps its
+    /// own records); `None`: no such protection.
+    pub spare_used_since: Option<SystemTime>,
 }
 
 /// What a [`CacheUsage`] row is (BuildKit's record types).
@@ -70,6 +79,11 @@ pub enum UsageKind {
     Regular,
     /// A `RUN --mount=type=cache` directory (mutable; in use whenever a build runs).
     CacheMount,
+    /// A bare git repository under `engine/git/` (BuildKit's `source.git.checkout`):
+    /// objects fetched for `ADD <git url>` and Git contexts, shared by builds; in use while
+    /// a checkout holds its lock. Removed only with `all` or when unused for longer than
+    /// the keep duration.
+    GitRepo,
     /// Disk use no record accounts for: snapshots no record or layer chain reaches,
     /// prepared snapshots, blobs nothing keeps and ingest leftovers (one row; what a
     /// prune with no build running removes).
@@ -82,8 +96,17 @@ impl UsageKind {
         match self {
             Self::Regular => "regular",
             Self::CacheMount => "exec.cachemount",
+            Self::GitRepo => "source.git.checkout",
             Self::Unreferenced => "unreferenced",
         }
+    }
+
+    /// The kind BuildKit's type name means, `None` for a type hoist keeps no rows of
+    /// (`source.local`, `internal`, `frontend`).
+    pub fn from_buildkit(name: &str) -> Option<UsageKind> {
+        [Self::Regular, Self::CacheMount, Self::GitRepo]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 
@@ -122,9 +145,18 @@ pub struct PruneReport {
     pub build_running: bool,
     /// How many prepared snapshots and views killed builds left were removed.
     pub removed_active: usize,
+    /// How many last-seen step records (`engine/steps/`) went with their keys' records.
+    pub removed_steps: usize,
     /// Snapshots (ids, or keys of active ones) that could not be removed, with why; they
     /// stay for a later prune.
     pub failed: Vec<(String, String)>,
+}
+
+/// The one field of a step's last-seen record prune reads (see `ops::last_seen`).
+#[derive(serde::Deserialize)]
+struct StepKey {
+    #[serde(default)]
+    key: String,
 }
 
 /// Cache records by key (hex).
@@ -251,6 +283,108 @@ impl Cache {
         Ok(mounts)
     }
 
+    /// `engine/git/<name>.git`: the bare repositories of git sources. A repository is in
+    /// use while a checkout holds `<name>.lock`; the lock file's modification time is its
+    /// last use (hoist-git touches it on each lock).
+    fn git_repos(&self) -> Result<Vec<CacheUsage>> {
+        let dir = self.engine.join("git");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("list", &dir)(e)),
+        };
+        let mut repos = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(Error::io("list", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".git") else {
+                continue;
+            };
+            let path = entry.path();
+            let meta = match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => meta,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("stat", &path)(e)),
+            };
+            let lock = dir.join(format!("{id}.lock"));
+            let used = std::fs::metadata(&lock)
+                .and_then(|m| m.modified())
+                .or_else(|_| meta.modified())
+                .unwrap_or(UNIX_EPOCH);
+            let in_use = File::open(&lock)
+                .ok()
+                .is_some_and(|file| !FileExt::try_lock_exclusive(&file).unwrap_or(false));
+            repos.push(CacheUsage {
+                id: id.to_owned(),
+                kind: UsageKind::GitRepo,
+                parents: Vec::new(),
+                created: meta.created().unwrap_or(used),
+                last_used: Some(used),
+                usage_count: 0,
+                size: tree_usage(&path),
+                in_use,
+                shared: false,
+            });
+        }
+        Ok(repos)
+    }
+
+    /// Removes the bare repository `id` unless a checkout holds it now (then `false`).
+    /// The lock file stays: a process may have it open to lock, and it is empty.
+    fn remove_git_repo(&self, id: &str) -> Result<bool> {
+        let dir = self.engine.join("git");
+        let lock_path = dir.join(format!("{id}.lock"));
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(Error::io("open", &lock_path))?;
+        if !FileExt::try_lock_exclusive(&lock).map_err(Error::io("lock", &lock_path))? {
+            return Ok(false);
+        }
+        let repo = dir.join(format!("{id}.git"));
+        match std::fs::remove_dir_all(&repo) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("remove", &repo)(e)),
+        }
+    }
+
+    /// Removes the last-seen records of `engine/steps/` whose cache key has no record in
+    /// `keys` (hex) any more: their explanation would compare against a result that is
+    /// gone. The caller holds the records lock, and a build writes a step's record only
+    /// after saving or loading the key's cache record, so no live key loses its own.
+    fn sweep_steps(&self, keys: &HashSet<&str>) -> Result<usize> {
+        let dir = self.engine.join("steps");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io("list", &dir)(e)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let path = entry.map_err(Error::io("list", &dir))?.path();
+            let key = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<StepKey>(&bytes).ok())
+                .map(|record| record.key);
+            let live = key
+                .as_deref()
+                .is_some_and(|key| keys.contains(key.strip_prefix("sha256:").unwrap_or(key)));
+            if live {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &path)(e)),
+            }
+        }
+        Ok(removed)
+    }
+
     /// Bytes under the state dir that no record accounts for: committed snapshots no
     /// record or running build reaches (an image's layer chain a record no longer holds), active snapshots, and the content
     /// store's garbage (blobs nothing keeps, ingests of dead writers).
@@ -362,6 +496,7 @@ pub fn disk_usage(state: &StateDir) -> Result<Vec<CacheUsage>> {
     let mut rows = cache.rows(&records, &uses)?;
     let running = build_running(&cache.engine)?;
     rows.extend(cache.cache_mounts(running)?);
+    rows.extend(cache.git_repos()?);
     rows.sort_by(|a, b| (b.last_used, b.created, &a.id).cmp(&(a.last_used, a.created, &b.id)));
     let unreferenced = cache.unreferenced_usage(&records, &uses)?;
     if unreferenced > 0 {
@@ -380,9 +515,35 @@ pub fn disk_usage(state: &StateDir) -> Result<Vec<CacheUsage>> {
     Ok(rows)
 }
 
+/// Bytes the build history (`engine/history/`) holds: not cache, bounded by its own
+/// limits (see [`crate::HistoryLimits`]), so `du` shows it apart and prune leaves it.
+pub fn history_usage(state: &StateDir) -> u64 {
+    tree_usage(&state.engine_dir().join("history"))
+}
+
 /// Removes cache records as `options` say, with the snapshots and blobs only they kept.
 /// Safe next to running builds on the same state dir (see the module docs).
 pub fn prune(state: &StateDir, options: &PruneOptions) -> Result<PruneReport> {
+    prune_policies(state, std::slice::from_ref(options), Sweep::Always)
+}
+
+/// Whether [`prune_policies`] sweeps unreferenced snapshots, blobs and step records when
+/// no policy chose anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sweep {
+    /// Always (`hoist prune`).
+    Always,
+    /// Only when something was removed: a gc after a build with nothing to do stays cheap.
+    WhenRemoving,
+}
+
+/// Applies `policies` in order, as BuildKit's gc does: each chooses among what the ones
+/// before it left, then everything chosen goes in one pass.
+pub(crate) fn prune_policies(
+    state: &StateDir,
+    policies: &[PruneOptions],
+    sweep: Sweep,
+) -> Result<PruneReport> {
     let cache = Cache::open(state)?;
     let _layers = lock_exclusive(&cache.engine.join("layers.lock"))?;
     let _records = cache.records.lock()?;
@@ -393,15 +554,38 @@ pub fn prune(state: &StateDir, options: &PruneOptions) -> Result<PruneReport> {
     let (records, unreadable) = cache.read_records()?;
     let mut rows = cache.rows(&records, &uses)?;
     rows.extend(cache.cache_mounts(!idle)?);
+    rows.extend(cache.git_repos()?);
 
-    let chosen = choose(&rows, options, now_ms(), free_space(state.root())?);
+    let free = free_space(state.root())?;
+    let now = now_ms();
+    let mut chosen = Vec::new();
+    for options in policies {
+        let picked = choose(&rows, options, now, free);
+        rows.retain(|row| !picked.iter().any(|p| p.id == row.id && p.kind == row.kind));
+        chosen.extend(picked);
+    }
     let mut report = PruneReport {
         build_running: !idle,
         ..PruneReport::default()
     };
-    let (mounts, chosen_records): (Vec<&CacheUsage>, Vec<&CacheUsage>) = chosen
-        .iter()
-        .partition(|row| row.kind == UsageKind::CacheMount);
+    if sweep == Sweep::WhenRemoving && chosen.is_empty() && unreadable.is_empty() {
+        return Ok(report);
+    }
+    let mut mounts = Vec::new();
+    let mut repos = Vec::new();
+    let mut chosen_records = Vec::new();
+    for row in &chosen {
+        match row.kind {
+            UsageKind::CacheMount => mounts.push(row),
+            UsageKind::GitRepo => repos.push(row),
+            UsageKind::Regular | UsageKind::Unreferenced => chosen_records.push(row),
+        }
+    }
+    for repo in repos {
+        if cache.remove_git_repo(&repo.id)? {
+            report.reclaimed += repo.size;
+        }
+    }
     for mount in mounts {
         // Only chosen when no build runs, so no RUN has it mounted.
         let dir = cache.engine.join("cache-mounts").join(&mount.id);
@@ -425,6 +609,8 @@ pub fn prune(state: &StateDir, options: &PruneOptions) -> Result<PruneReport> {
     let (gone, kept): (Vec<_>, Vec<_>) = records
         .iter()
         .partition(|(key, _)| removed_keys.contains(key.as_str()));
+    let live_keys: HashSet<&str> = kept.iter().map(|(key, _)| key.as_str()).collect();
+    report.removed_steps = cache.sweep_steps(&live_keys)?;
 
     // What must stay: remaining records and what running builds use, with their parents.
     let reachable = cache.closure(
@@ -503,10 +689,20 @@ fn choose(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     };
-    let mut candidates: Vec<&CacheUsage> = rows
+    let spare_ms = options.spare_used_since.map(|at| {
+        at.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    });
+    // What the policy is about: its kinds, ids and age. Its space limits count these.
+    let matching: Vec<&CacheUsage> = rows
         .iter()
-        .filter(|row| !row.in_use)
-        .filter(|row| options.all || !row.shared)
+        .filter(|row| row.kind != UsageKind::Unreferenced)
+        .filter(|row| {
+            options
+                .kinds
+                .as_ref()
+                .is_none_or(|kinds| kinds.contains(&row.kind))
+        })
         .filter(|row| options.ids.is_empty() || options.ids.iter().any(|id| row.id.starts_with(id)))
         .filter(|row| {
             options.keep_duration.is_none_or(|keep| {
@@ -515,8 +711,19 @@ fn choose(
             })
         })
         .collect();
+    let mut candidates: Vec<&CacheUsage> = matching
+        .iter()
+        .copied()
+        .filter(|row| !row.in_use)
+        .filter(|row| options.all || !row.shared)
+        // A git repository is kept for the next fetch unless it is old or all goes.
+        .filter(|row| {
+            row.kind != UsageKind::GitRepo || options.all || options.keep_duration.is_some()
+        })
+        .filter(|row| spare_ms.is_none_or(|spare| last_used_ms(row) < spare))
+        .collect();
     candidates.sort_by_key(|row| (last_used_ms(row), row.id.clone()));
-    let mut total: u64 = rows.iter().map(|r| r.size).sum();
+    let mut total: u64 = matching.iter().map(|r| r.size).sum();
     let Some(cap) = space_cap(options, total, free_space) else {
         return candidates.into_iter().cloned().collect();
     };

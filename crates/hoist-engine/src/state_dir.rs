@@ -48,7 +48,7 @@ impl Environment {
 ///   `leases/`, `named-leases/`, `variants/`, `content.lock`; see [`ContentStore`]),
 /// - `snapshots/` — the snapshotter's (see [`AnySnapshotter`]),
 /// - `engine/` — cache records, layer chains, cache mounts, http records, locks, and
-///   `engine/git/`: a bare repository per git remote, shared by builds (prune leaves it).
+///   `engine/git/`: a bare repository per git remote, shared by builds (prune removes those unused for the keep duration, or all with `all`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateDir {
     root: PathBuf,

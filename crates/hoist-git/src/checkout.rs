@@ -272,6 +272,8 @@ impl BareRepo {
             .map_err(Error::io("open", &lock_path))?;
         lock.lock_exclusive()
             .map_err(Error::io("lock", &lock_path))?;
+        // The lock's time is the repository's last use, which the engine's prune reads.
+        let _ = lock.set_modified(std::time::SystemTime::now());
         Ok(BareRepo {
             dir: cache_dir.join(format!("{name}.git")),
             _lock: lock,

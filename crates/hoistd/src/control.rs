@@ -150,6 +150,7 @@ impl Control for ControlService {
             reserved_space: request.reserved_space.max(0).unsigned_abs(),
             max_used_space: request.max_used_space.max(0).unsigned_abs(),
             min_free_space: request.min_free_space.max(0).unsigned_abs(),
+            ..PruneOptions::default()
         };
         let state = self.state.clone();
         let report = blocking(move || hoist_engine::prune(&state, &options)).await?;

@@ -7,12 +7,13 @@ use std::io::{IsTerminal as _, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::{bail, Context as _};
 use hoist_engine::runtime::Runtime;
 use hoist_engine::{
     BuildRequest, CacheExport, CacheImport, CacheOptions, ContextSource, RunOptions, SecretSource,
-    Secrets, SshAgents, TarStream, Worker,
+    Secrets, SshAgents, TarStream, UsageKind, Worker,
 };
 use hoist_export::Output;
 use hoist_frontend::{BuildOptions, NamedContext, OciLayoutRef};
@@ -77,23 +78,72 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         ctx.registry_config(&insecure)?,
         Credentials::from_docker_config(),
     );
+    let gc_config = ctx.gc_config()?;
     let executor = Runtime::from_flag(&args.runtime).executor()?;
-    let worker = Arc::new(Worker::with_executor(ctx.state_dir()?, client, executor)?);
+    let state = ctx.state_dir()?;
+    let worker = Arc::new(Worker::with_executor(state.clone(), client, executor)?);
     let mode = progress_mode(&args)?;
-    let result = block_on(async move {
+    let started = SystemTime::now();
+    let (result, numbered) = block_on(async move {
         let (events, renderer) = progress::start(mode);
         let result = hoist_engine::build(worker, request, Some(events)).await;
-        let _ = renderer.await;
-        result
+        (result, renderer.await.unwrap_or(0))
     })?;
+    let exit = report(&args, result, dockerfile.as_deref(), &dockerfile_name)?;
+    // After the result is out: the gc must not hold it up.
+    collect_garbage(&state, &gc_config, started, mode, numbered);
+    Ok(exit)
+}
+
+/// Trims the state dir to the gc policy after a build, keeping what it used. Plain
+/// progress gets a last `#N [internal] gc` step when something was removed; a failing gc
+/// is a warning, never the build's failure.
+fn collect_garbage(
+    state: &hoist_engine::StateDir,
+    config: &hoist_engine::GcConfig,
+    started: SystemTime,
+    mode: ProgressMode,
+    numbered: usize,
+) {
+    let report = match hoist_engine::gc(state, config, Some(started)) {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("WARNING: gc after the build failed: {err}");
+            return;
+        }
+    };
+    let pruned = &report.prune;
+    if mode != ProgressMode::Plain || (pruned.removed.is_empty() && pruned.reclaimed == 0) {
+        return;
+    }
+    let n = numbered + 1;
+    let count = |kind: UsageKind| pruned.removed.iter().filter(|r| r.kind == kind).count();
+    eprint!(
+        "\n#{n} [internal] gc\n#{n} removed {} cache records, {} cache mounts, {} git repositories: {} reclaimed\n#{n} DONE {:.1}s\n",
+        count(UsageKind::Regular),
+        count(UsageKind::CacheMount),
+        count(UsageKind::GitRepo),
+        super::du::human_size(pruned.reclaimed),
+        report.elapsed.as_secs_f64()
+    );
+}
+
+/// Prints the build's outcome (the error, or `--metadata-file`, `--iidfile` and `-q`'s id)
+/// and gives the exit code.
+fn report(
+    args: &BuildArgs,
+    result: hoist_engine::Result<hoist_engine::BuildResult>,
+    dockerfile: Option<&[u8]>,
+    dockerfile_name: &str,
+) -> anyhow::Result<ExitCode> {
     let result = match result {
         Ok(result) => result,
         Err(err) => {
             // A remote context's Dockerfile was read by the engine: no excerpt of it, but the
             // failing step's output all the same.
-            let source = dockerfile.as_deref().map(String::from_utf8_lossy);
+            let source = dockerfile.map(String::from_utf8_lossy);
             // buildx names the Dockerfile by its base name in excerpts.
-            let shown = match std::path::Path::new(&dockerfile_name).file_name() {
+            let shown = match std::path::Path::new(dockerfile_name).file_name() {
                 Some(name) if dockerfile_name != "-" => name.to_string_lossy().into_owned(),
                 _ => "Dockerfile".to_owned(),
             };

@@ -48,6 +48,11 @@ pub fn run(ctx: &Context, args: DuArgs) -> anyhow::Result<ExitCode> {
     if args.filters.is_empty() {
         out.push_str(&summary(&rows));
     }
+    if args.verbose {
+        // Not cache (bounded by its own limits, left by prune), so outside the totals.
+        let history = hoist_engine::history_usage(&ctx.state_dir()?);
+        out.push_str(&format!("Build history:\t{}\n", human_size(history)));
+    }
     print(out)?;
     Ok(ExitCode::SUCCESS)
 }

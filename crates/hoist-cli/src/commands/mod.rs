@@ -31,7 +31,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use hoist_builder::BuilderStore;
-use hoist_engine::StateDir;
+use hoist_engine::{GcConfig, StateDir};
 use hoist_images::manifest_lists::ManifestListStore;
 use hoist_images::remote::ClientRemote;
 use hoist_oci::Reference;
@@ -173,6 +173,15 @@ impl Context {
             config.hosts.entry((*host).to_owned()).or_default().insecure = true;
         }
         Ok(config)
+    }
+
+    /// The automatic gc settings: `--config`'s `[worker.oci]` gc keys, else BuildKit's
+    /// default policy.
+    pub fn gc_config(&self) -> anyhow::Result<GcConfig> {
+        Ok(match &self.config {
+            Some(path) => GcConfig::load(path)?,
+            None => GcConfig::default(),
+        })
     }
 
     /// A registry client with the docker config's credentials, wrapped for the commands.

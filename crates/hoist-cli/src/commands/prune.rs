@@ -96,7 +96,7 @@ fn options(args: &PruneArgs) -> anyhow::Result<PruneOptions> {
     let bytes = |flag: &str, value: &Option<String>| -> anyhow::Result<u64> {
         match value {
             None => Ok(0),
-            Some(text) => parse_bytes(text)
+            Some(text) => hoist_engine::parse_size(text)
                 .with_context(|| format!("invalid {flag} {text:?}: want a size such as 1gb")),
         }
     };
@@ -130,63 +130,9 @@ fn confirm(warning: &str) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
 }
 
-/// A size as docker's `units.RAMInBytes` reads it: a number, optionally with a fraction,
-/// then an optional binary unit `k`, `m`, `g`, `t` or `p` (any case, optionally followed by
-/// `i` and/or `b`): `1gb`, `512m`, `1.5GiB`, `1024`.
-fn parse_bytes(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
-        return None;
-    }
-    let value: f64 = number.parse().ok()?;
-    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
-    let unit = unit.strip_suffix('b').unwrap_or(&unit);
-    let unit = unit.strip_suffix('i').unwrap_or(unit);
-    let power = match unit {
-        "" => 0,
-        "k" => 1,
-        "m" => 2,
-        "g" => 3,
-        "t" => 4,
-        "p" => 5,
-        _ => return None,
-    };
-    let bytes = value * 1024f64.powi(power);
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked range
-    (0.0..1.8e19).contains(&bytes).then_some(bytes as u64)
-}
-
 /// A duration as Go's `time.ParseDuration` reads it (`24h`, `2h30m`, `1.5h`, `90s`); a
 /// negative one is no age.
 fn parse_go_duration(text: &str) -> Option<Duration> {
     let nanos = hoist_dockerfile::go_duration::parse(text).ok()?;
     u64::try_from(nanos).ok().map(Duration::from_nanos)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_as_docker_reads_them() {
-        for (text, want) in [
-            ("1024", 1024),
-            ("1k", 1024),
-            ("1kb", 1024),
-            ("512m", 512 << 20),
-            ("1gb", 1 << 30),
-            ("1GiB", 1 << 30),
-            ("1.5g", 3 << 29),
-            ("2 MB", 2 << 20),
-        ] {
-            assert_eq!(parse_bytes(text), Some(want), "{text}");
-        }
-        for bad in ["", "gb", "1x", "-1", "1.", ".5"] {
-            assert_eq!(parse_bytes(bad), None, "{bad}");
-        }
-    }
 }

@@ -45,10 +45,18 @@ impl ProgressMode {
 }
 
 /// Starts rendering: send events to the sender; drop it, then await the handle, to finish.
-pub fn start(mode: ProgressMode) -> (UnboundedSender<Event>, JoinHandle<()>) {
+/// The handle gives how many vertices plain progress numbered (0 in other modes), so a
+/// line after the build (`#N [internal] gc`) can take the next number.
+pub fn start(mode: ProgressMode) -> (UnboundedSender<Event>, JoinHandle<usize>) {
     let (tx, mut rx) = unbounded_channel::<Event>();
     if mode == ProgressMode::Tty {
-        return (tx, tokio::spawn(tty::run(rx)));
+        return (
+            tx,
+            tokio::spawn(async move {
+                tty::run(rx).await;
+                0
+            }),
+        );
     }
     let handle = tokio::spawn(async move {
         let mut renderer = PlainRenderer::new();
@@ -62,6 +70,7 @@ pub fn start(mode: ProgressMode) -> (UnboundedSender<Event>, JoinHandle<()>) {
             // Progress is best effort: a closed stderr must not fail the build.
             let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
         }
+        renderer.numbered()
     });
     (tx, handle)
 }

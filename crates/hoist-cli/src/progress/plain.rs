@@ -32,6 +32,11 @@ impl PlainRenderer {
         Self::default()
     }
 
+    /// How many vertices it numbered so far.
+    pub fn numbered(&self) -> usize {
+        self.numbers.len()
+    }
+
     /// The text for `event`: whole lines, each ending in `\n`.
     pub fn render(&mut self, event: &Event) -> String {
         let mut out = String::new();

@@ -496,3 +496,66 @@ fn prune_removes_what_a_killed_build_left() {
     case.dockerfile("FROM busybox\nRUN echo before > /before\n");
     case.build(&["-o", &spec]);
 }
+
+/// `[worker.oci]` gc settings appended to the environment's registry config.
+fn set_gc(case: &Case, registries: &str, gc: &str) {
+    std::fs::write(
+        case.env.config(),
+        format!("{registries}\n[worker.oci]\n{gc}\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn automatic_gc_follows_the_config_and_keeps_the_last_build() {
+    let Some(case) = Case::new() else { return };
+    let registries = std::fs::read_to_string(case.env.config()).unwrap_or_default();
+    let (_, spec) = case.oci_spec();
+    // Random bytes do not compress: each RUN brings ~3 MB of snapshot and ~3 MB of blob.
+    case.dockerfile("FROM busybox\nRUN head -c 3000000 /dev/urandom > /old\n");
+    case.build(&["-o", &spec]);
+    let old = du_rows(&case.run(&["du"]));
+
+    // gc off: a tiny reserve removes nothing, and the output has no gc step.
+    set_gc(&case, &registries, "gc = false\ngckeepstorage = 1");
+    std::thread::sleep(Duration::from_millis(20));
+    case.dockerfile("FROM busybox\nRUN head -c 3000000 /dev/urandom > /new\n");
+    let progress = case.build(&["-o", &spec]);
+    assert!(!progress.contains("[internal] gc"), "{progress}");
+    let both = du_rows(&case.run(&["du"]));
+    assert_eq!(both.len(), old.len() + 1, "{both:?}");
+
+    // A 1 MB reserve: everything the last build did not use goes, after its output.
+    set_gc(&case, &registries, "gc = true\ngckeepstorage = \"1MB\"");
+    std::thread::sleep(Duration::from_millis(20));
+    case.dockerfile("FROM busybox\nRUN head -c 3000000 /dev/urandom > /new\n");
+    let progress = case.build(&["-o", &spec]);
+    assert!(all_cached(&progress), "{progress}");
+    let gc_line = progress
+        .lines()
+        .find(|l| l.ends_with("[internal] gc"))
+        .unwrap_or_else(|| panic!("no gc step in:\n{progress}"));
+    assert!(
+        progress.trim_end().lines().last().unwrap().contains("DONE"),
+        "{progress}"
+    );
+    assert!(
+        progress.contains("removed 1 cache records"),
+        "{gc_line}\n{progress}"
+    );
+    let after = du_rows(&case.run(&["du"]));
+    assert_eq!(after.len(), both.len() - 1, "{after:?}");
+    // The kept records are the last build's: it is all cached once more.
+    assert!(all_cached(&case.build(&["-o", &spec])));
+
+    // A bad value fails before building, naming the file and the key.
+    set_gc(&case, &registries, "reservedSpace = \"lots\"");
+    let out = case.output(&["build", "--progress=plain", &case.ctx.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("worker.oci.reservedSpace")
+            && stderr.contains(&case.env.config().display().to_string()),
+        "{stderr}"
+    );
+}

@@ -11,6 +11,7 @@ mod cache_misses;
 mod case;
 mod copy_semantics;
 mod fidelity;
+mod gc;
 mod git;
 mod git_context;
 mod history;
