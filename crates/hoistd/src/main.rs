@@ -111,6 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tls,
         state,
         platforms: config.platforms,
+        registry: config.registry,
     };
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
