@@ -120,10 +120,8 @@ pub fn build_request(request: &SolveRequest, host: &Platform) -> Result<BuildReq
                         }
                     }
                 }
-                "multi-platform" => {
-                    if !matches!(value.as_str(), "" | "true" | "false") {
-                        return Err(bad_attr(key, value, "expected true or false"));
-                    }
+                "multi-platform" if !matches!(value.as_str(), "" | "true" | "false") => {
+                    return Err(bad_attr(key, value, "expected true or false"));
                 }
                 // The context and Dockerfile are read above; other attributes (BuildKit's
                 // newer ones, those of other frontends) are ignored, as BuildKit does.
