@@ -1,14 +1,19 @@
 //! BuildKit's `moby.buildkit.v1.Control` service on hoist's engine.
 //!
 //! Served: `ListWorkers` (one worker: this machine), `Info`, `DiskUsage` and `Prune` (the
-//! state dir's build cache through `hoist_engine::{disk_usage, prune}`). `Solve`, `Status`
-//! and `Session` answer `Unimplemented` until the build path is wired (docs/dev/hoistd.md).
+//! state dir's build cache through `hoist_engine::{disk_usage, prune}`), `Solve` with the
+//! `dockerfile.v0` frontend for builds that need no session (a remote context, the image
+//! exporter: see [`crate::solve_request`]) on `hoist_engine::build`, each with a worker of
+//! its own, and `Status` (the build's progress, [`crate::builds`]). `Session` answers
+//! `Unimplemented` until the session is wired (docs/dev/hoistd.md).
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
-use hoist_engine::{CacheUsage, PruneOptions, StateDir, UsageKind};
+use std::sync::Arc;
+
+use hoist_engine::{CacheUsage, PruneOptions, StateDir, UsageKind, Worker};
 use hoist_oci::Platform;
 use hoist_proto::control::control_server::Control;
 use hoist_proto::control::{
@@ -18,10 +23,13 @@ use hoist_proto::control::{
 };
 use hoist_proto::types::{BuildkitVersion, WorkerRecord};
 use hoist_proto::{pb, Timestamp};
+use hoist_registry::{Credentials, RegistryClient, RegistryConfig};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::builds::{Builds, StatusConverter};
 use crate::calls::Calls;
+use crate::solve_request;
 
 /// What `ListWorkers` and `Info` report; fixed when the daemon starts.
 #[derive(Debug, Clone)]
@@ -55,6 +63,10 @@ pub struct ControlService {
     state: StateDir,
     worker: WorkerInfo,
     calls: Calls,
+    /// The registries' settings for builds (`[registry."host"]`); credentials come from
+    /// hoistd's own docker config until the session asks the client.
+    registry: RegistryConfig,
+    builds: Builds,
 }
 
 impl ControlService {
@@ -64,7 +76,27 @@ impl ControlService {
             state,
             worker,
             calls,
+            registry: RegistryConfig::default(),
+            builds: Builds::default(),
         }
+    }
+
+    /// Builds reach registries with `registry`'s settings.
+    pub fn with_registry(mut self, registry: RegistryConfig) -> ControlService {
+        self.registry = registry;
+        self
+    }
+
+    /// The builds under way and their progress.
+    pub fn builds(&self) -> &Builds {
+        &self.builds
+    }
+
+    /// A worker for one build (a worker holds one build's leases).
+    async fn open_worker(&self) -> Result<Arc<Worker>, Status> {
+        let state = self.state.clone();
+        let client = RegistryClient::new(self.registry.clone(), Credentials::from_docker_config());
+        blocking(move || Worker::open(state, client).map(Arc::new)).await
     }
 }
 
@@ -168,14 +200,74 @@ impl Control for ControlService {
         &self,
         request: Request<SolveRequest>,
     ) -> Result<Response<SolveResponse>, Status> {
+        let _call = self.calls.begin();
         let request = request.into_inner();
-        log(
-            "Solve",
-            &format!("ref={} frontend={:?}", request.r#ref, request.frontend),
-        );
-        Err(Status::unimplemented(
-            "hoistd does not run builds yet: Solve is not implemented (see docs/dev/hoistd.md)",
-        ))
+        let reference = request.r#ref.clone();
+        let host = self
+            .worker
+            .platforms
+            .first()
+            .cloned()
+            .unwrap_or_else(Platform::host);
+        let build = match solve_request::build_request(&request, &host) {
+            Ok(build) => build,
+            Err(status) => {
+                log(
+                    "Solve",
+                    &format!("{reference} refused: {}", status.message()),
+                );
+                return Err(status);
+            }
+        };
+        let platforms = if build.platforms.is_empty() {
+            host.format()
+        } else {
+            build
+                .platforms
+                .iter()
+                .map(Platform::format)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let Some(guard) = self.builds.start(&reference) else {
+            return Err(Status::already_exists(format!(
+                "a build with ref {reference:?} runs or ran already"
+            )));
+        };
+        log("build", &format!("{reference} platforms {platforms}"));
+        let worker = self.open_worker().await?;
+        let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+        // The forwarder holds the guard: the build's Status streams end once every event
+        // the engine sent (until the build ended or was dropped) is in.
+        tokio::spawn(async move {
+            let mut converter = StatusConverter::default();
+            while let Some(event) = received.recv().await {
+                if let Some(response) = converter.convert(&event) {
+                    guard.job().push(response);
+                }
+            }
+            if let Some(response) = converter.cancel_unfinished() {
+                guard.job().push(response);
+            }
+            drop(guard);
+        });
+        // Dropping this future (the client cancelled the call) drops the build: the engine
+        // stops its steps and releases what it held.
+        let mut ending = BuildEnding::new(&reference);
+        let result = run_build(worker, build, events).await?;
+        ending.ended = true;
+        match result {
+            Ok(result) => {
+                log("build", &format!("{reference} done"));
+                Ok(Response::new(SolveResponse {
+                    exporter_response: solve_request::exporter_response(&result.export)?,
+                }))
+            }
+            Err(err) => {
+                log("build", &format!("{reference} failed: {err}"));
+                Err(Status::unknown(err.to_string()))
+            }
+        }
     }
 
     type StatusStream = BoxStream<StatusResponse>;
@@ -184,10 +276,16 @@ impl Control for ControlService {
         &self,
         request: Request<StatusRequest>,
     ) -> Result<Response<Self::StatusStream>, Status> {
-        log("Status", &format!("ref={}", request.into_inner().r#ref));
-        Err(Status::unimplemented(
-            "hoistd does not run builds yet: Status is not implemented (see docs/dev/hoistd.md)",
-        ))
+        let call = self.calls.begin();
+        let reference = request.into_inner().r#ref;
+        log("Status", &format!("ref={reference}"));
+        let responses = tokio_stream::wrappers::ReceiverStream::new(self.builds.watch(&reference));
+        // The call runs until its stream ends (or is dropped).
+        let stream = tokio_stream::StreamExt::map(responses, move |response| {
+            let _running = &call;
+            Ok(response)
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     type SessionStream = BoxStream<BytesMessage>;
@@ -200,6 +298,57 @@ impl Control for ControlService {
         Err(Status::unimplemented(
             "hoistd does not run builds yet: Session is not implemented (see docs/dev/hoistd.md)",
         ))
+    }
+}
+
+/// Runs one build on a blocking thread of its own, polling the engine's future there (its
+/// future is not `Send` for every lifetime, which a task on the async threads needs); the
+/// build is dropped — cancelled — when the returned future is.
+async fn run_build(
+    worker: Arc<Worker>,
+    build: hoist_engine::BuildRequest,
+    events: tokio::sync::mpsc::UnboundedSender<hoist_engine::progress::Event>,
+) -> Result<hoist_engine::Result<hoist_engine::BuildResult>, Status> {
+    let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+    let runtime = tokio::runtime::Handle::current();
+    let task = tokio::task::spawn_blocking(move || {
+        runtime.block_on(async move {
+            tokio::select! {
+                result = hoist_engine::build(worker, build, Some(events)) => Some(result),
+                // The sender dropped: the Solve call went away.
+                _ = cancelled => None,
+            }
+        })
+    });
+    // Held until the build ends; dropped with this future when the call is cancelled.
+    let _cancel = cancel;
+    match task.await {
+        Ok(Some(result)) => Ok(result),
+        Ok(None) => Err(Status::cancelled("the build was cancelled")),
+        Err(err) => Err(Status::internal(format!("build task failed: {err}"))),
+    }
+}
+
+/// Logs a build whose `Solve` was dropped before the build ended (the client cancelled).
+struct BuildEnding<'a> {
+    reference: &'a str,
+    ended: bool,
+}
+
+impl<'a> BuildEnding<'a> {
+    fn new(reference: &'a str) -> BuildEnding<'a> {
+        BuildEnding {
+            reference,
+            ended: false,
+        }
+    }
+}
+
+impl Drop for BuildEnding<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            log("build", &format!("{} cancelled", self.reference));
+        }
     }
 }
 
@@ -312,7 +461,7 @@ fn to_pb_platform(platform: &Platform) -> pb::Platform {
     }
 }
 
-fn timestamp(time: SystemTime) -> Timestamp {
+pub(crate) fn timestamp(time: SystemTime) -> Timestamp {
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();

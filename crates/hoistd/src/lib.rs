@@ -8,14 +8,19 @@
 //!   addresses and TLS, `[worker.oci] platforms`, `[registry."host"]`).
 //! - [`control`]: the Control service ([`ControlService`]): `ListWorkers` (one worker, this
 //!   machine: native and binfmt_misc platforms, BuildKit's labels), `Info`, `DiskUsage` and
-//!   `Prune` on the state dir's build cache; `Solve`/`Status`/`Session` are `Unimplemented`
-//!   for now (docs/dev/hoistd.md).
+//!   `Prune` on the state dir's build cache, `Solve` (`dockerfile.v0`, no session yet) and
+//!   `Status`; `Session` is `Unimplemented` for now (docs/dev/hoistd.md).
+//! - [`solve_request`]: a `SolveRequest`'s frontend attributes and exporter typed into a
+//!   `hoist_engine::BuildRequest`, and the exporter response.
+//! - [`builds`]: the builds by ref and their progress as `StatusResponse`s
+//!   ([`builds::Builds`], [`builds::StatusConverter`]).
 //! - [`health`]: the health service, `NOT_SERVING` once shutdown begins.
 //! - [`calls`]: the calls under way, which shutdown waits for.
 //! - [`serve`]: listeners (TLS and mutual TLS on tcp), serving, graceful shutdown.
 //! - [`dial_stdio`]: stdin/stdout bridged to the daemon's socket.
 
 pub mod address;
+pub mod builds;
 pub mod calls;
 pub mod config;
 pub mod control;
@@ -23,6 +28,7 @@ pub mod dial_stdio;
 pub mod error;
 pub mod health;
 pub mod serve;
+pub mod solve_request;
 
 pub use address::Address;
 pub use config::{DaemonConfig, TlsFiles};

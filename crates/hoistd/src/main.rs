@@ -51,6 +51,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // RUN steps run in a sandbox helper that is this binary re-executed: it must take over
+    // before anything else (no threads, no argument parsing).
+    hoist_engine::runtime::init_if_requested();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -111,6 +114,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tls,
         state,
         platforms: config.platforms,
+        registry: config.registry,
     };
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;

@@ -38,6 +38,8 @@ pub struct DaemonOptions {
     pub state: StateDir,
     /// Advertised platforms; empty: native plus what binfmt_misc runs.
     pub platforms: Vec<Platform>,
+    /// The registries' settings builds use (`[registry."host"]`).
+    pub registry: hoist_registry::RegistryConfig,
 }
 
 /// How long answers get to reach their clients after the last call ended, before the
@@ -60,11 +62,10 @@ pub async fn run(options: DaemonOptions, shutdown: impl Future<Output = ()>) -> 
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let calls = Calls::default();
-    let control = ControlServer::new(ControlService::new(
-        options.state.clone(),
-        worker.clone(),
-        calls.clone(),
-    ));
+    let control = ControlServer::new(
+        ControlService::new(options.state.clone(), worker.clone(), calls.clone())
+            .with_registry(options.registry.clone()),
+    );
     let health = HealthServer::new(HealthService::new(stop_rx.clone(), calls.clone()));
     let mut servers = JoinSet::new();
     let mut sockets = Vec::new();

@@ -9,7 +9,7 @@ use hoist_export::Output;
 use hoist_frontend::BuildOptions;
 use hoist_oci::Platform;
 use hoist_proto::control::{
-    DiskUsageRequest, InfoRequest, ListWorkersRequest, PruneRequest, SolveRequest, StatusRequest,
+    DiskUsageRequest, InfoRequest, ListWorkersRequest, PruneRequest, SolveRequest,
 };
 use hoist_proto::health::health_check_response::ServingStatus;
 use hoist_proto::health::HealthCheckRequest;
@@ -235,7 +235,7 @@ async fn disk_usage_and_prune_follow_the_engine() {
 }
 
 #[tokio::test]
-async fn solve_status_and_session_are_not_served_yet() {
+async fn solve_without_a_context_url_and_session_are_not_served_yet() {
     let daemon = Daemon::start();
     let mut client = daemon.control().await;
     let solve = client
@@ -246,16 +246,12 @@ async fn solve_status_and_session_are_not_served_yet() {
         })
         .await
         .unwrap_err();
+    // Without a context URL the context would come through the session.
     assert_eq!(solve.code(), Code::Unimplemented);
     assert!(
-        solve.message().contains("Solve is not implemented"),
+        solve.message().contains("needs the client's session"),
         "{solve:?}"
     );
-    let status = client
-        .status(StatusRequest { r#ref: "r1".into() })
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
     let session = client.session(tokio_stream::empty()).await.unwrap_err();
     assert_eq!(session.code(), Code::Unimplemented);
 }

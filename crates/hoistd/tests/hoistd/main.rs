@@ -10,6 +10,7 @@ mod control;
 mod dial_stdio;
 mod dockerd;
 mod robustness;
+mod solve;
 mod tls;
 
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,292 @@
+//! A `Solve` call's [`SolveRequest`] typed into a [`hoist_engine::BuildRequest`]: the
+//! `dockerfile.v0` frontend's attributes (as buildctl's `--opt` and the docker CLI send them)
+//! and the exporter, and the build's result as BuildKit's exporter response.
+//!
+//! Only builds that need no session are served: the context is a remote URL (`context=`),
+//! and the result goes to the image store or a registry. What needs the client's session —
+//! a local context, `local:` named contexts, exporters that stream files back (`oci`,
+//! `docker`, `local`, `tar`) — is refused with a message saying so.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use base64::Engine as _;
+use hoist_engine::{BuildRequest, ContextSource, HostEntry};
+use hoist_export::{ExportResult, Output};
+use hoist_frontend::{BuildOptions, NamedContext};
+use hoist_oci::Platform;
+use hoist_proto::control::SolveRequest;
+use tonic::Status;
+
+/// The one frontend hoistd runs.
+pub const DOCKERFILE_FRONTEND: &str = "dockerfile.v0";
+
+/// What the session would carry, not served yet.
+fn needs_session(what: &str) -> Status {
+    Status::unimplemented(format!(
+        "{what} needs the client's session, which hoistd does not serve yet (not yet: see \
+         docs/dev/hoistd.md); give the context as a URL (context=https://… or a Git URL) and \
+         export with type=image or type=registry"
+    ))
+}
+
+/// `request` as a build for a machine of `host` platform.
+pub fn build_request(request: &SolveRequest, host: &Platform) -> Result<BuildRequest, Status> {
+    if request.frontend.is_empty() {
+        return Err(Status::unimplemented(if request.definition.is_some() {
+            "hoistd does not run LLB definitions sent by the client (unsupported); use the \
+             dockerfile.v0 frontend"
+        } else {
+            "hoistd does not serve the gateway (an empty frontend) yet (unsupported); use the \
+             dockerfile.v0 frontend"
+        }));
+    }
+    if request.frontend != DOCKERFILE_FRONTEND {
+        return Err(Status::invalid_argument(format!(
+            "unsupported frontend {:?}: hoistd runs {DOCKERFILE_FRONTEND}",
+            request.frontend
+        )));
+    }
+    if !request.frontend_inputs.is_empty() {
+        return Err(Status::unimplemented(
+            "hoistd does not take frontend inputs (LLB definitions) from the client (unsupported)",
+        ));
+    }
+    let attrs = &request.frontend_attrs;
+    let context = match attrs.get("context").map(String::as_str) {
+        None | Some("") => return Err(needs_session("a build context sent by the client")),
+        Some(url) => ContextSource::remote(url).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "invalid frontend attribute context={url:?}: expected a Git or http(s) URL"
+            ))
+        })?,
+    };
+    let filename = attrs
+        .get("filename")
+        .filter(|f| !f.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "Dockerfile".to_owned());
+    let mut options = BuildOptions::new(host.clone());
+    let mut named_contexts = BTreeMap::new();
+    let mut platforms = Vec::new();
+    let mut pull = false;
+    let mut run = hoist_engine::RunOptions::default();
+    for name in &request.entitlements {
+        run.entitlements
+            .allow(name)
+            .map_err(|err| Status::invalid_argument(err.to_string()))?;
+    }
+    for (key, value) in sorted(attrs) {
+        if let Some(arg) = key.strip_prefix("build-arg:") {
+            options.build_args.insert(arg.to_owned(), value.clone());
+        } else if let Some(label) = key.strip_prefix("label:") {
+            options.labels.insert(label.to_owned(), value.clone());
+        } else if let Some(name) = key.strip_prefix("context:") {
+            named_context(name, value, &mut options, &mut named_contexts)?;
+        } else {
+            match key {
+                "target" => options.target = Some(value.clone()).filter(|t| !t.is_empty()),
+                "platform" => platforms = parse_platforms(value)?,
+                "no-cache" if value.is_empty() => options.no_cache = true,
+                "no-cache" => {
+                    options.no_cache_filter = Some(
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect::<BTreeSet<_>>(),
+                    );
+                }
+                "add-hosts" => run.extra_hosts = parse_hosts(value)?,
+                "force-network-mode" => {
+                    options.network = match value.as_str() {
+                        "" | "sandbox" | "default" => hoist_graph::Network::Sandbox,
+                        "none" => hoist_graph::Network::None,
+                        "host" => {
+                            run.entitlements.network_host = true;
+                            hoist_graph::Network::Host
+                        }
+                        other => {
+                            return Err(bad_attr(key, other, "expected sandbox, none or host"))
+                        }
+                    }
+                }
+                "image-resolve-mode" => {
+                    pull = match value.as_str() {
+                        "pull" => true,
+                        "" | "default" | "local" => false,
+                        other => {
+                            return Err(bad_attr(key, other, "expected default, pull or local"))
+                        }
+                    }
+                }
+                "multi-platform" if !matches!(value.as_str(), "" | "true" | "false") => {
+                    return Err(bad_attr(key, value, "expected true or false"));
+                }
+                // The context and Dockerfile are read above; other attributes (BuildKit's
+                // newer ones, those of other frontends) are ignored, as BuildKit does.
+                _ => {}
+            }
+        }
+    }
+    let mut build = BuildRequest::new(None, filename, context, options);
+    build.platforms = platforms;
+    build.pull = pull;
+    build.named_contexts = named_contexts;
+    build.run = run;
+    build.outputs = outputs(request)?;
+    Ok(build)
+}
+
+fn sorted(attrs: &HashMap<String, String>) -> BTreeMap<&str, &String> {
+    attrs.iter().map(|(k, v)| (k.as_str(), v)).collect()
+}
+
+fn bad_attr(key: &str, value: &str, expected: &str) -> Status {
+    Status::invalid_argument(format!(
+        "invalid frontend attribute {key}={value:?}: {expected}"
+    ))
+}
+
+/// `platform=linux/amd64,linux/arm64`, normalized, without repeats.
+fn parse_platforms(value: &str) -> Result<Vec<Platform>, Status> {
+    let mut platforms = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let platform = Platform::parse(item)
+            .map_err(|err| bad_attr("platform", item, &err.to_string()))?
+            .normalize();
+        if !platforms.contains(&platform) {
+            platforms.push(platform);
+        }
+    }
+    Ok(platforms)
+}
+
+/// `add-hosts=host=ip,other:ip` (BuildKit takes `=` or `:` between name and address).
+fn parse_hosts(value: &str) -> Result<Vec<HostEntry>, Status> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            let (host, ip) = entry
+                .split_once('=')
+                .or_else(|| entry.split_once(':'))
+                .filter(|(host, ip)| !host.is_empty() && !ip.is_empty())
+                .ok_or_else(|| bad_attr("add-hosts", entry, "expected HOST=IP"))?;
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            Ok(HostEntry {
+                host: host.to_owned(),
+                ip: ip
+                    .parse()
+                    .map_err(|_| bad_attr("add-hosts", entry, "not an IP address"))?,
+            })
+        })
+        .collect()
+}
+
+/// `context:NAME=docker-image://REF` or a URL; a client's directory (`local:`) needs the
+/// session.
+fn named_context(
+    name: &str,
+    value: &str,
+    options: &mut BuildOptions,
+    sources: &mut BTreeMap<String, ContextSource>,
+) -> Result<(), Status> {
+    let context = if let Some(reference) = value.strip_prefix("docker-image://") {
+        NamedContext::Image(reference.to_owned())
+    } else if let Some(remote) = ContextSource::remote(value) {
+        sources.insert(name.to_owned(), remote);
+        NamedContext::Local(name.to_owned())
+    } else if value.starts_with("local:") {
+        return Err(needs_session(&format!(
+            "the named context {name} ({value})"
+        )));
+    } else {
+        return Err(bad_attr(
+            &format!("context:{name}"),
+            value,
+            "hoistd takes docker-image://REF or a Git or http(s) URL",
+        ));
+    };
+    options.named_contexts.insert(name.to_owned(), context);
+    Ok(())
+}
+
+/// The exporters: `exporters` (BuildKit 0.13 and later) or the single `exporter` with
+/// `exporter_attrs` (older clients, the docker CLI 20.10). `image` and `registry` are
+/// served; the others stream their result through the session.
+fn outputs(request: &SolveRequest) -> Result<Vec<Output>, Status> {
+    let mut exporters: Vec<(&str, &HashMap<String, String>)> = request
+        .exporters
+        .iter()
+        .map(|e| (e.r#type.as_str(), &e.attrs))
+        .collect();
+    if exporters.is_empty() && !request.exporter.is_empty() {
+        exporters.push((&request.exporter, &request.exporter_attrs));
+    }
+    let mut outputs = Vec::new();
+    for (kind, attrs) in exporters {
+        match kind {
+            "image" | "registry" => {}
+            "oci" | "docker" | "local" | "tar" => {
+                return Err(needs_session(&format!(
+                    "the {kind} exporter (it sends its result to the client)"
+                )))
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown exporter {other:?}: hoistd exports with image and registry \
+                     (oci, docker, local and tar need a session)"
+                )))
+            }
+        }
+        // hoist-export's parser knows the attributes and says which one it does not.
+        let mut spec = vec![quote(&format!("type={kind}"))];
+        spec.extend(
+            sorted(attrs)
+                .into_iter()
+                .map(|(k, v)| quote(&format!("{k}={v}"))),
+        );
+        let output = Output::parse(&spec.join(",")).map_err(|err| {
+            Status::invalid_argument(format!("invalid {kind} exporter attributes: {err}"))
+        })?;
+        outputs.push(output);
+    }
+    Ok(outputs)
+}
+
+/// One CSV field, quoted so commas inside it (`name=a,b`) stay in it.
+fn quote(field: &str) -> String {
+    format!("\"{}\"", field.replace('"', "\"\""))
+}
+
+/// BuildKit's exporter response keys for `result`: `containerimage.digest`,
+/// `containerimage.config.digest` (one platform), `image.name`, and
+/// `containerimage.descriptor` (the root descriptor's JSON, base64 encoded, as BuildKit
+/// sends it).
+pub fn exporter_response(result: &ExportResult) -> Result<HashMap<String, String>, Status> {
+    let metadata = result.metadata();
+    let mut response = HashMap::new();
+    if let Some(digest) = &metadata.digest {
+        response.insert("containerimage.digest".to_owned(), digest.to_string());
+    }
+    if let Some(digest) = &metadata.config_digest {
+        response.insert(
+            "containerimage.config.digest".to_owned(),
+            digest.to_string(),
+        );
+    }
+    if let Some(names) = &metadata.image_name {
+        response.insert("image.name".to_owned(), names.clone());
+    }
+    if let Some(descriptor) = &metadata.descriptor {
+        let json = hoist_oci::go_json::to_vec(descriptor)
+            .map_err(|err| Status::internal(format!("cannot encode the descriptor: {err}")))?;
+        response.insert(
+            "containerimage.descriptor".to_owned(),
+            base64::engine::general_purpose::STANDARD.encode(json),
+        );
+    }
+    Ok(response)
+}
