@@ -74,6 +74,9 @@ pub(crate) async fn solve_with_cache(
         builder = builder.events(events.clone());
     }
     let solver = builder.build();
+    // A build dropped mid-solve (a daemon's client went away, a caller's timeout) cancels
+    // its steps: the solver drops their work, and a RUN's process is killed.
+    let cancel_on_drop = solver.cancellation_token().drop_guard();
     // Every step of every target is asked for, not only the targets: the solver stops at
     // the first cache hit from the top, and BuildKit's progress reports each step CACHED.
     let mut to_solve = Vec::new();
@@ -103,6 +106,7 @@ pub(crate) async fn solve_with_cache(
         }
     }
     let solved = solver.solve(&to_solve).await.map_err(Error::from_solve)?;
+    cancel_on_drop.disarm();
     for vertex in &private {
         // Known already (the solve computed it): no work.
         if let Ok(key) = solver.cache_key(vertex).await {

@@ -25,7 +25,9 @@ use std::path::PathBuf;
 
 use hoist_graph::{MountKind, MountSource, Network};
 use hoist_sandbox::binfmt::{native_platforms, ExecSupport, Execution};
-use hoist_sandbox::{BindMount, Confinement, Executor as _, OutputStream, RunSpec, TmpfsMount};
+use hoist_sandbox::{
+    BindMount, CancelToken, Confinement, Executor as _, OutputStream, RunSpec, TmpfsMount,
+};
 use hoist_snapshot::{ActiveSnapshot, AnySnapshotter, SnapshotId, Snapshotter as _};
 use hoist_solver::{ExecContext, LogStream};
 use sha2::{Digest as _, Sha256};
@@ -54,9 +56,12 @@ pub(super) async fn exec(op: &EngineOp, ctx: &ExecContext, inputs: Vec<Ref>) -> 
         ctx.log(LogStream::Stderr, note);
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(LogStream, String)>();
+    // The solver drops this future when the build is cancelled: the guard then stops the
+    // process the blocking task runs.
+    let cancel = CancelOnDrop(CancelToken::new());
     let task = {
-        let op = op.clone();
-        tokio::task::spawn_blocking(move || run(&op, &inputs, tx))
+        let (op, token) = (op.clone(), cancel.0.clone());
+        tokio::task::spawn_blocking(move || run(&op, &inputs, tx, &token))
     };
     while let Some((stream, line)) = rx.recv().await {
         ctx.log(stream, line);
@@ -87,10 +92,20 @@ fn emulation_note(op: &EngineOp) -> Option<String> {
     }
 }
 
+/// Cancels its token when dropped.
+struct CancelOnDrop(CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
 fn run(
     op: &EngineOp,
     inputs: &[Ref],
     lines: tokio::sync::mpsc::UnboundedSender<(LogStream, String)>,
+    cancel: &CancelToken,
 ) -> Result<Ref> {
     let hoist_graph::Op::Exec(exec) = &op.vertex.op else {
         return Err(Error::InvalidGraph("not an exec".into()));
@@ -116,6 +131,7 @@ fn run(
         mount.path().to_path_buf(),
         &mut cleanup,
         lines,
+        cancel,
     );
     drop(cleanup);
     match outcome {
@@ -134,6 +150,7 @@ fn prepare_and_run<'a>(
     rootfs: PathBuf,
     cleanup: &mut Cleanup<'a>,
     lines: tokio::sync::mpsc::UnboundedSender<(LogStream, String)>,
+    cancel: &CancelToken,
 ) -> Result<()> {
     let snapshotter = op.worker.snapshotter();
     let mut spec = RunSpec::new(&rootfs, exec.args.clone());
@@ -326,7 +343,10 @@ fn prepare_and_run<'a>(
         };
         let _ = lines.send((stream, text));
     };
-    let status = op.worker.executor().run(&spec, &mut sink)?;
+    let status = op
+        .worker
+        .executor()
+        .run_cancellable(&spec, &mut sink, cancel)?;
     if status.success() {
         Ok(())
     } else {
