@@ -3,7 +3,7 @@
 # `apt-get update` (one index that will not download) does not stop it.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(docker-registry skopeo umoci podman runc apache2-utils openssl busybox-static qemu-user-static curl openssh-server openssh-client)
+pkgs=(docker-registry skopeo umoci podman runc apache2-utils openssl busybox-static qemu-user-static curl git openssh-server openssh-client)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -12,6 +12,7 @@ use hoist_frontend::NamedContext;
 use hoist_testkit::git::{GitHttpServer, Repo};
 
 use crate::case::Case;
+use crate::remote_context::assert_no_contexts_left;
 
 const EPOCH: i64 = 1_600_000_000;
 
@@ -64,13 +65,6 @@ fn from_git(url: String) -> impl FnOnce(&mut BuildRequest) {
     }
 }
 
-fn assert_no_contexts_left(case: &Case) {
-    let dir = case.state().engine_dir().join("prepared-contexts");
-    let left: Vec<_> = std::fs::read_dir(&dir)
-        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "left in {}: {left:?}", dir.display());
-}
 
 #[test]
 fn a_git_context_gives_the_image_of_the_same_files_in_a_directory() {

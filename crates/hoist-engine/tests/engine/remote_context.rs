@@ -108,8 +108,8 @@ fn local_reference() -> (String, Vec<u8>) {
     (digest, tar_of(&case.context_dir()))
 }
 
-/// Nothing left under `<state>/engine/prepared-contexts` of `case`.
-fn assert_no_contexts_left(case: &Case) {
+/// Nothing left under `<state>/engine/prepared-contexts` of `case` (also for `git_context`).
+pub(crate) fn assert_no_contexts_left(case: &Case) {
     let dir = case.state().engine_dir().join("prepared-contexts");
     let left: Vec<_> = std::fs::read_dir(&dir)
         .map(|entries| entries.map(|e| e.unwrap().path()).collect())
