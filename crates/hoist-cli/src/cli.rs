@@ -530,6 +530,23 @@ pub struct BuildArgs {
         value_name = "RUNTIME"
     )]
     pub runtime: String,
+    /// Build on a BuildKit daemon (hoistd) at this address instead of in process:
+    /// `unix:///PATH` or `tcp://HOST:PORT` (buildctl's `--addr`). Needs a Git or http(s)
+    /// context and no output but an image push, until hoist's client has a session.
+    #[arg(long, value_name = "ADDRESS")]
+    pub addr: Option<String>,
+    /// With `--addr tcp://…`: the CA certificate the daemon's certificate must chain to.
+    #[arg(long, value_name = "FILE", requires = "addr")]
+    pub tlscacert: Option<PathBuf>,
+    /// With `--addr tcp://…`: the client certificate (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "addr")]
+    pub tlscert: Option<PathBuf>,
+    /// With `--addr tcp://…`: the client certificate's key.
+    #[arg(long, value_name = "FILE", requires = "addr")]
+    pub tlskey: Option<PathBuf>,
+    /// With `--addr tcp://…`: the server name to verify (default: the address's host).
+    #[arg(long, value_name = "NAME", requires = "addr")]
+    pub tlsservername: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
 //! `hoist build`: buildx's flags turned into a [`hoist_engine::BuildRequest`], run on the
 //! in-process engine, with progress on stderr and `--metadata-file` / `--iidfile` written
-//! afterwards.
+//! afterwards; with `--addr`, sent to a daemon instead ([`super::build_remote`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal as _, Read};
@@ -25,6 +25,9 @@ use crate::cli::BuildArgs;
 use crate::progress::{self, ProgressMode};
 
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = &args.addr {
+        return super::build_remote::run(&args, addr);
+    }
     ctx.check_build_builder()?;
     let inputs = inputs(&args, &mut std::io::stdin().lock())?;
     let mut options = build_options(&args)?;
@@ -205,7 +208,7 @@ fn report(
 
 /// `--progress`, with `-q` as buildx reads it: quiet progress, refused next to any other
 /// explicit mode.
-fn progress_mode(args: &BuildArgs) -> anyhow::Result<ProgressMode> {
+pub(super) fn progress_mode(args: &BuildArgs) -> anyhow::Result<ProgressMode> {
     if args.quiet {
         if args.progress != "auto" && args.progress != "quiet" {
             bail!(
@@ -334,7 +337,7 @@ fn read_dockerfile(
 
 /// `KEY=VALUE` pairs; a bare `KEY` takes its value from the environment (skipped when
 /// unset), as buildx does for `--build-arg`.
-fn key_values(
+pub(super) fn key_values(
     values: &[String],
     flag: &str,
     from_env: bool,

@@ -3,6 +3,7 @@
 
 mod binfmt;
 mod build;
+mod build_remote;
 mod builder_create;
 mod builder_inspect;
 mod builder_ls;
