@@ -1,0 +1,270 @@
+//! `hoist build --addr`: the built `hoist` as a client of the built `hoistd` (started on a
+//! temp unix socket with its own state dir): a tar context served by the testkit's
+//! `FileServer`, the image pushed to a `TestRegistry`, the daemon's Status shown as plain
+//! progress and its exporter response written to `--metadata-file`; what needs a session
+//! and an address nobody answers on are refused naming them.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use hoist_testkit::http::{FileServer, Served};
+use hoist_testkit::registry::TestRegistry;
+
+/// A running `hoistd`, killed on drop.
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Daemon {
+    /// `hoistd` from the directory the `hoist` binary was built in (the workspace builds
+    /// both); `None`, with a message, when it is not there.
+    fn start() -> Option<Daemon> {
+        let hoist = PathBuf::from(env!("CARGO_BIN_EXE_hoist"));
+        let binary = hoist.with_file_name("hoistd");
+        if !binary.is_file() {
+            hoist_testkit::skip(&format!(
+                "no hoistd next to hoist ({}): build it with `cargo build -p hoistd`",
+                binary.display()
+            ));
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(binary)
+            .arg("--addr")
+            .arg(format!(
+                "unix://{}",
+                dir.path().join("hoistd.sock").display()
+            ))
+            .arg("--root")
+            .arg(dir.path().join("state"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("hoistd: worker ") {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
+        if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = child.kill();
+            panic!("hoistd did not start");
+        }
+        Some(Daemon { dir, child })
+    }
+
+    fn addr(&self) -> String {
+        format!("unix://{}", self.dir.path().join("hoistd.sock").display())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tar holding `files` (path, content).
+fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(1_600_000_000);
+        header.set_uid(0);
+        header.set_gid(0);
+        builder
+            .append_data(&mut header, path, content.as_bytes())
+            .unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// `hoist ARGS` with no ambient settings, its state dir under `dir`.
+fn hoist(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .arg("--root")
+        .arg(dir.join("client-state"))
+        .args(args)
+        .env("DOCKER_CONFIG", dir.join("docker"))
+        .env_remove("HOIST_ROOT")
+        .env_remove("HOIST_CONFIG")
+        .env_remove("BUILDKIT_PROGRESS")
+        .output()
+        .unwrap()
+}
+
+/// The digest the registry at `host` answers for `path`'s manifest.
+fn manifest_digest(host: &str, path: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "HEAD {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/vnd.oci.image.manifest.v1+json, \
+         application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case("docker-content-digest")
+            .then(|| value.trim().to_owned())
+    })
+}
+
+#[test]
+fn a_remote_context_is_built_and_pushed_by_hoistd_with_plain_progress_and_metadata() {
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let Some(daemon) = Daemon::start() else {
+        return;
+    };
+    let files = FileServer::start().unwrap();
+    let context = tar_of(&[
+        (
+            "Dockerfile",
+            "FROM scratch\nARG WHO=nobody\nLABEL who=$WHO\nCOPY a.txt /\nCOPY b.txt /\n",
+        ),
+        ("a.txt", "alpha\n"),
+        ("b.txt", "beta\n"),
+    ]);
+    files.serve("/ctx.tar", Served::new(context));
+    let image = format!("{}/remote/x:1", registry.host());
+    let metadata_file = daemon.dir.path().join("metadata.json");
+    let iidfile = daemon.dir.path().join("iid");
+    let out = hoist(
+        daemon.dir.path(),
+        &[
+            "build",
+            "--addr",
+            &daemon.addr(),
+            "--progress",
+            "plain",
+            "--build-arg",
+            "WHO=client",
+            "-t",
+            &image,
+            "--push",
+            "--metadata-file",
+            metadata_file.to_str().unwrap(),
+            "--iidfile",
+            iidfile.to_str().unwrap(),
+            &files.url("/ctx.tar"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hoist build --addr failed:\n{stderr}");
+    for step in ["[1/2] COPY a.txt /", "[2/2] COPY b.txt /"] {
+        let numbered = stderr
+            .lines()
+            .any(|line| line.starts_with('#') && line.ends_with(step));
+        assert!(numbered, "no {step:?} step in:\n{stderr}");
+    }
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with('#') && l.contains(" DONE ")),
+        "{stderr}"
+    );
+
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&metadata_file).unwrap()).unwrap();
+    let digest = metadata["containerimage.digest"].as_str().unwrap();
+    assert_eq!(
+        manifest_digest(&registry.host(), "/v2/remote/x/manifests/1").as_deref(),
+        Some(digest),
+        "{metadata}"
+    );
+    assert_eq!(metadata["image.name"], image.as_str());
+    assert_eq!(metadata["containerimage.descriptor"]["digest"], digest);
+    let config = metadata["containerimage.config.digest"].as_str().unwrap();
+    assert!(config.starts_with("sha256:"), "{metadata}");
+    assert_eq!(std::fs::read_to_string(&iidfile).unwrap(), config);
+}
+
+#[test]
+fn a_local_context_with_addr_is_refused_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    // Nobody answers on this address: the refusal comes before any connection.
+    let addr = format!("unix://{}", dir.path().join("none.sock").display());
+    let out = hoist(
+        dir.path(),
+        &[
+            "build",
+            "--addr",
+            &addr,
+            "-t",
+            "example.invalid/x:1",
+            "--push",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("needs a session, not supported by hoist's client yet"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("local context"), "{stderr}");
+    assert!(!stderr.contains("cannot connect"), "{stderr}");
+}
+
+#[test]
+fn a_local_output_with_addr_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("unix://{}", dir.path().join("none.sock").display());
+    let out = hoist(
+        dir.path(),
+        &[
+            "build",
+            "--addr",
+            &addr,
+            "-o",
+            "type=local,dest=out",
+            "https://example.invalid/ctx.tar",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("the local output needs a session"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_addr_fails_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("unix://{}", dir.path().join("nobody.sock").display());
+    let out = hoist(
+        dir.path(),
+        &[
+            "build",
+            "--addr",
+            &addr,
+            "-t",
+            "example.invalid/x:1",
+            "--push",
+            "https://example.invalid/ctx.tar",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("cannot connect to {addr}")),
+        "{stderr}"
+    );
+}
