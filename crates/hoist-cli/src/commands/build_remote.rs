@@ -50,7 +50,21 @@ pub fn run(args: &BuildArgs, addr: &str) -> anyhow::Result<ExitCode> {
     let response = match outcome {
         Ok(response) => response,
         Err(status) => {
-            eprintln!("ERROR: {}", status.message());
+            // A transport failure (a refused TLS handshake) says why only in its sources.
+            let mut message = status.message().to_owned();
+            let mut source = std::error::Error::source(&status);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            // The daemon's own answers come without a source; the transport's carry one.
+            let transport = std::error::Error::source(&status).is_some()
+                || status.code() == hoist_proto::tonic::Code::Unavailable;
+            if transport {
+                eprintln!("ERROR: the connection to {addr} failed: {message}");
+            } else {
+                eprintln!("ERROR: {message}");
+            }
             return Ok(ExitCode::FAILURE);
         }
     };

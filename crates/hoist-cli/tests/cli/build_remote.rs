@@ -16,12 +16,14 @@ use hoist_testkit::registry::TestRegistry;
 struct Daemon {
     dir: tempfile::TempDir,
     child: Child,
+    /// `HOST:PORT` of a tcp listener, when one was asked for.
+    tcp: Option<String>,
 }
 
 impl Daemon {
     /// `hoistd` from the directory the `hoist` binary was built in (the workspace builds
-    /// both); `None`, with a message, when it is not there.
-    fn start() -> Option<Daemon> {
+    /// both) on a unix socket and `extra` flags; `None`, with a message, when it is not there.
+    fn start(extra: &[&str]) -> Option<Daemon> {
         let hoist = PathBuf::from(env!("CARGO_BIN_EXE_hoist"));
         let binary = hoist.with_file_name("hoistd");
         if !binary.is_file() {
@@ -40,6 +42,7 @@ impl Daemon {
             ))
             .arg("--root")
             .arg(dir.path().join("state"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -50,16 +53,26 @@ impl Daemon {
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
+                if let Some(tcp) = line.strip_prefix("hoistd: listening on tcp://") {
+                    let _ = ready_tx.send(Some(tcp.to_owned()));
+                }
                 if line.starts_with("hoistd: worker ") {
-                    let _ = ready_tx.send(());
+                    let _ = ready_tx.send(None);
                 }
             }
         });
-        if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            let _ = child.kill();
-            panic!("hoistd did not start");
+        let mut tcp = None;
+        loop {
+            match ready_rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(Some(addr)) => tcp = Some(addr),
+                Ok(None) => break,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("hoistd did not start");
+                }
+            }
         }
-        Some(Daemon { dir, child })
+        Some(Daemon { dir, child, tcp })
     }
 
     fn addr(&self) -> String {
@@ -128,7 +141,7 @@ fn a_remote_context_is_built_and_pushed_by_hoistd_with_plain_progress_and_metada
     let Some(registry) = TestRegistry::start() else {
         return;
     };
-    let Some(daemon) = Daemon::start() else {
+    let Some(daemon) = Daemon::start(&[]) else {
         return;
     };
     let files = FileServer::start().unwrap();
@@ -267,4 +280,139 @@ fn an_unreachable_addr_fails_naming_it() {
         stderr.contains(&format!("cannot connect to {addr}")),
         "{stderr}"
     );
+}
+
+/// A CA, a server certificate for `localhost` and a client certificate it signed, as PEM
+/// files `ca.pem`, `server.pem`/`server.key`, `client.pem`/`client.key` in `dir`.
+fn certificates(dir: &std::path::Path) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    (ca_params.distinguished_name).push(DnType::CommonName, "hoist client test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    for (name, sans, usage) in [
+        (
+            "server",
+            vec!["localhost".to_owned()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        ),
+        ("client", Vec::new(), ExtendedKeyUsagePurpose::ClientAuth),
+    ] {
+        let mut params = CertificateParams::new(sans).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+#[test]
+fn a_build_over_tcp_with_mutual_tls_needs_the_client_certificate() {
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let pki = tempfile::tempdir().unwrap();
+    certificates(pki.path());
+    let file = |name: &str| pki.path().join(name).display().to_string();
+    let Some(daemon) = Daemon::start(&[
+        "--addr",
+        "tcp://127.0.0.1:0",
+        "--tlscert",
+        &file("server.pem"),
+        "--tlskey",
+        &file("server.key"),
+        "--tlscacert",
+        &file("ca.pem"),
+    ]) else {
+        return;
+    };
+    let port = daemon.tcp.as_deref().unwrap().rsplit_once(':').unwrap().1;
+    let addr = format!("tcp://localhost:{port}");
+    let files = FileServer::start().unwrap();
+    files.serve(
+        "/ctx.tar",
+        Served::new(tar_of(&[
+            ("Dockerfile", "FROM scratch\nCOPY a /\n"),
+            ("a", "a\n"),
+        ])),
+    );
+    let image = format!("{}/tls/x:1", registry.host());
+    let url = files.url("/ctx.tar");
+    let build = |tls: &[&str]| {
+        let mut args = vec!["build", "--addr", &addr, "--progress", "quiet"];
+        args.extend_from_slice(tls);
+        args.extend(["-t", &image, "--push", &url]);
+        hoist(daemon.dir.path(), &args)
+    };
+    let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client.key"));
+    let refused = build(&["--tlscacert", &ca]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the connection to {addr} failed")),
+        "{stderr}"
+    );
+    let out = build(&["--tlscacert", &ca, "--tlscert", &cert, "--tlskey", &key]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "hoist build over mutual TLS failed:\n{stderr}"
+    );
+    assert!(
+        manifest_digest(&registry.host(), "/v2/tls/x/manifests/1").is_some(),
+        "nothing pushed"
+    );
+}
+
+#[test]
+fn a_failing_remote_build_shows_the_step_and_the_daemons_error() {
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let Some(daemon) = Daemon::start(&[]) else {
+        return;
+    };
+    let files = FileServer::start().unwrap();
+    files.serve(
+        "/ctx.tar",
+        Served::new(tar_of(&[(
+            "Dockerfile",
+            "FROM scratch\nCOPY missing.txt /\n",
+        )])),
+    );
+    let image = format!("{}/fails/x:1", registry.host());
+    let out = hoist(
+        daemon.dir.path(),
+        &[
+            "build",
+            "--addr",
+            &daemon.addr(),
+            "--progress",
+            "plain",
+            "-t",
+            &image,
+            "--push",
+            &files.url("/ctx.tar"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with('#') && l.ends_with("[1/1] COPY missing.txt /")),
+        "{stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("ERROR: ") && last.contains("missing.txt"),
+        "{stderr}"
+    );
+    assert!(manifest_digest(&registry.host(), "/v2/fails/x/manifests/1").is_none());
 }
