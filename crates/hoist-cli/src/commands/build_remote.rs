@@ -33,6 +33,12 @@ const NEEDS_SESSION: &str = "needs a session, not supported by hoist's client ye
 
 pub fn run(args: &BuildArgs, addr: &str) -> anyhow::Result<ExitCode> {
     let request = solve_request(args)?;
+    if request.exporters.is_empty() {
+        eprintln!(
+            "WARNING: No output specified. Build result will only remain in the build cache. \
+             To push result image into registry use --push"
+        );
+    }
     let tls = TlsFlags {
         ca: args.tlscacert.clone(),
         cert: args.tlscert.clone(),
