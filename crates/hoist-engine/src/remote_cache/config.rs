@@ -31,6 +31,25 @@ pub(crate) struct CacheConfig {
     pub layers: Vec<ConfigLayer>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<ConfigRecord>,
+    /// hoist's extension: the `RUN --mount=type=cache` directories carried (`mounts=`).
+    /// BuildKit's decoder ignores the unknown field; `layers` and `records` do not list
+    /// these blobs.
+    #[serde(
+        rename = "hoist.cacheMounts",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub mounts: Vec<ConfigMount>,
+}
+
+/// One cache mount carried: its id and the layer blob holding its files (listed in the
+/// root document with the other layers, so registries keep it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ConfigMount {
+    pub id: String,
+    pub blob: String,
+    #[serde(rename = "diffID", default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<String>,
 }
 
 /// One layer: a blob and its parent's index (`-1`: none). Go leaves a zero index out, so

@@ -65,7 +65,6 @@ fn from_git(url: String) -> impl FnOnce(&mut BuildRequest) {
     }
 }
 
-
 #[test]
 fn a_git_context_gives_the_image_of_the_same_files_in_a_directory() {
     let (server, _repo) = served();
