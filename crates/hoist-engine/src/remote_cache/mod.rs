@@ -429,6 +429,26 @@ mod tests {
     }
 
     #[test]
+    fn mounts_are_opt_in_by_flag_or_ids() {
+        let parse = |spec: &str| CacheExport::parse(spec).unwrap().mounts;
+        assert_eq!(parse("type=local,dest=/c"), MountSelection::None);
+        assert_eq!(
+            parse("type=local,dest=/c,mounts=false"),
+            MountSelection::None
+        );
+        assert_eq!(parse("type=local,dest=/c,mounts=true"), MountSelection::All);
+        let ids = MountSelection::Ids(vec!["/root/.cache".into(), "go".into()]);
+        assert_eq!(parse("type=local,dest=/c,mounts=/root/.cache,go"), ids);
+        assert_eq!(parse("type=local,\"mounts=/root/.cache,go\",dest=/c"), ids);
+        assert_eq!(
+            parse("type=local,mounts=a,b,mode=max,dest=/c"),
+            MountSelection::Ids(vec!["a".into(), "b".into()])
+        );
+        let err = CacheExport::parse("type=inline,mounts=true").unwrap_err();
+        assert!(err.to_string().contains("mounts= needs"), "{err}");
+    }
+
+    #[test]
     fn bad_cache_specs_name_the_problem() {
         for (spec, says) in [
             ("type=registry", "needs ref="),
