@@ -6,6 +6,9 @@
 //! the build with `ignore-error=false`); an inline cache in a pushed image does the same;
 //! dockerd's BuildKit imports hoist's inline and registry caches without an error, and
 //! hoist reads the records of an image dockerd pushed with `BUILDKIT_INLINE_CACHE=1`.
+//! Cache mounts travel with `mounts=`: filled in one state dir, the same files are in a RUN
+//! of an empty one importing the cache (local and registry), only the ids asked for, none
+//! without `mounts=`, and never over a local mount with files.
 //!
 //! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`);
 //! the two-platform case also a binfmt_misc handler for linux/arm64; the dockerd case a
@@ -593,5 +596,32 @@ fn cache_mounts_travel_with_a_local_cache_only_when_asked() {
             assert!(progress.contains("kept the local one"), "{progress}");
             std::fs::write(read.join("Dockerfile"), read_mounts(1)).unwrap();
         }
+    }
+}
+
+#[test]
+fn cache_mounts_travel_through_a_registry() {
+    let Some(env) = BuildEnv::new() else { return };
+    let fill = env.fresh_dir("ctx");
+    std::fs::write(fill.join("Dockerfile"), FILL_MOUNTS).unwrap();
+    let cache = format!("{}/app/mounts:main", env.registry.host());
+    let to = format!("type=registry,ref={cache},mode=max,mounts=true");
+    let first = env.fresh_dir("state");
+    build_oci(&env, &first, &fill, &["--cache-to", &to]);
+
+    let read = env.fresh_dir("ctx");
+    std::fs::write(read.join("Dockerfile"), read_mounts(1)).unwrap();
+    let state = env.fresh_dir("state");
+    let (_, progress) = build_oci(&env, &state, &read, &["--cache-from", &cache]);
+    assert!(
+        progress.lines().any(|l| l.ends_with("seen-apps-others-2")),
+        "{progress}"
+    );
+    for id in ["/var/cache/app", "other"] {
+        assert_eq!(
+            tree(&mount_dir(&state, id)),
+            tree(&mount_dir(&first, id)),
+            "mount {id}"
+        );
     }
 }

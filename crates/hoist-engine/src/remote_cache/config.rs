@@ -300,6 +300,29 @@ mod tests {
     }
 
     #[test]
+    fn carried_mounts_sit_beside_buildkits_fields_under_hoists_key() {
+        let mut config = build_config(&[(key(1), vec![layer(1)])], "T");
+        let plain = serde_json::to_value(&config).unwrap();
+        config.mounts.push(ConfigMount {
+            id: "/root/.cache".into(),
+            blob: layer(9).descriptor.digest.to_string(),
+            diff_id: Some(layer(9).diff_id.to_string()),
+        });
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(json["layers"], plain["layers"]);
+        assert_eq!(json["records"], plain["records"]);
+        assert_eq!(json["hoist.cacheMounts"][0]["id"], "/root/.cache");
+        assert!(plain.get("hoist.cacheMounts").is_none());
+        let back: CacheConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, config);
+        assert_eq!(
+            read_records(&back).len(),
+            1,
+            "the mount's blob is no record"
+        );
+    }
+
+    #[test]
     fn buildkits_own_records_are_read_without_error() {
         // As BuildKit writes them: inputs, records without results, chains, and a loop.
         let json = r#"{

@@ -25,6 +25,10 @@
 //!   with the image export), then an index (or image manifest) pushed — blobs the
 //!   repository holds are not sent again, uploads run concurrently — or written to an OCI
 //!   layout directory under its tag.
+//! - `mounts`: cache mounts that travel (`mounts=true|ID,ID`, [`MountSelection`]): each
+//!   selected `RUN --mount=type=cache` directory as a layer blob beside the records,
+//!   named in the config under `hoist.cacheMounts`; an import restores them before any
+//!   step runs where no local mount has files.
 //!
 //! Failure policy: an import is never fatal. An export that fails is a warning unless it
 //! says `ignore-error=false`; hoist's default is the opposite of BuildKit's (which fails
