@@ -395,6 +395,26 @@ fn dockerds_buildkit_and_hoist_accept_each_others_caches() {
     let progress = docker_build(&ctx, &["--cache-from", &cache, "-t", &tag]);
     docker_imported(&progress, &cache);
 
+    // (d) a registry cache carrying cache mounts (`hoist.cacheMounts`, an extra blob),
+    // given to dockerd.
+    let mounts_ctx = env.fresh_dir("ctx");
+    std::fs::write(
+        mounts_ctx.join("Dockerfile"),
+        FILL_MOUNTS.replace("FROM busybox", &format!("FROM {host}/busybox")),
+    )
+    .unwrap();
+    let cache = format!("{host}/app/mounts-for-docker:1");
+    let to = format!("type=registry,ref={cache},mode=max,mounts=true");
+    let (_, progress) = build_oci(
+        &env,
+        &env.fresh_dir("state"),
+        &mounts_ctx,
+        &["--cache-to", &to],
+    );
+    assert!(progress.contains("cache mount \"other\""), "{progress}");
+    let progress = docker_build(&mounts_ctx, &["--cache-from", &cache, "-t", &tag]);
+    docker_imported(&progress, &cache);
+
     // (b) dockerd's inline cache, given to hoist.
     let pushed = format!("{host}/app/docker-inline:1");
     docker_build(
