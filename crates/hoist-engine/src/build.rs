@@ -159,8 +159,16 @@ async fn run_stages(
             .collect();
     }
     let outputs = &prepared.request.outputs;
+    let mount_ids = crate::remote_cache::cache_mount_ids(&definition);
     let result = export(&worker, definition, solved, outputs, &progress).await?;
-    crate::remote_cache::export(&worker, &cache_options.exports, &cache, &finals, &progress)
-        .await?;
+    crate::remote_cache::export(
+        &worker,
+        &cache_options.exports,
+        &cache,
+        &finals,
+        &mount_ids,
+        &progress,
+    )
+    .await?;
     Ok(result)
 }

@@ -106,6 +106,7 @@ pub use prune::{
 };
 pub use remote_cache::{
     CacheDestination, CacheExport, CacheImport, CacheMode, CacheOptions, LocalSelect,
+    MountSelection,
 };
 pub use run_options::{Entitlements, RunOptions};
 pub use secrets::{SecretSource, SecretStore, Secrets};

@@ -6,6 +6,9 @@
 //! the build with `ignore-error=false`); an inline cache in a pushed image does the same;
 //! dockerd's BuildKit imports hoist's inline and registry caches without an error, and
 //! hoist reads the records of an image dockerd pushed with `BUILDKIT_INLINE_CACHE=1`.
+//! Cache mounts travel with `mounts=`: filled in one state dir, the same files are in a RUN
+//! of an empty one importing the cache (local and registry), only the ids asked for, none
+//! without `mounts=`, and never over a local mount with files.
 //!
 //! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`);
 //! the two-platform case also a binfmt_misc handler for linux/arm64; the dockerd case a
@@ -392,6 +395,26 @@ fn dockerds_buildkit_and_hoist_accept_each_others_caches() {
     let progress = docker_build(&ctx, &["--cache-from", &cache, "-t", &tag]);
     docker_imported(&progress, &cache);
 
+    // (d) a registry cache carrying cache mounts (`hoist.cacheMounts`, an extra blob),
+    // given to dockerd.
+    let mounts_ctx = env.fresh_dir("ctx");
+    std::fs::write(
+        mounts_ctx.join("Dockerfile"),
+        FILL_MOUNTS.replace("FROM busybox", &format!("FROM {host}/busybox")),
+    )
+    .unwrap();
+    let cache = format!("{host}/app/mounts-for-docker:1");
+    let to = format!("type=registry,ref={cache},mode=max,mounts=true");
+    let (_, progress) = build_oci(
+        &env,
+        &env.fresh_dir("state"),
+        &mounts_ctx,
+        &["--cache-to", &to],
+    );
+    assert!(progress.contains("cache mount \"other\""), "{progress}");
+    let progress = docker_build(&mounts_ctx, &["--cache-from", &cache, "-t", &tag]);
+    docker_imported(&progress, &cache);
+
     // (b) dockerd's inline cache, given to hoist.
     let pushed = format!("{host}/app/docker-inline:1");
     docker_build(
@@ -431,5 +454,194 @@ fn dockerds_buildkit_and_hoist_accept_each_others_caches() {
 
     for image in [&tag, &pushed] {
         let _ = Command::new(DOCKER).args(["rmi", "-f", image]).output();
+    }
+}
+
+/// Fills two cache mounts: one keyed by its target, one by `id=other`.
+const FILL_MOUNTS: &str = "FROM busybox\n\
+    RUN --mount=type=cache,target=/var/cache/app --mount=type=cache,id=other,target=/other \
+    mkdir -p /var/cache/app/d && echo apps > /var/cache/app/d/f && \
+    ln -sf d/f /var/cache/app/link && echo others > /other/f\n";
+
+/// Reads both mounts; `N` makes each use a step of its own.
+fn read_mounts(n: u32) -> String {
+    format!(
+        "FROM busybox\n\
+         RUN --mount=type=cache,target=/var/cache/app --mount=type=cache,id=other,target=/other \
+         echo \"seen-$(cat /var/cache/app/d/f 2>/dev/null)-$(cat /other/f 2>/dev/null)-$(({n}+1))\"\n"
+    )
+}
+
+/// A state dir's cache mount with id `id`: its directory (hoist's keying: the id's sha256).
+fn mount_dir(root: &Path, id: &str) -> PathBuf {
+    use sha2::Digest as _;
+    let name = hex::encode(sha2::Sha256::digest(id.as_bytes()));
+    root.join("engine/cache-mounts").join(name)
+}
+
+/// Every entry under `dir`: its relative path and its contents (a file's bytes, a link's
+/// target, nothing for a directory) with its mode.
+fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, (Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let content = if meta.is_symlink() {
+                std::fs::read_link(&path)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                Vec::new()
+            } else {
+                std::fs::read(&path).unwrap()
+            };
+            let rel = path.strip_prefix(dir).unwrap().to_path_buf();
+            out.insert(rel, (content, meta.permissions().mode()));
+        }
+    }
+    out
+}
+
+/// The cache config of the local cache `dir` (its `latest` image manifest's config).
+fn local_cache_config(dir: &Path) -> serde_json::Value {
+    let read = |digest: &str| {
+        let path = dir
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let index = read_json(&dir.join("index.json"));
+    let manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+    let config = read(manifest["config"]["digest"].as_str().unwrap());
+    let listed: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    for mount in config["hoist.cacheMounts"].as_array().into_iter().flatten() {
+        let blob = mount["blob"].as_str().unwrap();
+        assert!(
+            listed.contains(&blob),
+            "mount blob {blob} not in the manifest"
+        );
+    }
+    config
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn cache_mounts_travel_with_a_local_cache_only_when_asked() {
+    let Some(env) = BuildEnv::new() else { return };
+    let fill = env.fresh_dir("ctx");
+    std::fs::write(fill.join("Dockerfile"), FILL_MOUNTS).unwrap();
+    let (all, other, none) = (
+        env.fresh_dir("cache"),
+        env.fresh_dir("cache"),
+        env.fresh_dir("cache"),
+    );
+    let to = |dir: &Path, mounts: &str| format!("type=local,dest={},{mounts}", dir.display());
+    let first = env.fresh_dir("state");
+    let (_, progress) = build_oci(
+        &env,
+        &first,
+        &fill,
+        &[
+            "--cache-to",
+            &to(&all, "mounts=true"),
+            "--cache-to",
+            &to(&other, "mounts=other"),
+            "--cache-to",
+            &to(&none, "mode=max"),
+        ],
+    );
+    assert!(progress.contains("cache mount \"other\""), "{progress}");
+    let filled: Vec<_> = ["/var/cache/app", "other"]
+        .iter()
+        .map(|id| tree(&mount_dir(&first, id)))
+        .collect();
+    assert!(filled[0].contains_key(Path::new("d/f")), "{filled:?}");
+
+    // The extension sits beside BuildKit's own fields, which keep their shape.
+    let config = local_cache_config(&all);
+    let ids: Vec<&str> = config["hoist.cacheMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["/var/cache/app", "other"]);
+    assert!(config["layers"].is_array() && config["records"].is_array());
+    let config = local_cache_config(&other);
+    assert_eq!(config["hoist.cacheMounts"].as_array().unwrap().len(), 1);
+    assert_eq!(config["hoist.cacheMounts"][0]["id"], "other");
+    assert!(local_cache_config(&none).get("hoist.cacheMounts").is_none());
+
+    let read = env.fresh_dir("ctx");
+    std::fs::write(read.join("Dockerfile"), read_mounts(1)).unwrap();
+    let from = |dir: &Path| format!("type=local,src={}", dir.display());
+    for (cache, seen) in [
+        (&all, "seen-apps-others-2"),
+        (&other, "seen--others-2"),
+        (&none, "seen---2"),
+    ] {
+        let state = env.fresh_dir("state");
+        let (_, progress) = build_oci(&env, &state, &read, &["--cache-from", &from(cache)]);
+        assert!(
+            progress.lines().any(|l| l.ends_with(seen)),
+            "expected {seen}:\n{progress}"
+        );
+        if cache == &all {
+            for (id, want) in ["/var/cache/app", "other"].iter().zip(&filled) {
+                assert_eq!(&tree(&mount_dir(&state, id)), want, "mount {id}");
+            }
+        }
+        if cache == &other {
+            // An empty local mount is filled; one with files is never replaced.
+            std::fs::write(mount_dir(&state, "other").join("f"), "mine\n").unwrap();
+            std::fs::write(read.join("Dockerfile"), read_mounts(2)).unwrap();
+            let (_, progress) = build_oci(&env, &state, &read, &["--cache-from", &from(&all)]);
+            assert!(
+                progress.lines().any(|l| l.ends_with("seen-apps-mine-3")),
+                "{progress}"
+            );
+            assert!(progress.contains("kept the local one"), "{progress}");
+            std::fs::write(read.join("Dockerfile"), read_mounts(1)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn cache_mounts_travel_through_a_registry() {
+    let Some(env) = BuildEnv::new() else { return };
+    let fill = env.fresh_dir("ctx");
+    std::fs::write(fill.join("Dockerfile"), FILL_MOUNTS).unwrap();
+    let cache = format!("{}/app/mounts:main", env.registry.host());
+    let to = format!("type=registry,ref={cache},mode=max,mounts=true");
+    let first = env.fresh_dir("state");
+    build_oci(&env, &first, &fill, &["--cache-to", &to]);
+
+    let read = env.fresh_dir("ctx");
+    std::fs::write(read.join("Dockerfile"), read_mounts(1)).unwrap();
+    let state = env.fresh_dir("state");
+    let (_, progress) = build_oci(&env, &state, &read, &["--cache-from", &cache]);
+    assert!(
+        progress.lines().any(|l| l.ends_with("seen-apps-others-2")),
+        "{progress}"
+    );
+    for id in ["/var/cache/app", "other"] {
+        assert_eq!(
+            tree(&mount_dir(&state, id)),
+            tree(&mount_dir(&first, id)),
+            "mount {id}"
+        );
     }
 }

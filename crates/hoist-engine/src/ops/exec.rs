@@ -245,7 +245,7 @@ fn prepare_and_run<'a>(
                     }
                     MountSource::Scratch => None,
                 };
-                let name = hex::encode(Sha256::digest(name.as_bytes()));
+                let name = cache_mount_name(&name);
                 let (dir, lock) = cache_mount_dir(op, &name, *sharing)?;
                 cleanup.1.extend(lock);
                 if !dir.exists() {
@@ -399,12 +399,23 @@ fn secret_file(
 /// `shared` uses the one directory with no lock; `locked` holds its lock exclusively (one
 /// run at a time, across processes); `private` takes the first instance (`name`, `name-1`,
 /// …) no other run holds, so concurrent runs never see each other's writes.
+/// Where cache mounts live: `<state>/engine/cache-mounts`.
+pub(crate) fn cache_mounts_root(worker: &crate::worker::Worker) -> PathBuf {
+    worker.engine_dir().join("cache-mounts")
+}
+
+/// The directory name (under [`cache_mounts_root`]) of the cache mount keyed `key`: its
+/// id, followed by its source when it has one. `remote_cache` finds mounts by it.
+pub(crate) fn cache_mount_name(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
 fn cache_mount_dir(
     op: &EngineOp,
     name: &str,
     sharing: hoist_graph::Sharing,
 ) -> Result<(PathBuf, Option<std::fs::File>)> {
-    let root = op.worker.engine_dir().join("cache-mounts");
+    let root = cache_mounts_root(&op.worker);
     create_dir_all(&root)?;
     let open_lock = |instance: &str| {
         let path = root.join(format!("{instance}.lock"));

@@ -29,6 +29,7 @@ mod last_seen;
 mod local;
 pub(crate) mod scoped_path;
 
+pub(crate) use exec::{cache_mount_name, cache_mounts_root};
 pub(crate) use image::unpack;
 mod stat_cache;
 

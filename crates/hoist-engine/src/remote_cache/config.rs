@@ -31,6 +31,25 @@ pub(crate) struct CacheConfig {
     pub layers: Vec<ConfigLayer>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<ConfigRecord>,
+    /// hoist's extension: the `RUN --mount=type=cache` directories carried (`mounts=`).
+    /// BuildKit's decoder ignores the unknown field; `layers` and `records` do not list
+    /// these blobs.
+    #[serde(
+        rename = "hoist.cacheMounts",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub mounts: Vec<ConfigMount>,
+}
+
+/// One cache mount carried: its id and the layer blob holding its files (listed in the
+/// root document with the other layers, so registries keep it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ConfigMount {
+    pub id: String,
+    pub blob: String,
+    #[serde(rename = "diffID", default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<String>,
 }
 
 /// One layer: a blob and its parent's index (`-1`: none). Go leaves a zero index out, so
@@ -278,6 +297,29 @@ mod tests {
         assert!(json["layers"][1]["annotations"]["diffID"].is_string());
         assert_eq!(json["records"][0]["layers"][0]["layer"], 1);
         assert_eq!(json["records"][0]["digest"], key(1).to_string());
+    }
+
+    #[test]
+    fn carried_mounts_sit_beside_buildkits_fields_under_hoists_key() {
+        let mut config = build_config(&[(key(1), vec![layer(1)])], "T");
+        let plain = serde_json::to_value(&config).unwrap();
+        config.mounts.push(ConfigMount {
+            id: "/root/.cache".into(),
+            blob: layer(9).descriptor.digest.to_string(),
+            diff_id: Some(layer(9).diff_id.to_string()),
+        });
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(json["layers"], plain["layers"]);
+        assert_eq!(json["records"], plain["records"]);
+        assert_eq!(json["hoist.cacheMounts"][0]["id"], "/root/.cache");
+        assert!(plain.get("hoist.cacheMounts").is_none());
+        let back: CacheConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, config);
+        assert_eq!(
+            read_records(&back).len(),
+            1,
+            "the mount's blob is no record"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Writing `--cache-to`s after the image export: records selected by mode, layers in the
 //! wanted compression (converted once, shared with the image export through store
-//! variants), the cache config, and an index or image manifest — pushed to a registry
-//! (blobs it holds are not sent again, uploads concurrent) or written to an OCI layout.
+//! variants), the cache mounts `mounts=` selects (`mounts`), the cache config, and an
+//! index or image manifest — pushed to a registry (blobs it holds are not sent again,
+//! uploads concurrent) or written to an OCI layout.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,17 +18,19 @@ use super::config::{
     build_config, CacheLayer, CACHE_CONFIG_MEDIA_TYPE, CREATED_AT_ANNOTATION,
     UNCOMPRESSED_ANNOTATION,
 };
-use super::{CacheDestination, CacheExport, CacheMode, LayeredCacheStore};
+use super::{mounts, CacheDestination, CacheExport, CacheMode, LayeredCacheStore};
 use crate::error::{Error, Result};
 use crate::steps::Progress;
 use crate::worker::{Ref, Worker};
 
 /// Writes every export; one that fails is a warning unless it says `ignore-error=false`.
+/// `mount_ids` are the cache mounts the build's steps name (`mounts::used_ids`).
 pub(crate) async fn export(
     worker: &Arc<Worker>,
     exports: &[CacheExport],
     cache: &LayeredCacheStore,
     finals: &[Arc<Ref>],
+    mount_ids: &[String],
     progress: &Progress,
 ) -> Result<()> {
     for export in exports {
@@ -39,8 +42,11 @@ pub(crate) async fn export(
         };
         let step = progress.step(name.to_owned());
         let records = select(cache.used_results(), export.mode, finals);
-        match export_one(worker, export, &records).await {
-            Ok(summary) => {
+        match export_one(worker, export, &records, mount_ids).await {
+            Ok((summary, notes)) => {
+                for note in notes {
+                    step.log(note);
+                }
                 step.log(summary);
                 let _ = step.finish(Ok::<(), Error>(()));
             }
@@ -87,17 +93,23 @@ struct Written {
     root: Descriptor,
     root_bytes: Vec<u8>,
     blobs: Vec<Descriptor>,
+    /// What became of the selected cache mounts, for progress.
+    notes: Vec<String>,
 }
 
 async fn export_one(
     worker: &Arc<Worker>,
     export: &CacheExport,
     records: &[(CacheKey, Arc<Ref>)],
-) -> Result<String> {
+    mount_ids: &[String],
+) -> Result<(String, Vec<String>)> {
     let (worker2, export2, records2) = (Arc::clone(worker), export.clone(), records.to_vec());
-    let written = tokio::task::spawn_blocking(move || assemble(&worker2, &export2, &records2))
-        .await
-        .map_err(|e| Error::Task(e.to_string()))??;
+    let mount_ids = mount_ids.to_vec();
+    let mut written =
+        tokio::task::spawn_blocking(move || assemble(&worker2, &export2, &records2, &mount_ids))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+    let notes = std::mem::take(&mut written.notes);
     let summary = match &export.destination {
         CacheDestination::Registry { reference } => {
             let repo = Repository::from(reference);
@@ -162,7 +174,7 @@ async fn export_one(
         }
         CacheDestination::Inline => String::new(),
     };
-    Ok(summary)
+    Ok((summary, notes))
 }
 
 /// Converts the layers, writes the cache config and the root document into the content
@@ -171,6 +183,7 @@ fn assemble(
     worker: &Worker,
     export: &CacheExport,
     records: &[(CacheKey, Arc<Ref>)],
+    mount_ids: &[String],
 ) -> Result<Written> {
     let store = worker.store();
     let lease = Arc::new(store.lease()?);
@@ -199,7 +212,16 @@ fn assemble(
         }
         chains.push((*key, chain));
     }
-    let config = build_config(&chains, &created_at);
+    let mut config = build_config(&chains, &created_at);
+    let mut notes = Vec::new();
+    let packed = mounts::pack(
+        worker,
+        &lease,
+        &export.mounts,
+        mount_ids,
+        &export.format,
+        &mut notes,
+    )?;
     // Layers in the order the config lists them, each once, annotated as BuildKit does.
     let mut blobs: Vec<Descriptor> = Vec::new();
     for (_, chain) in &chains {
@@ -216,6 +238,13 @@ fn assemble(
                 .annotations
                 .insert(CREATED_AT_ANNOTATION.to_owned(), created_at.clone());
             blobs.push(descriptor);
+        }
+    }
+    // The mounts' blobs after the layers: listed so that registries keep them.
+    for mount in packed {
+        config.mounts.push(mount.entry);
+        if !blobs.iter().any(|b| b.digest == mount.descriptor.digest) {
+            blobs.push(mount.descriptor);
         }
     }
     let config_bytes = serde_json::to_vec(&config).map_err(|e| Error::RemoteCache {
@@ -267,6 +296,7 @@ fn assemble(
         root,
         root_bytes,
         blobs: all,
+        notes,
     })
 }
 

@@ -3,17 +3,20 @@
 //! cache config (verified against its digest), and the records hoist can use, by key.
 //! A root that is an image (or an index of images) is read as inline cache: each image's
 //! config holds its records, its manifest the layers (`inline`). Layers are only fetched
-//! when a record is hit (`store`).
+//! when a record is hit (`store`). Cache mounts a cache carries (`mounts`) are restored
+//! here, before any step runs.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use hoist_content::Expected;
 use hoist_oci::{Descriptor, Digest, Index, Manifest, MediaType, OciLayout};
 use hoist_registry::Repository;
 use hoist_solver::CacheKey;
 
 use super::config::{read_records, CacheConfig, CACHE_CONFIG_MEDIA_TYPE, UNCOMPRESSED_ANNOTATION};
+use super::mounts::{self, ImportedMount};
 use super::{inline, CacheImport, LocalSelect};
 use crate::error::{Error, Result};
 use crate::steps::Progress;
@@ -50,24 +53,42 @@ impl ImportedCache {
     }
 }
 
+/// What one import read: its records and the cache mounts it carries.
+type Read = (Vec<(CacheKey, ImportedRecord)>, Vec<ImportedMount>);
+
 /// Reads every import; one that fails is reported as a warning on its progress step and
-/// contributes nothing.
+/// contributes nothing. The cache mounts they carry (the first import carrying an id
+/// wins) are restored where no local one has files; one that cannot be is a warning.
 pub(crate) async fn import(
-    worker: &Worker,
+    worker: &Arc<Worker>,
     imports: &[super::CacheImport],
     progress: &Progress,
 ) -> ImportedCache {
     let mut cache = ImportedCache::default();
+    let mut restored: Vec<String> = Vec::new();
     for import in imports {
         let step = progress.step(format!(
             "importing cache manifest from {}",
             import.describe()
         ));
         match import_one(worker, import).await {
-            Ok(records) => {
+            Ok((records, carried)) => {
                 step.log(format!("{} cache records", records.len()));
                 for (key, record) in records {
                     cache.records.entry(key).or_insert(record);
+                }
+                for mount in carried {
+                    if restored.contains(&mount.id) {
+                        continue;
+                    }
+                    restored.push(mount.id.clone());
+                    match mounts::restore(worker, &mount).await {
+                        Ok(done) => step.log(done),
+                        Err(e) => step.log(format!(
+                            "WARNING: cache mount {:?} not restored: {e}",
+                            mount.id
+                        )),
+                    }
                 }
             }
             Err(e) => step.log(format!(
@@ -80,10 +101,7 @@ pub(crate) async fn import(
     cache
 }
 
-async fn import_one(
-    worker: &Worker,
-    import: &CacheImport,
-) -> Result<Vec<(CacheKey, ImportedRecord)>> {
+async fn import_one(worker: &Worker, import: &CacheImport) -> Result<Read> {
     let bad = |reason: String| Error::RemoteCache {
         cache: import.describe(),
         reason,
@@ -115,7 +133,8 @@ async fn import_one(
                     root.config.digest
                 ))
             })?;
-            return Ok(usable_records(&config, &root.layers, &origin));
+            let carried = mounts::imported(&config.mounts, &root.layers, &origin);
+            return Ok((usable_records(&config, &root.layers, &origin), carried));
         }
         Root::Image(manifest) => vec![manifest],
         Root::ImageIndex(entries) => {
@@ -150,7 +169,40 @@ async fn import_one(
             out.extend(usable_records(&config, &manifest.layers, &origin));
         }
     }
-    Ok(out)
+    Ok((out, Vec::new()))
+}
+
+/// Brings `descriptor`'s blob from `origin` into the content store (verified), unless it
+/// is there already. The caller leases it first.
+pub(crate) async fn fetch_blob(
+    worker: &Worker,
+    origin: &BlobOrigin,
+    descriptor: &Descriptor,
+) -> Result<()> {
+    if worker.store().has(&descriptor.digest) {
+        return Ok(());
+    }
+    match origin {
+        BlobOrigin::Registry(repo) => {
+            worker
+                .registry()
+                .fetch_blob(repo, descriptor, worker.store())
+                .await?;
+        }
+        BlobOrigin::Local(src) => {
+            let (src, store, descriptor) =
+                (src.clone(), worker.store().clone(), descriptor.clone());
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                let mut layout = OciLayout::open_dir(&src)?;
+                let blob = layout.open_blob(&descriptor.digest)?;
+                store.write_blob(Expected::from(&descriptor), blob)?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        }
+    }
+    Ok(())
 }
 
 /// A manifest (`manifest`) or a blob, small enough to hold in memory, from `origin`,

@@ -120,7 +120,11 @@ pub(crate) fn config_of_image(
             }),
         })
         .collect();
-    Ok(Some(CacheConfig { layers, records }))
+    Ok(Some(CacheConfig {
+        layers,
+        records,
+        mounts: Vec::new(),
+    }))
 }
 
 #[cfg(test)]

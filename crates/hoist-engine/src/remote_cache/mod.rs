@@ -25,6 +25,10 @@
 //!   with the image export), then an index (or image manifest) pushed — blobs the
 //!   repository holds are not sent again, uploads run concurrently — or written to an OCI
 //!   layout directory under its tag.
+//! - `mounts`: cache mounts that travel (`mounts=true|ID,ID`, [`MountSelection`]): each
+//!   selected `RUN --mount=type=cache` directory as a layer blob beside the records,
+//!   named in the config under `hoist.cacheMounts`; an import restores them before any
+//!   step runs where no local mount has files.
 //!
 //! Failure policy: an import is never fatal. An export that fails is a warning unless it
 //! says `ignore-error=false`; hoist's default is the opposite of BuildKit's (which fails
@@ -34,6 +38,7 @@ mod config;
 mod export;
 mod import;
 mod inline;
+mod mounts;
 mod store;
 
 use std::path::PathBuf;
@@ -47,6 +52,7 @@ use crate::error::{Error, Result};
 pub(crate) use export::export;
 pub(crate) use import::{import, ImportedCache};
 pub(crate) use inline::{records_for as inline_records, wanted as inline_wanted};
+pub(crate) use mounts::used_ids as cache_mount_ids;
 pub(crate) use store::LayeredCacheStore;
 
 /// A build's cache imports and exports (`--cache-from`, `--cache-to`); empty by default.
@@ -88,6 +94,20 @@ pub struct CacheExport {
     pub format: ImageFormat,
     /// `ignore-error=`: whether a failed export is only a warning (hoist's default: true).
     pub ignore_error: bool,
+    /// `mounts=`: which `RUN --mount=type=cache` directories travel with the cache.
+    pub mounts: MountSelection,
+}
+
+/// The cache mounts a `--cache-to` carries (`mounts=true`, `mounts=ID,ID`; none by default).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum MountSelection {
+    /// None (no `mounts=`, or `mounts=false`).
+    #[default]
+    None,
+    /// Every cache mount the build's steps name.
+    All,
+    /// Those with these ids (a mount's `id=`, its target when it has none).
+    Ids(Vec<String>),
 }
 
 /// Where a `--cache-to` writes.
@@ -192,6 +212,7 @@ impl CacheExport {
         let mut attrs = Attrs::parse(spec)?;
         let kind = attrs.take("type").unwrap_or_else(|| "registry".to_owned());
         let oci_media_types = attrs.take_bool(spec, "oci-mediatypes")?.unwrap_or(true);
+        let mounts = MountSelection::parse(attrs.take("mounts"));
         let (destination, image_manifest_default) = match kind.as_str() {
             "registry" => {
                 let reference = attrs
@@ -207,6 +228,14 @@ impl CacheExport {
                 let tag = attrs.take("tag").unwrap_or_else(|| "latest".to_owned());
                 let dest = PathBuf::from(dest);
                 (CacheDestination::Local { dest, tag }, oci_media_types)
+            }
+            "inline" if mounts != MountSelection::None => {
+                return Err(invalid(
+                    spec,
+                    "mounts= needs type=registry or type=local (an image config cannot \
+                     carry cache mounts)"
+                        .into(),
+                ))
             }
             "inline" => {
                 // The image's own layers and media types: nothing else to say.
@@ -253,7 +282,25 @@ impl CacheExport {
                 .unwrap_or(image_manifest_default),
             format,
             ignore_error: attrs.take_bool(spec, "ignore-error")?.unwrap_or(true),
+            mounts,
         })
+    }
+}
+
+impl MountSelection {
+    /// Reads a `mounts=` value: `true`, `false`, or ids separated by commas.
+    fn parse(value: Option<String>) -> MountSelection {
+        match value.as_deref().map(str::trim) {
+            None | Some("false") | Some("0") => MountSelection::None,
+            Some("") | Some("true") | Some("1") => MountSelection::All,
+            Some(ids) => MountSelection::Ids(
+                ids.split(',')
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+        }
     }
 }
 
@@ -296,6 +343,16 @@ impl Attrs {
             }
             match field.split_once('=') {
                 Some((key, value)) => out.push((key.trim().to_lowercase(), value.to_owned())),
+                // `mounts=a,b` unquoted: the ids after the first are fields of their own.
+                None if out
+                    .last()
+                    .is_some_and(|(k, _): &(String, String)| k == "mounts") =>
+                {
+                    if let Some((_, ids)) = out.last_mut() {
+                        ids.push(',');
+                        ids.push_str(field);
+                    }
+                }
                 // A bare word is the reference shorthand (`--cache-from REF`).
                 None => out.push((String::new(), field.to_owned())),
             }
@@ -373,6 +430,26 @@ mod tests {
         );
         let docker = CacheExport::parse("type=local,dest=/c,oci-mediatypes=false").unwrap();
         assert!(!docker.image_manifest, "docker media types mean an index");
+    }
+
+    #[test]
+    fn mounts_are_opt_in_by_flag_or_ids() {
+        let parse = |spec: &str| CacheExport::parse(spec).unwrap().mounts;
+        assert_eq!(parse("type=local,dest=/c"), MountSelection::None);
+        assert_eq!(
+            parse("type=local,dest=/c,mounts=false"),
+            MountSelection::None
+        );
+        assert_eq!(parse("type=local,dest=/c,mounts=true"), MountSelection::All);
+        let ids = MountSelection::Ids(vec!["/root/.cache".into(), "go".into()]);
+        assert_eq!(parse("type=local,dest=/c,mounts=/root/.cache,go"), ids);
+        assert_eq!(parse("type=local,\"mounts=/root/.cache,go\",dest=/c"), ids);
+        assert_eq!(
+            parse("type=local,mounts=a,b,mode=max,dest=/c"),
+            MountSelection::Ids(vec!["a".into(), "b".into()])
+        );
+        let err = CacheExport::parse("type=inline,mounts=true").unwrap_err();
+        assert!(err.to_string().contains("mounts= needs"), "{err}");
     }
 
     #[test]

@@ -5,11 +5,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
-use hoist_content::Expected;
-use hoist_oci::OciLayout;
 use hoist_solver::{BoxError, CacheKey, CacheStore, Claim};
 
-use super::import::{BlobOrigin, ImportedCache, ImportedRecord};
+use super::import::{fetch_blob, ImportedCache, ImportedRecord};
 use crate::cache::DiskCacheStore;
 use crate::error::{Error, Result};
 use crate::steps::Progress;
@@ -83,33 +81,10 @@ impl LayeredCacheStore {
             .collect();
         // Leased before they land, as every blob a build brings in.
         worker.lease_blobs(&digests)?;
-        let fetches = record.layers.iter().map(|layer| async move {
-            let descriptor = &layer.descriptor;
-            if worker.store().has(&descriptor.digest) {
-                return Ok(());
-            }
-            match record.origin.as_ref() {
-                BlobOrigin::Registry(repo) => {
-                    worker
-                        .registry()
-                        .fetch_blob(repo, descriptor, worker.store())
-                        .await?;
-                }
-                BlobOrigin::Local(src) => {
-                    let (src, store, descriptor) =
-                        (src.clone(), worker.store().clone(), descriptor.clone());
-                    tokio::task::spawn_blocking(move || -> Result<()> {
-                        let mut layout = OciLayout::open_dir(&src)?;
-                        let blob = layout.open_blob(&descriptor.digest)?;
-                        store.write_blob(Expected::from(&descriptor), blob)?;
-                        Ok(())
-                    })
-                    .await
-                    .map_err(|e| Error::Task(e.to_string()))??;
-                }
-            }
-            Ok::<(), Error>(())
-        });
+        let fetches = record
+            .layers
+            .iter()
+            .map(|layer| fetch_blob(worker, &record.origin, &layer.descriptor));
         futures::future::try_join_all(fetches).await?;
         let layers = record.layers.clone();
         let worker = Arc::clone(worker);
