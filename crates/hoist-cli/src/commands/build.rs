@@ -26,9 +26,17 @@ use crate::progress::{self, ProgressMode};
 
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     if let Some(addr) = &args.addr {
-        return super::build_remote::run(&args, addr);
+        let tls = super::RemoteTls {
+            ca: args.tlscacert.clone(),
+            cert: args.tlscert.clone(),
+            key: args.tlskey.clone(),
+            server_name: args.tlsservername.clone(),
+        };
+        return super::build_remote::run(&args, addr, tls);
     }
-    ctx.check_build_builder()?;
+    if let super::BuildTarget::Remote { addr, tls } = ctx.build_target()? {
+        return super::build_remote::run(&args, &addr, tls);
+    }
     let inputs = inputs(&args, &mut std::io::stdin().lock())?;
     let mut options = build_options(&args)?;
     let named = named_contexts(&args.build_contexts, &mut options)?;

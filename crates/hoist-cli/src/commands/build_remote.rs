@@ -24,14 +24,14 @@ use hoist_proto::tonic::transport::{
 use hoist_proto::Timestamp;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::block_on;
+use super::{block_on, RemoteTls};
 use crate::cli::BuildArgs;
 use crate::progress;
 
 /// What a session-less client cannot do, in one sentence each error ends with.
 const NEEDS_SESSION: &str = "needs a session, not supported by hoist's client yet";
 
-pub fn run(args: &BuildArgs, addr: &str) -> anyhow::Result<ExitCode> {
+pub fn run(args: &BuildArgs, addr: &str, tls: RemoteTls) -> anyhow::Result<ExitCode> {
     let request = solve_request(args)?;
     if request.exporters.is_empty() {
         eprintln!(
@@ -39,12 +39,6 @@ pub fn run(args: &BuildArgs, addr: &str) -> anyhow::Result<ExitCode> {
              To push result image into registry use --push"
         );
     }
-    let tls = TlsFlags {
-        ca: args.tlscacert.clone(),
-        cert: args.tlscert.clone(),
-        key: args.tlskey.clone(),
-        server_name: args.tlsservername.clone(),
-    };
     let mode = super::build::progress_mode(args)?;
     let outcome = block_on(async move {
         let channel = connect(addr, &tls).await?;
@@ -90,18 +84,9 @@ pub fn run(args: &BuildArgs, addr: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--tlscacert`, `--tlscert`, `--tlskey`, `--tlsservername`.
-#[derive(Debug, Clone, Default)]
-struct TlsFlags {
-    ca: Option<PathBuf>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    server_name: Option<String>,
-}
-
 /// A gRPC channel to `addr` (`unix:///PATH` or `tcp://HOST:PORT`; TLS on tcp when any TLS
 /// flag is given). Fails naming the address when nothing answers.
-async fn connect(addr: &str, tls: &TlsFlags) -> anyhow::Result<Channel> {
+async fn connect(addr: &str, tls: &RemoteTls) -> anyhow::Result<Channel> {
     let cannot = || format!("cannot connect to {addr}");
     if let Some(path) = addr.strip_prefix("unix://") {
         if path.is_empty() {

@@ -138,22 +138,41 @@ impl Context {
         Ok(store.txn()?.current()?.name)
     }
 
-    /// Refuses a build on a builder other than the embedded engine: remote builds come with
-    /// hoistd's Solve.
-    pub fn check_build_builder(&self) -> anyhow::Result<()> {
+    /// Where `hoist build` runs, from the selected builder: the embedded engine, or the one
+    /// node of a `remote` builder (through hoist's BuildKit client, with the node's TLS
+    /// driver-opts). Other drivers and several nodes are refused, naming the builder.
+    pub fn build_target(&self) -> anyhow::Result<BuildTarget> {
         let name = self.builder_name()?;
         if name == hoist_builder::DEFAULT_BUILDER {
-            return Ok(());
+            return Ok(BuildTarget::Embedded);
         }
         let group = self.builder_store()?.txn()?.find(&name)?;
-        if group.driver != hoist_builder::driver::EMBEDDED {
+        if group.driver == hoist_builder::driver::EMBEDDED {
+            return Ok(BuildTarget::Embedded);
+        }
+        if group.driver != hoist_builder::driver::REMOTE {
             anyhow::bail!(
-                "builder {:?} uses the {} driver: builds on it need hoistd's Solve, which is not available yet in hoist (build with the embedded builder `default`, or `--builder default`)",
+                "builder {:?} uses the {} driver, which cannot build in hoist yet",
                 group.name,
                 group.driver
             );
         }
-        Ok(())
+        match group.nodes.as_slice() {
+            [node] => Ok(BuildTarget::Remote {
+                addr: node.endpoint.clone(),
+                tls: RemoteTls {
+                    ca: node.driver_opts.get("cacert").map(PathBuf::from),
+                    cert: node.driver_opts.get("cert").map(PathBuf::from),
+                    key: node.driver_opts.get("key").map(PathBuf::from),
+                    server_name: node.driver_opts.get("servername").cloned(),
+                },
+            }),
+            nodes => anyhow::bail!(
+                "builder {:?} has {} nodes: builds spread over several nodes are not available yet in hoist (use a builder with one node)",
+                group.name,
+                nodes.len()
+            ),
+        }
     }
 
     /// The local manifest lists, under the state dir's `manifests/`.
@@ -217,4 +236,23 @@ pub fn host_of(reference: &str) -> Option<String> {
     Reference::parse_normalized(reference)
         .ok()
         .map(|r| r.domain().to_owned())
+}
+
+/// Where a build runs (see [`Context::build_target`]).
+pub enum BuildTarget {
+    /// The in-process engine.
+    Embedded,
+    /// A BuildKit daemon (hoistd, or any BuildKit) at `addr`.
+    Remote { addr: String, tls: RemoteTls },
+}
+
+/// TLS settings of a connection to a daemon: buildctl's `--tlscacert`, `--tlscert`,
+/// `--tlskey`, `--tlsservername`, or a remote builder's `cacert`, `cert`, `key`,
+/// `servername` driver-opts.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteTls {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub server_name: Option<String>,
 }

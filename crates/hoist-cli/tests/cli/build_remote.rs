@@ -416,3 +416,64 @@ fn a_failing_remote_build_shows_the_step_and_the_daemons_error() {
     );
     assert!(manifest_digest(&registry.host(), "/v2/fails/x/manifests/1").is_none());
 }
+
+#[test]
+fn a_remote_builder_with_one_node_builds_on_its_daemon() {
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let Some(daemon) = Daemon::start(&[]) else {
+        return;
+    };
+    let files = FileServer::start().unwrap();
+    files.serve(
+        "/ctx.tar",
+        Served::new(tar_of(&[
+            ("Dockerfile", "FROM scratch\nCOPY a.txt /\n"),
+            ("a.txt", "alpha\n"),
+        ])),
+    );
+    let builders = daemon.dir.path().join("builders");
+    let with_store = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .arg("--root")
+            .arg(daemon.dir.path().join("client-state"))
+            .args(args)
+            .env("HOIST_BUILDERS_DIR", &builders)
+            .env_remove("HOIST_BUILDER")
+            .env_remove("BUILDX_BUILDER")
+            .env_remove("BUILDKIT_PROGRESS")
+            .output()
+            .unwrap()
+    };
+    let addr = daemon.addr();
+    let created = with_store(&["create", "--name", "far", "--driver", "remote", &addr]);
+    assert!(created.status.success(), "{created:?}");
+    let image = format!("{}/builder/x:1", registry.host());
+    let built = with_store(&[
+        "build",
+        "--builder",
+        "far",
+        "--progress",
+        "plain",
+        "-t",
+        &image,
+        "--push",
+        &files.url("/ctx.tar"),
+    ]);
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(built.status.success(), "{stderr}");
+    assert!(stderr.contains("[1/1] COPY a.txt /"), "{stderr}");
+    assert!(
+        manifest_digest(&registry.host(), "/v2/builder/x/manifests/1").is_some(),
+        "nothing pushed"
+    );
+    // It ran in the daemon: its state dir holds the cache records, the client's none.
+    let records = |state: &str| {
+        std::fs::read_dir(daemon.dir.path().join(state).join("engine/cache"))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
+    };
+    assert!(records("state") > 0, "the daemon recorded nothing");
+    assert_eq!(records("client-state"), 0, "the client built locally");
+}
