@@ -634,7 +634,7 @@ pub(crate) fn prune_policies(
     // Prepared snapshots and views no live process holds are leftovers of killed builds
     // (running builds hold theirs); they go before the committed snapshots they are made on,
     // and after the containers killed builds left running on them.
-    let containers = crate::runtime::remove_orphan_containers(None);
+    let containers = crate::runtime::remove_orphan_containers(None, state.root());
     report.failed.extend(containers.failed);
     let orphans = cache.snapshotter.remove_orphans()?;
     crate::context::remove_orphans(&cache.engine)?;

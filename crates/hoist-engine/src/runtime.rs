@@ -42,10 +42,12 @@ impl Runtime {
 
 /// Stops and deletes the OCI runtime containers of killed builds (with `executor`'s runtime
 /// when it is one, and with each of [`hoist_sandbox::KNOWN_RUNTIMES`] in `PATH`, under the
-/// default state root), before the snapshot sweep unmounts their root file systems. Nothing
-/// runs when no runtime is installed or no hoist container is there.
+/// default state root), before the snapshot sweep unmounts their root file systems. Only the
+/// containers of builds on the state dir `root` are touched. Nothing runs when no runtime is
+/// installed or no hoist container is there.
 pub(crate) fn remove_orphan_containers(
     executor: Option<&AnyExecutor>,
+    root: &std::path::Path,
 ) -> hoist_sandbox::OrphanContainers {
     let mut runtimes: Vec<hoist_sandbox::OciRuntimeExecutor> = match executor {
         Some(AnyExecutor::OciRuntime(oci)) => vec![oci.clone()],
@@ -64,7 +66,7 @@ pub(crate) fn remove_orphan_containers(
     }
     let mut report = hoist_sandbox::OrphanContainers::default();
     for runtime in runtimes {
-        let swept = runtime.remove_orphans();
+        let swept = runtime.remove_orphans(Some(root));
         report.removed.extend(swept.removed);
         report.failed.extend(swept.failed);
     }

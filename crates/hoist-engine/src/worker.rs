@@ -118,7 +118,7 @@ impl Worker {
         // live process holds their containers' owner locks or their snapshots' leases.
         // Containers first, so that their root file systems are no longer in use. One that
         // cannot be removed is retried by prune.
-        let _ = crate::runtime::remove_orphan_containers(Some(&executor));
+        let _ = crate::runtime::remove_orphan_containers(Some(&executor), state.root());
         let _ = snapshotter.remove_orphans();
         let _ = crate::context::remove_orphans(&engine);
         let blobs = store.lease()?;

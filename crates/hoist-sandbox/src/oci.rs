@@ -56,6 +56,19 @@ struct Listed {
     bundle: PathBuf,
 }
 
+/// The root file system path a bundle's `config.json` names; `None` when it cannot be read.
+fn root_path(bundle: &Path) -> Option<PathBuf> {
+    let text = std::fs::read(bundle.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let root = PathBuf::from(config.get("root")?.get("path")?.as_str()?);
+    let root = if root.is_absolute() {
+        root
+    } else {
+        bundle.join(root)
+    };
+    Some(std::fs::canonicalize(&root).unwrap_or(root))
+}
+
 /// Runs processes through an OCI runtime binary (runc, crun).
 #[derive(Debug, Clone)]
 pub struct OciRuntimeExecutor {
@@ -118,7 +131,11 @@ impl OciRuntimeExecutor {
     /// (the hoist process that ran it) is dead, and removes its bundle: what a killed build
     /// left running. Safe next to running builds, which hold their containers' owner locks.
     /// Runs the runtime only when the state root holds a hoist container.
-    pub fn remove_orphans(&self) -> OrphanContainers {
+    ///
+    /// With `within`, only containers whose root file system lies under that directory (a
+    /// hoist state dir) are touched, so one state dir's builds and prunes leave another's
+    /// leftovers to it; a container whose bundle is gone cannot say, and goes.
+    pub fn remove_orphans(&self, within: Option<&Path>) -> OrphanContainers {
         let mut report = OrphanContainers::default();
         let ours = std::fs::read_dir(&self.state_root).is_ok_and(|entries| {
             entries
@@ -137,7 +154,13 @@ impl OciRuntimeExecutor {
                 return report;
             }
         };
+        let within = within.map(|dir| std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf()));
         for container in listed.into_iter().filter(|c| c.id.starts_with(ID_PREFIX)) {
+            if let Some(dir) = &within {
+                if root_path(&container.bundle).is_some_and(|root| !root.starts_with(dir)) {
+                    continue;
+                }
+            }
             let lock = container.bundle.join(OWNER_LOCK);
             let _owner = match lock_owner(&lock, false) {
                 Ok(Some(owner)) => Some(owner),

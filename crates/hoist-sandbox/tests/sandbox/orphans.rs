@@ -87,7 +87,12 @@ fn remove_orphans_stops_the_unowned_container_and_keeps_the_running_one() {
         .unwrap();
     assert!(started.success(), "runc run -d of the orphan failed");
 
-    let report = executor.remove_orphans();
+    // Scoped to another state dir, the orphan is not this sweep's to remove.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let report = executor.remove_orphans(Some(elsewhere.path()));
+    assert!(report.removed.is_empty(), "{report:?}");
+
+    let report = executor.remove_orphans(None);
     assert_eq!(report.removed, vec![orphan_id.clone()], "{report:?}");
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(ids(&runc, &state), vec![live_id]);
