@@ -21,6 +21,24 @@ use std::time::Duration;
 
 use crate::{Result, TestkitError};
 
+/// A tar holding `files` (path, content) as regular files, mode 0644, owned by root and
+/// dated 2020-09-13: a build context for a [`FileServer`] to serve.
+pub fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(1_600_000_000);
+        header.set_uid(0);
+        header.set_gid(0);
+        builder
+            .append_data(&mut header, path, content.as_bytes())
+            .expect("a tar in memory");
+    }
+    builder.into_inner().expect("a tar in memory")
+}
+
 /// One file the server serves.
 #[derive(Debug, Clone, Default)]
 pub struct Served {

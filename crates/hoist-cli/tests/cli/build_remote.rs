@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use hoist_testkit::http::{FileServer, Served};
+use hoist_testkit::http::{tar_of, FileServer, Served};
 use hoist_testkit::registry::TestRegistry;
 
 /// A running `hoistd`, killed on drop.
@@ -85,23 +85,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A tar holding `files` (path, content).
-fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (path, content) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(content.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(1_600_000_000);
-        header.set_uid(0);
-        header.set_gid(0);
-        builder
-            .append_data(&mut header, path, content.as_bytes())
-            .unwrap();
-    }
-    builder.into_inner().unwrap()
 }
 
 /// `hoist ARGS` with no ambient settings, its state dir under `dir`.

@@ -9,28 +9,11 @@ use std::time::{Duration, Instant};
 
 use hoist_proto::control::{SolveRequest, StatusRequest, StatusResponse, Vertex};
 use hoist_proto::tonic::Code;
-use hoist_testkit::http::{FileServer, Served};
+use hoist_testkit::http::{tar_of, FileServer, Served};
 use hoist_testkit::images::BaseImages;
 use hoist_testkit::registry::TestRegistry;
 
 use crate::Daemon;
-
-/// A tar holding `files` (path, content).
-fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (path, content) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(content.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(1_600_000_000);
-        header.set_uid(0);
-        header.set_gid(0);
-        builder
-            .append_data(&mut header, path, content.as_bytes())
-            .unwrap();
-    }
-    builder.into_inner().unwrap()
-}
 
 fn solve_request(reference: &str, context: &str, image: &str) -> SolveRequest {
     SolveRequest {
