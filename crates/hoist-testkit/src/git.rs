@@ -589,7 +589,7 @@ mod tests {
 #[derive(Debug)]
 pub struct SshServer {
     sshd: Child,
-    agent: Child,
+    agent: SshAgent,
     port: u16,
     user: String,
     dir: tempfile::TempDir,
@@ -652,16 +652,7 @@ impl SshServer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(TestkitError::io("run", SSHD))?;
-        let socket = d.join("agent.sock");
-        let agent = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(TestkitError::io("run ssh-agent in", d))?;
+        let agent = SshAgent::start(d)?;
         let user = std::env::var("USER")
             .ok()
             .filter(|u| !u.is_empty())
@@ -674,20 +665,17 @@ impl SshServer {
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() || !socket.exists() {
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
                 return Err(TestkitError::Command {
-                    command: format!("{SSHD} -p {port} / ssh-agent"),
+                    command: format!("{SSHD} -p {port}"),
                     status: "not listening".into(),
                     stderr: String::new(),
                 });
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        run(Command::new("ssh-add")
-            .arg("-q")
-            .arg(server.dir.path().join("client_key"))
-            .env("SSH_AUTH_SOCK", &socket))?;
+        server.agent.add(&server.dir.path().join("client_key"))?;
         Ok(server)
     }
 
@@ -703,7 +691,7 @@ impl SshServer {
 
     /// The agent's socket (`SSH_AUTH_SOCK`), which holds the one key sshd lets in.
     pub fn agent_socket(&self) -> PathBuf {
-        self.dir.path().join("agent.sock")
+        self.agent.socket().to_owned()
     }
 
     /// The `known_hosts` line of the server's host key.
@@ -721,10 +709,65 @@ impl SshServer {
 
 impl Drop for SshServer {
     fn drop(&mut self) {
-        for child in [&mut self.sshd, &mut self.agent] {
-            let _ = child.kill();
-            let _ = child.wait();
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
+/// An `ssh-agent` on a socket in a directory the caller names, killed when dropped: the
+/// agent of [`SshServer`] and of tests that forward an agent to RUN steps.
+#[derive(Debug)]
+pub struct SshAgent {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl SshAgent {
+    /// Starts `ssh-agent -D` on `<dir>/agent.sock` and waits for its socket.
+    pub fn start(dir: &Path) -> Result<SshAgent> {
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(TestkitError::io("run ssh-agent in", dir))?;
+        let agent = SshAgent { child, socket };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !agent.socket.exists() {
+            if Instant::now() > deadline {
+                return Err(TestkitError::Command {
+                    command: format!("ssh-agent -D -a {}", agent.socket.display()),
+                    status: "not listening".into(),
+                    stderr: String::new(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(agent)
+    }
+
+    /// Adds the private key file `key` (`ssh-add`).
+    pub fn add(&self, key: &Path) -> Result<()> {
+        run(Command::new("ssh-add")
+            .arg("-q")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &self.socket))
+    }
+
+    /// The agent's socket (`SSH_AUTH_SOCK`).
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+}
+
+impl Drop for SshAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use hoist_testkit::git::SshAgent;
+
 use crate::build_env::{files_containing, BuildEnv};
 
 struct Case {
@@ -70,9 +72,8 @@ fn ssh_add_tools(dir: &Path) -> Option<String> {
     loader
 }
 
-/// A new ed25519 key in `dir` (its private key path) and a running `ssh-agent` holding it
-/// (killed by the caller), with its socket.
-fn agent_with_key(dir: &Path) -> (PathBuf, std::process::Child, PathBuf) {
+/// A new ed25519 key in `dir` (its private key path) and a running `ssh-agent` holding it.
+fn agent_with_key(dir: &Path) -> (PathBuf, SshAgent) {
     let key = dir.join("id_ed25519");
     let made = Command::new("ssh-keygen")
         .args([
@@ -89,27 +90,9 @@ fn agent_with_key(dir: &Path) -> (PathBuf, std::process::Child, PathBuf) {
         .status()
         .unwrap();
     assert!(made.success());
-    let socket = dir.join("agent.sock");
-    let agent = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&socket)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if socket.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let added = Command::new("ssh-add")
-        .arg(&key)
-        .env("SSH_AUTH_SOCK", &socket)
-        .output()
-        .unwrap();
-    assert!(added.status.success(), "{}", stderr(&added));
-    (key, agent, socket)
+    let agent = SshAgent::start(dir).unwrap();
+    agent.add(&key).unwrap();
+    (key, agent)
 }
 
 #[test]
@@ -126,7 +109,7 @@ fn ssh_agent_and_key_files_reach_run_steps() {
         return;
     };
     let keys = case.env.fresh_dir("keys");
-    let (key, mut agent, socket) = agent_with_key(&keys);
+    let (key, agent) = agent_with_key(&keys);
     let ssh_add = format!("/tools/{loader} --library-path /tools /tools/ssh-add");
     std::fs::write(
         case.ctx.join("Dockerfile"),
@@ -154,10 +137,9 @@ fn ssh_agent_and_key_files_reach_run_steps() {
             "--ssh",
             &deploy,
         ],
-        Some(&socket),
+        Some(agent.socket()),
     );
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
     let text = stderr(&out);
     assert!(out.status.success(), "{text}");
     let fingerprint = String::from_utf8(

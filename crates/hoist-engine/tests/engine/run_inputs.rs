@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use hoist_engine::{Entitlements, RunOptions, SshAgents};
 use hoist_sandbox::{Confinement, ExitStatus, Network, RunSpec};
+use hoist_testkit::git::SshAgent;
 
 use crate::case::Case;
 
@@ -72,39 +73,11 @@ fn mounted_socket(spec: &RunSpec, target: &str) -> PathBuf {
     mount.source.clone()
 }
 
-/// A running `ssh-agent` holding `key`, killed when dropped.
-struct Agent {
-    child: std::process::Child,
-    socket: PathBuf,
-}
-
-impl Agent {
-    fn start(dir: &Path, key: &Path) -> Agent {
-        let socket = dir.join("agent.sock");
-        let child = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(&socket)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..100 {
-            if socket.exists() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let (added, text) = with_agent(&socket, "ssh-add", &[&key.to_string_lossy()], dir);
-        assert!(added, "{text}");
-        Agent { child, socket }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A running `ssh-agent` holding `key`.
+fn agent_holding(dir: &Path, key: &Path) -> SshAgent {
+    let agent = SshAgent::start(dir).unwrap();
+    agent.add(key).unwrap();
+    agent
 }
 
 #[test]
@@ -112,7 +85,7 @@ fn a_forwarded_agent_lists_its_keys_and_refuses_changes() {
     let Some(()) = openssh() else { return };
     let dir = tempfile::tempdir().unwrap();
     let key = keygen(dir.path(), "ed25519");
-    let agent = Agent::start(dir.path(), &key);
+    let agent = agent_holding(dir.path(), &key);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let case = Case::new(
         "FROM scratch\nRUN --mount=type=ssh --mount=type=ssh,id=other,target=/other,mode=0640,uid=1000,gid=50 use-agent\n",
@@ -146,8 +119,8 @@ fn a_forwarded_agent_lists_its_keys_and_refuses_changes() {
     });
     case.build_with(|request| {
         let mut agents = SshAgents::new();
-        agents.insert("default", vec![agent.socket.clone()]);
-        agents.insert("other", vec![agent.socket.clone()]);
+        agents.insert("default", vec![agent.socket().to_owned()]);
+        agents.insert("other", vec![agent.socket().to_owned()]);
         request.ssh = agents;
     })
     .unwrap();
@@ -167,7 +140,7 @@ fn a_forwarded_agent_lists_its_keys_and_refuses_changes() {
     );
     assert_eq!(seen[0], expected);
     // The user's agent still holds the key: the proxy refused `ssh-add -D`.
-    let (listed, text) = with_agent(&agent.socket, "ssh-add", &["-l"], dir.path());
+    let (listed, text) = with_agent(agent.socket(), "ssh-add", &["-l"], dir.path());
     assert!(listed, "{text}");
 }
 
