@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use hoist_engine::{BuildRecord, BuildStatus, HistoryStore};
 
+use super::builder_ls::go_tabwriter;
 use super::du::{human_duration, Table};
 use super::{print, Context};
 use crate::cli::{HistoryLsArgs, HistoryRefArgs, HistoryRmArgs};
@@ -198,22 +199,8 @@ fn table(records: &[BuildRecord], now: SystemTime, trunc: bool) -> String {
             duration_text(record, now),
         ]);
     }
-    let mut widths = [0usize; 5];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count() + 3).max(10);
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (width, cell) in widths.iter().zip(row) {
-            line.push_str(&format!("{cell:<width$}"));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    let text: String = rows.iter().map(|row| row.join("\t") + "\n").collect();
+    go_tabwriter(&text, 10, 3)
 }
 
 /// buildx's `trimBeginning`: the last `n - 2` characters after `..`.
