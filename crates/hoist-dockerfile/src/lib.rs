@@ -13,8 +13,9 @@
 //!
 //! Small readers of Go's text formats live here too, the lowest crate that needs them:
 //! [`go_duration`] (`time.Duration` printed and parsed), [`go_csv`] (one `encoding/csv`
-//! record split into fields, as BuildKit reads `--mount` and buildx reads `-o`) and
-//! [`go_glob`] (`filepath.Match`, the wildcards of `COPY`/`ADD` sources).
+//! record split into fields, as BuildKit reads `--mount` and buildx reads `-o`),
+//! [`go_bool`] (`strconv.ParseBool`, for `--mount` options and BuildKit's boolean build
+//! args) and [`go_glob`] (`filepath.Match`, the wildcards of `COPY`/`ADD` sources).
 //!
 //! Everything here is pure: no I/O, no async. Errors are one [`Error`] enum whose messages
 //! follow BuildKit's texts, and carry the line range of the offending instruction.
@@ -22,6 +23,7 @@
 pub mod ast;
 pub mod dockerignore;
 mod error;
+pub mod go_bool;
 pub mod go_csv;
 pub mod go_duration;
 pub mod go_glob;

@@ -359,13 +359,7 @@ fn unexpected_for_kind(key: &str, kind: MountType) -> Error {
 }
 
 /// Go's `strconv.ParseBool`.
-pub(super) fn parse_go_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
+pub(super) use crate::go_bool::parse as parse_go_bool;
 
 /// A size like `64m`, `1.5GiB`, `512k` or `1024` in bytes, with binary (1024) multiples, as
 /// docker's `RAMInBytes` reads it: digits (with an optional fraction), an optional space,

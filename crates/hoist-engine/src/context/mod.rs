@@ -228,7 +228,7 @@ fn keep_git_dir(options: &hoist_frontend::BuildOptions) -> bool {
     options
         .build_args
         .get("BUILDKIT_CONTEXT_KEEP_GIT_DIR")
-        .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"))
+        .is_some_and(|v| hoist_dockerfile::go_bool::parse(v) == Some(true))
 }
 
 /// Which context is prepared: the main one, or a named one.

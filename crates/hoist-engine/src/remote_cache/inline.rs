@@ -37,7 +37,7 @@ pub(crate) fn wanted(
         .any(|e| e.destination == CacheDestination::Inline)
         || build_args
             .get(INLINE_CACHE_ARG)
-            .is_some_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"))
+            .is_some_and(|v| hoist_dockerfile::go_bool::parse(v) == Some(true))
 }
 
 /// The inline cache records of the image whose layers are `top`'s: every used record
