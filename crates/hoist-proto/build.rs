@@ -6,6 +6,10 @@ const PROTOS: &[&str] = &[
     "proto/moby/buildkit/v1/types/worker.proto",
     "proto/moby/buildkit/v1/control.proto",
     "proto/grpc/health/v1/health.proto",
+    "proto/fsutil/types/wire.proto",
+    "proto/moby/filesync/v1/filesync.proto",
+    "proto/moby/secrets/v1/secrets.proto",
+    "proto/moby/sshforward/v1/ssh.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -17,6 +17,10 @@
 //! - [`pb`]: the few LLB messages the above refer to (`Platform`, `Definition`,
 //!   `ProgressGroup`, `SourceInfo`, `Range`, `Position`).
 //! - [`grpc::health::v1`] (also [`health`]): `Health` with `Check` and `Watch`.
+//! - The session services a BuildKit client serves back to the daemon through
+//!   `Control.Session`: [`filesync`] (`FileSync` for directories, `FileSend` for outputs,
+//!   `Auth` for registry credentials), [`fsutil_types`] (`Packet`, `Stat`: the file-sync
+//!   wire format), [`secrets`] (`Secrets.GetSecret`) and [`sshforward`] (`SSH`).
 //!
 //! Timestamps are `prost_types::Timestamp` (re-exported as [`Timestamp`]).
 
@@ -42,6 +46,31 @@ pub mod moby {
                 generated!("moby.buildkit.v1.types.rs");
             }
         }
+        pub mod secrets {
+            pub mod v1 {
+                #![allow(clippy::all, clippy::pedantic, missing_docs)]
+                generated!("moby.buildkit.secrets.v1.rs");
+            }
+        }
+    }
+    pub mod filesync {
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs)]
+            generated!("moby.filesync.v1.rs");
+        }
+    }
+    pub mod sshforward {
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs)]
+            generated!("moby.sshforward.v1.rs");
+        }
+    }
+}
+
+pub mod fsutil {
+    pub mod types {
+        #![allow(clippy::all, clippy::pedantic, missing_docs)]
+        generated!("fsutil.types.rs");
     }
 }
 
@@ -59,6 +88,10 @@ pub mod grpc {
     }
 }
 
+pub use fsutil::types as fsutil_types;
 pub use grpc::health::v1 as health;
+pub use moby::buildkit::secrets::v1 as secrets;
 pub use moby::buildkit::v1 as control;
 pub use moby::buildkit::v1::types;
+pub use moby::filesync::v1 as filesync;
+pub use moby::sshforward::v1 as sshforward;
