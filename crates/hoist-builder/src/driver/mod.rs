@@ -1,13 +1,17 @@
 //! The [`Driver`] trait — how a node is started, asked, stopped and removed — and
-//! [`AnyDriver`], the closed set hoist has: [`EmbeddedDriver`] (the in-process engine) and
-//! [`RemoteDriver`] (a daemon at `unix://` or `tcp://`). buildx's `docker`,
-//! `docker-container` and `kubernetes` are known names refused with a clear error until
-//! they exist; `dial` (a connection for BuildKit's gRPC) comes with hoistd's client.
+//! [`AnyDriver`], the closed set hoist has: [`EmbeddedDriver`] (the in-process engine),
+//! [`RemoteDriver`] (a daemon at `unix://` or `tcp://`) and [`DockerContainerDriver`]
+//! (hoistd in a container of a Docker daemon, reached by `exec hoistd dial-stdio`).
+//! buildx's `docker` and `kubernetes` are known names refused with a clear error until
+//! they exist.
 //!
 //! Drivers are built from a stored [`Node`] by [`AnyDriver::new`], which is also where
 //! driver options are checked, so `create` refuses a bad option before anything is stored.
 
+mod docker_api;
+mod docker_container;
 mod embedded;
+mod hoistd_image;
 mod remote;
 
 use std::collections::BTreeMap;
@@ -15,6 +19,8 @@ use std::fmt;
 
 use hoist_oci::Platform;
 
+pub use docker_api::ExecStream;
+pub use docker_container::{default_image, DockerContainerDriver, CONTAINER_PREFIX};
 pub use embedded::EmbeddedDriver;
 pub use remote::{Endpoint, RemoteDriver, TlsOptions};
 
@@ -25,8 +31,10 @@ use crate::node_group::{Node, NodeGroup};
 pub const EMBEDDED: &str = "embedded";
 /// A daemon reached at an endpoint.
 pub const REMOTE: &str = "remote";
+/// hoistd in a container of a Docker daemon.
+pub const DOCKER_CONTAINER: &str = "docker-container";
 /// buildx's drivers hoist recognises but does not have yet.
-pub const NOT_YET: &[&str] = &["docker", "docker-container", "kubernetes"];
+pub const NOT_YET: &[&str] = &["docker", "kubernetes"];
 
 /// How long a status check waits for a node to accept a connection.
 pub const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -97,6 +105,8 @@ pub enum AnyDriver {
     Embedded(EmbeddedDriver),
     /// A daemon at an endpoint.
     Remote(RemoteDriver),
+    /// hoistd in a Docker container.
+    DockerContainer(Box<DockerContainerDriver>),
 }
 
 impl AnyDriver {
@@ -105,6 +115,9 @@ impl AnyDriver {
         check_driver_name(&group.driver)?;
         match group.driver.as_str() {
             EMBEDDED => EmbeddedDriver::new(node).map(AnyDriver::Embedded),
+            DOCKER_CONTAINER => {
+                DockerContainerDriver::new(node).map(|d| AnyDriver::DockerContainer(Box::new(d)))
+            }
             _ => RemoteDriver::new(node).map(AnyDriver::Remote),
         }
     }
@@ -113,6 +126,7 @@ impl AnyDriver {
         match self {
             AnyDriver::Embedded(d) => d,
             AnyDriver::Remote(d) => d,
+            AnyDriver::DockerContainer(d) => &**d,
         }
     }
 }
@@ -121,7 +135,7 @@ impl AnyDriver {
 /// plain "not available yet" for buildx's drivers hoist does not have yet.
 pub fn check_driver_name(name: &str) -> Result<()> {
     match name {
-        EMBEDDED | REMOTE => Ok(()),
+        EMBEDDED | REMOTE | DOCKER_CONTAINER => Ok(()),
         _ if NOT_YET.contains(&name) => Err(Error::DriverUnavailable(name.to_owned())),
         _ => Err(Error::UnknownDriver(name.to_owned())),
     }

@@ -61,14 +61,24 @@ fn bad_requests_leave_the_store_unchanged() {
         refused(&store, driver("warp")),
         r#"failed to find driver "warp""#
     );
-    for d in ["docker", "docker-container", "kubernetes"] {
+    for d in ["docker", "kubernetes"] {
         assert_eq!(
             refused(&store, driver(d)),
             format!(
-                r#"driver "{d}" is not available yet in hoist (available: "embedded", "remote")"#
+                r#"driver "{d}" is not available yet in hoist (available: "embedded", "remote", "docker-container")"#
             )
         );
     }
+    assert_eq!(
+        refused(
+            &store,
+            CreateRequest {
+                driver_opts: vec!["image=x,colour=blue".to_owned()],
+                ..driver("docker-container")
+            }
+        ),
+        "invalid driver option colour for docker-container driver"
+    );
     assert_eq!(
         refused(&store, remote("x", "tcp://127.0.0.1:1", &["colour=blue"])),
         "invalid driver option colour for remote driver"

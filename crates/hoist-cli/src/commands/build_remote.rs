@@ -32,6 +32,48 @@ use crate::progress;
 const NEEDS_SESSION: &str = "needs a session, not supported by hoist's client yet";
 
 pub fn run(args: &BuildArgs, addr: &str, tls: RemoteTls) -> anyhow::Result<ExitCode> {
+    run_on(
+        args,
+        Dial::Address {
+            addr: addr.to_owned(),
+            tls,
+        },
+    )
+}
+
+/// How the client reaches the daemon: the one hook between "which node" and the build.
+pub enum Dial {
+    /// An address (`unix://`, `tcp://`, TLS settings), as `--addr` or a `remote` builder.
+    Address { addr: String, tls: RemoteTls },
+    /// A `docker-container` builder's hoistd, through `exec hoistd dial-stdio`.
+    Container(Box<hoist_builder::driver::DockerContainerDriver>),
+}
+
+impl Dial {
+    /// What errors name as the daemon's address.
+    fn label(&self) -> String {
+        match self {
+            Dial::Address { addr, .. } => addr.clone(),
+            Dial::Container(driver) => format!(
+                "docker-container://{} (via {})",
+                driver.container(),
+                driver.docker_endpoint()
+            ),
+        }
+    }
+
+    async fn connect(&self) -> anyhow::Result<Channel> {
+        match self {
+            Dial::Address { addr, tls } => connect(addr, tls).await,
+            Dial::Container(driver) => Ok(driver.channel().await?),
+        }
+    }
+}
+
+/// [`run`] on a daemon reached as `dial` says.
+pub fn run_on(args: &BuildArgs, dial: Dial) -> anyhow::Result<ExitCode> {
+    let label = dial.label();
+    let addr = label.as_str();
     let request = solve_request(args)?;
     if request.exporters.is_empty() {
         eprintln!(
@@ -40,8 +82,9 @@ pub fn run(args: &BuildArgs, addr: &str, tls: RemoteTls) -> anyhow::Result<ExitC
         );
     }
     let mode = super::build::progress_mode(args)?;
+    let dial = &dial;
     let outcome = block_on(async move {
-        let channel = connect(addr, &tls).await?;
+        let channel = dial.connect().await?;
         let (events, renderer) = progress::start(mode);
         let result = solve(ControlClient::new(channel), request, events).await;
         let _ = renderer.await;
@@ -60,6 +103,12 @@ pub fn run(args: &BuildArgs, addr: &str, tls: RemoteTls) -> anyhow::Result<ExitC
             // The daemon's own answers come without a source; the transport's carry one.
             let transport = std::error::Error::source(&status).is_some()
                 || status.code() == hoist_proto::tonic::Code::Unavailable;
+            if let Dial::Container(driver) = dial {
+                let stderr = driver.dial_stderr();
+                if !stderr.is_empty() {
+                    message.push_str(&format!(" (dial-stdio: {stderr})"));
+                }
+            }
             if transport {
                 eprintln!("ERROR: the connection to {addr} failed: {message}");
             } else {
