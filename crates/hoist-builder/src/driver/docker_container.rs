@@ -425,7 +425,9 @@ impl DockerContainerDriver {
             "NetworkMode": self.network,
             "Mounts": [{ "Type": "volume", "Source": self.volume, "Target": STATE_ROOT }],
             "RestartPolicy": self.restart_policy,
-            "Init": false,
+            // Docker's init as pid 1, hoistd its child: the sandbox helper takes a parent
+            // of pid 1 for a sign that hoistd died, so hoistd cannot be pid 1 itself.
+            "Init": true,
         });
         if !privileged {
             host_config["CapAdd"] = serde_json::json!(["ALL"]);
