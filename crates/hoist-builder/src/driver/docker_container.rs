@@ -389,7 +389,7 @@ impl DockerContainerDriver {
 
     /// Creates the volume and the container, copies the config in. `privileged`: Docker's
     /// privileged mode; else every capability but those this process lacks, no seccomp or
-    /// AppArmor profile, nothing masked in `/proc` (see [`Self::bootstrap_async`]).
+    /// AppArmor profile, nothing masked in `/proc` (see [`Self::ensure_running`]).
     async fn create_container(&self, privileged: bool) -> Result<()> {
         let image = self.ensure_image().await?;
         let volume = self
@@ -520,7 +520,9 @@ impl DockerContainerDriver {
         }
     }
 
-    async fn bootstrap_async(&self) -> Result<()> {
+    /// Creates and starts the container as needed (a stopped one is started), then waits
+    /// until its hoistd answers: what `bootstrap` does, for callers already in async code.
+    pub async fn ensure_running(&self) -> Result<()> {
         match self.state().await? {
             None => {
                 self.create_container(true).await?;
@@ -749,7 +751,7 @@ impl Driver for DockerContainerDriver {
     }
 
     fn bootstrap(&self) -> Result<()> {
-        block_on(self.bootstrap_async())?
+        block_on(self.ensure_running())?
     }
 
     fn info(&self) -> Info {

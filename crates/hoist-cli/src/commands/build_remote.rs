@@ -65,7 +65,14 @@ impl Dial {
     async fn connect(&self) -> anyhow::Result<Channel> {
         match self {
             Dial::Address { addr, tls } => connect(addr, tls).await,
-            Dial::Container(driver) => Ok(driver.channel().await?),
+            Dial::Container(driver) => {
+                // As buildx: a builder never bootstrapped (or stopped) starts on first use.
+                driver
+                    .ensure_running()
+                    .await
+                    .context("failed to bootstrap the builder")?;
+                Ok(driver.channel().await?)
+            }
         }
     }
 }

@@ -153,14 +153,9 @@ impl Context {
         }
         if group.driver == hoist_builder::driver::DOCKER_CONTAINER {
             return match group.nodes.as_slice() {
-                [node] => {
-                    // As buildx: a builder never bootstrapped (or stopped) starts on first use.
-                    let driver = hoist_builder::driver::DockerContainerDriver::new(node)?;
-                    hoist_builder::Driver::bootstrap(&driver).with_context(|| {
-                        format!("failed to bootstrap {} ({})", group.name, node.name)
-                    })?;
-                    Ok(BuildTarget::DockerContainer(Box::new(driver)))
-                }
+                [node] => Ok(BuildTarget::DockerContainer(Box::new(
+                    hoist_builder::driver::DockerContainerDriver::new(node)?,
+                ))),
                 nodes => anyhow::bail!(
                     "builder {:?} has {} nodes: builds spread over several nodes are not available yet in hoist (use a builder with one node)",
                     group.name,
