@@ -320,6 +320,11 @@ impl DockerContainerDriver {
     /// The image is in the daemon: loaded from hoist's own hoistd, or pulled for `image=`.
     async fn ensure_image(&self) -> Result<String> {
         let image = self.image();
+        // hoist's own image needs hoistd, even when an image is loaded: it may be stale.
+        let hoistd = match self.image {
+            Some(_) => None,
+            None => Some(hoistd_image::find_hoistd().map_err(|e| self.fail(e))?),
+        };
         let inspect = self
             .api
             .call_json(
@@ -336,7 +341,9 @@ impl DockerContainerDriver {
             self.pull(&image).await?;
             return Ok(image);
         }
-        let hoistd = hoistd_image::find_hoistd().map_err(|e| self.fail(e))?;
+        let Some(hoistd) = hoistd else {
+            return Ok(image);
+        };
         let digest = hoistd_image::file_digest(&hoistd).map_err(|e| self.fail(e))?;
         if inspect.status == StatusCode::OK {
             let labels: serde_json::Value =

@@ -387,3 +387,59 @@ fn bad_docker_container_options_are_refused_at_create_with_the_store_unchanged()
         .collect();
     assert_eq!(before, after);
 }
+
+#[test]
+fn without_hoistd_the_bootstrap_says_where_it_looked_and_creates_nothing() {
+    let Some(socket) = docker_socket().filter(|s| UnixStream::connect(s).is_ok()) else {
+        hoist_testkit::skip(
+            "no Docker daemon on a unix socket (DOCKER_HOST or /var/run/docker.sock)",
+        );
+        return;
+    };
+    // A hoist with no hoistd beside it (a hard link keeps its own path as current_exe) and
+    // an empty PATH.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let lonely = dir.path().join("hoist");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_hoist"), &lonely).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_hoist"), &lonely).unwrap();
+    }
+    let name = format!("dcnohoistd{}", std::process::id());
+    let container = format!("hoist_buildkit_{name}0");
+    let _cleanup = Cleanup {
+        socket: socket.clone(),
+        volume: format!("{container}_state"),
+        container: container.clone(),
+        image: None,
+    };
+    let out = Command::new(&lonely)
+        .args([
+            "create",
+            "--name",
+            &name,
+            "--driver",
+            "docker-container",
+            "--bootstrap",
+        ])
+        .env("HOIST_BUILDERS_DIR", dir.path().join("builders"))
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("ERROR:")).count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "cannot find hoistd next to {} or in PATH",
+            lonely.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        docker(&socket, "GET", &format!("/containers/{container}/json")).0,
+        404
+    );
+}
