@@ -1,5 +1,6 @@
-//! [`DockerContainerDriver`]: hoistd in a container of a Docker daemon (`DOCKER_HOST`, the
-//! docker context's endpoint, else `/var/run/docker.sock`; podman's compatible API too),
+//! [`DockerContainerDriver`]: hoistd in a container of a Docker daemon (the node's endpoint,
+//! `create`'s `unix://PATH` or `tcp://HOST:PORT`; else `DOCKER_HOST`, the docker context's
+//! endpoint, `/var/run/docker.sock`; podman's compatible API should do too),
 //! managed through the Engine API — never the `docker` CLI — as buildx's `docker-container`
 //! driver manages buildkitd:
 //!
@@ -146,8 +147,12 @@ impl DockerContainerDriver {
                 },
             }
         }
-        let endpoint = DockerEndpoint::from_environment()
-            .map_err(|e| Error::Invalid(format!("cannot find the Docker daemon: {e}")))?;
+        // `create`'s ENDPOINT names the daemon; else the docker CLI's choice.
+        let endpoint = match node.endpoint.as_str() {
+            "" | crate::DEFAULT_BUILDER => DockerEndpoint::from_environment(),
+            given => DockerEndpoint::parse(given),
+        }
+        .map_err(|e| Error::Invalid(format!("cannot find the Docker daemon: {e}")))?;
         let container = format!("{CONTAINER_PREFIX}{}", node.name);
         Ok(DockerContainerDriver {
             api: DockerApi { endpoint },

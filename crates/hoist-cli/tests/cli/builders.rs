@@ -137,6 +137,10 @@ fn refused_commands_say_why_and_leave_the_store_unchanged() {
             "ERROR: driver \"kubernetes\" is not available yet in hoist (available: \"embedded\", \"remote\", \"docker-container\")\n",
         ),
         (
+            &["create", "--driver", "docker-container", "ssh://me@host"],
+            "ERROR: invalid endpoint \"ssh://me@host\": expected unix://PATH or tcp://HOST:PORT (the Docker daemon's address)\n",
+        ),
+        (
             &["create", "--driver", "docker-container", "--driver-opt", "memory=lots"],
             "ERROR: invalid driver option memory=\"lots\" for docker-container driver: expected a size in bytes with an optional unit (b, k, m, g)\n",
         ),

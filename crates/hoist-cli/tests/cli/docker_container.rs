@@ -283,9 +283,9 @@ fn a_docker_container_builder_bootstraps_builds_pushes_and_is_removed() {
     assert_eq!(docker(&socket, "GET", &format!("/volumes/{volume}")).0, 200);
     assert!(!ok(dir, &["ls"]).contains(&name));
 
-    // Created again (not bootstrapped: the build starts it) on the kept volume: the build
-    // cache is still in hoistd's state, so the RUN step is cached; then rm takes container
-    // and volume.
+    // Created again (the daemon named as ENDPOINT; not bootstrapped: the build starts it)
+    // on the kept volume: the build cache is still in hoistd's state, so the RUN step is
+    // cached; then rm takes container and volume.
     ok(
         dir,
         &[
@@ -296,6 +296,7 @@ fn a_docker_container_builder_bootstraps_builds_pushes_and_is_removed() {
             "docker-container",
             "--buildkitd-config",
             config.to_str().unwrap(),
+            &format!("unix://{}", socket.display()),
         ],
     );
     assert_eq!(
