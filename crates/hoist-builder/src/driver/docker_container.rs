@@ -558,7 +558,8 @@ impl DockerContainerDriver {
         let started = Instant::now();
         loop {
             match self.state().await? {
-                Some(state) if state.running => {}
+                Some(state) if state.running && !state.restarting => {}
+                // Exited, or exited and being restarted by its restart policy.
                 Some(state) => {
                     let logs = self.logs().await;
                     return Err(self.fail(format!(
@@ -571,6 +572,7 @@ impl DockerContainerDriver {
             let asked = tokio::time::timeout(ASK_TIMEOUT, self.ask()).await;
             let why = match asked {
                 Ok(Ok(_)) => return Ok(()),
+                Ok(Err(Error::Docker { message, .. })) => message,
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => "no answer".to_owned(),
             };
@@ -593,7 +595,7 @@ impl DockerContainerDriver {
         match self.state().await {
             Err(e) => inactive(Some(e.to_string())),
             Ok(None) => inactive(None),
-            Ok(Some(state)) if !state.running => Info {
+            Ok(Some(state)) if !state.running || state.restarting => Info {
                 status: Status::Stopped,
                 unreachable: None,
                 platforms: Vec::new(),
@@ -741,6 +743,8 @@ pub fn default_image() -> String {
 struct ContainerState {
     #[serde(rename = "Running", default)]
     running: bool,
+    #[serde(rename = "Restarting", default)]
+    restarting: bool,
     #[serde(rename = "Status", default)]
     status: String,
     #[serde(rename = "ExitCode", default)]

@@ -47,6 +47,14 @@ fn docker(socket: &Path, method: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Tests that make containers run one at a time: one removing the hoistd image it loaded
+/// must not pull it from under another.
+static DOCKER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn docker_lock() -> std::sync::MutexGuard<'static, ()> {
+    DOCKER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Removes what the test made, whatever happened.
 struct Cleanup {
     socket: PathBuf,
@@ -149,6 +157,7 @@ fn a_docker_container_builder_bootstraps_builds_pushes_and_is_removed() {
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let pushed = runtime.block_on(images.push(&registry)).unwrap();
+    let _serial = docker_lock();
 
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
@@ -397,6 +406,7 @@ fn without_hoistd_the_bootstrap_says_where_it_looked_and_creates_nothing() {
         );
         return;
     };
+    let _serial = docker_lock();
     // A hoist with no hoistd beside it (a hard link keeps its own path as current_exe) and
     // an empty PATH.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
@@ -439,6 +449,86 @@ fn without_hoistd_the_bootstrap_says_where_it_looked_and_creates_nothing() {
         )),
         "{stderr}"
     );
+    assert_eq!(
+        docker(&socket, "GET", &format!("/containers/{container}/json")).0,
+        404
+    );
+}
+
+#[test]
+fn a_hoistd_that_cannot_start_fails_the_bootstrap_with_its_log() {
+    if !hoist_testkit::is_root() {
+        hoist_testkit::skip("the docker-container driver test needs root");
+        return;
+    }
+    let Some(socket) = docker_socket().filter(|s| UnixStream::connect(s).is_ok()) else {
+        hoist_testkit::skip(
+            "no Docker daemon on a unix socket (DOCKER_HOST or /var/run/docker.sock)",
+        );
+        return;
+    };
+    if !PathBuf::from(env!("CARGO_BIN_EXE_hoist"))
+        .with_file_name("hoistd")
+        .is_file()
+    {
+        hoist_testkit::skip("no hoistd next to hoist: build it with `cargo build -p hoistd`");
+        return;
+    }
+    let _serial = docker_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let name = format!("dcbadflag{}", std::process::id());
+    let container = format!("hoist_buildkit_{name}0");
+    let image = concat!("hoist/hoistd:", env!("CARGO_PKG_VERSION"));
+    let image_existed = docker(&socket, "GET", &format!("/images/{image}/json")).0 == 200;
+    let _cleanup = Cleanup {
+        socket: socket.clone(),
+        volume: format!("{container}_state"),
+        container: container.clone(),
+        image: (!image_existed).then(|| image.to_owned()),
+    };
+    // The container restarts (unless-stopped) as hoistd exits at once: not waited for.
+    let out = hoist(
+        dir,
+        &[
+            "create",
+            "--name",
+            &name,
+            "--driver",
+            "docker-container",
+            "--buildkitd-flags=--no-such-flag",
+            "--bootstrap",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("ERROR:"))
+        .unwrap_or_else(|| panic!("no error in:\n{stderr}"));
+    assert!(
+        line.starts_with(&format!(
+            "ERROR: failed to bootstrap {name} ({name}0): docker-container {container}: the container stopped ("
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains("--no-such-flag"),
+        "hoistd's own words missing: {line}"
+    );
+    // Between its restarts the container is `stopped`; while one is under way, hoistd does
+    // not answer: `inactive`. Never `running`.
+    let listed = ok(dir, &["ls"]);
+    let node = listed
+        .lines()
+        .find(|l| l.contains(&format!("{name}0")))
+        .unwrap_or_else(|| panic!("no node line in:\n{listed}"));
+    assert!(
+        node.split_whitespace()
+            .any(|w| w == "stopped" || w == "inactive"),
+        "{listed}"
+    );
+    ok(dir, &["rm", &name]);
     assert_eq!(
         docker(&socket, "GET", &format!("/containers/{container}/json")).0,
         404
