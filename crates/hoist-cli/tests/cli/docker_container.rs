@@ -190,6 +190,8 @@ fn a_docker_container_builder_bootstraps_builds_pushes_and_is_removed() {
             "docker-container",
             "--buildkitd-config",
             config.to_str().unwrap(),
+            "--driver-opt",
+            "env.HOIST_TEST_MARK=dc,memory=1g,cpu-shares=512,restart-policy=no",
             "--bootstrap",
         ],
     );
@@ -202,6 +204,32 @@ fn a_docker_container_builder_bootstraps_builds_pushes_and_is_removed() {
     assert_eq!(inspect["Config"]["Image"], image);
     assert_eq!(inspect["Mounts"][0]["Name"], volume.as_str(), "{body}");
     assert_eq!(inspect["Mounts"][0]["Destination"], "/var/lib/hoist");
+    // The driver options, as the container's settings.
+    assert!(
+        inspect["Config"]["Env"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("HOIST_TEST_MARK=dc")),
+        "{body}"
+    );
+    assert_eq!(inspect["HostConfig"]["Memory"], 1 << 30);
+    assert_eq!(inspect["HostConfig"]["CpuShares"], 512);
+    assert_eq!(inspect["HostConfig"]["RestartPolicy"]["Name"], "no");
+    let cmd: Vec<&str> = (inspect["Config"]["Cmd"].as_array().unwrap().iter())
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cmd,
+        [
+            "hoistd",
+            "--root",
+            "/var/lib/hoist",
+            "--addr",
+            "unix:///run/hoistd/hoistd.sock",
+            "--config",
+            "/etc/hoist/buildkitd.toml"
+        ]
+    );
 
     let shown = ok(dir, &["inspect", &name]);
     assert_eq!(field(&shown, "Driver:"), "docker-container");
