@@ -29,7 +29,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::builds::{Builds, StatusConverter};
 use crate::calls::Calls;
-use crate::solve_request;
+use crate::filesync::{self, SyncRequest};
+use crate::session::{Session, SessionManager, SessionMeta};
+use crate::solve_request::{self, SessionNeeds};
 
 /// What `ListWorkers` and `Info` report; fixed when the daemon starts.
 #[derive(Debug, Clone)]
@@ -67,7 +69,13 @@ pub struct ControlService {
     /// hoistd's own docker config until the session asks the client.
     registry: RegistryConfig,
     builds: Builds,
+    sessions: SessionManager,
+    /// How long a Solve waits for its session to open, and for each answer of the client.
+    session_timeout: Duration,
 }
+
+/// The default of [`ControlService::with_session_timeout`].
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ControlService {
     /// Serves `state`'s cache as `worker`; each call is counted in `calls`.
@@ -78,7 +86,20 @@ impl ControlService {
             calls,
             registry: RegistryConfig::default(),
             builds: Builds::default(),
+            sessions: SessionManager::default(),
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
         }
+    }
+
+    /// A Solve waits `timeout` for its session to open and for each answer of the client.
+    pub fn with_session_timeout(mut self, timeout: Duration) -> ControlService {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// The client sessions open now.
+    pub fn sessions(&self) -> &SessionManager {
+        &self.sessions
     }
 
     /// Builds reach registries with `registry`'s settings.
@@ -209,8 +230,8 @@ impl Control for ControlService {
             .first()
             .cloned()
             .unwrap_or_else(Platform::host);
-        let build = match solve_request::build_request(&request, &host) {
-            Ok(build) => build,
+        let planned = match solve_request::build_request(&request, &host) {
+            Ok(planned) => planned,
             Err(status) => {
                 log(
                     "Solve",
@@ -219,6 +240,8 @@ impl Control for ControlService {
                 return Err(status);
             }
         };
+        let mut build = planned.build;
+        let needs = planned.session;
         let platforms = if build.platforms.is_empty() {
             host.format()
         } else {
@@ -235,6 +258,24 @@ impl Control for ControlService {
             )));
         };
         log("build", &format!("{reference} platforms {platforms}"));
+        // What comes from the client's session (kept until the build has ended: the
+        // synced directories stay locked, the export directory exists).
+        let mut prepared = None;
+        if needs.any() {
+            match self
+                .prepare_session(&request.session, &needs, &mut build)
+                .await
+            {
+                Ok(p) => prepared = Some(p),
+                Err(status) => {
+                    log(
+                        "build",
+                        &format!("{reference} failed: {}", status.message()),
+                    );
+                    return Err(status);
+                }
+            }
+        }
         let worker = self.open_worker().await?;
         let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
         // The forwarder holds the guard: the build's Status streams end once every event
@@ -258,6 +299,15 @@ impl Control for ControlService {
         ending.ended = true;
         match result {
             Ok(result) => {
+                if let Some(prepared) = &prepared {
+                    if let Err(status) = self.send_export(prepared).await {
+                        log(
+                            "build",
+                            &format!("{reference} failed: {}", status.message()),
+                        );
+                        return Err(status);
+                    }
+                }
                 log("build", &format!("{reference} done"));
                 Ok(Response::new(SolveResponse {
                     exporter_response: solve_request::exporter_response(&result.export)?,
@@ -292,13 +342,195 @@ impl Control for ControlService {
 
     async fn session(
         &self,
-        _: Request<Streaming<BytesMessage>>,
+        request: Request<Streaming<BytesMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        log("Session", "");
-        Err(Status::unimplemented(
-            "hoistd does not run builds yet: Session is not implemented (see docs/dev/hoistd.md)",
-        ))
+        let pairs: Vec<(String, String)> = request
+            .metadata()
+            .iter()
+            .filter_map(|kv| match kv {
+                tonic::metadata::KeyAndValueRef::Ascii(key, value) => value
+                    .to_str()
+                    .ok()
+                    .map(|v| (key.as_str().to_owned(), v.to_owned())),
+                tonic::metadata::KeyAndValueRef::Binary(..) => None,
+            })
+            .collect();
+        let meta = SessionMeta::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        log("Session", &meta.id);
+        let outgoing = self
+            .sessions
+            .attach_stream(meta, request.into_inner())
+            .await?;
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(outgoing),
+        )))
     }
+}
+
+/// What a session build holds while it runs.
+#[derive(Debug)]
+struct Prepared {
+    session: Arc<Session>,
+    /// The flocks on the synced directories (same shared key: one build at a time).
+    _locks: Vec<std::fs::File>,
+    /// Where a `local`/`tar` export is written before it is sent.
+    export: Option<(String, tempfile::TempDir)>,
+}
+
+impl ControlService {
+    /// Syncs the context and Dockerfile directories from session `id` and points `build`
+    /// at them; points a `local`/`tar` export at a directory of the state dir.
+    async fn prepare_session(
+        &self,
+        id: &str,
+        needs: &SessionNeeds,
+        build: &mut hoist_engine::BuildRequest,
+    ) -> Result<Prepared, Status> {
+        if id.is_empty() {
+            return Err(Status::invalid_argument(
+                "the build needs a session and names none",
+            ));
+        }
+        let session = self.sessions.get(id, self.session_timeout).await?;
+        let mut locks = Vec::new();
+        if needs.context {
+            let root = self.state.root().to_owned();
+            let key = session.meta.shared_key.clone();
+            let name = build.dockerfile_name.clone();
+            let dockerfile_dir = filesync::session_dir(&root, &key, "dockerfile");
+            let context_dir = filesync::session_dir(&root, &key, "context");
+            locks.push(lock_dir(&dockerfile_dir).await?);
+            if context_dir != dockerfile_dir {
+                locks.push(lock_dir(&context_dir).await?);
+            }
+            let dockerfile_request = SyncRequest {
+                dir_name: "dockerfile".to_owned(),
+                include_patterns: vec![name.clone(), format!("{name}.dockerignore")],
+                ..SyncRequest::default()
+            };
+            let stats = filesync::receive_dir(
+                &session,
+                &dockerfile_request,
+                &dockerfile_dir,
+                self.session_timeout,
+            )
+            .await?;
+            log_sync(&session, "dockerfile", stats);
+            let path = dockerfile_dir.join(&name);
+            let bytes = tokio::fs::read(&path).await.map_err(|err| {
+                Status::not_found(format!(
+                    "the client's dockerfile directory has no {name:?}: {err}"
+                ))
+            })?;
+            let context_request = SyncRequest {
+                dir_name: "context".to_owned(),
+                ..SyncRequest::default()
+            };
+            let stats = filesync::receive_dir(
+                &session,
+                &context_request,
+                &context_dir,
+                self.session_timeout,
+            )
+            .await?;
+            log_sync(&session, "context", stats);
+            build.dockerfile = Some(bytes);
+            build.dockerfile_name = path.to_string_lossy().into_owned();
+            build.context = hoist_engine::ContextSource::Local(context_dir);
+        }
+        let mut export = None;
+        if let Some(wanted) = &needs.export {
+            let exports = self.state.root().join("hoistd").join("exports");
+            std::fs::create_dir_all(&exports).map_err(|err| {
+                Status::internal(format!("cannot create {}: {err}", exports.display()))
+            })?;
+            let dir = tempfile::TempDir::new_in(&exports).map_err(|err| {
+                Status::internal(format!(
+                    "cannot create a directory in {}: {err}",
+                    exports.display()
+                ))
+            })?;
+            let dest = if wanted.kind == "tar" {
+                dir.path().join("out.tar")
+            } else {
+                dir.path().join("out")
+            };
+            build.outputs.push(wanted.output(&dest)?);
+            export = Some((wanted.kind.clone(), dir));
+        }
+        Ok(Prepared {
+            session,
+            _locks: locks,
+            export,
+        })
+    }
+
+    /// Sends a finished `local`/`tar` export to the client.
+    async fn send_export(&self, prepared: &Prepared) -> Result<(), Status> {
+        let Some((kind, dir)) = &prepared.export else {
+            return Ok(());
+        };
+        if kind == "tar" {
+            let bytes = filesync::send_file(
+                &prepared.session,
+                &dir.path().join("out.tar"),
+                self.session_timeout,
+            )
+            .await?;
+            log(
+                "export",
+                &format!(
+                    "tar: {bytes} bytes sent to session {}",
+                    prepared.session.meta.id
+                ),
+            );
+        } else {
+            let files = filesync::send_dir(
+                &prepared.session,
+                &dir.path().join("out"),
+                self.session_timeout,
+            )
+            .await?;
+            log(
+                "export",
+                &format!(
+                    "local: {files} files sent to session {}",
+                    prepared.session.meta.id
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn log_sync(session: &Session, dir_name: &str, stats: filesync::SyncStats) {
+    log(
+        "session",
+        &format!(
+            "{} {dir_name}: {} files received, {} unchanged, {} removed",
+            session.meta.id, stats.received, stats.unchanged, stats.removed
+        ),
+    );
+}
+
+/// An exclusive flock on `dir`'s lock file, taken off the async threads.
+async fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, Status> {
+    let lock = dir.with_extension("lock");
+    tokio::task::spawn_blocking(move || {
+        if let Some(parent) = lock.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)?;
+        fs4::fs_std::FileExt::lock_exclusive(&file)?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|err| Status::internal(format!("lock task failed: {err}")))?
+    .map_err(|err| Status::internal(format!("cannot lock a session directory: {err}")))
 }
 
 /// Runs one build on a blocking thread of its own, polling the engine's future there (its

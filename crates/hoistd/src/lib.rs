@@ -26,8 +26,10 @@ pub mod config;
 pub mod control;
 pub mod dial_stdio;
 pub mod error;
+pub mod filesync;
 pub mod health;
 pub mod serve;
+pub mod session;
 pub mod solve_request;
 
 pub use address::Address;
