@@ -25,6 +25,7 @@ pub mod calls;
 pub mod config;
 pub mod control;
 pub mod dial_stdio;
+pub mod engine_api;
 pub mod error;
 pub mod filesync;
 pub mod health;
