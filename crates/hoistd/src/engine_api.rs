@@ -129,7 +129,16 @@ async fn handle(
         (Method::GET | Method::HEAD, "/_ping") => ping(),
         (Method::GET, "/version") => version(),
         (Method::POST, "/session") => session(request, control),
-        (Method::POST, "/build") => build(&request, control, running),
+        (Method::POST, "/build") => {
+            let response = build(&request, control, running);
+            if !response.status().is_success() {
+                // The classic builder sends its context as the body: read it (and drop it)
+                // so the client sees the answer instead of a broken pipe.
+                let mut body = request.into_body();
+                while let Some(Ok(_)) = body.frame().await {}
+            }
+            response
+        }
         (Method::POST, "/build/cancel") => cancel(&request, &running),
         _ => error_response(
             StatusCode::NOT_FOUND,

@@ -166,7 +166,25 @@ pub async fn receive_dir(
             ))
         })?
         .into_inner();
-    receive(incoming, tx, dest, &request.dir_name, idle).await
+    receive(drained(incoming), tx, dest, &request.dir_name, idle).await
+}
+
+/// The client's packets read as fast as they arrive, whatever the receiver is doing: h2
+/// refuses (`too_many_data_frames`) a peer whose small DATA frames sit unread, and a
+/// Go sender sends one small frame per stat and per file end.
+fn drained(
+    mut incoming: tonic::Streaming<Packet>,
+) -> UnboundedReceiverStream<Result<Packet, Status>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(item) = incoming.next().await {
+            let failed = item.is_err();
+            if tx.send(item).is_err() || failed {
+                break;
+            }
+        }
+    });
+    UnboundedReceiverStream::new(rx)
 }
 
 fn idle_error(dir_name: &str, idle: Duration) -> Status {
@@ -719,16 +737,18 @@ pub async fn send_dir(session: &Session, dir: &Path, idle: Duration) -> Result<u
         PathAndQuery::from_static(FILE_SEND_DIFF_COPY),
         codec,
     );
-    let mut incoming = tokio::time::timeout(idle, call)
-        .await
-        .map_err(|_| idle_error("the local export", idle))?
-        .map_err(|status| {
-            Status::unavailable(format!(
-                "sending the local export failed: {}",
-                status.message()
-            ))
-        })?
-        .into_inner();
+    let mut incoming = drained(
+        tokio::time::timeout(idle, call)
+            .await
+            .map_err(|_| idle_error("the local export", idle))?
+            .map_err(|status| {
+                Status::unavailable(format!(
+                    "sending the local export failed: {}",
+                    status.message()
+                ))
+            })?
+            .into_inner(),
+    );
     let mut sent = 0;
     loop {
         let packet = match tokio::time::timeout(idle, incoming.next()).await {

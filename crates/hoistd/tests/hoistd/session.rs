@@ -1,0 +1,248 @@
+//! Sessions that misbehave, opened through `Control.Session` by a fake client (a tonic
+//! `FileSync` server running on the session's byte stream, as a BuildKit client serves
+//! it): a file list with `..` or absolute paths, a client that never answers, one that
+//! dies in the middle of a file, and a session that is never opened. Each Solve fails
+//! with a message saying why; nothing is written outside the state dir and the daemon
+//! goes on serving.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use hoist_proto::control::{BytesMessage, ListWorkersRequest, SolveRequest};
+use hoist_proto::filesync::file_sync_server::{FileSync, FileSyncServer};
+use hoist_proto::fsutil_types::{Packet, PacketType, Stat};
+use hoist_proto::tonic::{self, Request, Response, Status, Streaming};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::{Stream, StreamExt};
+
+use crate::Daemon;
+
+#[derive(Debug, Clone, Copy)]
+enum Behaviour {
+    /// Lists `name` as a file, whatever it is.
+    ListPath(&'static str),
+    /// Accepts the call and never sends anything.
+    Silent,
+    /// Lists `Dockerfile` (100 bytes), sends 10 of them when asked, then fails.
+    DieMidFile,
+}
+
+#[derive(Debug)]
+struct Fake(Behaviour);
+
+type Packets = Pin<Box<dyn Stream<Item = Result<Packet, Status>> + Send>>;
+
+fn stat_packet(path: &str, size: i64) -> Packet {
+    Packet {
+        r#type: PacketType::PacketStat as i32,
+        stat: Some(Stat {
+            path: path.to_owned(),
+            mode: 0o644,
+            size,
+            ..Stat::default()
+        }),
+        ..Packet::default()
+    }
+}
+
+#[tonic::async_trait]
+impl FileSync for Fake {
+    type DiffCopyStream = Packets;
+    type TarStreamStream = Packets;
+
+    async fn diff_copy(
+        &self,
+        request: Request<Streaming<Packet>>,
+    ) -> Result<Response<Packets>, Status> {
+        let mut incoming = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let behaviour = self.0;
+        tokio::spawn(async move {
+            match behaviour {
+                Behaviour::ListPath(path) => {
+                    let _ = tx.send(Ok(stat_packet(path, 4))).await;
+                    let _ = tx.send(Ok(Packet::default())).await;
+                    while let Some(Ok(_)) = incoming.next().await {}
+                }
+                Behaviour::Silent => {
+                    while let Some(Ok(_)) = incoming.next().await {}
+                    // Holds the stream open until the daemon goes away.
+                    let _keep = tx;
+                    std::future::pending::<()>().await;
+                }
+                Behaviour::DieMidFile => {
+                    let _ = tx.send(Ok(stat_packet("Dockerfile", 100))).await;
+                    let _ = tx.send(Ok(Packet::default())).await;
+                    while let Some(Ok(packet)) = incoming.next().await {
+                        if packet.r#type == PacketType::PacketReq as i32 {
+                            let _ = tx
+                                .send(Ok(Packet {
+                                    r#type: PacketType::PacketData as i32,
+                                    id: packet.id,
+                                    data: b"FROM scrat".to_vec(),
+                                    ..Packet::default()
+                                }))
+                                .await;
+                            let _ = tx.send(Err(Status::aborted("client killed"))).await;
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn tar_stream(&self, _: Request<Streaming<Packet>>) -> Result<Response<Packets>, Status> {
+        Err(Status::unimplemented("no tar stream"))
+    }
+}
+
+/// Opens session `id` on `daemon` with a fake client behaving as `behaviour`; the session
+/// lives as long as the returned task.
+async fn open_session(
+    daemon: &Daemon,
+    id: &str,
+    behaviour: Behaviour,
+) -> tokio::task::JoinHandle<()> {
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(FileSyncServer::new(Fake(behaviour)))
+            .serve_with_incoming(tokio_stream::once(Ok::<_, std::io::Error>(theirs)))
+            .await;
+    });
+    let (mut read, mut write) = tokio::io::split(ours);
+    let (tx, rx) = tokio::sync::mpsc::channel::<BytesMessage>(16);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n) = read.read(&mut buf).await {
+            if n == 0
+                || tx
+                    .send(BytesMessage {
+                        data: buf[..n].to_vec(),
+                    })
+                    .await
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut request = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let metadata = request.metadata_mut();
+    metadata.insert("x-docker-expose-session-uuid", id.parse().unwrap());
+    metadata.insert("x-docker-expose-session-name", "fake".parse().unwrap());
+    metadata.insert("x-docker-expose-session-sharedkey", id.parse().unwrap());
+    metadata.append(
+        "x-docker-expose-session-grpc-method",
+        "/moby.filesync.v1.FileSync/DiffCopy".parse().unwrap(),
+    );
+    let mut control = daemon.control().await;
+    tokio::spawn(async move {
+        let mut incoming = control.session(request).await.unwrap().into_inner();
+        while let Some(Ok(message)) = incoming.next().await {
+            if write.write_all(&message.data).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+fn session_solve(reference: &str, session: &str) -> SolveRequest {
+    SolveRequest {
+        r#ref: reference.to_owned(),
+        session: session.to_owned(),
+        frontend: "dockerfile.v0".to_owned(),
+        ..SolveRequest::default()
+    }
+}
+
+/// Every path under `dir` whose file name is `name`.
+fn find(dir: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.file_name().is_some_and(|n| n == name) {
+                found.push(path.clone());
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            }
+        }
+    }
+    found
+}
+
+async fn solve_error(daemon: &Daemon, reference: &str, session: &str) -> Status {
+    let mut client = daemon.control().await;
+    // A guard against a hang only; the daemon's own timeout is 3 s.
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        client.solve(session_solve(reference, session)),
+    )
+    .await
+    .expect("the Solve ends")
+    .expect_err("the Solve fails")
+}
+
+#[tokio::test]
+async fn bad_sessions_fail_their_solve_and_the_daemon_goes_on() {
+    let daemon = Daemon::start_with(&["--session-timeout", "3"]);
+
+    for (n, path) in ["../evil", "/evil", "a/../../evil"].into_iter().enumerate() {
+        let id = format!("escape{n}");
+        let _session = open_session(&daemon, &id, Behaviour::ListPath(path)).await;
+        let err = solve_error(&daemon, &format!("escape-{n}"), &id).await;
+        assert!(
+            err.message().contains("refused"),
+            "{path}: {}",
+            err.message()
+        );
+        assert!(err.message().contains(path), "{path}: {}", err.message());
+        assert!(find(daemon.dir.path(), "evil").is_empty());
+        assert!(!std::path::Path::new("/evil").exists());
+    }
+
+    let _silent = open_session(&daemon, "silent", Behaviour::Silent).await;
+    let err = solve_error(&daemon, "silent-1", "silent").await;
+    assert!(
+        err.message().contains("sent nothing for 3s"),
+        "{}",
+        err.message()
+    );
+
+    let _dying = open_session(&daemon, "dying", Behaviour::DieMidFile).await;
+    let err = solve_error(&daemon, "dying-1", "dying").await;
+    assert!(err.message().contains("client killed"), "{}", err.message());
+
+    let err = solve_error(&daemon, "never-1", "never-opened").await;
+    assert!(
+        err.message().contains("did not open within 3s"),
+        "{}",
+        err.message()
+    );
+
+    // Still serving, and the builds are not left running.
+    let mut client = daemon.control().await;
+    let workers = client
+        .list_workers(ListWorkersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(workers.record.len(), 1);
+    let log = daemon.stderr();
+    for reference in ["escape-0", "silent-1", "dying-1", "never-1"] {
+        assert!(
+            log.contains(&format!("hoistd: build {reference} failed")),
+            "{reference}:\n{log}"
+        );
+    }
+}
