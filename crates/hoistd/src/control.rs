@@ -422,8 +422,12 @@ impl ControlService {
                     "the client's dockerfile directory has no {name:?}: {err}"
                 ))
             })?;
+            let exclude_patterns = self
+                .ignore_patterns(&session, &key, &dockerfile_dir, &name)
+                .await?;
             let context_request = SyncRequest {
                 dir_name: "context".to_owned(),
+                exclude_patterns,
                 ..SyncRequest::default()
             };
             let stats = filesync::receive_dir(
@@ -463,6 +467,44 @@ impl ControlService {
             _locks: locks,
             export,
         })
+    }
+
+    /// The `.dockerignore` patterns the client applies to the context it sends, as
+    /// BuildKit's frontend asks: `NAME.dockerignore` beside the Dockerfile, else the
+    /// context's `.dockerignore`, fetched alone (into a copy of its own, so the context's
+    /// copy is not pruned to that one file).
+    async fn ignore_patterns(
+        &self,
+        session: &Session,
+        key: &str,
+        dockerfile_dir: &std::path::Path,
+        name: &str,
+    ) -> Result<Vec<String>, Status> {
+        let beside = dockerfile_dir.join(format!("{name}.dockerignore"));
+        let file = if beside.is_file() {
+            beside
+        } else {
+            let dir = filesync::session_dir(self.state.root(), key, "context .dockerignore");
+            let request = SyncRequest {
+                dir_name: "context".to_owned(),
+                include_patterns: vec![".dockerignore".to_owned()],
+                ..SyncRequest::default()
+            };
+            filesync::receive_dir(session, &request, &dir, self.session_timeout).await?;
+            dir.join(".dockerignore")
+        };
+        let text = match tokio::fs::read_to_string(&file).await {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => {
+                return Err(Status::invalid_argument(format!(
+                    "cannot read the client's {}: {err}",
+                    file.file_name().unwrap_or_default().to_string_lossy()
+                )))
+            }
+        };
+        hoist_dockerfile::dockerignore::read_ignore_file(&text)
+            .map_err(|err| Status::invalid_argument(format!("the client's .dockerignore: {err}")))
     }
 
     /// Sends a finished `local`/`tar` export to the client.

@@ -372,10 +372,14 @@ fn docker_cli_builds_integration_cases_with_local_and_tar_exports_as_dockerd_doe
     let ctx = env.fresh("tar-ctx");
     std::fs::write(ctx.join("a.txt"), "alpha\n").unwrap();
     std::fs::set_permissions(ctx.join("a.txt"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    // Ignored files are not even sent: the client applies .dockerignore.
+    std::fs::write(ctx.join(".dockerignore"), "ignored*\n").unwrap();
+    std::fs::write(ctx.join("ignored.txt"), "secret\n").unwrap();
     std::fs::write(
         ctx.join("Dockerfile"),
         format!(
             "FROM {}\nARG WHICH\nARG TARGETPLATFORM\nCOPY a.txt /a.txt\n\
+             COPY . /ctx/\n\
              RUN echo \"$WHICH $TARGETPLATFORM\" > /which && ln -s a.txt /link\n",
             env.base()
         ),
@@ -413,6 +417,25 @@ fn docker_cli_builds_integration_cases_with_local_and_tar_exports_as_dockerd_doe
         tars.push(tar_tree(&tar_path));
     }
     let ours = &tars[0];
+    assert!(ours.contains_key("ctx/a.txt") && !ours.contains_key("ctx/ignored.txt"));
+    let session_dirs = env.daemon.state_dir().join("hoistd/session-dirs");
+    let mut stack = vec![session_dirs.clone()];
+    let mut sent_a = false;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            assert_ne!(entry.file_name(), "ignored.txt", "sent although ignored");
+            sent_a |= entry.file_name() == "a.txt";
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    assert!(
+        sent_a,
+        "the context's copy is under {}",
+        session_dirs.display()
+    );
     assert!(
         ours["which"].ends_with(&hoist_oci::Digest::sha256_of(b"chosen linux/amd64\n").encoded())
     );
