@@ -553,3 +553,96 @@ fn the_engine_api_survives_garbage_and_answers_ping_and_version() {
     );
     assert!(env.daemon.stderr().contains("engine api"));
 }
+
+#[test]
+fn build_cancel_ends_a_build_and_a_killed_cli_leaves_the_daemon_serving() {
+    let Some(env) = Env::new() else { return };
+    let engine = env.engine();
+    // A build waiting for a session that never opens, cancelled by its build id.
+    let mut waiting = std::os::unix::net::UnixStream::connect(&engine).unwrap();
+    waiting
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    waiting
+        .write_all(
+            b"POST /v1.41/build?version=2&buildid=b1&session=nosuch&remote=client-session HTTP/1.1\r\n\
+              Host: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let mut head = [0u8; 12];
+    waiting.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let mut cancel = std::os::unix::net::UnixStream::connect(&engine).unwrap();
+    cancel
+        .write_all(
+            b"POST /v1.41/build/cancel?id=b1 HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let mut answer = String::new();
+    cancel.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The build's stream ends (well before the 20 s session timeout would end it).
+    let mut rest = String::new();
+    waiting.read_to_string(&mut rest).unwrap();
+    assert!(!rest.contains("did not open"), "{rest}");
+    assert!(env.daemon.stderr().contains("cancelling build b1"));
+
+    // The CLI killed while it sends a context: the next build of it is whole.
+    let ctx = env.fresh("killed");
+    for dir in 0..20 {
+        let sub = ctx.join(format!("d{dir:02}"));
+        std::fs::create_dir(&sub).unwrap();
+        for file in 0..250 {
+            std::fs::write(sub.join(format!("f{file:03}")), vec![b'x'; 4096]).unwrap();
+        }
+    }
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY d07 /d07\n").unwrap();
+    let out = env.work.path().join("killed-out");
+    let dest = format!("type=local,dest={}", out.display());
+    let mut child = Command::new(DOCKER)
+        .args(["build", "-q", "-o", &dest, "."])
+        .current_dir(&ctx)
+        .env("DOCKER_BUILDKIT", "1")
+        .env("DOCKER_CONFIG", env.work.path().join("docker-config"))
+        .env("DOCKER_HOST", format!("unix://{}", engine.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once its session is open (the transfer is then under way or about to be).
+    let opened = |log: &str| log.matches(") opened, serving").count();
+    let before = opened(&env.daemon.stderr());
+    while opened(&env.daemon.stderr()) == before && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let output = env.docker(Some(&engine), &ctx, &["build", "-q", "-o", &dest, "."]);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        env.daemon.stderr()
+    );
+    assert_eq!(std::fs::read_dir(out.join("d07")).unwrap().count(), 250);
+    assert_eq!(
+        std::fs::read(out.join("d07/f249")).unwrap(),
+        vec![b'x'; 4096]
+    );
+    // Nothing half-written is left in the daemon's copy of the context.
+    let mut stack = vec![env.daemon.state_dir().join("hoistd/session-dirs")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.ends_with(".hoist-partial"),
+                "{name} left in {}",
+                dir.display()
+            );
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+}
