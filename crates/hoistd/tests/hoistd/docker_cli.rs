@@ -646,3 +646,49 @@ fn build_cancel_ends_a_build_and_a_killed_cli_leaves_the_daemon_serving() {
         }
     }
 }
+
+#[test]
+fn concurrent_builds_sharing_a_key_each_get_their_own_context() {
+    let Some(env) = Env::new() else { return };
+    // The CLI names the shared key after the context argument (`.`): these contexts
+    // share one, so the daemon's copy of it is taken in turn.
+    let children: Vec<_> = (0..3)
+        .map(|n| {
+            let ctx = env.fresh(&format!("shared-{n}"));
+            for file in 0..300 {
+                std::fs::write(ctx.join(format!("f{file:03}")), format!("{n}\n")).unwrap();
+            }
+            std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /\n").unwrap();
+            let out = env.work.path().join(format!("shared-out-{n}"));
+            let child = Command::new(DOCKER)
+                .args([
+                    "build",
+                    "-q",
+                    "-o",
+                    &format!("type=local,dest={}", out.display()),
+                    ".",
+                ])
+                .current_dir(&ctx)
+                .env("DOCKER_BUILDKIT", "1")
+                .env("DOCKER_CONFIG", env.work.path().join("docker-config"))
+                .env("DOCKER_HOST", format!("unix://{}", env.engine().display()))
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (n, out, child)
+        })
+        .collect();
+    for (n, out, child) in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            env.daemon.stderr()
+        );
+        for file in 0..300 {
+            let got = std::fs::read_to_string(out.join(format!("f{file:03}"))).unwrap();
+            assert_eq!(got, format!("{n}\n"), "build {n}, f{file:03}");
+        }
+    }
+}
