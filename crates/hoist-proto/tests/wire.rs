@@ -580,6 +580,32 @@ fn method_paths_are_buildkits() {
         hoist_proto::health::health_server::SERVICE_NAME,
         "grpc.health.v1.Health"
     );
+    // The services a session's client serves, as the docker CLI lists them in
+    // X-Docker-Expose-Session-Grpc-Method (/moby.filesync.v1.FileSync/DiffCopy, ...).
+    for (name, want) in [
+        (
+            hoist_proto::filesync::file_sync_server::SERVICE_NAME,
+            "moby.filesync.v1.FileSync",
+        ),
+        (
+            hoist_proto::filesync::file_send_server::SERVICE_NAME,
+            "moby.filesync.v1.FileSend",
+        ),
+        (
+            hoist_proto::filesync::auth_server::SERVICE_NAME,
+            "moby.filesync.v1.Auth",
+        ),
+        (
+            hoist_proto::secrets::secrets_server::SERVICE_NAME,
+            "moby.buildkit.secrets.v1.Secrets",
+        ),
+        (
+            hoist_proto::sshforward::ssh_server::SERVICE_NAME,
+            "moby.sshforward.v1.SSH",
+        ),
+    ] {
+        assert_eq!(name, want);
+    }
 }
 
 // The session services a client serves back to the daemon.
