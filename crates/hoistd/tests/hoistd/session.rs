@@ -9,9 +9,13 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use hoist_proto::control::{BytesMessage, ListWorkersRequest, SolveRequest};
+use hoist_proto::filesync::file_send_server::{FileSend, FileSendServer};
 use hoist_proto::filesync::file_sync_server::{FileSync, FileSyncServer};
+use hoist_proto::filesync::BytesMessage as FileBytes;
 use hoist_proto::fsutil_types::{Packet, PacketType, Stat};
 use hoist_proto::tonic::{self, Request, Response, Status, Streaming};
+use std::io::Read as _;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::{Stream, StreamExt};
 
@@ -25,7 +29,16 @@ enum Behaviour {
     Silent,
     /// Lists `Dockerfile` (100 bytes), sends 10 of them when asked, then fails.
     DieMidFile,
+    /// Serves [`GOOD_FILES`] as fsutil's sender does (the Dockerfile alone for the
+    /// `dockerfile` dir, no `.dockerignore`).
+    Serve,
 }
+
+/// A context the `Serve` client sends.
+const GOOD_FILES: &[(&str, &str)] = &[
+    ("Dockerfile", "FROM scratch\nCOPY a.txt /a.txt\n"),
+    ("a.txt", "alpha\n"),
+];
 
 #[derive(Debug)]
 struct Fake(Behaviour);
@@ -54,6 +67,18 @@ impl FileSync for Fake {
         &self,
         request: Request<Streaming<Packet>>,
     ) -> Result<Response<Packets>, Status> {
+        let dir_name = request
+            .metadata()
+            .get("dir-name")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let includes: Vec<String> = request
+            .metadata()
+            .get_all("include-patterns")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
         let mut incoming = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let behaviour = self.0;
@@ -69,6 +94,47 @@ impl FileSync for Fake {
                     // Holds the stream open until the daemon goes away.
                     let _keep = tx;
                     std::future::pending::<()>().await;
+                }
+                Behaviour::Serve => {
+                    let files: Vec<(&str, &str)> = GOOD_FILES
+                        .iter()
+                        .copied()
+                        .filter(|(name, _)| {
+                            (includes.is_empty() || includes.iter().any(|i| i == name))
+                                && (dir_name == "context" || *name == "Dockerfile")
+                        })
+                        .collect();
+                    for (name, data) in &files {
+                        let mut packet = stat_packet(name, data.len() as i64);
+                        if let Some(stat) = packet.stat.as_mut() {
+                            stat.mod_time = 1_600_000_000_000_000_000;
+                        }
+                        let _ = tx.send(Ok(packet)).await;
+                    }
+                    let _ = tx.send(Ok(Packet::default())).await;
+                    while let Some(Ok(packet)) = incoming.next().await {
+                        if packet.r#type == PacketType::PacketReq as i32 {
+                            let data = files[packet.id as usize].1.as_bytes().to_vec();
+                            for chunk in [data, Vec::new()] {
+                                let _ = tx
+                                    .send(Ok(Packet {
+                                        r#type: PacketType::PacketData as i32,
+                                        id: packet.id,
+                                        data: chunk,
+                                        ..Packet::default()
+                                    }))
+                                    .await;
+                            }
+                        } else if packet.r#type == PacketType::PacketFin as i32 {
+                            let _ = tx
+                                .send(Ok(Packet {
+                                    r#type: PacketType::PacketFin as i32,
+                                    ..Packet::default()
+                                }))
+                                .await;
+                            break;
+                        }
+                    }
                 }
                 Behaviour::DieMidFile => {
                     let _ = tx.send(Ok(stat_packet("Dockerfile", 100))).await;
@@ -100,6 +166,28 @@ impl FileSync for Fake {
     }
 }
 
+/// The client's end of a `tar` export: the bytes it was sent.
+#[derive(Debug, Clone, Default)]
+struct Received(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+type Messages = Pin<Box<dyn Stream<Item = Result<FileBytes, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl FileSend for Received {
+    type DiffCopyStream = Messages;
+
+    async fn diff_copy(
+        &self,
+        request: Request<Streaming<FileBytes>>,
+    ) -> Result<Response<Messages>, Status> {
+        let mut incoming = request.into_inner();
+        while let Some(message) = incoming.next().await {
+            self.0.lock().unwrap().extend_from_slice(&message?.data);
+        }
+        Ok(Response::new(Box::pin(tokio_stream::empty())))
+    }
+}
+
 /// Opens session `id` on `daemon` with a fake client behaving as `behaviour`; the session
 /// lives as long as the returned task.
 async fn open_session(
@@ -107,10 +195,21 @@ async fn open_session(
     id: &str,
     behaviour: Behaviour,
 ) -> tokio::task::JoinHandle<()> {
+    open_session_receiving(daemon, id, behaviour, Received::default()).await
+}
+
+/// [`open_session`], the client also serving `FileSend` into `received`.
+async fn open_session_receiving(
+    daemon: &Daemon,
+    id: &str,
+    behaviour: Behaviour,
+    received: Received,
+) -> tokio::task::JoinHandle<()> {
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
     tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(FileSyncServer::new(Fake(behaviour)))
+            .add_service(FileSendServer::new(received))
             .serve_with_incoming(tokio_stream::once(Ok::<_, std::io::Error>(theirs)))
             .await;
     });
@@ -136,10 +235,15 @@ async fn open_session(
     metadata.insert("x-docker-expose-session-uuid", id.parse().unwrap());
     metadata.insert("x-docker-expose-session-name", "fake".parse().unwrap());
     metadata.insert("x-docker-expose-session-sharedkey", id.parse().unwrap());
-    metadata.append(
-        "x-docker-expose-session-grpc-method",
-        "/moby.filesync.v1.FileSync/DiffCopy".parse().unwrap(),
-    );
+    for method in [
+        "/moby.filesync.v1.FileSync/DiffCopy",
+        "/moby.filesync.v1.FileSend/DiffCopy",
+    ] {
+        metadata.append(
+            "x-docker-expose-session-grpc-method",
+            method.parse().unwrap(),
+        );
+    }
     let mut control = daemon.control().await;
     tokio::spawn(async move {
         let mut incoming = control.session(request).await.unwrap().into_inner();
@@ -245,4 +349,29 @@ async fn bad_sessions_fail_their_solve_and_the_daemon_goes_on() {
             "{reference}:\n{log}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_solve_through_control_session_syncs_the_context_and_sends_a_tar_back() {
+    let daemon = Daemon::start();
+    let received = Received::default();
+    let _session =
+        open_session_receiving(&daemon, "good", Behaviour::Serve, received.clone()).await;
+    let mut request = session_solve("good-1", "good");
+    request.exporter = "tar".to_owned();
+    let mut client = daemon.control().await;
+    client.solve(request).await.unwrap();
+    let bytes = received.0.lock().unwrap().clone();
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let mut files = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut data = String::new();
+        entry.read_to_string(&mut data).unwrap();
+        files.push((entry.path().unwrap().display().to_string(), data));
+    }
+    assert_eq!(files, [("a.txt".to_owned(), "alpha\n".to_owned())]);
+    let log = daemon.stderr();
+    assert!(log.contains("good dockerfile: 1 files received"), "{log}");
+    assert!(log.contains("good context: 2 files received"), "{log}");
 }
