@@ -438,6 +438,8 @@ impl ControlService {
             )
             .await?;
             log_sync(&session, "context", stats);
+            self.fetch_secrets(&session, &String::from_utf8_lossy(&bytes), build)
+                .await?;
             build.dockerfile = Some(bytes);
             build.dockerfile_name = path.to_string_lossy().into_owned();
             build.context = hoist_engine::ContextSource::Local(context_dir);
@@ -507,6 +509,54 @@ impl ControlService {
             .map_err(|err| Status::invalid_argument(format!("the client's .dockerignore: {err}")))
     }
 
+    /// The secrets the Dockerfile's `RUN --mount=type=secret` name, asked of the client
+    /// (`Secrets.GetSecret`) when it serves them; one it does not have is left out (the
+    /// build then treats the mount as BuildKit does a missing secret). Values go to the
+    /// build only, never to a log.
+    async fn fetch_secrets(
+        &self,
+        session: &Session,
+        dockerfile: &str,
+        build: &mut hoist_engine::BuildRequest,
+    ) -> Result<(), Status> {
+        const GET_SECRET: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";
+        if !session.meta.serves(GET_SECRET) {
+            return Ok(());
+        }
+        let mut client =
+            hoist_proto::secrets::secrets_client::SecretsClient::new(session.channel());
+        for id in secret_ids(dockerfile) {
+            let request = hoist_proto::secrets::GetSecretRequest {
+                id: id.clone(),
+                annotations: HashMap::new(),
+            };
+            let answer = tokio::time::timeout(self.session_timeout, client.get_secret(request))
+                .await
+                .map_err(|_| {
+                    Status::deadline_exceeded(format!(
+                        "the client did not answer for secret {id:?} within {}s",
+                        self.session_timeout.as_secs()
+                    ))
+                })?;
+            match answer {
+                Ok(response) => {
+                    build.secrets.insert(
+                        id,
+                        hoist_engine::SecretSource::Value(response.into_inner().data),
+                    );
+                }
+                Err(status) if status.code() == tonic::Code::NotFound => {}
+                Err(status) => {
+                    return Err(Status::unavailable(format!(
+                        "asking the client for secret {id:?} failed: {}",
+                        status.message()
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Sends a finished `local`/`tar` export to the client.
     async fn send_export(&self, prepared: &Prepared) -> Result<(), Status> {
         let Some((kind, dir)) = &prepared.export else {
@@ -543,6 +593,36 @@ impl ControlService {
         }
         Ok(())
     }
+}
+
+/// The ids of `--mount=type=secret` in a Dockerfile's text: `id=`, else the base name of
+/// `target=`/`dst=`/`destination=` (BuildKit's default), sorted, without repeats.
+fn secret_ids(dockerfile: &str) -> std::collections::BTreeSet<String> {
+    let mut ids = std::collections::BTreeSet::new();
+    for token in dockerfile.split_whitespace() {
+        let Some(spec) = token.strip_prefix("--mount=") else {
+            continue;
+        };
+        let fields: HashMap<&str, &str> = spec
+            .split(',')
+            .filter_map(|field| field.split_once('='))
+            .map(|(k, v)| (k, v.trim_matches('"')))
+            .collect();
+        if fields.get("type") != Some(&"secret") {
+            continue;
+        }
+        let id = fields.get("id").map(|id| (*id).to_owned()).or_else(|| {
+            ["target", "dst", "destination"]
+                .iter()
+                .find_map(|k| fields.get(k))
+                .and_then(|t| t.rsplit('/').next())
+                .map(str::to_owned)
+        });
+        if let Some(id) = id.filter(|id| !id.is_empty()) {
+            ids.insert(id);
+        }
+    }
+    ids
 }
 
 fn log_sync(session: &Session, dir_name: &str, stats: filesync::SyncStats) {
@@ -760,5 +840,18 @@ pub fn to_usage_record(row: &CacheUsage) -> UsageRecord {
         record_type: row.kind.as_str().to_owned(),
         shared: row.shared,
         parents: row.parents.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secret_ids_come_from_run_mounts() {
+        let ids = super::secret_ids(
+            "FROM x\nRUN --mount=type=secret,id=tok cat /run/secrets/tok\n\
+             RUN --mount=type=secret,target=/root/.npmrc --mount=type=cache,target=/c true\n\
+             RUN --mount=type=secret,id=tok,required=true true\n",
+        );
+        assert_eq!(ids.into_iter().collect::<Vec<_>>(), [".npmrc", "tok"]);
     }
 }

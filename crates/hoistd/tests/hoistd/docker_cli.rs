@@ -692,3 +692,44 @@ fn concurrent_builds_sharing_a_key_each_get_their_own_context() {
         }
     }
 }
+
+#[test]
+fn secrets_of_the_cli_reach_run_mounts_and_no_log() {
+    let Some(env) = Env::new() else { return };
+    let ctx = env.fresh("secret");
+    let secret = env.work.path().join("secret.txt");
+    std::fs::write(&secret, "s3cret-value-17").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /len\n\
+             RUN --mount=type=secret,id=absent test ! -e /run/secrets/absent\n",
+            env.base()
+        ),
+    )
+    .unwrap();
+    let out = env.work.path().join("secret-out");
+    let output = env.docker(
+        Some(&env.engine()),
+        &ctx,
+        &[
+            "build",
+            "--progress=plain",
+            "--network=host",
+            "--secret",
+            &format!("id=tok,src={}", secret.display()),
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+            ".",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}\n{}", env.daemon.stderr());
+    assert_eq!(
+        std::fs::read_to_string(out.join("len")).unwrap().trim(),
+        "15"
+    );
+    assert!(!std::path::Path::new(&out.join("run/secrets/tok")).exists());
+    assert!(!env.daemon.stderr().contains("s3cret"));
+    assert!(!stderr.contains("s3cret"));
+}
