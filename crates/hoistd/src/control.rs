@@ -114,9 +114,9 @@ impl ControlService {
     }
 
     /// A worker for one build (a worker holds one build's leases).
-    async fn open_worker(&self) -> Result<Arc<Worker>, Status> {
+    async fn open_worker(&self, credentials: Credentials) -> Result<Arc<Worker>, Status> {
         let state = self.state.clone();
-        let client = RegistryClient::new(self.registry.clone(), Credentials::from_docker_config());
+        let client = RegistryClient::new(self.registry.clone(), credentials);
         blocking(move || Worker::open(state, client).map(Arc::new)).await
     }
 }
@@ -276,7 +276,13 @@ impl Control for ControlService {
                 }
             }
         }
-        let worker = self.open_worker().await?;
+        // Registry credentials: the client's (asked through its session, never stored)
+        // over hoistd's own docker config.
+        let credentials = prepared
+            .as_mut()
+            .and_then(|p| p.credentials.take())
+            .unwrap_or_else(Credentials::from_docker_config);
+        let worker = self.open_worker(credentials).await?;
         let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
         // The forwarder holds the guard: the build's Status streams end once every event
         // the engine sent (until the build ended or was dropped) is in.
@@ -375,6 +381,8 @@ struct Prepared {
     _locks: Vec<std::fs::File>,
     /// Where a `local`/`tar` export is written before it is sent.
     export: Option<(String, tempfile::TempDir)>,
+    /// Registry credentials the client gave for the hosts the build names.
+    credentials: Option<Credentials>,
 }
 
 impl ControlService {
@@ -393,6 +401,7 @@ impl ControlService {
         }
         let session = self.sessions.get(id, self.session_timeout).await?;
         let mut locks = Vec::new();
+        let mut credentials = None;
         if needs.context {
             let root = self.state.root().to_owned();
             let key = session.meta.shared_key.clone();
@@ -438,8 +447,9 @@ impl ControlService {
             )
             .await?;
             log_sync(&session, "context", stats);
-            self.fetch_secrets(&session, &String::from_utf8_lossy(&bytes), build)
-                .await?;
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            self.fetch_secrets(&session, &text, build).await?;
+            credentials = Some(self.client_credentials(&session, &text, build).await?);
             build.dockerfile = Some(bytes);
             build.dockerfile_name = path.to_string_lossy().into_owned();
             build.context = hoist_engine::ContextSource::Local(context_dir);
@@ -468,6 +478,7 @@ impl ControlService {
             session,
             _locks: locks,
             export,
+            credentials,
         })
     }
 
@@ -557,6 +568,57 @@ impl ControlService {
         Ok(())
     }
 
+    /// hoistd's own credentials with, over them, what the client's `Auth.Credentials`
+    /// answers for each registry the Dockerfile's `FROM`/`--from=` and the image outputs
+    /// name (as BuildKit's auth provider asks it; Docker Hub as `registry-1.docker.io`).
+    async fn client_credentials(
+        &self,
+        session: &Session,
+        dockerfile: &str,
+        build: &hoist_engine::BuildRequest,
+    ) -> Result<Credentials, Status> {
+        const CREDENTIALS: &str = "/moby.filesync.v1.Auth/Credentials";
+        let mut credentials = Credentials::from_docker_config();
+        if !session.meta.serves(CREDENTIALS) {
+            return Ok(credentials);
+        }
+        let mut hosts = registry_hosts(dockerfile);
+        for output in &build.outputs {
+            if let hoist_export::Output::Image(image) = output {
+                hosts.extend(image.names.iter().map(|n| n.domain().to_owned()));
+            }
+        }
+        let mut client = hoist_proto::filesync::auth_client::AuthClient::new(session.channel());
+        for host in hosts {
+            let asked = if host == "docker.io" {
+                "registry-1.docker.io".to_owned()
+            } else {
+                host.clone()
+            };
+            let request = hoist_proto::filesync::CredentialsRequest { host: asked };
+            let answer = tokio::time::timeout(self.session_timeout, client.credentials(request))
+                .await
+                .map_err(|_| {
+                    Status::deadline_exceeded(format!(
+                        "the client did not answer for the credentials of {host} within {}s",
+                        self.session_timeout.as_secs()
+                    ))
+                })?;
+            let Ok(answer) = answer else {
+                // A client without credentials for the host: anonymous, as BuildKit.
+                continue;
+            };
+            let answer = answer.into_inner();
+            if !answer.username.is_empty() {
+                credentials = credentials.with_basic(&host, &answer.username, &answer.secret);
+            } else if !answer.secret.is_empty() {
+                credentials =
+                    credentials.with(&host, hoist_registry::Auth::IdentityToken(answer.secret));
+            }
+        }
+        Ok(credentials)
+    }
+
     /// Sends a finished `local`/`tar` export to the client.
     async fn send_export(&self, prepared: &Prepared) -> Result<(), Status> {
         let Some((kind, dir)) = &prepared.export else {
@@ -593,6 +655,36 @@ impl ControlService {
         }
         Ok(())
     }
+}
+
+/// The registry hosts of the images a Dockerfile's `FROM` and `--from=` name (references
+/// with ARGs in them and `scratch` are skipped; a stage name reads as a Docker Hub image,
+/// which only asks the client about Docker Hub).
+fn registry_hosts(dockerfile: &str) -> std::collections::BTreeSet<String> {
+    let mut hosts = std::collections::BTreeSet::new();
+    let mut add = |image: &str| {
+        if image.contains('$') || image.eq_ignore_ascii_case("scratch") {
+            return;
+        }
+        if let Ok(reference) = hoist_oci::Reference::parse_normalized(image) {
+            hosts.insert(reference.domain().to_owned());
+        }
+    };
+    for line in dockerfile.lines() {
+        let mut tokens = line.split_whitespace();
+        let first = tokens.next().unwrap_or_default();
+        if first.eq_ignore_ascii_case("from") {
+            if let Some(image) = tokens.clone().find(|t| !t.starts_with("--")) {
+                add(image);
+            }
+        }
+        for token in line.split_whitespace() {
+            if let Some(image) = token.strip_prefix("--from=") {
+                add(image);
+            }
+        }
+    }
+    hosts
 }
 
 /// The ids of `--mount=type=secret` in a Dockerfile's text: `id=`, else the base name of
@@ -853,5 +945,18 @@ mod tests {
              RUN --mount=type=secret,id=tok,required=true true\n",
         );
         assert_eq!(ids.into_iter().collect::<Vec<_>>(), [".npmrc", "tok"]);
+    }
+
+    #[test]
+    fn registry_hosts_come_from_from_and_copy_from() {
+        let hosts = super::registry_hosts(
+            "ARG V=1\nFROM --platform=$BUILDPLATFORM reg.example:5000/a/b:1 AS one\n\
+             FROM busybox\nFROM scratch\nFROM img:$V\n\
+             COPY --from=ghcr.io/x/y:2 / /\nCOPY --from=one / /\n",
+        );
+        assert_eq!(
+            hosts.into_iter().collect::<Vec<_>>(),
+            ["docker.io", "ghcr.io", "reg.example:5000"]
+        );
     }
 }

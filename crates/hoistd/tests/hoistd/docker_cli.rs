@@ -48,6 +48,11 @@ struct Env {
 
 impl Env {
     fn new() -> Option<Env> {
+        Env::with_auth(None)
+    }
+
+    /// [`Env::new`], the registry asking for Basic auth `user:password` when given.
+    fn with_auth(auth: Option<(&str, &str)>) -> Option<Env> {
         if std::fs::metadata("/proc/self")
             .map(|m| m.uid())
             .unwrap_or(1)
@@ -61,7 +66,10 @@ impl Env {
             return None;
         }
         let images = BaseImages::get()?;
-        let registry = TestRegistry::start()?;
+        let registry = match auth {
+            Some((user, password)) => TestRegistry::start_with_basic_auth(user, password)?,
+            None => TestRegistry::start()?,
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -732,4 +740,57 @@ fn secrets_of_the_cli_reach_run_mounts_and_no_log() {
     assert!(!std::path::Path::new(&out.join("run/secrets/tok")).exists());
     assert!(!env.daemon.stderr().contains("s3cret"));
     assert!(!stderr.contains("s3cret"));
+}
+
+#[test]
+fn registry_credentials_come_from_the_clients_docker_config() {
+    let Some(env) = Env::with_auth(Some(("builder", "pw-for-the-cli"))) else {
+        return;
+    };
+    // The CLI's config has the registry's credentials; hoistd's own has none.
+    let auth = base64_encode(b"builder:pw-for-the-cli");
+    std::fs::write(
+        env.work.path().join("docker-config/config.json"),
+        format!(
+            "{{\"auths\": {{\"{}\": {{\"auth\": \"{auth}\"}}}}}}",
+            env.registry.host()
+        ),
+    )
+    .unwrap();
+    let ctx = env.fresh("auth");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\nRUN echo ok > /ok\n", env.base()),
+    )
+    .unwrap();
+    let out = env.work.path().join("auth-out");
+    let dest = format!("type=local,dest={}", out.display());
+    let args = ["build", "--network=host", "-o", &dest, "."];
+    let output = env.docker(Some(&env.engine()), &ctx, &args);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        env.daemon.stderr()
+    );
+    assert_eq!(std::fs::read_to_string(out.join("ok")).unwrap(), "ok\n");
+    assert!(!env.daemon.stderr().contains("pw-for-the-cli"));
+    // Without them the registry refuses the pull.
+    std::fs::write(env.work.path().join("docker-config/config.json"), "{}").unwrap();
+    let output = env.docker(
+        Some(&env.engine()),
+        &ctx,
+        &["build", "--no-cache", "--network=host", "-o", &dest, "."],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("401") || stderr.contains("unauthorized"),
+        "{stderr}"
+    );
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
