@@ -51,7 +51,8 @@ struct Running {
     builds: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>>,
 }
 
-/// Serves the Engine API on `listener` until `stop` turns true.
+/// Serves the Engine API on `listener` until `stop` turns true, then until its open
+/// connections end (or the task is aborted).
 pub async fn serve(
     listener: UnixListener,
     control: ControlService,
@@ -81,7 +82,9 @@ pub async fn serve(
         });
         while connections.try_join_next().is_some() {}
     }
-    connections.abort_all();
+    // No new connections; those open finish what they run (a build's stream) — the daemon
+    // ends this task, and with it connections still idle, once its running calls are done.
+    while connections.join_next().await.is_some() {}
 }
 
 fn full(body: impl Into<Bytes>) -> Body {

@@ -178,6 +178,19 @@ impl Daemon {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The daemon's stderr once it holds `needle` (its pipe is read by a thread of its
+    /// own, so a line written before an answer may arrive after it); at most 30 s.
+    pub fn stderr_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.stderr();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }

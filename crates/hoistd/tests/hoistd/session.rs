@@ -342,12 +342,20 @@ async fn bad_sessions_fail_their_solve_and_the_daemon_goes_on() {
         .unwrap()
         .into_inner();
     assert_eq!(workers.record.len(), 1);
+    // The daemon's stderr is read by a thread of its own: wait for the last line.
+    let wanted: Vec<String> = ["escape-0", "silent-1", "dying-1", "never-1"]
+        .iter()
+        .map(|r| format!("hoistd: build {r} failed"))
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !wanted.iter().all(|w| daemon.stderr().contains(w))
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let log = daemon.stderr();
-    for reference in ["escape-0", "silent-1", "dying-1", "never-1"] {
-        assert!(
-            log.contains(&format!("hoistd: build {reference} failed")),
-            "{reference}:\n{log}"
-        );
+    for line in &wanted {
+        assert!(log.contains(line), "{line}:\n{log}");
     }
 }
 
@@ -371,7 +379,7 @@ async fn a_solve_through_control_session_syncs_the_context_and_sends_a_tar_back(
         files.push((entry.path().unwrap().display().to_string(), data));
     }
     assert_eq!(files, [("a.txt".to_owned(), "alpha\n".to_owned())]);
-    let log = daemon.stderr();
+    let log = daemon.stderr_with("good context: ");
     assert!(log.contains("good dockerfile: 1 files received"), "{log}");
     assert!(log.contains("good context: 2 files received"), "{log}");
 }
