@@ -2,10 +2,11 @@
 //!
 //! Served: `ListWorkers` (one worker: this machine), `Info`, `DiskUsage` and `Prune` (the
 //! state dir's build cache through `hoist_engine::{disk_usage, prune}`), `Solve` with the
-//! `dockerfile.v0` frontend for builds that need no session (a remote context, the image
-//! exporter: see [`crate::solve_request`]) on `hoist_engine::build`, each with a worker of
-//! its own, and `Status` (the build's progress, [`crate::builds`]). `Session` answers
-//! `Unimplemented` until the session is wired (docs/dev/hoistd.md).
+//! `dockerfile.v0` frontend (see [`crate::solve_request`]) on `hoist_engine::build`, each
+//! with a worker of its own — with a client session, the context and Dockerfile synced
+//! from it, its secrets and registry credentials asked, `local`/`tar` exports sent back
+//! ([`crate::filesync`]) —, `Status` (the build's progress, [`crate::builds`]) and
+//! `Session` ([`crate::session`]).
 
 use std::collections::HashMap;
 use std::pin::Pin;
