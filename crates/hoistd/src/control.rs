@@ -9,6 +9,7 @@
 //! `Session` ([`crate::session`]).
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt as _;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
@@ -384,6 +385,24 @@ struct Prepared {
     export: Option<(String, tempfile::TempDir)>,
     /// Registry credentials the client gave for the hosts the build names.
     credentials: Option<Credentials>,
+    /// The sockets forwarding to the client's SSH agents, served until the build ends.
+    _ssh: Option<SshForward>,
+}
+
+/// Sockets in a private directory, each forwarding its connections to one of the client's
+/// SSH agents (`SSH.ForwardAgent`); the tasks end and the sockets go when this is dropped.
+#[derive(Debug)]
+struct SshForward {
+    _dir: tempfile::TempDir,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for SshForward {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 impl ControlService {
@@ -403,6 +422,7 @@ impl ControlService {
         let session = self.sessions.get(id, self.session_timeout).await?;
         let mut locks = Vec::new();
         let mut credentials = None;
+        let mut ssh = None;
         if needs.context {
             let root = self.state.root().to_owned();
             let key = session.meta.shared_key.clone();
@@ -450,6 +470,7 @@ impl ControlService {
             log_sync(&session, "context", stats);
             let text = String::from_utf8_lossy(&bytes).into_owned();
             self.fetch_secrets(&session, &text, build).await?;
+            ssh = self.forward_ssh(&session, &text, build).await?;
             credentials = Some(self.client_credentials(&session, &text, build).await?);
             build.dockerfile = Some(bytes);
             build.dockerfile_name = path.to_string_lossy().into_owned();
@@ -480,6 +501,7 @@ impl ControlService {
             _locks: locks,
             export,
             credentials,
+            _ssh: ssh,
         })
     }
 
@@ -620,6 +642,67 @@ impl ControlService {
         Ok(credentials)
     }
 
+    /// For each `--mount=type=ssh` id whose agent the client has (`SSH.CheckAgent`), a
+    /// socket that forwards each connection to it as an `SSH.ForwardAgent` stream (metadata
+    /// `buildkit.ssh.id`), handed to the build as that id's agent; the engine serves its
+    /// read-only agent from it to the RUN step.
+    async fn forward_ssh(
+        &self,
+        session: &Session,
+        dockerfile: &str,
+        build: &mut hoist_engine::BuildRequest,
+    ) -> Result<Option<SshForward>, Status> {
+        use hoist_proto::sshforward::ssh_client::SshClient;
+        const FORWARD: &str = "/moby.sshforward.v1.SSH/ForwardAgent";
+        let ids = ssh_ids(dockerfile);
+        if ids.is_empty() || !session.meta.serves(FORWARD) {
+            return Ok(None);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("ssh-")
+            .tempdir_in(self.state.root().join("hoistd"))
+            .map_err(|err| Status::internal(format!("cannot create the ssh socket dir: {err}")))?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .map_err(|err| Status::internal(format!("cannot protect the ssh socket dir: {err}")))?;
+        let mut forward = SshForward {
+            _dir: dir,
+            tasks: Vec::new(),
+        };
+        let mut client = SshClient::new(session.channel());
+        for (n, id) in ids.into_iter().enumerate() {
+            let check = hoist_proto::sshforward::CheckAgentRequest { id: id.clone() };
+            match tokio::time::timeout(self.session_timeout, client.check_agent(check)).await {
+                Ok(Ok(_)) => {}
+                // The client has no such agent: the mount is then as BuildKit makes a
+                // missing one (an error when required).
+                Ok(Err(_)) => continue,
+                Err(_) => {
+                    return Err(Status::deadline_exceeded(format!(
+                        "the client did not answer for ssh agent {id:?} within {}s",
+                        self.session_timeout.as_secs()
+                    )))
+                }
+            }
+            let path = forward._dir.path().join(format!("agent-{n}.sock"));
+            let listener = tokio::net::UnixListener::bind(&path).map_err(|err| {
+                Status::internal(format!("cannot bind {}: {err}", path.display()))
+            })?;
+            let channel = session.channel();
+            let agent_id = id.clone();
+            forward.tasks.push(tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(forward_agent(
+                        stream,
+                        SshClient::new(channel.clone()),
+                        agent_id.clone(),
+                    ));
+                }
+            }));
+            build.ssh.insert(&id, vec![path]);
+        }
+        Ok(Some(forward))
+    }
+
     /// Sends a finished `local`/`tar` export to the client.
     async fn send_export(&self, prepared: &Prepared) -> Result<(), Status> {
         let Some((kind, dir)) = &prepared.export else {
@@ -691,6 +774,15 @@ fn registry_hosts(dockerfile: &str) -> std::collections::BTreeSet<String> {
 /// The ids of `--mount=type=secret` in a Dockerfile's text: `id=`, else the base name of
 /// `target=`/`dst=`/`destination=` (BuildKit's default), sorted, without repeats.
 fn secret_ids(dockerfile: &str) -> std::collections::BTreeSet<String> {
+    mount_ids(dockerfile, "secret")
+}
+
+/// The ids of `--mount=type=ssh`: `id=`, else `default`.
+fn ssh_ids(dockerfile: &str) -> std::collections::BTreeSet<String> {
+    mount_ids(dockerfile, "ssh")
+}
+
+fn mount_ids(dockerfile: &str, kind: &str) -> std::collections::BTreeSet<String> {
     let mut ids = std::collections::BTreeSet::new();
     for token in dockerfile.split_whitespace() {
         let Some(spec) = token.strip_prefix("--mount=") else {
@@ -701,10 +793,14 @@ fn secret_ids(dockerfile: &str) -> std::collections::BTreeSet<String> {
             .filter_map(|field| field.split_once('='))
             .map(|(k, v)| (k, v.trim_matches('"')))
             .collect();
-        if fields.get("type") != Some(&"secret") {
+        if fields.get("type") != Some(&kind) {
             continue;
         }
         let id = fields.get("id").map(|id| (*id).to_owned()).or_else(|| {
+            if kind == "ssh" {
+                // BuildKit's (and the engine's) id for a mount without one.
+                return Some("default".to_owned());
+            }
             ["target", "dst", "destination"]
                 .iter()
                 .find_map(|k| fields.get(k))
@@ -716,6 +812,41 @@ fn secret_ids(dockerfile: &str) -> std::collections::BTreeSet<String> {
         }
     }
     ids
+}
+
+/// One agent connection tunnelled to the client's agent `id`.
+async fn forward_agent(
+    stream: tokio::net::UnixStream,
+    mut client: hoist_proto::sshforward::ssh_client::SshClient<tonic::transport::Channel>,
+    id: String,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        while let Ok(n) = reader.read(&mut buf).await {
+            let message = hoist_proto::sshforward::BytesMessage {
+                data: buf[..n].to_vec(),
+            };
+            if n == 0 || tx.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut request = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    if let Ok(value) = id.parse() {
+        request.metadata_mut().insert("buildkit.ssh.id", value);
+    }
+    let Ok(response) = client.forward_agent(request).await else {
+        return;
+    };
+    let mut incoming = response.into_inner();
+    while let Ok(Some(message)) = incoming.message().await {
+        if writer.write_all(&message.data).await.is_err() {
+            break;
+        }
+    }
 }
 
 fn log_sync(session: &Session, dir_name: &str, stats: filesync::SyncStats) {
@@ -946,6 +1077,8 @@ mod tests {
              RUN --mount=type=secret,id=tok,required=true true\n",
         );
         assert_eq!(ids.into_iter().collect::<Vec<_>>(), [".npmrc", "tok"]);
+        let ssh = super::ssh_ids("RUN --mount=type=ssh a\nRUN --mount=type=ssh,id=deploy b\n");
+        assert_eq!(ssh.into_iter().collect::<Vec<_>>(), ["default", "deploy"]);
     }
 
     #[test]

@@ -797,3 +797,101 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// `ssh-add` and the libraries it loads (with the loader's name), copied into `dir`.
+fn ssh_add_tools(dir: &Path) -> Option<String> {
+    let ldd = Command::new("ldd").arg("/usr/bin/ssh-add").output().ok()?;
+    std::fs::create_dir_all(dir).ok()?;
+    std::fs::copy("/usr/bin/ssh-add", dir.join("ssh-add")).ok()?;
+    let mut loader = None;
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        let Some(path) = path.filter(|p| p.starts_with('/')) else {
+            continue;
+        };
+        let name = Path::new(path).file_name()?.to_string_lossy().into_owned();
+        std::fs::copy(path, dir.join(&name)).ok()?;
+        if name.starts_with("ld-linux") {
+            loader = Some(name);
+        }
+    }
+    loader
+}
+
+#[test]
+fn the_clis_ssh_agent_is_forwarded_to_run_mounts() {
+    if !Path::new("/usr/bin/ssh-agent").is_file() || !Path::new("/usr/bin/ssh-add").is_file() {
+        hoist_testkit::skip("openssh-client is not installed: the ssh forwarding test is skipped");
+        return;
+    }
+    let Some(env) = Env::new() else { return };
+    let ctx = env.fresh("ssh");
+    let Some(loader) = ssh_add_tools(&ctx.join("tools")) else {
+        hoist_testkit::skip("cannot copy ssh-add with its libraries");
+        return;
+    };
+    let keys = env.fresh("ssh-keys");
+    let key = keys.join("id_ed25519");
+    let made = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "hoistd-forwarded",
+            "-f",
+        ])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let agent = hoist_testkit::git::SshAgent::start(&keys).unwrap();
+    // ssh-agent's socket exists a moment before it listens (bind, then listen).
+    let mut added = agent.add(&key);
+    for _ in 0..100 {
+        if added.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        added = agent.add(&key);
+    }
+    added.unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}\nCOPY tools /tools\n\
+             RUN --mount=type=ssh /tools/{loader} --library-path /tools /tools/ssh-add -l > /keys\n",
+            env.base()
+        ),
+    )
+    .unwrap();
+    let out = env.work.path().join("ssh-out");
+    let ssh = format!("default={}", agent.socket().display());
+    let output = env.docker(
+        Some(&env.engine()),
+        &ctx,
+        &[
+            "build",
+            "--progress=plain",
+            "--network=host",
+            "--ssh",
+            &ssh,
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+            ".",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        env.daemon.stderr()
+    );
+    let listed = std::fs::read_to_string(out.join("keys")).unwrap();
+    assert!(listed.contains("hoistd-forwarded"), "{listed}");
+}
