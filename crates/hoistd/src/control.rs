@@ -488,10 +488,10 @@ impl ControlService {
                     exports.display()
                 ))
             })?;
-            let dest = if wanted.kind == "tar" {
-                dir.path().join("out.tar")
-            } else {
+            let dest = if wanted.kind == "local" {
                 dir.path().join("out")
+            } else {
+                dir.path().join("out.tar")
             };
             build.outputs.push(wanted.output(&dest)?);
             export = Some((wanted.kind.clone(), dir));
@@ -708,7 +708,7 @@ impl ControlService {
         let Some((kind, dir)) = &prepared.export else {
             return Ok(());
         };
-        if kind == "tar" {
+        if kind != "local" {
             let bytes = filesync::send_file(
                 &prepared.session,
                 &dir.path().join("out.tar"),
@@ -718,7 +718,7 @@ impl ControlService {
             log(
                 "export",
                 &format!(
-                    "tar: {bytes} bytes sent to session {}",
+                    "{kind}: {bytes} bytes sent to session {}",
                     prepared.session.meta.id
                 ),
             );

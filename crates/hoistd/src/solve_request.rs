@@ -5,8 +5,8 @@
 //! Without a session the context is a remote URL (`context=`) and the result goes to the
 //! image store or a registry. With one (`SolveRequest.session`), a missing `context`
 //! means the client's `context` and `dockerfile` directories, and `local`/`tar` exports
-//! stream back to the client ([`SessionNeeds`]); `local:` named contexts and the `oci`/
-//! `docker` exporters are refused with a message saying so.
+//! and `oci`/`docker` archives stream back to the client ([`SessionNeeds`]); `local:` named
+//! contexts are refused with a message saying so.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -26,7 +26,7 @@ fn needs_session(what: &str) -> Status {
     Status::unimplemented(format!(
         "{what} needs the client's session: open one (Control.Session) and name it in the \
          Solve's session field; hoistd takes the context and Dockerfile directories and sends \
-         local and tar exports through it (oci, docker and local: named contexts are not \
+         local, tar, oci and docker exports through it (local: named contexts are not \
          served through a session yet, see docs/dev/hoistd.md)"
     ))
 }
@@ -51,7 +51,7 @@ impl SessionNeeds {
 /// An exporter whose result streams to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionExport {
-    /// `local` or `tar`.
+    /// `local` (a directory), or `tar`, `oci`, `docker` (a file streamed as bytes).
     pub kind: String,
     pub attrs: Vec<(String, String)>,
 }
@@ -290,7 +290,13 @@ fn outputs(
     for (kind, attrs) in exporters {
         match kind {
             "image" | "registry" => {}
-            "local" | "tar" if has_session => {
+            "oci" if has_session && attrs.get("tar").is_some_and(|t| t == "false") => {
+                return Err(Status::invalid_argument(
+                    "the oci exporter with tar=false writes a directory on the daemon, which \
+                     hoistd does not send to the client; leave tar at its default",
+                ))
+            }
+            "local" | "tar" | "oci" | "docker" if has_session => {
                 if needs.export.is_some() {
                     return Err(Status::invalid_argument(
                         "hoistd sends one exporter's result to the client per build",

@@ -383,3 +383,38 @@ async fn a_solve_through_control_session_syncs_the_context_and_sends_a_tar_back(
     assert!(log.contains("good dockerfile: 1 files received"), "{log}");
     assert!(log.contains("good context: 2 files received"), "{log}");
 }
+
+#[tokio::test]
+async fn oci_and_docker_archives_stream_to_the_client() {
+    let daemon = Daemon::start();
+    for (n, kind, marker) in [(0, "oci", "oci-layout"), (1, "docker", "manifest.json")] {
+        let received = Received::default();
+        let id = format!("archive{n}");
+        let _session =
+            open_session_receiving(&daemon, &id, Behaviour::Serve, received.clone()).await;
+        let mut request = session_solve(&format!("archive-{n}"), &id);
+        request.exporter = kind.to_owned();
+        request
+            .exporter_attrs
+            .insert("name".to_owned(), "example.com/app:1".to_owned());
+        let mut client = daemon.control().await;
+        client.solve(request).await.unwrap();
+        let bytes = received.0.lock().unwrap().clone();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert!(names.iter().any(|n| n == marker), "{kind}: {names:?}");
+    }
+    // A directory layout cannot travel: refused, naming the attribute.
+    let _session = open_session(&daemon, "dir", Behaviour::Serve).await;
+    let mut request = session_solve("dir-1", "dir");
+    request.exporter = "oci".to_owned();
+    request
+        .exporter_attrs
+        .insert("tar".to_owned(), "false".to_owned());
+    let err = daemon.control().await.solve(request).await.unwrap_err();
+    assert!(err.message().contains("tar=false"), "{}", err.message());
+}
