@@ -421,6 +421,7 @@ impl ControlService {
         }
         let session = self.sessions.get(id, self.session_timeout).await?;
         let mut locks = Vec::new();
+        let mut locked = Vec::new();
         let mut credentials = None;
         let mut ssh = None;
         if needs.context {
@@ -430,8 +431,10 @@ impl ControlService {
             let dockerfile_dir = filesync::session_dir(&root, &key, "dockerfile");
             let context_dir = filesync::session_dir(&root, &key, "context");
             locks.push(lock_dir(&dockerfile_dir).await?);
+            locked.push(dockerfile_dir.clone());
             if context_dir != dockerfile_dir {
                 locks.push(lock_dir(&context_dir).await?);
+                locked.push(context_dir.clone());
             }
             let dockerfile_request = SyncRequest {
                 dir_name: "dockerfile".to_owned(),
@@ -475,6 +478,26 @@ impl ControlService {
             build.dockerfile = Some(bytes);
             build.dockerfile_name = path.to_string_lossy().into_owned();
             build.context = hoist_engine::ContextSource::Local(context_dir);
+        }
+        for (name, dir_name) in &needs.named_dirs {
+            let key = session.meta.shared_key.clone();
+            let dir = filesync::session_dir(self.state.root(), &key, dir_name);
+            // The same directory as the context's (or another name's) is locked already:
+            // a second flock from this process would wait for itself.
+            if !locked.contains(&dir) {
+                locks.push(lock_dir(&dir).await?);
+                locked.push(dir.clone());
+            }
+            let request = SyncRequest {
+                dir_name: dir_name.clone(),
+                ..SyncRequest::default()
+            };
+            let stats =
+                filesync::receive_dir(&session, &request, &dir, self.session_timeout).await?;
+            log_sync(&session, dir_name, stats);
+            build
+                .named_contexts
+                .insert(name.clone(), hoist_engine::ContextSource::Local(dir));
         }
         let mut export = None;
         if let Some(wanted) = &needs.export {

@@ -5,8 +5,9 @@
 //! Without a session the context is a remote URL (`context=`) and the result goes to the
 //! image store or a registry. With one (`SolveRequest.session`), a missing `context`
 //! means the client's `context` and `dockerfile` directories, and `local`/`tar` exports
-//! and `oci`/`docker` archives stream back to the client ([`SessionNeeds`]); `local:` named
-//! contexts are refused with a message saying so.
+//! and `oci`/`docker` archives stream back to the client, and `local:DIR` named contexts
+//! are the client's directory DIR ([`SessionNeeds`]); without a session these are refused
+//! with a message saying so.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -26,8 +27,8 @@ fn needs_session(what: &str) -> Status {
     Status::unimplemented(format!(
         "{what} needs the client's session: open one (Control.Session) and name it in the \
          Solve's session field; hoistd takes the context and Dockerfile directories and sends \
-         local, tar, oci and docker exports through it (local: named contexts are not \
-         served through a session yet, see docs/dev/hoistd.md)"
+         local, tar, oci and docker exports and local: named contexts through it (see \
+         docs/dev/hoistd.md)"
     ))
 }
 
@@ -40,11 +41,14 @@ pub struct SessionNeeds {
     /// The result goes to the client: `local` (a directory) or `tar` (a stream), with the
     /// exporter's attributes other than `dest`.
     pub export: Option<SessionExport>,
+    /// Named contexts `context:NAME=local:DIR`: (NAME, the client's dir name DIR), their
+    /// sources placeholders until synced.
+    pub named_dirs: Vec<(String, String)>,
 }
 
 impl SessionNeeds {
     pub fn any(&self) -> bool {
-        self.context || self.export.is_some()
+        self.context || self.export.is_some() || !self.named_dirs.is_empty()
     }
 }
 
@@ -135,7 +139,16 @@ pub fn build_request(request: &SolveRequest, host: &Platform) -> Result<Planned,
         } else if let Some(label) = key.strip_prefix("label:") {
             options.labels.insert(label.to_owned(), value.clone());
         } else if let Some(name) = key.strip_prefix("context:") {
-            named_context(name, value, &mut options, &mut named_contexts)?;
+            if let Some(dir) = value.strip_prefix("local:").filter(|_| has_session) {
+                // Synced from the client's directory `dir` once the session is there.
+                needs.named_dirs.push((name.to_owned(), dir.to_owned()));
+                named_contexts.insert(name.to_owned(), ContextSource::Empty);
+                options
+                    .named_contexts
+                    .insert(name.to_owned(), NamedContext::Local(name.to_owned()));
+            } else {
+                named_context(name, value, &mut options, &mut named_contexts)?;
+            }
         } else {
             match key {
                 "target" => options.target = Some(value.clone()).filter(|t| !t.is_empty()),

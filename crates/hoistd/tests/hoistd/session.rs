@@ -29,16 +29,16 @@ enum Behaviour {
     Silent,
     /// Lists `Dockerfile` (100 bytes), sends 10 of them when asked, then fails.
     DieMidFile,
-    /// Serves [`GOOD_FILES`] as fsutil's sender does (the Dockerfile alone for the
-    /// `dockerfile` dir, no `.dockerignore`).
-    Serve,
+    /// Serves [`GOOD_FILES`] with this Dockerfile as fsutil's sender does (the Dockerfile
+    /// alone for the `dockerfile` dir, no `.dockerignore`; any other dir: `b.txt`).
+    Serve(&'static str),
 }
 
 /// A context the `Serve` client sends.
-const GOOD_FILES: &[(&str, &str)] = &[
-    ("Dockerfile", "FROM scratch\nCOPY a.txt /a.txt\n"),
-    ("a.txt", "alpha\n"),
-];
+const GOOD_FILES: &[(&str, &str)] = &[("Dockerfile", ""), ("a.txt", "alpha\n")];
+
+/// The Dockerfile most `Serve` clients send.
+const COPY_A: &str = "FROM scratch\nCOPY a.txt /a.txt\n";
 
 #[derive(Debug)]
 struct Fake(Behaviour);
@@ -95,15 +95,30 @@ impl FileSync for Fake {
                     let _keep = tx;
                     std::future::pending::<()>().await;
                 }
-                Behaviour::Serve => {
+                Behaviour::Serve(dockerfile) => {
                     let files: Vec<(&str, &str)> = GOOD_FILES
                         .iter()
-                        .copied()
+                        .map(|&(name, data)| {
+                            (
+                                name,
+                                if name == "Dockerfile" {
+                                    dockerfile
+                                } else {
+                                    data
+                                },
+                            )
+                        })
                         .filter(|(name, _)| {
                             (includes.is_empty() || includes.iter().any(|i| i == name))
                                 && (dir_name == "context" || *name == "Dockerfile")
                         })
                         .collect();
+                    // Any other directory (a named context): one file of its own.
+                    let files = if matches!(dir_name.as_str(), "context" | "dockerfile") {
+                        files
+                    } else {
+                        vec![("b.txt", "beta\n")]
+                    };
                     for (name, data) in &files {
                         let mut packet = stat_packet(name, data.len() as i64);
                         if let Some(stat) = packet.stat.as_mut() {
@@ -364,7 +379,7 @@ async fn a_solve_through_control_session_syncs_the_context_and_sends_a_tar_back(
     let daemon = Daemon::start();
     let received = Received::default();
     let _session =
-        open_session_receiving(&daemon, "good", Behaviour::Serve, received.clone()).await;
+        open_session_receiving(&daemon, "good", Behaviour::Serve(COPY_A), received.clone()).await;
     let mut request = session_solve("good-1", "good");
     request.exporter = "tar".to_owned();
     let mut client = daemon.control().await;
@@ -391,7 +406,7 @@ async fn oci_and_docker_archives_stream_to_the_client() {
         let received = Received::default();
         let id = format!("archive{n}");
         let _session =
-            open_session_receiving(&daemon, &id, Behaviour::Serve, received.clone()).await;
+            open_session_receiving(&daemon, &id, Behaviour::Serve(COPY_A), received.clone()).await;
         let mut request = session_solve(&format!("archive-{n}"), &id);
         request.exporter = kind.to_owned();
         request
@@ -409,7 +424,7 @@ async fn oci_and_docker_archives_stream_to_the_client() {
         assert!(names.iter().any(|n| n == marker), "{kind}: {names:?}");
     }
     // A directory layout cannot travel: refused, naming the attribute.
-    let _session = open_session(&daemon, "dir", Behaviour::Serve).await;
+    let _session = open_session(&daemon, "dir", Behaviour::Serve(COPY_A)).await;
     let mut request = session_solve("dir-1", "dir");
     request.exporter = "oci".to_owned();
     request
@@ -417,4 +432,43 @@ async fn oci_and_docker_archives_stream_to_the_client() {
         .insert("tar".to_owned(), "false".to_owned());
     let err = daemon.control().await.solve(request).await.unwrap_err();
     assert!(err.message().contains("tar=false"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn a_local_named_context_comes_from_the_clients_directory() {
+    let daemon = Daemon::start();
+    let received = Received::default();
+    let _session = open_session_receiving(
+        &daemon,
+        "named",
+        Behaviour::Serve("FROM scratch\nCOPY a.txt /a.txt\nCOPY --from=extra b.txt /b.txt\n"),
+        received.clone(),
+    )
+    .await;
+    let mut request = session_solve("named-1", "named");
+    request.exporter = "tar".to_owned();
+    request
+        .frontend_attrs
+        .insert("context:extra".to_owned(), "local:extra-dir".to_owned());
+    let mut client = daemon.control().await;
+    client.solve(request).await.unwrap();
+    let bytes = received.0.lock().unwrap().clone();
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let mut files = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut data = String::new();
+        entry.read_to_string(&mut data).unwrap();
+        files.push((entry.path().unwrap().display().to_string(), data));
+    }
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            ("a.txt".to_owned(), "alpha\n".to_owned()),
+            ("b.txt".to_owned(), "beta\n".to_owned())
+        ]
+    );
+    let log = daemon.stderr_with("named extra-dir: ");
+    assert!(log.contains("named extra-dir: 1 files received"), "{log}");
 }
