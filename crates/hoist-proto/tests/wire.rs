@@ -580,4 +580,165 @@ fn method_paths_are_buildkits() {
         hoist_proto::health::health_server::SERVICE_NAME,
         "grpc.health.v1.Health"
     );
+    // The services a session's client serves, as the docker CLI lists them in
+    // X-Docker-Expose-Session-Grpc-Method (/moby.filesync.v1.FileSync/DiffCopy, ...).
+    for (name, want) in [
+        (
+            hoist_proto::filesync::file_sync_server::SERVICE_NAME,
+            "moby.filesync.v1.FileSync",
+        ),
+        (
+            hoist_proto::filesync::file_send_server::SERVICE_NAME,
+            "moby.filesync.v1.FileSend",
+        ),
+        (
+            hoist_proto::filesync::auth_server::SERVICE_NAME,
+            "moby.filesync.v1.Auth",
+        ),
+        (
+            hoist_proto::secrets::secrets_server::SERVICE_NAME,
+            "moby.buildkit.secrets.v1.Secrets",
+        ),
+        (
+            hoist_proto::sshforward::ssh_server::SERVICE_NAME,
+            "moby.sshforward.v1.SSH",
+        ),
+    ] {
+        assert_eq!(name, want);
+    }
+}
+
+// The session services a client serves back to the daemon.
+
+#[test]
+fn fsutil_stat_with_xattrs() {
+    use hoist_proto::fsutil_types::Stat;
+    let message = Stat {
+        path: "a".into(),
+        mode: 0o644,
+        uid: 1,
+        gid: 2,
+        size: 300,
+        mod_time: -1,
+        linkname: "b".into(),
+        devmajor: 8,
+        devminor: 1,
+        xattrs: HashMap::from([("k".to_owned(), vec![0, 1])]),
+    };
+    // 1: "a"; 2: 420 (varint a4 03); 3: 1; 4: 2; 5: 300 (ac 02); 6: -1 as int64 (ten
+    // bytes, not zigzag); 7: "b"; 8: 8; 9: 1; 10: one map entry {1: "k", 2: [0, 1]}.
+    let expected = wire(&[
+        &[0x0a, 1],
+        b"a",
+        &[0x10, 0xa4, 0x03],
+        &[0x18, 1],
+        &[0x20, 2],
+        &[0x28, 0xac, 0x02],
+        &[
+            0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ],
+        &[0x3a, 1],
+        b"b",
+        &[0x40, 8],
+        &[0x48, 1],
+        &[0x52, 7, 0x0a, 1],
+        b"k",
+        &[0x12, 2, 0, 1],
+    ]);
+    golden(message, expected);
+}
+
+#[test]
+fn fsutil_packets() {
+    use hoist_proto::fsutil_types::{Packet, PacketType, Stat};
+    let data = Packet {
+        r#type: PacketType::PacketData as i32,
+        stat: Some(Stat {
+            path: "x".into(),
+            ..Stat::default()
+        }),
+        id: 7,
+        data: b"hi".to_vec(),
+    };
+    // 1: 2 (DATA); 2: Stat {1: "x"}; 3: 7; 4: "hi"
+    let expected = wire(&[
+        &[0x08, 2, 0x12, 3, 0x0a, 1],
+        b"x",
+        &[0x18, 7, 0x22, 2],
+        b"hi",
+    ]);
+    golden(data, expected);
+    // The end of the stat walk: a STAT packet without a stat is no bytes at all.
+    golden(Packet::default(), Vec::new());
+    assert_eq!(PacketType::PacketReq as i32, 1);
+    assert_eq!(PacketType::PacketFin as i32, 3);
+    assert_eq!(PacketType::PacketErr as i32, 4);
+    golden(
+        Packet {
+            r#type: PacketType::PacketReq as i32,
+            stat: None,
+            id: 300,
+            data: Vec::new(),
+        },
+        vec![0x08, 1, 0x18, 0xac, 0x02],
+    );
+}
+
+#[test]
+fn filesync_bytes_message_and_credentials() {
+    use hoist_proto::filesync::{BytesMessage, CredentialsRequest, CredentialsResponse};
+    golden(
+        BytesMessage {
+            data: b"abc".to_vec(),
+        },
+        wire(&[&[0x0a, 3], b"abc"]),
+    );
+    golden(
+        CredentialsRequest {
+            host: "r.io".into(),
+        },
+        wire(&[&[0x0a, 4], b"r.io"]),
+    );
+    golden(
+        CredentialsResponse {
+            username: "u".into(),
+            secret: "pw".into(),
+        },
+        wire(&[&[0x0a, 1], b"u", &[0x12, 2], b"pw"]),
+    );
+}
+
+#[test]
+fn secrets_and_ssh_messages() {
+    use hoist_proto::secrets::{GetSecretRequest, GetSecretResponse};
+    use hoist_proto::sshforward::{BytesMessage, CheckAgentRequest, CheckAgentResponse};
+    golden(
+        GetSecretRequest {
+            id: "tok".into(),
+            annotations: map(&[("a", "b")]),
+        },
+        // 1: "tok"; 2: one map entry {1: "a", 2: "b"}
+        wire(&[
+            &[0x0a, 3],
+            b"tok",
+            &[0x12, 6, 0x0a, 1],
+            b"a",
+            &[0x12, 1],
+            b"b",
+        ]),
+    );
+    golden(
+        GetSecretResponse {
+            data: vec![0, 0xff],
+        },
+        vec![0x0a, 2, 0, 0xff],
+    );
+    golden(
+        CheckAgentRequest {
+            id: "default".into(),
+        },
+        wire(&[&[0x0a, 7], b"default"]),
+    );
+    golden(CheckAgentResponse {}, Vec::new());
+    golden(BytesMessage { data: vec![1] }, vec![0x0a, 1, 1]);
 }

@@ -2,12 +2,14 @@
 //!
 //! Served: `ListWorkers` (one worker: this machine), `Info`, `DiskUsage` and `Prune` (the
 //! state dir's build cache through `hoist_engine::{disk_usage, prune}`), `Solve` with the
-//! `dockerfile.v0` frontend for builds that need no session (a remote context, the image
-//! exporter: see [`crate::solve_request`]) on `hoist_engine::build`, each with a worker of
-//! its own, and `Status` (the build's progress, [`crate::builds`]). `Session` answers
-//! `Unimplemented` until the session is wired (docs/dev/hoistd.md).
+//! `dockerfile.v0` frontend (see [`crate::solve_request`]) on `hoist_engine::build`, each
+//! with a worker of its own — with a client session, the context and Dockerfile synced
+//! from it, its secrets and registry credentials asked, `local`/`tar` exports sent back
+//! ([`crate::filesync`]) —, `Status` (the build's progress, [`crate::builds`]) and
+//! `Session` ([`crate::session`]).
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt as _;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
@@ -29,7 +31,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::builds::{Builds, StatusConverter};
 use crate::calls::Calls;
-use crate::solve_request;
+use crate::filesync::{self, SyncRequest};
+use crate::session::{Session, SessionManager, SessionMeta};
+use crate::solve_request::{self, SessionNeeds};
 
 /// What `ListWorkers` and `Info` report; fixed when the daemon starts.
 #[derive(Debug, Clone)]
@@ -67,7 +71,13 @@ pub struct ControlService {
     /// hoistd's own docker config until the session asks the client.
     registry: RegistryConfig,
     builds: Builds,
+    sessions: SessionManager,
+    /// How long a Solve waits for its session to open, and for each answer of the client.
+    session_timeout: Duration,
 }
+
+/// The default of [`ControlService::with_session_timeout`].
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ControlService {
     /// Serves `state`'s cache as `worker`; each call is counted in `calls`.
@@ -78,7 +88,20 @@ impl ControlService {
             calls,
             registry: RegistryConfig::default(),
             builds: Builds::default(),
+            sessions: SessionManager::default(),
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
         }
+    }
+
+    /// A Solve waits `timeout` for its session to open and for each answer of the client.
+    pub fn with_session_timeout(mut self, timeout: Duration) -> ControlService {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// The client sessions open now.
+    pub fn sessions(&self) -> &SessionManager {
+        &self.sessions
     }
 
     /// Builds reach registries with `registry`'s settings.
@@ -93,9 +116,9 @@ impl ControlService {
     }
 
     /// A worker for one build (a worker holds one build's leases).
-    async fn open_worker(&self) -> Result<Arc<Worker>, Status> {
+    async fn open_worker(&self, credentials: Credentials) -> Result<Arc<Worker>, Status> {
         let state = self.state.clone();
-        let client = RegistryClient::new(self.registry.clone(), Credentials::from_docker_config());
+        let client = RegistryClient::new(self.registry.clone(), credentials);
         blocking(move || Worker::open(state, client).map(Arc::new)).await
     }
 }
@@ -209,8 +232,8 @@ impl Control for ControlService {
             .first()
             .cloned()
             .unwrap_or_else(Platform::host);
-        let build = match solve_request::build_request(&request, &host) {
-            Ok(build) => build,
+        let planned = match solve_request::build_request(&request, &host) {
+            Ok(planned) => planned,
             Err(status) => {
                 log(
                     "Solve",
@@ -219,6 +242,8 @@ impl Control for ControlService {
                 return Err(status);
             }
         };
+        let mut build = planned.build;
+        let needs = planned.session;
         let platforms = if build.platforms.is_empty() {
             host.format()
         } else {
@@ -235,7 +260,31 @@ impl Control for ControlService {
             )));
         };
         log("build", &format!("{reference} platforms {platforms}"));
-        let worker = self.open_worker().await?;
+        // What comes from the client's session (kept until the build has ended: the
+        // synced directories stay locked, the export directory exists).
+        let mut prepared = None;
+        if needs.any() {
+            match self
+                .prepare_session(&request.session, &needs, &mut build)
+                .await
+            {
+                Ok(p) => prepared = Some(p),
+                Err(status) => {
+                    log(
+                        "build",
+                        &format!("{reference} failed: {}", status.message()),
+                    );
+                    return Err(status);
+                }
+            }
+        }
+        // Registry credentials: the client's (asked through its session, never stored)
+        // over hoistd's own docker config.
+        let credentials = prepared
+            .as_mut()
+            .and_then(|p| p.credentials.take())
+            .unwrap_or_else(Credentials::from_docker_config);
+        let worker = self.open_worker(credentials).await?;
         let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
         // The forwarder holds the guard: the build's Status streams end once every event
         // the engine sent (until the build ended or was dropped) is in.
@@ -258,6 +307,15 @@ impl Control for ControlService {
         ending.ended = true;
         match result {
             Ok(result) => {
+                if let Some(prepared) = &prepared {
+                    if let Err(status) = self.send_export(prepared).await {
+                        log(
+                            "build",
+                            &format!("{reference} failed: {}", status.message()),
+                        );
+                        return Err(status);
+                    }
+                }
                 log("build", &format!("{reference} done"));
                 Ok(Response::new(SolveResponse {
                     exporter_response: solve_request::exporter_response(&result.export)?,
@@ -292,13 +350,556 @@ impl Control for ControlService {
 
     async fn session(
         &self,
-        _: Request<Streaming<BytesMessage>>,
+        request: Request<Streaming<BytesMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        log("Session", "");
-        Err(Status::unimplemented(
-            "hoistd does not run builds yet: Session is not implemented (see docs/dev/hoistd.md)",
-        ))
+        let pairs: Vec<(String, String)> = request
+            .metadata()
+            .iter()
+            .filter_map(|kv| match kv {
+                tonic::metadata::KeyAndValueRef::Ascii(key, value) => value
+                    .to_str()
+                    .ok()
+                    .map(|v| (key.as_str().to_owned(), v.to_owned())),
+                tonic::metadata::KeyAndValueRef::Binary(..) => None,
+            })
+            .collect();
+        let meta = SessionMeta::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        log("Session", &meta.id);
+        let outgoing = self
+            .sessions
+            .attach_stream(meta, request.into_inner())
+            .await?;
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(outgoing),
+        )))
     }
+}
+
+/// What a session build holds while it runs.
+#[derive(Debug)]
+struct Prepared {
+    session: Arc<Session>,
+    /// The flocks on the synced directories (same shared key: one build at a time).
+    _locks: Vec<std::fs::File>,
+    /// Where a `local`/`tar` export is written before it is sent.
+    export: Option<(String, tempfile::TempDir)>,
+    /// Registry credentials the client gave for the hosts the build names.
+    credentials: Option<Credentials>,
+    /// The sockets forwarding to the client's SSH agents, served until the build ends.
+    _ssh: Option<SshForward>,
+}
+
+/// Sockets in a private directory, each forwarding its connections to one of the client's
+/// SSH agents (`SSH.ForwardAgent`); the tasks end and the sockets go when this is dropped.
+#[derive(Debug)]
+struct SshForward {
+    _dir: tempfile::TempDir,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for SshForward {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl ControlService {
+    /// Syncs the context and Dockerfile directories from session `id` and points `build`
+    /// at them; points a `local`/`tar` export at a directory of the state dir.
+    async fn prepare_session(
+        &self,
+        id: &str,
+        needs: &SessionNeeds,
+        build: &mut hoist_engine::BuildRequest,
+    ) -> Result<Prepared, Status> {
+        if id.is_empty() {
+            return Err(Status::invalid_argument(
+                "the build needs a session and names none",
+            ));
+        }
+        let session = self.sessions.get(id, self.session_timeout).await?;
+        let mut locks = Vec::new();
+        let mut locked = Vec::new();
+        let mut credentials = None;
+        let mut ssh = None;
+        if needs.context {
+            let root = self.state.root().to_owned();
+            let key = session.meta.shared_key.clone();
+            let name = build.dockerfile_name.clone();
+            let dockerfile_dir = filesync::session_dir(&root, &key, "dockerfile");
+            let context_dir = filesync::session_dir(&root, &key, "context");
+            locks.push(lock_dir(&dockerfile_dir).await?);
+            locked.push(dockerfile_dir.clone());
+            if context_dir != dockerfile_dir {
+                locks.push(lock_dir(&context_dir).await?);
+                locked.push(context_dir.clone());
+            }
+            let dockerfile_request = SyncRequest {
+                dir_name: "dockerfile".to_owned(),
+                include_patterns: vec![name.clone(), format!("{name}.dockerignore")],
+                ..SyncRequest::default()
+            };
+            let stats = filesync::receive_dir(
+                &session,
+                &dockerfile_request,
+                &dockerfile_dir,
+                self.session_timeout,
+            )
+            .await?;
+            log_sync(&session, "dockerfile", stats);
+            let path = dockerfile_dir.join(&name);
+            let bytes = tokio::fs::read(&path).await.map_err(|err| {
+                Status::not_found(format!(
+                    "the client's dockerfile directory has no {name:?}: {err}"
+                ))
+            })?;
+            let exclude_patterns = self
+                .ignore_patterns(&session, &key, &dockerfile_dir, &name)
+                .await?;
+            let context_request = SyncRequest {
+                dir_name: "context".to_owned(),
+                exclude_patterns,
+                ..SyncRequest::default()
+            };
+            let stats = filesync::receive_dir(
+                &session,
+                &context_request,
+                &context_dir,
+                self.session_timeout,
+            )
+            .await?;
+            log_sync(&session, "context", stats);
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            self.fetch_secrets(&session, &text, build).await?;
+            ssh = self.forward_ssh(&session, &text, build).await?;
+            credentials = Some(self.client_credentials(&session, &text, build).await?);
+            build.dockerfile = Some(bytes);
+            build.dockerfile_name = path.to_string_lossy().into_owned();
+            build.context = hoist_engine::ContextSource::Local(context_dir);
+        }
+        for (name, dir_name) in &needs.named_dirs {
+            let key = session.meta.shared_key.clone();
+            let dir = filesync::session_dir(self.state.root(), &key, dir_name);
+            // The same directory as the context's (or another name's) is locked already:
+            // a second flock from this process would wait for itself.
+            if !locked.contains(&dir) {
+                locks.push(lock_dir(&dir).await?);
+                locked.push(dir.clone());
+            }
+            let request = SyncRequest {
+                dir_name: dir_name.clone(),
+                ..SyncRequest::default()
+            };
+            let stats =
+                filesync::receive_dir(&session, &request, &dir, self.session_timeout).await?;
+            log_sync(&session, dir_name, stats);
+            build
+                .named_contexts
+                .insert(name.clone(), hoist_engine::ContextSource::Local(dir));
+        }
+        let mut export = None;
+        if let Some(wanted) = &needs.export {
+            let exports = self.state.root().join("hoistd").join("exports");
+            std::fs::create_dir_all(&exports).map_err(|err| {
+                Status::internal(format!("cannot create {}: {err}", exports.display()))
+            })?;
+            let dir = tempfile::TempDir::new_in(&exports).map_err(|err| {
+                Status::internal(format!(
+                    "cannot create a directory in {}: {err}",
+                    exports.display()
+                ))
+            })?;
+            let dest = if wanted.kind == "local" {
+                dir.path().join("out")
+            } else {
+                dir.path().join("out.tar")
+            };
+            build.outputs.push(wanted.output(&dest)?);
+            export = Some((wanted.kind.clone(), dir));
+        }
+        Ok(Prepared {
+            session,
+            _locks: locks,
+            export,
+            credentials,
+            _ssh: ssh,
+        })
+    }
+
+    /// The `.dockerignore` patterns the client applies to the context it sends, as
+    /// BuildKit's frontend asks: `NAME.dockerignore` beside the Dockerfile, else the
+    /// context's `.dockerignore`, fetched alone (into a copy of its own, so the context's
+    /// copy is not pruned to that one file).
+    async fn ignore_patterns(
+        &self,
+        session: &Session,
+        key: &str,
+        dockerfile_dir: &std::path::Path,
+        name: &str,
+    ) -> Result<Vec<String>, Status> {
+        let beside = dockerfile_dir.join(format!("{name}.dockerignore"));
+        let file = if beside.is_file() {
+            beside
+        } else {
+            let dir = filesync::session_dir(self.state.root(), key, "context .dockerignore");
+            let request = SyncRequest {
+                dir_name: "context".to_owned(),
+                include_patterns: vec![".dockerignore".to_owned()],
+                ..SyncRequest::default()
+            };
+            filesync::receive_dir(session, &request, &dir, self.session_timeout).await?;
+            dir.join(".dockerignore")
+        };
+        let text = match tokio::fs::read_to_string(&file).await {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => {
+                return Err(Status::invalid_argument(format!(
+                    "cannot read the client's {}: {err}",
+                    file.file_name().unwrap_or_default().to_string_lossy()
+                )))
+            }
+        };
+        hoist_dockerfile::dockerignore::read_ignore_file(&text)
+            .map_err(|err| Status::invalid_argument(format!("the client's .dockerignore: {err}")))
+    }
+
+    /// The secrets the Dockerfile's `RUN --mount=type=secret` name, asked of the client
+    /// (`Secrets.GetSecret`) when it serves them; one it does not have is left out (the
+    /// build then treats the mount as BuildKit does a missing secret). Values go to the
+    /// build only, never to a log.
+    async fn fetch_secrets(
+        &self,
+        session: &Session,
+        dockerfile: &str,
+        build: &mut hoist_engine::BuildRequest,
+    ) -> Result<(), Status> {
+        const GET_SECRET: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";
+        if !session.meta.serves(GET_SECRET) {
+            return Ok(());
+        }
+        let mut client =
+            hoist_proto::secrets::secrets_client::SecretsClient::new(session.channel());
+        for id in secret_ids(dockerfile) {
+            let request = hoist_proto::secrets::GetSecretRequest {
+                id: id.clone(),
+                annotations: HashMap::new(),
+            };
+            let answer = tokio::time::timeout(self.session_timeout, client.get_secret(request))
+                .await
+                .map_err(|_| {
+                    Status::deadline_exceeded(format!(
+                        "the client did not answer for secret {id:?} within {}s",
+                        self.session_timeout.as_secs()
+                    ))
+                })?;
+            match answer {
+                Ok(response) => {
+                    build.secrets.insert(
+                        id,
+                        hoist_engine::SecretSource::Value(response.into_inner().data),
+                    );
+                }
+                Err(status) if status.code() == tonic::Code::NotFound => {}
+                Err(status) => {
+                    return Err(Status::unavailable(format!(
+                        "asking the client for secret {id:?} failed: {}",
+                        status.message()
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// hoistd's own credentials with, over them, what the client's `Auth.Credentials`
+    /// answers for each registry the Dockerfile's `FROM`/`--from=` and the image outputs
+    /// name (as BuildKit's auth provider asks it; Docker Hub as `registry-1.docker.io`).
+    async fn client_credentials(
+        &self,
+        session: &Session,
+        dockerfile: &str,
+        build: &hoist_engine::BuildRequest,
+    ) -> Result<Credentials, Status> {
+        const CREDENTIALS: &str = "/moby.filesync.v1.Auth/Credentials";
+        let mut credentials = Credentials::from_docker_config();
+        if !session.meta.serves(CREDENTIALS) {
+            return Ok(credentials);
+        }
+        let mut hosts = registry_hosts(dockerfile);
+        for output in &build.outputs {
+            if let hoist_export::Output::Image(image) = output {
+                hosts.extend(image.names.iter().map(|n| n.domain().to_owned()));
+            }
+        }
+        let mut client = hoist_proto::filesync::auth_client::AuthClient::new(session.channel());
+        for host in hosts {
+            let asked = if host == "docker.io" {
+                "registry-1.docker.io".to_owned()
+            } else {
+                host.clone()
+            };
+            let request = hoist_proto::filesync::CredentialsRequest { host: asked };
+            let answer = tokio::time::timeout(self.session_timeout, client.credentials(request))
+                .await
+                .map_err(|_| {
+                    Status::deadline_exceeded(format!(
+                        "the client did not answer for the credentials of {host} within {}s",
+                        self.session_timeout.as_secs()
+                    ))
+                })?;
+            let Ok(answer) = answer else {
+                // A client without credentials for the host: anonymous, as BuildKit.
+                continue;
+            };
+            let answer = answer.into_inner();
+            if !answer.username.is_empty() {
+                credentials = credentials.with_basic(&host, &answer.username, &answer.secret);
+            } else if !answer.secret.is_empty() {
+                credentials =
+                    credentials.with(&host, hoist_registry::Auth::IdentityToken(answer.secret));
+            }
+        }
+        Ok(credentials)
+    }
+
+    /// For each `--mount=type=ssh` id whose agent the client has (`SSH.CheckAgent`), a
+    /// socket that forwards each connection to it as an `SSH.ForwardAgent` stream (metadata
+    /// `buildkit.ssh.id`), handed to the build as that id's agent; the engine serves its
+    /// read-only agent from it to the RUN step.
+    async fn forward_ssh(
+        &self,
+        session: &Session,
+        dockerfile: &str,
+        build: &mut hoist_engine::BuildRequest,
+    ) -> Result<Option<SshForward>, Status> {
+        use hoist_proto::sshforward::ssh_client::SshClient;
+        const FORWARD: &str = "/moby.sshforward.v1.SSH/ForwardAgent";
+        let ids = ssh_ids(dockerfile);
+        if ids.is_empty() || !session.meta.serves(FORWARD) {
+            return Ok(None);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("ssh-")
+            .tempdir_in(self.state.root().join("hoistd"))
+            .map_err(|err| Status::internal(format!("cannot create the ssh socket dir: {err}")))?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .map_err(|err| Status::internal(format!("cannot protect the ssh socket dir: {err}")))?;
+        let mut forward = SshForward {
+            _dir: dir,
+            tasks: Vec::new(),
+        };
+        let mut client = SshClient::new(session.channel());
+        for (n, id) in ids.into_iter().enumerate() {
+            let check = hoist_proto::sshforward::CheckAgentRequest { id: id.clone() };
+            match tokio::time::timeout(self.session_timeout, client.check_agent(check)).await {
+                Ok(Ok(_)) => {}
+                // The client has no such agent: the mount is then as BuildKit makes a
+                // missing one (an error when required).
+                Ok(Err(_)) => continue,
+                Err(_) => {
+                    return Err(Status::deadline_exceeded(format!(
+                        "the client did not answer for ssh agent {id:?} within {}s",
+                        self.session_timeout.as_secs()
+                    )))
+                }
+            }
+            let path = forward._dir.path().join(format!("agent-{n}.sock"));
+            let listener = tokio::net::UnixListener::bind(&path).map_err(|err| {
+                Status::internal(format!("cannot bind {}: {err}", path.display()))
+            })?;
+            let channel = session.channel();
+            let agent_id = id.clone();
+            forward.tasks.push(tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(forward_agent(
+                        stream,
+                        SshClient::new(channel.clone()),
+                        agent_id.clone(),
+                    ));
+                }
+            }));
+            build.ssh.insert(&id, vec![path]);
+        }
+        Ok(Some(forward))
+    }
+
+    /// Sends a finished `local`/`tar` export to the client.
+    async fn send_export(&self, prepared: &Prepared) -> Result<(), Status> {
+        let Some((kind, dir)) = &prepared.export else {
+            return Ok(());
+        };
+        if kind != "local" {
+            let bytes = filesync::send_file(
+                &prepared.session,
+                &dir.path().join("out.tar"),
+                self.session_timeout,
+            )
+            .await?;
+            log(
+                "export",
+                &format!(
+                    "{kind}: {bytes} bytes sent to session {}",
+                    prepared.session.meta.id
+                ),
+            );
+        } else {
+            let files = filesync::send_dir(
+                &prepared.session,
+                &dir.path().join("out"),
+                self.session_timeout,
+            )
+            .await?;
+            log(
+                "export",
+                &format!(
+                    "local: {files} files sent to session {}",
+                    prepared.session.meta.id
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The registry hosts of the images a Dockerfile's `FROM` and `--from=` name (references
+/// with ARGs in them and `scratch` are skipped; a stage name reads as a Docker Hub image,
+/// which only asks the client about Docker Hub).
+fn registry_hosts(dockerfile: &str) -> std::collections::BTreeSet<String> {
+    let mut hosts = std::collections::BTreeSet::new();
+    let mut add = |image: &str| {
+        if image.contains('$') || image.eq_ignore_ascii_case("scratch") {
+            return;
+        }
+        if let Ok(reference) = hoist_oci::Reference::parse_normalized(image) {
+            hosts.insert(reference.domain().to_owned());
+        }
+    };
+    for line in dockerfile.lines() {
+        let mut tokens = line.split_whitespace();
+        let first = tokens.next().unwrap_or_default();
+        if first.eq_ignore_ascii_case("from") {
+            if let Some(image) = tokens.clone().find(|t| !t.starts_with("--")) {
+                add(image);
+            }
+        }
+        for token in line.split_whitespace() {
+            if let Some(image) = token.strip_prefix("--from=") {
+                add(image);
+            }
+        }
+    }
+    hosts
+}
+
+/// The ids of `--mount=type=secret` in a Dockerfile's text: `id=`, else the base name of
+/// `target=`/`dst=`/`destination=` (BuildKit's default), sorted, without repeats.
+fn secret_ids(dockerfile: &str) -> std::collections::BTreeSet<String> {
+    mount_ids(dockerfile, "secret")
+}
+
+/// The ids of `--mount=type=ssh`: `id=`, else `default`.
+fn ssh_ids(dockerfile: &str) -> std::collections::BTreeSet<String> {
+    mount_ids(dockerfile, "ssh")
+}
+
+fn mount_ids(dockerfile: &str, kind: &str) -> std::collections::BTreeSet<String> {
+    let mut ids = std::collections::BTreeSet::new();
+    for token in dockerfile.split_whitespace() {
+        let Some(spec) = token.strip_prefix("--mount=") else {
+            continue;
+        };
+        let fields: HashMap<&str, &str> = spec
+            .split(',')
+            .filter_map(|field| field.split_once('='))
+            .map(|(k, v)| (k, v.trim_matches('"')))
+            .collect();
+        if fields.get("type") != Some(&kind) {
+            continue;
+        }
+        let id = fields.get("id").map(|id| (*id).to_owned()).or_else(|| {
+            if kind == "ssh" {
+                // BuildKit's (and the engine's) id for a mount without one.
+                return Some("default".to_owned());
+            }
+            ["target", "dst", "destination"]
+                .iter()
+                .find_map(|k| fields.get(k))
+                .and_then(|t| t.rsplit('/').next())
+                .map(str::to_owned)
+        });
+        if let Some(id) = id.filter(|id| !id.is_empty()) {
+            ids.insert(id);
+        }
+    }
+    ids
+}
+
+/// One agent connection tunnelled to the client's agent `id`.
+async fn forward_agent(
+    stream: tokio::net::UnixStream,
+    mut client: hoist_proto::sshforward::ssh_client::SshClient<tonic::transport::Channel>,
+    id: String,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        while let Ok(n) = reader.read(&mut buf).await {
+            let message = hoist_proto::sshforward::BytesMessage {
+                data: buf[..n].to_vec(),
+            };
+            if n == 0 || tx.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut request = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    if let Ok(value) = id.parse() {
+        request.metadata_mut().insert("buildkit.ssh.id", value);
+    }
+    let Ok(response) = client.forward_agent(request).await else {
+        return;
+    };
+    let mut incoming = response.into_inner();
+    while let Ok(Some(message)) = incoming.message().await {
+        if writer.write_all(&message.data).await.is_err() {
+            break;
+        }
+    }
+}
+
+fn log_sync(session: &Session, dir_name: &str, stats: filesync::SyncStats) {
+    log(
+        "session",
+        &format!(
+            "{} {dir_name}: {} files received, {} unchanged, {} removed",
+            session.meta.id, stats.received, stats.unchanged, stats.removed
+        ),
+    );
+}
+
+/// An exclusive flock on `dir`'s lock file, taken off the async threads.
+async fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, Status> {
+    let lock = dir.with_extension("lock");
+    tokio::task::spawn_blocking(move || {
+        if let Some(parent) = lock.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)?;
+        fs4::fs_std::FileExt::lock_exclusive(&file)?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|err| Status::internal(format!("lock task failed: {err}")))?
+    .map_err(|err| Status::internal(format!("cannot lock a session directory: {err}")))
 }
 
 /// Runs one build on a blocking thread of its own, polling the engine's future there (its
@@ -486,5 +1087,33 @@ pub fn to_usage_record(row: &CacheUsage) -> UsageRecord {
         record_type: row.kind.as_str().to_owned(),
         shared: row.shared,
         parents: row.parents.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secret_ids_come_from_run_mounts() {
+        let ids = super::secret_ids(
+            "FROM x\nRUN --mount=type=secret,id=tok cat /run/secrets/tok\n\
+             RUN --mount=type=secret,target=/root/.npmrc --mount=type=cache,target=/c true\n\
+             RUN --mount=type=secret,id=tok,required=true true\n",
+        );
+        assert_eq!(ids.into_iter().collect::<Vec<_>>(), [".npmrc", "tok"]);
+        let ssh = super::ssh_ids("RUN --mount=type=ssh a\nRUN --mount=type=ssh,id=deploy b\n");
+        assert_eq!(ssh.into_iter().collect::<Vec<_>>(), ["default", "deploy"]);
+    }
+
+    #[test]
+    fn registry_hosts_come_from_from_and_copy_from() {
+        let hosts = super::registry_hosts(
+            "ARG V=1\nFROM --platform=$BUILDPLATFORM reg.example:5000/a/b:1 AS one\n\
+             FROM busybox\nFROM scratch\nFROM img:$V\n\
+             COPY --from=ghcr.io/x/y:2 / /\nCOPY --from=one / /\n",
+        );
+        assert_eq!(
+            hosts.into_iter().collect::<Vec<_>>(),
+            ["docker.io", "ghcr.io", "reg.example:5000"]
+        );
     }
 }

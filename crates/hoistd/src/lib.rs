@@ -8,8 +8,14 @@
 //!   addresses and TLS, `[worker.oci] platforms`, `[registry."host"]`).
 //! - [`control`]: the Control service ([`ControlService`]): `ListWorkers` (one worker, this
 //!   machine: native and binfmt_misc platforms, BuildKit's labels), `Info`, `DiskUsage` and
-//!   `Prune` on the state dir's build cache, `Solve` (`dockerfile.v0`, no session yet) and
-//!   `Status`; `Session` is `Unimplemented` for now (docs/dev/hoistd.md).
+//!   `Prune` on the state dir's build cache, `Solve` (`dockerfile.v0`, with or without a
+//!   client session), `Status` and `Session` (docs/dev/hoistd.md).
+//! - [`session`]: client sessions ([`session::SessionManager`]): the client's HTTP/2 server
+//!   bytes (a `Control.Session` stream or a hijacked `/session`) as a tonic channel.
+//! - [`filesync`]: fsutil's DiffCopy through a session: the incremental, path-checked
+//!   receiver for the context and Dockerfile, the senders for `local` and `tar` exports.
+//! - [`engine_api`]: the Docker Engine API's build endpoints for the docker CLI
+//!   (`--engine-addr`).
 //! - [`solve_request`]: a `SolveRequest`'s frontend attributes and exporter typed into a
 //!   `hoist_engine::BuildRequest`, and the exporter response.
 //! - [`builds`]: the builds by ref and their progress as `StatusResponse`s
@@ -25,9 +31,12 @@ pub mod calls;
 pub mod config;
 pub mod control;
 pub mod dial_stdio;
+pub mod engine_api;
 pub mod error;
+pub mod filesync;
 pub mod health;
 pub mod serve;
+pub mod session;
 pub mod solve_request;
 
 pub use address::Address;

@@ -38,6 +38,14 @@ struct Cli {
     /// CA (PEM) that must have signed each client's certificate: mutual TLS
     #[arg(long)]
     tlscacert: Option<PathBuf>,
+    /// Also serve the Docker Engine API's build endpoints (what `DOCKER_BUILDKIT=1 docker
+    /// build` uses) on this unix socket, repeatable: unix:///PATH
+    #[arg(long = "engine-addr", value_name = "ADDRESS")]
+    engine_addresses: Vec<String>,
+    /// How long a Solve waits for its client session to open, and for each answer of the
+    /// client during a file transfer
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    session_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,8 +117,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ca: cli.tlscacert.or(config.tls.ca),
     };
     let state = StateDir::resolve(cli.root.or(config.root))?;
+    let engine_addresses = cli
+        .engine_addresses
+        .iter()
+        .map(|text| match Address::parse(text)? {
+            address @ Address::Unix(_) => Ok(address),
+            Address::Tcp(_) => anyhow::bail!(
+                "--engine-addr {text}: the Engine API is served on unix sockets only (it has no TLS)"
+            ),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let options = DaemonOptions {
         addresses,
+        engine_addresses,
+        session_timeout: std::time::Duration::from_secs(cli.session_timeout.max(1)),
         tls,
         state,
         platforms: config.platforms,

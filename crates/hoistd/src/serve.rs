@@ -34,6 +34,10 @@ use crate::health::HealthService;
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
     pub addresses: Vec<Address>,
+    /// Unix sockets serving the Docker Engine API's build endpoints (`--engine-addr`).
+    pub engine_addresses: Vec<Address>,
+    /// How long a Solve waits for its session, and for each answer of the client.
+    pub session_timeout: Duration,
     pub tls: TlsFiles,
     pub state: StateDir,
     /// Advertised platforms; empty: native plus what binfmt_misc runs.
@@ -60,15 +64,43 @@ pub async fn run(options: DaemonOptions, shutdown: impl Future<Output = ()>) -> 
     for address in &options.addresses {
         bound.push(bind(address).await?);
     }
+    let mut engine_bound = Vec::new();
+    for address in &options.engine_addresses {
+        match bind(address).await? {
+            Bound::Unix(path, listener) => engine_bound.push((path, listener)),
+            Bound::Tcp(..) => {
+                return Err(Error::Listen {
+                    address: address.to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "the Engine API is served on unix sockets only",
+                    ),
+                })
+            }
+        }
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let calls = Calls::default();
-    let control = ControlServer::new(
-        ControlService::new(options.state.clone(), worker.clone(), calls.clone())
-            .with_registry(options.registry.clone()),
-    );
+    let service = ControlService::new(options.state.clone(), worker.clone(), calls.clone())
+        .with_registry(options.registry.clone())
+        .with_session_timeout(options.session_timeout);
+    let control = ControlServer::new(service.clone());
     let health = HealthServer::new(HealthService::new(stop_rx.clone(), calls.clone()));
     let mut servers = JoinSet::new();
     let mut sockets = Vec::new();
+    let mut engine_servers = JoinSet::new();
+    for (path, listener) in engine_bound {
+        eprintln!(
+            "hoistd: serving the Engine API on unix://{}",
+            path.display()
+        );
+        sockets.push(path);
+        engine_servers.spawn(crate::engine_api::serve(
+            listener,
+            service.clone(),
+            stop_rx.clone(),
+        ));
+    }
     for listener in bound {
         let mut stop = stop_rx.clone();
         let stopped = async move {
@@ -159,6 +191,7 @@ pub async fn run(options: DaemonOptions, shutdown: impl Future<Output = ()>) -> 
             }
         }
     }
+    engine_servers.abort_all();
     for socket in sockets {
         let _ = std::fs::remove_file(socket);
     }

@@ -2,10 +2,12 @@
 //! `dockerfile.v0` frontend's attributes (as buildctl's `--opt` and the docker CLI send them)
 //! and the exporter, and the build's result as BuildKit's exporter response.
 //!
-//! Only builds that need no session are served: the context is a remote URL (`context=`),
-//! and the result goes to the image store or a registry. What needs the client's session —
-//! a local context, `local:` named contexts, exporters that stream files back (`oci`,
-//! `docker`, `local`, `tar`) — is refused with a message saying so.
+//! Without a session the context is a remote URL (`context=`) and the result goes to the
+//! image store or a registry. With one (`SolveRequest.session`), a missing `context`
+//! means the client's `context` and `dockerfile` directories, and `local`/`tar` exports
+//! and `oci`/`docker` archives stream back to the client, and `local:DIR` named contexts
+//! are the client's directory DIR ([`SessionNeeds`]); without a session these are refused
+//! with a message saying so.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -20,17 +22,69 @@ use tonic::Status;
 /// The one frontend hoistd runs.
 pub const DOCKERFILE_FRONTEND: &str = "dockerfile.v0";
 
-/// What the session would carry, not served yet.
+/// What needs a session the request did not name (or that hoistd does not take from one).
 fn needs_session(what: &str) -> Status {
     Status::unimplemented(format!(
-        "{what} needs the client's session, which hoistd does not serve yet (not yet: see \
-         docs/dev/hoistd.md); give the context as a URL (context=https://… or a Git URL) and \
-         export with type=image or type=registry"
+        "{what} needs the client's session: open one (Control.Session) and name it in the \
+         Solve's session field; hoistd takes the context and Dockerfile directories and sends \
+         local, tar, oci and docker exports and local: named contexts through it (see \
+         docs/dev/hoistd.md)"
     ))
 }
 
+/// What a build takes from, or gives to, the client's session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionNeeds {
+    /// The context (dir `context`) and the Dockerfile (dir `dockerfile`) are synced from
+    /// the client; the build request's context is a placeholder until then.
+    pub context: bool,
+    /// The result goes to the client: `local` (a directory) or `tar` (a stream), with the
+    /// exporter's attributes other than `dest`.
+    pub export: Option<SessionExport>,
+    /// Named contexts `context:NAME=local:DIR`: (NAME, the client's dir name DIR), their
+    /// sources placeholders until synced.
+    pub named_dirs: Vec<(String, String)>,
+}
+
+impl SessionNeeds {
+    pub fn any(&self) -> bool {
+        self.context || self.export.is_some() || !self.named_dirs.is_empty()
+    }
+}
+
+/// An exporter whose result streams to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionExport {
+    /// `local` (a directory), or `tar`, `oci`, `docker` (a file streamed as bytes).
+    pub kind: String,
+    pub attrs: Vec<(String, String)>,
+}
+
+impl SessionExport {
+    /// The exporter writing to `dest` on the daemon, from where it is sent.
+    pub fn output(&self, dest: &std::path::Path) -> Result<Output, Status> {
+        let mut spec = vec![
+            quote(&format!("type={}", self.kind)),
+            quote(&format!("dest={}", dest.display())),
+        ];
+        spec.extend(self.attrs.iter().map(|(k, v)| quote(&format!("{k}={v}"))));
+        Output::parse(&spec.join(",")).map_err(|err| {
+            Status::invalid_argument(format!("invalid {} exporter attributes: {err}", self.kind))
+        })
+    }
+}
+
+/// A build request and what it needs of the session.
+#[derive(Debug)]
+pub struct Planned {
+    pub build: BuildRequest,
+    pub session: SessionNeeds,
+}
+
 /// `request` as a build for a machine of `host` platform.
-pub fn build_request(request: &SolveRequest, host: &Platform) -> Result<BuildRequest, Status> {
+pub fn build_request(request: &SolveRequest, host: &Platform) -> Result<Planned, Status> {
+    let has_session = !request.session.is_empty();
+    let mut needs = SessionNeeds::default();
     if request.frontend.is_empty() {
         return Err(Status::unimplemented(if request.definition.is_some() {
             "hoistd does not run LLB definitions sent by the client (unsupported); use the \
@@ -53,6 +107,10 @@ pub fn build_request(request: &SolveRequest, host: &Platform) -> Result<BuildReq
     }
     let attrs = &request.frontend_attrs;
     let context = match attrs.get("context").map(String::as_str) {
+        None | Some("") if has_session => {
+            needs.context = true;
+            ContextSource::Empty
+        }
         None | Some("") => return Err(needs_session("a build context sent by the client")),
         Some(url) => ContextSource::remote(url).ok_or_else(|| {
             Status::invalid_argument(format!(
@@ -81,7 +139,16 @@ pub fn build_request(request: &SolveRequest, host: &Platform) -> Result<BuildReq
         } else if let Some(label) = key.strip_prefix("label:") {
             options.labels.insert(label.to_owned(), value.clone());
         } else if let Some(name) = key.strip_prefix("context:") {
-            named_context(name, value, &mut options, &mut named_contexts)?;
+            if let Some(dir) = value.strip_prefix("local:").filter(|_| has_session) {
+                // Synced from the client's directory `dir` once the session is there.
+                needs.named_dirs.push((name.to_owned(), dir.to_owned()));
+                named_contexts.insert(name.to_owned(), ContextSource::Empty);
+                options
+                    .named_contexts
+                    .insert(name.to_owned(), NamedContext::Local(name.to_owned()));
+            } else {
+                named_context(name, value, &mut options, &mut named_contexts)?;
+            }
         } else {
             match key {
                 "target" => options.target = Some(value.clone()).filter(|t| !t.is_empty()),
@@ -134,8 +201,11 @@ pub fn build_request(request: &SolveRequest, host: &Platform) -> Result<BuildReq
     build.pull = pull;
     build.named_contexts = named_contexts;
     build.run = run;
-    build.outputs = outputs(request)?;
-    Ok(build)
+    build.outputs = outputs(request, has_session, &mut needs)?;
+    Ok(Planned {
+        build,
+        session: needs,
+    })
 }
 
 fn sorted(attrs: &HashMap<String, String>) -> BTreeMap<&str, &String> {
@@ -216,7 +286,11 @@ fn named_context(
 /// The exporters: `exporters` (BuildKit 0.13 and later) or the single `exporter` with
 /// `exporter_attrs` (older clients, the docker CLI 20.10). `image` and `registry` are
 /// served; the others stream their result through the session.
-fn outputs(request: &SolveRequest) -> Result<Vec<Output>, Status> {
+fn outputs(
+    request: &SolveRequest,
+    has_session: bool,
+    needs: &mut SessionNeeds,
+) -> Result<Vec<Output>, Status> {
     let mut exporters: Vec<(&str, &HashMap<String, String>)> = request
         .exporters
         .iter()
@@ -229,6 +303,28 @@ fn outputs(request: &SolveRequest) -> Result<Vec<Output>, Status> {
     for (kind, attrs) in exporters {
         match kind {
             "image" | "registry" => {}
+            "oci" if has_session && attrs.get("tar").is_some_and(|t| t == "false") => {
+                return Err(Status::invalid_argument(
+                    "the oci exporter with tar=false writes a directory on the daemon, which \
+                     hoistd does not send to the client; leave tar at its default",
+                ))
+            }
+            "local" | "tar" | "oci" | "docker" if has_session => {
+                if needs.export.is_some() {
+                    return Err(Status::invalid_argument(
+                        "hoistd sends one exporter's result to the client per build",
+                    ));
+                }
+                needs.export = Some(SessionExport {
+                    kind: kind.to_owned(),
+                    attrs: sorted(attrs)
+                        .into_iter()
+                        .filter(|(k, _)| *k != "dest")
+                        .map(|(k, v)| (k.to_owned(), v.clone()))
+                        .collect(),
+                });
+                continue;
+            }
             "oci" | "docker" | "local" | "tar" => {
                 return Err(needs_session(&format!(
                     "the {kind} exporter (it sends its result to the client)"

@@ -235,7 +235,7 @@ async fn disk_usage_and_prune_follow_the_engine() {
 }
 
 #[tokio::test]
-async fn solve_without_a_context_url_and_session_are_not_served_yet() {
+async fn solve_without_a_context_url_or_session_is_refused_and_a_session_needs_its_id() {
     let daemon = Daemon::start();
     let mut client = daemon.control().await;
     let solve = client
@@ -252,8 +252,13 @@ async fn solve_without_a_context_url_and_session_are_not_served_yet() {
         solve.message().contains("needs the client's session"),
         "{solve:?}"
     );
+    // A session without BuildKit's metadata cannot be named by a Solve: refused.
     let session = client.session(tokio_stream::empty()).await.unwrap_err();
-    assert_eq!(session.code(), Code::Unimplemented);
+    assert_eq!(session.code(), Code::InvalidArgument);
+    assert!(
+        session.message().contains("x-docker-expose-session-uuid"),
+        "{session:?}"
+    );
 }
 
 #[tokio::test]

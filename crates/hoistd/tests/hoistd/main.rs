@@ -8,8 +8,10 @@
 
 mod control;
 mod dial_stdio;
+mod docker_cli;
 mod dockerd;
 mod robustness;
+mod session;
 mod solve;
 mod tls;
 
@@ -97,9 +99,13 @@ impl Daemon {
         Daemon::start_with(&[])
     }
 
-    /// [`Daemon::start`] with more flags.
+    /// [`Daemon::start`] with more flags; `{dir}` in them is the daemon's temp dir.
     pub fn start_with(extra: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
+        let extra: Vec<String> = extra
+            .iter()
+            .map(|arg| arg.replace("{dir}", &dir.path().display().to_string()))
+            .collect();
         let pki = Pki::new(&dir.path().join("pki"), "hoistd test CA");
         let socket = dir.path().join("run/hoistd.sock");
         let mut command = Command::new(env!("CARGO_BIN_EXE_hoistd"));
@@ -170,6 +176,19 @@ impl Daemon {
     /// What the daemon wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// The daemon's stderr once it holds `needle` (its pipe is read by a thread of its
+    /// own, so a line written before an answer may arrive after it); at most 30 s.
+    pub fn stderr_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.stderr();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn pid(&self) -> u32 {
