@@ -1,7 +1,7 @@
 //! `--cache-to` / `--cache-from` end to end (issue 13): a cache exported with `mode=max`
 //! from one state dir makes every step CACHED in an empty one — no RUN runs (each writes
 //! the time, and the image is byte for byte the first one) — through a registry and
-//! through a local directory; one two-platform build's cache serves both platforms; a
+//! through a local directory; one three-platform build's cache serves all three platforms; a
 //! cache that is missing, or a destination that cannot be reached, is a warning (and fails
 //! the build with `ignore-error=false`); an inline cache in a pushed image does the same;
 //! dockerd's BuildKit imports hoist's inline and registry caches without an error, and
@@ -11,8 +11,8 @@
 //! without `mounts=`, and never over a local mount with files.
 //!
 //! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`);
-//! the two-platform case also a binfmt_misc handler for linux/arm64; the dockerd case a
-//! running dockerd (skipped with a message otherwise).
+//! the three-platform case also binfmt_misc handlers for linux/arm64 and linux/arm/v7; the
+//! dockerd case a running dockerd (skipped with a message otherwise).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -161,32 +161,50 @@ fn a_local_max_cache_rebuilds_the_same_image_in_an_empty_state_dir() {
 }
 
 #[test]
-fn one_two_platform_cache_serves_both_platforms() {
+fn one_three_platform_cache_serves_all_three_platforms() {
     let Some(env) = BuildEnv::new() else { return };
-    let arm64 = Platform::parse("linux/arm64").unwrap();
-    match ExecSupport::detect() {
-        Ok(support) if support.check(&arm64) != Execution::Unavailable => {}
-        _ => {
-            hoist_testkit::skip(
-                "no binfmt_misc handler runs linux/arm64 binaries \
-                 (hoist binfmt --install arm64, from Debian's qemu-user-static)",
-            );
-            return;
+    for platform in ["linux/arm64", "linux/arm/v7"] {
+        let platform = Platform::parse(platform).unwrap();
+        match ExecSupport::detect() {
+            Ok(support) if support.check(&platform) != Execution::Unavailable => {}
+            _ => {
+                hoist_testkit::skip(&format!(
+                    "no binfmt_misc handler runs {platform} binaries \
+                     (hoist binfmt --install arm64,arm, from Debian's qemu-user-static)"
+                ));
+                return;
+            }
         }
     }
     let ctx = context(&env);
     let cache = format!("{}/app/cache:multi", env.registry.host());
     let to = format!("type=registry,ref={cache},mode=max");
-    let platforms = ["--platform", "linux/amd64,linux/arm64"];
+    let platforms = ["--platform", "linux/amd64,linux/arm64,linux/arm/v7"];
     let mut args = vec!["--cache-to", &to];
     args.extend_from_slice(&platforms);
-    let (first, _) = build_oci(&env, &env.fresh_dir("state"), &ctx, &args);
+    let (first, progress) = build_oci(&env, &env.fresh_dir("state"), &ctx, &args);
+    // Each platform's two RUNs ran.
+    let runs = progress.lines().filter(|l| l.ends_with("-ran-2")).count();
+    assert_eq!(runs, 6, "{progress}");
 
     let mut args = vec!["--cache-from", &cache];
     args.extend_from_slice(&platforms);
     let (second, progress) = build_oci(&env, &env.fresh_dir("state"), &ctx, &args);
-    // Both platforms' FROM and two RUNs, the COPY of each.
-    all_cached(&progress, 8);
+    // Every platform's FROM, two RUNs and COPY.
+    all_cached(&progress, 12);
+    for platform in ["linux/amd64", "linux/arm64", "linux/arm/v7"] {
+        for step in ["RUN date +%s%N > /built-at", "RUN date +%s%N > /stamp"] {
+            let id = progress
+                .lines()
+                .find(|l| l.starts_with('#') && l.contains(platform) && l.contains(step))
+                .and_then(|l| l.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no {platform} step {step:?}:\n{progress}"));
+            assert!(
+                progress.lines().any(|l| l == format!("{id} CACHED")),
+                "{platform} {step} not CACHED:\n{progress}"
+            );
+        }
+    }
     assert_eq!(
         first, second,
         "the index from the cache differs:\n{progress}"
