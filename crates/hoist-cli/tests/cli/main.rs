@@ -23,6 +23,7 @@ mod cache_misses;
 mod corpus;
 mod debug_commands;
 mod differential;
+mod fault_proxy;
 mod fidelity;
 mod history;
 mod multiplatform_binfmt;
