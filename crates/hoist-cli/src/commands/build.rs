@@ -34,8 +34,14 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         };
         return super::build_remote::run(&args, addr, tls);
     }
-    if let super::BuildTarget::Remote { addr, tls } = ctx.build_target()? {
-        return super::build_remote::run(&args, &addr, tls);
+    match ctx.build_target()? {
+        super::BuildTarget::Embedded => {}
+        super::BuildTarget::Remote { addr, tls } => {
+            return super::build_remote::run(&args, &addr, tls);
+        }
+        super::BuildTarget::Nodes { builder, nodes } => {
+            return super::build_nodes::run(ctx, &args, &builder, &nodes);
+        }
     }
     let inputs = inputs(&args, &mut std::io::stdin().lock())?;
     let mut options = build_options(&args)?;

@@ -15,6 +15,7 @@ mod build_env;
 mod build_flags;
 mod build_http;
 mod build_images;
+mod build_nodes;
 mod build_remote;
 mod build_stdio;
 mod builders;
