@@ -2,7 +2,8 @@
 //! its own state dir and a `--config` whose `[worker.oci] platforms` declares one platform,
 //! joined into one `remote` builder with `create` and `create --append --platform`.
 //! `hoist build --builder B --platform a,b,c --push` gives one index with three manifests
-//! under the tag, each node's log names only its own platform; with one node stopped the
+//! under the tag, each node's log names only its own platform (also when the nodes declare
+//! nothing and their `ListWorkers` decides); with one node stopped the
 //! build fails naming that node and its endpoint, no tag is pushed, and `hoist ls` shows
 //! the node as inactive and the other two as running.
 
@@ -265,6 +266,39 @@ fn three_native_nodes_build_one_index_and_a_stopped_node_is_named() {
         );
     }
 
+    // Nodes that declare nothing: what their workers report (ListWorkers) decides.
+    for (i, node) in nodes.iter().enumerate() {
+        let mut args = vec!["create", "--name", "auto", "--driver", "remote"];
+        if i > 0 {
+            args.push("--append");
+        }
+        args.push(&node.addr);
+        ok(&hoist(dir, &args));
+    }
+    // Listed in another order than the nodes: each still goes to its own.
+    let reversed: Vec<&str> = PLATFORMS.iter().rev().copied().collect();
+    ok(&hoist(
+        dir,
+        &[
+            "build",
+            "--builder",
+            "auto",
+            "--platform",
+            &reversed.join(","),
+            "--push",
+            "-t",
+            &format!("{}/{repo}:auto", registry.host()),
+            &context,
+        ],
+    ));
+    for (node, platform) in nodes.iter().zip(PLATFORMS) {
+        assert_eq!(node.built(), [platform, platform], "{platform}'s node");
+    }
+    let (status, body) = get_manifest(&registry.host(), repo, "auto");
+    assert_eq!(status, 200, "{body}");
+    let auto: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(auto["manifests"].as_array().unwrap().len(), 3, "{body}");
+
     // One node stopped: the build fails naming it and its endpoint, no tag is pushed.
     let stopped = nodes[1].addr.clone();
     nodes[1].stop();
@@ -294,8 +328,8 @@ fn three_native_nodes_build_one_index_and_a_stopped_node_is_named() {
     eprintln!("the build with a stopped node failed after {took:?}:\n{stderr}");
     assert_eq!(get_manifest(&registry.host(), repo, "2").0, 404);
     // The other nodes were not asked to build.
-    assert_eq!(nodes[0].built().len(), 1);
-    assert_eq!(nodes[2].built().len(), 1);
+    assert_eq!(nodes[0].built().len(), 2);
+    assert_eq!(nodes[2].built().len(), 2);
 
     // `hoist ls`: the stopped node inactive, the other two running.
     let ls = ok(&hoist(dir, &["ls"]));
