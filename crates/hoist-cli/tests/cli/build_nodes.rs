@@ -299,9 +299,54 @@ fn three_native_nodes_build_one_index_and_a_stopped_node_is_named() {
     let auto: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(auto["manifests"].as_array().unwrap().len(), 3, "{body}");
 
+    // A node whose build fails (its platform's file is missing from the context): the
+    // error names it and its platform, no tag is pushed.
+    files.serve(
+        "/partial.tar",
+        Served::new(tar_of(&[
+            (
+                "Dockerfile",
+                "FROM scratch\nARG TARGETARCH\nCOPY only-$TARGETARCH.txt /\n",
+            ),
+            ("only-amd64.txt", "amd64\n"),
+            ("only-arm.txt", "arm\n"),
+        ])),
+    );
+    let out = hoist(
+        dir,
+        &[
+            "build",
+            "--builder",
+            "multi",
+            "--progress=plain",
+            "--platform",
+            &PLATFORMS.join(","),
+            "--push",
+            "-t",
+            &format!("{}/{repo}:partial", registry.host()),
+            &files.url("/partial.tar"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("ERROR:"))
+        .unwrap_or_else(|| panic!("no ERROR line:\n{stderr}"));
+    eprintln!("{error}");
+    assert!(
+        error.contains("node multi1")
+            && error.contains(&nodes[1].addr)
+            && error.contains("linux/arm64")
+            && error.contains("only-arm64.txt"),
+        "{error}"
+    );
+    assert_eq!(get_manifest(&registry.host(), repo, "partial").0, 404);
+
     // One node stopped: the build fails naming it and its endpoint, no tag is pushed.
     let stopped = nodes[1].addr.clone();
     nodes[1].stop();
+    let before: Vec<usize> = nodes.iter().map(|n| n.built().len()).collect();
     let started = Instant::now();
     let out = hoist(
         dir,
@@ -328,8 +373,8 @@ fn three_native_nodes_build_one_index_and_a_stopped_node_is_named() {
     eprintln!("the build with a stopped node failed after {took:?}:\n{stderr}");
     assert_eq!(get_manifest(&registry.host(), repo, "2").0, 404);
     // The other nodes were not asked to build.
-    assert_eq!(nodes[0].built().len(), 2);
-    assert_eq!(nodes[2].built().len(), 2);
+    assert_eq!(nodes[0].built().len(), before[0]);
+    assert_eq!(nodes[2].built().len(), before[2]);
 
     // `hoist ls`: the stopped node inactive, the other two running.
     let ls = ok(&hoist(dir, &["ls"]));
