@@ -85,14 +85,30 @@ pub fn run(
                 .position(|n| n.platforms.iter().any(|d| d.normalize() == *p))
         })
         .collect();
-    // Nothing to spread: the whole build goes to one node as a single-node build does.
-    let only = match declared.as_slice() {
-        [] => Some(0),
-        [one, rest @ ..] if rest.iter().all(|n| n == one) && one.is_some() => *one,
-        _ => None,
+    // Platforms nobody declared go to a node whose workers report them, else the first.
+    let assigned = match block_on(async {
+        let mut channels: Vec<Option<Channel>> = vec![None; nodes.len()];
+        let mut assigned = Vec::with_capacity(platforms.len());
+        for (platform, node) in platforms.iter().zip(&declared) {
+            assigned.push(match node {
+                Some(index) => *index,
+                None => reported_by(nodes, &mut channels, platform)
+                    .await?
+                    .unwrap_or(0),
+            });
+        }
+        anyhow::Ok(assigned)
+    })? {
+        Ok(assigned) => assigned,
+        Err(err) => {
+            eprintln!("ERROR: {err:#}");
+            return Ok(ExitCode::FAILURE);
+        }
     };
-    if let Some(index) = only {
-        let node = &nodes[index];
+    // Nothing to spread: the whole build goes to one node as a single-node build does.
+    let first = assigned.first().copied().unwrap_or(0);
+    if assigned.iter().all(|&index| index == first) {
+        let node = &nodes[first];
         return build_remote::run(args, &node.addr, node.tls.clone());
     }
     let exporter = build_remote::solve_request(args)?
@@ -120,19 +136,9 @@ pub fn run(
     let remote = ctx.remote(&[])?;
     let tags: Vec<String> = names.iter().map(ToString::to_string).collect();
     let outcome = block_on(async {
-        // Every node the build may need, connected first: one that is down fails the
-        // build before anything is pushed.
+        // Every node the build needs, connected first: one that is down fails the build
+        // before anything is pushed.
         let mut channels: Vec<Option<Channel>> = vec![None; nodes.len()];
-        let mut assigned: Vec<usize> = Vec::with_capacity(platforms.len());
-        for (platform, node) in platforms.iter().zip(&declared) {
-            let index = match node {
-                Some(index) => *index,
-                None => reported_by(nodes, &mut channels, platform)
-                    .await?
-                    .unwrap_or(0),
-            };
-            assigned.push(index);
-        }
         for &index in &assigned {
             if channels[index].is_none() {
                 channels[index] = Some(connect(&nodes[index]).await?);
