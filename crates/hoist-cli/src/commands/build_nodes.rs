@@ -176,7 +176,7 @@ pub fn run(
                 let response =
                     build_remote::solve(ControlClient::new(channel), request, node_events)
                         .await
-                        .map_err(|status| anyhow::anyhow!("{what} failed: {}", status.message()))?;
+                        .map_err(|status| anyhow::anyhow!("{what} failed: {}", explain(&status)))?;
                 let metadata = build_remote::metadata(&response)?;
                 let digest = metadata
                     .descriptor
@@ -252,6 +252,17 @@ where
         out[index] = Some(result?);
     }
     Ok(out.into_iter().flatten().collect())
+}
+
+/// A Solve's error with what the transport says caused it (a node that went away).
+fn explain(status: &hoist_proto::tonic::Status) -> String {
+    let mut message = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
 }
 
 /// A channel to `node`, or an error naming it.
