@@ -26,6 +26,9 @@ use super::{block_on, Context, RemoteTls};
 use crate::cli::BuildArgs;
 use crate::progress;
 
+/// How long a node may take to say which platforms its workers run.
+const LIST_WORKERS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One node of the builder, as the build reaches it.
 #[derive(Debug, Clone)]
 pub struct NodeTarget {
@@ -297,9 +300,20 @@ async fn reported_by(
         let Some(channel) = channels[index].clone() else {
             continue;
         };
-        let workers = ControlClient::new(channel)
-            .list_workers(ListWorkersRequest::default())
-            .await
+        // A node that accepts connections but does not answer fails the build, named.
+        let answer = tokio::time::timeout(
+            LIST_WORKERS_TIMEOUT,
+            ControlClient::new(channel).list_workers(ListWorkersRequest::default()),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{}: ListWorkers did not answer within {} s",
+                node.describe(),
+                LIST_WORKERS_TIMEOUT.as_secs()
+            )
+        })?;
+        let workers = answer
             .map_err(|status| {
                 anyhow::anyhow!("{}: ListWorkers: {}", node.describe(), status.message())
             })?
