@@ -173,7 +173,8 @@ pub fn run(
                 r#type: "image".to_owned(),
                 attrs,
             }];
-            let node_events = node_events(&node.name, events.clone());
+            let label = (mine.len() == 1).then(|| list.clone());
+            let node_events = node_events(&node.name, label, events.clone());
             let what = format!("{} building {list}", node.describe());
             jobs.push(async move {
                 let response =
@@ -335,9 +336,11 @@ async fn reported_by(
 }
 
 /// A progress sender for one node's events: its vertices get identities of their own, so
-/// two nodes' steps of the same name stay two steps.
+/// two nodes' steps of the same name stay two steps, and a node building one platform has
+/// it in its step names as a multi-platform build shows it (`[linux/arm64 1/2] RUN …`).
 fn node_events(
     node: &str,
+    platform: Option<String>,
     events: tokio::sync::mpsc::UnboundedSender<Event>,
 ) -> tokio::sync::mpsc::UnboundedSender<Event> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
@@ -349,10 +352,47 @@ fn node_events(
                 Digest::of(format!("{node} {}", event.vertex.digest).as_bytes())
             });
             event.vertex.digest = digest;
+            if let Some(platform) = &platform {
+                event.vertex.name = with_platform(&event.vertex.name, platform).into();
+            }
             if events.send(event).is_err() {
                 break;
             }
         }
     });
     tx
+}
+
+/// `[1/2] RUN x` → `[PLATFORM 1/2] RUN x`; a name already carrying it, or without a
+/// bracket, as it is.
+fn with_platform(name: &str, platform: &str) -> String {
+    match name.strip_prefix('[') {
+        Some(rest) if !rest.starts_with(platform) => format!("[{platform} {rest}"),
+        _ => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_platform;
+
+    #[test]
+    fn step_names_get_the_node_platform() {
+        assert_eq!(
+            with_platform("[1/2] COPY a /", "linux/arm64"),
+            "[linux/arm64 1/2] COPY a /"
+        );
+        assert_eq!(
+            with_platform("[internal] load build context", "linux/arm/v7"),
+            "[linux/arm/v7 internal] load build context"
+        );
+        assert_eq!(
+            with_platform("[linux/arm64 1/2] COPY a /", "linux/arm64"),
+            "[linux/arm64 1/2] COPY a /"
+        );
+        assert_eq!(
+            with_platform("exporting to image", "linux/arm64"),
+            "exporting to image"
+        );
+    }
 }

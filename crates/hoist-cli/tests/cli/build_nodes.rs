@@ -256,6 +256,14 @@ fn three_native_nodes_build_one_index_and_a_stopped_node_is_named() {
         "{meta}"
     );
 
+    // Progress names each node's steps with its platform.
+    for platform in PLATFORMS {
+        assert!(
+            out.contains(&format!("[{platform} 1/1] COPY a.txt /")),
+            "{out}"
+        );
+    }
+
     // Each node built its own platform, and only it.
     for (node, platform) in nodes.iter().zip(PLATFORMS) {
         assert_eq!(
