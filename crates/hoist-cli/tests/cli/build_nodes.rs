@@ -307,6 +307,29 @@ fn three_native_nodes_build_one_index_and_a_stopped_node_is_named() {
     let auto: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(auto["manifests"].as_array().unwrap().len(), 3, "{body}");
 
+    // A platform no node declares or reports goes to the first node (emulated there, as
+    // buildx); with linux/amd64, also the first node's, the build is the first node's alone.
+    ok(&hoist(
+        dir,
+        &[
+            "build",
+            "--builder",
+            "multi",
+            "--platform",
+            "linux/amd64,linux/s390x",
+            "--push",
+            "-t",
+            &format!("{}/{repo}:leftover", registry.host()),
+            &context,
+        ],
+    ));
+    assert_eq!(
+        nodes[0].built(),
+        ["linux/amd64", "linux/amd64", "linux/amd64,linux/s390x"]
+    );
+    assert_eq!(nodes[1].built().len(), 2);
+    assert_eq!(nodes[2].built().len(), 2);
+
     // A node whose build fails (its platform's file is missing from the context): the
     // error names it and its platform, no tag is pushed.
     files.serve(
