@@ -3,9 +3,10 @@
 //! joined into one `remote` builder with `create` and `create --append --platform`.
 //! `hoist build --builder B --platform a,b,c --push` gives one index with three manifests
 //! under the tag, each node's log names only its own platform (also when the nodes declare
-//! nothing and their `ListWorkers` decides); with one node stopped the
-//! build fails naming that node and its endpoint, no tag is pushed, and `hoist ls` shows
-//! the node as inactive and the other two as running.
+//! nothing and their `ListWorkers` decides; a platform nobody has goes to the first node);
+//! a node whose build fails is named with its platform, no tag pushed; with one node
+//! stopped the build fails naming that node and its endpoint, no tag is pushed, and
+//! `hoist ls` shows the node as inactive and the other two as running.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
