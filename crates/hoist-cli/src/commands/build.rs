@@ -45,6 +45,9 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             );
         }
         super::BuildTarget::Embedded => {}
+        super::BuildTarget::Nodes { builder, nodes } => {
+            return super::build_nodes::run(ctx, &args, &builder, &nodes);
+        }
     }
     let inputs = inputs(&args, &mut std::io::stdin().lock())?;
     let mut options = build_options(&args)?;

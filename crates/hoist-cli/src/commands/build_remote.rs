@@ -142,7 +142,7 @@ pub fn run_on(args: &BuildArgs, dial: Dial) -> anyhow::Result<ExitCode> {
 
 /// A gRPC channel to `addr` (`unix:///PATH` or `tcp://HOST:PORT`; TLS on tcp when any TLS
 /// flag is given). Fails naming the address when nothing answers.
-async fn connect(addr: &str, tls: &RemoteTls) -> anyhow::Result<Channel> {
+pub(super) async fn connect(addr: &str, tls: &RemoteTls) -> anyhow::Result<Channel> {
     let cannot = || format!("cannot connect to {addr}");
     if let Some(path) = addr.strip_prefix("unix://") {
         if path.is_empty() {
@@ -198,7 +198,7 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// The flags as a session-less `SolveRequest` for `dockerfile.v0`; what needs a session is
 /// refused, naming the flag.
-fn solve_request(args: &BuildArgs) -> anyhow::Result<SolveRequest> {
+pub(super) fn solve_request(args: &BuildArgs) -> anyhow::Result<SolveRequest> {
     let refuse = |what: &str| anyhow::anyhow!("{what} {NEEDS_SESSION}");
     if args.context == "-" {
         return Err(refuse("a context from stdin"));
@@ -355,7 +355,7 @@ fn build_ref() -> String {
 
 /// Runs `Solve` and, at the same time, `Status` for its ref, sending the status as progress
 /// events. The Solve's answer (or error), once the status has ended.
-async fn solve(
+pub(super) async fn solve(
     mut client: ControlClient<Channel>,
     request: SolveRequest,
     events: UnboundedSender<Event>,
@@ -515,7 +515,9 @@ fn log_event(info: &VertexInfo, stream: i64, elapsed: Duration, line: &[u8]) -> 
 }
 
 /// The exporter response's keys as `--metadata-file` writes them.
-fn metadata(response: &HashMap<String, String>) -> anyhow::Result<hoist_export::ExportMetadata> {
+pub(super) fn metadata(
+    response: &HashMap<String, String>,
+) -> anyhow::Result<hoist_export::ExportMetadata> {
     let digest = |key: &str| -> anyhow::Result<Option<hoist_oci::Digest>> {
         response
             .get(key)

@@ -3,6 +3,7 @@
 
 mod binfmt;
 mod build;
+mod build_nodes;
 mod build_remote;
 mod builder_create;
 mod builder_inspect;
@@ -138,10 +139,11 @@ impl Context {
         Ok(store.txn()?.current()?.name)
     }
 
-    /// Where `hoist build` runs, from the selected builder: the embedded engine, or the one
-    /// node of a `remote` builder (through hoist's BuildKit client, with the node's TLS
-    /// driver-opts) or of a `docker-container` builder (the same client over the
-    /// container's dial). Other drivers and several nodes are refused, naming the builder.
+    /// Where `hoist build` runs, from the selected builder: the embedded engine, the node(s)
+    /// of a `remote` builder (through hoist's BuildKit client, with each node's TLS
+    /// driver-opts; several nodes each build their platforms) or the one node of a
+    /// `docker-container` builder (the same client over the container's dial). Other drivers
+    /// are refused, naming the builder.
     pub fn build_target(&self) -> anyhow::Result<BuildTarget> {
         let name = self.builder_name()?;
         if name == hoist_builder::DEFAULT_BUILDER {
@@ -173,18 +175,20 @@ impl Context {
         match group.nodes.as_slice() {
             [node] => Ok(BuildTarget::Remote {
                 addr: node.endpoint.clone(),
-                tls: RemoteTls {
-                    ca: node.driver_opts.get("cacert").map(PathBuf::from),
-                    cert: node.driver_opts.get("cert").map(PathBuf::from),
-                    key: node.driver_opts.get("key").map(PathBuf::from),
-                    server_name: node.driver_opts.get("servername").cloned(),
-                },
+                tls: node_tls(node),
             }),
-            nodes => anyhow::bail!(
-                "builder {:?} has {} nodes: builds spread over several nodes are not available yet in hoist (use a builder with one node)",
-                group.name,
-                nodes.len()
-            ),
+            nodes => Ok(BuildTarget::Nodes {
+                builder: group.name.clone(),
+                nodes: nodes
+                    .iter()
+                    .map(|node| build_nodes::NodeTarget {
+                        name: node.name.clone(),
+                        addr: node.endpoint.clone(),
+                        tls: node_tls(node),
+                        platforms: node.platforms.clone(),
+                    })
+                    .collect(),
+            }),
         }
     }
 
@@ -251,6 +255,16 @@ pub fn host_of(reference: &str) -> Option<String> {
         .map(|r| r.domain().to_owned())
 }
 
+/// A remote node's TLS driver-opts.
+fn node_tls(node: &hoist_builder::Node) -> RemoteTls {
+    RemoteTls {
+        ca: node.driver_opts.get("cacert").map(PathBuf::from),
+        cert: node.driver_opts.get("cert").map(PathBuf::from),
+        key: node.driver_opts.get("key").map(PathBuf::from),
+        server_name: node.driver_opts.get("servername").cloned(),
+    }
+}
+
 /// Where a build runs (see [`Context::build_target`]).
 pub enum BuildTarget {
     /// The in-process engine.
@@ -260,6 +274,11 @@ pub enum BuildTarget {
     /// hoistd in a container of a `docker-container` builder, dialled through the Docker
     /// daemon (`exec hoistd dial-stdio`).
     DockerContainer(Box<hoist_builder::driver::DockerContainerDriver>),
+    /// The nodes of a `remote` builder with several: each platform on its node.
+    Nodes {
+        builder: String,
+        nodes: Vec<build_nodes::NodeTarget>,
+    },
 }
 
 /// TLS settings of a connection to a daemon: buildctl's `--tlscacert`, `--tlscert`,

@@ -1,7 +1,7 @@
 //! `--cache-to` / `--cache-from` end to end (issue 13): a cache exported with `mode=max`
 //! from one state dir makes every step CACHED in an empty one — no RUN runs (each writes
 //! the time, and the image is byte for byte the first one) — through a registry and
-//! through a local directory; one two-platform build's cache serves both platforms; a
+//! through a local directory; one three-platform build's cache serves all three platforms; a
 //! cache that is missing, or a destination that cannot be reached, is a warning (and fails
 //! the build with `ignore-error=false`); an inline cache in a pushed image does the same;
 //! dockerd's BuildKit imports hoist's inline and registry caches without an error, and
@@ -11,8 +11,8 @@
 //! without `mounts=`, and never over a local mount with files.
 //!
 //! Needs root, `docker-registry` and the busybox .debs (see `hoist_testkit::images`);
-//! the two-platform case also a binfmt_misc handler for linux/arm64; the dockerd case a
-//! running dockerd (skipped with a message otherwise).
+//! the three-platform case also binfmt_misc handlers for linux/arm64 and linux/arm/v7; the
+//! dockerd case a running dockerd (skipped with a message otherwise).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -21,6 +21,7 @@ use hoist_engine::binfmt::{ExecSupport, Execution};
 use hoist_oci::Platform;
 
 use crate::build_env::{tar_entries, BuildEnv};
+use crate::fault_proxy::{Answer, Fault, FaultProxy};
 
 const EPOCH: &str = "SOURCE_DATE_EPOCH=1700000000";
 
@@ -34,13 +35,26 @@ const DOCKERFILE: &str = "FROM busybox AS builder\n\
 
 /// `hoist --root ROOT --config … build --progress=plain ARGS CTX`.
 fn build_command(env: &BuildEnv, root: &Path, ctx: &Path, args: &[&str]) -> Command {
+    build_command_with(env, &env.config(), root, ctx, args)
+}
+
+/// [`build_command`] with another `--config` file.
+fn build_command_with(
+    env: &BuildEnv,
+    config: &Path,
+    root: &Path,
+    ctx: &Path,
+    args: &[&str],
+) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hoist"));
     command
         .arg("--root")
         .arg(root)
         .arg("--config")
-        .arg(env.config())
-        .args(["build", "--progress=plain", "--build-arg", EPOCH])
+        .arg(config)
+        .arg("build")
+        .args((!args.iter().any(|a| a.starts_with("--progress"))).then_some("--progress=plain"))
+        .args(["--build-arg", EPOCH])
         .args(args)
         .arg(ctx)
         .env("DOCKER_CONFIG", env.dir.path().join("docker"))
@@ -161,32 +175,50 @@ fn a_local_max_cache_rebuilds_the_same_image_in_an_empty_state_dir() {
 }
 
 #[test]
-fn one_two_platform_cache_serves_both_platforms() {
+fn one_three_platform_cache_serves_all_three_platforms() {
     let Some(env) = BuildEnv::new() else { return };
-    let arm64 = Platform::parse("linux/arm64").unwrap();
-    match ExecSupport::detect() {
-        Ok(support) if support.check(&arm64) != Execution::Unavailable => {}
-        _ => {
-            hoist_testkit::skip(
-                "no binfmt_misc handler runs linux/arm64 binaries \
-                 (hoist binfmt --install arm64, from Debian's qemu-user-static)",
-            );
-            return;
+    for platform in ["linux/arm64", "linux/arm/v7"] {
+        let platform = Platform::parse(platform).unwrap();
+        match ExecSupport::detect() {
+            Ok(support) if support.check(&platform) != Execution::Unavailable => {}
+            _ => {
+                hoist_testkit::skip(&format!(
+                    "no binfmt_misc handler runs {platform} binaries \
+                     (hoist binfmt --install arm64,arm, from Debian's qemu-user-static)"
+                ));
+                return;
+            }
         }
     }
     let ctx = context(&env);
     let cache = format!("{}/app/cache:multi", env.registry.host());
     let to = format!("type=registry,ref={cache},mode=max");
-    let platforms = ["--platform", "linux/amd64,linux/arm64"];
+    let platforms = ["--platform", "linux/amd64,linux/arm64,linux/arm/v7"];
     let mut args = vec!["--cache-to", &to];
     args.extend_from_slice(&platforms);
-    let (first, _) = build_oci(&env, &env.fresh_dir("state"), &ctx, &args);
+    let (first, progress) = build_oci(&env, &env.fresh_dir("state"), &ctx, &args);
+    // Each platform's two RUNs ran.
+    let runs = progress.lines().filter(|l| l.ends_with("-ran-2")).count();
+    assert_eq!(runs, 6, "{progress}");
 
     let mut args = vec!["--cache-from", &cache];
     args.extend_from_slice(&platforms);
     let (second, progress) = build_oci(&env, &env.fresh_dir("state"), &ctx, &args);
-    // Both platforms' FROM and two RUNs, the COPY of each.
-    all_cached(&progress, 8);
+    // Every platform's FROM, two RUNs and COPY.
+    all_cached(&progress, 12);
+    for platform in ["linux/amd64", "linux/arm64", "linux/arm/v7"] {
+        for step in ["RUN date +%s%N > /built-at", "RUN date +%s%N > /stamp"] {
+            let id = progress
+                .lines()
+                .find(|l| l.starts_with('#') && l.contains(platform) && l.contains(step))
+                .and_then(|l| l.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no {platform} step {step:?}:\n{progress}"));
+            assert!(
+                progress.lines().any(|l| l == format!("{id} CACHED")),
+                "{platform} {step} not CACHED:\n{progress}"
+            );
+        }
+    }
     assert_eq!(
         first, second,
         "the index from the cache differs:\n{progress}"
@@ -233,6 +265,255 @@ fn a_missing_cache_or_unreachable_destination_is_a_warning() {
     assert!(
         stderr.contains("ERROR:") && stderr.contains("Dockerfile"),
         "{stderr}"
+    );
+}
+
+/// The environment's `--config` plus `host` (a [`FaultProxy`]) over plain HTTP.
+fn proxied_config(env: &BuildEnv, host: &str) -> PathBuf {
+    let mut config = std::fs::read_to_string(env.config()).unwrap();
+    config.push_str(&format!("\n[registry.\"{host}\"]\nhttp = true\n"));
+    let path = env.fresh_dir("config").join("registries.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// The HTTP status and body of `GET /v2/REPO/manifests/TAG` on the registry at `host`.
+fn get_manifest(host: &str, repo: &str, tag: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET /v2/{repo}/manifests/{tag} HTTP/1.1\r\nHost: {host}\r\n\
+         Accept: application/vnd.oci.image.index.v1+json, \
+         application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn manifest_status(host: &str, repo: &str, tag: &str) -> u16 {
+    get_manifest(host, repo, tag).0
+}
+
+/// Asserts that the step `exporting cache to registry` logged, for every blob the cache
+/// index at `host/REPO:TAG` lists, one line `DIGEST SIZE DONE` (plain progress), with
+/// the size in go-units' decimal units matching the blob's (the cache config, dated, may
+/// be `uploaded` again).
+fn blob_lines(progress: &str, host: &str, repo: &str, tag: &str, done: &str) {
+    let (status, body) = get_manifest(host, repo, tag);
+    assert_eq!(status, 200, "{body}");
+    let index: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = progress
+        .lines()
+        .find(|l| l.starts_with('#') && l.ends_with(" exporting cache to registry"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no cache export step:\n{progress}"));
+    let blobs = index["manifests"].as_array().unwrap();
+    assert!(blobs.len() >= 4, "{body}");
+    for blob in blobs {
+        let digest = blob["digest"].as_str().unwrap();
+        let size = blob["size"].as_u64().unwrap();
+        let line = progress
+            .lines()
+            .find(|l| l.starts_with(&format!("{id} ")) && l.contains(digest))
+            .unwrap_or_else(|| panic!("no progress line for {digest}:\n{progress}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        // `#N SECONDS DIGEST SIZE DONE…`
+        assert_eq!(words[2], digest, "{line}");
+        // The cache config carries the export's time: new unless within the same second.
+        let config = blob["mediaType"] == "application/vnd.buildkit.cacheconfig.v0";
+        let said = words[4..].join(" ");
+        assert!(
+            said == done || (config && said == "uploaded"),
+            "{line}: not {done}"
+        );
+        let split = words[3].find(|c: char| c.is_ascii_alphabetic()).unwrap();
+        let (number, unit) = words[3].split_at(split);
+        let scale = match unit {
+            "B" => 1.0,
+            "kB" => 1e3,
+            "MB" => 1e6,
+            "GB" => 1e9,
+            other => panic!("unit {other} in {line}"),
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let exact = size as f64;
+        let shown = number.parse::<f64>().unwrap() * scale;
+        assert!(
+            (shown - exact).abs() <= exact * 0.001 + 0.5,
+            "{line}: {size} bytes"
+        );
+    }
+}
+
+/// The lines every vertex named `name` logged in `--progress=rawjson` output.
+fn rawjson_logs(stderr: &str, name: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let mut digests = Vec::new();
+    let mut lines = Vec::new();
+    for line in stderr.lines().filter(|l| l.starts_with('{')) {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        for vertex in value["vertexes"].as_array().into_iter().flatten() {
+            if vertex["name"] == name {
+                digests.push(vertex["digest"].clone());
+            }
+        }
+        for log in value["logs"].as_array().into_iter().flatten() {
+            if digests.contains(&log["vertex"]) {
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(log["data"].as_str().unwrap())
+                    .unwrap();
+                lines.push(String::from_utf8(data).unwrap().trim_end().to_owned());
+            }
+        }
+    }
+    lines
+}
+
+#[test]
+fn cache_export_progress_shows_each_blob_with_its_size() {
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = context(&env);
+    let host = env.registry.host();
+    let to = format!("type=registry,ref={host}/app/cache:bytes,mode=max");
+    let state = env.fresh_dir("state");
+    let (_, progress) = build_oci(&env, &state, &ctx, &["--cache-to", &to]);
+    blob_lines(&progress, &host, "app/cache", "bytes", "uploaded");
+    // Again from the same state dir: nothing is sent twice, each blob says so.
+    let (_, progress) = build_oci(&env, &state, &ctx, &["--cache-to", &to]);
+    blob_lines(&progress, &host, "app/cache", "bytes", "already there");
+
+    // rawjson: the same lines as the export vertex's logs.
+    let out = build_command(
+        &env,
+        &state,
+        &ctx,
+        &["--progress=rawjson", "--cache-to", &to],
+    )
+    .output()
+    .unwrap();
+    let stderr = succeeded(&out);
+    let logs = rawjson_logs(&stderr, "exporting cache to registry");
+    let (_, body) = get_manifest(&host, "app/cache", "bytes");
+    let index: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for blob in index["manifests"].as_array().unwrap() {
+        let digest = blob["digest"].as_str().unwrap();
+        let config = blob["mediaType"] == "application/vnd.buildkit.cacheconfig.v0";
+        assert!(
+            logs.iter().any(|l| l.starts_with(&format!("{digest} "))
+                && (l.ends_with(" already there") || (config && l.ends_with(" uploaded")))),
+            "no rawjson log for {digest}: {logs:?}"
+        );
+    }
+}
+
+#[test]
+fn a_registry_failing_mid_export_is_a_warning_and_leaves_nothing_corrupt() {
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = context(&env);
+    let upstream = env.registry.host();
+    let state = env.fresh_dir("state");
+
+    // Every blob is uploaded, then the cache manifest's PUT is answered with 500s.
+    let proxy = FaultProxy::start(
+        &upstream,
+        vec![Fault {
+            method: "PUT",
+            path: "/manifests/",
+            answer: Answer::ServerError,
+        }],
+    );
+    let config = proxied_config(&env, &proxy.host());
+    let to = format!(
+        "type=registry,ref={}/app/cache:flaky,mode=max",
+        proxy.host()
+    );
+    let out = build_command_with(&env, &config, &state, &ctx, &["--cache-to", &to])
+        .output()
+        .unwrap();
+    let progress = succeeded(&out);
+    assert!(ran(&progress), "{progress}");
+    assert!(
+        progress.contains("WARNING: cache export to") && progress.contains("app/cache:flaky"),
+        "{progress}"
+    );
+    assert!(
+        proxy.faults() > 0,
+        "the manifest PUT never came: {:?}",
+        proxy.requests()
+    );
+
+    // Blob uploads cut off (the connection dropped on every PATCH and PUT of an upload),
+    // with ignore-error=false: the build fails, naming the cache.
+    let proxy = FaultProxy::start(
+        &upstream,
+        vec![
+            Fault {
+                method: "PATCH",
+                path: "/blobs/uploads/",
+                answer: Answer::Drop,
+            },
+            Fault {
+                method: "PUT",
+                path: "/blobs/uploads/",
+                answer: Answer::Drop,
+            },
+        ],
+    );
+    let config = proxied_config(&env, &proxy.host());
+    let to = format!(
+        "type=registry,ref={}/app/cache:dropped,mode=max,ignore-error=false",
+        proxy.host()
+    );
+    let out = build_command_with(&env, &config, &state, &ctx, &["--cache-to", &to])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "ignore-error=false must fail:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("ERROR:") && stderr.contains("app/cache:dropped"),
+        "{stderr}"
+    );
+    assert!(
+        proxy.faults() > 0,
+        "no blob upload came: {:?}",
+        proxy.requests()
+    );
+
+    // Nothing is stored under either tag.
+    assert_eq!(manifest_status(&upstream, "app/cache", "flaky"), 404);
+    assert_eq!(manifest_status(&upstream, "app/cache", "dropped"), 404);
+
+    // The same state dir then exports to the healthy registry, completely: an empty state
+    // dir importing it runs nothing and makes the same image.
+    let cache = format!("{upstream}/app/cache:healthy");
+    let to = format!("type=registry,ref={cache},mode=max");
+    let (first, progress) = build_oci(&env, &state, &ctx, &["--cache-to", &to]);
+    assert!(!progress.contains("WARNING: cache export"), "{progress}");
+    let (second, progress) = build_oci(
+        &env,
+        &env.fresh_dir("state"),
+        &ctx,
+        &["--cache-from", &cache],
+    );
+    all_cached(&progress, 4);
+    assert_eq!(
+        first, second,
+        "the image from the cache differs:\n{progress}"
     );
 }
 

@@ -20,7 +20,7 @@ use super::config::{
 };
 use super::{mounts, CacheDestination, CacheExport, CacheMode, LayeredCacheStore};
 use crate::error::{Error, Result};
-use crate::steps::Progress;
+use crate::steps::{Progress, Step};
 use crate::worker::{Ref, Worker};
 
 /// Writes every export; one that fails is a warning unless it says `ignore-error=false`.
@@ -42,7 +42,7 @@ pub(crate) async fn export(
         };
         let step = progress.step(name.to_owned());
         let records = select(cache.used_results(), export.mode, finals);
-        match export_one(worker, export, &records, mount_ids).await {
+        match export_one(worker, export, &records, mount_ids, &step).await {
             Ok((summary, notes)) => {
                 for note in notes {
                     step.log(note);
@@ -58,7 +58,14 @@ pub(crate) async fn export(
                 ));
                 let _ = step.finish(Ok::<(), Error>(()));
             }
-            Err(e) => return step.finish(Err(e)),
+            // The error names the cache (a registry's names only its URLs).
+            Err(e @ Error::RemoteCache { .. }) => return step.finish(Err(e)),
+            Err(e) => {
+                return step.finish(Err(Error::RemoteCache {
+                    cache: export.destination.describe(),
+                    reason: e.to_string(),
+                }))
+            }
         }
     }
     Ok(())
@@ -102,6 +109,7 @@ async fn export_one(
     export: &CacheExport,
     records: &[(CacheKey, Arc<Ref>)],
     mount_ids: &[String],
+    step: &Step<'_>,
 ) -> Result<(String, Vec<String>)> {
     let (worker2, export2, records2) = (Arc::clone(worker), export.clone(), records.to_vec());
     let mount_ids = mount_ids.to_vec();
@@ -116,7 +124,20 @@ async fn export_one(
             let limit = worker.registry().config().max_concurrent_transfers.max(1);
             let outcomes: Vec<PushOutcome> = futures::stream::iter(written.blobs.iter().map(|d| {
                 let source = BlobSource::Store(worker.store().clone());
-                worker.registry().push_blob_or_mount(&repo, d, source, &[])
+                let repo = &repo;
+                async move {
+                    let outcome = worker
+                        .registry()
+                        .push_blob_or_mount(repo, d, source, &[])
+                        .await?;
+                    let done = match outcome {
+                        PushOutcome::Uploaded => "uploaded",
+                        PushOutcome::Mounted => "mounted",
+                        PushOutcome::Exists => "already there",
+                    };
+                    step.log(blob_line(d, done));
+                    Ok::<_, Error>(outcome)
+                }
             }))
             .buffer_unordered(limit)
             .try_collect()
@@ -146,25 +167,30 @@ async fn export_one(
             let worker = Arc::clone(worker);
             let root = written.root.clone();
             let count = written.blobs.len();
-            let copied = tokio::task::spawn_blocking(move || -> Result<usize> {
+            let (copied, lines) = tokio::task::spawn_blocking(move || -> Result<_> {
                 let mut layout = OciLayoutWriter::create_dir(&dest)?;
-                let mut copied = 0;
+                let (mut copied, mut lines) = (0, Vec::new());
                 for blob in &written.blobs {
                     let path = dest.join(hoist_oci::layout::blob_path(&blob.digest));
                     if std::fs::metadata(&path).is_ok_and(|m| m.len() == blob.size) {
+                        lines.push(blob_line(blob, "already there"));
                         continue;
                     }
                     let mut reader = worker.store().open_blob(&blob.digest)?;
                     layout.add_blob(&blob.digest, blob.size, &mut reader)?;
+                    lines.push(blob_line(blob, "written"));
                     copied += 1;
                 }
                 layout.add_blob_bytes(&written.root.digest, &written.root_bytes)?;
                 layout.add_manifest(written.root.clone(), Some(&tag));
                 layout.finish()?;
-                Ok(copied)
+                Ok((copied, lines))
             })
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
+            for line in lines {
+                step.log(line);
+            }
             format!(
                 "{} records, {count} blobs: {copied} written, {} already there; manifest {}",
                 records.len(),
@@ -313,4 +339,48 @@ fn put(
         .store()
         .write_blob(Expected::from(&descriptor), bytes)?;
     Ok(descriptor)
+}
+
+/// A blob's progress line: `sha256:… 12.35MB uploaded`.
+fn blob_line(blob: &Descriptor, done: &str) -> String {
+    format!("{} {} {done}", blob.digest, human_size(blob.size))
+}
+
+/// A size as go-units' `HumanSize` prints it (BuildKit's progress): decimal units, four
+/// significant digits, trailing zeros dropped.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    #[allow(clippy::cast_precision_loss)] // a display value
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let digits = if value >= 100.0 {
+        1
+    } else if value >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let mut text = format!("{value:.digits$}");
+    if text.contains('.') {
+        text = text.trim_end_matches('0').trim_end_matches('.').to_owned();
+    }
+    format!("{text}{}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_as_go_units_prints_them() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1_234), "1.234kB");
+        assert_eq!(human_size(12_345_678), "12.35MB");
+        assert_eq!(human_size(200_000_000), "200MB");
+    }
 }

@@ -1,0 +1,398 @@
+//! `hoist build --builder B --platform a,b,c --push` on a builder of several `remote` nodes:
+//! each platform goes to the node that builds it natively, each node builds and pushes its
+//! platforms by digest, and the client joins their images into one index pushed to every
+//! tag (buildx's multi-node build).
+//!
+//! Which node builds a platform, as buildx: the first node whose `--platform` list has it;
+//! else the first node whose workers (`ListWorkers`) report it; else the first node
+//! (emulated there). Every node a build needs is connected to before any is asked to build,
+//! so a node that cannot be reached fails the build at once, naming it, and nothing is
+//! pushed. A node whose build fails stops the others; no tag is pushed then either (its
+//! images pushed by digest stay unnamed in the registry).
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use hoist_engine::progress::{Digest, Event};
+use hoist_images::imagetools::{self, CreateRequest};
+use hoist_oci::{Platform, Reference};
+use hoist_proto::control::control_client::ControlClient;
+use hoist_proto::control::ListWorkersRequest;
+use hoist_proto::tonic::transport::Channel;
+
+use super::build_remote;
+use super::{block_on, Context, RemoteTls};
+use crate::cli::BuildArgs;
+use crate::progress;
+
+/// How long a node may take to say which platforms its workers run.
+const LIST_WORKERS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One node of the builder, as the build reaches it.
+#[derive(Debug, Clone)]
+pub struct NodeTarget {
+    pub name: String,
+    pub addr: String,
+    pub tls: RemoteTls,
+    /// The platforms the node declared (`create --platform`).
+    pub platforms: Vec<Platform>,
+}
+
+impl NodeTarget {
+    fn describe(&self) -> String {
+        format!("node {} ({})", self.name, self.addr)
+    }
+}
+
+/// The platforms the build asks for (`--platform`, `local` as this machine's), normalized,
+/// each once.
+fn requested_platforms(args: &BuildArgs) -> anyhow::Result<Vec<Platform>> {
+    let mut platforms = Vec::new();
+    for item in (args.platforms.iter())
+        .flat_map(|list| list.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let platform = if item == "local" {
+            Platform::host()
+        } else {
+            Platform::parse(item)
+                .map(|p| p.normalize())
+                .with_context(|| format!("invalid platform {item:?}"))?
+        };
+        if !platforms.contains(&platform) {
+            platforms.push(platform);
+        }
+    }
+    Ok(platforms)
+}
+
+/// Runs the build on `nodes` of the builder `builder`.
+pub fn run(
+    ctx: &Context,
+    args: &BuildArgs,
+    builder: &str,
+    nodes: &[NodeTarget],
+) -> anyhow::Result<ExitCode> {
+    if nodes.is_empty() {
+        bail!("builder {builder:?} has no nodes");
+    }
+    let platforms = requested_platforms(args)?;
+    // Declared platforms decide without asking anyone.
+    let declared: Vec<Option<usize>> = platforms
+        .iter()
+        .map(|p| {
+            nodes
+                .iter()
+                .position(|n| n.platforms.iter().any(|d| d.normalize() == *p))
+        })
+        .collect();
+    // Platforms nobody declared go to a node whose workers report them, else the first.
+    let assigned = match block_on(async {
+        let mut channels: Vec<Option<Channel>> = vec![None; nodes.len()];
+        let mut assigned = Vec::with_capacity(platforms.len());
+        for (platform, node) in platforms.iter().zip(&declared) {
+            assigned.push(match node {
+                Some(index) => *index,
+                None => reported_by(nodes, &mut channels, platform)
+                    .await?
+                    .unwrap_or(0),
+            });
+        }
+        anyhow::Ok(assigned)
+    })? {
+        Ok(assigned) => assigned,
+        Err(err) => {
+            eprintln!("ERROR: {err:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    // Nothing to spread: the whole build goes to one node as a single-node build does.
+    let first = assigned.first().copied().unwrap_or(0);
+    if assigned.iter().all(|&index| index == first) {
+        let node = &nodes[first];
+        return build_remote::run(args, &node.addr, node.tls.clone());
+    }
+    let exporter = build_remote::solve_request(args)?
+        .exporters
+        .into_iter()
+        .next()
+        .filter(|e| e.attrs.get("push").map(String::as_str) == Some("true"));
+    let Some(exporter) = exporter else {
+        bail!(
+            "a build of {} platforms on builder {builder:?} spreads over its nodes and needs \
+             --push: each node pushes its images by digest and hoist joins them into one index",
+            platforms.len()
+        );
+    };
+    let names: Vec<Reference> = exporter.attrs["name"]
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| Reference::parse_normalized(n).with_context(|| format!("invalid name {n:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    let Some(repository) = names.first().map(Reference::without_tag) else {
+        bail!("tag is needed when pushing to registry");
+    };
+    let mode = super::build::progress_mode(args)?;
+    let remote = ctx.remote(&[])?;
+    let tags: Vec<String> = names.iter().map(ToString::to_string).collect();
+    let outcome = block_on(async {
+        // Every node the build needs, connected first: one that is down fails the build
+        // before anything is pushed.
+        let mut channels: Vec<Option<Channel>> = vec![None; nodes.len()];
+        for &index in &assigned {
+            if channels[index].is_none() {
+                channels[index] = Some(connect(&nodes[index]).await?);
+            }
+        }
+        let mut jobs = Vec::new();
+        let (events, renderer) = progress::start(mode);
+        for (index, node) in nodes.iter().enumerate() {
+            let mine: Vec<&Platform> = (platforms.iter().zip(&assigned))
+                .filter(|(_, n)| **n == index)
+                .map(|(p, _)| p)
+                .collect();
+            let Some(channel) = channels[index].clone().filter(|_| !mine.is_empty()) else {
+                continue;
+            };
+            let list = mine
+                .iter()
+                .map(|p| p.format())
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut request = build_remote::solve_request(args)?;
+            request
+                .frontend_attrs
+                .insert("platform".to_owned(), list.clone());
+            let mut attrs = exporter.attrs.clone();
+            attrs.insert("name".to_owned(), repository.to_string());
+            attrs.insert("push-by-digest".to_owned(), "true".to_owned());
+            request.exporters = vec![hoist_proto::control::Exporter {
+                r#type: "image".to_owned(),
+                attrs,
+            }];
+            let label = (mine.len() == 1).then(|| list.clone());
+            let node_events = node_events(&node.name, label, events.clone());
+            let what = format!("{} building {list}", node.describe());
+            jobs.push(async move {
+                let response =
+                    build_remote::solve(ControlClient::new(channel), request, node_events)
+                        .await
+                        .map_err(|status| anyhow::anyhow!("{what} failed: {}", explain(&status)))?;
+                let metadata = build_remote::metadata(&response)?;
+                let digest = metadata
+                    .descriptor
+                    .map(|d| d.digest)
+                    .or(metadata.digest)
+                    .with_context(|| format!("{what}: the node answered no image digest"))?;
+                anyhow::Ok(digest)
+            });
+        }
+        drop(events);
+        // The first failure drops the other builds, which cancels them on their nodes.
+        let digests = try_join_all(jobs).await;
+        let _ = renderer.await;
+        let digests = digests?;
+        let request = CreateRequest {
+            tags: tags.clone(),
+            sources: digests
+                .iter()
+                .map(|d| repository.with_digest(d.clone()).to_string())
+                .collect(),
+            ..CreateRequest::default()
+        };
+        let created = imagetools::create(&remote, &request)
+            .await
+            .context("cannot join the nodes' images into one index")?;
+        anyhow::Ok(created)
+    })?;
+    let created = match outcome {
+        Ok(created) => created,
+        Err(err) => {
+            eprintln!("ERROR: {err:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for tag in &created.pushed {
+        eprintln!("pushing {} to {tag}", created.descriptor.digest);
+    }
+    let metadata = hoist_export::ExportMetadata {
+        config_digest: None,
+        descriptor: Some(created.descriptor.clone()),
+        digest: Some(created.descriptor.digest.clone()),
+        image_name: Some(tags.join(",")),
+    };
+    if let Some(path) = &args.metadata_file {
+        std::fs::write(path, metadata.to_json()?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let id = created.descriptor.digest.to_string();
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.quiet {
+        super::print(format!("{id}\n"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs every job; the first error wins and aborts the rest. The results in job order.
+async fn try_join_all<F, T>(jobs: Vec<F>) -> anyhow::Result<Vec<T>>
+where
+    F: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    let count = jobs.len();
+    for (index, job) in jobs.into_iter().enumerate() {
+        set.spawn(async move { (index, job.await) });
+    }
+    let mut out: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        let (index, result) = joined.context("a node's build task failed")?;
+        // Returning drops the set, which aborts the builds still running.
+        out[index] = Some(result?);
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// A Solve's error with what the transport says caused it (a node that went away).
+fn explain(status: &hoist_proto::tonic::Status) -> String {
+    let mut message = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
+/// A channel to `node`, or an error naming it.
+async fn connect(node: &NodeTarget) -> anyhow::Result<Channel> {
+    let platforms = if node.platforms.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = node.platforms.iter().map(Platform::format).collect();
+        format!(", platforms {}", list.join(","))
+    };
+    build_remote::connect(&node.addr, &node.tls)
+        .await
+        .with_context(|| {
+            format!(
+                "node {} ({}{platforms}) cannot be reached",
+                node.name, node.addr
+            )
+        })
+}
+
+/// The first node whose workers report `platform` (buildx's rule for a platform no node
+/// declared), connecting to the nodes on the way.
+async fn reported_by(
+    nodes: &[NodeTarget],
+    channels: &mut [Option<Channel>],
+    platform: &Platform,
+) -> anyhow::Result<Option<usize>> {
+    for (index, node) in nodes.iter().enumerate() {
+        if channels[index].is_none() {
+            channels[index] = Some(connect(node).await?);
+        }
+        let Some(channel) = channels[index].clone() else {
+            continue;
+        };
+        // A node that accepts connections but does not answer fails the build, named.
+        let answer = tokio::time::timeout(
+            LIST_WORKERS_TIMEOUT,
+            ControlClient::new(channel).list_workers(ListWorkersRequest::default()),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{}: ListWorkers did not answer within {} s",
+                node.describe(),
+                LIST_WORKERS_TIMEOUT.as_secs()
+            )
+        })?;
+        let workers = answer
+            .map_err(|status| {
+                anyhow::anyhow!("{}: ListWorkers: {}", node.describe(), status.message())
+            })?
+            .into_inner();
+        let reports = workers.record.iter().flat_map(|w| &w.platforms).any(|p| {
+            let reported = Platform {
+                architecture: p.architecture.clone(),
+                os: p.os.clone(),
+                variant: p.variant.clone(),
+                ..Platform::default()
+            };
+            reported.normalize() == *platform
+        });
+        if reports {
+            return Ok(Some(index));
+        }
+    }
+    Ok(None)
+}
+
+/// A progress sender for one node's events: its vertices get identities of their own, so
+/// two nodes' steps of the same name stay two steps, and a node building one platform has
+/// it in its step names as a multi-platform build shows it (`[linux/arm64 1/2] RUN …`).
+fn node_events(
+    node: &str,
+    platform: Option<String>,
+    events: tokio::sync::mpsc::UnboundedSender<Event>,
+) -> tokio::sync::mpsc::UnboundedSender<Event> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let node = node.to_owned();
+    let mut ids: HashMap<Digest, Digest> = HashMap::new();
+    tokio::spawn(async move {
+        while let Some(mut event) = rx.recv().await {
+            let digest = *ids.entry(event.vertex.digest).or_insert_with(|| {
+                Digest::of(format!("{node} {}", event.vertex.digest).as_bytes())
+            });
+            event.vertex.digest = digest;
+            if let Some(platform) = &platform {
+                event.vertex.name = with_platform(&event.vertex.name, platform).into();
+            }
+            if events.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    tx
+}
+
+/// `[1/2] RUN x` → `[PLATFORM 1/2] RUN x`; a name already carrying it, or without a
+/// bracket, as it is.
+fn with_platform(name: &str, platform: &str) -> String {
+    match name.strip_prefix('[') {
+        Some(rest) if !rest.starts_with(platform) => format!("[{platform} {rest}"),
+        _ => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_platform;
+
+    #[test]
+    fn step_names_get_the_node_platform() {
+        assert_eq!(
+            with_platform("[1/2] COPY a /", "linux/arm64"),
+            "[linux/arm64 1/2] COPY a /"
+        );
+        assert_eq!(
+            with_platform("[internal] load build context", "linux/arm/v7"),
+            "[linux/arm/v7 internal] load build context"
+        );
+        assert_eq!(
+            with_platform("[linux/arm64 1/2] COPY a /", "linux/arm64"),
+            "[linux/arm64 1/2] COPY a /"
+        );
+        assert_eq!(
+            with_platform("exporting to image", "linux/arm64"),
+            "exporting to image"
+        );
+    }
+}
