@@ -398,7 +398,9 @@ where
 }
 
 /// fsutil's `FollowLinks` for one path: each symlink on the way is kept and its target
-/// followed (relative to the link's directory, or to the root when absolute).
+/// followed (relative to the link's directory, or to the root when absolute); a wildcard
+/// in a component matches the directory's entries (`COPY sub/l*` sends `sub/l*`), and the
+/// targets of the symlinks among them are followed too.
 fn follow_links(
     root: &Path,
     path: &str,
@@ -408,47 +410,89 @@ fn follow_links(
     if depth > 255 {
         return Ok(());
     }
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    let mut current: Vec<&str> = Vec::new();
+    let clean = clean(path);
+    let parts: Vec<&str> = clean.split('/').filter(|p| !p.is_empty()).collect();
+    let mut current = String::new();
     for (i, part) in parts.iter().enumerate() {
-        if *part == ".." {
-            current.pop();
-            continue;
+        if !current.is_empty() {
+            current.push('/');
         }
-        current.push(part);
-        let rel = current.join("/");
-        let abs = root.join(&rel);
-        let target = match std::fs::symlink_metadata(&abs) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                std::fs::read_link(&abs).map_err(|source| WalkError::Io { path: abs, source })?
-            }
-            _ => continue,
-        };
-        if !resolved.insert(rel.clone()) && i + 1 == parts.len() {
+        current.push_str(part);
+        let rest = parts[i + 1..].join("/");
+        let targets = read_symlink(root, &current, true)?;
+        if (rest.is_empty() || targets.is_some()) && resolved.contains(&current) {
             return Ok(());
         }
-        let target = target.to_string_lossy().into_owned();
-        let base = if target.starts_with('/') {
-            String::new()
-        } else {
-            current[..current.len() - 1].join("/")
-        };
-        let rest = parts[i + 1..].join("/");
-        let next = [base.as_str(), target.trim_start_matches('/'), rest.as_str()]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join("/");
-        return follow_links(root, &next, resolved, depth + 1);
-    }
-    if !current.is_empty() {
-        resolved.insert(current.join("/"));
+        if let Some(targets) = targets {
+            resolved.insert(current.clone());
+            for target in targets {
+                follow_links(root, &format!("{target}/{rest}"), resolved, depth + 1)?;
+            }
+            return Ok(());
+        }
+        if rest.is_empty() {
+            resolved.insert(current);
+            return Ok(());
+        }
     }
     Ok(())
+}
+
+/// The targets (cleaned, relative to the root) of the symlink at `rel`, or of the symlinks
+/// its last component's wildcard matches; `None` when there are none.
+fn read_symlink(root: &Path, rel: &str, wildcard: bool) -> Result<Option<Vec<String>>, WalkError> {
+    let (dir, base) = rel.rsplit_once('/').unwrap_or(("", rel));
+    if wildcard && base.contains(['*', '?', '[', '\\']) {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            return Ok(None);
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort_unstable();
+        let mut out = Vec::new();
+        for name in names {
+            if hoist_dockerfile::go_glob::matches(base, &name).unwrap_or(false) {
+                let child = if dir.is_empty() {
+                    name
+                } else {
+                    format!("{dir}/{name}")
+                };
+                out.extend(read_symlink(root, &child, false)?.unwrap_or_default());
+            }
+        }
+        return Ok((!out.is_empty()).then_some(out));
+    }
+    let abs = root.join(rel);
+    match std::fs::symlink_metadata(&abs) {
+        Ok(meta) if meta.file_type().is_symlink() => {}
+        _ => return Ok(None),
+    }
+    let link = std::fs::read_link(&abs).map_err(|source| WalkError::Io { path: abs, source })?;
+    let link = link.to_string_lossy();
+    let target = if link.starts_with('/') {
+        clean(&link)
+    } else {
+        clean(&format!("{dir}/{link}"))
+    };
+    Ok(Some(vec![target]))
+}
+
+/// A slash-separated path cleaned as Go's `filepath.Join("/", path)`, without the leading
+/// slash: no empty, `.` or `..` components (`..` stops at the root).
+fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
 }
 
 #[cfg(test)]
@@ -554,6 +598,15 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(paths(dir.path(), &filter), ["a", "a/x", "link"]);
+        std::os::unix::fs::symlink("b/c.txt", dir.path().join("a/lc")).unwrap();
+        let filter = Filter {
+            follow: vec!["a/l*".into()],
+            ..Filter::default()
+        };
+        assert_eq!(
+            paths(dir.path(), &filter),
+            ["a", "a/b", "a/b/c.txt", "a/lc"]
+        );
         let filter = Filter {
             include: vec!["*.txt".into()],
             ..Filter::default()
