@@ -581,9 +581,12 @@ impl tonic::server::StreamingService<Packet> for DirectoryOutput {
             let incoming = request.into_inner();
             let (tx, rx) = mpsc::channel::<Packet>(64);
             tokio::spawn(async move {
-                if let Err(e) = receive::receive(&dir, incoming, tx).await {
+                // `tx` outlives the receive, so the daemon's stream ends only once a failure
+                // is recorded.
+                if let Err(e) = receive::receive(&dir, incoming, tx.clone()).await {
                     session.fail(format!("writing the output to {}: {e:#}", dir.display()));
                 }
+                drop(tx);
             });
             let stream: PacketStream = Box::pin(ReceiverStream::new(rx).map(Ok));
             Ok(Response::new(stream))

@@ -309,6 +309,10 @@ where
                     skip = true;
                 }
             }
+            if skip && !is_dir {
+                // Not stat'ed at all, as fsutil: a skipped file is no hardlink's first path.
+                continue;
+            }
             let stat = self.stat(&child_rel, &child_abs, &meta)?;
             if !skip {
                 for parent in parents.iter_mut().filter(|p| !p.sent) {
