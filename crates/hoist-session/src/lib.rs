@@ -76,6 +76,36 @@ pub const METHODS: &[&str] = &[
     "/grpc.health.v1.Health/Check",
 ];
 
+/// The HTTP/2 receive window of the session's connection.
+const RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
+
+/// Reads `incoming` as fast as it arrives, into a queue: h2 counts small DATA frames not yet
+/// read by the application against a budget and closes the connection when it runs out, so
+/// a stream whose messages wait while this side sends (fsutil's REQs during file data) must
+/// be drained apart from its processing.
+pub fn drained<T: Send + 'static>(
+    mut incoming: Streaming<T>,
+) -> tokio_stream::wrappers::UnboundedReceiverStream<Result<T, Status>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match incoming.message().await {
+                Ok(Some(message)) => {
+                    if tx.send(Ok(message)).is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(status) => {
+                    let _ = tx.send(Err(status));
+                    break;
+                }
+            }
+        }
+    });
+    tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
+}
+
 /// The `FileSend` method, served only when the session has an output.
 pub const FILE_SEND_METHOD: &str = "/moby.filesync.v1.FileSend/DiffCopy";
 
@@ -210,10 +240,23 @@ impl Session {
                 let session = Arc::clone(&session);
                 async move { Ok::<_, Infallible>(session.route(request).await) }
             });
+        // A daemon sends many small messages (fsutil's REQ and STAT packets): a large
+        // receive window keeps h2's budget for small DATA frames above what a transfer
+        // has in flight.
         hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_connection_window_size(RECEIVE_WINDOW)
+            .initial_stream_window_size(RECEIVE_WINDOW / 2)
             .serve_connection(hyper_util::rt::TokioIo::new(io), service)
             .await
-            .map_err(|e| anyhow::anyhow!("the session connection failed: {e}"))
+            .map_err(|e| {
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    message.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                anyhow::anyhow!("the session connection failed: {message}")
+            })
     }
 
     async fn route(
@@ -330,9 +373,10 @@ async fn send_dir(
     session: &Session,
     root: PathBuf,
     filter: walk::Filter,
-    mut incoming: Streaming<Packet>,
+    incoming: Streaming<Packet>,
     tx: mpsc::Sender<Result<Packet, Status>>,
 ) -> anyhow::Result<()> {
+    let mut incoming = drained(incoming);
     let files: Arc<Mutex<BTreeMap<u32, PathBuf>>> = Arc::default();
     let walker = {
         let files = Arc::clone(&files);
@@ -370,10 +414,10 @@ async fn send_dir(
     });
     let mut walked = Some(walked);
     loop {
-        let packet = match incoming.message().await {
-            Ok(Some(packet)) => packet,
-            Ok(None) => break,
-            Err(status) => anyhow::bail!("{}", status.message()),
+        let packet = match incoming.next().await {
+            Some(Ok(packet)) => packet,
+            None => break,
+            Some(Err(status)) => anyhow::bail!("{}", status.message()),
         };
         match PacketType::try_from(packet.r#type) {
             Ok(PacketType::PacketReq) => {
@@ -583,7 +627,7 @@ impl tonic::server::StreamingService<Packet> for DirectoryOutput {
             tokio::spawn(async move {
                 // `tx` outlives the receive, so the daemon's stream ends only once a failure
                 // is recorded.
-                if let Err(e) = receive::receive(&dir, incoming, tx.clone()).await {
+                if let Err(e) = receive::receive(&dir, drained(incoming), tx.clone()).await {
                     session.fail(format!("writing the output to {}: {e:#}", dir.display()));
                 }
                 drop(tx);

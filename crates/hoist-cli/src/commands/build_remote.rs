@@ -122,6 +122,9 @@ pub fn run(args: &BuildArgs, addr: &str, tls: RemoteTls) -> anyhow::Result<ExitC
             if let Some(error) = session_error {
                 eprintln!("ERROR: {error}");
             }
+            if let Some(broke) = SESSION_BROKE.lock().ok().and_then(|s| s.clone()) {
+                eprintln!("ERROR: {broke}");
+            }
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -195,9 +198,14 @@ async fn start_session(
     Ok(())
 }
 
+/// Why the session's connection broke, if it did: shown when the build fails (a daemon
+/// closing the connection after the build is the normal end, and not an error).
+static SESSION_BROKE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 fn session_failed(session: &Session, error: anyhow::Error) {
-    // The daemon closing its end after the build is the normal end of a session.
-    let _ = (session, error);
+    if let Ok(mut slot) = SESSION_BROKE.lock() {
+        slot.get_or_insert(format!("session {}: {error:#}", session.id()));
+    }
 }
 
 /// A gRPC channel to the BuildKit inside a Docker daemon: each connection is a `POST /grpc`
