@@ -112,3 +112,20 @@ async fn exclude_include_and_followpaths_select_what_is_sent() {
     let got: Vec<String> = tree(out.path()).into_keys().collect();
     assert_eq!(got, ["link", "src", "src/main.rs"]);
 }
+
+#[tokio::test]
+async fn five_thousand_small_files_cross_one_session() {
+    // Thousands of small REQ packets while file data is being sent: the session reads
+    // them as they come, so h2's budget for small DATA frames is never exhausted.
+    let ctx = tempfile::tempdir().unwrap();
+    for i in 0..5_000 {
+        let dir = ctx.path().join(format!("d{:02}", i % 50));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("f{i:05}")), format!("{i}\n")).unwrap();
+    }
+    let session = Arc::new(Session::new("test", "key").with_dir("context", ctx.path().into()));
+    let out = tempfile::tempdir().unwrap();
+    receive(Arc::clone(&session), "context", &[], out.path()).await;
+    assert_eq!(session.files_sent(), 5_000);
+    assert_eq!(tree(out.path()), tree(ctx.path()));
+}
