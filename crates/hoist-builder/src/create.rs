@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use hoist_oci::Platform;
 
-use crate::driver::{check_driver_name, AnyDriver, Driver, Endpoint, EMBEDDED, REMOTE};
+use crate::driver::{check_driver_name, AnyDriver, Driver, Endpoint, DOCKER, EMBEDDED, REMOTE};
 use crate::error::{Error, Result};
 use crate::name::{generate_name, validate_name};
 use crate::node_group::{NodeGroup, NodeUpdate, BUILDKITD_CONFIG_FILE};
@@ -101,6 +101,11 @@ pub fn create(txn: &Txn<'_>, request: &CreateRequest) -> Result<NodeGroup> {
             (endpoint.clone(), true)
         }
         (REMOTE, None) => return Err(Error::Invalid("no remote endpoint provided".to_owned())),
+        // buildx's docker driver takes a docker context; hoist the daemon's socket.
+        (DOCKER, Some(endpoint)) => {
+            Endpoint::parse(endpoint)?;
+            (endpoint.clone(), true)
+        }
         (_, Some(endpoint)) => {
             return Err(Error::Invalid(format!(
                 "{driver} driver does not support endpoint args {endpoint:?}"

@@ -1,12 +1,14 @@
 //! The [`Driver`] trait — how a node is started, asked, stopped and removed — and
 //! [`AnyDriver`], the closed set hoist has: [`EmbeddedDriver`] (the in-process engine) and
-//! [`RemoteDriver`] (a daemon at `unix://` or `tcp://`). buildx's `docker`,
-//! `docker-container` and `kubernetes` are known names refused with a clear error until
-//! they exist; `dial` (a connection for BuildKit's gRPC) comes with hoistd's client.
+//! [`RemoteDriver`] (a daemon at `unix://` or `tcp://`) and [`DockerDriver`] (the BuildKit
+//! inside a Docker daemon). buildx's `docker-container` and `kubernetes` are known names
+//! refused with a clear error until they exist; `dial` (a connection for BuildKit's gRPC)
+//! comes with hoistd's client.
 //!
 //! Drivers are built from a stored [`Node`] by [`AnyDriver::new`], which is also where
 //! driver options are checked, so `create` refuses a bad option before anything is stored.
 
+mod docker;
 mod embedded;
 mod remote;
 
@@ -15,6 +17,7 @@ use std::fmt;
 
 use hoist_oci::Platform;
 
+pub use docker::DockerDriver;
 pub use embedded::EmbeddedDriver;
 pub use remote::{Endpoint, RemoteDriver, TlsOptions};
 
@@ -25,8 +28,10 @@ use crate::node_group::{Node, NodeGroup};
 pub const EMBEDDED: &str = "embedded";
 /// A daemon reached at an endpoint.
 pub const REMOTE: &str = "remote";
+/// The BuildKit inside a Docker daemon.
+pub const DOCKER: &str = "docker";
 /// buildx's drivers hoist recognises but does not have yet.
-pub const NOT_YET: &[&str] = &["docker", "docker-container", "kubernetes"];
+pub const NOT_YET: &[&str] = &["docker-container", "kubernetes"];
 
 /// How long a status check waits for a node to accept a connection.
 pub const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -97,6 +102,8 @@ pub enum AnyDriver {
     Embedded(EmbeddedDriver),
     /// A daemon at an endpoint.
     Remote(RemoteDriver),
+    /// A Docker daemon's BuildKit.
+    Docker(DockerDriver),
 }
 
 impl AnyDriver {
@@ -105,6 +112,7 @@ impl AnyDriver {
         check_driver_name(&group.driver)?;
         match group.driver.as_str() {
             EMBEDDED => EmbeddedDriver::new(node).map(AnyDriver::Embedded),
+            DOCKER => DockerDriver::new(node).map(AnyDriver::Docker),
             _ => RemoteDriver::new(node).map(AnyDriver::Remote),
         }
     }
@@ -113,6 +121,7 @@ impl AnyDriver {
         match self {
             AnyDriver::Embedded(d) => d,
             AnyDriver::Remote(d) => d,
+            AnyDriver::Docker(d) => d,
         }
     }
 }
@@ -121,7 +130,7 @@ impl AnyDriver {
 /// plain "not available yet" for buildx's drivers hoist does not have yet.
 pub fn check_driver_name(name: &str) -> Result<()> {
     match name {
-        EMBEDDED | REMOTE => Ok(()),
+        EMBEDDED | REMOTE | DOCKER => Ok(()),
         _ if NOT_YET.contains(&name) => Err(Error::DriverUnavailable(name.to_owned())),
         _ => Err(Error::UnknownDriver(name.to_owned())),
     }

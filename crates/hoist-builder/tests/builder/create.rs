@@ -61,14 +61,23 @@ fn bad_requests_leave_the_store_unchanged() {
         refused(&store, driver("warp")),
         r#"failed to find driver "warp""#
     );
-    for d in ["docker", "docker-container", "kubernetes"] {
+    for d in ["docker-container", "kubernetes"] {
         assert_eq!(
             refused(&store, driver(d)),
             format!(
-                r#"driver "{d}" is not available yet in hoist (available: "embedded", "remote")"#
+                r#"driver "{d}" is not available yet in hoist (available: "embedded", "remote", "docker")"#
             )
         );
     }
+    let docker_with = |opts: &[&str]| CreateRequest {
+        driver: Some("docker".to_owned()),
+        driver_opts: opts.iter().map(|o| (*o).to_owned()).collect(),
+        ..request("x")
+    };
+    assert_eq!(
+        refused(&store, docker_with(&["network=host"])),
+        "invalid driver option network for docker driver"
+    );
     assert_eq!(
         refused(&store, remote("x", "tcp://127.0.0.1:1", &["colour=blue"])),
         "invalid driver option colour for remote driver"

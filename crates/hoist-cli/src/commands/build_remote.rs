@@ -549,6 +549,9 @@ fn exporter(
         kind = Some("docker".to_owned());
     } else if args.push {
         kind = Some("image".to_owned());
+    } else if daemon.is_docker() {
+        // As `docker build` and buildx's docker driver: the image stays in the daemon.
+        kind = Some("docker".to_owned());
     } else {
         return Ok(None);
     }

@@ -138,9 +138,9 @@ impl Context {
         Ok(store.txn()?.current()?.name)
     }
 
-    /// Where `hoist build` runs, from the selected builder: the embedded engine, or the one
+    /// Where `hoist build` runs, from the selected builder: the embedded engine, the one
     /// node of a `remote` builder (through hoist's BuildKit client, with the node's TLS
-    /// driver-opts). Other drivers and several nodes are refused, naming the builder.
+    /// driver-opts), or the Docker daemon of a `docker` builder (`docker-daemon://…`). Other drivers and several nodes are refused, naming the builder.
     pub fn build_target(&self) -> anyhow::Result<BuildTarget> {
         let name = self.builder_name()?;
         if name == hoist_builder::DEFAULT_BUILDER {
@@ -149,6 +149,19 @@ impl Context {
         let group = self.builder_store()?.txn()?.find(&name)?;
         if group.driver == hoist_builder::driver::EMBEDDED {
             return Ok(BuildTarget::Embedded);
+        }
+        if group.driver == hoist_builder::driver::DOCKER {
+            let [node] = group.nodes.as_slice() else {
+                anyhow::bail!(
+                    "builder {:?} of the docker driver has no single node",
+                    group.name
+                );
+            };
+            let driver = hoist_builder::driver::DockerDriver::new(node)?;
+            return Ok(BuildTarget::Remote {
+                addr: driver.client_address(),
+                tls: RemoteTls::default(),
+            });
         }
         if group.driver != hoist_builder::driver::REMOTE {
             anyhow::bail!(

@@ -525,3 +525,80 @@ fn an_unreachable_docker_daemon_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_docker_builder_builds_on_dockerd_and_loads_the_image() {
+    if !dockerd_up() {
+        return;
+    }
+    let Some(env) = BuildEnv::new() else { return };
+    let builders = env.fresh_dir("builders");
+    let run = |args: &[&str]| {
+        env.command(args)
+            .env("HOIST_BUILDERS_DIR", &builders)
+            .env_remove("HOIST_BUILDER")
+            .env_remove("BUILDX_BUILDER")
+            .env_remove("DOCKER_HOST")
+            .output()
+            .unwrap()
+    };
+    let created = run(&["create", "--name", "dk", "--driver", "docker", "--use"]);
+    assert!(created.status.success(), "{}", text(&created));
+    let listed = run(&["ls"]);
+    let table = text(&listed);
+    let line = table
+        .lines()
+        .find(|l| l.contains("docker") && l.contains("running"))
+        .unwrap_or_else(|| panic!("no running docker node in:\n{table}"));
+    assert!(
+        line.contains("linux/amd64") || line.contains("linux/"),
+        "{table}"
+    );
+
+    let host = env.registry.host();
+    let ctx = env.fresh_dir("docker-builder-ctx");
+    std::fs::write(ctx.join("a.txt"), "from the context\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {host}/busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\n"),
+    )
+    .unwrap();
+    let tag = format!("hoist-docker-builder-{}:1", std::process::id());
+    // No output named: the image is loaded into the daemon, as buildx's docker driver does.
+    let built = run(&[
+        "build",
+        "--progress=plain",
+        "--network=host",
+        "-t",
+        &tag,
+        &ctx.display().to_string(),
+    ]);
+    assert!(built.status.success(), "{}", text(&built));
+    let shown = Command::new(DOCKER)
+        .args(["run", "--rm", "--network=host", &tag, "cat", "/b.txt"])
+        .output()
+        .unwrap();
+    let _ = Command::new(DOCKER).args(["rmi", "-f", &tag]).output();
+    assert_eq!(
+        String::from_utf8_lossy(&shown.stdout),
+        "from the context\n",
+        "{}",
+        text(&shown)
+    );
+
+    // Several platforms cannot go to one Docker daemon.
+    let multi = run(&[
+        "build",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        &ctx.display().to_string(),
+    ]);
+    assert!(!multi.status.success());
+    assert!(
+        text(&multi).contains("multiple platforms"),
+        "{}",
+        text(&multi)
+    );
+    let removed = run(&["rm", "dk"]);
+    assert!(removed.status.success(), "{}", text(&removed));
+}

@@ -134,7 +134,7 @@ fn refused_commands_say_why_and_leave_the_store_unchanged() {
         (&["create", "--driver", "warp"], "ERROR: failed to find driver \"warp\"\n"),
         (
             &["create", "--driver", "docker-container"],
-            "ERROR: driver \"docker-container\" is not available yet in hoist (available: \"embedded\", \"remote\")\n",
+            "ERROR: driver \"docker-container\" is not available yet in hoist (available: \"embedded\", \"remote\", \"docker\")\n",
         ),
         (
             &["create", "--driver", "remote", "--driver-opt", "colour=blue", "tcp://127.0.0.1:1"],
