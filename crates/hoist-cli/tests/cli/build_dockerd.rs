@@ -602,3 +602,84 @@ fn a_docker_builder_builds_on_dockerd_and_loads_the_image() {
     let removed = run(&["rm", "dk"]);
     assert!(removed.status.success(), "{}", text(&removed));
 }
+
+/// `docker image inspect` of `tag`: its layers, config, OS and architecture as one text.
+fn image_summary(tag: &str) -> String {
+    let out = Command::new(DOCKER)
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RootFS.Layers}} {{json .Config}} {{.Os}}/{{.Architecture}}",
+            tag,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn images_loaded_by_hoist_equal_docker_builds() {
+    if !dockerd_up() {
+        return;
+    }
+    let Some(cases) = hoist_testkit::integration::cases() else {
+        return;
+    };
+    let Some(env) = BuildEnv::new() else { return };
+    let chosen = [
+        "08-copy-chown",
+        "22-arg-global-in-from",
+        "28-arg-targetstage",
+    ];
+    let mut compared = 0;
+    for case in cases.iter().filter(|c| chosen.contains(&c.id.as_str())) {
+        let materialized = case.materialize().unwrap();
+        let run = &case.runs[0];
+        let prepared = prepare(
+            &env,
+            case,
+            materialized.context(),
+            run,
+            &materialized.dockerfile(case, run),
+        );
+        let ours = format!("hoist-eq-{}-{}:1", case.id, std::process::id());
+        let theirs = format!("docker-eq-{}-{}:1", case.id, std::process::id());
+        let mut args = prepared.flags.clone();
+        args.push("-f".into());
+        args.push(prepared.dockerfile.display().to_string());
+        let with_tag = |tag: &str, load: bool| {
+            let mut all = args.clone();
+            if load {
+                all.push("--load".into());
+            }
+            all.extend(["-t".to_owned(), tag.to_owned()]);
+            all.push(prepared.context.display().to_string());
+            all
+        };
+        let hoist_args = with_tag(&ours, true);
+        let hoist_out = hoist(
+            &env,
+            &hoist_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let docker_args = with_tag(&theirs, false);
+        let docker_out = docker(&docker_args.iter().map(String::as_str).collect::<Vec<_>>());
+        let summaries = (hoist_out.status.success() && docker_out.status.success())
+            .then(|| (image_summary(&ours), image_summary(&theirs)));
+        let _ = Command::new(DOCKER)
+            .args(["rmi", "-f", &ours, &theirs])
+            .output();
+        let Some((a, b)) = summaries else {
+            panic!(
+                "{}: hoist\n{}\ndocker\n{}",
+                case.id,
+                text(&hoist_out),
+                text(&docker_out)
+            );
+        };
+        assert_eq!(a, b, "{}: the images differ", case.id);
+        compared += 1;
+    }
+    assert_eq!(compared, chosen.len());
+}

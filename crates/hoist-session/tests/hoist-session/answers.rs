@@ -99,3 +99,52 @@ async fn credentials_secrets_and_health() {
     assert_eq!(refused.code(), Code::NotFound);
     assert!(refused.message().contains("secret-dir"));
 }
+
+#[tokio::test]
+async fn ssh_forwarding_reaches_the_agent_socket() {
+    use hoist_proto::sshforward::ssh_client::SshClient;
+    use hoist_proto::sshforward::{BytesMessage, CheckAgentRequest};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_stream::StreamExt as _;
+
+    // An "agent" that answers each request with its bytes reversed.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buffer = [0u8; 5];
+        stream.read_exact(&mut buffer).await.unwrap();
+        buffer.reverse();
+        stream.write_all(&buffer).await.unwrap();
+    });
+    let session =
+        Arc::new(Session::new("t", "k").with_ssh(BTreeMap::from([("default".to_owned(), socket)])));
+    let channel = connect(session).await;
+    let mut ssh = SshClient::new(channel);
+    ssh.check_agent(CheckAgentRequest { id: String::new() })
+        .await
+        .unwrap();
+    let missing = ssh
+        .check_agent(CheckAgentRequest { id: "other".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let mut request = hoist_proto::tonic::Request::new(tokio_stream::iter(vec![
+        BytesMessage {
+            data: b"he".to_vec(),
+        },
+        BytesMessage {
+            data: b"llo".to_vec(),
+        },
+    ]));
+    request
+        .metadata_mut()
+        .append("buildkit.ssh.id", "default".parse().unwrap());
+    let mut answer = ssh.forward_agent(request).await.unwrap().into_inner();
+    let mut got = Vec::new();
+    while let Some(message) = answer.next().await {
+        got.extend(message.unwrap().data);
+    }
+    assert_eq!(got, b"olleh");
+}
