@@ -413,6 +413,25 @@ async fn send_dir(
         }
     });
     let mut walked = Some(walked);
+    // As fsutil: four files in flight at once, their DATA packets interleaved (each names
+    // its file).
+    let (work, queue) = mpsc::unbounded_channel::<(u32, PathBuf)>();
+    let queue = Arc::new(tokio::sync::Mutex::new(queue));
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..SENDERS {
+        let queue = Arc::clone(&queue);
+        let tx = tx.clone();
+        senders.spawn(async move {
+            loop {
+                let job = queue.lock().await.recv().await;
+                let Some((id, path)) = job else {
+                    return anyhow::Ok(());
+                };
+                send_file(id, &path, &tx).await?;
+            }
+        });
+    }
+    let mut work = Some(work);
     loop {
         let packet = match incoming.next().await {
             Some(Ok(packet)) => packet,
@@ -428,11 +447,22 @@ async fn send_dir(
                 session
                     .files_sent
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                send_file(packet.id, &path, &tx).await?;
+                let queued = work
+                    .as_ref()
+                    .is_some_and(|w| w.send((packet.id, path)).is_ok());
+                if !queued {
+                    // A sender failed and the queue is gone: its error is the reason.
+                    break;
+                }
             }
             Ok(PacketType::PacketFin) => {
                 if let Some(walked) = walked.take() {
                     walked.await??;
+                }
+                // Every file asked for was sent before the receiver's FIN.
+                drop(work.take());
+                while let Some(done) = senders.join_next().await {
+                    done.map_err(|e| anyhow::anyhow!("a file sender failed: {e}"))??;
                 }
                 let _ = tx
                     .send(Ok(Packet {
@@ -451,11 +481,21 @@ async fn send_dir(
             _ => {}
         }
     }
+    drop(work.take());
+    while let Some(done) = senders.join_next().await {
+        done.map_err(|e| anyhow::anyhow!("a file sender failed: {e}"))??;
+    }
     if let Some(walked) = walked.take() {
         walked.await??;
     }
     Ok(())
 }
+
+/// How many files fsutil's sender reads and sends at once.
+const SENDERS: usize = 4;
+
+/// Files up to this size are read in one blocking call; larger ones are streamed.
+const READ_WHOLE: u64 = 1024 * 1024;
 
 async fn send_file(
     id: u32,
@@ -470,6 +510,27 @@ async fn send_file(
             ..Packet::default()
         })
     };
+    let small = tokio::fs::symlink_metadata(path)
+        .await
+        .is_ok_and(|m| m.len() <= READ_WHOLE);
+    if small {
+        let owned = path.to_owned();
+        // As fsutil: a file that cannot be opened is sent empty.
+        let bytes = tokio::task::spawn_blocking(move || std::fs::read(owned))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Ok(bytes) = bytes {
+            for chunk in bytes.chunks(32 * 1024) {
+                tx.send(data(chunk.to_vec()))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the receiver went away"))?;
+            }
+        }
+        return tx
+            .send(data(Vec::new()))
+            .await
+            .map_err(|_| anyhow::anyhow!("the receiver went away"));
+    }
     // As fsutil: a file that cannot be opened is sent empty.
     if let Ok(mut file) = tokio::fs::File::open(path).await {
         let mut buffer = vec![0; 32 * 1024];
