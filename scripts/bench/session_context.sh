@@ -6,8 +6,9 @@
 # The context holds N files (default 20000, 64 bytes each, 100 directories). The Dockerfile
 # copies the whole context in one stage and exports one small file from another, so the time
 # is the transfer and the copy, not the export. Three builds per tool, each its own context
-# directory (a fresh copy for the daemon): cold (the daemon has no copy), warm (nothing
-# changed), one file touched (the daemon asks for that file only). Prints a markdown table.
+# directory (a fresh copy for the daemon) with a nonce file, so no earlier run's cache
+# answers: cold (the daemon has no copy), warm (nothing changed: all cached), one file
+# touched (the daemon asks for that file only; the COPY runs again). Prints a markdown table.
 #
 # Usage: scripts/bench/session_context.sh [N]   (needs root, dockerd, a built hoist at
 # $HOIST, default target/release/hoist, else target/debug/hoist)
@@ -32,6 +33,8 @@ for i in range(n):
     with open(os.path.join(d, "f%06d" % i), "w") as f:
         f.write(("%064d" % i)[:63] + "\n")
 PY
+  # Content no earlier run had, so the daemon's COPY cache never answers for it.
+  echo "$dir $(date +%s%N)" > "$dir/nonce"
   printf 'FROM scratch AS all\nCOPY . /ctx/\nFROM scratch\nCOPY --from=all /ctx/Dockerfile /\n' > "$dir/Dockerfile"
 }
 

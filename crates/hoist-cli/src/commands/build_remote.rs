@@ -571,7 +571,7 @@ fn exporter(
             Some(Output::Directory(PathBuf::from(dest)))
         }
         "tar" | "oci" => Some(stream_dest(&mut attrs, &kind)?),
-        "docker" if daemon.is_docker() => {
+        "docker" if daemon.is_docker() && !attrs.contains_key("dest") => {
             // dockerd keeps the image itself: its `moby` exporter.
             kind = "moby".to_owned();
             None
