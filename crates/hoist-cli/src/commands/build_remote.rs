@@ -835,7 +835,87 @@ fn metadata(response: &HashMap<String, String>) -> anyhow::Result<hoist_export::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
     use hoist_proto::control::{Vertex, VertexLog};
+
+    fn build_args(args: &[&str]) -> BuildArgs {
+        let cli = crate::cli::Cli::try_parse_from(["hoist", "build"].iter().chain(args).copied())
+            .unwrap();
+        match cli.command {
+            crate::cli::Command::Build(args) => *args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_local_context_goes_through_the_session_with_both_exporter_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("df")).unwrap();
+        std::fs::write(dir.path().join("df/Build.df"), "FROM scratch\n").unwrap();
+        let ctx = dir.path().to_str().unwrap();
+        let file = dir.path().join("df/Build.df");
+        let args = build_args(&[
+            "-f",
+            file.to_str().unwrap(),
+            "--target",
+            "t",
+            "--build-arg",
+            "A=1",
+            "--secret",
+            "id=s,env=PATH",
+            "-o",
+            "type=local,dest=out",
+            ctx,
+        ]);
+        let Plan { request, session } = plan(&args, &Daemon::Grpc).unwrap();
+        let session = session.expect("a local context needs a session");
+        assert!(session.methods().contains(&hoist_session::FILE_SEND_METHOD));
+        let attrs = &request.frontend_attrs;
+        assert_eq!(attrs.get("filename").map(String::as_str), Some("Build.df"));
+        assert_eq!(attrs.get("target").map(String::as_str), Some("t"));
+        assert_eq!(attrs.get("build-arg:A").map(String::as_str), Some("1"));
+        assert!(!attrs.contains_key("context"), "{attrs:?}");
+        assert_eq!(request.exporter, "local");
+        assert_eq!(request.exporters.len(), 1);
+        assert_eq!(request.exporters[0].r#type, "local");
+        assert!(
+            !request.exporter_attrs.contains_key("dest"),
+            "dest stays here"
+        );
+    }
+
+    #[test]
+    fn dockerd_keeps_the_image_unless_another_output_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let ctx = dir.path().to_str().unwrap();
+        let docker = Daemon::Docker(dockerd::Endpoint::Unix("/nowhere.sock".into()));
+        let Plan { request, session } = plan(&build_args(&["-t", "a:1", ctx]), &docker).unwrap();
+        assert!(session.is_some());
+        assert_eq!(request.exporter, "moby");
+        assert_eq!(request.exporter_attrs["name"], "a:1");
+        let Plan { request, .. } =
+            plan(&build_args(&["-o", "type=tar,dest=x.tar", ctx]), &docker).unwrap();
+        assert_eq!(request.exporter, "tar");
+        // A URL context pushed by hoistd needs no session.
+        let Plan { session, request } = plan(
+            &build_args(&["--push", "-t", "r/a:1", "https://example.invalid/c.tar"]),
+            &Daemon::Grpc,
+        )
+        .unwrap();
+        assert!(session.is_none());
+        assert_eq!(
+            request.frontend_attrs["context"],
+            "https://example.invalid/c.tar"
+        );
+        let error = plan(
+            &build_args(&["--platform", "linux/amd64,linux/arm64", ctx]),
+            &docker,
+        )
+        .err()
+        .unwrap();
+        assert!(error.to_string().contains("multiple platforms"), "{error}");
+    }
 
     fn ts(seconds: i64) -> Option<Timestamp> {
         Some(Timestamp { seconds, nanos: 0 })
