@@ -64,6 +64,8 @@ impl Daemon {
 struct Plan {
     request: SolveRequest,
     session: Option<Session>,
+    /// A Dockerfile from stdin, kept until the build ends.
+    _temp: Option<TempDir>,
 }
 
 pub fn run(args: &BuildArgs, addr: &str, tls: RemoteTls) -> anyhow::Result<ExitCode> {
@@ -71,6 +73,7 @@ pub fn run(args: &BuildArgs, addr: &str, tls: RemoteTls) -> anyhow::Result<ExitC
     let Plan {
         mut request,
         session,
+        _temp,
     } = plan(args, &daemon)?;
     if request.exporters.is_empty() {
         eprintln!(
@@ -330,6 +333,7 @@ fn plan(args: &BuildArgs, daemon: &Daemon) -> anyhow::Result<Plan> {
         .with_credentials(hoist_registry::Credentials::from_docker_config());
     let mut needs_session = daemon.is_docker();
     let mut attrs = HashMap::new();
+    let mut temp = None;
     if local_context {
         needs_session = true;
         let context = PathBuf::from(&args.context);
@@ -341,7 +345,17 @@ fn plan(args: &BuildArgs, daemon: &Daemon) -> anyhow::Result<Plan> {
         }
         let (dockerfile_dir, filename) = match args.file.as_deref() {
             None => (context.clone(), "Dockerfile".to_owned()),
-            Some("-") => bail!("a Dockerfile from stdin is not supported with --addr yet"),
+            Some("-") => {
+                let dir = TempDir::new("hoist-stdin-dockerfile")?;
+                let mut text = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut text)
+                    .context("cannot read the Dockerfile from stdin")?;
+                std::fs::write(dir.0.join("Dockerfile"), text)
+                    .with_context(|| format!("cannot write {}", dir.0.display()))?;
+                let path = dir.0.clone();
+                temp = Some(dir);
+                (path, "Dockerfile".to_owned())
+            }
             Some(file) => {
                 let path = Path::new(file);
                 let dir = match path.parent() {
@@ -463,7 +477,30 @@ fn plan(args: &BuildArgs, daemon: &Daemon) -> anyhow::Result<Plan> {
     Ok(Plan {
         request,
         session: needs_session.then_some(session),
+        _temp: temp,
     })
+}
+
+/// A directory of this process's, removed when dropped (a Dockerfile read from stdin,
+/// served as the session's `dockerfile` directory).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> anyhow::Result<TempDir> {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// `--secret` values, read now (files and variables), for the session's `GetSecret`.
@@ -867,7 +904,9 @@ mod tests {
             "type=local,dest=out",
             ctx,
         ]);
-        let Plan { request, session } = plan(&args, &Daemon::Grpc).unwrap();
+        let Plan {
+            request, session, ..
+        } = plan(&args, &Daemon::Grpc).unwrap();
         let session = session.expect("a local context needs a session");
         assert!(session.methods().contains(&hoist_session::FILE_SEND_METHOD));
         let attrs = &request.frontend_attrs;
@@ -890,7 +929,9 @@ mod tests {
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let ctx = dir.path().to_str().unwrap();
         let docker = Daemon::Docker(dockerd::Endpoint::Unix("/nowhere.sock".into()));
-        let Plan { request, session } = plan(&build_args(&["-t", "a:1", ctx]), &docker).unwrap();
+        let Plan {
+            request, session, ..
+        } = plan(&build_args(&["-t", "a:1", ctx]), &docker).unwrap();
         assert!(session.is_some());
         assert_eq!(request.exporter, "moby");
         assert_eq!(request.exporter_attrs["name"], "a:1");
@@ -898,7 +939,9 @@ mod tests {
             plan(&build_args(&["-o", "type=tar,dest=x.tar", ctx]), &docker).unwrap();
         assert_eq!(request.exporter, "tar");
         // A URL context pushed by hoistd needs no session.
-        let Plan { session, request } = plan(
+        let Plan {
+            session, request, ..
+        } = plan(
             &build_args(&["--push", "-t", "r/a:1", "https://example.invalid/c.tar"]),
             &Daemon::Grpc,
         )

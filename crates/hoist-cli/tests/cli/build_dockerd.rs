@@ -683,3 +683,38 @@ fn images_loaded_by_hoist_equal_docker_builds() {
     }
     assert_eq!(compared, chosen.len());
 }
+
+#[test]
+fn a_dockerfile_from_stdin_with_a_local_context() {
+    if !dockerd_up() {
+        return;
+    }
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = env.fresh_dir("stdin-ctx");
+    std::fs::write(ctx.join("a.txt"), "context file\n").unwrap();
+    let dest = env.fresh_dir("stdin-out");
+    let mut child = env
+        .command(&["build", "--addr", &format!("docker-daemon://{SOCKET}")])
+        .args(["--progress=plain", "-f", "-", "-o"])
+        .arg(format!("type=local,dest={}", dest.display()))
+        .arg(&ctx)
+        .env_remove("DOCKER_HOST")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"FROM scratch\nCOPY a.txt /copied.txt\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("copied.txt")).unwrap(),
+        "context file\n"
+    );
+}
