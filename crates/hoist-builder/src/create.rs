@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use hoist_oci::Platform;
 
-use crate::driver::{check_driver_name, AnyDriver, Driver, Endpoint, DOCKER, EMBEDDED, REMOTE};
+use crate::driver::{
+    check_driver_name, AnyDriver, Driver, Endpoint, DOCKER, DOCKER_CONTAINER, EMBEDDED, REMOTE,
+};
 use crate::error::{Error, Result};
 use crate::name::{generate_name, validate_name};
 use crate::node_group::{NodeGroup, NodeUpdate, BUILDKITD_CONFIG_FILE};
@@ -104,6 +106,19 @@ pub fn create(txn: &Txn<'_>, request: &CreateRequest) -> Result<NodeGroup> {
         // buildx's docker driver takes a docker context; hoist the daemon's socket.
         (DOCKER, Some(endpoint)) => {
             Endpoint::parse(endpoint)?;
+            (endpoint.clone(), true)
+        }
+        // The Docker daemon a docker-container node lives in (default: DOCKER_HOST, …).
+        (DOCKER_CONTAINER, Some(endpoint)) => {
+            hoist_export::DockerEndpoint::parse(endpoint).map_err(|e| Error::BadEndpoint {
+                endpoint: endpoint.clone(),
+                message: match e {
+                    hoist_export::Error::DockerHost { reason, .. } => {
+                        format!("{reason} (the Docker daemon's address)")
+                    }
+                    other => other.to_string(),
+                },
+            })?;
             (endpoint.clone(), true)
         }
         (_, Some(endpoint)) => {

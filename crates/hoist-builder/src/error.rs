@@ -49,7 +49,7 @@ pub enum Error {
     #[error("failed to find driver {0:?}")]
     UnknownDriver(String),
     /// A driver buildx has and hoist does not have yet.
-    #[error("driver {0:?} is not available yet in hoist (available: \"embedded\", \"remote\", \"docker\")")]
+    #[error("driver {0:?} is not available yet in hoist (available: \"embedded\", \"remote\", \"docker\", \"docker-container\")")]
     DriverUnavailable(String),
     /// A driver option the driver does not take.
     #[error("invalid driver option {key} for {driver} driver")]
@@ -82,6 +82,14 @@ pub enum Error {
     /// `--buildkitd-config` could not be read or parsed.
     #[error("failed to load buildkit configuration file: {0}")]
     BuildkitdConfig(#[source] hoist_registry::RegistryError),
+    /// The Docker daemon refused or failed a `docker-container` node's request.
+    #[error("docker-container {container}: {message}")]
+    Docker {
+        /// The node's container.
+        container: String,
+        /// What went wrong, in one line.
+        message: String,
+    },
     /// The operation needs what the next slice brings (hoistd's Solve, drivers that manage
     /// daemons).
     #[error("{0}")]

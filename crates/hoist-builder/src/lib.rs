@@ -8,11 +8,12 @@
 //! - [`create()`], [`leave`], [`remove`]: the store changes of `create`, `create --leave`
 //!   and `rm`, everything checked before anything is written.
 //! - [`Driver`] / [`AnyDriver`]: `embedded` (the in-process engine, the builder
-//!   [`DEFAULT_BUILDER`]) and `remote` (`unix://`, `tcp://`, mutual TLS options);
-//!   [`report`]: every node's status, asked in parallel, for `ls` and `inspect`.
+//!   [`DEFAULT_BUILDER`]), `remote` (`unix://`, `tcp://`, mutual TLS options) and
+//!   `docker-container` (hoistd in a Docker container, dialled by `exec hoistd
+//!   dial-stdio`); [`report`]: every node's status, asked in parallel, for `ls` and
+//!   `inspect`.
 //!
-//! Not here yet: dialing a node (BuildKit's gRPC, with hoistd's client) and the drivers that
-//! manage daemons (`docker`, `docker-container`, `kubernetes`), which are refused by name.
+//! Not here yet: the drivers `docker` and `kubernetes`, which are refused by name.
 
 pub mod create;
 pub mod driver;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use hoist_dockerfile::go_csv::{self, CsvError};
+use hoist_oci::annotations::{self, AnnotationType};
 use hoist_oci::{Compression, Platform, Reference};
 
 use crate::error::{Error, Result};
@@ -238,63 +239,42 @@ impl Annotations {
     /// optional platform in brackets (`manifest[linux/arm64]`); one annotation per type.
     pub fn parse_flags<S: AsRef<str>>(values: &[S]) -> Result<Annotations> {
         let mut out = Vec::new();
-        for value in values.iter().map(AsRef::as_ref).filter(|v| !v.is_empty()) {
+        for value in values.iter().map(AsRef::as_ref) {
             let bad = |reason: String| Error::AnnotationFlag {
                 value: value.to_owned(),
                 reason,
             };
-            let Some((head, text)) = value.split_once('=') else {
-                return Err(bad("expected key=value".into()));
-            };
-            let Some((types, key)) = head.split_once(':') else {
-                out.push(Annotation {
-                    target: AnnotationTarget::Manifest,
-                    platform: None,
-                    key: head.to_owned(),
-                    value: text.to_owned(),
-                });
-                continue;
-            };
-            for typed in types.split(',') {
-                let (name, platform) = match typed.split_once('[') {
-                    Some((name, rest)) => match rest.strip_suffix(']') {
-                        Some(spec) if is_platform_text(spec) => (name, Some(spec)),
-                        _ => return Err(bad(type_syntax(typed))),
-                    },
-                    None => (typed, None),
+            let flags =
+                annotations::parse_annotation_flag(value).map_err(|e| bad(e.to_string()))?;
+            for flag in flags {
+                let target = match flag.kind {
+                    None | Some(AnnotationType::Manifest) => AnnotationTarget::Manifest,
+                    Some(AnnotationType::ManifestDescriptor) => {
+                        AnnotationTarget::ManifestDescriptor
+                    }
+                    Some(AnnotationType::Index) => AnnotationTarget::Index,
+                    Some(AnnotationType::IndexDescriptor) => AnnotationTarget::IndexDescriptor,
                 };
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
-                    return Err(bad(type_syntax(typed)));
-                }
-                let target = match name {
-                    "manifest" => AnnotationTarget::Manifest,
-                    "manifest-descriptor" => AnnotationTarget::ManifestDescriptor,
-                    "index" => AnnotationTarget::Index,
-                    "index-descriptor" => AnnotationTarget::IndexDescriptor,
-                    _ => return Err(bad(format!("unknown annotation type {name:?}"))),
-                };
-                let platform = match platform {
-                    Some(spec) => Some(
-                        Platform::parse(spec)
-                            .map_err(|e| bad(format!("invalid platform {spec:?}: {e}")))?,
-                    ),
-                    None => None,
-                };
-                if platform.is_some()
+                if flag.platform.is_some()
                     && matches!(
                         target,
                         AnnotationTarget::Index | AnnotationTarget::IndexDescriptor
                     )
                 {
+                    let name = if target == AnnotationTarget::Index {
+                        "index"
+                    } else {
+                        "index-descriptor"
+                    };
                     return Err(bad(format!(
                         "a platform cannot be given for {name} annotations"
                     )));
                 }
                 out.push(Annotation {
                     target,
-                    platform,
-                    key: key.to_owned(),
-                    value: text.to_owned(),
+                    platform: flag.platform,
+                    key: flag.key,
+                    value: flag.value,
                 });
             }
         }
@@ -337,19 +317,6 @@ impl Annotations {
 }
 
 /// buildx's `[A-Za-z0-9_/-]+` inside an annotation type's brackets.
-fn is_platform_text(spec: &str) -> bool {
-    !spec.is_empty()
-        && spec
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'/' || b == b'-')
-}
-
-fn type_syntax(typed: &str) -> String {
-    format!(
-        "invalid annotation type {typed:?}, expected type and optional platform in square brackets"
-    )
-}
-
 /// buildx's message when `--load` (a docker output without `dest`) gets several platforms.
 pub(crate) const DOCKER_LOAD_MANIFEST_LISTS: &str =
     "docker exporter does not currently support exporting manifest lists";

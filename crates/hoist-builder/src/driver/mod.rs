@@ -1,15 +1,18 @@
 //! The [`Driver`] trait — how a node is started, asked, stopped and removed — and
-//! [`AnyDriver`], the closed set hoist has: [`EmbeddedDriver`] (the in-process engine) and
-//! [`RemoteDriver`] (a daemon at `unix://` or `tcp://`) and [`DockerDriver`] (the BuildKit
-//! inside a Docker daemon). buildx's `docker-container` and `kubernetes` are known names
-//! refused with a clear error until they exist; `dial` (a connection for BuildKit's gRPC)
-//! comes with hoistd's client.
+//! [`AnyDriver`], the closed set hoist has: [`EmbeddedDriver`] (the in-process engine),
+//! [`RemoteDriver`] (a daemon at `unix://` or `tcp://`), [`DockerDriver`] (the BuildKit
+//! inside a Docker daemon) and [`DockerContainerDriver`] (hoistd in a container of a Docker
+//! daemon, reached by `exec hoistd dial-stdio`). buildx's `kubernetes` is a known name
+//! refused with a clear error until it exists.
 //!
 //! Drivers are built from a stored [`Node`] by [`AnyDriver::new`], which is also where
 //! driver options are checked, so `create` refuses a bad option before anything is stored.
 
 mod docker;
+mod docker_api;
+mod docker_container;
 mod embedded;
+mod hoistd_image;
 mod remote;
 
 use std::collections::BTreeMap;
@@ -18,6 +21,8 @@ use std::fmt;
 use hoist_oci::Platform;
 
 pub use docker::DockerDriver;
+pub use docker_api::ExecStream;
+pub use docker_container::{default_image, DockerContainerDriver, CONTAINER_PREFIX};
 pub use embedded::EmbeddedDriver;
 pub use remote::{Endpoint, RemoteDriver, TlsOptions};
 
@@ -30,8 +35,10 @@ pub const EMBEDDED: &str = "embedded";
 pub const REMOTE: &str = "remote";
 /// The BuildKit inside a Docker daemon.
 pub const DOCKER: &str = "docker";
+/// hoistd in a container of a Docker daemon.
+pub const DOCKER_CONTAINER: &str = "docker-container";
 /// buildx's drivers hoist recognises but does not have yet.
-pub const NOT_YET: &[&str] = &["docker-container", "kubernetes"];
+pub const NOT_YET: &[&str] = &["kubernetes"];
 
 /// How long a status check waits for a node to accept a connection.
 pub const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -104,6 +111,8 @@ pub enum AnyDriver {
     Remote(RemoteDriver),
     /// A Docker daemon's BuildKit.
     Docker(DockerDriver),
+    /// hoistd in a Docker container.
+    DockerContainer(Box<DockerContainerDriver>),
 }
 
 impl AnyDriver {
@@ -113,6 +122,9 @@ impl AnyDriver {
         match group.driver.as_str() {
             EMBEDDED => EmbeddedDriver::new(node).map(AnyDriver::Embedded),
             DOCKER => DockerDriver::new(node).map(AnyDriver::Docker),
+            DOCKER_CONTAINER => {
+                DockerContainerDriver::new(node).map(|d| AnyDriver::DockerContainer(Box::new(d)))
+            }
             _ => RemoteDriver::new(node).map(AnyDriver::Remote),
         }
     }
@@ -122,6 +134,7 @@ impl AnyDriver {
             AnyDriver::Embedded(d) => d,
             AnyDriver::Remote(d) => d,
             AnyDriver::Docker(d) => d,
+            AnyDriver::DockerContainer(d) => &**d,
         }
     }
 }
@@ -130,7 +143,7 @@ impl AnyDriver {
 /// plain "not available yet" for buildx's drivers hoist does not have yet.
 pub fn check_driver_name(name: &str) -> Result<()> {
     match name {
-        EMBEDDED | REMOTE | DOCKER => Ok(()),
+        EMBEDDED | REMOTE | DOCKER | DOCKER_CONTAINER => Ok(()),
         _ if NOT_YET.contains(&name) => Err(Error::DriverUnavailable(name.to_owned())),
         _ => Err(Error::UnknownDriver(name.to_owned())),
     }

@@ -61,14 +61,10 @@ fn bad_requests_leave_the_store_unchanged() {
         refused(&store, driver("warp")),
         r#"failed to find driver "warp""#
     );
-    for d in ["docker-container", "kubernetes"] {
-        assert_eq!(
-            refused(&store, driver(d)),
-            format!(
-                r#"driver "{d}" is not available yet in hoist (available: "embedded", "remote", "docker")"#
-            )
-        );
-    }
+    assert_eq!(
+        refused(&store, driver("kubernetes")),
+        r#"driver "kubernetes" is not available yet in hoist (available: "embedded", "remote", "docker", "docker-container")"#
+    );
     let docker_with = |opts: &[&str]| CreateRequest {
         driver: Some("docker".to_owned()),
         driver_opts: opts.iter().map(|o| (*o).to_owned()).collect(),
@@ -77,6 +73,16 @@ fn bad_requests_leave_the_store_unchanged() {
     assert_eq!(
         refused(&store, docker_with(&["network=host"])),
         "invalid driver option network for docker driver"
+    );
+    assert_eq!(
+        refused(
+            &store,
+            CreateRequest {
+                driver_opts: vec!["image=x,colour=blue".to_owned()],
+                ..driver("docker-container")
+            }
+        ),
+        "invalid driver option colour for docker-container driver"
     );
     assert_eq!(
         refused(&store, remote("x", "tcp://127.0.0.1:1", &["colour=blue"])),

@@ -34,8 +34,17 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         };
         return super::build_remote::run(&args, addr, tls);
     }
-    if let super::BuildTarget::Remote { addr, tls } = ctx.build_target()? {
-        return super::build_remote::run(&args, &addr, tls);
+    match ctx.build_target()? {
+        super::BuildTarget::Remote { addr, tls } => {
+            return super::build_remote::run(&args, &addr, tls);
+        }
+        super::BuildTarget::DockerContainer(driver) => {
+            return super::build_remote::run_on(
+                &args,
+                super::build_remote::Dial::Container(driver),
+            );
+        }
+        super::BuildTarget::Embedded => {}
     }
     let inputs = inputs(&args, &mut std::io::stdin().lock())?;
     let mut options = build_options(&args)?;

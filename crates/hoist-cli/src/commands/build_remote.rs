@@ -69,7 +69,59 @@ struct Plan {
 }
 
 pub fn run(args: &BuildArgs, addr: &str, tls: RemoteTls) -> anyhow::Result<ExitCode> {
-    let daemon = Daemon::of(addr)?;
+    run_on(
+        args,
+        Dial::Address {
+            addr: addr.to_owned(),
+            tls,
+        },
+    )
+}
+
+/// How the client reaches the daemon: the one hook between "which node" and the build.
+pub enum Dial {
+    /// An address (`unix://`, `tcp://`, TLS settings), as `--addr` or a `remote` builder.
+    Address { addr: String, tls: RemoteTls },
+    /// A `docker-container` builder's hoistd, through `exec hoistd dial-stdio`.
+    Container(Box<hoist_builder::driver::DockerContainerDriver>),
+}
+
+impl Dial {
+    /// What errors name as the daemon's address.
+    fn label(&self) -> String {
+        match self {
+            Dial::Address { addr, .. } => addr.clone(),
+            Dial::Container(driver) => format!(
+                "docker-container://{} (via {})",
+                driver.container(),
+                driver.docker_endpoint()
+            ),
+        }
+    }
+
+    async fn connect(&self) -> anyhow::Result<Channel> {
+        match self {
+            Dial::Address { addr, tls } => connect(addr, tls).await,
+            Dial::Container(driver) => {
+                // As buildx: a builder never bootstrapped (or stopped) starts on first use.
+                driver
+                    .ensure_running()
+                    .await
+                    .context("failed to bootstrap the builder")?;
+                Ok(driver.channel().await?)
+            }
+        }
+    }
+}
+
+/// [`run`] on a daemon reached as `dial` says.
+pub fn run_on(args: &BuildArgs, dial: Dial) -> anyhow::Result<ExitCode> {
+    let label = dial.label();
+    let addr = label.as_str();
+    let daemon = match &dial {
+        Dial::Address { addr, .. } => Daemon::of(addr)?,
+        Dial::Container(_) => Daemon::Grpc,
+    };
     let Plan {
         mut request,
         session,
@@ -86,11 +138,12 @@ pub fn run(args: &BuildArgs, addr: &str, tls: RemoteTls) -> anyhow::Result<ExitC
     if let Some(session) = &session {
         request.session = session.id().to_owned();
     }
+    let dial = &dial;
     let outcome = block_on({
         let session = session.clone();
         async move {
             let channel = match &daemon {
-                Daemon::Grpc => connect(addr, &tls).await?,
+                Daemon::Grpc => dial.connect().await?,
                 Daemon::Docker(endpoint) => connect_docker(endpoint).await?,
             };
             let client = ControlClient::new(channel);
@@ -117,6 +170,12 @@ pub fn run(args: &BuildArgs, addr: &str, tls: RemoteTls) -> anyhow::Result<ExitC
             // The daemon's own answers come without a source; the transport's carry one.
             let transport = std::error::Error::source(&status).is_some()
                 || status.code() == hoist_proto::tonic::Code::Unavailable;
+            if let Dial::Container(driver) = dial {
+                let stderr = driver.dial_stderr();
+                if !stderr.is_empty() {
+                    message.push_str(&format!(" (dial-stdio: {stderr})"));
+                }
+            }
             if transport {
                 eprintln!("ERROR: the connection to {addr} failed: {message}");
             } else {

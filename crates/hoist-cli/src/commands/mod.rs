@@ -140,7 +140,9 @@ impl Context {
 
     /// Where `hoist build` runs, from the selected builder: the embedded engine, the one
     /// node of a `remote` builder (through hoist's BuildKit client, with the node's TLS
-    /// driver-opts), or the Docker daemon of a `docker` builder (`docker-daemon://…`). Other drivers and several nodes are refused, naming the builder.
+    /// driver-opts), of a `docker-container` builder (the same client over the container's
+    /// dial), or the Docker daemon of a `docker` builder (`docker-daemon://…`). Other
+    /// drivers and several nodes are refused, naming the builder.
     pub fn build_target(&self) -> anyhow::Result<BuildTarget> {
         let name = self.builder_name()?;
         if name == hoist_builder::DEFAULT_BUILDER {
@@ -162,6 +164,18 @@ impl Context {
                 addr: driver.client_address(),
                 tls: RemoteTls::default(),
             });
+        }
+        if group.driver == hoist_builder::driver::DOCKER_CONTAINER {
+            return match group.nodes.as_slice() {
+                [node] => Ok(BuildTarget::DockerContainer(Box::new(
+                    hoist_builder::driver::DockerContainerDriver::new(node)?,
+                ))),
+                nodes => anyhow::bail!(
+                    "builder {:?} has {} nodes: builds spread over several nodes are not available yet in hoist (use a builder with one node)",
+                    group.name,
+                    nodes.len()
+                ),
+            };
         }
         if group.driver != hoist_builder::driver::REMOTE {
             anyhow::bail!(
@@ -257,6 +271,9 @@ pub enum BuildTarget {
     Embedded,
     /// A BuildKit daemon (hoistd, or any BuildKit) at `addr`.
     Remote { addr: String, tls: RemoteTls },
+    /// hoistd in a container of a `docker-container` builder, dialled through the Docker
+    /// daemon (`exec hoistd dial-stdio`).
+    DockerContainer(Box<hoist_builder::driver::DockerContainerDriver>),
 }
 
 /// TLS settings of a connection to a daemon: buildctl's `--tlscacert`, `--tlscert`,

@@ -133,8 +133,16 @@ fn refused_commands_say_why_and_leave_the_store_unchanged() {
     let cases: &[(&[&str], &str)] = &[
         (&["create", "--driver", "warp"], "ERROR: failed to find driver \"warp\"\n"),
         (
-            &["create", "--driver", "docker-container"],
-            "ERROR: driver \"docker-container\" is not available yet in hoist (available: \"embedded\", \"remote\", \"docker\")\n",
+            &["create", "--driver", "kubernetes"],
+            "ERROR: driver \"kubernetes\" is not available yet in hoist (available: \"embedded\", \"remote\", \"docker\", \"docker-container\")\n",
+        ),
+        (
+            &["create", "--driver", "docker-container", "ssh://me@host"],
+            "ERROR: invalid endpoint \"ssh://me@host\": expected unix://PATH or tcp://HOST:PORT (the Docker daemon's address)\n",
+        ),
+        (
+            &["create", "--driver", "docker-container", "--driver-opt", "memory=lots"],
+            "ERROR: invalid driver option memory=\"lots\" for docker-container driver: expected a size in bytes with an optional unit (b, k, m, g)\n",
         ),
         (
             &["create", "--driver", "remote", "--driver-opt", "colour=blue", "tcp://127.0.0.1:1"],

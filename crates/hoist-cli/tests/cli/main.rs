@@ -24,6 +24,7 @@ mod cache_misses;
 mod corpus;
 mod debug_commands;
 mod differential;
+mod docker_container;
 mod fidelity;
 mod history;
 mod multiplatform_binfmt;

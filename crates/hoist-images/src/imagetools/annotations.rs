@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use hoist_oci::annotations::{parse_annotation_flag, AnnotationFlagError, AnnotationType};
 use hoist_oci::{Descriptor, Platform};
 
 use crate::error::{Error, Result};
@@ -50,69 +51,30 @@ pub struct Annotation {
     pub value: String,
 }
 
-/// Parses `--annotation` values.
+/// Parses `--annotation` values (the grammar `hoist build --annotation` reads too).
 pub fn parse_annotations(inputs: &[String]) -> Result<Vec<Annotation>> {
     let mut out = Vec::new();
-    for input in inputs.iter().filter(|i| !i.is_empty()) {
-        let Some((k, value)) = input.split_once('=') else {
-            return Err(Error::AnnotationWithoutValue {
+    for input in inputs {
+        let flags = parse_annotation_flag(input).map_err(|e| match e {
+            AnnotationFlagError::NoValue => Error::AnnotationWithoutValue {
                 input: input.clone(),
-            });
-        };
-        let Some((types, key)) = k.split_once(':') else {
-            out.push(Annotation {
-                target: AnnotationTarget::Untyped,
-                platform: None,
-                key: k.to_owned(),
-                value: value.to_owned(),
-            });
-            continue;
-        };
-        for type_and_platform in types.split(',') {
-            let (name, platform) = match type_and_platform.split_once('[') {
-                Some((name, rest)) => match rest.strip_suffix(']') {
-                    Some(p)
-                        if !p.is_empty()
-                            && p.bytes().all(|b| {
-                                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'/' | b'-')
-                            }) =>
-                    {
-                        (name, Some(p))
-                    }
-                    _ => {
-                        return Err(Error::InvalidAnnotationType {
-                            text: type_and_platform.to_owned(),
-                        })
-                    }
-                },
-                None => (type_and_platform, None),
-            };
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
-                return Err(Error::InvalidAnnotationType {
-                    text: type_and_platform.to_owned(),
-                });
-            }
-            let target = match name {
-                "index" => AnnotationTarget::Index,
-                "index-descriptor" => AnnotationTarget::IndexDescriptor,
-                "manifest" => AnnotationTarget::Manifest,
-                "manifest-descriptor" => AnnotationTarget::ManifestDescriptor,
-                other => {
-                    return Err(Error::UnknownAnnotationType {
-                        name: other.to_owned(),
-                    })
-                }
-            };
-            let platform = platform
-                .map(|p| Platform::parse(p).map(|p| p.normalize()))
-                .transpose()?;
-            out.push(Annotation {
-                target,
-                platform,
-                key: key.to_owned(),
-                value: value.to_owned(),
-            });
-        }
+            },
+            AnnotationFlagError::InvalidType { text } => Error::InvalidAnnotationType { text },
+            AnnotationFlagError::UnknownType { name } => Error::UnknownAnnotationType { name },
+            AnnotationFlagError::InvalidPlatform { source, .. } => Error::from(*source),
+        })?;
+        out.extend(flags.into_iter().map(|flag| Annotation {
+            target: match flag.kind {
+                None => AnnotationTarget::Untyped,
+                Some(AnnotationType::Index) => AnnotationTarget::Index,
+                Some(AnnotationType::IndexDescriptor) => AnnotationTarget::IndexDescriptor,
+                Some(AnnotationType::Manifest) => AnnotationTarget::Manifest,
+                Some(AnnotationType::ManifestDescriptor) => AnnotationTarget::ManifestDescriptor,
+            },
+            platform: flag.platform.map(|p| p.normalize()),
+            key: flag.key,
+            value: flag.value,
+        }));
     }
     Ok(out)
 }
