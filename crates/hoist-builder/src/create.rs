@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use hoist_oci::Platform;
 
 use crate::driver::{
-    check_driver_name, AnyDriver, Driver, Endpoint, DOCKER_CONTAINER, EMBEDDED, REMOTE,
+    check_driver_name, AnyDriver, Driver, Endpoint, DOCKER, DOCKER_CONTAINER, EMBEDDED, REMOTE,
 };
 use crate::error::{Error, Result};
 use crate::name::{generate_name, validate_name};
@@ -103,6 +103,11 @@ pub fn create(txn: &Txn<'_>, request: &CreateRequest) -> Result<NodeGroup> {
             (endpoint.clone(), true)
         }
         (REMOTE, None) => return Err(Error::Invalid("no remote endpoint provided".to_owned())),
+        // buildx's docker driver takes a docker context; hoist the daemon's socket.
+        (DOCKER, Some(endpoint)) => {
+            Endpoint::parse(endpoint)?;
+            (endpoint.clone(), true)
+        }
         // The Docker daemon a docker-container node lives in (default: DOCKER_HOST, …).
         (DOCKER_CONTAINER, Some(endpoint)) => {
             hoist_export::DockerEndpoint::parse(endpoint).map_err(|e| Error::BadEndpoint {

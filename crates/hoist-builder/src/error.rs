@@ -49,7 +49,7 @@ pub enum Error {
     #[error("failed to find driver {0:?}")]
     UnknownDriver(String),
     /// A driver buildx has and hoist does not have yet.
-    #[error("driver {0:?} is not available yet in hoist (available: \"embedded\", \"remote\", \"docker-container\")")]
+    #[error("driver {0:?} is not available yet in hoist (available: \"embedded\", \"remote\", \"docker\", \"docker-container\")")]
     DriverUnavailable(String),
     /// A driver option the driver does not take.
     #[error("invalid driver option {key} for {driver} driver")]

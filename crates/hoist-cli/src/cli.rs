@@ -530,9 +530,10 @@ pub struct BuildArgs {
         value_name = "RUNTIME"
     )]
     pub runtime: String,
-    /// Build on a BuildKit daemon (hoistd) at this address instead of in process:
-    /// `unix:///PATH` or `tcp://HOST:PORT` (buildctl's `--addr`). Needs a Git or http(s)
-    /// context and no output but an image push, until hoist's client has a session.
+    /// Build on a BuildKit daemon at this address instead of in process: `unix:///PATH` or
+    /// `tcp://HOST:PORT` (buildctl's `--addr`, hoistd or buildkitd), `docker-daemon` (the
+    /// BuildKit inside the Docker daemon of `DOCKER_HOST`, else /var/run/docker.sock) or
+    /// `docker-daemon://SOCKET`. Local contexts and outputs travel through a session.
     #[arg(long, value_name = "ADDRESS")]
     pub addr: Option<String>,
     /// With `--addr tcp://…`: the CA certificate the daemon's certificate must chain to.

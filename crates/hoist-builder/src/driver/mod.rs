@@ -1,13 +1,14 @@
 //! The [`Driver`] trait — how a node is started, asked, stopped and removed — and
 //! [`AnyDriver`], the closed set hoist has: [`EmbeddedDriver`] (the in-process engine),
-//! [`RemoteDriver`] (a daemon at `unix://` or `tcp://`) and [`DockerContainerDriver`]
-//! (hoistd in a container of a Docker daemon, reached by `exec hoistd dial-stdio`).
-//! buildx's `docker` and `kubernetes` are known names refused with a clear error until
-//! they exist.
+//! [`RemoteDriver`] (a daemon at `unix://` or `tcp://`), [`DockerDriver`] (the BuildKit
+//! inside a Docker daemon) and [`DockerContainerDriver`] (hoistd in a container of a Docker
+//! daemon, reached by `exec hoistd dial-stdio`). buildx's `kubernetes` is a known name
+//! refused with a clear error until it exists.
 //!
 //! Drivers are built from a stored [`Node`] by [`AnyDriver::new`], which is also where
 //! driver options are checked, so `create` refuses a bad option before anything is stored.
 
+mod docker;
 mod docker_api;
 mod docker_container;
 mod embedded;
@@ -19,6 +20,7 @@ use std::fmt;
 
 use hoist_oci::Platform;
 
+pub use docker::DockerDriver;
 pub use docker_api::ExecStream;
 pub use docker_container::{default_image, DockerContainerDriver, CONTAINER_PREFIX};
 pub use embedded::EmbeddedDriver;
@@ -31,10 +33,12 @@ use crate::node_group::{Node, NodeGroup};
 pub const EMBEDDED: &str = "embedded";
 /// A daemon reached at an endpoint.
 pub const REMOTE: &str = "remote";
+/// The BuildKit inside a Docker daemon.
+pub const DOCKER: &str = "docker";
 /// hoistd in a container of a Docker daemon.
 pub const DOCKER_CONTAINER: &str = "docker-container";
 /// buildx's drivers hoist recognises but does not have yet.
-pub const NOT_YET: &[&str] = &["docker", "kubernetes"];
+pub const NOT_YET: &[&str] = &["kubernetes"];
 
 /// How long a status check waits for a node to accept a connection.
 pub const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -105,6 +109,8 @@ pub enum AnyDriver {
     Embedded(EmbeddedDriver),
     /// A daemon at an endpoint.
     Remote(RemoteDriver),
+    /// A Docker daemon's BuildKit.
+    Docker(DockerDriver),
     /// hoistd in a Docker container.
     DockerContainer(Box<DockerContainerDriver>),
 }
@@ -115,6 +121,7 @@ impl AnyDriver {
         check_driver_name(&group.driver)?;
         match group.driver.as_str() {
             EMBEDDED => EmbeddedDriver::new(node).map(AnyDriver::Embedded),
+            DOCKER => DockerDriver::new(node).map(AnyDriver::Docker),
             DOCKER_CONTAINER => {
                 DockerContainerDriver::new(node).map(|d| AnyDriver::DockerContainer(Box::new(d)))
             }
@@ -126,6 +133,7 @@ impl AnyDriver {
         match self {
             AnyDriver::Embedded(d) => d,
             AnyDriver::Remote(d) => d,
+            AnyDriver::Docker(d) => d,
             AnyDriver::DockerContainer(d) => &**d,
         }
     }
@@ -135,7 +143,7 @@ impl AnyDriver {
 /// plain "not available yet" for buildx's drivers hoist does not have yet.
 pub fn check_driver_name(name: &str) -> Result<()> {
     match name {
-        EMBEDDED | REMOTE | DOCKER_CONTAINER => Ok(()),
+        EMBEDDED | REMOTE | DOCKER | DOCKER_CONTAINER => Ok(()),
         _ if NOT_YET.contains(&name) => Err(Error::DriverUnavailable(name.to_owned())),
         _ => Err(Error::UnknownDriver(name.to_owned())),
     }

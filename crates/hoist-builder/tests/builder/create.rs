@@ -61,14 +61,19 @@ fn bad_requests_leave_the_store_unchanged() {
         refused(&store, driver("warp")),
         r#"failed to find driver "warp""#
     );
-    for d in ["docker", "kubernetes"] {
-        assert_eq!(
-            refused(&store, driver(d)),
-            format!(
-                r#"driver "{d}" is not available yet in hoist (available: "embedded", "remote", "docker-container")"#
-            )
-        );
-    }
+    assert_eq!(
+        refused(&store, driver("kubernetes")),
+        r#"driver "kubernetes" is not available yet in hoist (available: "embedded", "remote", "docker", "docker-container")"#
+    );
+    let docker_with = |opts: &[&str]| CreateRequest {
+        driver: Some("docker".to_owned()),
+        driver_opts: opts.iter().map(|o| (*o).to_owned()).collect(),
+        ..request("x")
+    };
+    assert_eq!(
+        refused(&store, docker_with(&["network=host"])),
+        "invalid driver option network for docker driver"
+    );
     assert_eq!(
         refused(
             &store,

@@ -455,7 +455,7 @@ fn named_contexts(
 /// variable named like the id when it is set, else the file of that name. A variable that is
 /// not set gives no secret (a RUN that requires it fails); a file is read by the engine,
 /// which names it when it cannot.
-fn secrets(flags: &[String]) -> anyhow::Result<Secrets> {
+pub(super) fn secrets(flags: &[String]) -> anyhow::Result<Secrets> {
     let mut secrets = Secrets::new();
     for flag in flags {
         let (mut id, mut file, mut env, mut kind) = (None, None, None, None);

@@ -114,7 +114,8 @@ pub fn run(
         let node = &nodes[first];
         return build_remote::run(args, &node.addr, node.tls.clone());
     }
-    let exporter = build_remote::solve_request(args)?
+    let exporter = build_remote::NodeBuild::new(args)?
+        .request
         .exporters
         .into_iter()
         .next()
@@ -162,14 +163,15 @@ pub fn run(
                 .map(|p| p.format())
                 .collect::<Vec<_>>()
                 .join(",");
-            let mut request = build_remote::solve_request(args)?;
-            request
+            let mut build = build_remote::NodeBuild::new(args)?;
+            build
+                .request
                 .frontend_attrs
                 .insert("platform".to_owned(), list.clone());
             let mut attrs = exporter.attrs.clone();
             attrs.insert("name".to_owned(), repository.to_string());
             attrs.insert("push-by-digest".to_owned(), "true".to_owned());
-            request.exporters = vec![hoist_proto::control::Exporter {
+            build.request.exporters = vec![hoist_proto::control::Exporter {
                 r#type: "image".to_owned(),
                 attrs,
             }];
@@ -177,10 +179,14 @@ pub fn run(
             let node_events = node_events(&node.name, label, events.clone());
             let what = format!("{} building {list}", node.describe());
             jobs.push(async move {
-                let response =
-                    build_remote::solve(ControlClient::new(channel), request, node_events)
-                        .await
-                        .map_err(|status| anyhow::anyhow!("{what} failed: {}", explain(&status)))?;
+                let client = ControlClient::new(channel);
+                let (request, _session) = build
+                    .start(client.clone())
+                    .await
+                    .with_context(|| format!("{what}: cannot open the session"))?;
+                let response = build_remote::solve(client, request, node_events)
+                    .await
+                    .map_err(|status| anyhow::anyhow!("{what} failed: {}", explain(&status)))?;
                 let metadata = build_remote::metadata(&response)?;
                 let digest = metadata
                     .descriptor

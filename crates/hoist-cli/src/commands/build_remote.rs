@@ -1,16 +1,25 @@
-//! `hoist build --addr ADDRESS`: the build sent to a BuildKit daemon (hoistd) as
-//! `Control.Solve` with the `dockerfile.v0` frontend, its `Control.Status` stream turned into
-//! hoist's progress events for the usual renderers, and the exporter response written to
-//! `--metadata-file` / `--iidfile` as a local build's.
+//! `hoist build --addr ADDRESS`: the build sent to a BuildKit daemon (hoistd, a buildkitd,
+//! or the BuildKit inside a Docker daemon) as `Control.Solve` with the `dockerfile.v0`
+//! frontend, its `Control.Status` stream turned into hoist's progress events for the usual
+//! renderers, and the exporter response written to `--metadata-file` / `--iidfile` as a
+//! local build's.
 //!
-//! hoist's client has no session yet, so only what a daemon can do alone is sent: a Git or
-//! http(s) context (the frontend attribute `context`), an image pushed to a registry.
-//! Anything needing files or answers from this machine (a local or stdin context, a
-//! Dockerfile from here, secrets, SSH, local outputs) is refused before connecting.
+//! Addresses: `unix:///PATH`, `tcp://HOST:PORT` (TLS flags as buildctl's), `docker-daemon`
+//! (`DOCKER_HOST` or `/var/run/docker.sock`) and `docker-daemon://SOCKET`: dockerd's
+//! `POST /grpc` upgrade carries the gRPC calls, its `POST /session` upgrade the session.
+//!
+//! What the daemon needs from this machine travels through a session (hoist-session) the
+//! client serves: the local context and Dockerfile directories (`context`, `dockerfile`,
+//! `--build-context NAME=DIR` as `local:NAME`), registry credentials from the docker
+//! config, `--secret` values, `--ssh` agent sockets, and the `local`/`tar` outputs streamed
+//! back. Over `unix://`/`tcp://` the session is the `Control.Session` stream and is opened only
+//! when the build needs one (a URL context pushed to a registry needs none); dockerd always
+//! gets one.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context as _};
@@ -22,14 +31,42 @@ use hoist_proto::tonic::transport::{
     Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri,
 };
 use hoist_proto::Timestamp;
+use hoist_session::{dockerd, Output, Session};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{block_on, RemoteTls};
 use crate::cli::BuildArgs;
 use crate::progress;
 
-/// What a session-less client cannot do, in one sentence each error ends with.
-const NEEDS_SESSION: &str = "needs a session, not supported by hoist's client yet";
+/// Where the build goes.
+enum Daemon {
+    /// A BuildKit daemon's own gRPC socket.
+    Grpc,
+    /// The BuildKit inside a Docker daemon.
+    Docker(dockerd::Endpoint),
+}
+
+impl Daemon {
+    fn of(addr: &str) -> anyhow::Result<Daemon> {
+        let host = std::env::var("DOCKER_HOST").ok();
+        match dockerd::Endpoint::from_addr(addr, host.as_deref()) {
+            Some(endpoint) => Ok(Daemon::Docker(endpoint?)),
+            None => Ok(Daemon::Grpc),
+        }
+    }
+
+    fn is_docker(&self) -> bool {
+        matches!(self, Daemon::Docker(_))
+    }
+}
+
+/// The build as sent: the request and the session that serves it, if it needs one.
+struct Plan {
+    request: SolveRequest,
+    session: Option<Session>,
+    /// A Dockerfile from stdin, kept until the build ends.
+    _temp: Option<TempDir>,
+}
 
 pub fn run(args: &BuildArgs, addr: &str, tls: RemoteTls) -> anyhow::Result<ExitCode> {
     run_on(
@@ -81,7 +118,15 @@ impl Dial {
 pub fn run_on(args: &BuildArgs, dial: Dial) -> anyhow::Result<ExitCode> {
     let label = dial.label();
     let addr = label.as_str();
-    let request = solve_request(args)?;
+    let daemon = match &dial {
+        Dial::Address { addr, .. } => Daemon::of(addr)?,
+        Dial::Container(_) => Daemon::Grpc,
+    };
+    let Plan {
+        mut request,
+        session,
+        _temp,
+    } = plan(args, &daemon)?;
     if request.exporters.is_empty() {
         eprintln!(
             "WARNING: No output specified. Build result will only remain in the build cache. \
@@ -89,14 +134,29 @@ pub fn run_on(args: &BuildArgs, dial: Dial) -> anyhow::Result<ExitCode> {
         );
     }
     let mode = super::build::progress_mode(args)?;
+    let session = session.map(Arc::new);
+    if let Some(session) = &session {
+        request.session = session.id().to_owned();
+    }
     let dial = &dial;
-    let outcome = block_on(async move {
-        let channel = dial.connect().await?;
-        let (events, renderer) = progress::start(mode);
-        let result = solve(ControlClient::new(channel), request, events).await;
-        let _ = renderer.await;
-        anyhow::Ok(result)
+    let outcome = block_on({
+        let session = session.clone();
+        async move {
+            let channel = match &daemon {
+                Daemon::Grpc => dial.connect().await?,
+                Daemon::Docker(endpoint) => connect_docker(endpoint).await?,
+            };
+            let client = ControlClient::new(channel);
+            if let Some(session) = session {
+                start_session(&daemon, client.clone(), session).await?;
+            }
+            let (events, renderer) = progress::start(mode);
+            let result = solve(client, request, events).await;
+            let _ = renderer.await;
+            anyhow::Ok(result)
+        }
     })??;
+    let session_error = session.as_ref().and_then(|s| s.error());
     let response = match outcome {
         Ok(response) => response,
         Err(status) => {
@@ -121,9 +181,19 @@ pub fn run_on(args: &BuildArgs, dial: Dial) -> anyhow::Result<ExitCode> {
             } else {
                 eprintln!("ERROR: {message}");
             }
+            if let Some(error) = session_error {
+                eprintln!("ERROR: {error}");
+            }
+            if let Some(broke) = SESSION_BROKE.lock().ok().and_then(|s| s.clone()) {
+                eprintln!("ERROR: {broke}");
+            }
             return Ok(ExitCode::FAILURE);
         }
     };
+    if let Some(error) = session_error {
+        eprintln!("ERROR: {error}");
+        return Ok(ExitCode::FAILURE);
+    }
     let metadata = metadata(&response)?;
     if let Some(path) = &args.metadata_file {
         let json = metadata.to_json()?;
@@ -138,6 +208,133 @@ pub fn run_on(args: &BuildArgs, dial: Dial) -> anyhow::Result<ExitCode> {
         super::print(format!("{id}\n"))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One node's share of a multi-node build: the request (its platform and exporter are the
+/// caller's to set) and the session serving this machine's files to that node, if the build
+/// needs one. Each node gets a session of its own.
+pub(super) struct NodeBuild {
+    /// The request; [`NodeBuild::start`] names the session in it.
+    pub request: SolveRequest,
+    session: Option<Arc<Session>>,
+    _temp: Option<TempDir>,
+}
+
+impl NodeBuild {
+    /// The flags as a request for a BuildKit daemon reached over gRPC.
+    pub(super) fn new(args: &BuildArgs) -> anyhow::Result<NodeBuild> {
+        let Plan {
+            request,
+            session,
+            _temp,
+        } = plan(args, &Daemon::Grpc)?;
+        Ok(NodeBuild {
+            request,
+            session: session.map(Arc::new),
+            _temp,
+        })
+    }
+
+    /// Opens the session on `client`'s daemon when there is one; returns the request to
+    /// solve there. The session serves until the process ends or the daemon closes it.
+    pub(super) async fn start(
+        self,
+        client: ControlClient<Channel>,
+    ) -> anyhow::Result<(SolveRequest, Option<Arc<Session>>)> {
+        let mut request = self.request;
+        if let Some(session) = &self.session {
+            request.session = session.id().to_owned();
+            start_session(&Daemon::Grpc, client, Arc::clone(session)).await?;
+        }
+        Ok((request, self.session))
+    }
+}
+
+/// Opens the session: over `Control.Session` (a byte tunnel the session's HTTP/2 server
+/// runs on) or dockerd's `/session` upgrade. The server runs in the background for the
+/// rest of the build.
+async fn start_session(
+    daemon: &Daemon,
+    mut client: ControlClient<Channel>,
+    session: Arc<Session>,
+) -> anyhow::Result<()> {
+    match daemon {
+        Daemon::Docker(endpoint) => {
+            let connection = endpoint.upgrade("/session", &session.headers()).await?;
+            tokio::spawn(async move {
+                if let Err(e) = session.clone().serve(connection).await {
+                    session_failed(&session, e);
+                }
+            });
+        }
+        Daemon::Grpc => {
+            let (io, outbound, inbound) =
+                hoist_session::tunnel::tunnel::<hoist_proto::control::BytesMessage>();
+            let mut request = hoist_proto::tonic::Request::new(outbound);
+            for (name, value) in session.headers() {
+                let key = hoist_proto::tonic::metadata::MetadataKey::from_bytes(
+                    name.to_ascii_lowercase().as_bytes(),
+                )
+                .context("session metadata")?;
+                let value = value.parse().context("session metadata")?;
+                request.metadata_mut().append(key, value);
+            }
+            let server = tokio::spawn({
+                let session = Arc::clone(&session);
+                async move {
+                    if let Err(e) = session.clone().serve(io).await {
+                        session_failed(&session, e);
+                    }
+                }
+            });
+            let response = match client.session(request).await {
+                Ok(response) => response,
+                Err(status) => {
+                    server.abort();
+                    bail!("the daemon refused the session: {}", status.message());
+                }
+            };
+            tokio::spawn(inbound.feed(response.into_inner()));
+        }
+    }
+    Ok(())
+}
+
+/// Why the session's connection broke, if it did: shown when the build fails (a daemon
+/// closing the connection after the build is the normal end, and not an error).
+static SESSION_BROKE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn session_failed(session: &Session, error: anyhow::Error) {
+    if let Ok(mut slot) = SESSION_BROKE.lock() {
+        slot.get_or_insert(format!("session {}: {error:#}", session.id()));
+    }
+}
+
+/// A gRPC channel to the BuildKit inside a Docker daemon: each connection is a `POST /grpc`
+/// upgraded to h2c.
+async fn connect_docker(endpoint: &dockerd::Endpoint) -> anyhow::Result<Channel> {
+    // Fail early, naming the daemon, when it is not there.
+    let probe = endpoint.upgrade("/grpc", &[]).await?;
+    let probe = std::sync::Mutex::new(Some(probe));
+    let endpoint = endpoint.clone();
+    Endpoint::from_static("http://docker.invalid")
+        .connect_timeout(Duration::from_secs(10))
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let first = probe.lock().ok().and_then(|mut p| p.take());
+            let endpoint = endpoint.clone();
+            async move {
+                let connection = match first {
+                    Some(connection) => connection,
+                    None => endpoint
+                        .upgrade("/grpc", &[])
+                        .await
+                        .map_err(std::io::Error::other)?,
+                };
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(connection))
+            }
+        }))
+        .await
+        .context("cannot reach the Docker daemon's BuildKit")
 }
 
 /// A gRPC channel to `addr` (`unix:///PATH` or `tcp://HOST:PORT`; TLS on tcp when any TLS
@@ -162,7 +359,10 @@ pub(super) async fn connect(addr: &str, tls: &RemoteTls) -> anyhow::Result<Chann
             .with_context(cannot);
     }
     let Some(host_port) = addr.strip_prefix("tcp://") else {
-        bail!("invalid address {addr:?}: expected unix:///PATH or tcp://HOST:PORT");
+        bail!(
+            "invalid address {addr:?}: expected unix:///PATH, tcp://HOST:PORT, docker-daemon \
+             or docker-daemon://SOCKET"
+        );
     };
     let with_tls = tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some();
     let scheme = if with_tls { "https" } else { "http" };
@@ -196,42 +396,96 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// The flags as a session-less `SolveRequest` for `dockerfile.v0`; what needs a session is
-/// refused, naming the flag.
-pub(super) fn solve_request(args: &BuildArgs) -> anyhow::Result<SolveRequest> {
-    let refuse = |what: &str| anyhow::anyhow!("{what} {NEEDS_SESSION}");
+/// The flags as a `SolveRequest` for `dockerfile.v0` and the session serving what it needs
+/// from this machine (none when it needs nothing and the daemon is not dockerd).
+fn plan(args: &BuildArgs, daemon: &Daemon) -> anyhow::Result<Plan> {
     if args.context == "-" {
-        return Err(refuse("a context from stdin"));
+        bail!("a context from stdin is not supported with --addr yet");
     }
-    if hoist_engine::ContextSource::remote(&args.context).is_none()
-        || Path::new(&args.context).is_dir()
-    {
-        return Err(refuse(&format!(
-            "the local context {:?} (only Git and http(s) URLs are sent)",
-            args.context
-        )));
-    }
-    if let Some(file) = &args.file {
-        if file == "-" || Path::new(file).is_absolute() {
-            return Err(refuse(&format!("a Dockerfile from this machine ({file})")));
-        }
-    }
+    let local_context = hoist_engine::ContextSource::remote(&args.context).is_none()
+        || Path::new(&args.context).is_dir();
     let unsupported = [
-        (!args.secrets.is_empty(), "--secret"),
-        (!args.ssh.is_empty(), "--ssh"),
         (!args.cache_from.is_empty(), "--cache-from"),
         (!args.cache_to.is_empty(), "--cache-to"),
-        (args.load, "--load"),
         (!args.annotations.is_empty(), "--annotation"),
     ];
     if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
-        return Err(refuse(flag));
+        bail!("{flag} is not supported with --addr yet");
     }
+    let shared_key_source = if local_context {
+        std::fs::canonicalize(&args.context).with_context(|| {
+            format!(
+                "unable to prepare context: path {:?} not found",
+                args.context
+            )
+        })?
+    } else {
+        PathBuf::from(&args.context)
+    };
+    let shared_key =
+        Digest::of(shared_key_source.to_string_lossy().as_bytes()).hex()[..25].to_owned();
+    let name = std::env::current_dir()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "hoist".to_owned());
+    let mut session = Session::new(&name, &shared_key)
+        .with_credentials(hoist_registry::Credentials::from_docker_config());
+    let mut needs_session = daemon.is_docker();
     let mut attrs = HashMap::new();
-    if let Some(file) = &args.file {
-        attrs.insert("filename".to_owned(), file.clone());
+    let mut temp = None;
+    if local_context {
+        needs_session = true;
+        let context = PathBuf::from(&args.context);
+        if !context.is_dir() {
+            bail!(
+                "unable to prepare context: path {:?} is not a directory",
+                args.context
+            );
+        }
+        let (dockerfile_dir, filename) = match args.file.as_deref() {
+            None => (context.clone(), "Dockerfile".to_owned()),
+            Some("-") => {
+                let dir = TempDir::new("hoist-stdin-dockerfile")?;
+                let mut text = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut text)
+                    .context("cannot read the Dockerfile from stdin")?;
+                std::fs::write(dir.0.join("Dockerfile"), text)
+                    .with_context(|| format!("cannot write {}", dir.0.display()))?;
+                let path = dir.0.clone();
+                temp = Some(dir);
+                (path, "Dockerfile".to_owned())
+            }
+            Some(file) => {
+                let path = Path::new(file);
+                let dir = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+                    _ => PathBuf::from("."),
+                };
+                let base = path
+                    .file_name()
+                    .with_context(|| format!("invalid Dockerfile path {file:?}"))?;
+                (dir, base.to_string_lossy().into_owned())
+            }
+        };
+        if !dockerfile_dir.join(&filename).exists() {
+            bail!(
+                "unable to prepare context: the Dockerfile {} does not exist",
+                dockerfile_dir.join(&filename).display()
+            );
+        }
+        session = session
+            .with_dir("context", context)
+            .with_dir("dockerfile", dockerfile_dir);
+        attrs.insert("filename".to_owned(), filename);
+    } else {
+        if let Some(file) = &args.file {
+            if file == "-" || Path::new(file).is_absolute() {
+                bail!("a Dockerfile from this machine ({file}) with a remote context is not supported with --addr yet");
+            }
+            attrs.insert("filename".to_owned(), file.clone());
+        }
+        attrs.insert("context".to_owned(), args.context.clone());
     }
-    attrs.insert("context".to_owned(), args.context.clone());
     if let Some(target) = &args.target {
         attrs.insert("target".to_owned(), target.clone());
     }
@@ -241,6 +495,9 @@ pub(super) fn solve_request(args: &BuildArgs) -> anyhow::Result<SolveRequest> {
         .filter(|p| !p.is_empty())
         .collect();
     if !platforms.is_empty() {
+        if daemon.is_docker() && platforms.len() > 1 {
+            bail!("multiple platforms feature is currently not supported for docker driver");
+        }
         attrs.insert("platform".to_owned(), platforms.join(","));
     }
     for (key, value) in super::build::key_values(&args.build_args, "--build-arg", true)? {
@@ -260,10 +517,17 @@ pub(super) fn solve_request(args: &BuildArgs) -> anyhow::Result<SolveRequest> {
         };
         let remote = value.starts_with("docker-image://")
             || hoist_engine::ContextSource::remote(value).is_some() && !Path::new(value).is_dir();
-        if !remote {
-            return Err(refuse(&format!("the build context {name}={value}")));
+        if remote {
+            attrs.insert(format!("context:{name}"), value.to_owned());
+        } else {
+            let dir = PathBuf::from(value);
+            if !dir.is_dir() {
+                bail!("invalid --build-context {flag:?}: {value} is not a directory");
+            }
+            needs_session = true;
+            session = session.with_dir(name, dir);
+            attrs.insert(format!("context:{name}"), format!("local:{name}"));
         }
-        attrs.insert(format!("context:{name}"), value.to_owned());
     }
     if !args.add_hosts.is_empty() {
         attrs.insert("add-hosts".to_owned(), args.add_hosts.join(","));
@@ -278,32 +542,126 @@ pub(super) fn solve_request(args: &BuildArgs) -> anyhow::Result<SolveRequest> {
     if args.pull {
         attrs.insert("image-resolve-mode".to_owned(), "pull".to_owned());
     }
+    if !args.secrets.is_empty() {
+        needs_session = true;
+        session = session.with_secrets(secret_values(&args.secrets)?);
+    }
+    if !args.ssh.is_empty() {
+        needs_session = true;
+        session = session.with_ssh(ssh_sockets(&args.ssh)?);
+    }
     let mut entitlements = args.allow.clone();
     if args.network == "host" && !entitlements.iter().any(|e| e == "network.host") {
         entitlements.push("network.host".to_owned());
     }
-    Ok(SolveRequest {
+    let exporter = exporter(args, daemon)?;
+    let mut request = SolveRequest {
         r#ref: build_ref(),
         frontend: "dockerfile.v0".to_owned(),
         frontend_attrs: attrs,
-        exporters: exporter(args)?.into_iter().collect(),
         entitlements,
         ..SolveRequest::default()
+    };
+    if let Some((exporter, output)) = exporter {
+        if let Some(output) = output {
+            needs_session = true;
+            session = session.with_output(output);
+        }
+        // Both forms, as BuildKit's client sends them: `exporters` for daemons since 0.13,
+        // the single `exporter` for older ones (dockerd 20.10's BuildKit 0.8).
+        request.exporter = exporter.r#type.clone();
+        request.exporter_attrs = exporter.attrs.clone();
+        request.exporters = vec![exporter];
+    }
+    Ok(Plan {
+        request,
+        session: needs_session.then_some(session),
+        _temp: temp,
     })
 }
 
-/// The one exporter a session-less build can have: `image` (`-o type=image|registry`, or
-/// `--push`), pushed, named by `-t` unless `name=` is given. Its attributes go as written,
-/// for the daemon's parser to check.
-fn exporter(args: &BuildArgs) -> anyhow::Result<Option<Exporter>> {
+/// A directory of this process's, removed when dropped (a Dockerfile read from stdin,
+/// served as the session's `dockerfile` directory).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> anyhow::Result<TempDir> {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `--secret` values, read now (files and variables), for the session's `GetSecret`.
+fn secret_values(flags: &[String]) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let mut values = BTreeMap::new();
+    for (id, source) in super::build::secrets(flags)? {
+        let value = match source {
+            hoist_engine::SecretSource::Value(bytes) => bytes,
+            hoist_engine::SecretSource::File(path) => std::fs::read(&path)
+                .with_context(|| format!("cannot read the secret {id} from {}", path.display()))?,
+        };
+        values.insert(id, value);
+    }
+    Ok(values)
+}
+
+/// `--ssh ID[=SOCKET]`: agent sockets (`SSH_AUTH_SOCK` when none is given) for the session.
+fn ssh_sockets(flags: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut sockets = BTreeMap::new();
+    for flag in flags.iter().filter(|f| !f.is_empty()) {
+        let (id, paths) = match flag.split_once('=') {
+            Some((id, paths)) => (id, paths.split(',').map(PathBuf::from).collect::<Vec<_>>()),
+            None => (flag.as_str(), Vec::new()),
+        };
+        let id = if id.is_empty() { "default" } else { id };
+        let socket = match paths.as_slice() {
+            [] => match std::env::var_os("SSH_AUTH_SOCK") {
+                Some(socket) => PathBuf::from(socket),
+                None => bail!("invalid empty ssh agent socket: make sure SSH_AUTH_SOCK is set"),
+            },
+            [one] => one.clone(),
+            _ => bail!("--ssh {flag:?}: only one agent socket per id is supported with --addr"),
+        };
+        let is_socket = std::fs::metadata(&socket)
+            .map(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+            .unwrap_or(false);
+        if !is_socket {
+            bail!(
+                "--ssh {flag:?}: {} is not an agent socket (key files are not supported with --addr yet)",
+                socket.display()
+            );
+        }
+        sockets.insert(id.to_owned(), socket);
+    }
+    Ok(sockets)
+}
+
+/// The one exporter (`-o`, or `--push`/`--load`) and where its result comes back to this
+/// machine, if it does. Its attributes go as written, for the daemon's parser to check;
+/// `dest` stays here.
+fn exporter(
+    args: &BuildArgs,
+    daemon: &Daemon,
+) -> anyhow::Result<Option<(Exporter, Option<Output>)>> {
     if args.outputs.len() > 1 {
         bail!("only one --output is supported by hoist's client");
     }
     let mut attrs = HashMap::new();
+    let mut kind = None;
     if let Some(spec) = args.outputs.first() {
         let fields = hoist_dockerfile::go_csv::fields(spec)
             .with_context(|| format!("invalid --output {spec:?}"))?;
-        let mut kind = None;
         for field in fields {
             let (key, value) = field.split_once('=').unwrap_or((field.as_str(), ""));
             if key == "type" {
@@ -312,35 +670,101 @@ fn exporter(args: &BuildArgs) -> anyhow::Result<Option<Exporter>> {
                 attrs.insert(key.to_owned(), value.to_owned());
             }
         }
-        match kind.as_deref() {
-            Some("registry") => {
-                attrs.insert("push".to_owned(), "true".to_owned());
+        if kind.is_none() {
+            // buildx: `-o DIR` is a local output, `-o -` a tar on stdout.
+            if fields_are_a_path(spec) {
+                let dest = spec.clone();
+                attrs.clear();
+                attrs.insert("dest".to_owned(), dest.clone());
+                kind = Some(if dest == "-" { "tar" } else { "local" }.to_owned());
+            } else {
+                bail!("invalid --output {spec:?}: type is required");
             }
-            Some("image") => {}
-            Some(other) => {
-                bail!("the {other} output {NEEDS_SESSION} (only type=image|registry with push)")
-            }
-            None => bail!("the output {spec:?} {NEEDS_SESSION} (only type=image|registry)"),
         }
-    } else if !args.push {
+    } else if args.load {
+        kind = Some("docker".to_owned());
+    } else if args.push {
+        kind = Some("image".to_owned());
+    } else if daemon.is_docker() {
+        // As `docker build` and buildx's docker driver: the image stays in the daemon.
+        kind = Some("docker".to_owned());
+    } else {
         return Ok(None);
     }
-    if args.push {
+    let mut kind = kind.unwrap_or_default();
+    if args.push && kind == "image" {
         attrs.insert("push".to_owned(), "true".to_owned());
     }
-    if attrs.get("push").map(String::as_str) != Some("true") {
-        bail!("an image kept by the daemon without push {NEEDS_SESSION}: add --push");
+    if kind == "registry" {
+        kind = "image".to_owned();
+        attrs.insert("push".to_owned(), "true".to_owned());
     }
-    if !attrs.contains_key("name") {
-        if args.tags.is_empty() {
+    let output = match kind.as_str() {
+        "local" => {
+            let Some(dest) = attrs.remove("dest").filter(|d| !d.is_empty()) else {
+                bail!("dest is required for local output");
+            };
+            Some(Output::Directory(PathBuf::from(dest)))
+        }
+        "tar" | "oci" => Some(stream_dest(&mut attrs, &kind)?),
+        "docker" if daemon.is_docker() && !attrs.contains_key("dest") => {
+            // dockerd keeps the image itself: its `moby` exporter.
+            kind = "moby".to_owned();
+            None
+        }
+        "docker" => {
+            if args.load && !attrs.contains_key("dest") {
+                bail!("--load with --addr is only supported with docker-daemon addresses yet");
+            }
+            Some(stream_dest(&mut attrs, &kind)?)
+        }
+        "image" if daemon.is_docker() => {
+            if attrs.get("push").map(String::as_str) == Some("true") {
+                bail!("push is not supported with the Docker daemon's BuildKit by hoist yet");
+            }
+            kind = "moby".to_owned();
+            None
+        }
+        "image" => {
+            if attrs.get("push").map(String::as_str) != Some("true") {
+                bail!("an image kept by the daemon without push is not supported: add --push");
+            }
+            None
+        }
+        "cacheonly" => None,
+        other => bail!("unsupported output type {other:?}"),
+    };
+    if matches!(kind.as_str(), "image" | "moby" | "docker") && !attrs.contains_key("name") {
+        if !args.tags.is_empty() {
+            attrs.insert("name".to_owned(), args.tags.join(","));
+        } else if kind == "image" {
             bail!("tag is needed when pushing to registry");
         }
-        attrs.insert("name".to_owned(), args.tags.join(","));
     }
-    Ok(Some(Exporter {
-        r#type: "image".to_owned(),
-        attrs,
-    }))
+    Ok(Some((
+        Exporter {
+            r#type: kind,
+            attrs,
+        },
+        output,
+    )))
+}
+
+/// A `-o` value with no `key=value` field: a destination path, as buildx reads it.
+fn fields_are_a_path(spec: &str) -> bool {
+    !spec.contains('=')
+}
+
+/// A stream output's `dest` (a file, `-` or none for stdout); stdout must not be a terminal.
+fn stream_dest(attrs: &mut HashMap<String, String>, kind: &str) -> anyhow::Result<Output> {
+    let dest = attrs.remove("dest").unwrap_or_default();
+    if dest.is_empty() || dest == "-" {
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            bail!("dest file is required for {kind} exporter. refusing to write to console");
+        }
+        return Ok(Output::Stream(None));
+    }
+    Ok(Output::Stream(Some(PathBuf::from(dest))))
 }
 
 /// A build ref nobody else uses: 25 hex digits of a hash of the time and the process id.
@@ -549,7 +973,93 @@ pub(super) fn metadata(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
     use hoist_proto::control::{Vertex, VertexLog};
+
+    fn build_args(args: &[&str]) -> BuildArgs {
+        let cli = crate::cli::Cli::try_parse_from(["hoist", "build"].iter().chain(args).copied())
+            .unwrap();
+        match cli.command {
+            crate::cli::Command::Build(args) => *args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_local_context_goes_through_the_session_with_both_exporter_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("df")).unwrap();
+        std::fs::write(dir.path().join("df/Build.df"), "FROM scratch\n").unwrap();
+        let ctx = dir.path().to_str().unwrap();
+        let file = dir.path().join("df/Build.df");
+        let args = build_args(&[
+            "-f",
+            file.to_str().unwrap(),
+            "--target",
+            "t",
+            "--build-arg",
+            "A=1",
+            "--secret",
+            "id=s,env=PATH",
+            "-o",
+            "type=local,dest=out",
+            ctx,
+        ]);
+        let Plan {
+            request, session, ..
+        } = plan(&args, &Daemon::Grpc).unwrap();
+        let session = session.expect("a local context needs a session");
+        assert!(session.methods().contains(&hoist_session::FILE_SEND_METHOD));
+        let attrs = &request.frontend_attrs;
+        assert_eq!(attrs.get("filename").map(String::as_str), Some("Build.df"));
+        assert_eq!(attrs.get("target").map(String::as_str), Some("t"));
+        assert_eq!(attrs.get("build-arg:A").map(String::as_str), Some("1"));
+        assert!(!attrs.contains_key("context"), "{attrs:?}");
+        assert_eq!(request.exporter, "local");
+        assert_eq!(request.exporters.len(), 1);
+        assert_eq!(request.exporters[0].r#type, "local");
+        assert!(
+            !request.exporter_attrs.contains_key("dest"),
+            "dest stays here"
+        );
+    }
+
+    #[test]
+    fn dockerd_keeps_the_image_unless_another_output_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let ctx = dir.path().to_str().unwrap();
+        let docker = Daemon::Docker(dockerd::Endpoint::Unix("/nowhere.sock".into()));
+        let Plan {
+            request, session, ..
+        } = plan(&build_args(&["-t", "a:1", ctx]), &docker).unwrap();
+        assert!(session.is_some());
+        assert_eq!(request.exporter, "moby");
+        assert_eq!(request.exporter_attrs["name"], "a:1");
+        let Plan { request, .. } =
+            plan(&build_args(&["-o", "type=tar,dest=x.tar", ctx]), &docker).unwrap();
+        assert_eq!(request.exporter, "tar");
+        // A URL context pushed by hoistd needs no session.
+        let Plan {
+            session, request, ..
+        } = plan(
+            &build_args(&["--push", "-t", "r/a:1", "https://example.invalid/c.tar"]),
+            &Daemon::Grpc,
+        )
+        .unwrap();
+        assert!(session.is_none());
+        assert_eq!(
+            request.frontend_attrs["context"],
+            "https://example.invalid/c.tar"
+        );
+        let error = plan(
+            &build_args(&["--platform", "linux/amd64,linux/arm64", ctx]),
+            &docker,
+        )
+        .err()
+        .unwrap();
+        assert!(error.to_string().contains("multiple platforms"), "{error}");
+    }
 
     fn ts(seconds: i64) -> Option<Timestamp> {
         Some(Timestamp { seconds, nanos: 0 })

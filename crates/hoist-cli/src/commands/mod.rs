@@ -141,9 +141,10 @@ impl Context {
 
     /// Where `hoist build` runs, from the selected builder: the embedded engine, the node(s)
     /// of a `remote` builder (through hoist's BuildKit client, with each node's TLS
-    /// driver-opts; several nodes each build their platforms) or the one node of a
-    /// `docker-container` builder (the same client over the container's dial). Other drivers
-    /// are refused, naming the builder.
+    /// driver-opts; several nodes each build their platforms), the one node of a
+    /// `docker-container` builder (the same client over the container's dial), or the
+    /// Docker daemon of a `docker` builder (`docker-daemon://…`). Other drivers are refused,
+    /// naming the builder.
     pub fn build_target(&self) -> anyhow::Result<BuildTarget> {
         let name = self.builder_name()?;
         if name == hoist_builder::DEFAULT_BUILDER {
@@ -152,6 +153,19 @@ impl Context {
         let group = self.builder_store()?.txn()?.find(&name)?;
         if group.driver == hoist_builder::driver::EMBEDDED {
             return Ok(BuildTarget::Embedded);
+        }
+        if group.driver == hoist_builder::driver::DOCKER {
+            let [node] = group.nodes.as_slice() else {
+                anyhow::bail!(
+                    "builder {:?} of the docker driver has no single node",
+                    group.name
+                );
+            };
+            let driver = hoist_builder::driver::DockerDriver::new(node)?;
+            return Ok(BuildTarget::Remote {
+                addr: driver.client_address(),
+                tls: RemoteTls::default(),
+            });
         }
         if group.driver == hoist_builder::driver::DOCKER_CONTAINER {
             return match group.nodes.as_slice() {

@@ -1,8 +1,9 @@
 //! `hoist build --addr`: the built `hoist` as a client of the built `hoistd` (started on a
 //! temp unix socket with its own state dir): a tar context served by the testkit's
 //! `FileServer`, the image pushed to a `TestRegistry`, the daemon's Status shown as plain
-//! progress and its exporter response written to `--metadata-file`; what needs a session
-//! and an address nobody answers on are refused naming them.
+//! progress and its exporter response written to `--metadata-file`; bad input and an
+//! address nobody answers on are refused naming them. dockerd's BuildKit as the daemon, with
+//! a session for local contexts and outputs: `build_dockerd`.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::PathBuf;
@@ -191,52 +192,43 @@ fn a_remote_context_is_built_and_pushed_by_hoistd_with_plain_progress_and_metada
 }
 
 #[test]
-fn a_local_context_with_addr_is_refused_before_connecting() {
+fn a_local_context_with_addr_needs_the_daemon_and_checks_its_input_first() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-    // Nobody answers on this address: the refusal comes before any connection.
+    // Nobody answers on this address: a local context is sent through a session now, so
+    // the build gets as far as connecting.
     let addr = format!("unix://{}", dir.path().join("none.sock").display());
+    let ctx = dir.path().to_str().unwrap();
     let out = hoist(
         dir.path(),
-        &[
-            "build",
-            "--addr",
-            &addr,
-            "-t",
-            "example.invalid/x:1",
-            "--push",
-            dir.path().to_str().unwrap(),
-        ],
+        &["build", "--addr", &addr, "-o", "type=local,dest=out", ctx],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("needs a session, not supported by hoist's client yet"),
+        stderr.contains(&format!("cannot connect to {addr}")),
         "{stderr}"
     );
-    assert!(stderr.contains("local context"), "{stderr}");
-    assert!(!stderr.contains("cannot connect"), "{stderr}");
-}
-
-#[test]
-fn a_local_output_with_addr_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let addr = format!("unix://{}", dir.path().join("none.sock").display());
+    // A missing Dockerfile is named before any connection.
     let out = hoist(
         dir.path(),
-        &[
-            "build",
-            "--addr",
-            &addr,
-            "-o",
-            "type=local,dest=out",
-            "https://example.invalid/ctx.tar",
-        ],
+        &["build", "--addr", &addr, "-f", "nope/Dockerfile", ctx],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("the local output needs a session"),
+        stderr.contains("nope/Dockerfile does not exist"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cannot connect"), "{stderr}");
+    // A local output needs a destination.
+    let out = hoist(
+        dir.path(),
+        &["build", "--addr", &addr, "-o", "type=local", ctx],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("dest is required for local output"),
         "{stderr}"
     );
 }

@@ -134,7 +134,7 @@ fn refused_commands_say_why_and_leave_the_store_unchanged() {
         (&["create", "--driver", "warp"], "ERROR: failed to find driver \"warp\"\n"),
         (
             &["create", "--driver", "kubernetes"],
-            "ERROR: driver \"kubernetes\" is not available yet in hoist (available: \"embedded\", \"remote\", \"docker-container\")\n",
+            "ERROR: driver \"kubernetes\" is not available yet in hoist (available: \"embedded\", \"remote\", \"docker\", \"docker-container\")\n",
         ),
         (
             &["create", "--driver", "docker-container", "ssh://me@host"],

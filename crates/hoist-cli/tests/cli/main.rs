@@ -10,6 +10,7 @@ mod bad_inputs;
 mod build_command;
 mod build_conformance;
 mod build_context_sources;
+mod build_dockerd;
 mod build_e2e;
 mod build_env;
 mod build_flags;

@@ -1,0 +1,720 @@
+//! `hoist build --addr docker-daemon`: hoist as a BuildKit client of the BuildKit inside the
+//! running dockerd (`POST /grpc` for Control, `POST /session` for the session hoist serves:
+//! the context and Dockerfile directories, secrets, outputs). BuildKit's Dockerfile
+//! integration cases are built by hoist and by `DOCKER_BUILDKIT=1 docker build` on the same
+//! dockerd, with `-o type=local` and `-o type=tar`, and must give the same files (paths,
+//! types, modes, owners, sizes, contents, symlink targets; directory times are left out,
+//! as the docker CLI's receiver does not keep them). Base images come from a `TestRegistry`
+//! (dockerd takes 127.0.0.0/8 registries as insecure); RUN steps use `--network host`, as the
+//! dockerd here has no bridge.
+//!
+//! Needs root and a running dockerd at /var/run/docker.sock (skipped with a message
+//! otherwise).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hoist_testkit::integration::{IntegrationCase, Run};
+
+use crate::build_env::BuildEnv;
+
+const DOCKER: &str = "/usr/bin/docker";
+const SOCKET: &str = "/var/run/docker.sock";
+
+/// Cases BuildKit 0.8's Dockerfile frontend (dockerd 20.10's) can build: copies, chown,
+/// symlinks, build args in FROM, `--target`, `--platform`, `.dockerignore`.
+const CASES: &[&str] = &[
+    "02-copy-relative-to-workdir",
+    "03-copy-env-var-substitution",
+    "06-copy-dest-trailing-slash",
+    "08-copy-chown",
+    "12-copy-symlink-sources",
+    "13-copy-through-symlinked-dir",
+    "22-arg-global-in-from",
+    "24-arg-multiple-per-line",
+    "28-arg-targetstage",
+    "30-platform-args-explicit",
+    "45-dockerignore",
+];
+
+/// Whether dockerd answers on its socket and we are root; says why not otherwise.
+fn dockerd_up() -> bool {
+    if std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1)
+        != 0
+    {
+        hoist_testkit::skip("the dockerd client cases need root");
+        return false;
+    }
+    let up = Path::new(SOCKET).exists()
+        && Command::new(DOCKER)
+            .arg("info")
+            .output()
+            .is_ok_and(|out| out.status.success());
+    if !up {
+        hoist_testkit::skip("the dockerd client cases need dockerd at /var/run/docker.sock");
+    }
+    up
+}
+
+/// The Dockerfile with its `busybox`/`alpine` base images taken from `host`.
+fn with_registry(dockerfile: &str, host: &str) -> String {
+    let mut out = String::new();
+    for line in dockerfile.lines() {
+        if line.trim_start().to_ascii_uppercase().starts_with("FROM ") {
+            let words: Vec<String> = line
+                .split(' ')
+                .map(|word| {
+                    // `busy$a2` (case 24) spells busybox through an ARG.
+                    let base =
+                        word.starts_with("busy") || word == "alpine" || word.starts_with("alpine:");
+                    if base {
+                        format!("{host}/{word}")
+                    } else {
+                        word.to_owned()
+                    }
+                })
+                .collect();
+            out.push_str(&words.join(" "));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The run's frontend attributes as build flags both CLIs take.
+fn flags(run: &Run) -> Vec<String> {
+    let attrs = &run.frontend_attrs;
+    let mut flags = Vec::new();
+    for (name, value) in &attrs.build_args {
+        flags.push(format!("--build-arg={name}={value}"));
+    }
+    for (name, value) in &attrs.labels {
+        flags.push(format!("--label={name}={value}"));
+    }
+    if let Some(target) = &attrs.target {
+        flags.push(format!("--target={target}"));
+    }
+    if let Some(platform) = attrs.raw.get("platform") {
+        flags.push(format!("--platform={platform}"));
+    }
+    flags
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `hoist build --addr docker-daemon://SOCKET --network host ARGS`.
+fn hoist(env: &BuildEnv, args: &[&str]) -> Output {
+    env.command(&["build", "--addr", &format!("docker-daemon://{SOCKET}")])
+        .args(["--progress=plain", "--network=host"])
+        .args(args)
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap()
+}
+
+/// `DOCKER_BUILDKIT=1 docker build --network host ARGS` on the same daemon.
+fn docker(args: &[&str]) -> Output {
+    Command::new(DOCKER)
+        .args(["build", "--progress=plain", "--network=host"])
+        .args(args)
+        .env("DOCKER_BUILDKIT", "1")
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap()
+}
+
+/// What a tree holds, path → one line: type, mode, owner, size and content or link target.
+fn tree(root: &Path) -> BTreeMap<String, String> {
+    let mut entries = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(root).min_depth(1) {
+        let entry = entry.unwrap();
+        let meta = entry.path().symlink_metadata().unwrap();
+        let path = entry.path().strip_prefix(root).unwrap();
+        let kind = if meta.is_dir() {
+            "dir".to_owned()
+        } else if meta.file_type().is_symlink() {
+            format!(
+                "link -> {}",
+                std::fs::read_link(entry.path()).unwrap().display()
+            )
+        } else {
+            let content = std::fs::read(entry.path()).unwrap();
+            format!("file {} {}", content.len(), hex::encode(sha256(&content)))
+        };
+        let line = format!(
+            "{kind} {:o} {}:{}",
+            meta.mode() & 0o7777,
+            meta.uid(),
+            meta.gid()
+        );
+        entries.insert(path.display().to_string(), line);
+    }
+    entries
+}
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data).to_vec()
+}
+
+/// A tar's entries, path → type, mode, owner, size and content or link target.
+fn tar_tree(path: &Path) -> BTreeMap<String, String> {
+    use std::io::Read as _;
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    let mut entries = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let header = entry.header().clone();
+        let name = entry.path().unwrap().display().to_string();
+        let name = name
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_owned();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        let link = entry
+            .link_name()
+            .unwrap()
+            .map(|l| l.display().to_string())
+            .unwrap_or_default();
+        let line = format!(
+            "{:?} {:o} {}:{} {} {} {link}",
+            header.entry_type(),
+            header.mode().unwrap() & 0o7777,
+            header.uid().unwrap(),
+            header.gid().unwrap(),
+            content.len(),
+            hex::encode(sha256(&content)),
+        );
+        entries.insert(name, line);
+    }
+    entries
+}
+
+/// The differences between two trees, one line each (empty when equal).
+fn differences(ours: &BTreeMap<String, String>, theirs: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    for (path, line) in ours {
+        match theirs.get(path) {
+            Some(other) if other == line => {}
+            Some(other) => out.push_str(&format!("{path}: hoist {line} / docker {other}\n")),
+            None => out.push_str(&format!("{path}: only hoist has it ({line})\n")),
+        }
+    }
+    for (path, line) in theirs {
+        if !ours.contains_key(path) {
+            out.push_str(&format!("{path}: only docker has it ({line})\n"));
+        }
+    }
+    out
+}
+
+/// A case's run, its Dockerfile rewritten for the registry outside the context, as flags.
+struct Prepared {
+    context: PathBuf,
+    dockerfile: PathBuf,
+    flags: Vec<String>,
+}
+
+fn prepare(
+    env: &BuildEnv,
+    case: &IntegrationCase,
+    materialized: &Path,
+    run: &Run,
+    dockerfile: &Path,
+) -> Prepared {
+    let _ = materialized;
+    let dir = env.fresh_dir(&format!("{}-dockerfile", case.id));
+    let text = std::fs::read_to_string(dockerfile).unwrap();
+    let rewritten = dir.join("Dockerfile");
+    std::fs::write(&rewritten, with_registry(&text, &env.registry.host())).unwrap();
+    Prepared {
+        context: materialized.to_owned(),
+        dockerfile: rewritten,
+        flags: flags(run),
+    }
+}
+
+#[test]
+fn integration_cases_built_through_dockerds_buildkit_match_docker_build() {
+    if !dockerd_up() {
+        return;
+    }
+    let Some(cases) = hoist_testkit::integration::cases() else {
+        return;
+    };
+    let Some(env) = BuildEnv::new() else { return };
+    let mut failures = String::new();
+    let mut built = 0;
+    for case in cases.iter().filter(|c| CASES.contains(&c.id.as_str())) {
+        let materialized = case.materialize().unwrap();
+        for (i, run) in case.runs.iter().enumerate() {
+            let prepared = prepare(
+                &env,
+                case,
+                materialized.context(),
+                run,
+                &materialized.dockerfile(case, run),
+            );
+            let out_dir = env.fresh_dir(&format!("{}-{i}-out", case.id));
+            let (ours, theirs) = (out_dir.join("hoist"), out_dir.join("docker"));
+            let mut args: Vec<String> = prepared.flags.clone();
+            args.push("-f".into());
+            args.push(prepared.dockerfile.display().to_string());
+            let context = prepared.context.display().to_string();
+            let run_with = |dest: &Path| {
+                let mut all = args.clone();
+                all.push("-o".into());
+                all.push(format!("type=local,dest={}", dest.display()));
+                all.push(context.clone());
+                all
+            };
+            let hoist_args = run_with(&ours);
+            let hoist_out = hoist(
+                &env,
+                &hoist_args.iter().map(String::as_str).collect::<Vec<_>>(),
+            );
+            let docker_args = run_with(&theirs);
+            let docker_out = docker(&docker_args.iter().map(String::as_str).collect::<Vec<_>>());
+            assert_eq!(
+                docker_out.status.success(),
+                run.expect_success,
+                "{} run {i}: docker build:\n{}",
+                case.id,
+                text(&docker_out)
+            );
+            if hoist_out.status.success() != docker_out.status.success() {
+                failures.push_str(&format!(
+                    "{} run {i}: hoist {:?}, docker {:?}\n{}\n",
+                    case.id,
+                    hoist_out.status,
+                    docker_out.status,
+                    text(&hoist_out)
+                ));
+                continue;
+            }
+            if !hoist_out.status.success() {
+                continue;
+            }
+            built += 1;
+            let diff = differences(&tree(&ours), &tree(&theirs));
+            if !diff.is_empty() {
+                failures.push_str(&format!("{} run {i}:\n{diff}", case.id));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures}");
+    assert!(built >= CASES.len(), "only {built} builds compared");
+}
+
+#[test]
+fn tar_outputs_flags_and_dockerignore_match_docker_build() {
+    if !dockerd_up() {
+        return;
+    }
+    let Some(env) = BuildEnv::new() else { return };
+    let host = env.registry.host();
+    let ctx = env.fresh_dir("tar-ctx");
+    std::fs::create_dir_all(ctx.join("sub/deeper")).unwrap();
+    std::fs::write(ctx.join("sub/deeper/f.txt"), "deep\n").unwrap();
+    std::fs::write(ctx.join("ignored.log"), "not sent\n").unwrap();
+    std::fs::write(ctx.join("kept.txt"), "kept\n").unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "*.log\n").unwrap();
+    std::os::unix::fs::symlink("kept.txt", ctx.join("link")).unwrap();
+    std::fs::hard_link(ctx.join("kept.txt"), ctx.join("hard.txt")).unwrap();
+    let exec = ctx.join("run.sh");
+    std::fs::write(&exec, "#!/bin/sh\necho run\n").unwrap();
+    std::fs::set_permissions(&exec, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+    let dockerfiles = env.fresh_dir("tar-dockerfiles");
+    let dockerfile = dockerfiles.join("Build.dockerfile");
+    std::fs::write(
+        &dockerfile,
+        format!(
+            "FROM {host}/busybox AS base\nARG WHO=nobody\nRUN mkdir /out && echo \"hello $WHO\" > /out/greeting\n\
+             COPY . /out/ctx/\nRUN ls /out/ctx > /out/listing\n\
+             FROM scratch AS final\nCOPY --from=base /out /\n\
+             FROM scratch AS other\nCOPY --from=base /out/greeting /only\n"
+        ),
+    )
+    .unwrap();
+    let ctx_arg = ctx.display().to_string();
+    let file_arg = dockerfile.display().to_string();
+    let out = env.fresh_dir("tar-out");
+    let ours = out.join("hoist.tar");
+    let theirs = out.join("docker.tar");
+    for (target, arg) in [
+        ("final", "--build-arg=WHO=world"),
+        ("other", "--build-arg=X=1"),
+    ] {
+        let hoist_out = hoist(
+            &env,
+            &[
+                "-f",
+                &file_arg,
+                "--target",
+                target,
+                arg,
+                "-o",
+                &format!("type=tar,dest={}", ours.display()),
+                &ctx_arg,
+            ],
+        );
+        assert!(hoist_out.status.success(), "{}", text(&hoist_out));
+        let docker_out = docker(&[
+            "-f",
+            &file_arg,
+            "--target",
+            target,
+            arg,
+            "-o",
+            &format!("type=tar,dest={}", theirs.display()),
+            &ctx_arg,
+        ]);
+        assert!(docker_out.status.success(), "{}", text(&docker_out));
+        let (a, b) = (tar_tree(&ours), tar_tree(&theirs));
+        let diff = differences(&a, &b);
+        assert!(diff.is_empty(), "target {target}:\n{diff}");
+        if target == "final" {
+            let greeting = a.get("greeting").expect("greeting in the tar");
+            assert!(
+                greeting.contains(&hex::encode(sha256(b"hello world\n"))),
+                "{greeting}"
+            );
+            let listing = tar_entries_text(&ours, "listing");
+            assert!(
+                listing.contains("kept.txt") && !listing.contains("ignored.log"),
+                "{listing}"
+            );
+            assert!(a.contains_key("ctx/sub/deeper/f.txt"), "{a:?}");
+        } else {
+            assert_eq!(a.keys().collect::<Vec<_>>(), ["only"], "{a:?}");
+        }
+    }
+}
+
+/// One file's text from a tar.
+fn tar_entries_text(tar: &Path, name: &str) -> String {
+    let entries = crate::build_env::tar_entries(tar);
+    String::from_utf8_lossy(&entries[name]).into_owned()
+}
+
+#[test]
+fn a_failing_step_a_secret_and_load_through_dockerds_buildkit() {
+    if !dockerd_up() {
+        return;
+    }
+    let Some(env) = BuildEnv::new() else { return };
+    let host = env.registry.host();
+    let ctx = env.fresh_dir("fail-ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {host}/busybox\nRUN echo boom-output && exit 3\n"),
+    )
+    .unwrap();
+    let ctx_arg = ctx.display().to_string();
+    let out = hoist(&env, &[&ctx_arg]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("[2/2] RUN echo boom-output && exit 3"),
+        "{all}"
+    );
+    assert!(
+        all.contains("boom-output"),
+        "the step's output is shown:\n{all}"
+    );
+    assert!(
+        all.contains("ERROR: ") && all.contains("exit code: 3"),
+        "{all}"
+    );
+
+    // A secret served through the session's Secrets service.
+    let secret_ctx = env.fresh_dir("secret-ctx");
+    std::fs::write(
+        secret_ctx.join("Dockerfile"),
+        format!(
+            "FROM {host}/busybox\n\
+             RUN --mount=type=secret,id=tok mkdir /out && cp /run/secrets/tok /out/tok\n"
+        ),
+    )
+    .unwrap();
+    let token = secret_ctx.join("token");
+    std::fs::write(&token, "s3cret-value\n").unwrap();
+    let dest = env.fresh_dir("secret-out");
+    let out = hoist(
+        &env,
+        &[
+            "--secret",
+            &format!("id=tok,src={}", token.display()),
+            "-o",
+            &format!("type=local,dest={}", dest.display()),
+            &secret_ctx.display().to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("out/tok")).unwrap(),
+        "s3cret-value\n"
+    );
+
+    // --load: the image kept by dockerd (its `moby` exporter), runnable there.
+    let tag = format!("hoist-dockerd-load-{}:1", std::process::id());
+    let out = hoist(
+        &env,
+        &[
+            "--load",
+            "-t",
+            &tag,
+            &secret_ctx.display().to_string(),
+            "--secret",
+            &format!("id=tok,src={}", token.display()),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let run = Command::new(DOCKER)
+        .args(["run", "--rm", "--network=host", &tag, "cat", "/out/tok"])
+        .output()
+        .unwrap();
+    let _ = Command::new(DOCKER).args(["rmi", "-f", &tag]).output();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "s3cret-value\n",
+        "{}",
+        text(&run)
+    );
+}
+
+#[test]
+fn an_unreachable_docker_daemon_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let socket = dir.path().join("no-docker.sock");
+    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .arg("--root")
+        .arg(dir.path().join("state"))
+        .args([
+            "build",
+            "--addr",
+            "docker-daemon",
+            "-o",
+            "type=local,dest=out",
+        ])
+        .arg(dir.path())
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "cannot connect to the Docker daemon at {}",
+            socket.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_docker_builder_builds_on_dockerd_and_loads_the_image() {
+    if !dockerd_up() {
+        return;
+    }
+    let Some(env) = BuildEnv::new() else { return };
+    let builders = env.fresh_dir("builders");
+    let run = |args: &[&str]| {
+        env.command(args)
+            .env("HOIST_BUILDERS_DIR", &builders)
+            .env_remove("HOIST_BUILDER")
+            .env_remove("BUILDX_BUILDER")
+            .env_remove("DOCKER_HOST")
+            .output()
+            .unwrap()
+    };
+    let created = run(&["create", "--name", "dk", "--driver", "docker", "--use"]);
+    assert!(created.status.success(), "{}", text(&created));
+    let listed = run(&["ls"]);
+    let table = text(&listed);
+    let line = table
+        .lines()
+        .find(|l| l.contains("docker") && l.contains("running"))
+        .unwrap_or_else(|| panic!("no running docker node in:\n{table}"));
+    assert!(
+        line.contains("linux/amd64") || line.contains("linux/"),
+        "{table}"
+    );
+
+    let host = env.registry.host();
+    let ctx = env.fresh_dir("docker-builder-ctx");
+    std::fs::write(ctx.join("a.txt"), "from the context\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {host}/busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\n"),
+    )
+    .unwrap();
+    let tag = format!("hoist-docker-builder-{}:1", std::process::id());
+    // No output named: the image is loaded into the daemon, as buildx's docker driver does.
+    let built = run(&[
+        "build",
+        "--progress=plain",
+        "--network=host",
+        "-t",
+        &tag,
+        &ctx.display().to_string(),
+    ]);
+    assert!(built.status.success(), "{}", text(&built));
+    let shown = Command::new(DOCKER)
+        .args(["run", "--rm", "--network=host", &tag, "cat", "/b.txt"])
+        .output()
+        .unwrap();
+    let _ = Command::new(DOCKER).args(["rmi", "-f", &tag]).output();
+    assert_eq!(
+        String::from_utf8_lossy(&shown.stdout),
+        "from the context\n",
+        "{}",
+        text(&shown)
+    );
+
+    // Several platforms cannot go to one Docker daemon.
+    let multi = run(&[
+        "build",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        &ctx.display().to_string(),
+    ]);
+    assert!(!multi.status.success());
+    assert!(
+        text(&multi).contains("multiple platforms"),
+        "{}",
+        text(&multi)
+    );
+    let removed = run(&["rm", "dk"]);
+    assert!(removed.status.success(), "{}", text(&removed));
+}
+
+/// `docker image inspect` of `tag`: its layers, config, OS and architecture as one text.
+fn image_summary(tag: &str) -> String {
+    let out = Command::new(DOCKER)
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RootFS.Layers}} {{json .Config}} {{.Os}}/{{.Architecture}}",
+            tag,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn images_loaded_by_hoist_equal_docker_builds() {
+    if !dockerd_up() {
+        return;
+    }
+    let Some(cases) = hoist_testkit::integration::cases() else {
+        return;
+    };
+    let Some(env) = BuildEnv::new() else { return };
+    let chosen = [
+        "08-copy-chown",
+        "22-arg-global-in-from",
+        "28-arg-targetstage",
+    ];
+    let mut compared = 0;
+    for case in cases.iter().filter(|c| chosen.contains(&c.id.as_str())) {
+        let materialized = case.materialize().unwrap();
+        let run = &case.runs[0];
+        let prepared = prepare(
+            &env,
+            case,
+            materialized.context(),
+            run,
+            &materialized.dockerfile(case, run),
+        );
+        let ours = format!("hoist-eq-{}-{}:1", case.id, std::process::id());
+        let theirs = format!("docker-eq-{}-{}:1", case.id, std::process::id());
+        let mut args = prepared.flags.clone();
+        args.push("-f".into());
+        args.push(prepared.dockerfile.display().to_string());
+        let with_tag = |tag: &str, load: bool| {
+            let mut all = args.clone();
+            if load {
+                all.push("--load".into());
+            }
+            all.extend(["-t".to_owned(), tag.to_owned()]);
+            all.push(prepared.context.display().to_string());
+            all
+        };
+        let hoist_args = with_tag(&ours, true);
+        let hoist_out = hoist(
+            &env,
+            &hoist_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let docker_args = with_tag(&theirs, false);
+        let docker_out = docker(&docker_args.iter().map(String::as_str).collect::<Vec<_>>());
+        let summaries = (hoist_out.status.success() && docker_out.status.success())
+            .then(|| (image_summary(&ours), image_summary(&theirs)));
+        let _ = Command::new(DOCKER)
+            .args(["rmi", "-f", &ours, &theirs])
+            .output();
+        let Some((a, b)) = summaries else {
+            panic!(
+                "{}: hoist\n{}\ndocker\n{}",
+                case.id,
+                text(&hoist_out),
+                text(&docker_out)
+            );
+        };
+        assert_eq!(a, b, "{}: the images differ", case.id);
+        compared += 1;
+    }
+    assert_eq!(compared, chosen.len());
+}
+
+#[test]
+fn a_dockerfile_from_stdin_with_a_local_context() {
+    if !dockerd_up() {
+        return;
+    }
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = env.fresh_dir("stdin-ctx");
+    std::fs::write(ctx.join("a.txt"), "context file\n").unwrap();
+    let dest = env.fresh_dir("stdin-out");
+    let mut child = env
+        .command(&["build", "--addr", &format!("docker-daemon://{SOCKET}")])
+        .args(["--progress=plain", "-f", "-", "-o"])
+        .arg(format!("type=local,dest={}", dest.display()))
+        .arg(&ctx)
+        .env_remove("DOCKER_HOST")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"FROM scratch\nCOPY a.txt /copied.txt\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("copied.txt")).unwrap(),
+        "context file\n"
+    );
+}
