@@ -24,19 +24,28 @@ const HELPER_FAILED: i32 = 125;
 /// starting any thread or async runtime: the helper forks, which is only sound while the
 /// process has a single thread.
 pub fn init_if_requested() {
-    if std::env::var_os(INIT_ENV).is_none() {
+    let Some(parent) = std::env::var_os(INIT_ENV) else {
         return;
-    }
-    std::process::exit(helper_main());
+    };
+    // The pid of the process that started us (unknown when it does not parse).
+    let parent = parent
+        .to_str()
+        .and_then(|p| p.parse::<i32>().ok())
+        .filter(|&p| p > 1);
+    std::process::exit(helper_main(parent));
 }
 
-fn helper_main() -> i32 {
+fn helper_main(parent: Option<i32>) -> i32 {
     // If hoist dies (killed mid-build), take the run down with it: the container's pid 1
     // already dies with this helper. The signal is tied to the thread that spawned us, which
-    // waits for us for the whole run. Had hoist died before this line, we are an orphan.
-    if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_err()
-        || nix::unistd::getppid() == nix::unistd::Pid::from_raw(1)
-    {
+    // waits for us for the whole run. Had hoist died before this line, we are an orphan: our
+    // parent is no longer the process that started us. (Not "our parent is pid 1": hoistd is
+    // pid 1 in a container, and a helper it starts has pid 1 as its parent.)
+    let orphan = match parent {
+        Some(parent) => nix::unistd::getppid().as_raw() != parent,
+        None => nix::unistd::getppid() == nix::unistd::Pid::from_raw(1),
+    };
+    if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_err() || orphan {
         return HELPER_FAILED;
     }
     // fd 0 is our end of the socket; keep a close-on-exec copy so the command never sees it.

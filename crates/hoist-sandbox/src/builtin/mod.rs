@@ -106,7 +106,9 @@ impl Executor for BuiltinExecutor {
             let mut command = Command::new(&self.helper);
             command
                 .env_clear()
-                .env(INIT_ENV, "1")
+                // The helper's parent is this process: it checks that it still is (a helper
+                // whose parent died before it armed its death signal is an orphan).
+                .env(INIT_ENV, std::process::id().to_string())
                 .stdin(Stdio::from(OwnedFd::from(helper_end)))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());

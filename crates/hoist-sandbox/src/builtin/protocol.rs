@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::RunSpec;
 
 /// Environment variable marking a process as the sandbox helper (see
-/// [`crate::init_if_requested`]).
+/// [`crate::init_if_requested`]); its value is the pid of the process that started it.
 pub const INIT_ENV: &str = "_HOIST_SANDBOX_INIT";
 
 /// Everything the helper needs; the host paths are readable before `pivot_root`.
