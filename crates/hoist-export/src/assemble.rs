@@ -9,12 +9,16 @@
 //! export with several outputs converts each layer once, and in the store as variants of
 //! their source (`gzip`, `zstd-3`), so a later export reuses them.
 //!
+//! Layers an image needs converted are converted several at once (at most
+//! [`CONVERSIONS_AT_ONCE`]), and, for an export that pushes, each is uploaded as it is
+//! compressed ([`crate::stream`]).
+//!
 //! With `rewrite-timestamp=true` and an epoch, every layer after the base image's own is
 //! streamed through [`crate::clamp`] on its way to the [`LayerWriter`]: a new blob with a
 //! new diff ID, which the config's `rootfs.diff_ids` then list. The rewrite is remembered
 //! as the variant `<compression>.epoch-<seconds>`, its diff ID in the record.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use std::sync::Arc;
 
@@ -28,6 +32,12 @@ use crate::clamp::clamp_times;
 use crate::error::{Error, Result};
 use crate::image::{ExportLayer, PlatformImage};
 use crate::output::{AnnotationTarget, Annotations, ImageFormat};
+use crate::stream::{LayerStreamer, Tee};
+
+/// How many layers of one image are converted at once. Each conversion already compresses
+/// on every core; a few at once keep the cores busy through the parts that are one thread
+/// (reading, the tar's sha256) and the uploads moving. Each holds a few MiB.
+const CONVERSIONS_AT_ONCE: usize = 3;
 
 /// One platform's stored image.
 #[derive(Debug, Clone)]
@@ -72,6 +82,8 @@ pub(crate) struct Assembler {
     converted: HashMap<(Digest, Compression, Option<i32>), Descriptor>,
     /// (source blob, compression, level, epoch) → rewritten layer and its diff ID.
     rewritten: HashMap<(Digest, Compression, Option<i32>, i64), ExportLayer>,
+    /// Uploads of the layers converted, for an export that pushes.
+    streamer: Option<Arc<LayerStreamer>>,
 }
 
 /// Where a variant record keeps the diff ID of a rewritten layer.
@@ -84,7 +96,14 @@ impl Assembler {
             lease,
             converted: HashMap::new(),
             rewritten: HashMap::new(),
+            streamer: None,
         }
+    }
+
+    /// Uploads each layer converted from now on through `streamer` as it is written (`None`:
+    /// no more).
+    pub fn set_streamer(&mut self, streamer: Option<Arc<LayerStreamer>>) {
+        self.streamer = streamer;
     }
 
     /// Writes config, manifests and index for `images` in `format`.
@@ -142,6 +161,7 @@ impl Assembler {
         } else {
             vec![None; image.layers.len()]
         };
+        self.convert_ahead(image, format, oci, &epochs, &platform_name)?;
         let mut layers = Vec::with_capacity(image.layers.len());
         let mut diff_ids = Vec::with_capacity(image.layers.len());
         for (layer, epoch) in image.layers.iter().zip(epochs) {
@@ -267,6 +287,94 @@ impl Assembler {
         Ok(descriptor)
     }
 
+    /// Converts, several at once, the layers of `image` that [`Assembler::convert_layer`]
+    /// would recompress one after the other (neither converted by this export, nor recorded
+    /// as a variant, nor rewritten for an epoch), and remembers them as it does.
+    fn convert_ahead(
+        &mut self,
+        image: &PlatformImage,
+        format: &ImageFormat,
+        oci: bool,
+        epochs: &[Option<i64>],
+        platform: &str,
+    ) -> Result<()> {
+        let variant = variant_name(format);
+        let mut keys = HashSet::new();
+        let mut todo = Vec::new();
+        for (layer, epoch) in image.layers.iter().zip(epochs) {
+            let source = &layer.descriptor;
+            if epoch.is_some() && !source.media_type.is_non_distributable() {
+                continue;
+            }
+            let Some(current) = source.media_type.layer_compression() else {
+                continue;
+            };
+            if current == format.compression && !format.force_compression {
+                continue;
+            }
+            let key = (
+                source.digest.clone(),
+                format.compression,
+                format.compression_level,
+            );
+            let recorded = !format.force_compression
+                && self
+                    .store
+                    .variant(&source.digest, &variant)
+                    .is_some_and(|done| self.store.has(&done.digest));
+            if self.converted.contains_key(&key) || recorded || !keys.insert(key) {
+                continue;
+            }
+            todo.push(layer);
+        }
+        if todo.len() < 2 {
+            return Ok(());
+        }
+        for layer in &todo {
+            self.lease.add(&layer.descriptor.digest)?;
+        }
+        // Each result is taken once, by index, so the results keep the layers' order.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<std::sync::Mutex<Option<Result<ExportLayer>>>> =
+            todo.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        let family = if oci {
+            MediaTypes::Oci
+        } else {
+            MediaTypes::Docker
+        };
+        let this = &*self;
+        std::thread::scope(|scope| {
+            for _ in 0..CONVERSIONS_AT_ONCE.min(todo.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(layer) = todo.get(i) else { break };
+                    let result = this.recompress(layer, format, family, None, platform);
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(result);
+                    }
+                });
+            }
+        });
+        for (layer, result) in todo.iter().zip(results) {
+            let result = result
+                .into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(Error::Task("a layer conversion panicked".into())));
+            let descriptor = result?.descriptor;
+            let _ = self
+                .store
+                .set_variant(&layer.descriptor.digest, &variant, &descriptor);
+            let key = (
+                layer.descriptor.digest.clone(),
+                format.compression,
+                format.compression_level,
+            );
+            self.converted.insert(key, descriptor);
+        }
+        Ok(())
+    }
+
     /// The layer with its file times clamped to `epoch`, in the output's compression: from
     /// this export's memory, a variant an earlier export recorded, or rewritten now.
     fn rewrite_layer(
@@ -345,7 +453,11 @@ impl Assembler {
             level: format.compression_level,
             media_types: family,
         };
-        let mut writer = LayerWriter::new(self.store.writer()?, options).map_err(recompress_err)?;
+        let out = Tee {
+            inner: self.store.writer()?,
+            sink: self.streamer.as_ref().map(|s| s.start()),
+        };
+        let mut writer = LayerWriter::new(out, options).map_err(recompress_err)?;
         let source_diff_id = match epoch {
             Some(epoch) => Some(clamp_times(&mut reader, &mut writer, epoch).map_err(
                 |source| Error::RewriteTimestamp {
@@ -362,7 +474,7 @@ impl Assembler {
                 None
             }
         };
-        let (blob, written) = writer.finish().map_err(recompress_err)?;
+        let (out, written) = writer.finish().map_err(recompress_err)?;
         let uncompressed = source_diff_id.as_ref().unwrap_or(&written.diff_id);
         if *uncompressed != layer.diff_id {
             return Err(Error::InvalidImage {
@@ -375,7 +487,12 @@ impl Assembler {
         }
         // Leased before it is visible, as every blob an export writes.
         self.lease.add(&written.descriptor.digest)?;
-        blob.commit(Some(Expected::from(&written.descriptor)))?;
+        out.inner
+            .commit(Some(Expected::from(&written.descriptor)))?;
+        // Only now, stored and verified, may the upload close with the digest.
+        if let Some(sink) = out.sink {
+            sink.end(&written.descriptor);
+        }
         Ok(written.into())
     }
 }

@@ -21,6 +21,7 @@ use crate::output::{
     TarOutput,
 };
 use crate::result::{ExportResult, ExportedImage, OutputResult};
+use crate::stream::LayerStreamer;
 use crate::{archive, docker, rootfs};
 
 /// Where the Docker daemon's API listens by default.
@@ -192,19 +193,39 @@ impl Exporter {
         run: &Arc<Run>,
         format: ImageFormat,
         annotations: crate::output::Annotations,
+        streamer: Option<Arc<LayerStreamer>>,
     ) -> Result<Assembled> {
         blocking(run, move |run| {
             let mut assembler = run
                 .assembler
                 .lock()
                 .map_err(|_| Error::Task("a previous export step panicked".into()))?;
-            assembler.assemble(&run.images, &format, &annotations)
+            assembler.set_streamer(streamer);
+            let assembled = assembler.assemble(&run.images, &format, &annotations);
+            assembler.set_streamer(None);
+            assembled
         })
         .await
     }
 
     async fn export_image(&self, run: &Arc<Run>, o: &ImageOutput) -> Result<ExportedImage> {
-        let assembled = self.assemble(run, o.format, o.annotations.clone()).await?;
+        // Layers converted for a push are uploaded to the first name's repository while
+        // they are compressed; the push below then finds them there.
+        let streamer = match (&self.registry, o.names.first()) {
+            (Some(client), Some(name)) if o.push => Some(Arc::new(LayerStreamer::new(
+                client.clone(),
+                hoist_registry::Repository::from(&push_target(name, o.push_by_digest)),
+            ))),
+            _ => None,
+        };
+        let assembled = self
+            .assemble(run, o.format, o.annotations.clone(), streamer.clone())
+            .await;
+        if let Some(streamer) = &streamer {
+            // Even when assembling failed: no upload is left running behind the export.
+            streamer.finish().await;
+        }
+        let assembled = assembled?;
         let root = strip_platform(&assembled);
         if o.store {
             let store = self.store.clone();
@@ -225,11 +246,7 @@ impl Exporter {
                 });
             };
             for name in &o.names {
-                let target = if o.push_by_digest {
-                    name.without_tag()
-                } else {
-                    name.tag_name_only()
-                };
+                let target = push_target(name, o.push_by_digest);
                 client
                     .push_image(&self.store, &root, &target)
                     .await
@@ -243,7 +260,9 @@ impl Exporter {
     }
 
     async fn export_oci(&self, run: &Arc<Run>, o: &OciOutput) -> Result<ExportedImage> {
-        let assembled = self.assemble(run, o.format, o.annotations.clone()).await?;
+        let assembled = self
+            .assemble(run, o.format, o.annotations.clone(), None)
+            .await?;
         let root = strip_platform(&assembled);
         let store = self.store.clone();
         let (written, out, layout_root) = (assembled.clone(), o.clone(), root.clone());
@@ -255,7 +274,9 @@ impl Exporter {
     }
 
     async fn export_docker(&self, run: &Arc<Run>, o: &DockerOutput) -> Result<ExportedImage> {
-        let assembled = self.assemble(run, o.format, o.annotations.clone()).await?;
+        let assembled = self
+            .assemble(run, o.format, o.annotations.clone(), None)
+            .await?;
         let root = strip_platform(&assembled);
         let store = self.store.clone();
         let (written, out) = (assembled.clone(), o.clone());
@@ -280,6 +301,16 @@ impl Exporter {
             }
         }
         Ok(exported(&assembled, root, &o.names))
+    }
+}
+
+/// Where an image output pushes `name`: by digest alone for `push-by-digest`, else under
+/// its tag (`latest` when it names none).
+fn push_target(name: &hoist_oci::Reference, by_digest: bool) -> hoist_oci::Reference {
+    if by_digest {
+        name.without_tag()
+    } else {
+        name.tag_name_only()
     }
 }
 

@@ -82,6 +82,7 @@ mod image;
 mod output;
 mod result;
 mod rootfs;
+mod stream;
 
 pub use assemble::LayerConverter;
 pub use docker::DockerEndpoint;

@@ -199,6 +199,17 @@ pub enum RegistryError {
     /// The content store refused a blob or could not be read.
     #[error("content store: {0}")]
     Content(#[from] hoist_content::Error),
+    /// A streamed upload's producer stopped before the blob was complete (the session was
+    /// cancelled: the registry holds nothing of it).
+    #[error(
+        "streamed upload to {repository} abandoned after {sent} bytes: the blob was not completed"
+    )]
+    StreamAbandoned {
+        /// The repository.
+        repository: String,
+        /// Bytes sent before it stopped.
+        sent: u64,
+    },
     /// A background task failed (panicked or was cancelled).
     #[error("internal task failed: {0}")]
     Task(String),

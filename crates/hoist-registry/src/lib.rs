@@ -100,7 +100,7 @@ pub use login::{login, login_with, logout, logout_with, LoginOptions};
 pub use manifest::{Resolved, DOCKER_CONTENT_DIGEST, MANIFEST_MEDIA_TYPES};
 pub use progress::{Direction, ProgressHook, TransferEvent, TransferOutcome};
 pub use retry::RetryPolicy;
-pub use upload::{BlobSource, PushOutcome};
+pub use upload::{BlobSource, PushOutcome, StreamPiece};
 
 /// A repository on a registry: the host as written in references (`docker.io`,
 /// `localhost:5000`) and the path within it (`library/busybox`).

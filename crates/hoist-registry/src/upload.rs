@@ -10,6 +10,13 @@
 //! the registry did not keep; a new session starts only when the registry no longer knows the
 //! upload (`404`). A resume that gets further than any before starts a fresh count of tries,
 //! so a registry failing often but not always still sees the upload through.
+//!
+//! A blob still being produced (a layer being compressed for a push) is uploaded as it comes
+//! ([`RegistryClient::push_blob_stream`]): `POST`, a `PATCH` per chunk as the producer hands
+//! the bytes over, and the closing `PUT` with the digest the producer gives at the end. Its
+//! bytes are not kept once sent, so a failure is not retried there: the caller pushes the
+//! blob again from where it was written in the meantime (the content store), with the
+//! retries and resumes above.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -38,6 +45,15 @@ pub enum BlobSource {
     Store(hoist_content::ContentStore),
     /// A file on disk, streamed (re-opened for each attempt).
     File(PathBuf),
+}
+
+/// What a producer hands [`RegistryClient::push_blob_stream`], in order.
+#[derive(Debug, Clone)]
+pub enum StreamPiece {
+    /// The next bytes of the blob.
+    Bytes(Bytes),
+    /// The blob is complete: the descriptor of all the bytes handed over.
+    End(Box<Descriptor>),
 }
 
 /// What [`RegistryClient::push_blob`] had to do.
@@ -304,6 +320,145 @@ impl RegistryClient {
                 Err(_) => return Err(err),
             }
         }
+    }
+
+    /// Uploads a blob as it is produced: a session opened at once, a `PATCH` whenever the
+    /// pieces received make a chunk (the configured chunk size, at least the registry's
+    /// `OCI-Chunk-Min-Length`), the rest and the closing `PUT` with the digest once
+    /// [`StreamPiece::End`] arrives. Returns that descriptor once the registry has the blob.
+    ///
+    /// Nothing is retried (the bytes sent are not kept): on any failure, or when `pieces`
+    /// closes without an end ([`RegistryError::StreamAbandoned`]), the session is cancelled
+    /// (`DELETE`, best effort), so the registry keeps no partial blob, and the error is
+    /// returned. Memory: one chunk, plus what the channel holds.
+    pub async fn push_blob_stream(
+        &self,
+        repository: &Repository,
+        mut pieces: tokio::sync::mpsc::Receiver<StreamPiece>,
+    ) -> Result<Descriptor> {
+        let state = self.host(&repository.registry).await?;
+        let scopes: BTreeSet<String> = [repository_scope(&repository.path, true)].into();
+        let what = format!("streamed upload of a blob to {repository}");
+        let registry = &repository.registry;
+        let start = self.api_url(&state, &repository.path, "blobs/uploads/")?;
+        let resp = self
+            .send(&state, &Call::new(Method::POST, start, scopes.clone()))
+            .await?;
+        let resp = check_status(registry, &what, &Method::POST, resp).await?;
+        let min_chunk: u64 = resp
+            .headers()
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let chunk = self.inner.config.chunk_size.max(min_chunk).max(1);
+        let chunk_len = usize::try_from(chunk).unwrap_or(usize::MAX);
+        let mut location = self.location(&state, &resp)?;
+        let at = &mut location;
+        let result = async {
+            let mut sent = 0u64;
+            let mut pending = bytes::BytesMut::new();
+            loop {
+                let end = match pieces.recv().await {
+                    Some(StreamPiece::Bytes(piece)) => {
+                        pending.extend_from_slice(&piece);
+                        None
+                    }
+                    Some(StreamPiece::End(descriptor)) => Some(*descriptor),
+                    None => {
+                        return Err(RegistryError::StreamAbandoned {
+                            repository: repository.to_string(),
+                            sent,
+                        })
+                    }
+                };
+                // Whole chunks as soon as they are there; what is left once the end is known.
+                while pending.len() >= chunk_len || (end.is_some() && !pending.is_empty()) {
+                    let len = pending.len().min(chunk_len);
+                    let body = pending.split_to(len).freeze();
+                    *at = self
+                        .patch_stream_chunk(
+                            &state,
+                            &scopes,
+                            &what,
+                            registry,
+                            at.clone(),
+                            sent,
+                            body,
+                        )
+                        .await?;
+                    sent += len as u64;
+                }
+                let Some(descriptor) = end else { continue };
+                if sent != descriptor.size {
+                    return Err(RegistryError::Protocol {
+                        registry: registry.clone(),
+                        message: format!(
+                            "{what}: {sent} bytes were sent for blob {} of {} bytes",
+                            descriptor.digest, descriptor.size
+                        ),
+                    });
+                }
+                let mut put = at.clone();
+                put.query_pairs_mut()
+                    .append_pair("digest", descriptor.digest.as_str());
+                let call = Call::new(Method::PUT, put, scopes.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .idempotent(false);
+                let resp = self.send(&state, &call).await?;
+                check_status(registry, &what, &Method::PUT, resp).await?;
+                return Ok(descriptor);
+            }
+        }
+        .await;
+        if result.is_err() {
+            // Best effort: a registry that cannot be reached keeps the session until its
+            // own purge, and it never becomes a blob without the closing PUT.
+            let _ = self
+                .send(&state, &Call::new(Method::DELETE, location, scopes.clone()))
+                .await;
+        }
+        result
+    }
+
+    /// One `PATCH` of a streamed upload at `offset`; the `Location` to continue at.
+    #[allow(clippy::too_many_arguments)]
+    async fn patch_stream_chunk(
+        &self,
+        state: &HostState,
+        scopes: &BTreeSet<String>,
+        what: &str,
+        registry: &str,
+        location: Url,
+        offset: u64,
+        body: Bytes,
+    ) -> Result<Url> {
+        let len = body.len() as u64;
+        let call = Call::new(Method::PATCH, location, scopes.clone())
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(
+                reqwest::header::CONTENT_RANGE,
+                &format!("{offset}-{}", offset + len - 1),
+            )
+            .body(Body::Bytes(body))
+            .idempotent(false);
+        let resp = self.send(state, &call).await?;
+        let resp = check_status(registry, what, &Method::PATCH, resp).await?;
+        let acknowledged = resp
+            .headers()
+            .get(reqwest::header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(held_bytes);
+        if let Some(held) = acknowledged.filter(|held| *held != offset + len) {
+            return Err(RegistryError::Protocol {
+                registry: registry.to_owned(),
+                message: format!(
+                    "{what}: after bytes {offset}-{} the registry holds {held} bytes",
+                    offset + len - 1
+                ),
+            });
+        }
+        self.location(state, &resp)
     }
 
     /// `POST`s a new upload session.

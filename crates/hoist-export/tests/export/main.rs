@@ -9,4 +9,5 @@ mod annotations;
 mod device_dest;
 mod export;
 mod parse;
+mod push_stream;
 mod rewrite_timestamp;

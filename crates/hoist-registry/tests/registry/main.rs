@@ -13,3 +13,4 @@ mod hostile_registry;
 mod real_registry;
 mod tls_registry;
 mod upload_resume;
+mod upload_stream;

@@ -1,0 +1,112 @@
+//! Compression study for `parallel_gzip` (run by `scripts/bench/compression.sh`): each
+//! input file is cut into the 1 MiB pieces `parallel_gzip` deflates independently, and every
+//! implementation/level compresses all the pieces on one thread. Prints one tab-separated
+//! row per (file, implementation, level): MB/s on one core and output/input ratio.
+//!
+//! Not a test: timings depend on the machine. Usage:
+//! `cargo run --release -p hoist-snapshot --example deflate_bench -- FILE...`
+
+use std::io::Write as _;
+use std::time::Instant;
+
+const PIECE: usize = 1 << 20;
+/// At most this much of each file is read (the pieces are held in memory); `DEFLATE_BENCH_MIB`
+/// changes it.
+const DEFAULT_LIMIT_MIB: usize = 64;
+
+type Encode = fn(&[u8], u32) -> usize;
+
+fn flate2_zlib_rs(piece: &[u8], level: u32) -> usize {
+    let mut c = flate2::Compress::new(flate2::Compression::new(level), false);
+    let mut out = Vec::with_capacity(piece.len() + piece.len() / 16 + 1024);
+    loop {
+        let done = usize::try_from(c.total_in()).unwrap();
+        let status = c
+            .compress_vec(&piece[done..], &mut out, flate2::FlushCompress::Sync)
+            .unwrap();
+        if usize::try_from(c.total_in()).unwrap() == piece.len() && out.len() < out.capacity() {
+            return out.len();
+        }
+        assert!(matches!(
+            status,
+            flate2::Status::Ok | flate2::Status::BufError
+        ));
+        out.reserve(out.capacity());
+    }
+}
+
+fn libdeflate(piece: &[u8], level: u32) -> usize {
+    let mut c =
+        libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level as i32).unwrap());
+    let mut out = vec![0; c.deflate_compress_bound(piece.len())];
+    c.deflate_compress(piece, &mut out).unwrap()
+}
+
+fn miniz_oxide(piece: &[u8], level: u32) -> usize {
+    miniz_oxide::deflate::compress_to_vec(piece, level as u8).len()
+}
+
+fn zstd(piece: &[u8], level: u32) -> usize {
+    zstd::bulk::compress(piece, level as i32).unwrap().len()
+}
+
+/// The cheap check `parallel_gzip` makes before deflating a piece: its byte entropy.
+fn entropy_check(piece: &[u8], _level: u32) -> usize {
+    let mut counts = [0u64; 256];
+    for &b in piece {
+        counts[usize::from(b)] += 1;
+    }
+    let n = piece.len() as f64;
+    let bits: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    (bits * n / 8.0) as usize
+}
+
+fn main() {
+    let files: Vec<String> = std::env::args().skip(1).collect();
+    if files.is_empty() {
+        eprintln!("usage: deflate_bench FILE...");
+        std::process::exit(2);
+    }
+    let runs: &[(&str, Encode, &[u32])] = &[
+        ("flate2+zlib-rs", flate2_zlib_rs, &[1, 2, 3, 4, 5, 6, 9]),
+        ("libdeflate", libdeflate, &[1, 2, 3, 4, 5, 6, 9, 12]),
+        ("miniz_oxide", miniz_oxide, &[1, 6]),
+        ("zstd", zstd, &[1, 3]),
+        ("entropy-check", entropy_check, &[0]),
+    ];
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "file\timplementation\tlevel\tMB/s/core\tratio").unwrap();
+    for file in &files {
+        let mut data = std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let limit = std::env::var("DEFLATE_BENCH_MIB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_LIMIT_MIB);
+        data.truncate(limit << 20);
+        let name = std::path::Path::new(file)
+            .file_name()
+            .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+        for (implementation, encode, levels) in runs {
+            for &level in *levels {
+                let start = Instant::now();
+                let out: usize = data.chunks(PIECE).map(|p| encode(p, level)).sum();
+                let secs = start.elapsed().as_secs_f64();
+                let mbps = data.len() as f64 / 1e6 / secs;
+                let ratio = out as f64 / data.len().max(1) as f64;
+                writeln!(
+                    stdout,
+                    "{name}\t{implementation}\t{level}\t{mbps:.1}\t{ratio:.4}"
+                )
+                .unwrap();
+                stdout.flush().unwrap();
+            }
+        }
+    }
+}
