@@ -346,7 +346,7 @@ pub(super) async fn connect(addr: &str, tls: &RemoteTls) -> anyhow::Result<Chann
             bail!("invalid address {addr:?}: no socket path");
         }
         let socket = PathBuf::from(path);
-        return Endpoint::from_static("http://hoistd.invalid")
+        let channel = Endpoint::from_static("http://hoistd.invalid")
             .connect_timeout(Duration::from_secs(10))
             .connect_with_connector(tower::service_fn(move |_: Uri| {
                 let socket = socket.clone();
@@ -356,7 +356,8 @@ pub(super) async fn connect(addr: &str, tls: &RemoteTls) -> anyhow::Result<Chann
                 }
             }))
             .await
-            .with_context(cannot);
+            .with_context(cannot)?;
+        return answered(channel, addr).await;
     }
     let Some(host_port) = addr.strip_prefix("tcp://") else {
         bail!(
@@ -389,7 +390,35 @@ pub(super) async fn connect(addr: &str, tls: &RemoteTls) -> anyhow::Result<Chann
         config = config.domain_name(tls.server_name.as_deref().unwrap_or(host));
         endpoint = endpoint.tls_config(config).with_context(cannot)?;
     }
-    endpoint.connect().await.with_context(cannot)
+    let channel = endpoint.connect().await.with_context(cannot)?;
+    answered(channel, addr).await
+}
+
+/// How long a daemon has to answer its first call.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `channel` once the daemon at `addr` has answered a call (`ListWorkers`, which every
+/// BuildKit serves; any answer counts, an error status too): a socket that accepts
+/// connections but never speaks gRPC fails here, naming it, instead of hanging the build.
+async fn answered(channel: Channel, addr: &str) -> anyhow::Result<Channel> {
+    let mut client = ControlClient::new(channel.clone());
+    let request = hoist_proto::control::ListWorkersRequest::default();
+    match tokio::time::timeout(ANSWER_TIMEOUT, client.list_workers(request)).await {
+        Err(_) => bail!(
+            "cannot connect to {addr}: the daemon did not answer within {} s",
+            ANSWER_TIMEOUT.as_secs()
+        ),
+        Ok(Err(status)) if std::error::Error::source(&status).is_some() => {
+            let mut message = status.message().to_owned();
+            let mut source = std::error::Error::source(&status);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            bail!("cannot connect to {addr}: {message}")
+        }
+        Ok(_) => Ok(channel),
+    }
 }
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
