@@ -96,7 +96,7 @@ pub(super) fn of_selection(
     }
     let view = worker.snapshotter().view(
         &worker.unique_key("checksum"),
-        std::slice::from_ref(&input.snapshot),
+        std::slice::from_ref(input.snapshot()?),
     )?;
     let digest = digest_copies(view.path(), selection);
     drop(view);
@@ -114,7 +114,10 @@ fn memo_path(worker: &Worker, input: &Ref, selection: &Selection) -> Option<std:
     let mut hash = Sha256::new();
     hash.update(b"hoist checksum memo v1\0");
     hash.update(&copies);
-    let dir = worker.snapshotter().metadata_dir(&input.snapshot).ok()?;
+    let dir = worker
+        .snapshotter()
+        .metadata_dir(input.snapshot.as_ref()?)
+        .ok()?;
     Some(dir.join("checksums").join(hex::encode(hash.finalize())))
 }
 

@@ -300,7 +300,7 @@ pub(super) fn exec(op: &EngineOp) -> Result<Ref> {
         return Err(e);
     }
     Ok(Ref {
-        snapshot: snapshotter.commit(&key)?,
+        snapshot: Some(snapshotter.commit(&key)?),
         layers: Vec::new(),
     })
 }
