@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use fs4::fs_std::FileExt;
 use hoist_content::{ContentStore, Lease};
@@ -97,6 +97,9 @@ impl Ref {
     }
 }
 
+/// Content digests (sha256) of a snapshot's regular files, by path relative to its root.
+pub(crate) type FileDigests = HashMap<String, [u8; 32]>;
+
 /// What this build holds through records it loaded or saved.
 #[derive(Debug, Default)]
 struct Held {
@@ -126,6 +129,10 @@ pub struct Worker {
     /// The index, manifest and config of each image whose layer chain an image source
     /// handed out, by its result's layers: its record keeps them too.
     image_documents: Mutex<HashMap<Vec<Digest>, Vec<Digest>>>,
+    /// The content digests of the files a local source copied into its snapshot, hashed
+    /// as they were copied (path relative to the root → sha256), so that the first
+    /// checksum of a copy's selection over it does not read them again.
+    file_digests: Mutex<HashMap<SnapshotId, Arc<FileDigests>>>,
     /// The shared lock on `engine/builds.lock`, held while the worker lives.
     _builds: File,
 }
@@ -172,6 +179,7 @@ impl Worker {
             uses,
             held: Mutex::new(Held::default()),
             image_documents: Mutex::new(HashMap::new()),
+            file_digests: Mutex::new(HashMap::new()),
             _builds: builds,
         })
     }
@@ -316,6 +324,20 @@ impl Worker {
             .unwrap_or_else(|e| e.into_inner());
         documents.insert(image.blob_digests(), digests);
         Ok(())
+    }
+
+    /// Remembers the content digests of the files of the committed snapshot `snapshot`
+    /// (see [`Worker::file_digests`]), for this build.
+    pub(crate) fn note_file_digests(&self, snapshot: &SnapshotId, digests: FileDigests) {
+        let mut all = self.file_digests.lock().unwrap_or_else(|e| e.into_inner());
+        all.insert(snapshot.clone(), Arc::new(digests));
+    }
+
+    /// The content digests of files of `snapshot` known without reading them: those a
+    /// local source of this build hashed while copying them in.
+    pub(crate) fn file_digests(&self, snapshot: &SnapshotId) -> Option<Arc<FileDigests>> {
+        let all = self.file_digests.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(snapshot).cloned()
     }
 
     /// Every blob a record of `r` must keep: its layers, and for an image source the

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use hoist_dockerfile::dockerignore::PatternMatcher;
 use hoist_snapshot::Snapshotter as _;
@@ -19,11 +20,20 @@ use sha2::{Digest as _, Sha256};
 use super::stat_cache::StatCache;
 use super::{scoped_path, EngineOp};
 use crate::error::{Error, Result};
-use crate::worker::Ref;
+use crate::worker::{FileDigests, Ref};
+
+/// The selection a source's checksum walked, kept for its run (one walk of the context,
+/// not two; the run copies what the key was computed from).
+pub(crate) type Slot = Arc<Mutex<Option<Vec<Entry>>>>;
+
+/// Files up to this size are copied through memory and hashed on the way (their digests
+/// serve the checksums of the copies reading the snapshot); larger ones are copied by
+/// the kernel and read again when a checksum needs them.
+const HASH_WHILE_COPYING: u64 = 1 << 20;
 
 /// One selected entry of the context.
 #[derive(Debug)]
-struct Entry {
+pub(crate) struct Entry {
     /// Relative path with `/` separators.
     rel: String,
     path: PathBuf,
@@ -248,10 +258,16 @@ impl Ancestors {
 /// earlier build are not read again: [`StatCache`]).
 pub(super) fn checksum(op: &EngineOp) -> Result<hoist_solver::Digest> {
     let (dir, entries) = selection(op)?;
-    let mut stats = StatCache::open(&op.worker.engine_dir().join("contexts"), &dir);
+    let digest = checksum_of(op, &dir, &entries);
+    *op.local.lock().unwrap_or_else(|e| e.into_inner()) = Some(entries);
+    digest
+}
+
+fn checksum_of(op: &EngineOp, dir: &Path, entries: &[Entry]) -> Result<hoist_solver::Digest> {
+    let mut stats = StatCache::open(&op.worker.engine_dir().join("contexts"), dir);
     let mut hash = Sha256::new();
     let mut files = std::collections::BTreeMap::new();
-    for entry in &entries {
+    for entry in entries {
         let mut one = Sha256::new();
         super::checksum::hash_entry_with(
             &mut Both(&mut hash, &mut one),
@@ -291,21 +307,32 @@ impl sha2::digest::Update for Both<'_> {
 /// ever read by copies (which make layers of their own), never the root of an image, so
 /// writing one would only cost a tar and a gzip of the whole context.
 pub(super) fn exec(op: &EngineOp) -> Result<Ref> {
-    let (_, entries) = selection(op)?;
+    let walked = op.local.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let entries = match walked {
+        Some(entries) => entries,
+        None => selection(op)?.1,
+    };
     let snapshotter = op.worker.snapshotter();
     let key = op.worker.unique_key("local");
     let mount = snapshotter.prepare(&key, &[])?;
-    if let Err(e) = copy_entries(&entries, mount.path()) {
-        let _ = snapshotter.remove(&key);
-        return Err(e);
-    }
+    let digests = match copy_entries(&entries, mount.path()) {
+        Ok(digests) => digests,
+        Err(e) => {
+            let _ = snapshotter.remove(&key);
+            return Err(e);
+        }
+    };
+    let snapshot = snapshotter.commit(&key)?;
+    op.worker.note_file_digests(&snapshot, digests);
     Ok(Ref {
-        snapshot: Some(snapshotter.commit(&key)?),
+        snapshot: Some(snapshot),
         layers: Vec::new(),
     })
 }
 
-fn copy_entries(entries: &[Entry], root: &Path) -> Result<()> {
+/// Copies `entries` under `root`; the content digests of the files hashed on the way.
+fn copy_entries(entries: &[Entry], root: &Path) -> Result<FileDigests> {
+    let mut digests = FileDigests::new();
     let mut dirs = Vec::new();
     // Directories known to exist, so each is created once, not stat'ed for every file.
     let mut created = std::collections::HashSet::new();
@@ -331,8 +358,14 @@ fn copy_entries(entries: &[Entry], root: &Path) -> Result<()> {
         } else if kind.is_file() {
             let mode = std::os::unix::fs::PermissionsExt::mode(&entry.metadata.permissions());
             let mtime = filetime::FileTime::from_last_modification_time(&entry.metadata);
-            super::file::copy_new_file(&entry.path, &dest, None, mode & 0o7777, mtime)
-                .map_err(Error::io("copy", &entry.path))?;
+            if entry.metadata.len() <= HASH_WHILE_COPYING {
+                let digest = copy_hashing(&entry.path, &dest, mode & 0o7777, mtime)
+                    .map_err(Error::io("copy", &entry.path))?;
+                digests.insert(entry.rel.clone(), digest);
+            } else {
+                super::file::copy_new_file(&entry.path, &dest, None, mode & 0o7777, mtime)
+                    .map_err(Error::io("copy", &entry.path))?;
+            }
         }
     }
     for (dest, entry) in dirs.into_iter().rev() {
@@ -340,7 +373,37 @@ fn copy_entries(entries: &[Entry], root: &Path) -> Result<()> {
             .map_err(Error::io("chmod", &dest))?;
         set_times(&dest, &entry.metadata)?;
     }
-    Ok(())
+    Ok(digests)
+}
+
+/// Copies the small file `src` to the new file `dest` through memory (one read, one
+/// write), with `mode` and `mtime`; the sha256 of the bytes copied.
+fn copy_hashing(
+    src: &Path,
+    dest: &Path,
+    mode: u32,
+    mtime: filetime::FileTime,
+) -> std::io::Result<[u8; 32]> {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut bytes = Vec::new();
+    std::fs::File::open(src)?.read_to_end(&mut bytes)?;
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode & 0o777)
+        .open(dest)?;
+    let copied = (|| {
+        to.write_all(&bytes)?;
+        // Past the umask, and the set-id and sticky bits.
+        to.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        filetime::set_file_handle_times(&to, None, Some(mtime))
+    })();
+    if copied.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    copied.map(|()| digest)
 }
 
 fn set_times(path: &Path, metadata: &std::fs::Metadata) -> Result<()> {

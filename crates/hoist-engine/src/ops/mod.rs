@@ -77,6 +77,8 @@ pub struct EngineOp {
     http: http::Slot,
     /// The commit a git source's ref resolved to for its cache key, for its run.
     git: git::Slot,
+    /// The files a local source's checksum selected, for its run.
+    local: local::Slot,
     /// What the build's miss explanations share (see [`last_seen`]).
     changes: Arc<MissContext>,
 }
@@ -95,6 +97,7 @@ impl EngineOp {
             run: Arc::default(),
             http: http::Slot::default(),
             git: git::Slot::default(),
+            local: local::Slot::default(),
             changes: Arc::default(),
         }
     }
