@@ -10,6 +10,7 @@
 //! step cached.
 
 use std::collections::BTreeSet;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +27,9 @@ use crate::worker::{FileDigests, Ref};
 /// not two; the run copies what the key was computed from).
 pub(crate) type Slot = Arc<Mutex<Option<Vec<Entry>>>>;
 
+/// How many bytes of small files a checksum keeps in memory for the run that copies them.
+const KEPT_FOR_COPY: usize = 64 << 20;
+
 /// Files up to this size are copied through memory and hashed on the way (their digests
 /// serve the checksums of the copies reading the snapshot); larger ones are copied by
 /// the kernel and read again when a checksum needs them.
@@ -38,6 +42,9 @@ pub(crate) struct Entry {
     rel: String,
     path: PathBuf,
     metadata: std::fs::Metadata,
+    /// A small file's bytes as the checksum read them, and their sha256: the run writes
+    /// them without reading the file again.
+    content: Option<(Vec<u8>, [u8; 32])>,
 }
 
 /// The context directory and selection of the local source `op`.
@@ -115,6 +122,7 @@ fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
             rel,
             path: entry.path().to_path_buf(),
             metadata,
+            content: None,
         });
     }
     Ok((dir, entries))
@@ -257,18 +265,24 @@ impl Ancestors {
 /// The digest of the selected files' content (files whose stat is unchanged since an
 /// earlier build are not read again: [`StatCache`]).
 pub(super) fn checksum(op: &EngineOp) -> Result<hoist_solver::Digest> {
-    let (dir, entries) = selection(op)?;
-    let digest = checksum_of(op, &dir, &entries);
+    let (dir, mut entries) = selection(op)?;
+    let digest = checksum_of(op, &dir, &mut entries);
     *op.local.lock().unwrap_or_else(|e| e.into_inner()) = Some(entries);
     digest
 }
 
-fn checksum_of(op: &EngineOp, dir: &Path, entries: &[Entry]) -> Result<hoist_solver::Digest> {
+/// Small files read for their digest (not remembered by the stat cache) keep their bytes,
+/// up to [`KEPT_FOR_COPY`] in all, for the copy that follows a miss.
+fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist_solver::Digest> {
+    let mut kept = 0usize;
     let mut stats = StatCache::open(&op.worker.engine_dir().join("contexts"), dir);
     let mut hash = Sha256::new();
     let mut files = std::collections::BTreeMap::new();
-    for entry in entries {
+    for entry in entries.iter_mut() {
         let mut one = Sha256::new();
+        let mut content = None;
+        let keep = entry.metadata.len() <= HASH_WHILE_COPYING
+            && kept + entry.metadata.len() as usize <= KEPT_FOR_COPY;
         super::checksum::hash_entry_with(
             &mut Both(&mut hash, &mut one),
             &entry.rel,
@@ -277,10 +291,23 @@ fn checksum_of(op: &EngineOp, dir: &Path, entries: &[Entry]) -> Result<hoist_sol
             false,
             &mut |path| {
                 stats
-                    .digest(&entry.rel, path, &entry.metadata)
+                    .digest_with(&entry.rel, path, &entry.metadata, |path| {
+                        if !keep {
+                            return super::checksum::file_digest(path);
+                        }
+                        let mut bytes = Vec::with_capacity(entry.metadata.len() as usize);
+                        std::fs::File::open(path)?.read_to_end(&mut bytes)?;
+                        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+                        content = Some((bytes, digest));
+                        Ok(digest)
+                    })
                     .map_err(Error::io("read", path))
             },
         )?;
+        if let Some((bytes, digest)) = content {
+            kept += bytes.len();
+            entry.content = Some((bytes, digest));
+        }
         files.insert(entry.rel.clone(), super::last_seen::entry_digest(one));
     }
     super::last_seen::local_files(op, files);
@@ -358,7 +385,11 @@ fn copy_entries(entries: &[Entry], root: &Path) -> Result<FileDigests> {
         } else if kind.is_file() {
             let mode = std::os::unix::fs::PermissionsExt::mode(&entry.metadata.permissions());
             let mtime = filetime::FileTime::from_last_modification_time(&entry.metadata);
-            if entry.metadata.len() <= HASH_WHILE_COPYING {
+            if let Some((bytes, digest)) = &entry.content {
+                write_new_file(bytes, &dest, mode & 0o7777, mtime)
+                    .map_err(Error::io("write", &dest))?;
+                digests.insert(entry.rel.clone(), *digest);
+            } else if entry.metadata.len() <= HASH_WHILE_COPYING {
                 let digest = copy_hashing(&entry.path, &dest, mode & 0o7777, mtime)
                     .map_err(Error::io("copy", &entry.path))?;
                 digests.insert(entry.rel.clone(), digest);
@@ -384,18 +415,28 @@ fn copy_hashing(
     mode: u32,
     mtime: filetime::FileTime,
 ) -> std::io::Result<[u8; 32]> {
-    use std::io::{Read as _, Write as _};
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let mut bytes = Vec::new();
     std::fs::File::open(src)?.read_to_end(&mut bytes)?;
     let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    write_new_file(&bytes, dest, mode, mtime).map(|()| digest)
+}
+
+/// Writes `bytes` to the new file `dest`, with `mode` and `mtime`.
+fn write_new_file(
+    bytes: &[u8],
+    dest: &Path,
+    mode: u32,
+    mtime: filetime::FileTime,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let mut to = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode & 0o777)
         .open(dest)?;
     let copied = (|| {
-        to.write_all(&bytes)?;
+        to.write_all(bytes)?;
         // Past the umask, and the set-id and sticky bits.
         to.set_permissions(std::fs::Permissions::from_mode(mode))?;
         filetime::set_file_handle_times(&to, None, Some(mtime))
@@ -403,7 +444,7 @@ fn copy_hashing(
     if copied.is_err() {
         let _ = std::fs::remove_file(dest);
     }
-    copied.map(|()| digest)
+    copied
 }
 
 fn set_times(path: &Path, metadata: &std::fs::Metadata) -> Result<()> {
