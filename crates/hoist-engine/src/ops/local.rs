@@ -494,6 +494,40 @@ mod tests {
     }
 
     #[test]
+    fn copied_files_carry_the_digests_of_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::write(src.join("sub/read"), b"read while copying").unwrap();
+        std::fs::write(src.join("kept"), b"kept by the checksum").unwrap();
+        let entry = |rel: &str| Entry {
+            rel: rel.to_owned(),
+            path: src.join(rel),
+            metadata: std::fs::symlink_metadata(src.join(rel)).unwrap(),
+            content: None,
+        };
+        let mut kept = entry("kept");
+        let bytes = std::fs::read(src.join("kept")).unwrap();
+        kept.content = Some((bytes.clone(), Sha256::digest(&bytes).into()));
+        let entries = vec![entry("sub"), entry("sub/read"), kept];
+        let digests = copy_entries(&entries, &dest).unwrap();
+        assert_eq!(digests.len(), 2);
+        for rel in ["sub/read", "kept"] {
+            let path = dest.join(rel);
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(src.join(rel)).unwrap()
+            );
+            assert_eq!(
+                digests[rel],
+                super::super::checksum::file_digest(&path).unwrap(),
+                "{rel}"
+            );
+        }
+    }
+
+    #[test]
     fn ancestors_of_wildcard_patterns_are_walked() {
         let a = String::from("x/*/c");
         let b = String::from("d/**/e");
