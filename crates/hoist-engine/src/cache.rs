@@ -329,7 +329,7 @@ mod tests {
     fn a_record_from_before_the_bookkeeping_reads_with_zeros() {
         let old = r#"{"snapshot":"3","layers":[]}"#;
         let record: CacheRecord = serde_json::from_str(old).unwrap();
-        assert_eq!(record.value.snapshot.as_str(), "3");
+        assert_eq!(record.value.snapshot.unwrap().as_str(), "3");
         assert_eq!(
             (record.created_ms, record.last_used_ms, record.size),
             (0, 0, 0)

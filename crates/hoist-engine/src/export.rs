@@ -10,6 +10,7 @@
 //! `rewrite-timestamp=true` (hoist-export clamps the file times of the layers after the
 //! base's).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -56,9 +57,23 @@ pub async fn export(
             .as_ref()
             .map(|r| r.layers.clone())
             .unwrap_or_default();
+        // Base layers not fetched yet: the exporter fetches them for the outputs that need
+        // their bytes, and a push mounts or skips them where the registry has them.
+        let layer_sources: BTreeMap<_, _> = layers
+            .iter()
+            .filter_map(|l| {
+                let source = l.source.as_ref()?;
+                Some((l.descriptor.digest.clone(), source.repository()))
+            })
+            .collect();
         let rootfs = if needs_rootfs {
             let key = worker.unique_key("export");
-            let parents: Vec<_> = result.iter().map(|r| r.snapshot.clone()).collect();
+            let mut parents = Vec::new();
+            if let Some(result) = &result {
+                // The final filesystem: a lazy result is fetched and unpacked now.
+                let result = crate::ops::materialize(worker, result).await?;
+                parents.push(result.snapshot()?.clone());
+            }
             let view = worker.snapshotter().view(&key, &parents)?;
             let path = view.path().to_path_buf();
             views.push(view);
@@ -74,7 +89,8 @@ pub async fn export(
                 rootfs,
             )
             .with_source_date_epoch(epoch, base_diff_ids)
-            .with_inline_cache(inline_cache),
+            .with_inline_cache(inline_cache)
+            .with_layer_sources(layer_sources),
         );
     }
     let mut exporter =

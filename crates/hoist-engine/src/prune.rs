@@ -207,17 +207,18 @@ impl Cache {
         }
         let mut by_snapshot: HashMap<&SnapshotId, Vec<&str>> = HashMap::new();
         for (key, record) in records {
-            by_snapshot
-                .entry(&record.value.snapshot)
-                .or_default()
-                .push(key);
+            if let Some(snapshot) = &record.value.snapshot {
+                by_snapshot.entry(snapshot).or_default().push(key);
+            }
         }
         let rows = records
             .iter()
             .map(|(key, record)| {
-                let parents = self
-                    .snapshotter
-                    .parents(&record.value.snapshot)
+                let parents = record
+                    .value
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| self.snapshotter.parents(s).ok())
                     .unwrap_or_default()
                     .iter()
                     .flat_map(|p| by_snapshot.get(p).cloned().unwrap_or_default())
@@ -392,7 +393,7 @@ impl Cache {
         let reachable = self.closure(
             records
                 .iter()
-                .map(|(_, r)| r.value.snapshot.clone())
+                .filter_map(|(_, r)| r.value.snapshot.clone())
                 .chain(uses.snapshots.iter().cloned()),
         );
         let snapshots: u64 = self
@@ -615,11 +616,11 @@ pub(crate) fn prune_policies(
     // What must stay: remaining records and what running builds use, with their parents.
     let reachable = cache.closure(
         kept.iter()
-            .map(|(_, r)| r.value.snapshot.clone())
+            .filter_map(|(_, r)| r.value.snapshot.clone())
             .chain(uses.snapshots.iter().cloned()),
     );
     let mut candidates: HashSet<SnapshotId> =
-        cache.closure(gone.iter().map(|(_, r)| r.value.snapshot.clone()));
+        cache.closure(gone.iter().filter_map(|(_, r)| r.value.snapshot.clone()));
     for (path, id) in cache.layer_chains()? {
         if id.as_ref().is_some_and(|id| reachable.contains(id)) {
             continue;

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use fs4::fs_std::FileExt;
 use hoist_content::{ContentStore, Lease};
@@ -24,11 +24,38 @@ use crate::error::{Error, Result};
 use crate::state_dir::StateDir;
 use crate::use_lease::UseLease;
 
-/// One layer of a result: a blob in the content store and its uncompressed digest.
+/// One layer of a result: a blob in the content store (or, for a base image's layer not
+/// fetched yet, in the repository `source` names) and its uncompressed digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerRef {
     pub descriptor: Descriptor,
     pub diff_id: Digest,
+    /// Where a base image's layer can be fetched (or mounted from, on the same registry)
+    /// while the content store does not have it; `None` for layers the build made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<LayerSource>,
+}
+
+/// The repository a base image's layer comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerSource {
+    pub registry: String,
+    pub repository: String,
+}
+
+impl LayerSource {
+    pub fn repository(&self) -> hoist_registry::Repository {
+        hoist_registry::Repository::new(&self.registry, &self.repository)
+    }
+}
+
+impl From<&hoist_registry::Repository> for LayerSource {
+    fn from(repo: &hoist_registry::Repository) -> Self {
+        LayerSource {
+            registry: repo.registry.clone(),
+            repository: repo.path.clone(),
+        }
+    }
 }
 
 impl From<LayerRef> for hoist_export::ExportLayer {
@@ -41,14 +68,24 @@ impl From<LayerRef> for hoist_export::ExportLayer {
 }
 
 /// What an op produces: a committed snapshot holding the whole filesystem, and the layers
-/// (base first) that rebuild it.
+/// (base first) that rebuild it. A lazy result (a base image, or a `COPY --link` on one)
+/// has no snapshot yet: its layers, some of them maybe still only in a registry, are
+/// fetched and unpacked when a step needs the filesystem (`ops::materialize`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ref {
-    pub snapshot: SnapshotId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotId>,
     pub layers: Vec<LayerRef>,
 }
 
 impl Ref {
+    /// The snapshot of a result that has one (every input an op reads was materialized).
+    pub fn snapshot(&self) -> Result<&SnapshotId> {
+        self.snapshot
+            .as_ref()
+            .ok_or_else(|| Error::InvalidGraph("a lazy result was used unmaterialized".into()))
+    }
+
     /// The digests of its layer blobs, base first, each once.
     pub fn blob_digests(&self) -> Vec<Digest> {
         let mut seen = HashSet::new();
@@ -59,6 +96,9 @@ impl Ref {
             .collect()
     }
 }
+
+/// Content digests (sha256) of a snapshot's regular files, by path relative to its root.
+pub(crate) type FileDigests = HashMap<String, [u8; 32]>;
 
 /// What this build holds through records it loaded or saved.
 #[derive(Debug, Default)]
@@ -87,8 +127,12 @@ pub struct Worker {
     uses: UseLease,
     held: Mutex<Held>,
     /// The index, manifest and config of each image whose layer chain an image source
-    /// handed out, by the chain's top snapshot: its record keeps them too.
-    image_documents: Mutex<HashMap<SnapshotId, Vec<Digest>>>,
+    /// handed out, by its result's layers: its record keeps them too.
+    image_documents: Mutex<HashMap<Vec<Digest>, Vec<Digest>>>,
+    /// The content digests of the files a local source copied into its snapshot, hashed
+    /// as they were copied (path relative to the root → sha256), so that the first
+    /// checksum of a copy's selection over it does not read them again.
+    file_digests: Mutex<HashMap<SnapshotId, Arc<FileDigests>>>,
     /// The shared lock on `engine/builds.lock`, held while the worker lives.
     _builds: File,
 }
@@ -135,6 +179,7 @@ impl Worker {
             uses,
             held: Mutex::new(Held::default()),
             image_documents: Mutex::new(HashMap::new()),
+            file_digests: Mutex::new(HashMap::new()),
             _builds: builds,
         })
     }
@@ -213,13 +258,14 @@ impl Worker {
         Ok(LayerRef {
             descriptor: stored.descriptor(MediaType::OciLayer),
             diff_id: stored.digest,
+            source: None,
         })
     }
 
     /// Whether the record's snapshot, every snapshot below it, and its blobs are all still
-    /// there.
+    /// there (a layer with a source may be missing: it is fetched when needed).
     pub(crate) fn ref_is_complete(&self, r: &Ref) -> bool {
-        let mut stack = vec![r.snapshot.clone()];
+        let mut stack: Vec<SnapshotId> = r.snapshot.iter().cloned().collect();
         let mut seen = HashSet::new();
         while let Some(id) = stack.pop() {
             if !seen.insert(id.clone()) {
@@ -232,19 +278,21 @@ impl Worker {
         }
         r.layers
             .iter()
-            .all(|l| self.store.has(&l.descriptor.digest))
+            .all(|l| l.source.is_some() || self.store.has(&l.descriptor.digest))
     }
 
     /// Marks the record `key_hex` (loaded or saved by this build) as in use until the build
     /// ends: the record itself, its snapshot and its blobs.
     pub(crate) fn hold_record(&self, key_hex: &str, r: &Ref) -> Result<()> {
         self.uses.record(key_hex)?;
-        self.uses.snapshot(&r.snapshot)?;
+        if let Some(snapshot) = &r.snapshot {
+            self.uses.snapshot(snapshot)?;
+        }
         for digest in r.blob_digests() {
             self.blobs.add(&digest)?;
         }
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.record_snapshots.insert(r.snapshot.clone());
+        held.record_snapshots.extend(r.snapshot.clone());
         held.layers.extend(r.blob_digests());
         Ok(())
     }
@@ -263,14 +311,10 @@ impl Worker {
         self.uses.snapshot(id)
     }
 
-    /// Notes the documents (index, manifest, config) of the image whose layers `snapshot`
-    /// stacks, so the record saved for it keeps them from content GC as it keeps its
-    /// layers; leases them for this build meanwhile.
-    pub(crate) fn note_image_documents(
-        &self,
-        snapshot: &SnapshotId,
-        digests: Vec<Digest>,
-    ) -> Result<()> {
+    /// Notes the documents (index, manifest, config) of the image whose result is `image`,
+    /// so the record saved for it keeps them from content GC as it keeps its layers;
+    /// leases them for this build meanwhile.
+    pub(crate) fn note_image_documents(&self, image: &Ref, digests: Vec<Digest>) -> Result<()> {
         for digest in &digests {
             self.blobs.add(digest)?;
         }
@@ -278,8 +322,22 @@ impl Worker {
             .image_documents
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        documents.insert(snapshot.clone(), digests);
+        documents.insert(image.blob_digests(), digests);
         Ok(())
+    }
+
+    /// Remembers the content digests of the files of the committed snapshot `snapshot`
+    /// (see [`Worker::file_digests`]), for this build.
+    pub(crate) fn note_file_digests(&self, snapshot: &SnapshotId, digests: FileDigests) {
+        let mut all = self.file_digests.lock().unwrap_or_else(|e| e.into_inner());
+        all.insert(snapshot.clone(), Arc::new(digests));
+    }
+
+    /// The content digests of files of `snapshot` known without reading them: those a
+    /// local source of this build hashed while copying them in.
+    pub(crate) fn file_digests(&self, snapshot: &SnapshotId) -> Option<Arc<FileDigests>> {
+        let all = self.file_digests.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(snapshot).cloned()
     }
 
     /// Every blob a record of `r` must keep: its layers, and for an image source the
@@ -290,7 +348,7 @@ impl Worker {
             .image_documents
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        for digest in documents.get(&r.snapshot).into_iter().flatten() {
+        for digest in documents.get(&r.blob_digests()).into_iter().flatten() {
             if !digests.contains(digest) {
                 digests.push(digest.clone());
             }
@@ -308,7 +366,7 @@ impl Worker {
             (held.record_snapshots.clone(), held.layers.clone())
         };
         let mut size = 0;
-        let mut stack = vec![r.snapshot.clone()];
+        let mut stack: Vec<SnapshotId> = r.snapshot.iter().cloned().collect();
         let mut seen = HashSet::new();
         while let Some(id) = stack.pop() {
             if held_snapshots.contains(&id) || !seen.insert(id.clone()) {
@@ -321,7 +379,13 @@ impl Worker {
         for layer in &r.layers {
             let digest = &layer.descriptor.digest;
             if !held_layers.contains(digest) && blobs.insert(digest) {
-                size += self.store.info(digest).unwrap_or(layer.descriptor.size);
+                // A layer still only in a registry takes no room here.
+                let missing = if layer.source.is_some() {
+                    0
+                } else {
+                    layer.descriptor.size
+                };
+                size += self.store.info(digest).unwrap_or(missing);
             }
         }
         size

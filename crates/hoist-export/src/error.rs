@@ -112,6 +112,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Fetching a base layer the build never fetched, for an output that needs its bytes.
+    #[error("failed to fetch layer {digest} from {repository}: {source}")]
+    FetchLayer {
+        digest: String,
+        repository: String,
+        #[source]
+        source: Box<hoist_registry::RegistryError>,
+    },
+
     /// Pushing failed.
     #[error("failed to push {reference}: {source}")]
     Push {

@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use hoist_content::ContentStore;
 use hoist_registry::RegistryClient;
 
@@ -111,7 +112,10 @@ impl Exporter {
             if let Some(progress) = &self.progress {
                 progress.started(output);
             }
-            let image = self.export_one(&run, output).await;
+            let image = match self.fetch_needed(&run, &lease, output).await {
+                Ok(()) => self.export_one(&run, output).await,
+                Err(e) => Err(e),
+            };
             if let Some(progress) = &self.progress {
                 progress.finished(output, image.as_ref().err());
             }
@@ -143,6 +147,80 @@ impl Exporter {
             }
             Output::CacheOnly => None,
         })
+    }
+
+    /// Fetches into the store the layers missing from it (a base image's, see
+    /// [`PlatformImage::layer_sources`]) whose bytes `output` needs: all of them for
+    /// archives and for an image stored under a name but not pushed (the name must be a
+    /// whole image); for a push only those converted to another compression or rewritten
+    /// (the rest are mounted or skipped by the push); none for `local` and `tar`, which
+    /// read the filesystem the engine gave.
+    async fn fetch_needed(
+        &self,
+        run: &Arc<Run>,
+        lease: &hoist_content::Lease,
+        output: &Output,
+    ) -> Result<()> {
+        let mut wanted: Vec<(hoist_oci::Descriptor, hoist_registry::Repository)> = Vec::new();
+        for image in &run.images {
+            let epochs = image.layer_epochs();
+            for (layer, epoch) in image.layers.iter().zip(epochs) {
+                let Some(from) = image.layer_sources.get(&layer.descriptor.digest) else {
+                    continue;
+                };
+                if self.store.has(&layer.descriptor.digest)
+                    || layer.descriptor.media_type.is_non_distributable()
+                    || wanted
+                        .iter()
+                        .any(|(d, _)| d.digest == layer.descriptor.digest)
+                {
+                    continue;
+                }
+                let converted = |format: &ImageFormat| {
+                    format.force_compression
+                        || (format.rewrite_timestamp && epoch.is_some())
+                        || layer.descriptor.media_type.layer_compression()
+                            != Some(format.compression)
+                };
+                let needed = match output {
+                    Output::Image(o) => (o.store && !o.push) || converted(&o.format),
+                    Output::Oci(_) | Output::Docker(_) => true,
+                    Output::Local(_) | Output::Tar(_) | Output::CacheOnly => false,
+                };
+                if needed {
+                    wanted.push((layer.descriptor.clone(), from.clone()));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let Some(client) = &self.registry else {
+            return Err(Error::Unsupported(format!(
+                "layer {} is not in the content store and there is no registry client to fetch it",
+                wanted[0].0.digest
+            )));
+        };
+        for (descriptor, _) in &wanted {
+            lease.add(&descriptor.digest)?;
+        }
+        let limit = client.config().max_concurrent_transfers.max(1);
+        let store = &self.store;
+        futures::stream::iter(wanted.iter().map(|(descriptor, from)| async move {
+            client
+                .fetch_blob(from, descriptor, store)
+                .await
+                .map(drop)
+                .map_err(|source| Error::FetchLayer {
+                    digest: descriptor.digest.to_string(),
+                    repository: from.to_string(),
+                    source: Box::new(source),
+                })
+        }))
+        .buffer_unordered(limit)
+        .try_collect::<Vec<()>>()
+        .await?;
+        Ok(())
     }
 
     /// Refuses, before anything is written, what cannot be exported.
@@ -245,10 +323,20 @@ impl Exporter {
                     reference: o.names.first().map(ToString::to_string).unwrap_or_default(),
                 });
             };
+            // Base layers not in the store are mounted from (or, on another registry,
+            // fetched from) the repositories they came from.
+            let options = hoist_registry::PushOptions {
+                blob_sources: run
+                    .images
+                    .iter()
+                    .flat_map(|i| i.layer_sources.clone())
+                    .collect(),
+                ..Default::default()
+            };
             for name in &o.names {
                 let target = push_target(name, o.push_by_digest);
                 client
-                    .push_image(&self.store, &root, &target)
+                    .push_image_with(&self.store, &root, &target, &options)
                     .await
                     .map_err(|source| Error::Push {
                         reference: target.to_string(),

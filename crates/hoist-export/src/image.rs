@@ -1,9 +1,11 @@
 //! What the build engine hands over: one [`PlatformImage`] per target platform, and the
 //! [`ExportRequest`] that asks for them to go to some [`Output`]s.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use hoist_oci::{Descriptor, Digest, History, ImageConfig, Platform};
+use hoist_registry::Repository;
 
 use crate::output::Output;
 
@@ -49,6 +51,11 @@ pub struct PlatformImage {
     /// encodes bytes, into the written config under [`INLINE_CACHE_KEY`]. `None` writes the
     /// config exactly as without it.
     pub inline_cache: Option<Vec<u8>>,
+    /// Layers that may be missing from the content store (a base image's, not fetched by
+    /// the build), by digest: the repository holding each. Outputs that need such a
+    /// layer's bytes fetch it first; a push mounts it from there (same registry) or skips
+    /// it when the target has it, and fetches it only to upload it elsewhere.
+    pub layer_sources: BTreeMap<Digest, Repository>,
 }
 
 /// The image config key of BuildKit's inline cache.
@@ -83,7 +90,15 @@ impl PlatformImage {
             source_date_epoch: None,
             base_diff_ids: Vec::new(),
             inline_cache: None,
+            layer_sources: BTreeMap::new(),
         }
+    }
+
+    /// The same image with the repositories its layers missing from the store come from
+    /// (see [`PlatformImage::layer_sources`]).
+    pub fn with_layer_sources(mut self, sources: BTreeMap<Digest, Repository>) -> Self {
+        self.layer_sources = sources;
+        self
     }
 
     /// The same image with inline cache records (see [`PlatformImage::inline_cache`]).

@@ -32,6 +32,11 @@ pub struct PushOptions {
     /// Repositories of the same registry that may hold the blobs already: each blob is
     /// mounted from them before any upload is tried.
     pub mount_from: Vec<Repository>,
+    /// Where blobs the store may lack can be had, by digest (a build's base layers it never
+    /// fetched): such a blob is skipped when the target has it, mounted from its repository
+    /// on the same registry, or else fetched into the store and uploaded. A present blob
+    /// is mounted from there too rather than uploaded when the registry is the same.
+    pub blob_sources: std::collections::HashMap<hoist_oci::Digest, Repository>,
 }
 
 fn invalid(reference: &str, registry: &str, message: String) -> RegistryError {
@@ -317,14 +322,23 @@ impl RegistryClient {
                 .into_iter()
                 .map(|desc| async move {
                     let source = BlobSource::Store(store.clone());
+                    let from = options.blob_sources.get(&desc.digest);
                     if !store.has(&desc.digest) {
-                        return Err(RegistryError::NotFound {
-                            registry: "the content store".to_owned(),
-                            what: format!("blob {} of manifest {what}", desc.digest),
-                        });
+                        return match from {
+                            Some(from) => self.copy_blob(from, repo, desc, store).await,
+                            None => Err(RegistryError::NotFound {
+                                registry: "the content store".to_owned(),
+                                what: format!("blob {} of manifest {what}", desc.digest),
+                            }),
+                        };
                     }
-                    self.push_blob_or_mount(repo, desc, source, &options.mount_from)
+                    let mut candidates = options.mount_from.clone();
+                    if let Some(from) = from.filter(|f| !candidates.contains(f)) {
+                        candidates.insert(0, from.clone());
+                    }
+                    self.push_blob_or_mount(repo, desc, source, &candidates)
                         .await
+                        .map(drop)
                 })
                 .collect();
             futures::stream::iter(pushes)

@@ -13,20 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::copy;
 use crate::error::{Error, Result};
-use crate::worker::{Ref, Worker};
-
-/// Adds one entry to `hash`.
-pub(super) fn hash_entry(
-    hash: &mut Sha256,
-    rel: &str,
-    path: &Path,
-    metadata: &std::fs::Metadata,
-    owners: bool,
-) -> Result<()> {
-    hash_entry_with(hash, rel, path, metadata, owners, &mut |path| {
-        file_digest(path).map_err(Error::io("read", path))
-    })
-}
+use crate::worker::{FileDigests, Ref, Worker};
 
 /// Adds one entry to `hash`, taking a regular file's content digest from `content`.
 pub(super) fn hash_entry_with(
@@ -94,11 +81,13 @@ pub(super) fn of_selection(
     if let Some(digest) = memo.as_deref().and_then(read_memo) {
         return Ok(digest);
     }
+    let snapshot = input.snapshot()?;
     let view = worker.snapshotter().view(
         &worker.unique_key("checksum"),
-        std::slice::from_ref(&input.snapshot),
+        std::slice::from_ref(snapshot),
     )?;
-    let digest = digest_copies(view.path(), selection);
+    let known = worker.file_digests(snapshot);
+    let digest = digest_copies(view.path(), selection, known.as_deref());
     drop(view);
     if let (Ok(digest), Some(memo)) = (&digest, &memo) {
         // Only a speed-up: a memo that cannot be written is computed again next time.
@@ -114,7 +103,10 @@ fn memo_path(worker: &Worker, input: &Ref, selection: &Selection) -> Option<std:
     let mut hash = Sha256::new();
     hash.update(b"hoist checksum memo v1\0");
     hash.update(&copies);
-    let dir = worker.snapshotter().metadata_dir(&input.snapshot).ok()?;
+    let dir = worker
+        .snapshotter()
+        .metadata_dir(input.snapshot.as_ref()?)
+        .ok()?;
     Some(dir.join("checksums").join(hex::encode(hash.finalize())))
 }
 
@@ -126,7 +118,22 @@ fn read_memo(path: &Path) -> Option<hoist_solver::Digest> {
 /// Each copy's sources and the entries it takes below them (as the copy itself selects
 /// them, see [`copy`]), by the paths the copy names them with. A required path (`COPY
 /// --parents`) that nothing selected fails here, as in BuildKit.
-fn digest_copies(root: &Path, selection: &Selection) -> Result<hoist_solver::Digest> {
+/// Regular files whose digest `known` has (by path under `root`) are not read.
+fn digest_copies(
+    root: &Path,
+    selection: &Selection,
+    known: Option<&FileDigests>,
+) -> Result<hoist_solver::Digest> {
+    let mut content = |path: &Path| -> Result<[u8; 32]> {
+        let found = known.and_then(|known| {
+            let rel = path.strip_prefix(root).ok()?.to_str()?;
+            known.get(rel).copied()
+        });
+        match found {
+            Some(digest) => Ok(digest),
+            None => file_digest(path).map_err(Error::io("read", path)),
+        }
+    };
     let mut hash = Sha256::new();
     for action in &selection.copies {
         hash.update(format!("source {}\n", action.src_path).as_bytes());
@@ -137,12 +144,26 @@ fn digest_copies(root: &Path, selection: &Selection) -> Result<hoist_solver::Dig
                 hash.update(b"missing\n");
                 continue;
             };
-            hash_entry(&mut hash, &source.path, &source.host, &metadata, true)?;
+            hash_entry_with(
+                &mut hash,
+                &source.path,
+                &source.host,
+                &metadata,
+                true,
+                &mut content,
+            )?;
             taken.push(source.path.clone());
             if metadata.is_dir() {
                 selector.walk(&source.host, &mut |entry| {
                     let path = copy::join(&source.path, &entry.rel);
-                    hash_entry(&mut hash, &path, &entry.host, &entry.meta, true)?;
+                    hash_entry_with(
+                        &mut hash,
+                        &path,
+                        &entry.host,
+                        &entry.meta,
+                        true,
+                        &mut content,
+                    )?;
                     taken.push(path);
                     Ok(())
                 })?;

@@ -121,7 +121,10 @@ fn run(
     };
     let snapshotter = op.worker.snapshotter();
     let key = op.worker.unique_key("exec");
-    let parents: Vec<SnapshotId> = base.iter().map(|b| b.snapshot.clone()).collect();
+    let parents: Vec<SnapshotId> = base
+        .iter()
+        .map(|b| b.snapshot().cloned())
+        .collect::<Result<_>>()?;
     let mount = snapshotter.prepare(&key, &parents)?;
     let mut cleanup = Cleanup::default();
     let outcome = prepare_and_run(
@@ -208,7 +211,7 @@ fn prepare_and_run<'a>(
                 let source = match mount.source {
                     MountSource::Input(i) => {
                         let key = op.worker.unique_key("mount");
-                        let parents = [input(inputs, i)?.snapshot.clone()];
+                        let parents = [input(inputs, i)?.snapshot()?.clone()];
                         let dir = if mount.readonly {
                             snapshotter.view(&key, &parents)?
                         } else {
@@ -238,7 +241,7 @@ fn prepare_and_run<'a>(
                 let mut name = id.clone();
                 let seed = match mount.source {
                     MountSource::Input(i) => {
-                        let snapshot = input(inputs, i)?.snapshot.clone();
+                        let snapshot = input(inputs, i)?.snapshot()?.clone();
                         let selector = mount.selector.clone().unwrap_or_else(|| "/".into());
                         name.push_str(&format!(":{snapshot}:{selector}"));
                         Some((snapshot, selector))

@@ -19,7 +19,10 @@ pub(super) fn exec(op: &EngineOp, base: Option<Ref>, inputs: &[Ref]) -> Result<R
     };
     let snapshotter = op.worker.snapshotter();
     let key = op.worker.unique_key("file");
-    let parents: Vec<SnapshotId> = base.iter().map(|b| b.snapshot.clone()).collect();
+    let parents: Vec<SnapshotId> = base
+        .iter()
+        .map(|b| b.snapshot().cloned())
+        .collect::<Result<_>>()?;
     let mount = snapshotter.prepare(&key, &parents)?;
     let root = mount.path().to_path_buf();
     let outcome = file
@@ -41,7 +44,7 @@ fn apply(op: &EngineOp, action: &FileAction, root: &Path, inputs: &[Ref]) -> Res
             // The source view goes (is unmounted and removed) when `src` drops.
             let src = op.worker.snapshotter().view(
                 &op.worker.unique_key("copy-src"),
-                &[input(inputs, copy.src)?.snapshot.clone()],
+                &[input(inputs, copy.src)?.snapshot()?.clone()],
             )?;
             copy::copy_action(copy, src.path(), root)
         }

@@ -1,18 +1,23 @@
-//! Image sources: fetch the layers of an image the build resolved (config-only) while
-//! planning, and unpack each layer once into a committed snapshot chain. Chains are shared between builds: `<engine>/layers/<key>`
+//! Image sources: the layers of an image the build resolved (config-only) while planning,
+//! as a lazy result naming the repository they come from. [`materialize`] fetches them
+//! when a step needs the filesystem and unpacks each layer once into a committed snapshot
+//! chain. Chains are shared between builds: `<engine>/layers/<key>`
 //! names the snapshot of a layer on top of the chain below it, where the key digests the
 //! compressed layer digests from the base up.
 
 use std::fs::File;
+use std::sync::Arc;
 
 use fs4::fs_std::FileExt;
+use futures::{StreamExt as _, TryStreamExt as _};
 use hoist_oci::{ImageConfig, Reference};
+use hoist_registry::Repository;
 use hoist_snapshot::{apply_layer_to_snapshot, ApplyOptions, SnapshotId, Snapshotter};
 use sha2::{Digest as _, Sha256};
 
 use super::EngineOp;
 use crate::error::{Error, Result};
-use crate::worker::{create_dir_all, LayerRef, Ref, Worker};
+use crate::worker::{create_dir_all, LayerRef, LayerSource, Ref, Worker};
 
 pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
     let hoist_graph::Op::Source(hoist_graph::Source::Image {
@@ -23,16 +28,13 @@ pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
         return Err(Error::InvalidGraph("not an image source".into()));
     };
     // Pinned to the digest the build resolved while planning: its documents are in the
-    // store, so this asks the registry for nothing but the missing layers.
+    // store, so this asks the registry for nothing. The layers stay where they are until a
+    // step needs the filesystem ([`materialize`]) or an export needs their bytes.
     let reference = Reference::parse_normalized(reference)?;
     let worker = &op.worker;
     let image = worker
         .registry()
         .resolve_image(&reference, platform, worker.store())
-        .await?;
-    worker
-        .registry()
-        .fetch_layers(&reference, &image, worker.store())
         .await?;
     let config = read_config(worker, &image.config.digest, &reference)?;
     if config.rootfs.diff_ids.len() != image.layers.len() {
@@ -42,6 +44,7 @@ pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
             config.rootfs.diff_ids.len()
         )));
     }
+    let source = LayerSource::from(&Repository::from(&reference));
     let layers: Vec<LayerRef> = image
         .layers
         .iter()
@@ -49,6 +52,7 @@ pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
         .map(|(descriptor, diff_id)| LayerRef {
             descriptor: descriptor.clone(),
             diff_id: diff_id.clone(),
+            source: Some(source.clone()),
         })
         .collect();
     let documents = vec![
@@ -56,12 +60,67 @@ pub(super) async fn exec(op: &EngineOp) -> Result<Ref> {
         image.manifest.digest.clone(),
         image.config.digest.clone(),
     ];
-    op.blocking(move |op| {
-        let snapshot = unpack(&op.worker, &layers)?;
-        op.worker.note_image_documents(&snapshot, documents)?;
-        Ok(Ref { snapshot, layers })
+    let result = Ref {
+        snapshot: None,
+        layers,
+    };
+    worker.note_image_documents(&result, documents)?;
+    Ok(result)
+}
+
+/// Fetches the layers of `layers` the content store does not have from their sources,
+/// concurrently, verified; each is leased for the build first.
+pub(crate) async fn fetch_missing(worker: &Arc<Worker>, layers: &[LayerRef]) -> Result<()> {
+    let mut fetches = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for layer in layers {
+        let digest = &layer.descriptor.digest;
+        if worker.store().has(digest) || !seen.insert(digest.clone()) {
+            continue;
+        }
+        let Some(source) = &layer.source else {
+            return Err(Error::InvalidGraph(format!(
+                "layer {digest} is neither in the content store nor in a registry"
+            )));
+        };
+        worker.lease_blobs(std::slice::from_ref(digest))?;
+        let repository = source.repository();
+        let descriptor = layer.descriptor.clone();
+        fetches.push(async move {
+            worker
+                .registry()
+                .fetch_blob(&repository, &descriptor, worker.store())
+                .await
+                .map(drop)
+        });
+    }
+    let limit = worker.registry().config().max_concurrent_transfers.max(1);
+    futures::stream::iter(fetches)
+        .buffer_unordered(limit)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// `r` with a snapshot: a lazy result's layers fetched where missing and unpacked (each
+/// chain once, shared with image sources and other builds). The filesystem is the one
+/// applying the layers in order gives, as for a pulled image.
+pub(crate) async fn materialize(worker: &Arc<Worker>, r: &Ref) -> Result<Ref> {
+    if r.snapshot.is_some() {
+        return Ok(r.clone());
+    }
+    fetch_missing(worker, &r.layers).await?;
+    let worker = Arc::clone(worker);
+    let layers = r.layers.clone();
+    tokio::task::spawn_blocking(move || {
+        let snapshot = unpack(&worker, &layers)?;
+        Ok(Ref {
+            snapshot: Some(snapshot),
+            layers,
+        })
     })
     .await
+    .map_err(|e| Error::Task(e.to_string()))?
 }
 
 /// The image config `digest` of `reference`, from the store.

@@ -10,7 +10,9 @@
 //! step cached.
 
 use std::collections::BTreeSet;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use hoist_dockerfile::dockerignore::PatternMatcher;
 use hoist_snapshot::Snapshotter as _;
@@ -19,15 +21,30 @@ use sha2::{Digest as _, Sha256};
 use super::stat_cache::StatCache;
 use super::{scoped_path, EngineOp};
 use crate::error::{Error, Result};
-use crate::worker::Ref;
+use crate::worker::{FileDigests, Ref};
+
+/// The selection a source's checksum walked, kept for its run (one walk of the context,
+/// not two; the run copies what the key was computed from).
+pub(crate) type Slot = Arc<Mutex<Option<Vec<Entry>>>>;
+
+/// How many bytes of small files a checksum keeps in memory for the run that copies them.
+const KEPT_FOR_COPY: usize = 64 << 20;
+
+/// Files up to this size are copied through memory and hashed on the way (their digests
+/// serve the checksums of the copies reading the snapshot); larger ones are copied by
+/// the kernel and read again when a checksum needs them.
+const HASH_WHILE_COPYING: u64 = 1 << 20;
 
 /// One selected entry of the context.
 #[derive(Debug)]
-struct Entry {
+pub(crate) struct Entry {
     /// Relative path with `/` separators.
     rel: String,
     path: PathBuf,
     metadata: std::fs::Metadata,
+    /// A small file's bytes as the checksum read them, and their sha256: the run writes
+    /// them without reading the file again.
+    content: Option<(Vec<u8>, [u8; 32])>,
 }
 
 /// The context directory and selection of the local source `op`.
@@ -105,6 +122,7 @@ fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
             rel,
             path: entry.path().to_path_buf(),
             metadata,
+            content: None,
         });
     }
     Ok((dir, entries))
@@ -247,12 +265,24 @@ impl Ancestors {
 /// The digest of the selected files' content (files whose stat is unchanged since an
 /// earlier build are not read again: [`StatCache`]).
 pub(super) fn checksum(op: &EngineOp) -> Result<hoist_solver::Digest> {
-    let (dir, entries) = selection(op)?;
-    let mut stats = StatCache::open(&op.worker.engine_dir().join("contexts"), &dir);
+    let (dir, mut entries) = selection(op)?;
+    let digest = checksum_of(op, &dir, &mut entries);
+    *op.local.lock().unwrap_or_else(|e| e.into_inner()) = Some(entries);
+    digest
+}
+
+/// Small files read for their digest (not remembered by the stat cache) keep their bytes,
+/// up to [`KEPT_FOR_COPY`] in all, for the copy that follows a miss.
+fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist_solver::Digest> {
+    let mut kept = 0usize;
+    let mut stats = StatCache::open(&op.worker.engine_dir().join("contexts"), dir);
     let mut hash = Sha256::new();
     let mut files = std::collections::BTreeMap::new();
-    for entry in &entries {
+    for entry in entries.iter_mut() {
         let mut one = Sha256::new();
+        let mut content = None;
+        let keep = entry.metadata.len() <= HASH_WHILE_COPYING
+            && kept + entry.metadata.len() as usize <= KEPT_FOR_COPY;
         super::checksum::hash_entry_with(
             &mut Both(&mut hash, &mut one),
             &entry.rel,
@@ -261,10 +291,23 @@ pub(super) fn checksum(op: &EngineOp) -> Result<hoist_solver::Digest> {
             false,
             &mut |path| {
                 stats
-                    .digest(&entry.rel, path, &entry.metadata)
+                    .digest_with(&entry.rel, path, &entry.metadata, |path| {
+                        if !keep {
+                            return super::checksum::file_digest(path);
+                        }
+                        let mut bytes = Vec::with_capacity(entry.metadata.len() as usize);
+                        std::fs::File::open(path)?.read_to_end(&mut bytes)?;
+                        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+                        content = Some((bytes, digest));
+                        Ok(digest)
+                    })
                     .map_err(Error::io("read", path))
             },
         )?;
+        if let Some((bytes, digest)) = content {
+            kept += bytes.len();
+            entry.content = Some((bytes, digest));
+        }
         files.insert(entry.rel.clone(), super::last_seen::entry_digest(one));
     }
     super::last_seen::local_files(op, files);
@@ -291,21 +334,32 @@ impl sha2::digest::Update for Both<'_> {
 /// ever read by copies (which make layers of their own), never the root of an image, so
 /// writing one would only cost a tar and a gzip of the whole context.
 pub(super) fn exec(op: &EngineOp) -> Result<Ref> {
-    let (_, entries) = selection(op)?;
+    let walked = op.local.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let entries = match walked {
+        Some(entries) => entries,
+        None => selection(op)?.1,
+    };
     let snapshotter = op.worker.snapshotter();
     let key = op.worker.unique_key("local");
     let mount = snapshotter.prepare(&key, &[])?;
-    if let Err(e) = copy_entries(&entries, mount.path()) {
-        let _ = snapshotter.remove(&key);
-        return Err(e);
-    }
+    let digests = match copy_entries(&entries, mount.path()) {
+        Ok(digests) => digests,
+        Err(e) => {
+            let _ = snapshotter.remove(&key);
+            return Err(e);
+        }
+    };
+    let snapshot = snapshotter.commit(&key)?;
+    op.worker.note_file_digests(&snapshot, digests);
     Ok(Ref {
-        snapshot: snapshotter.commit(&key)?,
+        snapshot: Some(snapshot),
         layers: Vec::new(),
     })
 }
 
-fn copy_entries(entries: &[Entry], root: &Path) -> Result<()> {
+/// Copies `entries` under `root`; the content digests of the files hashed on the way.
+fn copy_entries(entries: &[Entry], root: &Path) -> Result<FileDigests> {
+    let mut digests = FileDigests::new();
     let mut dirs = Vec::new();
     // Directories known to exist, so each is created once, not stat'ed for every file.
     let mut created = std::collections::HashSet::new();
@@ -331,8 +385,18 @@ fn copy_entries(entries: &[Entry], root: &Path) -> Result<()> {
         } else if kind.is_file() {
             let mode = std::os::unix::fs::PermissionsExt::mode(&entry.metadata.permissions());
             let mtime = filetime::FileTime::from_last_modification_time(&entry.metadata);
-            super::file::copy_new_file(&entry.path, &dest, None, mode & 0o7777, mtime)
-                .map_err(Error::io("copy", &entry.path))?;
+            if let Some((bytes, digest)) = &entry.content {
+                write_new_file(bytes, &dest, mode & 0o7777, mtime)
+                    .map_err(Error::io("write", &dest))?;
+                digests.insert(entry.rel.clone(), *digest);
+            } else if entry.metadata.len() <= HASH_WHILE_COPYING {
+                let digest = copy_hashing(&entry.path, &dest, mode & 0o7777, mtime)
+                    .map_err(Error::io("copy", &entry.path))?;
+                digests.insert(entry.rel.clone(), digest);
+            } else {
+                super::file::copy_new_file(&entry.path, &dest, None, mode & 0o7777, mtime)
+                    .map_err(Error::io("copy", &entry.path))?;
+            }
         }
     }
     for (dest, entry) in dirs.into_iter().rev() {
@@ -340,7 +404,47 @@ fn copy_entries(entries: &[Entry], root: &Path) -> Result<()> {
             .map_err(Error::io("chmod", &dest))?;
         set_times(&dest, &entry.metadata)?;
     }
-    Ok(())
+    Ok(digests)
+}
+
+/// Copies the small file `src` to the new file `dest` through memory (one read, one
+/// write), with `mode` and `mtime`; the sha256 of the bytes copied.
+fn copy_hashing(
+    src: &Path,
+    dest: &Path,
+    mode: u32,
+    mtime: filetime::FileTime,
+) -> std::io::Result<[u8; 32]> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(src)?.read_to_end(&mut bytes)?;
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    write_new_file(&bytes, dest, mode, mtime).map(|()| digest)
+}
+
+/// Writes `bytes` to the new file `dest`, with `mode` and `mtime`.
+fn write_new_file(
+    bytes: &[u8],
+    dest: &Path,
+    mode: u32,
+    mtime: filetime::FileTime,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode & 0o777)
+        .open(dest)?;
+    let copied = (|| {
+        to.write_all(bytes)?;
+        // Past the umask, and the set-id and sticky bits.
+        to.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        filetime::set_file_handle_times(&to, None, Some(mtime))
+    })();
+    if copied.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    copied
 }
 
 fn set_times(path: &Path, metadata: &std::fs::Metadata) -> Result<()> {
@@ -387,6 +491,40 @@ mod tests {
         );
         assert_eq!(follow(&["loop1"]), ["loop1", "loop2"]);
         assert_eq!(follow(&["plain/path"]), ["plain/path"]);
+    }
+
+    #[test]
+    fn copied_files_carry_the_digests_of_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::write(src.join("sub/read"), b"read while copying").unwrap();
+        std::fs::write(src.join("kept"), b"kept by the checksum").unwrap();
+        let entry = |rel: &str| Entry {
+            rel: rel.to_owned(),
+            path: src.join(rel),
+            metadata: std::fs::symlink_metadata(src.join(rel)).unwrap(),
+            content: None,
+        };
+        let mut kept = entry("kept");
+        let bytes = std::fs::read(src.join("kept")).unwrap();
+        kept.content = Some((bytes.clone(), Sha256::digest(&bytes).into()));
+        let entries = vec![entry("sub"), entry("sub/read"), kept];
+        let digests = copy_entries(&entries, &dest).unwrap();
+        assert_eq!(digests.len(), 2);
+        for rel in ["sub/read", "kept"] {
+            let path = dest.join(rel);
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(src.join(rel)).unwrap()
+            );
+            assert_eq!(
+                digests[rel],
+                super::super::checksum::file_digest(&path).unwrap(),
+                "{rel}"
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! [`EngineOp`]: the solver's [`hoist_solver::Op`] over one [`hoist_graph::Vertex`], run
 //! against a [`Worker`]. One module per kind of op:
 //!
-//! - [`image`]: fetch the layers of an image resolved while planning and unpack them once
-//!   into a snapshot chain;
+//! - [`image`]: an image resolved while planning, as a lazy result: its layers are fetched
+//!   and unpacked once into a snapshot chain only when a step needs the filesystem;
 //! - [`http`]: download one file (`ADD <url>`), keyed by its content digest;
 //! - [`git`]: check out one commit of a repository (`ADD <git url>`), keyed by the commit
 //!   its ref resolves to;
@@ -30,7 +30,7 @@ mod local;
 pub(crate) mod scoped_path;
 
 pub(crate) use exec::{cache_mount_name, cache_mounts_root};
-pub(crate) use image::unpack;
+pub(crate) use image::{fetch_missing, materialize, unpack};
 mod stat_cache;
 
 use std::collections::BTreeMap;
@@ -77,6 +77,8 @@ pub struct EngineOp {
     http: http::Slot,
     /// The commit a git source's ref resolved to for its cache key, for its run.
     git: git::Slot,
+    /// The files a local source's checksum selected, for its run.
+    local: local::Slot,
     /// What the build's miss explanations share (see [`last_seen`]).
     changes: Arc<MissContext>,
 }
@@ -95,6 +97,7 @@ impl EngineOp {
             run: Arc::default(),
             http: http::Slot::default(),
             git: git::Slot::default(),
+            local: local::Slot::default(),
             changes: Arc::default(),
         }
     }
@@ -158,6 +161,8 @@ impl EngineOp {
                 let worker = Arc::clone(&worker);
                 let selection = selection.clone();
                 async move {
+                    // Selecting files needs them: a lazy source is fetched now.
+                    let value = materialize(&worker, &value).await?;
                     tokio::task::spawn_blocking(move || {
                         checksum::of_selection(&worker, &value, &selection)
                     })
@@ -203,7 +208,16 @@ impl hoist_solver::Op for EngineOp {
     }
 
     async fn exec(&self, ctx: &ExecContext, inputs: &[Arc<Ref>]) -> Result<Ref> {
-        let inputs: Vec<Ref> = inputs.iter().map(|r| (**r).clone()).collect();
+        let mut inputs: Vec<Ref> = inputs.iter().map(|r| (**r).clone()).collect();
+        // RUN and file ops read or write their inputs' filesystems: lazy ones (a base
+        // image not fetched yet) are fetched and unpacked now. A merge stays lazy.
+        if matches!(self.vertex.op, Op::Exec(_) | Op::File(_)) {
+            for input in &mut inputs {
+                if input.snapshot.is_none() {
+                    *input = materialize(&self.worker, input).await?;
+                }
+            }
+        }
         match &self.vertex.op {
             Op::Source(Source::Image { .. }) => image::exec(self).await,
             Op::Source(Source::Local { .. }) => self.blocking(|op| local::exec(&op)).await,
@@ -230,16 +244,28 @@ fn input(inputs: &[Ref], index: usize) -> Result<&Ref> {
         .ok_or_else(|| Error::InvalidGraph(format!("input {index} is missing")))
 }
 
-/// Stacks the inputs' snapshots (later ones on top); the layers are all of theirs.
+/// Stacks the inputs' snapshots (later ones on top); the layers are all of theirs. When an
+/// input is lazy (`COPY --link` on a base image not fetched), so is the result: its layers
+/// are the inputs' layers in order, unpacked only if a later step needs the filesystem.
 fn merge(op: &EngineOp, inputs: &[Ref]) -> Result<Ref> {
+    let layers = inputs.iter().flat_map(|r| r.layers.clone()).collect();
+    let Some(parents) = inputs
+        .iter()
+        .map(|r| r.snapshot.clone())
+        .collect::<Option<Vec<SnapshotId>>>()
+    else {
+        return Ok(Ref {
+            snapshot: None,
+            layers,
+        });
+    };
     let snapshotter = op.worker.snapshotter();
     let key = op.worker.unique_key("merge");
-    let parents: Vec<SnapshotId> = inputs.iter().map(|r| r.snapshot.clone()).collect();
     snapshotter.prepare(&key, &parents)?;
     let snapshot = snapshotter.commit(&key)?;
     Ok(Ref {
-        snapshot,
-        layers: inputs.iter().flat_map(|r| r.layers.clone()).collect(),
+        snapshot: Some(snapshot),
+        layers,
     })
 }
 
@@ -264,5 +290,8 @@ fn commit(op: &EngineOp, key: &str, base: Option<&Ref>) -> Result<Ref> {
     };
     let mut layers = base.map(|b| b.layers.clone()).unwrap_or_default();
     layers.push(layer);
-    Ok(Ref { snapshot, layers })
+    Ok(Ref {
+        snapshot: Some(snapshot),
+        layers,
+    })
 }

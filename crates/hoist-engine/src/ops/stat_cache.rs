@@ -70,11 +70,23 @@ impl StatCache {
 
     /// The content digest of the regular file `path` (named `rel` in the context), from the
     /// record when its stat is unchanged, else by reading it.
+    #[cfg(test)]
     pub(super) fn digest(
         &mut self,
         rel: &str,
         path: &Path,
         metadata: &std::fs::Metadata,
+    ) -> std::io::Result<[u8; 32]> {
+        self.digest_with(rel, path, metadata, super::checksum::file_digest)
+    }
+
+    /// [`StatCache::digest`], reading the file with `read` when it must be read.
+    pub(super) fn digest_with(
+        &mut self,
+        rel: &str,
+        path: &Path,
+        metadata: &std::fs::Metadata,
+        read: impl FnOnce(&Path) -> std::io::Result<[u8; 32]>,
     ) -> std::io::Result<[u8; 32]> {
         if let Some(stamp) = self.recorded.get(rel).filter(|s| s.matches(metadata)) {
             let mut out = [0u8; 32];
@@ -83,7 +95,7 @@ impl StatCache {
                 return Ok(out);
             }
         }
-        let digest = super::checksum::file_digest(path)?;
+        let digest = read(path)?;
         let modified = metadata.modified().ok();
         let settled = modified
             .and_then(|m| SystemTime::now().duration_since(m).ok())

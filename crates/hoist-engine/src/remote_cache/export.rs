@@ -111,6 +111,12 @@ async fn export_one(
     mount_ids: &[String],
     step: &Step<'_>,
 ) -> Result<(String, Vec<String>)> {
+    if !matches!(export.destination, CacheDestination::Inline) {
+        // A record of a base image not fetched yet: its layers are exported too.
+        for (_, value) in records {
+            crate::ops::fetch_missing(worker, &value.layers).await?;
+        }
+    }
     let (worker2, export2, records2) = (Arc::clone(worker), export.clone(), records.to_vec());
     let mount_ids = mount_ids.to_vec();
     let mut written =

@@ -268,6 +268,7 @@ fn usable_records(
             layers.push(LayerRef {
                 descriptor: Descriptor::new(media_type, blob.clone(), descriptor.size),
                 diff_id,
+                source: None,
             });
         }
         out.push((

@@ -138,12 +138,13 @@ mod tests {
         LayerRef {
             descriptor: Descriptor::new(MediaType::OciLayer, Digest::sha256_of(&[n]), 1),
             diff_id: Digest::sha256_of(&[n]),
+            source: None,
         }
     }
 
     fn value(layers: &[u8]) -> Arc<Ref> {
         Arc::new(Ref {
-            snapshot: hoist_snapshot::SnapshotId::parse("s").unwrap(),
+            snapshot: Some(hoist_snapshot::SnapshotId::parse("s").unwrap()),
             layers: layers.iter().map(|&n| layer(n)).collect(),
         })
     }

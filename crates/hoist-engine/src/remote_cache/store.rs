@@ -90,7 +90,10 @@ impl LayeredCacheStore {
         let worker = Arc::clone(worker);
         let value = tokio::task::spawn_blocking(move || -> Result<Ref> {
             let snapshot = crate::ops::unpack(&worker, &layers)?;
-            Ok(Ref { snapshot, layers })
+            Ok(Ref {
+                snapshot: Some(snapshot),
+                layers,
+            })
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))??;

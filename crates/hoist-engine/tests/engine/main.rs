@@ -16,6 +16,7 @@ mod git;
 mod git_context;
 mod history;
 mod http;
+mod lazy_base;
 mod local_images;
 mod prune;
 mod remote_cache;

@@ -24,16 +24,20 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
-/// One proxied request: `METHOD /path` and when it started and ended.
+/// One proxied request: `METHOD /path?query` and when it started and ended.
 #[derive(Debug, Clone)]
-struct Logged {
-    line: String,
+pub(crate) struct Logged {
+    pub line: String,
     start: Instant,
     end: Instant,
 }
 
-/// Forwards every request to `upstream`, logging it; manifest requests wait 300 ms first.
-async fn start_proxy(upstream: String) -> (SocketAddr, Arc<Mutex<Vec<Logged>>>) {
+/// Forwards every request to `upstream`, logging it; manifest requests wait
+/// `manifest_delay` first.
+pub(crate) async fn start_proxy(
+    upstream: String,
+    manifest_delay: Duration,
+) -> (SocketAddr, Arc<Mutex<Vec<Logged>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let log: Arc<Mutex<Vec<Logged>>> = Arc::default();
@@ -51,9 +55,13 @@ async fn start_proxy(upstream: String) -> (SocketAddr, Arc<Mutex<Vec<Logged>>>) 
                         (Arc::clone(&log), client.clone(), upstream.clone());
                     async move {
                         let start = Instant::now();
-                        let line = format!("{} {}", req.method(), req.uri().path());
+                        let line = format!(
+                            "{} {}",
+                            req.method(),
+                            req.uri().path_and_query().map_or("/", |p| p.as_str())
+                        );
                         if req.uri().path().contains("/manifests/") {
-                            tokio::time::sleep(Duration::from_millis(300)).await;
+                            tokio::time::sleep(manifest_delay).await;
                         }
                         let url = format!(
                             "http://{upstream}{}",
@@ -101,7 +109,7 @@ fn three_bases_resolve_config_only_and_at_once() {
     runtime
         .block_on(images.push_repositories(&registry, &["one", "two", "three"]))
         .unwrap();
-    let (proxy, log) = runtime.block_on(start_proxy(registry.host()));
+    let (proxy, log) = runtime.block_on(start_proxy(registry.host(), Duration::from_millis(300)));
     let amd64 = images.image(Arch::Amd64).unwrap();
     let layer = amd64.layer.descriptor.digest.to_string();
     let config = amd64.config_blob.descriptor.digest.to_string();

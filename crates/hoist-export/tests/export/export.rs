@@ -99,6 +99,7 @@ impl Fixture {
             source_date_epoch: None,
             base_diff_ids: Vec::new(),
             inline_cache: None,
+            layer_sources: Default::default(),
         }
     }
 

@@ -244,6 +244,7 @@ async fn blobs_mount_across_repositories() {
     let third = reference(&format!("{}/team/third:1", reg.host()));
     let options = PushOptions {
         mount_from: vec![from.clone()],
+        ..PushOptions::default()
     };
     client
         .push_image_with(&src, &image.manifest, &third, &options)
@@ -262,6 +263,65 @@ async fn blobs_mount_across_repositories() {
     let (_b, dst) = temp_store();
     client.pull_image(&third, &amd64(), &dst).await.unwrap();
     assert_same_blob(&src, &dst, layer);
+}
+
+#[tokio::test]
+async fn blobs_missing_from_the_store_are_mounted_or_fetched_from_their_source() {
+    let Some(reg) = TestRegistry::start() else {
+        return;
+    };
+    let Some(other_reg) = TestRegistry::start() else {
+        return;
+    };
+    let (_a, src) = temp_store();
+    let image = build_image(&src, &amd64(), &[vec![("base", b"a base layer".to_vec())]]);
+    let client = RegistryClient::new(config(), Credentials::anonymous());
+    let base = reference(&format!("{}/team/base:1", reg.host()));
+    client
+        .push_image(&src, &image.manifest, &base)
+        .await
+        .unwrap();
+    // A store with the manifest and config only (a build that never fetched the layer).
+    let (_b, partial) = temp_store();
+    for d in [&image.manifest, &image.config] {
+        partial
+            .put_bytes(d.media_type.clone(), &src.read_blob(&d.digest).unwrap())
+            .unwrap();
+    }
+    let layer = &image.layers[0];
+    let options = PushOptions {
+        blob_sources: [(layer.digest.clone(), Repository::from(&base))].into(),
+        ..PushOptions::default()
+    };
+    // Same registry: mounted, never fetched.
+    let app = reference(&format!("{}/team/app:1", reg.host()));
+    client
+        .push_image_with(&partial, &image.manifest, &app, &options)
+        .await
+        .unwrap();
+    assert!(!partial.has(&layer.digest), "the layer was fetched");
+    let (_c, pulled) = temp_store();
+    client.pull_image(&app, &amd64(), &pulled).await.unwrap();
+    assert_same_blob(&src, &pulled, layer);
+    // Without a source the push says which blob the store lacks.
+    let err = client
+        .push_image(&partial, &image.manifest, &app)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(layer.digest.as_str()), "{err}");
+    // Another registry: fetched from the source, then uploaded.
+    let elsewhere = reference(&format!("{}/team/app:1", other_reg.host()));
+    client
+        .push_image_with(&partial, &image.manifest, &elsewhere, &options)
+        .await
+        .unwrap();
+    assert!(partial.has(&layer.digest));
+    let (_d, pulled) = temp_store();
+    client
+        .pull_image(&elsewhere, &amd64(), &pulled)
+        .await
+        .unwrap();
+    assert_same_blob(&src, &pulled, layer);
 }
 
 #[tokio::test]
