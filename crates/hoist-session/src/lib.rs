@@ -308,12 +308,14 @@ struct Handler(Arc<Session>);
 
 type PacketStream = Pin<Box<dyn Stream<Item = Result<Packet, Status>> + Send>>;
 
+/// Every value of `key`. Values are taken as UTF-8 bytes: BuildKit sends a pattern naming a
+/// non-ASCII path (`COPY test-äöü.txt`) as its raw UTF-8, which is no visible-ASCII header
+/// text; skipping it would drop an include pattern (and the file it names).
 fn metadata_all(request: &tonic::metadata::MetadataMap, key: &str) -> Vec<String> {
     request
         .get_all(key)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_owned)
+        .filter_map(|v| String::from_utf8(v.as_bytes().to_vec()).ok())
         .collect()
 }
 
