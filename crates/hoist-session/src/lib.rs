@@ -849,3 +849,19 @@ impl Health for Handler {
         Err(Status::unimplemented("Watch is not served"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metadata_values_with_non_ascii_utf8_are_kept() {
+        let mut map = tonic::metadata::MetadataMap::new();
+        let raw = "test-äöü.txt".as_bytes();
+        let value = tonic::metadata::MetadataValue::try_from(raw).unwrap();
+        map.append("include-patterns", value);
+        map.append("include-patterns", "test+aou.txt".parse().unwrap());
+        assert_eq!(
+            super::metadata_all(&map, "include-patterns"),
+            ["test-äöü.txt", "test+aou.txt"]
+        );
+    }
+}
