@@ -308,12 +308,14 @@ struct Handler(Arc<Session>);
 
 type PacketStream = Pin<Box<dyn Stream<Item = Result<Packet, Status>> + Send>>;
 
+/// Every value of `key`. Values are taken as UTF-8 bytes: BuildKit sends a pattern naming a
+/// non-ASCII path (`COPY test-äöü.txt`) as its raw UTF-8, which is no visible-ASCII header
+/// text; skipping it would drop an include pattern (and the file it names).
 fn metadata_all(request: &tonic::metadata::MetadataMap, key: &str) -> Vec<String> {
     request
         .get_all(key)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_owned)
+        .filter_map(|v| String::from_utf8(v.as_bytes().to_vec()).ok())
         .collect()
 }
 
@@ -845,5 +847,21 @@ impl Health for Handler {
         _request: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthStream>, Status> {
         Err(Status::unimplemented("Watch is not served"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metadata_values_with_non_ascii_utf8_are_kept() {
+        let mut map = tonic::metadata::MetadataMap::new();
+        let raw = "test-äöü.txt".as_bytes();
+        let value = tonic::metadata::MetadataValue::try_from(raw).unwrap();
+        map.append("include-patterns", value);
+        map.append("include-patterns", "test+aou.txt".parse().unwrap());
+        assert_eq!(
+            super::metadata_all(&map, "include-patterns"),
+            ["test-äöü.txt", "test+aou.txt"]
+        );
     }
 }

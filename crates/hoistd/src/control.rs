@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
@@ -439,6 +440,8 @@ impl ControlService {
             let dockerfile_request = SyncRequest {
                 dir_name: "dockerfile".to_owned(),
                 include_patterns: vec![name.clone(), format!("{name}.dockerignore")],
+                // A Dockerfile that is a symlink comes with its target (as BuildKit asks).
+                follow_paths: vec![name.clone(), format!("{name}.dockerignore")],
                 ..SyncRequest::default()
             };
             let stats = filesync::receive_dir(
@@ -450,7 +453,7 @@ impl ControlService {
             .await?;
             log_sync(&session, "dockerfile", stats);
             let path = dockerfile_dir.join(&name);
-            let bytes = tokio::fs::read(&path).await.map_err(|err| {
+            let bytes = read_inside(&dockerfile_dir, &name).map_err(|err| {
                 Status::not_found(format!(
                     "the client's dockerfile directory has no {name:?}: {err}"
                 ))
@@ -1090,8 +1093,69 @@ pub fn to_usage_record(row: &CacheUsage) -> UsageRecord {
     }
 }
 
+/// Reads `name` under `dir`, following symlinks as if `dir` were the root: an absolute or
+/// `..` target stays inside it (a Dockerfile may be a link to another file the client sent).
+fn read_inside(dir: &Path, name: &str) -> std::io::Result<Vec<u8>> {
+    use std::path::Component;
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    let push = |todo: &mut Vec<std::ffi::OsString>, path: &Path| {
+        for part in path.components().rev() {
+            match part {
+                Component::Normal(part) => todo.push(part.to_owned()),
+                Component::ParentDir => todo.push("..".into()),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+    };
+    push(&mut todo, Path::new(name));
+    // Only checked, non-link components: `dir.join(resolved)` cannot leave `dir`.
+    let mut resolved = PathBuf::new();
+    let mut links = 0;
+    while let Some(part) = todo.pop() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = resolved.join(&part);
+        let meta = std::fs::symlink_metadata(dir.join(&candidate))?;
+        if !meta.file_type().is_symlink() {
+            resolved = candidate;
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(std::io::Error::other("too many levels of symbolic links"));
+        }
+        let target = std::fs::read_link(dir.join(&candidate))?;
+        if target.is_absolute() {
+            resolved = PathBuf::new();
+        }
+        push(&mut todo, &target);
+    }
+    std::fs::read(dir.join(resolved))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_linked_dockerfile_is_read_inside_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("dockerfile");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("Dockerfile.web"), "FROM web\n").unwrap();
+        std::fs::write(dir.path().join("outside"), "FROM outside\n").unwrap();
+        std::os::unix::fs::symlink("Dockerfile.web", root.join("Dockerfile")).unwrap();
+        std::os::unix::fs::symlink("/Dockerfile.web", root.join("Absolute")).unwrap();
+        std::os::unix::fs::symlink("../outside", root.join("Escaping")).unwrap();
+        std::os::unix::fs::symlink("Loop", root.join("Loop")).unwrap();
+        let read = |name: &str| super::read_inside(&root, name);
+        assert_eq!(read("Dockerfile").unwrap(), b"FROM web\n");
+        assert_eq!(read("Absolute").unwrap(), b"FROM web\n");
+        // `..` stops at the directory: `/outside` inside it does not exist.
+        assert!(read("Escaping").is_err());
+        assert!(read("Loop").is_err());
+    }
+
     #[test]
     fn secret_ids_come_from_run_mounts() {
         let ids = super::secret_ids(

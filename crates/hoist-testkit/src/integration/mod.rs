@@ -15,6 +15,7 @@
 //! }
 //! ```
 
+mod check;
 mod config_check;
 mod materialize;
 
