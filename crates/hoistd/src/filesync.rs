@@ -488,76 +488,71 @@ async fn receive_inner(
         }
     }
 
-    // 4. The requested files' data.
-    let mut open: HashMap<u32, (fs::File, PathBuf)> = HashMap::new();
-    let partial_path = |index: usize| {
-        let path = dest.join(&entries[index].rel);
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        path.with_file_name(format!(".{name}.hoist-partial"))
-    };
-    while !wanted.is_empty() {
-        let Some(packet) = next_packet(&mut incoming, dir_name, idle).await? else {
-            return Err(sync_error(
-                dir_name,
-                format!(
-                    "the client ended the stream with {} files still to send",
-                    wanted.len()
-                ),
-            ));
-        };
-        match PacketType::try_from(packet.r#type) {
-            Ok(PacketType::PacketData) => {}
-            Ok(PacketType::PacketErr) => {
-                return Err(Status::aborted(format!(
-                    "file sync of {dir_name:?}: the client failed: {}",
-                    String::from_utf8_lossy(&packet.data)
-                )))
-            }
-            _ => {
+    // 4. The requested files' data, written on a blocking thread (creating, writing, the
+    // metadata and the rename are blocking calls) while this task goes on reading packets.
+    let entries = std::sync::Arc::new(entries);
+    let (chunks, to_write) = mpsc::channel(256);
+    let writer = tokio::task::spawn_blocking({
+        let entries = std::sync::Arc::clone(&entries);
+        let (dest, dir_name) = (dest.to_owned(), dir_name.to_owned());
+        move || write_files(to_write, &entries, &dest, &dir_name)
+    });
+    let read = async {
+        while !wanted.is_empty() {
+            let Some(packet) = next_packet(&mut incoming, dir_name, idle).await? else {
                 return Err(sync_error(
                     dir_name,
                     format!(
-                        "unexpected packet type {} while receiving files",
-                        packet.r#type
+                        "the client ended the stream with {} files still to send",
+                        wanted.len()
                     ),
-                ))
+                ));
+            };
+            match PacketType::try_from(packet.r#type) {
+                Ok(PacketType::PacketData) => {}
+                Ok(PacketType::PacketErr) => {
+                    return Err(Status::aborted(format!(
+                        "file sync of {dir_name:?}: the client failed: {}",
+                        String::from_utf8_lossy(&packet.data)
+                    )))
+                }
+                _ => {
+                    return Err(sync_error(
+                        dir_name,
+                        format!(
+                            "unexpected packet type {} while receiving files",
+                            packet.r#type
+                        ),
+                    ))
+                }
+            }
+            let Some(&index) = wanted.get(&packet.id) else {
+                return Err(sync_error(
+                    dir_name,
+                    format!("data for file id {} that was not requested", packet.id),
+                ));
+            };
+            if packet.data.is_empty() {
+                wanted.remove(&packet.id);
+            }
+            if chunks.send((packet.id, index, packet.data)).await.is_err() {
+                // The writer stopped: its error is the one reported.
+                break;
             }
         }
-        let Some(&index) = wanted.get(&packet.id) else {
-            return Err(sync_error(
-                dir_name,
-                format!("data for file id {} that was not requested", packet.id),
-            ));
-        };
-        if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(packet.id) {
-            let partial = partial_path(index);
-            let file = fs::File::create(&partial)
-                .map_err(|err| io_error(dir_name, "create", &partial, err))?;
-            slot.insert((file, partial));
-        }
-        if packet.data.is_empty() {
-            let (file, partial) = open.remove(&packet.id).expect("opened above");
-            drop(file);
-            wanted.remove(&packet.id);
-            let entry = &entries[index];
-            let path = dest.join(&entry.rel);
-            apply_metadata(&partial, &entry.stat, dir_name)?;
-            fs::rename(&partial, &path)
-                .map_err(|err| io_error(dir_name, "rename", &partial, err))?;
-            stats.received += 1;
-        } else {
-            let (file, partial) = open.get_mut(&packet.id).expect("opened above");
-            file.write_all(&packet.data)
-                .map_err(|err| io_error(dir_name, "write", partial, err))?;
-        }
-    }
+        Ok(())
+    };
+    let read: Result<(), Status> = read.await;
+    drop(chunks);
+    let written = writer
+        .await
+        .map_err(|err| sync_error(dir_name, format!("the file writer failed: {err}")))?;
+    read?;
+    stats.received += written?;
 
     // 5. Hard links, then the metadata of symlinks and directories (deepest first, after
     // their contents were written).
-    for entry in &entries {
+    for entry in entries.iter() {
         let path = dest.join(&entry.rel);
         match entry.kind() {
             Kind::HardLink => {
@@ -595,6 +590,46 @@ async fn receive_inner(
         }
     }
     Ok(stats)
+}
+
+/// Writes the files whose data `chunks` brings (file id, index in `entries`, bytes; empty
+/// bytes end a file) under `dest`: each to a partial file beside its place, given its
+/// metadata and renamed into place when complete. Returns how many were completed.
+fn write_files(
+    mut chunks: mpsc::Receiver<(u32, usize, Vec<u8>)>,
+    entries: &[Entry],
+    dest: &Path,
+    dir_name: &str,
+) -> Result<usize, Status> {
+    let mut open: HashMap<u32, (fs::File, PathBuf)> = HashMap::new();
+    let mut received = 0;
+    while let Some((id, index, data)) = chunks.blocking_recv() {
+        let entry = &entries[index];
+        let path = dest.join(&entry.rel);
+        if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(id) {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let partial = path.with_file_name(format!(".{name}.hoist-partial"));
+            let file = fs::File::create(&partial)
+                .map_err(|err| io_error(dir_name, "create", &partial, err))?;
+            slot.insert((file, partial));
+        }
+        if data.is_empty() {
+            let (file, partial) = open.remove(&id).expect("opened above");
+            drop(file);
+            apply_metadata(&partial, &entry.stat, dir_name)?;
+            fs::rename(&partial, &path)
+                .map_err(|err| io_error(dir_name, "rename", &partial, err))?;
+            received += 1;
+        } else {
+            let (file, partial) = open.get_mut(&id).expect("opened above");
+            file.write_all(&data)
+                .map_err(|err| io_error(dir_name, "write", partial, err))?;
+        }
+    }
+    Ok(received)
 }
 
 /// Everything between `dest` and `path` must be a real directory (no symlink from an

@@ -148,7 +148,7 @@ pub fn run_on(args: &BuildArgs, dial: Dial) -> anyhow::Result<ExitCode> {
             };
             let client = ControlClient::new(channel);
             if let Some(session) = session {
-                start_session(&daemon, client.clone(), session).await?;
+                start_session(&daemon, client.clone(), session, addr).await?;
             }
             let (events, renderer) = progress::start(mode);
             let result = solve(client, request, events).await;
@@ -244,7 +244,7 @@ impl NodeBuild {
         let mut request = self.request;
         if let Some(session) = &self.session {
             request.session = session.id().to_owned();
-            start_session(&Daemon::Grpc, client, Arc::clone(session)).await?;
+            start_session(&Daemon::Grpc, client, Arc::clone(session), "the node").await?;
         }
         Ok((request, self.session))
     }
@@ -252,11 +252,13 @@ impl NodeBuild {
 
 /// Opens the session: over `Control.Session` (a byte tunnel the session's HTTP/2 server
 /// runs on) or dockerd's `/session` upgrade. The server runs in the background for the
-/// rest of the build.
+/// rest of the build. A transport failure (a TLS handshake refused for want of a client
+/// certificate) is named as the connection to `addr` failing, with its causes.
 async fn start_session(
     daemon: &Daemon,
     mut client: ControlClient<Channel>,
     session: Arc<Session>,
+    addr: &str,
 ) -> anyhow::Result<()> {
     match daemon {
         Daemon::Docker(endpoint) => {
@@ -291,7 +293,18 @@ async fn start_session(
                 Ok(response) => response,
                 Err(status) => {
                     server.abort();
-                    bail!("the daemon refused the session: {}", status.message());
+                    let mut message = status.message().to_owned();
+                    let mut source = std::error::Error::source(&status);
+                    let transport =
+                        source.is_some() || status.code() == hoist_proto::tonic::Code::Unavailable;
+                    while let Some(cause) = source {
+                        message.push_str(&format!(": {cause}"));
+                        source = cause.source();
+                    }
+                    if transport {
+                        bail!("the connection to {addr} failed: {message}");
+                    }
+                    bail!("the daemon refused the session: {message}");
                 }
             };
             tokio::spawn(inbound.feed(response.into_inner()));

@@ -187,7 +187,7 @@ fn docker(args: &[&str]) -> Output {
 }
 
 /// What a tree holds, path → one line: type, mode, owner, size and content or link target.
-fn tree(root: &Path) -> BTreeMap<String, String> {
+pub(crate) fn tree(root: &Path) -> BTreeMap<String, String> {
     let mut entries = BTreeMap::new();
     for entry in walkdir::WalkDir::new(root).min_depth(1) {
         let entry = entry.unwrap();
@@ -221,7 +221,7 @@ fn sha256(data: &[u8]) -> Vec<u8> {
 }
 
 /// A tar's entries, path → type, mode, owner, size and content or link target.
-fn tar_tree(path: &Path) -> BTreeMap<String, String> {
+pub(crate) fn tar_tree(path: &Path) -> BTreeMap<String, String> {
     use std::io::Read as _;
     let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
     let mut entries = BTreeMap::new();

@@ -136,7 +136,7 @@ fn ok(out: &Output) -> String {
 }
 
 /// The status and body of `GET /v2/REPO/manifests/TAG` on the registry at `host`.
-fn get_manifest(host: &str, repo: &str, tag: &str) -> (u16, String) {
+pub(crate) fn get_manifest(host: &str, repo: &str, tag: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(host).unwrap();
     write!(
         stream,

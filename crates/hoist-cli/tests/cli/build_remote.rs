@@ -14,17 +14,19 @@ use hoist_testkit::http::{tar_of, FileServer, Served};
 use hoist_testkit::registry::TestRegistry;
 
 /// A running `hoistd`, killed on drop.
-struct Daemon {
-    dir: tempfile::TempDir,
+pub(crate) struct Daemon {
+    pub(crate) dir: tempfile::TempDir,
     child: Child,
     /// `HOST:PORT` of a tcp listener, when one was asked for.
-    tcp: Option<String>,
+    pub(crate) tcp: Option<String>,
+    /// Its stderr lines so far.
+    pub(crate) log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Daemon {
     /// `hoistd` from the directory the `hoist` binary was built in (the workspace builds
     /// both) on a unix socket and `extra` flags; `None`, with a message, when it is not there.
-    fn start(extra: &[&str]) -> Option<Daemon> {
+    pub(crate) fn start(extra: &[&str]) -> Option<Daemon> {
         let hoist = PathBuf::from(env!("CARGO_BIN_EXE_hoist"));
         let binary = hoist.with_file_name("hoistd");
         if !binary.is_file() {
@@ -51,6 +53,8 @@ impl Daemon {
             .unwrap();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let pipe = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = std::sync::Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
@@ -60,6 +64,7 @@ impl Daemon {
                 if line.starts_with("hoistd: worker ") {
                     let _ = ready_tx.send(None);
                 }
+                lines.lock().unwrap().push(line);
             }
         });
         let mut tcp = None;
@@ -73,10 +78,15 @@ impl Daemon {
                 }
             }
         }
-        Some(Daemon { dir, child, tcp })
+        Some(Daemon {
+            dir,
+            child,
+            tcp,
+            log,
+        })
     }
 
-    fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         format!("unix://{}", self.dir.path().join("hoistd.sock").display())
     }
 }
@@ -103,7 +113,7 @@ fn hoist(dir: &std::path::Path, args: &[&str]) -> Output {
 }
 
 /// The digest the registry at `host` answers for `path`'s manifest.
-fn manifest_digest(host: &str, path: &str) -> Option<String> {
+pub(crate) fn manifest_digest(host: &str, path: &str) -> Option<String> {
     let mut stream = std::net::TcpStream::connect(host).unwrap();
     write!(
         stream,
@@ -259,7 +269,7 @@ fn an_unreachable_addr_fails_naming_it() {
 
 /// A CA, a server certificate for `localhost` and a client certificate it signed, as PEM
 /// files `ca.pem`, `server.pem`/`server.key`, `client.pem`/`client.key` in `dir`.
-fn certificates(dir: &std::path::Path) {
+pub(crate) fn certificates(dir: &std::path::Path) {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
         IsCa, KeyPair,
