@@ -84,11 +84,26 @@ impl Mounter for KernelMounter {
         )
     }
 
+    /// Retries while the mount is busy, as containerd does (50 times, 50 ms apart): a
+    /// process that still holds it for a moment (a child forked by another thread before
+    /// its exec closes the descriptors, a command exiting) lets go of it soon.
     fn unmount(&self, target: &Path) -> Result<()> {
-        rustix::mount::unmount(target, UnmountFlags::empty()).map_err(|e| Error::Mount {
-            action: "unmount",
-            target: target.to_path_buf(),
-            source: e.into(),
-        })
+        let mut attempts = 0;
+        loop {
+            match rustix::mount::unmount(target, UnmountFlags::empty()) {
+                Ok(()) => return Ok(()),
+                Err(rustix::io::Errno::BUSY) if attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => {
+                    return Err(Error::Mount {
+                        action: "unmount",
+                        target: target.to_path_buf(),
+                        source: e.into(),
+                    })
+                }
+            }
+        }
     }
 }
