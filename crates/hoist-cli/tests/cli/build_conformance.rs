@@ -179,7 +179,7 @@ fn run_one(
             ));
         }
         match run.export {
-            Some(Export::Local) => check_local(&local, run),
+            Some(Export::Local) => run.check_local(&local),
             Some(Export::Image) => check_image(&oci, run),
             Some(Export::Oci) => check_oci(&oci, run),
             None => Ok(()),
@@ -254,95 +254,6 @@ fn check_error(output: &Output, stderr: &str, run: &Run) -> Result<(), String> {
     Ok(())
 }
 
-fn check_local(root: &Path, run: &Run) -> Result<(), String> {
-    for (path, want) in &run.expect_files {
-        let full = root.join(path);
-        let meta = std::fs::symlink_metadata(&full).map_err(|_| format!("{path}: missing"))?;
-        if !meta.is_file() {
-            return Err(format!(
-                "{path}: not a regular file ({:?})",
-                meta.file_type()
-            ));
-        }
-        let got = std::fs::read(&full).map_err(|err| format!("{path}: {err}"))?;
-        if got != want.as_bytes() {
-            return Err(format!(
-                "{path}: content {:?}, want {want:?}",
-                String::from_utf8_lossy(&got)
-            ));
-        }
-    }
-    for (path, want) in &run.expect_files_following_symlinks {
-        let got =
-            std::fs::read(root.join(path)).map_err(|err| format!("{path} (followed): {err}"))?;
-        if got != want.as_bytes() {
-            return Err(format!(
-                "{path} (followed): content {:?}, want {want:?}",
-                String::from_utf8_lossy(&got)
-            ));
-        }
-    }
-    // Entries: a symlink's link text, or a regular file's content (case 16 has both).
-    for (path, want) in &run.expect_entries {
-        let full = root.join(path);
-        let meta = std::fs::symlink_metadata(&full).map_err(|_| format!("{path}: missing"))?;
-        if meta.file_type().is_symlink() {
-            let got = std::fs::read_link(&full).map_err(|err| format!("{path}: {err}"))?;
-            if got != Path::new(want) {
-                return Err(format!("{path}: links to {got:?}, want {want:?}"));
-            }
-        } else {
-            let got = std::fs::read(&full).map_err(|err| format!("{path}: {err}"))?;
-            if got != want.as_bytes() {
-                return Err(format!(
-                    "{path}: content {:?}, want {want:?} (a link's target or a file's content)",
-                    String::from_utf8_lossy(&got)
-                ));
-            }
-        }
-    }
-    for (path, wants) in &run.expect_file_contains {
-        let got = std::fs::read(root.join(path)).map_err(|err| format!("{path}: {err}"))?;
-        let got = String::from_utf8_lossy(&got);
-        for want in wants {
-            if !got.contains(want.as_str()) {
-                return Err(format!("{path}: lacks {want:?} (content {got:?})"));
-            }
-        }
-    }
-    for (path, wants) in &run.expect_file_not_contains {
-        let got = std::fs::read(root.join(path)).map_err(|err| format!("{path}: {err}"))?;
-        let got = String::from_utf8_lossy(&got);
-        for want in wants {
-            if got.contains(want.as_str()) {
-                return Err(format!("{path}: holds {want:?} (content {got:?})"));
-            }
-        }
-    }
-    for path in &run.expect_absent {
-        if std::fs::symlink_metadata(root.join(path)).is_ok() {
-            return Err(format!("{path}: present, want absent"));
-        }
-    }
-    for path in &run.expect_dirs {
-        if !std::fs::symlink_metadata(root.join(path)).is_ok_and(|m| m.is_dir()) {
-            return Err(format!("{path}: not a directory"));
-        }
-    }
-    for path in &run.expect_empty_dirs {
-        let entries = std::fs::read_dir(root.join(path))
-            .map_err(|err| format!("{path}: not a directory ({err})"))?;
-        let names: Vec<String> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        if !names.is_empty() {
-            return Err(format!("{path}: holds {names:?}, want empty"));
-        }
-    }
-    Ok(())
-}
-
 /// An OCI layout tarball read into memory.
 struct OciTar {
     files: BTreeMap<String, Vec<u8>>,
@@ -403,13 +314,7 @@ fn check_image(path: &Path, run: &Run) -> Result<(), String> {
     }
     let manifest = oci.blob(&descriptor)?;
     let config = oci.blob(&manifest["config"])?;
-    let checks = run.image_config_checks()?;
-    for check in checks {
-        check
-            .check(&config)
-            .map_err(|err| format!("image config {}: {err}", check.key))?;
-    }
-    Ok(())
+    run.check_image_config(&config)
 }
 
 /// A dotted path (`config.Entrypoint`) into a JSON value; `None` when absent or null.
