@@ -3,7 +3,7 @@
 # `apt-get update` (one index that will not download) does not stop it.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(docker-registry skopeo umoci podman runc apache2-utils openssl busybox-static qemu-user-static curl git openssh-server openssh-client)
+pkgs=(docker-registry skopeo umoci podman runc apache2-utils openssl busybox-static qemu-user-static curl git openssh-server openssh-client docker.io)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -55,4 +55,16 @@ if [ "$(id -u)" -eq 0 ]; then
         || echo "install-deps: could not register qemu-$q in binfmt_misc"
     done
   fi
+fi
+
+# Docker's daemon (Debian's docker.io 20.10, whose builder is BuildKit 0.8): the peer of the
+# docker CLI and dockerd-BuildKit tests, and the host of docker-container builders. These
+# machines have no bridge, so it runs with host networking only. Started once, detached from
+# this script (its own session, no inherited descriptors), left running for the tests.
+if [ "$(id -u)" -eq 0 ] && [ -x /usr/sbin/dockerd ] && ! /usr/bin/docker info >/dev/null 2>&1; then
+  log=${HOIST_DOCKERD_LOG:-/var/log/hoist-test-dockerd.log}
+  setsid nohup /usr/sbin/dockerd --iptables=false --bridge=none </dev/null >"$log" 2>&1 &
+  for _ in $(seq 150); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.2; done
+  /usr/bin/docker info >/dev/null 2>&1 \
+    || echo "install-deps: dockerd did not start (see $log); tests that need it will skip"
 fi

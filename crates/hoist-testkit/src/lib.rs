@@ -25,6 +25,7 @@ pub mod http;
 pub mod images;
 pub mod integration;
 pub mod registry;
+pub mod trees;
 
 pub use error::{Result, TestkitError};
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use hoist_testkit::integration::{Export, IntegrationCase, Run};
+use hoist_testkit::trees::{dir_tree as tree, tar_tree};
 
 use crate::build_env::BuildEnv;
 
@@ -138,25 +139,6 @@ fn with_registry(dockerfile: &str, host: &str) -> String {
     out
 }
 
-/// The run's frontend attributes as build flags both CLIs take.
-fn flags(run: &Run) -> Vec<String> {
-    let attrs = &run.frontend_attrs;
-    let mut flags = Vec::new();
-    for (name, value) in &attrs.build_args {
-        flags.push(format!("--build-arg={name}={value}"));
-    }
-    for (name, value) in &attrs.labels {
-        flags.push(format!("--label={name}={value}"));
-    }
-    if let Some(target) = &attrs.target {
-        flags.push(format!("--target={target}"));
-    }
-    if let Some(platform) = attrs.raw.get("platform") {
-        flags.push(format!("--platform={platform}"));
-    }
-    flags
-}
-
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -184,74 +166,6 @@ fn docker(args: &[&str]) -> Output {
         .env_remove("DOCKER_HOST")
         .output()
         .unwrap()
-}
-
-/// What a tree holds, path → one line: type, mode, owner, size and content or link target.
-pub(crate) fn tree(root: &Path) -> BTreeMap<String, String> {
-    let mut entries = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(root).min_depth(1) {
-        let entry = entry.unwrap();
-        let meta = entry.path().symlink_metadata().unwrap();
-        let path = entry.path().strip_prefix(root).unwrap();
-        let kind = if meta.is_dir() {
-            "dir".to_owned()
-        } else if meta.file_type().is_symlink() {
-            format!(
-                "link -> {}",
-                std::fs::read_link(entry.path()).unwrap().display()
-            )
-        } else {
-            let content = std::fs::read(entry.path()).unwrap();
-            format!("file {} {}", content.len(), hex::encode(sha256(&content)))
-        };
-        let line = format!(
-            "{kind} {:o} {}:{}",
-            meta.mode() & 0o7777,
-            meta.uid(),
-            meta.gid()
-        );
-        entries.insert(path.display().to_string(), line);
-    }
-    entries
-}
-
-fn sha256(data: &[u8]) -> Vec<u8> {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(data).to_vec()
-}
-
-/// A tar's entries, path → type, mode, owner, size and content or link target.
-pub(crate) fn tar_tree(path: &Path) -> BTreeMap<String, String> {
-    use std::io::Read as _;
-    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
-    let mut entries = BTreeMap::new();
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let header = entry.header().clone();
-        let name = entry.path().unwrap().display().to_string();
-        let name = name
-            .trim_start_matches("./")
-            .trim_end_matches('/')
-            .to_owned();
-        let mut content = Vec::new();
-        entry.read_to_end(&mut content).unwrap();
-        let link = entry
-            .link_name()
-            .unwrap()
-            .map(|l| l.display().to_string())
-            .unwrap_or_default();
-        let line = format!(
-            "{:?} {:o} {}:{} {} {} {link}",
-            header.entry_type(),
-            header.mode().unwrap() & 0o7777,
-            header.uid().unwrap(),
-            header.gid().unwrap(),
-            content.len(),
-            hex::encode(sha256(&content)),
-        );
-        entries.insert(name, line);
-    }
-    entries
 }
 
 /// The differences between two trees, one line each (empty when equal).
@@ -296,7 +210,7 @@ fn prepare(
     Prepared {
         context: materialized.to_owned(),
         dockerfile: dockerfile.to_owned(),
-        flags: flags(run),
+        flags: run.frontend_attrs.cli_flags(),
     }
 }
 
@@ -685,7 +599,7 @@ fn tar_outputs_flags_and_dockerignore_match_docker_build() {
         if target == "final" {
             let greeting = a.get("greeting").expect("greeting in the tar");
             assert!(
-                greeting.contains(&hex::encode(sha256(b"hello world\n"))),
+                greeting.contains(hoist_oci::Digest::sha256_of(b"hello world\n").encoded()),
                 "{greeting}"
             );
             let listing = tar_entries_text(&ours, "listing");

@@ -20,9 +20,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
-use crate::build_dockerd::{tar_tree, tree};
 use crate::build_env::BuildEnv;
 use crate::build_remote::{certificates, Daemon};
+use hoist_testkit::trees::{dir_tree as tree, tar_tree};
 
 /// Cases with copies, RUN steps, `--target`, `--build-arg`, `-f` and `.dockerignore`.
 const CASES: &[&str] = &[

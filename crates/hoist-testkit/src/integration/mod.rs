@@ -273,6 +273,27 @@ pub struct FrontendAttrs {
     pub raw: BTreeMap<String, String>,
 }
 
+impl FrontendAttrs {
+    /// The attributes as flags `docker build` and `hoist build` both take (`--build-arg`,
+    /// `--label`, `--target`, `--platform`).
+    pub fn cli_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for (name, value) in &self.build_args {
+            flags.push(format!("--build-arg={name}={value}"));
+        }
+        for (name, value) in &self.labels {
+            flags.push(format!("--label={name}={value}"));
+        }
+        if let Some(target) = &self.target {
+            flags.push(format!("--target={target}"));
+        }
+        if let Some(platform) = self.raw.get("platform") {
+            flags.push(format!("--platform={platform}"));
+        }
+        flags
+    }
+}
+
 impl TryFrom<BTreeMap<String, String>> for FrontendAttrs {
     type Error = String;
 
