@@ -211,9 +211,26 @@ impl Cache {
                 by_snapshot.entry(snapshot).or_default().push(key);
             }
         }
+        // A lazy result (an image source whose layers were not fetched when it was saved)
+        // was sized without them; the layers a later step fetched are held by its record,
+        // so it is sized by what of them the store holds now (each layer once).
+        let mut lazy_layers = HashSet::new();
         let rows = records
             .iter()
             .map(|(key, record)| {
+                let size = if record.value.snapshot.is_none()
+                    && record.value.layers.iter().any(|l| l.source.is_some())
+                {
+                    record
+                        .value
+                        .layers
+                        .iter()
+                        .filter(|l| lazy_layers.insert(l.descriptor.digest.clone()))
+                        .map(|l| self.store.info(&l.descriptor.digest).unwrap_or(0))
+                        .sum()
+                } else {
+                    record.size
+                };
                 let parents = record
                     .value
                     .snapshot
@@ -224,7 +241,7 @@ impl Cache {
                     .flat_map(|p| by_snapshot.get(p).cloned().unwrap_or_default())
                     .map(str::to_owned)
                     .collect();
-                row(key, record, uses, &named, parents)
+                row(key, record, size, uses, &named, parents)
             })
             .collect();
         Ok(rows)
@@ -423,6 +440,7 @@ impl Cache {
 fn row(
     key: &str,
     record: &CacheRecord,
+    size: u64,
     uses: &LiveUses,
     named: &HashSet<Digest>,
     parents: Vec<String>,
@@ -435,7 +453,7 @@ fn row(
         created: at(record.created_ms),
         last_used: (record.last_used_ms != 0).then(|| at(record.last_used_ms)),
         usage_count: record.usage_count,
-        size: record.size,
+        size,
         in_use: uses.records.contains(key),
         shared: record
             .value
