@@ -29,6 +29,7 @@ use hoist_proto::filesync::file_sync_client::FileSyncClient;
 use hoist_proto::filesync::BytesMessage;
 use hoist_proto::fsutil_types::{Packet, PacketType, Stat};
 use hoist_proto::tonic::codegen::http::uri::PathAndQuery;
+use hoist_session::walk::mode as go_mode;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -39,59 +40,6 @@ use crate::session::Session;
 
 pub const FILE_SYNC_DIFF_COPY: &str = "/moby.filesync.v1.FileSync/DiffCopy";
 pub const FILE_SEND_DIFF_COPY: &str = "/moby.filesync.v1.FileSend/DiffCopy";
-
-/// Go's `os.FileMode` bits, as fsutil's `Stat.mode` carries them.
-mod go_mode {
-    pub const DIR: u32 = 1 << 31;
-    pub const SYMLINK: u32 = 1 << 27;
-    pub const DEVICE: u32 = 1 << 26;
-    pub const NAMED_PIPE: u32 = 1 << 25;
-    pub const SOCKET: u32 = 1 << 24;
-    pub const SETUID: u32 = 1 << 23;
-    pub const SETGID: u32 = 1 << 22;
-    pub const CHAR_DEVICE: u32 = 1 << 21;
-    pub const STICKY: u32 = 1 << 20;
-    pub const IRREGULAR: u32 = 1 << 19;
-    pub const TYPE: u32 = DIR | SYMLINK | NAMED_PIPE | SOCKET | DEVICE | CHAR_DEVICE | IRREGULAR;
-}
-
-/// The unix permission bits (with setuid, setgid, sticky) of a Go file mode.
-pub fn unix_permissions(mode: u32) -> u32 {
-    let mut perm = mode & 0o777;
-    if mode & go_mode::SETUID != 0 {
-        perm |= 0o4000;
-    }
-    if mode & go_mode::SETGID != 0 {
-        perm |= 0o2000;
-    }
-    if mode & go_mode::STICKY != 0 {
-        perm |= 0o1000;
-    }
-    perm
-}
-
-/// A unix `st_mode` as a Go file mode.
-pub fn go_file_mode(st_mode: u32) -> u32 {
-    let mut mode = st_mode & 0o777;
-    if st_mode & 0o4000 != 0 {
-        mode |= go_mode::SETUID;
-    }
-    if st_mode & 0o2000 != 0 {
-        mode |= go_mode::SETGID;
-    }
-    if st_mode & 0o1000 != 0 {
-        mode |= go_mode::STICKY;
-    }
-    mode | match st_mode & 0o170000 {
-        0o040000 => go_mode::DIR,
-        0o120000 => go_mode::SYMLINK,
-        0o010000 => go_mode::NAMED_PIPE,
-        0o140000 => go_mode::SOCKET,
-        0o060000 => go_mode::DEVICE,
-        0o020000 => go_mode::DEVICE | go_mode::CHAR_DEVICE,
-        _ => 0,
-    }
-}
 
 /// What one directory sync did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -463,7 +411,7 @@ async fn receive_inner(
                     meta.is_file()
                         && i64::try_from(meta.len()).ok() == Some(entry.stat.size)
                         && meta.mtime() * 1_000_000_000 + meta.mtime_nsec() == entry.stat.mod_time
-                        && meta.mode() & 0o7777 == unix_permissions(entry.stat.mode)
+                        && meta.mode() & 0o7777 == go_mode::to_unix_permissions(entry.stat.mode)
                 });
                 if unchanged {
                     stats.unchanged += 1;
@@ -667,7 +615,7 @@ fn apply_metadata(path: &Path, stat: &Stat, dir_name: &str) -> Result<(), Status
     if !is_symlink {
         fs::set_permissions(
             path,
-            fs::Permissions::from_mode(unix_permissions(stat.mode)),
+            fs::Permissions::from_mode(go_mode::to_unix_permissions(stat.mode)),
         )
         .map_err(|err| io_error(dir_name, "chmod", path, err))?;
     }
@@ -702,7 +650,7 @@ fn stat_of(path: &Path, rel: &str, meta: &fs::Metadata) -> Stat {
     };
     Stat {
         path: rel.to_owned(),
-        mode: go_file_mode(meta.mode()),
+        mode: go_mode::from_unix(meta.mode()),
         uid: meta.uid(),
         gid: meta.gid(),
         size: if meta.is_file() {
@@ -1088,11 +1036,11 @@ mod tests {
 
     #[test]
     fn go_modes_round_trip() {
-        assert_eq!(go_file_mode(0o040755), go_mode::DIR | 0o755);
-        assert_eq!(go_file_mode(0o120777), go_mode::SYMLINK | 0o777);
-        assert_eq!(go_file_mode(0o104755), go_mode::SETUID | 0o755);
+        assert_eq!(go_mode::from_unix(0o040755), go_mode::DIR | 0o755);
+        assert_eq!(go_mode::from_unix(0o120777), go_mode::SYMLINK | 0o777);
+        assert_eq!(go_mode::from_unix(0o104755), go_mode::SETUID | 0o755);
         assert_eq!(
-            unix_permissions(go_mode::STICKY | go_mode::DIR | 0o777),
+            go_mode::to_unix_permissions(go_mode::STICKY | go_mode::DIR | 0o777),
             0o1777
         );
     }
