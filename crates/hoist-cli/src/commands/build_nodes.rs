@@ -186,7 +186,9 @@ pub fn run(
                     .with_context(|| format!("{what}: cannot open the session"))?;
                 let response = build_remote::solve(client, request, node_events)
                     .await
-                    .map_err(|status| anyhow::anyhow!("{what} failed: {}", explain(&status)))?;
+                    .map_err(|status| {
+                        anyhow::anyhow!("{what} failed: {}", build_remote::status_text(&status))
+                    })?;
                 let metadata = build_remote::metadata(&response)?;
                 let digest = metadata
                     .descriptor
@@ -262,17 +264,6 @@ where
         out[index] = Some(result?);
     }
     Ok(out.into_iter().flatten().collect())
-}
-
-/// A Solve's error with what the transport says caused it (a node that went away).
-fn explain(status: &hoist_proto::tonic::Status) -> String {
-    let mut message = status.message().to_owned();
-    let mut source = std::error::Error::source(status);
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    message
 }
 
 /// A channel to `node`, or an error naming it.

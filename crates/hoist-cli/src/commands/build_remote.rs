@@ -161,12 +161,7 @@ pub fn run_on(args: &BuildArgs, dial: Dial) -> anyhow::Result<ExitCode> {
         Ok(response) => response,
         Err(status) => {
             // A transport failure (a refused TLS handshake) says why only in its sources.
-            let mut message = status.message().to_owned();
-            let mut source = std::error::Error::source(&status);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
+            let mut message = status_text(&status);
             // The daemon's own answers come without a source; the transport's carry one.
             let transport = std::error::Error::source(&status).is_some()
                 || status.code() == hoist_proto::tonic::Code::Unavailable;
@@ -293,14 +288,9 @@ async fn start_session(
                 Ok(response) => response,
                 Err(status) => {
                     server.abort();
-                    let mut message = status.message().to_owned();
-                    let mut source = std::error::Error::source(&status);
-                    let transport =
-                        source.is_some() || status.code() == hoist_proto::tonic::Code::Unavailable;
-                    while let Some(cause) = source {
-                        message.push_str(&format!(": {cause}"));
-                        source = cause.source();
-                    }
+                    let transport = std::error::Error::source(&status).is_some()
+                        || status.code() == hoist_proto::tonic::Code::Unavailable;
+                    let message = status_text(&status);
                     if transport {
                         bail!("the connection to {addr} failed: {message}");
                     }
@@ -407,6 +397,18 @@ pub(super) async fn connect(addr: &str, tls: &RemoteTls) -> anyhow::Result<Chann
     answered(channel, addr).await
 }
 
+/// A call's error with the causes the transport attached to it (a refused TLS handshake, a
+/// daemon that went away), which its message alone does not say.
+pub(super) fn status_text(status: &hoist_proto::tonic::Status) -> String {
+    let mut message = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
 /// How long a daemon has to answer its first call.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -422,13 +424,7 @@ async fn answered(channel: Channel, addr: &str) -> anyhow::Result<Channel> {
             ANSWER_TIMEOUT.as_secs()
         ),
         Ok(Err(status)) if std::error::Error::source(&status).is_some() => {
-            let mut message = status.message().to_owned();
-            let mut source = std::error::Error::source(&status);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            bail!("cannot connect to {addr}: {message}")
+            bail!("cannot connect to {addr}: {}", status_text(&status))
         }
         Ok(_) => Ok(channel),
     }
