@@ -28,19 +28,6 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(180);
 
 const KNOWN_FAILURES: &str = include_str!("build_conformance_known_failures.txt");
 
-/// `case id → reason` from the known-failures list (`ID  reason`, `#` comments).
-fn known_failures() -> BTreeMap<String, String> {
-    KNOWN_FAILURES
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| match line.split_once(char::is_whitespace) {
-            Some((id, reason)) => (id.to_owned(), reason.trim().to_owned()),
-            None => (line.to_owned(), String::new()),
-        })
-        .collect()
-}
-
 #[test]
 fn build_conformance() {
     let Some(cases) = hoist_testkit::integration::cases() else {
@@ -49,7 +36,7 @@ fn build_conformance() {
     let Some(env) = BuildEnv::new() else {
         return;
     };
-    let known = known_failures();
+    let known = hoist_testkit::integration::known_failures(KNOWN_FAILURES);
     for id in known.keys() {
         assert!(
             cases.iter().any(|case| &case.id == id),
@@ -102,16 +89,7 @@ fn build_conformance() {
         }
     }
 
-    let unexpected: Vec<&str> = failing
-        .iter()
-        .map(|(id, _)| id.as_str())
-        .filter(|id| !known.contains_key(*id))
-        .collect();
-    let fixed: Vec<&str> = known
-        .keys()
-        .map(String::as_str)
-        .filter(|id| !failing.iter().any(|(f, _)| f == id))
-        .collect();
+    let (unexpected, fixed) = hoist_testkit::integration::unexpected_and_fixed(&failing, &known);
     assert!(
         unexpected.is_empty() && fixed.is_empty(),
         "build conformance: cases failing that are not in build_conformance_known_failures.txt: \

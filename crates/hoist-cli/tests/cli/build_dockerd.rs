@@ -214,18 +214,6 @@ fn prepare(
     }
 }
 
-/// `case id → reason` of a known-failures list (`ID  reason` lines, `#` comments).
-fn known_failures(list: &str) -> BTreeMap<String, String> {
-    list.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| match line.split_once(char::is_whitespace) {
-            Some((id, reason)) => (id.to_owned(), reason.trim().to_owned()),
-            None => (line.to_owned(), String::new()),
-        })
-        .collect()
-}
-
 /// The last few non-empty lines of a build's output, joined, for a failure reason.
 fn last_lines(out: &Output) -> String {
     let text = text(out);
@@ -441,7 +429,7 @@ fn dockerd_conformance_every_integration_case_matches_docker_build() {
         return;
     };
     let Some(env) = BuildEnv::new() else { return };
-    let known = known_failures(KNOWN_FAILURES);
+    let known = hoist_testkit::integration::known_failures(KNOWN_FAILURES);
     let listed = UNSUPPORTED
         .iter()
         .chain(EXPECTATIONS_DIFFER)
@@ -512,16 +500,7 @@ fn dockerd_conformance_every_integration_case_matches_docker_build() {
         };
         println!("  [{listed}] {id}: {}", reasons.join("; "));
     }
-    let unexpected: Vec<&str> = failing
-        .iter()
-        .map(|(id, _)| id.as_str())
-        .filter(|id| !known.contains_key(*id))
-        .collect();
-    let fixed: Vec<&str> = known
-        .keys()
-        .map(String::as_str)
-        .filter(|id| !failing.iter().any(|(f, _)| f == id))
-        .collect();
+    let (unexpected, fixed) = hoist_testkit::integration::unexpected_and_fixed(&failing, &known);
     assert!(
         unexpected.is_empty() && fixed.is_empty(),
         "failing, not in build_dockerd_conformance_known_failures.txt: {unexpected:?}; \

@@ -1,6 +1,7 @@
 //! Checking a run's expectations against what a build exported: shared by the runners that
 //! build the cases through different paths (the embedded engine, hoistd, a remote BuildKit).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -110,4 +111,36 @@ impl Run {
         }
         Ok(())
     }
+}
+
+/// A runner's known-failures list (`CASE  reason` lines, `#` comments, blank lines): case id
+/// → reason (empty when none is given).
+pub fn known_failures(list: &str) -> BTreeMap<String, String> {
+    list.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| match line.split_once(char::is_whitespace) {
+            Some((id, reason)) => (id.to_owned(), reason.trim().to_owned()),
+            None => (line.to_owned(), String::new()),
+        })
+        .collect()
+}
+
+/// Held against the `known` list, a run's `failing` cases (id, reasons): those failing but
+/// not listed, and those listed but passing. A runner passes when both are empty.
+pub fn unexpected_and_fixed<'a>(
+    failing: &'a [(String, Vec<String>)],
+    known: &'a BTreeMap<String, String>,
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    let unexpected = failing
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .filter(|id| !known.contains_key(*id))
+        .collect();
+    let fixed = known
+        .keys()
+        .map(String::as_str)
+        .filter(|id| !failing.iter().any(|(f, _)| f == id))
+        .collect();
+    (unexpected, fixed)
 }

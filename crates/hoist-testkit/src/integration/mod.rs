@@ -16,6 +16,8 @@
 //! ```
 
 mod check;
+
+pub use check::{known_failures, unexpected_and_fixed};
 mod config_check;
 mod materialize;
 

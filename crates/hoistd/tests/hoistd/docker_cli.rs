@@ -376,18 +376,6 @@ fn conformance_run(
     Ok(())
 }
 
-/// `case id → reason` of a known-failures list (`ID  reason` lines, `#` comments).
-fn known_failures(list: &str) -> BTreeMap<String, String> {
-    list.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| match line.split_once(char::is_whitespace) {
-            Some((id, reason)) => (id.to_owned(), reason.trim().to_owned()),
-            None => (line.to_owned(), String::new()),
-        })
-        .collect()
-}
-
 /// Every run of every case (46) through the docker CLI → hoistd's Engine API, with
 /// `-o type=local` (runs checking files) or `-o type=tar` (the others), checked against
 /// the case's expectations and against what the same CLI gets from dockerd. A case failing
@@ -401,7 +389,7 @@ fn docker_cli_conformance_builds_every_integration_case_as_dockerd_does() {
         return;
     };
     let compare = dockerd_up();
-    let known = known_failures(KNOWN_FAILURES);
+    let known = hoist_testkit::integration::known_failures(KNOWN_FAILURES);
     let listed = NOT_COMPARED.iter().chain(NOT_ON_DOCKERD).map(|(id, _)| *id);
     for id in known.keys().map(String::as_str).chain(listed) {
         assert!(
@@ -446,16 +434,7 @@ fn docker_cli_conformance_builds_every_integration_case_as_dockerd_does() {
         };
         println!("  [{listed}] {id}: {}", reasons.join("; "));
     }
-    let unexpected: Vec<&str> = failing
-        .iter()
-        .map(|(id, _)| id.as_str())
-        .filter(|id| !known.contains_key(*id))
-        .collect();
-    let fixed: Vec<&str> = known
-        .keys()
-        .map(String::as_str)
-        .filter(|id| !failing.iter().any(|(f, _)| f == id))
-        .collect();
+    let (unexpected, fixed) = hoist_testkit::integration::unexpected_and_fixed(&failing, &known);
     assert!(
         unexpected.is_empty() && fixed.is_empty(),
         "failing, not in docker_cli_conformance_known_failures.txt: {unexpected:?}; \
