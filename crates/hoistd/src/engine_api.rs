@@ -406,10 +406,13 @@ fn build(request: &Request<Incoming>, control: ControlService, running: Running)
     let build_id = reference.clone();
     let builds = running.clone();
     let task = tokio::spawn(async move {
+        // The forwarder holds a sender of the response body: it goes with this task, also
+        // when `/build/cancel` aborts it, so a cancelled build's response ends.
+        let mut forward = tokio_util::task::AbortOnDropHandle::new(forward);
         let result = control.solve(tonic::Request::new(solve)).await;
         // The Status stream ends once the build's last event is in; a Solve refused
         // before its build started has none, so it gets a moment only.
-        let _ = tokio::time::timeout(Duration::from_secs(5), forward).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut forward).await;
         match result {
             Ok(response) => {
                 let response = response.into_inner().exporter_response;
