@@ -6,7 +6,9 @@
 //! another output is asked for.
 //!
 //! Status is the Engine API's `GET /_ping`; version and platform come from `GET /version`
-//! (`Version`, `Os`/`Arch`), asked over a plain HTTP/1.0 request on the daemon's socket.
+//! (`Version`, `Os`/`Arch`), asked over a plain HTTP/1.0 request on the daemon's socket. The
+//! version shown is the BuildKit that Docker release carries, as buildx shows it
+//! ([`moby_version`](super::moby_version)).
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -167,7 +169,11 @@ impl Driver for DockerDriver {
 
     fn version(&self) -> String {
         self.version_json()
-            .and_then(|v| v.get("Version")?.as_str().map(|s| format!("docker {s}")))
+            .and_then(|v| {
+                v.get("Version")?
+                    .as_str()
+                    .map(super::moby_version::buildkit_of)
+            })
             .unwrap_or_default()
     }
 

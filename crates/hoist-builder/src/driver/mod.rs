@@ -12,7 +12,9 @@ mod docker;
 mod docker_api;
 mod docker_container;
 mod embedded;
+mod grpc;
 mod hoistd_image;
+mod moby_version;
 mod remote;
 
 use std::collections::BTreeMap;
@@ -171,4 +173,29 @@ impl Driver for AnyDriver {
     fn features(&self) -> Features {
         self.inner().features()
     }
+}
+
+/// Runs `future` on a runtime of its own (drivers are called from plain threads).
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start the async runtime: {e}")))?;
+    Ok(runtime.block_on(future))
+}
+
+/// An error and its causes on one line, each cause once (a refused TLS handshake or a
+/// failed dial says why only in a cause).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -2,15 +2,21 @@
 //! `unix://PATH` or `tcp://HOST:PORT`, with buildx's driver options `cacert`, `cert`, `key`,
 //! `servername` (mutual TLS; paths absolute and present) and `default-load`.
 //!
-//! In this slice a node's status is whether its endpoint accepts a connection within
-//! [`STATUS_TIMEOUT`](super::STATUS_TIMEOUT); the gRPC handshake (and so the daemon's
-//! version and platforms) comes with hoistd's client.
+//! A node's status is buildx's: `running` when the daemon answers `Control.Info` and
+//! `Control.ListWorkers` within [`STATUS_TIMEOUT`](super::STATUS_TIMEOUT) (over TLS when the
+//! node has TLS options), which also give its version (`ls`'s `BUILDKIT` column) and
+//! platforms; `inactive` with the reason otherwise — nothing listening, or something
+//! listening that does not speak BuildKit's API.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use super::{Driver, Features, Info, Status, REMOTE, STATUS_TIMEOUT};
+use hoist_oci::Platform;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity, Uri};
+
+use super::{block_on, chain, grpc, Driver, Features, Info, Status, REMOTE, STATUS_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::node_group::Node;
 
@@ -94,7 +100,7 @@ impl Endpoint {
     }
 }
 
-/// Mutual TLS settings of a remote node (used by the next slice's client).
+/// Mutual TLS settings of a remote node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     /// The server name to verify (default: the endpoint's host).
@@ -114,7 +120,12 @@ pub struct RemoteDriver {
     raw_endpoint: String,
     tls: Option<TlsOptions>,
     default_load: bool,
+    /// What the last status question learnt: version and platforms, or why it failed.
+    asked: Mutex<Option<Asked>>,
 }
+
+/// One answer to "who are you": the daemon's version and platforms, or why there is none.
+type Asked = std::result::Result<(String, Vec<Platform>), String>;
 
 impl RemoteDriver {
     /// Checks the node's endpoint and options as buildx's remote driver does, and that the
@@ -201,7 +212,90 @@ impl RemoteDriver {
             raw_endpoint: node.endpoint.clone(),
             tls,
             default_load,
+            asked: Mutex::new(None),
         })
+    }
+
+    /// A gRPC channel to the daemon (TLS on `tcp://` when the node has TLS options). The
+    /// connection is made lazily by the first call; errors name the endpoint.
+    pub async fn channel(&self) -> Result<Channel> {
+        let cannot = |message: String| {
+            Error::Invalid(format!(
+                "cannot connect to {}: {message}",
+                self.raw_endpoint
+            ))
+        };
+        match &self.endpoint {
+            Endpoint::Unix(path) => {
+                let socket = path.clone();
+                tonic::transport::Endpoint::from_static("http://remote.invalid")
+                    .connect_timeout(STATUS_TIMEOUT)
+                    .connect_with_connector(tower::service_fn(move |_: Uri| {
+                        let socket = socket.clone();
+                        async move {
+                            let stream = tokio::net::UnixStream::connect(socket).await?;
+                            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                        }
+                    }))
+                    .await
+                    .map_err(|e| cannot(chain(&e)))
+            }
+            Endpoint::Tcp { host, port } => {
+                let authority = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                let mut endpoint =
+                    tonic::transport::Endpoint::from_shared(format!("{scheme}://{authority}"))
+                        .map_err(|e| cannot(e.to_string()))?
+                        .connect_timeout(STATUS_TIMEOUT);
+                if let Some(tls) = &self.tls {
+                    let read = |path: &Path| {
+                        std::fs::read(path).map_err(|e| {
+                            Error::Invalid(format!("cannot read {}: {e}", path.display()))
+                        })
+                    };
+                    let mut config = ClientTlsConfig::new()
+                        .ca_certificate(Certificate::from_pem(read(&tls.ca_cert)?))
+                        .domain_name(tls.server_name.clone());
+                    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+                        config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+                    }
+                    endpoint = endpoint.tls_config(config).map_err(|e| cannot(chain(&e)))?;
+                }
+                endpoint.connect().await.map_err(|e| cannot(chain(&e)))
+            }
+        }
+    }
+
+    /// Asks the daemon for its version and platforms, within the status timeout; the
+    /// answer is kept for [`Driver::version`].
+    fn ask(&self) -> Asked {
+        let asked = match self.endpoint.probe() {
+            Err(e) => Err(format!("cannot connect to {}: {e}", self.raw_endpoint)),
+            Ok(()) => block_on(async {
+                let channel = self.channel().await.map_err(|e| e.to_string())?;
+                match tokio::time::timeout(STATUS_TIMEOUT, grpc::ask(channel)).await {
+                    Ok(Ok(answer)) => Ok(answer),
+                    Ok(Err(status)) => Err(format!(
+                        "{} did not answer as a BuildKit daemon: {}",
+                        self.raw_endpoint,
+                        status_chain(&status)
+                    )),
+                    Err(_) => Err(format!(
+                        "{} did not answer within {} s (is it a BuildKit daemon?)",
+                        self.raw_endpoint,
+                        STATUS_TIMEOUT.as_secs()
+                    )),
+                }
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|answer| answer),
+        };
+        *self.asked.lock().unwrap_or_else(|e| e.into_inner()) = Some(asked.clone());
+        asked
     }
 
     /// Where the daemon listens.
@@ -251,22 +345,26 @@ impl Driver for RemoteDriver {
     }
 
     fn info(&self) -> Info {
-        match self.endpoint.probe() {
-            Ok(()) => Info {
+        match self.ask() {
+            Ok((_, platforms)) => Info {
                 status: Status::Running,
                 unreachable: None,
-                platforms: Vec::new(),
+                platforms,
             },
-            Err(e) => Info {
+            Err(why) => Info {
                 status: Status::Inactive,
-                unreachable: Some(format!("cannot connect to {}: {e}", self.raw_endpoint)),
+                unreachable: Some(why),
                 platforms: Vec::new(),
             },
         }
     }
 
     fn version(&self) -> String {
-        String::new()
+        let asked = self.asked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match asked.unwrap_or_else(|| self.ask()) {
+            Ok((version, _)) => version,
+            Err(_) => String::new(),
+        }
     }
 
     fn stop(&self) -> Result<()> {
@@ -280,6 +378,21 @@ impl Driver for RemoteDriver {
     fn features(&self) -> Features {
         Features::new()
     }
+}
+
+/// A call's message and the causes the transport attached.
+fn status_chain(status: &tonic::Status) -> String {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

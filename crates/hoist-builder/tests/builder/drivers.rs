@@ -1,12 +1,14 @@
-//! Drivers against real sockets: reachable is `running`, nothing listening is `inactive`
-//! with the reason, and neither stops the rest of a builder being reported.
+//! Drivers against real sockets: nothing listening is `inactive` with the reason, and so is
+//! a listener that does not answer BuildKit's `Info` (buildx's rule: `running` needs an
+//! answer; hoist-cli's tests/cli/build_nodes.rs and build_remote.rs show running hoistd
+//! nodes with their version); neither stops the rest of a builder being reported.
 
 use std::os::unix::net::UnixListener;
 
 use hoist_builder::{create, BuilderStore, CreateRequest, GroupReport, Status};
 
 #[test]
-fn remote_status_follows_the_socket() {
+fn remote_status_needs_an_answer_and_names_the_node_that_gave_none() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("live.sock");
     let _listener = UnixListener::bind(&live).unwrap();
@@ -43,8 +45,25 @@ fn remote_status_follows_the_socket() {
         .collect();
     assert_eq!(
         statuses,
-        [Status::Running, Status::Inactive, Status::Running]
+        [Status::Inactive, Status::Inactive, Status::Inactive]
     );
+    let why = |i: usize| {
+        report.nodes[i]
+            .info
+            .as_ref()
+            .unwrap()
+            .unreachable
+            .clone()
+            .unwrap()
+    };
+    for silent in [0, 2] {
+        assert!(
+            why(silent).contains("did not answer within 2 s (is it a BuildKit daemon?)"),
+            "{}",
+            why(silent)
+        );
+        assert_eq!(report.nodes[silent].version, "");
+    }
     let why = report.nodes[1]
         .info
         .as_ref()

@@ -743,6 +743,20 @@ fn a_docker_builder_builds_on_dockerd_and_loads_the_image() {
         line.contains("linux/amd64") || line.contains("linux/"),
         "{table}"
     );
+    // BUILDKIT: the BuildKit that daemon's release vendors, as buildx's docker driver
+    // shows it (20.10 releases after the last row of buildx's table: `v0.8+unknown`).
+    let server = Command::new(DOCKER)
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .unwrap();
+    let server = String::from_utf8_lossy(&server.stdout).trim().to_owned();
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    let buildkit = columns.get(5).copied().unwrap_or_default();
+    if server.starts_with("20.10.") {
+        assert!(buildkit.starts_with("v0.8"), "dockerd {server}:\n{table}");
+    } else {
+        assert!(!buildkit.is_empty(), "dockerd {server}:\n{table}");
+    }
 
     let host = env.registry.host();
     let ctx = env.fresh_dir("docker-builder-ctx");

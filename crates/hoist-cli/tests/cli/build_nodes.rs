@@ -6,7 +6,7 @@
 //! nothing and their `ListWorkers` decides; a platform nobody has goes to the first node);
 //! a node whose build fails is named with its platform, no tag pushed; with one node
 //! stopped the build fails naming that node and its endpoint, no tag is pushed, and
-//! `hoist ls` shows the node as inactive and the other two as running.
+//! `hoist ls` shows the node as inactive and the other two as running with their version.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -414,9 +414,16 @@ fn three_native_nodes_build_one_index_and_a_stopped_node_is_named() {
     for (i, node) in nodes.iter().enumerate() {
         let line = ls
             .lines()
-            .find(|l| l.contains(&node.addr))
+            .find(|l| l.contains(&format!(" multi{i} ")) && l.contains(&node.addr))
             .unwrap_or_else(|| panic!("no line for {}:\n{ls}", node.addr));
         let wanted = if i == 1 { "inactive" } else { "running" };
         assert!(line.contains(wanted), "{line} not {wanted}:\n{ls}");
+        // BUILDKIT: the version the running nodes' Info gave; none for the stopped one.
+        let version = format!(" hoist v{} ", env!("CARGO_PKG_VERSION"));
+        assert_eq!(line.contains(&version), i != 1, "{line}:\n{ls}");
+        assert!(
+            line.contains(&format!("{}*", PLATFORMS[i])),
+            "{line}:\n{ls}"
+        );
     }
 }

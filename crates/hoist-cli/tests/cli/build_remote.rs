@@ -354,6 +354,93 @@ fn a_build_over_tcp_with_mutual_tls_needs_the_client_certificate() {
         manifest_digest(&registry.host(), "/v2/tls/x/manifests/1").is_some(),
         "nothing pushed"
     );
+
+    // The same daemon as a remote builder with mTLS driver-opts: `ls` and `inspect` ask it
+    // over TLS (BuildKit's Info: status, version, platforms), and a build goes there.
+    let builders = pki.path().join("builders");
+    let with_store = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .arg("--root")
+            .arg(pki.path().join("client-state"))
+            .args(args)
+            .env("HOIST_BUILDERS_DIR", &builders)
+            .env_remove("HOIST_BUILDER")
+            .env_remove("BUILDX_BUILDER")
+            .env_remove("BUILDKIT_PROGRESS")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let opts = format!("cacert={ca},cert={cert},key={key}");
+    let (created, text) = with_store(&[
+        "create",
+        "--name",
+        "tls",
+        "--driver",
+        "remote",
+        "--driver-opt",
+        &opts,
+        &addr,
+    ]);
+    assert!(created, "{text}");
+    let (listed, ls) = with_store(&["ls"]);
+    assert!(listed, "{ls}");
+    let node = ls
+        .lines()
+        .find(|l| l.contains(" tls0 "))
+        .unwrap_or_default();
+    let version = format!("hoist v{}", env!("CARGO_PKG_VERSION"));
+    assert!(
+        node.contains(" running ") && node.contains(&version) && node.contains("linux/"),
+        "{ls}"
+    );
+    let (_, inspect) = with_store(&["inspect", "tls"]);
+    assert!(
+        inspect.contains("Status:           running\n")
+            && inspect.contains(&format!("BuildKit version: {version}\n")),
+        "{inspect}"
+    );
+    let (built, text) = with_store(&[
+        "build",
+        "--builder",
+        "tls",
+        "--progress",
+        "quiet",
+        "-t",
+        &image,
+        "--push",
+        &url,
+    ]);
+    assert!(built, "{text}");
+    // Without the client certificate the daemon refuses the handshake: inactive, and why.
+    let only_ca = format!("cacert={ca}");
+    let (created, text) = with_store(&[
+        "create",
+        "--name",
+        "half",
+        "--driver",
+        "remote",
+        "--driver-opt",
+        &only_ca,
+        &addr,
+    ]);
+    assert!(created, "{text}");
+    let (_, inspect) = with_store(&["inspect", "half"]);
+    let field = |key: &str| {
+        inspect
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(field("Status:"), "inactive", "{inspect}");
+    assert!(
+        field("Error:").contains("CertificateRequired") && !inspect.contains("BuildKit version:"),
+        "{inspect}"
+    );
 }
 
 #[test]
