@@ -12,12 +12,15 @@
 //!   `docker-container` (hoistd in a Docker container, dialled by `exec hoistd
 //!   dial-stdio`); [`report`]: every node's status, asked in parallel, for `ls` and
 //!   `inspect`.
+//! - [`merge`]: the `oci`/`local`/`tar` outputs of a build spread over several nodes, joined
+//!   on the client (one layout with one index; a directory per platform).
 //!
 //! Not here yet: the drivers `docker` and `kubernetes`, which are refused by name.
 
 pub mod create;
 pub mod driver;
 mod error;
+pub mod merge;
 mod name;
 mod node_group;
 pub mod report;

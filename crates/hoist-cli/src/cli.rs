@@ -411,7 +411,7 @@ pub struct LogoutArgs {
 }
 
 /// `hoist build`: buildx's flags, same names and meanings.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
     /// Build context: a directory, an http(s) URL (a tarball, or a Dockerfile), a Git URL
     /// (`#ref:dir`; `.git` kept with `--build-arg BUILDKIT_CONTEXT_KEEP_GIT_DIR=1`), or `-` for stdin (a tar, plain or compressed, or a Dockerfile

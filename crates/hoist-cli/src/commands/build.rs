@@ -41,7 +41,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         super::BuildTarget::DockerContainer(driver) => {
             return super::build_remote::run_on(
                 &args,
-                super::build_remote::Dial::Container(driver),
+                &super::build_remote::Dial::Container(driver),
             );
         }
         super::BuildTarget::Embedded => {}

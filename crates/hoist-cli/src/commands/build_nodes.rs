@@ -1,7 +1,13 @@
-//! `hoist build --builder B --platform a,b,c --push` on a builder of several `remote` nodes:
-//! each platform goes to the node that builds it natively, each node builds and pushes its
-//! platforms by digest, and the client joins their images into one index pushed to every
-//! tag (buildx's multi-node build).
+//! `hoist build --builder B --platform a,b,c --push` on a builder of several `remote` or
+//! `docker-container` nodes (each reached through its own [`Dial`]): each platform goes to
+//! the node that builds it natively, each node builds and pushes its platforms by digest,
+//! and the client joins their images into one index pushed to every tag (buildx's
+//! multi-node build).
+//!
+//! Beyond buildx, `-o type=oci|local|tar` are merged on the client instead of refused: each
+//! node exports its share through its session into a temp directory next to the
+//! destination, then hoist-builder's `merge` joins them — one OCI layout with one index of
+//! every node's manifests, or a directory (tar) with one subdirectory per platform.
 //!
 //! Which node builds a platform, as buildx: the first node whose `--platform` list has it;
 //! else the first node whose workers (`ListWorkers`) report it; else the first node
@@ -11,7 +17,9 @@
 //! images pushed by digest stay unnamed in the registry).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use hoist_engine::progress::{Digest, Event};
@@ -21,8 +29,10 @@ use hoist_proto::control::control_client::ControlClient;
 use hoist_proto::control::ListWorkersRequest;
 use hoist_proto::tonic::transport::Channel;
 
-use super::build_remote;
-use super::{block_on, Context, RemoteTls};
+use hoist_session::Output;
+
+use super::build_remote::{self, Dial};
+use super::{block_on, Context};
 use crate::cli::BuildArgs;
 use crate::progress;
 
@@ -30,19 +40,35 @@ use crate::progress;
 const LIST_WORKERS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One node of the builder, as the build reaches it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NodeTarget {
     pub name: String,
-    pub addr: String,
-    pub tls: RemoteTls,
+    /// How the client reaches it (an address, or a container's `dial-stdio`).
+    pub dial: Arc<Dial>,
     /// The platforms the node declared (`create --platform`).
     pub platforms: Vec<Platform>,
 }
 
 impl NodeTarget {
     fn describe(&self) -> String {
-        format!("node {} ({})", self.name, self.addr)
+        format!("node {} ({})", self.name, self.dial.label())
     }
+}
+
+/// What the nodes' results become.
+enum Merge {
+    /// Each node pushes by digest; one index is pushed to the tags.
+    Push {
+        attrs: HashMap<String, String>,
+        names: Vec<Reference>,
+    },
+    /// Each node exports its share here; the shares are joined into `output`.
+    Files {
+        kind: String,
+        attrs: HashMap<String, String>,
+        output: Output,
+        temp: tempfile::TempDir,
+    },
 }
 
 /// The platforms the build asks for (`--platform`, `local` as this machine's), normalized,
@@ -112,42 +138,21 @@ pub fn run(
     let first = assigned.first().copied().unwrap_or(0);
     if assigned.iter().all(|&index| index == first) {
         let node = &nodes[first];
-        return build_remote::run(args, &node.addr, node.tls.clone());
+        return build_remote::run_on(args, &node.dial);
     }
-    let exporter = build_remote::NodeBuild::new(args)?
-        .request
-        .exporters
-        .into_iter()
-        .next()
-        .filter(|e| e.attrs.get("push").map(String::as_str) == Some("true"));
-    let Some(exporter) = exporter else {
-        bail!(
-            "a build of {} platforms on builder {builder:?} spreads over its nodes and needs \
-             --push: each node pushes its images by digest and hoist joins them into one index",
-            platforms.len()
-        );
-    };
-    let names: Vec<Reference> = exporter.attrs["name"]
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(|n| Reference::parse_normalized(n).with_context(|| format!("invalid name {n:?}")))
-        .collect::<anyhow::Result<_>>()?;
-    let Some(repository) = names.first().map(Reference::without_tag) else {
-        bail!("tag is needed when pushing to registry");
-    };
+    let merge = merge_of(args, builder, platforms.len())?;
     let mode = super::build::progress_mode(args)?;
     let remote = ctx.remote(&[])?;
-    let tags: Vec<String> = names.iter().map(ToString::to_string).collect();
     let outcome = block_on(async {
         // Every node the build needs, connected first: one that is down fails the build
-        // before anything is pushed.
+        // before anything is pushed or exported.
         let mut channels: Vec<Option<Channel>> = vec![None; nodes.len()];
         for &index in &assigned {
             if channels[index].is_none() {
                 channels[index] = Some(connect(&nodes[index]).await?);
             }
         }
+        let mut shares = Vec::new();
         let mut jobs = Vec::new();
         let (events, renderer) = progress::start(mode);
         for (index, node) in nodes.iter().enumerate() {
@@ -163,18 +168,56 @@ pub fn run(
                 .map(|p| p.format())
                 .collect::<Vec<_>>()
                 .join(",");
-            let mut build = build_remote::NodeBuild::new(args)?;
+            let (mut build, share) = match &merge {
+                Merge::Push { attrs, names } => {
+                    let mut build = build_remote::NodeBuild::new(args)?;
+                    let mut attrs = attrs.clone();
+                    attrs.insert("name".to_owned(), repository(names)?.to_string());
+                    attrs.insert("push-by-digest".to_owned(), "true".to_owned());
+                    build.request.exporters = vec![hoist_proto::control::Exporter {
+                        r#type: "image".to_owned(),
+                        attrs,
+                    }];
+                    (build, None)
+                }
+                Merge::Files {
+                    kind, attrs, temp, ..
+                } => {
+                    // The node's share comes back into the temp dir: an OCI layout tar, or
+                    // a local tree (a tar output is made on the client from the merge).
+                    let (node_kind, path) = if kind == "oci" {
+                        ("oci", temp.path().join(format!("{}.tar", node.name)))
+                    } else {
+                        ("local", temp.path().join(&node.name))
+                    };
+                    let mut node_args = args.clone();
+                    node_args.outputs = vec![format!(
+                        "type={node_kind},\"dest={}\"",
+                        path.display().to_string().replace('"', "\"\"")
+                    )];
+                    node_args.push = false;
+                    node_args.load = false;
+                    let mut build = build_remote::NodeBuild::new(&node_args)?;
+                    let mut attrs = attrs.clone();
+                    attrs.remove("tar");
+                    build.request.exporters = vec![hoist_proto::control::Exporter {
+                        r#type: node_kind.to_owned(),
+                        attrs,
+                    }];
+                    let share = hoist_builder::merge::NodeShare {
+                        node: node.name.clone(),
+                        path,
+                        platforms: mine.iter().map(|p| (*p).clone()).collect(),
+                    };
+                    (build, Some(share))
+                }
+            };
+            shares.extend(share);
             build
                 .request
                 .frontend_attrs
                 .insert("platform".to_owned(), list.clone());
-            let mut attrs = exporter.attrs.clone();
-            attrs.insert("name".to_owned(), repository.to_string());
-            attrs.insert("push-by-digest".to_owned(), "true".to_owned());
-            build.request.exporters = vec![hoist_proto::control::Exporter {
-                r#type: "image".to_owned(),
-                attrs,
-            }];
+            let pushes = matches!(merge, Merge::Push { .. });
             let label = (mine.len() == 1).then(|| list.clone());
             let node_events = node_events(&node.name, label, events.clone());
             let what = format!("{} building {list}", node.describe());
@@ -189,13 +232,16 @@ pub fn run(
                     .map_err(|status| {
                         anyhow::anyhow!("{what} failed: {}", build_remote::status_text(&status))
                     })?;
+                if !pushes {
+                    return anyhow::Ok(None);
+                }
                 let metadata = build_remote::metadata(&response)?;
                 let digest = metadata
                     .descriptor
                     .map(|d| d.digest)
                     .or(metadata.digest)
                     .with_context(|| format!("{what}: the node answered no image digest"))?;
-                anyhow::Ok(digest)
+                anyhow::Ok(Some(digest))
             });
         }
         drop(events);
@@ -203,40 +249,67 @@ pub fn run(
         let digests = try_join_all(jobs).await;
         let _ = renderer.await;
         let digests = digests?;
-        let request = CreateRequest {
-            tags: tags.clone(),
-            sources: digests
-                .iter()
-                .map(|d| repository.with_digest(d.clone()).to_string())
-                .collect(),
-            ..CreateRequest::default()
-        };
-        let created = imagetools::create(&remote, &request)
-            .await
-            .context("cannot join the nodes' images into one index")?;
-        anyhow::Ok(created)
+        match &merge {
+            Merge::Push { names, .. } => {
+                let repository = repository(names)?;
+                let request = CreateRequest {
+                    tags: names.iter().map(ToString::to_string).collect(),
+                    sources: digests
+                        .iter()
+                        .flatten()
+                        .map(|d| repository.with_digest(d.clone()).to_string())
+                        .collect(),
+                    ..CreateRequest::default()
+                };
+                let created = imagetools::create(&remote, &request)
+                    .await
+                    .context("cannot join the nodes' images into one index")?;
+                for tag in &created.pushed {
+                    eprintln!("pushing {} to {tag}", created.descriptor.digest);
+                }
+                anyhow::Ok(Some(created.descriptor))
+            }
+            Merge::Files {
+                kind,
+                attrs,
+                output,
+                temp,
+            } => {
+                let names = file_names(args, attrs)?;
+                merge_files(kind, attrs, output, temp.path(), &shares, &names)
+            }
+        }
     })?;
-    let created = match outcome {
-        Ok(created) => created,
+    let root = match outcome {
+        Ok(root) => root,
         Err(err) => {
             eprintln!("ERROR: {err:#}");
             return Ok(ExitCode::FAILURE);
         }
     };
-    for tag in &created.pushed {
-        eprintln!("pushing {} to {tag}", created.descriptor.digest);
-    }
+    let Some(root) = root else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let metadata = hoist_export::ExportMetadata {
         config_digest: None,
-        descriptor: Some(created.descriptor.clone()),
-        digest: Some(created.descriptor.digest.clone()),
-        image_name: Some(tags.join(",")),
+        descriptor: Some(root.clone()),
+        digest: Some(root.digest.clone()),
+        image_name: match &merge {
+            Merge::Push { names, .. } => Some(
+                names
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            Merge::Files { .. } => None,
+        },
     };
     if let Some(path) = &args.metadata_file {
         std::fs::write(path, metadata.to_json()?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let id = created.descriptor.digest.to_string();
+    let id = root.digest.to_string();
     if let Some(path) = &args.iidfile {
         std::fs::write(path, &id).with_context(|| format!("cannot write {}", path.display()))?;
     }
@@ -244,6 +317,156 @@ pub fn run(
         super::print(format!("{id}\n"))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The repository the nodes push their images to by digest: the first name's.
+fn repository(names: &[Reference]) -> anyhow::Result<Reference> {
+    match names.first() {
+        Some(name) => Ok(name.without_tag()),
+        None => bail!("tag is needed when pushing to registry"),
+    }
+}
+
+/// What the build's output asks of the nodes: a push, or files joined here.
+fn merge_of(args: &BuildArgs, builder: &str, count: usize) -> anyhow::Result<Merge> {
+    let exporter = build_remote::node_exporter(args)?;
+    match exporter {
+        Some((exporter, _)) if exporter.attrs.get("push").map(String::as_str) == Some("true") => {
+            let names = exporter.attrs["name"]
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| {
+                    Reference::parse_normalized(n).with_context(|| format!("invalid name {n:?}"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            Ok(Merge::Push {
+                attrs: exporter.attrs,
+                names,
+            })
+        }
+        Some((exporter, Some(output)))
+            if matches!(exporter.r#type.as_str(), "oci" | "local" | "tar") =>
+        {
+            // The shares land next to the destination (one file system: moved, not
+            // copied), or in the temp dir for stdout.
+            let parent = match &output {
+                Output::Directory(dest) | Output::Stream(Some(dest)) => {
+                    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty());
+                    parent.map_or_else(|| PathBuf::from("."), Path::to_owned)
+                }
+                Output::Stream(None) => std::env::temp_dir(),
+            };
+            std::fs::create_dir_all(&parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+            let temp = tempfile::Builder::new()
+                .prefix(".hoist-nodes-")
+                .tempdir_in(&parent)
+                .with_context(|| format!("cannot create a temp dir in {}", parent.display()))?;
+            Ok(Merge::Files {
+                kind: exporter.r#type,
+                attrs: exporter.attrs,
+                output,
+                temp,
+            })
+        }
+        _ => bail!(
+            "a build of {count} platforms on builder {builder:?} spreads over its nodes and \
+             needs --push (each node pushes its images by digest and hoist joins them into one \
+             index) or -o type=oci|local|tar (the nodes' results joined on this machine)"
+        ),
+    }
+}
+
+/// The names an OCI output gives its image: `name=` of the output, else the tags.
+fn file_names(args: &BuildArgs, attrs: &HashMap<String, String>) -> anyhow::Result<Vec<Reference>> {
+    let names: Vec<&str> = match attrs.get("name") {
+        Some(list) => list.split(',').collect(),
+        None => args.tags.iter().map(String::as_str).collect(),
+    };
+    names
+        .into_iter()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| Reference::parse_normalized(n).with_context(|| format!("invalid name {n:?}")))
+        .collect()
+}
+
+/// Joins the nodes' shares into the output: an OCI layout (tar, directory with `tar=false`,
+/// or stdout), a directory per platform, or its tar. Files are replaced only when complete.
+fn merge_files(
+    kind: &str,
+    attrs: &HashMap<String, String>,
+    output: &Output,
+    temp: &Path,
+    shares: &[hoist_builder::merge::NodeShare],
+    names: &[Reference],
+) -> anyhow::Result<Option<hoist_oci::Descriptor>> {
+    use hoist_builder::merge;
+    match (kind, output) {
+        ("local", Output::Directory(dest)) => {
+            merge::merge_local(shares, dest)?;
+            Ok(None)
+        }
+        ("oci", Output::Stream(dest)) if attrs.get("tar").map(String::as_str) == Some("false") => {
+            let Some(dest) = dest else {
+                bail!("dest is required for an oci output with tar=false");
+            };
+            let mut writer = hoist_oci::OciLayoutWriter::create_dir(dest)
+                .with_context(|| format!("cannot write {}", dest.display()))?;
+            let root = merge::merge_oci(shares, names, &mut writer)?;
+            writer
+                .finish()
+                .with_context(|| format!("cannot write {}", dest.display()))?;
+            Ok(Some(root))
+        }
+        ("oci", Output::Stream(dest)) => {
+            let mut root = None;
+            write_stream(dest.as_deref(), temp, |out| {
+                let mut writer = hoist_oci::OciLayoutWriter::tar(out)?;
+                root = Some(merge::merge_oci(shares, names, &mut writer)?);
+                Ok(writer.finish_tar()?)
+            })?;
+            Ok(root)
+        }
+        ("tar", Output::Stream(dest)) => {
+            let tree = temp.join("merged");
+            merge::merge_local(shares, &tree)?;
+            write_stream(dest.as_deref(), temp, |out| {
+                Ok(merge::tar_tree(&tree, out)?)
+            })?;
+            Ok(None)
+        }
+        (kind, _) => bail!("the {kind} output cannot be merged from several nodes"),
+    }
+}
+
+/// Writes a stream output: into a temp file renamed over `dest` once complete, or stdout.
+fn write_stream(
+    dest: Option<&Path>,
+    temp: &Path,
+    write: impl FnOnce(Box<dyn std::io::Write>) -> anyhow::Result<Box<dyn std::io::Write>>,
+) -> anyhow::Result<()> {
+    match dest {
+        None => {
+            let mut out = write(Box::new(std::io::BufWriter::new(std::io::stdout().lock())))?;
+            out.flush().context("cannot write to stdout")?;
+        }
+        Some(dest) => {
+            let file = tempfile::NamedTempFile::new_in(temp)
+                .with_context(|| format!("cannot create a temp file in {}", temp.display()))?;
+            let handle = file
+                .reopen()
+                .with_context(|| format!("cannot open {}", file.path().display()))?;
+            let mut out = write(Box::new(std::io::BufWriter::new(handle)))?;
+            out.flush()
+                .with_context(|| format!("cannot write {}", file.path().display()))?;
+            drop(out);
+            file.persist(dest)
+                .with_context(|| format!("cannot write {}", dest.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs every job; the first error wins and aborts the rest. The results in job order.
@@ -274,14 +497,13 @@ async fn connect(node: &NodeTarget) -> anyhow::Result<Channel> {
         let list: Vec<String> = node.platforms.iter().map(Platform::format).collect();
         format!(", platforms {}", list.join(","))
     };
-    build_remote::connect(&node.addr, &node.tls)
-        .await
-        .with_context(|| {
-            format!(
-                "node {} ({}{platforms}) cannot be reached",
-                node.name, node.addr
-            )
-        })
+    node.dial.connect().await.with_context(|| {
+        format!(
+            "node {} ({}{platforms}) cannot be reached",
+            node.name,
+            node.dial.label()
+        )
+    })
 }
 
 /// The first node whose workers report `platform` (buildx's rule for a platform no node

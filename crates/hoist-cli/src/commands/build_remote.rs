@@ -71,7 +71,7 @@ struct Plan {
 pub fn run(args: &BuildArgs, addr: &str, tls: RemoteTls) -> anyhow::Result<ExitCode> {
     run_on(
         args,
-        Dial::Address {
+        &Dial::Address {
             addr: addr.to_owned(),
             tls,
         },
@@ -88,7 +88,7 @@ pub enum Dial {
 
 impl Dial {
     /// What errors name as the daemon's address.
-    fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         match self {
             Dial::Address { addr, .. } => addr.clone(),
             Dial::Container(driver) => format!(
@@ -99,7 +99,7 @@ impl Dial {
         }
     }
 
-    async fn connect(&self) -> anyhow::Result<Channel> {
+    pub(super) async fn connect(&self) -> anyhow::Result<Channel> {
         match self {
             Dial::Address { addr, tls } => connect(addr, tls).await,
             Dial::Container(driver) => {
@@ -115,7 +115,7 @@ impl Dial {
 }
 
 /// [`run`] on a daemon reached as `dial` says.
-pub fn run_on(args: &BuildArgs, dial: Dial) -> anyhow::Result<ExitCode> {
+pub fn run_on(args: &BuildArgs, dial: &Dial) -> anyhow::Result<ExitCode> {
     let label = dial.label();
     let addr = label.as_str();
     let daemon = match &dial {
@@ -138,7 +138,6 @@ pub fn run_on(args: &BuildArgs, dial: Dial) -> anyhow::Result<ExitCode> {
     if let Some(session) = &session {
         request.session = session.id().to_owned();
     }
-    let dial = &dial;
     let outcome = block_on({
         let session = session.clone();
         async move {
@@ -243,6 +242,14 @@ impl NodeBuild {
         }
         Ok((request, self.session))
     }
+}
+
+/// The build's one exporter as a BuildKit daemon reached over gRPC gets it, and where its
+/// result comes back to this machine (`dest` taken out of the attributes).
+pub(super) fn node_exporter(
+    args: &BuildArgs,
+) -> anyhow::Result<Option<(Exporter, Option<Output>)>> {
+    exporter(args, &Daemon::Grpc)
 }
 
 /// Opens the session: over `Control.Session` (a byte tunnel the session's HTTP/2 server

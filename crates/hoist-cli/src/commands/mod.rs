@@ -172,11 +172,22 @@ impl Context {
                 [node] => Ok(BuildTarget::DockerContainer(Box::new(
                     hoist_builder::driver::DockerContainerDriver::new(node)?,
                 ))),
-                nodes => anyhow::bail!(
-                    "builder {:?} has {} nodes: builds spread over several nodes are not available yet in hoist (use a builder with one node)",
-                    group.name,
-                    nodes.len()
-                ),
+                nodes => Ok(BuildTarget::Nodes {
+                    builder: group.name.clone(),
+                    nodes: nodes
+                        .iter()
+                        .map(|node| {
+                            let driver = hoist_builder::driver::DockerContainerDriver::new(node)?;
+                            Ok(build_nodes::NodeTarget {
+                                name: node.name.clone(),
+                                dial: std::sync::Arc::new(build_remote::Dial::Container(Box::new(
+                                    driver,
+                                ))),
+                                platforms: node.platforms.clone(),
+                            })
+                        })
+                        .collect::<anyhow::Result<_>>()?,
+                }),
             };
         }
         if group.driver != hoist_builder::driver::REMOTE {
@@ -197,8 +208,10 @@ impl Context {
                     .iter()
                     .map(|node| build_nodes::NodeTarget {
                         name: node.name.clone(),
-                        addr: node.endpoint.clone(),
-                        tls: node_tls(node),
+                        dial: std::sync::Arc::new(build_remote::Dial::Address {
+                            addr: node.endpoint.clone(),
+                            tls: node_tls(node),
+                        }),
                         platforms: node.platforms.clone(),
                     })
                     .collect(),
@@ -288,7 +301,8 @@ pub enum BuildTarget {
     /// hoistd in a container of a `docker-container` builder, dialled through the Docker
     /// daemon (`exec hoistd dial-stdio`).
     DockerContainer(Box<hoist_builder::driver::DockerContainerDriver>),
-    /// The nodes of a `remote` builder with several: each platform on its node.
+    /// The nodes of a `remote` or `docker-container` builder with several: each platform on
+    /// its node, each node reached through its own dial.
     Nodes {
         builder: String,
         nodes: Vec<build_nodes::NodeTarget>,

@@ -427,3 +427,186 @@ fn three_native_nodes_build_one_index_and_a_stopped_node_is_named() {
         );
     }
 }
+
+/// The entries of the tar at `path`, with the contents of its regular files.
+fn tar_files(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    let mut out = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        out.push((name.trim_end_matches('/').to_owned(), bytes));
+    }
+    out
+}
+
+/// Beyond buildx: `-o type=local|tar|oci` on a build spread over three nodes is merged on
+/// the client — a directory per platform (as BuildKit's multi-platform local export names
+/// them), their tar, and one OCI layout whose one index holds each node's manifest — and
+/// each node still builds only its own platform.
+#[test]
+fn three_nodes_merge_local_tar_and_oci_outputs_on_the_client() {
+    let mut nodes = Vec::new();
+    for platform in PLATFORMS {
+        let Some(node) = Node::start(platform) else {
+            return;
+        };
+        nodes.push(node);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    for (i, (node, platform)) in nodes.iter().zip(PLATFORMS).enumerate() {
+        let mut args = vec!["create", "--name", "files", "--driver", "remote"];
+        if i > 0 {
+            args.push("--append");
+        }
+        args.extend(["--platform", platform, &node.addr]);
+        ok(&hoist(dir, &args));
+    }
+    let files = FileServer::start().unwrap();
+    files.serve(
+        "/ctx.tar",
+        Served::new(tar_of(&[
+            (
+                "Dockerfile",
+                "FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /which.txt\n",
+            ),
+            ("amd64.txt", "amd64\n"),
+            ("arm64.txt", "arm64\n"),
+            ("arm.txt", "arm\n"),
+        ])),
+    );
+    let context = files.url("/ctx.tar");
+    let build = |output: &str, extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            "--builder",
+            "files",
+            "--platform",
+            "linux/amd64,linux/arm64,linux/arm/v7",
+            "-o",
+            output,
+        ];
+        args.extend_from_slice(extra);
+        args.push(&context);
+        ok(&hoist(dir, &args))
+    };
+    let expected = [
+        ("linux_amd64", "amd64\n"),
+        ("linux_arm64", "arm64\n"),
+        ("linux_arm_v7", "arm\n"),
+    ];
+
+    // local: a directory per platform.
+    let out_dir = dir.join("out/local");
+    build(&format!("type=local,dest={}", out_dir.display()), &[]);
+    let mut listed: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["linux_amd64", "linux_arm64", "linux_arm_v7"]);
+    for (platform, content) in expected {
+        assert_eq!(
+            std::fs::read_to_string(out_dir.join(platform).join("which.txt")).unwrap(),
+            content
+        );
+    }
+    for (node, platform) in nodes.iter().zip(PLATFORMS) {
+        assert_eq!(node.built(), [platform], "{platform}'s node");
+    }
+
+    // tar: the same tree as one archive.
+    let tar_path = dir.join("out/all.tar");
+    build(&format!("type=tar,dest={}", tar_path.display()), &[]);
+    let entries = tar_files(&tar_path);
+    for (platform, content) in expected {
+        let file = format!("{platform}/which.txt");
+        let found = entries.iter().find(|(name, _)| *name == file);
+        assert_eq!(
+            found.map(|(_, bytes)| bytes.as_slice()),
+            Some(content.as_bytes()),
+            "{file} in {:?}",
+            entries.iter().map(|(n, _)| n).collect::<Vec<_>>()
+        );
+    }
+
+    // oci: one layout, one index of three manifests, named by the tag.
+    let oci_path = dir.join("out/image.tar");
+    build(
+        &format!("type=oci,dest={}", oci_path.display()),
+        &["-t", "example.invalid/app:1"],
+    );
+    let entries = tar_files(&oci_path);
+    let file = |name: &str| -> serde_json::Value {
+        let bytes = &entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name} in the layout"))
+            .1;
+        serde_json::from_slice(bytes).unwrap()
+    };
+    let index = file("index.json");
+    let roots = index["manifests"].as_array().unwrap();
+    assert_eq!(roots.len(), 1, "{index}");
+    assert_eq!(
+        roots[0]["annotations"]["org.opencontainers.image.ref.name"],
+        "1"
+    );
+    assert_eq!(
+        roots[0]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let digest = roots[0]["digest"].as_str().unwrap();
+    let image_index = file(&format!("blobs/sha256/{}", &digest["sha256:".len()..]));
+    let mut platforms: Vec<String> = image_index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            let mut text = format!(
+                "{}/{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap()
+            );
+            if let Some(variant) = p["variant"].as_str() {
+                text = format!("{text}/{variant}");
+            }
+            // Every manifest's blobs are in the layout.
+            let manifest = file(&format!(
+                "blobs/sha256/{}",
+                &m["digest"].as_str().unwrap()["sha256:".len()..]
+            ));
+            for blob in
+                std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().unwrap())
+            {
+                let name = format!(
+                    "blobs/sha256/{}",
+                    &blob["digest"].as_str().unwrap()["sha256:".len()..]
+                );
+                assert!(entries.iter().any(|(n, _)| *n == name), "{name} missing");
+            }
+            text
+        })
+        .collect();
+    platforms.sort();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm/v7", "linux/arm64"]);
+    for (node, platform) in nodes.iter().zip(PLATFORMS) {
+        assert_eq!(
+            node.built().len(),
+            3,
+            "{platform}'s node: {:?}",
+            node.built()
+        );
+    }
+    // Nothing left behind next to the outputs.
+    let leftovers: Vec<String> = std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".hoist"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
