@@ -562,3 +562,177 @@ fn a_hoistd_that_cannot_start_fails_the_bootstrap_with_its_log() {
         404
     );
 }
+
+/// Two `docker-container` nodes in one builder, each declaring a platform and keeping its
+/// own `buildkitd.toml` (`create --append --buildkitd-config`): each container gets its own
+/// file, `inspect` shows each node's file, a two-platform `--push` build sends each platform
+/// to its node through that node's own dial and joins one index, and `rm` leaves neither
+/// container nor volume.
+#[test]
+fn two_docker_container_nodes_each_with_its_own_config_build_one_index() {
+    if !hoist_testkit::is_root() {
+        hoist_testkit::skip("the docker-container driver test needs root");
+        return;
+    }
+    let Some(socket) = docker_socket().filter(|s| UnixStream::connect(s).is_ok()) else {
+        hoist_testkit::skip(
+            "no Docker daemon on a unix socket (DOCKER_HOST or /var/run/docker.sock)",
+        );
+        return;
+    };
+    let hoistd = PathBuf::from(env!("CARGO_BIN_EXE_hoist")).with_file_name("hoistd");
+    if !hoistd.is_file() {
+        hoist_testkit::skip(&format!(
+            "no hoistd next to hoist ({}): build it with `cargo build -p hoistd`",
+            hoistd.display()
+        ));
+        return;
+    }
+    let Some(registry) = TestRegistry::start() else {
+        return;
+    };
+    let _serial = docker_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let name = format!("dcmulti{}", std::process::id());
+    let image = concat!("hoist/hoistd:", env!("CARGO_PKG_VERSION"));
+    let image_existed = docker(&socket, "GET", &format!("/images/{image}/json")).0 == 200;
+    let mut cleanups = Vec::new();
+    for (i, platform) in ["linux/amd64", "linux/arm64"].into_iter().enumerate() {
+        let container = format!("hoist_buildkit_{name}{i}");
+        cleanups.push(Cleanup {
+            socket: socket.clone(),
+            volume: format!("{container}_state"),
+            container,
+            // The last cleanup removes the image the test made.
+            image: (i == 1 && !image_existed).then(|| image.to_owned()),
+        });
+        // Each node's own config: the plain-http registry, and a mark of its own.
+        let config = dir.join(format!("buildkitd-{i}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "# node {i} of {name}\n[registry.\"{}\"]\nhttp = true\n",
+                registry.host()
+            ),
+        )
+        .unwrap();
+        let mut args = vec!["create", "--name", &name, "--driver", "docker-container"];
+        if i > 0 {
+            args.push("--append");
+        }
+        let config = config.display().to_string();
+        args.extend(["--platform", platform, "--buildkitd-config", &config]);
+        // As buildx, two nodes may not share an endpoint (a Docker daemon's address): the
+        // second names the same daemon by its socket, as a second docker context would.
+        let endpoint = format!("unix://{}", socket.display());
+        if i > 0 {
+            args.push(&endpoint);
+        }
+        ok(dir, &args);
+    }
+
+    let files = FileServer::start().unwrap();
+    files.serve(
+        "/ctx.tar",
+        Served::new(tar_of(&[
+            (
+                "Dockerfile",
+                "FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /which.txt\n",
+            ),
+            ("amd64.txt", "amd64\n"),
+            ("arm64.txt", "arm64\n"),
+        ])),
+    );
+    let target = format!("{}/dcmulti/x:1", registry.host());
+    let out = hoist(
+        dir,
+        &[
+            "build",
+            "--builder",
+            &name,
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &target,
+            "--push",
+            &files.url("/ctx.tar"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "build on {name} failed:\n{stderr}");
+    assert!(
+        manifest_digest(&registry.host(), "/v2/dcmulti/x/manifests/1").is_some(),
+        "no index under the tag:\n{stderr}"
+    );
+
+    for (i, (cleanup, platform)) in cleanups
+        .iter()
+        .zip(["linux/amd64", "linux/arm64"])
+        .enumerate()
+    {
+        // Its own config in its container, and its own platform in its hoistd's log.
+        let (status, archive) = docker(
+            &socket,
+            "GET",
+            &format!(
+                "/containers/{}/archive?path=/etc/hoist/buildkitd.toml",
+                cleanup.container
+            ),
+        );
+        assert_eq!(status, 200, "{archive}");
+        assert!(
+            archive.contains(&format!("# node {i} of {name}")),
+            "{archive}"
+        );
+        assert!(
+            !archive.contains(&format!("# node {} of", 1 - i)),
+            "{archive}"
+        );
+        let (_, logs) = docker(
+            &socket,
+            "GET",
+            &format!("/containers/{}/logs?stderr=1&stdout=1", cleanup.container),
+        );
+        let built: Vec<&str> = logs
+            .lines()
+            .filter_map(|l| l.split("hoistd: build ").nth(1))
+            .filter_map(|l| l.split(" platforms ").nth(1))
+            .collect();
+        assert_eq!(built, [platform], "{logs}");
+    }
+    let shown = ok(dir, &["inspect", &name]);
+    for i in 0..2 {
+        assert!(
+            shown.contains(&format!("> # node {i} of {name}")),
+            "{shown}"
+        );
+    }
+    assert_eq!(
+        shown
+            .lines()
+            .filter(|l| l.trim_start().starts_with("Status:"))
+            .count(),
+        2,
+        "{shown}"
+    );
+
+    ok(dir, &["rm", &name]);
+    for cleanup in &cleanups {
+        assert_eq!(
+            docker(
+                &socket,
+                "GET",
+                &format!("/containers/{}/json", cleanup.container)
+            )
+            .0,
+            404
+        );
+        assert_eq!(
+            docker(&socket, "GET", &format!("/volumes/{}", cleanup.volume)).0,
+            404
+        );
+    }
+}
