@@ -233,3 +233,98 @@ fn append_and_leave_nodes() {
     assert_eq!(group.nodes.len(), 1);
     assert_eq!(txn.find("multi").unwrap().nodes[0].name, "multi1");
 }
+
+/// `create --append --buildkitd-config F` and `create --node N --buildkitd-config F` keep
+/// the file with that node only (buildx's per-node `Files`); a malformed file is refused
+/// naming it and its line, and a `remote` node refuses a config file as buildx's remote
+/// driver does — the store unchanged each time.
+#[test]
+fn each_node_keeps_its_own_buildkitd_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BuilderStore::new(dir.path().join("store"));
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (a, b, c) = (
+        "debug = true\n",
+        "[registry.\"r.example\"]\nhttp = true\n",
+        "[registry.\"m.example\"]\nmirrors = [\"x.example\"]\n",
+    );
+    let node =
+        |config: &Path, endpoint: Option<&str>, append: bool, node: Option<&str>| CreateRequest {
+            driver: Some("docker-container".to_owned()),
+            buildkitd_config: Some(config.to_owned()),
+            endpoint: endpoint.map(str::to_owned),
+            append,
+            node: node.map(str::to_owned),
+            ..request("dc")
+        };
+    let txn = store.txn().unwrap();
+    create(&txn, &node(&write("a.toml", a), None, false, None)).unwrap();
+    let group = create(
+        &txn,
+        &node(
+            &write("b.toml", b),
+            Some("unix:///var/run/docker.sock"),
+            true,
+            None,
+        ),
+    )
+    .unwrap();
+    let files = |group: &hoist_builder::NodeGroup| -> Vec<String> {
+        group
+            .nodes
+            .iter()
+            .map(|n| String::from_utf8(n.files["buildkitd.toml"].clone()).unwrap())
+            .collect()
+    };
+    assert_eq!(files(&group), [a, b]);
+    // Changing one node's file leaves the other's.
+    let group = create(&txn, &node(&write("c.toml", c), None, false, Some("dc0"))).unwrap();
+    assert_eq!(files(&group), [c, b]);
+    assert_eq!(files(&txn.find("dc").unwrap()), [c, b]);
+    drop(txn);
+
+    let bad = write("bad.toml", "debug = true\n[registry.\"r\"]\nhttp = yes\n");
+    let err = refused(&store, node(&bad, Some("tcp://127.0.0.1:2375"), true, None));
+    assert!(
+        err.starts_with(&format!(
+            "failed to load buildkit configuration file: invalid registry config {}: line 3",
+            bad.display()
+        )),
+        "{err}"
+    );
+    let missing = dir.path().join("missing.toml");
+    let err = refused(
+        &store,
+        node(&missing, Some("tcp://127.0.0.1:2375"), true, None),
+    );
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+
+    // remote: buildx's remote driver takes no config file, first node or appended.
+    create(
+        &store.txn().unwrap(),
+        &remote("far", "tcp://127.0.0.1:1", &[]),
+    )
+    .unwrap();
+    for append in [false, true] {
+        let err = refused(
+            &store,
+            CreateRequest {
+                buildkitd_config: Some(write("a.toml", a)),
+                append,
+                ..remote(
+                    if append { "far" } else { "near" },
+                    "tcp://127.0.0.1:2",
+                    &[],
+                )
+            },
+        );
+        assert_eq!(
+            err,
+            "setting config file is not supported for remote driver"
+        );
+    }
+}
