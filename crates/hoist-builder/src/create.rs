@@ -159,6 +159,14 @@ pub fn create(txn: &Txn<'_>, request: &CreateRequest) -> Result<NodeGroup> {
     Ok(group)
 }
 
+/// Whether a failed `create --bootstrap` of a builder of `driver` keeps the builder stored:
+/// only for drivers whose bootstrap may have made something (a container and its volume)
+/// that `rm` must be able to remove, as buildx keeps it. For the others the store is put
+/// back as it was, so a refused bootstrap changes nothing.
+pub fn keeps_failed_bootstrap(driver: &str) -> bool {
+    driver == DOCKER_CONTAINER || crate::driver::NOT_YET.contains(&driver)
+}
+
 /// `create --leave --name B --node N`: removes node `N` from builder `B`.
 pub fn leave(txn: &Txn<'_>, name: Option<&str>, node: Option<&str>) -> Result<NodeGroup> {
     let name = name.ok_or_else(|| Error::Invalid("leave requires instance name".to_owned()))?;

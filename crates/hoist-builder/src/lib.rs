@@ -26,13 +26,15 @@ mod node_group;
 pub mod report;
 pub mod store;
 
-pub use create::{create, leave, load_buildkitd_config, remove, CreateRequest};
+pub use create::{
+    create, keeps_failed_bootstrap, leave, load_buildkitd_config, remove, CreateRequest,
+};
 pub use driver::{AnyDriver, Driver, Endpoint, Info, Status};
 pub use error::{Error, Result};
 pub use name::{generate_name, validate_name};
 pub use node_group::{Node, NodeGroup, NodeUpdate, BUILDKITD_CONFIG_FILE};
 pub use report::{GroupReport, NodeReport};
-pub use store::{BuilderStore, Txn};
+pub use store::{BuilderStore, Snapshot, Txn};
 
 /// The implicit builder: the embedded engine, selected unless another is.
 pub const DEFAULT_BUILDER: &str = "default";

@@ -54,6 +54,14 @@ struct Current {
     name: String,
 }
 
+/// A builder's stored bytes and the selection's, as they were ([`Txn::snapshot`]).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    name: Option<String>,
+    group: Option<Vec<u8>>,
+    current: Option<Vec<u8>>,
+}
+
 impl BuilderStore {
     /// The store in `dir` (created on first lock).
     pub fn new(dir: impl Into<PathBuf>) -> BuilderStore {
@@ -174,6 +182,47 @@ impl Txn<'_> {
             &self.store.dir.join("current"),
             &bytes,
         )?)
+    }
+
+    /// The stored bytes of the builder `name` (none when it is not stored or the name is not
+    /// valid) and of the selection, for [`Txn::restore`].
+    pub fn snapshot(&self, name: Option<&str>) -> Result<Snapshot> {
+        let name = name.and_then(|n| validate_name(n).ok());
+        let read = |path: PathBuf| match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", &path, e)),
+        };
+        Ok(Snapshot {
+            group: match &name {
+                Some(name) => read(self.path_of(name))?,
+                None => None,
+            },
+            name,
+            current: read(self.store.dir.join("current"))?,
+        })
+    }
+
+    /// Puts back what [`Txn::snapshot`] saw of the builder `name` (now stored under that
+    /// name, or made since) and of the selection, byte for byte: a file that was not there
+    /// is removed.
+    pub fn restore(&self, name: &str, snapshot: &Snapshot) -> Result<()> {
+        let name = validate_name(name)?;
+        let group = if snapshot.name.as_deref() == Some(name.as_str()) {
+            snapshot.group.as_deref()
+        } else {
+            None
+        };
+        let put = |path: PathBuf, bytes: Option<&[u8]>| match bytes {
+            Some(bytes) => Ok(hoist_content::write_atomic(&path, bytes)?),
+            None => match fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::io("remove", &path, e)),
+            },
+        };
+        put(self.path_of(&name), group)?;
+        put(self.store.dir.join("current"), snapshot.current.as_deref())
     }
 
     fn current_name(&self) -> Result<String> {

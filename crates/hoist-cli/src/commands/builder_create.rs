@@ -11,12 +11,13 @@ use crate::cli::CreateArgs;
 
 pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.builder_store()?;
-    let group = {
+    let (group, before) = {
         let txn = store.txn()?;
         if args.leave {
             hoist_builder::leave(&txn, args.name.as_deref(), args.node.as_deref())?;
             return Ok(ExitCode::SUCCESS);
         }
+        let before = txn.snapshot(args.name.as_deref())?;
         let request = CreateRequest {
             name: args.name.clone(),
             driver: args.driver.clone(),
@@ -29,14 +30,22 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> anyhow::Result<ExitCode> {
             append: args.append,
             use_builder: args.use_builder,
         };
-        hoist_builder::create(&txn, &request)?
+        (hoist_builder::create(&txn, &request)?, before)
         // The lock is released here: bootstrapping may take a while.
     };
     if args.bootstrap {
         for node in &group.nodes {
-            AnyDriver::new(&group, node)?
+            let booted = AnyDriver::new(&group, node)?
                 .bootstrap()
-                .with_context(|| format!("failed to bootstrap {} ({})", group.name, node.name))?;
+                .with_context(|| format!("failed to bootstrap {} ({})", group.name, node.name));
+            if let Err(err) = booted {
+                // A node that cannot be reached (nothing was made for it): the store goes
+                // back to what it was. A container that would not start stays for `rm`.
+                if !hoist_builder::keeps_failed_bootstrap(&group.driver) {
+                    store.txn()?.restore(&group.name, &before)?;
+                }
+                return Err(err);
+            }
         }
     }
     print(format!("{}\n", group.name))?;

@@ -158,6 +158,16 @@ fn refused_commands_say_why_and_leave_the_store_unchanged() {
             "failed to remove default: the default builder cannot be removed (it is the in-process engine)\nERROR: failed to remove one or more builders\n",
         ),
         (&["use", "ghost"], "ERROR: no builder \"ghost\" found\n"),
+        // An endpoint nothing listens on, bootstrapped at create: refused, nothing stored,
+        // the selection unchanged.
+        (
+            &["create", "--name", "far", "--driver", "remote", "--use", "--bootstrap", "tcp://127.0.0.1:1"],
+            "ERROR: failed to bootstrap far (far0): cannot connect to tcp://127.0.0.1:1: Connection refused (os error 111)\n",
+        ),
+        (
+            &["create", "--name", "far", "--driver", "remote", "--bootstrap", "unix:///nonexistent/hoistd.sock"],
+            "ERROR: failed to bootstrap far (far0): cannot connect to unix:///nonexistent/hoistd.sock: No such file or directory (os error 2)\n",
+        ),
     ];
     for (args, stderr) in cases {
         assert_eq!(b.fails(args), *stderr, "hoist {args:?}");
