@@ -26,7 +26,7 @@ pub use docker::DockerDriver;
 pub use docker_api::ExecStream;
 pub use docker_container::{default_image, DockerContainerDriver, CONTAINER_PREFIX};
 pub use embedded::EmbeddedDriver;
-pub use remote::{Endpoint, RemoteDriver, TlsOptions};
+pub use remote::{channel, Endpoint, RemoteDriver, TlsOptions, ANSWER_TIMEOUT};
 
 use crate::error::{Error, Result};
 use crate::node_group::{Node, NodeGroup};

@@ -3,7 +3,7 @@
 //! `servername` (mutual TLS; paths absolute and present) and `default-load`.
 //!
 //! A node's status is buildx's: `running` when the daemon answers `Control.Info` and
-//! `Control.ListWorkers` within [`STATUS_TIMEOUT`](super::STATUS_TIMEOUT) (over TLS when the
+//! `Control.ListWorkers` within [`ANSWER_TIMEOUT`] (over TLS when the
 //! node has TLS options), which also give its version (`ls`'s `BUILDKIT` column) and
 //! platforms; `inactive` with the reason otherwise — nothing listening, or something
 //! listening that does not speak BuildKit's API.
@@ -19,6 +19,10 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity, Uri};
 use super::{block_on, chain, grpc, Driver, Features, Info, Status, REMOTE, STATUS_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::node_group::Node;
+
+/// How long a daemon that accepted the connection has to answer `Info` and `ListWorkers`
+/// (longer than the connection's own timeout: a busy daemon answers late, not never).
+pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where a remote daemon listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,8 +109,9 @@ impl Endpoint {
 pub struct TlsOptions {
     /// The server name to verify (default: the endpoint's host).
     pub server_name: String,
-    /// The CA certificate file.
-    pub ca_cert: PathBuf,
+    /// The CA certificate file (a remote node always has one; `hoist build --addr` may go
+    /// without `--tlscacert`, trusting no CA then).
+    pub ca_cert: Option<PathBuf>,
     /// The client certificate file.
     pub cert: Option<PathBuf>,
     /// The client key file.
@@ -197,7 +202,7 @@ impl RemoteDriver {
                     missing.join(", ")
                 )));
             }
-            tls.ca_cert = ca_cert.unwrap_or_default();
+            tls.ca_cert = ca_cert;
             if tls.server_name.is_empty() {
                 if let Endpoint::Tcp { host, .. } = &endpoint {
                     tls.server_name = host.clone();
@@ -219,55 +224,14 @@ impl RemoteDriver {
     /// A gRPC channel to the daemon (TLS on `tcp://` when the node has TLS options). The
     /// connection is made lazily by the first call; errors name the endpoint.
     pub async fn channel(&self) -> Result<Channel> {
-        let cannot = |message: String| {
-            Error::Invalid(format!(
-                "cannot connect to {}: {message}",
-                self.raw_endpoint
-            ))
-        };
-        match &self.endpoint {
-            Endpoint::Unix(path) => {
-                let socket = path.clone();
-                tonic::transport::Endpoint::from_static("http://remote.invalid")
-                    .connect_timeout(STATUS_TIMEOUT)
-                    .connect_with_connector(tower::service_fn(move |_: Uri| {
-                        let socket = socket.clone();
-                        async move {
-                            let stream = tokio::net::UnixStream::connect(socket).await?;
-                            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-                        }
-                    }))
-                    .await
-                    .map_err(|e| cannot(chain(&e)))
-            }
-            Endpoint::Tcp { host, port } => {
-                let authority = if host.contains(':') {
-                    format!("[{host}]:{port}")
-                } else {
-                    format!("{host}:{port}")
-                };
-                let scheme = if self.tls.is_some() { "https" } else { "http" };
-                let mut endpoint =
-                    tonic::transport::Endpoint::from_shared(format!("{scheme}://{authority}"))
-                        .map_err(|e| cannot(e.to_string()))?
-                        .connect_timeout(STATUS_TIMEOUT);
-                if let Some(tls) = &self.tls {
-                    let read = |path: &Path| {
-                        std::fs::read(path).map_err(|e| {
-                            Error::Invalid(format!("cannot read {}: {e}", path.display()))
-                        })
-                    };
-                    let mut config = ClientTlsConfig::new()
-                        .ca_certificate(Certificate::from_pem(read(&tls.ca_cert)?))
-                        .domain_name(tls.server_name.clone());
-                    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
-                        config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
-                    }
-                    endpoint = endpoint.tls_config(config).map_err(|e| cannot(chain(&e)))?;
-                }
-                endpoint.connect().await.map_err(|e| cannot(chain(&e)))
-            }
-        }
+        channel(&self.endpoint, self.tls.as_ref(), STATUS_TIMEOUT)
+            .await
+            .map_err(|message| {
+                Error::Invalid(format!(
+                    "cannot connect to {}: {message}",
+                    self.raw_endpoint
+                ))
+            })
     }
 
     /// Asks the daemon for its version and platforms, within the status timeout; the
@@ -277,7 +241,7 @@ impl RemoteDriver {
             Err(e) => Err(format!("cannot connect to {}: {e}", self.raw_endpoint)),
             Ok(()) => block_on(async {
                 let channel = self.channel().await.map_err(|e| e.to_string())?;
-                match tokio::time::timeout(STATUS_TIMEOUT, grpc::ask(channel)).await {
+                match tokio::time::timeout(ANSWER_TIMEOUT, grpc::ask(channel)).await {
                     Ok(Ok(answer)) => Ok(answer),
                     Ok(Err(status)) => Err(format!(
                         "{} did not answer as a BuildKit daemon: {}",
@@ -287,7 +251,7 @@ impl RemoteDriver {
                     Err(_) => Err(format!(
                         "{} did not answer within {} s (is it a BuildKit daemon?)",
                         self.raw_endpoint,
-                        STATUS_TIMEOUT.as_secs()
+                        ANSWER_TIMEOUT.as_secs()
                     )),
                 }
             })
@@ -311,6 +275,67 @@ impl RemoteDriver {
     /// `default-load`: load results into the Docker daemon when no output is given.
     pub fn default_load(&self) -> bool {
         self.default_load
+    }
+}
+
+/// A gRPC channel to a BuildKit daemon at `endpoint`, over TLS on `tcp://` when `tls` is
+/// given (`https`, the CA and client identity read now, `server_name` checked); connecting
+/// gives up after `connect_timeout`. The error is why, without the endpoint.
+pub async fn channel(
+    endpoint: &Endpoint,
+    tls: Option<&TlsOptions>,
+    connect_timeout: std::time::Duration,
+) -> std::result::Result<Channel, String> {
+    match endpoint {
+        Endpoint::Unix(path) => {
+            let socket = path.clone();
+            tonic::transport::Endpoint::from_static("http://remote.invalid")
+                .connect_timeout(connect_timeout)
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let socket = socket.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(socket).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                }))
+                .await
+                .map_err(|e| chain(&e))
+        }
+        Endpoint::Tcp { host, port } => {
+            let authority = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let mut target =
+                tonic::transport::Endpoint::from_shared(format!("{scheme}://{authority}"))
+                    .map_err(|e| e.to_string())?
+                    .connect_timeout(connect_timeout);
+            if let Some(tls) = tls {
+                let read = |path: &Path| {
+                    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+                };
+                let server_name = if tls.server_name.is_empty() {
+                    host.as_str()
+                } else {
+                    tls.server_name.as_str()
+                };
+                let mut config = ClientTlsConfig::new().domain_name(server_name);
+                if let Some(ca) = &tls.ca_cert {
+                    config = config.ca_certificate(Certificate::from_pem(read(ca)?));
+                }
+                match (&tls.cert, &tls.key) {
+                    (Some(cert), Some(key)) => {
+                        config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+                    }
+                    (None, None) => {}
+                    _ => return Err("a client certificate and its key go together".to_owned()),
+                }
+                target = target.tls_config(config).map_err(|e| chain(&e))?;
+            }
+            target.connect().await.map_err(|e| chain(&e))
+        }
     }
 }
 

@@ -24,12 +24,11 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
+use hoist_builder::driver::{Endpoint, TlsOptions};
 use hoist_engine::progress::{Digest, Event, EventKind, LogStream, VertexInfo};
 use hoist_proto::control::control_client::ControlClient;
 use hoist_proto::control::{Exporter, SolveRequest, StatusRequest, StatusResponse};
-use hoist_proto::tonic::transport::{
-    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri,
-};
+use hoist_proto::tonic::transport::{Channel, Uri};
 use hoist_proto::Timestamp;
 use hoist_session::{dockerd, Output, Session};
 use tokio::sync::mpsc::UnboundedSender;
@@ -327,7 +326,7 @@ async fn connect_docker(endpoint: &dockerd::Endpoint) -> anyhow::Result<Channel>
     let probe = endpoint.upgrade("/grpc", &[]).await?;
     let probe = std::sync::Mutex::new(Some(probe));
     let endpoint = endpoint.clone();
-    Endpoint::from_static("http://docker.invalid")
+    hoist_proto::tonic::transport::Endpoint::from_static("http://docker.invalid")
         .connect_timeout(Duration::from_secs(10))
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let first = probe.lock().ok().and_then(|mut p| p.take());
@@ -351,56 +350,40 @@ async fn connect_docker(endpoint: &dockerd::Endpoint) -> anyhow::Result<Channel>
 /// flag is given). Fails naming the address when nothing answers.
 pub(super) async fn connect(addr: &str, tls: &RemoteTls) -> anyhow::Result<Channel> {
     let cannot = || format!("cannot connect to {addr}");
-    if let Some(path) = addr.strip_prefix("unix://") {
+    let endpoint = if let Some(path) = addr.strip_prefix("unix://") {
         if path.is_empty() {
             bail!("invalid address {addr:?}: no socket path");
         }
-        let socket = PathBuf::from(path);
-        let channel = Endpoint::from_static("http://hoistd.invalid")
-            .connect_timeout(Duration::from_secs(10))
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let socket = socket.clone();
-                async move {
-                    let stream = tokio::net::UnixStream::connect(socket).await?;
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-                }
-            }))
-            .await
-            .with_context(cannot)?;
-        return answered(channel, addr).await;
-    }
-    let Some(host_port) = addr.strip_prefix("tcp://") else {
+        Endpoint::Unix(PathBuf::from(path))
+    } else if let Some(host_port) = addr.strip_prefix("tcp://") {
+        let parsed = host_port.rsplit_once(':').and_then(|(host, port)| {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            Some((host.to_owned(), port.parse::<u16>().ok()?)).filter(|(h, _)| !h.is_empty())
+        });
+        let Some((host, port)) = parsed else {
+            bail!("invalid address {addr:?}: expected tcp://HOST:PORT");
+        };
+        Endpoint::Tcp { host, port }
+    } else {
         bail!(
             "invalid address {addr:?}: expected unix:///PATH, tcp://HOST:PORT, docker-daemon \
              or docker-daemon://SOCKET"
         );
     };
-    let with_tls = tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some();
-    let scheme = if with_tls { "https" } else { "http" };
-    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{host_port}"))
-        .with_context(|| format!("invalid address {addr:?}"))?
-        .connect_timeout(Duration::from_secs(10));
-    if with_tls {
-        let mut config = ClientTlsConfig::new();
-        if let Some(ca) = &tls.ca {
-            config = config.ca_certificate(Certificate::from_pem(read(ca)?));
-        }
-        match (&tls.cert, &tls.key) {
-            (Some(cert), Some(key)) => {
-                config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
-            }
-            (None, None) => {}
-            _ => bail!("--tlscert and --tlskey go together"),
-        }
-        let host = host_port
-            .rsplit_once(':')
-            .map_or(host_port, |(host, _)| host)
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        config = config.domain_name(tls.server_name.as_deref().unwrap_or(host));
-        endpoint = endpoint.tls_config(config).with_context(cannot)?;
-    }
-    let channel = endpoint.connect().await.with_context(cannot)?;
+    // TLS on tcp when any TLS flag is given.
+    let with_tls = matches!(endpoint, Endpoint::Tcp { .. })
+        && (tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some());
+    let options = with_tls.then(|| TlsOptions {
+        server_name: tls.server_name.clone().unwrap_or_default(),
+        ca_cert: tls.ca.clone(),
+        cert: tls.cert.clone(),
+        key: tls.key.clone(),
+    });
+    let channel =
+        hoist_builder::driver::channel(&endpoint, options.as_ref(), Duration::from_secs(10))
+            .await
+            .map_err(anyhow::Error::msg)
+            .with_context(cannot)?;
     answered(channel, addr).await
 }
 
@@ -435,10 +418,6 @@ async fn answered(channel: Channel, addr: &str) -> anyhow::Result<Channel> {
         }
         Ok(_) => Ok(channel),
     }
-}
-
-fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// The flags as a `SolveRequest` for `dockerfile.v0` and the session serving what it needs

@@ -213,7 +213,7 @@ fn remote_builder_status_follows_its_socket() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "\nFailed to get status for far (far0): {endpoint} did not answer within 2 s (is it a BuildKit daemon?)\n\
+            "\nFailed to get status for far (far0): {endpoint} did not answer within 5 s (is it a BuildKit daemon?)\n\
              Failed to get status for far (far1): cannot connect to unix://{}: No such file or directory (os error 2)\n",
             dead.display()
         )
