@@ -164,7 +164,8 @@ pub fn create(txn: &Txn<'_>, request: &CreateRequest) -> Result<NodeGroup> {
 /// that `rm` must be able to remove, as buildx keeps it. For the others the store is put
 /// back as it was, so a refused bootstrap changes nothing.
 pub fn keeps_failed_bootstrap(driver: &str) -> bool {
-    driver == DOCKER_CONTAINER || crate::driver::NOT_YET.contains(&driver)
+    // kubernetes: its pods, deployment and config map, once that driver exists.
+    matches!(driver, DOCKER_CONTAINER | "kubernetes")
 }
 
 /// `create --leave --name B --node N`: removes node `N` from builder `B`.
