@@ -737,7 +737,7 @@ fn a_docker_builder_builds_on_dockerd_and_loads_the_image() {
     let table = text(&listed);
     let line = table
         .lines()
-        .find(|l| l.contains("docker") && l.contains("running"))
+        .find(|l| l.contains(" dk0 ") && l.contains("running"))
         .unwrap_or_else(|| panic!("no running docker node in:\n{table}"));
     assert!(
         line.contains("linux/amd64") || line.contains("linux/"),
