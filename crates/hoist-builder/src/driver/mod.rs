@@ -2,8 +2,8 @@
 //! [`AnyDriver`], the closed set hoist has: [`EmbeddedDriver`] (the in-process engine),
 //! [`RemoteDriver`] (a daemon at `unix://` or `tcp://`), [`DockerDriver`] (the BuildKit
 //! inside a Docker daemon) and [`DockerContainerDriver`] (hoistd in a container of a Docker
-//! daemon, reached by `exec hoistd dial-stdio`). buildx's `kubernetes` is a known name
-//! refused with a clear error until it exists.
+//! daemon, reached by `exec hoistd dial-stdio`) and [`KubernetesDriver`] (hoistd pods of a
+//! Kubernetes deployment, reached by pod exec of `hoistd dial-stdio`).
 //!
 //! Drivers are built from a stored [`Node`] by [`AnyDriver::new`], which is also where
 //! driver options are checked, so `create` refuses a bad option before anything is stored.
@@ -13,6 +13,7 @@ mod docker_api;
 mod docker_container;
 mod embedded;
 mod hoistd_image;
+pub mod kubernetes;
 mod remote;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ pub use docker::DockerDriver;
 pub use docker_api::ExecStream;
 pub use docker_container::{default_image, DockerContainerDriver, CONTAINER_PREFIX};
 pub use embedded::EmbeddedDriver;
+pub use kubernetes::KubernetesDriver;
 pub use remote::{Endpoint, RemoteDriver, TlsOptions};
 
 use crate::error::{Error, Result};
@@ -37,8 +39,10 @@ pub const REMOTE: &str = "remote";
 pub const DOCKER: &str = "docker";
 /// hoistd in a container of a Docker daemon.
 pub const DOCKER_CONTAINER: &str = "docker-container";
+/// hoistd pods of a Kubernetes deployment.
+pub const KUBERNETES: &str = "kubernetes";
 /// buildx's drivers hoist recognises but does not have yet.
-pub const NOT_YET: &[&str] = &["kubernetes"];
+pub const NOT_YET: &[&str] = &[];
 
 /// How long a status check waits for a node to accept a connection.
 pub const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -113,6 +117,8 @@ pub enum AnyDriver {
     Docker(DockerDriver),
     /// hoistd in a Docker container.
     DockerContainer(Box<DockerContainerDriver>),
+    /// hoistd pods of a Kubernetes deployment.
+    Kubernetes(Box<KubernetesDriver>),
 }
 
 impl AnyDriver {
@@ -125,6 +131,7 @@ impl AnyDriver {
             DOCKER_CONTAINER => {
                 DockerContainerDriver::new(node).map(|d| AnyDriver::DockerContainer(Box::new(d)))
             }
+            KUBERNETES => KubernetesDriver::new(node).map(|d| AnyDriver::Kubernetes(Box::new(d))),
             _ => RemoteDriver::new(node).map(AnyDriver::Remote),
         }
     }
@@ -135,6 +142,7 @@ impl AnyDriver {
             AnyDriver::Remote(d) => d,
             AnyDriver::Docker(d) => d,
             AnyDriver::DockerContainer(d) => &**d,
+            AnyDriver::Kubernetes(d) => &**d,
         }
     }
 }
@@ -143,7 +151,7 @@ impl AnyDriver {
 /// plain "not available yet" for buildx's drivers hoist does not have yet.
 pub fn check_driver_name(name: &str) -> Result<()> {
     match name {
-        EMBEDDED | REMOTE | DOCKER | DOCKER_CONTAINER => Ok(()),
+        EMBEDDED | REMOTE | DOCKER | DOCKER_CONTAINER | KUBERNETES => Ok(()),
         _ if NOT_YET.contains(&name) => Err(Error::DriverUnavailable(name.to_owned())),
         _ => Err(Error::UnknownDriver(name.to_owned())),
     }
@@ -171,4 +179,55 @@ impl Driver for AnyDriver {
     fn features(&self) -> Features {
         self.inner().features()
     }
+}
+
+/// hoistd's version and its worker's platforms, asked over `channel` (`Info` and
+/// `ListWorkers`).
+pub(crate) async fn describe(
+    channel: tonic::transport::Channel,
+) -> std::result::Result<(String, Vec<Platform>), tonic::Status> {
+    use hoist_proto::control::control_client::ControlClient;
+    use hoist_proto::control::{InfoRequest, ListWorkersRequest};
+    let mut client = ControlClient::new(channel);
+    let info = client.info(InfoRequest {}).await?.into_inner();
+    let workers = client
+        .list_workers(ListWorkersRequest::default())
+        .await?
+        .into_inner();
+    let version = info
+        .buildkit_version
+        .map(|v| format!("{} {}", v.package, v.version).trim().to_owned())
+        .unwrap_or_default();
+    let mut platforms: Vec<Platform> = Vec::new();
+    for record in workers.record {
+        for p in record.platforms {
+            let platform = Platform {
+                architecture: p.architecture,
+                os: p.os,
+                variant: p.variant,
+                os_version: p.os_version,
+                os_features: p.os_features,
+                ..Platform::default()
+            };
+            if !platforms.contains(&platform) {
+                platforms.push(platform);
+            }
+        }
+    }
+    Ok((version, platforms))
+}
+
+/// The error chain of `e`, one line, each cause once.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
 }
