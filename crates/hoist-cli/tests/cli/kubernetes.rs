@@ -338,6 +338,26 @@ fn a_kubernetes_builder_of_two_sticky_replicas_bootstraps_builds_pushes_and_is_r
     assert_eq!(deployment["metadata"]["labels"]["team"], "build");
     let pods = server.names("pods", ns);
     assert_eq!(pods.len(), 2, "{pods:?}");
+    // What hoist made, as kubectl sees it.
+    if let Some(kubectl) = kubectl() {
+        let listed = kubectl_ok(
+            &kubectl,
+            &server,
+            dir,
+            &["get", "deploy,pods,cm", "-n", ns, "-o", "name"],
+        );
+        let mut expected = vec![
+            "deployment.apps/kb0".to_owned(),
+            "configmap/kb0-config".to_owned(),
+        ];
+        expected.extend(pods.iter().map(|p| format!("pod/{p}")));
+        for name in expected {
+            assert!(
+                listed.lines().any(|l| l == name),
+                "{name} not in:\n{listed}"
+            );
+        }
+    }
 
     let native = format!(
         "linux/{}",
@@ -463,4 +483,137 @@ fn a_kubernetes_builder_of_two_sticky_replicas_bootstraps_builds_pushes_and_is_r
     assert!(server.names("configmaps", ns).is_empty());
     assert!(server.names("pods", ns).is_empty());
     assert!(!ok(dir, &server, &["ls"]).contains("kb"));
+}
+
+#[test]
+fn a_persistent_kubernetes_builder_is_a_stateful_set_whose_claims_rm_keeps_on_request() {
+    let Some(hoistd) = hoistd() else {
+        return;
+    };
+    let server = KubeApiServer::start(&hoistd).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let create = |extra: &str| {
+        ok(
+            dir,
+            &server,
+            &[
+                "create",
+                "--name",
+                "kp",
+                "--driver",
+                "kubernetes",
+                "--driver-opt",
+                &format!("persistent-volume-claim.requests.storage=1Gi{extra}"),
+                "--bootstrap",
+            ],
+        )
+    };
+    create("");
+    assert_eq!(server.names("statefulsets", "default"), ["kp0"]);
+    assert!(server.names("deployments", "default").is_empty());
+    assert_eq!(server.names("pods", "default"), ["kp0-0"]);
+    assert_eq!(
+        server.names("persistentvolumeclaims", "default"),
+        ["buildkitd-kp0-0"]
+    );
+    let set = server.get("statefulsets", "default", "kp0").unwrap();
+    let template = &set["spec"]["volumeClaimTemplates"][0];
+    assert_eq!(template["spec"]["resources"]["requests"]["storage"], "1Gi");
+    let shown = ok(dir, &server, &["inspect", "kp"]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("Name:") && l.ends_with("kp0-0")),
+        "{shown}"
+    );
+    // --keep-state keeps the claim; a plain rm takes it.
+    ok(dir, &server, &["rm", "--keep-state", "kp"]);
+    assert!(server.names("statefulsets", "default").is_empty());
+    assert!(server.names("pods", "default").is_empty());
+    assert_eq!(
+        server.names("persistentvolumeclaims", "default"),
+        ["buildkitd-kp0-0"]
+    );
+    create("");
+    ok(dir, &server, &["rm", "kp"]);
+    assert!(server.names("persistentvolumeclaims", "default").is_empty());
+    assert!(server.names("configmaps", "default").is_empty());
+}
+
+#[test]
+fn a_kubernetes_builder_whose_pods_never_get_ready_fails_bootstrap_naming_its_deployment() {
+    let Some(hoistd) = hoistd() else {
+        return;
+    };
+    let server = KubeApiServer::start(&hoistd).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    // hoistd refuses the flag and exits: its pod never becomes ready.
+    let out = hoist(
+        dir,
+        &server,
+        &[
+            "create",
+            "--name",
+            "kt",
+            "--driver",
+            "kubernetes",
+            "--driver-opt",
+            "timeout=2s",
+            "--buildkitd-flags=--no-such-flag",
+            "--bootstrap",
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("kubernetes deployment default/kt0: deployment not ready after 2s: expected 1 replicas to be ready, got 0"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // The builder is stored and shown as stopped: its deployment exists without a ready pod.
+    let shown = ok(dir, &server, &["inspect", "kt"]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("Status:") && l.ends_with("stopped")),
+        "{shown}"
+    );
+    ok(dir, &server, &["rm", "kt"]);
+    assert!(server.names("deployments", "default").is_empty());
+
+    // An API server that is gone: the node is inactive, with why.
+    ok(
+        dir,
+        &server,
+        &["create", "--name", "kg", "--driver", "kubernetes"],
+    );
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::copy(server.kubeconfig(), &kubeconfig).unwrap();
+    drop(server);
+    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["inspect", "kg"])
+        .env("HOIST_BUILDERS_DIR", dir.join("builders"))
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("Status:") && l.ends_with("inactive")),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("Error:") && l.contains("kubernetes deployment default/kg0")),
+        "{shown}"
+    );
 }
