@@ -22,8 +22,6 @@ use std::time::{Duration, Instant};
 
 use hoist_export::DockerEndpoint;
 use hoist_oci::Platform;
-use hoist_proto::control::control_client::ControlClient;
-use hoist_proto::control::{InfoRequest, ListWorkersRequest};
 use hyper::{Method, StatusCode};
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -222,7 +220,9 @@ impl DockerContainerDriver {
         if let Some(stderr) = receiver.try_iter().last() {
             *self.last_stderr.lock().unwrap_or_else(|e| e.into_inner()) = Some(stderr);
         }
-        connected.map_err(|e| self.docker_error(format!("cannot dial hoistd: {}", chain(&e))))
+        connected.map_err(|e| {
+            self.docker_error(format!("cannot dial hoistd: {}", super::error_chain(&e)))
+        })
     }
 
     /// What the last `dial-stdio` wrote to stderr, trimmed (empty when nothing).
@@ -258,39 +258,9 @@ impl DockerContainerDriver {
     /// hoistd's version and its worker's platforms, over the dial.
     async fn ask(&self) -> Result<(String, Vec<Platform>)> {
         let channel = self.channel().await?;
-        let mut client = ControlClient::new(channel);
-        let rpc_error =
-            |e: tonic::Status| self.docker_error(format!("hoistd did not answer: {}", e.message()));
-        let info = client
-            .info(InfoRequest {})
+        let (version, platforms) = super::describe(channel)
             .await
-            .map_err(rpc_error)?
-            .into_inner();
-        let workers = client
-            .list_workers(ListWorkersRequest::default())
-            .await
-            .map_err(rpc_error)?
-            .into_inner();
-        let version = info
-            .buildkit_version
-            .map(|v| format!("{} {}", v.package, v.version).trim().to_owned())
-            .unwrap_or_default();
-        let mut platforms: Vec<Platform> = Vec::new();
-        for record in workers.record {
-            for p in record.platforms {
-                let platform = Platform {
-                    architecture: p.architecture,
-                    os: p.os,
-                    variant: p.variant,
-                    os_version: p.os_version,
-                    os_features: p.os_features,
-                    ..Platform::default()
-                };
-                if !platforms.contains(&platform) {
-                    platforms.push(platform);
-                }
-            }
-        }
+            .map_err(|e| self.docker_error(format!("hoistd did not answer: {}", e.message())))?;
         *self.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(version.clone());
         Ok((version, platforms))
     }
@@ -817,21 +787,6 @@ impl Driver for DockerContainerDriver {
             ),
         ])
     }
-}
-
-/// The error chain of `e`, one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// A JSON message stream (`/images/load`, `/images/create`): the first `error` in it.
