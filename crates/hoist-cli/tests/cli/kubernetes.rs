@@ -493,23 +493,20 @@ fn a_persistent_kubernetes_builder_is_a_stateful_set_whose_claims_rm_keeps_on_re
     let server = KubeApiServer::start(&hoistd).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let create = |extra: &str| {
-        ok(
-            dir,
-            &server,
-            &[
-                "create",
-                "--name",
-                "kp",
-                "--driver",
-                "kubernetes",
-                "--driver-opt",
-                &format!("persistent-volume-claim.requests.storage=1Gi{extra}"),
-                "--bootstrap",
-            ],
-        )
-    };
-    create("");
+    ok(
+        dir,
+        &server,
+        &[
+            "create",
+            "--name",
+            "kp",
+            "--driver",
+            "kubernetes",
+            "--driver-opt",
+            "persistent-volume-claim.requests.storage=1Gi",
+            "--bootstrap",
+        ],
+    );
     assert_eq!(server.names("statefulsets", "default"), ["kp0"]);
     assert!(server.names("deployments", "default").is_empty());
     assert_eq!(server.names("pods", "default"), ["kp0-0"]);
@@ -535,7 +532,23 @@ fn a_persistent_kubernetes_builder_is_a_stateful_set_whose_claims_rm_keeps_on_re
         server.names("persistentvolumeclaims", "default"),
         ["buildkitd-kp0-0"]
     );
-    create("");
+    // Created again naming the kubeconfig context as its endpoint, as buildx does.
+    ok(
+        dir,
+        &server,
+        &[
+            "create",
+            "--name",
+            "kp",
+            "--driver",
+            "kubernetes",
+            "--driver-opt",
+            "persistent-volume-claim.requests.storage=1Gi",
+            "--bootstrap",
+            hoist_testkit::kube_api::CONTEXT,
+        ],
+    );
+    assert_eq!(server.names("pods", "default"), ["kp0-0"]);
     ok(dir, &server, &["rm", "kp"]);
     assert!(server.names("persistentvolumeclaims", "default").is_empty());
     assert!(server.names("configmaps", "default").is_empty());
@@ -582,6 +595,37 @@ fn a_kubernetes_builder_whose_pods_never_get_ready_fails_bootstrap_naming_its_de
     );
     ok(dir, &server, &["rm", "kt"]);
     assert!(server.names("deployments", "default").is_empty());
+
+    // A context the kubeconfig does not have: the node is inactive, naming it.
+    ok(
+        dir,
+        &server,
+        &[
+            "create",
+            "--name",
+            "kc",
+            "--driver",
+            "kubernetes",
+            "elsewhere",
+        ],
+    );
+    let shown = ok(dir, &server, &["inspect", "kc"]);
+    assert!(
+        shown.lines().any(|l| l.starts_with("Error:")
+            && l.contains(
+                "kubernetes deployment kc0: cannot load kubeconfig for context \"elsewhere\""
+            )),
+        "{shown}"
+    );
+    // rm says it could not reach the cluster; the builder is forgotten all the same.
+    let out = hoist(dir, &server, &["rm", "kc"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("failed to remove node kc0: kubernetes deployment kc0"),
+        "{stderr}"
+    );
+    assert!(!ok(dir, &server, &["ls"]).contains("kc0"));
 
     // An API server that is gone: the node is inactive, with why.
     ok(

@@ -115,9 +115,15 @@ impl KubernetesDriver {
             .clone()
     }
 
+    /// An error naming `namespace/deployment` (the deployment alone while the namespace
+    /// is not known yet).
     fn fail(&self, namespace: &str, message: impl Into<String>) -> Error {
         Error::Kubernetes {
-            object: format!("{namespace}/{}", self.deployment),
+            object: if namespace.is_empty() {
+                self.deployment.clone()
+            } else {
+                format!("{namespace}/{}", self.deployment)
+            },
             message: message.into(),
         }
     }
@@ -128,12 +134,7 @@ impl KubernetesDriver {
 
     /// A client for the node's context, and the namespace to work in.
     async fn apis(&self) -> Result<Apis> {
-        let unnamed = || {
-            self.options
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "?".to_owned())
-        };
+        let unnamed = || self.options.namespace.clone().unwrap_or_default();
         let config = if self.context.is_none() && Kubeconfig::read().is_err() {
             // No kubeconfig: in a pod, its service account.
             Config::incluster().map_err(|e| {
@@ -150,7 +151,10 @@ impl KubernetesDriver {
                 ..KubeConfigOptions::default()
             };
             Config::from_kubeconfig(&options).await.map_err(|e| {
-                let context = self.context.as_deref().unwrap_or("the current context");
+                let context = match &self.context {
+                    Some(name) => format!("context {name:?}"),
+                    None => "the current context".to_owned(),
+                };
                 self.fail(
                     &unnamed(),
                     format!("cannot load kubeconfig for {context}: {e}"),
