@@ -228,7 +228,7 @@ impl KubernetesDriver {
         let ns = apis.namespace.clone();
         let wanted = self.options.replicas;
         match self.replicas(&apis).await? {
-            Some((_, ready)) if ready >= wanted => return Ok(()),
+            Some((replicas, ready)) if replicas == wanted && ready >= wanted => return Ok(()),
             Some((replicas, _)) => {
                 if replicas != wanted {
                     self.scale(&apis, wanted).await?;
