@@ -463,6 +463,49 @@ fn a_kubernetes_builder_of_two_sticky_replicas_bootstraps_builds_pushes_and_is_r
         "{metadata}"
     );
 
+    // loadbalance=random: a build goes to one of the pods, whichever.
+    ok(
+        dir,
+        &server,
+        &[
+            "create",
+            "--name",
+            "kr",
+            "--driver",
+            "kubernetes",
+            "--driver-opt",
+            &format!("namespace={ns},replicas=2,loadbalance=random"),
+            "--buildkitd-config",
+            config.to_str().unwrap(),
+            "--bootstrap",
+        ],
+    );
+    let random_pods: Vec<String> = server
+        .names("pods", ns)
+        .into_iter()
+        .filter(|p| p.starts_with("kr0-"))
+        .collect();
+    assert_eq!(random_pods.len(), 2, "{random_pods:?}");
+    ok(
+        dir,
+        &server,
+        &[
+            "build",
+            "--builder",
+            "kr",
+            "--progress",
+            "plain",
+            context.to_str().unwrap(),
+        ],
+    );
+    let total: usize = random_pods
+        .iter()
+        .map(|pod| builds_logged(&server, ns, pod))
+        .sum();
+    assert_eq!(total, 1);
+    ok(dir, &server, &["rm", "kr"]);
+    assert_eq!(server.names("deployments", ns), ["kb0"]);
+
     // stop scales to 0: the objects stay, the pods go.
     ok(dir, &server, &["stop", "kb"]);
     assert!(server.names("pods", ns).is_empty());
