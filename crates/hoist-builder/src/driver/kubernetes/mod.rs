@@ -40,6 +40,11 @@ use crate::node_group::Node;
 
 /// How long one status question (exec + Info + ListWorkers) may take.
 const ASK_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a connection to the API server may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `ls`/`inspect` wait for a node's whole status (workload, pods, each pod's
+/// hoistd).
+const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One running pod, as `ls` and `inspect` show it.
 #[derive(Debug, Clone)]
@@ -163,6 +168,9 @@ impl KubernetesDriver {
         };
         let namespace =
             (self.options.namespace.clone()).unwrap_or_else(|| config.default_namespace.clone());
+        let mut config = config;
+        // An API server that does not answer is a status, not a long wait.
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
         let client = Client::try_from(config)
             .map_err(|e| self.fail(&namespace, format!("cannot make a client: {e}")))?;
         Ok(Apis {
@@ -403,7 +411,16 @@ impl KubernetesDriver {
 
     /// The node's status and, when running, each running pod.
     pub fn report(&self) -> (Info, Vec<PodReport>) {
-        match block_on(self.status()).and_then(|r| r) {
+        let status = block_on(async {
+            match tokio::time::timeout(STATUS_TIMEOUT, self.status()).await {
+                Ok(status) => status,
+                Err(_) => Err(self.fail(
+                    self.options.namespace.as_deref().unwrap_or_default(),
+                    format!("no status within {STATUS_TIMEOUT:?}"),
+                )),
+            }
+        });
+        match status.and_then(|r| r) {
             Ok((status, pods)) => {
                 let mut platforms: Vec<Platform> = Vec::new();
                 for pod in &pods {
