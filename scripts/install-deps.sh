@@ -15,6 +15,17 @@ if [ ${#missing[@]} -gt 0 ]; then
       || { apt-get update -qq || true; apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
   fi
 fi
+# kubectl checks hoist-testkit's in-process Kubernetes API server; Debian's kubernetes-client
+# only when no kubectl is on PATH already (a missing one makes those tests skip).
+if ! command -v kubectl >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null 2>&1 \
+      || { apt-get update -qq || true; apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null 2>&1; } \
+      || echo "install-deps: could not install kubernetes-client (the kubectl checks will skip)"
+  else
+    echo "install-deps: not root, cannot install kubernetes-client (the kubectl checks will skip)"
+  fi
+fi
 # A distribution registry started by the Debian package would hold port 5000 for nothing.
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
 for c in rustfmt clippy; do

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use hoist_oci::Platform;
 
 use crate::driver::{
-    check_driver_name, AnyDriver, Driver, Endpoint, DOCKER, DOCKER_CONTAINER, EMBEDDED, REMOTE,
+    check_driver_name, AnyDriver, Driver, Endpoint, DOCKER, DOCKER_CONTAINER, EMBEDDED, KUBERNETES,
+    REMOTE,
 };
 use crate::error::{Error, Result};
 use crate::name::{generate_name, validate_name};
@@ -119,6 +120,16 @@ pub fn create(txn: &Txn<'_>, request: &CreateRequest) -> Result<NodeGroup> {
                     other => other.to_string(),
                 },
             })?;
+            (endpoint.clone(), true)
+        }
+        // buildx: a kubernetes node's endpoint is the kubeconfig context it reaches.
+        (KUBERNETES, Some(endpoint)) => {
+            if endpoint.is_empty() || endpoint.contains("://") {
+                return Err(Error::BadEndpoint {
+                    endpoint: endpoint.clone(),
+                    message: "a kubernetes node's endpoint is a kubeconfig context name".to_owned(),
+                });
+            }
             (endpoint.clone(), true)
         }
         (_, Some(endpoint)) => {

@@ -49,7 +49,7 @@ pub enum Error {
     #[error("failed to find driver {0:?}")]
     UnknownDriver(String),
     /// A driver buildx has and hoist does not have yet.
-    #[error("driver {0:?} is not available yet in hoist (available: \"embedded\", \"remote\", \"docker\", \"docker-container\")")]
+    #[error("driver {0:?} is not available yet in hoist (available: \"embedded\", \"remote\", \"docker\", \"docker-container\", \"kubernetes\")")]
     DriverUnavailable(String),
     /// A driver option the driver does not take.
     #[error("invalid driver option {key} for {driver} driver")]
@@ -87,6 +87,15 @@ pub enum Error {
     Docker {
         /// The node's container.
         container: String,
+        /// What went wrong, in one line.
+        message: String,
+    },
+    /// The Kubernetes API refused or failed a `kubernetes` node's request, or its pods did
+    /// not become ready.
+    #[error("kubernetes deployment {object}: {message}")]
+    Kubernetes {
+        /// `namespace/deployment`.
+        object: String,
         /// What went wrong, in one line.
         message: String,
     },

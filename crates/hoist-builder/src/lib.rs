@@ -8,14 +8,13 @@
 //! - [`create()`], [`leave`], [`remove`]: the store changes of `create`, `create --leave`
 //!   and `rm`, everything checked before anything is written.
 //! - [`Driver`] / [`AnyDriver`]: `embedded` (the in-process engine, the builder
-//!   [`DEFAULT_BUILDER`]), `remote` (`unix://`, `tcp://`, mutual TLS options) and
-//!   `docker-container` (hoistd in a Docker container, dialled by `exec hoistd
-//!   dial-stdio`); [`report`]: every node's status, asked in parallel, for `ls` and
-//!   `inspect`.
+//!   [`DEFAULT_BUILDER`]), `remote` (`unix://`, `tcp://`, mutual TLS options), `docker`
+//!   (the BuildKit inside a Docker daemon), `docker-container` (hoistd in a Docker
+//!   container, dialled by `exec hoistd dial-stdio`) and `kubernetes` (hoistd pods of a
+//!   Deployment or StatefulSet, dialled by pod exec of `hoistd dial-stdio`); [`report`]:
+//!   every node's status, asked in parallel, for `ls` and `inspect`.
 //! - [`merge`]: the `oci`/`local`/`tar` outputs of a build spread over several nodes, joined
 //!   on the client (one layout with one index; a directory per platform).
-//!
-//! Not here yet: the drivers `docker` and `kubernetes`, which are refused by name.
 
 pub mod create;
 pub mod driver;

@@ -1,7 +1,8 @@
 //! [`GroupReport`]: what `ls` and `inspect` show of a builder — each node's driver, status,
 //! version and platforms — asked of all nodes at once (one thread each, every check bounded
 //! by the driver's short timeout), so one unreachable node costs its timeout once and the
-//! others are still listed.
+//! others are still listed. A `kubernetes` node with running pods is listed as its pods, as
+//! buildx lists them.
 
 use hoist_oci::Platform;
 
@@ -45,13 +46,15 @@ impl GroupReport {
             handles
                 .into_iter()
                 .zip(&group.nodes)
-                .map(|(handle, node)| {
-                    handle.join().unwrap_or_else(|_| NodeReport {
-                        node: node.clone(),
-                        error: Some("status check panicked".to_owned()),
-                        info: None,
-                        version: String::new(),
-                        features: Features::new(),
+                .flat_map(|(handle, node)| {
+                    handle.join().unwrap_or_else(|_| {
+                        vec![NodeReport {
+                            node: node.clone(),
+                            error: Some("status check panicked".to_owned()),
+                            info: None,
+                            version: String::new(),
+                            features: Features::new(),
+                        }]
                     })
                 })
                 .collect()
@@ -84,22 +87,49 @@ impl GroupReport {
 }
 
 impl NodeReport {
-    fn gather(group: &NodeGroup, node: &Node) -> NodeReport {
+    /// The node's report; a `kubernetes` node with running pods is reported as its pods
+    /// (buildx's dynamic nodes: each pod's name, its hoistd's version and platforms).
+    fn gather(group: &NodeGroup, node: &Node) -> Vec<NodeReport> {
         match AnyDriver::new(group, node) {
-            Ok(driver) => NodeReport {
+            Ok(AnyDriver::Kubernetes(driver)) => {
+                let (info, pods) = driver.report();
+                let features = driver.features();
+                if pods.is_empty() {
+                    return vec![NodeReport {
+                        node: node.clone(),
+                        error: None,
+                        info: Some(info),
+                        version: String::new(),
+                        features,
+                    }];
+                }
+                pods.into_iter()
+                    .map(|pod| NodeReport {
+                        node: Node {
+                            name: pod.name,
+                            ..node.clone()
+                        },
+                        error: None,
+                        info: Some(pod.info),
+                        version: pod.version,
+                        features: features.clone(),
+                    })
+                    .collect()
+            }
+            Ok(driver) => vec![NodeReport {
                 node: node.clone(),
                 error: None,
                 info: Some(driver.info()),
                 version: driver.version(),
                 features: driver.features(),
-            },
-            Err(e) => NodeReport {
+            }],
+            Err(e) => vec![NodeReport {
                 node: node.clone(),
                 error: Some(e.to_string()),
                 info: None,
                 version: String::new(),
                 features: Features::new(),
-            },
+            }],
         }
     }
 

@@ -15,6 +15,9 @@
 //! - [`integration`]: BuildKit's Dockerfile integration cases as typed data
 //!   ([`integration::cases`]), materialised into temporary build contexts with upstream's
 //!   modes ([`integration::IntegrationCase::materialize`]).
+//! - [`kube_api::KubeApiServer`]: an in-process Kubernetes API server on loopback (discovery,
+//!   namespaces, config maps, deployments, statefulsets, pods as real processes, exec over
+//!   WebSocket), for the `kubernetes` driver and checked with the real `kubectl`.
 //! - [`TestkitError`]: what could not be made.
 
 use std::path::{Path, PathBuf};
@@ -24,6 +27,7 @@ pub mod git;
 pub mod http;
 pub mod images;
 pub mod integration;
+pub mod kube_api;
 pub mod registry;
 pub mod trees;
 

@@ -27,7 +27,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::docker_api::{DockerApi, ExecStream};
 use super::hoistd_image;
-use super::{block_on, chain, grpc, Driver, Features, Info, Status, DOCKER_CONTAINER};
+use super::{block_on, grpc, Driver, Features, Info, Status, DOCKER_CONTAINER};
 use crate::error::{Error, Result};
 use crate::node_group::{Node, BUILDKITD_CONFIG_FILE};
 
@@ -220,7 +220,9 @@ impl DockerContainerDriver {
         if let Some(stderr) = receiver.try_iter().last() {
             *self.last_stderr.lock().unwrap_or_else(|e| e.into_inner()) = Some(stderr);
         }
-        connected.map_err(|e| self.docker_error(format!("cannot dial hoistd: {}", chain(&e))))
+        connected.map_err(|e| {
+            self.docker_error(format!("cannot dial hoistd: {}", super::chain(&e)))
+        })
     }
 
     /// What the last `dial-stdio` wrote to stderr, trimmed (empty when nothing).

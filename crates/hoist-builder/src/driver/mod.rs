@@ -2,8 +2,8 @@
 //! [`AnyDriver`], the closed set hoist has: [`EmbeddedDriver`] (the in-process engine),
 //! [`RemoteDriver`] (a daemon at `unix://` or `tcp://`), [`DockerDriver`] (the BuildKit
 //! inside a Docker daemon) and [`DockerContainerDriver`] (hoistd in a container of a Docker
-//! daemon, reached by `exec hoistd dial-stdio`). buildx's `kubernetes` is a known name
-//! refused with a clear error until it exists.
+//! daemon, reached by `exec hoistd dial-stdio`) and [`KubernetesDriver`] (hoistd pods of a
+//! Kubernetes deployment, reached by pod exec of `hoistd dial-stdio`).
 //!
 //! Drivers are built from a stored [`Node`] by [`AnyDriver::new`], which is also where
 //! driver options are checked, so `create` refuses a bad option before anything is stored.
@@ -15,6 +15,7 @@ mod embedded;
 mod grpc;
 mod hoistd_image;
 mod moby_version;
+pub mod kubernetes;
 mod remote;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ pub use docker::DockerDriver;
 pub use docker_api::ExecStream;
 pub use docker_container::{default_image, DockerContainerDriver, CONTAINER_PREFIX};
 pub use embedded::EmbeddedDriver;
+pub use kubernetes::KubernetesDriver;
 pub use remote::{channel, Endpoint, RemoteDriver, TlsOptions, ANSWER_TIMEOUT};
 
 use crate::error::{Error, Result};
@@ -39,8 +41,10 @@ pub const REMOTE: &str = "remote";
 pub const DOCKER: &str = "docker";
 /// hoistd in a container of a Docker daemon.
 pub const DOCKER_CONTAINER: &str = "docker-container";
+/// hoistd pods of a Kubernetes deployment.
+pub const KUBERNETES: &str = "kubernetes";
 /// buildx's drivers hoist recognises but does not have yet.
-pub const NOT_YET: &[&str] = &["kubernetes"];
+pub const NOT_YET: &[&str] = &[];
 
 /// How long a status check waits for a node to accept a connection.
 pub const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -115,6 +119,8 @@ pub enum AnyDriver {
     Docker(DockerDriver),
     /// hoistd in a Docker container.
     DockerContainer(Box<DockerContainerDriver>),
+    /// hoistd pods of a Kubernetes deployment.
+    Kubernetes(Box<KubernetesDriver>),
 }
 
 impl AnyDriver {
@@ -127,6 +133,7 @@ impl AnyDriver {
             DOCKER_CONTAINER => {
                 DockerContainerDriver::new(node).map(|d| AnyDriver::DockerContainer(Box::new(d)))
             }
+            KUBERNETES => KubernetesDriver::new(node).map(|d| AnyDriver::Kubernetes(Box::new(d))),
             _ => RemoteDriver::new(node).map(AnyDriver::Remote),
         }
     }
@@ -137,6 +144,7 @@ impl AnyDriver {
             AnyDriver::Remote(d) => d,
             AnyDriver::Docker(d) => d,
             AnyDriver::DockerContainer(d) => &**d,
+            AnyDriver::Kubernetes(d) => &**d,
         }
     }
 }
@@ -145,7 +153,7 @@ impl AnyDriver {
 /// plain "not available yet" for buildx's drivers hoist does not have yet.
 pub fn check_driver_name(name: &str) -> Result<()> {
     match name {
-        EMBEDDED | REMOTE | DOCKER | DOCKER_CONTAINER => Ok(()),
+        EMBEDDED | REMOTE | DOCKER | DOCKER_CONTAINER | KUBERNETES => Ok(()),
         _ if NOT_YET.contains(&name) => Err(Error::DriverUnavailable(name.to_owned())),
         _ => Err(Error::UnknownDriver(name.to_owned())),
     }

@@ -61,9 +61,18 @@ fn bad_requests_leave_the_store_unchanged() {
         refused(&store, driver("warp")),
         r#"failed to find driver "warp""#
     );
+    let kubernetes_with = |opts: &[&str]| CreateRequest {
+        driver: Some("kubernetes".to_owned()),
+        driver_opts: opts.iter().map(|o| (*o).to_owned()).collect(),
+        ..request("x")
+    };
     assert_eq!(
-        refused(&store, driver("kubernetes")),
-        r#"driver "kubernetes" is not available yet in hoist (available: "embedded", "remote", "docker", "docker-container")"#
+        refused(&store, kubernetes_with(&["replicas=2,colour=red"])),
+        "invalid driver option colour for kubernetes driver"
+    );
+    assert_eq!(
+        refused(&store, kubernetes_with(&["replicas=-1"])),
+        "invalid driver option replicas=\"-1\" for kubernetes driver: expected a whole number of pods, at least 1"
     );
     let docker_with = |opts: &[&str]| CreateRequest {
         driver: Some("docker".to_owned()),

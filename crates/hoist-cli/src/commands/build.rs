@@ -44,6 +44,18 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
                 &super::build_remote::Dial::Container(driver),
             );
         }
+        super::BuildTarget::Kubernetes(driver) => {
+            // buildx's sticky key: the context's absolute path (as given when it is not a
+            // local directory).
+            let key = std::path::absolute(&args.context)
+                .ok()
+                .filter(|p| p.is_dir())
+                .map_or_else(|| args.context.clone(), |p| p.display().to_string());
+            return super::build_remote::run_on(
+                &args,
+                &super::build_remote::Dial::Kubernetes { driver, key },
+            );
+        }
         super::BuildTarget::Embedded => {}
         super::BuildTarget::Nodes { builder, nodes } => {
             return super::build_nodes::run(ctx, &args, &builder, &nodes);

@@ -83,6 +83,12 @@ pub enum Dial {
     Address { addr: String, tls: RemoteTls },
     /// A `docker-container` builder's hoistd, through `exec hoistd dial-stdio`.
     Container(Box<hoist_builder::driver::DockerContainerDriver>),
+    /// A `kubernetes` builder's pods, through pod exec of `hoistd dial-stdio`; `key` (the
+    /// context's absolute path) picks the pod when load balancing is sticky.
+    Kubernetes {
+        driver: Box<hoist_builder::driver::KubernetesDriver>,
+        key: String,
+    },
 }
 
 impl Dial {
@@ -94,6 +100,11 @@ impl Dial {
                 "docker-container://{} (via {})",
                 driver.container(),
                 driver.docker_endpoint()
+            ),
+            Dial::Kubernetes { driver, .. } => format!(
+                "kubernetes://{}/{}",
+                driver.context().unwrap_or("(current context)"),
+                driver.deployment()
             ),
         }
     }
@@ -109,6 +120,15 @@ impl Dial {
                     .context("failed to bootstrap the builder")?;
                 Ok(driver.channel().await?)
             }
+            Dial::Kubernetes { driver, key } => {
+                // As buildx: a builder never bootstrapped (or stopped) starts on first use.
+                driver
+                    .ensure_running()
+                    .await
+                    .context("failed to bootstrap the builder")?;
+                let (channel, _pod) = driver.channel(key).await?;
+                Ok(channel)
+            }
         }
     }
 }
@@ -119,7 +139,7 @@ pub fn run_on(args: &BuildArgs, dial: &Dial) -> anyhow::Result<ExitCode> {
     let addr = label.as_str();
     let daemon = match &dial {
         Dial::Address { addr, .. } => Daemon::of(addr)?,
-        Dial::Container(_) => Daemon::Grpc,
+        Dial::Container(_) | Dial::Kubernetes { .. } => Daemon::Grpc,
     };
     let Plan {
         mut request,
@@ -167,6 +187,11 @@ pub fn run_on(args: &BuildArgs, dial: &Dial) -> anyhow::Result<ExitCode> {
                 let stderr = driver.dial_stderr();
                 if !stderr.is_empty() {
                     message.push_str(&format!(" (dial-stdio: {stderr})"));
+                }
+            }
+            if let Dial::Kubernetes { driver, .. } = dial {
+                if let Some(pod) = driver.last_pod() {
+                    message.push_str(&format!(" (pod {pod})"));
                 }
             }
             if transport {

@@ -190,6 +190,18 @@ impl Context {
                 }),
             };
         }
+        if group.driver == hoist_builder::driver::KUBERNETES {
+            return match group.nodes.as_slice() {
+                [node] => Ok(BuildTarget::Kubernetes(Box::new(
+                    hoist_builder::driver::KubernetesDriver::new(node)?,
+                ))),
+                nodes => anyhow::bail!(
+                    "builder {:?} has {} nodes: builds spread over several kubernetes nodes are not available yet in hoist (use a builder with one node; its replicas share the builds)",
+                    group.name,
+                    nodes.len()
+                ),
+            };
+        }
         if group.driver != hoist_builder::driver::REMOTE {
             anyhow::bail!(
                 "builder {:?} uses the {} driver, which cannot build in hoist yet",
@@ -301,6 +313,8 @@ pub enum BuildTarget {
     /// hoistd in a container of a `docker-container` builder, dialled through the Docker
     /// daemon (`exec hoistd dial-stdio`).
     DockerContainer(Box<hoist_builder::driver::DockerContainerDriver>),
+    /// The pods of a `kubernetes` builder, dialled by pod exec.
+    Kubernetes(Box<hoist_builder::driver::KubernetesDriver>),
     /// The nodes of a `remote` or `docker-container` builder with several: each platform on
     /// its node, each node reached through its own dial.
     Nodes {

@@ -133,8 +133,12 @@ fn refused_commands_say_why_and_leave_the_store_unchanged() {
     let cases: &[(&[&str], &str)] = &[
         (&["create", "--driver", "warp"], "ERROR: failed to find driver \"warp\"\n"),
         (
-            &["create", "--driver", "kubernetes"],
-            "ERROR: driver \"kubernetes\" is not available yet in hoist (available: \"embedded\", \"remote\", \"docker\", \"docker-container\")\n",
+            &["create", "--driver", "kubernetes", "--driver-opt", "colour=red"],
+            "ERROR: invalid driver option colour for kubernetes driver\n",
+        ),
+        (
+            &["create", "--driver", "kubernetes", "--driver-opt", "replicas=two"],
+            "ERROR: invalid driver option replicas=\"two\" for kubernetes driver: expected a whole number of pods, at least 1\n",
         ),
         (
             &["create", "--driver", "docker-container", "ssh://me@host"],

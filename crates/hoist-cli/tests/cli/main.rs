@@ -30,6 +30,7 @@ mod docker_container;
 mod fault_proxy;
 mod fidelity;
 mod history;
+mod kubernetes;
 mod multiplatform_binfmt;
 mod multiplatform_build;
 mod platform_local;
