@@ -754,3 +754,69 @@ async fn resolve_config(
         .map_err(|err| Status::internal(format!("cannot read the config of {reference}: {err}")))?;
     Ok((image.root.digest.to_string(), config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs() -> Vec<(Platform, String)> {
+        vec![
+            (Platform::parse("linux/amd64").unwrap(), "b-0".to_owned()),
+            (Platform::parse("linux/arm/v7").unwrap(), "b-1".to_owned()),
+        ]
+    }
+
+    #[test]
+    fn a_multi_platform_answer_has_refs_and_configs_by_platform() {
+        let configs = vec![b"{\"a\":1}".to_vec(), b"{\"a\":2}".to_vec()];
+        let result = frontend_result(&refs(), &configs, true);
+        let Some(gw::result::Result::Refs(map)) = &result.result else {
+            panic!("not a ref map: {result:?}");
+        };
+        assert_eq!(map.refs["linux/amd64"].id, "b-0");
+        assert_eq!(map.refs["linux/arm/v7"].id, "b-1");
+        assert_eq!(
+            result.metadata["containerimage.config/linux/arm/v7"],
+            configs[1]
+        );
+        let platforms: serde_json::Value =
+            serde_json::from_slice(&result.metadata["refs.platforms"]).unwrap();
+        assert_eq!(
+            platforms,
+            serde_json::json!({"Platforms": [
+                {"ID": "linux/amd64", "Platform": {"architecture": "amd64", "os": "linux"}},
+                {"ID": "linux/arm/v7",
+                 "Platform": {"architecture": "arm", "os": "linux", "variant": "v7"}},
+            ]})
+        );
+        assert!(check_returned(Some(&result), &refs()).is_ok());
+    }
+
+    #[test]
+    fn a_single_platform_answer_has_one_ref_and_its_config() {
+        let one = &refs()[..1];
+        let result = frontend_result(one, &[b"{}".to_vec()], false);
+        let Some(gw::result::Result::Ref(r)) = &result.result else {
+            panic!("not one ref: {result:?}");
+        };
+        assert_eq!(r.id, "b-0");
+        assert_eq!(result.metadata["containerimage.config"], b"{}");
+        assert!(result.metadata.contains_key("refs.platforms"));
+    }
+
+    #[test]
+    fn a_returned_result_must_be_the_frontends() {
+        let ours = refs();
+        let part = frontend_result(&ours[..1], &[b"{}".to_vec()], true);
+        let err = check_returned(Some(&part), &ours).unwrap_err();
+        assert!(err.message().contains("unsupported"), "{err:?}");
+        let other = gw::Result {
+            result: Some(gw::result::Result::RefDeprecated("elsewhere".into())),
+            metadata: HashMap::new(),
+        };
+        let err = check_returned(Some(&other), &ours).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound);
+        assert!(err.message().contains("elsewhere"), "{err:?}");
+        assert!(check_returned(None, &ours).is_err());
+    }
+}
