@@ -18,6 +18,7 @@
 //! definitions, frontend inputs and other frontends are refused as unsupported.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -72,6 +73,10 @@ fn unsupported(what: &str) -> Status {
 
 /// Where the bridge's Solve waits for the frontend's answer, until it is answered.
 type AnswerSlot = Arc<Mutex<Option<oneshot::Sender<Result<gw::Result, Status>>>>>;
+
+/// A build's bridge calls, read by its Solve until the stages run, by the stages then, and
+/// by the Solve again when the build failed before the client returned.
+type Calls = Arc<tokio::sync::Mutex<mpsc::Receiver<Call>>>;
 
 /// A bridge call forwarded to the build it names.
 #[derive(Debug)]
@@ -194,7 +199,9 @@ pub(crate) struct Link {
     multi_platform: bool,
     /// The bridge's Solve, until answered.
     answer: AnswerSlot,
-    calls: mpsc::Receiver<Call>,
+    calls: Calls,
+    /// Set once the client's `Return` was taken.
+    returned: Arc<AtomicBool>,
 }
 
 /// Why a gateway build ended without a result.
@@ -276,7 +283,7 @@ impl Link {
     }
 
     async fn stages(
-        mut self,
+        self,
         worker: Arc<Worker>,
         build: BuildRequest,
         events: mpsc::UnboundedSender<hoist_engine::progress::Event>,
@@ -308,7 +315,7 @@ impl Link {
             })?;
         self.answer(Ok(frontend_result(&refs, &configs, multi)));
         loop {
-            let Some(call) = self.calls.recv().await else {
+            let Some(call) = self.calls.lock().await.recv().await else {
                 return Err(Failure::Client(Status::cancelled(
                     "the gateway closed before the client returned a result",
                 )));
@@ -334,6 +341,7 @@ impl Link {
                     let _ = reply.send(Ok(()));
                 }
                 Call::Return { request, reply } => {
+                    self.returned.store(true, Ordering::SeqCst);
                     if let Some(error) = request.error {
                         let _ = reply.send(Ok(()));
                         return Err(Failure::Client(client_error(&error)));
@@ -504,9 +512,13 @@ pub(crate) async fn solve(
             "hoistd does not take frontend inputs (LLB definitions) from the client",
         ));
     }
-    let (_registered, mut calls) = control.gateways().register(&reference)?;
+    let (_registered, calls) = control.gateways().register(&reference)?;
+    let calls: Calls = Arc::new(tokio::sync::Mutex::new(calls));
     log(&format!("{reference} waits for the client's frontend"));
-    while let Some(call) = calls.recv().await {
+    loop {
+        let Some(call) = calls.lock().await.recv().await else {
+            return Err(Status::internal("the gateway's calls ended"));
+        };
         match call {
             Call::Solve {
                 request: frontend,
@@ -522,6 +534,7 @@ pub(crate) async fn solve(
                 direct.frontend = DOCKERFILE_FRONTEND.to_owned();
                 direct.frontend_attrs = frontend.frontend_opt.clone();
                 let answer: AnswerSlot = Arc::new(Mutex::new(Some(reply)));
+                let returned = Arc::new(AtomicBool::new(false));
                 let link = Link {
                     reference: reference.clone(),
                     evaluate: frontend.evaluate,
@@ -530,7 +543,8 @@ pub(crate) async fn solve(
                         .get("multi-platform")
                         .is_some_and(|v| v == "true"),
                     answer: Arc::clone(&answer),
-                    calls,
+                    calls: Arc::clone(&calls),
+                    returned: Arc::clone(&returned),
                 };
                 let outcome = control
                     .solve_dockerfile(direct, Runner::Gateway(link))
@@ -539,6 +553,11 @@ pub(crate) async fn solve(
                     // Failed before the frontend answered: the bridge's Solve says why too.
                     if let Some(reply) = answer.lock().ok().and_then(|mut a| a.take()) {
                         let _ = reply.send(Err(status.clone()));
+                    }
+                    // As BuildKit, the Solve ends with the client's Return (of this error):
+                    // a client's Return never waits for a build that is gone.
+                    if !returned.load(Ordering::SeqCst) {
+                        await_return(&calls, status, control.session_timeout()).await;
                     }
                 }
                 return outcome;
@@ -563,7 +582,26 @@ pub(crate) async fn solve(
             }
         }
     }
-    Err(Status::internal("the gateway's calls ended"))
+}
+
+/// After a failure the client has not returned yet: answers its calls with `failure` until
+/// its `Return` (or `timeout` without a call).
+async fn await_return(calls: &Calls, failure: &Status, timeout: Duration) {
+    let mut calls = calls.lock().await;
+    while let Ok(Some(call)) = tokio::time::timeout(timeout, calls.recv()).await {
+        match call {
+            Call::Solve { reply, .. } => {
+                let _ = reply.send(Err(failure.clone()));
+            }
+            Call::Evaluate { reply, .. } => {
+                let _ = reply.send(Err(failure.clone()));
+            }
+            Call::Return { reply, .. } => {
+                let _ = reply.send(Ok(()));
+                return;
+            }
+        }
+    }
 }
 
 fn log(detail: &str) {
