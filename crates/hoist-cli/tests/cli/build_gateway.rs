@@ -8,6 +8,9 @@
 //!   `dockerfile.v0` Solve gives, and `--metadata-file` names it;
 //! - `-o type=local` through the gateway exports the COPYed and RUN-made files;
 //! - a failing RUN's error reaches the client (exit 1, the step's message), nothing exported.
+//! - against dockerd's BuildKit (0.8, when dockerd runs), the gateway gives the same
+//!   `-o type=local` files as the direct Solve: the client's sequence is one a real BuildKit
+//!   serves.
 
 use std::process::Output;
 
@@ -174,4 +177,75 @@ fn a_failing_run_through_the_gateway_reaches_the_client() {
     );
     assert!(!out_dir.join("bin").exists(), "exported after a failure");
     assert_eq!(gateway_refs(&daemon).len(), 1);
+}
+
+/// Whether dockerd answers at /var/run/docker.sock (root only); says why not.
+fn dockerd_up() -> bool {
+    let up = std::path::Path::new("/var/run/docker.sock").exists()
+        && std::process::Command::new("/usr/bin/docker")
+            .arg("info")
+            .output()
+            .is_ok_and(|out| out.status.success());
+    if !up {
+        hoist_testkit::skip(
+            "the gateway client against dockerd needs dockerd at /var/run/docker.sock",
+        );
+    }
+    up
+}
+
+/// The client's sequence is also checked against a real BuildKit: dockerd 20.10's (0.8)
+/// gateway builds the same `-o type=local` files through it as through the direct Solve.
+#[test]
+fn hoists_gateway_client_builds_on_dockerds_buildkit_as_the_direct_solve_does() {
+    let Some(env) = BuildEnv::new() else { return };
+    if !dockerd_up() {
+        return;
+    }
+    let ctx = env.fresh_dir("gateway-dockerd");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}/busybox\nCOPY a.txt /\nRUN echo made-by-run > /run.txt\n",
+            env.registry.host()
+        ),
+    )
+    .unwrap();
+    std::fs::write(ctx.join("a.txt"), "copied\n").unwrap();
+    let mut trees = Vec::new();
+    for via_gateway in [false, true] {
+        let dest = env.dir.path().join(format!("dockerd-out-{via_gateway}"));
+        let mut command = env.command(&[
+            "build",
+            "--addr",
+            "docker-daemon:///var/run/docker.sock",
+            "--progress=plain",
+            "--network=host",
+        ]);
+        command.env_remove("DOCKER_HOST");
+        if via_gateway {
+            command.env("HOIST_BUILD_VIA_GATEWAY", "1");
+        } else {
+            command.env_remove("HOIST_BUILD_VIA_GATEWAY");
+        }
+        let out = command
+            .args(["-o", &format!("type=local,dest={}", dest.display())])
+            .arg(&ctx)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gateway {via_gateway}: {}",
+            text(&out)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dest.join("run.txt")).unwrap(),
+            "made-by-run\n"
+        );
+        trees.push(hoist_testkit::trees::dir_tree(&dest));
+    }
+    assert_eq!(
+        trees[0], trees[1],
+        "the gateway's files differ from the direct Solve's"
+    );
 }
