@@ -47,7 +47,6 @@ pub const BUILD_ID_KEY: &str = "buildkit-controlapi-buildid";
 const FRONTEND_CAPS: &[&str] = &[
     "solve.base",
     "resolveimage",
-    "resolveimage.resolvemode",
     "return",
     "returnmap",
     "proto.refarray",

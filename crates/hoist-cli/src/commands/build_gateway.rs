@@ -43,30 +43,29 @@ pub async fn solve(
     let frontend = std::mem::take(&mut request.frontend);
     let frontend_opt = request.frontend_attrs.clone();
     let reference = request.r#ref.clone();
-    let solve = tokio::spawn(async move { control.solve(request).await });
+    let mut solve = tokio::spawn(async move { control.solve(request).await });
     let bridge = LlbBridgeClient::new(channel);
     let function = build_function(bridge, &reference, frontend, frontend_opt).await;
-    if function.is_err() && !solve.is_finished() {
-        // The daemon's Solve fails with the error Returned; if it does not end, it is not
-        // waited for long (as BuildKit's client).
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while !solve.is_finished() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    let joined = match &function {
+        Ok(()) => solve.await,
+        // The daemon's Solve ends with the error Returned; one that does not end is not
+        // waited for long (as BuildKit's client: 5 s).
+        Err(_) => match tokio::time::timeout(Duration::from_secs(5), &mut solve).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                solve.abort();
+                return function.map(|()| HashMap::new());
             }
-        })
-        .await;
-    }
-    if function.is_err() && !solve.is_finished() {
-        solve.abort();
-    }
-    let answer = match solve.await {
+        },
+    };
+    let answer = match joined {
         Ok(answer) => answer.map(|r| r.into_inner().exporter_response),
         Err(_) => Err(Status::cancelled("the Solve was cancelled")),
     };
+    // The daemon's error first: it names what failed in the build.
     match (answer, function) {
         (Ok(response), Ok(())) => Ok(response),
-        (Err(status), _) => Err(status),
-        (Ok(_), Err(status)) => Err(status),
+        (Err(status), _) | (Ok(_), Err(status)) => Err(status),
     }
 }
 
