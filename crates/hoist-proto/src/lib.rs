@@ -16,6 +16,12 @@
 //!   `BuildkitVersion`.
 //! - [`pb`]: the few LLB messages the above refer to (`Platform`, `Definition`,
 //!   `ProgressGroup`, `SourceInfo`, `Range`, `Position`).
+//! - [`moby::buildkit::v1::frontend`] (also [`gateway`]): the gateway's `LLBBridge`
+//!   service (`Ping`, `Solve`, `Evaluate`, `Return`, `ResolveImageConfig`, `Inputs`,
+//!   `Warn`) that buildx drives a build through after a `Control.Solve` with an empty
+//!   frontend; `Result` with its `Ref`/`RefMap`, `ReturnRequest` carrying a
+//!   [`google::rpc::Status`] (the gRPC error model); [`apicaps`]: `ApiCap`, the
+//!   capabilities `Ping` answers with.
 //! - [`grpc::health::v1`] (also [`health`]): `Health` with `Check` and `Watch`.
 //! - The session services a BuildKit client serves back to the daemon through
 //!   `Control.Session`: [`filesync`] (`FileSync` for directories, `FileSend` for outputs,
@@ -44,6 +50,16 @@ pub mod moby {
             pub mod types {
                 #![allow(clippy::all, clippy::pedantic, missing_docs)]
                 generated!("moby.buildkit.v1.types.rs");
+            }
+
+            pub mod apicaps {
+                #![allow(clippy::all, clippy::pedantic, missing_docs)]
+                generated!("moby.buildkit.v1.apicaps.rs");
+            }
+
+            pub mod frontend {
+                #![allow(clippy::all, clippy::pedantic, missing_docs)]
+                generated!("moby.buildkit.v1.frontend.rs");
             }
         }
         pub mod secrets {
@@ -79,6 +95,13 @@ pub mod pb {
     generated!("pb.rs");
 }
 
+pub mod google {
+    pub mod rpc {
+        #![allow(clippy::all, clippy::pedantic, missing_docs)]
+        generated!("google.rpc.rs");
+    }
+}
+
 pub mod grpc {
     pub mod health {
         pub mod v1 {
@@ -92,6 +115,8 @@ pub use fsutil::types as fsutil_types;
 pub use grpc::health::v1 as health;
 pub use moby::buildkit::secrets::v1 as secrets;
 pub use moby::buildkit::v1 as control;
+pub use moby::buildkit::v1::apicaps;
+pub use moby::buildkit::v1::frontend as gateway;
 pub use moby::buildkit::v1::types;
 pub use moby::filesync::v1 as filesync;
 pub use moby::sshforward::v1 as sshforward;

@@ -742,3 +742,256 @@ fn secrets_and_ssh_messages() {
     golden(CheckAgentResponse {}, Vec::new());
     golden(BytesMessage { data: vec![1] }, vec![0x0a, 1, 1]);
 }
+
+// The gateway (moby.buildkit.v1.frontend.LLBBridge), as buildx drives it.
+
+mod gateway {
+    use super::{golden, map, wire};
+    use hoist_proto::apicaps::ApiCap;
+    use hoist_proto::gateway::result::Result as Refs;
+    use hoist_proto::gateway::{
+        CacheOptionsEntry, EvaluateRequest, InputsResponse, PongResponse, Ref, RefMap,
+        ResolveImageConfigRequest, ResolveImageConfigResponse, Result, ReturnRequest, SolveRequest,
+        SolveResponse, WarnRequest,
+    };
+    use hoist_proto::google::rpc::Status;
+    use hoist_proto::pb::{Definition, Platform, Position, Range};
+    use hoist_proto::types::WorkerRecord;
+
+    fn def() -> Definition {
+        Definition {
+            def: vec![b"d".to_vec()],
+        }
+    }
+
+    #[test]
+    fn solve_request_with_every_field() {
+        let message = SolveRequest {
+            definition: Some(def()),
+            frontend: "f".into(),
+            frontend_opt: map(&[("k", "v")]),
+            allow_result_return: true,
+            allow_result_array_ref: true,
+            r#final: true,
+            exporter_attr: b"{}".to_vec(),
+            cache_imports: vec![CacheOptionsEntry {
+                r#type: "t".into(),
+                attrs: map(&[]),
+            }],
+            frontend_inputs: [("c".to_owned(), def())].into(),
+            evaluate: true,
+        };
+        // 1: Definition{1: "d"}, 2: "f", 3: {"k": "v"}, 5, 6: true, 10: true, 11: "{}",
+        // 12: {1: "t"}, 13: {"c": Definition}, 14: true.
+        let expected = wire(&[
+            &[0x0a, 3, 0x0a, 1],
+            b"d",
+            &[0x12, 1],
+            b"f",
+            &[0x1a, 6, 0x0a, 1],
+            b"k",
+            &[0x12, 1],
+            b"v",
+            &[0x28, 1, 0x30, 1, 0x50, 1, 0x5a, 2],
+            b"{}",
+            &[0x62, 3, 0x0a, 1],
+            b"t",
+            &[0x6a, 8, 0x0a, 1],
+            b"c",
+            &[0x12, 3, 0x0a, 1],
+            b"d",
+            &[0x70, 1],
+        ]);
+        golden(message, expected);
+    }
+
+    #[test]
+    fn results_single_multi_and_deprecated() {
+        // 3: Ref{1: "r"}; 10: {"m": b"x"}.
+        let single = Result {
+            result: Some(Refs::Ref(Ref {
+                id: "r".into(),
+                def: None,
+            })),
+            metadata: [("m".to_owned(), b"x".to_vec())].into(),
+        };
+        let expected = wire(&[
+            &[0x1a, 3, 0x0a, 1],
+            b"r",
+            &[0x52, 6, 0x0a, 1],
+            b"m",
+            &[0x12, 1],
+            b"x",
+        ]);
+        golden(single, expected);
+        // 4: RefMap{1: {"linux/arm64": Ref{1: "r"}}}.
+        let multi = Result {
+            result: Some(Refs::Refs(RefMap {
+                refs: [(
+                    "linux/arm64".to_owned(),
+                    Ref {
+                        id: "r".into(),
+                        def: None,
+                    },
+                )]
+                .into(),
+            })),
+            metadata: Default::default(),
+        };
+        let expected = wire(&[
+            &[0x22, 20, 0x0a, 18, 0x0a, 11],
+            b"linux/arm64",
+            &[0x12, 3, 0x0a, 1],
+            b"r",
+        ]);
+        golden(multi, expected);
+        // SolveResponse 3: Result{1: "r"} (a string ref, clients before proto.refarray).
+        let response = SolveResponse {
+            r#ref: String::new(),
+            result: Some(Result {
+                result: Some(Refs::RefDeprecated("r".into())),
+                metadata: Default::default(),
+            }),
+        };
+        golden(response, wire(&[&[0x1a, 3, 0x0a, 1], b"r"]));
+    }
+
+    #[test]
+    fn return_with_a_result_and_an_error() {
+        let message = ReturnRequest {
+            result: Some(Result {
+                result: Some(Refs::Ref(Ref {
+                    id: "r".into(),
+                    def: None,
+                })),
+                metadata: Default::default(),
+            }),
+            error: Some(Status {
+                code: 2,
+                message: "m".into(),
+                details: Vec::new(),
+            }),
+        };
+        // 1: Result{3: Ref{1: "r"}}; 2: google.rpc.Status{1: 2 (varint), 2: "m"}.
+        let expected = wire(&[
+            &[0x0a, 5, 0x1a, 3, 0x0a, 1],
+            b"r",
+            &[0x12, 5, 0x08, 2, 0x12, 1],
+            b"m",
+        ]);
+        golden(message, expected);
+    }
+
+    #[test]
+    fn pong_with_caps_and_a_worker() {
+        let message = PongResponse {
+            frontend_api_caps: vec![ApiCap {
+                id: "return".into(),
+                enabled: true,
+                ..ApiCap::default()
+            }],
+            llb_caps: vec![ApiCap {
+                id: "x".into(),
+                disabled_reason: "u".into(),
+                ..ApiCap::default()
+            }],
+            workers: vec![WorkerRecord {
+                id: "w".into(),
+                ..WorkerRecord::default()
+            }],
+        };
+        // 1: APICap{1: "return", 2: true}; 2: APICap{1: "x", 4: "u"}; 3: WorkerRecord{1: "w"}.
+        let expected = wire(&[
+            &[0x0a, 10, 0x0a, 6],
+            b"return",
+            &[0x10, 1, 0x12, 6, 0x0a, 1],
+            b"x",
+            &[0x22, 1],
+            b"u",
+            &[0x1a, 3, 0x0a, 1],
+            b"w",
+        ]);
+        golden(message, expected);
+    }
+
+    #[test]
+    fn resolve_image_config_request_and_response() {
+        let request = ResolveImageConfigRequest {
+            r#ref: "b".into(),
+            platform: Some(Platform {
+                architecture: "a".into(),
+                os: "l".into(),
+                ..Platform::default()
+            }),
+            resolve_mode: "pull".into(),
+            log_name: "n".into(),
+            resolver_type: 1,
+            session_id: "s".into(),
+            store_id: "t".into(),
+        };
+        let expected = wire(&[
+            &[0x0a, 1],
+            b"b",
+            &[0x12, 6, 0x0a, 1],
+            b"a",
+            &[0x12, 1],
+            b"l",
+            &[0x1a, 4],
+            b"pull",
+            &[0x22, 1],
+            b"n",
+            &[0x28, 1, 0x32, 1],
+            b"s",
+            &[0x3a, 1],
+            b"t",
+        ]);
+        golden(request, expected);
+        let response = ResolveImageConfigResponse {
+            digest: "d".into(),
+            config: b"{}".to_vec(),
+            r#ref: "r".into(),
+        };
+        let expected = wire(&[&[0x0a, 1], b"d", &[0x12, 2], b"{}", &[0x1a, 1], b"r"]);
+        golden(response, expected);
+    }
+
+    #[test]
+    fn warn_evaluate_and_inputs() {
+        let warn = WarnRequest {
+            digest: "d".into(),
+            level: 1,
+            short: b"s".to_vec(),
+            detail: vec![b"x".to_vec()],
+            url: "u".into(),
+            info: None,
+            ranges: vec![Range {
+                start: Some(Position {
+                    line: 3,
+                    character: 0,
+                }),
+                end: None,
+            }],
+        };
+        let expected = wire(&[
+            &[0x0a, 1],
+            b"d",
+            &[0x10, 1, 0x1a, 1],
+            b"s",
+            &[0x22, 1],
+            b"x",
+            &[0x2a, 1],
+            b"u",
+            &[0x3a, 4, 0x0a, 2, 0x08, 3],
+        ]);
+        golden(warn, expected);
+        golden(
+            EvaluateRequest { r#ref: "r".into() },
+            wire(&[&[0x0a, 1], b"r"]),
+        );
+        let inputs = InputsResponse {
+            definitions: [("c".to_owned(), def())].into(),
+        };
+        let expected = wire(&[&[0x0a, 8, 0x0a, 1], b"c", &[0x12, 3, 0x0a, 1], b"d"]);
+        golden(inputs, expected);
+    }
+}

@@ -33,6 +33,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::builds::{Builds, StatusConverter};
 use crate::calls::Calls;
 use crate::filesync::{self, SyncRequest};
+use crate::gateway::{Gateways, Runner};
 use crate::session::{Session, SessionManager, SessionMeta};
 use crate::solve_request::{self, SessionNeeds};
 
@@ -75,6 +76,8 @@ pub struct ControlService {
     sessions: SessionManager,
     /// How long a Solve waits for its session to open, and for each answer of the client.
     session_timeout: Duration,
+    /// Empty-frontend Solves served through the gateway (`LLBBridge`), by ref.
+    gateways: Gateways,
 }
 
 /// The default of [`ControlService::with_session_timeout`].
@@ -91,6 +94,7 @@ impl ControlService {
             builds: Builds::default(),
             sessions: SessionManager::default(),
             session_timeout: DEFAULT_SESSION_TIMEOUT,
+            gateways: Gateways::default(),
         }
     }
 
@@ -116,8 +120,47 @@ impl ControlService {
         &self.builds
     }
 
+    /// The builds waiting for, or driven by, their client's frontend.
+    pub fn gateways(&self) -> &Gateways {
+        &self.gateways
+    }
+
+    /// How long a Solve waits for its session, and a gateway call for its Solve.
+    pub fn session_timeout(&self) -> Duration {
+        self.session_timeout
+    }
+
+    /// The calls under way.
+    pub(crate) fn calls(&self) -> &Calls {
+        &self.calls
+    }
+
+    /// The platform builds are for when they name none.
+    pub(crate) fn host_platform(&self) -> Platform {
+        self.worker
+            .platforms
+            .first()
+            .cloned()
+            .unwrap_or_else(Platform::host)
+    }
+
+    /// The one worker, as `ListWorkers` and the gateway's `Ping` report it.
+    pub(crate) fn worker_record(&self) -> WorkerRecord {
+        WorkerRecord {
+            id: self.worker.id.clone(),
+            labels: self.worker.labels.clone(),
+            platforms: self.worker.platforms.iter().map(to_pb_platform).collect(),
+            // hoistd collects no garbage by itself yet: no policy to report.
+            gc_policy: Vec::new(),
+            buildkit_version: Some(version()),
+        }
+    }
+
     /// A worker for one build (a worker holds one build's leases).
-    async fn open_worker(&self, credentials: Credentials) -> Result<Arc<Worker>, Status> {
+    pub(crate) async fn open_worker(
+        &self,
+        credentials: Credentials,
+    ) -> Result<Arc<Worker>, Status> {
         let state = self.state.clone();
         let client = RegistryClient::new(self.registry.clone(), credentials);
         blocking(move || Worker::open(state, client).map(Arc::new)).await
@@ -142,14 +185,7 @@ impl Control for ControlService {
         let _call = self.calls.begin();
         let filters = request.into_inner().filter;
         log("ListWorkers", &filters.join(","));
-        let record = WorkerRecord {
-            id: self.worker.id.clone(),
-            labels: self.worker.labels.clone(),
-            platforms: self.worker.platforms.iter().map(to_pb_platform).collect(),
-            // hoistd collects no garbage by itself yet: no policy to report.
-            gc_policy: Vec::new(),
-            buildkit_version: Some(version()),
-        };
+        let record = self.worker_record();
         let keep = worker_matches(&record, &filters)?;
         Ok(Response::new(ListWorkersResponse {
             record: if keep { vec![record] } else { Vec::new() },
@@ -226,13 +262,72 @@ impl Control for ControlService {
     ) -> Result<Response<SolveResponse>, Status> {
         let _call = self.calls.begin();
         let request = request.into_inner();
+        // An empty frontend without a definition: the client runs the frontend and drives
+        // the build through the gateway (buildx).
+        if request.frontend.is_empty() && request.definition.is_none() {
+            return crate::gateway::solve(self, request).await;
+        }
+        self.solve_dockerfile(request, Runner::Direct).await
+    }
+
+    type StatusStream = BoxStream<StatusResponse>;
+
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<Self::StatusStream>, Status> {
+        let call = self.calls.begin();
+        let reference = request.into_inner().r#ref;
+        log("Status", &format!("ref={reference}"));
+        let responses = tokio_stream::wrappers::ReceiverStream::new(self.builds.watch(&reference));
+        // The call runs until its stream ends (or is dropped).
+        let stream = tokio_stream::StreamExt::map(responses, move |response| {
+            let _running = &call;
+            Ok(response)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type SessionStream = BoxStream<BytesMessage>;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<BytesMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let pairs: Vec<(String, String)> = request
+            .metadata()
+            .iter()
+            .filter_map(|kv| match kv {
+                tonic::metadata::KeyAndValueRef::Ascii(key, value) => value
+                    .to_str()
+                    .ok()
+                    .map(|v| (key.as_str().to_owned(), v.to_owned())),
+                tonic::metadata::KeyAndValueRef::Binary(..) => None,
+            })
+            .collect();
+        let meta = SessionMeta::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        log("Session", &meta.id);
+        let outgoing = self
+            .sessions
+            .attach_stream(meta, request.into_inner())
+            .await?;
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(outgoing),
+        )))
+    }
+}
+
+impl ControlService {
+    /// A `dockerfile.v0` Solve: the request typed into a build, the session's part
+    /// prepared, the build run by `runner` (at once, or driven by the gateway's calls),
+    /// the result exported and described as BuildKit's exporter response.
+    pub(crate) async fn solve_dockerfile(
+        &self,
+        request: SolveRequest,
+        runner: Runner,
+    ) -> Result<Response<SolveResponse>, Status> {
         let reference = request.r#ref.clone();
-        let host = self
-            .worker
-            .platforms
-            .first()
-            .cloned()
-            .unwrap_or_else(Platform::host);
+        let host = self.host_platform();
         let planned = match solve_request::build_request(&request, &host) {
             Ok(planned) => planned,
             Err(status) => {
@@ -304,7 +399,7 @@ impl Control for ControlService {
         // Dropping this future (the client cancelled the call) drops the build: the engine
         // stops its steps and releases what it held.
         let mut ending = BuildEnding::new(&reference);
-        let result = run_build(worker, build, events).await?;
+        let result = runner.run(worker, build, events).await?;
         ending.ended = true;
         match result {
             Ok(result) => {
@@ -327,52 +422,6 @@ impl Control for ControlService {
                 Err(Status::unknown(err.to_string()))
             }
         }
-    }
-
-    type StatusStream = BoxStream<StatusResponse>;
-
-    async fn status(
-        &self,
-        request: Request<StatusRequest>,
-    ) -> Result<Response<Self::StatusStream>, Status> {
-        let call = self.calls.begin();
-        let reference = request.into_inner().r#ref;
-        log("Status", &format!("ref={reference}"));
-        let responses = tokio_stream::wrappers::ReceiverStream::new(self.builds.watch(&reference));
-        // The call runs until its stream ends (or is dropped).
-        let stream = tokio_stream::StreamExt::map(responses, move |response| {
-            let _running = &call;
-            Ok(response)
-        });
-        Ok(Response::new(Box::pin(stream)))
-    }
-
-    type SessionStream = BoxStream<BytesMessage>;
-
-    async fn session(
-        &self,
-        request: Request<Streaming<BytesMessage>>,
-    ) -> Result<Response<Self::SessionStream>, Status> {
-        let pairs: Vec<(String, String)> = request
-            .metadata()
-            .iter()
-            .filter_map(|kv| match kv {
-                tonic::metadata::KeyAndValueRef::Ascii(key, value) => value
-                    .to_str()
-                    .ok()
-                    .map(|v| (key.as_str().to_owned(), v.to_owned())),
-                tonic::metadata::KeyAndValueRef::Binary(..) => None,
-            })
-            .collect();
-        let meta = SessionMeta::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-        log("Session", &meta.id);
-        let outgoing = self
-            .sessions
-            .attach_stream(meta, request.into_inner())
-            .await?;
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(outgoing),
-        )))
     }
 }
 
@@ -908,7 +957,7 @@ async fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, Status> {
 /// Runs one build on a blocking thread of its own, polling the engine's future there (its
 /// future is not `Send` for every lifetime, which a task on the async threads needs); the
 /// build is dropped — cancelled — when the returned future is.
-async fn run_build(
+pub(crate) async fn run_build(
     worker: Arc<Worker>,
     build: hoist_engine::BuildRequest,
     events: tokio::sync::mpsc::UnboundedSender<hoist_engine::progress::Event>,
@@ -1047,7 +1096,7 @@ fn worker_matches(record: &WorkerRecord, filters: &[String]) -> Result<bool, Sta
     Ok(true)
 }
 
-fn pb_to_string(p: &pb::Platform) -> String {
+pub(crate) fn pb_to_string(p: &pb::Platform) -> String {
     if p.variant.is_empty() {
         format!("{}/{}", p.os, p.architecture)
     } else {

@@ -387,7 +387,10 @@ fn build(request: &Request<Incoming>, control: ControlService, running: Running)
     let statuses = control.clone();
     let status_ref = reference.clone();
     let progress_tx = tx.clone();
-    let forward = tokio::spawn(async move {
+    // Aborted when dropped: with the build task below, even when `/build/cancel` aborts that
+    // task before it first runs (the forwarder would otherwise wait for a Solve that never
+    // comes, holding the response open).
+    let forward = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
         let Ok(response) = statuses
             .status(tonic::Request::new(StatusRequest { r#ref: status_ref }))
             .await
@@ -402,13 +405,13 @@ fn build(request: &Request<Incoming>, control: ControlService, running: Running)
                 break;
             }
         }
-    });
+    }));
     let build_id = reference.clone();
     let builds = running.clone();
     let task = tokio::spawn(async move {
         // The forwarder holds a sender of the response body: it goes with this task, also
         // when `/build/cancel` aborts it, so a cancelled build's response ends.
-        let mut forward = tokio_util::task::AbortOnDropHandle::new(forward);
+        let mut forward = forward;
         let result = control.solve(tonic::Request::new(solve)).await;
         // The Status stream ends once the build's last event is in; a Solve refused
         // before its build started has none, so it gets a moment only.

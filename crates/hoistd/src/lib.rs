@@ -10,6 +10,9 @@
 //!   machine: native and binfmt_misc platforms, BuildKit's labels), `Info`, `DiskUsage` and
 //!   `Prune` on the state dir's build cache, `Solve` (`dockerfile.v0`, with or without a
 //!   client session), `Status` and `Session` (docs/dev/hoistd.md).
+//! - [`gateway`]: the gateway's `LLBBridge` ([`gateway::GatewayService`]): an empty-frontend
+//!   `Solve` driven by the client's bridge calls (`Ping`, `Solve` of `dockerfile.v0`,
+//!   `Evaluate`, `Return`, `ResolveImageConfig`), as buildx builds.
 //! - [`session`]: client sessions ([`session::SessionManager`]): the client's HTTP/2 server
 //!   bytes (a `Control.Session` stream or a hijacked `/session`) as a tonic channel.
 //! - [`filesync`]: fsutil's DiffCopy through a session: the incremental, path-checked
@@ -34,6 +37,7 @@ pub mod dial_stdio;
 pub mod engine_api;
 pub mod error;
 pub mod filesync;
+pub mod gateway;
 pub mod health;
 pub mod serve;
 pub mod session;

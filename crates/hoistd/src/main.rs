@@ -43,7 +43,7 @@ struct Cli {
     #[arg(long = "engine-addr", value_name = "ADDRESS")]
     engine_addresses: Vec<String>,
     /// How long a Solve waits for its client session to open, and for each answer of the
-    /// client during a file transfer
+    /// client during a file transfer; a gateway call waits as long for its build's Solve
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     session_timeout: u64,
 }

@@ -14,6 +14,7 @@ use hoist_engine::binfmt::ExecSupport;
 use hoist_engine::StateDir;
 use hoist_oci::{Digest, Platform};
 use hoist_proto::control::control_server::ControlServer;
+use hoist_proto::gateway::llb_bridge_server::LlbBridgeServer;
 use hoist_proto::health::health_server::HealthServer;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
@@ -28,6 +29,7 @@ use crate::control::{
     ControlService, WorkerInfo, LABEL_EXECUTOR, LABEL_HOSTNAME, LABEL_NETWORK, LABEL_SNAPSHOTTER,
 };
 use crate::error::{Error, Result};
+use crate::gateway::GatewayService;
 use crate::health::HealthService;
 
 /// Everything the daemon runs with, flags and config merged.
@@ -85,6 +87,7 @@ pub async fn run(options: DaemonOptions, shutdown: impl Future<Output = ()>) -> 
         .with_registry(options.registry.clone())
         .with_session_timeout(options.session_timeout);
     let control = ControlServer::new(service.clone());
+    let gateway = LlbBridgeServer::new(GatewayService::new(service.clone()));
     let health = HealthServer::new(HealthService::new(stop_rx.clone(), calls.clone()));
     let mut servers = JoinSet::new();
     let mut sockets = Vec::new();
@@ -113,6 +116,7 @@ pub async fn run(options: DaemonOptions, shutdown: impl Future<Output = ()>) -> 
                 let address = format!("unix://{}", path.display());
                 let router = builder
                     .add_service(control.clone())
+                    .add_service(gateway.clone())
                     .add_service(health.clone());
                 let incoming = UnixListenerStream::new(listener);
                 let label = address.clone();
@@ -134,6 +138,7 @@ pub async fn run(options: DaemonOptions, shutdown: impl Future<Output = ()>) -> 
                 }
                 let router = builder
                     .add_service(control.clone())
+                    .add_service(gateway.clone())
                     .add_service(health.clone());
                 let incoming = TcpListenerStream::new(listener);
                 let label = address.clone();

@@ -86,13 +86,11 @@ pub fn build_request(request: &SolveRequest, host: &Platform) -> Result<Planned,
     let has_session = !request.session.is_empty();
     let mut needs = SessionNeeds::default();
     if request.frontend.is_empty() {
-        return Err(Status::unimplemented(if request.definition.is_some() {
+        // (An empty frontend without a definition is the gateway's, crate::gateway.)
+        return Err(Status::unimplemented(
             "hoistd does not run LLB definitions sent by the client (unsupported); use the \
-             dockerfile.v0 frontend"
-        } else {
-            "hoistd does not serve the gateway (an empty frontend) yet (unsupported); use the \
-             dockerfile.v0 frontend"
-        }));
+             dockerfile.v0 frontend",
+        ));
     }
     if request.frontend != DOCKERFILE_FRONTEND {
         return Err(Status::invalid_argument(format!(

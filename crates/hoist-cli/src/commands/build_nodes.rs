@@ -222,12 +222,12 @@ pub fn run(
             let node_events = node_events(&node.name, label, events.clone());
             let what = format!("{} building {list}", node.describe());
             jobs.push(async move {
-                let client = ControlClient::new(channel);
+                let client = ControlClient::new(channel.clone());
                 let (request, _session) = build
-                    .start(client.clone())
+                    .start(client)
                     .await
                     .with_context(|| format!("{what}: cannot open the session"))?;
-                let response = build_remote::solve(client, request, node_events)
+                let response = build_remote::solve(channel, request, node_events)
                     .await
                     .map_err(|status| {
                         anyhow::anyhow!("{what} failed: {}", build_remote::status_text(&status))

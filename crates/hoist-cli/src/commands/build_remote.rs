@@ -164,12 +164,12 @@ pub fn run_on(args: &BuildArgs, dial: &Dial) -> anyhow::Result<ExitCode> {
                 Daemon::Grpc => dial.connect().await?,
                 Daemon::Docker(endpoint) => connect_docker(endpoint).await?,
             };
-            let client = ControlClient::new(channel);
+            let client = ControlClient::new(channel.clone());
             if let Some(session) = session {
-                start_session(&daemon, client.clone(), session, addr).await?;
+                start_session(&daemon, client, session, addr).await?;
             }
             let (events, renderer) = progress::start(mode);
-            let result = solve(client, request, events).await;
+            let result = solve(channel, request, events).await;
             let _ = renderer.await;
             anyhow::Ok(result)
         }
@@ -828,11 +828,15 @@ fn build_ref() -> String {
 
 /// Runs `Solve` and, at the same time, `Status` for its ref, sending the status as progress
 /// events. The Solve's answer (or error), once the status has ended.
+///
+/// With `HOIST_BUILD_VIA_GATEWAY=1`, the Solve goes through BuildKit's gateway as buildx
+/// sends it ([`super::build_gateway`]).
 pub(super) async fn solve(
-    mut client: ControlClient<Channel>,
+    channel: Channel,
     request: SolveRequest,
     events: UnboundedSender<Event>,
 ) -> Result<HashMap<String, String>, hoist_proto::tonic::Status> {
+    let mut client = ControlClient::new(channel.clone());
     let mut status_client = client.clone();
     let reference = request.r#ref.clone();
     let status = tokio::spawn(async move {
@@ -852,11 +856,18 @@ pub(super) async fn solve(
             let _ = events.send(event);
         }
     });
-    let result = client.solve(request).await;
+    let result = if super::build_gateway::wanted() {
+        super::build_gateway::solve(channel, request).await
+    } else {
+        client
+            .solve(request)
+            .await
+            .map(|r| r.into_inner().exporter_response)
+    };
     // hoistd ends the status stream with the build; a daemon that does not is not waited
     // for long.
     let _ = tokio::time::timeout(Duration::from_secs(5), status).await;
-    result.map(|r| r.into_inner().exporter_response)
+    result
 }
 
 /// `StatusResponse`s → hoist's progress events: each vertex's `Started` once, then one of

@@ -3,6 +3,7 @@
 
 mod binfmt;
 mod build;
+mod build_gateway;
 mod build_nodes;
 mod build_remote;
 mod builder_create;

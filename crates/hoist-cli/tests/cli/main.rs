@@ -14,6 +14,7 @@ mod build_dockerd;
 mod build_e2e;
 mod build_env;
 mod build_flags;
+mod build_gateway;
 mod build_http;
 mod build_images;
 mod build_nodes;

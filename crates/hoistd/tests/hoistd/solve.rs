@@ -30,7 +30,7 @@ fn solve_request(reference: &str, context: &str, image: &str) -> SolveRequest {
 }
 
 /// One plain HTTP/1.0 GET against the registry: the response headers and body.
-fn registry_get(host: &str, path: &str) -> (String, Vec<u8>) {
+pub(crate) fn registry_get(host: &str, path: &str) -> (String, Vec<u8>) {
     let mut stream = std::net::TcpStream::connect(host).unwrap();
     write!(
         stream,
