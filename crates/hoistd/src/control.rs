@@ -618,8 +618,8 @@ impl ControlService {
     }
 
     /// hoistd's own credentials with, over them, what the client's `Auth.Credentials`
-    /// answers for each registry the Dockerfile's `FROM`/`--from=` and the image outputs
-    /// name (as BuildKit's auth provider asks it; Docker Hub as `registry-1.docker.io`).
+    /// answers for each registry the Dockerfile's `FROM`/`--from=`, the image outputs and
+    /// the registry caches name (as BuildKit's auth provider asks it; Docker Hub as `registry-1.docker.io`).
     async fn client_credentials(
         &self,
         session: &Session,
@@ -637,6 +637,25 @@ impl ControlService {
                 hosts.extend(image.names.iter().map(|n| n.domain().to_owned()));
             }
         }
+        // The registries of `--cache-from`/`--cache-to`.
+        hosts.extend(build.cache.imports.iter().filter_map(|i| match i {
+            hoist_engine::CacheImport::Registry { reference } => {
+                Some(reference.domain().to_owned())
+            }
+            hoist_engine::CacheImport::Local { .. } => None,
+        }));
+        hosts.extend(
+            build
+                .cache
+                .exports
+                .iter()
+                .filter_map(|e| match &e.destination {
+                    hoist_engine::CacheDestination::Registry { reference } => {
+                        Some(reference.domain().to_owned())
+                    }
+                    _ => None,
+                }),
+        );
         let mut client = hoist_proto::filesync::auth_client::AuthClient::new(session.channel());
         for host in hosts {
             let asked = if host == "docker.io" {

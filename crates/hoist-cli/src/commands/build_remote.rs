@@ -442,14 +442,6 @@ fn plan(args: &BuildArgs, daemon: &Daemon) -> anyhow::Result<Plan> {
     }
     let local_context = hoist_engine::ContextSource::remote(&args.context).is_none()
         || Path::new(&args.context).is_dir();
-    let unsupported = [
-        (!args.cache_from.is_empty(), "--cache-from"),
-        (!args.cache_to.is_empty(), "--cache-to"),
-        (!args.annotations.is_empty(), "--annotation"),
-    ];
-    if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
-        bail!("{flag} is not supported with --addr yet");
-    }
     let shared_key_source = if local_context {
         std::fs::canonicalize(&args.context).with_context(|| {
             format!(
@@ -598,9 +590,19 @@ fn plan(args: &BuildArgs, daemon: &Daemon) -> anyhow::Result<Plan> {
         frontend: "dockerfile.v0".to_owned(),
         frontend_attrs: attrs,
         entitlements,
+        cache: super::remote_options::cache_options(&args.cache_from, &args.cache_to)?,
         ..SolveRequest::default()
     };
-    if let Some((exporter, output)) = exporter {
+    if let Some((mut exporter, output)) = exporter {
+        // As buildx: `--annotation`s go into the attributes of the image-shaped exporters.
+        if matches!(
+            exporter.r#type.as_str(),
+            "image" | "oci" | "docker" | "moby"
+        ) {
+            exporter
+                .attrs
+                .extend(super::remote_options::annotation_attrs(&args.annotations)?);
+        }
         if let Some(output) = output {
             needs_session = true;
             session = session.with_output(output);

@@ -1,0 +1,202 @@
+//! `hoist build --addr` with what buildx sends beyond the context and the exporter, against
+//! real `hoistd`s (`build_remote::Daemon`) and a `BuildEnv` registry:
+//!
+//! - `--cache-to type=registry,…,mode=max` through one hoistd, then `--cache-from` through a
+//!   second with an empty state dir: every step CACHED, no RUN ran, the same image;
+//! - `--annotation`s of each type on a two-platform OCI archive streamed back through the
+//!   session: on the index, the manifests' descriptors and the manifests.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::build_env::{tar_entries, BuildEnv};
+use crate::build_remote::Daemon;
+
+const EPOCH: &str = "SOURCE_DATE_EPOCH=1700000000";
+
+/// Two stages, each RUN printing a marker only a run shows (`$((1+1))` is not expanded in
+/// the step's name).
+const DOCKERFILE: &str = "FROM busybox AS builder\n\
+RUN echo built-$((1+1)) && date +%s%N > /built-at\n\
+FROM busybox\n\
+COPY --from=builder /built-at /built-at\n\
+RUN echo stamp-$((2+1)) && date +%s%N > /stamp\n";
+
+/// A hoistd on a unix socket with `env`'s registries and its own empty state dir.
+fn daemon(env: &BuildEnv) -> Option<Daemon> {
+    let config = env.config().display().to_string();
+    Daemon::start(&["--config", config.as_str()])
+}
+
+/// `hoist build --addr ADDR --progress=plain ARGS`.
+fn remote(env: &BuildEnv, addr: &str, args: &[&str]) -> Output {
+    env.command(&["build", "--addr", addr, "--progress=plain"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn succeeded(out: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "hoist build --addr failed:\n{text}");
+    text
+}
+
+/// The OCI archive's root descriptor digest and its blobs by digest.
+fn oci_root(tar: &Path) -> (String, std::collections::BTreeMap<String, Vec<u8>>) {
+    let entries = tar_entries(tar);
+    let index: serde_json::Value = serde_json::from_slice(&entries["index.json"]).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    (digest, entries)
+}
+
+fn blob(entries: &std::collections::BTreeMap<String, Vec<u8>>, digest: &str) -> serde_json::Value {
+    let path = format!("blobs/{}", digest.replace(':', "/"));
+    serde_json::from_slice(&entries[&path]).unwrap()
+}
+
+/// The `#N` of the progress line naming `step`, and whether `#N CACHED` follows.
+fn cached(progress: &str, step: &str) -> bool {
+    let id = progress
+        .lines()
+        .find(|l| l.starts_with('#') && l.contains(step))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no step {step:?}:\n{progress}"));
+    progress.lines().any(|l| l == format!("{id} CACHED"))
+}
+
+#[test]
+fn a_registry_cache_exported_through_hoistd_makes_every_step_cached_in_a_fresh_hoistd() {
+    let Some(env) = BuildEnv::new() else { return };
+    let Some(first) = daemon(&env) else { return };
+    let ctx = env.fresh_dir("ctx");
+    std::fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
+    let ctx = ctx.display().to_string();
+    let cache = format!("{}/parity/cache:main", env.registry.host());
+    let out = env.fresh_dir("out");
+    let (a, b) = (out.join("a.tar"), out.join("b.tar"));
+
+    let to = format!("type=registry,ref={cache},mode=max");
+    let output = format!("type=oci,dest={}", a.display());
+    let progress = succeeded(&remote(
+        &env,
+        &first.addr(),
+        &["--build-arg", EPOCH, "--cache-to", &to, "-o", &output, &ctx],
+    ));
+    assert!(
+        progress.contains("built-2"),
+        "the first build ran no RUN:\n{progress}"
+    );
+    assert!(
+        progress.contains("exporting cache to registry"),
+        "no cache export step:\n{progress}"
+    );
+    drop(first);
+
+    // A second daemon, a state dir that has never built anything.
+    let Some(second) = daemon(&env) else { return };
+    let output = format!("type=oci,dest={}", b.display());
+    let progress = succeeded(&remote(
+        &env,
+        &second.addr(),
+        &[
+            "--build-arg",
+            EPOCH,
+            "--cache-from",
+            &cache,
+            "-o",
+            &output,
+            &ctx,
+        ],
+    ));
+    assert!(
+        !progress.contains("built-2") && !progress.contains("stamp-3"),
+        "a RUN ran with the cache imported:\n{progress}"
+    );
+    for step in [
+        "RUN echo built-$((1+1))",
+        "COPY --from=builder",
+        "RUN echo stamp-$((2+1))",
+    ] {
+        assert!(cached(&progress, step), "{step} not CACHED:\n{progress}");
+    }
+    assert_eq!(
+        oci_root(&a).0,
+        oci_root(&b).0,
+        "the image built from the cache differs:\n{progress}"
+    );
+}
+
+#[test]
+fn cache_type_local_is_refused_naming_the_flag_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["build", "--addr", "unix:///nonexistent/hoistd.sock"])
+        .args(["--cache-to", "type=local,dest=/tmp/c"])
+        .arg(dir.path())
+        .env_remove("HOIST_ROOT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--cache-to") && stderr.contains("type=local is not supported"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cannot connect"), "{stderr}");
+}
+
+#[test]
+fn annotations_reach_the_index_descriptors_and_manifests_built_by_hoistd() {
+    let Some(env) = BuildEnv::new() else { return };
+    let Some(daemon) = daemon(&env) else { return };
+    let ctx = env.fresh_dir("ctx");
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY f /f\n").unwrap();
+    std::fs::write(ctx.join("f"), "annotated\n").unwrap();
+    let tar = env.fresh_dir("out").join("image.tar");
+    let output = format!("type=oci,dest={}", tar.display());
+    let ctx = ctx.display().to_string();
+    succeeded(&remote(
+        &env,
+        &daemon.addr(),
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--annotation",
+            "org.example.all=manifests",
+            "--annotation",
+            "index:org.example.index=idx",
+            "--annotation",
+            "manifest-descriptor:org.example.desc=d",
+            "--annotation",
+            "manifest[linux/arm64]:org.example.arm=only-arm",
+            "-o",
+            &output,
+            &ctx,
+        ],
+    ));
+    let (root, entries) = oci_root(&tar);
+    let index = blob(&entries, &root);
+    assert_eq!(index["annotations"]["org.example.index"], "idx", "{index}");
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 2, "{index}");
+    for descriptor in manifests {
+        assert_eq!(
+            descriptor["annotations"]["org.example.desc"], "d",
+            "{index}"
+        );
+        let manifest = blob(&entries, descriptor["digest"].as_str().unwrap());
+        assert_eq!(manifest["annotations"]["org.example.all"], "manifests");
+        let arm = descriptor["platform"]["architecture"] == "arm64";
+        assert_eq!(
+            manifest["annotations"].get("org.example.arm").is_some(),
+            arm,
+            "{manifest}"
+        );
+    }
+}
