@@ -603,6 +603,10 @@ fn method_paths_are_buildkits() {
             hoist_proto::sshforward::ssh_server::SERVICE_NAME,
             "moby.sshforward.v1.SSH",
         ),
+        (
+            hoist_proto::upload::upload_server::SERVICE_NAME,
+            "moby.upload.v1.Upload",
+        ),
     ] {
         assert_eq!(name, want);
     }
@@ -741,4 +745,17 @@ fn secrets_and_ssh_messages() {
     );
     golden(CheckAgentResponse {}, Vec::new());
     golden(BytesMessage { data: vec![1] }, vec![0x0a, 1, 1]);
+}
+
+#[test]
+fn upload_bytes_message() {
+    use hoist_proto::upload::BytesMessage;
+    // 1: bytes
+    golden(
+        BytesMessage {
+            data: b"tar".to_vec(),
+        },
+        wire(&[&[0x0a, 3], b"tar"]),
+    );
+    golden(BytesMessage { data: Vec::new() }, Vec::new());
 }

@@ -482,6 +482,16 @@ impl ControlService {
             build.dockerfile_name = path.to_string_lossy().into_owned();
             build.context = hoist_engine::ContextSource::Local(context_dir);
         }
+        if let Some(url) = &needs.upload {
+            let spool = self.state.root().join("hoistd").join("uploads");
+            let bytes =
+                crate::upload::pull_context(&session, url, &spool, self.session_timeout, build)
+                    .await?;
+            log(
+                "session",
+                &format!("{} upload: {bytes} bytes received", session.meta.id),
+            );
+        }
         for (name, dir_name) in &needs.named_dirs {
             let key = session.meta.shared_key.clone();
             let dir = filesync::session_dir(self.state.root(), &key, dir_name);

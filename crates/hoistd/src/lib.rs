@@ -18,6 +18,8 @@
 //!   (`--engine-addr`).
 //! - [`solve_request`]: a `SolveRequest`'s frontend attributes and exporter typed into a
 //!   `hoist_engine::BuildRequest`, and the exporter response.
+//! - [`upload`]: a context the client uploads through its session (`Upload.Pull`, a tar or
+//!   a Dockerfile from its stdin).
 //! - [`builds`]: the builds by ref and their progress as `StatusResponse`s
 //!   ([`builds::Builds`], [`builds::StatusConverter`]).
 //! - [`health`]: the health service, `NOT_SERVING` once shutdown begins.
@@ -38,6 +40,7 @@ pub mod health;
 pub mod serve;
 pub mod session;
 pub mod solve_request;
+pub mod upload;
 
 pub use address::Address;
 pub use config::{DaemonConfig, TlsFiles};

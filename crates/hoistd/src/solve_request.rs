@@ -46,12 +46,26 @@ pub struct SessionNeeds {
     /// Named contexts `context:NAME=local:DIR`: (NAME, the client's dir name DIR), their
     /// sources placeholders until synced.
     pub named_dirs: Vec<(String, String)>,
+    /// The context is the client's upload at this URL (`http://buildkit-session/<id>`, a
+    /// tar or a Dockerfile read from its stdin), pulled through `Upload.Pull`.
+    pub upload: Option<String>,
 }
 
 impl SessionNeeds {
     pub fn any(&self) -> bool {
-        self.context || self.export.is_some() || !self.named_dirs.is_empty()
+        self.context
+            || self.export.is_some()
+            || !self.named_dirs.is_empty()
+            || self.upload.is_some()
     }
+}
+
+/// Whether `url` names an upload of the client's session (BuildKit's http source fetches
+/// such a URL through the session).
+pub fn is_session_upload(url: &str) -> bool {
+    url.strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .is_some_and(|host| host == hoist_session::upload::UPLOAD_HOST)
 }
 
 /// An exporter whose result streams to the client.
@@ -114,6 +128,13 @@ pub fn build_request(request: &SolveRequest, host: &Platform) -> Result<Planned,
             ContextSource::Empty
         }
         None | Some("") => return Err(needs_session("a build context sent by the client")),
+        Some(url) if is_session_upload(url) && has_session => {
+            needs.upload = Some(url.to_owned());
+            ContextSource::Empty
+        }
+        Some(url) if is_session_upload(url) => {
+            return Err(needs_session(&format!("the uploaded context {url}")))
+        }
         Some(url) => ContextSource::remote(url).ok_or_else(|| {
             Status::invalid_argument(format!(
                 "invalid frontend attribute context={url:?}: expected a Git or http(s) URL"

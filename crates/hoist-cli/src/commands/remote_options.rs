@@ -1,9 +1,11 @@
-//! `hoist build --addr`'s flags that travel as BuildKit's attribute maps, turned into them
-//! the way buildx does: `--cache-from`/`--cache-to` as the `SolveRequest`'s cache entries
-//! (a type and its attributes) and `--annotation` as exporter attributes
-//! (`annotation-<type>[<platform>].<key>`).
+//! `hoist build --addr`'s inputs that travel as BuildKit's attribute maps or session
+//! services, turned into them the way buildx does: `--cache-from`/`--cache-to` as the
+//! `SolveRequest`'s cache entries (a type and its attributes), `--annotation` as exporter
+//! attributes (`annotation-<type>[<platform>].<key>`), and a context on stdin told apart
+//! as an archive (uploaded) or a Dockerfile ([`StdinContext`]).
 
 use std::collections::HashMap;
+use std::io::Read;
 
 use anyhow::{bail, Context as _};
 use hoist_oci::annotations::{parse_annotation_flag, AnnotationType};
@@ -96,6 +98,47 @@ pub(super) fn annotation_attrs(flags: &[String]) -> anyhow::Result<Vec<(String, 
     Ok(attrs)
 }
 
+/// What `hoist build --addr … -` reads on stdin.
+pub(super) enum StdinContext {
+    /// A tar archive (plain or compressed), streamed to the daemon through the session's
+    /// `Upload.Pull`: its first bytes, then the rest of stdin.
+    Archive(Box<dyn Read + Send>),
+    /// A Dockerfile, built with an empty context.
+    Dockerfile(Vec<u8>),
+}
+
+/// Reads stdin's first bytes to tell an archive from a Dockerfile, as buildx does; `-f -`
+/// with it is refused in buildx's words.
+pub(super) fn stdin_context(file: Option<&str>) -> anyhow::Result<StdinContext> {
+    read_stdin_context(Box::new(std::io::stdin()), file)
+}
+
+fn read_stdin_context(
+    mut input: Box<dyn Read + Send>,
+    file: Option<&str>,
+) -> anyhow::Result<StdinContext> {
+    if file == Some("-") {
+        bail!("invalid argument: can't use stdin for both build context and dockerfile");
+    }
+    let mut head = Vec::with_capacity(hoist_engine::HEAD_LEN);
+    (&mut input)
+        .take(hoist_engine::HEAD_LEN as u64)
+        .read_to_end(&mut head)
+        .context("cannot read the build context from stdin")?;
+    if hoist_engine::is_archive(&head) {
+        return Ok(StdinContext::Archive(Box::new(
+            std::io::Cursor::new(head).chain(input),
+        )));
+    }
+    if file.is_some() {
+        bail!("ambiguous Dockerfile source: both stdin and flag correspond to Dockerfiles");
+    }
+    input
+        .read_to_end(&mut head)
+        .context("cannot read the Dockerfile from stdin")?;
+    Ok(StdinContext::Dockerfile(head))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +187,40 @@ mod tests {
             ]
         );
         assert!(annotation_attrs(&["novalue".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn stdin_is_an_archive_or_a_dockerfile() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(2);
+        header.set_cksum();
+        tar.append_data(&mut header, "Dockerfile", &b"x\n"[..])
+            .unwrap();
+        let bytes = tar.into_inner().unwrap();
+        let read =
+            |bytes: Vec<u8>, file| read_stdin_context(Box::new(std::io::Cursor::new(bytes)), file);
+        let Ok(StdinContext::Archive(mut all)) = read(bytes.clone(), None) else {
+            panic!("a tar is not an archive");
+        };
+        let mut again = Vec::new();
+        all.read_to_end(&mut again).unwrap();
+        assert_eq!(again, bytes, "the archive's first bytes are not sent again");
+        let Ok(StdinContext::Dockerfile(text)) = read(b"FROM scratch\n".to_vec(), None) else {
+            panic!("a Dockerfile is not a Dockerfile");
+        };
+        assert_eq!(text, b"FROM scratch\n");
+        let err = read(b"FROM scratch\n".to_vec(), Some("Dockerfile"))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("ambiguous Dockerfile source"),
+            "{err}"
+        );
+        let err = read(bytes, Some("-")).err().unwrap();
+        assert!(
+            err.to_string().contains("can't use stdin for both"),
+            "{err}"
+        );
     }
 }

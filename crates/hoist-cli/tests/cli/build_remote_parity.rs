@@ -4,7 +4,9 @@
 //! - `--cache-to type=registry,…,mode=max` through one hoistd, then `--cache-from` through a
 //!   second with an empty state dir: every step CACHED, no RUN ran, the same image;
 //! - `--annotation`s of each type on a two-platform OCI archive streamed back through the
-//!   session: on the index, the manifests' descriptors and the manifests.
+//!   session: on the index, the manifests' descriptors and the manifests;
+//! - stdin contexts: a tar (uploaded through the session's `Upload.Pull`, its Dockerfile
+//!   named by `-f`), a Dockerfile alone (an empty context), and `-f -` with a directory.
 
 use std::path::Path;
 use std::process::Output;
@@ -26,6 +28,27 @@ RUN echo stamp-$((2+1)) && date +%s%N > /stamp\n";
 fn daemon(env: &BuildEnv) -> Option<Daemon> {
     let config = env.config().display().to_string();
     Daemon::start(&["--config", config.as_str()])
+}
+
+/// `hoist build --addr ADDR --progress=plain ARGS` with `stdin` on its stdin.
+fn remote_with_stdin(env: &BuildEnv, addr: &str, args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut child = env
+        .command(&["build", "--addr", addr, "--progress=plain"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let bytes = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&bytes);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
 }
 
 /// `hoist build --addr ADDR --progress=plain ARGS`.
@@ -199,4 +222,80 @@ fn annotations_reach_the_index_descriptors_and_manifests_built_by_hoistd() {
             "{manifest}"
         );
     }
+}
+
+#[test]
+fn stdin_contexts_reach_hoistd_as_an_upload_or_a_dockerfile() {
+    let Some(env) = BuildEnv::new() else { return };
+    let Some(daemon) = daemon(&env) else { return };
+    let addr = daemon.addr();
+    let out = env.fresh_dir("out");
+
+    // A tar: uploaded through the session, its Dockerfile named by -f inside it.
+    let tar = hoist_testkit::http::tar_of(&[
+        (
+            "build/Dockerfile.alt",
+            "FROM busybox\nCOPY data /data\nRUN cat /data > /copied\n",
+        ),
+        ("data", "from the tar\n"),
+    ]);
+    let dest = out.join("tar");
+    let output = format!("type=local,dest={}", dest.display());
+    let progress = succeeded(&remote_with_stdin(
+        &env,
+        &addr,
+        &["-f", "build/Dockerfile.alt", "-o", &output, "-"],
+        &tar,
+    ));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("copied")).unwrap(),
+        "from the tar\n",
+        "{progress}"
+    );
+    let log = daemon.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains(&format!("upload: {} bytes received", tar.len())),
+        "hoistd did not pull the whole tar:\n{log}"
+    );
+
+    // A Dockerfile: built with an empty context.
+    let dest = out.join("dockerfile");
+    let output = format!("type=local,dest={}", dest.display());
+    let progress = succeeded(&remote_with_stdin(
+        &env,
+        &addr,
+        &["-o", &output, "-"],
+        b"FROM busybox\nRUN echo from-stdin > /made\n",
+    ));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("made")).unwrap(),
+        "from-stdin\n",
+        "{progress}"
+    );
+
+    // -f - with a directory context.
+    let ctx = env.fresh_dir("ctx");
+    std::fs::write(ctx.join("f"), "from the directory\n").unwrap();
+    let dest = out.join("file-stdin");
+    let output = format!("type=local,dest={}", dest.display());
+    let progress = succeeded(&remote_with_stdin(
+        &env,
+        &addr,
+        &["-f", "-", "-o", &output, &ctx.display().to_string()],
+        b"FROM scratch\nCOPY f /f\n",
+    ));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("f")).unwrap(),
+        "from the directory\n",
+        "{progress}"
+    );
+
+    // Both from stdin: refused in buildx's words before anything is sent.
+    let refused = remote_with_stdin(&env, &addr, &["-f", "-", "-"], b"FROM scratch\n");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("can't use stdin for both"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }
