@@ -22,6 +22,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::context::ContextSource;
 use crate::error::Result;
 use crate::history::HistoryStore;
+use crate::late_inputs::LateInputs;
 use crate::remote_cache::{CacheOptions, LayeredCacheStore};
 use crate::run_options::RunOptions;
 use crate::secrets::Secrets;
@@ -72,6 +73,9 @@ pub struct BuildRequest {
     pub run: RunOptions,
     /// `--cache-from` / `--cache-to`.
     pub cache: CacheOptions,
+    /// Secrets and SSH agents asked, once the graph is known, for the ids its steps mount
+    /// (a daemon's client session); added to `secrets` and `ssh`.
+    pub late_inputs: Option<LateInputs>,
 }
 
 impl BuildRequest {
@@ -97,6 +101,7 @@ impl BuildRequest {
             ssh: SshAgents::default(),
             run: RunOptions::default(),
             cache: CacheOptions::default(),
+            late_inputs: None,
         }
     }
 }
@@ -135,7 +140,19 @@ async fn run_stages(
     let progress = Progress::new(events);
     let prepared = prepare_contexts(&worker, request, &progress).await?;
     let loaded = load_definition(&prepared, &progress)?;
+    let mut loaded = loaded;
     let definition = resolve(&worker, &loaded, &progress).await?;
+    if let Some(late) = &prepared.request.late_inputs {
+        let request = &prepared.request;
+        crate::late_inputs::apply(
+            late,
+            &definition,
+            &request.secrets,
+            &request.ssh,
+            &mut loaded,
+        )
+        .await?;
+    }
     let cache_options = &prepared.request.cache;
     let imported = crate::remote_cache::import(&worker, &cache_options.imports, &progress).await;
     let cache = LayeredCacheStore::new(Arc::clone(&worker), imported, progress.clone())?;

@@ -12,6 +12,8 @@
 //!   client session), `Status` and `Session` (docs/dev/hoistd.md).
 //! - [`session`]: client sessions ([`session::SessionManager`]): the client's HTTP/2 server
 //!   bytes (a `Control.Session` stream or a hijacked `/session`) as a tonic channel.
+//! - [`session_inputs`]: the secrets and SSH agents of a build asked of the client's
+//!   session for the ids the solved graph mounts ([`hoist_engine::InputSource`]).
 //! - [`filesync`]: fsutil's DiffCopy through a session: the incremental, path-checked
 //!   receiver for the context and Dockerfile, the senders for `local` and `tar` exports.
 //! - [`engine_api`]: the Docker Engine API's build endpoints for the docker CLI
@@ -39,6 +41,7 @@ pub mod filesync;
 pub mod health;
 pub mod serve;
 pub mod session;
+pub mod session_inputs;
 pub mod solve_request;
 pub mod upload;
 

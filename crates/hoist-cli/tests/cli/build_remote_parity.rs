@@ -5,6 +5,8 @@
 //!   second with an empty state dir: every step CACHED, no RUN ran, the same image;
 //! - `--annotation`s of each type on a two-platform OCI archive streamed back through the
 //!   session: on the index, the manifests' descriptors and the manifests;
+//! - a secret whose id is an ARG reaches `RUN --mount=type=secret,id=$ID` through hoistd
+//!   (hoistd asks the session for the ids of the solved graph, not of the Dockerfile text);
 //! - stdin contexts: a tar (uploaded through the session's `Upload.Pull`, its Dockerfile
 //!   named by `-f`), a Dockerfile alone (an empty context), and `-f -` with a directory.
 
@@ -297,5 +299,48 @@ fn stdin_contexts_reach_hoistd_as_an_upload_or_a_dockerfile() {
         String::from_utf8_lossy(&refused.stderr).contains("can't use stdin for both"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
+fn a_secret_id_built_from_an_arg_is_asked_of_the_session() {
+    let Some(env) = BuildEnv::new() else { return };
+    let Some(daemon) = daemon(&env) else { return };
+    let ctx = env.fresh_dir("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nARG KIND=api\nARG ID=${KIND}-token\n\
+         RUN --mount=type=secret,id=$ID cat /run/secrets/$ID > /seen\n",
+    )
+    .unwrap();
+    let secret = env.fresh_dir("secret").join("value");
+    std::fs::write(&secret, "s3cr3t-from-the-client").unwrap();
+    let dest = env.fresh_dir("out").join("tree");
+    let output = format!("type=local,dest={}", dest.display());
+    let secret_flag = format!("id=api-token,src={}", secret.display());
+    let progress = succeeded(&remote(
+        &env,
+        &daemon.addr(),
+        &[
+            "--secret",
+            &secret_flag,
+            "-o",
+            &output,
+            &ctx.display().to_string(),
+        ],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("seen")).unwrap(),
+        "s3cr3t-from-the-client",
+        "{progress}"
+    );
+    let log = daemon.log.lock().unwrap().join("\n");
+    assert!(
+        !log.contains("s3cr3t"),
+        "the secret is in hoistd's log:\n{log}"
+    );
+    assert!(
+        !progress.contains("s3cr3t"),
+        "the secret is in the progress:\n{progress}"
     );
 }
