@@ -16,6 +16,8 @@
 //!   "<base64 StatusResponse>"}`, an error as `{"errorDetail":{"message":…},"error":…}`,
 //!   an image's id as `{"id":"moby.image.id","aux":{"ID":…}}`.
 //! - `POST /build/cancel?id=BUILDID`: cancels that build.
+//! - `POST /build/prune?all=…&keep-storage=…&filters=…`: the Control service's `Prune`
+//!   ([`crate::engine_prune`]), answered `{"CachesDeleted":[…],"SpaceReclaimed":N}`.
 //!
 //! Everything else is `404` with dockerd's `{"message":…}` body.
 
@@ -143,6 +145,7 @@ async fn handle(
             response
         }
         (Method::POST, "/build/cancel") => cancel(&request, &running),
+        (Method::POST, "/build/prune") => prune(&request, control).await,
         _ => error_response(
             StatusCode::NOT_FOUND,
             &format!(
@@ -443,6 +446,46 @@ fn build(request: &Request<Incoming>, control: ControlService, running: Running)
         .headers_mut()
         .insert("content-type", "application/json".parse().expect("static"));
     response
+}
+
+/// `POST /build/prune`: the records removed and the bytes they held, as dockerd answers
+/// (`CachesDeleted` null when none went).
+async fn prune(request: &Request<Incoming>, control: ControlService) -> Response<Body> {
+    let prune = match crate::engine_prune::prune_request(&query_pairs(request)) {
+        Ok(prune) => prune,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    };
+    let mut stream = match control.prune(tonic::Request::new(prune)).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            let code = if status.code() == tonic::Code::InvalidArgument {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            return error_response(code, status.message());
+        }
+    };
+    let mut deleted = Vec::new();
+    let mut reclaimed: u64 = 0;
+    while let Some(record) = stream.next().await {
+        match record {
+            Ok(record) => {
+                reclaimed += record.size.max(0).unsigned_abs();
+                deleted.push(record.id);
+            }
+            Err(status) => {
+                return error_response(StatusCode::INTERNAL_SERVER_ERROR, status.message())
+            }
+        }
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "CachesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
+            "SpaceReclaimed": reclaimed,
+        }),
+    )
 }
 
 fn cancel(request: &Request<Incoming>, running: &Running) -> Response<Body> {

@@ -17,7 +17,7 @@
 //! - [`filesync`]: fsutil's DiffCopy through a session: the incremental, path-checked
 //!   receiver for the context and Dockerfile, the senders for `local` and `tar` exports.
 //! - [`engine_api`]: the Docker Engine API's build endpoints for the docker CLI
-//!   (`--engine-addr`).
+//!   (`--engine-addr`); [`engine_prune`]: its `/build/prune` query as a `Prune`.
 //! - [`solve_request`]: a `SolveRequest`'s frontend attributes and exporter typed into a
 //!   `hoist_engine::BuildRequest`, and the exporter response.
 //! - [`upload`]: a context the client uploads through its session (`Upload.Pull`, a tar or
@@ -36,6 +36,7 @@ pub mod config;
 pub mod control;
 pub mod dial_stdio;
 pub mod engine_api;
+pub mod engine_prune;
 pub mod error;
 pub mod filesync;
 pub mod health;
