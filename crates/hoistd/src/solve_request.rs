@@ -384,14 +384,28 @@ fn outputs(
 /// store, which hoistd does not serve.
 pub fn cache_options(request: &SolveRequest) -> Result<CacheOptions, Status> {
     let mut options = CacheOptions::default();
-    let Some(cache) = &request.cache else {
-        return Ok(options);
-    };
+    // BuildKit's client also sends the imports as the frontend attribute `cache-imports`
+    // (JSON `[{"Type":…,"Attrs":{…}}]`), which older daemons read: taken when the request's
+    // own list is empty.
+    let attr_imports = cache_imports_attr(request)?;
+    let default_cache = hoist_proto::control::CacheOptions::default();
+    let cache = request.cache.as_ref().unwrap_or(&default_cache);
     let mut imports: Vec<(&str, Vec<(&str, &str)>)> = cache
         .imports
         .iter()
         .map(|e| (e.r#type.as_str(), sorted_pairs(&e.attrs)))
         .collect();
+    if imports.is_empty() {
+        imports.extend(attr_imports.iter().map(|(kind, attrs)| {
+            (
+                kind.as_str(),
+                attrs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+            )
+        }));
+    }
     imports.extend(
         cache
             .import_refs_deprecated
@@ -424,6 +438,35 @@ pub fn cache_options(request: &SolveRequest) -> Result<CacheOptions, Status> {
         );
     }
     Ok(options)
+}
+
+/// The `cache-imports` frontend attribute as (type, sorted attributes) entries.
+#[allow(clippy::type_complexity)]
+fn cache_imports_attr(
+    request: &SolveRequest,
+) -> Result<Vec<(String, BTreeMap<String, String>)>, Status> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(rename = "Type", default)]
+        kind: String,
+        #[serde(rename = "Attrs", default)]
+        attrs: BTreeMap<String, String>,
+    }
+    let Some(text) = request
+        .frontend_attrs
+        .get("cache-imports")
+        .filter(|t| !t.is_empty())
+    else {
+        return Ok(Vec::new());
+    };
+    let entries: Vec<Entry> = serde_json::from_str(text).map_err(|err| {
+        bad_attr(
+            "cache-imports",
+            text,
+            &format!("expected [{{\"Type\":…,\"Attrs\":{{…}}}}]: {err}"),
+        )
+    })?;
+    Ok(entries.into_iter().map(|e| (e.kind, e.attrs)).collect())
 }
 
 fn sorted_pairs(attrs: &HashMap<String, String>) -> Vec<(&str, &str)> {
@@ -536,6 +579,23 @@ mod tests {
             ["reg:5000/c:1", "the image config", "reg:5000/old-out"]
         );
         assert_eq!(options.exports[0].mode, hoist_engine::CacheMode::Max);
+    }
+
+    #[test]
+    fn the_cache_imports_attribute_is_read_when_the_list_is_empty() {
+        let mut request = SolveRequest::default();
+        request.frontend_attrs.insert(
+            "cache-imports".to_owned(),
+            r#"[{"Type":"registry","Attrs":{"ref":"reg:5000/from-attr"}}]"#.to_owned(),
+        );
+        let options = super::cache_options(&request).unwrap();
+        let imports: Vec<String> = options.imports.iter().map(|i| i.describe()).collect();
+        assert_eq!(imports, ["reg:5000/from-attr"]);
+        request
+            .frontend_attrs
+            .insert("cache-imports".to_owned(), "not json".to_owned());
+        let err = super::cache_options(&request).unwrap_err();
+        assert!(err.message().contains("cache-imports"), "{}", err.message());
     }
 
     #[test]

@@ -631,6 +631,24 @@ fn plan(args: &BuildArgs, daemon: &Daemon) -> anyhow::Result<Plan> {
         cache: super::remote_options::cache_options(&args.cache_from, &args.cache_to)?,
         ..SolveRequest::default()
     };
+    if let Some(imports) = request.cache.as_ref().map(|c| &c.imports[..]) {
+        // As BuildKit's client: the imports also as the frontend attribute `cache-imports`
+        // (the Dockerfile frontend of BuildKit before 0.13, dockerd's 0.8 too, reads only
+        // that one).
+        if let Some(json) = super::remote_options::cache_imports_attr(imports) {
+            request
+                .frontend_attrs
+                .insert("cache-imports".to_owned(), json);
+        }
+    }
+    let exports = request.cache.as_ref().map_or(&[][..], |c| &c.exports[..]);
+    if daemon.is_docker() && exports.iter().any(|e| e.r#type != "inline") {
+        // dockerd's BuildKit exports inline caches only; buildx refuses the rest the same.
+        bail!(
+            "cache export feature is currently not supported for docker driver. Please switch \
+             to a different driver (eg. \"docker buildx create --use\")"
+        );
+    }
     if let Some((mut exporter, output)) = exporter {
         // As buildx: `--annotation`s go into the attributes of the image-shaped exporters.
         if matches!(

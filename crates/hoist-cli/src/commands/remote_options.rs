@@ -38,6 +38,22 @@ pub(super) fn cache_options(
     }))
 }
 
+/// The `cache-imports` frontend attribute BuildKit's client sets next to the request's
+/// imports: a JSON list of `{"Type":…,"Attrs":{…}}`; `None` for no import.
+pub(super) fn cache_imports_attr(imports: &[CacheOptionsEntry]) -> Option<String> {
+    if imports.is_empty() {
+        return None;
+    }
+    let list: Vec<serde_json::Value> = imports
+        .iter()
+        .map(|entry| {
+            let attrs: std::collections::BTreeMap<&String, &String> = entry.attrs.iter().collect();
+            serde_json::json!({ "Type": entry.r#type, "Attrs": attrs })
+        })
+        .collect();
+    Some(serde_json::Value::Array(list).to_string())
+}
+
 fn cache_entry(spec: &str, flag: &str) -> anyhow::Result<CacheOptionsEntry> {
     let fields = hoist_dockerfile::go_csv::fields(spec)
         .with_context(|| format!("invalid {flag} {spec:?}"))?;
@@ -156,6 +172,10 @@ mod tests {
         assert_eq!(options.exports[0].attrs["mode"], "max");
         assert_eq!(options.exports[0].attrs["ref"], "reg:5000/app/cache");
         assert!(cache_options(&[], &[]).unwrap().is_none());
+        assert_eq!(
+            cache_imports_attr(&options.imports).unwrap(),
+            r#"[{"Type":"registry","Attrs":{"ref":"reg:5000/app/cache"}}]"#
+        );
         let err = cache_options(&[], &["type=local,dest=/tmp/c".to_owned()]).unwrap_err();
         assert!(
             err.to_string().contains("type=local is not supported"),

@@ -7,6 +7,9 @@
 //!   session: on the index, the manifests' descriptors and the manifests;
 //! - a secret whose id is an ARG reaches `RUN --mount=type=secret,id=$ID` through hoistd
 //!   (hoistd asks the session for the ids of the solved graph, not of the Dockerfile text);
+//! - against dockerd's BuildKit (0.8, `--addr docker-daemon://`): a registry cache exported
+//!   (the cache manifest is in the registry) and imported by the next build, and a stdin
+//!   tar uploaded through the session;
 //! - stdin contexts: a tar (uploaded through the session's `Upload.Pull`, its Dockerfile
 //!   named by `-f`), a Dockerfile alone (an empty context), and `-f -` with a directory.
 
@@ -343,4 +346,123 @@ fn a_secret_id_built_from_an_arg_is_asked_of_the_session() {
         !progress.contains("s3cr3t"),
         "the secret is in the progress:\n{progress}"
     );
+}
+
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+fn dockerd_up() -> bool {
+    let up = Path::new(DOCKER_SOCKET).exists()
+        && std::process::Command::new("/usr/bin/docker")
+            .arg("info")
+            .env_remove("DOCKER_HOST")
+            .output()
+            .is_ok_and(|out| out.status.success());
+    if !up {
+        hoist_testkit::skip("the dockerd cases need dockerd at /var/run/docker.sock");
+    }
+    up
+}
+
+#[test]
+fn dockerds_buildkit_takes_cache_entries_and_a_stdin_tar_from_hoist() {
+    let Some(env) = BuildEnv::new() else { return };
+    if !dockerd_up() {
+        return;
+    }
+    let Some(hoistd) = daemon(&env) else { return };
+    let addr = format!("docker-daemon://{DOCKER_SOCKET}");
+    let host = env.registry.host();
+    let ctx = env.fresh_dir("ctx");
+    // A marker of this run, so dockerd's own cache of earlier runs does not answer.
+    let marker = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {host}/busybox\nRUN echo parity-{marker} > /marker\n"),
+    )
+    .unwrap();
+    let ctx = ctx.display().to_string();
+    let dest = env.fresh_dir("out");
+
+    // dockerd's BuildKit exports inline caches only: a registry export is refused before
+    // anything is sent, in buildx's words.
+    let cache = format!("{host}/parity/dockerd-cache:{marker}");
+    let to = format!("type=registry,ref={cache},mode=max");
+    let refused = remote_docker(&env, &addr, &["--cache-to", &to, &ctx]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("cache export feature is currently not supported for docker driver"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // The cache exported through hoistd, imported by dockerd's BuildKit from the entry.
+    let output = format!("type=local,dest={}", dest.join("a").display());
+    succeeded(&remote(
+        &env,
+        &hoistd.addr(),
+        &["--cache-to", &to, "-o", &output, &ctx],
+    ));
+    let output = format!("type=local,dest={}", dest.join("b").display());
+    let imported = remote_docker(&env, &addr, &["--cache-from", &cache, "-o", &output, &ctx]);
+    let progress = succeeded(&imported);
+    assert!(
+        progress.contains(&format!("importing cache manifest from {cache}")),
+        "dockerd imported no cache:\n{progress}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("b/marker")).unwrap(),
+        format!("parity-{marker}\n")
+    );
+
+    let tar = hoist_testkit::http::tar_of(&[
+        ("Dockerfile", "FROM scratch\nCOPY data /data\n"),
+        ("data", "uploaded to dockerd\n"),
+    ]);
+    let output = format!("type=local,dest={}", dest.join("stdin").display());
+    let mut child = env
+        .command(&[
+            "build",
+            "--addr",
+            &addr,
+            "--progress=plain",
+            "--network=host",
+        ])
+        .args(["-o", &output, "-"])
+        .env_remove("DOCKER_HOST")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(&tar).unwrap();
+    }
+    let uploaded = child.wait_with_output().unwrap();
+    let progress = succeeded(&uploaded);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("stdin/data")).unwrap(),
+        "uploaded to dockerd\n",
+        "{progress}"
+    );
+}
+
+/// `hoist build --addr ADDR --progress=plain --network=host ARGS` (dockerd here runs with
+/// host networking only).
+fn remote_docker(env: &BuildEnv, addr: &str, args: &[&str]) -> Output {
+    env.command(&[
+        "build",
+        "--addr",
+        addr,
+        "--progress=plain",
+        "--network=host",
+    ])
+    .args(args)
+    .env_remove("DOCKER_HOST")
+    .output()
+    .unwrap()
 }
