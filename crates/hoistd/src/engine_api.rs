@@ -11,7 +11,8 @@
 //!   the session metadata comes as `X-Docker-Expose-Session-*` headers).
 //! - `POST /build?version=2&…`: the query (`dockerfile`, `target`, `buildargs`, `labels`,
 //!   `platform`, `outputs`, `session`, `remote`, `buildid`, `nocache`, `pull`, `t`,
-//!   `networkmode`, `extrahosts`) as a `SolveRequest` for `dockerfile.v0`; the answer is
+//!   `networkmode`, `extrahosts`, `cachefrom`: registry cache imports) as a `SolveRequest`
+//!   for `dockerfile.v0`; the answer is
 //!   dockerd's JSON message stream, progress as `{"id":"moby.buildkit.trace","aux":
 //!   "<base64 StatusResponse>"}`, an error as `{"errorDetail":{"message":…},"error":…}`,
 //!   an image's id as `{"id":"moby.image.id","aux":{"ID":…}}`.
@@ -306,6 +307,20 @@ pub fn solve_request(query: &[(String, String)], reference: &str) -> Result<Solv
                 attrs.insert("context".to_owned(), value.clone());
             }
             "t" if !value.is_empty() => tags.push(value.clone()),
+            // `--cache-from REF…`: registry imports, as dockerd's builder makes them.
+            "cachefrom" if !value.is_empty() => {
+                let refs: Vec<String> = serde_json::from_str(value)
+                    .map_err(|err| format!("invalid cachefrom {value:?}: {err}"))?;
+                let cache = request.cache.get_or_insert_with(Default::default);
+                cache
+                    .imports
+                    .extend(refs.into_iter().filter(|r| !r.is_empty()).map(|r| {
+                        hoist_proto::control::CacheOptionsEntry {
+                            r#type: "registry".to_owned(),
+                            attrs: HashMap::from([("ref".to_owned(), r)]),
+                        }
+                    }));
+            }
             "outputs" if !value.is_empty() => {
                 outputs = Some(
                     serde_json::from_str(value)
@@ -549,6 +564,21 @@ mod tests {
         assert_eq!(image.exporter, "image");
         assert_eq!(image.exporter_attrs["name"], "a:1,b:2");
         assert!(solve_request(&q(&[("buildargs", "{")]), "r").is_err());
+    }
+
+    #[test]
+    fn cachefrom_becomes_registry_imports() {
+        let request = solve_request(
+            &q(&[("cachefrom", r#"["reg:5000/a:c","reg:5000/b"]"#)]),
+            "r",
+        )
+        .unwrap();
+        let imports = request.cache.unwrap().imports;
+        assert_eq!(imports.len(), 2);
+        assert!(imports.iter().all(|i| i.r#type == "registry"));
+        assert_eq!(imports[0].attrs["ref"], "reg:5000/a:c");
+        assert_eq!(imports[1].attrs["ref"], "reg:5000/b");
+        assert!(solve_request(&q(&[("cachefrom", "reg:5000/a")]), "r").is_err());
     }
 
     #[test]
