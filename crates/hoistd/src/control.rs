@@ -513,6 +513,16 @@ impl ControlService {
             build.outputs.push(wanted.output(&dest)?);
             export = Some((wanted.kind.clone(), dir));
         }
+        // An uploaded context's Dockerfile is unknown until unpacked: its registries'
+        // credentials are asked when the build first needs them.
+        if credentials.is_none() {
+            if let Some(lazy) = crate::session_inputs::SessionCredentials::new(
+                Arc::clone(&session),
+                self.session_timeout,
+            ) {
+                credentials = Some(Credentials::from_docker_config().with_source(Arc::new(lazy)));
+            }
+        }
         // Secrets and SSH agents: asked for the ids the solved graph's RUN mounts name.
         let inputs = crate::session_inputs::SessionInputs::new(
             Arc::clone(&session),
@@ -575,7 +585,7 @@ impl ControlService {
     /// the registry caches name (as BuildKit's auth provider asks it; Docker Hub as `registry-1.docker.io`).
     async fn client_credentials(
         &self,
-        session: &Session,
+        session: &Arc<Session>,
         dockerfile: &str,
         build: &hoist_engine::BuildRequest,
     ) -> Result<Credentials, Status> {
@@ -636,6 +646,13 @@ impl ControlService {
                 credentials =
                     credentials.with(&host, hoist_registry::Auth::IdentityToken(answer.secret));
             }
+        }
+        // Hosts not asked above (ARG-built image names): asked when first needed.
+        if let Some(lazy) = crate::session_inputs::SessionCredentials::new(
+            Arc::clone(session),
+            self.session_timeout,
+        ) {
+            credentials = credentials.with_source(Arc::new(lazy));
         }
         Ok(credentials)
     }

@@ -6,6 +6,8 @@
 //! - Secrets: `/moby.buildkit.secrets.v1.Secrets/GetSecret` per id; `NotFound` leaves it
 //!   out (a missing, non-required secret mounts nothing, as in BuildKit). Values go to the
 //!   build only, never to a log.
+//! - Registry credentials ([`SessionCredentials`], a `hoist_registry::CredentialSource`):
+//!   `Auth.Credentials` for each host when the registry client first needs it.
 //! - SSH: each id the client confirms with `SSH.CheckAgent` gets a socket in a private
 //!   directory under `<root>/hoistd/ssh-*` (mode 0700); each connection to it becomes one
 //!   `SSH.ForwardAgent` stream (metadata `buildkit.ssh.id`), and the socket is that id's
@@ -235,5 +237,86 @@ async fn forward_agent(
         if writer.write_all(&message.data).await.is_err() {
             break;
         }
+    }
+}
+
+/// Registry credentials asked of the client's session (`Auth.Credentials`) when the
+/// registry client first needs a host's — hosts the Dockerfile's text does not name too
+/// (an ARG-built `FROM`, an uploaded context's Dockerfile) — each host once per build (Docker
+/// Hub asked as `registry-1.docker.io`, as BuildKit does). No answer, an error or a silent
+/// client means the next source (hoistd's docker config), then anonymous.
+pub struct SessionCredentials {
+    session: Arc<Session>,
+    timeout: Duration,
+    answers: tokio::sync::Mutex<HashMap<String, Option<hoist_registry::Auth>>>,
+}
+
+impl std::fmt::Debug for SessionCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCredentials")
+            .field("session", &self.session.meta.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionCredentials {
+    pub const METHOD: &'static str = "/moby.filesync.v1.Auth/Credentials";
+
+    /// `None` when the session does not serve `Auth.Credentials`.
+    pub fn new(session: Arc<Session>, timeout: Duration) -> Option<SessionCredentials> {
+        session
+            .meta
+            .serves(Self::METHOD)
+            .then(|| SessionCredentials {
+                session,
+                timeout,
+                answers: tokio::sync::Mutex::new(HashMap::new()),
+            })
+    }
+
+    async fn ask(&self, host: &str) -> Option<hoist_registry::Auth> {
+        let asked = if host == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            host
+        };
+        let mut client =
+            hoist_proto::filesync::auth_client::AuthClient::new(self.session.channel());
+        let request = hoist_proto::filesync::CredentialsRequest {
+            host: asked.to_owned(),
+        };
+        let answer = tokio::time::timeout(self.timeout, client.credentials(request))
+            .await
+            .ok()?
+            .ok()?
+            .into_inner();
+        if !answer.username.is_empty() {
+            Some(hoist_registry::Auth::Basic {
+                username: answer.username,
+                password: answer.secret,
+            })
+        } else if !answer.secret.is_empty() {
+            Some(hoist_registry::Auth::IdentityToken(answer.secret))
+        } else {
+            None
+        }
+    }
+}
+
+impl hoist_registry::CredentialSource for SessionCredentials {
+    fn credentials<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<hoist_registry::Auth>> + Send + 'a>> {
+        Box::pin(async move {
+            // Held while asking: concurrent pulls from one host ask once.
+            let mut answers = self.answers.lock().await;
+            if let Some(answer) = answers.get(host) {
+                return answer.clone();
+            }
+            let answer = self.ask(host).await;
+            answers.insert(host.to_owned(), answer.clone());
+            answer
+        })
     }
 }

@@ -7,6 +7,9 @@
 //!   session: on the index, the manifests' descriptors and the manifests;
 //! - a secret whose id is an ARG reaches `RUN --mount=type=secret,id=$ID` through hoistd
 //!   (hoistd asks the session for the ids of the solved graph, not of the Dockerfile text);
+//! - a base image whose registry is an ARG, on a registry asking for Basic auth: hoistd asks
+//!   the client's session for that host's credentials when it pulls (the client's docker
+//!   config has them, hoistd's none); without them the pull is refused;
 //! - against dockerd's BuildKit (0.8, `--addr docker-daemon://`): a registry cache exported
 //!   (the cache manifest is in the registry) and imported by the next build, and a stdin
 //!   tar uploaded through the session;
@@ -465,4 +468,88 @@ fn remote_docker(env: &BuildEnv, addr: &str, args: &[&str]) -> Output {
     .env_remove("DOCKER_HOST")
     .output()
     .unwrap()
+}
+
+#[test]
+fn credentials_for_an_arg_built_registry_are_asked_of_the_session_when_pulling() {
+    let Some(env) = BuildEnv::new() else { return };
+    let Some(images) = hoist_testkit::images::BaseImages::get() else {
+        return;
+    };
+    let Some(private) =
+        hoist_testkit::registry::TestRegistry::start_with_basic_auth("parity", "pa55word")
+    else {
+        return;
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(images.push(&private))
+        .unwrap();
+    let host = private.host();
+    let config = env.dir.path().join("hoistd-private.toml");
+    std::fs::write(&config, format!("[registry.\"{host}\"]\nhttp = true\n")).unwrap();
+    let config = config.display().to_string();
+    let Some(daemon) = Daemon::start(&["--config", config.as_str()]) else {
+        return;
+    };
+    let ctx = env.fresh_dir("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "ARG REGISTRY\nFROM ${REGISTRY}/busybox\nRUN echo pulled > /pulled\n",
+    )
+    .unwrap();
+    let ctx = ctx.display().to_string();
+    let arg = format!("REGISTRY={host}");
+    let dest = env.fresh_dir("out");
+
+    // The client's docker config has no credentials yet: the pull is refused.
+    let output = format!("type=local,dest={}", dest.join("refused").display());
+    let refused = remote(
+        &env,
+        &daemon.addr(),
+        &["--build-arg", &arg, "-o", &output, &ctx],
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr).to_lowercase();
+    assert!(
+        !refused.status.success(),
+        "pulled without credentials:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("401") || stderr.contains("unauthorized"),
+        "not refused for want of credentials:\n{stderr}"
+    );
+
+    let docker = env.dir.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let auth = base64_basic("parity", "pa55word");
+    std::fs::write(
+        docker.join("config.json"),
+        format!("{{\"auths\":{{\"{host}\":{{\"auth\":\"{auth}\"}}}}}}"),
+    )
+    .unwrap();
+    let output = format!("type=local,dest={}", dest.join("pulled").display());
+    let progress = succeeded(&remote(
+        &env,
+        &daemon.addr(),
+        &["--build-arg", &arg, "-o", &output, &ctx],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("pulled/pulled")).unwrap(),
+        "pulled\n",
+        "{progress}"
+    );
+    let log = daemon.log.lock().unwrap().join("\n");
+    assert!(
+        !log.contains("pa55word"),
+        "the password is in hoistd's log:\n{log}"
+    );
+    let _ = std::fs::remove_file(docker.join("config.json"));
+}
+
+/// `user:password` in base64, as `config.json`'s `auth`.
+fn base64_basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }
