@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "proto/moby/filesync/v1/filesync.proto",
     "proto/moby/secrets/v1/secrets.proto",
     "proto/moby/sshforward/v1/ssh.proto",
+    "proto/moby/upload/v1/upload.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -22,6 +22,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::context::ContextSource;
 use crate::error::Result;
 use crate::history::HistoryStore;
+use crate::late_inputs::LateInputs;
 use crate::remote_cache::{CacheOptions, LayeredCacheStore};
 use crate::run_options::RunOptions;
 use crate::secrets::Secrets;
@@ -72,6 +73,9 @@ pub struct BuildRequest {
     pub run: RunOptions,
     /// `--cache-from` / `--cache-to`.
     pub cache: CacheOptions,
+    /// Secrets and SSH agents asked, once the graph is known, for the ids its steps mount
+    /// (a daemon's client session); added to `secrets` and `ssh`.
+    pub late_inputs: Option<LateInputs>,
 }
 
 impl BuildRequest {
@@ -97,6 +101,7 @@ impl BuildRequest {
             ssh: SshAgents::default(),
             run: RunOptions::default(),
             cache: CacheOptions::default(),
+            late_inputs: None,
         }
     }
 }
@@ -134,41 +139,112 @@ async fn run_stages(
 ) -> Result<BuildResult> {
     let progress = Progress::new(events);
     let prepared = prepare_contexts(&worker, request, &progress).await?;
-    let loaded = load_definition(&prepared, &progress)?;
+    let mut loaded = load_definition(&prepared, &progress)?;
     let definition = resolve(&worker, &loaded, &progress).await?;
-    let cache_options = &prepared.request.cache;
-    let imported = crate::remote_cache::import(&worker, &cache_options.imports, &progress).await;
-    let cache = LayeredCacheStore::new(Arc::clone(&worker), imported, progress.clone())?;
-    let mut solved =
-        crate::solve::solve_with_cache(&worker, &loaded, &definition, &progress, &cache).await?;
-    let finals: Vec<_> = solved.results.iter().flatten().cloned().collect();
-    if crate::remote_cache::inline_wanted(cache_options, &prepared.request.options.build_args) {
-        let used = cache.used_results();
-        let now = i64::try_from(crate::cache::now_ms() / 1000).unwrap_or(0);
-        solved.inline_cache = solved
-            .results
-            .iter()
-            .zip(&definition.targets)
-            .map(|(top, target)| {
-                // Dated by SOURCE_DATE_EPOCH when the build has one: the config stays
-                // reproducible.
-                let at = target.converted.source_date_epoch.unwrap_or(now);
-                let created_at = hoist_oci::format_rfc3339(at, 0);
-                crate::remote_cache::inline_records(&used, top.as_ref()?, &created_at)
-            })
-            .collect();
+    let solving = Solving::begin(&worker, &prepared, &mut loaded, &definition, &progress).await?;
+    let solved = solving
+        .solve(&worker, &prepared, &loaded, &definition, &progress)
+        .await?;
+    solving
+        .finish(&worker, &prepared, definition, solved, &progress)
+        .await
+}
+
+/// What a build does between [`resolve`] and its end that needs the whole request: the
+/// client's late inputs (the secret and SSH ids the graph uses), the cache imports, the
+/// inline cache, the export and then the cache exports. [`build`] goes through it, and so
+/// does a daemon driving the stages at its client's pace (hoistd's gateway), so both
+/// builds treat `--secret`, `--cache-from` and `--cache-to` alike.
+pub struct Solving {
+    cache: LayeredCacheStore,
+}
+
+impl std::fmt::Debug for Solving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Solving").finish_non_exhaustive()
     }
-    let outputs = &prepared.request.outputs;
-    let mount_ids = crate::remote_cache::cache_mount_ids(&definition);
-    let result = export(&worker, definition, solved, outputs, &progress).await?;
-    crate::remote_cache::export(
-        &worker,
-        &cache_options.exports,
-        &cache,
-        &finals,
-        &mount_ids,
-        &progress,
-    )
-    .await?;
-    Ok(result)
+}
+
+impl Solving {
+    /// Asks the late inputs and reads the cache imports, before any step runs.
+    pub async fn begin(
+        worker: &Arc<Worker>,
+        prepared: &Prepared,
+        loaded: &mut Loaded,
+        definition: &hoist_frontend::Definition,
+        progress: &Progress,
+    ) -> Result<Solving> {
+        let request = &prepared.request;
+        if let Some(late) = &request.late_inputs {
+            crate::late_inputs::apply(late, definition, &request.secrets, &request.ssh, loaded)
+                .await?;
+        }
+        let imported = crate::remote_cache::import(worker, &request.cache.imports, progress).await;
+        let cache = LayeredCacheStore::new(Arc::clone(worker), imported, progress.clone())?;
+        Ok(Solving { cache })
+    }
+
+    /// Runs every target's steps ([`solve`]) on the state dir's and the imported records,
+    /// and gathers the inline cache when the request asks for it.
+    pub async fn solve(
+        &self,
+        worker: &Arc<Worker>,
+        prepared: &Prepared,
+        loaded: &Loaded,
+        definition: &hoist_frontend::Definition,
+        progress: &Progress,
+    ) -> Result<Solved> {
+        let mut solved =
+            crate::solve::solve_with_cache(worker, loaded, definition, progress, &self.cache)
+                .await?;
+        let request = &prepared.request;
+        if crate::remote_cache::inline_wanted(&request.cache, &request.options.build_args) {
+            let used = self.cache.used_results();
+            let now = i64::try_from(crate::cache::now_ms() / 1000).unwrap_or(0);
+            solved.inline_cache = solved
+                .results
+                .iter()
+                .zip(&definition.targets)
+                .map(|(top, target)| {
+                    // Dated by SOURCE_DATE_EPOCH when the build has one: the config stays
+                    // reproducible.
+                    let at = target.converted.source_date_epoch.unwrap_or(now);
+                    let created_at = hoist_oci::format_rfc3339(at, 0);
+                    crate::remote_cache::inline_records(&used, top.as_ref()?, &created_at)
+                })
+                .collect();
+        }
+        Ok(solved)
+    }
+
+    /// Exports `solved` to the request's outputs, then the records it used to its caches.
+    pub async fn finish(
+        self,
+        worker: &Arc<Worker>,
+        prepared: &Prepared,
+        definition: hoist_frontend::Definition,
+        solved: Solved,
+        progress: &Progress,
+    ) -> Result<BuildResult> {
+        let finals: Vec<_> = solved.results.iter().flatten().cloned().collect();
+        let mount_ids = crate::remote_cache::cache_mount_ids(&definition);
+        let result = export(
+            worker,
+            definition,
+            solved,
+            &prepared.request.outputs,
+            progress,
+        )
+        .await?;
+        crate::remote_cache::export(
+            worker,
+            &prepared.request.cache.exports,
+            &self.cache,
+            &finals,
+            &mount_ids,
+            progress,
+        )
+        .await?;
+        Ok(result)
+    }
 }

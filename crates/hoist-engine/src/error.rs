@@ -161,6 +161,10 @@ pub enum Error {
     /// words).
     #[error("no SSH key {id:?} forwarded from the client")]
     SshNotForwarded { id: String },
+    /// The build's client could not give the secrets or SSH agents its steps mount
+    /// (`BuildRequest::late_inputs`: a daemon asking its client's session).
+    #[error("{0}")]
+    LateInputs(String),
     /// A step needs an entitlement the build did not grant with `--allow` (BuildKit's words).
     #[error("failed to solve: {0} is not allowed")]
     EntitlementNotAllowed(&'static str),

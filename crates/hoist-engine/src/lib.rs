@@ -13,6 +13,8 @@
 //! - [`SshAgents`] / [`SshStore`]: a build's `--ssh` agents, checked and loaded before any
 //!   step, each `RUN --mount=type=ssh` served a socket of its own for the step's duration;
 //!   [`SshStore::socket_for`] gives host-side clients (git) the user's agent socket.
+//! - [`LateInputs`]: secrets and SSH agents a daemon's client gives once the graph is
+//!   known, for exactly the ids its `RUN` mounts name ([`WantedInputs`], ARG-built ids too).
 //! - [`RunOptions`]: `--add-host`, `--shm-size`, `--ulimit`, `--cgroup-parent` and the
 //!   [`Entitlements`] of `--allow`, checked before any step runs.
 //! - [`DiskCacheStore`]: cache key → [`Ref`] records in the state dir, safe for two
@@ -71,6 +73,7 @@ mod error;
 mod export;
 mod gc;
 mod history;
+mod late_inputs;
 mod oci_layout;
 mod ops;
 mod prune;
@@ -88,7 +91,7 @@ mod worker;
 
 pub use build::{
     build, export, load_definition, prepare_contexts, resolve, solve, BuildRequest, BuildResult,
-    Loaded, Prepared, Solved,
+    Loaded, Prepared, Solved, Solving,
 };
 pub use cache::{CacheRecord, DiskCacheStore};
 pub use context::{is_archive, ContextSource, TarStream, HEAD_LEN};
@@ -100,6 +103,7 @@ pub use history::{
 };
 pub use hoist_content::ContentStore;
 pub use hoist_sandbox::{HostEntry, Ulimit};
+pub use late_inputs::{wanted_inputs, GivenInputs, InputSource, LateInputs, WantedInputs};
 pub use ops::{EngineOp, LocalContexts};
 pub use prune::{
     disk_usage, history_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind,

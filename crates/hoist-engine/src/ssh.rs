@@ -70,6 +70,12 @@ impl SshAgents {
         self.by_id.insert(id.to_owned(), paths);
     }
 
+    /// Adds `other`'s agents; its ids replace these.
+    pub fn extend(&mut self, other: &SshAgents) {
+        self.by_id
+            .extend(other.by_id.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+
     /// Whether no agent was given.
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()

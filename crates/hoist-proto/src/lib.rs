@@ -26,7 +26,8 @@
 //! - The session services a BuildKit client serves back to the daemon through
 //!   `Control.Session`: [`filesync`] (`FileSync` for directories, `FileSend` for outputs,
 //!   `Auth` for registry credentials), [`fsutil_types`] (`Packet`, `Stat`: the file-sync
-//!   wire format), [`secrets`] (`Secrets.GetSecret`) and [`sshforward`] (`SSH`).
+//!   wire format), [`secrets`] (`Secrets.GetSecret`), [`sshforward`] (`SSH`) and [`upload`] (`Upload.Pull`: a
+//!   context the client uploads, such as a tar on stdin).
 //!
 //! Timestamps are `prost_types::Timestamp` (re-exported as [`Timestamp`]).
 
@@ -81,6 +82,12 @@ pub mod moby {
             generated!("moby.sshforward.v1.rs");
         }
     }
+    pub mod upload {
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs)]
+            generated!("moby.upload.v1.rs");
+        }
+    }
 }
 
 pub mod fsutil {
@@ -120,3 +127,4 @@ pub use moby::buildkit::v1::frontend as gateway;
 pub use moby::buildkit::v1::types;
 pub use moby::filesync::v1 as filesync;
 pub use moby::sshforward::v1 as sshforward;
+pub use moby::upload::v1 as upload;

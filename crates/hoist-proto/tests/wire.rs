@@ -603,6 +603,10 @@ fn method_paths_are_buildkits() {
             hoist_proto::sshforward::ssh_server::SERVICE_NAME,
             "moby.sshforward.v1.SSH",
         ),
+        (
+            hoist_proto::upload::upload_server::SERVICE_NAME,
+            "moby.upload.v1.Upload",
+        ),
     ] {
         assert_eq!(name, want);
     }
@@ -994,4 +998,17 @@ mod gateway {
         let expected = wire(&[&[0x0a, 8, 0x0a, 1], b"c", &[0x12, 3, 0x0a, 1], b"d"]);
         golden(inputs, expected);
     }
+}
+
+#[test]
+fn upload_bytes_message() {
+    use hoist_proto::upload::BytesMessage;
+    // 1: bytes
+    golden(
+        BytesMessage {
+            data: b"tar".to_vec(),
+        },
+        wire(&[&[0x0a, 3], b"tar"]),
+    );
+    golden(BytesMessage { data: Vec::new() }, Vec::new());
 }

@@ -47,11 +47,32 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// Where a client finds credentials for a registry host: explicit overrides first, then the
-/// docker config file (if any).
+/// Credentials asked of someone else, host by host, when a request needs them (a build
+/// daemon asking its client's session, as BuildKit's auth provider does); `None` when that
+/// party has none for the host. Implementations remember their answers.
+pub trait CredentialSource: Send + Sync {
+    fn credentials<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Auth>> + Send + 'a>>;
+}
+
+/// A [`CredentialSource`] held by [`Credentials`].
+#[derive(Clone)]
+struct Source(std::sync::Arc<dyn CredentialSource>);
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialSource")
+    }
+}
+
+/// Where a client finds credentials for a registry host: explicit overrides first, then a
+/// [`CredentialSource`] if one is set, then the docker config file (if any).
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     overrides: BTreeMap<String, Auth>,
+    source: Option<Source>,
     docker_config: Option<PathBuf>,
 }
 
@@ -67,6 +88,7 @@ impl Credentials {
     pub fn from_docker_config() -> Self {
         Credentials {
             overrides: BTreeMap::new(),
+            source: None,
             docker_config: DockerConfigFile::default_path(),
         }
     }
@@ -75,6 +97,7 @@ impl Credentials {
     pub fn from_docker_config_file(path: impl Into<PathBuf>) -> Self {
         Credentials {
             overrides: BTreeMap::new(),
+            source: None,
             docker_config: Some(path.into()),
         }
     }
@@ -96,6 +119,13 @@ impl Credentials {
         )
     }
 
+    /// Asks `source` for a host's credentials (when it is not overridden) before the
+    /// docker config is read.
+    pub fn with_source(mut self, source: std::sync::Arc<dyn CredentialSource>) -> Self {
+        self.source = Some(Source(source));
+        self
+    }
+
     /// The docker config file consulted, if any.
     pub fn docker_config_path(&self) -> Option<&Path> {
         self.docker_config.as_deref()
@@ -106,6 +136,11 @@ impl Credentials {
     pub async fn lookup(&self, host: &str) -> Result<Option<Auth>> {
         if let Some(auth) = self.overrides.get(host) {
             return Ok(Some(auth.clone()));
+        }
+        if let Some(Source(source)) = &self.source {
+            if let Some(auth) = source.credentials(host).await {
+                return Ok(Some(auth));
+            }
         }
         let Some(path) = &self.docker_config else {
             return Ok(None);

@@ -93,7 +93,7 @@ use std::fmt;
 
 pub use client::{RegistryClient, DOCKER_HUB_API_HOST};
 pub use config::{HostConfig, KeyPair, RegistryConfig};
-pub use credentials::{Auth, Credentials, DockerConfigFile};
+pub use credentials::{Auth, CredentialSource, Credentials, DockerConfigFile};
 pub use error::{RegistryError, Result};
 pub use image::{PulledImage, PushOptions};
 pub use login::{login, login_with, logout, logout_with, LoginOptions};

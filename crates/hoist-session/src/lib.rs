@@ -18,6 +18,8 @@
 //!   docker CLI does without a token authority.
 //! - `moby.buildkit.secrets.v1.Secrets/GetSecret` from the build's `--secret` values.
 //! - `moby.sshforward.v1.SSH/CheckAgent` and `ForwardAgent` to the `--ssh` agent sockets.
+//! - `moby.upload.v1.Upload/Pull` (only with an upload, [`upload`]): a context read from
+//!   stdin, named `http://buildkit-session/<id>` in the request.
 //! - `grpc.health.v1.Health/Check`.
 
 use std::collections::BTreeMap;
@@ -50,6 +52,7 @@ use tonic::{Request, Response, Status, Streaming};
 pub mod dockerd;
 pub mod receive;
 pub mod tunnel;
+pub mod upload;
 pub mod walk;
 
 /// The header (and gRPC metadata key, lower-cased) naming the session's id.
@@ -109,6 +112,9 @@ pub fn drained<T: Send + 'static>(
 /// The `FileSend` method, served only when the session has an output.
 pub const FILE_SEND_METHOD: &str = "/moby.filesync.v1.FileSend/DiffCopy";
 
+/// The `Upload` method, served only when the session has an upload.
+pub const UPLOAD_METHOD: &str = "/moby.upload.v1.Upload/Pull";
+
 /// Where an exporter's result goes.
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -130,6 +136,8 @@ pub struct Session {
     secrets: BTreeMap<String, Vec<u8>>,
     ssh: BTreeMap<String, PathBuf>,
     credentials: hoist_registry::Credentials,
+    /// Readers the daemon pulls by URL (a context on stdin).
+    uploads: upload::Uploads,
     /// The first error an output or a transfer met, for the client to report.
     error: Mutex<Option<String>>,
     /// How many files' data the daemon asked for (the incremental transfer at work).
@@ -148,6 +156,7 @@ impl Session {
             secrets: BTreeMap::new(),
             ssh: BTreeMap::new(),
             credentials: hoist_registry::Credentials::anonymous(),
+            uploads: upload::Uploads::default(),
             error: Mutex::new(None),
             files_sent: std::sync::atomic::AtomicU64::new(0),
         }
@@ -183,6 +192,12 @@ impl Session {
         self
     }
 
+    /// Serves `reader` for the daemon to pull once (`Upload.Pull`); the URL naming it
+    /// (`http://buildkit-session/<id>`, the request's `context`).
+    pub fn add_upload(&mut self, reader: Box<dyn std::io::Read + Send>) -> String {
+        self.uploads.add(new_id(), reader)
+    }
+
     /// The session id (the `session` of a `SolveRequest`).
     pub fn id(&self) -> &str {
         &self.id
@@ -209,6 +224,9 @@ impl Session {
         let mut methods = METHODS.to_vec();
         if self.output.is_some() {
             methods.push(FILE_SEND_METHOD);
+        }
+        if !self.uploads.is_empty() {
+            methods.push(UPLOAD_METHOD);
         }
         methods
     }
@@ -273,6 +291,11 @@ impl Session {
             "moby.filesync.v1.Auth" => AuthServer::new(handler).call(request).await,
             "moby.buildkit.secrets.v1.Secrets" => SecretsServer::new(handler).call(request).await,
             "moby.sshforward.v1.SSH" => SshServer::new(handler).call(request).await,
+            "moby.upload.v1.Upload" => {
+                hoist_proto::upload::upload_server::UploadServer::new(upload::UploadService(self))
+                    .call(request)
+                    .await
+            }
             "grpc.health.v1.Health" => HealthServer::new(handler).call(request).await,
             _ => Ok(Status::unimplemented(format!("unknown method {path}")).into_http()),
         };

@@ -9,7 +9,6 @@
 //! `Session` ([`crate::session`]).
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
@@ -435,24 +434,9 @@ struct Prepared {
     export: Option<(String, tempfile::TempDir)>,
     /// Registry credentials the client gave for the hosts the build names.
     credentials: Option<Credentials>,
-    /// The sockets forwarding to the client's SSH agents, served until the build ends.
-    _ssh: Option<SshForward>,
-}
-
-/// Sockets in a private directory, each forwarding its connections to one of the client's
-/// SSH agents (`SSH.ForwardAgent`); the tasks end and the sockets go when this is dropped.
-#[derive(Debug)]
-struct SshForward {
-    _dir: tempfile::TempDir,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for SshForward {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
+    /// The client's secrets and SSH agents, asked once the graph is known; its
+    /// forwarding sockets are served until the build ends.
+    _inputs: Option<Arc<crate::session_inputs::SessionInputs>>,
 }
 
 impl ControlService {
@@ -473,7 +457,6 @@ impl ControlService {
         let mut locks = Vec::new();
         let mut locked = Vec::new();
         let mut credentials = None;
-        let mut ssh = None;
         if needs.context {
             let root = self.state.root().to_owned();
             let key = session.meta.shared_key.clone();
@@ -524,12 +507,20 @@ impl ControlService {
             .await?;
             log_sync(&session, "context", stats);
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            self.fetch_secrets(&session, &text, build).await?;
-            ssh = self.forward_ssh(&session, &text, build).await?;
             credentials = Some(self.client_credentials(&session, &text, build).await?);
             build.dockerfile = Some(bytes);
             build.dockerfile_name = path.to_string_lossy().into_owned();
             build.context = hoist_engine::ContextSource::Local(context_dir);
+        }
+        if let Some(url) = &needs.upload {
+            let spool = self.state.root().join("hoistd").join("uploads");
+            let bytes =
+                crate::upload::pull_context(&session, url, &spool, self.session_timeout, build)
+                    .await?;
+            log(
+                "session",
+                &format!("{} upload: {bytes} bytes received", session.meta.id),
+            );
         }
         for (name, dir_name) in &needs.named_dirs {
             let key = session.meta.shared_key.clone();
@@ -571,12 +562,32 @@ impl ControlService {
             build.outputs.push(wanted.output(&dest)?);
             export = Some((wanted.kind.clone(), dir));
         }
+        // An uploaded context's Dockerfile is unknown until unpacked: its registries'
+        // credentials are asked when the build first needs them.
+        if credentials.is_none() {
+            if let Some(lazy) = crate::session_inputs::SessionCredentials::new(
+                Arc::clone(&session),
+                self.session_timeout,
+            ) {
+                credentials = Some(Credentials::from_docker_config().with_source(Arc::new(lazy)));
+            }
+        }
+        // Secrets and SSH agents: asked for the ids the solved graph's RUN mounts name.
+        let inputs = crate::session_inputs::SessionInputs::new(
+            Arc::clone(&session),
+            self.session_timeout,
+            self.state.root().join("hoistd"),
+        )
+        .map(Arc::new);
+        if let Some(inputs) = &inputs {
+            build.late_inputs = Some(hoist_engine::LateInputs(Arc::clone(inputs) as _));
+        }
         Ok(Prepared {
             session,
             _locks: locks,
             export,
             credentials,
-            _ssh: ssh,
+            _inputs: inputs,
         })
     }
 
@@ -618,60 +629,12 @@ impl ControlService {
             .map_err(|err| Status::invalid_argument(format!("the client's .dockerignore: {err}")))
     }
 
-    /// The secrets the Dockerfile's `RUN --mount=type=secret` name, asked of the client
-    /// (`Secrets.GetSecret`) when it serves them; one it does not have is left out (the
-    /// build then treats the mount as BuildKit does a missing secret). Values go to the
-    /// build only, never to a log.
-    async fn fetch_secrets(
-        &self,
-        session: &Session,
-        dockerfile: &str,
-        build: &mut hoist_engine::BuildRequest,
-    ) -> Result<(), Status> {
-        const GET_SECRET: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";
-        if !session.meta.serves(GET_SECRET) {
-            return Ok(());
-        }
-        let mut client =
-            hoist_proto::secrets::secrets_client::SecretsClient::new(session.channel());
-        for id in secret_ids(dockerfile) {
-            let request = hoist_proto::secrets::GetSecretRequest {
-                id: id.clone(),
-                annotations: HashMap::new(),
-            };
-            let answer = tokio::time::timeout(self.session_timeout, client.get_secret(request))
-                .await
-                .map_err(|_| {
-                    Status::deadline_exceeded(format!(
-                        "the client did not answer for secret {id:?} within {}s",
-                        self.session_timeout.as_secs()
-                    ))
-                })?;
-            match answer {
-                Ok(response) => {
-                    build.secrets.insert(
-                        id,
-                        hoist_engine::SecretSource::Value(response.into_inner().data),
-                    );
-                }
-                Err(status) if status.code() == tonic::Code::NotFound => {}
-                Err(status) => {
-                    return Err(Status::unavailable(format!(
-                        "asking the client for secret {id:?} failed: {}",
-                        status.message()
-                    )))
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// hoistd's own credentials with, over them, what the client's `Auth.Credentials`
-    /// answers for each registry the Dockerfile's `FROM`/`--from=` and the image outputs
-    /// name (as BuildKit's auth provider asks it; Docker Hub as `registry-1.docker.io`).
+    /// answers for each registry the Dockerfile's `FROM`/`--from=`, the image outputs and
+    /// the registry caches name (as BuildKit's auth provider asks it; Docker Hub as `registry-1.docker.io`).
     async fn client_credentials(
         &self,
-        session: &Session,
+        session: &Arc<Session>,
         dockerfile: &str,
         build: &hoist_engine::BuildRequest,
     ) -> Result<Credentials, Status> {
@@ -686,6 +649,25 @@ impl ControlService {
                 hosts.extend(image.names.iter().map(|n| n.domain().to_owned()));
             }
         }
+        // The registries of `--cache-from`/`--cache-to`.
+        hosts.extend(build.cache.imports.iter().filter_map(|i| match i {
+            hoist_engine::CacheImport::Registry { reference } => {
+                Some(reference.domain().to_owned())
+            }
+            hoist_engine::CacheImport::Local { .. } => None,
+        }));
+        hosts.extend(
+            build
+                .cache
+                .exports
+                .iter()
+                .filter_map(|e| match &e.destination {
+                    hoist_engine::CacheDestination::Registry { reference } => {
+                        Some(reference.domain().to_owned())
+                    }
+                    _ => None,
+                }),
+        );
         let mut client = hoist_proto::filesync::auth_client::AuthClient::new(session.channel());
         for host in hosts {
             let asked = if host == "docker.io" {
@@ -714,68 +696,14 @@ impl ControlService {
                     credentials.with(&host, hoist_registry::Auth::IdentityToken(answer.secret));
             }
         }
+        // Hosts not asked above (ARG-built image names): asked when first needed.
+        if let Some(lazy) = crate::session_inputs::SessionCredentials::new(
+            Arc::clone(session),
+            self.session_timeout,
+        ) {
+            credentials = credentials.with_source(Arc::new(lazy));
+        }
         Ok(credentials)
-    }
-
-    /// For each `--mount=type=ssh` id whose agent the client has (`SSH.CheckAgent`), a
-    /// socket that forwards each connection to it as an `SSH.ForwardAgent` stream (metadata
-    /// `buildkit.ssh.id`), handed to the build as that id's agent; the engine serves its
-    /// read-only agent from it to the RUN step.
-    async fn forward_ssh(
-        &self,
-        session: &Session,
-        dockerfile: &str,
-        build: &mut hoist_engine::BuildRequest,
-    ) -> Result<Option<SshForward>, Status> {
-        use hoist_proto::sshforward::ssh_client::SshClient;
-        const FORWARD: &str = "/moby.sshforward.v1.SSH/ForwardAgent";
-        let ids = ssh_ids(dockerfile);
-        if ids.is_empty() || !session.meta.serves(FORWARD) {
-            return Ok(None);
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("ssh-")
-            .tempdir_in(self.state.root().join("hoistd"))
-            .map_err(|err| Status::internal(format!("cannot create the ssh socket dir: {err}")))?;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-            .map_err(|err| Status::internal(format!("cannot protect the ssh socket dir: {err}")))?;
-        let mut forward = SshForward {
-            _dir: dir,
-            tasks: Vec::new(),
-        };
-        let mut client = SshClient::new(session.channel());
-        for (n, id) in ids.into_iter().enumerate() {
-            let check = hoist_proto::sshforward::CheckAgentRequest { id: id.clone() };
-            match tokio::time::timeout(self.session_timeout, client.check_agent(check)).await {
-                Ok(Ok(_)) => {}
-                // The client has no such agent: the mount is then as BuildKit makes a
-                // missing one (an error when required).
-                Ok(Err(_)) => continue,
-                Err(_) => {
-                    return Err(Status::deadline_exceeded(format!(
-                        "the client did not answer for ssh agent {id:?} within {}s",
-                        self.session_timeout.as_secs()
-                    )))
-                }
-            }
-            let path = forward._dir.path().join(format!("agent-{n}.sock"));
-            let listener = tokio::net::UnixListener::bind(&path).map_err(|err| {
-                Status::internal(format!("cannot bind {}: {err}", path.display()))
-            })?;
-            let channel = session.channel();
-            let agent_id = id.clone();
-            forward.tasks.push(tokio::spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    tokio::spawn(forward_agent(
-                        stream,
-                        SshClient::new(channel.clone()),
-                        agent_id.clone(),
-                    ));
-                }
-            }));
-            build.ssh.insert(&id, vec![path]);
-        }
-        Ok(Some(forward))
     }
 
     /// Sends a finished `local`/`tar` export to the client.
@@ -844,84 +772,6 @@ fn registry_hosts(dockerfile: &str) -> std::collections::BTreeSet<String> {
         }
     }
     hosts
-}
-
-/// The ids of `--mount=type=secret` in a Dockerfile's text: `id=`, else the base name of
-/// `target=`/`dst=`/`destination=` (BuildKit's default), sorted, without repeats.
-fn secret_ids(dockerfile: &str) -> std::collections::BTreeSet<String> {
-    mount_ids(dockerfile, "secret")
-}
-
-/// The ids of `--mount=type=ssh`: `id=`, else `default`.
-fn ssh_ids(dockerfile: &str) -> std::collections::BTreeSet<String> {
-    mount_ids(dockerfile, "ssh")
-}
-
-fn mount_ids(dockerfile: &str, kind: &str) -> std::collections::BTreeSet<String> {
-    let mut ids = std::collections::BTreeSet::new();
-    for token in dockerfile.split_whitespace() {
-        let Some(spec) = token.strip_prefix("--mount=") else {
-            continue;
-        };
-        let fields: HashMap<&str, &str> = spec
-            .split(',')
-            .filter_map(|field| field.split_once('='))
-            .map(|(k, v)| (k, v.trim_matches('"')))
-            .collect();
-        if fields.get("type") != Some(&kind) {
-            continue;
-        }
-        let id = fields.get("id").map(|id| (*id).to_owned()).or_else(|| {
-            if kind == "ssh" {
-                // BuildKit's (and the engine's) id for a mount without one.
-                return Some("default".to_owned());
-            }
-            ["target", "dst", "destination"]
-                .iter()
-                .find_map(|k| fields.get(k))
-                .and_then(|t| t.rsplit('/').next())
-                .map(str::to_owned)
-        });
-        if let Some(id) = id.filter(|id| !id.is_empty()) {
-            ids.insert(id);
-        }
-    }
-    ids
-}
-
-/// One agent connection tunnelled to the client's agent `id`.
-async fn forward_agent(
-    stream: tokio::net::UnixStream,
-    mut client: hoist_proto::sshforward::ssh_client::SshClient<tonic::transport::Channel>,
-    id: String,
-) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let (mut reader, mut writer) = stream.into_split();
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 32 * 1024];
-        while let Ok(n) = reader.read(&mut buf).await {
-            let message = hoist_proto::sshforward::BytesMessage {
-                data: buf[..n].to_vec(),
-            };
-            if n == 0 || tx.send(message).await.is_err() {
-                break;
-            }
-        }
-    });
-    let mut request = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-    if let Ok(value) = id.parse() {
-        request.metadata_mut().insert("buildkit.ssh.id", value);
-    }
-    let Ok(response) = client.forward_agent(request).await else {
-        return;
-    };
-    let mut incoming = response.into_inner();
-    while let Ok(Some(message)) = incoming.message().await {
-        if writer.write_all(&message.data).await.is_err() {
-            break;
-        }
-    }
 }
 
 fn log_sync(session: &Session, dir_name: &str, stats: filesync::SyncStats) {
@@ -1203,18 +1053,6 @@ mod tests {
         // `..` stops at the directory: `/outside` inside it does not exist.
         assert!(read("Escaping").is_err());
         assert!(read("Loop").is_err());
-    }
-
-    #[test]
-    fn secret_ids_come_from_run_mounts() {
-        let ids = super::secret_ids(
-            "FROM x\nRUN --mount=type=secret,id=tok cat /run/secrets/tok\n\
-             RUN --mount=type=secret,target=/root/.npmrc --mount=type=cache,target=/c true\n\
-             RUN --mount=type=secret,id=tok,required=true true\n",
-        );
-        assert_eq!(ids.into_iter().collect::<Vec<_>>(), [".npmrc", "tok"]);
-        let ssh = super::ssh_ids("RUN --mount=type=ssh a\nRUN --mount=type=ssh,id=deploy b\n");
-        assert_eq!(ssh.into_iter().collect::<Vec<_>>(), ["default", "deploy"]);
     }
 
     #[test]

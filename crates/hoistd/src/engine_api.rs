@@ -11,11 +11,14 @@
 //!   the session metadata comes as `X-Docker-Expose-Session-*` headers).
 //! - `POST /build?version=2&…`: the query (`dockerfile`, `target`, `buildargs`, `labels`,
 //!   `platform`, `outputs`, `session`, `remote`, `buildid`, `nocache`, `pull`, `t`,
-//!   `networkmode`, `extrahosts`) as a `SolveRequest` for `dockerfile.v0`; the answer is
+//!   `networkmode`, `extrahosts`, `cachefrom`: registry cache imports) as a `SolveRequest`
+//!   for `dockerfile.v0`; the answer is
 //!   dockerd's JSON message stream, progress as `{"id":"moby.buildkit.trace","aux":
 //!   "<base64 StatusResponse>"}`, an error as `{"errorDetail":{"message":…},"error":…}`,
 //!   an image's id as `{"id":"moby.image.id","aux":{"ID":…}}`.
 //! - `POST /build/cancel?id=BUILDID`: cancels that build.
+//! - `POST /build/prune?all=…&keep-storage=…&filters=…`: the Control service's `Prune`
+//!   ([`crate::engine_prune`]), answered `{"CachesDeleted":[…],"SpaceReclaimed":N}`.
 //!
 //! Everything else is `404` with dockerd's `{"message":…}` body.
 
@@ -143,6 +146,7 @@ async fn handle(
             response
         }
         (Method::POST, "/build/cancel") => cancel(&request, &running),
+        (Method::POST, "/build/prune") => prune(&request, control).await,
         _ => error_response(
             StatusCode::NOT_FOUND,
             &format!(
@@ -303,6 +307,20 @@ pub fn solve_request(query: &[(String, String)], reference: &str) -> Result<Solv
                 attrs.insert("context".to_owned(), value.clone());
             }
             "t" if !value.is_empty() => tags.push(value.clone()),
+            // `--cache-from REF…`: registry imports, as dockerd's builder makes them.
+            "cachefrom" if !value.is_empty() => {
+                let refs: Vec<String> = serde_json::from_str(value)
+                    .map_err(|err| format!("invalid cachefrom {value:?}: {err}"))?;
+                let cache = request.cache.get_or_insert_with(Default::default);
+                cache
+                    .imports
+                    .extend(refs.into_iter().filter(|r| !r.is_empty()).map(|r| {
+                        hoist_proto::control::CacheOptionsEntry {
+                            r#type: "registry".to_owned(),
+                            attrs: HashMap::from([("ref".to_owned(), r)]),
+                        }
+                    }));
+            }
             "outputs" if !value.is_empty() => {
                 outputs = Some(
                     serde_json::from_str(value)
@@ -448,6 +466,46 @@ fn build(request: &Request<Incoming>, control: ControlService, running: Running)
     response
 }
 
+/// `POST /build/prune`: the records removed and the bytes they held, as dockerd answers
+/// (`CachesDeleted` null when none went).
+async fn prune(request: &Request<Incoming>, control: ControlService) -> Response<Body> {
+    let prune = match crate::engine_prune::prune_request(&query_pairs(request)) {
+        Ok(prune) => prune,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    };
+    let mut stream = match control.prune(tonic::Request::new(prune)).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            let code = if status.code() == tonic::Code::InvalidArgument {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            return error_response(code, status.message());
+        }
+    };
+    let mut deleted = Vec::new();
+    let mut reclaimed: u64 = 0;
+    while let Some(record) = stream.next().await {
+        match record {
+            Ok(record) => {
+                reclaimed += record.size.max(0).unsigned_abs();
+                deleted.push(record.id);
+            }
+            Err(status) => {
+                return error_response(StatusCode::INTERNAL_SERVER_ERROR, status.message())
+            }
+        }
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "CachesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
+            "SpaceReclaimed": reclaimed,
+        }),
+    )
+}
+
 fn cancel(request: &Request<Incoming>, running: &Running) -> Response<Body> {
     let query = query_pairs(request);
     let Some((_, id)) = query.iter().find(|(k, _)| k == "id") else {
@@ -509,6 +567,21 @@ mod tests {
         assert_eq!(image.exporter, "image");
         assert_eq!(image.exporter_attrs["name"], "a:1,b:2");
         assert!(solve_request(&q(&[("buildargs", "{")]), "r").is_err());
+    }
+
+    #[test]
+    fn cachefrom_becomes_registry_imports() {
+        let request = solve_request(
+            &q(&[("cachefrom", r#"["reg:5000/a:c","reg:5000/b"]"#)]),
+            "r",
+        )
+        .unwrap();
+        let imports = request.cache.unwrap().imports;
+        assert_eq!(imports.len(), 2);
+        assert!(imports.iter().all(|i| i.r#type == "registry"));
+        assert_eq!(imports[0].attrs["ref"], "reg:5000/a:c");
+        assert_eq!(imports[1].attrs["ref"], "reg:5000/b");
+        assert!(solve_request(&q(&[("cachefrom", "reg:5000/a")]), "r").is_err());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hoist_engine::{BuildRequest, BuildResult, HistoryStore, Progress, Worker};
+use hoist_engine::{BuildRequest, BuildResult, HistoryStore, Progress, Solving, Worker};
 use hoist_oci::{Platform, Reference};
 use hoist_proto::apicaps::ApiCap;
 use hoist_proto::control::{SolveRequest, SolveResponse};
@@ -289,11 +289,18 @@ impl Link {
     ) -> Result<BuildResult, Failure> {
         let progress = Progress::new(Some(events));
         let prepared = hoist_engine::prepare_contexts(&worker, build, &progress).await?;
-        let loaded = hoist_engine::load_definition(&prepared, &progress)?;
+        let mut loaded = hoist_engine::load_definition(&prepared, &progress)?;
         let definition = hoist_engine::resolve(&worker, &loaded, &progress).await?;
+        // Late inputs, cache imports and exports, the inline cache: as a direct build.
+        let solving =
+            Solving::begin(&worker, &prepared, &mut loaded, &definition, &progress).await?;
         let mut solved = None;
         if self.evaluate {
-            solved = Some(hoist_engine::solve(&worker, &loaded, &definition, &progress).await?);
+            solved = Some(
+                solving
+                    .solve(&worker, &prepared, &loaded, &definition, &progress)
+                    .await?,
+            );
         }
         let multi = self.multi_platform || definition.targets.len() > 1;
         let refs: Vec<(Platform, String)> = definition
@@ -329,7 +336,10 @@ impl Link {
                         continue;
                     }
                     if solved.is_none() {
-                        match hoist_engine::solve(&worker, &loaded, &definition, &progress).await {
+                        match solving
+                            .solve(&worker, &prepared, &loaded, &definition, &progress)
+                            .await
+                        {
                             Ok(done) => solved = Some(done),
                             Err(err) => {
                                 let _ = reply.send(Err(Status::unknown(err.to_string())));
@@ -353,14 +363,14 @@ impl Link {
                     let solved = match solved {
                         Some(solved) => solved,
                         None => {
-                            hoist_engine::solve(&worker, &loaded, &definition, &progress).await?
+                            solving
+                                .solve(&worker, &prepared, &loaded, &definition, &progress)
+                                .await?
                         }
                     };
-                    let outputs = &prepared.request.outputs;
-                    return Ok(hoist_engine::export(
-                        &worker, definition, solved, outputs, &progress,
-                    )
-                    .await?);
+                    return Ok(solving
+                        .finish(&worker, &prepared, definition, solved, &progress)
+                        .await?);
                 }
             }
         }

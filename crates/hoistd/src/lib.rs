@@ -15,12 +15,16 @@
 //!   `Evaluate`, `Return`, `ResolveImageConfig`), as buildx builds.
 //! - [`session`]: client sessions ([`session::SessionManager`]): the client's HTTP/2 server
 //!   bytes (a `Control.Session` stream or a hijacked `/session`) as a tonic channel.
+//! - [`session_inputs`]: the secrets and SSH agents of a build asked of the client's
+//!   session for the ids the solved graph mounts ([`hoist_engine::InputSource`]).
 //! - [`filesync`]: fsutil's DiffCopy through a session: the incremental, path-checked
 //!   receiver for the context and Dockerfile, the senders for `local` and `tar` exports.
 //! - [`engine_api`]: the Docker Engine API's build endpoints for the docker CLI
-//!   (`--engine-addr`).
+//!   (`--engine-addr`); [`engine_prune`]: its `/build/prune` query as a `Prune`.
 //! - [`solve_request`]: a `SolveRequest`'s frontend attributes and exporter typed into a
 //!   `hoist_engine::BuildRequest`, and the exporter response.
+//! - [`upload`]: a context the client uploads through its session (`Upload.Pull`, a tar or
+//!   a Dockerfile from its stdin).
 //! - [`builds`]: the builds by ref and their progress as `StatusResponse`s
 //!   ([`builds::Builds`], [`builds::StatusConverter`]).
 //! - [`health`]: the health service, `NOT_SERVING` once shutdown begins.
@@ -35,13 +39,16 @@ pub mod config;
 pub mod control;
 pub mod dial_stdio;
 pub mod engine_api;
+pub mod engine_prune;
 pub mod error;
 pub mod filesync;
 pub mod gateway;
 pub mod health;
 pub mod serve;
 pub mod session;
+pub mod session_inputs;
 pub mod solve_request;
+pub mod upload;
 
 pub use address::Address;
 pub use config::{DaemonConfig, TlsFiles};

@@ -12,7 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use base64::Engine as _;
-use hoist_engine::{BuildRequest, ContextSource, HostEntry};
+use hoist_engine::{
+    BuildRequest, CacheExport, CacheImport, CacheOptions, ContextSource, HostEntry,
+};
 use hoist_export::{ExportResult, Output};
 use hoist_frontend::{BuildOptions, NamedContext};
 use hoist_oci::Platform;
@@ -44,12 +46,26 @@ pub struct SessionNeeds {
     /// Named contexts `context:NAME=local:DIR`: (NAME, the client's dir name DIR), their
     /// sources placeholders until synced.
     pub named_dirs: Vec<(String, String)>,
+    /// The context is the client's upload at this URL (`http://buildkit-session/<id>`, a
+    /// tar or a Dockerfile read from its stdin), pulled through `Upload.Pull`.
+    pub upload: Option<String>,
 }
 
 impl SessionNeeds {
     pub fn any(&self) -> bool {
-        self.context || self.export.is_some() || !self.named_dirs.is_empty()
+        self.context
+            || self.export.is_some()
+            || !self.named_dirs.is_empty()
+            || self.upload.is_some()
     }
+}
+
+/// Whether `url` names an upload of the client's session (BuildKit's http source fetches
+/// such a URL through the session).
+pub fn is_session_upload(url: &str) -> bool {
+    url.strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .is_some_and(|host| host == hoist_session::upload::UPLOAD_HOST)
 }
 
 /// An exporter whose result streams to the client.
@@ -110,6 +126,13 @@ pub fn build_request(request: &SolveRequest, host: &Platform) -> Result<Planned,
             ContextSource::Empty
         }
         None | Some("") => return Err(needs_session("a build context sent by the client")),
+        Some(url) if is_session_upload(url) && has_session => {
+            needs.upload = Some(url.to_owned());
+            ContextSource::Empty
+        }
+        Some(url) if is_session_upload(url) => {
+            return Err(needs_session(&format!("the uploaded context {url}")))
+        }
         Some(url) => ContextSource::remote(url).ok_or_else(|| {
             Status::invalid_argument(format!(
                 "invalid frontend attribute context={url:?}: expected a Git or http(s) URL"
@@ -200,6 +223,7 @@ pub fn build_request(request: &SolveRequest, host: &Platform) -> Result<Planned,
     build.named_contexts = named_contexts;
     build.run = run;
     build.outputs = outputs(request, has_session, &mut needs)?;
+    build.cache = cache_options(request)?;
     Ok(Planned {
         build,
         session: needs,
@@ -350,6 +374,128 @@ fn outputs(
     Ok(outputs)
 }
 
+/// The request's `Cache` as the engine's [`CacheOptions`]: each import and export entry (a
+/// type and its attributes, as buildx and buildctl send `--cache-from`/`--cache-to`) and
+/// the deprecated fields of old clients (`export_ref`/`export_attrs`, `import_refs`: registry
+/// references). `registry` and `inline` are served; `local` is refused, since BuildKit
+/// reads and writes that directory on the client's machine through the session's content
+/// store, which hoistd does not serve.
+pub fn cache_options(request: &SolveRequest) -> Result<CacheOptions, Status> {
+    let mut options = CacheOptions::default();
+    // BuildKit's client also sends the imports as the frontend attribute `cache-imports`
+    // (JSON `[{"Type":…,"Attrs":{…}}]`), which older daemons read: taken when the request's
+    // own list is empty.
+    let attr_imports = cache_imports_attr(request)?;
+    let default_cache = hoist_proto::control::CacheOptions::default();
+    let cache = request.cache.as_ref().unwrap_or(&default_cache);
+    let mut imports: Vec<(&str, Vec<(&str, &str)>)> = cache
+        .imports
+        .iter()
+        .map(|e| (e.r#type.as_str(), sorted_pairs(&e.attrs)))
+        .collect();
+    if imports.is_empty() {
+        imports.extend(attr_imports.iter().map(|(kind, attrs)| {
+            (
+                kind.as_str(),
+                attrs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+            )
+        }));
+    }
+    imports.extend(
+        cache
+            .import_refs_deprecated
+            .iter()
+            .map(|r| ("registry", vec![("ref", r.as_str())])),
+    );
+    let mut exports: Vec<(&str, Vec<(&str, &str)>)> = cache
+        .exports
+        .iter()
+        .map(|e| (e.r#type.as_str(), sorted_pairs(&e.attrs)))
+        .collect();
+    if !cache.export_ref_deprecated.is_empty() {
+        let mut attrs = sorted_pairs(&cache.export_attrs_deprecated);
+        attrs.retain(|(k, _)| *k != "ref");
+        attrs.push(("ref", cache.export_ref_deprecated.as_str()));
+        exports.push(("registry", attrs));
+    }
+    for (kind, attrs) in imports {
+        let spec = cache_spec(kind, &attrs, "import")?;
+        options.imports.push(
+            CacheImport::parse(&spec)
+                .map_err(|err| Status::invalid_argument(format!("cache import: {err}")))?,
+        );
+    }
+    for (kind, attrs) in exports {
+        let spec = cache_spec(kind, &attrs, "export")?;
+        options.exports.push(
+            CacheExport::parse(&spec)
+                .map_err(|err| Status::invalid_argument(format!("cache export: {err}")))?,
+        );
+    }
+    Ok(options)
+}
+
+/// The `cache-imports` frontend attribute as (type, sorted attributes) entries.
+#[allow(clippy::type_complexity)]
+fn cache_imports_attr(
+    request: &SolveRequest,
+) -> Result<Vec<(String, BTreeMap<String, String>)>, Status> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(rename = "Type", default)]
+        kind: String,
+        #[serde(rename = "Attrs", default)]
+        attrs: BTreeMap<String, String>,
+    }
+    let Some(text) = request
+        .frontend_attrs
+        .get("cache-imports")
+        .filter(|t| !t.is_empty())
+    else {
+        return Ok(Vec::new());
+    };
+    let entries: Vec<Entry> = serde_json::from_str(text).map_err(|err| {
+        bad_attr(
+            "cache-imports",
+            text,
+            &format!("expected [{{\"Type\":…,\"Attrs\":{{…}}}}]: {err}"),
+        )
+    })?;
+    Ok(entries.into_iter().map(|e| (e.kind, e.attrs)).collect())
+}
+
+fn sorted_pairs(attrs: &HashMap<String, String>) -> Vec<(&str, &str)> {
+    sorted(attrs)
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str()))
+        .collect()
+}
+
+/// One cache entry as the `type=…,key=value` spec the engine parses.
+fn cache_spec(kind: &str, attrs: &[(&str, &str)], what: &str) -> Result<String, Status> {
+    match kind {
+        "registry" | "inline" => {}
+        "local" => {
+            return Err(Status::unimplemented(format!(
+                "cache {what} type=local is not supported by hoistd: BuildKit reads and writes \
+                 that directory on the client's machine through the session's content store, \
+                 which hoistd does not serve; use type=registry (or type=inline)"
+            )))
+        }
+        other => {
+            return Err(Status::invalid_argument(format!(
+                "unsupported cache {what} type {other:?}: hoistd takes registry and inline"
+            )))
+        }
+    }
+    let mut spec = vec![quote(&format!("type={kind}"))];
+    spec.extend(attrs.iter().map(|(k, v)| quote(&format!("{k}={v}"))));
+    Ok(spec.join(","))
+}
+
 /// One CSV field, quoted so commas inside it (`name=a,b`) stay in it.
 fn quote(field: &str) -> String {
     format!("\"{}\"", field.replace('"', "\"\""))
@@ -383,4 +529,94 @@ pub fn exporter_response(result: &ExportResult) -> Result<HashMap<String, String
         );
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use hoist_proto::control::{CacheOptions as WireCache, CacheOptionsEntry, SolveRequest};
+
+    fn entry(kind: &str, attrs: &[(&str, &str)]) -> CacheOptionsEntry {
+        CacheOptionsEntry {
+            r#type: kind.to_owned(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    fn with_cache(cache: WireCache) -> SolveRequest {
+        SolveRequest {
+            cache: Some(cache),
+            ..SolveRequest::default()
+        }
+    }
+
+    #[test]
+    fn cache_entries_and_old_clients_fields_become_engine_options() {
+        let request = with_cache(WireCache {
+            imports: vec![entry("registry", &[("ref", "reg:5000/c:1")])],
+            exports: vec![
+                entry("registry", &[("ref", "reg:5000/c:1"), ("mode", "max")]),
+                entry("inline", &[]),
+            ],
+            import_refs_deprecated: vec!["reg:5000/old".to_owned()],
+            export_ref_deprecated: "reg:5000/old-out".to_owned(),
+            ..WireCache::default()
+        });
+        let options = super::cache_options(&request).unwrap();
+        let imports: Vec<String> = options.imports.iter().map(|i| i.describe()).collect();
+        assert_eq!(imports, ["reg:5000/c:1", "reg:5000/old"]);
+        let exports: Vec<String> = options
+            .exports
+            .iter()
+            .map(|e| e.destination.describe())
+            .collect();
+        assert_eq!(
+            exports,
+            ["reg:5000/c:1", "the image config", "reg:5000/old-out"]
+        );
+        assert_eq!(options.exports[0].mode, hoist_engine::CacheMode::Max);
+    }
+
+    #[test]
+    fn the_cache_imports_attribute_is_read_when_the_list_is_empty() {
+        let mut request = SolveRequest::default();
+        request.frontend_attrs.insert(
+            "cache-imports".to_owned(),
+            r#"[{"Type":"registry","Attrs":{"ref":"reg:5000/from-attr"}}]"#.to_owned(),
+        );
+        let options = super::cache_options(&request).unwrap();
+        let imports: Vec<String> = options.imports.iter().map(|i| i.describe()).collect();
+        assert_eq!(imports, ["reg:5000/from-attr"]);
+        request
+            .frontend_attrs
+            .insert("cache-imports".to_owned(), "not json".to_owned());
+        let err = super::cache_options(&request).unwrap_err();
+        assert!(err.message().contains("cache-imports"), "{}", err.message());
+    }
+
+    #[test]
+    fn local_and_unknown_cache_types_are_refused_by_name() {
+        let local = with_cache(WireCache {
+            exports: vec![entry("local", &[("dest", "/tmp/c")])],
+            ..WireCache::default()
+        });
+        let err = super::cache_options(&local).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unimplemented);
+        assert!(err.message().contains("type=local"), "{}", err.message());
+        let gha = with_cache(WireCache {
+            imports: vec![entry("gha", &[])],
+            ..WireCache::default()
+        });
+        let err = super::cache_options(&gha).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("\"gha\""), "{}", err.message());
+        let bad = with_cache(WireCache {
+            exports: vec![entry("registry", &[("ref", "reg:5000/c"), ("mode", "all")])],
+            ..WireCache::default()
+        });
+        let err = super::cache_options(&bad).unwrap_err();
+        assert!(err.message().contains("mode=all"), "{}", err.message());
+    }
 }

@@ -220,9 +220,8 @@ impl DockerContainerDriver {
         if let Some(stderr) = receiver.try_iter().last() {
             *self.last_stderr.lock().unwrap_or_else(|e| e.into_inner()) = Some(stderr);
         }
-        connected.map_err(|e| {
-            self.docker_error(format!("cannot dial hoistd: {}", super::chain(&e)))
-        })
+        connected
+            .map_err(|e| self.docker_error(format!("cannot dial hoistd: {}", super::chain(&e))))
     }
 
     /// What the last `dial-stdio` wrote to stderr, trimmed (empty when nothing).

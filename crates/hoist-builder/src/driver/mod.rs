@@ -14,8 +14,8 @@ mod docker_container;
 mod embedded;
 mod grpc;
 mod hoistd_image;
-mod moby_version;
 pub mod kubernetes;
+mod moby_version;
 mod remote;
 
 use std::collections::BTreeMap;

@@ -106,6 +106,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         ssh: ssh_agents(&args.ssh),
         run: run_options(&args)?,
         cache: cache_options(&args)?,
+        late_inputs: None,
     };
     let insecure = insecure_push_hosts(&request.outputs);
     let insecure: Vec<&str> = insecure.iter().map(String::as_str).collect();

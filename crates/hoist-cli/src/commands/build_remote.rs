@@ -33,6 +33,7 @@ use hoist_proto::Timestamp;
 use hoist_session::{dockerd, Output, Session};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::remote_options::StdinContext;
 use super::{block_on, RemoteTls};
 use crate::cli::BuildArgs;
 use crate::progress;
@@ -448,20 +449,24 @@ async fn answered(channel: Channel, addr: &str) -> anyhow::Result<Channel> {
 /// The flags as a `SolveRequest` for `dockerfile.v0` and the session serving what it needs
 /// from this machine (none when it needs nothing and the daemon is not dockerd).
 fn plan(args: &BuildArgs, daemon: &Daemon) -> anyhow::Result<Plan> {
-    if args.context == "-" {
-        bail!("a context from stdin is not supported with --addr yet");
-    }
-    let local_context = hoist_engine::ContextSource::remote(&args.context).is_none()
-        || Path::new(&args.context).is_dir();
-    let unsupported = [
-        (!args.cache_from.is_empty(), "--cache-from"),
-        (!args.cache_to.is_empty(), "--cache-to"),
-        (!args.annotations.is_empty(), "--annotation"),
-    ];
-    if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
-        bail!("{flag} is not supported with --addr yet");
-    }
-    let shared_key_source = if local_context {
+    // stdin: a tar goes up through the session's Upload service; a Dockerfile is built
+    // with an empty context directory, as buildx does.
+    let stdin = if args.context == "-" {
+        Some(super::remote_options::stdin_context(args.file.as_deref())?)
+    } else {
+        None
+    };
+    let local_context = match &stdin {
+        Some(_) => false,
+        None => {
+            hoist_engine::ContextSource::remote(&args.context).is_none()
+                || Path::new(&args.context).is_dir()
+        }
+    };
+    let shared_key_source = if stdin.is_some() {
+        // Every stdin build shares the daemon's (empty) copies of its directories.
+        PathBuf::from("-")
+    } else if local_context {
         std::fs::canonicalize(&args.context).with_context(|| {
             format!(
                 "unable to prepare context: path {:?} not found",
@@ -482,7 +487,32 @@ fn plan(args: &BuildArgs, daemon: &Daemon) -> anyhow::Result<Plan> {
     let mut needs_session = daemon.is_docker();
     let mut attrs = HashMap::new();
     let mut temp = None;
-    if local_context {
+    if let Some(stdin) = stdin {
+        needs_session = true;
+        match stdin {
+            StdinContext::Archive(reader) => {
+                attrs.insert("context".to_owned(), session.add_upload(reader));
+                if let Some(file) = &args.file {
+                    attrs.insert("filename".to_owned(), file.clone());
+                }
+            }
+            StdinContext::Dockerfile(text) => {
+                let dir = TempDir::new("hoist-stdin-dockerfile")?;
+                let (context, dockerfile) = (dir.0.join("context"), dir.0.join("dockerfile"));
+                for made in [&context, &dockerfile] {
+                    std::fs::create_dir(made)
+                        .with_context(|| format!("cannot create {}", made.display()))?;
+                }
+                std::fs::write(dockerfile.join("Dockerfile"), text)
+                    .with_context(|| format!("cannot write {}", dockerfile.display()))?;
+                session = session
+                    .with_dir("context", context)
+                    .with_dir("dockerfile", dockerfile);
+                attrs.insert("filename".to_owned(), "Dockerfile".to_owned());
+                temp = Some(dir);
+            }
+        }
+    } else if local_context {
         needs_session = true;
         let context = PathBuf::from(&args.context);
         if !context.is_dir() {
@@ -609,9 +639,37 @@ fn plan(args: &BuildArgs, daemon: &Daemon) -> anyhow::Result<Plan> {
         frontend: "dockerfile.v0".to_owned(),
         frontend_attrs: attrs,
         entitlements,
+        cache: super::remote_options::cache_options(&args.cache_from, &args.cache_to)?,
         ..SolveRequest::default()
     };
-    if let Some((exporter, output)) = exporter {
+    if let Some(imports) = request.cache.as_ref().map(|c| &c.imports[..]) {
+        // As BuildKit's client: the imports also as the frontend attribute `cache-imports`
+        // (the Dockerfile frontend of BuildKit before 0.13, dockerd's 0.8 too, reads only
+        // that one).
+        if let Some(json) = super::remote_options::cache_imports_attr(imports) {
+            request
+                .frontend_attrs
+                .insert("cache-imports".to_owned(), json);
+        }
+    }
+    let exports = request.cache.as_ref().map_or(&[][..], |c| &c.exports[..]);
+    if daemon.is_docker() && exports.iter().any(|e| e.r#type != "inline") {
+        // dockerd's BuildKit exports inline caches only; buildx refuses the rest the same.
+        bail!(
+            "cache export feature is currently not supported for docker driver. Please switch \
+             to a different driver (eg. \"docker buildx create --use\")"
+        );
+    }
+    if let Some((mut exporter, output)) = exporter {
+        // As buildx: `--annotation`s go into the attributes of the image-shaped exporters.
+        if matches!(
+            exporter.r#type.as_str(),
+            "image" | "oci" | "docker" | "moby"
+        ) {
+            exporter
+                .attrs
+                .extend(super::remote_options::annotation_attrs(&args.annotations)?);
+        }
         if let Some(output) = output {
             needs_session = true;
             session = session.with_output(output);

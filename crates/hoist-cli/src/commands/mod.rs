@@ -27,6 +27,7 @@ mod manifest_inspect;
 mod manifest_push;
 mod manifest_rm;
 mod prune;
+mod remote_options;
 
 use std::io::Write as _;
 use std::path::PathBuf;

@@ -19,6 +19,7 @@ mod build_http;
 mod build_images;
 mod build_nodes;
 mod build_remote;
+mod build_remote_parity;
 mod build_session;
 mod build_stdio;
 mod builders;

@@ -10,6 +10,7 @@ mod control;
 mod dial_stdio;
 mod docker_cli;
 mod dockerd;
+mod engine_prune;
 mod gateway;
 mod robustness;
 mod session;
