@@ -5,7 +5,8 @@
 //!   second with an empty state dir: every step CACHED, no RUN ran, the same image;
 //! - `--annotation`s of each type on a two-platform OCI archive streamed back through the
 //!   session: on the index, the manifests' descriptors and the manifests;
-//! - a secret whose id is an ARG reaches `RUN --mount=type=secret,id=$ID` through hoistd
+//! - (both through a direct Solve and through the gateway, as buildx builds:) the cache
+//!   round trip above, and a secret whose id is an ARG reaching `RUN --mount=type=secret,id=$ID` through hoistd
 //!   (hoistd asks the session for the ids of the solved graph, not of the Dockerfile text);
 //! - a base image whose registry is an ARG, on a registry asking for Basic auth: hoistd asks
 //!   the client's session for that host's credentials when it pulls (the client's docker
@@ -61,10 +62,19 @@ fn remote_with_stdin(env: &BuildEnv, addr: &str, args: &[&str], stdin: &[u8]) ->
 
 /// `hoist build --addr ADDR --progress=plain ARGS`.
 fn remote(env: &BuildEnv, addr: &str, args: &[&str]) -> Output {
-    env.command(&["build", "--addr", addr, "--progress=plain"])
-        .args(args)
-        .output()
-        .unwrap()
+    remote_via(env, addr, false, args)
+}
+
+/// [`remote`], through BuildKit's gateway as buildx builds when `via_gateway`
+/// (`HOIST_BUILD_VIA_GATEWAY=1`), else with a direct `dockerfile.v0` Solve.
+fn remote_via(env: &BuildEnv, addr: &str, via_gateway: bool, args: &[&str]) -> Output {
+    let mut command = env.command(&["build", "--addr", addr, "--progress=plain"]);
+    if via_gateway {
+        command.env("HOIST_BUILD_VIA_GATEWAY", "1");
+    } else {
+        command.env_remove("HOIST_BUILD_VIA_GATEWAY");
+    }
+    command.args(args).output().unwrap()
 }
 
 fn succeeded(out: &Output) -> String {
@@ -103,19 +113,31 @@ fn cached(progress: &str, step: &str) -> bool {
 #[test]
 fn a_registry_cache_exported_through_hoistd_makes_every_step_cached_in_a_fresh_hoistd() {
     let Some(env) = BuildEnv::new() else { return };
-    let Some(first) = daemon(&env) else { return };
+    // The direct Solve, then buildx's path through the gateway, which must treat the
+    // cache entries alike.
+    for via_gateway in [false, true] {
+        registry_cache_round_trip(&env, via_gateway);
+    }
+}
+
+fn registry_cache_round_trip(env: &BuildEnv, via_gateway: bool) {
+    let Some(first) = daemon(env) else { return };
     let ctx = env.fresh_dir("ctx");
     std::fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
     let ctx = ctx.display().to_string();
-    let cache = format!("{}/parity/cache:main", env.registry.host());
+    let cache = format!(
+        "{}/parity/cache:via-gateway-{via_gateway}",
+        env.registry.host()
+    );
     let out = env.fresh_dir("out");
     let (a, b) = (out.join("a.tar"), out.join("b.tar"));
 
     let to = format!("type=registry,ref={cache},mode=max");
     let output = format!("type=oci,dest={}", a.display());
-    let progress = succeeded(&remote(
-        &env,
+    let progress = succeeded(&remote_via(
+        env,
         &first.addr(),
+        via_gateway,
         &["--build-arg", EPOCH, "--cache-to", &to, "-o", &output, &ctx],
     ));
     assert!(
@@ -129,11 +151,12 @@ fn a_registry_cache_exported_through_hoistd_makes_every_step_cached_in_a_fresh_h
     drop(first);
 
     // A second daemon, a state dir that has never built anything.
-    let Some(second) = daemon(&env) else { return };
+    let Some(second) = daemon(env) else { return };
     let output = format!("type=oci,dest={}", b.display());
-    let progress = succeeded(&remote(
-        &env,
+    let progress = succeeded(&remote_via(
+        env,
         &second.addr(),
+        via_gateway,
         &[
             "--build-arg",
             EPOCH,
@@ -146,7 +169,7 @@ fn a_registry_cache_exported_through_hoistd_makes_every_step_cached_in_a_fresh_h
     ));
     assert!(
         !progress.contains("built-2") && !progress.contains("stamp-3"),
-        "a RUN ran with the cache imported:\n{progress}"
+        "a RUN ran with the cache imported (gateway: {via_gateway}):\n{progress}"
     );
     for step in [
         "RUN echo built-$((1+1))",
@@ -311,7 +334,13 @@ fn stdin_contexts_reach_hoistd_as_an_upload_or_a_dockerfile() {
 #[test]
 fn a_secret_id_built_from_an_arg_is_asked_of_the_session() {
     let Some(env) = BuildEnv::new() else { return };
-    let Some(daemon) = daemon(&env) else { return };
+    for via_gateway in [false, true] {
+        secret_from_an_arg(&env, via_gateway);
+    }
+}
+
+fn secret_from_an_arg(env: &BuildEnv, via_gateway: bool) {
+    let Some(daemon) = daemon(env) else { return };
     let ctx = env.fresh_dir("ctx");
     std::fs::write(
         ctx.join("Dockerfile"),
@@ -324,9 +353,10 @@ fn a_secret_id_built_from_an_arg_is_asked_of_the_session() {
     let dest = env.fresh_dir("out").join("tree");
     let output = format!("type=local,dest={}", dest.display());
     let secret_flag = format!("id=api-token,src={}", secret.display());
-    let progress = succeeded(&remote(
-        &env,
+    let progress = succeeded(&remote_via(
+        env,
         &daemon.addr(),
+        via_gateway,
         &[
             "--secret",
             &secret_flag,
@@ -338,9 +368,14 @@ fn a_secret_id_built_from_an_arg_is_asked_of_the_session() {
     assert_eq!(
         std::fs::read_to_string(dest.join("seen")).unwrap(),
         "s3cr3t-from-the-client",
-        "{progress}"
+        "gateway: {via_gateway}\n{progress}"
     );
     let log = daemon.log.lock().unwrap().join("\n");
+    assert_eq!(
+        log.contains("hoistd: gateway Return "),
+        via_gateway,
+        "the build did not take the path asked (gateway: {via_gateway}):\n{log}"
+    );
     assert!(
         !log.contains("s3cr3t"),
         "the secret is in hoistd's log:\n{log}"
