@@ -91,6 +91,20 @@ fn entropy_check(piece: &[u8], _level: u32) -> usize {
     (bits * n / 8.0) as usize
 }
 
+/// The digest every layer byte gets (twice on an export: the tar for its diff ID, the blob
+/// for its digest): hoist-oci's sha256 (sha2, SHA-NI when the CPU has it).
+fn sha256(piece: &[u8], _level: u32) -> usize {
+    let mut digester = hoist_oci::Digester::sha256();
+    digester.update(piece);
+    digester.finish().1 as usize
+}
+
+/// The gzip trailer's CRC-32 (crc32fast, PCLMULQDQ when the CPU has it).
+fn crc32(piece: &[u8], _level: u32) -> usize {
+    std::hint::black_box(crc32fast::hash(piece));
+    piece.len()
+}
+
 fn main() {
     let files: Vec<String> = std::env::args().skip(1).collect();
     if files.is_empty() {
@@ -105,6 +119,8 @@ fn main() {
         ("miniz_oxide", miniz_oxide, &[1, 6]),
         ("zstd", zstd, &[1, 3]),
         ("entropy-check", entropy_check, &[0]),
+        ("sha256", sha256, &[0]),
+        ("crc32", crc32, &[0]),
     ];
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "file\timplementation\tlevel\tMB/s/core\tratio").unwrap();
