@@ -457,7 +457,17 @@ impl Assembler {
             inner: self.store.writer()?,
             sink: self.streamer.as_ref().map(|s| s.start()),
         };
-        let mut writer = LayerWriter::new(out, options).map_err(recompress_err)?;
+        // A source blob whose digest is the diff id is the tar itself (an uncompressed
+        // layer): the store verified it against that digest when it was written, so it is
+        // not hashed a second time on its way through, only its size checked (an epoch
+        // rewrite makes a new tar, which is hashed).
+        let verbatim = epoch.is_none() && layer.descriptor.digest == layer.diff_id;
+        let mut writer = if verbatim {
+            LayerWriter::with_diff_id(out, options, layer.diff_id.clone())
+        } else {
+            LayerWriter::new(out, options)
+        }
+        .map_err(recompress_err)?;
         let source_diff_id = match epoch {
             Some(epoch) => Some(clamp_times(&mut reader, &mut writer, epoch).map_err(
                 |source| Error::RewriteTimestamp {
@@ -475,6 +485,15 @@ impl Assembler {
             }
         };
         let (out, written) = writer.finish().map_err(recompress_err)?;
+        if verbatim && written.diff_size != layer.descriptor.size {
+            return Err(Error::InvalidImage {
+                platform: platform.to_owned(),
+                reason: format!(
+                    "layer {digest} holds {} bytes, but its descriptor says {}",
+                    written.diff_size, layer.descriptor.size
+                ),
+            });
+        }
         let uncompressed = source_diff_id.as_ref().unwrap_or(&written.diff_id);
         if *uncompressed != layer.diff_id {
             return Err(Error::InvalidImage {

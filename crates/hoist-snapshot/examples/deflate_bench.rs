@@ -35,6 +35,29 @@ fn flate2_zlib_rs(piece: &[u8], level: u32) -> usize {
     }
 }
 
+/// zlib-rs with `Z_HUFFMAN_ONLY` (no LZ matching; the level is not used), memory level 9
+/// as `parallel_gzip` sets it (blocks of 32 Ki symbols: half the block headers of level 8).
+fn zlib_rs_huffman_only(piece: &[u8], _level: u32) -> usize {
+    let config = zlib_rs::DeflateConfig {
+        window_bits: -15,
+        strategy: zlib_rs::Strategy::HuffmanOnly,
+        mem_level: 9,
+        ..zlib_rs::DeflateConfig::new(6)
+    };
+    let mut out = vec![0; zlib_rs::compress_bound(piece.len())];
+    let (done, rc) = zlib_rs::compress_slice(&mut out, piece, config);
+    assert_eq!(rc, zlib_rs::ReturnCode::Ok);
+    done.len()
+}
+
+/// What hoist's `parallel_gzip` does with a piece at `level`: stored, Huffman-only or the
+/// level, chosen from the piece's bytes.
+fn hoist_piece(piece: &[u8], level: u32) -> usize {
+    hoist_snapshot::gzip_piece_for_bench(piece, level)
+        .unwrap()
+        .len()
+}
+
 fn libdeflate(piece: &[u8], level: u32) -> usize {
     let mut c =
         libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level as i32).unwrap());
@@ -68,6 +91,20 @@ fn entropy_check(piece: &[u8], _level: u32) -> usize {
     (bits * n / 8.0) as usize
 }
 
+/// The digest every layer byte gets (twice on an export: the tar for its diff ID, the blob
+/// for its digest): hoist-oci's sha256 (sha2, SHA-NI when the CPU has it).
+fn sha256(piece: &[u8], _level: u32) -> usize {
+    let mut digester = hoist_oci::Digester::sha256();
+    digester.update(piece);
+    digester.finish().1 as usize
+}
+
+/// The gzip trailer's CRC-32 (crc32fast, PCLMULQDQ when the CPU has it).
+fn crc32(piece: &[u8], _level: u32) -> usize {
+    std::hint::black_box(crc32fast::hash(piece));
+    piece.len()
+}
+
 fn main() {
     let files: Vec<String> = std::env::args().skip(1).collect();
     if files.is_empty() {
@@ -76,10 +113,14 @@ fn main() {
     }
     let runs: &[(&str, Encode, &[u32])] = &[
         ("flate2+zlib-rs", flate2_zlib_rs, &[1, 2, 3, 4, 5, 6, 9]),
+        ("zlib-rs huffman-only", zlib_rs_huffman_only, &[0]),
+        ("hoist parallel_gzip piece", hoist_piece, &[6]),
         ("libdeflate", libdeflate, &[1, 2, 3, 4, 5, 6, 9, 12]),
         ("miniz_oxide", miniz_oxide, &[1, 6]),
         ("zstd", zstd, &[1, 3]),
         ("entropy-check", entropy_check, &[0]),
+        ("sha256", sha256, &[0]),
+        ("crc32", crc32, &[0]),
     ];
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "file\timplementation\tlevel\tMB/s/core\tratio").unwrap();

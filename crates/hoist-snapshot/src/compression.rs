@@ -133,19 +133,31 @@ enum Encoder<W: Write> {
     Zstd(zstd::stream::write::Encoder<'static, DigestWriter<W>>),
 }
 
+/// How the uncompressed tar's digest (the diff id) is had.
+enum DiffId {
+    /// Hashed as the tar goes through.
+    Hashed(Box<Digester>),
+    /// Given by the caller, who has it from a verified source; only the size is counted.
+    Known(Digest, u64),
+}
+
 /// A [`Write`] that takes an uncompressed layer tar and passes it, compressed and hashed,
 /// to an inner writer; [`LayerWriter::finish`] gives the [`Layer`].
 pub struct LayerWriter<W: Write> {
-    diff: Digester,
+    diff: DiffId,
     encoder: Encoder<W>,
     options: LayerOptions,
 }
 
 impl<W: Write> std::fmt::Debug for LayerWriter<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let written = match &self.diff {
+            DiffId::Hashed(digester) => digester.len(),
+            DiffId::Known(_, len) => *len,
+        };
         f.debug_struct("LayerWriter")
             .field("options", &self.options)
-            .field("written", &self.diff.len())
+            .field("written", &written)
             .finish()
     }
 }
@@ -173,15 +185,28 @@ impl<W: Write> LayerWriter<W> {
             }
         };
         Ok(Self {
-            diff: Digester::sha256(),
+            diff: DiffId::Hashed(Box::new(Digester::sha256())),
             encoder,
             options,
         })
     }
 
+    /// Starts a layer written to `out` whose uncompressed tar is known to have the digest
+    /// `diff_id` — it is read from a blob verified against that digest when it was stored —
+    /// so it is not hashed again (a third of the hashing of a gzip export). The [`Layer`]
+    /// names `diff_id` as is.
+    pub fn with_diff_id(out: W, options: LayerOptions, diff_id: Digest) -> Result<Self> {
+        let mut writer = Self::new(out, options)?;
+        writer.diff = DiffId::Known(diff_id, 0);
+        Ok(writer)
+    }
+
     /// Ends the compressed stream and returns the inner writer and the layer's digests.
     pub fn finish(self) -> Result<(W, Layer)> {
-        let (diff_id, diff_size) = self.diff.finish();
+        let (diff_id, diff_size) = match self.diff {
+            DiffId::Hashed(digester) => digester.finish(),
+            DiffId::Known(digest, len) => (digest, len),
+        };
         let (mut out, digest, size) = match self.encoder {
             Encoder::None(w) => (w, diff_id.clone(), diff_size),
             Encoder::Gzip(w) => w
@@ -213,7 +238,10 @@ impl<W: Write> Write for LayerWriter<W> {
             Encoder::Gzip(w) => w.write(buf)?,
             Encoder::Zstd(w) => w.write(buf)?,
         };
-        self.diff.update(&buf[..n]);
+        match &mut self.diff {
+            DiffId::Hashed(digester) => digester.update(&buf[..n]),
+            DiffId::Known(_, len) => *len += n as u64,
+        }
         Ok(n)
     }
 
@@ -259,6 +287,21 @@ mod tests {
                 .unwrap();
             assert_eq!(back, tar);
         }
+    }
+
+    #[test]
+    fn a_known_diff_id_is_taken_as_given_and_the_blob_is_the_same() {
+        let tar = b"not really a tar, but bytes".repeat(1000);
+        let (blob, hashed) = layer_of(&tar, Compression::Gzip);
+        let given = Digest::sha256_of(b"what the caller says");
+        let mut w =
+            LayerWriter::with_diff_id(Vec::new(), LayerOptions::default(), given.clone()).unwrap();
+        w.write_all(&tar).unwrap();
+        let (blob2, layer) = w.finish().unwrap();
+        assert_eq!(blob2, blob);
+        assert_eq!(layer.descriptor, hashed.descriptor);
+        assert_eq!(layer.diff_id, given);
+        assert_eq!(layer.diff_size, tar.len() as u64);
     }
 
     #[test]

@@ -40,6 +40,14 @@ pub use compression::{
 pub use diff::{diff_to_tar, write_layer, DiffSource, DiffStats};
 pub use error::{Error, Result};
 pub use hoist_oci::Compression;
+/// One piece of hoist's parallel gzip, coded as [`LayerWriter`] codes it at `level` (stored,
+/// Huffman-only or the level, chosen from its bytes): for the compression study
+/// (`examples/deflate_bench.rs`) only, not an API.
+#[doc(hidden)]
+pub fn gzip_piece_for_bench(piece: &[u8], level: u32) -> std::io::Result<Vec<u8>> {
+    parallel_gzip::deflate_piece(piece, level, false)
+}
+
 pub use snapshot::{
     apply_layer_to_snapshot, copy_tree, ActiveSnapshot, AnySnapshotter, CopySnapshotter,
     KernelMounter, Mount, Mounter, OrphanReport, OverlayMount, OverlaySnapshotter, SnapshotId,
