@@ -277,6 +277,30 @@ fn switch_user(spec: &RunSpec) -> Result<(), Report> {
     Ok(())
 }
 
+/// Every signal back to its default action and none blocked, as a process runc starts
+/// has them. The helper is hoist re-executed, and Rust's runtime ignores `SIGPIPE` at
+/// start; an ignored signal stays ignored across `execve`, so without this a RUN's
+/// `yes | head -c 1` never ends (the writer gets `EPIPE` instead of dying), and whatever the
+/// caller ignored (`SIGQUIT`, `SIGINT` under `nohup` or a shell's `&`) would be too.
+fn default_signals() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in Signal::iterator() {
+        if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing the default action sets no handler of ours that could run;
+        // this process is single-threaded and about to exec.
+        #[allow(unsafe_code)]
+        let _ = unsafe { sigaction(signal, &default) };
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::empty()),
+        None,
+    );
+}
+
 fn exec(spec: &RunSpec) -> Result<Infallible, Report> {
     let name = spec.args.first().map(String::as_str).unwrap_or_default();
     let program = if name.contains('/') {
@@ -306,6 +330,7 @@ fn exec(spec: &RunSpec) -> Result<Infallible, Report> {
         .iter()
         .map(|entry| cstring(entry.as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
+    default_signals();
     let Err(error) = nix::unistd::execve(&path, &argv, &envp);
     let error = std::io::Error::from(error);
     let found = program.exists();

@@ -477,6 +477,33 @@ fn capabilities_and_proc_paths_are_confined() {
     }
 }
 
+/// A RUN starts with no signal ignored or blocked, as under runc, whatever hoist's own
+/// process ignores (Rust ignores SIGPIPE): `yes | head` ends, as it does in BuildKit.
+#[test]
+fn a_run_starts_with_default_signal_actions() {
+    let Some(busybox) = busybox() else { return };
+    let rootfs = busybox_rootfs(&busybox);
+    for executor in executors() {
+        let name = executor.name();
+        let script = "grep -E '^Sig(Ign|Blk)' /proc/self/status; yes | head -c 4; echo";
+        let (status, output) = run(&executor, &sh(rootfs.path(), script));
+        assert_eq!(
+            status,
+            ExitStatus::Code(0),
+            "{name}: {}",
+            output.stderr_text()
+        );
+        let text = output.stdout_text();
+        for line in text.lines().filter(|l| l.starts_with("Sig")) {
+            let mask = u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap();
+            // Bits 31 and 32 are glibc's own real-time signals (32, 33), which a static
+            // busybox does not use; only the classic signals 1–31 matter here.
+            assert_eq!(mask & 0x7fff_ffff, 0, "{name}: {line}");
+        }
+        assert!(text.ends_with("y\ny\n\n"), "{name}: {text:?}");
+    }
+}
+
 #[test]
 fn cancel_kills_the_process_tree() {
     let Some(busybox) = busybox() else { return };
