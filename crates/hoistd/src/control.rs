@@ -370,9 +370,9 @@ impl Control for ControlService {
             .sessions
             .attach_stream(meta, request.into_inner())
             .await?;
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(outgoing),
-        )))
+        Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(
+            outgoing, Ok,
+        ))))
     }
 }
 
