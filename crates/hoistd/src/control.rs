@@ -464,6 +464,7 @@ impl ControlService {
             let context_request = SyncRequest {
                 dir_name: "context".to_owned(),
                 exclude_patterns,
+                engine_dir: Some(self.state.engine_dir()),
                 ..SyncRequest::default()
             };
             let stats = filesync::receive_dir(
@@ -493,6 +494,7 @@ impl ControlService {
             }
             let request = SyncRequest {
                 dir_name: dir_name.clone(),
+                engine_dir: Some(self.state.engine_dir()),
                 ..SyncRequest::default()
             };
             let stats =

@@ -45,6 +45,10 @@ pub struct SyncRequest {
     pub include_patterns: Vec<String>,
     pub exclude_patterns: Vec<String>,
     pub follow_paths: Vec<String>,
+    /// The engine directory whose stat cache for the received directory learns the digests
+    /// of the files received (hashed as they are written), so the build's context checksum
+    /// does not read them again.
+    pub engine_dir: Option<PathBuf>,
 }
 
 /// Where the copy of `dir_name` for clients sharing `shared_key` is kept.
@@ -102,10 +106,21 @@ pub async fn receive_dir(
         incremental: true,
         owners: true,
         idle: Some(idle),
+        digests: request.engine_dir.is_some(),
     };
-    fsutil::receive(dest, incoming, tx, &options)
+    let mut stats = fsutil::receive(dest, incoming, tx, &options)
         .await
-        .map_err(|error| status(&format!("file sync of {:?}", request.dir_name), &error))
+        .map_err(|error| status(&format!("file sync of {:?}", request.dir_name), &error))?;
+    if let Some(engine_dir) = request.engine_dir.clone() {
+        let digests = std::mem::take(&mut stats.digests);
+        let dest = dest.to_owned();
+        let remembered = tokio::task::spawn_blocking(move || {
+            hoist_engine::remember_context_digests(&engine_dir, &dest, digests);
+        });
+        // Best effort: a failure only costs the build the reads.
+        let _ = remembered.await;
+    }
+    Ok(stats)
 }
 
 /// Sends `dir` to the client's `FileSend.DiffCopy` as fsutil's sender (the `local`

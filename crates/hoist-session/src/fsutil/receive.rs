@@ -40,10 +40,13 @@ pub struct ReceiveOptions {
     pub owners: bool,
     /// Give up when the sender sends nothing for this long.
     pub idle: Option<Duration>,
+    /// Hash each file received ([`SyncStats::digests`]), for a caller that would otherwise
+    /// read them all again (hoistd's engine checksums the context it builds from).
+    pub digests: bool,
 }
 
 /// What one receive did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncStats {
     /// Regular files whose contents were transferred.
     pub received: usize,
@@ -53,12 +56,16 @@ pub struct SyncStats {
     pub removed: usize,
     /// Devices, pipes and sockets, which are not made.
     pub skipped: usize,
+    /// With [`ReceiveOptions::digests`]: the sha256 of each file received, by its path.
+    pub digests: Vec<FileDigest>,
 }
+
+/// A file's path as sent (relative, slash-separated) and the sha256 of its content.
+pub type FileDigest = (String, [u8; 32]);
 
 /// One entry announced by the sender.
 #[derive(Debug)]
 struct Entry {
-    id: u32,
     rel: PathBuf,
     stat: Stat,
     kind: Kind,
@@ -137,29 +144,149 @@ where
     result
 }
 
-/// The entries, checked, until the empty STAT.
-async fn read_list<S>(incoming: &mut S, idle: Option<Duration>) -> Result<Vec<Entry>, Error>
+/// What the destination held before (incremental only), read once without following
+/// symlinks, so a path below an old symlink is never taken for a kept file.
+#[derive(Debug, Default)]
+struct Previous {
+    by_path: HashMap<PathBuf, Old>,
+    /// Every path, a directory's contents before it.
+    order: Vec<PathBuf>,
+}
+
+#[derive(Debug)]
+struct Old {
+    kind: Kind,
+    size: u64,
+    mtime: i64,
+    permissions: u32,
+}
+
+impl Previous {
+    fn scan(dest: &Path) -> Result<Previous, Error> {
+        let mut previous = Previous::default();
+        if !dest.exists() {
+            return Ok(previous);
+        }
+        for found in walkdir::WalkDir::new(dest)
+            .min_depth(1)
+            .contents_first(true)
+        {
+            let found = found.map_err(|err| Error::Io {
+                action: "read the previous copy in",
+                path: dest.to_owned(),
+                source: err.into(),
+            })?;
+            let meta = found.metadata().map_err(|err| Error::Io {
+                action: "read the previous copy in",
+                path: found.path().to_owned(),
+                source: err.into(),
+            })?;
+            let file_type = meta.file_type();
+            let kind = if file_type.is_dir() {
+                Kind::Dir
+            } else if file_type.is_symlink() {
+                Kind::Symlink
+            } else if file_type.is_file() {
+                Kind::File
+            } else {
+                Kind::Other
+            };
+            let rel = found
+                .path()
+                .strip_prefix(dest)
+                .unwrap_or(found.path())
+                .to_owned();
+            previous.by_path.insert(
+                rel.clone(),
+                Old {
+                    kind,
+                    size: meta.len(),
+                    mtime: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                    permissions: meta.mode() & 0o7777,
+                },
+            );
+            previous.order.push(rel);
+        }
+        Ok(previous)
+    }
+
+    /// Whether the copy holds `entry`'s file as sent (same size, mtime and mode).
+    fn unchanged(&self, entry: &Entry) -> bool {
+        self.by_path.get(&entry.rel).is_some_and(|old| {
+            old.kind == Kind::File
+                && i64::try_from(old.size).ok() == Some(entry.stat.size)
+                && old.mtime == entry.stat.mod_time
+                && old.permissions == mode::to_unix_permissions(entry.stat.mode)
+        })
+    }
+}
+
+/// The list, each entry checked as it comes, with the files wanted requested at once (the
+/// sender reads and sends them while the rest of the list arrives; nothing is written
+/// before the whole list is checked).
+struct List {
+    entries: Vec<Entry>,
+    /// File id → index in `entries`, for the files wanted whose data has not all come.
+    wanted: HashMap<u32, usize>,
+    /// Files wanted but not requested yet (past [`EARLY_BYTES`]).
+    deferred: Vec<u32>,
+    /// The data that came while the list did (file id, index, bytes), to write once it is in.
+    early: Vec<(u32, usize, Vec<u8>)>,
+    unchanged: usize,
+}
+
+/// How many bytes of files (by their sent sizes) are requested while the list still comes;
+/// their data waits in memory until the list is complete and checked.
+const EARLY_BYTES: u64 = 64 * 1024 * 1024;
+
+async fn read_list<S>(
+    incoming: &mut S,
+    outgoing: &mpsc::Sender<Packet>,
+    previous: Option<&Previous>,
+    idle: Option<Duration>,
+) -> Result<List, Error>
 where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
 {
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut list = List {
+        entries: Vec::new(),
+        wanted: HashMap::new(),
+        deferred: Vec::new(),
+        early: Vec::new(),
+        unchanged: 0,
+    };
+    let mut early_bytes = 0u64;
+    let entries = &mut list.entries;
     let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
     let mut symlinks: HashSet<PathBuf> = HashSet::new();
     loop {
-        let Some(packet) = next_packet(incoming, idle).await? else {
+        let Some(received) = next_packet(incoming, idle).await? else {
             return Err(Error::Closed("before the end of its file list"));
         };
-        if let Some(error) = peer_error(&packet) {
+        if let Some(error) = peer_error(&received) {
             return Err(error);
         }
-        if packet.r#type != PacketType::PacketStat as i32 {
+        if received.r#type == PacketType::PacketData as i32 {
+            let Some(&index) = list.wanted.get(&received.id) else {
+                return Err(Error::Protocol(format!(
+                    "data for file id {} that was not requested",
+                    received.id
+                )));
+            };
+            if received.data.is_empty() {
+                list.wanted.remove(&received.id);
+            }
+            list.early.push((received.id, index, received.data));
+            continue;
+        }
+        if received.r#type != PacketType::PacketStat as i32 {
             return Err(Error::Protocol(format!(
                 "unexpected packet type {} in the file list",
-                packet.r#type
+                received.r#type
             )));
         }
-        let Some(stat) = packet.stat else {
-            return Ok(entries);
+        let Some(stat) = received.stat else {
+            return Ok(list);
         };
         let id = u32::try_from(entries.len())
             .map_err(|_| Error::Protocol("too many entries".to_owned()))?;
@@ -216,12 +343,25 @@ where
             _ => {}
         }
         by_path.insert(rel.clone(), entries.len());
-        entries.push(Entry {
-            id,
-            rel,
-            stat,
-            kind,
-        });
+        let entry = Entry { rel, stat, kind };
+        if kind == Kind::File {
+            if previous.is_some_and(|p| p.unchanged(&entry)) {
+                list.unchanged += 1;
+            } else {
+                list.wanted.insert(id, entries.len());
+                let size = u64::try_from(entry.stat.size).unwrap_or(0);
+                if list.deferred.is_empty() && early_bytes + size <= EARLY_BYTES {
+                    early_bytes += size;
+                    outgoing
+                        .send(packet(PacketType::PacketReq, id, Vec::new()))
+                        .await
+                        .map_err(|_| Error::Closed("while files were requested"))?;
+                } else {
+                    list.deferred.push(id);
+                }
+            }
+        }
+        entries.push(entry);
     }
 }
 
@@ -234,79 +374,53 @@ async fn receive_inner<S>(
 where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
 {
-    // 1. The whole list, checked, before anything is written.
-    let entries = read_list(&mut incoming, options.idle).await?;
-    let mut stats = SyncStats::default();
-    std::fs::create_dir_all(dest).map_err(Error::io("create", dest))?;
+    // 1. The previous copy (incremental), then the list, checked as it comes; the files
+    // wanted are requested at once, but nothing is written before the whole list is in.
+    let previous = if options.incremental {
+        let owned = dest.to_owned();
+        Some(
+            tokio::task::spawn_blocking(move || Previous::scan(&owned))
+                .await
+                .map_err(|e| {
+                    Error::io("read the previous copy in", dest)(std::io::Error::other(e))
+                })??,
+        )
+    } else {
+        None
+    };
+    let List {
+        entries,
+        mut wanted,
+        deferred,
+        early,
+        unchanged,
+    } = read_list(&mut incoming, outgoing, previous.as_ref(), options.idle).await?;
 
-    // 2. What the previous copy has that is gone or changed type goes.
-    if options.incremental {
-        stats.removed = remove_stale(dest, &entries)?;
-    }
-
-    // 3. Directories and symlinks made, unchanged files kept, the others requested.
-    let mut wanted: HashMap<u32, usize> = HashMap::new();
-    for (index, entry) in entries.iter().enumerate() {
-        let path = dest.join(&entry.rel);
-        ensure_parent_is_dir(dest, &path)?;
-        let existing = std::fs::symlink_metadata(&path).ok();
-        match entry.kind {
-            Kind::Dir => {
-                if !existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
-                    remove_any(&path, existing.as_ref())?;
-                    std::fs::create_dir(&path).map_err(Error::io("create", &path))?;
-                }
-            }
-            Kind::Symlink => {
-                let same = existing
-                    .as_ref()
-                    .is_some_and(|m| m.file_type().is_symlink())
-                    && std::fs::read_link(&path)
-                        .is_ok_and(|target| target.as_os_str() == entry.stat.linkname.as_str());
-                if !same {
-                    remove_any(&path, existing.as_ref())?;
-                    std::os::unix::fs::symlink(&entry.stat.linkname, &path)
-                        .map_err(Error::io("create the symlink", &path))?;
-                }
-            }
-            Kind::File => {
-                let unchanged = options.incremental
-                    && existing.as_ref().is_some_and(|meta| {
-                        meta.is_file()
-                            && i64::try_from(meta.len()).ok() == Some(entry.stat.size)
-                            && meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
-                                == entry.stat.mod_time
-                            && meta.mode() & 0o7777 == mode::to_unix_permissions(entry.stat.mode)
-                    });
-                if unchanged {
-                    stats.unchanged += 1;
-                } else {
-                    if existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
-                        remove_any(&path, existing.as_ref())?;
-                    }
-                    wanted.insert(entry.id, index);
-                    outgoing
-                        .send(packet(PacketType::PacketReq, entry.id, Vec::new()))
-                        .await
-                        .map_err(|_| Error::Closed("while files were requested"))?;
-                }
-            }
-            Kind::HardLink => {}
-            Kind::Other => stats.skipped += 1,
-        }
-    }
-
-    // 4. The requested files' data, written on a blocking thread while this task goes on
-    // reading packets.
+    // 2. On a blocking thread: what the previous copy has that is gone or changed type
+    // removed, the tree made, the requested files written as their data comes (this task
+    // goes on reading packets), then hard links and the metadata of symlinks and
+    // directories.
     let entries = Arc::new(entries);
-    let (chunks, to_write) = mpsc::channel(256);
+    let (chunks, to_write) = mpsc::channel(1024);
     let writer = tokio::task::spawn_blocking({
         let entries = Arc::clone(&entries);
         let dest = dest.to_owned();
-        let owners = options.owners;
-        move || write_files(to_write, &entries, &dest, owners)
+        let options = *options;
+        move || write_tree(&dest, &entries, previous.as_ref(), to_write, &options)
     });
     let read = async {
+        for id in deferred {
+            outgoing
+                .send(packet(PacketType::PacketReq, id, Vec::new()))
+                .await
+                .map_err(|_| Error::Closed("while files were requested"))?;
+        }
+        for chunk in early {
+            if chunks.send(chunk).await.is_err() {
+                // The writer stopped: its error is the one reported.
+                return Ok(());
+            }
+        }
         while !wanted.is_empty() {
             let Some(packet) = next_packet(&mut incoming, options.idle).await? else {
                 return Err(Error::Closed("with files still to send"));
@@ -344,27 +458,10 @@ where
         source: std::io::Error::other(e),
     })?;
     read?;
-    stats.received += written?;
+    let mut stats = written?;
+    stats.unchanged = unchanged;
 
-    // 5. Hard links, then the metadata of symlinks and directories (deepest first, after
-    // their contents were written).
-    for entry in entries.iter() {
-        let path = dest.join(&entry.rel);
-        match entry.kind {
-            Kind::HardLink => {
-                let target = dest.join(clean_path(&entry.stat.linkname)?);
-                remove_any(&path, std::fs::symlink_metadata(&path).ok().as_ref())?;
-                std::fs::hard_link(&target, &path).map_err(Error::io("hard link", &path))?;
-            }
-            Kind::Symlink => apply_metadata(&path, &entry.stat, options.owners)?,
-            _ => {}
-        }
-    }
-    for entry in entries.iter().rev().filter(|e| e.kind == Kind::Dir) {
-        apply_metadata(&dest.join(&entry.rel), &entry.stat, options.owners)?;
-    }
-
-    // 6. FIN both ways.
+    // 3. FIN both ways.
     outgoing
         .send(packet(PacketType::PacketFin, 0, Vec::new()))
         .await
@@ -383,37 +480,97 @@ where
     Ok(stats)
 }
 
-/// Removes what `dest` holds that `entries` do not list with the same kind; returns how
-/// many entries went.
-fn remove_stale(dest: &Path, entries: &[Entry]) -> Result<usize, Error> {
-    let listed: HashMap<&Path, Kind> = entries.iter().map(|e| (e.rel.as_path(), e.kind)).collect();
-    let mut stale = Vec::new();
-    for found in walkdir::WalkDir::new(dest)
-        .min_depth(1)
-        .contents_first(true)
-    {
-        let found = found.map_err(|err| Error::Io {
-            action: "read the previous copy in",
-            path: dest.to_owned(),
-            source: err.into(),
-        })?;
-        let rel = found.path().strip_prefix(dest).unwrap_or(found.path());
-        let file_type = found.file_type();
-        let keep = listed.get(rel).is_some_and(|kind| match kind {
-            Kind::Dir => file_type.is_dir(),
-            Kind::Symlink => file_type.is_symlink(),
-            // Hard links are linked again each time (step 5).
-            Kind::File | Kind::HardLink => file_type.is_file(),
-            Kind::Other => false,
-        });
-        if !keep {
-            stale.push((found.path().to_owned(), file_type.is_dir()));
+/// The blocking half of a receive: the tree made in `dest` from the checked `entries`, the
+/// data of the requested files written as `chunks` brings it.
+fn write_tree(
+    dest: &Path,
+    entries: &[Entry],
+    previous: Option<&Previous>,
+    chunks: mpsc::Receiver<(u32, usize, Vec<u8>)>,
+    options: &ReceiveOptions,
+) -> Result<SyncStats, Error> {
+    let mut stats = SyncStats::default();
+    std::fs::create_dir_all(dest).map_err(Error::io("create", dest))?;
+    if let Some(previous) = previous {
+        stats.removed = remove_stale(dest, entries, previous)?;
+    }
+    // Directories and symlinks made (a directory before its entries), other kinds at a
+    // file's path removed.
+    for entry in entries {
+        let path = dest.join(&entry.rel);
+        ensure_parent_is_dir(dest, &path)?;
+        match entry.kind {
+            Kind::Dir => {
+                let existing = std::fs::symlink_metadata(&path).ok();
+                if !existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
+                    remove_any(&path, existing.as_ref())?;
+                    std::fs::create_dir(&path).map_err(Error::io("create", &path))?;
+                }
+            }
+            Kind::Symlink => {
+                let existing = std::fs::symlink_metadata(&path).ok();
+                let same = existing
+                    .as_ref()
+                    .is_some_and(|m| m.file_type().is_symlink())
+                    && std::fs::read_link(&path)
+                        .is_ok_and(|target| target.as_os_str() == entry.stat.linkname.as_str());
+                if !same {
+                    remove_any(&path, existing.as_ref())?;
+                    std::os::unix::fs::symlink(&entry.stat.linkname, &path)
+                        .map_err(Error::io("create the symlink", &path))?;
+                }
+            }
+            // An incremental copy holds a file or nothing here now (stale entries went).
+            Kind::File if previous.is_none() => {
+                let existing = std::fs::symlink_metadata(&path).ok();
+                if existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
+                    remove_any(&path, existing.as_ref())?;
+                }
+            }
+            Kind::File | Kind::HardLink => {}
+            Kind::Other => stats.skipped += 1,
         }
     }
+    (stats.received, stats.digests) = write_files(chunks, entries, dest, options)?;
+    // Hard links, then the metadata of symlinks and directories (deepest first, after
+    // their contents were written).
+    for entry in entries {
+        let path = dest.join(&entry.rel);
+        match entry.kind {
+            Kind::HardLink => {
+                let target = dest.join(clean_path(&entry.stat.linkname)?);
+                remove_any(&path, std::fs::symlink_metadata(&path).ok().as_ref())?;
+                std::fs::hard_link(&target, &path).map_err(Error::io("hard link", &path))?;
+            }
+            Kind::Symlink => apply_metadata(&path, &entry.stat, options.owners)?,
+            _ => {}
+        }
+    }
+    for entry in entries.iter().rev().filter(|e| e.kind == Kind::Dir) {
+        apply_metadata(&dest.join(&entry.rel), &entry.stat, options.owners)?;
+    }
+    Ok(stats)
+}
+
+/// Removes what the previous copy holds that `entries` do not list with the same kind;
+/// returns how many entries went.
+fn remove_stale(dest: &Path, entries: &[Entry], previous: &Previous) -> Result<usize, Error> {
+    let listed: HashMap<&Path, Kind> = entries.iter().map(|e| (e.rel.as_path(), e.kind)).collect();
     let mut removed = 0;
-    for (path, is_dir) in stale {
-        // A directory's contents were listed before it (contents first).
-        let result = if is_dir {
+    // A directory's contents come before it (contents first).
+    for rel in &previous.order {
+        let old = &previous.by_path[rel];
+        let keep = listed.get(rel.as_path()).is_some_and(|kind| match kind {
+            Kind::Dir | Kind::Symlink => *kind == old.kind,
+            // Hard links are linked again each time.
+            Kind::File | Kind::HardLink => old.kind == Kind::File,
+            Kind::Other => false,
+        });
+        if keep {
+            continue;
+        }
+        let path = dest.join(rel);
+        let result = if old.kind == Kind::Dir {
             std::fs::remove_dir_all(&path)
         } else {
             std::fs::remove_file(&path)
@@ -449,10 +606,12 @@ fn write_files(
     mut chunks: mpsc::Receiver<(u32, usize, Vec<u8>)>,
     entries: &[Entry],
     dest: &Path,
-    owners: bool,
-) -> Result<usize, Error> {
-    let mut open: HashMap<u32, (std::fs::File, PathBuf)> = HashMap::new();
+    options: &ReceiveOptions,
+) -> Result<(usize, Vec<FileDigest>), Error> {
+    use sha2::Digest as _;
+    let mut open: HashMap<u32, (std::fs::File, PathBuf, Option<sha2::Sha256>)> = HashMap::new();
     let mut received = 0;
+    let mut digests = Vec::new();
     while let Some((id, index, data)) = chunks.blocking_recv() {
         let entry = &entries[index];
         let path = dest.join(&entry.rel);
@@ -461,21 +620,51 @@ fn write_files(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            slot.insert(create_partial(&path, &name)?);
+            let (file, partial) = create_partial(&path, &name)?;
+            slot.insert((file, partial, options.digests.then(sha2::Sha256::new)));
         }
         if data.is_empty() {
-            let Some((file, partial)) = open.remove(&id) else {
+            let Some((file, partial, hash)) = open.remove(&id) else {
                 continue;
             };
+            finish_file(&file, &partial, &entry.stat, options.owners)?;
             drop(file);
-            apply_metadata(&partial, &entry.stat, owners)?;
             std::fs::rename(&partial, &path).map_err(Error::io("rename", &partial))?;
+            if let Some(hash) = hash {
+                digests.push((entry.stat.path.clone(), hash.finalize().into()));
+            }
             received += 1;
-        } else if let Some((file, partial)) = open.get_mut(&id) {
+        } else if let Some((file, partial, hash)) = open.get_mut(&id) {
             file.write_all(&data).map_err(Error::io("write", partial))?;
+            if let Some(hash) = hash {
+                hash.update(&data);
+            }
         }
     }
-    Ok(received)
+    Ok((received, digests))
+}
+
+/// Owner (when `owners`), mode, xattrs and mtime of a file just written, through its open
+/// handle (no path lookups).
+fn finish_file(file: &std::fs::File, path: &Path, stat: &Stat, owners: bool) -> Result<(), Error> {
+    if owners {
+        match std::os::unix::fs::fchown(file, Some(stat.uid), Some(stat.gid)) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {}
+            Err(err) => return Err(Error::io("chown", path)(err)),
+        }
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(mode::to_unix_permissions(
+        stat.mode,
+    )))
+    .map_err(Error::io("chmod", path))?;
+    set_xattrs(path, stat);
+    filetime::set_file_handle_times(
+        file,
+        Some(file_time(stat.mod_time)),
+        Some(file_time(stat.mod_time)),
+    )
+    .map_err(Error::io("set the mtime of", path))
 }
 
 /// A new file beside `path` to write its data into: never an existing entry (the sender may
@@ -536,6 +725,13 @@ fn apply_metadata(path: &Path, stat: &Stat, owners: bool) -> Result<(), Error> {
         )
         .map_err(Error::io("chmod", path))?;
     }
+    set_xattrs(path, stat);
+    let mtime = file_time(stat.mod_time);
+    filetime::set_symlink_file_times(path, mtime, mtime)
+        .map_err(Error::io("set the mtime of", path))
+}
+
+fn set_xattrs(path: &Path, stat: &Stat) {
     let mut names: Vec<_> = stat.xattrs.keys().collect();
     names.sort();
     for name in names {
@@ -543,12 +739,13 @@ fn apply_metadata(path: &Path, stat: &Stat, owners: bool) -> Result<(), Error> {
         // only root may set (security.*, trusted.*), lose them.
         let _ = xattr::set(path, name, &stat.xattrs[name]);
     }
-    let mtime = filetime::FileTime::from_unix_time(
-        stat.mod_time.div_euclid(1_000_000_000),
-        u32::try_from(stat.mod_time.rem_euclid(1_000_000_000)).unwrap_or(0),
-    );
-    filetime::set_symlink_file_times(path, mtime, mtime)
-        .map_err(Error::io("set the mtime of", path))
+}
+
+fn file_time(nanos: i64) -> filetime::FileTime {
+    filetime::FileTime::from_unix_time(
+        nanos.div_euclid(1_000_000_000),
+        u32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
+    )
 }
 
 #[cfg(test)]
@@ -616,6 +813,7 @@ mod tests {
             incremental,
             owners: true,
             idle: Some(Duration::from_secs(10)),
+            digests: true,
         };
         let result = receive(dest, UnboundedReceiverStream::new(in_rx), out_tx, &options).await;
         (result, sender.await.unwrap())
@@ -645,10 +843,24 @@ mod tests {
         let dest = root.path().join("copy");
         let (result, requested) = sync(tree(), &dest, true).await;
         assert_eq!(requested, [1, 2, 5]);
+        let stats = result.unwrap();
+        let mut digests = stats.digests.clone();
+        digests.sort();
+        use sha2::Digest as _;
+        let sha = |b: &[u8]| -> [u8; 32] { sha2::Sha256::digest(b).into() };
         assert_eq!(
-            result.unwrap(),
+            digests,
+            [
+                ("a/f".to_owned(), sha(b"hello world")),
+                ("a/x".to_owned(), sha(b"x")),
+                ("z".to_owned(), sha(b"")),
+            ]
+        );
+        assert_eq!(
+            stats,
             SyncStats {
                 received: 3,
+                digests: stats.digests.clone(),
                 ..SyncStats::default()
             }
         );
@@ -679,7 +891,8 @@ mod tests {
             SyncStats {
                 unchanged: 3,
                 ..SyncStats::default()
-            }
+            },
+            "nothing received, nothing hashed"
         );
         // One file touched, one gone: that file moves, the other is removed.
         let mut next = tree();
@@ -687,15 +900,9 @@ mod tests {
         next.pop();
         let (result, requested) = sync(next, &dest, true).await;
         assert_eq!(requested, [2]);
-        assert_eq!(
-            result.unwrap(),
-            SyncStats {
-                received: 1,
-                unchanged: 1,
-                removed: 1,
-                skipped: 0
-            }
-        );
+        let stats = result.unwrap();
+        assert_eq!((stats.received, stats.unchanged, stats.removed), (1, 1, 1));
+        assert_eq!(stats.digests, [("a/x".to_owned(), sha(b"x"))]);
         assert!(!dest.join("z").exists());
         // A directory becomes a file.
         let replaced = vec![(stat("a", 0o644, 2, T, ""), b"ok".to_vec())];
@@ -765,11 +972,11 @@ mod tests {
                 let root = tempfile::tempdir().unwrap();
                 let dest = root.path().join("copy");
                 let entries = bad.iter().cloned().map(|s| (s, b"x".to_vec())).collect();
-                let (result, requested) = sync(entries, &dest, incremental).await;
+                // Files before the bad entry may have been requested: nothing is written.
+                let (result, _) = sync(entries, &dest, incremental).await;
                 let err = result.unwrap_err();
                 assert!(matches!(err, Error::Refused(_)), "{why}: {err}");
                 assert!(err.to_string().contains(why), "{why}: {err}");
-                assert!(requested.is_empty());
                 let left: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
                 assert!(left.is_empty(), "{why}: wrote {left:?}");
             }

@@ -191,45 +191,59 @@ where
     Ok(requested)
 }
 
+/// A file opened for sending: small ones read whole, larger ones streamed.
+enum Opened {
+    Whole(Vec<u8>),
+    Stream(std::fs::File),
+    /// As fsutil: a file that cannot be opened is sent empty.
+    Unreadable,
+}
+
 async fn send_file(id: u32, path: &Path, tx: &mpsc::Sender<Packet>) -> Result<(), Error> {
     let data = |data: Vec<u8>| packet(PacketType::PacketData, id, data);
     let gone = |_| Error::Closed("while a file was sent");
-    let small = tokio::fs::symlink_metadata(path)
-        .await
-        .is_ok_and(|m| m.len() <= READ_WHOLE);
-    if small {
-        let owned = path.to_owned();
-        // As fsutil: a file that cannot be opened is sent empty.
-        let bytes = tokio::task::spawn_blocking(move || std::fs::read(owned))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        if let Ok(mut bytes) = bytes {
-            if bytes.len() <= DATA_CHUNK {
-                if !bytes.is_empty() {
-                    tx.send(data(std::mem::take(&mut bytes)))
-                        .await
-                        .map_err(gone)?;
-                }
-            } else {
-                for chunk in bytes.chunks(DATA_CHUNK) {
-                    tx.send(data(chunk.to_vec())).await.map_err(gone)?;
-                }
+    let owned = path.to_owned();
+    // One trip to a blocking thread per file: open, size, and a small file's bytes.
+    let opened = tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let Ok(mut file) = std::fs::File::open(&owned) else {
+            return Ok(Opened::Unreadable);
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        if len > READ_WHOLE {
+            return Ok(Opened::Stream(file));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.read_to_end(&mut bytes).map(|_| Opened::Whole(bytes))
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    .map_err(Error::io("read", path))?;
+    match opened {
+        Opened::Unreadable => {}
+        Opened::Whole(bytes) if bytes.len() <= DATA_CHUNK => {
+            if !bytes.is_empty() {
+                tx.send(data(bytes)).await.map_err(gone)?;
             }
         }
-        return tx.send(data(Vec::new())).await.map_err(gone);
-    }
-    // As fsutil: a file that cannot be opened is sent empty.
-    if let Ok(mut file) = tokio::fs::File::open(path).await {
-        let mut buffer = vec![0; DATA_CHUNK];
-        loop {
-            let n = file
-                .read(&mut buffer)
-                .await
-                .map_err(Error::io("read", path))?;
-            if n == 0 {
-                break;
+        Opened::Whole(bytes) => {
+            for chunk in bytes.chunks(DATA_CHUNK) {
+                tx.send(data(chunk.to_vec())).await.map_err(gone)?;
             }
-            tx.send(data(buffer[..n].to_vec())).await.map_err(gone)?;
+        }
+        Opened::Stream(file) => {
+            let mut file = tokio::fs::File::from_std(file);
+            let mut buffer = vec![0; DATA_CHUNK];
+            loop {
+                let n = file
+                    .read(&mut buffer)
+                    .await
+                    .map_err(Error::io("read", path))?;
+                if n == 0 {
+                    break;
+                }
+                tx.send(data(buffer[..n].to_vec())).await.map_err(gone)?;
+            }
         }
     }
     tx.send(data(Vec::new())).await.map_err(gone)
