@@ -498,7 +498,11 @@ fn write_tree(
     // file's path removed.
     for entry in entries {
         let path = dest.join(&entry.rel);
-        ensure_parent_is_dir(dest, &path)?;
+        // A file of an incremental copy is written (if at all) into a directory that was
+        // checked as it was made: a rebuild's unchanged files cost no lookups here.
+        if entry.kind != Kind::File || previous.is_none() {
+            ensure_parent_is_dir(dest, &path)?;
+        }
         match entry.kind {
             Kind::Dir => {
                 let existing = std::fs::symlink_metadata(&path).ok();
