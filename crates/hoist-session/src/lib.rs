@@ -10,9 +10,10 @@
 //! Served (each listed in the `X-Docker-Expose-Session-Grpc-Method` values):
 //! - `moby.filesync.v1.FileSync/DiffCopy`: fsutil's sender for the named directories
 //!   (`dir-name` metadata), with `include-patterns`, `exclude-patterns` and `followpaths`
-//!   ([`walk`]). `TarStream` answers `Unimplemented`.
+//!   ([`fsutil::send`], [`fsutil::walk`]). `TarStream` answers `Unimplemented`.
 //! - `moby.filesync.v1.FileSend/DiffCopy`: the `tar` exporter's byte stream into a file or
-//!   stdout, or the `local` exporter's fsutil packets into a directory ([`receive`]).
+//!   stdout, or the `local` exporter's fsutil packets into a directory
+//!   ([`fsutil::receive`], merged into what is there).
 //! - `moby.filesync.v1.Auth/Credentials` from the docker config (hoist-registry);
 //!   `FetchToken`, `GetTokenAuthority`, `VerifyTokenAuthority` answer `Unimplemented`, as the
 //!   docker CLI does without a token authority.
@@ -21,6 +22,10 @@
 //! - `moby.upload.v1.Upload/Pull` (only with an upload, [`upload`]): a context read from
 //!   stdin, named `http://buildkit-session/<id>` in the request.
 //! - `grpc.health.v1.Health/Check`.
+//!
+//! [`fsutil`] is the DiffCopy protocol itself, both ends; hoistd uses it (and [`tunnel`],
+//! [`drained`], [`drained_call`]) for the daemon's side of the same session, so one
+//! implementation serves both.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -36,7 +41,7 @@ use hoist_proto::filesync::{
     GetTokenAuthorityRequest, GetTokenAuthorityResponse, VerifyTokenAuthorityRequest,
     VerifyTokenAuthorityResponse,
 };
-use hoist_proto::fsutil_types::{Packet, PacketType};
+use hoist_proto::fsutil_types::Packet;
 use hoist_proto::health::health_server::{Health, HealthServer};
 use hoist_proto::health::HealthCheckResponse;
 use hoist_proto::health::{health_check_response::ServingStatus, HealthCheckRequest};
@@ -44,16 +49,15 @@ use hoist_proto::secrets::secrets_server::{Secrets, SecretsServer};
 use hoist_proto::secrets::{GetSecretRequest, GetSecretResponse};
 use hoist_proto::sshforward::ssh_server::{Ssh, SshServer};
 use hoist_proto::sshforward::{CheckAgentRequest, CheckAgentResponse};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 pub mod dockerd;
-pub mod receive;
+pub mod fsutil;
 pub mod tunnel;
 pub mod upload;
-pub mod walk;
 
 /// The header (and gRPC metadata key, lower-cased) naming the session's id.
 pub const HEADER_UUID: &str = "X-Docker-Expose-Session-Uuid";
@@ -87,22 +91,47 @@ const RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
 /// a stream whose messages wait while this side sends (fsutil's REQs during file data) must
 /// be drained apart from its processing.
 pub fn drained<T: Send + 'static>(
-    mut incoming: Streaming<T>,
+    incoming: Streaming<T>,
 ) -> tokio_stream::wrappers::UnboundedReceiverStream<Result<T, Status>> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            match incoming.message().await {
-                Ok(Some(message)) => {
-                    if tx.send(Ok(message)).is_err() {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(status) => {
-                    let _ = tx.send(Err(status));
+    tokio::spawn(forward(incoming, tx));
+    tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
+}
+
+async fn forward<T>(mut incoming: Streaming<T>, tx: mpsc::UnboundedSender<Result<T, Status>>) {
+    loop {
+        match incoming.message().await {
+            Ok(Some(message)) => {
+                if tx.send(Ok(message)).is_err() {
                     break;
                 }
+            }
+            Ok(None) => break,
+            Err(status) => {
+                let _ = tx.send(Err(status));
+                break;
+            }
+        }
+    }
+}
+
+/// A call's response stream, [`drained`], started when first polled: a daemon calling the
+/// client's `FileSend.DiffCopy` sends its STATs before the client answers (a Go client sends
+/// its response headers with its first message, a REQ), so the STATs must already flow
+/// while the call waits for its response. A failed call is the stream's one error.
+pub fn drained_call<T, F>(
+    call: F,
+) -> tokio_stream::wrappers::UnboundedReceiverStream<Result<T, Status>>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<Response<Streaming<T>>, Status>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        match call.await {
+            Ok(response) => forward(response.into_inner(), tx).await,
+            Err(status) => {
+                let _ = tx.send(Err(status));
             }
         }
     });
@@ -361,27 +390,28 @@ impl FileSync for Handler {
                 "no access allowed to dir {name:?}"
             )));
         };
-        let filter = walk::Filter {
-            include: metadata_all(metadata, "include-patterns"),
-            exclude: metadata_all(metadata, "exclude-patterns"),
-            follow: metadata_all(metadata, "followpaths"),
+        let options = fsutil::SendOptions {
+            filter: fsutil::Filter {
+                include: metadata_all(metadata, "include-patterns"),
+                exclude: metadata_all(metadata, "exclude-patterns"),
+                follow: metadata_all(metadata, "followpaths"),
+            },
+            idle: None,
         };
-        let incoming = request.into_inner();
-        let (tx, rx) = mpsc::channel::<Result<Packet, Status>>(64);
+        let incoming = drained(request.into_inner());
+        let (tx, rx) = mpsc::channel::<Packet>(64);
         let session = Arc::clone(&self.0);
         tokio::spawn(async move {
-            if let Err(e) = send_dir(&session, root, filter, incoming, tx.clone()).await {
-                session.fail(format!("sending the directory {name:?}: {e}"));
-                let _ = tx
-                    .send(Ok(Packet {
-                        r#type: PacketType::PacketErr as i32,
-                        data: e.to_string().into_bytes(),
-                        ..Packet::default()
-                    }))
-                    .await;
+            match fsutil::send(root, incoming, tx, &options).await {
+                Ok(files) => {
+                    session
+                        .files_sent
+                        .fetch_add(files, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => session.fail(format!("sending the directory {name:?}: {e}")),
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(Ok))))
     }
 
     async fn tar_stream(
@@ -390,191 +420,6 @@ impl FileSync for Handler {
     ) -> Result<Response<PacketStream>, Status> {
         Err(Status::unimplemented("TarStream is not served by hoist"))
     }
-}
-
-/// fsutil's sender: the walk's STATs (then an empty one) while answering each REQ with the
-/// file's DATA chunks (then an empty DATA), until the receiver's FIN, answered with FIN.
-async fn send_dir(
-    session: &Session,
-    root: PathBuf,
-    filter: walk::Filter,
-    incoming: Streaming<Packet>,
-    tx: mpsc::Sender<Result<Packet, Status>>,
-) -> anyhow::Result<()> {
-    let mut incoming = drained(incoming);
-    let files: Arc<Mutex<BTreeMap<u32, PathBuf>>> = Arc::default();
-    let walker = {
-        let files = Arc::clone(&files);
-        let tx = tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut id = 0u32;
-            walk::walk(&root, &filter, |entry| {
-                if let Some(path) = entry.data {
-                    files
-                        .lock()
-                        .map_err(|_| walk::WalkError::Closed)?
-                        .insert(id, path);
-                }
-                id += 1;
-                let packet = Packet {
-                    r#type: PacketType::PacketStat as i32,
-                    stat: Some(entry.stat),
-                    ..Packet::default()
-                };
-                tx.blocking_send(Ok(packet))
-                    .map_err(|_| walk::WalkError::Closed)
-            })?;
-            tx.blocking_send(Ok(Packet {
-                r#type: PacketType::PacketStat as i32,
-                ..Packet::default()
-            }))
-            .map_err(|_| walk::WalkError::Closed)
-        })
-    };
-    let walked = tokio::spawn(async move {
-        match walker.await {
-            Ok(result) => result.map_err(anyhow::Error::from),
-            Err(e) => Err(anyhow::anyhow!("the walk failed: {e}")),
-        }
-    });
-    let mut walked = Some(walked);
-    // As fsutil: four files in flight at once, their DATA packets interleaved (each names
-    // its file).
-    let (work, queue) = mpsc::unbounded_channel::<(u32, PathBuf)>();
-    let queue = Arc::new(tokio::sync::Mutex::new(queue));
-    let mut senders = tokio::task::JoinSet::new();
-    for _ in 0..SENDERS {
-        let queue = Arc::clone(&queue);
-        let tx = tx.clone();
-        senders.spawn(async move {
-            loop {
-                let job = queue.lock().await.recv().await;
-                let Some((id, path)) = job else {
-                    return anyhow::Ok(());
-                };
-                send_file(id, &path, &tx).await?;
-            }
-        });
-    }
-    let mut work = Some(work);
-    loop {
-        let packet = match incoming.next().await {
-            Some(Ok(packet)) => packet,
-            None => break,
-            Some(Err(status)) => anyhow::bail!("{}", status.message()),
-        };
-        match PacketType::try_from(packet.r#type) {
-            Ok(PacketType::PacketReq) => {
-                let path = files.lock().ok().and_then(|mut f| f.remove(&packet.id));
-                let Some(path) = path else {
-                    anyhow::bail!("invalid file id {}", packet.id);
-                };
-                session
-                    .files_sent
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let queued = work
-                    .as_ref()
-                    .is_some_and(|w| w.send((packet.id, path)).is_ok());
-                if !queued {
-                    // A sender failed and the queue is gone: its error is the reason.
-                    break;
-                }
-            }
-            Ok(PacketType::PacketFin) => {
-                if let Some(walked) = walked.take() {
-                    walked.await??;
-                }
-                // Every file asked for was sent before the receiver's FIN.
-                drop(work.take());
-                while let Some(done) = senders.join_next().await {
-                    done.map_err(|e| anyhow::anyhow!("a file sender failed: {e}"))??;
-                }
-                let _ = tx
-                    .send(Ok(Packet {
-                        r#type: PacketType::PacketFin as i32,
-                        ..Packet::default()
-                    }))
-                    .await;
-                break;
-            }
-            Ok(PacketType::PacketErr) => {
-                anyhow::bail!(
-                    "error from receiver: {}",
-                    String::from_utf8_lossy(&packet.data)
-                )
-            }
-            _ => {}
-        }
-    }
-    drop(work.take());
-    while let Some(done) = senders.join_next().await {
-        done.map_err(|e| anyhow::anyhow!("a file sender failed: {e}"))??;
-    }
-    if let Some(walked) = walked.take() {
-        walked.await??;
-    }
-    Ok(())
-}
-
-/// How many files fsutil's sender reads and sends at once.
-const SENDERS: usize = 4;
-
-/// Files up to this size are read in one blocking call; larger ones are streamed.
-const READ_WHOLE: u64 = 1024 * 1024;
-
-async fn send_file(
-    id: u32,
-    path: &std::path::Path,
-    tx: &mpsc::Sender<Result<Packet, Status>>,
-) -> anyhow::Result<()> {
-    let data = |data: Vec<u8>| {
-        Ok(Packet {
-            r#type: PacketType::PacketData as i32,
-            id,
-            data,
-            ..Packet::default()
-        })
-    };
-    let small = tokio::fs::symlink_metadata(path)
-        .await
-        .is_ok_and(|m| m.len() <= READ_WHOLE);
-    if small {
-        let owned = path.to_owned();
-        // As fsutil: a file that cannot be opened is sent empty.
-        let bytes = tokio::task::spawn_blocking(move || std::fs::read(owned))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        if let Ok(bytes) = bytes {
-            for chunk in bytes.chunks(32 * 1024) {
-                tx.send(data(chunk.to_vec()))
-                    .await
-                    .map_err(|_| anyhow::anyhow!("the receiver went away"))?;
-            }
-        }
-        return tx
-            .send(data(Vec::new()))
-            .await
-            .map_err(|_| anyhow::anyhow!("the receiver went away"));
-    }
-    // As fsutil: a file that cannot be opened is sent empty.
-    if let Ok(mut file) = tokio::fs::File::open(path).await {
-        let mut buffer = vec![0; 32 * 1024];
-        loop {
-            let n = file
-                .read(&mut buffer)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            if n == 0 {
-                break;
-            }
-            tx.send(data(buffer[..n].to_vec()))
-                .await
-                .map_err(|_| anyhow::anyhow!("the receiver went away"))?;
-        }
-    }
-    tx.send(data(Vec::new()))
-        .await
-        .map_err(|_| anyhow::anyhow!("the receiver went away"))
 }
 
 /// `FileSend.DiffCopy`, whose messages are `BytesMessage`s for a stream output and fsutil
@@ -713,8 +558,10 @@ impl tonic::server::StreamingService<Packet> for DirectoryOutput {
             tokio::spawn(async move {
                 // `tx` outlives the receive, so the daemon's stream ends only once a failure
                 // is recorded.
-                if let Err(e) = receive::receive(&dir, drained(incoming), tx.clone()).await {
-                    session.fail(format!("writing the output to {}: {e:#}", dir.display()));
+                let options = fsutil::ReceiveOptions::default();
+                let received = fsutil::receive(&dir, drained(incoming), tx.clone(), &options);
+                if let Err(e) = received.await {
+                    session.fail(format!("writing the output to {}: {e}", dir.display()));
                 }
                 drop(tx);
             });

@@ -310,9 +310,9 @@ impl Control for ControlService {
             .sessions
             .attach_stream(meta, request.into_inner())
             .await?;
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(outgoing),
-        )))
+        Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(
+            outgoing, Ok,
+        ))))
     }
 }
 
@@ -496,6 +496,7 @@ impl ControlService {
             let context_request = SyncRequest {
                 dir_name: "context".to_owned(),
                 exclude_patterns,
+                engine_dir: Some(self.state.engine_dir()),
                 ..SyncRequest::default()
             };
             let stats = filesync::receive_dir(
@@ -533,6 +534,7 @@ impl ControlService {
             }
             let request = SyncRequest {
                 dir_name: dir_name.clone(),
+                engine_dir: Some(self.state.engine_dir()),
                 ..SyncRequest::default()
             };
             let stats =

@@ -18,9 +18,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hoist_proto::control::BytesMessage;
+use hoist_session::tunnel::{tunnel, Outbound};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::{mpsc, watch};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Status, Streaming};
 
@@ -225,43 +226,18 @@ impl SessionManager {
     }
 
     /// `Control.Session`: the client's HTTP/2 bytes arrive as `incoming` messages; the
-    /// daemon's go out through the returned receiver.
+    /// daemon's go out as the returned stream (hoist-session's [`tunnel`], the adapter
+    /// hoist's client uses for its end of the same call).
     pub async fn attach_stream(
         &self,
         meta: SessionMeta,
-        mut incoming: Streaming<BytesMessage>,
-    ) -> Result<mpsc::Receiver<Result<BytesMessage, Status>>, Status> {
-        let (ours, theirs) = tokio::io::duplex(256 * 1024);
-        let (mut read_theirs, mut write_theirs) = tokio::io::split(theirs);
-        let (out_tx, out_rx) = mpsc::channel(16);
+        incoming: Streaming<BytesMessage>,
+    ) -> Result<Outbound<BytesMessage>, Status> {
+        let (ours, outbound, inbound) = tunnel::<BytesMessage>();
         // Client → daemon: each message's bytes into the pipe; the stream's end is EOF.
-        tokio::spawn(async move {
-            while let Ok(Some(message)) = incoming.message().await {
-                if write_theirs.write_all(&message.data).await.is_err() {
-                    break;
-                }
-            }
-            let _ = write_theirs.shutdown().await;
-        });
-        // Daemon → client: what the pipe gives, as messages.
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match read_theirs.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let message = BytesMessage {
-                            data: buf[..n].to_vec(),
-                        };
-                        if out_tx.send(Ok(message)).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
+        tokio::spawn(inbound.feed(incoming));
         self.attach(meta, ours).await?;
-        Ok(out_rx)
+        Ok(outbound)
     }
 }
 

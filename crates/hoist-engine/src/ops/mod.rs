@@ -32,6 +32,7 @@ pub(crate) mod scoped_path;
 pub(crate) use exec::{cache_mount_name, cache_mounts_root};
 pub(crate) use image::{fetch_missing, materialize, unpack};
 mod stat_cache;
+pub use stat_cache::remember_digests as remember_context_digests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

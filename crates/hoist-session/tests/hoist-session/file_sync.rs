@@ -49,7 +49,7 @@ async fn receive(session: Arc<Session>, name: &str, metadata: &[(&str, &str)], d
         .await
         .unwrap()
         .into_inner();
-    hoist_session::receive::receive(dest, response, tx)
+    hoist_session::fsutil::receive(dest, response, tx, &Default::default())
         .await
         .unwrap();
 }

@@ -1,0 +1,989 @@
+//! fsutil's receiver: the sender's STATs are read and checked in full before anything is
+//! written, the regular files wanted are requested, their data written on a blocking thread
+//! (each into a partial file beside its place, renamed once complete, so no half-written
+//! file ever carries the final name), then hard links and the metadata of symlinks and
+//! directories (deepest first).
+//!
+//! Paths are refused before anything is written when empty, absolute, with a NUL byte or an
+//! empty, `.` or `..` component, below a symlink sent in the same tree, or when their
+//! directory was not sent before them; a hard link must name a regular file sent before it.
+//! Writes check again that each parent on disk is a real directory.
+//!
+//! Two ways to land in the destination ([`ReceiveOptions::incremental`]): a daemon's copy of
+//! a client's directory, kept across builds, where files whose size, mtime and mode are
+//! unchanged are not requested and what the sender no longer lists is removed; or a merge
+//! into a user's directory (a `local` output), as BuildKit's client does: every file is
+//! requested, an entry of another kind at a sent path is replaced, nothing else is touched.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use hoist_proto::fsutil_types::{Packet, PacketType, Stat};
+use tokio::sync::mpsc;
+
+use super::{mode, next_packet, packet, peer_error, Error};
+
+/// How [`receive`] lands the tree.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReceiveOptions {
+    /// The destination is this receiver's previous copy: unchanged files (same size, mtime
+    /// and mode) are kept and not requested, entries no longer sent are removed. Otherwise
+    /// the tree is merged into the destination and every file is requested.
+    pub incremental: bool,
+    /// Give entries the sender's owner (only root can; refused `chown`s are ignored).
+    /// Otherwise they belong to this process's user, as BuildKit's client maps them.
+    pub owners: bool,
+    /// Give up when the sender sends nothing for this long.
+    pub idle: Option<Duration>,
+    /// Hash each file received ([`SyncStats::digests`]), for a caller that would otherwise
+    /// read them all again (hoistd's engine checksums the context it builds from).
+    pub digests: bool,
+}
+
+/// What one receive did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Regular files whose contents were transferred.
+    pub received: usize,
+    /// Regular files kept from the previous copy (same size, mtime and mode).
+    pub unchanged: usize,
+    /// Entries of the previous copy that were gone or changed type, removed.
+    pub removed: usize,
+    /// Devices, pipes and sockets, which are not made.
+    pub skipped: usize,
+    /// With [`ReceiveOptions::digests`]: the sha256 of each file received, by its path.
+    pub digests: Vec<FileDigest>,
+}
+
+/// A file's path as sent (relative, slash-separated) and the sha256 of its content.
+pub type FileDigest = (String, [u8; 32]);
+
+/// One entry announced by the sender.
+#[derive(Debug)]
+struct Entry {
+    rel: PathBuf,
+    stat: Stat,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    Symlink,
+    File,
+    HardLink,
+    Other,
+}
+
+fn kind_of(stat: &Stat) -> Kind {
+    if stat.mode & mode::DIR != 0 {
+        Kind::Dir
+    } else if stat.mode & mode::SYMLINK != 0 {
+        Kind::Symlink
+    } else if stat.mode & mode::TYPE == 0 {
+        if stat.linkname.is_empty() {
+            Kind::File
+        } else {
+            Kind::HardLink
+        }
+    } else {
+        Kind::Other
+    }
+}
+
+/// A relative, slash-separated path from the wire, refused unless it stays inside.
+fn clean_path(path: &str) -> Result<PathBuf, Error> {
+    if path.is_empty() {
+        return Err(Error::Refused("an empty path".to_owned()));
+    }
+    if path.starts_with('/') {
+        return Err(Error::Refused(format!("the absolute path {path:?}")));
+    }
+    if path.contains('\0') {
+        return Err(Error::Refused(format!("the path {path:?} with a NUL byte")));
+    }
+    let mut out = PathBuf::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." | ".." => {
+                return Err(Error::Refused(format!(
+                    "the path {path:?} (an empty, \".\" or \"..\" component)"
+                )))
+            }
+            part => out.push(part),
+        }
+    }
+    Ok(out)
+}
+
+/// Receives one tree into `dest` (created if missing): `incoming` from the sender,
+/// `outgoing` for this side's REQs and FIN (and ERR when it fails). Returns once the
+/// sender has answered FIN.
+pub async fn receive<S>(
+    dest: &Path,
+    incoming: S,
+    outgoing: mpsc::Sender<Packet>,
+    options: &ReceiveOptions,
+) -> Result<SyncStats, Error>
+where
+    S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
+{
+    let result = receive_inner(dest, incoming, &outgoing, options).await;
+    if let Err(error) = &result {
+        let _ = outgoing.try_send(packet(
+            PacketType::PacketErr,
+            0,
+            error.to_string().into_bytes(),
+        ));
+    }
+    result
+}
+
+/// What the destination held before (incremental only), read once without following
+/// symlinks, so a path below an old symlink is never taken for a kept file.
+#[derive(Debug, Default)]
+struct Previous {
+    by_path: HashMap<PathBuf, Old>,
+    /// Every path, a directory's contents before it.
+    order: Vec<PathBuf>,
+}
+
+#[derive(Debug)]
+struct Old {
+    kind: Kind,
+    size: u64,
+    mtime: i64,
+    permissions: u32,
+}
+
+impl Previous {
+    fn scan(dest: &Path) -> Result<Previous, Error> {
+        let mut previous = Previous::default();
+        if !dest.exists() {
+            return Ok(previous);
+        }
+        for found in walkdir::WalkDir::new(dest)
+            .min_depth(1)
+            .contents_first(true)
+        {
+            let found = found.map_err(|err| Error::Io {
+                action: "read the previous copy in",
+                path: dest.to_owned(),
+                source: err.into(),
+            })?;
+            let meta = found.metadata().map_err(|err| Error::Io {
+                action: "read the previous copy in",
+                path: found.path().to_owned(),
+                source: err.into(),
+            })?;
+            let file_type = meta.file_type();
+            let kind = if file_type.is_dir() {
+                Kind::Dir
+            } else if file_type.is_symlink() {
+                Kind::Symlink
+            } else if file_type.is_file() {
+                Kind::File
+            } else {
+                Kind::Other
+            };
+            let rel = found
+                .path()
+                .strip_prefix(dest)
+                .unwrap_or(found.path())
+                .to_owned();
+            previous.by_path.insert(
+                rel.clone(),
+                Old {
+                    kind,
+                    size: meta.len(),
+                    mtime: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                    permissions: meta.mode() & 0o7777,
+                },
+            );
+            previous.order.push(rel);
+        }
+        Ok(previous)
+    }
+
+    /// Whether the copy holds `entry`'s file as sent (same size, mtime and mode).
+    fn unchanged(&self, entry: &Entry) -> bool {
+        self.by_path.get(&entry.rel).is_some_and(|old| {
+            old.kind == Kind::File
+                && i64::try_from(old.size).ok() == Some(entry.stat.size)
+                && old.mtime == entry.stat.mod_time
+                && old.permissions == mode::to_unix_permissions(entry.stat.mode)
+        })
+    }
+}
+
+/// The list, each entry checked as it comes, with the files wanted requested at once (the
+/// sender reads and sends them while the rest of the list arrives; nothing is written
+/// before the whole list is checked).
+struct List {
+    entries: Vec<Entry>,
+    /// File id → index in `entries`, for the files wanted whose data has not all come.
+    wanted: HashMap<u32, usize>,
+    /// Files wanted but not requested yet (past [`EARLY_BYTES`]).
+    deferred: Vec<u32>,
+    /// The data that came while the list did (file id, index, bytes), to write once it is in.
+    early: Vec<(u32, usize, Vec<u8>)>,
+    unchanged: usize,
+}
+
+/// How many bytes of files (by their sent sizes) are requested while the list still comes;
+/// their data waits in memory until the list is complete and checked.
+const EARLY_BYTES: u64 = 64 * 1024 * 1024;
+
+async fn read_list<S>(
+    incoming: &mut S,
+    outgoing: &mpsc::Sender<Packet>,
+    previous: Option<&Previous>,
+    idle: Option<Duration>,
+) -> Result<List, Error>
+where
+    S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
+{
+    let mut list = List {
+        entries: Vec::new(),
+        wanted: HashMap::new(),
+        deferred: Vec::new(),
+        early: Vec::new(),
+        unchanged: 0,
+    };
+    let mut early_bytes = 0u64;
+    let entries = &mut list.entries;
+    let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
+    let mut symlinks: HashSet<PathBuf> = HashSet::new();
+    loop {
+        let Some(received) = next_packet(incoming, idle).await? else {
+            return Err(Error::Closed("before the end of its file list"));
+        };
+        if let Some(error) = peer_error(&received) {
+            return Err(error);
+        }
+        if received.r#type == PacketType::PacketData as i32 {
+            let Some(&index) = list.wanted.get(&received.id) else {
+                return Err(Error::Protocol(format!(
+                    "data for file id {} that was not requested",
+                    received.id
+                )));
+            };
+            if received.data.is_empty() {
+                list.wanted.remove(&received.id);
+            }
+            list.early.push((received.id, index, received.data));
+            continue;
+        }
+        if received.r#type != PacketType::PacketStat as i32 {
+            return Err(Error::Protocol(format!(
+                "unexpected packet type {} in the file list",
+                received.r#type
+            )));
+        }
+        let Some(stat) = received.stat else {
+            return Ok(list);
+        };
+        let id = u32::try_from(entries.len())
+            .map_err(|_| Error::Protocol("too many entries".to_owned()))?;
+        let rel = clean_path(&stat.path)?;
+        for ancestor in rel.ancestors().skip(1) {
+            if symlinks.contains(ancestor) {
+                return Err(Error::Refused(format!(
+                    "the path {:?}: it goes through the symlink {:?}",
+                    stat.path,
+                    ancestor.display()
+                )));
+            }
+        }
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let parent_sent = parent.as_os_str().is_empty()
+            || by_path
+                .get(parent)
+                .is_some_and(|&i| entries[i].kind == Kind::Dir);
+        if !parent_sent {
+            return Err(Error::Refused(format!(
+                "the path {:?}: its directory {:?} was not sent before it",
+                stat.path,
+                parent.display()
+            )));
+        }
+        if by_path.contains_key(&rel) {
+            return Err(Error::Refused(format!(
+                "the path {:?}: it came twice",
+                stat.path
+            )));
+        }
+        let kind = kind_of(&stat);
+        match kind {
+            Kind::Symlink => {
+                symlinks.insert(rel.clone());
+            }
+            Kind::HardLink => {
+                let target = clean_path(&stat.linkname).map_err(|refused| {
+                    Error::Refused(format!(
+                        "the hard link {:?}: its target: {refused}",
+                        stat.path
+                    ))
+                })?;
+                let ok = by_path
+                    .get(&target)
+                    .is_some_and(|&i| entries[i].kind == Kind::File);
+                if !ok {
+                    return Err(Error::Refused(format!(
+                        "the hard link {:?}: it names {:?}, not a regular file sent before it",
+                        stat.path, stat.linkname
+                    )));
+                }
+            }
+            _ => {}
+        }
+        by_path.insert(rel.clone(), entries.len());
+        let entry = Entry { rel, stat, kind };
+        if kind == Kind::File {
+            if previous.is_some_and(|p| p.unchanged(&entry)) {
+                list.unchanged += 1;
+            } else {
+                list.wanted.insert(id, entries.len());
+                let size = u64::try_from(entry.stat.size).unwrap_or(0);
+                if list.deferred.is_empty() && early_bytes + size <= EARLY_BYTES {
+                    early_bytes += size;
+                    outgoing
+                        .send(packet(PacketType::PacketReq, id, Vec::new()))
+                        .await
+                        .map_err(|_| Error::Closed("while files were requested"))?;
+                } else {
+                    list.deferred.push(id);
+                }
+            }
+        }
+        entries.push(entry);
+    }
+}
+
+async fn receive_inner<S>(
+    dest: &Path,
+    mut incoming: S,
+    outgoing: &mpsc::Sender<Packet>,
+    options: &ReceiveOptions,
+) -> Result<SyncStats, Error>
+where
+    S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
+{
+    // 1. The previous copy (incremental), then the list, checked as it comes; the files
+    // wanted are requested at once, but nothing is written before the whole list is in.
+    let previous = if options.incremental {
+        let owned = dest.to_owned();
+        Some(
+            tokio::task::spawn_blocking(move || Previous::scan(&owned))
+                .await
+                .map_err(|e| {
+                    Error::io("read the previous copy in", dest)(std::io::Error::other(e))
+                })??,
+        )
+    } else {
+        None
+    };
+    let List {
+        entries,
+        mut wanted,
+        deferred,
+        early,
+        unchanged,
+    } = read_list(&mut incoming, outgoing, previous.as_ref(), options.idle).await?;
+
+    // 2. On a blocking thread: what the previous copy has that is gone or changed type
+    // removed, the tree made, the requested files written as their data comes (this task
+    // goes on reading packets), then hard links and the metadata of symlinks and
+    // directories.
+    let entries = Arc::new(entries);
+    let (chunks, to_write) = mpsc::channel(1024);
+    let writer = tokio::task::spawn_blocking({
+        let entries = Arc::clone(&entries);
+        let dest = dest.to_owned();
+        let options = *options;
+        move || write_tree(&dest, &entries, previous.as_ref(), to_write, &options)
+    });
+    let read = async {
+        for id in deferred {
+            outgoing
+                .send(packet(PacketType::PacketReq, id, Vec::new()))
+                .await
+                .map_err(|_| Error::Closed("while files were requested"))?;
+        }
+        for chunk in early {
+            if chunks.send(chunk).await.is_err() {
+                // The writer stopped: its error is the one reported.
+                return Ok(());
+            }
+        }
+        while !wanted.is_empty() {
+            let Some(packet) = next_packet(&mut incoming, options.idle).await? else {
+                return Err(Error::Closed("with files still to send"));
+            };
+            if let Some(error) = peer_error(&packet) {
+                return Err(error);
+            }
+            if packet.r#type != PacketType::PacketData as i32 {
+                return Err(Error::Protocol(format!(
+                    "unexpected packet type {} while receiving files",
+                    packet.r#type
+                )));
+            }
+            let Some(&index) = wanted.get(&packet.id) else {
+                return Err(Error::Protocol(format!(
+                    "data for file id {} that was not requested",
+                    packet.id
+                )));
+            };
+            if packet.data.is_empty() {
+                wanted.remove(&packet.id);
+            }
+            if chunks.send((packet.id, index, packet.data)).await.is_err() {
+                // The writer stopped: its error is the one reported.
+                break;
+            }
+        }
+        Ok(())
+    };
+    let read: Result<(), Error> = read.await;
+    drop(chunks);
+    let written = writer.await.map_err(|e| Error::Io {
+        action: "write files into",
+        path: dest.to_owned(),
+        source: std::io::Error::other(e),
+    })?;
+    read?;
+    let mut stats = written?;
+    stats.unchanged = unchanged;
+
+    // 3. FIN both ways.
+    outgoing
+        .send(packet(PacketType::PacketFin, 0, Vec::new()))
+        .await
+        .map_err(|_| Error::Closed("before this side's FIN"))?;
+    loop {
+        match next_packet(&mut incoming, options.idle).await? {
+            None => break,
+            Some(packet) if packet.r#type == PacketType::PacketFin as i32 => break,
+            Some(packet) => {
+                if let Some(error) = peer_error(&packet) {
+                    return Err(error);
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// The blocking half of a receive: the tree made in `dest` from the checked `entries`, the
+/// data of the requested files written as `chunks` brings it.
+fn write_tree(
+    dest: &Path,
+    entries: &[Entry],
+    previous: Option<&Previous>,
+    chunks: mpsc::Receiver<(u32, usize, Vec<u8>)>,
+    options: &ReceiveOptions,
+) -> Result<SyncStats, Error> {
+    let mut stats = SyncStats::default();
+    std::fs::create_dir_all(dest).map_err(Error::io("create", dest))?;
+    if let Some(previous) = previous {
+        stats.removed = remove_stale(dest, entries, previous)?;
+    }
+    // Directories and symlinks made (a directory before its entries), other kinds at a
+    // file's path removed.
+    for entry in entries {
+        let path = dest.join(&entry.rel);
+        // A file of an incremental copy is written (if at all) into a directory that was
+        // checked as it was made: a rebuild's unchanged files cost no lookups here.
+        if entry.kind != Kind::File || previous.is_none() {
+            ensure_parent_is_dir(dest, &path)?;
+        }
+        match entry.kind {
+            Kind::Dir => {
+                let existing = std::fs::symlink_metadata(&path).ok();
+                if !existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
+                    remove_any(&path, existing.as_ref())?;
+                    std::fs::create_dir(&path).map_err(Error::io("create", &path))?;
+                }
+            }
+            Kind::Symlink => {
+                let existing = std::fs::symlink_metadata(&path).ok();
+                let same = existing
+                    .as_ref()
+                    .is_some_and(|m| m.file_type().is_symlink())
+                    && std::fs::read_link(&path)
+                        .is_ok_and(|target| target.as_os_str() == entry.stat.linkname.as_str());
+                if !same {
+                    remove_any(&path, existing.as_ref())?;
+                    std::os::unix::fs::symlink(&entry.stat.linkname, &path)
+                        .map_err(Error::io("create the symlink", &path))?;
+                }
+            }
+            // An incremental copy holds a file or nothing here now (stale entries went).
+            Kind::File if previous.is_none() => {
+                let existing = std::fs::symlink_metadata(&path).ok();
+                if existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
+                    remove_any(&path, existing.as_ref())?;
+                }
+            }
+            Kind::File | Kind::HardLink => {}
+            Kind::Other => stats.skipped += 1,
+        }
+    }
+    (stats.received, stats.digests) = write_files(chunks, entries, dest, options)?;
+    // Hard links, then the metadata of symlinks and directories (deepest first, after
+    // their contents were written).
+    for entry in entries {
+        let path = dest.join(&entry.rel);
+        match entry.kind {
+            Kind::HardLink => {
+                let target = dest.join(clean_path(&entry.stat.linkname)?);
+                remove_any(&path, std::fs::symlink_metadata(&path).ok().as_ref())?;
+                std::fs::hard_link(&target, &path).map_err(Error::io("hard link", &path))?;
+            }
+            Kind::Symlink => apply_metadata(&path, &entry.stat, options.owners)?,
+            _ => {}
+        }
+    }
+    for entry in entries.iter().rev().filter(|e| e.kind == Kind::Dir) {
+        apply_metadata(&dest.join(&entry.rel), &entry.stat, options.owners)?;
+    }
+    Ok(stats)
+}
+
+/// Removes what the previous copy holds that `entries` do not list with the same kind;
+/// returns how many entries went.
+fn remove_stale(dest: &Path, entries: &[Entry], previous: &Previous) -> Result<usize, Error> {
+    let listed: HashMap<&Path, Kind> = entries.iter().map(|e| (e.rel.as_path(), e.kind)).collect();
+    let mut removed = 0;
+    // A directory's contents come before it (contents first).
+    for rel in &previous.order {
+        let old = &previous.by_path[rel];
+        let keep = listed.get(rel.as_path()).is_some_and(|kind| match kind {
+            Kind::Dir | Kind::Symlink => *kind == old.kind,
+            // Hard links are linked again each time.
+            Kind::File | Kind::HardLink => old.kind == Kind::File,
+            Kind::Other => false,
+        });
+        if keep {
+            continue;
+        }
+        let path = dest.join(rel);
+        let result = if old.kind == Kind::Dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match result {
+            Ok(()) => removed += 1,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(Error::io("remove", &path)(err)),
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes whatever is at `path` (`existing` its metadata, if anything is there).
+fn remove_any(path: &Path, existing: Option<&std::fs::Metadata>) -> Result<(), Error> {
+    let result = match existing {
+        None => return Ok(()),
+        Some(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        Some(_) => std::fs::remove_file(path),
+    };
+    match result {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io("remove", path)(err))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes the files whose data `chunks` brings (file id, index in `entries`, bytes; empty
+/// bytes end a file) under `dest`: each to a partial file beside its place, given its
+/// metadata and renamed into place when complete. Returns how many were completed.
+fn write_files(
+    mut chunks: mpsc::Receiver<(u32, usize, Vec<u8>)>,
+    entries: &[Entry],
+    dest: &Path,
+    options: &ReceiveOptions,
+) -> Result<(usize, Vec<FileDigest>), Error> {
+    use sha2::Digest as _;
+    let mut open: HashMap<u32, (std::fs::File, PathBuf, Option<sha2::Sha256>)> = HashMap::new();
+    let mut received = 0;
+    let mut digests = Vec::new();
+    while let Some((id, index, data)) = chunks.blocking_recv() {
+        let entry = &entries[index];
+        let path = dest.join(&entry.rel);
+        if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(id) {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (file, partial) = create_partial(&path, &name)?;
+            slot.insert((file, partial, options.digests.then(sha2::Sha256::new)));
+        }
+        if data.is_empty() {
+            let Some((file, partial, hash)) = open.remove(&id) else {
+                continue;
+            };
+            finish_file(&file, &partial, &entry.stat, options.owners)?;
+            drop(file);
+            std::fs::rename(&partial, &path).map_err(Error::io("rename", &partial))?;
+            if let Some(hash) = hash {
+                digests.push((entry.stat.path.clone(), hash.finalize().into()));
+            }
+            received += 1;
+        } else if let Some((file, partial, hash)) = open.get_mut(&id) {
+            file.write_all(&data).map_err(Error::io("write", partial))?;
+            if let Some(hash) = hash {
+                hash.update(&data);
+            }
+        }
+    }
+    Ok((received, digests))
+}
+
+/// Owner (when `owners`), mode, xattrs and mtime of a file just written, through its open
+/// handle (no path lookups).
+fn finish_file(file: &std::fs::File, path: &Path, stat: &Stat, owners: bool) -> Result<(), Error> {
+    if owners {
+        match std::os::unix::fs::fchown(file, Some(stat.uid), Some(stat.gid)) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {}
+            Err(err) => return Err(Error::io("chown", path)(err)),
+        }
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(mode::to_unix_permissions(
+        stat.mode,
+    )))
+    .map_err(Error::io("chmod", path))?;
+    set_xattrs(path, stat);
+    filetime::set_file_handle_times(
+        file,
+        Some(file_time(stat.mod_time)),
+        Some(file_time(stat.mod_time)),
+    )
+    .map_err(Error::io("set the mtime of", path))
+}
+
+/// A new file beside `path` to write its data into: never an existing entry (the sender may
+/// have sent a symlink by that name, which must not be followed).
+fn create_partial(path: &Path, name: &str) -> Result<(std::fs::File, PathBuf), Error> {
+    for n in 0..1000 {
+        let partial = path.with_file_name(format!(".{name}.hoist-partial{n}"));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&partial)
+        {
+            Ok(file) => return Ok((file, partial)),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(Error::io("create", &partial)(err)),
+        }
+    }
+    Err(Error::io("create a partial file beside", path)(
+        std::io::ErrorKind::AlreadyExists.into(),
+    ))
+}
+
+/// Everything between `dest` and `path` must be a real directory (no symlink from an
+/// earlier state can redirect a write outside).
+fn ensure_parent_is_dir(dest: &Path, path: &Path) -> Result<(), Error> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    if parent == dest {
+        return Ok(());
+    }
+    match std::fs::symlink_metadata(parent) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::Refused(format!(
+            "{}: its parent is not a directory",
+            path.display()
+        ))),
+        Err(err) => Err(Error::io("inspect", parent)(err)),
+    }
+}
+
+/// Owner (when `owners`), mode, xattrs and mtime of `stat` on `path` (not following a
+/// symlink).
+fn apply_metadata(path: &Path, stat: &Stat, owners: bool) -> Result<(), Error> {
+    let is_symlink = stat.mode & mode::SYMLINK != 0;
+    if owners {
+        match std::os::unix::fs::lchown(path, Some(stat.uid), Some(stat.gid)) {
+            Ok(()) => {}
+            // Only root may give files away; as another user they stay ours.
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {}
+            Err(err) => return Err(Error::io("chown", path)(err)),
+        }
+    }
+    if !is_symlink {
+        std::fs::set_permissions(
+            path,
+            std::fs::Permissions::from_mode(mode::to_unix_permissions(stat.mode)),
+        )
+        .map_err(Error::io("chmod", path))?;
+    }
+    set_xattrs(path, stat);
+    let mtime = file_time(stat.mod_time);
+    filetime::set_symlink_file_times(path, mtime, mtime)
+        .map_err(Error::io("set the mtime of", path))
+}
+
+fn set_xattrs(path: &Path, stat: &Stat) {
+    let mut names: Vec<_> = stat.xattrs.keys().collect();
+    names.sort();
+    for name in names {
+        // Best effort, as fsutil's receiver: file systems without xattrs, or namespaces
+        // only root may set (security.*, trusted.*), lose them.
+        let _ = xattr::set(path, name, &stat.xattrs[name]);
+    }
+}
+
+fn file_time(nanos: i64) -> filetime::FileTime {
+    filetime::FileTime::from_unix_time(
+        nanos.div_euclid(1_000_000_000),
+        u32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_stream::wrappers::UnboundedReceiverStream;
+
+    fn stat(path: &str, mode: u32, size: i64, mod_time: i64, linkname: &str) -> Stat {
+        Stat {
+            path: path.to_owned(),
+            mode,
+            size,
+            mod_time,
+            linkname: linkname.to_owned(),
+            ..Stat::default()
+        }
+    }
+
+    /// A sender as fsutil's: the stats, then each requested file's data in 3-byte packets,
+    /// FIN for FIN. Returns the receiver's result and the ids it requested.
+    async fn sync(
+        entries: Vec<(Stat, Vec<u8>)>,
+        dest: &Path,
+        incremental: bool,
+    ) -> (Result<SyncStats, Error>, Vec<u32>) {
+        let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<Packet, tonic::Status>>();
+        let (out_tx, mut out_rx) = mpsc::channel::<Packet>(4);
+        for (stat, _) in &entries {
+            in_tx
+                .send(Ok(Packet {
+                    r#type: PacketType::PacketStat as i32,
+                    stat: Some(stat.clone()),
+                    ..Packet::default()
+                }))
+                .unwrap();
+        }
+        in_tx
+            .send(Ok(packet(PacketType::PacketStat, 0, Vec::new())))
+            .unwrap();
+        let sender = tokio::spawn(async move {
+            let mut requested = Vec::new();
+            while let Some(p) = out_rx.recv().await {
+                match PacketType::try_from(p.r#type) {
+                    Ok(PacketType::PacketReq) => {
+                        requested.push(p.id);
+                        for chunk in entries[p.id as usize].1.chunks(3) {
+                            let _ = in_tx.send(Ok(packet(
+                                PacketType::PacketData,
+                                p.id,
+                                chunk.to_vec(),
+                            )));
+                        }
+                        let _ = in_tx.send(Ok(packet(PacketType::PacketData, p.id, Vec::new())));
+                    }
+                    Ok(PacketType::PacketFin) => {
+                        let _ = in_tx.send(Ok(packet(PacketType::PacketFin, 0, Vec::new())));
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+            requested
+        });
+        let options = ReceiveOptions {
+            incremental,
+            owners: true,
+            idle: Some(Duration::from_secs(10)),
+            digests: true,
+        };
+        let result = receive(dest, UnboundedReceiverStream::new(in_rx), out_tx, &options).await;
+        (result, sender.await.unwrap())
+    }
+
+    const T: i64 = 1_600_000_000_123_456_789;
+
+    fn tree() -> Vec<(Stat, Vec<u8>)> {
+        let mut with_xattr = stat("a/x", 0o600, 1, T, "");
+        with_xattr.xattrs.insert("user.k".into(), b"v".to_vec());
+        vec![
+            (stat("a", mode::DIR | 0o750, 0, T, ""), Vec::new()),
+            (
+                stat("a/f", 0o640 | mode::SETGID, 11, T, ""),
+                b"hello world".to_vec(),
+            ),
+            (with_xattr, b"x".to_vec()),
+            (stat("h", 0o640 | mode::SETGID, 11, T, "a/f"), Vec::new()),
+            (stat("l", mode::SYMLINK | 0o777, 0, T, "a/f"), Vec::new()),
+            (stat("z", 0o644, 0, T + 5, ""), Vec::new()),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_tree_arrives_with_its_metadata_then_only_changes_move() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("copy");
+        let (result, requested) = sync(tree(), &dest, true).await;
+        assert_eq!(requested, [1, 2, 5]);
+        let stats = result.unwrap();
+        let mut digests = stats.digests.clone();
+        digests.sort();
+        use sha2::Digest as _;
+        let sha = |b: &[u8]| -> [u8; 32] { sha2::Sha256::digest(b).into() };
+        assert_eq!(
+            digests,
+            [
+                ("a/f".to_owned(), sha(b"hello world")),
+                ("a/x".to_owned(), sha(b"x")),
+                ("z".to_owned(), sha(b"")),
+            ]
+        );
+        assert_eq!(
+            stats,
+            SyncStats {
+                received: 3,
+                digests: stats.digests.clone(),
+                ..SyncStats::default()
+            }
+        );
+        assert_eq!(std::fs::read(dest.join("a/f")).unwrap(), b"hello world");
+        let meta = std::fs::symlink_metadata(dest.join("a/f")).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o2640);
+        assert_eq!(meta.mtime_nsec(), 123_456_789);
+        let dir = std::fs::metadata(dest.join("a")).unwrap();
+        assert_eq!(dir.mode() & 0o777, 0o750);
+        assert_eq!(
+            dir.mtime_nsec(),
+            123_456_789,
+            "a directory's time is set last"
+        );
+        assert_eq!(std::fs::metadata(dest.join("h")).unwrap().ino(), meta.ino());
+        assert_eq!(
+            std::fs::read_link(dest.join("l")).unwrap(),
+            Path::new("a/f")
+        );
+        if let Ok(Some(value)) = xattr::get(dest.join("a/x"), "user.k") {
+            assert_eq!(value, b"v");
+        }
+        // The same tree again: nothing moves.
+        let (result, requested) = sync(tree(), &dest, true).await;
+        assert!(requested.is_empty(), "{requested:?}");
+        assert_eq!(
+            result.unwrap(),
+            SyncStats {
+                unchanged: 3,
+                ..SyncStats::default()
+            },
+            "nothing received, nothing hashed"
+        );
+        // One file touched, one gone: that file moves, the other is removed.
+        let mut next = tree();
+        next[2].0.mod_time += 1;
+        next.pop();
+        let (result, requested) = sync(next, &dest, true).await;
+        assert_eq!(requested, [2]);
+        let stats = result.unwrap();
+        assert_eq!((stats.received, stats.unchanged, stats.removed), (1, 1, 1));
+        assert_eq!(stats.digests, [("a/x".to_owned(), sha(b"x"))]);
+        assert!(!dest.join("z").exists());
+        // A directory becomes a file.
+        let replaced = vec![(stat("a", 0o644, 2, T, ""), b"ok".to_vec())];
+        let (result, _) = sync(replaced, &dest, true).await;
+        result.unwrap();
+        assert_eq!(std::fs::read(dest.join("a")).unwrap(), b"ok");
+        assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_merge_requests_every_file_replaces_other_kinds_and_keeps_the_rest() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("out");
+        std::fs::create_dir_all(dest.join("a")).unwrap();
+        std::fs::write(dest.join("a/f"), "old").unwrap();
+        std::fs::write(dest.join("mine"), "kept").unwrap();
+        // `l` is a directory the tree sends as a symlink; `z` a symlink sent as a file.
+        std::fs::create_dir_all(dest.join("l/sub")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dest.join("z")).unwrap();
+        let (result, requested) = sync(tree(), &dest, false).await;
+        assert_eq!(requested, [1, 2, 5]);
+        assert_eq!(result.unwrap().received, 3);
+        assert_eq!(std::fs::read(dest.join("a/f")).unwrap(), b"hello world");
+        assert_eq!(std::fs::read(dest.join("mine")).unwrap(), b"kept");
+        assert_eq!(
+            std::fs::read_link(dest.join("l")).unwrap(),
+            Path::new("a/f")
+        );
+        assert!(std::fs::symlink_metadata(dest.join("z")).unwrap().is_file());
+        // The same tree again: every file requested again.
+        let (result, requested) = sync(tree(), &dest, false).await;
+        assert_eq!(requested, [1, 2, 5]);
+        result.unwrap();
+    }
+
+    #[tokio::test]
+    async fn paths_leaving_the_destination_are_refused_before_anything_is_written() {
+        for (bad, why) in [
+            (vec![stat("../evil", 0o644, 1, T, "")], "\"..\""),
+            (vec![stat("/etc/evil", 0o644, 1, T, "")], "absolute"),
+            (vec![stat("a//b", 0o644, 1, T, "")], "empty"),
+            (vec![stat("a/b", 0o644, 1, T, "")], "was not sent before"),
+            (
+                vec![
+                    stat("l", mode::SYMLINK | 0o777, 0, T, "/etc"),
+                    stat("l/evil", 0o644, 1, T, ""),
+                ],
+                "through the symlink",
+            ),
+            (
+                vec![stat("h", 0o644, 1, T, "../../etc/passwd")],
+                "hard link",
+            ),
+            (
+                vec![
+                    stat("d", mode::DIR | 0o755, 0, T, ""),
+                    stat("h", 0o644, 0, T, "d"),
+                ],
+                "not a regular file",
+            ),
+            (
+                vec![stat("f", 0o644, 1, T, ""), stat("f", 0o644, 1, T, "")],
+                "came twice",
+            ),
+        ] {
+            for incremental in [true, false] {
+                let root = tempfile::tempdir().unwrap();
+                let dest = root.path().join("copy");
+                let entries = bad.iter().cloned().map(|s| (s, b"x".to_vec())).collect();
+                // Files before the bad entry may have been requested: nothing is written.
+                let (result, _) = sync(entries, &dest, incremental).await;
+                let err = result.unwrap_err();
+                assert!(matches!(err, Error::Refused(_)), "{why}: {err}");
+                assert!(err.to_string().contains(why), "{why}: {err}");
+                let left: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
+                assert!(left.is_empty(), "{why}: wrote {left:?}");
+            }
+        }
+    }
+}
