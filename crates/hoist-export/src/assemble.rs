@@ -462,10 +462,12 @@ impl Assembler {
         // not hashed a second time on its way through, only its size checked (an epoch
         // rewrite makes a new tar, which is hashed).
         let verbatim = epoch.is_none() && layer.descriptor.digest == layer.diff_id;
+        // The store writer hashes the new blob as it writes it: the layer writer takes the
+        // blob's digest from it, so the compressed bytes are hashed once, by the store.
         let mut writer = if verbatim {
-            LayerWriter::with_diff_id(out, options, layer.diff_id.clone())
+            LayerWriter::onto_digesting_with_diff_id(out, options, layer.diff_id.clone())
         } else {
-            LayerWriter::new(out, options)
+            LayerWriter::onto_digesting(out, options)
         }
         .map_err(recompress_err)?;
         let source_diff_id = match epoch {

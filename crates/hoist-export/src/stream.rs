@@ -141,3 +141,12 @@ impl<W: Write> Write for Tee<W> {
         self.inner.flush()
     }
 }
+
+/// The store writer hashes every byte it writes (it commits a blob only under the digest
+/// of its bytes), so a [`hoist_snapshot::LayerWriter`] onto the tee takes the compressed
+/// blob's digest from it instead of hashing the blob a second time.
+impl hoist_snapshot::DigestingWrite for Tee<hoist_content::Ingest> {
+    fn digest_so_far(&self) -> (hoist_oci::Digest, u64) {
+        (self.inner.digest(), self.inner.written())
+    }
+}

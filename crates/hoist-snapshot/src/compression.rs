@@ -7,6 +7,11 @@
 //!                             └─► none (the blob digest is the diff_id) ─► your writer
 //! ```
 //!
+//! A writer that hashes what it is given anyway — a content store's ingest, which verifies
+//! every blob it commits — says so through [`DigestingWrite`], and
+//! [`LayerWriter::onto_digesting`] takes the blob's digest (and, uncompressed, the diff id)
+//! from it instead of hashing the same bytes a second time.
+//!
 //! gzip runs on every core ([`crate::parallel_gzip`]) with a fixed header (no mtime, no
 //! file name, OS "unknown") and output independent of the thread count; zstd runs
 //! single-threaded; so the same tar always gives the same blob digest.
@@ -14,7 +19,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 use flate2::read::MultiGzDecoder;
-use hoist_oci::{Compression, Descriptor, Digest, DigestWriter, Digester, MediaType};
+use hoist_oci::{Compression, Descriptor, Digest, Digester, MediaType};
 
 use crate::error::{Error, Result};
 use crate::parallel_gzip::ParallelGzip;
@@ -126,11 +131,52 @@ pub struct Layer {
     pub diff_size: u64,
 }
 
+/// A [`Write`] that hashes every byte it is given and can tell what they hash to: a
+/// content store's ingest, which hashes to verify what it commits. A [`LayerWriter`] made
+/// with [`LayerWriter::onto_digesting`] takes the blob's digest from it rather than hashing
+/// the blob itself, so the blob is hashed once, by the writer that stores it.
+pub trait DigestingWrite: Write {
+    /// The digest of every byte written so far (in the writer's algorithm, normally
+    /// sha256) and their number. Called by [`LayerWriter::finish`] after the last write and
+    /// a flush, so it must account for every byte `write` accepted.
+    fn digest_so_far(&self) -> (Digest, u64);
+}
+
+/// How the finished blob's digest is read off a [`DigestingWrite`] output.
+type OutDigest<W> = fn(&W) -> (Digest, u64);
+
+/// The compressed stream on its way to the caller's writer, hashed here unless that writer
+/// hashes it itself (`digester` is then `None`).
+struct BlobOut<W> {
+    out: W,
+    digester: Option<Box<Digester>>,
+}
+
+impl<W: Write> Write for BlobOut<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        if let Some(digester) = &mut self.digester {
+            digester.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl<W> BlobOut<W> {
+    fn into_parts(self) -> (W, Option<(Digest, u64)>) {
+        (self.out, self.digester.map(|d| d.finish()))
+    }
+}
+
 enum Encoder<W: Write> {
     /// Uncompressed: the blob is the tar, so its digest is the diff id (hashed once).
     None(W),
-    Gzip(ParallelGzip<DigestWriter<W>>),
-    Zstd(zstd::stream::write::Encoder<'static, DigestWriter<W>>),
+    Gzip(ParallelGzip<BlobOut<W>>),
+    Zstd(zstd::stream::write::Encoder<'static, BlobOut<W>>),
 }
 
 /// How the uncompressed tar's digest (the diff id) is had.
@@ -139,6 +185,9 @@ enum DiffId {
     Hashed(Box<Digester>),
     /// Given by the caller, who has it from a verified source; only the size is counted.
     Known(Digest, u64),
+    /// Uncompressed onto a [`DigestingWrite`]: the blob is the tar, and the output's digest
+    /// is the diff id; only the size is counted here.
+    OfBlob(u64),
 }
 
 /// A [`Write`] that takes an uncompressed layer tar and passes it, compressed and hashed,
@@ -147,13 +196,15 @@ pub struct LayerWriter<W: Write> {
     diff: DiffId,
     encoder: Encoder<W>,
     options: LayerOptions,
+    /// Set when the output hashes what it is given ([`LayerWriter::onto_digesting`]).
+    out_digest: Option<OutDigest<W>>,
 }
 
 impl<W: Write> std::fmt::Debug for LayerWriter<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let written = match &self.diff {
             DiffId::Hashed(digester) => digester.len(),
-            DiffId::Known(_, len) => *len,
+            DiffId::Known(_, len) | DiffId::OfBlob(len) => *len,
         };
         f.debug_struct("LayerWriter")
             .field("options", &self.options)
@@ -165,10 +216,21 @@ impl<W: Write> std::fmt::Debug for LayerWriter<W> {
 impl<W: Write> LayerWriter<W> {
     /// Starts a layer written to `out`.
     pub fn new(out: W, options: LayerOptions) -> Result<Self> {
+        Self::start(out, options, None)
+    }
+
+    fn start(out: W, options: LayerOptions, out_digest: Option<OutDigest<W>>) -> Result<Self> {
+        let hashed = || BlobOut {
+            out,
+            digester: match out_digest {
+                Some(_) => None,
+                None => Some(Box::new(Digester::sha256())),
+            },
+        };
         let encoder = match options.compression {
-            Compression::None => Encoder::None(out),
+            Compression::None => Encoder::None(hashed().out),
             Compression::Gzip => {
-                let hashed = DigestWriter::new(out);
+                let hashed = hashed();
                 let level = options.level.unwrap_or(6).clamp(0, 9);
                 let level = u32::try_from(level).unwrap_or(6);
                 Encoder::Gzip(
@@ -179,15 +241,20 @@ impl<W: Write> LayerWriter<W> {
             Compression::Zstd => {
                 let level = options.level.unwrap_or(3);
                 Encoder::Zstd(
-                    zstd::stream::write::Encoder::new(DigestWriter::new(out), level)
+                    zstd::stream::write::Encoder::new(hashed(), level)
                         .map_err(|source| Error::WriteLayer { source })?,
                 )
             }
         };
+        let diff = match (&encoder, out_digest) {
+            (Encoder::None(_), Some(_)) => DiffId::OfBlob(0),
+            _ => DiffId::Hashed(Box::new(Digester::sha256())),
+        };
         Ok(Self {
-            diff: DiffId::Hashed(Box::new(Digester::sha256())),
+            diff,
             encoder,
             options,
+            out_digest,
         })
     }
 
@@ -203,22 +270,28 @@ impl<W: Write> LayerWriter<W> {
 
     /// Ends the compressed stream and returns the inner writer and the layer's digests.
     pub fn finish(self) -> Result<(W, Layer)> {
-        let (diff_id, diff_size) = match self.diff {
-            DiffId::Hashed(digester) => digester.finish(),
-            DiffId::Known(digest, len) => (digest, len),
+        let write_err = |source| Error::WriteLayer { source };
+        let (mut out, hashed_here) = match self.encoder {
+            Encoder::None(w) => (w, None),
+            Encoder::Gzip(w) => w.finish().map_err(write_err)?.into_parts(),
+            Encoder::Zstd(w) => w.finish().map_err(write_err)?.into_parts(),
         };
-        let (mut out, digest, size) = match self.encoder {
-            Encoder::None(w) => (w, diff_id.clone(), diff_size),
-            Encoder::Gzip(w) => w
-                .finish()
-                .map_err(|source| Error::WriteLayer { source })?
-                .finish(),
-            Encoder::Zstd(w) => w
-                .finish()
-                .map_err(|source| Error::WriteLayer { source })?
-                .finish(),
+        out.flush().map_err(write_err)?;
+        // The blob's digest: hashed here, else by the output; `None` for an uncompressed
+        // layer without a digesting output, whose blob digest is the diff id.
+        let blob = hashed_here.or_else(|| self.out_digest.map(|digest_of| digest_of(&out)));
+        let (diff_id, diff_size) = match (self.diff, &blob) {
+            (DiffId::Hashed(digester), _) => digester.finish(),
+            (DiffId::Known(digest, len), _) => (digest, len),
+            (DiffId::OfBlob(len), Some((digest, size))) if *size == len => (digest.clone(), len),
+            (DiffId::OfBlob(len), _) => {
+                return Err(write_err(io::Error::other(format!(
+                    "the layer's output accounts for {} of the {len} bytes written to it",
+                    blob.map_or(0, |(_, size)| size)
+                ))))
+            }
         };
-        out.flush().map_err(|source| Error::WriteLayer { source })?;
+        let (digest, size) = blob.unwrap_or_else(|| (diff_id.clone(), diff_size));
         let media_type = self.options.media_types.layer(self.options.compression);
         Ok((
             out,
@@ -231,6 +304,28 @@ impl<W: Write> LayerWriter<W> {
     }
 }
 
+impl<W: DigestingWrite> LayerWriter<W> {
+    /// Starts a layer written to `out`, which hashes what it is given (a content store's
+    /// ingest): the compressed blob is not hashed here, its digest and size are
+    /// `out`'s at [`LayerWriter::finish`]; an uncompressed layer's diff id is too. Same bytes
+    /// and same [`Layer`] as [`LayerWriter::new`], with one sha256 pass less.
+    pub fn onto_digesting(out: W, options: LayerOptions) -> Result<Self> {
+        Self::start(out, options, Some(W::digest_so_far))
+    }
+
+    /// [`LayerWriter::onto_digesting`] for a tar whose digest is known to be `diff_id` (see
+    /// [`LayerWriter::with_diff_id`]).
+    pub fn onto_digesting_with_diff_id(
+        out: W,
+        options: LayerOptions,
+        diff_id: Digest,
+    ) -> Result<Self> {
+        let mut writer = Self::onto_digesting(out, options)?;
+        writer.diff = DiffId::Known(diff_id, 0);
+        Ok(writer)
+    }
+}
+
 impl<W: Write> Write for LayerWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = match &mut self.encoder {
@@ -240,7 +335,7 @@ impl<W: Write> Write for LayerWriter<W> {
         };
         match &mut self.diff {
             DiffId::Hashed(digester) => digester.update(&buf[..n]),
-            DiffId::Known(_, len) => *len += n as u64,
+            DiffId::Known(_, len) | DiffId::OfBlob(len) => *len += n as u64,
         }
         Ok(n)
     }
@@ -302,6 +397,104 @@ mod tests {
         assert_eq!(layer.descriptor, hashed.descriptor);
         assert_eq!(layer.diff_id, given);
         assert_eq!(layer.diff_size, tar.len() as u64);
+    }
+
+    /// An output that hashes what it is given, as a store writer does; `claim` replaces
+    /// what it says, to show whose digest the layer names.
+    struct Hashing {
+        bytes: Vec<u8>,
+        digester: Digester,
+        claim: Option<(Digest, u64)>,
+    }
+
+    impl Hashing {
+        fn new() -> Self {
+            Self {
+                bytes: Vec::new(),
+                digester: Digester::sha256(),
+                claim: None,
+            }
+        }
+    }
+
+    impl Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.bytes.extend_from_slice(buf);
+            self.digester.update(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl DigestingWrite for Hashing {
+        fn digest_so_far(&self) -> (Digest, u64) {
+            self.claim
+                .clone()
+                .unwrap_or_else(|| self.digester.clone().finish())
+        }
+    }
+
+    #[test]
+    fn onto_a_digesting_output_the_bytes_and_the_layer_are_the_same() {
+        let tar = b"some tar bytes, compressible enough ".repeat(5000);
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let (blob, layer) = layer_of(&tar, c);
+            let options = LayerOptions {
+                compression: c,
+                ..LayerOptions::default()
+            };
+            let mut w = LayerWriter::onto_digesting(Hashing::new(), options).unwrap();
+            w.write_all(&tar).unwrap();
+            let (out, onto) = w.finish().unwrap();
+            assert_eq!(out.bytes, blob, "{c:?}");
+            assert_eq!(onto, layer, "{c:?}");
+            assert_eq!(onto.descriptor.digest, Digest::sha256_of(&out.bytes));
+            assert_eq!(onto.diff_id, Digest::sha256_of(&tar));
+
+            let known = Digest::sha256_of(b"given");
+            let mut w =
+                LayerWriter::onto_digesting_with_diff_id(Hashing::new(), options, known.clone())
+                    .unwrap();
+            w.write_all(&tar).unwrap();
+            let (out, onto) = w.finish().unwrap();
+            assert_eq!(out.bytes, blob, "{c:?}");
+            assert_eq!(onto.diff_id, known);
+            assert_eq!(onto.diff_size, tar.len() as u64);
+            // Uncompressed, the blob is named by what the output hashed, not the given id.
+            assert_eq!(onto.descriptor.digest, Digest::sha256_of(&out.bytes));
+        }
+    }
+
+    #[test]
+    fn onto_a_digesting_output_the_blob_digest_is_the_outputs_own() {
+        let tar = b"abc".repeat(1000);
+        let claimed = (Digest::sha256_of(b"what the output says"), 7);
+        for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+            let options = LayerOptions {
+                compression: c,
+                ..LayerOptions::default()
+            };
+            let mut out = Hashing::new();
+            out.claim = Some(claimed.clone());
+            let mut w = LayerWriter::onto_digesting(out, options).unwrap();
+            w.write_all(&tar).unwrap();
+            match w.finish() {
+                Ok((_, layer)) => {
+                    assert_ne!(c, Compression::None);
+                    assert_eq!(layer.descriptor.digest, claimed.0, "{c:?}: hashed once");
+                    assert_eq!(layer.descriptor.size, claimed.1);
+                    assert_eq!(layer.diff_id, Digest::sha256_of(&tar));
+                }
+                // Uncompressed, the output's count must be the tar's: it is the diff id.
+                Err(e) => {
+                    assert_eq!(c, Compression::None);
+                    assert!(e.to_string().contains("7 of the 3000 bytes"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

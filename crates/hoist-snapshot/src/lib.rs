@@ -34,8 +34,8 @@ pub use apply::{
     WHITEOUT_PREFIX,
 };
 pub use compression::{
-    decompress, decompress_archive, detect_compression, Layer, LayerOptions, LayerWriter,
-    MediaTypes,
+    decompress, decompress_archive, detect_compression, DigestingWrite, Layer, LayerOptions,
+    LayerWriter, MediaTypes,
 };
 pub use diff::{diff_to_tar, write_layer, DiffSource, DiffStats};
 pub use error::{Error, Result};

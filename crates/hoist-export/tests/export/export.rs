@@ -847,3 +847,44 @@ async fn metadata_file_has_buildkit_keys() {
         ]
     );
 }
+
+/// A layer converted into the store is hashed once, by the store writer: the blob it
+/// commits still hashes to its name and holds its size, and it uncompresses to the diff
+/// id the config lists — for uncompressed sources (the engine's layers, whose digest is
+/// the diff id and is not hashed again) and for compressed ones.
+#[tokio::test]
+async fn converted_layers_hash_to_their_names_and_keep_their_diff_ids() {
+    let fx = Fixture::new();
+    let plain = fx.image("linux/amd64", Compression::None);
+    let gzipped = fx.image("linux/arm64", Compression::Gzip);
+    for (image, spec) in [
+        (&plain, "type=image,compression=gzip"),
+        (&plain, "type=image,compression=zstd"),
+        (&gzipped, "type=image,compression=zstd"),
+        (
+            &gzipped,
+            "type=image,compression=gzip,force-compression=true",
+        ),
+    ] {
+        let result = fx.export(std::slice::from_ref(image), spec).await;
+        let root = result.image().unwrap().descriptor.digest.clone();
+        let manifest: Manifest =
+            serde_json::from_slice(&fx.store.read_blob(&root).unwrap()).unwrap();
+        let config: ImageConfig =
+            serde_json::from_slice(&fx.store.read_blob(&manifest.config.digest).unwrap()).unwrap();
+        let want: Vec<_> = image.layers.iter().map(|l| l.diff_id.clone()).collect();
+        assert_eq!(config.rootfs.diff_ids, want, "{spec}");
+        for (layer, diff_id) in manifest.layers.iter().zip(&want) {
+            let blob = fx.store.read_blob(&layer.digest).unwrap();
+            assert_eq!(hoist_oci::Digest::sha256_of(&blob), layer.digest, "{spec}");
+            assert_eq!(blob.len() as u64, layer.size, "{spec}");
+            let mut tar = Vec::new();
+            std::io::Read::read_to_end(
+                &mut hoist_snapshot::decompress(blob.as_slice()).unwrap(),
+                &mut tar,
+            )
+            .unwrap();
+            assert_eq!(&hoist_oci::Digest::sha256_of(&tar), diff_id, "{spec}");
+        }
+    }
+}
