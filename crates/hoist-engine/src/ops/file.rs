@@ -188,11 +188,23 @@ pub(super) fn copy_new_file(
         .open(dest)?;
     let copied = (|| {
         if len <= COPY_THROUGH_MEMORY {
-            // One more byte than the stat said, so a file that did not grow ends in one read
-            // (read_to_end still reads on to end of file if it did).
-            let mut bytes = Vec::with_capacity(len as usize + 1);
-            from.read_to_end(&mut bytes)?;
-            to.write_all(&bytes)?;
+            // Read into a buffer one byte longer than the stat said, until end of file (a
+            // file that grew since is still copied whole). Not read_to_end: for its size
+            // hint it asks fstat and lseek again, two calls more per file.
+            let mut bytes = vec![0u8; len as usize + 1];
+            let mut filled = 0;
+            loop {
+                if filled == bytes.len() {
+                    bytes.resize(bytes.len() * 2, 0);
+                }
+                match from.read(&mut bytes[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            to.write_all(&bytes[..filled])?;
         } else {
             // std's copy uses copy_file_range between two files.
             std::io::copy(&mut from, &mut to)?;
