@@ -466,6 +466,7 @@ fn copy_entry(
         let mtime = filetime::FileTime::from_last_modification_time(meta);
         match super::file::copy_new_file(
             &entry.host,
+            meta.len(),
             dest,
             Some(owner),
             attributes.mode.of_copy(meta),

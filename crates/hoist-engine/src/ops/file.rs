@@ -160,17 +160,25 @@ pub(super) fn set_mode(path: &Path, mode: u32) -> Result<()> {
         .map_err(Error::io("chmod", path))
 }
 
-/// Copies the regular file `src` to the new file `dest` (which must not exist: the error's
-/// kind is then `AlreadyExists`) with owner, mode and modification time set through the open
-/// descriptor: one path lookup for the destination instead of five, which is most of the
-/// cost of copying many small files onto an overlay.
+/// Files up to this size are copied through one buffer (a read and a write): std's copy
+/// first asks for `copy_file_range`, which an overlay destination refuses, then `sendfile`s
+/// until end of file — five calls for a small file where two do.
+const COPY_THROUGH_MEMORY: u64 = 1 << 20;
+
+/// Copies the regular file `src` (`len` bytes as last stat'ed: only a hint for the buffer)
+/// to the new file `dest` (which must not exist: the error's kind is then `AlreadyExists`)
+/// with owner, mode and modification time set through the open descriptor: one path lookup
+/// for the destination instead of five, which is most of the cost of copying many small
+/// files onto an overlay.
 pub(super) fn copy_new_file(
     src: &Path,
+    len: u64,
     dest: &Path,
     owner: Option<(u32, u32)>,
     mode: u32,
     mtime: filetime::FileTime,
 ) -> std::io::Result<()> {
+    use std::io::{Read as _, Write as _};
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut from = std::fs::File::open(src)?;
     let mut to = std::fs::OpenOptions::new()
@@ -179,8 +187,28 @@ pub(super) fn copy_new_file(
         .mode(mode & 0o777)
         .open(dest)?;
     let copied = (|| {
-        // std's copy uses copy_file_range between two files.
-        std::io::copy(&mut from, &mut to)?;
+        if len <= COPY_THROUGH_MEMORY {
+            // Read into a buffer one byte longer than the stat said, until end of file (a
+            // file that grew since is still copied whole). Not read_to_end: for its size
+            // hint it asks fstat and lseek again, two calls more per file.
+            let mut bytes = vec![0u8; len as usize + 1];
+            let mut filled = 0;
+            loop {
+                if filled == bytes.len() {
+                    bytes.resize(bytes.len() * 2, 0);
+                }
+                match from.read(&mut bytes[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            to.write_all(&bytes[..filled])?;
+        } else {
+            // std's copy uses copy_file_range between two files.
+            std::io::copy(&mut from, &mut to)?;
+        }
         if let Some((uid, gid)) = owner {
             match std::os::unix::fs::fchown(&to, Some(uid), Some(gid)) {
                 // Without root the copy keeps the builder's ids (tests running unprivileged).
@@ -188,14 +216,35 @@ pub(super) fn copy_new_file(
                 other => other?,
             }
         }
-        // After the chown (which clears set-id bits) and past the umask.
-        to.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        // After the chown (which clears set-id bits) and past the umask: needless when the
+        // mode given to open() survived both.
+        if !created_with(mode) {
+            to.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
         filetime::set_file_handle_times(&to, None, Some(mtime))
     })();
     if copied.is_err() {
         let _ = std::fs::remove_file(dest);
     }
     copied
+}
+
+/// Whether a file created with `mode` already has it: no set-id or sticky bit (open()
+/// ignores them and a chown clears set-id) and nothing the process's umask removes.
+pub(super) fn created_with(mode: u32) -> bool {
+    mode & !0o777 == 0 && umask().is_some_and(|mask| mode & mask == 0)
+}
+
+/// The process's umask, as the kernel reports it in `/proc/self/status` (reading it with
+/// umask(2) would have to set it, racing with threads creating files); `None` when the
+/// kernel does not say, so every mode is set explicitly. Read once: hoist never changes it.
+fn umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    })
 }
 
 pub(super) fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
@@ -215,4 +264,45 @@ pub(super) fn resolve_owner(owner: &Owner, root: &Path) -> Result<(u32, u32)> {
         None => owner.user.clone(),
     };
     Ok(hoist_sandbox::resolve_owner(&spec, root)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_files_get_their_bytes_mode_and_time_whatever_the_umask_took() {
+        let dir = tempfile::tempdir().unwrap();
+        // A small file (through memory) and one past the buffer (through std's copy).
+        let small: Vec<u8> = (0..1024u32).map(|i| i as u8).collect();
+        let large: Vec<u8> = (0..(COPY_THROUGH_MEMORY as u32 + 4097))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mtime = filetime::FileTime::from_unix_time(1_700_000_000, 0);
+        for (name, bytes) in [("small", &small), ("large", &large)] {
+            let src = dir.path().join(name);
+            std::fs::write(&src, bytes).unwrap();
+            // 0o777 and 0o666 lose bits to a usual umask, 0o4755 carries a set-id bit that
+            // open() drops, 0o640 survives both.
+            for mode in [0o640, 0o777, 0o666, 0o4755, 0o1700] {
+                let dest = dir.path().join(format!("{name}-{mode:o}"));
+                copy_new_file(&src, bytes.len() as u64, &dest, None, mode, mtime).unwrap();
+                assert_eq!(std::fs::read(&dest).unwrap(), *bytes, "{dest:?}");
+                let meta = std::fs::metadata(&dest).unwrap();
+                assert_eq!(meta.permissions().mode() & 0o7777, mode, "{dest:?}");
+                assert_eq!(
+                    filetime::FileTime::from_last_modification_time(&meta),
+                    mtime
+                );
+            }
+        }
+        // A stale size hint still copies the whole file.
+        let src = dir.path().join("small");
+        let dest = dir.path().join("hint");
+        copy_new_file(&src, 10, &dest, None, 0o644, mtime).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), small);
+        // The destination must be new.
+        let err = copy_new_file(&src, 1024, &dest, None, 0o644, mtime).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+    }
 }

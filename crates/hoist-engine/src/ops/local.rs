@@ -394,8 +394,15 @@ fn copy_entries(entries: &[Entry], root: &Path) -> Result<FileDigests> {
                     .map_err(Error::io("copy", &entry.path))?;
                 digests.insert(entry.rel.clone(), digest);
             } else {
-                super::file::copy_new_file(&entry.path, &dest, None, mode & 0o7777, mtime)
-                    .map_err(Error::io("copy", &entry.path))?;
+                super::file::copy_new_file(
+                    &entry.path,
+                    entry.metadata.len(),
+                    &dest,
+                    None,
+                    mode & 0o7777,
+                    mtime,
+                )
+                .map_err(Error::io("copy", &entry.path))?;
             }
         }
     }
@@ -437,8 +444,10 @@ fn write_new_file(
         .open(dest)?;
     let copied = (|| {
         to.write_all(bytes)?;
-        // Past the umask, and the set-id and sticky bits.
-        to.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        // Past the umask, and the set-id and sticky bits (when open() did not give them).
+        if !super::file::created_with(mode) {
+            to.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
         filetime::set_file_handle_times(&to, None, Some(mtime))
     })();
     if copied.is_err() {
