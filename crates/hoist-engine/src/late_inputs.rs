@@ -58,23 +58,16 @@ impl std::fmt::Debug for LateInputs {
 /// The secret and SSH ids the execs every target needs mount.
 pub fn wanted_inputs(definition: &Definition) -> WantedInputs {
     let mut wanted = WantedInputs::default();
-    for target in &definition.targets {
-        let conv = &target.converted;
-        let Some(output) = &conv.target else { continue };
-        for id in conv.graph.ancestors(output.vertex) {
-            let Some(hoist_graph::Op::Exec(exec)) = conv.graph.get(id).map(|v| &v.op) else {
-                continue;
-            };
-            for mount in &exec.mounts {
-                match &mount.kind {
-                    hoist_graph::MountKind::Secret { id, .. } => {
-                        wanted.secrets.insert(id.clone());
-                    }
-                    hoist_graph::MountKind::Ssh { id, .. } => {
-                        wanted.ssh.insert(id.clone());
-                    }
-                    _ => {}
+    for (_, exec) in crate::solve::needed_execs(definition) {
+        for mount in &exec.mounts {
+            match &mount.kind {
+                hoist_graph::MountKind::Secret { id, .. } => {
+                    wanted.secrets.insert(id.clone());
                 }
+                hoist_graph::MountKind::Ssh { id, .. } => {
+                    wanted.ssh.insert(id.clone());
+                }
+                _ => {}
             }
         }
     }

@@ -125,22 +125,15 @@ pub(crate) async fn solve_with_cache(
 /// Fails, as BuildKit does when it loads a definition, when a `RUN` needed by a target asks
 /// for an entitlement the build did not grant, or requires an SSH agent it was not given.
 fn check_execs(definition: &Definition, loaded: &Loaded) -> Result<()> {
-    for target in &definition.targets {
-        let conv = &target.converted;
-        let Some(output) = &conv.target else { continue };
-        for id in conv.graph.ancestors(output.vertex) {
-            let Some(hoist_graph::Op::Exec(exec)) = conv.graph.get(id).map(|v| &v.op) else {
-                continue;
-            };
-            loaded.run.entitlements.check(exec.network, exec.security)?;
-            for mount in &exec.mounts {
-                if let hoist_graph::MountKind::Ssh {
-                    id, required: true, ..
-                } = &mount.kind
-                {
-                    if !loaded.ssh.contains(id) {
-                        return Err(Error::SshNotForwarded { id: id.clone() });
-                    }
+    for (_, exec) in needed_execs(definition) {
+        loaded.run.entitlements.check(exec.network, exec.security)?;
+        for mount in &exec.mounts {
+            if let hoist_graph::MountKind::Ssh {
+                id, required: true, ..
+            } = &mount.kind
+            {
+                if !loaded.ssh.contains(id) {
+                    return Err(Error::SshNotForwarded { id: id.clone() });
                 }
             }
         }
@@ -148,33 +141,48 @@ fn check_execs(definition: &Definition, loaded: &Loaded) -> Result<()> {
     Ok(())
 }
 
+/// Every exec a target of `definition` needs (its output's ancestors), with its vertex,
+/// target by target; an exec two targets share comes once per target.
+pub(crate) fn needed_execs(
+    definition: &Definition,
+) -> impl Iterator<Item = (&hoist_graph::Vertex, &hoist_graph::Exec)> {
+    definition.targets.iter().flat_map(|target| {
+        let conv = &target.converted;
+        let ids = conv
+            .target
+            .as_ref()
+            .map(|output| conv.graph.ancestors(output.vertex))
+            .unwrap_or_default();
+        ids.into_iter().filter_map(|id| {
+            let vertex = conv.graph.get(id)?;
+            match &vertex.op {
+                hoist_graph::Op::Exec(exec) => Some((vertex, exec)),
+                _ => None,
+            }
+        })
+    })
+}
+
 /// Fails when a `RUN` needed by a target is for a platform this machine cannot execute,
 /// natively or through a `binfmt_misc` emulator.
 fn check_platforms(definition: &Definition) -> Result<()> {
     let mut support: Option<ExecSupport> = None;
-    for target in &definition.targets {
-        let conv = &target.converted;
-        let Some(output) = &conv.target else { continue };
-        for id in conv.graph.ancestors(output.vertex) {
-            let Some(vertex) = conv.graph.get(id) else {
-                continue;
-            };
-            let (hoist_graph::Op::Exec(_), Some(platform)) = (&vertex.op, &vertex.platform) else {
-                continue;
-            };
-            let support = match &mut support {
-                Some(s) => s,
-                None => support.insert(ExecSupport::detect()?),
-            };
-            if support.check(platform) == Execution::Unavailable {
-                let runs: Vec<String> = support.platforms().iter().map(Platform::format).collect();
-                return Err(Error::PlatformUnavailable {
-                    step: vertex.name.clone(),
-                    platform: platform.format(),
-                    arch: platform.normalize().architecture,
-                    runs: runs.join(", "),
-                });
-            }
+    for (vertex, _) in needed_execs(definition) {
+        let Some(platform) = &vertex.platform else {
+            continue;
+        };
+        let support = match &mut support {
+            Some(s) => s,
+            None => support.insert(ExecSupport::detect()?),
+        };
+        if support.check(platform) == Execution::Unavailable {
+            let runs: Vec<String> = support.platforms().iter().map(Platform::format).collect();
+            return Err(Error::PlatformUnavailable {
+                step: vertex.name.clone(),
+                platform: platform.format(),
+                arch: platform.normalize().architecture,
+                runs: runs.join(", "),
+            });
         }
     }
     Ok(())
