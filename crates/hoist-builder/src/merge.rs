@@ -98,18 +98,7 @@ pub fn merge_oci<S: LayoutSink>(
     let root = writer
         .add_document(&index, MediaType::OciIndex)
         .map_err(cannot)?;
-    if names.is_empty() {
-        writer.add_manifest(root.clone(), None);
-    }
-    for name in names {
-        let tagged = name.tag_name_only();
-        let mut entry = root.clone();
-        entry.annotations.insert(
-            annotations::CONTAINERD_IMAGE_NAME.to_owned(),
-            tagged.to_string(),
-        );
-        writer.add_manifest(entry, Some(tagged.tag().unwrap_or("latest")));
-    }
+    writer.add_named_root(&root, names);
     Ok(root)
 }
 

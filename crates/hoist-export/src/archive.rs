@@ -6,7 +6,7 @@ use std::io::{BufWriter, Write};
 
 use hoist_content::ContentStore;
 use hoist_oci::layout::LayoutSink;
-use hoist_oci::{annotations, Descriptor, DockerArchiveWriter, OciLayoutWriter, Reference};
+use hoist_oci::{Descriptor, DockerArchiveWriter, OciLayoutWriter, Reference};
 use tempfile::NamedTempFile;
 
 use crate::assemble::Assembled;
@@ -61,18 +61,7 @@ fn fill_layout<S: LayoutSink>(
     if let Some(index) = &assembled.index {
         writer.add_blob_bytes(&root.digest, index)?;
     }
-    if names.is_empty() {
-        writer.add_manifest(root.clone(), None);
-    }
-    for name in names {
-        let tagged = name.tag_name_only();
-        let mut entry = root.clone();
-        entry.annotations.insert(
-            annotations::CONTAINERD_IMAGE_NAME.to_owned(),
-            tagged.to_string(),
-        );
-        writer.add_manifest(entry, Some(tagged.tag().unwrap_or("latest")));
-    }
+    writer.add_named_root(root, names);
     Ok(())
 }
 

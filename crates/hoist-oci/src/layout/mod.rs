@@ -131,6 +131,25 @@ impl<S: LayoutSink> OciLayoutWriter<S> {
         self.index.manifests.push(descriptor);
     }
 
+    /// Adds `root` to `index.json` once per name in `names` — its tag as
+    /// `org.opencontainers.image.ref.name` (`latest` when it has none), the full name as
+    /// `io.containerd.image.name`, as BuildKit's OCI exporter names an image — or once
+    /// unnamed when there are no names.
+    pub fn add_named_root(&mut self, root: &Descriptor, names: &[crate::Reference]) {
+        if names.is_empty() {
+            self.add_manifest(root.clone(), None);
+        }
+        for name in names {
+            let tagged = name.tag_name_only();
+            let mut entry = root.clone();
+            entry.annotations.insert(
+                annotations::CONTAINERD_IMAGE_NAME.to_owned(),
+                tagged.to_string(),
+            );
+            self.add_manifest(entry, Some(tagged.tag().unwrap_or("latest")));
+        }
+    }
+
     /// Sets an annotation on `index.json` itself.
     pub fn annotate_index(&mut self, key: &str, value: &str) {
         self.index
