@@ -15,7 +15,7 @@ use hoist_oci::Platform;
 
 use crate::context::Prepared;
 use crate::error::{Error, Result};
-use crate::ops::LocalContexts;
+use crate::ops::{LocalContext, LocalContexts};
 use crate::run_options::RunOptions;
 use crate::secrets::SecretStore;
 use crate::ssh::SshStore;
@@ -52,7 +52,9 @@ pub fn load_definition(prepared: &Prepared, progress: &Progress) -> Result<Loade
     let dockerfile = step.finish(hoist_dockerfile::parser::parse_bytes(&prepared.dockerfile))?;
     let mut options = request.options.clone();
     let main = prepared.contexts.get(MAIN_CONTEXT);
-    if let Some(dir) = main.filter(|_| prepared.reads_ignore_file(MAIN_CONTEXT)) {
+    if let Some(LocalContext { dir, .. }) =
+        main.filter(|_| prepared.reads_ignore_file(MAIN_CONTEXT))
+    {
         if options.context_excludes.is_empty() {
             let step = progress.step("[internal] load .dockerignore".into());
             options.context_excludes =
@@ -60,7 +62,7 @@ pub fn load_definition(prepared: &Prepared, progress: &Progress) -> Result<Loade
         }
     }
     // Each local named context is filtered by its own `.dockerignore`, as BuildKit reads it.
-    for (name, dir) in &prepared.contexts {
+    for (name, LocalContext { dir, .. }) in &prepared.contexts {
         if name == MAIN_CONTEXT || !prepared.reads_ignore_file(name) {
             continue;
         }

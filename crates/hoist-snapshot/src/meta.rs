@@ -84,3 +84,21 @@ pub(crate) fn read_xattrs(path: &Path) -> io::Result<Vec<(OsString, Vec<u8>)>> {
 pub(crate) fn running_as_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// Whether a file created with `mode` already has it: no set-id or sticky bit (open()
+/// ignores them and a chown clears set-id) and nothing the process's umask removes.
+pub fn created_with(mode: u32) -> bool {
+    mode & !0o777 == 0 && umask().is_some_and(|mask| mode & mask == 0)
+}
+
+/// The process's umask, as the kernel reports it in `/proc/self/status` (reading it with
+/// umask(2) would have to set it, racing with threads creating files); `None` when the
+/// kernel does not say, so every mode is set explicitly. Read once: hoist never changes it.
+fn umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    })
+}

@@ -511,7 +511,7 @@ impl ControlService {
             credentials = Some(self.client_credentials(&session, &text, build).await?);
             build.dockerfile = Some(bytes);
             build.dockerfile_name = path.to_string_lossy().into_owned();
-            build.context = hoist_engine::ContextSource::Local(context_dir);
+            build.context = hoist_engine::ContextSource::Owned(context_dir);
         }
         if let Some(url) = &needs.upload {
             let spool = self.state.root().join("hoistd").join("uploads");
@@ -542,7 +542,7 @@ impl ControlService {
             log_sync(&session, dir_name, stats);
             build
                 .named_contexts
-                .insert(name.clone(), hoist_engine::ContextSource::Local(dir));
+                .insert(name.clone(), hoist_engine::ContextSource::Owned(dir));
         }
         let mut export = None;
         if let Some(wanted) = &needs.export {

@@ -38,7 +38,7 @@ pub(crate) use dir::{contexts_dir, remove_orphans};
 
 use crate::build::BuildRequest;
 use crate::error::{Error, Result};
-use crate::ops::{scoped_path, LocalContexts};
+use crate::ops::{scoped_path, LocalContext, LocalContexts};
 use crate::secrets::SecretStore;
 use crate::ssh::SshStore;
 use crate::steps::Progress;
@@ -54,6 +54,11 @@ const DOWNLOADED: &str = "context";
 pub enum ContextSource {
     /// A directory on this machine, read in place.
     Local(PathBuf),
+    /// A directory on this machine that the caller owns while the build runs and changes
+    /// only by renaming whole new files into place, never by writing into one (hoistd's
+    /// copy of a client's context). Read in place like `Local`; its files may be
+    /// hard-linked into the context's snapshot instead of copied.
+    Owned(PathBuf),
     /// No files: the context of a Dockerfile read from stdin (buildx's empty directory).
     Empty,
     /// A tar archive, plain or compressed, read once from a stream (stdin).
@@ -86,10 +91,15 @@ impl ContextSource {
         }
     }
 
+    /// A directory of this machine read in place (`Local` or `Owned`).
+    pub fn is_directory(&self) -> bool {
+        matches!(self, ContextSource::Local(_) | ContextSource::Owned(_))
+    }
+
     /// How messages name it.
     pub fn describe(&self) -> String {
         match self {
-            ContextSource::Local(dir) => dir.display().to_string(),
+            ContextSource::Local(dir) | ContextSource::Owned(dir) => dir.display().to_string(),
             ContextSource::Empty => "an empty context".to_owned(),
             ContextSource::Tar(_) => "the tar archive on stdin".to_owned(),
             ContextSource::Http(url) | ContextSource::Git(url) => url.clone(),
@@ -189,17 +199,29 @@ pub async fn prepare_contexts(
             request.dockerfile_name.clone(),
         ),
     };
-    if matches!(request.context, ContextSource::Local(_)) {
+    if request.context.is_directory() {
         ignore_files.insert(hoist_frontend::MAIN_CONTEXT.to_owned());
     }
-    contexts.insert(hoist_frontend::MAIN_CONTEXT.to_owned(), main.dir);
+    contexts.insert(
+        hoist_frontend::MAIN_CONTEXT.to_owned(),
+        LocalContext {
+            dir: main.dir,
+            linkable: main.linkable,
+        },
+    );
     for (name, source) in &request.named_contexts {
         let role = Role::Named(name);
         let named = prepare(worker, source, role, &git, progress, &mut dirs).await?;
-        if matches!(source, ContextSource::Local(_)) {
+        if source.is_directory() {
             ignore_files.insert(name.clone());
         }
-        contexts.insert(name.clone(), named.dir);
+        contexts.insert(
+            name.clone(),
+            LocalContext {
+                dir: named.dir,
+                linkable: named.linkable,
+            },
+        );
     }
     Ok(Prepared {
         request,
@@ -241,6 +263,8 @@ enum Role<'a> {
 /// One prepared context.
 struct PreparedOne {
     dir: PathBuf,
+    /// See [`LocalContext::linkable`].
+    linkable: bool,
     /// Holds only the downloaded file `context` (a main http context that is no archive).
     downloaded_file: bool,
 }
@@ -255,9 +279,10 @@ async fn prepare(
 ) -> Result<PreparedOne> {
     let local = |dir: PathBuf| PreparedOne {
         dir,
+        linkable: matches!(source, ContextSource::Owned(_)),
         downloaded_file: false,
     };
-    if let ContextSource::Local(dir) = source {
+    if let ContextSource::Local(dir) | ContextSource::Owned(dir) = source {
         if !dir.is_dir() {
             return Err(Error::Context {
                 input: dir.display().to_string(),
@@ -273,7 +298,7 @@ async fn prepare(
     let root = held.root();
     let mut downloaded_file = false;
     match source {
-        ContextSource::Local(_) | ContextSource::Empty => {}
+        ContextSource::Local(_) | ContextSource::Owned(_) | ContextSource::Empty => {}
         ContextSource::Tar(stream) => {
             let step = progress.step("[internal] load build context from stdin".to_owned());
             let result = unpack_stream(stream.clone(), &held).await;
@@ -300,6 +325,7 @@ async fn prepare(
     dirs.push(held);
     Ok(PreparedOne {
         dir: root,
+        linkable: true,
         downloaded_file,
     })
 }

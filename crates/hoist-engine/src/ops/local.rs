@@ -45,12 +45,26 @@ pub(crate) struct Entry {
     /// A small file's bytes as the checksum read them, and their sha256: the run writes
     /// them without reading the file again.
     content: Option<(Vec<u8>, [u8; 32])>,
+    /// The sha256 of a file's content as the checksum read or remembered it.
+    digest: Option<[u8; 32]>,
+}
+
+/// The context directory of the local source `op`.
+fn context_of(op: &EngineOp) -> Result<crate::ops::LocalContext> {
+    let hoist_graph::Op::Source(hoist_graph::Source::Local { name, .. }) = &op.vertex.op else {
+        return Err(Error::InvalidGraph("not a local source".into()));
+    };
+    op.contexts
+        .get(name)
+        .cloned()
+        .ok_or_else(|| Error::InvalidGraph(format!("no local context named {name:?}")))
 }
 
 /// The context directory and selection of the local source `op`.
 fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
+    let dir = context_of(op)?.dir;
     let hoist_graph::Op::Source(hoist_graph::Source::Local {
-        name,
+        name: _,
         include_patterns,
         exclude_patterns,
         follow_paths,
@@ -58,11 +72,6 @@ fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
     else {
         return Err(Error::InvalidGraph("not a local source".into()));
     };
-    let dir = op
-        .contexts
-        .get(name)
-        .ok_or_else(|| Error::InvalidGraph(format!("no local context named {name:?}")))?
-        .clone();
     let excludes = PatternMatcher::new(exclude_patterns)?;
     let followed = follow_links(&dir, follow_paths)?;
     // A link to the context's root makes the whole context needed (fsutil drops the filter).
@@ -123,6 +132,7 @@ fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
             path: entry.path().to_path_buf(),
             metadata,
             content: None,
+            digest: None,
         });
     }
     Ok((dir, entries))
@@ -281,6 +291,7 @@ fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist
     for entry in entries.iter_mut() {
         let mut one = Sha256::new();
         let mut content = None;
+        let mut entry_digest = None;
         let keep = entry.metadata.len() <= HASH_WHILE_COPYING
             && kept + entry.metadata.len() as usize <= KEPT_FOR_COPY;
         super::checksum::hash_entry_with(
@@ -301,9 +312,11 @@ fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist
                         content = Some((bytes, digest));
                         Ok(digest)
                     })
+                    .inspect(|digest| entry_digest = Some(*digest))
                     .map_err(Error::io("read", path))
             },
         )?;
+        entry.digest = entry_digest;
         if let Some((bytes, digest)) = content {
             kept += bytes.len();
             entry.content = Some((bytes, digest));
@@ -339,10 +352,11 @@ pub(super) fn exec(op: &EngineOp) -> Result<Ref> {
         Some(entries) => entries,
         None => selection(op)?.1,
     };
+    let link = context_of(op)?.linkable;
     let snapshotter = op.worker.snapshotter();
     let key = op.worker.unique_key("local");
     let mount = snapshotter.prepare(&key, &[])?;
-    let digests = match copy_entries(&entries, mount.path()) {
+    let digests = match copy_entries(&entries, mount.path(), link) {
         Ok(digests) => digests,
         Err(e) => {
             let _ = snapshotter.remove(&key);
@@ -358,8 +372,15 @@ pub(super) fn exec(op: &EngineOp) -> Result<Ref> {
 }
 
 /// Copies `entries` under `root`; the content digests of the files hashed on the way.
-fn copy_entries(entries: &[Entry], root: &Path) -> Result<FileDigests> {
+/// With `link` (a context nothing writes into), a file whose copy would look the same —
+/// owned by this process's user and group, as a copy would be — is hard-linked instead:
+/// the snapshot shares its inode, which no one changes afterwards.
+fn copy_entries(entries: &[Entry], root: &Path, link: bool) -> Result<FileDigests> {
     let mut digests = FileDigests::new();
+    let owner = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
     let mut dirs = Vec::new();
     // Directories known to exist, so each is created once, not stat'ed for every file.
     let mut created = std::collections::HashSet::new();
@@ -382,6 +403,10 @@ fn copy_entries(entries: &[Entry], root: &Path) -> Result<FileDigests> {
                 std::fs::read_link(&entry.path).map_err(Error::io("read link", &entry.path))?;
             std::os::unix::fs::symlink(&target, &dest)
                 .map_err(Error::io("create symlink", &dest))?;
+        } else if kind.is_file() && link && linked(entry, &dest, owner) {
+            if let Some(digest) = entry.digest {
+                digests.insert(entry.rel.clone(), digest);
+            }
         } else if kind.is_file() {
             let mode = std::os::unix::fs::PermissionsExt::mode(&entry.metadata.permissions());
             let mtime = filetime::FileTime::from_last_modification_time(&entry.metadata);
@@ -412,6 +437,15 @@ fn copy_entries(entries: &[Entry], root: &Path) -> Result<FileDigests> {
         set_times(&dest, &entry.metadata)?;
     }
     Ok(digests)
+}
+
+/// Hard-links `entry` (a file) at `dest` when its owner is `owner` (what a copy's would
+/// be); false when it is not, or when the link cannot be made (another file system, too
+/// many links): the caller copies it then.
+fn linked(entry: &Entry, dest: &Path, owner: (u32, u32)) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    (entry.metadata.uid(), entry.metadata.gid()) == owner
+        && std::fs::hard_link(&entry.path, dest).is_ok()
 }
 
 /// Copies the small file `src` to the new file `dest` through memory (one read, one
@@ -515,12 +549,13 @@ mod tests {
             path: src.join(rel),
             metadata: std::fs::symlink_metadata(src.join(rel)).unwrap(),
             content: None,
+            digest: None,
         };
         let mut kept = entry("kept");
         let bytes = std::fs::read(src.join("kept")).unwrap();
         kept.content = Some((bytes.clone(), Sha256::digest(&bytes).into()));
         let entries = vec![entry("sub"), entry("sub/read"), kept];
-        let digests = copy_entries(&entries, &dest).unwrap();
+        let digests = copy_entries(&entries, &dest, false).unwrap();
         assert_eq!(digests.len(), 2);
         for rel in ["sub/read", "kept"] {
             let path = dest.join(rel);
@@ -534,6 +569,44 @@ mod tests {
                 "{rel}"
             );
         }
+    }
+
+    #[test]
+    fn a_linkable_context_shares_the_inodes_of_files_a_copy_would_own() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::write(src.join("sub/mine"), b"owned by this process").unwrap();
+        std::fs::write(src.join("theirs"), b"owned by someone else").unwrap();
+        let root = rustix::process::geteuid().is_root();
+        if root {
+            std::os::unix::fs::chown(src.join("theirs"), Some(4242), Some(4242)).unwrap();
+        }
+        let entry = |rel: &str| Entry {
+            rel: rel.to_owned(),
+            path: src.join(rel),
+            metadata: std::fs::symlink_metadata(src.join(rel)).unwrap(),
+            content: None,
+            digest: Some(Sha256::digest(rel.as_bytes()).into()),
+        };
+        let entries = vec![entry("sub"), entry("sub/mine"), entry("theirs")];
+        let digests = copy_entries(&entries, &dest, true).unwrap();
+        let ino = |path: &Path| std::fs::symlink_metadata(path).unwrap().ino();
+        assert_eq!(ino(&dest.join("sub/mine")), ino(&src.join("sub/mine")));
+        assert_eq!(digests["sub/mine"], entries[1].digest.unwrap());
+        assert_ne!(ino(&dest.join("sub")), ino(&src.join("sub")));
+        if root {
+            // Linked, it would show uid 4242 where a copy shows root's.
+            assert_ne!(ino(&dest.join("theirs")), ino(&src.join("theirs")));
+            assert_eq!(std::fs::metadata(dest.join("theirs")).unwrap().uid(), 0);
+        }
+        // Not linkable: every file is a copy.
+        let copied = dir.path().join("copied");
+        std::fs::create_dir_all(&copied).unwrap();
+        copy_entries(&entries, &copied, false).unwrap();
+        assert_ne!(ino(&copied.join("sub/mine")), ino(&src.join("sub/mine")));
     }
 
     #[test]

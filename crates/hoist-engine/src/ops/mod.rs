@@ -53,7 +53,17 @@ pub(crate) use image::{pull_verified, read_config};
 pub(crate) use last_seen::MissContext;
 
 /// Local directories a build may read, by context name (`context` for the main one).
-pub type LocalContexts = BTreeMap<String, PathBuf>;
+pub type LocalContexts = BTreeMap<String, LocalContext>;
+
+/// One context directory of a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalContext {
+    pub dir: PathBuf,
+    /// Nothing writes into its files while the build runs or after (a directory the engine
+    /// made for a remote or piped context, or an [`crate::ContextSource::Owned`] one): the
+    /// context's snapshot may hard-link them rather than copy them.
+    pub linkable: bool,
+}
 
 /// What exec ops take from the build besides their vertex.
 #[derive(Debug, Clone, Default)]

@@ -535,7 +535,7 @@ fn write_tree(
             Kind::Other => stats.skipped += 1,
         }
     }
-    (stats.received, stats.digests) = write_files(chunks, entries, dest, options)?;
+    (stats.received, stats.digests) = write_files(chunks, entries, dest, previous, options)?;
     // Hard links, then the metadata of symlinks and directories (deepest first, after
     // their contents were written).
     for entry in entries {
@@ -604,64 +604,193 @@ fn remove_any(path: &Path, existing: Option<&std::fs::Metadata>) -> Result<(), E
 }
 
 /// Writes the files whose data `chunks` brings (file id, index in `entries`, bytes; empty
-/// bytes end a file) under `dest`: each to a partial file beside its place, given its
-/// metadata and renamed into place when complete. Returns how many were completed.
+/// bytes end a file) under `dest`. A file at a path the previous copy did not hold (which
+/// holds nothing now) is created there; one replacing a file is written to a partial file
+/// beside it and renamed into place, so a file once written is never written into again
+/// (the engine may share its inode: `ContextSource::Owned`). Each is given its metadata
+/// before it is complete. Files left unfinished (an error, the data ending mid-file) are
+/// removed. Returns how many
+/// were completed and their digests.
 fn write_files(
     mut chunks: mpsc::Receiver<(u32, usize, Vec<u8>)>,
     entries: &[Entry],
     dest: &Path,
+    previous: Option<&Previous>,
     options: &ReceiveOptions,
 ) -> Result<(usize, Vec<FileDigest>), Error> {
     use sha2::Digest as _;
-    let mut open: HashMap<u32, (std::fs::File, PathBuf, Option<sha2::Sha256>)> = HashMap::new();
+    let mut open: HashMap<u32, Unfinished> = HashMap::new();
+    let mut parents = Parents::new();
     let mut received = 0;
     let mut digests = Vec::new();
-    while let Some((id, index, data)) = chunks.blocking_recv() {
-        let entry = &entries[index];
-        let path = dest.join(&entry.rel);
-        if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(id) {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let (file, partial) = create_partial(&path, &name)?;
-            slot.insert((file, partial, options.digests.then(sha2::Sha256::new)));
-        }
-        if data.is_empty() {
-            let Some((file, partial, hash)) = open.remove(&id) else {
-                continue;
-            };
-            finish_file(&file, &partial, &entry.stat, options.owners)?;
-            drop(file);
-            std::fs::rename(&partial, &path).map_err(Error::io("rename", &partial))?;
-            if let Some(hash) = hash {
-                digests.push((entry.stat.path.clone(), hash.finalize().into()));
+    let written = (|| {
+        while let Some((id, index, data)) = chunks.blocking_recv() {
+            let entry = &entries[index];
+            let path = dest.join(&entry.rel);
+            if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(id) {
+                let new_path = previous.is_some_and(|p| !p.by_path.contains_key(&entry.rel));
+                let permissions = mode::to_unix_permissions(entry.stat.mode);
+                let (file, partial) = create_file(&path, new_path, permissions)?;
+                slot.insert(Unfinished {
+                    file,
+                    partial,
+                    path: path.clone(),
+                    hash: options.digests.then(sha2::Sha256::new),
+                });
             }
-            received += 1;
-        } else if let Some((file, partial, hash)) = open.get_mut(&id) {
-            file.write_all(&data).map_err(Error::io("write", partial))?;
-            if let Some(hash) = hash {
-                hash.update(&data);
+            if data.is_empty() {
+                let Some(done) = open.remove(&id) else {
+                    continue;
+                };
+                let written = done.partial.as_deref().unwrap_or(&done.path);
+                let result = finish_file(
+                    &done.file,
+                    written,
+                    &entry.stat,
+                    options.owners,
+                    &mut parents,
+                )
+                .and_then(|()| match &done.partial {
+                    Some(partial) => {
+                        std::fs::rename(partial, &path).map_err(Error::io("rename", partial))
+                    }
+                    None => Ok(()),
+                });
+                if let Err(error) = result {
+                    done.remove();
+                    return Err(error);
+                }
+                if let Some(hash) = done.hash {
+                    digests.push((entry.stat.path.clone(), hash.finalize().into()));
+                }
+                received += 1;
+            } else if let Some(unfinished) = open.get_mut(&id) {
+                let written = unfinished.partial.as_ref().unwrap_or(&unfinished.path);
+                unfinished
+                    .file
+                    .write_all(&data)
+                    .map_err(Error::io("write", written))?;
+                if let Some(hash) = &mut unfinished.hash {
+                    hash.update(&data);
+                }
             }
         }
+        Ok(())
+    })();
+    // What is still open when the data stops (an error, or a sender gone mid-file) never
+    // completed.
+    for (_, unfinished) in open.drain() {
+        unfinished.remove();
     }
+    written?;
     Ok((received, digests))
 }
 
+/// A file being written: where (`partial`, renamed to `path` once complete, or `path`
+/// itself) and the hash of what was written so far.
+struct Unfinished {
+    file: std::fs::File,
+    partial: Option<PathBuf>,
+    path: PathBuf,
+    hash: Option<sha2::Sha256>,
+}
+
+impl Unfinished {
+    /// Removes the unfinished file (a failed transfer leaves no half-written file).
+    fn remove(self) {
+        drop(self.file);
+        let _ = std::fs::remove_file(self.partial.as_ref().unwrap_or(&self.path));
+    }
+}
+
+/// What a new file's owner is: the process's ids, but the directory's group when the
+/// parent directory has the set-group-id bit (asked once per directory).
+struct Parents {
+    set_gid: HashMap<PathBuf, bool>,
+    /// The process's effective user and group ids: a new file's owner.
+    ours: (u32, u32),
+}
+
+impl Parents {
+    fn new() -> Parents {
+        Parents {
+            set_gid: HashMap::new(),
+            ours: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            ),
+        }
+    }
+
+    fn set_gid(&mut self, file: &Path) -> bool {
+        let Some(parent) = file.parent() else {
+            return true;
+        };
+        if let Some(known) = self.set_gid.get(parent) {
+            return *known;
+        }
+        let set_gid = std::fs::symlink_metadata(parent)
+            .map_or(true, |meta| meta.permissions().mode() & 0o2000 != 0);
+        self.set_gid.insert(parent.to_owned(), set_gid);
+        set_gid
+    }
+}
+
+/// A new file for `path`'s data, created with `permissions` (as far as the umask lets
+/// them through): `path` itself when `new_path` (nothing was there) and it is still free,
+/// else a partial file beside it to rename over it.
+fn create_file(
+    path: &Path,
+    new_path: bool,
+    permissions: u32,
+) -> Result<(std::fs::File, Option<PathBuf>), Error> {
+    if new_path {
+        match new_file(path, permissions) {
+            Ok(file) => return Ok((file, None)),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(Error::io("create", path)(err)),
+        }
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (file, partial) = create_partial(path, &name, permissions)?;
+    Ok((file, Some(partial)))
+}
+
+/// Creates `path`, which must not exist (not even as a symlink, which is not followed).
+fn new_file(path: &Path, permissions: u32) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(permissions & 0o777)
+        .open(path)
+}
+
 /// Owner (when `owners`), mode, xattrs and mtime of a file just written, through its open
-/// handle (no path lookups).
-fn finish_file(file: &std::fs::File, path: &Path, stat: &Stat, owners: bool) -> Result<(), Error> {
-    if owners {
+/// handle (no path lookups). The owner is left alone when the file was created with it (the
+/// process's ids, in a directory without set-group-id), the mode when open() gave it.
+fn finish_file(
+    file: &std::fs::File,
+    path: &Path,
+    stat: &Stat,
+    owners: bool,
+    parents: &mut Parents,
+) -> Result<(), Error> {
+    if owners && ((stat.uid, stat.gid) != parents.ours || parents.set_gid(path)) {
         match std::os::unix::fs::fchown(file, Some(stat.uid), Some(stat.gid)) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {}
             Err(err) => return Err(Error::io("chown", path)(err)),
         }
     }
-    file.set_permissions(std::fs::Permissions::from_mode(mode::to_unix_permissions(
-        stat.mode,
-    )))
-    .map_err(Error::io("chmod", path))?;
+    let permissions = mode::to_unix_permissions(stat.mode);
+    if !hoist_snapshot::created_with(permissions) {
+        file.set_permissions(std::fs::Permissions::from_mode(permissions))
+            .map_err(Error::io("chmod", path))?;
+    }
     set_xattrs(path, stat);
     filetime::set_file_handle_times(
         file,
@@ -673,14 +802,14 @@ fn finish_file(file: &std::fs::File, path: &Path, stat: &Stat, owners: bool) -> 
 
 /// A new file beside `path` to write its data into: never an existing entry (the sender may
 /// have sent a symlink by that name, which must not be followed).
-fn create_partial(path: &Path, name: &str) -> Result<(std::fs::File, PathBuf), Error> {
+fn create_partial(
+    path: &Path,
+    name: &str,
+    permissions: u32,
+) -> Result<(std::fs::File, PathBuf), Error> {
     for n in 0..1000 {
         let partial = path.with_file_name(format!(".{name}.hoist-partial{n}"));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&partial)
-        {
+        match new_file(&partial, permissions) {
             Ok(file) => return Ok((file, partial)),
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(err) => return Err(Error::io("create", &partial)(err)),
@@ -902,8 +1031,14 @@ mod tests {
         let mut next = tree();
         next[2].0.mod_time += 1;
         next.pop();
+        let before = std::fs::metadata(dest.join("a/x")).unwrap().ino();
         let (result, requested) = sync(next, &dest, true).await;
         assert_eq!(requested, [2]);
+        assert_ne!(
+            std::fs::metadata(dest.join("a/x")).unwrap().ino(),
+            before,
+            "a changed file is a new file renamed into place, never written into"
+        );
         let stats = result.unwrap();
         assert_eq!((stats.received, stats.unchanged, stats.removed), (1, 1, 1));
         assert_eq!(stats.digests, [("a/x".to_owned(), sha(b"x"))]);
@@ -914,6 +1049,58 @@ mod tests {
         result.unwrap();
         assert_eq!(std::fs::read(dest.join("a")).unwrap(), b"ok");
         assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_transfer_failing_inside_a_file_leaves_no_part_of_it() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("copy");
+        let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<Packet, tonic::Status>>();
+        let (out_tx, mut out_rx) = mpsc::channel::<Packet>(4);
+        for stat in [stat("done", 0o644, 2, T, ""), stat("cut", 0o644, 9, T, "")] {
+            let stat = Some(stat);
+            let message = Packet {
+                r#type: PacketType::PacketStat as i32,
+                stat,
+                ..Packet::default()
+            };
+            in_tx.send(Ok(message)).unwrap();
+        }
+        in_tx
+            .send(Ok(packet(PacketType::PacketStat, 0, Vec::new())))
+            .unwrap();
+        let sender = tokio::spawn(async move {
+            let mut asked = 0;
+            while let Some(p) = out_rx.recv().await {
+                if p.r#type != PacketType::PacketReq as i32 {
+                    continue;
+                }
+                asked += 1;
+                if p.id == 0 {
+                    let _ = in_tx.send(Ok(packet(PacketType::PacketData, 0, b"ok".to_vec())));
+                    let _ = in_tx.send(Ok(packet(PacketType::PacketData, 0, Vec::new())));
+                }
+                if asked == 2 {
+                    let _ = in_tx.send(Ok(packet(PacketType::PacketData, 1, b"half".to_vec())));
+                    let _ = in_tx.send(Err(tonic::Status::aborted("client killed")));
+                    break;
+                }
+            }
+        });
+        let options = ReceiveOptions {
+            incremental: true,
+            owners: true,
+            idle: Some(Duration::from_secs(10)),
+            digests: true,
+        };
+        let result = receive(&dest, UnboundedReceiverStream::new(in_rx), out_tx, &options).await;
+        sender.await.unwrap();
+        assert!(result.is_err());
+        let left: Vec<_> = std::fs::read_dir(&dest)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!left.iter().any(|name| name.contains("cut")), "{left:?}");
     }
 
     #[tokio::test]
