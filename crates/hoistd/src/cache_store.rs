@@ -209,7 +209,7 @@ fn status_error(call: &str, status: &Status) -> BoxError {
 
 impl BlobStore for SessionStore {
     fn describe(&self) -> String {
-        format!("the client's cache directory {}", self.dir)
+        format!("{} (the client's directory)", self.dir)
     }
 
     fn size<'a>(&'a self, digest: &'a Digest) -> BoxFuture<'a, Result<Option<u64>, BoxError>> {

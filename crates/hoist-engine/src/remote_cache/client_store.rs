@@ -16,7 +16,7 @@ use hoist_solver::BoxError;
 
 /// A blob store the engine reaches by digest.
 pub trait BlobStore: Send + Sync {
-    /// How progress and errors name it (`client directory /path`).
+    /// How progress and errors name it (`/path (the client's directory)`).
     fn describe(&self) -> String;
 
     /// The size of the blob `digest`, `None` when the store lacks it.
