@@ -52,6 +52,18 @@ fn build(
     ctx: &Path,
     args: &[&str],
 ) -> (Output, Option<String>) {
+    build_via(env, addr, false, root, ctx, args)
+}
+
+/// [`build`], through the gateway (buildx's way) when `via_gateway`.
+fn build_via(
+    env: &BuildEnv,
+    addr: Option<&str>,
+    via_gateway: bool,
+    root: &Path,
+    ctx: &Path,
+    args: &[&str],
+) -> (Output, Option<String>) {
     let tar = env.fresh_dir("out").join("image.tar");
     let mut command = Command::new(env!("CARGO_BIN_EXE_hoist"));
     command
@@ -70,6 +82,9 @@ fn build(
         .env_remove("HOIST_ROOT")
         .env_remove("HOIST_CONFIG")
         .env_remove("HOIST_BUILD_VIA_GATEWAY");
+    if via_gateway {
+        command.env("HOIST_BUILD_VIA_GATEWAY", "1");
+    }
     let out = command.output().unwrap();
     let digest = out.status.success().then(|| {
         let entries = crate::build_env::tar_entries(&tar);
@@ -170,16 +185,23 @@ fn valid_layout(dir: &Path) -> String {
 }
 
 /// One mode: exported through one hoistd, imported by a fresh one, every step CACHED and
-/// the same image.
+/// the same image; the direct Solve, then buildx's path through the gateway.
 fn round_trip_through_hoistd(mode: &str, dockerfile: &str, steps: &[&str]) {
     let Some(env) = BuildEnv::new() else { return };
-    let Some(first) = daemon(&env) else { return };
-    let ctx = context(&env, dockerfile);
+    for via_gateway in [false, true] {
+        round_trip(&env, via_gateway, mode, dockerfile, steps);
+    }
+}
+
+fn round_trip(env: &BuildEnv, via_gateway: bool, mode: &str, dockerfile: &str, steps: &[&str]) {
+    let Some(first) = daemon(env) else { return };
+    let ctx = context(env, dockerfile);
     let dir = env.fresh_dir("cache");
     let to = format!("type=local,dest={},mode={mode}", dir.display());
-    let (progress, image) = succeeded(build(
-        &env,
+    let (progress, image) = succeeded(build_via(
+        env,
         Some(&first.addr()),
+        via_gateway,
         &env.fresh_dir("client"),
         &ctx,
         &["--cache-to", &to],
@@ -193,15 +215,33 @@ fn round_trip_through_hoistd(mode: &str, dockerfile: &str, steps: &[&str]) {
     assert!(progress.contains(&format!("manifest {root}")), "{progress}");
     drop(first);
 
-    let Some(second) = daemon(&env) else { return };
+    // The fresh daemon imports the cache and exports it back to the same directory: the
+    // client's store already has every layer (asked with Info, not sent again); the cache
+    // config (dated) and root are new, and index.json names the new root.
+    let layers = layer_digests(&dir, &root);
+    let Some(second) = daemon(env) else { return };
     let from = format!("type=local,src={}", dir.display());
-    let (progress, again) = succeeded(build(
-        &env,
+    let (progress, again) = succeeded(build_via(
+        env,
         Some(&second.addr()),
+        via_gateway,
         &env.fresh_dir("client"),
         &ctx,
-        &["--cache-from", &from],
+        &["--cache-from", &from, "--cache-to", &to],
     ));
+    for layer in &layers {
+        assert!(
+            progress
+                .lines()
+                .any(|l| l.contains(layer.as_str()) && l.ends_with(" already there")),
+            "{layer} sent again:\n{progress}"
+        );
+    }
+    let new_root = valid_layout(&dir);
+    assert!(
+        progress.contains(&format!("manifest {new_root}")),
+        "{progress}"
+    );
     assert!(
         progress.contains(&format!(
             "importing cache manifest from the client's {}",
