@@ -42,6 +42,9 @@ pub const METHODS: &[&str] = &[
     "/containerd.services.content.v1.Content/Abort",
 ];
 
+/// The largest message taken from a daemon.
+pub const MAX_MESSAGE: usize = 64 << 20;
+
 /// The size of each `Read` message.
 const CHUNK: usize = 1024 * 1024;
 

@@ -346,6 +346,8 @@ impl Session {
                 hoist_proto::content::content_server::ContentServer::new(content::ContentService(
                     Arc::new(self.stores.clone()),
                 ))
+                // A daemon's WRITE messages are its copy buffer (containerd's: 1 MiB).
+                .max_decoding_message_size(content::MAX_MESSAGE)
                 .call(request)
                 .await
             }
