@@ -131,7 +131,19 @@ pub(super) fn tag_local_caches(
     let root: hoist_oci::Descriptor = serde_json::from_str(json)
         .with_context(|| format!("the daemon's cache.manifest {json:?} is not a descriptor"))?;
     for (dir, tag) in &caches.exports {
-        hoist_session::content::LayoutDir::new(dir.clone())
+        let layout = hoist_session::content::LayoutDir::new(dir.clone());
+        // The response names one root (BuildKit's one `cache.manifest` key): with several
+        // local exports, only a directory that received it is tagged.
+        if !matches!(layout.size(&root.digest), Ok(Some(size)) if size == root.size) {
+            eprintln!(
+                "WARNING: the cache in {} is not tagged {tag:?}: the daemon named the root {} \
+                 (of another --cache-to), which it does not hold",
+                dir.display(),
+                root.digest
+            );
+            continue;
+        }
+        layout
             .tag(&root, tag)
             .with_context(|| format!("cannot tag the cache in {}/index.json", dir.display()))?;
     }

@@ -506,3 +506,35 @@ fn dockerds_buildkit_reads_a_local_cache_through_the_session_and_cannot_write_on
     assert!(text.contains("unknown cache exporter: \"local\""), "{text}");
     assert!(!out_dir.join("index.json").exists());
 }
+
+#[test]
+fn with_two_local_exports_only_the_directory_holding_the_named_root_is_tagged() {
+    let Some(env) = BuildEnv::new() else { return };
+    let Some(hoistd) = daemon(&env) else { return };
+    // The builder's layer (two files) is not the COPY's (one): min and max differ.
+    let ctx = context(
+        &env,
+        "FROM busybox AS builder\nRUN echo a > /a && echo b > /b\n\
+         FROM busybox\nCOPY --from=builder /a /a\n",
+    );
+    let (min, max) = (env.fresh_dir("cache"), env.fresh_dir("cache"));
+    let to_min = format!("type=local,dest={},mode=min", min.display());
+    let to_max = format!("type=local,dest={},mode=max", max.display());
+    // BuildKit's response has one `cache.manifest`: the last export's root.
+    let (progress, _) = succeeded(build(
+        &env,
+        Some(&hoistd.addr()),
+        &env.fresh_dir("client"),
+        &ctx,
+        &["--cache-to", &to_min, "--cache-to", &to_max],
+    ));
+    valid_layout(&max);
+    assert!(!min.join("index.json").exists(), "{progress}");
+    assert!(
+        progress.contains(&format!(
+            "WARNING: the cache in {} is not tagged",
+            min.display()
+        )),
+        "{progress}"
+    );
+}

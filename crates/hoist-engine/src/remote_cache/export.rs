@@ -212,10 +212,19 @@ async fn export_one(
             )
         }
         CacheDestination::Client { store, .. } => {
-            let mut copied = 0;
-            for blob in &written.blobs {
-                copied += usize::from(write_to_client(worker, store, blob, step).await?);
-            }
+            // A few at once, as the registry uploads; the root last, once all it names is
+            // there.
+            let limit = worker.registry().config().max_concurrent_transfers.max(1);
+            let written_each: Vec<bool> = futures::stream::iter(
+                written
+                    .blobs
+                    .iter()
+                    .map(|blob| write_to_client(worker, store, blob, step)),
+            )
+            .buffer_unordered(limit)
+            .try_collect()
+            .await?;
+            let copied = written_each.iter().filter(|w| **w).count();
             write_to_client(worker, store, &written.root, step).await?;
             format!(
                 "{} records, {} blobs: {copied} written, {} already there; manifest {}",
