@@ -293,6 +293,60 @@ mod tests {
     }
 
     #[test]
+    fn local_caches_get_their_store_ids_and_an_imports_digest_from_index_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let layout = hoist_session::content::LayoutDir::new(cache.clone());
+        let root = hoist_oci::Descriptor::of_bytes(hoist_oci::MediaType::OciManifest, b"{}");
+        std::fs::create_dir_all(cache.join("blobs/sha256")).unwrap();
+        std::fs::write(
+            cache.join("blobs/sha256").join(root.digest.encoded()),
+            b"{}",
+        )
+        .unwrap();
+        layout.tag(&root, "main").unwrap();
+        let (src, dest) = (
+            cache.display().to_string(),
+            dir.path().join("out").display().to_string(),
+        );
+        let mut options = cache_options(
+            &[
+                format!("type=local,src={src},tag=main"),
+                format!("type=local,src={src}"), // no `latest`: dropped with a warning
+                "reg:5000/c".to_owned(),
+            ],
+            &[format!("type=local,dest={dest},mode=max")],
+        )
+        .unwrap()
+        .unwrap();
+        let caches = local_caches(&mut options).unwrap();
+        assert_eq!(options.imports.len(), 2);
+        assert_eq!(options.imports[0].attrs["digest"], root.digest.to_string());
+        assert_eq!(options.imports[0].attrs["src"], src);
+        assert_eq!(options.imports[1].r#type, "registry");
+        assert_eq!(options.exports[0].attrs["dest"], dest);
+        assert!(std::path::Path::new(&dest).is_dir());
+        assert_eq!(
+            caches.stores,
+            [
+                (format!("local:{dest}"), PathBuf::from(&dest)),
+                (format!("local:{src}"), cache.clone()),
+            ]
+        );
+        assert_eq!(
+            caches.exports,
+            [(PathBuf::from(&dest), "latest".to_owned())]
+        );
+        // The response's root is tagged only where it is.
+        let response = HashMap::from([(
+            "cache.manifest".to_owned(),
+            serde_json::to_string(&root).unwrap(),
+        )]);
+        tag_local_caches(&caches, &response).unwrap();
+        assert!(!std::path::Path::new(&dest).join("index.json").exists());
+    }
+
+    #[test]
     fn annotations_become_buildx_exporter_attributes() {
         let attrs = annotation_attrs(&[
             "a=1".to_owned(),
