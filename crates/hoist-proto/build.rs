@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "proto/moby/secrets/v1/secrets.proto",
     "proto/moby/sshforward/v1/ssh.proto",
     "proto/moby/upload/v1/upload.proto",
+    "proto/containerd/services/content/v1/content.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

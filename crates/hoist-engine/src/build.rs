@@ -113,6 +113,10 @@ pub struct BuildResult {
     pub images: Vec<PlatformImage>,
     /// What the exporter wrote.
     pub export: ExportResult,
+    /// The root of the cache written to a client's store (`CacheDestination::Client`),
+    /// which the client names in its directory's `index.json` (BuildKit's exporter
+    /// response `cache.manifest`).
+    pub cache_manifest: Option<hoist_oci::Descriptor>,
 }
 
 /// Runs `request` on `worker`, sending progress to `events`; the build is recorded in the
@@ -228,7 +232,7 @@ impl Solving {
     ) -> Result<BuildResult> {
         let finals: Vec<_> = solved.results.iter().flatten().cloned().collect();
         let mount_ids = crate::remote_cache::cache_mount_ids(&definition);
-        let result = export(
+        let mut result = export(
             worker,
             definition,
             solved,
@@ -236,7 +240,7 @@ impl Solving {
             progress,
         )
         .await?;
-        crate::remote_cache::export(
+        result.cache_manifest = crate::remote_cache::export(
             worker,
             &prepared.request.cache.exports,
             &self.cache,

@@ -108,6 +108,7 @@ pub async fn export(
     Ok(BuildResult {
         images,
         export: export?,
+        cache_manifest: None,
     })
 }
 

@@ -109,8 +109,8 @@ pub use prune::{
     disk_usage, history_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind,
 };
 pub use remote_cache::{
-    CacheDestination, CacheExport, CacheImport, CacheMode, CacheOptions, LocalSelect,
-    MountSelection,
+    BlobStore, CacheDestination, CacheExport, CacheImport, CacheMode, CacheOptions, ClientStore,
+    LocalSelect, MountSelection,
 };
 pub use run_options::{Entitlements, RunOptions};
 pub use secrets::{SecretSource, SecretStore, Secrets};

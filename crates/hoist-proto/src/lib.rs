@@ -27,7 +27,10 @@
 //!   `Control.Session`: [`filesync`] (`FileSync` for directories, `FileSend` for outputs,
 //!   `Auth` for registry credentials), [`fsutil_types`] (`Packet`, `Stat`: the file-sync
 //!   wire format), [`secrets`] (`Secrets.GetSecret`), [`sshforward`] (`SSH`) and [`upload`] (`Upload.Pull`: a
-//!   context the client uploads, such as a tar on stdin).
+//!   context the client uploads, such as a tar on stdin), and containerd's [`content`]
+//!   store (`Info`, `Read`, `Status`, `Write`, `Abort`), which the client serves for a
+//!   `type=local` cache directory (store id `local:<dir>` in the
+//!   `buildkit-attachable-store-id` metadata of each call).
 //!
 //! Timestamps are `prost_types::Timestamp` (re-exported as [`Timestamp`]).
 
@@ -90,6 +93,17 @@ pub mod moby {
     }
 }
 
+pub mod containerd {
+    pub mod services {
+        pub mod content {
+            pub mod v1 {
+                #![allow(clippy::all, clippy::pedantic, missing_docs)]
+                generated!("containerd.services.content.v1.rs");
+            }
+        }
+    }
+}
+
 pub mod fsutil {
     pub mod types {
         #![allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -118,6 +132,7 @@ pub mod grpc {
     }
 }
 
+pub use containerd::services::content::v1 as content;
 pub use fsutil::types as fsutil_types;
 pub use grpc::health::v1 as health;
 pub use moby::buildkit::secrets::v1 as secrets;

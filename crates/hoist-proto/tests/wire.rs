@@ -607,6 +607,10 @@ fn method_paths_are_buildkits() {
             hoist_proto::upload::upload_server::SERVICE_NAME,
             "moby.upload.v1.Upload",
         ),
+        (
+            hoist_proto::content::content_server::SERVICE_NAME,
+            "containerd.services.content.v1.Content",
+        ),
     ] {
         assert_eq!(name, want);
     }
@@ -1011,4 +1015,141 @@ fn upload_bytes_message() {
         wire(&[&[0x0a, 3], b"tar"]),
     );
     golden(BytesMessage { data: Vec::new() }, Vec::new());
+}
+
+#[test]
+fn content_info_and_read() {
+    use hoist_proto::content::{
+        Info, InfoRequest, InfoResponse, ReadContentRequest, ReadContentResponse,
+    };
+    // 1: "sha256:a"
+    golden(
+        InfoRequest {
+            digest: "sha256:a".into(),
+        },
+        wire(&[&[0x0a, 8], b"sha256:a"]),
+    );
+    // Info{1: "d", 2: 300 (int64 varint 0xac 0x02), 3: {1: 5}, 5: {"k": "v"}}
+    let info = Info {
+        digest: "d".into(),
+        size: 300,
+        created_at: ts(5, 0),
+        updated_at: None,
+        labels: map(&[("k", "v")]),
+    };
+    let info_bytes = wire(&[
+        &[0x0a, 1],
+        b"d",
+        &[0x10, 0xac, 0x02],
+        &[0x1a, 2, 0x08, 5],
+        &[0x2a, 6, 0x0a, 1],
+        b"k",
+        &[0x12, 1],
+        b"v",
+    ]);
+    golden(info.clone(), info_bytes.clone());
+    golden(
+        InfoResponse { info: Some(info) },
+        wire(&[&[0x0a, info_bytes.len() as u8], &info_bytes]),
+    );
+    // 1: "d", 2: 7, 3: 9
+    golden(
+        ReadContentRequest {
+            digest: "d".into(),
+            offset: 7,
+            size: 9,
+        },
+        wire(&[&[0x0a, 1], b"d", &[0x10, 7, 0x18, 9]]),
+    );
+    // 1: 4, 2: "xy"
+    golden(
+        ReadContentResponse {
+            offset: 4,
+            data: b"xy".to_vec(),
+        },
+        wire(&[&[0x08, 4, 0x12, 2], b"xy"]),
+    );
+}
+
+#[test]
+fn content_write_status_and_abort() {
+    use hoist_proto::content::{
+        AbortRequest, Status, StatusRequest, StatusResponse, WriteAction, WriteContentRequest,
+        WriteContentResponse,
+    };
+    // STAT is 0 (omitted); 2: "r", 3: 3, 4: "e"
+    golden(
+        WriteContentRequest {
+            action: WriteAction::Stat.into(),
+            r#ref: "r".into(),
+            total: 3,
+            expected: "e".into(),
+            offset: 0,
+            data: Vec::new(),
+            labels: HashMap::new(),
+        },
+        wire(&[&[0x12, 1], b"r", &[0x18, 3, 0x22, 1], b"e"]),
+    );
+    // 1: WRITE (1), 5: 2, 6: "ab"
+    golden(
+        WriteContentRequest {
+            action: WriteAction::Write.into(),
+            offset: 2,
+            data: b"ab".to_vec(),
+            ..WriteContentRequest::default()
+        },
+        wire(&[&[0x08, 1, 0x28, 2, 0x32, 2], b"ab"]),
+    );
+    // 1: COMMIT (2), 7: {"a": "b"}
+    golden(
+        WriteContentRequest {
+            action: WriteAction::Commit.into(),
+            labels: map(&[("a", "b")]),
+            ..WriteContentRequest::default()
+        },
+        wire(&[&[0x08, 2, 0x3a, 6, 0x0a, 1], b"a", &[0x12, 1], b"b"]),
+    );
+    // 1: COMMIT, 2: {1: 1}, 3: {1: 2}, 4: 5, 5: 5, 6: "d"
+    golden(
+        WriteContentResponse {
+            action: WriteAction::Commit.into(),
+            started_at: ts(1, 0),
+            updated_at: ts(2, 0),
+            offset: 5,
+            total: 5,
+            digest: "d".into(),
+        },
+        wire(&[
+            &[0x08, 2, 0x12, 2, 0x08, 1, 0x1a, 2, 0x08, 2],
+            &[0x20, 5, 0x28, 5, 0x32, 1],
+            b"d",
+        ]),
+    );
+    golden(
+        StatusRequest { r#ref: "r".into() },
+        wire(&[&[0x0a, 1], b"r"]),
+    );
+    // Status{3: "r", 4: 1, 5: 2, 6: "e"} inside StatusResponse field 1
+    golden(
+        StatusResponse {
+            status: Some(Status {
+                started_at: None,
+                updated_at: None,
+                r#ref: "r".into(),
+                offset: 1,
+                total: 2,
+                expected: "e".into(),
+            }),
+        },
+        wire(&[
+            &[0x0a, 10, 0x1a, 1],
+            b"r",
+            &[0x20, 1, 0x28, 2, 0x32, 1],
+            b"e",
+        ]),
+    );
+    golden(
+        AbortRequest { r#ref: "r".into() },
+        wire(&[&[0x0a, 1], b"r"]),
+    );
 }

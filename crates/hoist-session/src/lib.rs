@@ -21,6 +21,9 @@
 //! - `moby.sshforward.v1.SSH/CheckAgent` and `ForwardAgent` to the `--ssh` agent sockets.
 //! - `moby.upload.v1.Upload/Pull` (only with an upload, [`upload`]): a context read from
 //!   stdin, named `http://buildkit-session/<id>` in the request.
+//! - `containerd.services.content.v1.Content` (`Info`, `Read`, `Status`, `Write`, `Abort`;
+//!   only with a content store, [`content`]): `type=local` cache directories as OCI
+//!   layouts the daemon reads blobs from and writes blobs to, verified and atomic.
 //! - `grpc.health.v1.Health/Check`.
 //!
 //! [`fsutil`] is the DiffCopy protocol itself, both ends; hoistd uses it (and [`tunnel`],
@@ -54,6 +57,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+pub mod content;
 pub mod dockerd;
 pub mod fsutil;
 pub mod tunnel;
@@ -167,6 +171,8 @@ pub struct Session {
     credentials: hoist_registry::Credentials,
     /// Readers the daemon pulls by URL (a context on stdin).
     uploads: upload::Uploads,
+    /// `type=local` cache directories, by store id (`local:DIR`).
+    stores: content::Stores,
     /// The first error an output or a transfer met, for the client to report.
     error: Mutex<Option<String>>,
     /// How many files' data the daemon asked for (the incremental transfer at work).
@@ -186,6 +192,7 @@ impl Session {
             ssh: BTreeMap::new(),
             credentials: hoist_registry::Credentials::anonymous(),
             uploads: upload::Uploads::default(),
+            stores: content::Stores::default(),
             error: Mutex::new(None),
             files_sent: std::sync::atomic::AtomicU64::new(0),
         }
@@ -227,6 +234,13 @@ impl Session {
         self.uploads.add(new_id(), reader)
     }
 
+    /// Serves the OCI layout `dir` as the content store `id` (`local:DIR`,
+    /// [`content::store_id`]) for a `type=local` cache.
+    pub fn with_content_store(mut self, id: String, dir: PathBuf) -> Self {
+        self.stores.insert(id, content::LayoutDir::new(dir));
+        self
+    }
+
     /// The session id (the `session` of a `SolveRequest`).
     pub fn id(&self) -> &str {
         &self.id
@@ -256,6 +270,9 @@ impl Session {
         }
         if !self.uploads.is_empty() {
             methods.push(UPLOAD_METHOD);
+        }
+        if !self.stores.is_empty() {
+            methods.extend(content::METHODS);
         }
         methods
     }
@@ -324,6 +341,15 @@ impl Session {
                 hoist_proto::upload::upload_server::UploadServer::new(upload::UploadService(self))
                     .call(request)
                     .await
+            }
+            "containerd.services.content.v1.Content" => {
+                hoist_proto::content::content_server::ContentServer::new(content::ContentService(
+                    Arc::new(self.stores.clone()),
+                ))
+                // A daemon's WRITE messages are its copy buffer (containerd's: 1 MiB).
+                .max_decoding_message_size(content::MAX_MESSAGE)
+                .call(request)
+                .await
             }
             "grpc.health.v1.Health" => HealthServer::new(handler).call(request).await,
             _ => Ok(Status::unimplemented(format!("unknown method {path}")).into_http()),

@@ -412,9 +412,15 @@ impl ControlService {
                     }
                 }
                 log("build", &format!("{reference} done"));
-                Ok(Response::new(SolveResponse {
-                    exporter_response: solve_request::exporter_response(&result.export)?,
-                }))
+                let mut exporter_response = solve_request::exporter_response(&result.export)?;
+                if let Some(root) = &result.cache_manifest {
+                    let json = serde_json::to_string(root).map_err(|e| {
+                        Status::internal(format!("cannot encode the cache manifest: {e}"))
+                    })?;
+                    exporter_response
+                        .insert(crate::cache_store::CACHE_MANIFEST_KEY.to_owned(), json);
+                }
+                Ok(Response::new(SolveResponse { exporter_response }))
             }
             Err(err) => {
                 log("build", &format!("{reference} failed: {err}"));
@@ -457,6 +463,9 @@ impl ControlService {
         let mut locks = Vec::new();
         let mut locked = Vec::new();
         let mut credentials = None;
+        if needs.cache_stores {
+            crate::cache_store::attach(&session, &mut build.cache)?;
+        }
         if needs.context {
             let root = self.state.root().to_owned();
             let key = session.meta.shared_key.clone();
@@ -656,7 +665,9 @@ impl ControlService {
             hoist_engine::CacheImport::Registry { reference } => {
                 Some(reference.domain().to_owned())
             }
-            hoist_engine::CacheImport::Local { .. } => None,
+            hoist_engine::CacheImport::Local { .. } | hoist_engine::CacheImport::Client { .. } => {
+                None
+            }
         }));
         hosts.extend(
             build

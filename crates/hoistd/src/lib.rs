@@ -25,6 +25,8 @@
 //!   `hoist_engine::BuildRequest`, and the exporter response.
 //! - [`upload`]: a context the client uploads through its session (`Upload.Pull`, a tar or
 //!   a Dockerfile from its stdin).
+//! - [`cache_store`]: `type=local` caches through the client's session: its content store
+//!   (`local:<dir>`) as the engine's [`hoist_engine::BlobStore`], and `cache.manifest`.
 //! - [`builds`]: the builds by ref and their progress as `StatusResponse`s
 //!   ([`builds::Builds`], [`builds::StatusConverter`]).
 //! - [`health`]: the health service, `NOT_SERVING` once shutdown begins.
@@ -34,6 +36,7 @@
 
 pub mod address;
 pub mod builds;
+pub mod cache_store;
 pub mod calls;
 pub mod config;
 pub mod control;

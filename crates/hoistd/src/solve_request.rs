@@ -49,6 +49,8 @@ pub struct SessionNeeds {
     /// The context is the client's upload at this URL (`http://buildkit-session/<id>`, a
     /// tar or a Dockerfile read from its stdin), pulled through `Upload.Pull`.
     pub upload: Option<String>,
+    /// `type=local` caches: the client's directories, reached through its content store.
+    pub cache_stores: bool,
 }
 
 impl SessionNeeds {
@@ -57,6 +59,7 @@ impl SessionNeeds {
             || self.export.is_some()
             || !self.named_dirs.is_empty()
             || self.upload.is_some()
+            || self.cache_stores
     }
 }
 
@@ -224,6 +227,12 @@ pub fn build_request(request: &SolveRequest, host: &Platform) -> Result<Planned,
     build.run = run;
     build.outputs = outputs(request, has_session, &mut needs)?;
     build.cache = cache_options(request)?;
+    if crate::cache_store::has_local(&build.cache) {
+        if !has_session {
+            return Err(needs_session("a type=local cache (the client's directory)"));
+        }
+        needs.cache_stores = true;
+    }
     Ok(Planned {
         build,
         session: needs,
@@ -377,9 +386,9 @@ fn outputs(
 /// The request's `Cache` as the engine's [`CacheOptions`]: each import and export entry (a
 /// type and its attributes, as buildx and buildctl send `--cache-from`/`--cache-to`) and
 /// the deprecated fields of old clients (`export_ref`/`export_attrs`, `import_refs`: registry
-/// references). `registry` and `inline` are served; `local` is refused, since BuildKit
-/// reads and writes that directory on the client's machine through the session's content
-/// store, which hoistd does not serve.
+/// references). `registry` and `inline` are served, and `local`: its `src`/`dest` is the
+/// client's directory, which `cache_store::attach` reaches through the session's content
+/// store (an import also names the `digest` the client read from its `index.json`).
 pub fn cache_options(request: &SolveRequest) -> Result<CacheOptions, Status> {
     let mut options = CacheOptions::default();
     // BuildKit's client also sends the imports as the frontend attribute `cache-imports`
@@ -477,17 +486,11 @@ fn sorted_pairs(attrs: &HashMap<String, String>) -> Vec<(&str, &str)> {
 /// One cache entry as the `type=…,key=value` spec the engine parses.
 fn cache_spec(kind: &str, attrs: &[(&str, &str)], what: &str) -> Result<String, Status> {
     match kind {
-        "registry" | "inline" => {}
-        "local" => {
-            return Err(Status::unimplemented(format!(
-                "cache {what} type=local is not supported by hoistd: BuildKit reads and writes \
-                 that directory on the client's machine through the session's content store, \
-                 which hoistd does not serve; use type=registry (or type=inline)"
-            )))
-        }
+        "registry" | "inline" | "local" => {}
         other => {
             return Err(Status::invalid_argument(format!(
-                "unsupported cache {what} type {other:?}: hoistd takes registry and inline"
+                "unsupported cache {what} type {other:?}: hoistd takes registry, inline and \
+                 local"
             )))
         }
     }
@@ -597,14 +600,32 @@ mod tests {
     }
 
     #[test]
-    fn local_and_unknown_cache_types_are_refused_by_name() {
+    fn local_caches_are_typed_with_the_clients_paths_and_unknown_types_refused() {
         let local = with_cache(WireCache {
-            exports: vec![entry("local", &[("dest", "/tmp/c")])],
+            exports: vec![entry("local", &[("dest", "/tmp/c"), ("mode", "max")])],
+            imports: vec![entry(
+                "local",
+                &[
+                    ("src", "/tmp/c"),
+                    ("digest", &format!("sha256:{}", "a".repeat(64))),
+                ],
+            )],
             ..WireCache::default()
         });
-        let err = super::cache_options(&local).unwrap_err();
-        assert_eq!(err.code(), tonic::Code::Unimplemented);
-        assert!(err.message().contains("type=local"), "{}", err.message());
+        let options = super::cache_options(&local).unwrap();
+        assert!(matches!(
+            &options.exports[0].destination,
+            hoist_engine::CacheDestination::Local { dest, .. } if dest.as_os_str() == "/tmp/c"
+        ));
+        assert_eq!(options.exports[0].mode, hoist_engine::CacheMode::Max);
+        assert!(matches!(
+            &options.imports[0],
+            hoist_engine::CacheImport::Local {
+                select: hoist_engine::LocalSelect::Digest(_),
+                ..
+            }
+        ));
+        assert!(crate::cache_store::has_local(&options));
         let gha = with_cache(WireCache {
             imports: vec![entry("gha", &[])],
             ..WireCache::default()

@@ -33,7 +33,7 @@ use hoist_proto::Timestamp;
 use hoist_session::{dockerd, Output, Session};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::remote_options::StdinContext;
+use super::remote_options::{LocalCaches, StdinContext};
 use super::{block_on, RemoteTls};
 use crate::cli::BuildArgs;
 use crate::progress;
@@ -66,6 +66,8 @@ struct Plan {
     session: Option<Session>,
     /// A Dockerfile from stdin, kept until the build ends.
     _temp: Option<TempDir>,
+    /// `type=local` caches: their directories' `index.json` tagged after the build.
+    local_caches: LocalCaches,
 }
 
 pub fn run(args: &BuildArgs, addr: &str, tls: RemoteTls) -> anyhow::Result<ExitCode> {
@@ -146,6 +148,7 @@ pub fn run_on(args: &BuildArgs, dial: &Dial) -> anyhow::Result<ExitCode> {
         mut request,
         session,
         _temp,
+        local_caches,
     } = plan(args, &daemon)?;
     if request.exporters.is_empty() {
         eprintln!(
@@ -213,6 +216,7 @@ pub fn run_on(args: &BuildArgs, dial: &Dial) -> anyhow::Result<ExitCode> {
         eprintln!("ERROR: {error}");
         return Ok(ExitCode::FAILURE);
     }
+    super::remote_options::tag_local_caches(&local_caches, &response)?;
     let metadata = metadata(&response)?;
     if let Some(path) = &args.metadata_file {
         let json = metadata.to_json()?;
@@ -246,7 +250,15 @@ impl NodeBuild {
             request,
             session,
             _temp,
+            local_caches,
         } = plan(args, &Daemon::Grpc)?;
+        if !local_caches.exports.is_empty() {
+            // Each node would write its own cache into the directory and tag it.
+            bail!(
+                "--cache-to type=local is not supported with a builder of several nodes; \
+                 use type=registry"
+            );
+        }
         Ok(NodeBuild {
             request,
             session: session.map(Arc::new),
@@ -642,6 +654,14 @@ fn plan(args: &BuildArgs, daemon: &Daemon) -> anyhow::Result<Plan> {
         cache: super::remote_options::cache_options(&args.cache_from, &args.cache_to)?,
         ..SolveRequest::default()
     };
+    let local_caches = match request.cache.as_mut() {
+        Some(cache) => super::remote_options::local_caches(cache)?,
+        None => LocalCaches::default(),
+    };
+    for (id, dir) in &local_caches.stores {
+        needs_session = true;
+        session = session.with_content_store(id.clone(), dir.clone());
+    }
     if let Some(imports) = request.cache.as_ref().map(|c| &c.imports[..]) {
         // As BuildKit's client: the imports also as the frontend attribute `cache-imports`
         // (the Dockerfile frontend of BuildKit before 0.13, dockerd's 0.8 too, reads only
@@ -653,7 +673,11 @@ fn plan(args: &BuildArgs, daemon: &Daemon) -> anyhow::Result<Plan> {
         }
     }
     let exports = request.cache.as_ref().map_or(&[][..], |c| &c.exports[..]);
-    if daemon.is_docker() && exports.iter().any(|e| e.r#type != "inline") {
+    if daemon.is_docker()
+        && exports
+            .iter()
+            .any(|e| e.r#type != "inline" && e.r#type != "local")
+    {
         // dockerd's BuildKit exports inline caches only; buildx refuses the rest the same.
         bail!(
             "cache export feature is currently not supported for docker driver. Please switch \
@@ -684,6 +708,7 @@ fn plan(args: &BuildArgs, daemon: &Daemon) -> anyhow::Result<Plan> {
         request,
         session: needs_session.then_some(session),
         _temp: temp,
+        local_caches,
     })
 }
 

@@ -186,12 +186,12 @@ fn registry_cache_round_trip(env: &BuildEnv, via_gateway: bool) {
 }
 
 #[test]
-fn cache_type_local_is_refused_naming_the_flag_before_connecting() {
+fn cache_type_local_without_a_directory_is_refused_naming_the_flag_before_connecting() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
         .args(["build", "--addr", "unix:///nonexistent/hoistd.sock"])
-        .args(["--cache-to", "type=local,dest=/tmp/c"])
+        .args(["--cache-to", "type=local,mode=max"])
         .arg(dir.path())
         .env_remove("HOIST_ROOT")
         .output()
@@ -199,7 +199,7 @@ fn cache_type_local_is_refused_naming_the_flag_before_connecting() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("--cache-to") && stderr.contains("type=local is not supported"),
+        stderr.contains("--cache-to") && stderr.contains("type=local needs dest=DIR"),
         "{stderr}"
     );
     assert!(!stderr.contains("cannot connect"), "{stderr}");

@@ -24,6 +24,7 @@ mod build_session;
 mod build_stdio;
 mod builders;
 mod cache_export;
+mod cache_local_session;
 mod cache_misses;
 mod corpus;
 mod debug_commands;

@@ -24,7 +24,8 @@ use crate::steps::{Progress, Step};
 use crate::worker::{Ref, Worker};
 
 /// Writes every export; one that fails is a warning unless it says `ignore-error=false`.
-/// `mount_ids` are the cache mounts the build's steps name (`mounts::used_ids`).
+/// `mount_ids` are the cache mounts the build's steps name (`mounts::used_ids`). Returns
+/// the root written to the last client store (BuildKit's `cache.manifest`), if any.
 pub(crate) async fn export(
     worker: &Arc<Worker>,
     exports: &[CacheExport],
@@ -32,18 +33,24 @@ pub(crate) async fn export(
     finals: &[Arc<Ref>],
     mount_ids: &[String],
     progress: &Progress,
-) -> Result<()> {
+) -> Result<Option<Descriptor>> {
+    let mut client_root = None;
     for export in exports {
         let name = match export.destination {
             CacheDestination::Registry { .. } => "exporting cache to registry",
-            CacheDestination::Local { .. } => "exporting cache to client directory",
+            CacheDestination::Local { .. } | CacheDestination::Client { .. } => {
+                "exporting cache to client directory"
+            }
             // Written with the images (`inline`).
             CacheDestination::Inline => continue,
         };
         let step = progress.step(name.to_owned());
         let records = select(cache.used_results(), export.mode, finals);
         match export_one(worker, export, &records, mount_ids, &step).await {
-            Ok((summary, notes)) => {
+            Ok((summary, notes, root)) => {
+                if matches!(export.destination, CacheDestination::Client { .. }) {
+                    client_root = Some(root);
+                }
                 for note in notes {
                     step.log(note);
                 }
@@ -68,7 +75,7 @@ pub(crate) async fn export(
             }
         }
     }
-    Ok(())
+    Ok(client_root)
 }
 
 /// The records `mode` exports: `max` all; `min` those whose layer chain is a prefix of a
@@ -110,7 +117,7 @@ async fn export_one(
     records: &[(CacheKey, Arc<Ref>)],
     mount_ids: &[String],
     step: &Step<'_>,
-) -> Result<(String, Vec<String>)> {
+) -> Result<(String, Vec<String>, Descriptor)> {
     if !matches!(export.destination, CacheDestination::Inline) {
         // A record of a base image not fetched yet: its layers are exported too.
         for (_, value) in records {
@@ -124,6 +131,7 @@ async fn export_one(
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
     let notes = std::mem::take(&mut written.notes);
+    let root = written.root.clone();
     let summary = match &export.destination {
         CacheDestination::Registry { reference } => {
             let repo = Repository::from(reference);
@@ -171,7 +179,6 @@ async fn export_one(
         CacheDestination::Local { dest, tag } => {
             let (dest, tag) = (dest.clone(), tag.clone());
             let worker = Arc::clone(worker);
-            let root = written.root.clone();
             let count = written.blobs.len();
             let (copied, lines) = tokio::task::spawn_blocking(move || -> Result<_> {
                 let mut layout = OciLayoutWriter::create_dir(&dest)?;
@@ -204,9 +211,66 @@ async fn export_one(
                 root.digest
             )
         }
+        CacheDestination::Client { store, .. } => {
+            // A few at once, as the registry uploads; the root last, once all it names is
+            // there.
+            let limit = worker.registry().config().max_concurrent_transfers.max(1);
+            let written_each: Vec<bool> = futures::stream::iter(
+                written
+                    .blobs
+                    .iter()
+                    .map(|blob| write_to_client(worker, store, blob, step)),
+            )
+            .buffer_unordered(limit)
+            .try_collect()
+            .await?;
+            let copied = written_each.iter().filter(|w| **w).count();
+            write_to_client(worker, store, &written.root, step).await?;
+            format!(
+                "{} records, {} blobs: {copied} written, {} already there; manifest {}",
+                records.len(),
+                written.blobs.len(),
+                written.blobs.len() - copied,
+                written.root.digest
+            )
+        }
         CacheDestination::Inline => String::new(),
     };
-    Ok((summary, notes))
+    Ok((summary, notes, root))
+}
+
+/// Writes one blob of the content store to a client store unless it holds it already;
+/// whether it was written.
+async fn write_to_client(
+    worker: &Worker,
+    store: &super::ClientStore,
+    blob: &Descriptor,
+    step: &Step<'_>,
+) -> Result<bool> {
+    let failed = |reason: String| Error::RemoteCache {
+        cache: store.0.describe(),
+        reason,
+    };
+    let present = store
+        .0
+        .size(&blob.digest)
+        .await
+        .map_err(|e| failed(format!("cannot ask for {}: {e}", blob.digest)))?;
+    if present == Some(blob.size) {
+        step.log(blob_line(blob, "already there"));
+        return Ok(false);
+    }
+    let file = worker.store().open_blob(&blob.digest)?;
+    let written = store
+        .0
+        .write(blob, file)
+        .await
+        .map_err(|e| failed(format!("cannot write {}: {e}", blob.digest)))?;
+    step.log(blob_line(
+        blob,
+        if written { "written" } else { "already there" },
+    ));
+    Ok(written)
 }
 
 /// Converts the layers, writes the cache config and the root document into the content

@@ -30,6 +30,7 @@ const MAX_CONFIG_SIZE: u64 = 64 << 20;
 pub(crate) enum BlobOrigin {
     Registry(Repository),
     Local(PathBuf),
+    Client(super::ClientStore),
 }
 
 /// One imported record: its layer chain (descriptors without the cache's annotations, so
@@ -120,6 +121,20 @@ async fn import_one(worker: &Worker, import: &CacheImport) -> Result<Read> {
                 .map_err(bad)?;
             (root, BlobOrigin::Local(src.clone()))
         }
+        CacheImport::Client { store, root, .. } => {
+            let origin = BlobOrigin::Client(store.clone());
+            let size = store
+                .0
+                .size(root)
+                .await
+                .map_err(|e| bad(format!("cannot ask for the root {root}: {e}")))?
+                .ok_or_else(|| bad(format!("the root {root} is not in the directory")))?;
+            if size > MAX_CONFIG_SIZE {
+                return Err(bad(format!("the root {root} is {size} bytes: too large")));
+            }
+            let bytes = read_client(store, root, size).await.map_err(bad)?;
+            (parse_root(&bytes).map_err(bad)?, origin)
+        }
     };
     let origin = Arc::new(origin);
     let images = match root {
@@ -201,8 +216,84 @@ pub(crate) async fn fetch_blob(
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
         }
+        BlobOrigin::Client(store) => fetch_from_client(worker, store, descriptor).await?,
     }
     Ok(())
+}
+
+/// Streams a client store's blob into the content store through a verified ingest (on a
+/// blocking thread, chunks handed over as they come): a blob whose bytes do not match
+/// its descriptor is never stored.
+async fn fetch_from_client(
+    worker: &Worker,
+    store: &super::ClientStore,
+    descriptor: &Descriptor,
+) -> Result<()> {
+    use futures::StreamExt as _;
+    let failed = |reason: String| Error::RemoteCache {
+        cache: store.0.describe(),
+        reason,
+    };
+    let mut chunks = store
+        .0
+        .read(&descriptor.digest)
+        .await
+        .map_err(|e| failed(format!("cannot read {}: {e}", descriptor.digest)))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    let (content, expected) = (worker.store().clone(), Expected::from(descriptor));
+    let writer = tokio::task::spawn_blocking(move || -> Result<()> {
+        let mut ingest = content.begin(expected)?;
+        while let Some(chunk) = rx.blocking_recv() {
+            ingest.append(&chunk)?;
+        }
+        ingest.commit(None)?;
+        Ok(())
+    });
+    let mut received: Result<()> = Ok(());
+    while let Some(chunk) = chunks.next().await {
+        match chunk {
+            Ok(chunk) => {
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                received = Err(failed(format!("reading {}: {e}", descriptor.digest)));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = writer.await.map_err(|e| Error::Task(e.to_string()))?;
+    // A transfer cut short is the error to report; the ingest then only saw too few bytes.
+    received?;
+    written.map_err(|e| failed(format!("{}: {e}", descriptor.digest)))
+}
+
+/// A small blob of a client store, whole and checked against its digest.
+async fn read_client(
+    store: &super::ClientStore,
+    digest: &Digest,
+    limit: u64,
+) -> std::result::Result<Vec<u8>, String> {
+    use futures::StreamExt as _;
+    let mut chunks = store
+        .0
+        .read(digest)
+        .await
+        .map_err(|e| format!("cannot read {digest}: {e}"))?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| format!("reading {digest}: {e}"))?;
+        if (bytes.len() + chunk.len()) as u64 > limit {
+            return Err(format!("{digest} is larger than its {limit} bytes"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    digest
+        .verify(&bytes)
+        .map_err(|e| format!("{digest} does not hold its bytes: {e}"))?;
+    Ok(bytes)
 }
 
 /// A manifest (`manifest`) or a blob, small enough to hold in memory, from `origin`,
@@ -225,6 +316,12 @@ async fn read_small(
             .fetch_blob_bytes(repo, descriptor, MAX_CONFIG_SIZE)
             .await?
             .to_vec()),
+        BlobOrigin::Client(store) => read_client(store, &descriptor.digest, MAX_CONFIG_SIZE)
+            .await
+            .map_err(|reason| Error::RemoteCache {
+                cache: store.0.describe(),
+                reason,
+            }),
         BlobOrigin::Local(src) => {
             let (src, digest) = (src.clone(), descriptor.digest.clone());
             tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {

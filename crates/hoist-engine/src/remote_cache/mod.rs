@@ -30,10 +30,17 @@
 //!   named in the config under `hoist.cacheMounts`; an import restores them before any
 //!   step runs where no local mount has files.
 //!
+//! - `client_store`: [`ClientStore`], a [`BlobStore`] on another machine (a BuildKit
+//!   client's `type=local` directory reached through its session): imports
+//!   ([`CacheImport::Client`]) read the root by digest and blobs on a hit, exports
+//!   ([`CacheDestination::Client`]) write each blob the store lacks and the root, and the
+//!   build result names that root (`BuildResult::cache_manifest`) for the client to tag.
+//!
 //! Failure policy: an import is never fatal. An export that fails is a warning unless it
 //! says `ignore-error=false`; hoist's default is the opposite of BuildKit's (which fails
 //! the build), so that a registry hiccup on CI does not turn a good build red.
 
+mod client_store;
 mod config;
 mod export;
 mod import;
@@ -49,6 +56,7 @@ use hoist_oci::{Compression, Digest, Reference};
 
 use crate::error::{Error, Result};
 
+pub use client_store::{BlobStore, ClientStore};
 pub(crate) use export::export;
 pub(crate) use import::{import, ImportedCache};
 pub(crate) use inline::{records_for as inline_records, wanted as inline_wanted};
@@ -71,6 +79,14 @@ pub enum CacheImport {
     Registry { reference: Reference },
     /// `type=local,src=DIR[,tag=T|digest=D]`: an OCI layout directory.
     Local { src: PathBuf, select: LocalSelect },
+    /// A client's `type=local` directory read through a [`ClientStore`]: the root `root`
+    /// (the digest its client found in the directory's `index.json`), `dir` as the client
+    /// named it.
+    Client {
+        store: ClientStore,
+        dir: String,
+        root: Digest,
+    },
 }
 
 /// Which cache of a local directory: by `tag=` (`latest` by default) or `digest=`.
@@ -118,6 +134,10 @@ pub enum CacheDestination {
     /// `type=local,dest=DIR[,tag=T]`: an OCI layout directory, the cache under `tag`
     /// (`latest` by default) in its `index.json`.
     Local { dest: PathBuf, tag: String },
+    /// A client's `type=local` directory written through a [`ClientStore`] (`dir` as the
+    /// client named it): the blobs it lacks and the root, which the build result names
+    /// for the client to tag in its `index.json`.
+    Client { store: ClientStore, dir: String },
     /// `type=inline` (or the build argument `BUILDKIT_INLINE_CACHE=1`): the records whose
     /// results are the final images' own layers, in each image's config under
     /// `moby.buildkit.cache.v0` — wherever the image goes. Always `mode=min`, as BuildKit.
@@ -140,6 +160,7 @@ impl CacheDestination {
         match self {
             CacheDestination::Registry { reference } => reference.to_string(),
             CacheDestination::Local { dest, tag } => format!("{}:{tag}", dest.display()),
+            CacheDestination::Client { dir, .. } => format!("the client's {dir}"),
             CacheDestination::Inline => "the image config".to_owned(),
         }
     }
@@ -154,6 +175,7 @@ impl CacheImport {
                 LocalSelect::Tag(tag) => format!("{}:{tag}", src.display()),
                 LocalSelect::Digest(digest) => format!("{}@{digest}", src.display()),
             },
+            CacheImport::Client { dir, root, .. } => format!("the client's {dir}@{root}"),
         }
     }
 

@@ -9,6 +9,7 @@
 //! health, an unknown directory.
 
 mod answers;
+mod content_store;
 mod file_send;
 mod file_sync;
 

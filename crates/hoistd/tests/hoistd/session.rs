@@ -472,3 +472,64 @@ async fn a_local_named_context_comes_from_the_clients_directory() {
     let log = daemon.stderr_with("named extra-dir: ");
     assert!(log.contains("named extra-dir: 1 files received"), "{log}");
 }
+
+#[tokio::test]
+async fn a_local_cache_needs_a_session_serving_the_content_store_and_an_imports_digest() {
+    use hoist_proto::control::{CacheOptions, CacheOptionsEntry};
+    let daemon = Daemon::start_with(&["--session-timeout", "3"]);
+    let entry = |kind: &str, attrs: &[(&str, &str)]| CacheOptionsEntry {
+        r#type: kind.to_owned(),
+        attrs: attrs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    let mut client = daemon.control().await;
+
+    // No session: refused before anything runs, naming what needs one.
+    let mut request = session_solve("local-cache-0", "");
+    request.frontend_attrs.insert(
+        "context".to_owned(),
+        "https://example.invalid/ctx.tar".to_owned(),
+    );
+    request.cache = Some(CacheOptions {
+        exports: vec![entry("local", &[("dest", "/tmp/never")])],
+        ..CacheOptions::default()
+    });
+    let err = client.solve(request).await.unwrap_err();
+    assert!(
+        err.message().contains("type=local cache"),
+        "{}",
+        err.message()
+    );
+
+    // A session that does not serve the content store (a client of before local caches).
+    let _session = open_session(&daemon, "nocontent", Behaviour::Serve(COPY_A)).await;
+    let mut request = session_solve("local-cache-1", "nocontent");
+    request.cache = Some(CacheOptions {
+        exports: vec![entry("local", &[("dest", "/tmp/never")])],
+        ..CacheOptions::default()
+    });
+    let err = client.solve(request).await.unwrap_err();
+    assert!(
+        err.message()
+            .contains("does not serve /containerd.services.content.v1.Content/Info"),
+        "{}",
+        err.message()
+    );
+
+    // An import without the digest its client read from index.json.
+    let _session = open_session(&daemon, "nodigest", Behaviour::Serve(COPY_A)).await;
+    let mut request = session_solve("local-cache-2", "nodigest");
+    request.cache = Some(CacheOptions {
+        imports: vec![entry("local", &[("src", "/tmp/cache")])],
+        ..CacheOptions::default()
+    });
+    let err = client.solve(request).await.unwrap_err();
+    assert!(
+        err.message().contains("names no digest"),
+        "{}",
+        err.message()
+    );
+    assert!(!std::path::Path::new("/tmp/never").exists());
+}
