@@ -10,8 +10,10 @@ use hoist_dockerfile::ast::Dockerfile;
 use hoist_dockerfile::dockerignore::{
     ignore_file_candidates, read_ignore_file, IgnoreFileLocation,
 };
+use hoist_dockerfile::lint::{lint_parser_warnings, LintWarning};
 use hoist_frontend::{BuildOptions, MAIN_CONTEXT};
 use hoist_oci::Platform;
+use hoist_solver::{SourceLines, Warning, WarningSource};
 
 use crate::context::Prepared;
 use crate::error::{Error, Result};
@@ -45,11 +47,22 @@ pub fn load_definition(prepared: &Prepared, progress: &Progress) -> Result<Loade
     let request = &prepared.request;
     let secrets = prepared.secrets.clone();
     let ssh = prepared.ssh.clone();
-    let step = progress.step(format!(
-        "[internal] load build definition from {}",
-        dockerfile_base_name(&prepared.dockerfile_name)
-    ));
-    let dockerfile = step.finish(hoist_dockerfile::parser::parse_bytes(&prepared.dockerfile))?;
+    let file_name = dockerfile_base_name(&prepared.dockerfile_name);
+    let step = progress.step(format!("[internal] load build definition from {file_name}"));
+    let parsed = hoist_dockerfile::parser::parse_bytes(&prepared.dockerfile);
+    if let Ok(dockerfile) = &parsed {
+        // As BuildKit's Dockerfile frontend: the build checks are warnings of the step that
+        // loaded the Dockerfile, pointing into it.
+        let source = WarningSource {
+            filename: file_name.clone(),
+            language: "Dockerfile".to_owned(),
+            data: prepared.dockerfile.as_slice().into(),
+        };
+        for lint in lint_parser_warnings(dockerfile) {
+            step.warn(lint_warning(&lint, &source));
+        }
+    }
+    let dockerfile = step.finish(parsed)?;
     let mut options = request.options.clone();
     let main = prepared.contexts.get(MAIN_CONTEXT);
     if let Some(dir) = main.filter(|_| prepared.reads_ignore_file(MAIN_CONTEXT)) {
@@ -79,6 +92,22 @@ pub fn load_definition(prepared: &Prepared, progress: &Progress) -> Result<Loade
         ssh,
         run: request.run.clone(),
     })
+}
+
+/// A build check's finding as the warning BuildKit's Dockerfile frontend sends: level 1,
+/// the rule's description as detail, its URL, the finding's lines in the Dockerfile.
+pub(crate) fn lint_warning(lint: &LintWarning, source: &WarningSource) -> Warning {
+    Warning {
+        level: 1,
+        short: lint.short(),
+        detail: vec![lint.rule.description.to_owned()],
+        url: lint.rule.url.to_owned(),
+        source: Some(source.clone()),
+        ranges: vec![SourceLines {
+            start: lint.span.start,
+            end: lint.span.end,
+        }],
+    }
 }
 
 /// The Dockerfile's file name as BuildKit shows it (`Dockerfile` for stdin).

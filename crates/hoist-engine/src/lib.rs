@@ -122,7 +122,9 @@ pub use worker::{LayerRef, Ref, Worker};
 /// Build progress: the [`Event`](progress::Event)s [`build`] sends for each vertex, for a
 /// renderer to show.
 pub mod progress {
-    pub use hoist_solver::{Digest, Event, EventKind, LogStream, VertexInfo};
+    pub use hoist_solver::{
+        Digest, Event, EventKind, LogStream, SourceLines, VertexInfo, Warning, WarningSource,
+    };
 }
 
 /// Which platforms this machine executes (native, and binfmt_misc handlers) and QEMU

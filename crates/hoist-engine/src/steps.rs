@@ -79,6 +79,11 @@ impl Step<'_> {
         });
     }
 
+    /// Reports a warning about the step (a Dockerfile's build check).
+    pub(crate) fn warn(&self, warning: hoist_solver::Warning) {
+        self.send(EventKind::Warning(warning));
+    }
+
     /// Reports `result` and passes it on.
     pub(crate) fn finish<T, E: std::fmt::Display>(
         self,

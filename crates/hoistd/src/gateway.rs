@@ -25,7 +25,7 @@ use std::time::Duration;
 use hoist_engine::{BuildRequest, BuildResult, HistoryStore, Progress, Solving, Worker};
 use hoist_oci::{Platform, Reference};
 use hoist_proto::apicaps::ApiCap;
-use hoist_proto::control::{SolveRequest, SolveResponse};
+use hoist_proto::control::{SolveRequest, SolveResponse, StatusResponse, VertexWarning};
 use hoist_proto::gateway::llb_bridge_server::LlbBridge;
 use hoist_proto::gateway::{
     self as gw, EvaluateRequest, EvaluateResponse, InputsRequest, InputsResponse, PingRequest,
@@ -633,23 +633,28 @@ impl GatewayService {
         request: &Request<T>,
         method: &str,
     ) -> Result<mpsc::Sender<Call>, Status> {
-        let reference = request
-            .metadata()
-            .get(BUILD_ID_KEY)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "{method}: no build ref in the call's metadata ({BUILD_ID_KEY})"
-                ))
-            })?
-            .to_owned();
+        let reference = build_ref(request, method)?;
         log(&format!("{method} {reference}"));
         self.control
             .gateways()
             .find(&reference, self.control.session_timeout())
             .await
     }
+}
+
+/// The build ref a bridge call names in its metadata.
+fn build_ref<T>(request: &Request<T>, method: &str) -> Result<String, Status> {
+    Ok(request
+        .metadata()
+        .get(BUILD_ID_KEY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "{method}: no build ref in the call's metadata ({BUILD_ID_KEY})"
+            ))
+        })?
+        .to_owned())
 }
 
 /// Sends `call` to its build and waits for the answer.
@@ -773,12 +778,27 @@ impl LlbBridge for GatewayService {
 
     async fn warn(&self, request: Request<WarnRequest>) -> Result<Response<WarnResponse>, Status> {
         let _call = self.control.calls().begin();
+        let reference = build_ref(&request, "Warn")?;
         self.build_of(&request, "Warn").await?;
         let request = request.into_inner();
-        log(&format!(
-            "warning from the client's frontend: {}",
-            String::from_utf8_lossy(&request.short)
-        ));
+        // As BuildKit's bridge: the warning goes into the build's progress as it came, under
+        // the client's vertex digest.
+        let warning = VertexWarning {
+            vertex: request.digest,
+            level: request.level,
+            short: request.short,
+            detail: request.detail,
+            url: request.url,
+            info: request.info,
+            ranges: request.ranges,
+        };
+        self.control.builds().push(
+            &reference,
+            StatusResponse {
+                warnings: vec![warning],
+                ..StatusResponse::default()
+            },
+        );
         Ok(Response::new(WarnResponse {}))
     }
 }

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use console::{measure_text_width, strip_ansi_codes, truncate_str, Style, Term};
-use hoist_engine::progress::{Digest, Event, EventKind};
+use hoist_engine::progress::{Digest, Event, EventKind, Warning};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How often the view is redrawn while events arrive (not once per event).
@@ -81,6 +81,10 @@ impl TtyView {
 
     /// Takes in `event`, which happened at `now`.
     pub fn apply(&mut self, event: &Event, now: Instant) {
+        // Warnings are summed up after the frame; they neither add a step nor end one.
+        if matches!(event.kind, EventKind::Warning(_)) {
+            return;
+        }
         let index = match self.by_digest.get(&event.vertex.digest) {
             Some(&i) => i,
             None => {
@@ -247,8 +251,10 @@ impl Screen {
     }
 }
 
-/// Renders `events` on stderr until the channel closes; the final frame stays.
-pub async fn run(mut events: UnboundedReceiver<Event>) {
+/// Renders `events` on stderr until the channel closes; the final frame stays. Gives the
+/// warnings among them, for the summary after the frame.
+pub async fn run(mut events: UnboundedReceiver<Event>) -> Vec<Warning> {
+    let mut warnings = Vec::new();
     let mut view = TtyView::new(Instant::now());
     let mut screen = Screen {
         term: Term::buffered_stderr(),
@@ -264,6 +270,9 @@ pub async fn run(mut events: UnboundedReceiver<Event>) {
         tokio::select! {
             event = events.recv() => match event {
                 Some(event) => {
+                    if let EventKind::Warning(warning) = &event.kind {
+                        warnings.push(warning.clone());
+                    }
                     view.apply(&event, Instant::now());
                     dirty = true;
                 }
@@ -278,6 +287,7 @@ pub async fn run(mut events: UnboundedReceiver<Event>) {
         }
     }
     let _ = screen.draw(&view, Instant::now(), true);
+    warnings
 }
 
 #[cfg(test)]
