@@ -16,6 +16,7 @@ mod robustness;
 mod session;
 mod solve;
 mod tls;
+mod warnings;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,115 @@
+//! A Dockerfile's warnings on stderr, as buildx prints them: `#N WARN: <short>` under the
+//! step that loaded the Dockerfile, then, after the progress, `1 warning found (use docker
+//! --debug to expand):` and ` - <short>`. The same text from the embedded `hoist build`,
+//! from `hoist build --addr` against a real hoistd (the warning came in `Status`), and
+//! through hoistd's gateway; none after quiet progress, BuildKit's `warnings` in rawjson.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::build_env::BuildEnv;
+use crate::build_remote::Daemon;
+
+const SHORT: &str = "NoEmptyContinuation: Empty continuation line (line 4)";
+
+fn context(env: &BuildEnv) -> PathBuf {
+    let ctx = env.fresh_dir("warnings");
+    // `COPY` continues over the empty line 3 and ends on line 4.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY a.txt \\\n\n /\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("a.txt"), "alpha\n").unwrap();
+    ctx
+}
+
+fn build(env: &BuildEnv, ctx: &Path, progress: &str, remote: Option<(&str, bool)>) -> Output {
+    let out = env.fresh_dir("warnings-out");
+    let mut command = env.command(&["build", &format!("--progress={progress}")]);
+    command.env_remove("HOIST_BUILD_VIA_GATEWAY");
+    if let Some((addr, via_gateway)) = remote {
+        command.args(["--addr", addr]);
+        if via_gateway {
+            command.env("HOIST_BUILD_VIA_GATEWAY", "1");
+        }
+    }
+    let output = command
+        .arg("-o")
+        .arg(format!("type=local,dest={}", out.display()))
+        .arg(ctx)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("a.txt")).unwrap(),
+        "alpha\n"
+    );
+    output
+}
+
+/// The plain progress shows the warning under the definition's step and sums it up last.
+fn check_plain(output: &Output) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let step = stderr
+        .lines()
+        .find(|l| l.ends_with(" [internal] load build definition from Dockerfile"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no definition step in {stderr}"));
+    assert!(
+        stderr.contains(&format!("\n{step} WARN: {SHORT}\n")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with(&format!(
+            "\n\n 1 warning found (use docker --debug to expand):\n - {SHORT}\n"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_embedded_build_prints_a_dockerfile_warning_as_buildx_does() {
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = context(&env);
+    check_plain(&build(&env, &ctx, "plain", None));
+
+    let quiet = build(&env, &ctx, "quiet", None);
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!stderr.contains("warning found"), "{stderr}");
+
+    let raw = build(&env, &ctx, "rawjson", None);
+    let stderr = String::from_utf8_lossy(&raw.stderr);
+    let warnings: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("warnings").cloned())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    let warning = &warnings[0][0];
+    use base64::Engine as _;
+    let short = base64::engine::general_purpose::STANDARD
+        .decode(warning["short"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(String::from_utf8(short).unwrap(), SHORT);
+    assert_eq!(warning["level"], 1);
+    assert_eq!(warning["range"][0]["start"]["line"], 4, "{warning}");
+    assert_eq!(warning["sourceInfo"]["filename"], "Dockerfile", "{warning}");
+    assert!(!stderr.contains("warning found"), "{stderr}");
+}
+
+#[test]
+fn a_remote_build_prints_the_warning_hoistd_sent_in_status() {
+    let Some(env) = BuildEnv::new() else { return };
+    let config = env.config().display().to_string();
+    let Some(daemon) = Daemon::start(&["--config", config.as_str()]) else {
+        return;
+    };
+    let ctx = context(&env);
+    check_plain(&build(&env, &ctx, "plain", Some((&daemon.addr(), false))));
+    check_plain(&build(&env, &ctx, "plain", Some((&daemon.addr(), true))));
+}
