@@ -14,7 +14,10 @@
 //! one — contexts, Dockerfile and base images resolved, then the answer (one ref per
 //! platform and the image configs as metadata, as BuildKit's Dockerfile frontend gives
 //! them); the steps run then when the client asked to `evaluate`, else when the result is
-//! returned (BuildKit's refs are lazy too), and the export follows `Return`. LLB
+//! returned (BuildKit's refs are lazy too), and the export follows `Return`. `ReadFile`,
+//! `ReadDir` and `StatFile` on a ref solve it too and read its filesystem
+//! ([`crate::gateway_files`]); `Warn` puts the client's warning into the build's `Status`.
+//! LLB
 //! definitions, frontend inputs and other frontends are refused as unsupported.
 
 use std::collections::HashMap;
@@ -29,14 +32,16 @@ use hoist_proto::control::{SolveRequest, SolveResponse, StatusResponse, VertexWa
 use hoist_proto::gateway::llb_bridge_server::LlbBridge;
 use hoist_proto::gateway::{
     self as gw, EvaluateRequest, EvaluateResponse, InputsRequest, InputsResponse, PingRequest,
-    PongResponse, ResolveImageConfigRequest, ResolveImageConfigResponse, ReturnRequest,
-    ReturnResponse, WarnRequest, WarnResponse,
+    PongResponse, ReadDirRequest, ReadDirResponse, ReadFileRequest, ReadFileResponse,
+    ResolveImageConfigRequest, ResolveImageConfigResponse, ReturnRequest, ReturnResponse,
+    StatFileRequest, StatFileResponse, WarnRequest, WarnResponse,
 };
 use hoist_registry::Credentials;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tonic::{Request, Response, Status};
 
 use crate::control::ControlService;
+use crate::gateway_files::{FileAnswer, FileRequest};
 use crate::solve_request::DOCKERFILE_FRONTEND;
 
 /// The gRPC metadata key naming the build a bridge call belongs to (BuildKit's
@@ -53,6 +58,9 @@ const FRONTEND_CAPS: &[&str] = &[
     "gateway.solve.evaluate",
     "gateway.evaluate",
     "gateway.warnings",
+    "readfile",
+    "readdir",
+    "statfile",
 ];
 
 /// LLB capabilities, reported disabled: hoistd runs no LLB a client sends. (An empty list
@@ -91,6 +99,11 @@ enum Call {
     Return {
         request: ReturnRequest,
         reply: oneshot::Sender<Result<(), Status>>,
+    },
+    /// `ReadFile`, `ReadDir` or `StatFile` on a ref.
+    Files {
+        request: FileRequest,
+        reply: oneshot::Sender<Result<FileAnswer, Status>>,
     },
 }
 
@@ -349,6 +362,37 @@ impl Link {
                     }
                     let _ = reply.send(Ok(()));
                 }
+                Call::Files { request, reply } => {
+                    let Some(index) = refs.iter().position(|(_, id)| id == request.reference())
+                    else {
+                        let _ = reply.send(Err(unknown_ref(request.reference())));
+                        continue;
+                    };
+                    // As BuildKit's lazy refs: reading a ref solves it.
+                    if solved.is_none() {
+                        match solving
+                            .solve(&worker, &prepared, &loaded, &definition, &progress)
+                            .await
+                        {
+                            Ok(done) => solved = Some(done),
+                            Err(err) => {
+                                let _ = reply.send(Err(Status::unknown(err.to_string())));
+                                return Err(Failure::Engine(err));
+                            }
+                        }
+                    }
+                    let result = solved.as_ref().and_then(|s| s.results[index].as_ref());
+                    let answer =
+                        hoist_engine::read_result(&worker, result, |root| request.answer(root))
+                            .await
+                            .unwrap_or_else(|err| {
+                                Err(Status::internal(format!(
+                                    "cannot read the result {:?}: {err}",
+                                    request.reference()
+                                )))
+                            });
+                    let _ = reply.send(answer);
+                }
                 Call::Return { request, reply } => {
                     self.returned.store(true, Ordering::SeqCst);
                     if let Some(error) = request.error {
@@ -577,6 +621,9 @@ pub(crate) async fn solve(
             } => {
                 let _ = reply.send(Err(unknown_ref(&id)));
             }
+            Call::Files { request, reply } => {
+                let _ = reply.send(Err(unknown_ref(request.reference())));
+            }
             Call::Return {
                 request: ret,
                 reply,
@@ -603,6 +650,9 @@ async fn await_return(calls: &Calls, failure: &Status, timeout: Duration) {
                 let _ = reply.send(Err(failure.clone()));
             }
             Call::Evaluate { reply, .. } => {
+                let _ = reply.send(Err(failure.clone()));
+            }
+            Call::Files { reply, .. } => {
                 let _ = reply.send(Err(failure.clone()));
             }
             Call::Return { reply, .. } => {
@@ -639,6 +689,29 @@ impl GatewayService {
             .gateways()
             .find(&reference, self.control.session_timeout())
             .await
+    }
+}
+
+impl GatewayService {
+    /// A file call forwarded to its build, answered from the ref's filesystem.
+    async fn files<T>(
+        &self,
+        request: &Request<T>,
+        method: &str,
+        files: FileRequest,
+    ) -> Result<FileAnswer, Status> {
+        let _call = self.control.calls().begin();
+        let build = self.build_of(request, method).await?;
+        let (reply, answered) = oneshot::channel();
+        forward(
+            &build,
+            Call::Files {
+                request: files,
+                reply,
+            },
+            answered,
+        )
+        .await
     }
 }
 
@@ -774,6 +847,57 @@ impl LlbBridge for GatewayService {
         Ok(Response::new(InputsResponse {
             definitions: HashMap::new(),
         }))
+    }
+
+    async fn read_file(
+        &self,
+        request: Request<ReadFileRequest>,
+    ) -> Result<Response<ReadFileResponse>, Status> {
+        match self
+            .files(
+                &request,
+                "ReadFile",
+                FileRequest::Read(request.get_ref().clone()),
+            )
+            .await?
+        {
+            FileAnswer::Read(answer) => Ok(Response::new(answer)),
+            _ => Err(Status::internal("ReadFile got another call's answer")),
+        }
+    }
+
+    async fn read_dir(
+        &self,
+        request: Request<ReadDirRequest>,
+    ) -> Result<Response<ReadDirResponse>, Status> {
+        match self
+            .files(
+                &request,
+                "ReadDir",
+                FileRequest::Dir(request.get_ref().clone()),
+            )
+            .await?
+        {
+            FileAnswer::Dir(answer) => Ok(Response::new(answer)),
+            _ => Err(Status::internal("ReadDir got another call's answer")),
+        }
+    }
+
+    async fn stat_file(
+        &self,
+        request: Request<StatFileRequest>,
+    ) -> Result<Response<StatFileResponse>, Status> {
+        match self
+            .files(
+                &request,
+                "StatFile",
+                FileRequest::Stat(request.get_ref().clone()),
+            )
+            .await?
+        {
+            FileAnswer::Stat(answer) => Ok(Response::new(answer)),
+            _ => Err(Status::internal("StatFile got another call's answer")),
+        }
     }
 
     async fn warn(&self, request: Request<WarnRequest>) -> Result<Response<WarnResponse>, Status> {

@@ -43,6 +43,7 @@ pub mod engine_prune;
 pub mod error;
 pub mod filesync;
 pub mod gateway;
+mod gateway_files;
 pub mod health;
 pub mod serve;
 pub mod session;

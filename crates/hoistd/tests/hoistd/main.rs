@@ -12,6 +12,7 @@ mod docker_cli;
 mod dockerd;
 mod engine_prune;
 mod gateway;
+mod gateway_files;
 mod robustness;
 mod session;
 mod solve;
