@@ -12,7 +12,9 @@
 //!   client session), `Status` and `Session` (docs/dev/hoistd.md).
 //! - [`gateway`]: the gateway's `LLBBridge` ([`gateway::GatewayService`]): an empty-frontend
 //!   `Solve` driven by the client's bridge calls (`Ping`, `Solve` of `dockerfile.v0`,
-//!   `Evaluate`, `Return`, `ResolveImageConfig`), as buildx builds.
+//!   `Evaluate`, `Return`, `ResolveImageConfig`), as buildx builds; `ReadFile`, `ReadDir`
+//!   and `StatFile` on its refs, read inside the result's filesystem; `Warn` into the
+//!   build's `Status`.
 //! - [`session`]: client sessions ([`session::SessionManager`]): the client's HTTP/2 server
 //!   bytes (a `Control.Session` stream or a hijacked `/session`) as a tonic channel.
 //! - [`session_inputs`]: the secrets and SSH agents of a build asked of the client's
@@ -26,7 +28,7 @@
 //! - [`upload`]: a context the client uploads through its session (`Upload.Pull`, a tar or
 //!   a Dockerfile from its stdin).
 //! - [`builds`]: the builds by ref and their progress as `StatusResponse`s
-//!   ([`builds::Builds`], [`builds::StatusConverter`]).
+//!   ([`builds::Builds`], [`builds::StatusConverter`]), warnings as `VertexWarning`s.
 //! - [`health`]: the health service, `NOT_SERVING` once shutdown begins.
 //! - [`calls`]: the calls under way, which shutdown waits for.
 //! - [`serve`]: listeners (TLS and mutual TLS on tcp), serving, graceful shutdown.
@@ -43,7 +45,6 @@ pub mod engine_prune;
 pub mod error;
 pub mod filesync;
 pub mod gateway;
-mod gateway_files;
 pub mod health;
 pub mod serve;
 pub mod session;
