@@ -1,12 +1,18 @@
 //! BuildKit's Dockerfile build checks (its `linter` package): [`Rule`]s with their names,
-//! descriptions and documentation URLs, and [`LintWarning`]s as BuildKit's Dockerfile
-//! frontend reports them (`<Rule>: <message> (line N)`).
+//! descriptions and documentation URLs, the [`CheckConfig`] of a `# check=` directive (or
+//! the `BUILDKIT_DOCKERFILE_CHECK` build arg), and [`lint`]: the [`LintWarning`]s of a
+//! parsed Dockerfile as BuildKit's Dockerfile frontend reports them
+//! (`<Rule>: <message> (line N)`), in its order.
 //!
-//! Today the only rule is [`NO_EMPTY_CONTINUATION`], which BuildKit reports from the
-//! parser's warnings ([`lint_parser_warnings`]).
+//! The rules: [`NO_EMPTY_CONTINUATION`] (from the parser's warnings),
+//! [`STAGE_NAME_CASING`], [`FROM_AS_CASING`] and [`MAINTAINER_DEPRECATED`] (per
+//! instruction, as BuildKit checks them while typing instructions: every `FROM` and
+//! `MAINTAINER` of the file, reached or not). A `# check=skip=…` comment right above an
+//! instruction skips rules for that instruction only, as BuildKit's.
 
-use crate::ast::{Dockerfile, LineSpan};
-use crate::parser::EMPTY_CONTINUATION_URL;
+use crate::ast::{Dockerfile, LineSpan, Node};
+use crate::error::{Error, Result};
+use crate::parser::{parse_directive, split_directive, EMPTY_CONTINUATION_URL};
 
 /// A build check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +29,28 @@ pub const NO_EMPTY_CONTINUATION: Rule = Rule {
     name: "NoEmptyContinuation",
     description: "Empty continuation lines will become errors in a future release",
     url: EMPTY_CONTINUATION_URL,
+};
+
+/// BuildKit's `StageNameCasing`.
+pub const STAGE_NAME_CASING: Rule = Rule {
+    name: "StageNameCasing",
+    description: "Stage names should be lowercase",
+    url: "https://docs.docker.com/go/dockerfile/rule/stage-name-casing/",
+};
+
+/// BuildKit's `FromAsCasing`.
+pub const FROM_AS_CASING: Rule = Rule {
+    name: "FromAsCasing",
+    description: "The 'as' keyword should match the case of the 'from' keyword",
+    url: "https://docs.docker.com/go/dockerfile/rule/from-as-casing/",
+};
+
+/// BuildKit's `MaintainerDeprecated`.
+pub const MAINTAINER_DEPRECATED: Rule = Rule {
+    name: "MaintainerDeprecated",
+    description: "The MAINTAINER instruction is deprecated, use a label instead to define an \
+                  image author",
+    url: "https://docs.docker.com/go/dockerfile/rule/maintainer-deprecated/",
 };
 
 /// One rule's finding at some lines of the Dockerfile.
@@ -46,32 +74,215 @@ impl LintWarning {
     }
 }
 
-/// The parser's warnings as build checks, as BuildKit's Dockerfile frontend turns them:
-/// each empty continuation line a [`NO_EMPTY_CONTINUATION`] at the line the instruction
-/// ended on.
-pub fn lint_parser_warnings(dockerfile: &Dockerfile) -> Vec<LintWarning> {
-    dockerfile
-        .warnings
-        .iter()
-        .filter(|w| w.url == NO_EMPTY_CONTINUATION.url)
-        .map(|w| LintWarning {
-            rule: NO_EMPTY_CONTINUATION,
-            message: "Empty continuation line".to_owned(),
-            span: w.span,
-        })
-        .collect()
+/// Which checks run and whether a finding fails the build: BuildKit's check options
+/// (`skip=all`, `skip=Rule1,Rule2`, `error=true`, `experimental=…`, joined by `;`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckConfig {
+    pub skip_all: bool,
+    pub skip: Vec<String>,
+    /// `error=true`: the build fails when a check found something.
+    pub error: bool,
+}
+
+impl CheckConfig {
+    /// BuildKit's `ParseLintOptions`; the error names the offending option.
+    pub fn parse(options: &str) -> Result<CheckConfig> {
+        CheckConfig::parse_options(options).map_err(|message| Error::Check { message })
+    }
+
+    fn parse_options(options: &str) -> std::result::Result<CheckConfig, String> {
+        let options = options.trim();
+        let mut config = CheckConfig::default();
+        if options.is_empty() {
+            return Ok(config);
+        }
+        for part in options.splitn(3, ';') {
+            let Some((key, value)) = part.split_once('=') else {
+                return Err(format!("invalid check option {part:?}"));
+            };
+            let list = |value: &str| -> Vec<String> {
+                value.split(',').map(|r| r.trim().to_owned()).collect()
+            };
+            match key.trim() {
+                "skip" => match value.trim() {
+                    "all" => config.skip_all = true,
+                    rules => config.skip = list(rules),
+                },
+                // No experimental rules here: nothing to enable.
+                "experimental" => {}
+                "error" => {
+                    config.error = crate::go_bool::parse(value.trim()).ok_or_else(|| {
+                        format!(
+                            "failed to parse check option {part:?}: strconv.ParseBool: parsing \
+                             {:?}: invalid syntax",
+                            value.trim()
+                        )
+                    })?;
+                }
+                other => return Err(format!("invalid check option {other:?}")),
+            }
+        }
+        Ok(config)
+    }
+
+    /// The `# check=` directive of a Dockerfile's text (its first word, as BuildKit reads
+    /// it); the default config when there is none.
+    pub fn from_directive(text: &str) -> Result<CheckConfig> {
+        match parse_directive("check", text) {
+            Some(directive) => {
+                CheckConfig::parse_options(&directive.value).map_err(|reason| Error::Check {
+                    message: format!("failed to parse check options: {reason}"),
+                })
+            }
+            None => Ok(CheckConfig::default()),
+        }
+    }
+
+    fn skips(&self, rule: &Rule) -> bool {
+        self.skip_all || self.skip.iter().any(|s| s == rule.name)
+    }
+
+    /// This config with the skips of a `check=` comment above an instruction added (an
+    /// unparsable one changes nothing, as BuildKit).
+    fn merged_with_comments(&self, comments: &[String]) -> CheckConfig {
+        let mut merged = self.clone();
+        let directive = comments.iter().find_map(|comment| {
+            let (name, value) = split_directive(comment)?;
+            name.eq_ignore_ascii_case("check").then_some(value)
+        });
+        if let Some(value) = directive {
+            let first = value.split(' ').next().unwrap_or("");
+            if let Ok(other) = CheckConfig::parse_options(first) {
+                merged.skip_all |= other.skip_all;
+                merged.skip.extend(other.skip);
+            }
+        }
+        merged
+    }
+}
+
+/// The findings of the checks `config` leaves on, in BuildKit's order: the parser's empty
+/// continuation lines, then per instruction in file order.
+pub fn lint(dockerfile: &Dockerfile, config: &CheckConfig) -> Vec<LintWarning> {
+    let mut found = Vec::new();
+    let mut report = |config: &CheckConfig, rule: Rule, message: String, span: LineSpan| {
+        if !config.skips(&rule) {
+            found.push(LintWarning {
+                rule,
+                message,
+                span,
+            });
+        }
+    };
+    for warning in &dockerfile.warnings {
+        if warning.url == NO_EMPTY_CONTINUATION.url {
+            report(
+                config,
+                NO_EMPTY_CONTINUATION,
+                "Empty continuation line".to_owned(),
+                warning.span,
+            );
+        }
+    }
+    for node in &dockerfile.children {
+        let config = config.merged_with_comments(&node.prev_comment);
+        match node.keyword.as_str() {
+            "maintainer" => report(
+                &config,
+                MAINTAINER_DEPRECATED,
+                "Maintainer instruction is deprecated in favor of using label".to_owned(),
+                node.span,
+            ),
+            "from" => {
+                if let Some(name) = stage_name_not_lowercase(node) {
+                    report(
+                        &config,
+                        STAGE_NAME_CASING,
+                        format!("Stage name '{name}' should be lowercase"),
+                        node.span,
+                    );
+                }
+                if let Some(as_word) = as_casing_mismatch(node) {
+                    report(
+                        &config,
+                        FROM_AS_CASING,
+                        format!(
+                            "'{as_word}' and '{}' keywords' casing do not match",
+                            node.keyword_original
+                        ),
+                        node.span,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// `FROM image AS Name`'s stage name when it is not all lowercase.
+fn stage_name_not_lowercase(node: &Node) -> Option<&str> {
+    match node.args.as_slice() {
+        [_, _, name] if *name != name.to_lowercase() => Some(name),
+        _ => None,
+    }
+}
+
+/// The `AS` word of a `FROM` whose keyword is all lowercase or all uppercase when the `AS`
+/// is not cased the same (a mixed-case `From` is another rule's business).
+fn as_casing_mismatch(node: &Node) -> Option<&str> {
+    let [_, as_word, ..] = node.args.as_slice() else {
+        return None;
+    };
+    if node.args.len() < 3 {
+        return None;
+    }
+    let from = node.keyword_original.as_str();
+    let lower = from == from.to_lowercase();
+    let upper = from == from.to_uppercase();
+    let matches = if lower {
+        *as_word == as_word.to_lowercase()
+    } else if upper {
+        *as_word == as_word.to_uppercase()
+    } else {
+        true
+    };
+    (!matches).then_some(as_word.as_str())
+}
+
+/// BuildKit's error for a build whose checks found something under `error=true`: the rules
+/// that fired, each once, in the order they first did.
+pub fn violation_error(warnings: &[LintWarning]) -> Option<Error> {
+    let mut rules: Vec<&str> = Vec::new();
+    for warning in warnings {
+        if !rules.contains(&warning.rule.name) {
+            rules.push(warning.rule.name);
+        }
+    }
+    (!rules.is_empty()).then(|| Error::Check {
+        message: format!("lint violation found for rules: {}", rules.join(", ")),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn shorts(text: &str) -> Vec<String> {
+        let dockerfile = crate::parser::parse(text).unwrap();
+        let config = CheckConfig::from_directive(text).unwrap();
+        lint(&dockerfile, &config)
+            .iter()
+            .map(LintWarning::short)
+            .collect()
+    }
+
     #[test]
     fn an_empty_continuation_is_reported_at_the_line_its_instruction_ends() {
         // BuildKit's testNoEmptyContinuation: the warning is on line 6.
         let text = "\nFROM scratch\n# warning: empty continuation line\nCOPY Dockerfile \\\n\n.\nCOPY Dockerfile \\\n.\n";
-        let dockerfile = crate::parser::parse_bytes(text.as_bytes()).unwrap();
-        let warnings = lint_parser_warnings(&dockerfile);
+        let dockerfile = crate::parser::parse(text).unwrap();
+        let warnings = lint(&dockerfile, &CheckConfig::default());
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert_eq!(
             warnings[0].short(),
@@ -82,6 +293,92 @@ mod tests {
             warnings[0].rule.url,
             "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/"
         );
+    }
+
+    #[test]
+    fn stage_names_and_as_casing_as_buildkits_checks() {
+        // BuildKit's testStageName.
+        let text =
+            "\n# warning: stage name should be lowercase\n#\nFROM scratch AS BadStageName\n\n\
+                    # warning: 'as' should match 'FROM' cmd casing.\n#\nFROM scratch as base2\n\n\
+                    FROM scratch AS base3\n";
+        assert_eq!(
+            shorts(text),
+            [
+                "StageNameCasing: Stage name 'BadStageName' should be lowercase (line 4)",
+                "FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 8)",
+            ]
+        );
+        let text = "\n# warning: 'AS' should match 'from' cmd casing.\n#\nfrom scratch AS base\n\n\
+                    from scratch as base2\n";
+        assert_eq!(
+            shorts(text),
+            ["FromAsCasing: 'AS' and 'from' keywords' casing do not match (line 4)"]
+        );
+        // A mixed-case keyword is not this rule's.
+        assert!(shorts("From scratch AS base\n").is_empty());
+    }
+
+    #[test]
+    fn maintainer_is_deprecated_unless_skipped_above_it() {
+        assert_eq!(
+            shorts("\nFROM scratch\nMAINTAINER me@example.org\n"),
+            ["MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label (line 3)"]
+        );
+        assert!(shorts(
+            "\nFROM scratch\n# check=skip=MaintainerDeprecated\nMAINTAINER me@example.org\n"
+        )
+        .is_empty());
+        // The comment skips for its instruction only.
+        assert_eq!(
+            shorts("FROM scratch\n# check=skip=MaintainerDeprecated\nMAINTAINER a\nMAINTAINER b\n")
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn the_check_directive_skips_rules_or_all_and_can_make_findings_errors() {
+        let text = "# check=skip=NoEmptyContinuation\nFROM scratch AS Bad\nCOPY a \\\n\n b\n";
+        assert_eq!(
+            shorts(text),
+            ["StageNameCasing: Stage name 'Bad' should be lowercase (line 2)"]
+        );
+        assert!(shorts("# check=skip=all\nFROM scratch as Bad\nMAINTAINER x\n").is_empty());
+        let text = "# check=error=true\nFROM scratch AS Bad\nMAINTAINER x\n";
+        let dockerfile = crate::parser::parse(text).unwrap();
+        let config = CheckConfig::from_directive(text).unwrap();
+        assert!(config.error);
+        let warnings = lint(&dockerfile, &config);
+        assert_eq!(
+            violation_error(&warnings).unwrap().to_string(),
+            "lint violation found for rules: StageNameCasing, MaintainerDeprecated"
+        );
+        assert!(violation_error(&[]).is_none());
+    }
+
+    #[test]
+    fn check_options_parse_as_buildkits() {
+        assert_eq!(
+            CheckConfig::parse("skip=A, B;error=true").unwrap(),
+            CheckConfig {
+                skip_all: false,
+                skip: vec!["A".into(), "B".into()],
+                error: true,
+            }
+        );
+        assert_eq!(CheckConfig::parse("").unwrap(), CheckConfig::default());
+        assert!(CheckConfig::parse("experimental=all").is_ok());
+        let err = CheckConfig::parse("skip").unwrap_err();
+        assert_eq!(err.to_string(), "invalid check option \"skip\"");
+        let err = CheckConfig::parse("nope=1").unwrap_err();
+        assert_eq!(err.to_string(), "invalid check option \"nope\"");
+        let err = CheckConfig::from_directive("# check=bad\nFROM scratch\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "failed to parse check options: invalid check option \"bad\""
+        );
+        assert!(CheckConfig::parse("error=maybe").is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use hoist_dockerfile::ast::Dockerfile;
 use hoist_dockerfile::dockerignore::{
     ignore_file_candidates, read_ignore_file, IgnoreFileLocation,
 };
-use hoist_dockerfile::lint::{lint_parser_warnings, LintWarning};
+use hoist_dockerfile::lint::{lint, violation_error, CheckConfig, LintWarning};
 use hoist_frontend::{BuildOptions, MAIN_CONTEXT};
 use hoist_oci::Platform;
 use hoist_solver::{SourceLines, Warning, WarningSource};
@@ -49,19 +49,11 @@ pub fn load_definition(prepared: &Prepared, progress: &Progress) -> Result<Loade
     let ssh = prepared.ssh.clone();
     let file_name = dockerfile_base_name(&prepared.dockerfile_name);
     let step = progress.step(format!("[internal] load build definition from {file_name}"));
-    let parsed = hoist_dockerfile::parser::parse_bytes(&prepared.dockerfile);
-    if let Ok(dockerfile) = &parsed {
-        // As BuildKit's Dockerfile frontend: the build checks are warnings of the step that
-        // loaded the Dockerfile, pointing into it.
-        let source = WarningSource {
-            filename: file_name.clone(),
-            language: "Dockerfile".to_owned(),
-            data: prepared.dockerfile.as_slice().into(),
-        };
-        for lint in lint_parser_warnings(dockerfile) {
-            step.warn(lint_warning(&lint, &source));
-        }
-    }
+    let parsed =
+        hoist_dockerfile::parser::parse_bytes(&prepared.dockerfile).and_then(|dockerfile| {
+            run_checks(&dockerfile, prepared, &step, file_name.clone())?;
+            Ok(dockerfile)
+        });
     let dockerfile = step.finish(parsed)?;
     let mut options = request.options.clone();
     let main = prepared.contexts.get(MAIN_CONTEXT);
@@ -93,6 +85,42 @@ pub fn load_definition(prepared: &Prepared, progress: &Progress) -> Result<Loade
         run: request.run.clone(),
     })
 }
+
+/// BuildKit's build checks of `dockerfile`, as its Dockerfile frontend runs them: the
+/// options of the `BUILDKIT_DOCKERFILE_CHECK` build arg, else of the `# check=` directive;
+/// each finding a warning of `step` (the one loading the Dockerfile) pointing into it; under
+/// `error=true` a finding fails the build once all are reported.
+fn run_checks(
+    dockerfile: &Dockerfile,
+    prepared: &Prepared,
+    step: &crate::steps::Step<'_>,
+    file_name: String,
+) -> hoist_dockerfile::Result<()> {
+    let config = match prepared.request.options.build_args.get(CHECK_BUILD_ARG) {
+        Some(options) => {
+            CheckConfig::parse(options).map_err(|err| hoist_dockerfile::Error::Check {
+                message: format!("failed to parse build-arg:{CHECK_BUILD_ARG}: {err}"),
+            })?
+        }
+        None => CheckConfig::from_directive(&String::from_utf8_lossy(&prepared.dockerfile))?,
+    };
+    let findings = lint(dockerfile, &config);
+    let source = WarningSource {
+        filename: file_name,
+        language: "Dockerfile".to_owned(),
+        data: prepared.dockerfile.as_slice().into(),
+    };
+    for finding in &findings {
+        step.warn(lint_warning(finding, &source));
+    }
+    match violation_error(&findings) {
+        Some(err) if config.error => Err(err),
+        _ => Ok(()),
+    }
+}
+
+/// The build arg whose value overrides the Dockerfile's `# check=` directive.
+const CHECK_BUILD_ARG: &str = "BUILDKIT_DOCKERFILE_CHECK";
 
 /// A build check's finding as the warning BuildKit's Dockerfile frontend sends: level 1,
 /// the rule's description as detail, its URL, the finding's lines in the Dockerfile.

@@ -3,6 +3,8 @@
 //! --debug to expand):` and ` - <short>`. The same text from the embedded `hoist build`,
 //! from `hoist build --addr` against a real hoistd (the warning came in `Status`), and
 //! through hoistd's gateway; none after quiet progress, BuildKit's `warnings` in rawjson.
+//! Build checks as BuildKit's (`StageNameCasing`, `FromAsCasing`, `MaintainerDeprecated`)
+//! follow `# check=` and the `BUILDKIT_DOCKERFILE_CHECK` build arg, `error=true` included.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -112,4 +114,71 @@ fn a_remote_build_prints_the_warning_hoistd_sent_in_status() {
     let ctx = context(&env);
     check_plain(&build(&env, &ctx, "plain", Some((&daemon.addr(), false))));
     check_plain(&build(&env, &ctx, "plain", Some((&daemon.addr(), true))));
+}
+
+#[test]
+fn build_checks_follow_the_check_directive_and_the_build_arg() {
+    let Some(env) = BuildEnv::new() else { return };
+    let ctx = env.fresh_dir("checks");
+    std::fs::write(ctx.join("a.txt"), "alpha\n").unwrap();
+    let dockerfile = |text: &str| std::fs::write(ctx.join("Dockerfile"), text).unwrap();
+    let run = |args: &[&str]| {
+        let out = env.fresh_dir("checks-out");
+        env.command(&["build", "--progress=plain"])
+            .args(args)
+            .arg("-o")
+            .arg(format!("type=local,dest={}", out.display()))
+            .arg(&ctx)
+            .output()
+            .unwrap()
+    };
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    // Three findings, summed up in BuildKit's order.
+    dockerfile("FROM scratch as Base\nMAINTAINER me@example.org\nCOPY a.txt /\n");
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "\n 3 warnings found (use docker --debug to expand):\n \
+             - StageNameCasing: Stage name 'Base' should be lowercase (line 1)\n \
+             - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)\n \
+             - MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label (line 2)\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    // The build arg overrides the directive; skip=all leaves nothing to say.
+    let out = run(&["--build-arg", "BUILDKIT_DOCKERFILE_CHECK=skip=all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+
+    // error=true: the findings are reported, then the build fails naming the rules.
+    dockerfile("# check=skip=FromAsCasing;error=true\nFROM scratch as Base\nCOPY a.txt /\n");
+    let out = run(&[]);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("WARN: StageNameCasing: Stage name 'Base' should be lowercase (line 2)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("FromAsCasing"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("lint violation found for rules: StageNameCasing"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Options that do not parse fail the build, naming where they came from.
+    let out = run(&["--build-arg", "BUILDKIT_DOCKERFILE_CHECK=nope"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "failed to parse build-arg:BUILDKIT_DOCKERFILE_CHECK: invalid check option \"nope\""
+        ),
+        "{}",
+        stderr(&out)
+    );
 }
