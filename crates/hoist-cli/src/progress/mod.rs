@@ -89,7 +89,7 @@ pub fn start(mode: ProgressMode) -> (UnboundedSender<Event>, JoinHandle<usize>) 
 /// The build's warnings after its progress, as buildx prints them.
 fn print_summary(warnings: &[hoist_engine::progress::Warning]) {
     let color = std::io::stderr().is_terminal() && console::colors_enabled_stderr();
-    let text = warnings::summary(warnings, color);
+    let text = warnings::summary(warnings, color, warnings::debug_from_env());
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
 }

@@ -2,7 +2,8 @@
 //! step that loaded the Dockerfile, then, after the progress, `1 warning found (use docker
 //! --debug to expand):` and ` - <short>`. The same text from the embedded `hoist build`,
 //! from `hoist build --addr` against a real hoistd (the warning came in `Status`), and
-//! through hoistd's gateway; none after quiet progress, BuildKit's `warnings` in rawjson.
+//! through hoistd's gateway; expanded with docker's `DEBUG`; none after quiet progress,
+//! BuildKit's `warnings` in rawjson.
 //! Build checks as BuildKit's (`StageNameCasing`, `FromAsCasing`, `MaintainerDeprecated`)
 //! follow `# check=` and the `BUILDKIT_DOCKERFILE_CHECK` build arg, `error=true` included.
 
@@ -29,7 +30,9 @@ fn context(env: &BuildEnv) -> PathBuf {
 fn build(env: &BuildEnv, ctx: &Path, progress: &str, remote: Option<(&str, bool)>) -> Output {
     let out = env.fresh_dir("warnings-out");
     let mut command = env.command(&["build", &format!("--progress={progress}")]);
-    command.env_remove("HOIST_BUILD_VIA_GATEWAY");
+    command
+        .env_remove("HOIST_BUILD_VIA_GATEWAY")
+        .env_remove("DEBUG");
     if let Some((addr, via_gateway)) = remote {
         command.args(["--addr", addr]);
         if via_gateway {
@@ -80,6 +83,32 @@ fn the_embedded_build_prints_a_dockerfile_warning_as_buildx_does() {
     let ctx = context(&env);
     check_plain(&build(&env, &ctx, "plain", None));
 
+    // docker's DEBUG expands it, as `docker --debug` does buildx's.
+    let out = env.fresh_dir("warnings-out");
+    let debug = env
+        .command(&["build", "--progress=plain", "-o"])
+        .arg(format!("type=local,dest={}", out.display()))
+        .arg(&ctx)
+        .env("DEBUG", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&debug.stderr);
+    assert!(
+        stderr.ends_with(&format!(
+            "\n 1 warning found:\n - {SHORT}\n\
+             Empty continuation lines will become errors in a future release\n\
+             More info: https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/\n\
+             Dockerfile:4\n\
+             --------------------\n   \
+             2 |     COPY a.txt \\\n   \
+             3 |     \n   \
+             4 | >>>  /\n   \
+             5 |     \n\
+             --------------------\n\n"
+        )),
+        "{stderr}"
+    );
+
     let quiet = build(&env, &ctx, "quiet", None);
     let stderr = String::from_utf8_lossy(&quiet.stderr);
     assert!(!stderr.contains("warning found"), "{stderr}");
@@ -125,6 +154,7 @@ fn build_checks_follow_the_check_directive_and_the_build_arg() {
     let run = |args: &[&str]| {
         let out = env.fresh_dir("checks-out");
         env.command(&["build", "--progress=plain"])
+            .env_remove("DEBUG")
             .args(args)
             .arg("-o")
             .arg(format!("type=local,dest={}", out.display()))
