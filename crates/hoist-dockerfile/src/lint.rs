@@ -7,8 +7,9 @@
 //! The rules: [`NO_EMPTY_CONTINUATION`] (from the parser's warnings),
 //! [`STAGE_NAME_CASING`], [`FROM_AS_CASING`] and [`MAINTAINER_DEPRECATED`] (per
 //! instruction, as BuildKit checks them while typing instructions: every `FROM` and
-//! `MAINTAINER` of the file, reached or not). A `# check=skip=…` comment right above an
-//! instruction skips rules for that instruction only, as BuildKit's.
+//! `MAINTAINER` of the file, reached or not); [`JSON_ARGS_RECOMMENDED`] is the frontend's
+//! (only stages it dispatches), filtered by [`keep_enabled`]. A `# check=skip=…` comment
+//! right above an instruction skips rules for that instruction only, as BuildKit's.
 
 use crate::ast::{Dockerfile, LineSpan, Node};
 use crate::error::{Error, Result};
@@ -52,6 +53,50 @@ pub const MAINTAINER_DEPRECATED: Rule = Rule {
                   image author",
     url: "https://docs.docker.com/go/dockerfile/rule/maintainer-deprecated/",
 };
+
+/// BuildKit's `JSONArgsRecommended`: found by the frontend while it dispatches a stage
+/// (a shell-form `CMD`/`ENTRYPOINT` with no `SHELL` in the image config),
+/// [`json_args_recommended`].
+pub const JSON_ARGS_RECOMMENDED: Rule = Rule {
+    name: "JSONArgsRecommended",
+    description: "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior \
+                  related to OS signals",
+    url: "https://docs.docker.com/go/dockerfile/rule/json-args-recommended/",
+};
+
+/// The [`JSON_ARGS_RECOMMENDED`] finding for the instruction `keyword` (as written: `CMD`)
+/// at `span`.
+pub fn json_args_recommended(keyword: &str, span: LineSpan) -> LintWarning {
+    LintWarning {
+        rule: JSON_ARGS_RECOMMENDED,
+        message: format!(
+            "JSON arguments recommended for {keyword} to prevent unintended behavior related \
+             to OS signals"
+        ),
+        span,
+    }
+}
+
+/// Of `findings` made outside [`lint`] (the frontend's, while it dispatches stages), those
+/// `config` leaves on, a `check=` comment above each one's instruction included.
+pub fn keep_enabled(
+    dockerfile: &Dockerfile,
+    config: &CheckConfig,
+    findings: Vec<LintWarning>,
+) -> Vec<LintWarning> {
+    findings
+        .into_iter()
+        .filter(|finding| {
+            let comments = dockerfile
+                .children
+                .iter()
+                .find(|node| node.span.start == finding.span.start)
+                .map(|node| node.prev_comment.as_slice())
+                .unwrap_or_default();
+            !config.merged_with_comments(comments).skips(&finding.rule)
+        })
+        .collect()
+}
 
 /// One rule's finding at some lines of the Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -392,5 +437,25 @@ mod tests {
             warning.short(),
             "NoEmptyContinuation: Empty continuation line"
         );
+    }
+
+    #[test]
+    fn json_args_findings_follow_the_config_and_comments() {
+        let text = "FROM scratch\nCMD a\n# check=skip=JSONArgsRecommended\nENTRYPOINT b\n";
+        let dockerfile = crate::parser::parse(text).unwrap();
+        let findings = vec![
+            json_args_recommended("CMD", LineSpan { start: 2, end: 2 }),
+            json_args_recommended("ENTRYPOINT", LineSpan { start: 4, end: 4 }),
+        ];
+        let kept = keep_enabled(&dockerfile, &CheckConfig::default(), findings.clone());
+        assert_eq!(
+            kept.iter().map(LintWarning::short).collect::<Vec<_>>(),
+            [
+                "JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended \
+              behavior related to OS signals (line 2)"
+            ]
+        );
+        let skip = CheckConfig::parse("skip=JSONArgsRecommended").unwrap();
+        assert!(keep_enabled(&dockerfile, &skip, findings).is_empty());
     }
 }

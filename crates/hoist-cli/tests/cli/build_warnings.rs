@@ -4,7 +4,8 @@
 //! from `hoist build --addr` against a real hoistd (the warning came in `Status`), and
 //! through hoistd's gateway; expanded with docker's `DEBUG`; none after quiet progress,
 //! BuildKit's `warnings` in rawjson.
-//! Build checks as BuildKit's (`StageNameCasing`, `FromAsCasing`, `MaintainerDeprecated`)
+//! Build checks as BuildKit's (`StageNameCasing`, `FromAsCasing`, `MaintainerDeprecated`,
+//! the frontend's `JSONArgsRecommended`)
 //! follow `# check=` and the `BUILDKIT_DOCKERFILE_CHECK` build arg, `error=true` included.
 
 use std::path::{Path, PathBuf};
@@ -175,6 +176,33 @@ fn build_checks_follow_the_check_directive_and_the_build_arg() {
              - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)\n \
              - MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label (line 2)\n"
         ),
+        "{}",
+        stderr(&out)
+    );
+
+    // JSONArgsRecommended: the frontend's, for stages it builds and no SHELL set; a
+    // check= comment above skips it for that instruction.
+    dockerfile(
+        "FROM scratch AS unused\nCMD never\n\nFROM scratch AS shell\nSHELL [\"/bin/sh\", \"-c\"]\n\
+         ENTRYPOINT fine\n\nFROM scratch\nCOPY a.txt /\nCMD mycommand\n\
+         # check=skip=JSONArgsRecommended\nENTRYPOINT other\n",
+    );
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).ends_with(
+            "\n 1 warning found (use docker --debug to expand):\n \
+             - JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended \
+             behavior related to OS signals (line 10)\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    dockerfile("# check=error=true\nFROM scratch\nCOPY a.txt /\nENTRYPOINT mycommand\n");
+    let out = run(&[]);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("lint violation found for rules: JSONArgsRecommended"),
         "{}",
         stderr(&out)
     );
