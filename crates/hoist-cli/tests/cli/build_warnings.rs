@@ -132,6 +132,12 @@ fn the_embedded_build_prints_a_dockerfile_warning_as_buildx_does() {
     assert_eq!(warning["range"][0]["start"]["line"], 4, "{warning}");
     assert_eq!(warning["sourceInfo"]["filename"], "Dockerfile", "{warning}");
     assert!(!stderr.contains("warning found"), "{stderr}");
+
+    // The build record keeps it: `history logs` prints it under its step.
+    let logs = env.hoist(&["history", "logs"]);
+    let stderr = String::from_utf8_lossy(&logs.stderr);
+    assert!(logs.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!(" WARN: {SHORT}\n")), "{stderr}");
 }
 
 #[test]
