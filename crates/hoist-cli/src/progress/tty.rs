@@ -50,6 +50,8 @@ struct Step {
     status: Status,
     /// The last [`LOG_TAIL`] lines.
     logs: Vec<String>,
+    /// Its warnings' short texts, shown under it as BuildKit's view does (`=> WARN: …`).
+    warnings: Vec<String>,
 }
 
 /// The state of the view: every step heard of so far.
@@ -67,6 +69,7 @@ enum Tone {
     Done,
     Error,
     Log,
+    Warn,
 }
 
 impl TtyView {
@@ -81,8 +84,12 @@ impl TtyView {
 
     /// Takes in `event`, which happened at `now`.
     pub fn apply(&mut self, event: &Event, now: Instant) {
-        // Warnings are summed up after the frame; they neither add a step nor end one.
-        if matches!(event.kind, EventKind::Warning(_)) {
+        // A warning shows under its step (and in the summary after the frame); it neither
+        // adds a step nor ends one.
+        if let EventKind::Warning(warning) = &event.kind {
+            if let Some(&i) = self.by_digest.get(&event.vertex.digest) {
+                self.steps[i].warnings.push(clean_log_line(&warning.short));
+            }
             return;
         }
         let index = match self.by_digest.get(&event.vertex.digest) {
@@ -92,6 +99,7 @@ impl TtyView {
                     name: event.vertex.name.to_string(),
                     status: Status::Running { since: now },
                     logs: Vec::new(),
+                    warnings: Vec::new(),
                 });
                 self.by_digest
                     .insert(event.vertex.digest, self.steps.len() - 1);
@@ -170,6 +178,9 @@ impl TtyView {
                     out.push((truncate(&format!(" => => # {log}"), width), Tone::Log));
                 }
             }
+            for warning in &step.warnings {
+                out.push((truncate(&format!(" => WARN: {warning}"), width), Tone::Warn));
+            }
         }
         out
     }
@@ -242,6 +253,7 @@ impl Screen {
                 (true, Tone::Done) => Style::new().blue().apply_to(line).to_string(),
                 (true, Tone::Error) => Style::new().red().apply_to(line).to_string(),
                 (true, Tone::Log) => Style::new().dim().apply_to(line).to_string(),
+                (true, Tone::Warn) => Style::new().yellow().apply_to(line).to_string(),
             };
             self.term.write_line(&styled)?;
         }
@@ -449,5 +461,32 @@ mod tests {
         assert_eq!(truncate("ab漢字cd", 5), "ab漢");
         // 7 columns left for the name: the second character would make 8.
         assert_eq!(columns(" => 漢字漢字漢字", "1.0s", 12), " => 漢  1.0s");
+    }
+
+    #[test]
+    fn a_warning_shows_under_its_step_and_adds_none() {
+        let (mut view, now) = view();
+        let warning = |short: &str| {
+            EventKind::Warning(hoist_engine::progress::Warning {
+                level: 1,
+                short: short.into(),
+                ..Default::default()
+            })
+        };
+        view.apply(
+            &event(
+                "[internal] load build definition from Dockerfile",
+                warning("NoEmptyContinuation: Empty continuation line (line 4)"),
+            ),
+            now,
+        );
+        view.apply(&event("not a step", warning("elsewhere")), now);
+        let frame = view.frame(now, 80, true);
+        assert_eq!(frame[0], "[+] Building 2.5s (3/4) FINISHED");
+        assert_eq!(
+            frame[2],
+            " => WARN: NoEmptyContinuation: Empty continuation line (line 4)"
+        );
+        assert!(!frame.iter().any(|l| l.contains("elsewhere")), "{frame:#?}");
     }
 }
