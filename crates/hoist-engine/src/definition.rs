@@ -2,7 +2,10 @@
 //! the main and named contexts read (those that were local directories: BuildKit reads
 //! none of a remote or piped context) — everything later stages need from the request's
 //! files, reported as BuildKit's `[internal] load build definition from Dockerfile` and
-//! `[internal] load .dockerignore`.
+//! `[internal] load .dockerignore`. The Dockerfile's build checks (hoist-dockerfile's
+//! `lint`, settings from `BUILDKIT_DOCKERFILE_CHECK` or `# check=`) are warnings of the
+//! first of those steps, as BuildKit's frontend sends them; the frontend's own findings
+//! follow once it converted ([`report_frontend_checks`], called by `resolve`).
 
 use std::path::{Path, PathBuf};
 
