@@ -9,13 +9,14 @@
 
 use std::path::Path;
 
-use hoist_dockerfile::dockerignore::PatternMatcher;
 use hoist_engine::ResultRoot;
 use hoist_proto::fsutil_types::Stat;
 use hoist_proto::gateway::{
     ReadDirRequest, ReadDirResponse, ReadFileRequest, ReadFileResponse, StatFileRequest,
     StatFileResponse,
 };
+use hoist_session::fsutil::walk::{walk, WalkError};
+use hoist_session::fsutil::Filter;
 use tonic::Status;
 
 /// A file call, with the ref it names.
@@ -115,37 +116,44 @@ fn fsutil_stat(name: &str, host: &Path, shown: &str) -> Result<Stat, Status> {
 fn read_dir(root: &ResultRoot, request: &ReadDirRequest) -> Result<ReadDirResponse, Status> {
     let shown = &request.dir_path;
     let dir = root.resolve(shown).map_err(engine_status)?;
-    let matcher = if request.include_pattern.is_empty() {
-        None
-    } else {
-        Some(
-            PatternMatcher::new([request.include_pattern.as_str()]).map_err(|e| {
-                Status::invalid_argument(format!(
-                    "invalid include pattern {:?}: {e}",
-                    request.include_pattern
-                ))
-            })?,
-        )
+    if request.include_pattern.is_empty() {
+        return list_dir(&dir, shown);
+    }
+    // fsutil's walk with the pattern as include pattern, as BuildKit's ReadDir: the
+    // directory's own entries that match, and those directories holding a match deeper
+    // down (fsutil sends a filtered-out directory once something inside it is sent).
+    let filter = Filter {
+        include: vec![request.include_pattern.clone()],
+        ..Filter::default()
     };
+    let mut entries = Vec::new();
+    walk(&dir, &filter, |entry| {
+        if !entry.stat.path.contains('/') {
+            entries.push(entry.stat);
+        }
+        Ok(())
+    })
+    .map_err(|err| match &err {
+        WalkError::Pattern { .. } => Status::invalid_argument(format!(
+            "invalid include pattern {:?}: {err}",
+            request.include_pattern
+        )),
+        WalkError::Io { source, .. } => io_status("read directory", shown, source),
+        _ => Status::unknown(format!("cannot read directory {shown}: {err}")),
+    })?;
+    Ok(ReadDirResponse { entries })
+}
+
+/// Every entry of `dir`, sorted by name.
+fn list_dir(dir: &Path, shown: &str) -> Result<ReadDirResponse, Status> {
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(&dir).map_err(|e| io_status("read directory", shown, &e))? {
+    for entry in std::fs::read_dir(dir).map_err(|e| io_status("read directory", shown, &e))? {
         let entry = entry.map_err(|e| io_status("read directory", shown, &e))?;
         let name = entry.file_name().into_string().map_err(|name| {
             Status::unknown(format!(
                 "{shown}: the name {name:?} is not UTF-8 (fsutil's paths are strings)"
             ))
         })?;
-        if let Some(matcher) = &matcher {
-            let matched = matcher.matches(&name).map_err(|e| {
-                Status::invalid_argument(format!(
-                    "include pattern {:?}: {e}",
-                    request.include_pattern
-                ))
-            })?;
-            if !matched {
-                continue;
-            }
-        }
         names.push(name);
     }
     names.sort_unstable();

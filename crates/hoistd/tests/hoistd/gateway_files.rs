@@ -158,6 +158,15 @@ async fn files_of_a_solved_ref_are_read_inside_it() {
         .map(|s| (s.path.as_str(), s.mode, s.size))
         .collect();
     assert_eq!(listed, [("c.md", 0o644, 2), ("d.md", 0o600, 3)]);
+    // A pattern naming deeper paths lists the directory holding them, as fsutil's walk.
+    let deeper = bridge
+        .read_dir(for_build(dir("/", "sub/*.md")))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let names: Vec<&str> = deeper.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(names, ["sub"]);
     let top = bridge
         .read_dir(for_build(dir("/", "")))
         .await
