@@ -16,6 +16,10 @@ pub enum Error {
     /// [`Error::Instruction`] with the instruction's lines.
     #[error("{message}")]
     InvalidValue { message: String },
+    /// Build checks: options that do not parse (`# check=`, `BUILDKIT_DOCKERFILE_CHECK`),
+    /// or findings under `error=true` (BuildKit's texts).
+    #[error("{message}")]
+    Check { message: String },
     /// Shell-word expansion failed (`${VAR:?msg}`, an unterminated quote, ...).
     #[error("{message}")]
     Expand { message: String },

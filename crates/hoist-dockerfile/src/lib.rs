@@ -8,6 +8,8 @@
 //!   escapes and word splitting ([`shell::Lexer`]).
 //! - [`instructions`]: AST nodes → typed [`instructions::Instruction`]s with every flag
 //!   parsed and validated, grouped into [`instructions::Stage`]s.
+//! - [`lint`]: BuildKit's build checks ([`lint::Rule`], [`lint::LintWarning`]) for the
+//!   warnings a build reports.
 //! - [`dockerignore`]: `.dockerignore` files and moby/patternmatcher matching
 //!   ([`dockerignore::PatternMatcher`]).
 //!
@@ -28,6 +30,7 @@ pub mod go_csv;
 pub mod go_duration;
 pub mod go_glob;
 pub mod instructions;
+pub mod lint;
 pub mod parser;
 pub mod shell;
 

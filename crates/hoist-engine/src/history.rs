@@ -506,6 +506,18 @@ enum LoggedKind {
     CacheMiss {
         reason: String,
     },
+    /// A warning about the step (its source file's bytes are not kept: the record keeps the
+    /// lines it points at).
+    Warning {
+        level: i64,
+        short: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        detail: Vec<String>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        url: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ranges: Vec<(usize, usize)>,
+    },
 }
 
 impl LoggedEvent {
@@ -536,6 +548,13 @@ impl LoggedEvent {
             },
             EventKind::CacheMiss { reason } => LoggedKind::CacheMiss {
                 reason: reason.clone(),
+            },
+            EventKind::Warning(warning) => LoggedKind::Warning {
+                level: warning.level,
+                short: warning.short.clone(),
+                detail: warning.detail.clone(),
+                url: warning.url.clone(),
+                ranges: warning.ranges.iter().map(|r| (r.start, r.end)).collect(),
             },
             _ => return None,
         };
@@ -580,6 +599,23 @@ impl LoggedEvent {
                 duration: Duration::from_nanos(duration_ns),
             },
             LoggedKind::CacheMiss { reason } => EventKind::CacheMiss { reason },
+            LoggedKind::Warning {
+                level,
+                short,
+                detail,
+                url,
+                ranges,
+            } => EventKind::Warning(hoist_solver::Warning {
+                level,
+                short,
+                detail,
+                url,
+                source: None,
+                ranges: ranges
+                    .into_iter()
+                    .map(|(start, end)| SourceLines { start, end })
+                    .collect(),
+            }),
         };
         Some(Event { vertex, kind })
     }

@@ -4,7 +4,9 @@
 //! - [`StateDir`]: where hoist keeps its state (`/var/lib/hoist`, `$XDG_DATA_HOME/hoist`,
 //!   or `--root`) and how the engine lays it out (content store, `snapshots/`, `engine/`).
 //! - [`Worker`]: state dir, content store, snapshotter, RUN executor, registry client.
-//! - [`Ref`] / [`LayerRef`]: what every op produces — a committed snapshot and its layers.
+//! - [`Ref`] / [`LayerRef`]: what every op produces — a committed snapshot and its layers;
+//!   [`read_result`]: a solved result's files seen through a [`ResultRoot`] whose paths
+//!   never leave it (a gateway client's `ReadFile`/`ReadDir`/`StatFile`).
 //! - [`EngineOp`]: the [`hoist_solver::Op`] over one [`hoist_graph::Vertex`] (image and
 //!   local sources, exec, file ops, merge); see the `ops` module docs.
 //! - [`Secrets`] / [`SecretStore`]: a build's `--secret`s by id and their values, read once
@@ -79,6 +81,7 @@ mod ops;
 mod prune;
 mod remote_cache;
 mod resolve;
+mod result_files;
 mod run_options;
 pub mod runtime;
 mod secrets;
@@ -112,6 +115,7 @@ pub use remote_cache::{
     BlobStore, CacheDestination, CacheExport, CacheImport, CacheMode, CacheOptions, ClientStore,
     LocalSelect, MountSelection,
 };
+pub use result_files::{read_result, ResultRoot};
 pub use run_options::{Entitlements, RunOptions};
 pub use secrets::{SecretSource, SecretStore, Secrets};
 pub use ssh::{ServedSocket, SocketOwner, SshAgents, SshStore};
@@ -122,7 +126,9 @@ pub use worker::{LayerRef, Ref, Worker};
 /// Build progress: the [`Event`](progress::Event)s [`build`] sends for each vertex, for a
 /// renderer to show.
 pub mod progress {
-    pub use hoist_solver::{Digest, Event, EventKind, LogStream, VertexInfo};
+    pub use hoist_solver::{
+        Digest, Event, EventKind, LogStream, SourceLines, VertexInfo, Warning, WarningSource,
+    };
 }
 
 /// Which platforms this machine executes (native, and binfmt_misc handlers) and QEMU

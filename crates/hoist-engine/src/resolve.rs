@@ -37,7 +37,12 @@ pub async fn resolve(
         multi_platform: loaded.platforms.len() > 1,
         progress,
     };
-    Ok(hoist_frontend::solve(&loaded.dockerfile, &options, &loaded.platforms, &resolver).await?)
+    let definition =
+        hoist_frontend::solve(&loaded.dockerfile, &options, &loaded.platforms, &resolver).await?;
+    if let Some(first) = definition.targets.first() {
+        crate::definition::report_frontend_checks(loaded, &first.converted.lints, progress)?;
+    }
+    Ok(definition)
 }
 
 /// `options` with each `oci-layout://` named context imported into the store and given to

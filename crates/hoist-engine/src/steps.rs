@@ -37,6 +37,16 @@ impl Progress {
         step
     }
 
+    /// Reports a warning about the step `name` reported earlier (BuildKit sends warnings
+    /// about a vertex whenever they are found: a frontend's build checks after the
+    /// Dockerfile was loaded).
+    pub(crate) fn warn(&self, name: &str, warning: hoist_solver::Warning) {
+        self.send(
+            &internal_vertex(name.to_owned()),
+            EventKind::Warning(warning),
+        );
+    }
+
     fn send(&self, vertex: &VertexInfo, kind: EventKind) {
         if let Some(events) = &self.events {
             // A closed channel means nobody renders progress any more; not an error.
@@ -77,6 +87,11 @@ impl Step<'_> {
             elapsed: self.started.elapsed(),
             line,
         });
+    }
+
+    /// Reports a warning about the step (a Dockerfile's build check).
+    pub(crate) fn warn(&self, warning: hoist_solver::Warning) {
+        self.send(EventKind::Warning(warning));
     }
 
     /// Reports `result` and passes it on.

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use hoist_dockerfile::ast::LineSpan;
 use hoist_dockerfile::instructions::{self, Command, Instruction};
+use hoist_dockerfile::lint::{json_args_recommended, LintWarning};
 use hoist_graph::{FileAction, FileBase, FileOp, Graph, Mkdir, Op, Output, Owner, Source};
 use hoist_oci::{EmptyObject, ImageConfig, Platform};
 
@@ -34,6 +35,9 @@ pub struct Converted {
     /// `SOURCE_DATE_EPOCH` (Unix seconds) when given: the exporter uses it as the image's
     /// creation time and to clamp file times.
     pub source_date_epoch: Option<i64>,
+    /// The build checks found while dispatching the stages (BuildKit's
+    /// `JSONArgsRecommended`), in dispatch order, before any `# check=` config is applied.
+    pub lints: Vec<LintWarning>,
 }
 
 /// What became of one stage of the plan.
@@ -128,6 +132,7 @@ pub(crate) struct Converter<'a> {
     follow: Vec<String>,
     pub ctx_paths: BTreeSet<String>,
     pub proxy: Option<hoist_graph::ProxyEnv>,
+    lints: Vec<LintWarning>,
 }
 
 impl<'a> Converter<'a> {
@@ -147,6 +152,7 @@ impl<'a> Converter<'a> {
             follow,
             ctx_paths: BTreeSet::new(),
             proxy: proxy_env(&opts.build_args),
+            lints: Vec::new(),
         }
     }
 
@@ -199,6 +205,7 @@ impl<'a> Converter<'a> {
                 config,
                 stages,
                 source_date_epoch: self.plan.epoch,
+                lints: self.lints,
             },
             self.ctx_paths,
         ))
@@ -432,6 +439,16 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
+    /// BuildKit's `JSONArgsRecommended` for a shell-form `CMD`/`ENTRYPOINT`: only when the
+    /// image config names no `SHELL` (one set on purpose is the user's choice).
+    fn check_json_args(&mut self, state: &StageState, command: &Command) {
+        if state.config.config.shell.is_empty() {
+            let keyword = command.source.split_whitespace().next().unwrap_or_default();
+            self.lints
+                .push(json_args_recommended(keyword, command.span));
+        }
+    }
+
     fn dispatch(&mut self, state: &mut StageState, planned: &PlannedCommand) -> Result<()> {
         let command = &planned.command;
         let lexer = self.plan.lexer;
@@ -486,6 +503,7 @@ impl<'a> Converter<'a> {
             Instruction::Cmd(cmd) => {
                 let mut args = cmd.line.words();
                 if cmd.line.prepends_shell() {
+                    self.check_json_args(state, &command);
                     args = with_shell(&state.config, &args);
                 }
                 state.config.config.cmd = args.clone();
@@ -496,6 +514,7 @@ impl<'a> Converter<'a> {
             Instruction::Entrypoint(ep) => {
                 let mut args = ep.line.words();
                 if ep.line.prepends_shell() {
+                    self.check_json_args(state, &command);
                     args = with_shell(&state.config, &args);
                 }
                 state.config.config.entrypoint = args.clone();

@@ -1002,6 +1002,68 @@ mod gateway {
         let expected = wire(&[&[0x0a, 8, 0x0a, 1], b"c", &[0x12, 3, 0x0a, 1], b"d"]);
         golden(inputs, expected);
     }
+
+    #[test]
+    fn read_file_read_dir_and_stat_file() {
+        use hoist_proto::fsutil_types::Stat;
+        use hoist_proto::gateway::{
+            FileRange, ReadDirRequest, ReadDirResponse, ReadFileRequest, ReadFileResponse,
+            StatFileRequest, StatFileResponse,
+        };
+        // ReadFileRequest: 1 ref, 2 file path, 3 range {1: offset, 2: length} (int64).
+        let read = ReadFileRequest {
+            r#ref: "r".into(),
+            file_path: "/a".into(),
+            range: Some(FileRange {
+                offset: 2,
+                length: 300,
+            }),
+        };
+        let expected = wire(&[
+            &[0x0a, 1],
+            b"r",
+            &[0x12, 2],
+            b"/a",
+            &[0x1a, 5, 0x08, 2, 0x10, 0xac, 0x02],
+        ]);
+        golden(read, expected);
+        golden(
+            ReadFileResponse {
+                data: b"xy".to_vec(),
+            },
+            wire(&[&[0x0a, 2], b"xy"]),
+        );
+        // ReadDirRequest: 1 ref, 2 dir path, 3 include pattern.
+        let dir = ReadDirRequest {
+            r#ref: "r".into(),
+            dir_path: "d".into(),
+            include_pattern: "*.md".into(),
+        };
+        let expected = wire(&[&[0x0a, 1], b"r", &[0x12, 1], b"d", &[0x1a, 4], b"*.md"]);
+        golden(dir, expected);
+        let stat = Stat {
+            path: "a".into(),
+            mode: 0o644,
+            ..Stat::default()
+        };
+        // ReadDirResponse: 1 entries (fsutil Stat: 1 path, 2 mode).
+        let expected = wire(&[&[0x0a, 6, 0x0a, 1], b"a", &[0x10, 0xa4, 0x03]]);
+        golden(
+            ReadDirResponse {
+                entries: vec![stat.clone()],
+            },
+            expected.clone(),
+        );
+        // StatFileRequest: 1 ref, 2 path; StatFileResponse: 1 stat.
+        golden(
+            StatFileRequest {
+                r#ref: "r".into(),
+                path: "p".into(),
+            },
+            wire(&[&[0x0a, 1], b"r", &[0x12, 1], b"p"]),
+        );
+        golden(StatFileResponse { stat: Some(stat) }, expected);
+    }
 }
 
 #[test]

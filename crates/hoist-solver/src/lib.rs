@@ -62,7 +62,7 @@ pub use cache::{CacheStore, Claim, MemoryCacheStore};
 pub use digest::{CacheKey, Digest};
 pub use error::{BoxError, Error, SharedError};
 pub use miss::{Forced, InputFacts, KeyFacts, KeyShare};
-pub use progress::{Event, EventKind, LogStream};
+pub use progress::{Event, EventKind, LogStream, Warning, WarningSource};
 pub use solver::{Solver, SolverBuilder};
 pub use tokio_util::sync::CancellationToken;
 pub use vertex::{CacheMap, ExecContext, Op, SourceLines, Vertex, VertexInfo, VertexOptions};

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use crate::vertex::VertexInfo;
+use crate::vertex::{SourceLines, VertexInfo};
 
 /// Something that happened to a vertex.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,35 @@ pub enum EventKind {
     Error { duration: Duration, message: String },
     /// The op was stopped by cancellation after `duration`.
     Cancelled { duration: Duration },
+    /// A remark about the vertex that does not stop the build (a Dockerfile lint, a
+    /// frontend's warning); any number of them, at any time. The solver never sends one:
+    /// the stages around it (a frontend, a daemon's gateway) do.
+    Warning(Warning),
+}
+
+/// A warning about a vertex, as BuildKit's `VertexWarning` carries it: `short` is the one
+/// line shown, `detail` the lines a debug view adds, `url` where to read more, `ranges` the
+/// lines of `source` it points at.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Warning {
+    /// BuildKit's level: 1 for a warning.
+    pub level: i64,
+    pub short: String,
+    pub detail: Vec<String>,
+    pub url: String,
+    /// The source file the ranges point into, when there is one.
+    pub source: Option<WarningSource>,
+    pub ranges: Vec<SourceLines>,
+}
+
+/// The source file a [`Warning`] points into (BuildKit's `SourceInfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarningSource {
+    /// The file name as the user gave it (`Dockerfile`).
+    pub filename: String,
+    /// Its language (`Dockerfile`).
+    pub language: String,
+    pub data: std::sync::Arc<[u8]>,
 }
 
 /// Which output stream a log line came from.

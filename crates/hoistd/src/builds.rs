@@ -9,14 +9,16 @@
 //! [`StatusConverter`] turns the engine's [`Event`]s into responses: each vertex update
 //! carries the vertex's whole state (started, completed, cached, error) under the solver's
 //! vertex digest, as BuildKit's progress printers merge updates by digest; log lines are
-//! `VertexLog`s (stream 1 stdout, 2 stderr).
+//! `VertexLog`s (stream 1 stdout, 2 stderr); warnings (a Dockerfile's build checks, a
+//! gateway client's `Warn`) are `VertexWarning`s.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use hoist_engine::progress::{Event, EventKind, LogStream};
-use hoist_proto::control::{StatusResponse, Vertex, VertexLog};
+use hoist_engine::progress::{Event, EventKind, LogStream, Warning};
+use hoist_proto::control::{StatusResponse, Vertex, VertexLog, VertexWarning};
+use hoist_proto::pb::{Position, Range, SourceInfo};
 use tokio::sync::watch;
 
 use crate::control::timestamp;
@@ -95,6 +97,12 @@ impl Builds {
                 .entry(reference.to_owned())
                 .or_insert_with(|| Arc::new(Job::new())),
         )
+    }
+
+    /// Adds `response` to the progress of build `reference` (a gateway client's warning:
+    /// its Solve is under way, or about to start once the client's frontend asks).
+    pub fn push(&self, reference: &str, response: StatusResponse) {
+        self.job(reference).push(response);
     }
 
     /// How many builds are running.
@@ -208,6 +216,40 @@ impl Drop for SolveGuard {
     }
 }
 
+/// `warning` about the vertex `digest` as BuildKit's `VertexWarning`: each range whole lines
+/// (character 0), the source file's name, language and bytes as its `SourceInfo`.
+pub fn vertex_warning(digest: &str, warning: &Warning) -> VertexWarning {
+    let line = |n: usize| Position {
+        line: i32::try_from(n).unwrap_or(i32::MAX),
+        character: 0,
+    };
+    VertexWarning {
+        vertex: digest.to_owned(),
+        level: warning.level,
+        short: warning.short.clone().into_bytes(),
+        detail: warning
+            .detail
+            .iter()
+            .map(|d| d.clone().into_bytes())
+            .collect(),
+        url: warning.url.clone(),
+        info: warning.source.as_ref().map(|source| SourceInfo {
+            filename: source.filename.clone(),
+            data: source.data.to_vec(),
+            definition: None,
+            language: source.language.clone(),
+        }),
+        ranges: warning
+            .ranges
+            .iter()
+            .map(|r| Range {
+                start: Some(line(r.start)),
+                end: Some(line(r.end)),
+            })
+            .collect(),
+    }
+}
+
 /// The engine's events as `StatusResponse`s, remembering each vertex's state.
 #[derive(Debug, Default)]
 pub struct StatusConverter {
@@ -262,6 +304,12 @@ impl StatusConverter {
                         },
                         msg,
                     }],
+                    ..StatusResponse::default()
+                });
+            }
+            EventKind::Warning(warning) => {
+                return Some(StatusResponse {
+                    warnings: vec![vertex_warning(&digest, warning)],
                     ..StatusResponse::default()
                 });
             }

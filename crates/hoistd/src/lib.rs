@@ -12,7 +12,9 @@
 //!   client session), `Status` and `Session` (docs/dev/hoistd.md).
 //! - [`gateway`]: the gateway's `LLBBridge` ([`gateway::GatewayService`]): an empty-frontend
 //!   `Solve` driven by the client's bridge calls (`Ping`, `Solve` of `dockerfile.v0`,
-//!   `Evaluate`, `Return`, `ResolveImageConfig`), as buildx builds.
+//!   `Evaluate`, `Return`, `ResolveImageConfig`), as buildx builds; `ReadFile`, `ReadDir`
+//!   and `StatFile` on its refs, read inside the result's filesystem; `Warn` into the
+//!   build's `Status`.
 //! - [`session`]: client sessions ([`session::SessionManager`]): the client's HTTP/2 server
 //!   bytes (a `Control.Session` stream or a hijacked `/session`) as a tonic channel.
 //! - [`session_inputs`]: the secrets and SSH agents of a build asked of the client's
@@ -28,7 +30,7 @@
 //! - [`cache_store`]: `type=local` caches through the client's session: its content store
 //!   (`local:<dir>`) as the engine's [`hoist_engine::BlobStore`], and `cache.manifest`.
 //! - [`builds`]: the builds by ref and their progress as `StatusResponse`s
-//!   ([`builds::Builds`], [`builds::StatusConverter`]).
+//!   ([`builds::Builds`], [`builds::StatusConverter`]), warnings as `VertexWarning`s.
 //! - [`health`]: the health service, `NOT_SERVING` once shutdown begins.
 //! - [`calls`]: the calls under way, which shutdown waits for.
 //! - [`serve`]: listeners (TLS and mutual TLS on tcp), serving, graceful shutdown.

@@ -25,7 +25,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
 use hoist_builder::driver::{Endpoint, TlsOptions};
-use hoist_engine::progress::{Digest, Event, EventKind, LogStream, VertexInfo};
+use hoist_engine::progress::{
+    Digest, Event, EventKind, LogStream, SourceLines, VertexInfo, Warning, WarningSource,
+};
 use hoist_proto::control::control_client::ControlClient;
 use hoist_proto::control::{Exporter, SolveRequest, StatusRequest, StatusResponse};
 use hoist_proto::tonic::transport::{Channel, Uri};
@@ -1032,6 +1034,22 @@ impl StatusEvents {
             };
             events.push(Event { vertex: info, kind });
         }
+        for warning in &response.warnings {
+            // A warning about a vertex the status never showed (a gateway client's own)
+            // still counts; it names no step.
+            let info = match self.vertexes.get(&warning.vertex) {
+                Some(seen) => seen.info.clone(),
+                None => VertexInfo::new(
+                    Digest::parse(&warning.vertex)
+                        .unwrap_or_else(|_| Digest::of(warning.vertex.as_bytes())),
+                    "",
+                ),
+            };
+            events.push(Event {
+                vertex: info,
+                kind: EventKind::Warning(engine_warning(warning)),
+            });
+        }
         for log in &response.logs {
             let seen = self.info(&log.vertex, "");
             let info = seen.info.clone();
@@ -1063,6 +1081,38 @@ impl StatusEvents {
             events.push(log_event(&info, stream, Duration::ZERO, &line));
         }
         events
+    }
+}
+
+/// BuildKit's `VertexWarning` as hoist's progress warning (columns dropped: hoist's
+/// ranges are whole lines).
+fn engine_warning(warning: &hoist_proto::control::VertexWarning) -> Warning {
+    let line = |p: &Option<hoist_proto::pb::Position>| {
+        p.as_ref()
+            .map_or(0, |p| usize::try_from(p.line).unwrap_or(0))
+    };
+    Warning {
+        level: warning.level,
+        short: String::from_utf8_lossy(&warning.short).into_owned(),
+        detail: warning
+            .detail
+            .iter()
+            .map(|d| String::from_utf8_lossy(d).into_owned())
+            .collect(),
+        url: warning.url.clone(),
+        source: warning.info.as_ref().map(|info| WarningSource {
+            filename: info.filename.clone(),
+            language: info.language.clone(),
+            data: info.data.as_slice().into(),
+        }),
+        ranges: warning
+            .ranges
+            .iter()
+            .map(|r| SourceLines {
+                start: line(&r.start),
+                end: line(&r.end),
+            })
+            .collect(),
     }
 }
 
@@ -1206,6 +1256,66 @@ mod tests {
 
     fn ts(seconds: i64) -> Option<Timestamp> {
         Some(Timestamp { seconds, nanos: 0 })
+    }
+
+    #[test]
+    fn status_warnings_become_warning_events_of_their_vertex() {
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let mut events = StatusEvents::default();
+        events.convert(&StatusResponse {
+            vertexes: vec![Vertex {
+                digest: digest.clone(),
+                name: "[internal] load build definition from Dockerfile".to_owned(),
+                started: ts(1),
+                ..Vertex::default()
+            }],
+            ..StatusResponse::default()
+        });
+        let position = |line| hoist_proto::pb::Position { line, character: 0 };
+        let warning = hoist_proto::control::VertexWarning {
+            vertex: digest.clone(),
+            level: 1,
+            short: b"NoEmptyContinuation: Empty continuation line (line 4)".to_vec(),
+            detail: vec![b"Empty continuation lines will become errors".to_vec()],
+            url: "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/".to_owned(),
+            info: Some(hoist_proto::pb::SourceInfo {
+                filename: "Dockerfile".to_owned(),
+                data: b"FROM scratch\n".to_vec(),
+                definition: None,
+                language: "Dockerfile".to_owned(),
+            }),
+            ranges: vec![hoist_proto::pb::Range {
+                start: Some(position(4)),
+                end: Some(position(4)),
+            }],
+        };
+        let other = hoist_proto::control::VertexWarning {
+            vertex: "not a digest".to_owned(),
+            short: b"from the client".to_vec(),
+            ..Default::default()
+        };
+        let out = events.convert(&StatusResponse {
+            warnings: vec![warning, other],
+            ..StatusResponse::default()
+        });
+        assert_eq!(out.len(), 2, "{out:?}");
+        let EventKind::Warning(first) = &out[0].kind else {
+            panic!("not a warning: {out:?}");
+        };
+        assert_eq!(
+            &*out[0].vertex.name,
+            "[internal] load build definition from Dockerfile"
+        );
+        assert_eq!(
+            first.short,
+            "NoEmptyContinuation: Empty continuation line (line 4)"
+        );
+        assert_eq!(first.ranges, vec![SourceLines { start: 4, end: 4 }]);
+        let source = first.source.as_ref().unwrap();
+        assert_eq!(source.filename, "Dockerfile");
+        assert_eq!(&*source.data, b"FROM scratch\n");
+        assert!(matches!(&out[1].kind, EventKind::Warning(w) if w.short == "from the client"));
+        assert_eq!(&*out[1].vertex.name, "");
     }
 
     #[test]

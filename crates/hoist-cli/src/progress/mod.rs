@@ -1,11 +1,13 @@
 //! Build progress on stderr, as `--progress` asks: BuildKit's plain text (`#N [stage i/n]
 //! RUN …`, `#N CACHED`, log lines, `#N DONE 0.3s`; [`plain`]), the interactive view redrawn
 //! in place ([`tty`]), nothing (`quiet`), or one JSON object a line (`rawjson`, in the shape of
-//! BuildKit's `SolveStatus`: `vertexes` and `logs`). `auto` is `tty` when stderr is a
+//! BuildKit's `SolveStatus`: `vertexes`, `logs` and `warnings`). After plain and tty
+//! progress, the build's warnings are summed up as buildx does ([`warnings`]). `auto` is `tty` when stderr is a
 //! terminal and `plain` otherwise, as in buildx.
 
 pub mod plain;
 pub mod tty;
+pub mod warnings;
 
 use std::io::{IsTerminal as _, Write as _};
 
@@ -53,14 +55,19 @@ pub fn start(mode: ProgressMode) -> (UnboundedSender<Event>, JoinHandle<usize>) 
         return (
             tx,
             tokio::spawn(async move {
-                tty::run(rx).await;
+                let warnings = tty::run(rx).await;
+                print_summary(&warnings);
                 0
             }),
         );
     }
     let handle = tokio::spawn(async move {
         let mut renderer = PlainRenderer::new();
+        let mut warnings = Vec::new();
         while let Some(event) = rx.recv().await {
+            if let EventKind::Warning(warning) = &event.kind {
+                warnings.push(warning.clone());
+            }
             let text = match mode {
                 ProgressMode::Quiet | ProgressMode::Tty => continue,
                 ProgressMode::Plain => renderer.render(&event),
@@ -70,9 +77,21 @@ pub fn start(mode: ProgressMode) -> (UnboundedSender<Event>, JoinHandle<usize>) 
             // Progress is best effort: a closed stderr must not fail the build.
             let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
         }
+        // buildx sums up warnings after plain and tty progress, not after quiet or rawjson.
+        if mode == ProgressMode::Plain {
+            print_summary(&warnings);
+        }
         renderer.numbered()
     });
     (tx, handle)
+}
+
+/// The build's warnings after its progress, as buildx prints them.
+fn print_summary(warnings: &[hoist_engine::progress::Warning]) {
+    let color = std::io::stderr().is_terminal() && console::colors_enabled_stderr();
+    let text = warnings::summary(warnings, color, warnings::debug_from_env());
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
 }
 
 /// One `SolveStatus`-shaped JSON line for `event`.
@@ -103,6 +122,32 @@ fn raw_json(event: &Event) -> String {
         EventKind::Error { message, .. } => serde_json::json!({
             "vertexes": [{ "digest": digest, "name": name, "completed": true, "error": message }]
         }),
+        EventKind::Warning(warning) => {
+            // BuildKit's `VertexWarning` as Go's JSON writes it: bytes in base64.
+            let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+            let mut object = serde_json::json!({
+                "vertex": digest,
+                "level": warning.level,
+                "short": b64(warning.short.as_bytes()),
+                "detail": warning.detail.iter().map(|d| b64(d.as_bytes())).collect::<Vec<_>>(),
+                "url": warning.url,
+            });
+            if let Some(source) = &warning.source {
+                object["sourceInfo"] = serde_json::json!({
+                    "filename": source.filename,
+                    "data": b64(&source.data),
+                    "language": source.language,
+                });
+                object["range"] = warning
+                    .ranges
+                    .iter()
+                    .map(
+                        |r| serde_json::json!({"start": {"line": r.start}, "end": {"line": r.end}}),
+                    )
+                    .collect();
+            }
+            serde_json::json!({ "warnings": [object] })
+        }
         _ => serde_json::json!({
             "vertexes": [{ "digest": digest, "name": name, "completed": true,
                            "error": "context canceled" }]

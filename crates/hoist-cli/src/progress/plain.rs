@@ -41,6 +41,18 @@ impl PlainRenderer {
     pub fn render(&mut self, event: &Event) -> String {
         let mut out = String::new();
         let digest = event.vertex.digest;
+        if let EventKind::Warning(warning) = &event.kind {
+            // As BuildKit's printer: `#N WARN: <short>` under a vertex it has shown; a
+            // warning about another vertex (a gateway client's own) only in the summary.
+            if let Some(&n) = self.numbers.get(&digest) {
+                if self.last.is_some_and(|last| last != digest) {
+                    out.push('\n');
+                }
+                self.last = Some(digest);
+                let _ = writeln!(out, "#{n} WARN: {}", warning.short);
+            }
+            return out;
+        }
         let next = self.numbers.len() + 1;
         let (n, first) = match self.numbers.get(&digest) {
             Some(&n) => (n, false),
@@ -153,5 +165,43 @@ mod tests {
              \n\
              #1 CANCELED\n"
         );
+    }
+
+    #[test]
+    fn a_warning_shows_under_its_vertex_and_not_for_an_unseen_one() {
+        let load = vertex("[internal] load build definition from Dockerfile");
+        let warning = |short: &str| {
+            EventKind::Warning(hoist_engine::progress::Warning {
+                level: 1,
+                short: short.into(),
+                ..Default::default()
+            })
+        };
+        let events = [
+            (load.clone(), EventKind::Started),
+            (
+                load.clone(),
+                warning("NoEmptyContinuation: Empty continuation line (line 3)"),
+            ),
+            (vertex("the client's own"), warning("not inline")),
+            (
+                load,
+                EventKind::Done {
+                    duration: Duration::from_millis(10),
+                },
+            ),
+        ];
+        let mut renderer = PlainRenderer::new();
+        let text: String = events
+            .into_iter()
+            .map(|(vertex, kind)| renderer.render(&Event { vertex, kind }))
+            .collect();
+        assert_eq!(
+            text,
+            "#1 [internal] load build definition from Dockerfile\n\
+             #1 WARN: NoEmptyContinuation: Empty continuation line (line 3)\n\
+             #1 DONE 0.0s\n"
+        );
+        assert_eq!(renderer.numbered(), 1);
     }
 }

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use console::{measure_text_width, strip_ansi_codes, truncate_str, Style, Term};
-use hoist_engine::progress::{Digest, Event, EventKind};
+use hoist_engine::progress::{Digest, Event, EventKind, Warning};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How often the view is redrawn while events arrive (not once per event).
@@ -50,6 +50,8 @@ struct Step {
     status: Status,
     /// The last [`LOG_TAIL`] lines.
     logs: Vec<String>,
+    /// Its warnings' short texts, shown under it as BuildKit's view does (`=> WARN: …`).
+    warnings: Vec<String>,
 }
 
 /// The state of the view: every step heard of so far.
@@ -67,6 +69,7 @@ enum Tone {
     Done,
     Error,
     Log,
+    Warn,
 }
 
 impl TtyView {
@@ -81,6 +84,14 @@ impl TtyView {
 
     /// Takes in `event`, which happened at `now`.
     pub fn apply(&mut self, event: &Event, now: Instant) {
+        // A warning shows under its step (and in the summary after the frame); it neither
+        // adds a step nor ends one.
+        if let EventKind::Warning(warning) = &event.kind {
+            if let Some(&i) = self.by_digest.get(&event.vertex.digest) {
+                self.steps[i].warnings.push(clean_log_line(&warning.short));
+            }
+            return;
+        }
         let index = match self.by_digest.get(&event.vertex.digest) {
             Some(&i) => i,
             None => {
@@ -88,6 +99,7 @@ impl TtyView {
                     name: event.vertex.name.to_string(),
                     status: Status::Running { since: now },
                     logs: Vec::new(),
+                    warnings: Vec::new(),
                 });
                 self.by_digest
                     .insert(event.vertex.digest, self.steps.len() - 1);
@@ -166,6 +178,9 @@ impl TtyView {
                     out.push((truncate(&format!(" => => # {log}"), width), Tone::Log));
                 }
             }
+            for warning in &step.warnings {
+                out.push((truncate(&format!(" => WARN: {warning}"), width), Tone::Warn));
+            }
         }
         out
     }
@@ -238,6 +253,7 @@ impl Screen {
                 (true, Tone::Done) => Style::new().blue().apply_to(line).to_string(),
                 (true, Tone::Error) => Style::new().red().apply_to(line).to_string(),
                 (true, Tone::Log) => Style::new().dim().apply_to(line).to_string(),
+                (true, Tone::Warn) => Style::new().yellow().apply_to(line).to_string(),
             };
             self.term.write_line(&styled)?;
         }
@@ -247,8 +263,10 @@ impl Screen {
     }
 }
 
-/// Renders `events` on stderr until the channel closes; the final frame stays.
-pub async fn run(mut events: UnboundedReceiver<Event>) {
+/// Renders `events` on stderr until the channel closes; the final frame stays. Gives the
+/// warnings among them, for the summary after the frame.
+pub async fn run(mut events: UnboundedReceiver<Event>) -> Vec<Warning> {
+    let mut warnings = Vec::new();
     let mut view = TtyView::new(Instant::now());
     let mut screen = Screen {
         term: Term::buffered_stderr(),
@@ -264,6 +282,9 @@ pub async fn run(mut events: UnboundedReceiver<Event>) {
         tokio::select! {
             event = events.recv() => match event {
                 Some(event) => {
+                    if let EventKind::Warning(warning) = &event.kind {
+                        warnings.push(warning.clone());
+                    }
                     view.apply(&event, Instant::now());
                     dirty = true;
                 }
@@ -278,6 +299,7 @@ pub async fn run(mut events: UnboundedReceiver<Event>) {
         }
     }
     let _ = screen.draw(&view, Instant::now(), true);
+    warnings
 }
 
 #[cfg(test)]
@@ -439,5 +461,32 @@ mod tests {
         assert_eq!(truncate("ab漢字cd", 5), "ab漢");
         // 7 columns left for the name: the second character would make 8.
         assert_eq!(columns(" => 漢字漢字漢字", "1.0s", 12), " => 漢  1.0s");
+    }
+
+    #[test]
+    fn a_warning_shows_under_its_step_and_adds_none() {
+        let (mut view, now) = view();
+        let warning = |short: &str| {
+            EventKind::Warning(hoist_engine::progress::Warning {
+                level: 1,
+                short: short.into(),
+                ..Default::default()
+            })
+        };
+        view.apply(
+            &event(
+                "[internal] load build definition from Dockerfile",
+                warning("NoEmptyContinuation: Empty continuation line (line 4)"),
+            ),
+            now,
+        );
+        view.apply(&event("not a step", warning("elsewhere")), now);
+        let frame = view.frame(now, 80, true);
+        assert_eq!(frame[0], "[+] Building 2.5s (3/4) FINISHED");
+        assert_eq!(
+            frame[2],
+            " => WARN: NoEmptyContinuation: Empty continuation line (line 4)"
+        );
+        assert!(!frame.iter().any(|l| l.contains("elsewhere")), "{frame:#?}");
     }
 }

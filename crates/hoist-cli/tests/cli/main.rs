@@ -22,6 +22,7 @@ mod build_remote;
 mod build_remote_parity;
 mod build_session;
 mod build_stdio;
+mod build_warnings;
 mod builders;
 mod cache_export;
 mod cache_local_session;

@@ -133,7 +133,7 @@ fn scan_lines(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Matches `^([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$` (RE2's `\s` is `[\t\n\f\r ]`).
-fn split_directive(text: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_directive(text: &str) -> Option<(&str, &str)> {
     let re_space = |c: char| matches!(c, '\t' | '\n' | '\u{c}' | '\r' | ' ');
     let mut chars = text.char_indices();
     if !chars.next()?.1.is_ascii_alphabetic() {

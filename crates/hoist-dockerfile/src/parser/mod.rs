@@ -34,6 +34,7 @@ mod json;
 mod line_parsers;
 mod lines;
 
+pub(crate) use directives::split_directive;
 pub use directives::{
     detect_syntax, parse_directive, DetectedDirective, Directive, DirectiveParser, Directives,
 };

@@ -346,59 +346,70 @@ where
     }
 
     fn stat(&mut self, rel: &str, abs: &Path, meta: &std::fs::Metadata) -> Result<Stat, WalkError> {
-        let io = |source| WalkError::Io {
-            path: abs.to_owned(),
-            source,
-        };
-        let mut stat = Stat {
-            path: rel.to_owned(),
-            mode: mode::from_unix(meta.mode()) & !mode::SOCKET,
-            uid: meta.uid(),
-            gid: meta.gid(),
-            mod_time: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ..Stat::default()
-        };
-        if !meta.is_dir() {
-            stat.size = meta.size() as i64;
-            let kind = meta.mode() & 0o170_000;
-            if kind == 0o060_000 || kind == 0o020_000 {
-                let rdev = meta.rdev();
-                stat.devmajor = ((rdev >> 8) & 0xfff) as i64;
-                stat.devminor = ((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) as i64;
-            }
-            if meta.nlink() > 1 {
-                if let Some(first) = self.inodes.get(&meta.ino()) {
+        let mut stat = stat(rel, abs, meta)?;
+        if !meta.is_dir() && meta.nlink() > 1 {
+            if let Some(first) = self.inodes.get(&meta.ino()) {
+                // A hard-linked symlink keeps its target as linkname, as fsutil's.
+                if !meta.file_type().is_symlink() {
                     stat.linkname = first.clone();
-                    stat.size = 0;
-                } else {
-                    self.inodes.insert(meta.ino(), rel.to_owned());
                 }
+                stat.size = 0;
+            } else {
+                self.inodes.insert(meta.ino(), rel.to_owned());
             }
-            if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(abs).map_err(io)?;
-                stat.linkname = target
-                    .into_os_string()
-                    .into_string()
-                    .map_err(|_| WalkError::Name(abs.to_owned()))?;
-            }
-        }
-        match xattr::list(abs) {
-            Ok(names) => {
-                for name in names {
-                    let Some(key) = name.to_str() else { continue };
-                    if key.starts_with("com.apple.") {
-                        continue;
-                    }
-                    if let Ok(Some(value)) = xattr::get(abs, &name) {
-                        stat.xattrs.insert(key.to_owned(), value);
-                    }
-                }
-            }
-            Err(e) if e.raw_os_error() == Some(95) => {} // ENOTSUP
-            Err(source) => return Err(io(source)),
         }
         Ok(stat)
     }
+}
+
+/// fsutil's `Stat` of the file at `abs` (its `meta`, not following a final symlink) under
+/// the name `rel`: Go's `os.FileMode` bits, uid/gid, size (none for a directory), mtime in
+/// ns, a symlink's target, device numbers, xattrs. Hard links are the walk's business.
+pub fn stat(rel: &str, abs: &Path, meta: &std::fs::Metadata) -> Result<Stat, WalkError> {
+    let io = |source| WalkError::Io {
+        path: abs.to_owned(),
+        source,
+    };
+    let mut stat = Stat {
+        path: rel.to_owned(),
+        mode: mode::from_unix(meta.mode()) & !mode::SOCKET,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mod_time: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        ..Stat::default()
+    };
+    if !meta.is_dir() {
+        stat.size = meta.size() as i64;
+        let kind = meta.mode() & 0o170_000;
+        if kind == 0o060_000 || kind == 0o020_000 {
+            let rdev = meta.rdev();
+            stat.devmajor = ((rdev >> 8) & 0xfff) as i64;
+            stat.devminor = ((rdev & 0xff) | ((rdev >> 12) & 0xfff00)) as i64;
+        }
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(abs).map_err(io)?;
+            stat.linkname = target
+                .into_os_string()
+                .into_string()
+                .map_err(|_| WalkError::Name(abs.to_owned()))?;
+        }
+    }
+    match xattr::list(abs) {
+        Ok(names) => {
+            for name in names {
+                let Some(key) = name.to_str() else { continue };
+                if key.starts_with("com.apple.") {
+                    continue;
+                }
+                if let Ok(Some(value)) = xattr::get(abs, &name) {
+                    stat.xattrs.insert(key.to_owned(), value);
+                }
+            }
+        }
+        Err(e) if e.raw_os_error() == Some(95) => {} // ENOTSUP
+        Err(source) => return Err(io(source)),
+    }
+    Ok(stat)
 }
 
 /// fsutil's `FollowLinks` for one path: each symlink on the way is kept and its target

@@ -3,7 +3,8 @@
 //! integration cases exported with `-o type=local` and `-o type=tar` (with `--build-arg`,
 //! `--target`, `-f`, `--platform`), checked against the cases' expectations and against
 //! what the same CLI gets from dockerd when it runs; an incremental context transfer of
-//! 20,000 files; and the front door's bad inputs. Skipped with a message when not root,
+//! 20,000 files; a Dockerfile warning in the build trace (which this CLI skips); and the
+//! front door's bad inputs. Skipped with a message when not root,
 //! without the docker CLI, `docker-registry` or the busybox images.
 
 use std::collections::BTreeMap;
@@ -965,4 +966,94 @@ fn the_clis_ssh_agent_is_forwarded_to_run_mounts() {
     );
     let listed = std::fs::read_to_string(out.join("keys")).unwrap();
     assert!(listed.contains("hoistd-forwarded"), "{listed}");
+}
+
+/// Relays connections on `listen` to the unix socket `target`, keeping what the target
+/// answered (all connections' bytes, appended as they come).
+fn recording_relay(listen: &Path, target: &Path) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let answers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = UnixListener::bind(listen).unwrap();
+    let target = target.to_path_buf();
+    let recorded = std::sync::Arc::clone(&answers);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = UnixStream::connect(&target) else {
+                return;
+            };
+            let (mut client_read, mut server_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_read, &mut server_write);
+                let _ = server_write.shutdown(std::net::Shutdown::Write);
+            });
+            let recorded = std::sync::Arc::clone(&recorded);
+            let (mut server_read, mut client_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                loop {
+                    let n = match server_read.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    recorded.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if client_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = client_write.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    answers
+}
+
+#[test]
+fn a_dockerfile_warning_in_the_build_trace_leaves_docker_20_10_building() {
+    use base64::Engine as _;
+    use hoist_proto::prost::Message as _;
+    let Some(env) = Env::new() else { return };
+    let ctx = env.fresh("warning-ctx");
+    // `COPY` continues over the empty line 3 and ends on line 4.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY a.txt \\\n\n /\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("a.txt"), "alpha\n").unwrap();
+    let relay = env.work.path().join("relay.sock");
+    let answers = recording_relay(&relay, &env.engine());
+    let out = env.fresh("warning-out");
+    let dest = format!("type=local,dest={}", out.display());
+    let output = env.docker(
+        Some(&relay),
+        &ctx,
+        &["build", "--progress=plain", "-o", &dest, "."],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Debian's docker 20.10 (BuildKit 0.8's printer) knows no warnings: it skips them and
+    // the build succeeds as without one.
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("a.txt")).unwrap(),
+        "alpha\n"
+    );
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    // The trace messages carried it, as BuildKit's StatusResponse bytes.
+    let answers = String::from_utf8_lossy(&answers.lock().unwrap()).into_owned();
+    let warnings: Vec<String> = answers
+        .split("\"aux\":\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter_map(|aux| base64::engine::general_purpose::STANDARD.decode(aux).ok())
+        .filter_map(|bytes| hoist_proto::control::StatusResponse::decode(&bytes[..]).ok())
+        .flat_map(|status| status.warnings)
+        .map(|w| String::from_utf8_lossy(&w.short).into_owned())
+        .collect();
+    assert_eq!(
+        warnings,
+        ["NoEmptyContinuation: Empty continuation line (line 4)"],
+        "{answers}"
+    );
 }

@@ -12,10 +12,12 @@ mod docker_cli;
 mod dockerd;
 mod engine_prune;
 mod gateway;
+mod gateway_files;
 mod robustness;
 mod session;
 mod solve;
 mod tls;
+mod warnings;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -14,7 +14,10 @@
 //! one — contexts, Dockerfile and base images resolved, then the answer (one ref per
 //! platform and the image configs as metadata, as BuildKit's Dockerfile frontend gives
 //! them); the steps run then when the client asked to `evaluate`, else when the result is
-//! returned (BuildKit's refs are lazy too), and the export follows `Return`. LLB
+//! returned (BuildKit's refs are lazy too), and the export follows `Return`. `ReadFile`,
+//! `ReadDir` and `StatFile` on a ref solve it too and read its filesystem
+//! ([`files`]; the service's methods in [`service`]); `Warn` puts the client's warning into the build's `Status`.
+//! LLB
 //! definitions, frontend inputs and other frontends are refused as unsupported.
 
 use std::collections::HashMap;
@@ -23,21 +26,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hoist_engine::{BuildRequest, BuildResult, HistoryStore, Progress, Solving, Worker};
-use hoist_oci::{Platform, Reference};
-use hoist_proto::apicaps::ApiCap;
+use hoist_oci::Platform;
 use hoist_proto::control::{SolveRequest, SolveResponse};
-use hoist_proto::gateway::llb_bridge_server::LlbBridge;
-use hoist_proto::gateway::{
-    self as gw, EvaluateRequest, EvaluateResponse, InputsRequest, InputsResponse, PingRequest,
-    PongResponse, ResolveImageConfigRequest, ResolveImageConfigResponse, ReturnRequest,
-    ReturnResponse, WarnRequest, WarnResponse,
-};
-use hoist_registry::Credentials;
+use hoist_proto::gateway::{self as gw, ReturnRequest};
 use tokio::sync::{mpsc, oneshot, Notify};
-use tonic::{Request, Response, Status};
+use tonic::{Response, Status};
 
 use crate::control::ControlService;
+
+mod files;
+mod service;
+
 use crate::solve_request::DOCKERFILE_FRONTEND;
+use files::{FileAnswer, FileRequest};
+pub use service::GatewayService;
 
 /// The gRPC metadata key naming the build a bridge call belongs to (BuildKit's
 /// `client/buildid`).
@@ -53,6 +55,9 @@ const FRONTEND_CAPS: &[&str] = &[
     "gateway.solve.evaluate",
     "gateway.evaluate",
     "gateway.warnings",
+    "readfile",
+    "readdir",
+    "statfile",
 ];
 
 /// LLB capabilities, reported disabled: hoistd runs no LLB a client sends. (An empty list
@@ -91,6 +96,11 @@ enum Call {
     Return {
         request: ReturnRequest,
         reply: oneshot::Sender<Result<(), Status>>,
+    },
+    /// `ReadFile`, `ReadDir` or `StatFile` on a ref.
+    Files {
+        request: FileRequest,
+        reply: oneshot::Sender<Result<FileAnswer, Status>>,
     },
 }
 
@@ -349,6 +359,37 @@ impl Link {
                     }
                     let _ = reply.send(Ok(()));
                 }
+                Call::Files { request, reply } => {
+                    let Some(index) = refs.iter().position(|(_, id)| id == request.reference())
+                    else {
+                        let _ = reply.send(Err(unknown_ref(request.reference())));
+                        continue;
+                    };
+                    // As BuildKit's lazy refs: reading a ref solves it.
+                    if solved.is_none() {
+                        match solving
+                            .solve(&worker, &prepared, &loaded, &definition, &progress)
+                            .await
+                        {
+                            Ok(done) => solved = Some(done),
+                            Err(err) => {
+                                let _ = reply.send(Err(Status::unknown(err.to_string())));
+                                return Err(Failure::Engine(err));
+                            }
+                        }
+                    }
+                    let result = solved.as_ref().and_then(|s| s.results[index].as_ref());
+                    let answer =
+                        hoist_engine::read_result(&worker, result, |root| request.answer(root))
+                            .await
+                            .unwrap_or_else(|err| {
+                                Err(Status::internal(format!(
+                                    "cannot read the result {:?}: {err}",
+                                    request.reference()
+                                )))
+                            });
+                    let _ = reply.send(answer);
+                }
                 Call::Return { request, reply } => {
                     self.returned.store(true, Ordering::SeqCst);
                     if let Some(error) = request.error {
@@ -577,6 +618,9 @@ pub(crate) async fn solve(
             } => {
                 let _ = reply.send(Err(unknown_ref(&id)));
             }
+            Call::Files { request, reply } => {
+                let _ = reply.send(Err(unknown_ref(request.reference())));
+            }
             Call::Return {
                 request: ret,
                 reply,
@@ -605,6 +649,9 @@ async fn await_return(calls: &Calls, failure: &Status, timeout: Duration) {
             Call::Evaluate { reply, .. } => {
                 let _ = reply.send(Err(failure.clone()));
             }
+            Call::Files { reply, .. } => {
+                let _ = reply.send(Err(failure.clone()));
+            }
             Call::Return { reply, .. } => {
                 let _ = reply.send(Ok(()));
                 return;
@@ -615,191 +662,6 @@ async fn await_return(calls: &Calls, failure: &Status, timeout: Duration) {
 
 fn log(detail: &str) {
     eprintln!("hoistd: gateway {detail}");
-}
-
-/// The `LLBBridge` service: each call forwarded to the build its metadata names.
-#[derive(Debug, Clone)]
-pub struct GatewayService {
-    control: ControlService,
-}
-
-impl GatewayService {
-    pub fn new(control: ControlService) -> GatewayService {
-        GatewayService { control }
-    }
-
-    async fn build_of<T>(
-        &self,
-        request: &Request<T>,
-        method: &str,
-    ) -> Result<mpsc::Sender<Call>, Status> {
-        let reference = request
-            .metadata()
-            .get(BUILD_ID_KEY)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "{method}: no build ref in the call's metadata ({BUILD_ID_KEY})"
-                ))
-            })?
-            .to_owned();
-        log(&format!("{method} {reference}"));
-        self.control
-            .gateways()
-            .find(&reference, self.control.session_timeout())
-            .await
-    }
-}
-
-/// Sends `call` to its build and waits for the answer.
-async fn forward<T>(
-    build: &mpsc::Sender<Call>,
-    call: Call,
-    answered: oneshot::Receiver<Result<T, Status>>,
-) -> Result<T, Status> {
-    let ended = || Status::cancelled("the build has ended");
-    build.send(call).await.map_err(|_| ended())?;
-    answered.await.map_err(|_| ended())?
-}
-
-#[tonic::async_trait]
-impl LlbBridge for GatewayService {
-    async fn resolve_image_config(
-        &self,
-        request: Request<ResolveImageConfigRequest>,
-    ) -> Result<Response<ResolveImageConfigResponse>, Status> {
-        let _call = self.control.calls().begin();
-        self.build_of(&request, "ResolveImageConfig").await?;
-        let request = request.into_inner();
-        let reference = Reference::parse_normalized(&request.r#ref).map_err(|err| {
-            Status::invalid_argument(format!(
-                "invalid image reference {:?}: {err}",
-                request.r#ref
-            ))
-        })?;
-        let platform = match &request.platform {
-            Some(p) => Platform::parse(&crate::control::pb_to_string(p))
-                .map_err(|err| Status::invalid_argument(format!("invalid platform: {err}")))?,
-            None => self.control.host_platform(),
-        };
-        let worker = self
-            .control
-            .open_worker(Credentials::from_docker_config())
-            .await?;
-        let resolved = resolve_config(worker, reference.clone(), platform).await?;
-        Ok(Response::new(ResolveImageConfigResponse {
-            digest: resolved.0,
-            config: resolved.1,
-            r#ref: reference.to_string(),
-        }))
-    }
-
-    async fn solve(
-        &self,
-        request: Request<gw::SolveRequest>,
-    ) -> Result<Response<gw::SolveResponse>, Status> {
-        let _call = self.control.calls().begin();
-        let build = self.build_of(&request, "Solve").await?;
-        let request = request.into_inner();
-        let (reply, answered) = oneshot::channel();
-        let result = forward(&build, Call::Solve { request, reply }, answered).await?;
-        Ok(Response::new(gw::SolveResponse {
-            r#ref: String::new(),
-            result: Some(result),
-        }))
-    }
-
-    async fn evaluate(
-        &self,
-        request: Request<EvaluateRequest>,
-    ) -> Result<Response<EvaluateResponse>, Status> {
-        let _call = self.control.calls().begin();
-        let build = self.build_of(&request, "Evaluate").await?;
-        let reference = request.into_inner().r#ref;
-        let (reply, answered) = oneshot::channel();
-        forward(&build, Call::Evaluate { reference, reply }, answered).await?;
-        Ok(Response::new(EvaluateResponse {}))
-    }
-
-    async fn ping(&self, request: Request<PingRequest>) -> Result<Response<PongResponse>, Status> {
-        let _call = self.control.calls().begin();
-        self.build_of(&request, "Ping").await?;
-        let cap = |id: &&str, enabled: bool| ApiCap {
-            id: (*id).to_owned(),
-            enabled,
-            disabled_reason: if enabled {
-                String::new()
-            } else {
-                "unsupported".to_owned()
-            },
-            disabled_reason_msg: if enabled {
-                String::new()
-            } else {
-                "hoistd does not run LLB definitions sent by the client".to_owned()
-            },
-            ..ApiCap::default()
-        };
-        Ok(Response::new(PongResponse {
-            frontend_api_caps: FRONTEND_CAPS.iter().map(|id| cap(id, true)).collect(),
-            llb_caps: LLB_CAPS.iter().map(|id| cap(id, false)).collect(),
-            workers: vec![self.control.worker_record()],
-        }))
-    }
-
-    async fn r#return(
-        &self,
-        request: Request<ReturnRequest>,
-    ) -> Result<Response<ReturnResponse>, Status> {
-        let _call = self.control.calls().begin();
-        let build = self.build_of(&request, "Return").await?;
-        let request = request.into_inner();
-        let (reply, answered) = oneshot::channel();
-        forward(&build, Call::Return { request, reply }, answered).await?;
-        Ok(Response::new(ReturnResponse {}))
-    }
-
-    async fn inputs(
-        &self,
-        request: Request<InputsRequest>,
-    ) -> Result<Response<InputsResponse>, Status> {
-        let _call = self.control.calls().begin();
-        self.build_of(&request, "Inputs").await?;
-        // Frontend inputs are refused at the Solve: a build here never has any.
-        Ok(Response::new(InputsResponse {
-            definitions: HashMap::new(),
-        }))
-    }
-
-    async fn warn(&self, request: Request<WarnRequest>) -> Result<Response<WarnResponse>, Status> {
-        let _call = self.control.calls().begin();
-        self.build_of(&request, "Warn").await?;
-        let request = request.into_inner();
-        log(&format!(
-            "warning from the client's frontend: {}",
-            String::from_utf8_lossy(&request.short)
-        ));
-        Ok(Response::new(WarnResponse {}))
-    }
-}
-
-/// `reference`'s root digest and config bytes for `platform`, through the engine's
-/// registry client and content store.
-async fn resolve_config(
-    worker: Arc<Worker>,
-    reference: Reference,
-    platform: Platform,
-) -> Result<(String, Vec<u8>), Status> {
-    let image = worker
-        .registry()
-        .resolve_image(&reference, &platform, worker.store())
-        .await
-        .map_err(|err| Status::not_found(format!("cannot resolve {reference}: {err}")))?;
-    let config = worker
-        .store()
-        .read_blob(&image.config.digest)
-        .map_err(|err| Status::internal(format!("cannot read the config of {reference}: {err}")))?;
-    Ok((image.root.digest.to_string(), config))
 }
 
 #[cfg(test)]
