@@ -61,10 +61,10 @@ printf 'FROM %s\nRUN seq 1 40000000 | head -c 209715200 > /big\n' "$BASE" > "$W/
 # A cold build, on either side, builds a fresh copy of the context under a new path (made by
 # hyperfine --prepare, not timed): through hoistd the session's shared key (from the context's
 # canonical path) is new, so hoistd has no copy and receives every file; embedded, the engine
-# has no stat-cache entry for the new path, so it reads and hashes every file. Both start
-# from nothing remembered about the context.
-echo 0 > "$W/n"
-fresh_copy() { echo "n=\$((\$(cat $W/n) + 1)) && echo \$n > $W/n && rm -rf $W/cold && mkdir -p $W/cold && cp -a $W/$1 $W/cold/\$n"; }
+# has no stat-cache entry for the new path, so it reads and hashes every file. Each copy
+# holds one file no earlier copy had (`fresh`), so neither side has a snapshot of that
+# context yet: both start from nothing remembered about it.
+fresh_copy() { echo "n=\$((\$(cat $W/n) + 1)) && echo \$n > $W/n && rm -rf $W/cold && mkdir -p $W/cold && cp -a $W/$1 $W/cold/\$n && echo \$n > $W/cold/\$n/fresh && sync"; }
 embedded_build() {
   local ctx=$W/$1
   [ "$2" != --no-cache ] || ctx="$W/cold/\$(cat $W/n)"
