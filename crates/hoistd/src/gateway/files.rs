@@ -101,11 +101,24 @@ fn read_file(root: &ResultRoot, request: &ReadFileRequest) -> Result<ReadFileRes
             Some((offset, length))
         }
     };
+    // Never more than one answer can carry is read into memory.
+    let (offset, length) = range.unwrap_or((0, u64::MAX));
+    let bounded = Some((offset, length.min(MAX_READ + 1)));
     let data = root
-        .read_file(&request.file_path, range)
+        .read_file(&request.file_path, bounded)
         .map_err(engine_status)?;
+    if data.len() as u64 > MAX_READ {
+        return Err(Status::resource_exhausted(format!(
+            "reading {}: more than {} MiB in one ReadFile (a gRPC message's limit); read it in ranges",
+            request.file_path,
+            MAX_READ >> 20
+        )));
+    }
     Ok(ReadFileResponse { data })
 }
+
+/// The most bytes one `ReadFile` answers: BuildKit's clients take messages of up to 16 MiB.
+const MAX_READ: u64 = 16 << 20;
 
 fn fsutil_stat(name: &str, host: &Path, shown: &str) -> Result<Stat, Status> {
     let meta = std::fs::symlink_metadata(host).map_err(|e| io_status("stat", shown, &e))?;

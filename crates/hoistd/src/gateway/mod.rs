@@ -345,17 +345,11 @@ impl Link {
                         let _ = reply.send(Err(unknown_ref(&reference)));
                         continue;
                     }
-                    if solved.is_none() {
-                        match solving
-                            .solve(&worker, &prepared, &loaded, &definition, &progress)
-                            .await
-                        {
-                            Ok(done) => solved = Some(done),
-                            Err(err) => {
-                                let _ = reply.send(Err(Status::unknown(err.to_string())));
-                                return Err(Failure::Engine(err));
-                            }
-                        }
+                    let solve =
+                        || solving.solve(&worker, &prepared, &loaded, &definition, &progress);
+                    if let Err(err) = solve_once(&mut solved, solve).await {
+                        let _ = reply.send(Err(Status::unknown(err.to_string())));
+                        return Err(Failure::Engine(err));
                     }
                     let _ = reply.send(Ok(()));
                 }
@@ -366,17 +360,11 @@ impl Link {
                         continue;
                     };
                     // As BuildKit's lazy refs: reading a ref solves it.
-                    if solved.is_none() {
-                        match solving
-                            .solve(&worker, &prepared, &loaded, &definition, &progress)
-                            .await
-                        {
-                            Ok(done) => solved = Some(done),
-                            Err(err) => {
-                                let _ = reply.send(Err(Status::unknown(err.to_string())));
-                                return Err(Failure::Engine(err));
-                            }
-                        }
+                    let solve =
+                        || solving.solve(&worker, &prepared, &loaded, &definition, &progress);
+                    if let Err(err) = solve_once(&mut solved, solve).await {
+                        let _ = reply.send(Err(Status::unknown(err.to_string())));
+                        return Err(Failure::Engine(err));
                     }
                     let result = solved.as_ref().and_then(|s| s.results[index].as_ref());
                     let answer =
@@ -662,6 +650,21 @@ async fn await_return(calls: &Calls, failure: &Status, timeout: Duration) {
 
 fn log(detail: &str) {
     eprintln!("hoistd: gateway {detail}");
+}
+
+/// Solves the build the first time a call needs its results (an `Evaluate`, or a file
+/// call on a ref, as BuildKit's lazy refs), into `solved`.
+async fn solve_once<T, Fut>(
+    solved: &mut Option<T>,
+    solve: impl FnOnce() -> Fut,
+) -> hoist_engine::Result<()>
+where
+    Fut: std::future::Future<Output = hoist_engine::Result<T>>,
+{
+    if solved.is_none() {
+        *solved = Some(solve().await?);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -47,6 +47,17 @@ fn context_tar() -> Vec<u8> {
     add("sub/b.txt", "b\n", 0o644);
     add("sub/c.md", "c\n", 0o644);
     add("sub/d.md", "dd\n", 0o600);
+    // More than one ReadFile answer may carry (16 MiB).
+    let big = vec![b'x'; (16 << 20) + 1];
+    let mut header = tar::Header::new_gnu();
+    header.set_size(big.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(1_600_000_000);
+    header.set_uid(0);
+    header.set_gid(0);
+    builder
+        .append_data(&mut header, "big.bin", big.as_slice())
+        .unwrap();
     for (path, target) in [
         ("abs", "/etc"),
         // (The context refuses a relative link climbing out of it; hoist-engine's
@@ -117,6 +128,21 @@ async fn files_of_a_solved_ref_are_read_inside_it() {
         .await
         .unwrap();
     assert_eq!(tail.into_inner().data, b"89");
+    let too_big = bridge
+        .read_file(for_build(read("big.bin", None)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        too_big.code(),
+        tonic::Code::ResourceExhausted,
+        "{too_big:?}"
+    );
+    assert!(too_big.message().contains("big.bin"), "{too_big:?}");
+    let last = bridge
+        .read_file(for_build(read("big.bin", Some((16 << 20, 10)))))
+        .await
+        .unwrap();
+    assert_eq!(last.into_inner().data, b"x");
 
     // Out of the root: `..` stops at `/`, symlinks resolve inside the ref.
     for path in [
@@ -176,12 +202,20 @@ async fn files_of_a_solved_ref_are_read_inside_it() {
     let names: Vec<&str> = top.iter().map(|s| s.path.as_str()).collect();
     assert_eq!(
         names,
-        ["Dockerfile", "a.txt", "abs", "etc", "shadow", "sub"]
+        [
+            "Dockerfile",
+            "a.txt",
+            "abs",
+            "big.bin",
+            "etc",
+            "shadow",
+            "sub"
+        ]
     );
     let abs = &top[2];
     assert_eq!(abs.mode & MODE_SYMLINK, MODE_SYMLINK, "{abs:?}");
     assert_eq!(abs.linkname, "/etc");
-    assert_eq!(top[3].mode & MODE_DIR, MODE_DIR, "{:?}", top[3]);
+    assert_eq!(top[4].mode & MODE_DIR, MODE_DIR, "{:?}", top[4]);
     // Through an absolute symlink: the ref's /etc.
     let through = bridge
         .read_dir(for_build(dir("abs", "")))
