@@ -6,7 +6,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures::{Stream, StreamExt as _};
+use futures::{FutureExt as _, Stream, StreamExt as _};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -97,7 +97,16 @@ async fn pump<M: Chunk>(mut reader: ReadHalf<DuplexStream>, tx: mpsc::Sender<M>)
     loop {
         match reader.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
+            Ok(mut n) => {
+                // A burst of small writes (an HTTP/2 frame per file-sync STAT) goes out as
+                // one message: after each read, the writer gets one turn to add more.
+                while n < CHUNK {
+                    tokio::task::yield_now().await;
+                    match reader.read(&mut buffer[n..]).now_or_never() {
+                        Some(Ok(more)) if more > 0 => n += more,
+                        _ => break,
+                    }
+                }
                 if tx.send(M::from_data(buffer[..n].to_vec())).await.is_err() {
                     break;
                 }
