@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use hoist_proto::fsutil_types::{Packet, PacketType, Stat};
 use tokio::sync::mpsc;
 
@@ -367,7 +367,7 @@ where
 
 async fn receive_inner<S>(
     dest: &Path,
-    mut incoming: S,
+    incoming: S,
     outgoing: &mpsc::Sender<Packet>,
     options: &ReceiveOptions,
 ) -> Result<SyncStats, Error>
@@ -376,18 +376,26 @@ where
 {
     // 1. The previous copy (incremental), then the list, checked as it comes; the files
     // wanted are requested at once, but nothing is written before the whole list is in.
+    // The sender walks and sends its STATs while the previous copy is read: they wait
+    // (nothing is requested before the list is checked against that copy).
+    let mut incoming = incoming.fuse();
+    let mut waiting = Vec::new();
     let previous = if options.incremental {
         let owned = dest.to_owned();
-        Some(
-            tokio::task::spawn_blocking(move || Previous::scan(&owned))
-                .await
-                .map_err(|e| {
-                    Error::io("read the previous copy in", dest)(std::io::Error::other(e))
-                })??,
-        )
+        let mut scan = tokio::task::spawn_blocking(move || Previous::scan(&owned));
+        let scanned = loop {
+            tokio::select! {
+                scanned = &mut scan => break scanned,
+                Some(item) = incoming.next() => waiting.push(item),
+            }
+        };
+        Some(scanned.map_err(|e| {
+            Error::io("read the previous copy in", dest)(std::io::Error::other(e))
+        })??)
     } else {
         None
     };
+    let mut incoming = futures::stream::iter(waiting).chain(incoming);
     let List {
         entries,
         mut wanted,
