@@ -64,6 +64,7 @@ printf 'FROM %s\nRUN seq 1 40000000 | head -c 209715200 > /big\n' "$BASE" > "$W/
 # has no stat-cache entry for the new path, so it reads and hashes every file. Each copy
 # holds one file no earlier copy had (`fresh`), so neither side has a snapshot of that
 # context yet: both start from nothing remembered about it.
+echo 0 > "$W/n"
 fresh_copy() { echo "n=\$((\$(cat $W/n) + 1)) && echo \$n > $W/n && rm -rf $W/cold && mkdir -p $W/cold && cp -a $W/$1 $W/cold/\$n && echo \$n > $W/cold/\$n/fresh && sync"; }
 embedded_build() {
   local ctx=$W/$1
@@ -82,8 +83,8 @@ done
 declare -A MEAN
 measure() { # measure NAME COMMAND: hyperfine's mean, in seconds, into MEAN[NAME]
   local name=$1; shift
-  hyperfine --style none --runs "$RUNS" --export-json "$W/h.json" "$@" >/dev/null 2>&1 || {
-    echo "remote.sh: '$name' failed: $*" >&2; exit 1; }
+  hyperfine --style none --runs "$RUNS" --export-json "$W/h.json" "$@" >"$W/h.out" 2>&1 || {
+    echo "remote.sh: '$name' failed: $*" >&2; tail -20 "$W/h.out" >&2; exit 1; }
   MEAN[$name]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["mean"])' "$W/h.json")
   printf '  %-24s %8.2f s\n' "$name" "${MEAN[$name]}" >&2
 }
