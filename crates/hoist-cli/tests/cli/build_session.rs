@@ -14,7 +14,9 @@
 //! - a 20,000-file context built twice, one file touched between: hoistd logs that the
 //!   second build received that one file;
 //! - a `remote` builder of three unix-socket nodes builds a local context (a session per
-//!   node) and pushes one index.
+//!   node) and pushes one index;
+//! - a context snapshot that shares hoistd's copy of the files keeps its bytes when the
+//!   client's file changes (the receiver never writes into a file it wrote).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -536,4 +538,53 @@ fn a_remote_builder_of_three_nodes_builds_a_local_context() {
             "{platform}'s node: {log:#?}"
         );
     }
+}
+
+/// hoistd hard-links the files of its copy of a client's context into the context's
+/// snapshot (`ContextSource::Owned`), so its receiver must never write into a file it wrote
+/// before. A copy written in place would give the first build's snapshot the second
+/// build's bytes; a third build of the first content, from another directory (another
+/// copy in hoistd, the same snapshot reused: its content is the same), would then copy
+/// them.
+#[test]
+fn a_context_snapshot_sharing_hoistds_copy_keeps_its_bytes_when_the_file_changes() {
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(env) = BuildEnv::new() else { return };
+    let Some(daemon) = daemon(&env, &[]) else {
+        return;
+    };
+    let build = |ctx: &Path, name: &str, content: &str, seconds: u64| {
+        std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a b /ctx/\n").unwrap();
+        std::fs::write(ctx.join("b"), "kept\n").unwrap();
+        // Same size each time, another mtime: the receiver asks for the file again.
+        std::fs::write(ctx.join("a"), content).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(ctx.join("a"))
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds))
+            .unwrap();
+        let dest = env.fresh_dir(name);
+        let output = format!("type=local,dest={}", dest.display());
+        let ctx_arg = ctx.display().to_string();
+        let args = ["--no-cache", "-o", output.as_str(), ctx_arg.as_str()];
+        let out = remote(&env, &daemon.addr(), &args);
+        assert!(out.status.success(), "{}", text(&out));
+        std::fs::read_to_string(dest.join("ctx/a")).unwrap()
+    };
+    let ctx = env.fresh_dir("linked-ctx");
+    assert_eq!(build(&ctx, "first", "one\n", 1_600_000_000), "one\n");
+    // The file the build did not change is shared between hoistd's copy and the context's
+    // snapshot (the process owns it).
+    let state = daemon.dir.path().join("state");
+    let shared = walkdir::WalkDir::new(&state)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() == "b" && e.file_type().is_file())
+        .filter(|e| e.metadata().is_ok_and(|m| m.nlink() >= 2))
+        .count();
+    assert!(shared >= 2, "no linked copy of b under {}", state.display());
+    assert_eq!(build(&ctx, "second", "two\n", 1_700_000_000), "two\n");
+    let other = env.fresh_dir("other-ctx");
+    assert_eq!(build(&other, "third", "one\n", 1_600_000_000), "one\n");
 }
