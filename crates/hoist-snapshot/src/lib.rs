@@ -40,7 +40,7 @@ pub use compression::{
 pub use diff::{diff_to_tar, write_layer, DiffSource, DiffStats};
 pub use error::{Error, Result};
 pub use hoist_oci::Compression;
-pub use meta::created_with;
+pub use meta::{created_owner, created_with};
 /// One piece of hoist's parallel gzip, coded as [`LayerWriter`] codes it at `level` (stored,
 /// Huffman-only or the level, chosen from its bytes): for the compression study
 /// (`examples/deflate_bench.rs`) only, not an API.

@@ -85,6 +85,15 @@ pub(crate) fn running_as_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// The owner of a file this process creates (outside a set-group-id directory, which gives
+/// its own group): the effective user and group ids.
+pub fn created_owner() -> (u32, u32) {
+    (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    )
+}
+
 /// Whether a file created with `mode` already has it: no set-id or sticky bit (open()
 /// ignores them and a chown clears set-id) and nothing the process's umask removes.
 pub fn created_with(mode: u32) -> bool {

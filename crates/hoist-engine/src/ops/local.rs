@@ -42,10 +42,10 @@ pub(crate) struct Entry {
     rel: String,
     path: PathBuf,
     metadata: std::fs::Metadata,
-    /// A small file's bytes as the checksum read them, and their sha256: the run writes
-    /// them without reading the file again.
-    content: Option<(Vec<u8>, [u8; 32])>,
-    /// The sha256 of a file's content as the checksum read or remembered it.
+    /// A small file's bytes as the checksum read them: the run writes them without reading
+    /// the file again.
+    content: Option<Vec<u8>>,
+    /// The sha256 of a file's content as the checksum read (`content`'s) or remembered it.
     digest: Option<[u8; 32]>,
 }
 
@@ -64,10 +64,10 @@ fn context_of(op: &EngineOp) -> Result<crate::ops::LocalContext> {
 fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
     let dir = context_of(op)?.dir;
     let hoist_graph::Op::Source(hoist_graph::Source::Local {
-        name: _,
         include_patterns,
         exclude_patterns,
         follow_paths,
+        ..
     }) = &op.vertex.op
     else {
         return Err(Error::InvalidGraph("not a local source".into()));
@@ -309,7 +309,7 @@ fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist
                         let mut bytes = Vec::with_capacity(entry.metadata.len() as usize);
                         std::fs::File::open(path)?.read_to_end(&mut bytes)?;
                         let digest: [u8; 32] = Sha256::digest(&bytes).into();
-                        content = Some((bytes, digest));
+                        content = Some(bytes);
                         Ok(digest)
                     })
                     .inspect(|digest| entry_digest = Some(*digest))
@@ -317,9 +317,9 @@ fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist
             },
         )?;
         entry.digest = entry_digest;
-        if let Some((bytes, digest)) = content {
+        if let Some(bytes) = content {
             kept += bytes.len();
-            entry.content = Some((bytes, digest));
+            entry.content = Some(bytes);
         }
         files.insert(entry.rel.clone(), super::last_seen::entry_digest(one));
     }
@@ -377,10 +377,7 @@ pub(super) fn exec(op: &EngineOp) -> Result<Ref> {
 /// the snapshot shares its inode, which no one changes afterwards.
 fn copy_entries(entries: &[Entry], root: &Path, link: bool) -> Result<FileDigests> {
     let mut digests = FileDigests::new();
-    let owner = (
-        rustix::process::geteuid().as_raw(),
-        rustix::process::getegid().as_raw(),
-    );
+    let owner = hoist_snapshot::created_owner();
     let mut dirs = Vec::new();
     // Directories known to exist, so each is created once, not stat'ed for every file.
     let mut created = std::collections::HashSet::new();
@@ -410,10 +407,10 @@ fn copy_entries(entries: &[Entry], root: &Path, link: bool) -> Result<FileDigest
         } else if kind.is_file() {
             let mode = std::os::unix::fs::PermissionsExt::mode(&entry.metadata.permissions());
             let mtime = filetime::FileTime::from_last_modification_time(&entry.metadata);
-            if let Some((bytes, digest)) = &entry.content {
+            if let (Some(bytes), Some(digest)) = (&entry.content, entry.digest) {
                 write_new_file(bytes, &dest, mode & 0o7777, mtime)
                     .map_err(Error::io("write", &dest))?;
-                digests.insert(entry.rel.clone(), *digest);
+                digests.insert(entry.rel.clone(), digest);
             } else if entry.metadata.len() <= HASH_WHILE_COPYING {
                 let digest = copy_hashing(&entry.path, &dest, mode & 0o7777, mtime)
                     .map_err(Error::io("copy", &entry.path))?;
@@ -553,7 +550,8 @@ mod tests {
         };
         let mut kept = entry("kept");
         let bytes = std::fs::read(src.join("kept")).unwrap();
-        kept.content = Some((bytes.clone(), Sha256::digest(&bytes).into()));
+        kept.digest = Some(Sha256::digest(&bytes).into());
+        kept.content = Some(bytes);
         let entries = vec![entry("sub"), entry("sub/read"), kept];
         let digests = copy_entries(&entries, &dest, false).unwrap();
         assert_eq!(digests.len(), 2);

@@ -617,8 +617,7 @@ fn remove_any(path: &Path, existing: Option<&std::fs::Metadata>) -> Result<(), E
 /// beside it and renamed into place, so a file once written is never written into again
 /// (the engine may share its inode: `ContextSource::Owned`). Each is given its metadata
 /// before it is complete. Files left unfinished (an error, the data ending mid-file) are
-/// removed. Returns how many
-/// were completed and their digests.
+/// removed. Returns how many were completed and their digests.
 fn write_files(
     mut chunks: mpsc::Receiver<(u32, usize, Vec<u8>)>,
     entries: &[Entry],
@@ -650,10 +649,9 @@ fn write_files(
                 let Some(done) = open.remove(&id) else {
                     continue;
                 };
-                let written = done.partial.as_deref().unwrap_or(&done.path);
                 let result = finish_file(
                     &done.file,
-                    written,
+                    done.written(),
                     &entry.stat,
                     options.owners,
                     &mut parents,
@@ -673,11 +671,10 @@ fn write_files(
                 }
                 received += 1;
             } else if let Some(unfinished) = open.get_mut(&id) {
-                let written = unfinished.partial.as_ref().unwrap_or(&unfinished.path);
                 unfinished
                     .file
                     .write_all(&data)
-                    .map_err(Error::io("write", written))?;
+                    .map_err(Error::io("write", unfinished.written()))?;
                 if let Some(hash) = &mut unfinished.hash {
                     hash.update(&data);
                 }
@@ -704,10 +701,14 @@ struct Unfinished {
 }
 
 impl Unfinished {
+    /// The file being written.
+    fn written(&self) -> &Path {
+        self.partial.as_deref().unwrap_or(&self.path)
+    }
+
     /// Removes the unfinished file (a failed transfer leaves no half-written file).
     fn remove(self) {
-        drop(self.file);
-        let _ = std::fs::remove_file(self.partial.as_ref().unwrap_or(&self.path));
+        let _ = std::fs::remove_file(self.written());
     }
 }
 
@@ -723,10 +724,7 @@ impl Parents {
     fn new() -> Parents {
         Parents {
             set_gid: HashMap::new(),
-            ours: (
-                rustix::process::geteuid().as_raw(),
-                rustix::process::getegid().as_raw(),
-            ),
+            ours: hoist_snapshot::created_owner(),
         }
     }
 
@@ -759,11 +757,7 @@ fn create_file(
             Err(err) => return Err(Error::io("create", path)(err)),
         }
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let (file, partial) = create_partial(path, &name, permissions)?;
+    let (file, partial) = create_partial(path, permissions)?;
     Ok((file, Some(partial)))
 }
 
@@ -810,11 +804,11 @@ fn finish_file(
 
 /// A new file beside `path` to write its data into: never an existing entry (the sender may
 /// have sent a symlink by that name, which must not be followed).
-fn create_partial(
-    path: &Path,
-    name: &str,
-    permissions: u32,
-) -> Result<(std::fs::File, PathBuf), Error> {
+fn create_partial(path: &Path, permissions: u32) -> Result<(std::fs::File, PathBuf), Error> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     for n in 0..1000 {
         let partial = path.with_file_name(format!(".{name}.hoist-partial{n}"));
         match new_file(&partial, permissions) {
