@@ -98,6 +98,15 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The `#N` of dockerd's step importing a local cache, from its plain progress.
+fn import_step(text: &str) -> String {
+    text.lines()
+        .find(|l| l.contains("importing cache manifest from local:"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no cache import:\n{text}"))
+        .to_owned()
+}
+
 /// The build succeeded: its progress and image digest.
 fn succeeded((out, digest): (Output, Option<String>)) -> (String, String) {
     let text = stderr(&out);
@@ -463,12 +472,7 @@ fn dockerds_buildkit_reads_a_local_cache_through_the_session_and_cannot_write_on
     let out = docker(&["--cache-from", &from]);
     let text = stderr(&out);
     assert!(out.status.success(), "{text}");
-    let import = text
-        .lines()
-        .find(|l| l.contains("importing cache manifest from local:"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no cache import:\n{text}"))
-        .to_owned();
+    let import = import_step(&text);
     assert!(
         !text
             .lines()
@@ -485,12 +489,7 @@ fn dockerds_buildkit_reads_a_local_cache_through_the_session_and_cannot_write_on
     let out = docker(&["--cache-from", &from]);
     let text = stderr(&out);
     assert!(out.status.success(), "{text}");
-    let import = text
-        .lines()
-        .find(|l| l.contains("importing cache manifest from local:"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no cache import:\n{text}"))
-        .to_owned();
+    let import = import_step(&text);
     assert!(
         text.lines()
             .any(|l| l.starts_with(&format!("{import} ERROR: invalid character"))),
