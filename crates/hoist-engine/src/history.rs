@@ -679,7 +679,7 @@ fn unix_ms(time: SystemTime) -> u64 {
 
 fn recorded_request(request: &BuildRequest) -> RecordedRequest {
     let context = match &request.context {
-        ContextSource::Local(dir) | ContextSource::Owned(dir) => dir.display().to_string(),
+        ContextSource::Local(dir) | ContextSource::Owned { dir, .. } => dir.display().to_string(),
         ContextSource::Empty | ContextSource::Tar(_) => "-".to_owned(),
         ContextSource::Http(url) | ContextSource::Git(url) => url.clone(),
     };
@@ -718,7 +718,7 @@ fn build_name(request: &BuildRequest, recorded: &RecordedRequest) -> String {
             .unwrap_or_else(|| path.to_owned())
     };
     let mut name = match &request.context {
-        ContextSource::Local(dir) | ContextSource::Owned(dir) => {
+        ContextSource::Local(dir) | ContextSource::Owned { dir, .. } => {
             let dockerfile = Path::new(&recorded.dockerfile);
             match dockerfile.file_name() {
                 Some(file) if file != "Dockerfile" && recorded.dockerfile != "-" => {

@@ -107,7 +107,7 @@ pub use history::{
 pub use hoist_content::ContentStore;
 pub use hoist_sandbox::{HostEntry, Ulimit};
 pub use late_inputs::{wanted_inputs, GivenInputs, InputSource, LateInputs, WantedInputs};
-pub use ops::{remember_context_digests, EngineOp, LocalContext, LocalContexts};
+pub use ops::{EngineOp, LocalContext, LocalContexts};
 pub use prune::{
     disk_usage, history_usage, prune, CacheUsage, PruneOptions, PruneReport, UsageKind,
 };

@@ -17,6 +17,8 @@
 //!   ones, with overlayfs ([`OverlaySnapshotter`]) or full copies ([`CopySnapshotter`]),
 //!   chosen by [`AnySnapshotter::probe`]. Kernel mounts sit behind [`Mounter`]. Views
 //!   ([`Snapshotter::view`]) are [`ActiveSnapshot`] guards, removed when dropped.
+//! - [`Listing`]: what a directory held when its one writer last finished with it
+//!   (metadata and content digests), so its readers need not walk and hash it again.
 //!
 //! All of it is synchronous filesystem code, to be run on blocking threads.
 
@@ -24,6 +26,7 @@ mod apply;
 mod compression;
 mod diff;
 mod error;
+mod listing;
 mod meta;
 mod parallel_gzip;
 mod root_path;
@@ -40,6 +43,7 @@ pub use compression::{
 pub use diff::{diff_to_tar, write_layer, DiffSource, DiffStats};
 pub use error::{Error, Result};
 pub use hoist_oci::Compression;
+pub use listing::{Listed, Listing};
 pub use meta::{created_owner, created_with};
 /// One piece of hoist's parallel gzip, coded as [`LayerWriter`] codes it at `level` (stored,
 /// Huffman-only or the level, chosen from its bytes): for the compression study

@@ -57,8 +57,14 @@ pub enum ContextSource {
     /// A directory on this machine that the caller owns while the build runs and changes
     /// only by renaming whole new files into place, never by writing into one (hoistd's
     /// copy of a client's context). Read in place like `Local`; its files may be
-    /// hard-linked into the context's snapshot instead of copied.
-    Owned(PathBuf),
+    /// hard-linked into the context's snapshot instead of copied. With its `listing` (what
+    /// the caller wrote there, see [`hoist_snapshot::Listing`]) the build neither walks it
+    /// nor reads the files whose digests the listing holds; digests the build computes are
+    /// added to the listing.
+    Owned {
+        dir: PathBuf,
+        listing: Option<Arc<hoist_snapshot::Listing>>,
+    },
     /// No files: the context of a Dockerfile read from stdin (buildx's empty directory).
     Empty,
     /// A tar archive, plain or compressed, read once from a stream (stdin).
@@ -93,13 +99,15 @@ impl ContextSource {
 
     /// A directory of this machine read in place (`Local` or `Owned`).
     pub fn is_directory(&self) -> bool {
-        matches!(self, ContextSource::Local(_) | ContextSource::Owned(_))
+        matches!(self, ContextSource::Local(_) | ContextSource::Owned { .. })
     }
 
     /// How messages name it.
     pub fn describe(&self) -> String {
         match self {
-            ContextSource::Local(dir) | ContextSource::Owned(dir) => dir.display().to_string(),
+            ContextSource::Local(dir) | ContextSource::Owned { dir, .. } => {
+                dir.display().to_string()
+            }
             ContextSource::Empty => "an empty context".to_owned(),
             ContextSource::Tar(_) => "the tar archive on stdin".to_owned(),
             ContextSource::Http(url) | ContextSource::Git(url) => url.clone(),
@@ -207,6 +215,7 @@ pub async fn prepare_contexts(
         LocalContext {
             dir: main.dir,
             linkable: main.linkable,
+            listing: main.listing,
         },
     );
     for (name, source) in &request.named_contexts {
@@ -220,6 +229,7 @@ pub async fn prepare_contexts(
             LocalContext {
                 dir: named.dir,
                 linkable: named.linkable,
+                listing: named.listing,
             },
         );
     }
@@ -265,6 +275,8 @@ struct PreparedOne {
     dir: PathBuf,
     /// See [`LocalContext::linkable`].
     linkable: bool,
+    /// See [`LocalContext::listing`].
+    listing: Option<Arc<hoist_snapshot::Listing>>,
     /// Holds only the downloaded file `context` (a main http context that is no archive).
     downloaded_file: bool,
 }
@@ -279,10 +291,14 @@ async fn prepare(
 ) -> Result<PreparedOne> {
     let local = |dir: PathBuf| PreparedOne {
         dir,
-        linkable: matches!(source, ContextSource::Owned(_)),
+        linkable: matches!(source, ContextSource::Owned { .. }),
+        listing: match source {
+            ContextSource::Owned { listing, .. } => listing.clone(),
+            _ => None,
+        },
         downloaded_file: false,
     };
-    if let ContextSource::Local(dir) | ContextSource::Owned(dir) = source {
+    if let ContextSource::Local(dir) | ContextSource::Owned { dir, .. } = source {
         if !dir.is_dir() {
             return Err(Error::Context {
                 input: dir.display().to_string(),
@@ -298,7 +314,7 @@ async fn prepare(
     let root = held.root();
     let mut downloaded_file = false;
     match source {
-        ContextSource::Local(_) | ContextSource::Owned(_) | ContextSource::Empty => {}
+        ContextSource::Local(_) | ContextSource::Owned { .. } | ContextSource::Empty => {}
         ContextSource::Tar(stream) => {
             let step = progress.step("[internal] load build context from stdin".to_owned());
             let result = unpack_stream(stream.clone(), &held).await;
@@ -326,6 +342,7 @@ async fn prepare(
     Ok(PreparedOne {
         dir: root,
         linkable: true,
+        listing: None,
         downloaded_file,
     })
 }

@@ -47,6 +47,16 @@ pub(crate) struct Entry {
     content: Option<Vec<u8>>,
     /// The sha256 of a file's content as the checksum read (`content`'s) or remembered it.
     digest: Option<[u8; 32]>,
+    /// Its index in the context's listing, when it was selected from one.
+    listed: Option<usize>,
+}
+
+/// What a selection does with one path of the context.
+enum Decision {
+    Take,
+    Skip,
+    /// Skip it and, a directory, everything below it.
+    SkipTree,
 }
 
 /// The context directory of the local source `op`.
@@ -60,9 +70,11 @@ fn context_of(op: &EngineOp) -> Result<crate::ops::LocalContext> {
         .ok_or_else(|| Error::InvalidGraph(format!("no local context named {name:?}")))
 }
 
-/// The context directory and selection of the local source `op`.
+/// The context directory and selection of the local source `op`: from the context's
+/// listing when it has one, else by walking it.
 fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
-    let dir = context_of(op)?.dir;
+    let context = context_of(op)?;
+    let dir = context.dir;
     let hoist_graph::Op::Source(hoist_graph::Source::Local {
         include_patterns,
         exclude_patterns,
@@ -85,39 +97,60 @@ fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
         .map(|p| PatternMatcher::new([p.as_str()]))
         .collect::<hoist_dockerfile::Result<Vec<_>>>()?;
     let ancestors = Ancestors::new(&includes)?;
+    let decide = |rel: &str, is_dir: bool| -> Result<Decision> {
+        let unwanted = match is_dir {
+            true => Decision::SkipTree,
+            false => Decision::Skip,
+        };
+        if excludes.matches(rel)? {
+            return Ok(match excludes.exclusions() {
+                // A `!pattern` may bring back something below an excluded directory.
+                true => Decision::Skip,
+                false => unwanted,
+            });
+        }
+        if !includes.is_empty() {
+            let mut under = false;
+            for matcher in &include_matchers {
+                under |= matcher.matches_or_parent_matches(rel)?;
+            }
+            let ancestor = is_dir && ancestors.may_hold(rel)?;
+            if !under && !ancestor {
+                return Ok(unwanted);
+            }
+        }
+        Ok(Decision::Take)
+    };
+    let entries = match &context.listing {
+        Some(listing) => from_listing(&dir, listing, decide)?,
+        None => from_walk(&dir, decide)?,
+    };
+    Ok((dir, entries))
+}
+
+/// The entries of `dir` that `decide` takes, walking it (names sorted, depth first).
+fn from_walk(dir: &Path, decide: impl Fn(&str, bool) -> Result<Decision>) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
-    let mut walk = walkdir::WalkDir::new(&dir)
+    let mut walk = walkdir::WalkDir::new(dir)
         .min_depth(1)
         .sort_by_file_name()
         .into_iter();
     while let Some(entry) = walk.next() {
         let entry = entry.map_err(|e| Error::Io {
             action: "walk",
-            path: dir.clone(),
+            path: dir.to_owned(),
             source: e.into(),
         })?;
         let rel = entry
             .path()
-            .strip_prefix(&dir)
+            .strip_prefix(dir)
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let is_dir = entry.file_type().is_dir();
-        if excludes.matches(&rel)? {
-            if is_dir && !excludes.exclusions() {
-                walk.skip_current_dir();
-            }
-            continue;
-        }
-        if !includes.is_empty() {
-            let under = include_matchers
-                .iter()
-                .map(|m| m.matches_or_parent_matches(&rel))
-                .collect::<hoist_dockerfile::Result<Vec<_>>>()?
-                .into_iter()
-                .any(|m| m);
-            let ancestor = is_dir && ancestors.may_hold(&rel)?;
-            if !under && !ancestor {
-                if is_dir {
+        match decide(&rel, entry.file_type().is_dir())? {
+            Decision::Take => {}
+            Decision::Skip => continue,
+            Decision::SkipTree => {
+                if entry.file_type().is_dir() {
                     walk.skip_current_dir();
                 }
                 continue;
@@ -133,9 +166,42 @@ fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
             metadata,
             content: None,
             digest: None,
+            listed: None,
         });
     }
-    Ok((dir, entries))
+    Ok(entries)
+}
+
+/// The entries of `listing` that `decide` takes, in the order a walk of `dir` visits them.
+fn from_listing(
+    dir: &Path,
+    listing: &hoist_snapshot::Listing,
+    decide: impl Fn(&str, bool) -> Result<Decision>,
+) -> Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    // Below a directory left out: the listing holds a directory's entries right after it.
+    let mut skipped: Option<String> = None;
+    for (index, listed) in listing.entries().iter().enumerate() {
+        if let Some(prefix) = &skipped {
+            if listed.rel.starts_with(prefix.as_str()) {
+                continue;
+            }
+            skipped = None;
+        }
+        match decide(&listed.rel, listed.metadata.is_dir())? {
+            Decision::Take => entries.push(Entry {
+                rel: listed.rel.clone(),
+                path: dir.join(&listed.rel),
+                metadata: listed.metadata.clone(),
+                content: None,
+                digest: listed.digest(),
+                listed: Some(index),
+            }),
+            Decision::Skip => {}
+            Decision::SkipTree => skipped = Some(format!("{}/", listed.rel)),
+        }
+    }
+    Ok(entries)
 }
 
 /// Symlinks followed through one path before giving up on it (a loop).
@@ -282,10 +348,14 @@ pub(super) fn checksum(op: &EngineOp) -> Result<hoist_solver::Digest> {
 }
 
 /// Small files read for their digest (not remembered by the stat cache) keep their bytes,
-/// up to [`KEPT_FOR_COPY`] in all, for the copy that follows a miss.
+/// up to [`KEPT_FOR_COPY`] in all, for the copy that follows a miss. Files whose digest
+/// the context's listing holds are not looked up, and the digests of listed files that had
+/// none are added to it.
 fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist_solver::Digest> {
     let mut kept = 0usize;
-    let mut stats = StatCache::open(&op.worker.engine_dir().join("contexts"), dir);
+    let listing = context_of(op)?.listing;
+    // Opened on the first file whose digest is not known already.
+    let mut stat_cache: Option<StatCache> = None;
     let mut hash = Sha256::new();
     let mut files = std::collections::BTreeMap::new();
     for entry in entries.iter_mut() {
@@ -294,6 +364,7 @@ fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist
         let mut entry_digest = None;
         let keep = entry.metadata.len() <= HASH_WHILE_COPYING
             && kept + entry.metadata.len() as usize <= KEPT_FOR_COPY;
+        let known = entry.digest;
         super::checksum::hash_entry_with(
             &mut Both(&mut hash, &mut one),
             &entry.rel,
@@ -301,7 +372,13 @@ fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist
             &entry.metadata,
             false,
             &mut |path| {
-                stats
+                if let Some(digest) = known {
+                    return Ok(digest);
+                }
+                stat_cache
+                    .get_or_insert_with(|| {
+                        StatCache::open(&op.worker.engine_dir().join("contexts"), dir)
+                    })
                     .digest_with(&entry.rel, path, &entry.metadata, |path| {
                         if !keep {
                             return super::checksum::file_digest(path);
@@ -316,7 +393,12 @@ fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist
                     .map_err(Error::io("read", path))
             },
         )?;
-        entry.digest = entry_digest;
+        if let (None, Some(digest), Some(listing), Some(index)) =
+            (known, entry_digest, &listing, entry.listed)
+        {
+            listing.entries()[index].learn_digest(digest);
+        }
+        entry.digest = entry_digest.or(known);
         if let Some(bytes) = content {
             kept += bytes.len();
             entry.content = Some(bytes);
@@ -327,8 +409,10 @@ fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist
     // A prepared (remote or piped) context is a new directory each build: remembering its
     // stats would only leave a file behind.
     let engine = op.worker.engine_dir();
-    if !dir.starts_with(crate::context::contexts_dir(&engine)) {
-        stats.save();
+    if let Some(stats) = stat_cache {
+        if !dir.starts_with(crate::context::contexts_dir(&engine)) {
+            stats.save();
+        }
     }
     Ok(hoist_solver::Digest::of(&hash.finalize()))
 }
@@ -547,6 +631,7 @@ mod tests {
             metadata: std::fs::symlink_metadata(src.join(rel)).unwrap(),
             content: None,
             digest: None,
+            listed: None,
         };
         let mut kept = entry("kept");
         let bytes = std::fs::read(src.join("kept")).unwrap();
@@ -588,6 +673,7 @@ mod tests {
             metadata: std::fs::symlink_metadata(src.join(rel)).unwrap(),
             content: None,
             digest: Some(Sha256::digest(rel.as_bytes()).into()),
+            listed: None,
         };
         let entries = vec![entry("sub"), entry("sub/mine"), entry("theirs")];
         let digests = copy_entries(&entries, &dest, true).unwrap();
@@ -605,6 +691,62 @@ mod tests {
         std::fs::create_dir_all(&copied).unwrap();
         copy_entries(&entries, &copied, false).unwrap();
         assert_ne!(ino(&copied.join("sub/mine")), ino(&src.join("sub/mine")));
+    }
+
+    #[test]
+    fn a_listing_selects_what_a_walk_of_its_directory_selects() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["a/b", "a-c", "skip/deep", "keep"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for f in [
+            "a/b/f",
+            "a/g",
+            "a-c/h",
+            "skip/deep/x",
+            "skip/y",
+            "keep/z",
+            "top",
+        ] {
+            std::fs::write(root.join(f), f).unwrap();
+        }
+        std::os::unix::fs::symlink("a", root.join("link")).unwrap();
+        let listed = walkdir::WalkDir::new(root)
+            .min_depth(1)
+            .into_iter()
+            .map(|e| {
+                let e = e.unwrap();
+                let rel = e.path().strip_prefix(root).unwrap().to_string_lossy();
+                let meta = std::fs::symlink_metadata(e.path()).unwrap();
+                hoist_snapshot::Listed::new(rel.into_owned(), meta, Some([7; 32]))
+            })
+            .collect();
+        let listing = hoist_snapshot::Listing::new(listed);
+        // Leave out `skip` (and so what is below it) and the file `a/g`.
+        let decide = |rel: &str, is_dir: bool| -> Result<Decision> {
+            Ok(match rel {
+                "skip" if is_dir => Decision::SkipTree,
+                "a/g" => Decision::Skip,
+                _ => Decision::Take,
+            })
+        };
+        let names = |entries: &[Entry]| -> Vec<(String, u64, bool)> {
+            use std::os::unix::fs::MetadataExt as _;
+            let kinds = entries
+                .iter()
+                .map(|e| (e.rel.clone(), e.metadata.ino(), e.metadata.is_dir()));
+            kinds.collect()
+        };
+        let walked = from_walk(root, decide).unwrap();
+        let from_list = from_listing(root, &listing, decide).unwrap();
+        assert_eq!(names(&from_list), names(&walked));
+        assert_eq!(
+            walked.iter().map(|e| e.rel.as_str()).collect::<Vec<_>>(),
+            ["a", "a/b", "a/b/f", "a-c", "a-c/h", "keep", "keep/z", "link", "top"]
+        );
+        assert!(from_list.iter().all(|e| e.digest == Some([7; 32])));
+        assert_eq!(from_list[2].path, root.join("a/b/f"));
     }
 
     #[test]

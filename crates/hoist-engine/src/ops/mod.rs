@@ -32,7 +32,6 @@ pub(crate) mod scoped_path;
 pub(crate) use exec::{cache_mount_name, cache_mounts_root};
 pub(crate) use image::{fetch_missing, materialize, unpack};
 mod stat_cache;
-pub use stat_cache::remember_digests as remember_context_digests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -56,13 +55,16 @@ pub(crate) use last_seen::MissContext;
 pub type LocalContexts = BTreeMap<String, LocalContext>;
 
 /// One context directory of a build.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LocalContext {
     pub dir: PathBuf,
     /// Nothing writes into its files while the build runs or after (a directory the engine
     /// made for a remote or piped context, or an [`crate::ContextSource::Owned`] one): the
     /// context's snapshot may hard-link them rather than copy them.
     pub linkable: bool,
+    /// What the directory holds, as its owner listed it (an [`crate::ContextSource::Owned`]
+    /// one): read instead of walking the directory.
+    pub listing: Option<Arc<hoist_snapshot::Listing>>,
 }
 
 /// What exec ops take from the build besides their vertex.

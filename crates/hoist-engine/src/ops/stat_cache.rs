@@ -128,45 +128,6 @@ impl StatCache {
     }
 }
 
-/// Records content digests learnt elsewhere for files of the context directory `context`
-/// (hoistd's file-sync receiver hashes what it writes), so the next checksum of that context
-/// reads none of them. Each file is recorded with the stat it has now; a file changed since
-/// is read as usual. Best effort, as [`StatCache::save`].
-pub fn remember_digests(
-    engine_dir: &Path,
-    context: &Path,
-    files: impl IntoIterator<Item = (String, [u8; 32])>,
-) {
-    let mut cache = StatCache::open(&engine_dir.join("contexts"), context);
-    let before = cache.recorded.len();
-    let mut changed = false;
-    for (rel, digest) in files {
-        let Ok(metadata) = std::fs::symlink_metadata(context.join(&rel)) else {
-            continue;
-        };
-        if !metadata.is_file() {
-            continue;
-        }
-        changed = true;
-        cache.recorded.insert(
-            rel,
-            Stamp {
-                ino: metadata.ino(),
-                size: metadata.len(),
-                mtime: nanos(metadata.mtime(), metadata.mtime_nsec()),
-                ctime: nanos(metadata.ctime(), metadata.ctime_nsec()),
-                sha256: hex::encode(digest),
-            },
-        );
-    }
-    if changed || cache.recorded.len() != before {
-        if let Ok(bytes) = serde_json::to_vec(&cache.recorded) {
-            let _ = std::fs::create_dir_all(engine_dir.join("contexts"));
-            let _ = hoist_content::write_atomic(&cache.path, &bytes);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,33 +163,6 @@ mod tests {
         let second = cache.digest("a", &file, &meta).unwrap();
         assert_ne!(first, second);
         assert_eq!(second, super::super::checksum::file_digest(&file).unwrap());
-    }
-
-    #[test]
-    fn digests_remembered_by_a_receiver_spare_the_read() {
-        let tmp = tempfile::tempdir().unwrap();
-        let ctx = tmp.path().join("ctx");
-        std::fs::create_dir(&ctx).unwrap();
-        let file = ctx.join("a");
-        std::fs::write(&file, b"one").unwrap();
-        // Just written, as a receiver leaves it: remembered all the same.
-        remember_digests(tmp.path(), &ctx, [("a".to_owned(), [9u8; 32])]);
-        let meta = std::fs::symlink_metadata(&file).unwrap();
-        let mut cache = StatCache::open(&tmp.path().join("contexts"), &ctx);
-        assert_eq!(
-            cache.digest("a", &file, &meta).unwrap(),
-            [9u8; 32],
-            "not read"
-        );
-        // Rewritten since: read.
-        std::fs::remove_file(&file).unwrap();
-        std::fs::write(&file, b"two!").unwrap();
-        let meta = std::fs::symlink_metadata(&file).unwrap();
-        let mut cache = StatCache::open(&tmp.path().join("contexts"), &ctx);
-        assert_eq!(
-            cache.digest("a", &file, &meta).unwrap(),
-            super::super::checksum::file_digest(&file).unwrap()
-        );
     }
 
     #[test]

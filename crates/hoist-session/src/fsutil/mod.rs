@@ -1,8 +1,8 @@
 //! fsutil's DiffCopy protocol (the packets of `FileSync.DiffCopy` and `FileSend.DiffCopy`),
 //! both ends, for both sides of a session: hoist's client sends its context with [`send`]
 //! and writes a `local` output with [`receive`]; hoistd receives a client's context with
-//! [`receive`] (incrementally, into its per-shared-key copy) and sends a `local` output with
-//! [`send`]. One implementation, so both sides check paths the same way.
+//! [`receive_listed`] (incrementally, into its per-shared-key copy, keeping that copy's
+//! listing for the next transfer and the engine) and sends a `local` output with [`send`]. One implementation, so both sides check paths the same way.
 //!
 //! The conversation: the sender streams one STAT per entry in [`walk`] order (an entry's id
 //! is its position in that sequence) and an empty STAT; the receiver REQuests the regular
@@ -24,7 +24,7 @@ pub mod receive;
 pub mod send;
 pub mod walk;
 
-pub use receive::{receive, ReceiveOptions, SyncStats};
+pub use receive::{receive, receive_listed, ReceiveOptions, SyncStats};
 pub use send::{send, SendOptions};
 pub use walk::{mode, Filter};
 

@@ -1,8 +1,8 @@
 //! fsutil's receiver: the sender's STATs are read and checked in full before anything is
 //! written, the regular files wanted are requested, their data written on a blocking thread
-//! (each into a partial file beside its place, renamed once complete, so no half-written
-//! file ever carries the final name), then hard links and the metadata of symlinks and
-//! directories (deepest first).
+//! (at a new path in place, over an existing file through a partial file renamed over it;
+//! an unfinished file is removed, so no half-written file ever carries a final name), then
+//! hard links and the metadata of symlinks and directories (deepest first).
 //!
 //! Paths are refused before anything is written when empty, absolute, with a NUL byte or an
 //! empty, `.` or `..` component, below a symlink sent in the same tree, or when their
@@ -14,6 +14,9 @@
 //! unchanged are not requested and what the sender no longer lists is removed; or a merge
 //! into a user's directory (a `local` output), as BuildKit's client does: every file is
 //! requested, an entry of another kind at a sent path is replaced, nothing else is touched.
+//! A daemon's copy comes back with its [`Listing`] ([`receive_listed`]: each entry's
+//! metadata, each file's sha256 hashed as it was written); given back to the next transfer
+//! into the same copy, it stands for the copy, which is then not read from disk.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
@@ -24,6 +27,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
 use hoist_proto::fsutil_types::{Packet, PacketType, Stat};
+use hoist_snapshot::{Listed, Listing};
 use tokio::sync::mpsc;
 
 use super::{mode, next_packet, packet, peer_error, Error};
@@ -40,9 +44,6 @@ pub struct ReceiveOptions {
     pub owners: bool,
     /// Give up when the sender sends nothing for this long.
     pub idle: Option<Duration>,
-    /// Hash each file received ([`SyncStats::digests`]), for a caller that would otherwise
-    /// read them all again (hoistd's engine checksums the context it builds from).
-    pub digests: bool,
 }
 
 /// What one receive did.
@@ -56,12 +57,7 @@ pub struct SyncStats {
     pub removed: usize,
     /// Devices, pipes and sockets, which are not made.
     pub skipped: usize,
-    /// With [`ReceiveOptions::digests`]: the sha256 of each file received, by its path.
-    pub digests: Vec<FileDigest>,
 }
-
-/// A file's path as sent (relative, slash-separated) and the sha256 of its content.
-pub type FileDigest = (String, [u8; 32]);
 
 /// One entry announced by the sender.
 #[derive(Debug)]
@@ -133,7 +129,38 @@ pub async fn receive<S>(
 where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
 {
-    let result = receive_inner(dest, incoming, &outgoing, options).await;
+    let result = receive_inner(dest, None, false, incoming, &outgoing, options).await;
+    report_failure(&outgoing, result).map(|(stats, _)| stats)
+}
+
+/// [`receive`] into a daemon's copy kept across transfers (always incremental), returning
+/// the copy's [`Listing`] as well: the metadata of each entry and the sha256 of each file
+/// (hashed as it is written, or known from `previous`). `previous` is the listing the last
+/// transfer into `dest` returned, when nothing else has changed `dest` since; without it
+/// the copy is read from disk (and its unchanged files come without digests).
+pub async fn receive_listed<S>(
+    dest: &Path,
+    previous: Option<Arc<Listing>>,
+    incoming: S,
+    outgoing: mpsc::Sender<Packet>,
+    options: &ReceiveOptions,
+) -> Result<(SyncStats, Listing), Error>
+where
+    S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
+{
+    let options = ReceiveOptions {
+        incremental: true,
+        ..*options
+    };
+    let result = receive_inner(dest, previous, true, incoming, &outgoing, &options).await;
+    report_failure(&outgoing, result).map(|(stats, listing)| (stats, listing.unwrap_or_default()))
+}
+
+/// Tells the sender why the receive failed (ERR), then gives the result back.
+fn report_failure<T>(
+    outgoing: &mpsc::Sender<Packet>,
+    result: Result<T, Error>,
+) -> Result<T, Error> {
     if let Err(error) = &result {
         let _ = outgoing.try_send(packet(
             PacketType::PacketErr,
@@ -144,13 +171,14 @@ where
     result
 }
 
-/// What the destination held before (incremental only), read once without following
-/// symlinks, so a path below an old symlink is never taken for a kept file.
+/// What the destination held before (incremental only): the last transfer's listing, or
+/// the directory read once without following symlinks, so a path below an old symlink is
+/// never taken for a kept file.
 #[derive(Debug, Default)]
 struct Previous {
-    by_path: HashMap<PathBuf, Old>,
-    /// Every path, a directory's contents before it.
-    order: Vec<PathBuf>,
+    listing: Arc<Listing>,
+    /// Index in `listing` by path.
+    by_path: HashMap<PathBuf, usize>,
 }
 
 #[derive(Debug)]
@@ -162,15 +190,52 @@ struct Old {
 }
 
 impl Previous {
+    fn of(listing: Arc<Listing>) -> Previous {
+        let by_path = listing
+            .entries()
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| (PathBuf::from(&entry.rel), i))
+            .collect();
+        Previous { listing, by_path }
+    }
+
+    fn old(&self, rel: &Path) -> Option<Old> {
+        let meta = &self.listing.entries()[*self.by_path.get(rel)?].metadata;
+        let file_type = meta.file_type();
+        let kind = if file_type.is_dir() {
+            Kind::Dir
+        } else if file_type.is_symlink() {
+            Kind::Symlink
+        } else if file_type.is_file() {
+            Kind::File
+        } else {
+            Kind::Other
+        };
+        Some(Old {
+            kind,
+            size: meta.len(),
+            mtime: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            permissions: meta.mode() & 0o7777,
+        })
+    }
+
+    /// Every path, a directory's contents before it (the listing backwards).
+    fn contents_first(&self) -> impl Iterator<Item = &Listed> {
+        self.listing.entries().iter().rev()
+    }
+
+    /// The previous entry at `rel`, when there was one.
+    fn listed(&self, rel: &Path) -> Option<&Listed> {
+        Some(&self.listing.entries()[*self.by_path.get(rel)?])
+    }
+
     fn scan(dest: &Path) -> Result<Previous, Error> {
-        let mut previous = Previous::default();
         if !dest.exists() {
-            return Ok(previous);
+            return Ok(Previous::default());
         }
-        for found in walkdir::WalkDir::new(dest)
-            .min_depth(1)
-            .contents_first(true)
-        {
+        let mut entries = Vec::new();
+        for found in walkdir::WalkDir::new(dest).min_depth(1).sort_by_file_name() {
             let found = found.map_err(|err| Error::Io {
                 action: "read the previous copy in",
                 path: dest.to_owned(),
@@ -181,38 +246,15 @@ impl Previous {
                 path: found.path().to_owned(),
                 source: err.into(),
             })?;
-            let file_type = meta.file_type();
-            let kind = if file_type.is_dir() {
-                Kind::Dir
-            } else if file_type.is_symlink() {
-                Kind::Symlink
-            } else if file_type.is_file() {
-                Kind::File
-            } else {
-                Kind::Other
-            };
-            let rel = found
-                .path()
-                .strip_prefix(dest)
-                .unwrap_or(found.path())
-                .to_owned();
-            previous.by_path.insert(
-                rel.clone(),
-                Old {
-                    kind,
-                    size: meta.len(),
-                    mtime: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-                    permissions: meta.mode() & 0o7777,
-                },
-            );
-            previous.order.push(rel);
+            let rel = found.path().strip_prefix(dest).unwrap_or(found.path());
+            entries.push(Listed::new(rel.to_string_lossy().into_owned(), meta, None));
         }
-        Ok(previous)
+        Ok(Previous::of(Arc::new(Listing::new(entries))))
     }
 
     /// Whether the copy holds `entry`'s file as sent (same size, mtime and mode).
     fn unchanged(&self, entry: &Entry) -> bool {
-        self.by_path.get(&entry.rel).is_some_and(|old| {
+        self.old(&entry.rel).is_some_and(|old| {
             old.kind == Kind::File
                 && i64::try_from(old.size).ok() == Some(entry.stat.size)
                 && old.mtime == entry.stat.mod_time
@@ -365,12 +407,15 @@ where
     }
 }
 
+/// The receive; with `list`, also the destination's listing once it is written.
 async fn receive_inner<S>(
     dest: &Path,
+    known: Option<Arc<Listing>>,
+    list: bool,
     incoming: S,
     outgoing: &mpsc::Sender<Packet>,
     options: &ReceiveOptions,
-) -> Result<SyncStats, Error>
+) -> Result<(SyncStats, Option<Listing>), Error>
 where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
 {
@@ -380,7 +425,9 @@ where
     // (nothing is requested before the list is checked against that copy).
     let mut incoming = incoming.fuse();
     let mut waiting = Vec::new();
-    let previous = if options.incremental {
+    let previous = if let Some(known) = known {
+        Some(Previous::of(known))
+    } else if options.incremental {
         let owned = dest.to_owned();
         let mut scan = tokio::task::spawn_blocking(move || Previous::scan(&owned));
         let scanned = loop {
@@ -414,7 +461,7 @@ where
         let entries = Arc::clone(&entries);
         let dest = dest.to_owned();
         let options = *options;
-        move || write_tree(&dest, &entries, previous.as_ref(), to_write, &options)
+        move || write_tree(&dest, &entries, previous.as_ref(), to_write, list, &options)
     });
     let read = async {
         for id in deferred {
@@ -466,7 +513,7 @@ where
         source: std::io::Error::other(e),
     })?;
     read?;
-    let mut stats = written?;
+    let (mut stats, listing) = written?;
     stats.unchanged = unchanged;
 
     // 3. FIN both ways.
@@ -485,18 +532,20 @@ where
             }
         }
     }
-    Ok(stats)
+    Ok((stats, listing))
 }
 
 /// The blocking half of a receive: the tree made in `dest` from the checked `entries`, the
-/// data of the requested files written as `chunks` brings it.
+/// data of the requested files written as `chunks` brings it; with `list`, the listing of
+/// what `dest` holds then.
 fn write_tree(
     dest: &Path,
     entries: &[Entry],
     previous: Option<&Previous>,
     chunks: mpsc::Receiver<(u32, usize, Vec<u8>)>,
+    list: bool,
     options: &ReceiveOptions,
-) -> Result<SyncStats, Error> {
+) -> Result<(SyncStats, Option<Listing>), Error> {
     let mut stats = SyncStats::default();
     std::fs::create_dir_all(dest).map_err(Error::io("create", dest))?;
     if let Some(previous) = previous {
@@ -543,7 +592,8 @@ fn write_tree(
             Kind::Other => stats.skipped += 1,
         }
     }
-    (stats.received, stats.digests) = write_files(chunks, entries, dest, previous, options)?;
+    let mut written = write_files(chunks, entries, dest, previous, options.owners, list)?;
+    stats.received = written.len();
     // Hard links, then the metadata of symlinks and directories (deepest first, after
     // their contents were written).
     for entry in entries {
@@ -561,7 +611,47 @@ fn write_tree(
     for entry in entries.iter().rev().filter(|e| e.kind == Kind::Dir) {
         apply_metadata(&dest.join(&entry.rel), &entry.stat, options.owners)?;
     }
-    Ok(stats)
+    let listing = match list {
+        true => Some(listing(dest, entries, previous, &mut written)?),
+        false => None,
+    };
+    Ok((stats, listing))
+}
+
+/// What `dest` holds once `entries` are written: the files received with the metadata and
+/// digest taken as they were written, those kept with what `previous` knew of them, the
+/// rest (directories, symlinks, hard links) as `lstat` finds them now.
+fn listing(
+    dest: &Path,
+    entries: &[Entry],
+    previous: Option<&Previous>,
+    written: &mut HashMap<usize, Option<Written>>,
+) -> Result<Listing, Error> {
+    let mut listed = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let rel = || entry.stat.path.clone();
+        if let Some(Some(Written { metadata, digest })) = written.remove(&index) {
+            listed.push(Listed::new(rel(), metadata, Some(digest)));
+            continue;
+        }
+        let kept = match entry.kind {
+            Kind::File => previous.and_then(|p| p.listed(&entry.rel)),
+            _ => None,
+        };
+        match (entry.kind, kept) {
+            (Kind::Other, _) => {}
+            (_, Some(kept)) => {
+                listed.push(Listed::new(rel(), kept.metadata.clone(), kept.digest()))
+            }
+            (_, None) => {
+                let path = dest.join(&entry.rel);
+                let metadata =
+                    std::fs::symlink_metadata(&path).map_err(Error::io("inspect", &path))?;
+                listed.push(Listed::new(rel(), metadata, None));
+            }
+        }
+    }
+    Ok(Listing::new(listed))
 }
 
 /// Removes what the previous copy holds that `entries` do not list with the same kind;
@@ -569,10 +659,13 @@ fn write_tree(
 fn remove_stale(dest: &Path, entries: &[Entry], previous: &Previous) -> Result<usize, Error> {
     let listed: HashMap<&Path, Kind> = entries.iter().map(|e| (e.rel.as_path(), e.kind)).collect();
     let mut removed = 0;
-    // A directory's contents come before it (contents first).
-    for rel in &previous.order {
-        let old = &previous.by_path[rel];
-        let keep = listed.get(rel.as_path()).is_some_and(|kind| match kind {
+    // A directory's contents come before it.
+    for gone in previous.contents_first() {
+        let rel = Path::new(&gone.rel);
+        let Some(old) = previous.old(rel) else {
+            continue;
+        };
+        let keep = listed.get(rel).is_some_and(|kind| match kind {
             Kind::Dir | Kind::Symlink => *kind == old.kind,
             // Hard links are linked again each time.
             Kind::File | Kind::HardLink => old.kind == Kind::File,
@@ -617,19 +710,21 @@ fn remove_any(path: &Path, existing: Option<&std::fs::Metadata>) -> Result<(), E
 /// beside it and renamed into place, so a file once written is never written into again
 /// (the engine may share its inode: `ContextSource::Owned`). Each is given its metadata
 /// before it is complete. Files left unfinished (an error, the data ending mid-file) are
-/// removed. Returns how many were completed and their digests.
+/// removed. Returns the files completed, by their index in `entries`, with their metadata
+/// and digest when `list` asks for them (the metadata is read through the file's handle,
+/// the digest hashed as it is written).
 fn write_files(
     mut chunks: mpsc::Receiver<(u32, usize, Vec<u8>)>,
     entries: &[Entry],
     dest: &Path,
     previous: Option<&Previous>,
-    options: &ReceiveOptions,
-) -> Result<(usize, Vec<FileDigest>), Error> {
+    owners: bool,
+    list: bool,
+) -> Result<HashMap<usize, Option<Written>>, Error> {
     use sha2::Digest as _;
     let mut open: HashMap<u32, Unfinished> = HashMap::new();
     let mut parents = Parents::new();
-    let mut received = 0;
-    let mut digests = Vec::new();
+    let mut received = HashMap::new();
     let written = (|| {
         while let Some((id, index, data)) = chunks.blocking_recv() {
             let entry = &entries[index];
@@ -642,7 +737,7 @@ fn write_files(
                     file,
                     partial,
                     path: path.clone(),
-                    hash: options.digests.then(sha2::Sha256::new),
+                    hash: list.then(sha2::Sha256::new),
                 });
             }
             if data.is_empty() {
@@ -653,7 +748,7 @@ fn write_files(
                     &done.file,
                     done.written(),
                     &entry.stat,
-                    options.owners,
+                    owners,
                     &mut parents,
                 )
                 .and_then(|()| match &done.partial {
@@ -666,10 +761,17 @@ fn write_files(
                     done.remove();
                     return Err(error);
                 }
-                if let Some(hash) = done.hash {
-                    digests.push((entry.stat.path.clone(), hash.finalize().into()));
-                }
-                received += 1;
+                let listed = match done.hash {
+                    Some(hash) => {
+                        let metadata = done.file.metadata().map_err(Error::io("inspect", &path))?;
+                        Some(Written {
+                            metadata,
+                            digest: hash.finalize().into(),
+                        })
+                    }
+                    None => None,
+                };
+                received.insert(index, listed);
             } else if let Some(unfinished) = open.get_mut(&id) {
                 unfinished
                     .file
@@ -688,7 +790,14 @@ fn write_files(
         unfinished.remove();
     }
     written?;
-    Ok((received, digests))
+    Ok(received)
+}
+
+/// A file received, as its listing entry records it.
+#[derive(Debug)]
+struct Written {
+    metadata: std::fs::Metadata,
+    digest: [u8; 32],
 }
 
 /// A file being written: where (`partial`, renamed to `path` once complete, or `path`
@@ -899,13 +1008,25 @@ mod tests {
         }
     }
 
-    /// A sender as fsutil's: the stats, then each requested file's data in 3-byte packets,
-    /// FIN for FIN. Returns the receiver's result and the ids it requested.
+    /// [`sync_listed`] without the listing.
     async fn sync(
         entries: Vec<(Stat, Vec<u8>)>,
         dest: &Path,
         incremental: bool,
     ) -> (Result<SyncStats, Error>, Vec<u32>) {
+        let (result, requested) = sync_listed(entries, dest, incremental, None).await;
+        (result.map(|(stats, _)| stats), requested)
+    }
+
+    /// A sender as fsutil's: the stats, then each requested file's data in 3-byte packets,
+    /// FIN for FIN. Returns the receiver's result (an incremental one with the listing,
+    /// through [`receive_listed`] given `known`) and the ids it requested.
+    async fn sync_listed(
+        entries: Vec<(Stat, Vec<u8>)>,
+        dest: &Path,
+        incremental: bool,
+        known: Option<Arc<Listing>>,
+    ) -> (Result<(SyncStats, Option<Listing>), Error>, Vec<u32>) {
         let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<Packet, tonic::Status>>();
         let (out_tx, mut out_rx) = mpsc::channel::<Packet>(4);
         for (stat, _) in &entries {
@@ -948,10 +1069,42 @@ mod tests {
             incremental,
             owners: true,
             idle: Some(Duration::from_secs(10)),
-            digests: true,
         };
-        let result = receive(dest, UnboundedReceiverStream::new(in_rx), out_tx, &options).await;
+        let incoming = UnboundedReceiverStream::new(in_rx);
+        let result = match incremental {
+            true => receive_listed(dest, known, incoming, out_tx, &options)
+                .await
+                .map(|(stats, listing)| (stats, Some(listing))),
+            false => receive(dest, incoming, out_tx, &options)
+                .await
+                .map(|stats| (stats, None)),
+        };
         (result, sender.await.unwrap())
+    }
+
+    /// Each listed path with its digest, and whether its metadata is what `lstat` says now.
+    fn listed(dest: &Path, listing: &Listing) -> Vec<(String, Option<[u8; 32]>, bool)> {
+        listing
+            .entries()
+            .iter()
+            .map(|e| {
+                let now = std::fs::symlink_metadata(dest.join(&e.rel)).unwrap();
+                let same = (
+                    now.ino(),
+                    now.mode(),
+                    now.len(),
+                    now.mtime_nsec(),
+                    now.uid(),
+                ) == (
+                    e.metadata.ino(),
+                    e.metadata.mode(),
+                    e.metadata.len(),
+                    e.metadata.mtime_nsec(),
+                    e.metadata.uid(),
+                );
+                (e.rel.clone(), e.digest(), same)
+            })
+            .collect()
     }
 
     const T: i64 = 1_600_000_000_123_456_789;
@@ -976,26 +1129,25 @@ mod tests {
     async fn a_tree_arrives_with_its_metadata_then_only_changes_move() {
         let root = tempfile::tempdir().unwrap();
         let dest = root.path().join("copy");
-        let (result, requested) = sync(tree(), &dest, true).await;
+        let (result, requested) = sync_listed(tree(), &dest, true, None).await;
         assert_eq!(requested, [1, 2, 5]);
-        let stats = result.unwrap();
-        let mut digests = stats.digests.clone();
-        digests.sort();
+        let (stats, listing) = result.unwrap();
+        let listing = listing.unwrap();
         use sha2::Digest as _;
-        let sha = |b: &[u8]| -> [u8; 32] { sha2::Sha256::digest(b).into() };
-        assert_eq!(
-            digests,
-            [
-                ("a/f".to_owned(), sha(b"hello world")),
-                ("a/x".to_owned(), sha(b"x")),
-                ("z".to_owned(), sha(b"")),
-            ]
-        );
+        let sha = |b: &[u8]| -> Option<[u8; 32]> { Some(sha2::Sha256::digest(b).into()) };
+        let expected = [
+            ("a".to_owned(), None, true),
+            ("a/f".to_owned(), sha(b"hello world"), true),
+            ("a/x".to_owned(), sha(b"x"), true),
+            ("h".to_owned(), None, true),
+            ("l".to_owned(), None, true),
+            ("z".to_owned(), sha(b""), true),
+        ];
+        assert_eq!(listed(&dest, &listing), expected);
         assert_eq!(
             stats,
             SyncStats {
                 received: 3,
-                digests: stats.digests.clone(),
                 ..SyncStats::default()
             }
         );
@@ -1018,32 +1170,48 @@ mod tests {
         if let Ok(Some(value)) = xattr::get(dest.join("a/x"), "user.k") {
             assert_eq!(value, b"v");
         }
-        // The same tree again: nothing moves.
-        let (result, requested) = sync(tree(), &dest, true).await;
+        // The same tree again: nothing moves; the listing the last receive gave keeps the
+        // digests of the files kept.
+        let (result, requested) = sync_listed(tree(), &dest, true, Some(Arc::new(listing))).await;
         assert!(requested.is_empty(), "{requested:?}");
+        let (stats, listing) = result.unwrap();
         assert_eq!(
-            result.unwrap(),
+            stats,
             SyncStats {
                 unchanged: 3,
                 ..SyncStats::default()
             },
-            "nothing received, nothing hashed"
+            "nothing received"
         );
+        assert_eq!(listed(&dest, &listing.unwrap()), expected);
+        // Without it the copy is read from disk: the same entries, the kept files unhashed.
+        let (result, requested) = sync_listed(tree(), &dest, true, None).await;
+        assert!(requested.is_empty(), "{requested:?}");
+        let (_, listing) = result.unwrap();
+        let unhashed: Vec<_> = expected
+            .iter()
+            .map(|(p, _, s)| (p.clone(), None, *s))
+            .collect();
+        let listing = listing.unwrap();
+        assert_eq!(listed(&dest, &listing), unhashed);
         // One file touched, one gone: that file moves, the other is removed.
         let mut next = tree();
         next[2].0.mod_time += 1;
         next.pop();
         let before = std::fs::metadata(dest.join("a/x")).unwrap().ino();
-        let (result, requested) = sync(next, &dest, true).await;
+        let (result, requested) = sync_listed(next, &dest, true, Some(Arc::new(listing))).await;
         assert_eq!(requested, [2]);
         assert_ne!(
             std::fs::metadata(dest.join("a/x")).unwrap().ino(),
             before,
             "a changed file is a new file renamed into place, never written into"
         );
-        let stats = result.unwrap();
+        let (stats, listing) = result.unwrap();
         assert_eq!((stats.received, stats.unchanged, stats.removed), (1, 1, 1));
-        assert_eq!(stats.digests, [("a/x".to_owned(), sha(b"x"))]);
+        assert_eq!(
+            listed(&dest, &listing.unwrap())[2],
+            ("a/x".to_owned(), sha(b"x"), true)
+        );
         assert!(!dest.join("z").exists());
         // A directory becomes a file.
         let replaced = vec![(stat("a", 0o644, 2, T, ""), b"ok".to_vec())];
@@ -1093,7 +1261,6 @@ mod tests {
             incremental: true,
             owners: true,
             idle: Some(Duration::from_secs(10)),
-            digests: true,
         };
         let result = receive(&dest, UnboundedReceiverStream::new(in_rx), out_tx, &options).await;
         sender.await.unwrap();
