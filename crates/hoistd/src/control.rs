@@ -77,6 +77,8 @@ pub struct ControlService {
     session_timeout: Duration,
     /// Empty-frontend Solves served through the gateway (`LLBBridge`), by ref.
     gateways: Gateways,
+    /// What each session copy holds, as its last transfer left it.
+    listings: Arc<filesync::Listings>,
 }
 
 /// The default of [`ControlService::with_session_timeout`].
@@ -94,6 +96,7 @@ impl ControlService {
             sessions: SessionManager::default(),
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             gateways: Gateways::default(),
+            listings: Arc::default(),
         }
     }
 
@@ -485,10 +488,11 @@ impl ControlService {
                 follow_paths: vec![name.clone(), format!("{name}.dockerignore")],
                 ..SyncRequest::default()
             };
-            let stats = filesync::receive_dir(
+            let (stats, _) = filesync::receive_dir(
                 &session,
                 &dockerfile_request,
                 &dockerfile_dir,
+                &self.listings,
                 self.session_timeout,
             )
             .await?;
@@ -505,13 +509,13 @@ impl ControlService {
             let context_request = SyncRequest {
                 dir_name: "context".to_owned(),
                 exclude_patterns,
-                engine_dir: Some(self.state.engine_dir()),
                 ..SyncRequest::default()
             };
-            let stats = filesync::receive_dir(
+            let (stats, listing) = filesync::receive_dir(
                 &session,
                 &context_request,
                 &context_dir,
+                &self.listings,
                 self.session_timeout,
             )
             .await?;
@@ -520,7 +524,10 @@ impl ControlService {
             credentials = Some(self.client_credentials(&session, &text, build).await?);
             build.dockerfile = Some(bytes);
             build.dockerfile_name = path.to_string_lossy().into_owned();
-            build.context = hoist_engine::ContextSource::Owned(context_dir);
+            build.context = hoist_engine::ContextSource::Owned {
+                dir: context_dir,
+                listing: Some(listing),
+            };
         }
         if let Some(url) = &needs.upload {
             let spool = self.state.root().join("hoistd").join("uploads");
@@ -543,15 +550,22 @@ impl ControlService {
             }
             let request = SyncRequest {
                 dir_name: dir_name.clone(),
-                engine_dir: Some(self.state.engine_dir()),
                 ..SyncRequest::default()
             };
-            let stats =
-                filesync::receive_dir(&session, &request, &dir, self.session_timeout).await?;
+            let (stats, listing) = filesync::receive_dir(
+                &session,
+                &request,
+                &dir,
+                &self.listings,
+                self.session_timeout,
+            )
+            .await?;
             log_sync(&session, dir_name, stats);
-            build
-                .named_contexts
-                .insert(name.clone(), hoist_engine::ContextSource::Owned(dir));
+            let source = hoist_engine::ContextSource::Owned {
+                dir,
+                listing: Some(listing),
+            };
+            build.named_contexts.insert(name.clone(), source);
         }
         let mut export = None;
         if let Some(wanted) = &needs.export {
@@ -623,7 +637,8 @@ impl ControlService {
                 include_patterns: vec![".dockerignore".to_owned()],
                 ..SyncRequest::default()
             };
-            filesync::receive_dir(session, &request, &dir, self.session_timeout).await?;
+            let timeout = self.session_timeout;
+            filesync::receive_dir(session, &request, &dir, &self.listings, timeout).await?;
             dir.join(".dockerignore")
         };
         let text = match tokio::fs::read_to_string(&file).await {
@@ -799,7 +814,7 @@ fn log_sync(session: &Session, dir_name: &str, stats: filesync::SyncStats) {
 
 /// An exclusive flock on `dir`'s lock file, taken off the async threads.
 async fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, Status> {
-    let lock = dir.with_extension("lock");
+    let lock = filesync::lock_file(dir);
     tokio::task::spawn_blocking(move || {
         if let Some(parent) = lock.parent() {
             std::fs::create_dir_all(parent)?;

@@ -8,14 +8,19 @@
 //! incrementally into its copy for that (shared key, dir name) ([`session_dir`]): files
 //! whose size, mtime and mode are unchanged are not requested, what is gone is removed
 //! ([`SyncStats`]). Paths are checked before anything is written (see
-//! [`hoist_session::fsutil::receive`]); nothing is written outside the destination.
+//! [`hoist_session::fsutil::receive`]); nothing is written outside the destination. Each
+//! copy's listing (its entries' metadata and files' digests) is kept in memory
+//! ([`Listings`]): the next transfer into the copy compares against it instead of reading
+//! the copy, and the engine reads it instead of walking and hashing the copy.
 //!
 //! **Sending a directory** (the `local` exporter): the daemon is fsutil's sender on the
 //! client's `FileSend.DiffCopy` (the same packets, as BuildKit's `CopyToCaller`).
 //! **Sending a file** (`tar`): raw `BytesMessage` chunks on the same method, as BuildKit's
 //! `CopyFileWriter`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hoist_proto::filesync::file_send_client::FileSendClient;
@@ -24,6 +29,7 @@ use hoist_proto::filesync::BytesMessage;
 use hoist_proto::fsutil_types::Packet;
 use hoist_proto::tonic::codegen::http::uri::PathAndQuery;
 use hoist_session::fsutil;
+use hoist_snapshot::Listing;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
@@ -45,10 +51,106 @@ pub struct SyncRequest {
     pub include_patterns: Vec<String>,
     pub exclude_patterns: Vec<String>,
     pub follow_paths: Vec<String>,
-    /// The engine directory whose stat cache for the received directory learns the digests
-    /// of the files received (hashed as they are written), so the build's context checksum
-    /// does not read them again.
-    pub engine_dir: Option<PathBuf>,
+}
+
+/// The listing of each session copy as its last transfer left it, with the token written
+/// into the copy's lock file then. A listing is used only while the lock file still holds
+/// its token: a transfer clears the token before it changes the copy, so a copy changed by
+/// a transfer that failed, or by another process sharing the state dir, is read from disk.
+/// At most [`LISTED_ENTRIES`] entries are kept in all; the copies synced longest ago are
+/// forgotten first (and read from disk when next synced).
+#[derive(Debug)]
+pub struct Listings {
+    known: Mutex<HashMap<PathBuf, Known>>,
+    /// How many entries may be kept in all.
+    capacity: usize,
+}
+
+impl Default for Listings {
+    fn default() -> Listings {
+        Listings::with_capacity(LISTED_ENTRIES)
+    }
+}
+
+/// How many entries the kept listings may hold in all (a few hundred bytes each).
+pub const LISTED_ENTRIES: usize = 1 << 18;
+
+#[derive(Debug)]
+struct Known {
+    token: String,
+    listing: Arc<Listing>,
+    /// When it was recorded, in [`Listings::put`] calls.
+    made: u64,
+}
+
+impl Listings {
+    /// Keeping at most `capacity` entries in all.
+    pub fn with_capacity(capacity: usize) -> Listings {
+        Listings {
+            known: Mutex::default(),
+            capacity,
+        }
+    }
+
+    /// The listing of `dir`, when it is still true; from now on the copy is being changed.
+    /// The caller holds `dir`'s lock.
+    fn take(&self, dir: &Path) -> std::io::Result<Option<Arc<Listing>>> {
+        let known = self.lock().remove(dir);
+        let lock = lock_file(dir);
+        let token = match std::fs::read_to_string(&lock) {
+            Ok(token) => token,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(err) => return Err(err),
+        };
+        if !token.is_empty() {
+            std::fs::write(&lock, b"")?;
+        }
+        Ok(known.and_then(|known| (known.token == token).then_some(known.listing)))
+    }
+
+    /// Records `listing` as what `dir` holds now, with a new token in its lock file.
+    fn put(&self, dir: &Path, listing: Arc<Listing>) -> std::io::Result<()> {
+        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("{} {nanos} {made}", std::process::id());
+        std::fs::write(lock_file(dir), token.as_bytes())?;
+        let mut known = self.lock();
+        known.insert(
+            dir.to_owned(),
+            Known {
+                token,
+                listing,
+                made,
+            },
+        );
+        let mut total: usize = known.values().map(|k| k.listing.len()).sum();
+        while total > self.capacity && known.len() > 1 {
+            let Some(oldest) = known
+                .iter()
+                .min_by_key(|(_, k)| k.made)
+                .map(|(dir, _)| dir.clone())
+            else {
+                break;
+            };
+            if let Some(gone) = known.remove(&oldest) {
+                total -= gone.listing.len();
+            }
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Known>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The file whose flock guards the session copy `dir` (and which holds its listing's token).
+pub fn lock_file(dir: &Path) -> PathBuf {
+    dir.with_extension("lock")
 }
 
 /// Where the copy of `dir_name` for clients sharing `shared_key` is kept.
@@ -77,15 +179,16 @@ fn idle_error(what: &str, idle: Duration) -> Status {
     status(what, &fsutil::Error::Idle(idle))
 }
 
-/// Syncs the client's `request.dir_name` into `dest` (created if missing), transferring
-/// only what changed since the copy already there. Each wait on the client is bounded by
-/// `idle`.
+/// Syncs the client's `request.dir_name` into `dest` (created if missing; the caller holds
+/// its lock), transferring only what changed since the copy already there. Each wait on
+/// the client is bounded by `idle`. Returns the copy's listing too, kept in `listings`.
 pub async fn receive_dir(
     session: &Session,
     request: &SyncRequest,
     dest: &Path,
+    listings: &Listings,
     idle: Duration,
-) -> Result<SyncStats, Status> {
+) -> Result<(SyncStats, Arc<Listing>), Status> {
     session.require(FILE_SYNC_DIFF_COPY)?;
     let (tx, rx) = mpsc::channel(256);
     let mut call = Request::new(ReceiverStream::new(rx));
@@ -106,21 +209,21 @@ pub async fn receive_dir(
         incremental: true,
         owners: true,
         idle: Some(idle),
-        digests: request.engine_dir.is_some(),
     };
-    let mut stats = fsutil::receive(dest, incoming, tx, &options)
+    let what = format!("file sync of {:?}", request.dir_name);
+    let lock_error = |err: std::io::Error| {
+        let lock = lock_file(dest);
+        Status::internal(format!("{what}: cannot use {}: {err}", lock.display()))
+    };
+    let previous = listings.take(dest).map_err(lock_error)?;
+    let (stats, listing) = fsutil::receive_listed(dest, previous, incoming, tx, &options)
         .await
-        .map_err(|error| status(&format!("file sync of {:?}", request.dir_name), &error))?;
-    if let Some(engine_dir) = request.engine_dir.clone() {
-        let digests = std::mem::take(&mut stats.digests);
-        let dest = dest.to_owned();
-        let remembered = tokio::task::spawn_blocking(move || {
-            hoist_engine::remember_context_digests(&engine_dir, &dest, digests);
-        });
-        // Best effort: a failure only costs the build the reads.
-        let _ = remembered.await;
-    }
-    Ok(stats)
+        .map_err(|error| status(&what, &error))?;
+    let listing = Arc::new(listing);
+    listings
+        .put(dest, Arc::clone(&listing))
+        .map_err(lock_error)?;
+    Ok((stats, listing))
 }
 
 /// Sends `dir` to the client's `FileSend.DiffCopy` as fsutil's sender (the `local`
@@ -209,4 +312,52 @@ pub async fn send_file(session: &Session, file: &Path, idle: Duration) -> Result
         .await
         .map_err(|err| Status::internal(format!("tar export reader failed: {err}")))?
         .map_err(|err| Status::internal(format!("cannot read {}: {err}", file.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listing of `n` entries (all alike: only their number matters here).
+    fn listing(n: usize) -> Arc<Listing> {
+        let meta = std::fs::symlink_metadata("/").unwrap();
+        let entries = (0..n)
+            .map(|i| hoist_snapshot::Listed::new(format!("f{i:05}"), meta.clone(), None))
+            .collect();
+        Arc::new(Listing::new(entries))
+    }
+
+    #[test]
+    fn a_listing_serves_one_transfer_and_only_while_no_one_else_changed_the_copy() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("copy");
+        let listings = Listings::default();
+        assert!(listings.take(&dir).unwrap().is_none(), "nothing known yet");
+        let made = listing(3);
+        listings.put(&dir, Arc::clone(&made)).unwrap();
+        let taken = listings.take(&dir).unwrap().expect("the listing just made");
+        assert!(Arc::ptr_eq(&taken, &made));
+        // Taken for a transfer that never put one back (it failed): the copy is unknown.
+        assert!(listings.take(&dir).unwrap().is_none());
+        // Another process's transfer into the same copy writes its own token.
+        listings.put(&dir, listing(3)).unwrap();
+        std::fs::write(lock_file(&dir), "another hoistd").unwrap();
+        assert!(listings.take(&dir).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_copies_synced_longest_ago_are_forgotten_first() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = |name: &str| root.path().join(name);
+        let listings = Listings::with_capacity(10);
+        listings.put(&dir("a"), listing(4)).unwrap();
+        listings.put(&dir("b"), listing(4)).unwrap();
+        listings.put(&dir("c"), listing(4)).unwrap();
+        assert!(listings.take(&dir("a")).unwrap().is_none(), "forgotten");
+        assert!(listings.take(&dir("b")).unwrap().is_some());
+        assert!(listings.take(&dir("c")).unwrap().is_some());
+        // One copy larger than the whole allowance is still kept (alone).
+        listings.put(&dir("d"), listing(20)).unwrap();
+        assert!(listings.take(&dir("d")).unwrap().is_some());
+    }
 }

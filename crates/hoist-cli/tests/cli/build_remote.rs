@@ -17,6 +17,8 @@ use hoist_testkit::registry::TestRegistry;
 pub(crate) struct Daemon {
     pub(crate) dir: tempfile::TempDir,
     child: Child,
+    /// The flags it was started with, for [`Daemon::restart`].
+    extra: Vec<String>,
     /// `HOST:PORT` of a tcp listener, when one was asked for.
     pub(crate) tcp: Option<String>,
     /// Its stderr lines so far.
@@ -27,6 +29,21 @@ impl Daemon {
     /// `hoistd` from the directory the `hoist` binary was built in (the workspace builds
     /// both) on a unix socket and `extra` flags; `None`, with a message, when it is not there.
     pub(crate) fn start(extra: &[&str]) -> Option<Daemon> {
+        let extra = extra.iter().map(|s| s.to_string()).collect();
+        Daemon::start_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// Stops this daemon and starts another with the same state dir and flags.
+    pub(crate) fn restart(mut self) -> Daemon {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = std::mem::replace(&mut self.dir, dir);
+        let extra = std::mem::take(&mut self.extra);
+        Daemon::start_in(dir, extra).unwrap()
+    }
+
+    fn start_in(dir: tempfile::TempDir, extra: Vec<String>) -> Option<Daemon> {
         let hoist = PathBuf::from(env!("CARGO_BIN_EXE_hoist"));
         let binary = hoist.with_file_name("hoistd");
         if !binary.is_file() {
@@ -36,7 +53,7 @@ impl Daemon {
             ));
             return None;
         }
-        let dir = tempfile::tempdir().unwrap();
+        let _ = std::fs::remove_file(dir.path().join("hoistd.sock"));
         let mut child = Command::new(binary)
             .arg("--addr")
             .arg(format!(
@@ -45,7 +62,7 @@ impl Daemon {
             ))
             .arg("--root")
             .arg(dir.path().join("state"))
-            .args(extra)
+            .args(&extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -81,6 +98,7 @@ impl Daemon {
         Some(Daemon {
             dir,
             child,
+            extra,
             tcp,
             log,
         })

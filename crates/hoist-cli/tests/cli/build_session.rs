@@ -16,7 +16,9 @@
 //! - a `remote` builder of three unix-socket nodes builds a local context (a session per
 //!   node) and pushes one index;
 //! - a context snapshot that shares hoistd's copy of the files keeps its bytes when the
-//!   client's file changes (the receiver never writes into a file it wrote).
+//!   client's file changes (the receiver never writes into a file it wrote);
+//! - a restarted hoistd (its copies' listings gone) reads its copy from disk and builds the
+//!   changed file, and finds the first build's cache for the first content again.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -587,4 +589,61 @@ fn a_context_snapshot_sharing_hoistds_copy_keeps_its_bytes_when_the_file_changes
     assert_eq!(build(&ctx, "second", "two\n", 1_700_000_000), "two\n");
     let other = env.fresh_dir("other-ctx");
     assert_eq!(build(&other, "third", "one\n", 1_600_000_000), "one\n");
+}
+
+/// hoistd keeps each copy's listing (metadata and digests) in memory; a restarted hoistd has
+/// none, reads its copy from disk and hashes the files it did not receive. The keys it
+/// computes then are the ones the listing gave: the first content, back again, is cached.
+#[test]
+fn a_restarted_hoistd_reads_its_copy_again_and_keys_it_as_before() {
+    let Some(env) = BuildEnv::new() else { return };
+    let Some(daemon) = daemon(&env, &[]) else {
+        return;
+    };
+    let ctx = env.fresh_dir("restart-ctx");
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a b /ctx/\n").unwrap();
+    std::fs::write(ctx.join("b"), "kept\n").unwrap();
+    let set_a = |content: &str, seconds: u64| {
+        std::fs::write(ctx.join("a"), content).unwrap();
+        let file = std::fs::File::options().write(true).open(ctx.join("a"));
+        let then = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+        file.unwrap().set_modified(then).unwrap();
+    };
+    let build = |daemon: &Daemon, name: &str| {
+        let dest = env.fresh_dir(name);
+        let output = format!("type=local,dest={}", dest.display());
+        let ctx_arg = ctx.display().to_string();
+        let out = remote(&env, &daemon.addr(), &["-o", &output, &ctx_arg]);
+        assert!(out.status.success(), "{}", text(&out));
+        let copied = std::fs::read_to_string(dest.join("ctx/a")).unwrap();
+        let log = text(&out);
+        // `#N [2/2] COPY a b /ctx/` then, when cached, `#N CACHED`.
+        let step = log
+            .lines()
+            .find(|l| l.ends_with("COPY a b /ctx/"))
+            .and_then(|l| l.split(' ').next())
+            .map(|n| format!("{n} CACHED"));
+        let cached = step.is_some_and(|step| log.lines().any(|l| l == step));
+        (copied, cached, log)
+    };
+    set_a("one\n", 1_600_000_000);
+    let (copied, _, _) = build(&daemon, "first");
+    assert_eq!(copied, "one\n");
+    let daemon = daemon.restart();
+    set_a("two\n", 1_700_000_000);
+    let (copied, cached, out) = build(&daemon, "second");
+    assert_eq!(copied, "two\n");
+    assert!(!cached, "{out}");
+    assert_eq!(received(&daemon.log.lock().unwrap()), [1], "only `a` moved");
+    // Unchanged: everything cached (the digest of `b`, read after the restart, is kept).
+    let (copied, cached, out) = build(&daemon, "third");
+    assert_eq!(copied, "two\n");
+    assert!(cached, "{out}");
+    set_a("one\n", 1_600_000_000);
+    let (copied, cached, out) = build(&daemon, "fourth");
+    assert_eq!(copied, "one\n");
+    assert!(
+        cached,
+        "the first build's COPY, found by the same key: {out}"
+    );
 }
