@@ -139,9 +139,29 @@ pub enum AnySnapshotter {
 
 impl AnySnapshotter {
     /// Opens a snapshotter at `root`, overlay when [`OverlaySnapshotter::supported`] says a
-    /// test mount under `root` works (root only), copy otherwise.
+    /// test mount under `root` works (root only), copy otherwise. The answer is kept for
+    /// the process's life: a daemon opening its state for every build mounts once (the
+    /// test mount's unmount syncs the file system, which costs as much as it has to write).
     pub fn probe(root: &Path) -> Result<Self> {
-        if running_as_root() && OverlaySnapshotter::supported(root, &KernelMounter) {
+        static PROBED: std::sync::Mutex<Vec<(PathBuf, bool)>> = std::sync::Mutex::new(Vec::new());
+        let known = {
+            let probed = PROBED.lock().unwrap_or_else(|e| e.into_inner());
+            probed
+                .iter()
+                .find(|(dir, _)| dir == root)
+                .map(|(_, overlay)| *overlay)
+        };
+        let overlay = match known {
+            Some(overlay) => overlay,
+            None => {
+                let overlay =
+                    running_as_root() && OverlaySnapshotter::supported(root, &KernelMounter);
+                let mut probed = PROBED.lock().unwrap_or_else(|e| e.into_inner());
+                probed.push((root.to_owned(), overlay));
+                overlay
+            }
+        };
+        if overlay {
             Ok(Self::Overlay(OverlaySnapshotter::open(
                 root,
                 Box::new(KernelMounter),
