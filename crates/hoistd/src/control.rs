@@ -511,17 +511,22 @@ impl ControlService {
                 exclude_patterns,
                 ..SyncRequest::default()
             };
-            let (stats, listing) = filesync::receive_dir(
-                &session,
-                &context_request,
-                &context_dir,
-                &self.listings,
-                self.session_timeout,
-            )
-            .await?;
-            log_sync(&session, "context", stats);
+            // The registries' credentials are asked while the context comes: both wait on
+            // the client.
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            credentials = Some(self.client_credentials(&session, &text, build).await?);
+            let (synced, asked) = tokio::join!(
+                filesync::receive_dir(
+                    &session,
+                    &context_request,
+                    &context_dir,
+                    &self.listings,
+                    self.session_timeout,
+                ),
+                self.client_credentials(&session, &text, build)
+            );
+            let (stats, listing) = synced?;
+            log_sync(&session, "context", stats);
+            credentials = Some(asked?);
             build.dockerfile = Some(bytes);
             build.dockerfile_name = path.to_string_lossy().into_owned();
             build.context = hoist_engine::ContextSource::Owned {
