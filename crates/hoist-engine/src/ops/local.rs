@@ -460,9 +460,8 @@ pub(super) fn exec(op: &EngineOp) -> Result<Ref> {
 /// owned by this process's user and group, as a copy would be — is hard-linked instead:
 /// the snapshot shares its inode, which no one changes afterwards.
 fn copy_entries(entries: &[Entry], root: &Path, link: bool) -> Result<FileDigests> {
-    let mut digests = FileDigests::new();
-    let owner = hoist_snapshot::created_owner();
     let mut dirs = Vec::new();
+    let mut files = Vec::new();
     // Directories known to exist, so each is created once, not stat'ed for every file.
     let mut created = std::collections::HashSet::new();
     created.insert(root.to_path_buf());
@@ -484,34 +483,11 @@ fn copy_entries(entries: &[Entry], root: &Path, link: bool) -> Result<FileDigest
                 std::fs::read_link(&entry.path).map_err(Error::io("read link", &entry.path))?;
             std::os::unix::fs::symlink(&target, &dest)
                 .map_err(Error::io("create symlink", &dest))?;
-        } else if kind.is_file() && link && linked(entry, &dest, owner) {
-            if let Some(digest) = entry.digest {
-                digests.insert(entry.rel.clone(), digest);
-            }
         } else if kind.is_file() {
-            let mode = std::os::unix::fs::PermissionsExt::mode(&entry.metadata.permissions());
-            let mtime = filetime::FileTime::from_last_modification_time(&entry.metadata);
-            if let (Some(bytes), Some(digest)) = (&entry.content, entry.digest) {
-                write_new_file(bytes, &dest, mode & 0o7777, mtime)
-                    .map_err(Error::io("write", &dest))?;
-                digests.insert(entry.rel.clone(), digest);
-            } else if entry.metadata.len() <= HASH_WHILE_COPYING {
-                let digest = copy_hashing(&entry.path, &dest, mode & 0o7777, mtime)
-                    .map_err(Error::io("copy", &entry.path))?;
-                digests.insert(entry.rel.clone(), digest);
-            } else {
-                super::file::copy_new_file(
-                    &entry.path,
-                    entry.metadata.len(),
-                    &dest,
-                    None,
-                    mode & 0o7777,
-                    mtime,
-                )
-                .map_err(Error::io("copy", &entry.path))?;
-            }
+            files.push((entry, dest));
         }
     }
+    let digests = copy_files(&files, link)?;
     for (dest, entry) in dirs.into_iter().rev() {
         std::fs::set_permissions(&dest, entry.metadata.permissions())
             .map_err(Error::io("chmod", &dest))?;
@@ -520,9 +496,73 @@ fn copy_entries(entries: &[Entry], root: &Path, link: bool) -> Result<FileDigest
     Ok(digests)
 }
 
-/// Hard-links `entry` (a file) at `dest` when its owner is `owner` (what a copy's would
-/// be); false when it is not, or when the link cannot be made (another file system, too
-/// many links): the caller copies it then.
+/// From how many files [`copy_files`] splits the work between threads.
+const PARALLEL_FILES: usize = 512;
+
+/// Copies (or links, see [`copy_entries`]) each regular file to its destination, whose
+/// directory exists. Many files are shared out, in runs of neighbours (so mostly of
+/// different directories), between up to four threads: creating a file is mostly the
+/// kernel's work, which runs on as many cores as ask for it.
+fn copy_files(files: &[(&Entry, PathBuf)], link: bool) -> Result<FileDigests> {
+    let owner = hoist_snapshot::created_owner();
+    let threads = match files.len() >= PARALLEL_FILES {
+        true => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        false => 1,
+    };
+    if threads <= 1 {
+        return copy_some(files, link, owner);
+    }
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = files
+            .chunks(files.len().div_ceil(threads))
+            .map(|part| scope.spawn(move || copy_some(part, link, owner)))
+            .collect();
+        let mut digests = FileDigests::new();
+        for part in parts {
+            let copied = part
+                .join()
+                .map_err(|_| Error::Task("a thread copying context files panicked".to_owned()))?;
+            digests.extend(copied?);
+        }
+        Ok(digests)
+    })
+}
+
+/// [`copy_files`] on one thread.
+fn copy_some(files: &[(&Entry, PathBuf)], link: bool, owner: (u32, u32)) -> Result<FileDigests> {
+    let mut digests = FileDigests::new();
+    for (entry, dest) in files {
+        let dest = dest.as_path();
+        if link && linked(entry, dest, owner) {
+            if let Some(digest) = entry.digest {
+                digests.insert(entry.rel.clone(), digest);
+            }
+            continue;
+        }
+        let mode = std::os::unix::fs::PermissionsExt::mode(&entry.metadata.permissions());
+        let mtime = filetime::FileTime::from_last_modification_time(&entry.metadata);
+        if let (Some(bytes), Some(digest)) = (&entry.content, entry.digest) {
+            write_new_file(bytes, dest, mode & 0o7777, mtime).map_err(Error::io("write", dest))?;
+            digests.insert(entry.rel.clone(), digest);
+        } else if entry.metadata.len() <= HASH_WHILE_COPYING {
+            let digest = copy_hashing(&entry.path, dest, mode & 0o7777, mtime)
+                .map_err(Error::io("copy", &entry.path))?;
+            digests.insert(entry.rel.clone(), digest);
+        } else {
+            super::file::copy_new_file(
+                &entry.path,
+                entry.metadata.len(),
+                dest,
+                None,
+                mode & 0o7777,
+                mtime,
+            )
+            .map_err(Error::io("copy", &entry.path))?;
+        }
+    }
+    Ok(digests)
+}
+
 fn linked(entry: &Entry, dest: &Path, owner: (u32, u32)) -> bool {
     use std::os::unix::fs::MetadataExt as _;
     (entry.metadata.uid(), entry.metadata.gid()) == owner
@@ -691,6 +731,52 @@ mod tests {
         std::fs::create_dir_all(&copied).unwrap();
         copy_entries(&entries, &copied, false).unwrap();
         assert_ne!(ino(&copied.join("sub/mine")), ino(&src.join("sub/mine")));
+    }
+
+    #[test]
+    fn many_files_are_copied_or_linked_by_several_threads_all_of_them() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        let mut rels = Vec::new();
+        for d in 0..10 {
+            std::fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
+            rels.push(format!("d{d}"));
+            for f in 0..(PARALLEL_FILES / 5) {
+                let rel = format!("d{d}/f{f:03}");
+                std::fs::write(src.join(&rel), &rel).unwrap();
+                rels.push(rel);
+            }
+        }
+        let entries: Vec<Entry> = rels
+            .iter()
+            .map(|rel| Entry {
+                rel: rel.clone(),
+                path: src.join(rel),
+                metadata: std::fs::symlink_metadata(src.join(rel)).unwrap(),
+                content: None,
+                digest: Some(Sha256::digest(rel.as_bytes()).into()),
+                listed: None,
+            })
+            .collect();
+        let files = entries.iter().filter(|e| e.metadata.is_file()).count();
+        assert!(files >= PARALLEL_FILES, "the threads share the work");
+        for link in [false, true] {
+            let dest = dir.path().join(format!("dest-{link}"));
+            std::fs::create_dir_all(&dest).unwrap();
+            let digests = copy_entries(&entries, &dest, link).unwrap();
+            assert_eq!(digests.len(), files, "link: {link}");
+            for entry in entries.iter().filter(|e| e.metadata.is_file()) {
+                let copy = dest.join(&entry.rel);
+                assert_eq!(std::fs::read_to_string(&copy).unwrap(), entry.rel);
+                assert_eq!(
+                    digests[&entry.rel],
+                    Sha256::digest(entry.rel.as_bytes()).as_slice()
+                );
+                let shared = std::fs::metadata(&copy).unwrap().ino() == entry.metadata.ino();
+                assert_eq!(shared, link, "{}", entry.rel);
+            }
+        }
     }
 
     #[test]
