@@ -325,3 +325,36 @@ fn symbolic_chmod_applies_to_each_copied_entry() {
     assert_eq!(mode(&case.out("nox")), 0o444);
     assert_eq!(mode(&case.out("g/exe")), 0o777);
 }
+
+/// A directory of many files (copied by several threads) lands whole: each file with its
+/// bytes and the copy's mode, files replacing those an earlier copy left, and a file where
+/// the destination holds a directory failing the build as it does with a few files.
+#[test]
+fn a_directory_of_many_files_is_copied_whole() {
+    let names: Vec<String> = (0..1200)
+        .map(|i| format!("many/d{}/f{i:04}", i % 7))
+        .collect();
+    let files: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), n.as_str())).collect();
+    let case = Case::new(
+        "FROM scratch\n\
+         COPY many/d3/f0003 /m/d3/f0010\n\
+         COPY --chmod=640 many /m/\n",
+        &files,
+    );
+    case.build().unwrap();
+    for name in &names {
+        let copy = case.out(&name.replacen("many/", "m/", 1));
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), *name);
+        assert_eq!(mode(&copy), 0o640, "{name}");
+    }
+    assert_eq!(listing(&case.out("m")).len(), 7 + 1200);
+
+    let clash = Case::new(
+        "FROM scratch\n\
+         COPY other /m/d5/f0012\n\
+         COPY many /m/\n",
+        &[files.as_slice(), &[("other/x", "a directory")]].concat(),
+    );
+    let error = clash.build().unwrap_err();
+    assert!(error.contains("/m/d5/f0012"), "{error}");
+}
