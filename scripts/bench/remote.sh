@@ -6,10 +6,13 @@
 #   context   a context of 20 000 files of 1 KiB, `COPY . /app`
 #   big       one RUN writing a 200 MiB generated (compressible) file: one layer
 # each built cold (--no-cache; through hoistd also a fresh session shared key, so the whole
-# context is sent again) and cached (nothing changed). No output on either side (the result
-# stays in the build cache): hoistd keeps no image without --push, and an output streamed
-# back through the session would time the export, not the build. Prints mean wall times
-# (hyperfine) and the ratios hoistd/embedded as a markdown table.
+# context is sent again) and cached (nothing changed). Cold builds alternate between the two
+# sides, run by run (the disk of a VM drifts over minutes; both sides see the same drift),
+# each after a `sync` and a second's pause; their median is taken. Cached builds go through
+# hyperfine (mean). No output on either side (the result stays in the build cache): hoistd
+# keeps no image without --push, and an output streamed back through the session would time
+# the export, not the build. Prints the times and the ratios hoistd/embedded as a markdown
+# table.
 # Base image: localhost:5000/busybox:latest from ../../shared/tools/peers.sh.
 # Usage (root): scripts/bench/remote.sh [RUNS]   (default 3 runs after a warm-up)
 # PROFILE=debug uses target/debug binaries instead of building release ones.
@@ -58,14 +61,14 @@ for d in range(100):
 PY
 printf 'FROM %s\nRUN seq 1 40000000 | head -c 209715200 > /big\n' "$BASE" > "$W/big/Dockerfile"
 
-# A cold build, on either side, builds a fresh copy of the context under a new path (made by
-# hyperfine --prepare, not timed): through hoistd the session's shared key (from the context's
+# A cold build, on either side, builds a fresh copy of the context under a new path (made
+# before it, not timed): through hoistd the session's shared key (from the context's
 # canonical path) is new, so hoistd has no copy and receives every file; embedded, the engine
 # has no stat-cache entry for the new path, so it reads and hashes every file. Each copy
 # holds one file no earlier copy had (`fresh`), so neither side has a snapshot of that
 # context yet: both start from nothing remembered about it.
 echo 0 > "$W/n"
-fresh_copy() { echo "n=\$((\$(cat $W/n) + 1)) && echo \$n > $W/n && rm -rf $W/cold && mkdir -p $W/cold && cp -a $W/$1 $W/cold/\$n && echo \$n > $W/cold/\$n/fresh && sync"; }
+fresh_copy() { echo "n=\$((\$(cat $W/n) + 1)) && echo \$n > $W/n && rm -rf $W/cold && mkdir -p $W/cold && cp -a $W/$1 $W/cold/\$n && echo \$n > $W/cold/\$n/fresh && sync && sleep 1"; }
 embedded_build() {
   local ctx=$W/$1
   [ "$2" != --no-cache ] || ctx="$W/cold/\$(cat $W/n)"
@@ -88,9 +91,30 @@ measure() { # measure NAME COMMAND: hyperfine's mean, in seconds, into MEAN[NAME
   MEAN[$name]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["mean"])' "$W/h.json")
   printf '  %-24s %8.2f s\n' "$name" "${MEAN[$name]}" >&2
 }
-for wl in parallel context big; do
+# cold NAME: RUNS alternating cold builds of workload NAME, embedded and through hoistd
+# (which goes first alternates too); each side's median into MEAN.
+cold() {
+  local wl=$1 i t first second
+  local -A times=([embedded]="" [remote]="")
+  for i in $(seq "$RUNS"); do
+    if [ $((i % 2)) = 1 ]; then first=embedded second=remote; else first=remote second=embedded; fi
+    for t in $first $second; do
+      eval "$(fresh_copy "$wl")"
+      local t0 t1; t0=$(date +%s.%N)
+      eval "$("${t}_build" "$wl" --no-cache)" >/dev/null 2>"$W/h.out" || {
+        echo "remote.sh: '$wl cold $t' failed" >&2; tail -20 "$W/h.out" >&2; exit 1; }
+      t1=$(date +%s.%N)
+      times[$t]+="$(python3 -c "print($t1 - $t0)") "
+    done
+  done
   for t in embedded remote; do
-    measure "$wl cold $t" --prepare "$(fresh_copy $wl)" "$("${t}_build" $wl --no-cache)"
+    MEAN["$wl cold $t"]=$(python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1].split()))' "${times[$t]}")
+    printf '  %-24s %8.2f s  (runs: %s)\n' "$wl cold $t" "${MEAN[$wl cold $t]}" "${times[$t]}" >&2
+  done
+}
+for wl in parallel context big; do
+  cold "$wl"
+  for t in embedded remote; do
     measure "$wl cached $t" "$("${t}_build" $wl '')"
   done
 done
