@@ -439,46 +439,18 @@ pub(super) fn copy_action(copy: &hoist_graph::Copy, src_root: &Path, root: &Path
     Ok(())
 }
 
-/// From how many files [`copy_files`] shares them out between threads.
-const PARALLEL_FILES: usize = 512;
-
 /// Copies the regular files `files` of one source directory under `target`, where their
-/// directories exist. Many are shared out, in runs of neighbours (so mostly of different
-/// directories), between up to four threads: creating a file is mostly the kernel's work,
-/// which runs on as many cores as ask for it. The first error met is the one returned.
+/// directories exist; many on several threads ([`super::in_runs`]).
 fn copy_files(files: &[Entry], target: &Path, attributes: &Attributes) -> Result<()> {
-    let copy_some = |part: &[Entry]| -> Result<()> {
+    super::in_runs(files, super::PARALLEL_FILES, |run| {
         // Files record no directory.
         let mut dirs = Vec::new();
-        for entry in part {
+        for entry in run {
             copy_entry(entry, &target.join(&entry.rel), attributes, &mut dirs)?;
         }
         Ok(())
-    };
-    let threads = match files.len() >= PARALLEL_FILES {
-        true => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
-        false => 1,
-    };
-    if threads <= 1 {
-        return copy_some(files);
-    }
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = files
-            .chunks(files.len().div_ceil(threads))
-            .map(|part| scope.spawn(move || copy_some(part)))
-            .collect();
-        let mut first_error = Ok(());
-        for part in parts {
-            let copied = part
-                .join()
-                .map_err(|_| Error::Task("a thread copying files panicked".to_owned()))
-                .and_then(|copied| copied);
-            if first_error.is_ok() {
-                first_error = copied;
-            }
-        }
-        first_error
     })
+    .map(drop)
 }
 
 /// Creates `dir` and whichever of its parents are missing. As in BuildKit, the directories

@@ -496,36 +496,14 @@ fn copy_entries(entries: &[Entry], root: &Path, link: bool) -> Result<FileDigest
     Ok(digests)
 }
 
-/// From how many files [`copy_files`] splits the work between threads.
-const PARALLEL_FILES: usize = 512;
-
 /// Copies (or links, see [`copy_entries`]) each regular file to its destination, whose
-/// directory exists. Many files are shared out, in runs of neighbours (so mostly of
-/// different directories), between up to four threads: creating a file is mostly the
-/// kernel's work, which runs on as many cores as ask for it.
+/// directory exists; many files on several threads ([`super::in_runs`]).
 fn copy_files(files: &[(&Entry, PathBuf)], link: bool) -> Result<FileDigests> {
     let owner = hoist_snapshot::created_owner();
-    let threads = match files.len() >= PARALLEL_FILES {
-        true => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
-        false => 1,
-    };
-    if threads <= 1 {
-        return copy_some(files, link, owner);
-    }
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = files
-            .chunks(files.len().div_ceil(threads))
-            .map(|part| scope.spawn(move || copy_some(part, link, owner)))
-            .collect();
-        let mut digests = FileDigests::new();
-        for part in parts {
-            let copied = part
-                .join()
-                .map_err(|_| Error::Task("a thread copying context files panicked".to_owned()))?;
-            digests.extend(copied?);
-        }
-        Ok(digests)
-    })
+    let runs = super::in_runs(files, super::PARALLEL_FILES, |run| {
+        copy_some(run, link, owner)
+    })?;
+    Ok(runs.into_iter().flatten().collect())
 }
 
 /// [`copy_files`] on one thread.
@@ -742,7 +720,7 @@ mod tests {
         for d in 0..10 {
             std::fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
             rels.push(format!("d{d}"));
-            for f in 0..(PARALLEL_FILES / 5) {
+            for f in 0..(super::super::PARALLEL_FILES / 5) {
                 let rel = format!("d{d}/f{f:03}");
                 std::fs::write(src.join(&rel), &rel).unwrap();
                 rels.push(rel);
@@ -760,7 +738,10 @@ mod tests {
             })
             .collect();
         let files = entries.iter().filter(|e| e.metadata.is_file()).count();
-        assert!(files >= PARALLEL_FILES, "the threads share the work");
+        assert!(
+            files >= super::super::PARALLEL_FILES,
+            "the threads share the work"
+        );
         for link in [false, true] {
             let dest = dir.path().join(format!("dest-{link}"));
             std::fs::create_dir_all(&dest).unwrap();

@@ -54,6 +54,44 @@ pub(crate) use last_seen::MissContext;
 /// Local directories a build may read, by context name (`context` for the main one).
 pub type LocalContexts = BTreeMap<String, LocalContext>;
 
+/// From how many files a copy shares them out between threads ([`in_runs`]).
+pub(crate) const PARALLEL_FILES: usize = 512;
+
+/// `work` over `items` cut in runs of neighbours, one per thread, on up to four threads
+/// when there are at least `from` items (else on this thread): creating files is mostly
+/// the kernel's work, which runs on as many cores as ask for it, and neighbours are mostly
+/// in the same directory, apart from the other threads'. Every run is done; the first
+/// run's error is the one returned.
+pub(crate) fn in_runs<T: Sync, R: Send>(
+    items: &[T],
+    from: usize,
+    work: impl Fn(&[T]) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let threads = match items.len() >= from {
+        true => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        false => 1,
+    };
+    if threads <= 1 {
+        return Ok(vec![work(items)?]);
+    }
+    let work = &work;
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|run| scope.spawn(move || work(run)))
+            .collect();
+        let done: Vec<Result<R>> = runs
+            .into_iter()
+            .map(|run| {
+                run.join()
+                    .map_err(|_| Error::Task("a thread copying files panicked".to_owned()))
+                    .and_then(|result| result)
+            })
+            .collect();
+        done.into_iter().collect()
+    })
+}
+
 /// One context directory of a build.
 #[derive(Debug, Clone)]
 pub struct LocalContext {
