@@ -353,9 +353,31 @@ impl RegistryClient {
         let call = Call::new(Method::PUT, url, scopes)
             .header(CONTENT_TYPE, media_type.as_str())
             .body(Body::Bytes(bytes));
-        let resp = self.send(&state, &call).await?;
         let what = format!("manifest {repo}:{target}");
-        let resp = check_status(&repo.registry, &what, &Method::PUT, resp).await?;
+        // The blobs a manifest names are in the repository before it is pushed; a registry
+        // that says one is unknown may be reading its link for the blob while another
+        // pusher (another builder node) rewrites it — the Distribution registry rewrites
+        // that file on every upload or mount of the blob. That answer is retried a few
+        // times, the later attempts after a pause.
+        let mut pause = BLOB_UNKNOWN_PAUSE;
+        let mut attempts = 1;
+        let resp = loop {
+            let resp = self.send(&state, &call).await?;
+            match check_status(&repo.registry, &what, &Method::PUT, resp).await {
+                Err(RegistryError::Status {
+                    status: 400,
+                    ref message,
+                    ..
+                }) if message.contains("MANIFEST_BLOB_UNKNOWN")
+                    && attempts < BLOB_UNKNOWN_ATTEMPTS =>
+                {
+                    attempts += 1;
+                    tokio::time::sleep(pause).await;
+                    pause *= 3;
+                }
+                result => break result?,
+            }
+        };
         if let Some(claimed) = header_digest(resp.headers()) {
             if claimed.algorithm() == digest.algorithm() && claimed != digest {
                 return Err(RegistryError::Mismatch {
@@ -383,6 +405,11 @@ impl RegistryClient {
         .map(drop)
     }
 }
+
+/// How many times a manifest push answered `MANIFEST_BLOB_UNKNOWN` is tried, and the pause
+/// before the second attempt (tripled before each next one).
+const BLOB_UNKNOWN_ATTEMPTS: u32 = 4;
+const BLOB_UNKNOWN_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A failed manifest fetch, and whether another attempt may help (the body was cut).
 struct Failure {

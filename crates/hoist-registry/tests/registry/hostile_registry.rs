@@ -462,3 +462,55 @@ async fn connection_cut_mid_manifest_is_retried() {
     assert_eq!(resolved.descriptor.digest, fixture().manifest_digest);
     assert_eq!(cuts.load(Ordering::SeqCst), 2);
 }
+
+/// A manifest push answered `MANIFEST_BLOB_UNKNOWN` (the Distribution registry reading its
+/// link for a blob that another pusher is rewriting) is tried again after a pause; a
+/// registry that keeps saying so fails the push with its answer.
+#[tokio::test]
+async fn a_manifest_push_meeting_a_blob_being_rewritten_is_tried_again() {
+    let bytes = Bytes::from_static(
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#,
+    );
+    let digest = Digest::sha256_of(&bytes);
+    let racing = |refusals: usize| {
+        let refused = Arc::new(AtomicUsize::new(0));
+        let digest = digest.to_string();
+        Hostile::start(move |req| {
+            if req.path == "/v2/" {
+                return Resp::ok("{}");
+            }
+            if req.method != "PUT" || !req.path.contains("/manifests/") {
+                return Resp::status(404);
+            }
+            if refused.fetch_add(1, Ordering::SeqCst) < refusals {
+                let body = r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"},{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#;
+                return Resp {
+                    body: Bytes::from_static(body.as_bytes()),
+                    ..Resp::status(400)
+                };
+            }
+            Resp::status(201).header("docker-content-digest", &digest)
+        })
+    };
+    let client = RegistryClient::new(config(4), Credentials::anonymous());
+    let server = racing(2).await;
+    let target = reference(&server.host(), "lib/app:v1");
+    let pushed = client
+        .push_manifest(&target, bytes.clone(), MediaType::OciManifest)
+        .await
+        .unwrap();
+    assert_eq!(pushed.digest, digest);
+    assert_eq!(server.count("PUT /v2/lib/app/manifests/v1"), 3);
+
+    let stuck = racing(usize::MAX).await;
+    let target = reference(&stuck.host(), "lib/app:v1");
+    let err = client
+        .push_manifest(&target, bytes, MediaType::OciManifest)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Status { status: 400, ref message, .. } if message.contains("MANIFEST_BLOB_UNKNOWN")),
+        "{err}"
+    );
+    assert_eq!(stuck.count("PUT /v2/lib/app/manifests/v1"), 4);
+}
