@@ -357,10 +357,9 @@ impl RegistryClient {
         // The blobs a manifest names are in the repository before it is pushed; a registry
         // that says one is unknown may be reading its link for the blob while another
         // pusher (another builder node) rewrites it — the Distribution registry rewrites
-        // that file on every upload or mount of the blob. That answer is retried a few
-        // times, the later attempts after a pause.
-        let mut pause = BLOB_UNKNOWN_PAUSE;
-        let mut attempts = 1;
+        // that file on every upload or mount of the blob. That answer is tried again under
+        // the client's retry policy.
+        let mut attempts = self.inner.config.retry.attempts();
         let resp = loop {
             let resp = self.send(&state, &call).await?;
             match check_status(&repo.registry, &what, &Method::PUT, resp).await {
@@ -368,12 +367,8 @@ impl RegistryClient {
                     status: 400,
                     ref message,
                     ..
-                }) if message.contains("MANIFEST_BLOB_UNKNOWN")
-                    && attempts < BLOB_UNKNOWN_ATTEMPTS =>
-                {
-                    attempts += 1;
-                    tokio::time::sleep(pause).await;
-                    pause *= 3;
+                }) if message.contains("MANIFEST_BLOB_UNKNOWN") && attempts.can_retry() => {
+                    attempts.wait(None).await;
                 }
                 result => break result?,
             }
@@ -405,11 +400,6 @@ impl RegistryClient {
         .map(drop)
     }
 }
-
-/// How many times a manifest push answered `MANIFEST_BLOB_UNKNOWN` is tried, and the pause
-/// before the second attempt (tripled before each next one).
-const BLOB_UNKNOWN_ATTEMPTS: u32 = 4;
-const BLOB_UNKNOWN_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A failed manifest fetch, and whether another attempt may help (the body was cut).
 struct Failure {
