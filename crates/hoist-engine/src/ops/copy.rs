@@ -126,7 +126,7 @@ pub(super) fn expand(root: &Path, pattern: &str, follow: bool) -> Result<Vec<Sou
 }
 
 /// One entry below a source directory that a copy takes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Entry {
     /// The path relative to the source directory (`/`-separated).
     pub(super) rel: String,
@@ -420,12 +420,7 @@ pub(super) fn copy_action(copy: &hoist_graph::Copy, src_root: &Path, root: &Path
         selector.walk(&source.host, &mut |entry| {
             taken.push(join(&source.path, &entry.rel));
             if entry.meta.is_file() {
-                files.push(Entry {
-                    rel: entry.rel.clone(),
-                    host: entry.host.clone(),
-                    meta: entry.meta.clone(),
-                    implied: entry.implied,
-                });
+                files.push(entry.clone());
                 return Ok(());
             }
             copy_entry(entry, &target.join(&entry.rel), &attributes, &mut dirs)
