@@ -418,4 +418,21 @@ mod tests {
         assert_eq!(r.familiar_string(), "busybox:latest");
         assert_eq!(r.tag_or_digest(), Some("latest"));
     }
+
+    #[test]
+    fn a_tag_is_made_of_ascii_word_characters_as_in_go() {
+        // Go's `\w` is `[0-9A-Za-z_]`: distribution refuses a tag with any other letter.
+        assert_eq!(
+            Reference::parse_docker("busybox:v1_2.3-rc").unwrap().tag(),
+            Some("v1_2.3-rc")
+        );
+        for tag in ["tägg", "版本", "v1\u{00b2}"] {
+            assert!(
+                Reference::parse_docker(&format!("busybox:{tag}")).is_err(),
+                "{tag} was taken"
+            );
+        }
+        assert!(Reference::parse_docker(&format!("busybox:{}", "a".repeat(128))).is_ok());
+        assert!(Reference::parse_docker(&format!("busybox:{}", "a".repeat(129))).is_err());
+    }
 }
