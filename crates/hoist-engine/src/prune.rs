@@ -370,8 +370,8 @@ impl Cache {
         }
     }
 
-    /// Removes the last-seen records of `engine/steps/` whose cache key has no record in
-    /// `keys` (hex) any more: their explanation would compare against a result that is
+    /// Removes the last-seen records of `engine/steps/` (and their files lists) whose cache
+    /// key has no record in `keys` (hex) any more: their explanation would compare against a result that is
     /// gone. The caller holds the records lock, and a build writes a step's record only
     /// after saving or loading the key's cache record, so no live key loses its own.
     fn sweep_steps(&self, keys: &HashSet<&str>) -> Result<usize> {
@@ -384,7 +384,13 @@ impl Cache {
         let mut removed = 0;
         for entry in entries {
             let path = entry.map_err(Error::io("list", &dir))?.path();
-            let key = std::fs::read(&path)
+            // A local source's files list (`<record>.files`) lives as long as its record.
+            let list = path.extension().is_some_and(|e| e == "files");
+            let record = match list {
+                true => path.with_extension(""),
+                false => path.clone(),
+            };
+            let key = std::fs::read(&record)
                 .ok()
                 .and_then(|bytes| serde_json::from_slice::<StepKey>(&bytes).ok())
                 .map(|record| record.key);
@@ -395,7 +401,7 @@ impl Cache {
                 continue;
             }
             match std::fs::remove_file(&path) {
-                Ok(()) => removed += 1,
+                Ok(()) => removed += usize::from(!list),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("remove", &path)(e)),
             }

@@ -81,9 +81,10 @@ struct LastSeen {
     /// An image source's resolved digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     image: Option<String>,
-    /// A local source's selected files: path → digest of its entry.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    files: BTreeMap<String, String>,
+    /// A local source's key (the digest of its selected files) when they were last listed
+    /// beside the record ([`local_files`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    files_digest: String,
 }
 
 /// A short digest of `bytes` (64 bits: enough to tell a change, too short to guess from).
@@ -342,37 +343,64 @@ fn list(paths: &[String]) -> String {
     text
 }
 
-/// For a local source computing its key: compares `files` (path → entry digest) with its
-/// record, leaves the changed paths in the build's [`MissContext`] and keeps the new
-/// list when it changed.
-pub(super) fn local_files(op: &EngineOp, files: BTreeMap<String, String>) {
+/// For a local source that computed its key `digest`: when the files differ from those it
+/// had when last listed, compares `files()` (path → entry digest) with that list and leaves
+/// the changed paths in the build's [`MissContext`], then keeps the new list.
+///
+/// The list lives beside the record (`<record>.files`), so that a build whose context did
+/// not change reads neither it nor builds it: the record names the key it belongs to.
+pub(super) fn local_files(
+    op: &EngineOp,
+    digest: &hoist_solver::Digest,
+    files: impl FnOnce() -> BTreeMap<String, String>,
+) {
     let path = record_path(op);
     let old = load(&path);
+    let digest = digest.to_string();
+    if old.as_ref().is_some_and(|o| o.files_digest == digest) {
+        op.changes.set(&op.vertex.name, Vec::new());
+        return;
+    }
+    let files = files();
+    let list_path = path.with_extension("files");
+    let listed: Option<BTreeMap<String, String>> = std::fs::read(&list_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     let mut changed: Vec<String> = Vec::new();
-    if let Some(old) = &old {
+    if let Some(listed) = &listed {
         changed.extend(
             files
                 .iter()
-                .filter(|(p, d)| old.files.get(*p) != Some(d))
+                .filter(|(p, d)| listed.get(*p) != Some(d))
                 .map(|(p, _)| p.clone()),
         );
-        changed.extend(
-            old.files
-                .keys()
-                .filter(|p| !files.contains_key(*p))
-                .cloned(),
-        );
+        changed.extend(listed.keys().filter(|p| !files.contains_key(*p)).cloned());
         changed.sort();
     }
     op.changes.set(&op.vertex.name, changed);
-    let mut new = old.clone().unwrap_or_default();
-    new.files = files;
-    store(&path, old.as_ref(), &new);
+    // The list first: a record naming a key whose list was not written would hide a change.
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let written = serde_json::to_vec(&files)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| {
+            hoist_content::write_atomic_with(&list_path, &bytes, Durability::Volatile)
+                .map_err(std::io::Error::other)
+        });
+    if written.is_ok() {
+        let mut new = old.clone().unwrap_or_default();
+        new.files_digest = digest;
+        store(&path, old.as_ref(), &new);
+    }
 }
 
-/// The digest of one context entry, as the record lists it.
-pub(super) fn entry_digest(entry: Sha256) -> String {
-    hex::encode(&entry.finalize()[..8])
+/// The digest of one context entry, as the files list holds it (hex): 64 bits of its
+/// sha256.
+pub(super) fn entry_digest(entry: Sha256) -> [u8; 8] {
+    let mut short = [0; 8];
+    short.copy_from_slice(&entry.finalize()[..8]);
+    short
 }
 
 #[cfg(test)]

@@ -129,47 +129,58 @@ fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
 }
 
 /// The entries of `dir` that `decide` takes, walking it (names sorted, depth first).
+///
+/// Each entry is stat'ed through its directory's open handle (std's `DirEntry::metadata`),
+/// not by its full path: the kernel then resolves one name, not every component again
+/// (a third of the walk's time on a 20,000-file context).
 fn from_walk(dir: &Path, decide: impl Fn(&str, bool) -> Result<Decision>) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
-    let mut walk = walkdir::WalkDir::new(dir)
-        .min_depth(1)
-        .sort_by_file_name()
-        .into_iter();
-    while let Some(entry) = walk.next() {
-        let entry = entry.map_err(|e| Error::Io {
-            action: "walk",
-            path: dir.to_owned(),
-            source: e.into(),
-        })?;
-        let rel = entry
-            .path()
-            .strip_prefix(dir)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        match decide(&rel, entry.file_type().is_dir())? {
-            Decision::Take => {}
-            Decision::Skip => continue,
-            Decision::SkipTree => {
-                if entry.file_type().is_dir() {
-                    walk.skip_current_dir();
-                }
-                continue;
-            }
-        }
-        let metadata = entry
-            .path()
-            .symlink_metadata()
-            .map_err(Error::io("stat", entry.path()))?;
-        entries.push(Entry {
-            rel,
-            path: entry.path().to_path_buf(),
-            metadata,
-            content: None,
-            digest: None,
-            listed: None,
-        });
-    }
+    walk_into(dir, "", &decide, &mut entries)?;
     Ok(entries)
+}
+
+fn walk_into(
+    dir: &Path,
+    prefix: &str,
+    decide: &impl Fn(&str, bool) -> Result<Decision>,
+    entries: &mut Vec<Entry>,
+) -> Result<()> {
+    let walk_error = |source: std::io::Error| Error::Io {
+        action: "walk",
+        path: dir.to_owned(),
+        source,
+    };
+    let mut children = std::fs::read_dir(dir)
+        .and_then(|read| read.collect::<std::io::Result<Vec<_>>>())
+        .map_err(walk_error)?;
+    children.sort_by_key(std::fs::DirEntry::file_name);
+    for child in children {
+        let name = child.file_name();
+        let rel = match prefix.is_empty() {
+            true => name.to_string_lossy().into_owned(),
+            false => format!("{prefix}/{}", name.to_string_lossy()),
+        };
+        let path = child.path();
+        let metadata = child.metadata().map_err(Error::io("stat", &path))?;
+        let is_dir = metadata.is_dir();
+        match decide(&rel, is_dir)? {
+            Decision::Take => entries.push(Entry {
+                rel: rel.clone(),
+                path: path.clone(),
+                metadata,
+                content: None,
+                digest: None,
+                listed: None,
+            }),
+            // Something below may still be taken (a `!pattern`).
+            Decision::Skip => {}
+            Decision::SkipTree => continue,
+        }
+        if is_dir {
+            walk_into(&path, &rel, decide, entries)?;
+        }
+    }
+    Ok(())
 }
 
 /// The entries of `listing` that `decide` takes, in the order a walk of `dir` visits them.
@@ -357,7 +368,8 @@ fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist
     // Opened on the first file whose digest is not known already.
     let mut stat_cache: Option<StatCache> = None;
     let mut hash = Sha256::new();
-    let mut files = std::collections::BTreeMap::new();
+    // Each entry's digest, for the step record's files list.
+    let mut shorts = Vec::with_capacity(entries.len());
     for entry in entries.iter_mut() {
         let mut one = Sha256::new();
         let mut content = None;
@@ -403,9 +415,14 @@ fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist
             kept += bytes.len();
             entry.content = Some(bytes);
         }
-        files.insert(entry.rel.clone(), super::last_seen::entry_digest(one));
+        shorts.push(super::last_seen::entry_digest(one));
     }
-    super::last_seen::local_files(op, files);
+    let digest = hoist_solver::Digest::of(&hash.finalize());
+    super::last_seen::local_files(op, &digest, || {
+        (entries.iter().zip(&shorts))
+            .map(|(entry, short)| (entry.rel.clone(), hex::encode(short)))
+            .collect()
+    });
     // A prepared (remote or piped) context is a new directory each build: remembering its
     // stats would only leave a file behind.
     let engine = op.worker.engine_dir();
@@ -414,7 +431,7 @@ fn checksum_of(op: &EngineOp, dir: &Path, entries: &mut [Entry]) -> Result<hoist
             stats.save();
         }
     }
-    Ok(hoist_solver::Digest::of(&hash.finalize()))
+    Ok(digest)
 }
 
 /// Feeds two hashes at once: the context's and one entry's (for the step records).

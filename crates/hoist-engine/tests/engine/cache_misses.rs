@@ -59,6 +59,9 @@ fn a_first_build_has_no_record_and_a_touched_file_is_named() {
         "context files changed: src/c.txt"
     );
     assert_eq!(second["RUN stamp"], "parent step ran: [2/3] COPY . /all");
+    // Unchanged: nothing misses (and the files list of the second build stays).
+    let unchanged = reasons(&case.build());
+    assert!(unchanged.is_empty(), "{unchanged:?}");
 
     // A copy names only the changed files it reads.
     case.write("a.txt", "A\n");

@@ -66,6 +66,18 @@ fn tiny_keep_bytes_trims_older_builds_and_keeps_the_last() {
     // The steps whose keys lost their records lost their last-seen records too.
     assert!(report.prune.removed_steps > 0, "{report:?}");
     assert!(step_records(&case) < first_steps + 2);
+    // A local source's files list stays exactly as long as its record.
+    let steps = case.state().engine_dir().join("steps");
+    let lists: Vec<_> = std::fs::read_dir(&steps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "files"))
+        .collect();
+    assert!(!lists.is_empty());
+    assert!(
+        lists.iter().all(|l| l.with_extension("").exists()),
+        "{lists:?}"
+    );
 
     // The last build is whole: all cached, nothing runs.
     let again = case.build();
