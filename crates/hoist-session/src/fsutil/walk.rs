@@ -229,23 +229,23 @@ where
             path: abs.to_owned(),
             source,
         };
-        let mut names = Vec::new();
+        let mut children = Vec::new();
         for entry in std::fs::read_dir(abs).map_err(io)? {
-            let name = entry.map_err(io)?.file_name();
-            let name = name
-                .into_string()
+            let entry = entry.map_err(io)?;
+            let name = (entry.file_name().into_string())
                 .map_err(|name| WalkError::Name(abs.join(name)))?;
-            names.push(name);
+            children.push((name, entry));
         }
-        names.sort_unstable();
-        for name in names {
+        children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, entry) in children {
             let child_rel = if rel.is_empty() {
                 name.clone()
             } else {
                 format!("{rel}/{name}")
             };
             let child_abs = abs.join(&name);
-            let meta = match std::fs::symlink_metadata(&child_abs) {
+            // Through the directory's handle: the kernel resolves one name, not the path.
+            let meta = match entry.metadata() {
                 Ok(meta) => meta,
                 // Removed since the directory was read: as fsutil, skipped.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
