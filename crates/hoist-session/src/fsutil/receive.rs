@@ -22,7 +22,8 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
@@ -177,9 +178,16 @@ fn report_failure<T>(
 #[derive(Debug, Default)]
 struct Previous {
     listing: Arc<Listing>,
-    /// Index in `listing` by path.
-    by_path: HashMap<PathBuf, usize>,
+    /// Where the next lookup expects its path: lookups follow the listing's order (the
+    /// sender walks as the listing was made), skipping a few entries at most.
+    cursor: AtomicUsize,
+    /// Index in `listing` by path, built on the first lookup the cursor does not find.
+    by_path: OnceLock<HashMap<PathBuf, usize>>,
 }
+
+/// How many entries past the cursor a lookup looks before it takes the index (those it
+/// skips: the directories a lookup of files passes).
+const LOOK_AHEAD: usize = 4;
 
 #[derive(Debug)]
 struct Old {
@@ -191,17 +199,45 @@ struct Old {
 
 impl Previous {
     fn of(listing: Arc<Listing>) -> Previous {
-        let by_path = listing
-            .entries()
-            .iter()
-            .enumerate()
-            .map(|(i, entry)| (PathBuf::from(&entry.rel), i))
-            .collect();
-        Previous { listing, by_path }
+        Previous {
+            listing,
+            cursor: AtomicUsize::new(0),
+            by_path: OnceLock::new(),
+        }
+    }
+
+    /// Starts the lookups again from the listing's first entry (a new pass over the list).
+    fn rewind(&self) {
+        self.cursor.store(0, Ordering::Relaxed);
+    }
+
+    /// The index of `rel` in the listing.
+    fn index_of(&self, rel: &Path) -> Option<usize> {
+        let entries = self.listing.entries();
+        let at = self.cursor.load(Ordering::Relaxed);
+        let near =
+            (at..entries.len().min(at + LOOK_AHEAD)).find(|&i| Path::new(&entries[i].rel) == rel);
+        let found = near.or_else(|| {
+            let by_path = self.by_path.get_or_init(|| {
+                (entries.iter().enumerate())
+                    .map(|(i, entry)| (PathBuf::from(&entry.rel), i))
+                    .collect()
+            });
+            by_path.get(rel).copied()
+        });
+        if let Some(found) = found {
+            self.cursor.store(found + 1, Ordering::Relaxed);
+        }
+        found
     }
 
     fn old(&self, rel: &Path) -> Option<Old> {
-        let meta = &self.listing.entries()[*self.by_path.get(rel)?].metadata;
+        self.old_at(self.index_of(rel)?)
+    }
+
+    /// What the listing's entry `index` was.
+    fn old_at(&self, index: usize) -> Option<Old> {
+        let meta = &self.listing.entries().get(index)?.metadata;
         let file_type = meta.file_type();
         let kind = if file_type.is_dir() {
             Kind::Dir
@@ -220,14 +256,9 @@ impl Previous {
         })
     }
 
-    /// Every path, a directory's contents before it (the listing backwards).
-    fn contents_first(&self) -> impl Iterator<Item = &Listed> {
-        self.listing.entries().iter().rev()
-    }
-
     /// The previous entry at `rel`, when there was one.
     fn listed(&self, rel: &Path) -> Option<&Listed> {
-        Some(&self.listing.entries()[*self.by_path.get(rel)?])
+        Some(&self.listing.entries()[self.index_of(rel)?])
     }
 
     fn scan(dest: &Path) -> Result<Previous, Error> {
@@ -628,6 +659,9 @@ fn listing(
     written: &mut HashMap<usize, Option<Written>>,
 ) -> Result<Listing, Error> {
     let mut listed = Vec::with_capacity(entries.len());
+    if let Some(previous) = previous {
+        previous.rewind();
+    }
     for (index, entry) in entries.iter().enumerate() {
         let rel = || entry.stat.path.clone();
         if let Some(Some(Written { metadata, digest })) = written.remove(&index) {
@@ -657,24 +691,30 @@ fn listing(
 /// Removes what the previous copy holds that `entries` do not list with the same kind;
 /// returns how many entries went.
 fn remove_stale(dest: &Path, entries: &[Entry], previous: &Previous) -> Result<usize, Error> {
-    let listed: HashMap<&Path, Kind> = entries.iter().map(|e| (e.rel.as_path(), e.kind)).collect();
-    let mut removed = 0;
-    // A directory's contents come before it.
-    for gone in previous.contents_first() {
-        let rel = Path::new(&gone.rel);
-        let Some(old) = previous.old(rel) else {
+    // Which of the previous entries stay, found in the order both lists share.
+    previous.rewind();
+    let mut kept = vec![false; previous.listing.entries().len()];
+    for entry in entries {
+        let Some(index) = previous.index_of(&entry.rel) else {
             continue;
         };
-        let keep = listed.get(rel).is_some_and(|kind| match kind {
-            Kind::Dir | Kind::Symlink => *kind == old.kind,
+        let Some(old) = previous.old_at(index) else {
+            continue;
+        };
+        kept[index] = match entry.kind {
+            Kind::Dir | Kind::Symlink => entry.kind == old.kind,
             // Hard links are linked again each time.
             Kind::File | Kind::HardLink => old.kind == Kind::File,
             Kind::Other => false,
-        });
-        if keep {
+        };
+    }
+    let mut removed = 0;
+    // A directory's contents come before it: the listing backwards.
+    for (index, gone) in previous.listing.entries().iter().enumerate().rev() {
+        let Some(old) = previous.old_at(index).filter(|_| !kept[index]) else {
             continue;
-        }
-        let path = dest.join(rel);
+        };
+        let path = dest.join(&gone.rel);
         let result = if old.kind == Kind::Dir {
             std::fs::remove_dir_all(&path)
         } else {
@@ -723,6 +763,9 @@ fn write_files(
 ) -> Result<HashMap<usize, Option<Written>>, Error> {
     use sha2::Digest as _;
     let mut open: HashMap<u32, Unfinished> = HashMap::new();
+    if let Some(previous) = previous {
+        previous.rewind();
+    }
     let mut parents = Parents::new();
     let mut received = HashMap::new();
     let written = (|| {
@@ -730,7 +773,7 @@ fn write_files(
             let entry = &entries[index];
             let path = dest.join(&entry.rel);
             if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(id) {
-                let new_path = previous.is_some_and(|p| !p.by_path.contains_key(&entry.rel));
+                let new_path = previous.is_some_and(|p| p.index_of(&entry.rel).is_none());
                 let permissions = mode::to_unix_permissions(entry.stat.mode);
                 let (file, partial) = create_file(&path, new_path, permissions)?;
                 slot.insert(Unfinished {
@@ -996,6 +1039,31 @@ fn file_time(nanos: i64) -> filetime::FileTime {
 mod tests {
     use super::*;
     use tokio_stream::wrappers::UnboundedReceiverStream;
+
+    #[test]
+    fn the_previous_copy_finds_paths_in_its_order_and_out_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = std::fs::symlink_metadata(dir.path()).unwrap();
+        let rels = ["a", "a/1", "a/2", "b", "b/1", "c"];
+        let listing = Listing::new(
+            rels.iter()
+                .map(|rel| Listed::new((*rel).to_owned(), meta.clone(), None))
+                .collect(),
+        );
+        let previous = Previous::of(Arc::new(listing));
+        // In order, skipping directories: found at the cursor, no index built.
+        for (rel, index) in [("a/1", 1), ("a/2", 2), ("b/1", 4), ("c", 5)] {
+            assert_eq!(previous.index_of(Path::new(rel)), Some(index));
+        }
+        assert!(previous.by_path.get().is_none());
+        // Backwards, or a path it does not hold: the index answers.
+        assert_eq!(previous.index_of(Path::new("a")), Some(0));
+        assert_eq!(previous.index_of(Path::new("d")), None);
+        assert_eq!(previous.index_of(Path::new("b/1")), Some(4));
+        assert_eq!(previous.index_of(Path::new("c")), Some(5));
+        previous.rewind();
+        assert_eq!(previous.index_of(Path::new("a/1")), Some(1));
+    }
 
     fn stat(path: &str, mode: u32, size: i64, mod_time: i64, linkname: &str) -> Stat {
         Stat {

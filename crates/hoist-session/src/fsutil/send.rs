@@ -20,6 +20,9 @@ use super::{next_packet, packet, peer_error, Error};
 /// How many files the sender reads and sends at once (fsutil runs four senders).
 const SENDERS: usize = 4;
 
+/// How many STATs the walk gathers before it sends them (the outgoing channel holds 64).
+const STAT_BURST: usize = 64;
+
 /// Files up to this size are read in one blocking call; larger ones are streamed.
 const READ_WHOLE: u64 = 1024 * 1024;
 
@@ -76,6 +79,14 @@ where
         let filter = options.filter.clone();
         tokio::task::spawn_blocking(move || {
             let mut id = 0u32;
+            // STATs go out in bursts: each wakes the tasks down the stream (the gRPC
+            // encoder, the session tunnel) once, and they fill one frame, not one each.
+            let mut burst = Vec::with_capacity(STAT_BURST);
+            let flush = |burst: &mut Vec<Packet>| {
+                burst
+                    .drain(..)
+                    .try_for_each(|stat| tx.blocking_send(stat).map_err(|_| WalkError::Closed))
+            };
             walk::walk(&root, &filter, |entry| {
                 if let Some(path) = entry.data {
                     files
@@ -84,13 +95,17 @@ where
                         .insert(id, path);
                 }
                 id += 1;
-                let stat = Packet {
+                burst.push(Packet {
                     r#type: PacketType::PacketStat as i32,
                     stat: Some(entry.stat),
                     ..Packet::default()
-                };
-                tx.blocking_send(stat).map_err(|_| WalkError::Closed)
+                });
+                match burst.len() < STAT_BURST {
+                    true => Ok(()),
+                    false => flush(&mut burst),
+                }
             })?;
+            flush(&mut burst)?;
             tx.blocking_send(packet(PacketType::PacketStat, 0, Vec::new()))
                 .map_err(|_| WalkError::Closed)
         })
