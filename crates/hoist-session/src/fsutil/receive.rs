@@ -761,61 +761,108 @@ fn write_files(
     owners: bool,
     list: bool,
 ) -> Result<HashMap<usize, Option<Written>>, Error> {
-    use sha2::Digest as _;
-    let mut open: HashMap<u32, Unfinished> = HashMap::new();
     if let Some(previous) = previous {
         previous.rewind();
     }
-    let mut parents = Parents::new();
-    let mut received = HashMap::new();
-    let written = (|| {
-        while let Some((id, index, data)) = chunks.blocking_recv() {
-            let entry = &entries[index];
-            let path = dest.join(&entry.rel);
-            if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(id) {
-                let new_path = previous.is_some_and(|p| p.index_of(&entry.rel).is_none());
-                let permissions = mode::to_unix_permissions(entry.stat.mode);
-                let (file, partial) = create_file(&path, new_path, permissions)?;
-                slot.insert(Unfinished {
-                    file,
-                    partial,
-                    path: path.clone(),
-                    hash: list.then(sha2::Sha256::new),
-                });
-            }
-            if data.is_empty() {
-                let Some(done) = open.remove(&id) else {
-                    continue;
-                };
-                let result = finish_file(
-                    &done.file,
-                    done.written(),
-                    &entry.stat,
-                    owners,
-                    &mut parents,
-                )
-                .and_then(|()| match &done.partial {
-                    Some(partial) => {
-                        std::fs::rename(partial, &path).map_err(Error::io("rename", partial))
-                    }
-                    None => Ok(()),
-                });
-                if let Err(error) = result {
-                    done.remove();
-                    return Err(error);
+    let writer = || Writer {
+        entries,
+        dest,
+        previous,
+        owners,
+        list,
+        open: HashMap::new(),
+        parents: Parents::new(),
+        received: HashMap::new(),
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WRITERS));
+    std::thread::scope(|scope| {
+        // Files are shared out by id: all of one file's chunks go to the same writer, in
+        // order. This thread is writer 0.
+        let mut helpers = Vec::new();
+        for _ in 1..threads {
+            let (to_helper, taken) = std::sync::mpsc::sync_channel::<(u32, usize, Vec<u8>)>(256);
+            let mut helper = writer();
+            let handle = scope.spawn(move || {
+                let written = taken.iter().try_for_each(|chunk| helper.take(chunk));
+                helper.close(written)
+            });
+            helpers.push((to_helper, handle));
+        }
+        let mut own = writer();
+        let mut written = Ok(());
+        while let Some(chunk) = chunks.blocking_recv() {
+            let n = chunk.0 as usize % threads;
+            let sent = match n {
+                0 => {
+                    written = own.take(chunk);
+                    written.is_ok()
                 }
-                let listed = match done.hash {
-                    Some(hash) => {
-                        let metadata = done.file.metadata().map_err(Error::io("inspect", &path))?;
-                        Some(Written {
-                            metadata,
-                            digest: hash.finalize().into(),
-                        })
-                    }
-                    None => None,
-                };
-                received.insert(index, listed);
-            } else if let Some(unfinished) = open.get_mut(&id) {
+                // A helper that stopped did so on an error, which it reports.
+                _ => helpers[n - 1].0.send(chunk).is_ok(),
+            };
+            if !sent {
+                break;
+            }
+        }
+        drop(chunks);
+        let mut received = own.close(written);
+        for (to_helper, handle) in helpers {
+            drop(to_helper);
+            let theirs = handle.join().unwrap_or_else(|_| {
+                Err(Error::Io {
+                    action: "write files into",
+                    path: dest.to_owned(),
+                    source: std::io::Error::other("a writer thread panicked"),
+                })
+            });
+            received = match (received, theirs) {
+                (Ok(mut ours), Ok(theirs)) => {
+                    ours.extend(theirs);
+                    Ok(ours)
+                }
+                (Err(error), _) | (_, Err(error)) => Err(error),
+            };
+        }
+        received
+    })
+}
+
+/// How many threads at most write the files of one transfer.
+const MAX_WRITERS: usize = 4;
+
+/// One thread's share of [`write_files`]: the files it was given.
+struct Writer<'a> {
+    entries: &'a [Entry],
+    dest: &'a Path,
+    previous: Option<&'a Previous>,
+    owners: bool,
+    list: bool,
+    open: HashMap<u32, Unfinished>,
+    parents: Parents,
+    received: HashMap<usize, Option<Written>>,
+}
+
+impl Writer<'_> {
+    /// Writes one chunk (file id, index in `entries`, bytes; empty bytes end the file).
+    fn take(&mut self, (id, index, data): (u32, usize, Vec<u8>)) -> Result<(), Error> {
+        use sha2::Digest as _;
+        let entry = &self.entries[index];
+        let path = self.dest.join(&entry.rel);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.open.entry(id) {
+            let new_path = self
+                .previous
+                .is_some_and(|p| p.index_of(&entry.rel).is_none());
+            let permissions = mode::to_unix_permissions(entry.stat.mode);
+            let (file, partial) = create_file(&path, new_path, permissions)?;
+            slot.insert(Unfinished {
+                file,
+                partial,
+                path: path.clone(),
+                hash: self.list.then(sha2::Sha256::new),
+            });
+        }
+        if !data.is_empty() {
+            if let Some(unfinished) = self.open.get_mut(&id) {
                 unfinished
                     .file
                     .write_all(&data)
@@ -824,16 +871,51 @@ fn write_files(
                     hash.update(&data);
                 }
             }
+            return Ok(());
         }
+        let Some(done) = self.open.remove(&id) else {
+            return Ok(());
+        };
+        let result = finish_file(
+            &done.file,
+            done.written(),
+            &entry.stat,
+            self.owners,
+            &mut self.parents,
+        )
+        .and_then(|()| match &done.partial {
+            Some(partial) => std::fs::rename(partial, &path).map_err(Error::io("rename", partial)),
+            None => Ok(()),
+        });
+        if let Err(error) = result {
+            done.remove();
+            return Err(error);
+        }
+        let listed = match done.hash {
+            Some(hash) => {
+                let metadata = done.file.metadata().map_err(Error::io("inspect", &path))?;
+                Some(Written {
+                    metadata,
+                    digest: hash.finalize().into(),
+                })
+            }
+            None => None,
+        };
+        self.received.insert(index, listed);
         Ok(())
-    })();
-    // What is still open when the data stops (an error, or a sender gone mid-file) never
-    // completed.
-    for (_, unfinished) in open.drain() {
-        unfinished.remove();
     }
-    written?;
-    Ok(received)
+
+    /// The files completed, once the data stopped (`written` says how): what is still
+    /// open then (an error, or a sender gone mid-file) never completed and is removed.
+    fn close(
+        mut self,
+        written: Result<(), Error>,
+    ) -> Result<HashMap<usize, Option<Written>>, Error> {
+        for (_, unfinished) in self.open.drain() {
+            unfinished.remove();
+        }
+        written.map(|()| self.received)
+    }
 }
 
 /// A file received, as its listing entry records it.
