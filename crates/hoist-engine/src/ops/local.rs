@@ -151,11 +151,14 @@ fn walk_into(
         source,
     };
     let mut children = std::fs::read_dir(dir)
-        .and_then(|read| read.collect::<std::io::Result<Vec<_>>>())
+        .and_then(|read| {
+            read.map(|child| child.map(|child| (child.file_name(), child)))
+                .collect::<std::io::Result<Vec<_>>>()
+        })
         .map_err(walk_error)?;
-    children.sort_by_key(std::fs::DirEntry::file_name);
-    for child in children {
-        let name = child.file_name();
+    // Each name taken once (`DirEntry::file_name` allocates).
+    children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (name, child) in children {
         let rel = match prefix.is_empty() {
             true => name.to_string_lossy().into_owned(),
             false => format!("{prefix}/{}", name.to_string_lossy()),
