@@ -371,9 +371,10 @@ impl Cache {
     }
 
     /// Removes the last-seen records of `engine/steps/` (and their files lists) whose cache
-    /// key has no record in `keys` (hex) any more: their explanation would compare against a result that is
-    /// gone. The caller holds the records lock, and a build writes a step's record only
-    /// after saving or loading the key's cache record, so no live key loses its own.
+    /// key has no record in `keys` (hex) any more: their explanation would compare against
+    /// a result that is gone. The caller holds the records lock, and a build writes a step's
+    /// record only after saving or loading the key's cache record, so no live key loses its
+    /// own.
     fn sweep_steps(&self, keys: &HashSet<&str>) -> Result<usize> {
         let dir = self.engine.join("steps");
         let entries = match std::fs::read_dir(&dir) {

@@ -136,6 +136,11 @@ fn record_path(op: &EngineOp) -> PathBuf {
 }
 
 fn load(path: &std::path::Path) -> Option<LastSeen> {
+    read_json(path)
+}
+
+/// A record file's JSON; none when it is missing or unreadable.
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Option<T> {
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
@@ -143,15 +148,20 @@ fn load(path: &std::path::Path) -> Option<LastSeen> {
 /// Replaces the record when it changed; a record that cannot be written only costs a
 /// later explanation.
 fn store(path: &std::path::Path, old: Option<&LastSeen>, new: &LastSeen) {
-    if old == Some(new) {
-        return;
+    if old != Some(new) {
+        write_json(path, new);
     }
+}
+
+/// Replaces a record file with `value` (volatile: a lost one only costs an explanation);
+/// whether it was written.
+fn write_json(path: &std::path::Path, value: &impl Serialize) -> bool {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    if let Ok(bytes) = serde_json::to_vec(new) {
-        let _ = hoist_content::write_atomic_with(path, &bytes, Durability::Volatile);
-    }
+    serde_json::to_vec(value).is_ok_and(|bytes| {
+        hoist_content::write_atomic_with(path, &bytes, Durability::Volatile).is_ok()
+    })
 }
 
 /// `record` updated with the key `facts` describe and the op's own facts.
@@ -363,9 +373,7 @@ pub(super) fn local_files(
     }
     let files = files();
     let list_path = path.with_extension("files");
-    let listed: Option<BTreeMap<String, String>> = std::fs::read(&list_path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let listed: Option<BTreeMap<String, String>> = read_json(&list_path);
     let mut changed: Vec<String> = Vec::new();
     if let Some(listed) = &listed {
         changed.extend(
@@ -379,16 +387,7 @@ pub(super) fn local_files(
     }
     op.changes.set(&op.vertex.name, changed);
     // The list first: a record naming a key whose list was not written would hide a change.
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let written = serde_json::to_vec(&files)
-        .map_err(std::io::Error::other)
-        .and_then(|bytes| {
-            hoist_content::write_atomic_with(&list_path, &bytes, Durability::Volatile)
-                .map_err(std::io::Error::other)
-        });
-    if written.is_ok() {
+    if write_json(&list_path, &files) {
         let mut new = old.clone().unwrap_or_default();
         new.files_digest = digest;
         store(&path, old.as_ref(), &new);
