@@ -705,15 +705,10 @@ mod tests {
         if root {
             std::os::unix::fs::chown(src.join("theirs"), Some(4242), Some(4242)).unwrap();
         }
-        let entry = |rel: &str| Entry {
-            rel: rel.to_owned(),
-            path: src.join(rel),
-            metadata: std::fs::symlink_metadata(src.join(rel)).unwrap(),
-            content: None,
-            digest: Some(Sha256::digest(rel.as_bytes()).into()),
-            listed: None,
-        };
-        let entries = vec![entry("sub"), entry("sub/mine"), entry("theirs")];
+        let entries: Vec<Entry> = ["sub", "sub/mine", "theirs"]
+            .iter()
+            .map(|rel| entry_at(&src, rel))
+            .collect();
         let digests = copy_entries(&entries, &dest, true).unwrap();
         let ino = |path: &Path| std::fs::symlink_metadata(path).unwrap().ino();
         assert_eq!(ino(&dest.join("sub/mine")), ino(&src.join("sub/mine")));
@@ -731,6 +726,18 @@ mod tests {
         assert_ne!(ino(&copied.join("sub/mine")), ino(&src.join("sub/mine")));
     }
 
+    /// The entry of `rel` under `src`, given the digest of its path as its known digest.
+    fn entry_at(src: &Path, rel: &str) -> Entry {
+        Entry {
+            rel: rel.to_owned(),
+            path: src.join(rel),
+            metadata: std::fs::symlink_metadata(src.join(rel)).unwrap(),
+            content: None,
+            digest: Some(Sha256::digest(rel.as_bytes()).into()),
+            listed: None,
+        }
+    }
+
     #[test]
     fn many_files_are_copied_or_linked_by_several_threads_all_of_them() {
         use std::os::unix::fs::MetadataExt as _;
@@ -746,17 +753,7 @@ mod tests {
                 rels.push(rel);
             }
         }
-        let entries: Vec<Entry> = rels
-            .iter()
-            .map(|rel| Entry {
-                rel: rel.clone(),
-                path: src.join(rel),
-                metadata: std::fs::symlink_metadata(src.join(rel)).unwrap(),
-                content: None,
-                digest: Some(Sha256::digest(rel.as_bytes()).into()),
-                listed: None,
-            })
-            .collect();
+        let entries: Vec<Entry> = rels.iter().map(|rel| entry_at(&src, rel)).collect();
         let files = entries.iter().filter(|e| e.metadata.is_file()).count();
         assert!(
             files >= super::super::PARALLEL_FILES,
