@@ -777,17 +777,9 @@ fn write_files(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WRITERS));
     std::thread::scope(|scope| {
         // Files are shared out by id: all of one file's chunks go to the same writer, in
-        // order. This thread is writer 0.
-        let mut helpers = Vec::new();
-        for _ in 1..threads {
-            let (to_helper, taken) = std::sync::mpsc::sync_channel::<(u32, usize, Vec<u8>)>(256);
-            let mut helper = writer();
-            let handle = scope.spawn(move || {
-                let written = taken.iter().try_for_each(|chunk| helper.take(chunk));
-                helper.close(written)
-            });
-            helpers.push((to_helper, handle));
-        }
+        // order. This thread is writer 0; a helper starts with its first file, so a
+        // transfer that sends no file (an unchanged rebuild) starts no thread.
+        let mut helpers: Vec<Option<_>> = (1..threads).map(|_| None).collect();
         let mut own = writer();
         let mut written = Ok(());
         while let Some(chunk) = chunks.blocking_recv() {
@@ -798,7 +790,19 @@ fn write_files(
                     written.is_ok()
                 }
                 // A helper that stopped did so on an error, which it reports.
-                _ => helpers[n - 1].0.send(chunk).is_ok(),
+                _ => {
+                    let (to_helper, _) = helpers[n - 1].get_or_insert_with(|| {
+                        let (to_helper, taken) =
+                            std::sync::mpsc::sync_channel::<(u32, usize, Vec<u8>)>(256);
+                        let mut helper = writer();
+                        let handle = scope.spawn(move || {
+                            let written = taken.iter().try_for_each(|chunk| helper.take(chunk));
+                            helper.close(written)
+                        });
+                        (to_helper, handle)
+                    });
+                    to_helper.send(chunk).is_ok()
+                }
             };
             if !sent {
                 break;
@@ -806,7 +810,7 @@ fn write_files(
         }
         drop(chunks);
         let mut received = own.close(written);
-        for (to_helper, handle) in helpers {
+        for (to_helper, handle) in helpers.into_iter().flatten() {
             drop(to_helper);
             let theirs = handle.join().unwrap_or_else(|_| {
                 Err(Error::Io {
