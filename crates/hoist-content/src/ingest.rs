@@ -13,14 +13,14 @@
 //! (the kernel drops it when the writer's process dies), so garbage collection tells a live
 //! writer's file from a dead one's by trying the lock, never by its age.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
 use hoist_oci::{Descriptor, Digest, Digester, MediaType};
 use tempfile::TempPath;
 
 use crate::atomic_file::sync_parent;
 use crate::error::{Error, Result};
+use crate::sink::TempSink;
 use crate::store::ContentStore;
 
 /// What a blob is expected to be: the digest of its bytes and their number.
@@ -101,7 +101,7 @@ pub struct Ingest {
     /// A write to the temp file failed, so its bytes may differ from what was hashed.
     broken: bool,
     /// The temp file; `None` when the blob was already present (or when only verifying).
-    temp: Option<(BufWriter<File>, TempPath)>,
+    temp: Option<(TempSink, TempPath)>,
 }
 
 impl Ingest {
@@ -272,15 +272,10 @@ impl Ingest {
 
     /// fsyncs the temp file and renames it to the blob `stored`, unless that appeared
     /// meanwhile.
-    fn persist(
-        &self,
-        writer: BufWriter<File>,
-        temp_path: TempPath,
-        stored: &Expected,
-    ) -> Result<Written> {
+    fn persist(&self, writer: TempSink, temp_path: TempPath, stored: &Expected) -> Result<Written> {
         let file = writer
-            .into_inner()
-            .map_err(|e| Error::io("write", &temp_path, e.into_error()))?;
+            .finish()
+            .map_err(|e| Error::io("write", &temp_path, e))?;
         let target = self.store.path(&stored.digest);
         if target.is_file() {
             // Stored before, or a concurrent writer won; the bytes are the same, ours are
@@ -323,7 +318,7 @@ impl Write for Ingest {
 
 /// A buffered temp file in the store's `ingest/`, named `<prefix>-<random>`, locked as
 /// this live writer's.
-fn temp_writer(store: &ContentStore, prefix: &str) -> Result<(BufWriter<File>, TempPath)> {
+fn temp_writer(store: &ContentStore, prefix: &str) -> Result<(TempSink, TempPath)> {
     use std::os::unix::fs::MetadataExt;
     loop {
         let (file, path) = store.temp_file(&format!("{prefix}-"))?.into_parts();
@@ -335,7 +330,7 @@ fn temp_writer(store: &ContentStore, prefix: &str) -> Result<(BufWriter<File>, T
             .map_err(|e| Error::io("stat", &path, e))?
             .nlink();
         if linked > 0 {
-            return Ok((BufWriter::with_capacity(128 * 1024, file), path));
+            return Ok((TempSink::new(file), path));
         }
     }
 }

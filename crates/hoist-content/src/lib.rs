@@ -56,6 +56,7 @@ mod lease;
 mod lock;
 mod named_lease;
 mod names;
+mod sink;
 mod store;
 
 pub use atomic_file::{write_atomic, write_atomic_with, Durability};

@@ -25,6 +25,13 @@ use crate::apply::{WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 use crate::error::{Error, Result};
 use crate::meta::read_xattrs;
 
+/// How much of a file is read at once: large reads, so a file of gigabytes costs few
+/// system calls and the layer's writer gets whole chunks.
+const CONTENT_BUFFER: usize = 1 << 20;
+
+/// Files from this size on are read on a thread of their own while the layer is written.
+const READ_AHEAD_FROM: u64 = 8 << 20;
+
 /// The largest id USTAR's 8-byte octal field holds.
 const MAX_OCTAL_ID: u64 = 0o7777777;
 
@@ -38,6 +45,7 @@ pub(crate) fn write_changes(changes: &[Change], out: impl Write) -> Result<DiffS
         out,
         links: HashMap::new(),
         stats: DiffStats::default(),
+        buffer: Vec::new(),
     };
     for change in changes {
         match change {
@@ -59,6 +67,8 @@ struct TarWriter<W: Write> {
     /// `(dev, ino)` of hardlinked files already written, with their tar names.
     links: HashMap<(u64, u64), Vec<u8>>,
     stats: DiffStats,
+    /// Where file contents pass through, allocated with the first file.
+    buffer: Vec<u8>,
 }
 
 impl<W: Write> TarWriter<W> {
@@ -252,8 +262,11 @@ impl<W: Write> TarWriter<W> {
 
     fn content(&mut self, disk: &Path, size: u64) -> Result<()> {
         let file = std::fs::File::open(disk).map_err(Error::io("open", disk))?;
-        let copied = io::copy(&mut file.take(size), &mut self.out)
-            .map_err(|source| Error::WriteLayer { source })?;
+        let copied = if size >= READ_AHEAD_FROM {
+            self.content_read_ahead(file, disk, size)?
+        } else {
+            self.content_here(file, disk, size)?
+        };
         if copied != size {
             return Err(Error::Unrepresentable {
                 path: disk.to_path_buf(),
@@ -263,12 +276,89 @@ impl<W: Write> TarWriter<W> {
         self.pad(size)
     }
 
+    /// Copies up to `size` bytes of `file` into the layer; returns how many there were.
+    fn content_here(&mut self, mut file: std::fs::File, disk: &Path, size: u64) -> Result<u64> {
+        if self.buffer.is_empty() {
+            self.buffer = vec![0; CONTENT_BUFFER];
+        }
+        let mut copied = 0u64;
+        while copied < size {
+            let want = (size - copied).min(CONTENT_BUFFER as u64) as usize;
+            let n = match file.read(&mut self.buffer[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read", disk)(e)),
+            };
+            self.out
+                .write_all(&self.buffer[..n])
+                .map_err(|source| Error::WriteLayer { source })?;
+            copied += n as u64;
+        }
+        Ok(copied)
+    }
+
+    /// [`Self::content_here`] for a large file, read on a thread of its own: the reads
+    /// overlap the layer's hashing and compression instead of alternating with them.
+    fn content_read_ahead(&mut self, file: std::fs::File, disk: &Path, size: u64) -> Result<u64> {
+        let (to_layer, chunks) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(2);
+        let (give_back, recycled) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        std::thread::scope(|scope| {
+            scope.spawn(move || read_chunks(file, size, &to_layer, &recycled));
+            let mut copied = 0u64;
+            for chunk in chunks {
+                let chunk = chunk.map_err(Error::io("read", disk))?;
+                self.out
+                    .write_all(&chunk)
+                    .map_err(|source| Error::WriteLayer { source })?;
+                copied += chunk.len() as u64;
+                let _ = give_back.try_send(chunk);
+            }
+            Ok(copied)
+        })
+    }
+
     fn finish(mut self) -> Result<DiffStats> {
         self.write(&[0u8; 1024])?;
         self.out
             .flush()
             .map_err(|source| Error::WriteLayer { source })?;
         Ok(self.stats)
+    }
+}
+
+/// The reading thread of [`TarWriter::content_read_ahead`]: `file`'s first `size` bytes in
+/// chunks, until the end, an error, or the layer side hanging up (its write failed).
+fn read_chunks(
+    mut file: std::fs::File,
+    size: u64,
+    to_layer: &std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+    recycled: &std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    let mut left = size;
+    while left > 0 {
+        let mut chunk = recycled.try_recv().unwrap_or_default();
+        let want = left.min(CONTENT_BUFFER as u64) as usize;
+        chunk.resize(want, 0);
+        let read = loop {
+            match file.read(&mut chunk) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        let message = match read {
+            Ok(0) => return,
+            Ok(n) => {
+                chunk.truncate(n);
+                left -= n as u64;
+                Ok(chunk)
+            }
+            Err(e) => Err(e),
+        };
+        let failed = message.is_err();
+        if to_layer.send(message).is_err() || failed {
+            return;
+        }
     }
 }
 

@@ -422,3 +422,29 @@ fn sockets_left_by_a_step_are_left_out() {
     std::fs::write(dir.path().join("run/pid"), b"1").unwrap();
     assert_eq!(tar_names(&full(dir.path())), ["run/", "run/pid"]);
 }
+
+#[test]
+fn a_large_file_is_read_ahead_into_the_layer_byte_for_byte() {
+    // 9 MiB and a bit: past the size from which a file is read on a thread of its own, and
+    // not a whole number of reads, between two small files.
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..(9 << 20) + 777).map(|i: u32| (i % 253) as u8).collect();
+    std::fs::write(dir.path().join("a"), b"before").unwrap();
+    std::fs::write(dir.path().join("big"), &big).unwrap();
+    std::fs::write(dir.path().join("c"), b"after").unwrap();
+    pin_mtimes(dir.path());
+    let tar = full(dir.path());
+    let mut archive = tar::Archive::new(&tar[..]);
+    let mut contents = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        contents.push((entry.path().unwrap().display().to_string(), bytes));
+    }
+    assert_eq!(contents.len(), 3);
+    assert_eq!(contents[0], ("a".to_owned(), b"before".to_vec()));
+    assert_eq!(contents[1].0, "big");
+    assert!(contents[1].1 == big, "the large file's bytes differ");
+    assert_eq!(contents[2], ("c".to_owned(), b"after".to_vec()));
+}
