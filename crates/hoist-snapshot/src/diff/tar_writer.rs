@@ -67,7 +67,7 @@ struct TarWriter<W: Write> {
     /// `(dev, ino)` of hardlinked files already written, with their tar names.
     links: HashMap<(u64, u64), Vec<u8>>,
     stats: DiffStats,
-    /// Where file contents pass through, allocated with the first file.
+    /// Where file contents pass through ([`read_chunk`]), kept from one file to the next.
     buffer: Vec<u8>,
 }
 
@@ -278,20 +278,15 @@ impl<W: Write> TarWriter<W> {
 
     /// Copies up to `size` bytes of `file` into the layer; returns how many there were.
     fn content_here(&mut self, mut file: std::fs::File, disk: &Path, size: u64) -> Result<u64> {
-        if self.buffer.is_empty() {
-            self.buffer = vec![0; CONTENT_BUFFER];
-        }
         let mut copied = 0u64;
         while copied < size {
-            let want = (size - copied).min(CONTENT_BUFFER as u64) as usize;
-            let n = match file.read(&mut self.buffer[..want]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("read", disk)(e)),
-            };
+            let n = read_chunk(&mut file, size - copied, &mut self.buffer)
+                .map_err(Error::io("read", disk))?;
+            if n == 0 {
+                break;
+            }
             self.out
-                .write_all(&self.buffer[..n])
+                .write_all(&self.buffer)
                 .map_err(|source| Error::WriteLayer { source })?;
             copied += n as u64;
         }
@@ -338,18 +333,9 @@ fn read_chunks(
     let mut left = size;
     while left > 0 {
         let mut chunk = recycled.try_recv().unwrap_or_default();
-        let want = left.min(CONTENT_BUFFER as u64) as usize;
-        chunk.resize(want, 0);
-        let read = loop {
-            match file.read(&mut chunk) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
-        let message = match read {
+        let message = match read_chunk(&mut file, left, &mut chunk) {
             Ok(0) => return,
             Ok(n) => {
-                chunk.truncate(n);
                 left -= n as u64;
                 Ok(chunk)
             }
@@ -358,6 +344,25 @@ fn read_chunks(
         let failed = message.is_err();
         if to_layer.send(message).is_err() || failed {
             return;
+        }
+    }
+}
+
+/// Replaces `chunk`'s bytes with the next bytes of `file`, in one read of at most
+/// [`CONTENT_BUFFER`] and at most `left`; returns how many (0 at the end of the file).
+///
+/// One read: `Read::read_to_end` would start each chunk with 8 KiB reads and double them.
+fn read_chunk(file: &mut std::fs::File, left: u64, chunk: &mut Vec<u8>) -> io::Result<usize> {
+    // A no-op for a recycled chunk that was filled: only a short read's tail is zeroed again.
+    chunk.resize(left.min(CONTENT_BUFFER as u64) as usize, 0);
+    loop {
+        match file.read(chunk) {
+            Ok(n) => {
+                chunk.truncate(n);
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }
