@@ -34,13 +34,15 @@ const BUFFER: usize = 128 * 1024;
 #[derive(Debug)]
 pub(crate) struct TempSink {
     state: State,
-    written: u64,
 }
 
 #[derive(Debug)]
 enum State {
-    /// Written on the caller's thread.
-    Direct(BufWriter<File>),
+    /// Written on the caller's thread; `written` bytes so far.
+    Direct {
+        writer: BufWriter<File>,
+        written: u64,
+    },
     /// Written by a thread of its own.
     Offloaded(Offloaded),
     /// Between states, or after a failure that lost the file.
@@ -67,27 +69,25 @@ enum Message {
 impl TempSink {
     pub(crate) fn new(file: File) -> Self {
         Self {
-            state: State::Direct(BufWriter::with_capacity(BUFFER, file)),
-            written: 0,
+            state: State::Direct {
+                writer: BufWriter::with_capacity(BUFFER, file),
+                written: 0,
+            },
         }
     }
 
     /// Appends `bytes`: done, or queued for the writing thread.
     pub(crate) fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.state {
-            State::Direct(writer) => {
+            State::Direct { writer, written } => {
                 writer.write_all(bytes)?;
-                self.written += bytes.len() as u64;
-                if self.written >= OFFLOAD_AFTER {
+                *written += bytes.len() as u64;
+                if *written >= OFFLOAD_AFTER {
                     self.offload()?;
                 }
                 Ok(())
             }
-            State::Offloaded(offloaded) => {
-                offloaded.write_all(bytes)?;
-                self.written += bytes.len() as u64;
-                Ok(())
-            }
+            State::Offloaded(offloaded) => offloaded.write_all(bytes),
             State::Gone => Err(gone()),
         }
     }
@@ -95,7 +95,7 @@ impl TempSink {
     /// Writes everything appended so far to the file (waiting for the writing thread).
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         match &mut self.state {
-            State::Direct(writer) => writer.flush(),
+            State::Direct { writer, .. } => writer.flush(),
             State::Offloaded(offloaded) => offloaded.flush(),
             State::Gone => Err(gone()),
         }
@@ -104,7 +104,7 @@ impl TempSink {
     /// Everything written; the file back, for its fsync and rename.
     pub(crate) fn finish(mut self) -> io::Result<File> {
         match std::mem::replace(&mut self.state, State::Gone) {
-            State::Direct(writer) => writer.into_inner().map_err(|e| e.into_error()),
+            State::Direct { writer, .. } => writer.into_inner().map_err(|e| e.into_error()),
             State::Offloaded(mut offloaded) => offloaded.finish(),
             State::Gone => Err(gone()),
         }
@@ -112,7 +112,7 @@ impl TempSink {
 
     /// Moves the writes to a thread of their own.
     fn offload(&mut self) -> io::Result<()> {
-        let State::Direct(writer) = std::mem::replace(&mut self.state, State::Gone) else {
+        let State::Direct { writer, .. } = std::mem::replace(&mut self.state, State::Gone) else {
             return Ok(());
         };
         let file = writer.into_inner().map_err(|e| e.into_error())?;
@@ -296,7 +296,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut sink, path) = sink_in(&dir);
         sink.write_all(b"a manifest, say").unwrap();
-        assert!(matches!(sink.state, State::Direct(_)));
+        assert!(matches!(sink.state, State::Direct { .. }));
         drop(sink.finish().unwrap());
         assert_eq!(std::fs::read(path).unwrap(), b"a manifest, say");
     }
@@ -310,7 +310,6 @@ mod tests {
         };
         let mut sink = TempSink {
             state: State::Offloaded(Offloaded::start(full).unwrap()),
-            written: 0,
         };
         let chunk = vec![7u8; CHUNK];
         let mut failed = None;
