@@ -9,14 +9,20 @@
 //! snapshots do); nothing reads that field from a listing.
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The entries of a directory in walk order: a directory before what it holds, the entries
 /// of one directory by name (byte order), the order `walkdir`'s `sort_by_file_name` visits.
 #[derive(Debug, Default)]
 pub struct Listing {
     entries: Vec<Listed>,
+    /// Checksums readers made of a selection of the entries, by a key naming the selection
+    /// (the most recent [`KEPT_CHECKSUMS`]).
+    checksums: Mutex<Vec<([u8; 32], [u8; 32])>>,
 }
+
+/// How many selections' checksums a listing keeps.
+const KEPT_CHECKSUMS: usize = 8;
 
 /// One entry of a [`Listing`].
 #[derive(Debug)]
@@ -63,7 +69,10 @@ impl Listing {
         if !in_order {
             entries.sort_by(|a, b| Path::new(&a.rel).cmp(Path::new(&b.rel)));
         }
-        Listing { entries }
+        Listing {
+            entries,
+            checksums: Mutex::default(),
+        }
     }
 
     /// The entries, in walk order.
@@ -77,6 +86,25 @@ impl Listing {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The checksum a reader recorded for the selection `key` names (with
+    /// [`Listing::learn_checksum`]): a listing never changes, so neither does what a
+    /// selection of it sums to.
+    pub fn known_checksum(&self, key: &[u8; 32]) -> Option<[u8; 32]> {
+        let known = self.checksums.lock().unwrap_or_else(|e| e.into_inner());
+        known.iter().find(|(k, _)| k == key).map(|(_, sum)| *sum)
+    }
+
+    /// Records `checksum` as what the selection `key` names sums to, for later readers
+    /// (the oldest record forgotten past a few).
+    pub fn learn_checksum(&self, key: [u8; 32], checksum: [u8; 32]) {
+        let mut known = self.checksums.lock().unwrap_or_else(|e| e.into_inner());
+        known.retain(|(k, _)| *k != key);
+        if known.len() == KEPT_CHECKSUMS {
+            known.remove(0);
+        }
+        known.push((key, checksum));
     }
 }
 
@@ -112,6 +140,19 @@ mod tests {
         let listed: Vec<&str> = listing.entries().iter().map(|e| e.rel.as_str()).collect();
         assert_eq!(listed, walked);
         assert_eq!(walked, ["a", "a/b", "a/b/z", "a-c", "a.d", "b"]);
+    }
+
+    #[test]
+    fn a_selection_checksum_is_kept_for_a_few_selections() {
+        let listing = Listing::default();
+        assert_eq!(listing.known_checksum(&[0; 32]), None);
+        for n in 0..=KEPT_CHECKSUMS as u8 {
+            listing.learn_checksum([n; 32], [n + 100; 32]);
+        }
+        assert_eq!(listing.known_checksum(&[0; 32]), None, "the oldest went");
+        assert_eq!(listing.known_checksum(&[1; 32]), Some([101; 32]));
+        listing.learn_checksum([1; 32], [7; 32]);
+        assert_eq!(listing.known_checksum(&[1; 32]), Some([7; 32]));
     }
 
     #[test]

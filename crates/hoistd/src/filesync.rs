@@ -219,7 +219,6 @@ pub async fn receive_dir(
     let (stats, listing) = fsutil::receive_listed(dest, previous, incoming, tx, &options)
         .await
         .map_err(|error| status(&what, &error))?;
-    let listing = Arc::new(listing);
     listings
         .put(dest, Arc::clone(&listing))
         .map_err(lock_error)?;

@@ -353,6 +353,17 @@ fn list(paths: &[String]) -> String {
     text
 }
 
+/// For a local source whose key `digest` is known without its files: true (and no files
+/// changed, for the build's [`MissContext`]) when that is the key it had when last listed;
+/// otherwise the caller lists its files for [`local_files`].
+pub(super) fn local_files_known(op: &EngineOp, digest: &hoist_solver::Digest) -> bool {
+    let known = load(&record_path(op)).is_some_and(|o| o.files_digest == digest.to_string());
+    if known {
+        op.changes.set(&op.vertex.name, Vec::new());
+    }
+    known
+}
+
 /// For a local source that computed its key `digest`: when the files differ from those it
 /// had when last listed, compares `files()` (path → entry digest) with that list and leaves
 /// the changed paths in the build's [`MissContext`], then keeps the new list.

@@ -192,7 +192,7 @@ fn from_listing(
     listing: &hoist_snapshot::Listing,
     decide: impl Fn(&str, bool) -> Result<Decision>,
 ) -> Result<Vec<Entry>> {
-    let mut entries = Vec::new();
+    let mut entries = Vec::with_capacity(listing.len());
     // Below a directory left out: the listing holds a directory's entries right after it.
     let mut skipped: Option<String> = None;
     for (index, listed) in listing.entries().iter().enumerate() {
@@ -353,12 +353,51 @@ impl Ancestors {
 }
 
 /// The digest of the selected files' content (files whose stat is unchanged since an
-/// earlier build are not read again: [`StatCache`]).
+/// earlier build are not read again: [`StatCache`]). A context with a listing remembers
+/// the digest of each selection in it: a rebuild from an unchanged listing selects nothing.
 pub(super) fn checksum(op: &EngineOp) -> Result<hoist_solver::Digest> {
+    let listing = context_of(op)?.listing;
+    let key = listing.as_ref().map(|_| selection_key(op)).transpose()?;
+    if let (Some(listing), Some(key)) = (&listing, &key) {
+        if let Some(known) = listing.known_checksum(key) {
+            let digest = hoist_solver::Digest::from_bytes(known);
+            if super::last_seen::local_files_known(op, &digest) {
+                return Ok(digest);
+            }
+        }
+    }
     let (dir, mut entries) = selection(op)?;
-    let digest = checksum_of(op, &dir, &mut entries);
+    let digest = checksum_of(op, &dir, &mut entries)?;
     *op.local.lock().unwrap_or_else(|e| e.into_inner()) = Some(entries);
-    digest
+    if let (Some(listing), Some(key)) = (listing, key) {
+        listing.learn_checksum(key, *digest.as_bytes());
+    }
+    Ok(digest)
+}
+
+/// What names the selection of the local source `op` within its context (its include,
+/// exclude and follow patterns; a listing's symlinks, which following reads, are the
+/// listing's).
+fn selection_key(op: &EngineOp) -> Result<[u8; 32]> {
+    let hoist_graph::Op::Source(hoist_graph::Source::Local {
+        include_patterns,
+        exclude_patterns,
+        follow_paths,
+        ..
+    }) = &op.vertex.op
+    else {
+        return Err(Error::InvalidGraph("not a local source".into()));
+    };
+    let mut key = Sha256::new();
+    key.update(b"hoist local selection v1\0");
+    for patterns in [include_patterns, exclude_patterns, follow_paths] {
+        key.update((patterns.len() as u64).to_le_bytes());
+        for pattern in patterns {
+            key.update((pattern.len() as u64).to_le_bytes());
+            key.update(pattern.as_bytes());
+        }
+    }
+    Ok(key.finalize().into())
 }
 
 /// Small files read for their digest (not remembered by the stat cache) keep their bytes,

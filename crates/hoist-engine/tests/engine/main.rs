@@ -18,6 +18,7 @@ mod history;
 mod http;
 mod lazy_base;
 mod local_images;
+mod owned_context;
 mod prune;
 mod remote_cache;
 mod remote_context;

@@ -20,6 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,12 +61,18 @@ pub struct SyncStats {
     pub skipped: usize,
 }
 
-/// One entry announced by the sender.
+/// One entry announced by the sender (its path checked by [`clean_path`]).
 #[derive(Debug)]
 struct Entry {
-    rel: PathBuf,
     stat: Stat,
     kind: Kind,
+}
+
+impl Entry {
+    /// Its path below the destination.
+    fn rel(&self) -> &Path {
+        Path::new(&self.stat.path)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,8 +100,9 @@ fn kind_of(stat: &Stat) -> Kind {
     }
 }
 
-/// A relative, slash-separated path from the wire, refused unless it stays inside.
-fn clean_path(path: &str) -> Result<PathBuf, Error> {
+/// A relative, slash-separated path from the wire, refused unless it stays inside: as a
+/// [`Path`], it has the same bytes.
+fn clean_path(path: &str) -> Result<&Path, Error> {
     if path.is_empty() {
         return Err(Error::Refused("an empty path".to_owned()));
     }
@@ -104,18 +112,12 @@ fn clean_path(path: &str) -> Result<PathBuf, Error> {
     if path.contains('\0') {
         return Err(Error::Refused(format!("the path {path:?} with a NUL byte")));
     }
-    let mut out = PathBuf::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." | ".." => {
-                return Err(Error::Refused(format!(
-                    "the path {path:?} (an empty, \".\" or \"..\" component)"
-                )))
-            }
-            part => out.push(part),
-        }
+    if path.split('/').any(|part| matches!(part, "" | "." | "..")) {
+        return Err(Error::Refused(format!(
+            "the path {path:?} (an empty, \".\" or \"..\" component)"
+        )));
     }
-    Ok(out)
+    Ok(Path::new(path))
 }
 
 /// Receives one tree into `dest` (created if missing): `incoming` from the sender,
@@ -138,14 +140,16 @@ where
 /// the copy's [`Listing`] as well: the metadata of each entry and the sha256 of each file
 /// (hashed as it is written, or known from `previous`). `previous` is the listing the last
 /// transfer into `dest` returned, when nothing else has changed `dest` since; without it
-/// the copy is read from disk (and its unchanged files come without digests).
+/// the copy is read from disk (and its unchanged files come without digests). A transfer
+/// that changed nothing returns `previous` itself (what readers learnt from it still
+/// holds).
 pub async fn receive_listed<S>(
     dest: &Path,
     previous: Option<Arc<Listing>>,
     incoming: S,
     outgoing: mpsc::Sender<Packet>,
     options: &ReceiveOptions,
-) -> Result<(SyncStats, Listing), Error>
+) -> Result<(SyncStats, Arc<Listing>), Error>
 where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
 {
@@ -215,8 +219,11 @@ impl Previous {
     fn index_of(&self, rel: &Path) -> Option<usize> {
         let entries = self.listing.entries();
         let at = self.cursor.load(Ordering::Relaxed);
+        // Both sides are clean relative paths (the sender's are checked by [`clean_path`]),
+        // so equal paths have equal bytes: no component-wise comparison.
+        let wanted = rel.as_os_str().as_bytes();
         let near =
-            (at..entries.len().min(at + LOOK_AHEAD)).find(|&i| Path::new(&entries[i].rel) == rel);
+            (at..entries.len().min(at + LOOK_AHEAD)).find(|&i| entries[i].rel.as_bytes() == wanted);
         let found = near.or_else(|| {
             let by_path = self.by_path.get_or_init(|| {
                 (entries.iter().enumerate())
@@ -285,7 +292,7 @@ impl Previous {
 
     /// Whether the copy holds `entry`'s file as sent (same size, mtime and mode).
     fn unchanged(&self, entry: &Entry) -> bool {
-        self.old(&entry.rel).is_some_and(|old| {
+        self.old(entry.rel()).is_some_and(|old| {
             old.kind == Kind::File
                 && i64::try_from(old.size).ok() == Some(entry.stat.size)
                 && old.mtime == entry.stat.mod_time
@@ -308,6 +315,85 @@ struct List {
     unchanged: usize,
 }
 
+/// The directories a file list is inside of as it comes, checking its order as fsutil's
+/// receiver does: each entry comes inside the last directory sent that holds it (a
+/// directory's entries right after it), after the entries before it in that directory by
+/// name (bytes), so never twice. Sorted so, the list is in [`Path`] order.
+#[derive(Debug)]
+struct Order {
+    /// The open directories, outermost (the root, `""`) first: each one's path and the name
+    /// of the last entry sent in it.
+    open: Vec<(String, String)>,
+}
+
+impl Default for Order {
+    fn default() -> Order {
+        Order {
+            open: vec![(String::new(), String::new())],
+        }
+    }
+}
+
+/// Why an entry cannot come where it came.
+#[derive(Debug)]
+enum Misplaced {
+    /// Its directory is not one of those the list is inside of.
+    NoDirectory,
+    /// Its directory's last entry, whose name sorts after (or is) its own.
+    After(String),
+}
+
+impl Order {
+    /// Takes the clean relative `path` as the next entry (a directory when `is_dir`).
+    fn place(&mut self, path: &str, is_dir: bool) -> Result<(), Misplaced> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        while self.open.len() > 1 && self.open.last().is_some_and(|(open, _)| open != dir) {
+            self.open.pop();
+        }
+        let Some((_, last)) = self.open.last_mut().filter(|(open, _)| open == dir) else {
+            return Err(Misplaced::NoDirectory);
+        };
+        if !last.is_empty() && name.as_bytes() <= last.as_bytes() {
+            return Err(Misplaced::After(last.clone()));
+        }
+        last.clear();
+        last.push_str(name);
+        if is_dir {
+            self.open.push((path.to_owned(), String::new()));
+        }
+        Ok(())
+    }
+}
+
+impl Misplaced {
+    /// The refusal of `path` (`rel`, cleaned), naming the symlink it goes through if any.
+    fn refusal(self, path: &str, rel: &Path, symlinks: &HashSet<PathBuf>) -> Error {
+        let through = rel.ancestors().skip(1).find(|a| symlinks.contains(*a));
+        Error::Refused(match (self, through) {
+            (_, Some(link)) => format!(
+                "the path {path:?}: it goes through the symlink {:?}",
+                link.display()
+            ),
+            (Misplaced::NoDirectory, None) => format!(
+                "the path {path:?}: its directory {:?} was not sent before it, or its \
+                 entries not right after it (changes out of order)",
+                rel.parent().unwrap_or(Path::new("")).display()
+            ),
+            (Misplaced::After(last), None)
+                if rel
+                    .file_name()
+                    .is_some_and(|n| n.as_bytes() == last.as_bytes()) =>
+            {
+                format!("the path {path:?}: it came twice")
+            }
+            (Misplaced::After(last), None) => format!(
+                "the path {path:?}: changes out of order (it came after {last:?} in its \
+                 directory; a sender walks each directory by name)"
+            ),
+        })
+    }
+}
+
 /// How many bytes of files (by their sent sizes) are requested while the list still comes;
 /// their data waits in memory until the list is complete and checked.
 const EARLY_BYTES: u64 = 64 * 1024 * 1024;
@@ -322,7 +408,9 @@ where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
 {
     let mut list = List {
-        entries: Vec::new(),
+        // A rebuild's list is mostly the last one: room for it from the start (no regrowth
+        // of a list of thousands).
+        entries: Vec::with_capacity(previous.map_or(0, |p| p.listing.len())),
         wanted: HashMap::new(),
         deferred: Vec::new(),
         early: Vec::new(),
@@ -330,7 +418,8 @@ where
     };
     let mut early_bytes = 0u64;
     let entries = &mut list.entries;
-    let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
+    let mut order = Order::default();
+    // Symlinks sent, to name the one a path goes through when it is refused.
     let mut symlinks: HashSet<PathBuf> = HashSet::new();
     loop {
         let Some(received) = next_packet(incoming, idle).await? else {
@@ -364,37 +453,13 @@ where
         let id = u32::try_from(entries.len())
             .map_err(|_| Error::Protocol("too many entries".to_owned()))?;
         let rel = clean_path(&stat.path)?;
-        for ancestor in rel.ancestors().skip(1) {
-            if symlinks.contains(ancestor) {
-                return Err(Error::Refused(format!(
-                    "the path {:?}: it goes through the symlink {:?}",
-                    stat.path,
-                    ancestor.display()
-                )));
-            }
-        }
-        let parent = rel.parent().unwrap_or(Path::new(""));
-        let parent_sent = parent.as_os_str().is_empty()
-            || by_path
-                .get(parent)
-                .is_some_and(|&i| entries[i].kind == Kind::Dir);
-        if !parent_sent {
-            return Err(Error::Refused(format!(
-                "the path {:?}: its directory {:?} was not sent before it",
-                stat.path,
-                parent.display()
-            )));
-        }
-        if by_path.contains_key(&rel) {
-            return Err(Error::Refused(format!(
-                "the path {:?}: it came twice",
-                stat.path
-            )));
-        }
         let kind = kind_of(&stat);
+        order
+            .place(&stat.path, kind == Kind::Dir)
+            .map_err(|misplaced| misplaced.refusal(&stat.path, rel, &symlinks))?;
         match kind {
             Kind::Symlink => {
-                symlinks.insert(rel.clone());
+                symlinks.insert(rel.to_owned());
             }
             Kind::HardLink => {
                 let target = clean_path(&stat.linkname).map_err(|refused| {
@@ -403,9 +468,10 @@ where
                         stat.path
                     ))
                 })?;
-                let ok = by_path
-                    .get(&target)
-                    .is_some_and(|&i| entries[i].kind == Kind::File);
+                // The entries so far are in walk order, which is `Path`'s.
+                let ok = entries
+                    .binary_search_by(|e| e.rel().cmp(target))
+                    .is_ok_and(|i| entries[i].kind == Kind::File);
                 if !ok {
                     return Err(Error::Refused(format!(
                         "the hard link {:?}: it names {:?}, not a regular file sent before it",
@@ -415,8 +481,7 @@ where
             }
             _ => {}
         }
-        by_path.insert(rel.clone(), entries.len());
-        let entry = Entry { rel, stat, kind };
+        let entry = Entry { stat, kind };
         if kind == Kind::File {
             if previous.is_some_and(|p| p.unchanged(&entry)) {
                 list.unchanged += 1;
@@ -446,7 +511,7 @@ async fn receive_inner<S>(
     incoming: S,
     outgoing: &mpsc::Sender<Packet>,
     options: &ReceiveOptions,
-) -> Result<(SyncStats, Option<Listing>), Error>
+) -> Result<(SyncStats, Option<Arc<Listing>>), Error>
 where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
 {
@@ -576,7 +641,7 @@ fn write_tree(
     chunks: mpsc::Receiver<(u32, usize, Vec<u8>)>,
     list: bool,
     options: &ReceiveOptions,
-) -> Result<(SyncStats, Option<Listing>), Error> {
+) -> Result<(SyncStats, Option<Arc<Listing>>), Error> {
     let mut stats = SyncStats::default();
     std::fs::create_dir_all(dest).map_err(Error::io("create", dest))?;
     if let Some(previous) = previous {
@@ -585,12 +650,14 @@ fn write_tree(
     // Directories and symlinks made (a directory before its entries), other kinds at a
     // file's path removed.
     for entry in entries {
-        let path = dest.join(&entry.rel);
         // A file of an incremental copy is written (if at all) into a directory that was
-        // checked as it was made: a rebuild's unchanged files cost no lookups here.
-        if entry.kind != Kind::File || previous.is_none() {
-            ensure_parent_is_dir(dest, &path)?;
+        // checked as it was made, and holds a file or nothing now (stale entries went): a
+        // rebuild's unchanged files cost nothing here.
+        if entry.kind == Kind::File && previous.is_some() {
+            continue;
         }
+        let path = dest.join(entry.rel());
+        ensure_parent_is_dir(dest, &path)?;
         match entry.kind {
             Kind::Dir => {
                 let existing = std::fs::symlink_metadata(&path).ok();
@@ -612,14 +679,13 @@ fn write_tree(
                         .map_err(Error::io("create the symlink", &path))?;
                 }
             }
-            // An incremental copy holds a file or nothing here now (stale entries went).
-            Kind::File if previous.is_none() => {
+            Kind::File => {
                 let existing = std::fs::symlink_metadata(&path).ok();
                 if existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
                     remove_any(&path, existing.as_ref())?;
                 }
             }
-            Kind::File | Kind::HardLink => {}
+            Kind::HardLink => {}
             Kind::Other => stats.skipped += 1,
         }
     }
@@ -628,19 +694,19 @@ fn write_tree(
     // Hard links, then the metadata of symlinks and directories (deepest first, after
     // their contents were written).
     for entry in entries {
-        let path = dest.join(&entry.rel);
         match entry.kind {
             Kind::HardLink => {
+                let path = dest.join(entry.rel());
                 let target = dest.join(clean_path(&entry.stat.linkname)?);
                 remove_any(&path, std::fs::symlink_metadata(&path).ok().as_ref())?;
                 std::fs::hard_link(&target, &path).map_err(Error::io("hard link", &path))?;
             }
-            Kind::Symlink => apply_metadata(&path, &entry.stat, options.owners)?,
+            Kind::Symlink => apply_metadata(&dest.join(entry.rel()), &entry.stat, options.owners)?,
             _ => {}
         }
     }
     for entry in entries.iter().rev().filter(|e| e.kind == Kind::Dir) {
-        apply_metadata(&dest.join(&entry.rel), &entry.stat, options.owners)?;
+        apply_metadata(&dest.join(entry.rel()), &entry.stat, options.owners)?;
     }
     let listing = match list {
         true => Some(listing(dest, entries, previous, &mut written)?),
@@ -651,13 +717,20 @@ fn write_tree(
 
 /// What `dest` holds once `entries` are written: the files received with the metadata and
 /// digest taken as they were written, those kept with what `previous` knew of them, the
-/// rest (directories, symlinks, hard links) as `lstat` finds them now.
+/// rest (directories, symlinks, hard links) as `lstat` finds them now. When that is what
+/// `previous` lists already (nothing received, nothing gone, nothing else changed), it is
+/// `previous`'s listing itself, which readers may have learnt from.
 fn listing(
     dest: &Path,
     entries: &[Entry],
     previous: Option<&Previous>,
     written: &mut HashMap<usize, Option<Written>>,
-) -> Result<Listing, Error> {
+) -> Result<Arc<Listing>, Error> {
+    if let Some(previous) = previous.filter(|_| written.is_empty()) {
+        if lists_the_same(dest, entries, &previous.listing)? {
+            return Ok(Arc::clone(&previous.listing));
+        }
+    }
     let mut listed = Vec::with_capacity(entries.len());
     if let Some(previous) = previous {
         previous.rewind();
@@ -669,7 +742,7 @@ fn listing(
             continue;
         }
         let kept = match entry.kind {
-            Kind::File => previous.and_then(|p| p.listed(&entry.rel)),
+            Kind::File => previous.and_then(|p| p.listed(entry.rel())),
             _ => None,
         };
         match (entry.kind, kept) {
@@ -678,14 +751,45 @@ fn listing(
                 listed.push(Listed::new(rel(), kept.metadata.clone(), kept.digest()))
             }
             (_, None) => {
-                let path = dest.join(&entry.rel);
+                let path = dest.join(entry.rel());
                 let metadata =
                     std::fs::symlink_metadata(&path).map_err(Error::io("inspect", &path))?;
                 listed.push(Listed::new(rel(), metadata, None));
             }
         }
     }
-    Ok(Listing::new(listed))
+    Ok(Arc::new(Listing::new(listed)))
+}
+
+/// Whether `listing` is what `dest` holds now that `entries` were written without a file
+/// received: the same paths in the same order, each file one the previous copy kept (a
+/// file not received was unchanged), every other entry's `lstat` as listed but for its
+/// access and change times.
+fn lists_the_same(dest: &Path, entries: &[Entry], listing: &Listing) -> Result<bool, Error> {
+    if entries.len() != listing.len() {
+        return Ok(false);
+    }
+    for (entry, listed) in entries.iter().zip(listing.entries()) {
+        if entry.rel().as_os_str().as_bytes() != listed.rel.as_bytes() {
+            return Ok(false);
+        }
+        let same = match entry.kind {
+            Kind::File => listed.metadata.is_file(),
+            Kind::Other => false,
+            Kind::Dir | Kind::Symlink | Kind::HardLink => {
+                let path = dest.join(entry.rel());
+                let now = std::fs::symlink_metadata(&path).map_err(Error::io("inspect", &path))?;
+                let then = &listed.metadata;
+                (now.ino(), now.mode(), now.uid(), now.gid(), now.size())
+                    == (then.ino(), then.mode(), then.uid(), then.gid(), then.size())
+                    && (now.mtime(), now.mtime_nsec()) == (then.mtime(), then.mtime_nsec())
+            }
+        };
+        if !same {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Removes what the previous copy holds that `entries` do not list with the same kind;
@@ -695,7 +799,7 @@ fn remove_stale(dest: &Path, entries: &[Entry], previous: &Previous) -> Result<u
     previous.rewind();
     let mut kept = vec![false; previous.listing.entries().len()];
     for entry in entries {
-        let Some(index) = previous.index_of(&entry.rel) else {
+        let Some(index) = previous.index_of(entry.rel()) else {
             continue;
         };
         let Some(old) = previous.old_at(index) else {
@@ -851,11 +955,11 @@ impl Writer<'_> {
     fn take(&mut self, (id, index, data): (u32, usize, Vec<u8>)) -> Result<(), Error> {
         use sha2::Digest as _;
         let entry = &self.entries[index];
-        let path = self.dest.join(&entry.rel);
+        let path = self.dest.join(entry.rel());
         if let std::collections::hash_map::Entry::Vacant(slot) = self.open.entry(id) {
             let new_path = self
                 .previous
-                .is_some_and(|p| p.index_of(&entry.rel).is_none());
+                .is_some_and(|p| p.index_of(entry.rel()).is_none());
             let permissions = mode::to_unix_permissions(entry.stat.mode);
             let (file, partial) = create_file(&path, new_path, permissions)?;
             slot.insert(Unfinished {
@@ -1180,7 +1284,7 @@ mod tests {
         dest: &Path,
         incremental: bool,
         known: Option<Arc<Listing>>,
-    ) -> (Result<(SyncStats, Option<Listing>), Error>, Vec<u32>) {
+    ) -> (Result<(SyncStats, Option<Arc<Listing>>), Error>, Vec<u32>) {
         let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<Packet, tonic::Status>>();
         let (out_tx, mut out_rx) = mpsc::channel::<Packet>(4);
         for (stat, _) in &entries {
@@ -1324,11 +1428,12 @@ mod tests {
         if let Ok(Some(value)) = xattr::get(dest.join("a/x"), "user.k") {
             assert_eq!(value, b"v");
         }
-        // The same tree again: nothing moves; the listing the last receive gave keeps the
-        // digests of the files kept.
-        let (result, requested) = sync_listed(tree(), &dest, true, Some(Arc::new(listing))).await;
+        // The same tree again: nothing moves, and the listing the last receive gave is the
+        // one this one gives (with the digests of the files kept).
+        let (result, requested) =
+            sync_listed(tree(), &dest, true, Some(Arc::clone(&listing))).await;
         assert!(requested.is_empty(), "{requested:?}");
-        let (stats, listing) = result.unwrap();
+        let (stats, again) = result.unwrap();
         assert_eq!(
             stats,
             SyncStats {
@@ -1337,7 +1442,23 @@ mod tests {
             },
             "nothing received"
         );
-        assert_eq!(listed(&dest, &listing.unwrap()), expected);
+        let again = again.unwrap();
+        assert!(
+            Arc::ptr_eq(&again, &listing),
+            "an unchanged copy keeps its listing"
+        );
+        assert_eq!(listed(&dest, &again), expected);
+        // A directory's mode alone changed: a new listing, which says so.
+        let mut chmodded = tree();
+        chmodded[0].0.mode = mode::DIR | 0o755;
+        let (result, requested) =
+            sync_listed(chmodded, &dest, true, Some(Arc::clone(&listing))).await;
+        assert!(requested.is_empty(), "{requested:?}");
+        let (_, changed) = result.unwrap();
+        let changed = changed.unwrap();
+        assert!(!Arc::ptr_eq(&changed, &listing));
+        assert_eq!(changed.entries()[0].metadata.mode() & 0o777, 0o755);
+        assert_eq!(listed(&dest, &changed), expected);
         // Without it the copy is read from disk: the same entries, the kept files unhashed.
         let (result, requested) = sync_listed(tree(), &dest, true, None).await;
         assert!(requested.is_empty(), "{requested:?}");
@@ -1353,7 +1474,7 @@ mod tests {
         next[2].0.mod_time += 1;
         next.pop();
         let before = std::fs::metadata(dest.join("a/x")).unwrap().ino();
-        let (result, requested) = sync_listed(next, &dest, true, Some(Arc::new(listing))).await;
+        let (result, requested) = sync_listed(next, &dest, true, Some(listing)).await;
         assert_eq!(requested, [2]);
         assert_ne!(
             std::fs::metadata(dest.join("a/x")).unwrap().ino(),
@@ -1381,7 +1502,10 @@ mod tests {
         let dest = root.path().join("copy");
         let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<Packet, tonic::Status>>();
         let (out_tx, mut out_rx) = mpsc::channel::<Packet>(4);
-        for stat in [stat("done", 0o644, 2, T, ""), stat("cut", 0o644, 9, T, "")] {
+        for stat in [
+            stat("done", 0o644, 2, T, ""),
+            stat("then-cut", 0o644, 9, T, ""),
+        ] {
             let stat = Some(stat);
             let message = Packet {
                 r#type: PacketType::PacketStat as i32,
@@ -1480,6 +1604,20 @@ mod tests {
             (
                 vec![stat("f", 0o644, 1, T, ""), stat("f", 0o644, 1, T, "")],
                 "came twice",
+            ),
+            // fsutil's order: by name in each directory, a directory's entries right after it.
+            (
+                vec![stat("g", 0o644, 1, T, ""), stat("f", 0o644, 1, T, "")],
+                "out of order",
+            ),
+            (
+                vec![
+                    stat("d", mode::DIR | 0o755, 0, T, ""),
+                    stat("d/x", 0o644, 1, T, ""),
+                    stat("e", 0o644, 1, T, ""),
+                    stat("d/y", 0o644, 1, T, ""),
+                ],
+                "out of order",
             ),
         ] {
             for incremental in [true, false] {

@@ -567,9 +567,12 @@ fn a_rebuild_after_touching_one_file_of_20000_receives_that_file() {
     file.write_all(b"more\n").unwrap();
     drop(file);
     assert_eq!(build(2), "42 7\nmore\n");
-    let log = env.daemon.stderr_with("20000 unchanged");
+    env.daemon.stderr_with("20000 unchanged");
+    // Nothing changed: nothing moves, and the build reads the copy as the last one left it.
+    assert_eq!(build(3), "42 7\nmore\n");
+    let log = env.daemon.stderr_with("20001 unchanged");
     let transfers: Vec<&str> = log.lines().filter(|l| l.contains(" context: ")).collect();
-    assert_eq!(transfers.len(), 2, "{log}");
+    assert_eq!(transfers.len(), 3, "{log}");
     assert!(
         transfers[0].ends_with("context: 20001 files received, 0 unchanged, 0 removed"),
         "{}",
@@ -579,6 +582,11 @@ fn a_rebuild_after_touching_one_file_of_20000_receives_that_file() {
         transfers[1].ends_with("context: 1 files received, 20000 unchanged, 0 removed"),
         "{}",
         transfers[1]
+    );
+    assert!(
+        transfers[2].ends_with("context: 0 files received, 20001 unchanged, 0 removed"),
+        "{}",
+        transfers[2]
     );
 }
 
