@@ -70,11 +70,8 @@ fn context_of(op: &EngineOp) -> Result<crate::ops::LocalContext> {
         .ok_or_else(|| Error::InvalidGraph(format!("no local context named {name:?}")))
 }
 
-/// The context directory and selection of the local source `op`: from the context's
-/// listing when it has one, else by walking it.
-fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
-    let context = context_of(op)?;
-    let dir = context.dir;
+/// The include patterns, exclude patterns and follow paths of the local source `op`.
+fn patterns_of(op: &EngineOp) -> Result<[&Vec<String>; 3]> {
     let hoist_graph::Op::Source(hoist_graph::Source::Local {
         include_patterns,
         exclude_patterns,
@@ -84,6 +81,15 @@ fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
     else {
         return Err(Error::InvalidGraph("not a local source".into()));
     };
+    Ok([include_patterns, exclude_patterns, follow_paths])
+}
+
+/// The context directory and selection of the local source `op`: from the context's
+/// listing when it has one, else by walking it.
+fn selection(op: &EngineOp) -> Result<(PathBuf, Vec<Entry>)> {
+    let context = context_of(op)?;
+    let dir = context.dir;
+    let [include_patterns, exclude_patterns, follow_paths] = patterns_of(op)?;
     let excludes = PatternMatcher::new(exclude_patterns)?;
     let followed = follow_links(&dir, follow_paths)?;
     // A link to the context's root makes the whole context needed (fsutil drops the filter).
@@ -379,18 +385,9 @@ pub(super) fn checksum(op: &EngineOp) -> Result<hoist_solver::Digest> {
 /// exclude and follow patterns; a listing's symlinks, which following reads, are the
 /// listing's).
 fn selection_key(op: &EngineOp) -> Result<[u8; 32]> {
-    let hoist_graph::Op::Source(hoist_graph::Source::Local {
-        include_patterns,
-        exclude_patterns,
-        follow_paths,
-        ..
-    }) = &op.vertex.op
-    else {
-        return Err(Error::InvalidGraph("not a local source".into()));
-    };
     let mut key = Sha256::new();
     key.update(b"hoist local selection v1\0");
-    for patterns in [include_patterns, exclude_patterns, follow_paths] {
+    for patterns in patterns_of(op)? {
         key.update((patterns.len() as u64).to_le_bytes());
         for pattern in patterns {
             key.update((pattern.len() as u64).to_le_bytes());
