@@ -24,7 +24,7 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
@@ -185,12 +185,10 @@ struct Previous {
     /// Where the next lookup expects its path: lookups follow the listing's order (the
     /// sender walks as the listing was made), skipping a few entries at most.
     cursor: AtomicUsize,
-    /// Index in `listing` by path, built on the first lookup the cursor does not find.
-    by_path: OnceLock<HashMap<PathBuf, usize>>,
 }
 
-/// How many entries past the cursor a lookup looks before it takes the index (those it
-/// skips: the directories a lookup of files passes).
+/// How many entries past the cursor a lookup looks before it searches the whole listing
+/// (those it skips: the directories a lookup of files passes).
 const LOOK_AHEAD: usize = 4;
 
 #[derive(Debug)]
@@ -206,7 +204,6 @@ impl Previous {
         Previous {
             listing,
             cursor: AtomicUsize::new(0),
-            by_path: OnceLock::new(),
         }
     }
 
@@ -224,13 +221,11 @@ impl Previous {
         let wanted = rel.as_os_str().as_bytes();
         let near =
             (at..entries.len().min(at + LOOK_AHEAD)).find(|&i| entries[i].rel.as_bytes() == wanted);
+        // A listing is in walk order, which is `Path`'s.
         let found = near.or_else(|| {
-            let by_path = self.by_path.get_or_init(|| {
-                (entries.iter().enumerate())
-                    .map(|(i, entry)| (PathBuf::from(&entry.rel), i))
-                    .collect()
-            });
-            by_path.get(rel).copied()
+            entries
+                .binary_search_by(|entry| Path::new(&entry.rel).cmp(rel))
+                .ok()
         });
         if let Some(found) = found {
             self.cursor.store(found + 1, Ordering::Relaxed);
@@ -1241,12 +1236,12 @@ mod tests {
                 .collect(),
         );
         let previous = Previous::of(Arc::new(listing));
-        // In order, skipping directories: found at the cursor, no index built.
+        // In order, skipping directories: found at the cursor, which follows them.
         for (rel, index) in [("a/1", 1), ("a/2", 2), ("b/1", 4), ("c", 5)] {
             assert_eq!(previous.index_of(Path::new(rel)), Some(index));
+            assert_eq!(previous.cursor.load(Ordering::Relaxed), index + 1);
         }
-        assert!(previous.by_path.get().is_none());
-        // Backwards, or a path it does not hold: the index answers.
+        // Backwards, or a path it does not hold: a search of the listing answers.
         assert_eq!(previous.index_of(Path::new("a")), Some(0));
         assert_eq!(previous.index_of(Path::new("d")), None);
         assert_eq!(previous.index_of(Path::new("b/1")), Some(4));
