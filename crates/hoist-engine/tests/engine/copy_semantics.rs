@@ -106,7 +106,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// Every path under `root`, relative, sorted.
-fn listing(root: &Path) -> Vec<String> {
+pub(crate) fn listing(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {

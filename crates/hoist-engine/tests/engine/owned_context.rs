@@ -28,23 +28,6 @@ fn listing_of(dir: &Path) -> Listing {
     Listing::new(entries)
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = walkdir::WalkDir::new(dir)
-        .min_depth(1)
-        .into_iter()
-        .map(|e| {
-            let e = e.unwrap();
-            e.path()
-                .strip_prefix(dir)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn each_selection_of_a_listing_is_summed_once_and_apart() {
     let work = tempfile::tempdir().unwrap();
@@ -76,7 +59,7 @@ fn each_selection_of_a_listing_is_summed_once_and_apart() {
         runtime
             .block_on(build(Arc::clone(&worker), request, None))
             .unwrap();
-        names(&out)
+        crate::copy_semantics::listing(&out)
     };
     assert_eq!(run(1, "b"), ["a", "sub", "sub/c"]);
     // The listing learnt the digests of the files the build read.
