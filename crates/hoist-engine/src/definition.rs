@@ -75,7 +75,12 @@ pub fn load_definition(prepared: &Prepared, progress: &Progress) -> Result<Loade
     if let Some(LocalContext { dir, .. }) =
         main.filter(|_| prepared.reads_ignore_file(MAIN_CONTEXT))
     {
-        if options.context_excludes.is_empty() {
+        if prepared.ignore_given(MAIN_CONTEXT) {
+            // Read by the context's owner: the step as BuildKit shows it, nothing to read.
+            progress
+                .step("[internal] load .dockerignore".into())
+                .finish(Ok::<(), Error>(()))?;
+        } else if options.context_excludes.is_empty() {
             let step = progress.step("[internal] load .dockerignore".into());
             options.context_excludes =
                 step.finish(read_dockerignore(&prepared.dockerfile_name, dir))?;
@@ -83,7 +88,8 @@ pub fn load_definition(prepared: &Prepared, progress: &Progress) -> Result<Loade
     }
     // Each local named context is filtered by its own `.dockerignore`, as BuildKit reads it.
     for (name, LocalContext { dir, .. }) in &prepared.contexts {
-        if name == MAIN_CONTEXT || !prepared.reads_ignore_file(name) {
+        if name == MAIN_CONTEXT || !prepared.reads_ignore_file(name) || prepared.ignore_given(name)
+        {
             continue;
         }
         let patterns = read_ignore_at(&dir.join(".dockerignore"))?.unwrap_or_default();

@@ -97,7 +97,7 @@ pub use build::{
     Loaded, Prepared, Solved, Solving,
 };
 pub use cache::{CacheRecord, DiskCacheStore};
-pub use context::{is_archive, ContextSource, TarStream, HEAD_LEN};
+pub use context::{is_archive, ContextListing, ContextSource, ListingSender, TarStream, HEAD_LEN};
 pub use error::{Error, Result};
 pub use gc::{gc, parse_size, DiskSpace, GcConfig, GcPolicy, GcReport};
 pub use history::{

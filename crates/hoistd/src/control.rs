@@ -9,6 +9,7 @@
 //! `Session` ([`crate::session`]).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
@@ -361,12 +362,13 @@ impl ControlService {
         // What comes from the client's session (kept until the build has ended: the
         // synced directories stay locked, the export directory exists).
         let mut prepared = None;
+        let mut transfer = None;
         if needs.any() {
             match self
                 .prepare_session(&request.session, &needs, &mut build)
                 .await
             {
-                Ok(p) => prepared = Some(p),
+                Ok((p, t)) => (prepared, transfer) = (Some(p), t),
                 Err(status) => {
                     log(
                         "build",
@@ -401,7 +403,21 @@ impl ControlService {
         // Dropping this future (the client cancelled the call) drops the build: the engine
         // stops its steps and releases what it held.
         let mut ending = BuildEnding::new(&reference);
-        let result = runner.run(worker, build, events).await?;
+        let running = runner.run(worker, build, events);
+        let result = match transfer {
+            None => running.await?,
+            Some(transfer) => match beside_transfer(transfer, running).await {
+                Ok(result) => result,
+                Err(status) => {
+                    ending.ended = true;
+                    log(
+                        "build",
+                        &format!("{reference} failed: {}", status.message()),
+                    );
+                    return Err(status);
+                }
+            },
+        };
         ending.ended = true;
         match result {
             Ok(result) => {
@@ -448,15 +464,65 @@ struct Prepared {
     _inputs: Option<Arc<crate::session_inputs::SessionInputs>>,
 }
 
+/// The transfer of a build's context, still running when the session's part is prepared:
+/// it goes on beside the build ([`beside_transfer`]), which reads the context once its
+/// listing has come.
+type Transfer<'a> = Pin<Box<dyn Future<Output = Result<(), Status>> + Send + 'a>>;
+
+/// Runs `build` while its context arrives (`transfer`), as BuildKit resolves the
+/// Dockerfile's images while the local source is being sent. A transfer that fails ends
+/// the build (dropped: cancelled) and its error is the call's; a build that ended first
+/// (it read no context, or it failed) still waits for the transfer, which holds the copy's
+/// lock and may have failed first in the build's eyes.
+async fn beside_transfer<T>(
+    transfer: Transfer<'_>,
+    build: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let mut transfer = transfer;
+    tokio::pin!(build);
+    tokio::select! {
+        transferred = &mut transfer => {
+            transferred?;
+            build.await
+        }
+        built = &mut build => {
+            transfer.await?;
+            built
+        }
+    }
+}
+
+/// Awaits `work` while the context's transfer, when it runs, goes on too: every call
+/// waiting on the client is read, so none stalls the others' stream (they share one
+/// connection's flow-control window). A transfer that fails is the error.
+async fn alongside<T>(
+    transfer: &mut Option<Transfer<'_>>,
+    work: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let Some(running) = transfer.as_mut() else {
+        return work.await;
+    };
+    tokio::pin!(work);
+    let transferred = tokio::select! {
+        done = &mut work => return done,
+        transferred = running => transferred,
+    };
+    transferred?;
+    *transfer = None;
+    work.await
+}
+
 impl ControlService {
-    /// Syncs the context and Dockerfile directories from session `id` and points `build`
-    /// at them; points a `local`/`tar` export at a directory of the state dir.
+    /// Syncs the Dockerfile's directory from session `id` and points `build` at it;
+    /// starts the context's transfer, returned still running once the registries'
+    /// credentials are in (the build reads the context when its listing has come); syncs
+    /// the named contexts; points a `local`/`tar` export at a directory of the state dir.
     async fn prepare_session(
         &self,
         id: &str,
         needs: &SessionNeeds,
         build: &mut hoist_engine::BuildRequest,
-    ) -> Result<Prepared, Status> {
+    ) -> Result<(Prepared, Option<Transfer<'_>>), Status> {
         if id.is_empty() {
             return Err(Status::invalid_argument(
                 "the build needs a session and names none",
@@ -466,6 +532,7 @@ impl ControlService {
         let mut locks = Vec::new();
         let mut locked = Vec::new();
         let mut credentials = None;
+        let mut running = None;
         if needs.cache_stores {
             crate::cache_store::attach(&session, &mut build.cache)?;
         }
@@ -506,39 +573,65 @@ impl ControlService {
             let exclude_patterns = self
                 .ignore_patterns(&session, &key, &dockerfile_dir, &name)
                 .await?;
+            // The build's first stages run while the context comes; they read its
+            // `.dockerignore` from here, never from the copy being written.
+            let excludes = exclude_patterns.clone();
             let context_request = SyncRequest {
                 dir_name: "context".to_owned(),
                 exclude_patterns,
                 ..SyncRequest::default()
             };
+            // The directory the build is pointed at exists before anything arrives.
+            tokio::fs::create_dir_all(&context_dir)
+                .await
+                .map_err(|err| {
+                    Status::internal(format!("cannot create {}: {err}", context_dir.display()))
+                })?;
+            let (arrived, listing) = hoist_engine::ContextListing::arriving();
+            let transfer: Transfer<'_> = Box::pin({
+                let session = Arc::clone(&session);
+                let dir = context_dir.clone();
+                async move {
+                    let received = filesync::receive_dir(
+                        &session,
+                        &context_request,
+                        &dir,
+                        &self.listings,
+                        self.session_timeout,
+                    )
+                    .await;
+                    match received {
+                        Ok((stats, listing)) => {
+                            log_sync(&session, "context", stats);
+                            arrived.send(Ok(listing));
+                            Ok(())
+                        }
+                        Err(status) => {
+                            arrived.send(Err(status.message().to_owned()));
+                            Err(status)
+                        }
+                    }
+                }
+            });
             // The registries' credentials are asked while the context comes: both wait on
             // the client.
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            let (synced, asked) = tokio::join!(
-                filesync::receive_dir(
-                    &session,
-                    &context_request,
-                    &context_dir,
-                    &self.listings,
-                    self.session_timeout,
-                ),
-                self.client_credentials(&session, &text, build)
-            );
-            let (stats, listing) = synced?;
-            log_sync(&session, "context", stats);
-            credentials = Some(asked?);
+            running = Some(transfer);
+            let asked = self.client_credentials(&session, &text, build);
+            credentials = Some(alongside(&mut running, asked).await?);
             build.dockerfile = Some(bytes);
             build.dockerfile_name = path.to_string_lossy().into_owned();
             build.context = hoist_engine::ContextSource::Owned {
                 dir: context_dir,
                 listing: Some(listing),
+                excludes: Some(excludes),
             };
         }
         if let Some(url) = &needs.upload {
             let spool = self.state.root().join("hoistd").join("uploads");
-            let bytes =
-                crate::upload::pull_context(&session, url, &spool, self.session_timeout, build)
-                    .await?;
+            let pulled =
+                crate::upload::pull_context(&session, url, &spool, self.session_timeout, build);
+            let bytes = alongside(&mut running, pulled).await?;
             log(
                 "session",
                 &format!("{} upload: {bytes} bytes received", session.meta.id),
@@ -557,18 +650,19 @@ impl ControlService {
                 dir_name: dir_name.clone(),
                 ..SyncRequest::default()
             };
-            let (stats, listing) = filesync::receive_dir(
+            let received = filesync::receive_dir(
                 &session,
                 &request,
                 &dir,
                 &self.listings,
                 self.session_timeout,
-            )
-            .await?;
+            );
+            let (stats, listing) = alongside(&mut running, received).await?;
             log_sync(&session, dir_name, stats);
             let source = hoist_engine::ContextSource::Owned {
                 dir,
-                listing: Some(listing),
+                listing: Some(hoist_engine::ContextListing::ready(listing)),
+                excludes: None,
             };
             build.named_contexts.insert(name.clone(), source);
         }
@@ -612,13 +706,14 @@ impl ControlService {
         if let Some(inputs) = &inputs {
             build.late_inputs = Some(hoist_engine::LateInputs(Arc::clone(inputs) as _));
         }
-        Ok(Prepared {
+        let prepared = Prepared {
             session,
             _locks: locks,
             export,
             credentials,
             _inputs: inputs,
-        })
+        };
+        Ok((prepared, running))
     }
 
     /// The `.dockerignore` patterns the client applies to the context it sends, as

@@ -33,6 +33,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures::channel::oneshot;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use hoist_snapshot::Listing;
+
 pub use archive::{is_archive, HEAD_LEN};
 pub(crate) use dir::{contexts_dir, remove_orphans};
 
@@ -60,10 +64,15 @@ pub enum ContextSource {
     /// hard-linked into the context's snapshot instead of copied. With its `listing` (what
     /// the caller wrote there, see [`hoist_snapshot::Listing`]) the build neither walks it
     /// nor reads the files whose digests the listing holds; digests the build computes are
-    /// added to the listing.
+    /// added to the listing. A listing still [`ContextListing::arriving`] lets the build
+    /// start while the caller writes the directory: nothing reads it before the listing
+    /// has come.
     Owned {
         dir: PathBuf,
-        listing: Option<Arc<hoist_snapshot::Listing>>,
+        listing: Option<ContextListing>,
+        /// The exclude patterns of its ignore file, as the caller read them: the build
+        /// reads no ignore file in the directory. `None`: read as a `Local` one's.
+        excludes: Option<Vec<String>>,
     },
     /// No files: the context of a Dockerfile read from stdin (buildx's empty directory).
     Empty,
@@ -74,6 +83,76 @@ pub enum ContextSource {
     /// A Git repository, in BuildKit's URL form (`https://host/repo.git#ref:subdir`,
     /// `git@host:repo.git`, `ssh://…`, `git://…`).
     Git(String),
+}
+
+/// The listing of an [`ContextSource::Owned`] directory: given with the request, or still
+/// being written by its owner, who sends it once the directory holds it (or why it never
+/// will). Clones wait for the same listing.
+#[derive(Clone)]
+pub struct ContextListing(Listed);
+
+#[derive(Clone)]
+enum Listed {
+    Ready(Arc<Listing>),
+    Arriving(Shared<BoxFuture<'static, std::result::Result<Arc<Listing>, String>>>),
+}
+
+/// The owner's end of an arriving [`ContextListing`]. Dropped unsent, the build's wait
+/// ends with an error.
+#[derive(Debug)]
+pub struct ListingSender(oneshot::Sender<std::result::Result<Arc<Listing>, String>>);
+
+impl ContextListing {
+    /// A listing known now.
+    pub fn ready(listing: Arc<Listing>) -> ContextListing {
+        ContextListing(Listed::Ready(listing))
+    }
+
+    /// A listing to come through the sender.
+    pub fn arriving() -> (ListingSender, ContextListing) {
+        let (sender, receiver) = oneshot::channel();
+        let listing = receiver.map(|sent| {
+            sent.unwrap_or_else(|_| {
+                Err("its owner stopped before the directory was written".to_owned())
+            })
+        });
+        let arriving = Listed::Arriving(listing.boxed().shared());
+        (ListingSender(sender), ContextListing(arriving))
+    }
+
+    /// Waits for the listing; the error says why it will not come.
+    pub(crate) async fn wait(&self) -> std::result::Result<Arc<Listing>, String> {
+        match &self.0 {
+            Listed::Ready(listing) => Ok(Arc::clone(listing)),
+            Listed::Arriving(arriving) => arriving.clone().await,
+        }
+    }
+
+    /// The listing if it has come and a wait saw it (`None` before).
+    pub(crate) fn now(&self) -> Option<std::result::Result<Arc<Listing>, String>> {
+        match &self.0 {
+            Listed::Ready(listing) => Some(Ok(Arc::clone(listing))),
+            Listed::Arriving(arriving) => arriving.peek().cloned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ContextListing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.now() {
+            Some(Ok(listing)) => write!(f, "ContextListing({} entries)", listing.len()),
+            Some(Err(reason)) => write!(f, "ContextListing(failed: {reason})"),
+            None => f.write_str("ContextListing(arriving)"),
+        }
+    }
+}
+
+impl ListingSender {
+    /// Sends the listing of the written directory, or why it was not written.
+    pub fn send(self, listing: std::result::Result<Arc<Listing>, String>) {
+        // The build may have ended without reading the context: nobody waits then.
+        let _ = self.0.send(listing);
+    }
 }
 
 impl From<PathBuf> for ContextSource {
@@ -155,6 +234,9 @@ pub struct Prepared {
     pub contexts: LocalContexts,
     /// The contexts that were local directories: only their `.dockerignore` applies.
     pub(crate) ignore_files: BTreeSet<String>,
+    /// Those whose owner read the ignore file (see [`ContextSource::Owned`]): its patterns
+    /// are the request's options already; the build reads no file of theirs.
+    pub(crate) ignores_given: BTreeSet<String>,
     /// The values of the build's secrets, read first (a Git context's credentials are
     /// among them, and a missing secret file fails the build before any download).
     pub secrets: SecretStore,
@@ -169,7 +251,7 @@ pub struct Prepared {
 /// before anything is downloaded, loaded or run, as buildx refuses them.
 pub async fn prepare_contexts(
     worker: &Worker,
-    request: BuildRequest,
+    mut request: BuildRequest,
     progress: &Progress,
 ) -> Result<Prepared> {
     for output in &request.outputs {
@@ -185,6 +267,8 @@ pub async fn prepare_contexts(
     let mut dirs = Vec::new();
     let mut contexts = LocalContexts::new();
     let mut ignore_files = BTreeSet::new();
+    let mut named_excludes = Vec::new();
+    let mut ignores_given = BTreeSet::new();
     let main = prepare(
         worker,
         &request.context,
@@ -207,8 +291,19 @@ pub async fn prepare_contexts(
             request.dockerfile_name.clone(),
         ),
     };
+    if let (None, Some(listing)) = (&request.dockerfile, &main.listing) {
+        // Read from an owned directory: once it is written.
+        listing.wait().await.map_err(|reason| Error::Context {
+            input: request.context.describe(),
+            reason,
+        })?;
+    }
     if request.context.is_directory() {
         ignore_files.insert(hoist_frontend::MAIN_CONTEXT.to_owned());
+    }
+    if let Some(patterns) = owner_excludes(&request.context) {
+        request.options.context_excludes = patterns;
+        ignores_given.insert(hoist_frontend::MAIN_CONTEXT.to_owned());
     }
     contexts.insert(
         hoist_frontend::MAIN_CONTEXT.to_owned(),
@@ -224,6 +319,10 @@ pub async fn prepare_contexts(
         if source.is_directory() {
             ignore_files.insert(name.clone());
         }
+        if let Some(patterns) = owner_excludes(source) {
+            named_excludes.push((name.clone(), patterns));
+            ignores_given.insert(name.clone());
+        }
         contexts.insert(
             name.clone(),
             LocalContext {
@@ -233,16 +332,30 @@ pub async fn prepare_contexts(
             },
         );
     }
+    request
+        .options
+        .named_context_excludes
+        .extend(named_excludes);
     Ok(Prepared {
         request,
         dockerfile,
         dockerfile_name,
         contexts,
         ignore_files,
+        ignores_given,
         secrets,
         ssh,
         _dirs: dirs,
     })
+}
+
+/// The exclude patterns the owner of an [`ContextSource::Owned`] directory read from its
+/// ignore file, when it did.
+fn owner_excludes(source: &ContextSource) -> Option<Vec<String>> {
+    match source {
+        ContextSource::Owned { excludes, .. } => excludes.clone(),
+        _ => None,
+    }
 }
 
 /// What Git contexts are checked out with.
@@ -276,7 +389,7 @@ struct PreparedOne {
     /// See [`LocalContext::linkable`].
     linkable: bool,
     /// See [`LocalContext::listing`].
-    listing: Option<Arc<hoist_snapshot::Listing>>,
+    listing: Option<ContextListing>,
     /// Holds only the downloaded file `context` (a main http context that is no archive).
     downloaded_file: bool,
 }
@@ -454,6 +567,11 @@ impl Prepared {
     /// Whether the `.dockerignore` of context `name` applies (see [`Prepared`]).
     pub(crate) fn reads_ignore_file(&self, name: &str) -> bool {
         self.ignore_files.contains(name)
+    }
+
+    /// Whether the owner of context `name` gave its ignore patterns (see [`Prepared`]).
+    pub(crate) fn ignore_given(&self, name: &str) -> bool {
+        self.ignores_given.contains(name)
     }
 }
 

@@ -19,7 +19,7 @@ use hoist_snapshot::Snapshotter as _;
 use sha2::{Digest as _, Sha256};
 
 use super::stat_cache::StatCache;
-use super::{scoped_path, EngineOp};
+use super::{scoped_path, EngineOp, LocalContext};
 use crate::error::{Error, Result};
 use crate::worker::{FileDigests, Ref};
 
@@ -59,15 +59,62 @@ enum Decision {
     SkipTree,
 }
 
-/// The context directory of the local source `op`.
-fn context_of(op: &EngineOp) -> Result<crate::ops::LocalContext> {
+/// The context of the local source `op`, as its ops read it.
+struct Context {
+    dir: PathBuf,
+    /// See [`crate::ops::LocalContext::linkable`].
+    linkable: bool,
+    /// The owner's listing of the directory, once it has arrived ([`arrived`]).
+    listing: Option<Arc<hoist_snapshot::Listing>>,
+}
+
+/// The context directory of the local source `op` (see [`LocalContext`]).
+fn local_context(op: &EngineOp) -> Result<&LocalContext> {
     let hoist_graph::Op::Source(hoist_graph::Source::Local { name, .. }) = &op.vertex.op else {
         return Err(Error::InvalidGraph("not a local source".into()));
     };
     op.contexts
         .get(name)
-        .cloned()
         .ok_or_else(|| Error::InvalidGraph(format!("no local context named {name:?}")))
+}
+
+/// Waits until the context of the local source `op` may be read: an owned directory whose
+/// listing is still arriving is being written by its owner.
+pub(super) async fn arrived(op: &EngineOp) -> Result<()> {
+    let context = local_context(op)?;
+    if let Some(listing) = &context.listing {
+        listing.wait().await.map_err(|reason| Error::Context {
+            input: context.dir.display().to_string(),
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
+/// The context of the local source `op`, which has [`arrived`].
+fn context_of(op: &EngineOp) -> Result<Context> {
+    let context = local_context(op)?;
+    let listing = match context.listing.as_ref().map(crate::ContextListing::now) {
+        None => None,
+        Some(Some(Ok(listing))) => Some(listing),
+        Some(Some(Err(reason))) => {
+            return Err(Error::Context {
+                input: context.dir.display().to_string(),
+                reason,
+            })
+        }
+        Some(None) => {
+            return Err(Error::Task(format!(
+                "{} was read before its listing arrived",
+                context.dir.display()
+            )))
+        }
+    };
+    Ok(Context {
+        dir: context.dir.clone(),
+        linkable: context.linkable,
+        listing,
+    })
 }
 
 /// The include patterns, exclude patterns and follow paths of the local source `op`.

@@ -101,8 +101,9 @@ pub struct LocalContext {
     /// context's snapshot may hard-link them rather than copy them.
     pub linkable: bool,
     /// What the directory holds, as its owner listed it (an [`crate::ContextSource::Owned`]
-    /// one): read instead of walking the directory.
-    pub listing: Option<Arc<hoist_snapshot::Listing>>,
+    /// one): read instead of walking the directory. One still arriving is waited for
+    /// before the directory is read ([`local`]'s ops wait).
+    pub listing: Option<crate::ContextListing>,
 }
 
 /// What exec ops take from the build besides their vertex.
@@ -238,6 +239,7 @@ impl hoist_solver::Op for EngineOp {
         match &self.vertex.op {
             Op::Source(Source::Local { .. }) => {
                 let digest = self.definition_digest();
+                local::arrived(self).await?;
                 let content = self.blocking(|op| local::checksum(&op)).await?;
                 let mut bytes = digest.hex().into_bytes();
                 bytes.extend_from_slice(content.hex().as_bytes());
@@ -271,7 +273,10 @@ impl hoist_solver::Op for EngineOp {
         }
         match &self.vertex.op {
             Op::Source(Source::Image { .. }) => image::exec(self).await,
-            Op::Source(Source::Local { .. }) => self.blocking(|op| local::exec(&op)).await,
+            Op::Source(Source::Local { .. }) => {
+                local::arrived(self).await?;
+                self.blocking(|op| local::exec(&op)).await
+            }
             Op::Source(Source::Http { .. }) => http::exec(self).await,
             Op::Source(Source::Git { .. }) => git::exec(self).await,
             Op::Exec(_) => exec::exec(self, ctx, inputs).await,

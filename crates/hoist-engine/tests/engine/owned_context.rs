@@ -1,12 +1,15 @@
 //! An owned context with its listing (hoistd's copy of a client's context): the build
 //! selects from the listing instead of walking the directory, and each selection's
 //! checksum is remembered in the listing, so a rebuild from the same listing selects
-//! nothing — but another selection of it (other excludes) is its own checksum.
+//! nothing — but another selection of it (other excludes) is its own checksum. A listing
+//! still arriving lets the build run its first stages while the owner writes the
+//! directory; the owner's ignore patterns replace the directory's ignore file.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use hoist_engine::{build, BuildRequest, ContextSource, StateDir, Worker};
+use hoist_engine::progress::{Event, EventKind};
+use hoist_engine::{build, BuildRequest, ContextListing, ContextSource, StateDir, Worker};
 use hoist_export::Output;
 use hoist_frontend::BuildOptions;
 use hoist_oci::Platform;
@@ -51,7 +54,8 @@ fn each_selection_of_a_listing_is_summed_once_and_apart() {
                 "Dockerfile",
                 ContextSource::Owned {
                     dir: ctx.clone(),
-                    listing: Some(Arc::clone(&listing)),
+                    listing: Some(ContextListing::ready(Arc::clone(&listing))),
+                    excludes: None,
                 },
                 options,
             )
@@ -74,4 +78,111 @@ fn each_selection_of_a_listing_is_summed_once_and_apart() {
     // The first again, now from what the listing remembers: the same files.
     assert_eq!(run(4, "b"), ["a", "sub", "sub/c"]);
     assert_eq!(run(5, "a"), ["b", "sub", "sub/c"]);
+}
+
+fn worker_in(dir: &Path) -> Arc<Worker> {
+    let client = RegistryClient::new(RegistryConfig::default(), Credentials::anonymous());
+    Arc::new(Worker::open(StateDir::new(dir.join("state")), client).unwrap())
+}
+
+fn copy_everything(
+    ctx: &Path,
+    listing: ContextListing,
+    excludes: Option<Vec<String>>,
+    out: &Path,
+) -> BuildRequest {
+    BuildRequest {
+        outputs: Output::parse_all(&[format!("type=local,dest={}", out.display())]).unwrap(),
+        ..BuildRequest::new(
+            Some(b"FROM scratch\nCOPY . /\n".to_vec()),
+            "Dockerfile",
+            ContextSource::Owned {
+                dir: ctx.to_owned(),
+                listing: Some(listing),
+                excludes,
+            },
+            BuildOptions::new(Platform::host()),
+        )
+    }
+}
+
+#[test]
+fn a_build_starts_before_its_context_arrives_and_copies_what_arrived() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // What an earlier transfer left, stale now: its ignore file is not read.
+    std::fs::write(ctx.join(".dockerignore"), "a\n").unwrap();
+    let worker = worker_in(work.path());
+    let (sender, listing) = ContextListing::arriving();
+    let out = work.path().join("out");
+    let request = copy_everything(&ctx, listing, Some(vec!["b".to_owned()]), &out);
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    // (The engine's future is not `Send` for every lifetime: a thread of its own.)
+    let building = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(build(worker, request, Some(events)))
+    });
+    // The Dockerfile is loaded while the context is still being written.
+    loop {
+        let event = received
+            .blocking_recv()
+            .expect("the build ended before it loaded its Dockerfile");
+        if event.vertex.name.contains("load build definition")
+            && matches!(event.kind, EventKind::Done { .. })
+        {
+            break;
+        }
+    }
+    assert!(!building.is_finished());
+    std::fs::remove_file(ctx.join(".dockerignore")).unwrap();
+    for (rel, text) in [("a", "A\n"), ("b", "B\n"), ("c", "C\n")] {
+        std::fs::write(ctx.join(rel), text).unwrap();
+    }
+    sender.send(Ok(Arc::new(listing_of(&ctx))));
+    building.join().unwrap().unwrap();
+    // Its step is shown as BuildKit shows it, though nothing was read.
+    let mut steps = Vec::new();
+    while let Ok(event) = received.try_recv() {
+        steps.push(event.vertex.name.to_string());
+    }
+    assert!(
+        steps.iter().any(|s| s == "[internal] load .dockerignore"),
+        "{steps:?}"
+    );
+    // The owner's patterns (`b`), not the stale file's (`a`).
+    assert_eq!(crate::copy_semantics::listing(&out), ["a", "c"]);
+}
+
+#[test]
+fn a_context_that_never_arrives_fails_the_build_with_its_owners_reason() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let worker = worker_in(work.path());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The owner says why.
+    let (sender, listing) = ContextListing::arriving();
+    let request = copy_everything(&ctx, listing, Some(Vec::new()), &work.path().join("out-1"));
+    sender.send(Err("the client sent \"../x\"".to_owned()));
+    let err = runtime
+        .block_on(build(Arc::clone(&worker), request, None))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&ctx.display().to_string()), "{err}");
+    assert!(err.contains("the client sent \"../x\""), "{err}");
+    // The owner went away without a word.
+    let (sender, listing) = ContextListing::arriving();
+    let out = work.path().join("out-2");
+    let request = copy_everything(&ctx, listing, Some(Vec::new()), &out);
+    drop(sender);
+    let err = runtime
+        .block_on(build(worker, request, None))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("stopped before the directory was written"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a failed build exported {}", out.display());
 }

@@ -82,7 +82,9 @@ async fn list_workers_reports_this_machine() {
     assert!(none.record.is_empty());
     let bad = filtered("color==red".to_owned()).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
-    assert!(daemon.stderr().contains("hoistd: ListWorkers"));
+    assert!(daemon
+        .stderr_with("hoistd: ListWorkers")
+        .contains("hoistd: ListWorkers"));
 }
 
 #[tokio::test]

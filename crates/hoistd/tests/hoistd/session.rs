@@ -32,6 +32,9 @@ enum Behaviour {
     /// Serves [`GOOD_FILES`] with this Dockerfile as fsutil's sender does (the Dockerfile
     /// alone for the `dockerfile` dir, no `.dockerignore`; any other dir: `b.txt`).
     Serve(&'static str),
+    /// `Serve`s this Dockerfile, but the context itself (sent while the build runs) is
+    /// `ListPath` of this path.
+    ContextListsPath(&'static str, &'static str),
 }
 
 /// A context the `Serve` client sends.
@@ -81,7 +84,15 @@ impl FileSync for Fake {
             .collect();
         let mut incoming = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let behaviour = self.0;
+        let behaviour = match self.0 {
+            Behaviour::ContextListsPath(_, path)
+                if dir_name == "context" && includes.is_empty() =>
+            {
+                Behaviour::ListPath(path)
+            }
+            Behaviour::ContextListsPath(dockerfile, _) => Behaviour::Serve(dockerfile),
+            other => other,
+        };
         tokio::spawn(async move {
             match behaviour {
                 Behaviour::ListPath(path) => {
@@ -151,6 +162,7 @@ impl FileSync for Fake {
                         }
                     }
                 }
+                Behaviour::ContextListsPath(..) => unreachable!("told apart above"),
                 Behaviour::DieMidFile => {
                     let _ = tx.send(Ok(stat_packet("Dockerfile", 100))).await;
                     let _ = tx.send(Ok(Packet::default())).await;
@@ -330,6 +342,22 @@ async fn bad_sessions_fail_their_solve_and_the_daemon_goes_on() {
         assert!(!std::path::Path::new("/evil").exists());
     }
 
+    // The context climbing out, found while the build already runs beside its transfer:
+    // the transfer's error is the Solve's, whether the build read the context (`COPY`) or
+    // ended first without it.
+    for (n, dockerfile) in [COPY_A, "FROM scratch\n"].into_iter().enumerate() {
+        let id = format!("context-escape{n}");
+        let behaviour = Behaviour::ContextListsPath(dockerfile, "../evil");
+        let _session = open_session(&daemon, &id, behaviour).await;
+        let err = solve_error(&daemon, &format!("context-escape-{n}"), &id).await;
+        let message = err.message();
+        assert!(
+            message.contains("refused") && message.contains("../evil"),
+            "{message}"
+        );
+        assert!(find(daemon.dir.path(), "evil").is_empty());
+    }
+
     let _silent = open_session(&daemon, "silent", Behaviour::Silent).await;
     let err = solve_error(&daemon, "silent-1", "silent").await;
     assert!(
@@ -358,10 +386,17 @@ async fn bad_sessions_fail_their_solve_and_the_daemon_goes_on() {
         .into_inner();
     assert_eq!(workers.record.len(), 1);
     // The daemon's stderr is read by a thread of its own: wait for the last line.
-    let wanted: Vec<String> = ["escape-0", "silent-1", "dying-1", "never-1"]
-        .iter()
-        .map(|r| format!("hoistd: build {r} failed"))
-        .collect();
+    let wanted: Vec<String> = [
+        "escape-0",
+        "context-escape-0",
+        "context-escape-1",
+        "silent-1",
+        "dying-1",
+        "never-1",
+    ]
+    .iter()
+    .map(|r| format!("hoistd: build {r} failed"))
+    .collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !wanted.iter().all(|w| daemon.stderr().contains(w))
         && std::time::Instant::now() < deadline
