@@ -4,7 +4,6 @@
 //! names its file). The receiver's FIN is answered with FIN once the walk is complete and
 //! every requested file sent.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -63,6 +62,19 @@ where
     result
 }
 
+/// The files the walk sent STATs of, by id (ascending, as the walk numbers them), until
+/// the receiver asks for each.
+#[derive(Debug, Default)]
+struct Files(Vec<(u32, Option<PathBuf>)>);
+
+impl Files {
+    /// The path of file `id`, once: `None` for an id that is no file, or was taken.
+    fn take(&mut self, id: u32) -> Option<PathBuf> {
+        let at = self.0.binary_search_by_key(&id, |(n, _)| *n).ok()?;
+        self.0[at].1.take()
+    }
+}
+
 async fn send_inner<S>(
     root: PathBuf,
     mut incoming: S,
@@ -72,7 +84,7 @@ async fn send_inner<S>(
 where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
 {
-    let files: Arc<Mutex<HashMap<u32, PathBuf>>> = Arc::default();
+    let files: Arc<Mutex<Files>> = Arc::default();
     let walker = {
         let files = Arc::clone(&files);
         let tx = tx.clone();
@@ -81,18 +93,22 @@ where
             let mut id = 0u32;
             // STATs go out in bursts: each wakes the tasks down the stream (the gRPC
             // encoder, the session tunnel) once, and they fill one frame, not one each.
+            // The burst's files are known to the request loop before its STATs leave.
             let mut burst = Vec::with_capacity(STAT_BURST);
-            let flush = |burst: &mut Vec<Packet>| {
+            let mut burst_files = Vec::with_capacity(STAT_BURST);
+            let flush = |burst: &mut Vec<Packet>, burst_files: &mut Vec<(u32, Option<PathBuf>)>| {
+                files
+                    .lock()
+                    .map_err(|_| WalkError::Closed)?
+                    .0
+                    .append(burst_files);
                 burst
                     .drain(..)
                     .try_for_each(|stat| tx.blocking_send(stat).map_err(|_| WalkError::Closed))
             };
             walk::walk(&root, &filter, |entry| {
                 if let Some(path) = entry.data {
-                    files
-                        .lock()
-                        .map_err(|_| WalkError::Closed)?
-                        .insert(id, path);
+                    burst_files.push((id, Some(path)));
                 }
                 id += 1;
                 burst.push(Packet {
@@ -102,10 +118,10 @@ where
                 });
                 match burst.len() < STAT_BURST {
                     true => Ok(()),
-                    false => flush(&mut burst),
+                    false => flush(&mut burst, &mut burst_files),
                 }
             })?;
-            flush(&mut burst)?;
+            flush(&mut burst, &mut burst_files)?;
             tx.blocking_send(packet(PacketType::PacketStat, 0, Vec::new()))
                 .map_err(|_| WalkError::Closed)
         })
@@ -165,7 +181,7 @@ where
         }
         match PacketType::try_from(received.r#type) {
             Ok(PacketType::PacketReq) => {
-                let path = files.lock().ok().and_then(|mut f| f.remove(&received.id));
+                let path = files.lock().ok().and_then(|mut f| f.take(received.id));
                 let Some(path) = path else {
                     return Err(Error::Protocol(format!(
                         "a request for file id {}, which is no file to send (or was sent)",
@@ -262,4 +278,18 @@ async fn send_file(id: u32, path: &Path, tx: &mpsc::Sender<Packet>) -> Result<()
         }
     }
     tx.send(data(Vec::new())).await.map_err(gone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_given_once_and_only_for_its_id() {
+        let mut files = Files(vec![(1, Some("a".into())), (4, Some("b".into()))]);
+        assert_eq!(files.take(4), Some(PathBuf::from("b")));
+        assert_eq!(files.take(4), None, "sent already");
+        assert_eq!(files.take(2), None, "a directory's id, or none at all");
+        assert_eq!(files.take(1), Some(PathBuf::from("a")));
+    }
 }

@@ -257,20 +257,16 @@ where
                 }
             };
             let is_dir = meta.is_dir();
-            let parent_include = parents
-                .last()
-                .map(|p| p.include.clone())
-                .unwrap_or_default();
-            let parent_exclude = parents
-                .last()
-                .map(|p| p.exclude.clone())
-                .unwrap_or_default();
             let mut skip = false;
             let mut include_info = MatchInfo::default();
             if let Some(include) = &self.include {
+                let parent_include = parents.last().map(|p| &p.include);
                 let (matched, info) = include
                     .patterns
-                    .matches_using_parent_results(&child_rel, &parent_include)
+                    .matches_using_parent_results(
+                        &child_rel,
+                        parent_include.unwrap_or(&MatchInfo::default()),
+                    )
                     .map_err(|source| WalkError::Pattern {
                         which: "include-patterns",
                         patterns: Vec::new(),
@@ -289,9 +285,13 @@ where
             }
             let mut exclude_info = MatchInfo::default();
             if let Some(exclude) = &self.exclude {
+                let parent_exclude = parents.last().map(|p| &p.exclude);
                 let (matched, info) = exclude
                     .patterns
-                    .matches_using_parent_results(&child_rel, &parent_exclude)
+                    .matches_using_parent_results(
+                        &child_rel,
+                        parent_exclude.unwrap_or(&MatchInfo::default()),
+                    )
                     .map_err(|source| WalkError::Pattern {
                         which: "exclude-patterns",
                         patterns: Vec::new(),
@@ -322,10 +322,15 @@ where
                         data: None,
                     })?;
                 }
-                let data = (stat.mode & mode::TYPE == 0).then(|| child_abs.clone());
+                if !is_dir {
+                    // Moved, not cloned: a file's stat and path are not needed below.
+                    let data = (stat.mode & mode::TYPE == 0).then_some(child_abs);
+                    (self.emit)(Entry { stat, data })?;
+                    continue;
+                }
                 (self.emit)(Entry {
                     stat: stat.clone(),
-                    data,
+                    data: None,
                 })?;
             }
             if is_dir {
