@@ -40,26 +40,12 @@ fn each_selection_of_a_listing_is_summed_once_and_apart() {
         std::fs::write(ctx.join(rel), text).unwrap();
     }
     let listing = Arc::new(listing_of(&ctx));
-    let client = RegistryClient::new(RegistryConfig::default(), Credentials::anonymous());
-    let worker = Arc::new(Worker::open(StateDir::new(work.path().join("state")), client).unwrap());
+    let worker = worker_in(work.path());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let run = |n: usize, excluded: &str| {
         let out = work.path().join(format!("out-{n}"));
-        let mut options = BuildOptions::new(Platform::host());
-        options.context_excludes = vec![excluded.to_owned()];
-        let request = BuildRequest {
-            outputs: Output::parse_all(&[format!("type=local,dest={}", out.display())]).unwrap(),
-            ..BuildRequest::new(
-                Some(b"FROM scratch\nCOPY . /\n".to_vec()),
-                "Dockerfile",
-                ContextSource::Owned {
-                    dir: ctx.clone(),
-                    listing: Some(ContextListing::ready(Arc::clone(&listing))),
-                    excludes: None,
-                },
-                options,
-            )
-        };
+        let given = ContextListing::ready(Arc::clone(&listing));
+        let request = copy_everything(&ctx, given, Some(vec![excluded.to_owned()]), &out);
         runtime
             .block_on(build(Arc::clone(&worker), request, None))
             .unwrap();
