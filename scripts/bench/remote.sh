@@ -9,7 +9,8 @@
 # context is sent again) and cached (nothing changed). Cold builds alternate between the two
 # sides, run by run (the disk of a VM drifts over minutes; both sides see the same drift),
 # each after a `sync` and a second's pause; their median is taken. Cached builds go through
-# hyperfine (mean). No output on either side (the result stays in the build cache): hoistd
+# hyperfine (mean, after one warm-up run: the first build after the cold ones is slower on
+# either side). No output on either side (the result stays in the build cache): hoistd
 # keeps no image without --push, and an output streamed back through the session would time
 # the export, not the build. Prints the times and the ratios hoistd/embedded as a markdown
 # table.
@@ -68,7 +69,10 @@ printf 'FROM %s\nRUN seq 1 40000000 | head -c 209715200 > /big\n' "$BASE" > "$W/
 # holds one file no earlier copy had (`fresh`), so neither side has a snapshot of that
 # context yet: both start from nothing remembered about it.
 echo 0 > "$W/n"
-fresh_copy() { echo "n=\$((\$(cat $W/n) + 1)) && echo \$n > $W/n && rm -rf $W/cold && mkdir -p $W/cold && cp -a $W/$1 $W/cold/\$n && echo \$n > $W/cold/\$n/fresh && sync && sleep 1"; }
+# The copies are kept until the end, not removed before the next one: ext4 allocates new
+# inodes slowly among those freed seconds ago (its recently-deleted scan), which made either
+# side's cold build of 20,000 files swing by 2x depending on what the last run removed.
+fresh_copy() { echo "n=\$((\$(cat $W/n) + 1)) && echo \$n > $W/n && mkdir -p $W/cold && cp -a $W/$1 $W/cold/\$n && echo \$n > $W/cold/\$n/fresh && sync && sleep 1"; }
 embedded_build() {
   local ctx=$W/$1
   [ "$2" != --no-cache ] || ctx="$W/cold/\$(cat $W/n)"
@@ -86,7 +90,7 @@ done
 declare -A MEAN
 measure() { # measure NAME COMMAND: hyperfine's mean, in seconds, into MEAN[NAME]
   local name=$1; shift
-  hyperfine --style none --runs "$RUNS" --export-json "$W/h.json" "$@" >"$W/h.out" 2>&1 || {
+  hyperfine --style none --warmup 1 --runs "$RUNS" --export-json "$W/h.json" "$@" >"$W/h.out" 2>&1 || {
     echo "remote.sh: '$name' failed: $*" >&2; tail -20 "$W/h.out" >&2; exit 1; }
   MEAN[$name]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["mean"])' "$W/h.json")
   printf '  %-24s %8.2f s\n' "$name" "${MEAN[$name]}" >&2
