@@ -475,10 +475,9 @@ type Transfer<'a> = Pin<Box<dyn Future<Output = Result<(), Status>> + Send + 'a>
 /// (it read no context, or it failed) still waits for the transfer, which holds the copy's
 /// lock and may have failed first in the build's eyes.
 async fn beside_transfer<T>(
-    transfer: Transfer<'_>,
+    mut transfer: Transfer<'_>,
     build: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
-    let mut transfer = transfer;
     tokio::pin!(build);
     tokio::select! {
         transferred = &mut transfer => {

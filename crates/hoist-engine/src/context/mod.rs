@@ -278,6 +278,9 @@ pub async fn prepare_contexts(
         &mut dirs,
     )
     .await?;
+    // Its Dockerfile and ignore file are read below, before the solve.
+    let reads = request.dockerfile.is_none() || owner_excludes(&request.context).is_none();
+    written_before_read(&request.context, &main, reads).await?;
     let (dockerfile, dockerfile_name) = match &request.dockerfile {
         Some(bytes) => (bytes.clone(), request.dockerfile_name.clone()),
         None if main.downloaded_file => {
@@ -291,13 +294,6 @@ pub async fn prepare_contexts(
             request.dockerfile_name.clone(),
         ),
     };
-    if let (None, Some(listing)) = (&request.dockerfile, &main.listing) {
-        // Read from an owned directory: once it is written.
-        listing.wait().await.map_err(|reason| Error::Context {
-            input: request.context.describe(),
-            reason,
-        })?;
-    }
     if request.context.is_directory() {
         ignore_files.insert(hoist_frontend::MAIN_CONTEXT.to_owned());
     }
@@ -316,6 +312,8 @@ pub async fn prepare_contexts(
     for (name, source) in &request.named_contexts {
         let role = Role::Named(name);
         let named = prepare(worker, source, role, &git, progress, &mut dirs).await?;
+        // Its ignore file is read before the solve.
+        written_before_read(source, &named, owner_excludes(source).is_none()).await?;
         if source.is_directory() {
             ignore_files.insert(name.clone());
         }
@@ -355,6 +353,23 @@ fn owner_excludes(source: &ContextSource) -> Option<Vec<String>> {
     match source {
         ContextSource::Owned { excludes, .. } => excludes.clone(),
         _ => None,
+    }
+}
+
+/// Waits, when the build `reads` a file of the prepared context `one` before the solve
+/// (its Dockerfile, its ignore file), until an owned directory still being written has
+/// arrived; the local source's ops wait for the rest.
+async fn written_before_read(source: &ContextSource, one: &PreparedOne, reads: bool) -> Result<()> {
+    match &one.listing {
+        Some(listing) if reads => listing
+            .wait()
+            .await
+            .map(drop)
+            .map_err(|reason| Error::Context {
+                input: source.describe(),
+                reason,
+            }),
+        _ => Ok(()),
     }
 }
 

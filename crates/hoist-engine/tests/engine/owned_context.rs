@@ -141,6 +141,47 @@ fn a_build_starts_before_its_context_arrives_and_copies_what_arrived() {
 }
 
 #[test]
+fn the_dockerfile_and_ignore_file_of_an_arriving_context_are_read_once_it_has_come() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let worker = worker_in(work.path());
+    let (sender, listing) = ContextListing::arriving();
+    let out = work.path().join("out");
+    // No Dockerfile given and no patterns from the owner: both are the directory's.
+    let request = BuildRequest {
+        outputs: Output::parse_all(&[format!("type=local,dest={}", out.display())]).unwrap(),
+        ..BuildRequest::new(
+            None,
+            "Dockerfile",
+            ContextSource::Owned {
+                dir: ctx.clone(),
+                listing: Some(listing),
+                excludes: None,
+            },
+            BuildOptions::new(Platform::host()),
+        )
+    };
+    let building = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(build(worker, request, None))
+    });
+    // The build has started and found an empty directory, were it to read it now.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for (rel, text) in [
+        ("Dockerfile", "FROM scratch\nCOPY . /\n"),
+        (".dockerignore", "b\nDockerfile\n.dockerignore\n"),
+        ("a", "A\n"),
+        ("b", "B\n"),
+    ] {
+        std::fs::write(ctx.join(rel), text).unwrap();
+    }
+    sender.send(Ok(Arc::new(listing_of(&ctx))));
+    building.join().unwrap().unwrap();
+    assert_eq!(crate::copy_semantics::listing(&out), ["a"]);
+}
+
+#[test]
 fn a_context_that_never_arrives_fails_the_build_with_its_owners_reason() {
     let work = tempfile::tempdir().unwrap();
     let ctx = work.path().join("ctx");
