@@ -5,7 +5,7 @@
 //! still arriving lets the build run its first stages while the owner writes the
 //! directory; the owner's ignore patterns replace the directory's ignore file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hoist_engine::progress::{Event, EventKind};
@@ -66,6 +66,27 @@ fn each_selection_of_a_listing_is_summed_once_and_apart() {
     assert_eq!(run(5, "a"), ["b", "sub", "sub/c"]);
 }
 
+/// A work directory holding an empty context directory `ctx`.
+fn empty_context() -> (tempfile::TempDir, PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    (work, ctx)
+}
+
+/// Runs `request` on a thread of its own (the engine's future is not `Send` for every
+/// lifetime), so the test can act while the build waits.
+fn build_on_a_thread(
+    worker: Arc<Worker>,
+    request: BuildRequest,
+    events: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
+) -> std::thread::JoinHandle<hoist_engine::Result<hoist_engine::BuildResult>> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(build(worker, request, events))
+    })
+}
+
 fn worker_in(dir: &Path) -> Arc<Worker> {
     let client = RegistryClient::new(RegistryConfig::default(), Credentials::anonymous());
     Arc::new(Worker::open(StateDir::new(dir.join("state")), client).unwrap())
@@ -94,9 +115,7 @@ fn copy_everything(
 
 #[test]
 fn a_build_starts_before_its_context_arrives_and_copies_what_arrived() {
-    let work = tempfile::tempdir().unwrap();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let (work, ctx) = empty_context();
     // What an earlier transfer left, stale now: its ignore file is not read.
     std::fs::write(ctx.join(".dockerignore"), "a\n").unwrap();
     let worker = worker_in(work.path());
@@ -104,11 +123,7 @@ fn a_build_starts_before_its_context_arrives_and_copies_what_arrived() {
     let out = work.path().join("out");
     let request = copy_everything(&ctx, listing, Some(vec!["b".to_owned()]), &out);
     let (events, mut received) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    // (The engine's future is not `Send` for every lifetime: a thread of its own.)
-    let building = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(build(worker, request, Some(events)))
-    });
+    let building = build_on_a_thread(worker, request, Some(events));
     // The Dockerfile is loaded while the context is still being written.
     loop {
         let event = received
@@ -142,9 +157,7 @@ fn a_build_starts_before_its_context_arrives_and_copies_what_arrived() {
 
 #[test]
 fn the_dockerfile_and_ignore_file_of_an_arriving_context_are_read_once_it_has_come() {
-    let work = tempfile::tempdir().unwrap();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let (work, ctx) = empty_context();
     let worker = worker_in(work.path());
     let (sender, listing) = ContextListing::arriving();
     let out = work.path().join("out");
@@ -162,10 +175,7 @@ fn the_dockerfile_and_ignore_file_of_an_arriving_context_are_read_once_it_has_co
             BuildOptions::new(Platform::host()),
         )
     };
-    let building = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(build(worker, request, None))
-    });
+    let building = build_on_a_thread(worker, request, None);
     // The build has started and found an empty directory, were it to read it now.
     std::thread::sleep(std::time::Duration::from_millis(300));
     for (rel, text) in [
@@ -183,9 +193,7 @@ fn the_dockerfile_and_ignore_file_of_an_arriving_context_are_read_once_it_has_co
 
 #[test]
 fn a_context_that_never_arrives_fails_the_build_with_its_owners_reason() {
-    let work = tempfile::tempdir().unwrap();
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let (work, ctx) = empty_context();
     let worker = worker_in(work.path());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // The owner says why.
