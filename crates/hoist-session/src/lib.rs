@@ -54,7 +54,6 @@ use hoist_proto::sshforward::ssh_server::{Ssh, SshServer};
 use hoist_proto::sshforward::{CheckAgentRequest, CheckAgentResponse};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 pub mod content;
@@ -425,7 +424,7 @@ impl FileSync for Handler {
             idle: None,
         };
         let incoming = drained(request.into_inner());
-        let (tx, rx) = mpsc::channel::<Packet>(64);
+        let (tx, rx) = mpsc::channel(fsutil::BATCHES);
         let session = Arc::clone(&self.0);
         tokio::spawn(async move {
             match fsutil::send(root, incoming, tx, &options).await {
@@ -437,7 +436,7 @@ impl FileSync for Handler {
                 Err(e) => session.fail(format!("sending the directory {name:?}: {e}")),
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(Ok))))
+        Ok(Response::new(Box::pin(fsutil::packets(rx).map(Ok))))
     }
 
     async fn tar_stream(
@@ -580,7 +579,7 @@ impl tonic::server::StreamingService<Packet> for DirectoryOutput {
         let dir = self.1.clone();
         Box::pin(async move {
             let incoming = request.into_inner();
-            let (tx, rx) = mpsc::channel::<Packet>(64);
+            let (tx, rx) = mpsc::channel(fsutil::BATCHES);
             tokio::spawn(async move {
                 // `tx` outlives the receive, so the daemon's stream ends only once a failure
                 // is recorded.
@@ -591,7 +590,7 @@ impl tonic::server::StreamingService<Packet> for DirectoryOutput {
                 }
                 drop(tx);
             });
-            let stream: PacketStream = Box::pin(ReceiverStream::new(rx).map(Ok));
+            let stream: PacketStream = Box::pin(fsutil::packets(rx).map(Ok));
             Ok(Response::new(stream))
         })
     }

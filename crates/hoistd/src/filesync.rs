@@ -31,7 +31,6 @@ use hoist_proto::tonic::codegen::http::uri::PathAndQuery;
 use hoist_session::fsutil;
 use hoist_snapshot::Listing;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Status};
@@ -190,8 +189,8 @@ pub async fn receive_dir(
     idle: Duration,
 ) -> Result<(SyncStats, Arc<Listing>), Status> {
     session.require(FILE_SYNC_DIFF_COPY)?;
-    let (tx, rx) = mpsc::channel(256);
-    let mut call = Request::new(ReceiverStream::new(rx));
+    let (tx, rx) = mpsc::channel(fsutil::BATCHES);
+    let mut call = Request::new(fsutil::packets(rx));
     let metadata = call.metadata_mut();
     metadata.insert("dir-name", metadata_value("dir-name", &request.dir_name)?);
     for (key, values) in [
@@ -229,7 +228,7 @@ pub async fn receive_dir(
 /// exporter). Returns how many files' data the client asked for.
 pub async fn send_dir(session: &Session, dir: &Path, idle: Duration) -> Result<u64, Status> {
     session.require(FILE_SEND_DIFF_COPY)?;
-    let (tx, rx) = mpsc::channel::<Packet>(256);
+    let (tx, rx) = mpsc::channel(fsutil::BATCHES);
     let mut grpc = tonic::client::Grpc::new(session.channel());
     let call = async move {
         grpc.ready()
@@ -237,7 +236,7 @@ pub async fn send_dir(session: &Session, dir: &Path, idle: Duration) -> Result<u
             .map_err(|err| Status::unavailable(format!("the client's session is gone: {err}")))?;
         let codec = tonic_prost::ProstCodec::<Packet, Packet>::default();
         grpc.streaming(
-            Request::new(ReceiverStream::new(rx)),
+            Request::new(fsutil::packets(rx)),
             PathAndQuery::from_static(FILE_SEND_DIFF_COPY),
             codec,
         )

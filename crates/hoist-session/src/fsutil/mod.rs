@@ -12,13 +12,21 @@
 //!
 //! Both functions take the other end's packets as a stream (read apart from the processing,
 //! see [`crate::drained`]) and send theirs into a channel; neither knows which end of the
-//! session it is on.
+//! session it is on. That channel carries packets in batches ([`Batch`]; [`packets`] makes
+//! them one stream again): the walk's STATs by the hundred, the receiver's REQs likewise,
+//! several small files' DATA together. The task that encodes them, on another thread, is
+//! then woken once per batch, not once per packet: on a small machine each such wake-up
+//! is a context switch on both threads, and for a tree of small files they cost more than
+//! the packets themselves (a 20,000-file context: 7,500 context switches of the client
+//! sending it, 600 in batches).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
 use hoist_proto::fsutil_types::{Packet, PacketType};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 
 pub mod receive;
 pub mod send;
@@ -27,6 +35,17 @@ pub mod walk;
 pub use receive::{receive, receive_listed, ReceiveOptions, SyncStats};
 pub use send::{send, SendOptions};
 pub use walk::{mode, Filter};
+
+/// Packets sent together, in order.
+pub type Batch = Vec<Packet>;
+
+/// How many batches the channel [`send`] or [`receive`] sends into should hold.
+pub const BATCHES: usize = 16;
+
+/// The packets of `batches`, one by one (what a gRPC call streams).
+pub fn packets(batches: mpsc::Receiver<Batch>) -> impl Stream<Item = Packet> + Send + 'static {
+    ReceiverStream::new(batches).flat_map(futures::stream::iter)
+}
 
 /// Why a DiffCopy conversation failed.
 #[derive(Debug, thiserror::Error)]

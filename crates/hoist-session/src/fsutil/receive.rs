@@ -32,7 +32,7 @@ use hoist_proto::fsutil_types::{Packet, PacketType, Stat};
 use hoist_snapshot::{Listed, Listing};
 use tokio::sync::mpsc;
 
-use super::{mode, next_packet, packet, peer_error, Error};
+use super::{mode, next_packet, packet, peer_error, Batch, Error};
 
 /// How [`receive`] lands the tree.
 #[derive(Debug, Clone, Copy, Default)]
@@ -126,7 +126,7 @@ fn clean_path(path: &str) -> Result<&Path, Error> {
 pub async fn receive<S>(
     dest: &Path,
     incoming: S,
-    outgoing: mpsc::Sender<Packet>,
+    outgoing: mpsc::Sender<Batch>,
     options: &ReceiveOptions,
 ) -> Result<SyncStats, Error>
 where
@@ -147,7 +147,7 @@ pub async fn receive_listed<S>(
     dest: &Path,
     previous: Option<Arc<Listing>>,
     incoming: S,
-    outgoing: mpsc::Sender<Packet>,
+    outgoing: mpsc::Sender<Batch>,
     options: &ReceiveOptions,
 ) -> Result<(SyncStats, Arc<Listing>), Error>
 where
@@ -162,16 +162,10 @@ where
 }
 
 /// Tells the sender why the receive failed (ERR), then gives the result back.
-fn report_failure<T>(
-    outgoing: &mpsc::Sender<Packet>,
-    result: Result<T, Error>,
-) -> Result<T, Error> {
+fn report_failure<T>(outgoing: &mpsc::Sender<Batch>, result: Result<T, Error>) -> Result<T, Error> {
     if let Err(error) = &result {
-        let _ = outgoing.try_send(packet(
-            PacketType::PacketErr,
-            0,
-            error.to_string().into_bytes(),
-        ));
+        let err = packet(PacketType::PacketErr, 0, error.to_string().into_bytes());
+        let _ = outgoing.try_send(vec![err]);
     }
     result
 }
@@ -306,7 +300,7 @@ struct List {
     /// Files wanted but not requested yet (past [`EARLY_BYTES`]).
     deferred: Vec<u32>,
     /// The data that came while the list did (file id, index, bytes), to write once it is in.
-    early: Vec<(u32, usize, Vec<u8>)>,
+    early: Vec<Chunk>,
     unchanged: usize,
 }
 
@@ -393,9 +387,32 @@ impl Misplaced {
 /// their data waits in memory until the list is complete and checked.
 const EARLY_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How many REQs go out together (the sender's walk does not wait for them: holding a few
+/// back until the batch is full, or the list ends, stalls nothing).
+const REQ_BATCH: usize = 256;
+
+/// How many DATA packets, and how many of their bytes, the reading task hands the writing
+/// thread at once (it goes on reading either way: holding a few back stalls nothing).
+const CHUNK_BATCH: usize = 256;
+const CHUNK_BATCH_BYTES: usize = 1024 * 1024;
+
+/// A file's DATA for the writer: file id, index in the entries, bytes (empty: the end).
+type Chunk = (u32, usize, Vec<u8>);
+
+/// Sends `reqs` (REQs) and empties it.
+async fn request(outgoing: &mpsc::Sender<Batch>, reqs: &mut Batch) -> Result<(), Error> {
+    if reqs.is_empty() {
+        return Ok(());
+    }
+    outgoing
+        .send(std::mem::take(reqs))
+        .await
+        .map_err(|_| Error::Closed("while files were requested"))
+}
+
 async fn read_list<S>(
     incoming: &mut S,
-    outgoing: &mpsc::Sender<Packet>,
+    outgoing: &mpsc::Sender<Batch>,
     previous: Option<&Previous>,
     idle: Option<Duration>,
 ) -> Result<List, Error>
@@ -416,6 +433,7 @@ where
     let mut order = Order::default();
     // Symlinks sent, to name the one a path goes through when it is refused.
     let mut symlinks: HashSet<PathBuf> = HashSet::new();
+    let mut reqs = Vec::new();
     loop {
         let Some(received) = next_packet(incoming, idle).await? else {
             return Err(Error::Closed("before the end of its file list"));
@@ -443,6 +461,7 @@ where
             )));
         }
         let Some(stat) = received.stat else {
+            request(outgoing, &mut reqs).await?;
             return Ok(list);
         };
         let id = u32::try_from(entries.len())
@@ -485,10 +504,10 @@ where
                 let size = u64::try_from(entry.stat.size).unwrap_or(0);
                 if list.deferred.is_empty() && early_bytes + size <= EARLY_BYTES {
                     early_bytes += size;
-                    outgoing
-                        .send(packet(PacketType::PacketReq, id, Vec::new()))
-                        .await
-                        .map_err(|_| Error::Closed("while files were requested"))?;
+                    reqs.push(packet(PacketType::PacketReq, id, Vec::new()));
+                    if reqs.len() >= REQ_BATCH {
+                        request(outgoing, &mut reqs).await?;
+                    }
                 } else {
                     list.deferred.push(id);
                 }
@@ -504,7 +523,7 @@ async fn receive_inner<S>(
     known: Option<Arc<Listing>>,
     list: bool,
     incoming: S,
-    outgoing: &mpsc::Sender<Packet>,
+    outgoing: &mpsc::Sender<Batch>,
     options: &ReceiveOptions,
 ) -> Result<(SyncStats, Option<Arc<Listing>>), Error>
 where
@@ -547,7 +566,7 @@ where
     // goes on reading packets), then hard links and the metadata of symlinks and
     // directories.
     let entries = Arc::new(entries);
-    let (chunks, to_write) = mpsc::channel(1024);
+    let (chunks, to_write) = mpsc::channel::<Vec<Chunk>>(8);
     let writer = tokio::task::spawn_blocking({
         let entries = Arc::clone(&entries);
         let dest = dest.to_owned();
@@ -555,16 +574,23 @@ where
         move || write_tree(&dest, &entries, previous.as_ref(), to_write, list, &options)
     });
     let read = async {
-        for id in deferred {
-            outgoing
-                .send(packet(PacketType::PacketReq, id, Vec::new()))
-                .await
-                .map_err(|_| Error::Closed("while files were requested"))?;
+        for ids in deferred.chunks(REQ_BATCH) {
+            let mut reqs = (ids.iter())
+                .map(|&id| packet(PacketType::PacketReq, id, Vec::new()))
+                .collect();
+            request(outgoing, &mut reqs).await?;
         }
+        // The writer stopping is no error here: its error is the one reported.
+        let mut pending = Vec::new();
+        let mut pending_bytes = 0;
         for chunk in early {
-            if chunks.send(chunk).await.is_err() {
-                // The writer stopped: its error is the one reported.
-                return Ok(());
+            pending_bytes += chunk.2.len();
+            pending.push(chunk);
+            if pending.len() >= CHUNK_BATCH || pending_bytes >= CHUNK_BATCH_BYTES {
+                pending_bytes = 0;
+                if chunks.send(std::mem::take(&mut pending)).await.is_err() {
+                    return Ok(());
+                }
             }
         }
         while !wanted.is_empty() {
@@ -589,10 +615,17 @@ where
             if packet.data.is_empty() {
                 wanted.remove(&packet.id);
             }
-            if chunks.send((packet.id, index, packet.data)).await.is_err() {
-                // The writer stopped: its error is the one reported.
-                break;
+            pending_bytes += packet.data.len();
+            pending.push((packet.id, index, packet.data));
+            if pending.len() >= CHUNK_BATCH || pending_bytes >= CHUNK_BATCH_BYTES {
+                pending_bytes = 0;
+                if chunks.send(std::mem::take(&mut pending)).await.is_err() {
+                    return Ok(());
+                }
             }
+        }
+        if !pending.is_empty() {
+            let _ = chunks.send(pending).await;
         }
         Ok(())
     };
@@ -609,7 +642,7 @@ where
 
     // 3. FIN both ways.
     outgoing
-        .send(packet(PacketType::PacketFin, 0, Vec::new()))
+        .send(vec![packet(PacketType::PacketFin, 0, Vec::new())])
         .await
         .map_err(|_| Error::Closed("before this side's FIN"))?;
     loop {
@@ -633,7 +666,7 @@ fn write_tree(
     dest: &Path,
     entries: &[Entry],
     previous: Option<&Previous>,
-    chunks: mpsc::Receiver<(u32, usize, Vec<u8>)>,
+    chunks: mpsc::Receiver<Vec<Chunk>>,
     list: bool,
     options: &ReceiveOptions,
 ) -> Result<(SyncStats, Option<Arc<Listing>>), Error> {
@@ -853,7 +886,7 @@ fn remove_any(path: &Path, existing: Option<&std::fs::Metadata>) -> Result<(), E
 /// and digest when `list` asks for them (the metadata is read through the file's handle,
 /// the digest hashed as it is written).
 fn write_files(
-    mut chunks: mpsc::Receiver<(u32, usize, Vec<u8>)>,
+    mut chunks: mpsc::Receiver<Vec<Chunk>>,
     entries: &[Entry],
     dest: &Path,
     previous: Option<&Previous>,
@@ -881,30 +914,38 @@ fn write_files(
         let mut helpers: Vec<Option<_>> = (1..threads).map(|_| None).collect();
         let mut own = writer();
         let mut written = Ok(());
-        while let Some(chunk) = chunks.blocking_recv() {
-            let n = chunk.0 as usize % threads;
-            let sent = match n {
-                0 => {
-                    written = own.take(chunk);
-                    written.is_ok()
+        'batches: while let Some(batch) = chunks.blocking_recv() {
+            // The helpers' shares go first (they write while this thread writes its own).
+            let mut shares: Vec<Vec<Chunk>> = (0..threads).map(|_| Vec::new()).collect();
+            for chunk in batch {
+                shares[chunk.0 as usize % threads].push(chunk);
+            }
+            let mut shares = shares.into_iter();
+            let own_share = shares.next().unwrap_or_default();
+            for (slot, share) in helpers.iter_mut().zip(shares) {
+                if share.is_empty() {
+                    continue;
                 }
-                // A helper that stopped did so on an error, which it reports.
-                _ => {
-                    let (to_helper, _) = helpers[n - 1].get_or_insert_with(|| {
-                        let (to_helper, taken) =
-                            std::sync::mpsc::sync_channel::<(u32, usize, Vec<u8>)>(256);
-                        let mut helper = writer();
-                        let handle = scope.spawn(move || {
-                            let written = taken.iter().try_for_each(|chunk| helper.take(chunk));
-                            helper.close(written)
-                        });
-                        (to_helper, handle)
+                let (to_helper, _) = slot.get_or_insert_with(|| {
+                    let (to_helper, taken) = std::sync::mpsc::sync_channel::<Vec<Chunk>>(8);
+                    let mut helper = writer();
+                    let handle = scope.spawn(move || {
+                        let written =
+                            (taken.iter().flatten()).try_for_each(|chunk| helper.take(chunk));
+                        helper.close(written)
                     });
-                    to_helper.send(chunk).is_ok()
+                    (to_helper, handle)
+                });
+                // A helper that stopped did so on an error, which it reports.
+                if to_helper.send(share).is_err() {
+                    break 'batches;
                 }
-            };
-            if !sent {
-                break;
+            }
+            for chunk in own_share {
+                written = own.take(chunk);
+                if written.is_err() {
+                    break 'batches;
+                }
             }
         }
         drop(chunks);
@@ -947,7 +988,7 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     /// Writes one chunk (file id, index in `entries`, bytes; empty bytes end the file).
-    fn take(&mut self, (id, index, data): (u32, usize, Vec<u8>)) -> Result<(), Error> {
+    fn take(&mut self, (id, index, data): Chunk) -> Result<(), Error> {
         use sha2::Digest as _;
         let entry = &self.entries[index];
         let path = self.dest.join(entry.rel());
@@ -1281,7 +1322,8 @@ mod tests {
         known: Option<Arc<Listing>>,
     ) -> (Result<(SyncStats, Option<Arc<Listing>>), Error>, Vec<u32>) {
         let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<Packet, tonic::Status>>();
-        let (out_tx, mut out_rx) = mpsc::channel::<Packet>(4);
+        let (out_tx, out_rx) = mpsc::channel::<Batch>(4);
+        let mut out_rx = Box::pin(crate::fsutil::packets(out_rx));
         for (stat, _) in &entries {
             in_tx
                 .send(Ok(Packet {
@@ -1296,7 +1338,7 @@ mod tests {
             .unwrap();
         let sender = tokio::spawn(async move {
             let mut requested = Vec::new();
-            while let Some(p) = out_rx.recv().await {
+            while let Some(p) = out_rx.next().await {
                 match PacketType::try_from(p.r#type) {
                     Ok(PacketType::PacketReq) => {
                         requested.push(p.id);
@@ -1496,7 +1538,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dest = root.path().join("copy");
         let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<Packet, tonic::Status>>();
-        let (out_tx, mut out_rx) = mpsc::channel::<Packet>(4);
+        let (out_tx, out_rx) = mpsc::channel::<Batch>(4);
+        let mut out_rx = Box::pin(crate::fsutil::packets(out_rx));
         for stat in [
             stat("done", 0o644, 2, T, ""),
             stat("then-cut", 0o644, 9, T, ""),
@@ -1514,7 +1557,7 @@ mod tests {
             .unwrap();
         let sender = tokio::spawn(async move {
             let mut asked = 0;
-            while let Some(p) = out_rx.recv().await {
+            while let Some(p) = out_rx.next().await {
                 if p.r#type != PacketType::PacketReq as i32 {
                     continue;
                 }

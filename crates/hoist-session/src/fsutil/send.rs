@@ -3,8 +3,11 @@
 //! several files in flight at once, as fsutil's senders, their packets interleaved (each
 //! names its file). The receiver's FIN is answered with FIN once the walk is complete and
 //! every requested file sent.
+//!
+//! The walk hands its STATs over by the hundred, and requested files are read a few dozen
+//! at a time and sent as one [`Batch`] (see [`super`] on why).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,19 +17,27 @@ use tokio::io::AsyncReadExt as _;
 use tokio::sync::mpsc;
 
 use super::walk::{self, Filter, WalkError};
-use super::{next_packet, packet, peer_error, Error};
+use super::{next_packet, packet, peer_error, Batch, Error};
 
-/// How many files the sender reads and sends at once (fsutil runs four senders).
+/// How many tasks read and send requested files at once (fsutil runs four senders).
 const SENDERS: usize = 4;
 
-/// How many STATs the walk gathers before it sends them (the outgoing channel holds 64).
-const STAT_BURST: usize = 64;
+/// How many STATs the walk gathers into one batch.
+const STAT_BURST: usize = 256;
 
 /// Files up to this size are read in one blocking call; larger ones are streamed.
 const READ_WHOLE: u64 = 1024 * 1024;
 
 /// The largest DATA packet.
 const DATA_CHUNK: usize = 32 * 1024;
+
+/// How many requested files a sender takes at once: read on one trip to a blocking thread
+/// and sent as one batch (a small file costs less than the trip and the wake-ups).
+const FILES_PER_TRIP: usize = 32;
+
+/// How many bytes of small files one batch holds at most (past it, the rest of the files
+/// taken go on the next trip).
+const BATCH_BYTES: u64 = 1024 * 1024;
 
 /// How [`send`] runs.
 #[derive(Debug, Clone, Default)]
@@ -38,12 +49,13 @@ pub struct SendOptions {
 }
 
 /// Sends the tree at `root` to the receiver whose packets are `incoming`, this side's going
-/// into `outgoing` (an ERR when it fails). Returns how many files' data the receiver asked
+/// into `outgoing` in batches (an ERR when it fails; make it [`super::BATCHES`] long, and
+/// stream it with [`super::packets`]). Returns how many files' data the receiver asked
 /// for, once it has FIN (or ended its stream).
 pub async fn send<S>(
     root: PathBuf,
     incoming: S,
-    outgoing: mpsc::Sender<Packet>,
+    outgoing: mpsc::Sender<Batch>,
     options: &SendOptions,
 ) -> Result<u64, Error>
 where
@@ -51,13 +63,8 @@ where
 {
     let result = send_inner(root, incoming, &outgoing, options).await;
     if let Err(error) = &result {
-        let _ = outgoing
-            .send(packet(
-                PacketType::PacketErr,
-                0,
-                error.to_string().into_bytes(),
-            ))
-            .await;
+        let err = packet(PacketType::PacketErr, 0, error.to_string().into_bytes());
+        let _ = outgoing.send(vec![err]).await;
     }
     result
 }
@@ -78,7 +85,7 @@ impl Files {
 async fn send_inner<S>(
     root: PathBuf,
     mut incoming: S,
-    tx: &mpsc::Sender<Packet>,
+    tx: &mpsc::Sender<Batch>,
     options: &SendOptions,
 ) -> Result<u64, Error>
 where
@@ -91,20 +98,19 @@ where
         let filter = options.filter.clone();
         tokio::task::spawn_blocking(move || {
             let mut id = 0u32;
-            // STATs go out in bursts: each wakes the tasks down the stream (the gRPC
-            // encoder, the session tunnel) once, and they fill one frame, not one each.
-            // The burst's files are known to the request loop before its STATs leave.
+            // STATs go out in batches: each wakes the tasks down the stream (the gRPC
+            // encoder, the session tunnel) once, and they fill frames, not one each.
+            // The batch's files are known to the request loop before its STATs leave.
             let mut burst = Vec::with_capacity(STAT_BURST);
             let mut burst_files = Vec::with_capacity(STAT_BURST);
-            let flush = |burst: &mut Vec<Packet>, burst_files: &mut Vec<(u32, Option<PathBuf>)>| {
+            let flush = |burst: &mut Batch, burst_files: &mut Vec<(u32, Option<PathBuf>)>| {
                 files
                     .lock()
                     .map_err(|_| WalkError::Closed)?
                     .0
                     .append(burst_files);
-                burst
-                    .drain(..)
-                    .try_for_each(|stat| tx.blocking_send(stat).map_err(|_| WalkError::Closed))
+                let batch = std::mem::replace(burst, Vec::with_capacity(STAT_BURST));
+                tx.blocking_send(batch).map_err(|_| WalkError::Closed)
             };
             walk::walk(&root, &filter, |entry| {
                 if let Some(path) = entry.data {
@@ -121,9 +127,8 @@ where
                     false => flush(&mut burst, &mut burst_files),
                 }
             })?;
-            flush(&mut burst, &mut burst_files)?;
-            tx.blocking_send(packet(PacketType::PacketStat, 0, Vec::new()))
-                .map_err(|_| WalkError::Closed)
+            burst.push(packet(PacketType::PacketStat, 0, Vec::new()));
+            flush(&mut burst, &mut burst_files)
         })
     };
     let mut walked = Some(tokio::spawn(async move {
@@ -135,7 +140,7 @@ where
             })),
         }
     }));
-    let (work, queue) = mpsc::unbounded_channel::<(u32, PathBuf)>();
+    let (work, queue) = mpsc::unbounded_channel::<Job>();
     let queue = Arc::new(tokio::sync::Mutex::new(queue));
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..SENDERS {
@@ -143,11 +148,21 @@ where
         let tx = tx.clone();
         senders.spawn(async move {
             loop {
-                let job = queue.lock().await.recv().await;
-                let Some((id, path)) = job else {
-                    return Ok::<(), Error>(());
-                };
-                send_file(id, &path, &tx).await?;
+                // The files requested so far, up to a batch's worth: the receiver asks for
+                // many at once.
+                let mut jobs = Vec::new();
+                {
+                    let mut queue = queue.lock().await;
+                    let Some(job) = queue.recv().await else {
+                        return Ok::<(), Error>(());
+                    };
+                    jobs.push(job);
+                    while jobs.len() < FILES_PER_TRIP {
+                        let Ok(job) = queue.try_recv() else { break };
+                        jobs.push(job);
+                    }
+                }
+                send_files(jobs, &tx).await?;
             }
         });
     }
@@ -204,7 +219,7 @@ where
                 // Every file asked for is sent before the answer to the receiver's FIN.
                 drop(work.take());
                 finish(&mut senders).await?;
-                tx.send(packet(PacketType::PacketFin, 0, Vec::new()))
+                tx.send(vec![packet(PacketType::PacketFin, 0, Vec::new())])
                     .await
                     .map_err(|_| Error::Closed("before this side's FIN"))?;
                 return Ok(requested);
@@ -222,62 +237,99 @@ where
     Ok(requested)
 }
 
-/// A file opened for sending: small ones read whole, larger ones streamed.
-enum Opened {
-    Whole(Vec<u8>),
-    Stream(std::fs::File),
-    /// As fsutil: a file that cannot be opened is sent empty.
-    Unreadable,
-}
+/// A file to send: its id and path.
+type Job = (u32, PathBuf);
 
-async fn send_file(id: u32, path: &Path, tx: &mpsc::Sender<Packet>) -> Result<(), Error> {
-    let data = |data: Vec<u8>| packet(PacketType::PacketData, id, data);
+/// Sends the files of `jobs`: the small ones read on one trip to a blocking thread (as
+/// many as [`BATCH_BYTES`] allows per trip) and sent as one batch, each file's DATA then its
+/// empty DATA; larger ones streamed after them.
+async fn send_files(mut jobs: Vec<Job>, tx: &mpsc::Sender<Batch>) -> Result<(), Error> {
     let gone = |_| Error::Closed("while a file was sent");
-    let owned = path.to_owned();
-    // One trip to a blocking thread per file: open, size, and a small file's bytes.
-    let opened = tokio::task::spawn_blocking(move || {
-        use std::io::Read as _;
-        let Ok(mut file) = std::fs::File::open(&owned) else {
-            return Ok(Opened::Unreadable);
-        };
-        let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-        if len > READ_WHOLE {
-            return Ok(Opened::Stream(file));
+    while !jobs.is_empty() {
+        let read = tokio::task::spawn_blocking(move || read_files(jobs))
+            .await
+            .map_err(|e| Error::Io {
+                action: "read",
+                path: PathBuf::new(),
+                source: std::io::Error::other(e),
+            })??;
+        if !read.batch.is_empty() {
+            tx.send(read.batch).await.map_err(gone)?;
         }
-        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        file.read_to_end(&mut bytes).map(|_| Opened::Whole(bytes))
-    })
-    .await
-    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-    .map_err(Error::io("read", path))?;
-    match opened {
-        Opened::Unreadable => {}
-        Opened::Whole(bytes) if bytes.len() <= DATA_CHUNK => {
-            if !bytes.is_empty() {
-                tx.send(data(bytes)).await.map_err(gone)?;
-            }
-        }
-        Opened::Whole(bytes) => {
-            for chunk in bytes.chunks(DATA_CHUNK) {
-                tx.send(data(chunk.to_vec())).await.map_err(gone)?;
-            }
-        }
-        Opened::Stream(file) => {
+        for (id, path, file) in read.large {
             let mut file = tokio::fs::File::from_std(file);
             let mut buffer = vec![0; DATA_CHUNK];
             loop {
                 let n = file
                     .read(&mut buffer)
                     .await
-                    .map_err(Error::io("read", path))?;
+                    .map_err(Error::io("read", &path))?;
                 if n == 0 {
                     break;
                 }
-                tx.send(data(buffer[..n].to_vec())).await.map_err(gone)?;
+                let data = packet(PacketType::PacketData, id, buffer[..n].to_vec());
+                tx.send(vec![data]).await.map_err(gone)?;
             }
+            let end = packet(PacketType::PacketData, id, Vec::new());
+            tx.send(vec![end]).await.map_err(gone)?;
+        }
+        jobs = read.rest;
+    }
+    Ok(())
+}
+
+/// What one trip of [`send_files`] to a blocking thread read.
+struct Read {
+    /// The small files' packets.
+    batch: Batch,
+    /// The files larger than [`READ_WHOLE`], opened, to stream.
+    large: Vec<(u32, PathBuf, std::fs::File)>,
+    /// The files left for the next trip (the batch is full).
+    rest: Vec<Job>,
+}
+
+/// Reads the files of `jobs` until [`BATCH_BYTES`] are read. As fsutil, a file that cannot
+/// be opened is sent empty.
+fn read_files(jobs: Vec<Job>) -> Result<Read, Error> {
+    use std::io::Read as _;
+    let mut read = Read {
+        batch: Vec::new(),
+        large: Vec::new(),
+        rest: Vec::new(),
+    };
+    let mut bytes = 0u64;
+    let mut jobs = jobs.into_iter();
+    for (id, path) in jobs.by_ref() {
+        let end = packet(PacketType::PacketData, id, Vec::new());
+        let Ok(mut file) = std::fs::File::open(&path) else {
+            read.batch.push(end);
+            continue;
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        if len > READ_WHOLE {
+            read.large.push((id, path, file));
+            continue;
+        }
+        let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.read_to_end(&mut data)
+            .map_err(Error::io("read", &path))?;
+        bytes += data.len() as u64;
+        if data.len() <= DATA_CHUNK {
+            if !data.is_empty() {
+                read.batch.push(packet(PacketType::PacketData, id, data));
+            }
+        } else {
+            (read.batch).extend(
+                (data.chunks(DATA_CHUNK)).map(|c| packet(PacketType::PacketData, id, c.to_vec())),
+            );
+        }
+        read.batch.push(end);
+        if bytes >= BATCH_BYTES {
+            break;
         }
     }
-    tx.send(data(Vec::new())).await.map_err(gone)
+    read.rest = jobs.collect();
+    Ok(read)
 }
 
 #[cfg(test)]

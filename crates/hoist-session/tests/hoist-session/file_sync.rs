@@ -5,9 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hoist_proto::filesync::file_sync_client::FileSyncClient;
-use hoist_proto::fsutil_types::Packet;
 use hoist_session::Session;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{connect, tree};
 
@@ -35,8 +33,8 @@ fn context() -> tempfile::TempDir {
 /// Receives directory `name` of `session` into `dest` with the metadata given.
 async fn receive(session: Arc<Session>, name: &str, metadata: &[(&str, &str)], dest: &Path) {
     let channel = connect(session).await;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Packet>(16);
-    let mut request = hoist_proto::tonic::Request::new(ReceiverStream::new(rx));
+    let (tx, rx) = tokio::sync::mpsc::channel(hoist_session::fsutil::BATCHES);
+    let mut request = hoist_proto::tonic::Request::new(hoist_session::fsutil::packets(rx));
     request
         .metadata_mut()
         .append("dir-name", name.parse().unwrap());
