@@ -449,6 +449,35 @@ impl ControlService {
     }
 }
 
+/// The `.dockerignore` patterns the client applies to the context it sends, as BuildKit's
+/// frontend reads them: `NAME.dockerignore` beside the Dockerfile, else the context's
+/// `.dockerignore` (`context_ignore`: where [`ControlService::context_ignore`] put it, or
+/// why it could not).
+async fn ignore_patterns(
+    dockerfile_dir: &std::path::Path,
+    name: &str,
+    context_ignore: Result<PathBuf, Status>,
+) -> Result<Vec<String>, Status> {
+    let beside = dockerfile_dir.join(format!("{name}.dockerignore"));
+    let file = if beside.is_file() {
+        beside
+    } else {
+        context_ignore?
+    };
+    let text = match tokio::fs::read_to_string(&file).await {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => {
+            return Err(Status::invalid_argument(format!(
+                "cannot read the client's {}: {err}",
+                file.file_name().unwrap_or_default().to_string_lossy()
+            )))
+        }
+    };
+    hoist_dockerfile::dockerignore::read_ignore_file(&text)
+        .map_err(|err| Status::invalid_argument(format!("the client's .dockerignore: {err}")))
+}
+
 /// What a session build holds while it runs.
 #[derive(Debug)]
 struct Prepared {
@@ -554,14 +583,18 @@ impl ControlService {
                 follow_paths: vec![name.clone(), format!("{name}.dockerignore")],
                 ..SyncRequest::default()
             };
-            let (stats, _) = filesync::receive_dir(
+            // The Dockerfile and the context's `.dockerignore` come at once: two calls on
+            // the session, one round trip's wait.
+            let dockerfile_synced = filesync::receive_dir(
                 &session,
                 &dockerfile_request,
                 &dockerfile_dir,
                 &self.listings,
                 self.session_timeout,
-            )
-            .await?;
+            );
+            let context_ignore = self.context_ignore(&session, &key);
+            let (synced, context_ignore) = tokio::join!(dockerfile_synced, context_ignore);
+            let (stats, _) = synced?;
             log_sync(&session, "dockerfile", stats);
             let path = dockerfile_dir.join(&name);
             let bytes = read_inside(&dockerfile_dir, &name).map_err(|err| {
@@ -569,9 +602,7 @@ impl ControlService {
                     "the client's dockerfile directory has no {name:?}: {err}"
                 ))
             })?;
-            let exclude_patterns = self
-                .ignore_patterns(&session, &key, &dockerfile_dir, &name)
-                .await?;
+            let exclude_patterns = ignore_patterns(&dockerfile_dir, &name, context_ignore).await?;
             // The build's first stages run while the context comes; they read its
             // `.dockerignore` from here, never from the copy being written.
             let excludes = exclude_patterns.clone();
@@ -612,12 +643,10 @@ impl ControlService {
                     }
                 }
             });
-            // The registries' credentials are asked while the context comes: both wait on
-            // the client.
+            // The registries' credentials are asked while the context comes.
             let text = String::from_utf8_lossy(&bytes).into_owned();
             running = Some(transfer);
-            let asked = self.client_credentials(&session, &text, build);
-            credentials = Some(alongside(&mut running, asked).await?);
+            credentials = Some(self.client_credentials(&session, &text, build));
             build.dockerfile = Some(bytes);
             build.dockerfile_name = path.to_string_lossy().into_owned();
             build.context = hoist_engine::ContextSource::Owned {
@@ -715,59 +744,39 @@ impl ControlService {
         Ok((prepared, running))
     }
 
-    /// The `.dockerignore` patterns the client applies to the context it sends, as
-    /// BuildKit's frontend asks: `NAME.dockerignore` beside the Dockerfile, else the
-    /// context's `.dockerignore`, fetched alone (into a copy of its own, so the context's
-    /// copy is not pruned to that one file).
-    async fn ignore_patterns(
-        &self,
-        session: &Session,
-        key: &str,
-        dockerfile_dir: &std::path::Path,
-        name: &str,
-    ) -> Result<Vec<String>, Status> {
-        let beside = dockerfile_dir.join(format!("{name}.dockerignore"));
-        let file = if beside.is_file() {
-            beside
-        } else {
-            let dir = filesync::session_dir(self.state.root(), key, "context .dockerignore");
-            let request = SyncRequest {
-                dir_name: "context".to_owned(),
-                include_patterns: vec![".dockerignore".to_owned()],
-                ..SyncRequest::default()
-            };
-            let timeout = self.session_timeout;
-            filesync::receive_dir(session, &request, &dir, &self.listings, timeout).await?;
-            dir.join(".dockerignore")
+    /// The context's `.dockerignore` fetched alone, into a copy of its own (so the context's
+    /// copy is not pruned to that one file): where it is (or would be).
+    async fn context_ignore(&self, session: &Session, key: &str) -> Result<PathBuf, Status> {
+        let dir = filesync::session_dir(self.state.root(), key, "context .dockerignore");
+        let request = SyncRequest {
+            dir_name: "context".to_owned(),
+            include_patterns: vec![".dockerignore".to_owned()],
+            ..SyncRequest::default()
         };
-        let text = match tokio::fs::read_to_string(&file).await {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => {
-                return Err(Status::invalid_argument(format!(
-                    "cannot read the client's {}: {err}",
-                    file.file_name().unwrap_or_default().to_string_lossy()
-                )))
-            }
-        };
-        hoist_dockerfile::dockerignore::read_ignore_file(&text)
-            .map_err(|err| Status::invalid_argument(format!("the client's .dockerignore: {err}")))
+        let timeout = self.session_timeout;
+        filesync::receive_dir(session, &request, &dir, &self.listings, timeout).await?;
+        Ok(dir.join(".dockerignore"))
     }
 
     /// hoistd's own credentials with, over them, what the client's `Auth.Credentials`
-    /// answers for each registry the Dockerfile's `FROM`/`--from=`, the image outputs and
-    /// the registry caches name (as BuildKit's auth provider asks it; Docker Hub as `registry-1.docker.io`).
-    async fn client_credentials(
+    /// answers (as BuildKit's auth provider asks it; Docker Hub as `registry-1.docker.io`).
+    /// The registries the Dockerfile's `FROM`/`--from=`, the image outputs and the registry
+    /// caches name are asked at once, beside the rest of the build's start; the build waits
+    /// for a host's answer only when it first needs it. Other hosts (ARG-built image names)
+    /// are asked then.
+    fn client_credentials(
         &self,
         session: &Arc<Session>,
         dockerfile: &str,
         build: &hoist_engine::BuildRequest,
-    ) -> Result<Credentials, Status> {
-        const CREDENTIALS: &str = "/moby.filesync.v1.Auth/Credentials";
-        let mut credentials = Credentials::from_docker_config();
-        if !session.meta.serves(CREDENTIALS) {
-            return Ok(credentials);
-        }
+    ) -> Credentials {
+        let credentials = Credentials::from_docker_config();
+        let Some(asked) = crate::session_inputs::SessionCredentials::new(
+            Arc::clone(session),
+            self.session_timeout,
+        ) else {
+            return credentials;
+        };
         let mut hosts = registry_hosts(dockerfile);
         for output in &build.outputs {
             if let hoist_export::Output::Image(image) = output {
@@ -795,42 +804,9 @@ impl ControlService {
                     _ => None,
                 }),
         );
-        let mut client = hoist_proto::filesync::auth_client::AuthClient::new(session.channel());
-        for host in hosts {
-            let asked = if host == "docker.io" {
-                "registry-1.docker.io".to_owned()
-            } else {
-                host.clone()
-            };
-            let request = hoist_proto::filesync::CredentialsRequest { host: asked };
-            let answer = tokio::time::timeout(self.session_timeout, client.credentials(request))
-                .await
-                .map_err(|_| {
-                    Status::deadline_exceeded(format!(
-                        "the client did not answer for the credentials of {host} within {}s",
-                        self.session_timeout.as_secs()
-                    ))
-                })?;
-            let Ok(answer) = answer else {
-                // A client without credentials for the host: anonymous, as BuildKit.
-                continue;
-            };
-            let answer = answer.into_inner();
-            if !answer.username.is_empty() {
-                credentials = credentials.with_basic(&host, &answer.username, &answer.secret);
-            } else if !answer.secret.is_empty() {
-                credentials =
-                    credentials.with(&host, hoist_registry::Auth::IdentityToken(answer.secret));
-            }
-        }
-        // Hosts not asked above (ARG-built image names): asked when first needed.
-        if let Some(lazy) = crate::session_inputs::SessionCredentials::new(
-            Arc::clone(session),
-            self.session_timeout,
-        ) {
-            credentials = credentials.with_source(Arc::new(lazy));
-        }
-        Ok(credentials)
+        let asked = Arc::new(asked);
+        asked.prefetch(hosts.into_iter().collect());
+        credentials.with_source(asked)
     }
 
     /// Sends a finished `local`/`tar` export to the client.

@@ -248,7 +248,7 @@ async fn forward_agent(
 pub struct SessionCredentials {
     session: Arc<Session>,
     timeout: Duration,
-    answers: tokio::sync::Mutex<HashMap<String, Option<hoist_registry::Auth>>>,
+    answers: Arc<tokio::sync::Mutex<HashMap<String, Option<hoist_registry::Auth>>>>,
 }
 
 impl std::fmt::Debug for SessionCredentials {
@@ -270,8 +270,26 @@ impl SessionCredentials {
             .then(|| SessionCredentials {
                 session,
                 timeout,
-                answers: tokio::sync::Mutex::new(HashMap::new()),
+                answers: Arc::default(),
             })
+    }
+
+    /// Asks for `hosts`' credentials now, in the background (all at once); a build that
+    /// needs one of them meanwhile waits for the answers instead of asking again.
+    pub fn prefetch(self: &Arc<Self>, hosts: Vec<String>) {
+        if hosts.is_empty() {
+            return;
+        }
+        let this = Arc::clone(self);
+        // The lock is taken before this returns: a lookup that comes after waits for it.
+        let Ok(mut answers) = Arc::clone(&this.answers).try_lock_owned() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let asked = hosts.iter().map(|host| this.ask(host));
+            let answered = futures::future::join_all(asked).await;
+            answers.extend(hosts.into_iter().zip(answered));
+        });
     }
 
     async fn ask(&self, host: &str) -> Option<hoist_registry::Auth> {
