@@ -166,14 +166,27 @@ pub fn run_on(args: &BuildArgs, dial: &Dial) -> anyhow::Result<ExitCode> {
     let outcome = block_on({
         let session = session.clone();
         async move {
-            let channel = match &daemon {
-                Daemon::Grpc => dial.connect().await?,
-                Daemon::Docker(endpoint) => connect_docker(endpoint).await?,
+            // A daemon at an address is asked to answer (`answered`) while the session
+            // starts: one round trip's wait for both.
+            let (channel, unprobed) = match (&daemon, dial) {
+                (Daemon::Grpc, Dial::Address { addr, tls }) => (open(addr, tls).await?, true),
+                (Daemon::Grpc, _) => (dial.connect().await?, false),
+                (Daemon::Docker(endpoint), _) => (connect_docker(endpoint).await?, false),
             };
             let client = ControlClient::new(channel.clone());
-            if let Some(session) = session {
-                start_session(&daemon, client, session, addr).await?;
-            }
+            let probe = async {
+                match unprobed {
+                    true => answered(channel.clone(), addr).await.map(drop),
+                    false => Ok(()),
+                }
+            };
+            let started = async {
+                match session {
+                    Some(session) => start_session(&daemon, client, session, addr).await,
+                    None => Ok(()),
+                }
+            };
+            probe_beside(probe, started).await?;
             let (events, renderer) = progress::start(mode);
             let result = solve(channel, request, events).await;
             let _ = renderer.await;
@@ -386,9 +399,37 @@ async fn connect_docker(endpoint: &dockerd::Endpoint) -> anyhow::Result<Channel>
         .context("cannot reach the Docker daemon's BuildKit")
 }
 
+/// `started` once `probe` has succeeded, both run together; `probe`'s error first (a
+/// daemon that does not answer is named so, whatever else failed because of it), and a
+/// `started` that never ends is not waited for once `probe` has failed.
+async fn probe_beside(
+    probe: impl std::future::Future<Output = anyhow::Result<()>>,
+    started: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::pin!(probe, started);
+    let mut start = None;
+    let probed = loop {
+        tokio::select! {
+            probed = &mut probe => break probed,
+            done = &mut started, if start.is_none() => start = Some(done),
+        }
+    };
+    probed?;
+    match start {
+        Some(done) => done,
+        None => started.await,
+    }
+}
+
 /// A gRPC channel to `addr` (`unix:///PATH` or `tcp://HOST:PORT`; TLS on tcp when any TLS
 /// flag is given). Fails naming the address when nothing answers.
 pub(super) async fn connect(addr: &str, tls: &RemoteTls) -> anyhow::Result<Channel> {
+    let channel = open(addr, tls).await?;
+    answered(channel, addr).await
+}
+
+/// [`connect`] without asking the daemon to answer: the caller does (`answered`).
+async fn open(addr: &str, tls: &RemoteTls) -> anyhow::Result<Channel> {
     let cannot = || format!("cannot connect to {addr}");
     let endpoint = if let Some(path) = addr.strip_prefix("unix://") {
         if path.is_empty() {
@@ -419,12 +460,10 @@ pub(super) async fn connect(addr: &str, tls: &RemoteTls) -> anyhow::Result<Chann
         cert: tls.cert.clone(),
         key: tls.key.clone(),
     });
-    let channel =
-        hoist_builder::driver::channel(&endpoint, options.as_ref(), Duration::from_secs(10))
-            .await
-            .map_err(anyhow::Error::msg)
-            .with_context(cannot)?;
-    answered(channel, addr).await
+    hoist_builder::driver::channel(&endpoint, options.as_ref(), Duration::from_secs(10))
+        .await
+        .map_err(anyhow::Error::msg)
+        .with_context(cannot)
 }
 
 /// A call's error with the causes the transport attached to it (a refused TLS handshake, a

@@ -132,7 +132,7 @@ pub async fn receive<S>(
 where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
 {
-    let result = receive_inner(dest, None, false, incoming, &outgoing, options).await;
+    let result = receive_inner(dest, None, false, incoming, &outgoing, options, true).await;
     report_failure(&outgoing, result).map(|(stats, _)| stats)
 }
 
@@ -143,6 +143,12 @@ where
 /// the copy is read from disk (and its unchanged files come without digests). A transfer
 /// that changed nothing returns `previous` itself (what readers learnt from it still
 /// holds).
+///
+/// Returns once this side's FIN is sent, without waiting for the sender's answer: every
+/// file asked for has come, and the copy is complete. (A daemon's calls read their
+/// answers apart, see [`crate::drained_call`]: the sender's FIN is still read, and the
+/// call ends after it. The client side's [`receive`] waits for it, as fsutil's receiver
+/// does, because a sender whose call has ended cannot send its FIN.)
 pub async fn receive_listed<S>(
     dest: &Path,
     previous: Option<Arc<Listing>>,
@@ -157,7 +163,7 @@ where
         incremental: true,
         ..*options
     };
-    let result = receive_inner(dest, previous, true, incoming, &outgoing, &options).await;
+    let result = receive_inner(dest, previous, true, incoming, &outgoing, &options, false).await;
     report_failure(&outgoing, result).map(|(stats, listing)| (stats, listing.unwrap_or_default()))
 }
 
@@ -517,7 +523,8 @@ where
     }
 }
 
-/// The receive; with `list`, also the destination's listing once it is written.
+/// The receive; with `list`, also the destination's listing once it is written; with
+/// `await_fin`, only once the sender has answered this side's FIN.
 async fn receive_inner<S>(
     dest: &Path,
     known: Option<Arc<Listing>>,
@@ -525,6 +532,7 @@ async fn receive_inner<S>(
     incoming: S,
     outgoing: &mpsc::Sender<Batch>,
     options: &ReceiveOptions,
+    await_fin: bool,
 ) -> Result<(SyncStats, Option<Arc<Listing>>), Error>
 where
     S: Stream<Item = Result<Packet, tonic::Status>> + Unpin,
@@ -645,6 +653,9 @@ where
         .send(vec![packet(PacketType::PacketFin, 0, Vec::new())])
         .await
         .map_err(|_| Error::Closed("before this side's FIN"))?;
+    if !await_fin {
+        return Ok((stats, listing));
+    }
     loop {
         match next_packet(&mut incoming, options.idle).await? {
             None => break,
