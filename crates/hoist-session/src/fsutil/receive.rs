@@ -1544,6 +1544,68 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 1);
     }
 
+    /// A sender that answers every REQ but never the receiver's FIN (its stream stays
+    /// open): the daemon's receive is done once its FIN is sent, the client's waits for the
+    /// answer (and gives up when idle).
+    #[tokio::test]
+    async fn only_the_client_side_receive_waits_for_the_senders_fin() {
+        async fn unanswered_fin(dest: &Path, listed: bool) -> Result<Option<Arc<Listing>>, Error> {
+            let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<Packet, tonic::Status>>();
+            let (out_tx, out_rx) = mpsc::channel::<Batch>(4);
+            let mut out_rx = Box::pin(crate::fsutil::packets(out_rx));
+            let file = Packet {
+                r#type: PacketType::PacketStat as i32,
+                stat: Some(stat("a", 0o644, 2, T, "")),
+                ..Packet::default()
+            };
+            in_tx.send(Ok(file)).unwrap();
+            in_tx
+                .send(Ok(packet(PacketType::PacketStat, 0, Vec::new())))
+                .unwrap();
+            let sender = tokio::spawn(async move {
+                let mut fins = 0;
+                while let Some(p) = out_rx.next().await {
+                    if p.r#type == PacketType::PacketReq as i32 {
+                        let _ =
+                            in_tx.send(Ok(packet(PacketType::PacketData, p.id, b"ok".to_vec())));
+                        let _ = in_tx.send(Ok(packet(PacketType::PacketData, p.id, Vec::new())));
+                    } else if p.r#type == PacketType::PacketFin as i32 {
+                        fins += 1;
+                    }
+                }
+                // The receiver's side ended; this one's never did.
+                drop(in_tx);
+                fins
+            });
+            let options = ReceiveOptions {
+                incremental: true,
+                owners: true,
+                idle: Some(Duration::from_millis(300)),
+            };
+            let incoming = UnboundedReceiverStream::new(in_rx);
+            let result = match listed {
+                true => receive_listed(dest, None, incoming, out_tx, &options)
+                    .await
+                    .map(|(_, listing)| Some(listing)),
+                false => receive(dest, incoming, out_tx, &options)
+                    .await
+                    .map(|_| None),
+            };
+            assert_eq!(sender.await.unwrap(), 1, "one FIN sent either way");
+            result
+        }
+        let root = tempfile::tempdir().unwrap();
+        let daemon = root.path().join("daemon");
+        let listing = unanswered_fin(&daemon, true).await.unwrap().unwrap();
+        assert_eq!(listing.len(), 1);
+        assert_eq!(std::fs::read(daemon.join("a")).unwrap(), b"ok");
+        let client = root.path().join("client");
+        let waited = unanswered_fin(&client, false).await;
+        assert!(matches!(waited, Err(Error::Idle(_))), "{waited:?}");
+        // The tree itself was written before the wait.
+        assert_eq!(std::fs::read(client.join("a")).unwrap(), b"ok");
+    }
+
     #[tokio::test]
     async fn a_transfer_failing_inside_a_file_leaves_no_part_of_it() {
         let root = tempfile::tempdir().unwrap();
