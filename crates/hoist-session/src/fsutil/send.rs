@@ -69,14 +69,15 @@ where
     result
 }
 
-/// The files the walk sent STATs of, by id (ascending, as the walk numbers them), until
-/// the receiver asks for each.
+/// The files the walk sent STATs of, by id (ascending, as the walk numbers them), with the
+/// size it saw, until the receiver asks for each.
 #[derive(Debug, Default)]
-struct Files(Vec<(u32, Option<PathBuf>)>);
+struct Files(Vec<(u32, Option<(PathBuf, u64)>)>);
 
 impl Files {
-    /// The path of file `id`, once: `None` for an id that is no file, or was taken.
-    fn take(&mut self, id: u32) -> Option<PathBuf> {
+    /// The path and size of file `id`, once: `None` for an id that is no file, or was
+    /// taken.
+    fn take(&mut self, id: u32) -> Option<(PathBuf, u64)> {
         let at = self.0.binary_search_by_key(&id, |(n, _)| *n).ok()?;
         self.0[at].1.take()
     }
@@ -103,18 +104,20 @@ where
             // The batch's files are known to the request loop before its STATs leave.
             let mut burst = Vec::with_capacity(STAT_BURST);
             let mut burst_files = Vec::with_capacity(STAT_BURST);
-            let flush = |burst: &mut Batch, burst_files: &mut Vec<(u32, Option<PathBuf>)>| {
-                files
-                    .lock()
-                    .map_err(|_| WalkError::Closed)?
-                    .0
-                    .append(burst_files);
-                let batch = std::mem::replace(burst, Vec::with_capacity(STAT_BURST));
-                tx.blocking_send(batch).map_err(|_| WalkError::Closed)
-            };
+            let flush =
+                |burst: &mut Batch, burst_files: &mut Vec<(u32, Option<(PathBuf, u64)>)>| {
+                    files
+                        .lock()
+                        .map_err(|_| WalkError::Closed)?
+                        .0
+                        .append(burst_files);
+                    let batch = std::mem::replace(burst, Vec::with_capacity(STAT_BURST));
+                    tx.blocking_send(batch).map_err(|_| WalkError::Closed)
+                };
             walk::walk(&root, &filter, |entry| {
                 if let Some(path) = entry.data {
-                    burst_files.push((id, Some(path)));
+                    let size = u64::try_from(entry.stat.size).unwrap_or(0);
+                    burst_files.push((id, Some((path, size))));
                 }
                 id += 1;
                 burst.push(Packet {
@@ -148,17 +151,20 @@ where
         let tx = tx.clone();
         senders.spawn(async move {
             loop {
-                // The files requested so far, up to a batch's worth: the receiver asks for
-                // many at once.
+                // The files requested so far, up to a batch's worth (the receiver asks for
+                // many at once); a file to stream ends the take, so large files go out on
+                // several senders at once.
                 let mut jobs = Vec::new();
                 {
                     let mut queue = queue.lock().await;
                     let Some(job) = queue.recv().await else {
                         return Ok::<(), Error>(());
                     };
+                    let mut large = job.2 > READ_WHOLE;
                     jobs.push(job);
-                    while jobs.len() < FILES_PER_TRIP {
+                    while jobs.len() < FILES_PER_TRIP && !large {
                         let Ok(job) = queue.try_recv() else { break };
+                        large = job.2 > READ_WHOLE;
                         jobs.push(job);
                     }
                 }
@@ -196,8 +202,8 @@ where
         }
         match PacketType::try_from(received.r#type) {
             Ok(PacketType::PacketReq) => {
-                let path = files.lock().ok().and_then(|mut f| f.take(received.id));
-                let Some(path) = path else {
+                let file = files.lock().ok().and_then(|mut f| f.take(received.id));
+                let Some((path, size)) = file else {
                     return Err(Error::Protocol(format!(
                         "a request for file id {}, which is no file to send (or was sent)",
                         received.id
@@ -206,7 +212,7 @@ where
                 requested += 1;
                 let queued = work
                     .as_ref()
-                    .is_some_and(|w| w.send((received.id, path)).is_ok());
+                    .is_some_and(|w| w.send((received.id, path, size)).is_ok());
                 if !queued {
                     // A sender failed and the queue is gone: its error is the reason.
                     break;
@@ -237,8 +243,8 @@ where
     Ok(requested)
 }
 
-/// A file to send: its id and path.
-type Job = (u32, PathBuf);
+/// A file to send: its id, path and the size the walk saw.
+type Job = (u32, PathBuf, u64);
 
 /// Sends the files of `jobs`: the small ones read on one trip to a blocking thread (as
 /// many as [`BATCH_BYTES`] allows per trip) and sent as one batch, each file's DATA then its
@@ -299,7 +305,7 @@ fn read_files(jobs: Vec<Job>) -> Result<Read, Error> {
     };
     let mut bytes = 0u64;
     let mut jobs = jobs.into_iter();
-    for (id, path) in jobs.by_ref() {
+    for (id, path, _) in jobs.by_ref() {
         let end = packet(PacketType::PacketData, id, Vec::new());
         let Ok(mut file) = std::fs::File::open(&path) else {
             read.batch.push(end);
@@ -338,10 +344,10 @@ mod tests {
 
     #[test]
     fn a_file_is_given_once_and_only_for_its_id() {
-        let mut files = Files(vec![(1, Some("a".into())), (4, Some("b".into()))]);
-        assert_eq!(files.take(4), Some(PathBuf::from("b")));
+        let mut files = Files(vec![(1, Some(("a".into(), 1))), (4, Some(("b".into(), 2)))]);
+        assert_eq!(files.take(4), Some((PathBuf::from("b"), 2)));
         assert_eq!(files.take(4), None, "sent already");
         assert_eq!(files.take(2), None, "a directory's id, or none at all");
-        assert_eq!(files.take(1), Some(PathBuf::from("a")));
+        assert_eq!(files.take(1), Some((PathBuf::from("a"), 1)));
     }
 }

@@ -70,6 +70,33 @@ async fn a_directory_crosses_the_session_unchanged() {
     );
 }
 
+/// Hundreds of small files (sent several to a batch) among files large enough to be
+/// streamed (each on a sender of its own): every byte arrives.
+#[tokio::test]
+async fn small_files_in_batches_and_large_ones_streamed_arrive_whole() {
+    let ctx = tempfile::tempdir().unwrap();
+    for d in 0..3 {
+        let dir = ctx.path().join(format!("d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..150 {
+            std::fs::write(dir.join(format!("f{f:03}")), format!("{d}/{f}\n").repeat(f)).unwrap();
+        }
+    }
+    for (name, size) in [
+        ("d0/large-a", 3 << 20),
+        ("d1/large-b", (3 << 19) + 7),
+        ("d2/large-c", 2 << 20),
+    ] {
+        let bytes: Vec<u8> = (0..size).map(|i: usize| (i % 251) as u8).collect();
+        std::fs::write(ctx.path().join(name), bytes).unwrap();
+    }
+    let session = Arc::new(Session::new("test", "key").with_dir("context", ctx.path().into()));
+    let out = tempfile::tempdir().unwrap();
+    receive(Arc::clone(&session), "context", &[], out.path()).await;
+    assert_eq!(tree(out.path()), tree(ctx.path()));
+    assert_eq!(session.files_sent(), 453);
+}
+
 #[tokio::test]
 async fn exclude_include_and_followpaths_select_what_is_sent() {
     let ctx = context();
