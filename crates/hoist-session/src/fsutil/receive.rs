@@ -1323,6 +1323,40 @@ mod tests {
         (result.map(|(stats, _)| stats), requested)
     }
 
+    /// The receiver's ends of a conversation with a test sender, whose list (`stats`, then
+    /// its end) is sent already: the sender's channel of packets and the receiver's stream
+    /// of them; the receiver's channel and the sender's stream of what it sends.
+    #[allow(clippy::type_complexity)]
+    fn conversation(
+        stats: impl IntoIterator<Item = Stat>,
+    ) -> (
+        mpsc::UnboundedSender<Result<Packet, tonic::Status>>,
+        UnboundedReceiverStream<Result<Packet, tonic::Status>>,
+        mpsc::Sender<Batch>,
+        std::pin::Pin<Box<dyn Stream<Item = Packet> + Send>>,
+    ) {
+        let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<Packet, tonic::Status>>();
+        let (out_tx, out_rx) = mpsc::channel::<Batch>(4);
+        for stat in stats {
+            let message = Packet {
+                r#type: PacketType::PacketStat as i32,
+                stat: Some(stat),
+                ..Packet::default()
+            };
+            in_tx.send(Ok(message)).unwrap();
+        }
+        in_tx
+            .send(Ok(packet(PacketType::PacketStat, 0, Vec::new())))
+            .unwrap();
+        let from_receiver = Box::pin(crate::fsutil::packets(out_rx));
+        (
+            in_tx,
+            UnboundedReceiverStream::new(in_rx),
+            out_tx,
+            from_receiver,
+        )
+    }
+
     /// A sender as fsutil's: the stats, then each requested file's data in 3-byte packets,
     /// FIN for FIN. Returns the receiver's result (an incremental one with the listing,
     /// through [`receive_listed`] given `known`) and the ids it requested.
@@ -1332,21 +1366,8 @@ mod tests {
         incremental: bool,
         known: Option<Arc<Listing>>,
     ) -> (Result<(SyncStats, Option<Arc<Listing>>), Error>, Vec<u32>) {
-        let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<Packet, tonic::Status>>();
-        let (out_tx, out_rx) = mpsc::channel::<Batch>(4);
-        let mut out_rx = Box::pin(crate::fsutil::packets(out_rx));
-        for (stat, _) in &entries {
-            in_tx
-                .send(Ok(Packet {
-                    r#type: PacketType::PacketStat as i32,
-                    stat: Some(stat.clone()),
-                    ..Packet::default()
-                }))
-                .unwrap();
-        }
-        in_tx
-            .send(Ok(packet(PacketType::PacketStat, 0, Vec::new())))
-            .unwrap();
+        let stats = entries.iter().map(|(stat, _)| stat.clone());
+        let (in_tx, incoming, out_tx, mut out_rx) = conversation(stats);
         let sender = tokio::spawn(async move {
             let mut requested = Vec::new();
             while let Some(p) = out_rx.next().await {
@@ -1376,7 +1397,6 @@ mod tests {
             owners: true,
             idle: Some(Duration::from_secs(10)),
         };
-        let incoming = UnboundedReceiverStream::new(in_rx);
         let result = match incremental {
             true => receive_listed(dest, known, incoming, out_tx, &options)
                 .await
@@ -1550,18 +1570,7 @@ mod tests {
     #[tokio::test]
     async fn only_the_client_side_receive_waits_for_the_senders_fin() {
         async fn unanswered_fin(dest: &Path, listed: bool) -> Result<Option<Arc<Listing>>, Error> {
-            let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<Packet, tonic::Status>>();
-            let (out_tx, out_rx) = mpsc::channel::<Batch>(4);
-            let mut out_rx = Box::pin(crate::fsutil::packets(out_rx));
-            let file = Packet {
-                r#type: PacketType::PacketStat as i32,
-                stat: Some(stat("a", 0o644, 2, T, "")),
-                ..Packet::default()
-            };
-            in_tx.send(Ok(file)).unwrap();
-            in_tx
-                .send(Ok(packet(PacketType::PacketStat, 0, Vec::new())))
-                .unwrap();
+            let (in_tx, incoming, out_tx, mut out_rx) = conversation([stat("a", 0o644, 2, T, "")]);
             let sender = tokio::spawn(async move {
                 let mut fins = 0;
                 while let Some(p) = out_rx.next().await {
@@ -1582,7 +1591,6 @@ mod tests {
                 owners: true,
                 idle: Some(Duration::from_millis(300)),
             };
-            let incoming = UnboundedReceiverStream::new(in_rx);
             let result = match listed {
                 true => receive_listed(dest, None, incoming, out_tx, &options)
                     .await
@@ -1610,24 +1618,10 @@ mod tests {
     async fn a_transfer_failing_inside_a_file_leaves_no_part_of_it() {
         let root = tempfile::tempdir().unwrap();
         let dest = root.path().join("copy");
-        let (in_tx, in_rx) = mpsc::unbounded_channel::<Result<Packet, tonic::Status>>();
-        let (out_tx, out_rx) = mpsc::channel::<Batch>(4);
-        let mut out_rx = Box::pin(crate::fsutil::packets(out_rx));
-        for stat in [
+        let (in_tx, incoming, out_tx, mut out_rx) = conversation([
             stat("done", 0o644, 2, T, ""),
             stat("then-cut", 0o644, 9, T, ""),
-        ] {
-            let stat = Some(stat);
-            let message = Packet {
-                r#type: PacketType::PacketStat as i32,
-                stat,
-                ..Packet::default()
-            };
-            in_tx.send(Ok(message)).unwrap();
-        }
-        in_tx
-            .send(Ok(packet(PacketType::PacketStat, 0, Vec::new())))
-            .unwrap();
+        ]);
         let sender = tokio::spawn(async move {
             let mut asked = 0;
             while let Some(p) = out_rx.next().await {
@@ -1651,7 +1645,7 @@ mod tests {
             owners: true,
             idle: Some(Duration::from_secs(10)),
         };
-        let result = receive(&dest, UnboundedReceiverStream::new(in_rx), out_tx, &options).await;
+        let result = receive(&dest, incoming, out_tx, &options).await;
         sender.await.unwrap();
         assert!(result.is_err());
         let left: Vec<_> = std::fs::read_dir(&dest)
