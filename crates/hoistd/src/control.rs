@@ -8,7 +8,7 @@
 //! ([`crate::filesync`]) —, `Status` (the build's progress, [`crate::builds`]) and
 //! `Session` ([`crate::session`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -449,12 +449,41 @@ impl ControlService {
     }
 }
 
+/// The registries a build names: its Dockerfile's `FROM`/`--from=`, its image outputs,
+/// its registry caches.
+fn credential_hosts(dockerfile: &str, build: &hoist_engine::BuildRequest) -> BTreeSet<String> {
+    let mut hosts = registry_hosts(dockerfile);
+    for output in &build.outputs {
+        if let hoist_export::Output::Image(image) = output {
+            hosts.extend(image.names.iter().map(|n| n.domain().to_owned()));
+        }
+    }
+    // The registries of `--cache-from`/`--cache-to`.
+    hosts.extend(build.cache.imports.iter().filter_map(|i| match i {
+        hoist_engine::CacheImport::Registry { reference } => Some(reference.domain().to_owned()),
+        hoist_engine::CacheImport::Local { .. } | hoist_engine::CacheImport::Client { .. } => None,
+    }));
+    hosts.extend(
+        build
+            .cache
+            .exports
+            .iter()
+            .filter_map(|e| match &e.destination {
+                hoist_engine::CacheDestination::Registry { reference } => {
+                    Some(reference.domain().to_owned())
+                }
+                _ => None,
+            }),
+    );
+    hosts
+}
+
 /// The `.dockerignore` patterns the client applies to the context it sends, as BuildKit's
 /// frontend reads them: `NAME.dockerignore` beside the Dockerfile, else the context's
 /// `.dockerignore` (`context_ignore`: where [`ControlService::context_ignore`] put it, or
 /// why it could not).
 async fn ignore_patterns(
-    dockerfile_dir: &std::path::Path,
+    dockerfile_dir: &Path,
     name: &str,
     context_ignore: Result<PathBuf, Status>,
 ) -> Result<Vec<String>, Status> {
@@ -542,9 +571,9 @@ async fn alongside<T>(
 
 impl ControlService {
     /// Syncs the Dockerfile's directory from session `id` and points `build` at it;
-    /// starts the context's transfer, returned still running once the registries'
-    /// credentials are in (the build reads the context when its listing has come); syncs
-    /// the named contexts; points a `local`/`tar` export at a directory of the state dir.
+    /// starts the context's transfer, returned still running (the build reads the context
+    /// when its listing has come); starts asking the registries' credentials; syncs the
+    /// named contexts; points a `local`/`tar` export at a directory of the state dir.
     async fn prepare_session(
         &self,
         id: &str,
@@ -646,7 +675,8 @@ impl ControlService {
             // The registries' credentials are asked while the context comes.
             let text = String::from_utf8_lossy(&bytes).into_owned();
             running = Some(transfer);
-            credentials = Some(self.client_credentials(&session, &text, build));
+            let hosts = credential_hosts(&text, build);
+            credentials = Some(self.client_credentials(&session, hosts));
             build.dockerfile = Some(bytes);
             build.dockerfile_name = path.to_string_lossy().into_owned();
             build.context = hoist_engine::ContextSource::Owned {
@@ -717,12 +747,7 @@ impl ControlService {
         // An uploaded context's Dockerfile is unknown until unpacked: its registries'
         // credentials are asked when the build first needs them.
         if credentials.is_none() {
-            if let Some(lazy) = crate::session_inputs::SessionCredentials::new(
-                Arc::clone(&session),
-                self.session_timeout,
-            ) {
-                credentials = Some(Credentials::from_docker_config().with_source(Arc::new(lazy)));
-            }
+            credentials = Some(self.client_credentials(&session, BTreeSet::new()));
         }
         // Secrets and SSH agents: asked for the ids the solved graph's RUN mounts name.
         let inputs = crate::session_inputs::SessionInputs::new(
@@ -760,16 +785,10 @@ impl ControlService {
 
     /// hoistd's own credentials with, over them, what the client's `Auth.Credentials`
     /// answers (as BuildKit's auth provider asks it; Docker Hub as `registry-1.docker.io`).
-    /// The registries the Dockerfile's `FROM`/`--from=`, the image outputs and the registry
-    /// caches name are asked at once, beside the rest of the build's start; the build waits
-    /// for a host's answer only when it first needs it. Other hosts (ARG-built image names)
-    /// are asked then.
-    fn client_credentials(
-        &self,
-        session: &Arc<Session>,
-        dockerfile: &str,
-        build: &hoist_engine::BuildRequest,
-    ) -> Credentials {
+    /// `hosts` ([`credential_hosts`]) are asked at once, beside the rest of the build's
+    /// start; the build waits for a host's answer only when it first needs it. Other hosts
+    /// (ARG-built image names, an uploaded context's Dockerfile) are asked then.
+    fn client_credentials(&self, session: &Arc<Session>, hosts: BTreeSet<String>) -> Credentials {
         let credentials = Credentials::from_docker_config();
         let Some(asked) = crate::session_inputs::SessionCredentials::new(
             Arc::clone(session),
@@ -777,33 +796,6 @@ impl ControlService {
         ) else {
             return credentials;
         };
-        let mut hosts = registry_hosts(dockerfile);
-        for output in &build.outputs {
-            if let hoist_export::Output::Image(image) = output {
-                hosts.extend(image.names.iter().map(|n| n.domain().to_owned()));
-            }
-        }
-        // The registries of `--cache-from`/`--cache-to`.
-        hosts.extend(build.cache.imports.iter().filter_map(|i| match i {
-            hoist_engine::CacheImport::Registry { reference } => {
-                Some(reference.domain().to_owned())
-            }
-            hoist_engine::CacheImport::Local { .. } | hoist_engine::CacheImport::Client { .. } => {
-                None
-            }
-        }));
-        hosts.extend(
-            build
-                .cache
-                .exports
-                .iter()
-                .filter_map(|e| match &e.destination {
-                    hoist_engine::CacheDestination::Registry { reference } => {
-                        Some(reference.domain().to_owned())
-                    }
-                    _ => None,
-                }),
-        );
         let asked = Arc::new(asked);
         asked.prefetch(hosts.into_iter().collect());
         credentials.with_source(asked)

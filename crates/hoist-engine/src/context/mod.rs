@@ -279,7 +279,8 @@ pub async fn prepare_contexts(
     )
     .await?;
     // Its Dockerfile and ignore file are read below, before the solve.
-    let reads = request.dockerfile.is_none() || owner_excludes(&request.context).is_none();
+    let main_excludes = owner_excludes(&request.context);
+    let reads = request.dockerfile.is_none() || main_excludes.is_none();
     written_before_read(&request.context, &main, reads).await?;
     let (dockerfile, dockerfile_name) = match &request.dockerfile {
         Some(bytes) => (bytes.clone(), request.dockerfile_name.clone()),
@@ -297,7 +298,7 @@ pub async fn prepare_contexts(
     if request.context.is_directory() {
         ignore_files.insert(hoist_frontend::MAIN_CONTEXT.to_owned());
     }
-    if let Some(patterns) = owner_excludes(&request.context) {
+    if let Some(patterns) = main_excludes {
         request.options.context_excludes = patterns;
         ignores_given.insert(hoist_frontend::MAIN_CONTEXT.to_owned());
     }
@@ -313,11 +314,12 @@ pub async fn prepare_contexts(
         let role = Role::Named(name);
         let named = prepare(worker, source, role, &git, progress, &mut dirs).await?;
         // Its ignore file is read before the solve.
-        written_before_read(source, &named, owner_excludes(source).is_none()).await?;
+        let excludes = owner_excludes(source);
+        written_before_read(source, &named, excludes.is_none()).await?;
         if source.is_directory() {
             ignore_files.insert(name.clone());
         }
-        if let Some(patterns) = owner_excludes(source) {
+        if let Some(patterns) = excludes {
             named_excludes.push((name.clone(), patterns));
             ignores_given.insert(name.clone());
         }

@@ -405,6 +405,26 @@ const CHUNK_BATCH_BYTES: usize = 1024 * 1024;
 /// A file's DATA for the writer: file id, index in the entries, bytes (empty: the end).
 type Chunk = (u32, usize, Vec<u8>);
 
+/// DATA gathered for the writer until a batch is full.
+#[derive(Default)]
+struct Pending {
+    chunks: Vec<Chunk>,
+    bytes: usize,
+}
+
+impl Pending {
+    /// Adds `chunk`; the batch to hand over once it is full.
+    fn add(&mut self, chunk: Chunk) -> Option<Vec<Chunk>> {
+        self.bytes += chunk.2.len();
+        self.chunks.push(chunk);
+        let full = self.chunks.len() >= CHUNK_BATCH || self.bytes >= CHUNK_BATCH_BYTES;
+        full.then(|| {
+            self.bytes = 0;
+            std::mem::take(&mut self.chunks)
+        })
+    }
+}
+
 /// Sends `reqs` (REQs) and empties it.
 async fn request(outgoing: &mpsc::Sender<Batch>, reqs: &mut Batch) -> Result<(), Error> {
     if reqs.is_empty() {
@@ -589,14 +609,10 @@ where
             request(outgoing, &mut reqs).await?;
         }
         // The writer stopping is no error here: its error is the one reported.
-        let mut pending = Vec::new();
-        let mut pending_bytes = 0;
+        let mut pending = Pending::default();
         for chunk in early {
-            pending_bytes += chunk.2.len();
-            pending.push(chunk);
-            if pending.len() >= CHUNK_BATCH || pending_bytes >= CHUNK_BATCH_BYTES {
-                pending_bytes = 0;
-                if chunks.send(std::mem::take(&mut pending)).await.is_err() {
+            if let Some(batch) = pending.add(chunk) {
+                if chunks.send(batch).await.is_err() {
                     return Ok(());
                 }
             }
@@ -623,17 +639,14 @@ where
             if packet.data.is_empty() {
                 wanted.remove(&packet.id);
             }
-            pending_bytes += packet.data.len();
-            pending.push((packet.id, index, packet.data));
-            if pending.len() >= CHUNK_BATCH || pending_bytes >= CHUNK_BATCH_BYTES {
-                pending_bytes = 0;
-                if chunks.send(std::mem::take(&mut pending)).await.is_err() {
+            if let Some(batch) = pending.add((packet.id, index, packet.data)) {
+                if chunks.send(batch).await.is_err() {
                     return Ok(());
                 }
             }
         }
-        if !pending.is_empty() {
-            let _ = chunks.send(pending).await;
+        if !pending.chunks.is_empty() {
+            let _ = chunks.send(pending.chunks).await;
         }
         Ok(())
     };
